@@ -1,0 +1,131 @@
+//! The `BlobStore` trait: scenes and frames addressed by their BLAKE3 hash.
+//!
+//! Content addressing makes uploads idempotent and lets anyone check what
+//! they downloaded; streaming keeps large scenes out of memory.
+
+use std::path::Path;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::ContentHash;
+
+pub mod conformance;
+
+/// A readable byte stream.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Size and address of a stored blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// BLAKE3 of the content.
+    pub hash: ContentHash,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// Why a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// No blob with this hash.
+    #[error("blob {0} not found")]
+    NotFound(ContentHash),
+    /// The upload exceeded the store's size limit; nothing was kept.
+    #[error("upload of more than {limit} bytes refused")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The stored bytes do not hash to their address.
+    #[error("blob {expected} is corrupt (content hashes to {actual})")]
+    Corrupt {
+        /// Address.
+        expected: ContentHash,
+        /// Hash of what was read.
+        actual: ContentHash,
+    },
+    /// Local I/O.
+    #[error("blob I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The backend (object store, network) failed.
+    #[error("blob backend: {0}")]
+    Backend(String),
+}
+
+/// Content-addressed storage of scenes and frames.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Streams `reader` into the store and returns its address. Uploading
+    /// the same content twice stores it once.
+    async fn put(&self, reader: BlobReader) -> Result<BlobMeta, BlobError>;
+    /// Streams a blob out.
+    async fn get(&self, hash: ContentHash) -> Result<BlobReader, BlobError>;
+    /// Size of a blob, `None` when absent.
+    async fn size(&self, hash: ContentHash) -> Result<Option<u64>, BlobError>;
+    /// Largest blob accepted by `put`.
+    fn max_blob_size(&self) -> u64;
+}
+
+/// Conveniences on top of [`BlobStore`].
+#[async_trait]
+pub trait BlobStoreExt: BlobStore {
+    /// Stores a byte slice.
+    async fn put_bytes(&self, bytes: Vec<u8>) -> Result<BlobMeta, BlobError> {
+        self.put(Box::pin(std::io::Cursor::new(bytes))).await
+    }
+
+    /// Stores a local file without reading it whole into memory.
+    async fn put_file(&self, path: &Path) -> Result<BlobMeta, BlobError> {
+        let f = tokio::fs::File::open(path).await?;
+        self.put(Box::pin(f)).await
+    }
+
+    /// Reads a whole blob, checking its hash.
+    async fn get_bytes(&self, hash: ContentHash) -> Result<Vec<u8>, BlobError> {
+        let mut r = self.get(hash).await?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).await?;
+        let actual = ContentHash::of(&out);
+        if actual != hash {
+            return Err(BlobError::Corrupt { expected: hash, actual });
+        }
+        Ok(out)
+    }
+
+    /// Streams a blob to a local file, checking its hash on the way.
+    async fn get_to_file(&self, hash: ContentHash, path: &Path) -> Result<u64, BlobError> {
+        let mut r = self.get(hash).await?;
+        let tmp = path.with_extension("partial");
+        let mut f = tokio::fs::File::create(&tmp).await?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            f.write_all(&buf[..n]).await?;
+            total += n as u64;
+        }
+        f.flush().await?;
+        drop(f);
+        let actual = ContentHash(*hasher.finalize().as_bytes());
+        if actual != hash {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(BlobError::Corrupt { expected: hash, actual });
+        }
+        tokio::fs::rename(&tmp, path).await?;
+        Ok(total)
+    }
+
+    /// Whether the blob exists.
+    async fn contains(&self, hash: ContentHash) -> Result<bool, BlobError> {
+        Ok(self.size(hash).await?.is_some())
+    }
+}
+
+impl<T: BlobStore + ?Sized> BlobStoreExt for T {}

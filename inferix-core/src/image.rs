@@ -1,0 +1,199 @@
+//! Images as renderers produce them and verifiers consume them.
+//!
+//! Pixels are kept as linear-light `f32` RGB so that PNG (sRGB 8-bit) and
+//! EXR (linear float) outputs are both exact conversions of the same data,
+//! and so that the 8-bit encoding is done once, on the CPU, identically on
+//! every worker and verifier.
+
+use serde::{Deserialize, Serialize};
+
+/// A rectangle of pixels, `x`/`y` being the top-left corner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rect {
+    /// Left column.
+    pub x: u32,
+    /// Top row.
+    pub y: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl Rect {
+    /// A rectangle from its corner and size.
+    pub fn new(x: u32, y: u32, width: u32, height: u32) -> Self {
+        Self { x, y, width, height }
+    }
+
+    /// Number of pixels covered.
+    pub fn area(&self) -> u64 {
+        self.width as u64 * self.height as u64
+    }
+
+    /// Whether the rectangle lies fully inside a `width`×`height` image.
+    pub fn fits_in(&self, width: u32, height: u32) -> bool {
+        self.width > 0
+            && self.height > 0
+            && self.x.checked_add(self.width).is_some_and(|r| r <= width)
+            && self.y.checked_add(self.height).is_some_and(|b| b <= height)
+    }
+
+    /// Whether two rectangles share at least one pixel.
+    pub fn overlaps(&self, other: &Rect) -> bool {
+        self.x < other.x + other.width
+            && other.x < self.x + self.width
+            && self.y < other.y + other.height
+            && other.y < self.y + self.height
+    }
+}
+
+/// A linear-light RGB image, row-major, three `f32` per pixel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` linear RGB values.
+    pub pixels: Vec<f32>,
+}
+
+impl Image {
+    /// A black image.
+    pub fn new(width: u32, height: u32) -> Self {
+        Self { width, height, pixels: vec![0.0; width as usize * height as usize * 3] }
+    }
+
+    /// Linear RGB of pixel (x, y).
+    pub fn get(&self, x: u32, y: u32) -> [f32; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
+
+    /// Sets pixel (x, y).
+    pub fn set(&mut self, x: u32, y: u32, rgb: [f32; 3]) {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        self.pixels[i..i + 3].copy_from_slice(&rgb);
+    }
+
+    /// The sub-image covered by `rect` (which must fit).
+    pub fn crop(&self, rect: Rect) -> Image {
+        let mut out = Image::new(rect.width, rect.height);
+        for y in 0..rect.height {
+            let src = ((rect.y + y) as usize * self.width as usize + rect.x as usize) * 3;
+            let dst = y as usize * rect.width as usize * 3;
+            let n = rect.width as usize * 3;
+            out.pixels[dst..dst + n].copy_from_slice(&self.pixels[src..src + n]);
+        }
+        out
+    }
+
+    /// Converts to 8-bit sRGB (the PNG encoding), clamping out-of-range values.
+    pub fn to_srgb8(&self) -> Rgb8Image {
+        Rgb8Image {
+            width: self.width,
+            height: self.height,
+            pixels: self.pixels.iter().map(|&v| linear_to_srgb8(v)).collect(),
+        }
+    }
+}
+
+/// An 8-bit sRGB image, row-major, three bytes per pixel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rgb8Image {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub pixels: Vec<u8>,
+}
+
+impl Rgb8Image {
+    /// BLAKE3 of the decoded pixels and dimensions: what results commit to,
+    /// so that re-encoding a file (metadata, compression level) does not
+    /// change the identity of a frame.
+    pub fn pixel_hash(&self) -> crate::ContentHash {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.width.to_le_bytes());
+        h.update(&self.height.to_le_bytes());
+        h.update(&self.pixels);
+        crate::ContentHash(*h.finalize().as_bytes())
+    }
+
+    /// Byte triple of pixel (x, y).
+    pub fn get(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
+
+    /// The sub-image covered by `rect` (which must fit).
+    pub fn crop(&self, rect: Rect) -> Rgb8Image {
+        let mut pixels = Vec::with_capacity(rect.area() as usize * 3);
+        for y in rect.y..rect.y + rect.height {
+            let s = (y as usize * self.width as usize + rect.x as usize) * 3;
+            pixels.extend_from_slice(&self.pixels[s..s + rect.width as usize * 3]);
+        }
+        Rgb8Image { width: rect.width, height: rect.height, pixels }
+    }
+
+    /// Largest absolute difference of any channel of any pixel; `None` when
+    /// the sizes differ.
+    pub fn max_channel_diff(&self, other: &Rgb8Image) -> Option<u8> {
+        if self.width != other.width || self.height != other.height {
+            return None;
+        }
+        Some(self.pixels.iter().zip(&other.pixels).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0))
+    }
+}
+
+/// The sRGB transfer function, rounded to the nearest byte.
+pub fn linear_to_srgb8(v: f32) -> u8 {
+    let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+    let s = if v <= 0.003_130_8 { v * 12.92 } else { 1.055 * v.powf(1.0 / 2.4) - 0.055 };
+    (s * 255.0 + 0.5).floor().clamp(0.0, 255.0) as u8
+}
+
+/// Inverse of [`linear_to_srgb8`] (up to quantisation).
+pub fn srgb8_to_linear(b: u8) -> f32 {
+    let s = b as f32 / 255.0;
+    if s <= 0.04045 {
+        s / 12.92
+    } else {
+        ((s + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srgb_round_trips_every_byte() {
+        for b in 0..=255u8 {
+            assert_eq!(linear_to_srgb8(srgb8_to_linear(b)), b);
+        }
+    }
+
+    #[test]
+    fn crop_takes_the_right_pixels() {
+        let mut img = Image::new(4, 3);
+        img.set(2, 1, [0.5, 0.25, 1.0]);
+        let c = img.crop(Rect::new(1, 1, 2, 2));
+        assert_eq!(c.get(1, 0), [0.5, 0.25, 1.0]);
+        assert_eq!(c.get(0, 0), [0.0; 3]);
+        let c8 = img.to_srgb8().crop(Rect::new(2, 1, 1, 1));
+        assert_eq!(c8.pixels, img.to_srgb8().get(2, 1).to_vec());
+    }
+
+    #[test]
+    fn rect_bounds_and_overlap() {
+        assert!(Rect::new(0, 0, 4, 3).fits_in(4, 3));
+        assert!(!Rect::new(1, 0, 4, 3).fits_in(4, 3));
+        assert!(!Rect::new(0, 0, 0, 3).fits_in(4, 3));
+        assert!(!Rect::new(u32::MAX, 0, 2, 1).fits_in(4, 3));
+        assert!(Rect::new(0, 0, 2, 2).overlaps(&Rect::new(1, 1, 2, 2)));
+        assert!(!Rect::new(0, 0, 2, 2).overlaps(&Rect::new(2, 0, 2, 2)));
+    }
+}

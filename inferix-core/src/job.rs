@@ -1,0 +1,382 @@
+//! What a user asks for: the job spec, its validation, and its split into
+//! tasks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{JobId, TaskId};
+use crate::renderer::{RenderSettings, SceneFormat};
+use crate::ContentHash;
+
+/// Jobs larger than this are refused outright.
+pub const MAX_FRAMES_PER_JOB: u64 = 1_000_000;
+
+/// An inclusive range of frames with a step, like Blender's start/end/step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FrameRange {
+    /// First frame.
+    pub start: u32,
+    /// Last frame (inclusive); reached only when `(end - start) % step == 0`.
+    pub end: u32,
+    /// Distance between rendered frames, at least 1.
+    pub step: u32,
+}
+
+impl FrameRange {
+    /// Frames `start..=end` with step 1.
+    pub fn new(start: u32, end: u32) -> Self {
+        Self { start, end, step: 1 }
+    }
+
+    /// With another step.
+    pub fn with_step(mut self, step: u32) -> Self {
+        self.step = step;
+        self
+    }
+
+    /// Number of frames in the range (0 when reversed or step is 0).
+    pub fn len(&self) -> u64 {
+        if self.step == 0 || self.end < self.start {
+            0
+        } else {
+            (self.end - self.start) as u64 / self.step as u64 + 1
+        }
+    }
+
+    /// Whether the range holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frames in order.
+    pub fn frames(&self) -> impl Iterator<Item = u32> + '_ {
+        let n = self.len();
+        (0..n).map(move |i| self.start + (i as u32) * self.step)
+    }
+}
+
+impl std::str::FromStr for FrameRange {
+    type Err = JobSpecError;
+    /// Parses `7`, `1-24` or `1-24:2`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || JobSpecError::UnparsableFrames(s.to_string());
+        let (range, step) = match s.split_once(':') {
+            Some((r, st)) => (r, st.trim().parse().map_err(|_| bad())?),
+            None => (s, 1),
+        };
+        let (start, end) = match range.split_once('-') {
+            Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
+            None => {
+                let f = range.trim().parse().map_err(|_| bad())?;
+                (f, f)
+            }
+        };
+        Ok(Self { start, end, step })
+    }
+}
+
+impl std::fmt::Display for FrameRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)?;
+        if self.step != 1 {
+            write!(f, ":{}", self.step)?;
+        }
+        Ok(())
+    }
+}
+
+/// Image file format of delivered frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// 8-bit sRGB PNG.
+    Png,
+    /// Linear half/float OpenEXR.
+    Exr,
+}
+
+impl OutputFormat {
+    /// File extension without the dot.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Exr => "exr",
+        }
+    }
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = JobSpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "png" => Ok(Self::Png),
+            "exr" => Ok(Self::Exr),
+            _ => Err(JobSpecError::UnknownFormat(s.to_string())),
+        }
+    }
+}
+
+/// A scene already uploaded to blob storage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SceneRef {
+    /// Content hash of the scene bundle.
+    pub blob: ContentHash,
+    /// How to read it.
+    pub format: SceneFormat,
+    /// File name the renderer sees (keeps the extension meaningful).
+    pub file_name: String,
+}
+
+/// Everything a user specifies about a render job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The scene to render.
+    pub scene: SceneRef,
+    /// Frames to render.
+    pub frames: FrameRange,
+    /// Resolution, samples, seed, …
+    pub settings: RenderSettings,
+    /// File format of delivered frames.
+    pub format: OutputFormat,
+    /// Frames per task.
+    pub chunk_size: u32,
+    /// Minimum Inferix Bench index of workers allowed to render.
+    pub min_ib: f64,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Tags a worker must all carry to render this job (e.g. `"gpu"`).
+    pub tags: Vec<String>,
+}
+
+impl JobSpec {
+    /// A spec with sensible defaults for everything but the scene and frames.
+    pub fn new(scene: SceneRef, frames: FrameRange) -> Self {
+        Self {
+            scene,
+            frames,
+            settings: RenderSettings::default(),
+            format: OutputFormat::Png,
+            chunk_size: 5,
+            min_ib: 0.0,
+            priority: 0,
+            tags: Vec::new(),
+        }
+    }
+
+    /// Checks everything that can be checked without the network.
+    pub fn validate(&self) -> Result<(), JobSpecError> {
+        let f = self.frames;
+        if f.step == 0 {
+            return Err(JobSpecError::ZeroStep);
+        }
+        if f.end < f.start {
+            return Err(JobSpecError::ReversedFrames { start: f.start, end: f.end });
+        }
+        if f.len() > MAX_FRAMES_PER_JOB {
+            return Err(JobSpecError::TooManyFrames { frames: f.len(), max: MAX_FRAMES_PER_JOB });
+        }
+        if self.chunk_size == 0 {
+            return Err(JobSpecError::ZeroChunkSize);
+        }
+        if !(self.min_ib.is_finite() && self.min_ib >= 0.0) {
+            return Err(JobSpecError::InvalidMinIb(self.min_ib));
+        }
+        let probe = crate::renderer::RenderRequest {
+            scene: Default::default(),
+            format: self.scene.format,
+            frames: vec![],
+            settings: self.settings.clone(),
+            crop: None,
+            progress: None,
+        };
+        probe.validate().map_err(|e| JobSpecError::InvalidSettings(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Splits the job into tasks of at most `chunk_size` frames each.
+    pub fn split(&self, job: JobId) -> Result<Vec<TaskSpec>, JobSpecError> {
+        self.validate()?;
+        let frames: Vec<u32> = self.frames.frames().collect();
+        Ok(frames
+            .chunks(self.chunk_size as usize)
+            .enumerate()
+            .map(|(i, c)| TaskSpec { id: TaskId::new(job, i as u32), frames: c.to_vec() })
+            .collect())
+    }
+}
+
+/// One task of a split job: the frames one worker renders in one lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its frames, in order.
+    pub frames: Vec<u32>,
+}
+
+/// Why a job spec was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobSpecError {
+    /// `end < start`.
+    #[error("frame range {start}-{end} is reversed")]
+    ReversedFrames {
+        /// First frame asked.
+        start: u32,
+        /// Last frame asked.
+        end: u32,
+    },
+    /// Step 0.
+    #[error("frame step must be at least 1")]
+    ZeroStep,
+    /// More than [`MAX_FRAMES_PER_JOB`].
+    #[error("{frames} frames exceed the limit of {max} per job")]
+    TooManyFrames {
+        /// Frames asked.
+        frames: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// Chunk size 0.
+    #[error("chunk size must be at least 1 frame")]
+    ZeroChunkSize,
+    /// Negative or non-finite minimum IB.
+    #[error("minimum IB {0} must be a finite number >= 0")]
+    InvalidMinIb(f64),
+    /// Not `png` or `exr`.
+    #[error("unknown output format {0:?} (expected png or exr)")]
+    UnknownFormat(String),
+    /// Frame text that does not parse.
+    #[error("cannot parse frame range {0:?} (expected N, A-B or A-B:STEP)")]
+    UnparsableFrames(String),
+    /// Resolution, samples or fps out of range.
+    #[error("{0}")]
+    InvalidSettings(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(frames: FrameRange) -> JobSpec {
+        JobSpec::new(
+            SceneRef { blob: ContentHash::of(b"s"), format: SceneFormat::Gltf, file_name: "s.glb".into() },
+            frames,
+        )
+    }
+
+    #[test]
+    fn splits_1000_frames_into_200_tasks_of_5() {
+        let tasks = spec(FrameRange::new(1, 1000)).split(JobId(1)).unwrap();
+        assert_eq!(tasks.len(), 200);
+        assert!(tasks.iter().all(|t| t.frames.len() == 5));
+        assert_eq!(tasks[199].frames, vec![996, 997, 998, 999, 1000]);
+        let all: Vec<u32> = tasks.iter().flat_map(|t| t.frames.clone()).collect();
+        assert_eq!(all, (1..=1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn split_respects_step_and_short_last_chunk() {
+        let mut s = spec(FrameRange::new(1, 24).with_step(2));
+        s.chunk_size = 5;
+        let tasks = s.split(JobId(1)).unwrap();
+        assert_eq!(tasks.len(), 3);
+        assert_eq!(tasks[0].frames, vec![1, 3, 5, 7, 9]);
+        assert_eq!(tasks[2].frames, vec![21, 23]);
+    }
+
+    #[test]
+    fn bad_specs_get_typed_errors() {
+        assert_eq!(
+            spec(FrameRange::new(10, 1)).validate(),
+            Err(JobSpecError::ReversedFrames { start: 10, end: 1 })
+        );
+        assert_eq!(spec(FrameRange::new(1, 5).with_step(0)).validate(), Err(JobSpecError::ZeroStep));
+        assert!(matches!(
+            spec(FrameRange::new(0, 1_000_000)).validate(),
+            Err(JobSpecError::TooManyFrames { frames: 1_000_001, .. })
+        ));
+        assert!(spec(FrameRange::new(1, 1_000_000)).validate().is_ok());
+        let mut s = spec(FrameRange::new(1, 5));
+        s.chunk_size = 0;
+        assert_eq!(s.validate(), Err(JobSpecError::ZeroChunkSize));
+        let mut s = spec(FrameRange::new(1, 5));
+        s.min_ib = f64::NAN;
+        assert!(matches!(s.validate(), Err(JobSpecError::InvalidMinIb(_))));
+        let mut s = spec(FrameRange::new(1, 5));
+        s.settings.width = 0;
+        assert!(matches!(s.validate(), Err(JobSpecError::InvalidSettings(_))));
+        assert_eq!("tiff".parse::<OutputFormat>(), Err(JobSpecError::UnknownFormat("tiff".into())));
+        assert_eq!("EXR".parse::<OutputFormat>(), Ok(OutputFormat::Exr));
+    }
+
+    #[test]
+    fn frame_ranges_parse() {
+        assert_eq!("1-24".parse::<FrameRange>().unwrap(), FrameRange::new(1, 24));
+        assert_eq!("7".parse::<FrameRange>().unwrap(), FrameRange::new(7, 7));
+        assert_eq!("1-9:2".parse::<FrameRange>().unwrap().len(), 5);
+        assert!("a-b".parse::<FrameRange>().is_err());
+        assert_eq!(FrameRange::new(5, 1).len(), 0);
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Tasks are queued or running.
+    Active,
+    /// No new leases until resumed.
+    Paused,
+    /// Every frame accepted.
+    Completed,
+    /// A task ran out of attempts.
+    Failed,
+    /// Cancelled by the user.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job can change no more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Active, Self::Paused, Self::Completed, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|j| j.as_str() == s)
+            .ok_or_else(|| format!("unknown job state {s:?}"))
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// The job's id.
+    pub id: JobId,
+    /// What was asked.
+    pub spec: JobSpec,
+    /// Current state.
+    pub state: JobState,
+    /// When it was submitted (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Price agreed at submission, in micro-credits.
+    pub quoted_price: u64,
+    /// Why the job is not progressing, when it is waiting (e.g. no worker
+    /// meets its minimum IB).
+    pub waiting_reason: Option<String>,
+}

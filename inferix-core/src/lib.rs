@@ -1,0 +1,22 @@
+//! Inferix core: the domain model and pure logic of the render network.
+//!
+//! Nothing here opens a socket or owns a runtime; node crates compose these
+//! parts with concrete transports, stores and renderers. The pluggable
+//! traits ([`store::TaskStore`], [`blob::BlobStore`], [`scheduler::Scheduler`],
+//! [`renderer::Renderer`]) each ship a conformance suite.
+
+pub mod blob;
+pub mod ids;
+pub mod image;
+pub mod job;
+pub mod ledger;
+pub mod protocol;
+pub mod renderer;
+pub mod scheduler;
+pub mod store;
+pub mod task;
+pub mod time;
+pub mod verify;
+
+mod hash;
+pub use hash::{ContentHash, ParseHashError};

@@ -1,0 +1,361 @@
+//! Versioned protocol messages exchanged between nodes.
+//!
+//! Every message travels in an [`Envelope`] carrying the protocol version
+//! and, for request/response pairs, a correlation id. Messages are plain
+//! serde data, so any transport (in-process channels, QUIC frames) and any
+//! codec can carry them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{JobId, NodeId, TaskId};
+use crate::image::Rect;
+use crate::job::{Job, JobSpec, OutputFormat, SceneRef};
+use crate::renderer::RenderSettings;
+use crate::task::{FrameOutput, TaskResult, TaskStatus};
+
+/// Version spoken by this build; peers with another version are refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// What a node is in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Schedules and tracks work.
+    Manager,
+    /// Renders.
+    Worker,
+    /// Checks renders.
+    Verifier,
+    /// Submits jobs.
+    Client,
+}
+
+/// A message with its protocol version and correlation id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Sender's protocol version.
+    pub version: u16,
+    /// Request id chosen by the requester, echoed in the reply; 0 for
+    /// messages that expect no reply.
+    pub id: u64,
+    /// The message.
+    pub body: Message,
+}
+
+impl Envelope {
+    /// A message that expects no reply.
+    pub fn push(body: Message) -> Self {
+        Self { version: PROTOCOL_VERSION, id: 0, body }
+    }
+    /// A request or a reply with correlation id `id`.
+    pub fn with_id(id: u64, body: Message) -> Self {
+        Self { version: PROTOCOL_VERSION, id, body }
+    }
+}
+
+/// A worker's or verifier's introduction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Role claimed.
+    pub role: Role,
+    /// Node id (derived from the node's key by the transport).
+    pub node: NodeId,
+    /// Inferix Bench index (workers).
+    pub ib: f64,
+    /// Capability tags.
+    pub tags: Vec<String>,
+    /// Renderer device class (bit-exact crops only within one class).
+    pub device_class: String,
+    /// Operator-issued admission token or client API token.
+    pub token: Option<String>,
+}
+
+/// A task offered to a worker under a lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskAssignment {
+    /// The task.
+    pub task: TaskId,
+    /// Frames to render.
+    pub frames: Vec<u32>,
+    /// Scene to render (the prepared copy).
+    pub scene: SceneRef,
+    /// Image settings.
+    pub settings: RenderSettings,
+    /// Output file format.
+    pub format: OutputFormat,
+    /// Lease deadline (ms since the Unix epoch).
+    pub deadline_ms: u64,
+}
+
+/// Work for a verifier: the frames to check and what to check them against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationAssignment {
+    /// Unique id of this verification request.
+    pub verification: u64,
+    /// Task whose result is checked.
+    pub task: TaskId,
+    /// Frames claimed by the worker.
+    pub frames: Vec<FrameOutput>,
+    /// Expected size of each frame.
+    pub width: u32,
+    /// Expected size of each frame.
+    pub height: u32,
+    /// File format the frames are in.
+    pub format: OutputFormat,
+    /// Watermark rectangles per frame (Proof of Render), when any.
+    pub watermark_rects: Vec<Rect>,
+}
+
+/// A verifier's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Verification request answered.
+    pub verification: u64,
+    /// Task checked.
+    pub task: TaskId,
+    /// Whether every frame passed.
+    pub passed: bool,
+    /// Why it failed, per failing check.
+    pub reasons: Vec<String>,
+}
+
+/// A price offer for a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    /// Estimated IB-minutes of work.
+    pub estimated_ibm: f64,
+    /// Price per IB-minute in micro-credits.
+    pub price_per_ibm: u64,
+    /// Total in micro-credits.
+    pub total_price: u64,
+    /// Frames in the job.
+    pub frames: u64,
+    /// Tasks the job splits into.
+    pub tasks: u64,
+}
+
+/// A snapshot of a job for clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job record.
+    pub job: Job,
+    /// Tasks per status.
+    pub counts: Vec<(TaskStatus, usize)>,
+    /// Accepted frames so far, in frame order.
+    pub frames: Vec<FrameOutput>,
+}
+
+/// Something that happened to a job, pushed to watchers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JobEvent {
+    /// A task's result was verified and accepted.
+    TaskAccepted {
+        /// Task.
+        task: TaskId,
+        /// Worker that rendered it.
+        worker: NodeId,
+        /// Frames accepted so far.
+        accepted_frames: u64,
+        /// Frames in the job.
+        total_frames: u64,
+    },
+    /// A task's result failed verification.
+    TaskRejected {
+        /// Task.
+        task: TaskId,
+        /// Worker blamed.
+        worker: NodeId,
+        /// Why.
+        reasons: Vec<String>,
+    },
+    /// A lease expired and the task was re-queued.
+    TaskRequeued {
+        /// Task.
+        task: TaskId,
+        /// Why.
+        reason: String,
+    },
+    /// The job cannot progress for now.
+    Waiting {
+        /// Why.
+        reason: String,
+    },
+    /// Every frame accepted.
+    Completed {
+        /// Job.
+        job: JobId,
+    },
+    /// The job failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The job was cancelled.
+    Cancelled,
+}
+
+/// Machine-readable error kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request is malformed or its values are out of range.
+    InvalidRequest,
+    /// Unknown job or task.
+    NotFound,
+    /// Missing or wrong token/identity.
+    Unauthorized,
+    /// Different protocol version.
+    VersionMismatch,
+    /// Message not valid in this state or stream.
+    UnexpectedMessage,
+    /// The manager cannot serve it now (store down); retry later.
+    Unavailable,
+    /// A bug or backend failure.
+    Internal,
+}
+
+/// Every message of the protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Message {
+    /// First message of a worker/verifier/client.
+    Hello(Hello),
+    /// The manager admitted the peer.
+    Welcome {
+        /// Manager's id.
+        manager: NodeId,
+    },
+    /// Liveness signal; also carries the worker's idle state.
+    Heartbeat,
+    /// Manager → worker.
+    TaskOffer(TaskAssignment),
+    /// Worker → manager while rendering.
+    TaskProgress {
+        /// Task.
+        task: TaskId,
+        /// Frame in progress.
+        frame: u32,
+        /// Fraction of the task done.
+        fraction: f32,
+    },
+    /// Worker → manager: finished.
+    TaskDone(TaskResult),
+    /// Worker → manager: could not render.
+    TaskFailed {
+        /// Task.
+        task: TaskId,
+        /// Why.
+        error: String,
+    },
+    /// Worker → manager: giving the task back (shutdown).
+    TaskReleased {
+        /// Task.
+        task: TaskId,
+    },
+    /// Manager → verifier.
+    VerifyOffer(VerificationAssignment),
+    /// Verifier → manager.
+    VerifyDone(Verdict),
+    /// Client: price a job.
+    QuoteRequest {
+        /// The job.
+        spec: JobSpec,
+    },
+    /// Manager: the price.
+    QuoteReply(Quote),
+    /// Client: run a job at the quoted price.
+    Submit {
+        /// The job.
+        spec: JobSpec,
+    },
+    /// Manager: accepted.
+    Submitted {
+        /// New job id.
+        job: JobId,
+        /// The price agreed.
+        quote: Quote,
+    },
+    /// Client: status of a job.
+    StatusRequest {
+        /// Job.
+        job: JobId,
+    },
+    /// Manager: status.
+    StatusReply(Box<JobStatus>),
+    /// Client: stream events of a job.
+    Watch {
+        /// Job.
+        job: JobId,
+    },
+    /// Manager → client: an event of a watched job.
+    Event {
+        /// Job.
+        job: JobId,
+        /// What happened.
+        event: JobEvent,
+    },
+    /// Client: cancel a job.
+    Cancel {
+        /// Job.
+        job: JobId,
+    },
+    /// Manager: generic success reply.
+    Ok,
+    /// Any node: the request failed.
+    Error {
+        /// Kind.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+impl Message {
+    /// Short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "hello",
+            Self::Welcome { .. } => "welcome",
+            Self::Heartbeat => "heartbeat",
+            Self::TaskOffer(_) => "task_offer",
+            Self::TaskProgress { .. } => "task_progress",
+            Self::TaskDone(_) => "task_done",
+            Self::TaskFailed { .. } => "task_failed",
+            Self::TaskReleased { .. } => "task_released",
+            Self::VerifyOffer(_) => "verify_offer",
+            Self::VerifyDone(_) => "verify_done",
+            Self::QuoteRequest { .. } => "quote_request",
+            Self::QuoteReply(_) => "quote_reply",
+            Self::Submit { .. } => "submit",
+            Self::Submitted { .. } => "submitted",
+            Self::StatusRequest { .. } => "status_request",
+            Self::StatusReply(_) => "status_reply",
+            Self::Watch { .. } => "watch",
+            Self::Event { .. } => "event",
+            Self::Cancel { .. } => "cancel",
+            Self::Ok => "ok",
+            Self::Error { .. } => "error",
+        }
+    }
+
+    /// An error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_through_json() {
+        let e = Envelope::with_id(9, Message::Cancel { job: JobId(5) });
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Envelope>(&s).unwrap(), e);
+        assert!(serde_json::from_str::<Envelope>(r#"{"version":1,"id":0,"body":{"type":"nope"}}"#).is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! The conformance suite every [`TaskStore`] backend runs.
+//!
+//! A backend is done when `test_all` passes with its builder:
+//! ```text
+//! inferix_core::store::conformance::test_all(|| async { MyStore::open_temp().await }).await;
+//! ```
+//! Each case takes a fresh, empty store and panics with a message on the
+//! first broken promise.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{StoreError, TaskStore};
+use crate::ids::{JobId, NodeId, TaskId};
+use crate::job::{FrameRange, Job, JobSpec, JobState, SceneRef};
+use crate::ledger::{balance, Account, Posting, Transaction};
+use crate::renderer::SceneFormat;
+use crate::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
+use crate::ContentHash;
+
+/// Runs every case, each on a fresh store from `build`.
+pub async fn test_all<S, F, Fut>(build: F)
+where
+    S: TaskStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    jobs_and_tasks_round_trip(build().await).await;
+    duplicate_job_is_refused_and_changes_nothing(build().await).await;
+    stale_update_is_a_conflict(build().await).await;
+    concurrent_claims_have_one_winner(Arc::new(build().await)).await;
+    queue_order_follows_priority_age_and_index(build().await).await;
+    paused_jobs_leave_the_queue(build().await).await;
+    expired_leases_are_found(build().await).await;
+    ledger_refuses_unbalanced_and_duplicate_transactions(build().await).await;
+    missing_records_are_none_or_not_found(build().await).await;
+}
+
+/// A job of `frames` frames split in tasks of 2, created at `created_ms`.
+pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task>) {
+    let id = JobId::random();
+    let mut spec = JobSpec::new(
+        SceneRef { blob: ContentHash::of(b"scene"), format: SceneFormat::Gltf, file_name: "scene.glb".into() },
+        FrameRange::new(1, frames),
+    );
+    spec.priority = priority;
+    spec.chunk_size = 2;
+    spec.tags = vec!["gpu".into()];
+    let tasks = spec.split(id).unwrap().into_iter().map(|t| Task::new(t.id, t.frames, created_ms)).collect();
+    (Job { id, spec, state: JobState::Active, created_ms, quoted_price: 1234, waiting_reason: None }, tasks)
+}
+
+fn lease(worker: u128, deadline_ms: u64) -> Lease {
+    Lease { worker: NodeId(worker), manager: NodeId(1), deadline_ms }
+}
+
+/// Every field of jobs and tasks survives a write and a read.
+pub async fn jobs_and_tasks_round_trip(store: impl TaskStore) {
+    let (mut job, tasks) = sample_job(3, 10, 5);
+    store.insert_job(&job, &tasks).await.unwrap();
+    assert_eq!(store.job(job.id).await.unwrap().as_ref(), Some(&job));
+    assert_eq!(store.tasks_of_job(job.id).await.unwrap(), tasks, "tasks in index order");
+
+    let mut t = tasks[1].clone();
+    t.lease(lease(7, 500), 20).unwrap();
+    store.update_task(&mut t).await.unwrap();
+    assert_eq!(t.version, 1, "update bumps the version");
+    let result = TaskResult {
+        worker: NodeId(7),
+        frames: t
+            .frames
+            .iter()
+            .map(|&f| FrameOutput {
+                frame: f,
+                pixel_hash: ContentHash::of(&f.to_le_bytes()),
+                blob: ContentHash::of(b"blob"),
+                width: 64,
+                height: 32,
+            })
+            .collect(),
+        render_ms: 42,
+    };
+    t.complete(result, 30).unwrap();
+    t.excluded.push(NodeId(5));
+    store.update_task(&mut t).await.unwrap();
+    assert_eq!(store.task(t.id).await.unwrap(), Some(t.clone()), "result, history, exclusions persist");
+
+    job.state = JobState::Paused;
+    job.waiting_reason = Some("no worker meets min IB 5".into());
+    store.update_job(&job).await.unwrap();
+    assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()));
+    assert_eq!(store.jobs().await.unwrap(), vec![job]);
+}
+
+/// Inserting a job id twice fails and leaves the first copy intact.
+pub async fn duplicate_job_is_refused_and_changes_nothing(store: impl TaskStore) {
+    let (job, tasks) = sample_job(0, 1, 4);
+    store.insert_job(&job, &tasks).await.unwrap();
+    let mut other = job.clone();
+    other.quoted_price = 1;
+    let err = store.insert_job(&other, &tasks[..1]).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "got {err:?}");
+    assert_eq!(store.job(job.id).await.unwrap().unwrap().quoted_price, 1234);
+    assert_eq!(store.tasks_of_job(job.id).await.unwrap().len(), 2);
+}
+
+/// An update based on an old version is refused.
+pub async fn stale_update_is_a_conflict(store: impl TaskStore) {
+    let (job, tasks) = sample_job(0, 1, 2);
+    store.insert_job(&job, &tasks).await.unwrap();
+    let mut a = tasks[0].clone();
+    let mut b = tasks[0].clone();
+    a.lease(lease(1, 100), 2).unwrap();
+    store.update_task(&mut a).await.unwrap();
+    b.lease(lease(2, 100), 2).unwrap();
+    let err = store.update_task(&mut b).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "got {err:?}");
+    let stored = store.task(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.lease.unwrap().worker, NodeId(1), "first writer kept");
+}
+
+/// Many concurrent leases of one queued task: exactly one wins.
+pub async fn concurrent_claims_have_one_winner<S: TaskStore>(store: Arc<S>) {
+    let (job, tasks) = sample_job(0, 1, 2);
+    store.insert_job(&job, &tasks).await.unwrap();
+    let id = tasks[0].id;
+    let mut handles = Vec::new();
+    for w in 0..16u128 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut t = store.task(id).await.unwrap().unwrap();
+            if t.lease(lease(w, 1000), 5).is_err() {
+                return false;
+            }
+            store.update_task(&mut t).await.is_ok()
+        }));
+    }
+    let mut wins = 0;
+    for h in handles {
+        wins += h.await.unwrap() as usize;
+    }
+    assert_eq!(wins, 1, "exactly one concurrent claim succeeds");
+    let t = store.task(id).await.unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Leased);
+    assert_eq!(t.attempts, 1);
+}
+
+/// Queued tasks come out by priority, then age, then index.
+pub async fn queue_order_follows_priority_age_and_index(store: impl TaskStore) {
+    let (low, low_tasks) = sample_job(0, 1, 4);
+    let (high, high_tasks) = sample_job(5, 2, 4);
+    let (late, late_tasks) = sample_job(5, 3, 2);
+    store.insert_job(&low, &low_tasks).await.unwrap();
+    store.insert_job(&late, &late_tasks).await.unwrap();
+    store.insert_job(&high, &high_tasks).await.unwrap();
+    let q: Vec<TaskId> = store.tasks_in_status(TaskStatus::Queued, 100).await.unwrap().iter().map(|t| t.id).collect();
+    let expected = vec![high_tasks[0].id, high_tasks[1].id, late_tasks[0].id, low_tasks[0].id, low_tasks[1].id];
+    assert_eq!(q, expected);
+    assert_eq!(store.tasks_in_status(TaskStatus::Queued, 2).await.unwrap().len(), 2, "limit applies");
+    let mut t = high_tasks[0].clone();
+    t.lease(lease(1, 50), 4).unwrap();
+    store.update_task(&mut t).await.unwrap();
+    let leased = store.tasks_in_status(TaskStatus::Leased, 10).await.unwrap();
+    assert_eq!(leased.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t.id]);
+    assert_eq!(store.tasks_in_status(TaskStatus::Queued, 100).await.unwrap().len(), 4);
+}
+
+/// Queued tasks of paused or cancelled jobs are not offered.
+pub async fn paused_jobs_leave_the_queue(store: impl TaskStore) {
+    let (mut job, tasks) = sample_job(0, 1, 4);
+    store.insert_job(&job, &tasks).await.unwrap();
+    job.state = JobState::Paused;
+    store.update_job(&job).await.unwrap();
+    assert!(store.tasks_in_status(TaskStatus::Queued, 10).await.unwrap().is_empty());
+    job.state = JobState::Active;
+    store.update_job(&job).await.unwrap();
+    assert_eq!(store.tasks_in_status(TaskStatus::Queued, 10).await.unwrap().len(), 2);
+}
+
+/// Leases at or past their deadline are reported, others not.
+pub async fn expired_leases_are_found(store: impl TaskStore) {
+    let (job, tasks) = sample_job(0, 1, 6);
+    store.insert_job(&job, &tasks).await.unwrap();
+    for (i, deadline) in [(0, 100u64), (1, 200)] {
+        let mut t = tasks[i].clone();
+        t.lease(lease(1, deadline), 1).unwrap();
+        store.update_task(&mut t).await.unwrap();
+    }
+    assert!(store.expired_leases(99, 10).await.unwrap().is_empty());
+    let e: Vec<TaskId> = store.expired_leases(150, 10).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(e, vec![tasks[0].id]);
+    assert_eq!(store.expired_leases(1000, 10).await.unwrap().len(), 2);
+}
+
+/// The ledger keeps only balanced, unique transactions.
+pub async fn ledger_refuses_unbalanced_and_duplicate_transactions(store: impl TaskStore) {
+    let w = Account::Worker(NodeId(3));
+    let j = Account::Job(JobId(9));
+    let tx = Transaction::transfer("pay-1", 5, "frame 1 accepted", j.clone(), w.clone(), 700);
+    store.append_transaction(&tx).await.unwrap();
+    let dup = store.append_transaction(&tx).await.unwrap_err();
+    assert!(matches!(dup, StoreError::AlreadyExists { .. }), "got {dup:?}");
+    let bad = Transaction {
+        id: "bad".into(),
+        at_ms: 6,
+        memo: "unbalanced".into(),
+        postings: vec![Posting { account: w.clone(), amount: 1 }],
+    };
+    assert!(matches!(store.append_transaction(&bad).await, Err(StoreError::Unbalanced(_))));
+    let all = store.transactions().await.unwrap();
+    assert_eq!(all, vec![tx]);
+    assert_eq!(balance(&all, &w), 700);
+    assert_eq!(balance(&all, &j), -700);
+}
+
+/// Unknown ids read as `None`; updates of unknown records fail.
+pub async fn missing_records_are_none_or_not_found(store: impl TaskStore) {
+    assert!(store.job(JobId(1)).await.unwrap().is_none());
+    assert!(store.task(TaskId::new(JobId(1), 0)).await.unwrap().is_none());
+    assert!(store.tasks_of_job(JobId(1)).await.unwrap().is_empty());
+    let (job, tasks) = sample_job(0, 1, 2);
+    assert!(matches!(store.update_job(&job).await, Err(StoreError::NotFound { .. })));
+    let mut t = tasks[0].clone();
+    assert!(matches!(store.update_task(&mut t).await, Err(StoreError::NotFound { .. })));
+}

@@ -1,0 +1,148 @@
+//! The `TaskStore` trait: the synchronised database of jobs, tasks and
+//! ledger records that is the truth of the network.
+//!
+//! Stores are deliberately dumb: they persist records and enforce
+//! optimistic concurrency (every task carries a version, and an update
+//! whose version is stale fails with [`StoreError::Conflict`]). All
+//! lifecycle rules live in [`crate::task`], so every backend behaves the
+//! same and a manager that loses a race simply re-reads.
+
+use async_trait::async_trait;
+
+use crate::ids::{JobId, TaskId};
+use crate::job::Job;
+use crate::ledger::{Transaction, UnbalancedError};
+use crate::task::{Task, TaskStatus};
+
+pub mod conformance;
+mod memory;
+
+pub use memory::MemoryTaskStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record exists already (ids are unique).
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// Which record.
+        what: String,
+    },
+    /// No such record.
+    #[error("{what} not found")]
+    NotFound {
+        /// Which record.
+        what: String,
+    },
+    /// Someone else updated the task since it was read.
+    #[error("task {task:?} was changed concurrently (expected version {expected})")]
+    Conflict {
+        /// The task.
+        task: TaskId,
+        /// Version the caller read.
+        expected: u64,
+    },
+    /// A ledger transaction that does not balance.
+    #[error(transparent)]
+    Unbalanced(#[from] UnbalancedError),
+    /// The backend is unreachable; callers retry with backoff.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt record {what}: {reason}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Decoder message.
+        reason: String,
+    },
+    /// Anything else from the backend.
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// Persistent, shared state of jobs, tasks and the ledger.
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
+    /// Inserts a job and all its tasks atomically (all or nothing).
+    async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError>;
+    /// Replaces a job's record (state, waiting reason).
+    async fn update_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// One job.
+    async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+    /// Every job, oldest first.
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError>;
+    /// One task.
+    async fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
+    /// A job's tasks in index order.
+    async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError>;
+    /// Tasks in `status` across all jobs, ordered by job priority (highest
+    /// first), then job age, then task index; `Queued` tasks of jobs that
+    /// are not `Active` are left out. At most `limit`.
+    async fn tasks_in_status(&self, status: TaskStatus, limit: usize) -> Result<Vec<Task>, StoreError>;
+    /// Writes `task` if the stored version still equals `task.version`, then
+    /// bumps `task.version`. This is the atomic claim: of two managers
+    /// leasing the same queued task, exactly one succeeds.
+    async fn update_task(&self, task: &mut Task) -> Result<(), StoreError>;
+    /// Leased tasks whose lease deadline is at or before `now_ms`.
+    async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError>;
+    /// Appends a balanced transaction; an id already recorded is refused
+    /// with `AlreadyExists`, so a retried payment is never paid twice.
+    async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError>;
+    /// Every transaction, in append order.
+    async fn transactions(&self) -> Result<Vec<Transaction>, StoreError>;
+}
+
+/// Conveniences on top of [`TaskStore`].
+#[async_trait]
+pub trait TaskStoreExt: TaskStore {
+    /// Count of a job's tasks per status.
+    async fn status_counts(&self, job: JobId) -> Result<Vec<(TaskStatus, usize)>, StoreError> {
+        let tasks = self.tasks_of_job(job).await?;
+        Ok(TaskStatus::ALL
+            .into_iter()
+            .map(|s| (s, tasks.iter().filter(|t| t.status == s).count()))
+            .filter(|(_, n)| *n > 0)
+            .collect())
+    }
+}
+
+impl<T: TaskStore + ?Sized> TaskStoreExt for T {}
+
+#[async_trait]
+impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
+    async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
+        (**self).insert_job(job, tasks).await
+    }
+    async fn update_job(&self, job: &Job) -> Result<(), StoreError> {
+        (**self).update_job(job).await
+    }
+    async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        (**self).job(id).await
+    }
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        (**self).jobs().await
+    }
+    async fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        (**self).task(id).await
+    }
+    async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        (**self).tasks_of_job(job).await
+    }
+    async fn tasks_in_status(&self, status: TaskStatus, limit: usize) -> Result<Vec<Task>, StoreError> {
+        (**self).tasks_in_status(status, limit).await
+    }
+    async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
+        (**self).update_task(task).await
+    }
+    async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
+        (**self).expired_leases(now_ms, limit).await
+    }
+    async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
+        (**self).append_transaction(tx).await
+    }
+    async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
+        (**self).transactions().await
+    }
+}

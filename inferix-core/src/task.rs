@@ -1,0 +1,377 @@
+//! The task lifecycle as an explicit state machine.
+//!
+//! ```text
+//! Queued → Leased → Rendered → Verifying → Accepted
+//!    ↑        │                     │
+//!    └────────┴──── (expiry) ─── Rejected → Queued | Failed
+//! ```
+//! plus `Cancelled` from any live state and `Failed` once retries run out.
+//! Every change goes through [`Task::transition`], so an illegal change is a
+//! typed error rather than silent corruption, and every change is recorded
+//! in the task's history with its time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NodeId, TaskId};
+use crate::ContentHash;
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds a lease on it.
+    Leased,
+    /// The worker reported a result; not yet checked.
+    Rendered,
+    /// Verifiers are checking the result.
+    Verifying,
+    /// Verified and credited (terminal).
+    Accepted,
+    /// Verification failed; will be re-queued or failed.
+    Rejected,
+    /// Gave up after too many attempts (terminal).
+    Failed,
+    /// The job was cancelled (terminal).
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// Every status, for iteration.
+    pub const ALL: [TaskStatus; 8] = [
+        Self::Queued,
+        Self::Leased,
+        Self::Rendered,
+        Self::Verifying,
+        Self::Accepted,
+        Self::Rejected,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    /// Whether no further transition is possible.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Accepted | Self::Failed | Self::Cancelled)
+    }
+
+    /// Whether `self → to` is a legal transition.
+    pub fn can_become(self, to: TaskStatus) -> bool {
+        use TaskStatus::*;
+        matches!(
+            (self, to),
+            (Queued, Leased)
+                | (Leased, Rendered)
+                | (Leased, Queued)
+                | (Leased, Failed)
+                | (Rendered, Verifying)
+                | (Rendered, Queued)
+                | (Rendered, Failed)
+                | (Verifying, Accepted)
+                | (Verifying, Rejected)
+                | (Verifying, Rendered)
+                | (Rejected, Queued)
+                | (Rejected, Failed)
+        ) || (to == Cancelled && !self.is_terminal())
+    }
+
+    /// Stable lower-case name (storage, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Leased => "leased",
+            Self::Rendered => "rendered",
+            Self::Verifying => "verifying",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for TaskStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| format!("unknown task status {s:?}"))
+    }
+}
+
+/// An illegal lifecycle change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task {task:?} cannot go from {from:?} to {to:?}")]
+pub struct TransitionError {
+    /// The task.
+    pub task: TaskId,
+    /// Its status.
+    pub from: TaskStatus,
+    /// The refused target.
+    pub to: TaskStatus,
+}
+
+/// A worker's time-limited claim on a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Worker holding the task.
+    pub worker: NodeId,
+    /// Manager that granted the lease.
+    pub manager: NodeId,
+    /// Milliseconds since the Unix epoch after which the lease is void.
+    pub deadline_ms: u64,
+}
+
+/// One delivered frame, identified by the hash of its decoded pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameOutput {
+    /// Frame number.
+    pub frame: u32,
+    /// BLAKE3 of the decoded 8-bit pixels (see `Rgb8Image::pixel_hash`).
+    pub pixel_hash: ContentHash,
+    /// Blob holding the encoded file.
+    pub blob: ContentHash,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// What a worker reports for a finished task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// Worker that rendered it.
+    pub worker: NodeId,
+    /// One entry per frame, in the task's order.
+    pub frames: Vec<FrameOutput>,
+    /// Wall time the worker spent rendering.
+    pub render_ms: u64,
+}
+
+/// One recorded change of status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// New status.
+    pub status: TaskStatus,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// Why, for humans.
+    pub note: String,
+}
+
+/// A task as stored: spec, status, lease, result and history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// The task's id.
+    pub id: TaskId,
+    /// Frames to render.
+    pub frames: Vec<u32>,
+    /// Current status.
+    pub status: TaskStatus,
+    /// Set while `Leased`.
+    pub lease: Option<Lease>,
+    /// Set from `Rendered` on.
+    pub result: Option<TaskResult>,
+    /// Times the task has been leased.
+    pub attempts: u32,
+    /// Workers that failed or cheated on this task; never offered it again.
+    pub excluded: Vec<NodeId>,
+    /// Optimistic-concurrency version, bumped by the store on every update.
+    pub version: u64,
+    /// Every status change, oldest first.
+    pub history: Vec<StatusChange>,
+}
+
+impl Task {
+    /// A new queued task.
+    pub fn new(id: TaskId, frames: Vec<u32>, now_ms: u64) -> Self {
+        Self {
+            id,
+            frames,
+            status: TaskStatus::Queued,
+            lease: None,
+            result: None,
+            attempts: 0,
+            excluded: Vec::new(),
+            version: 0,
+            history: vec![StatusChange { status: TaskStatus::Queued, at_ms: now_ms, note: "created".into() }],
+        }
+    }
+
+    /// Moves to `to`, recording it; refuses illegal changes.
+    pub fn transition(&mut self, to: TaskStatus, now_ms: u64, note: impl Into<String>) -> Result<(), TransitionError> {
+        if !self.status.can_become(to) {
+            return Err(TransitionError { task: self.id, from: self.status, to });
+        }
+        self.status = to;
+        if to != TaskStatus::Leased {
+            self.lease = None;
+        }
+        if matches!(to, TaskStatus::Queued | TaskStatus::Cancelled | TaskStatus::Failed) {
+            self.result = None;
+        }
+        self.history.push(StatusChange { status: to, at_ms: now_ms, note: note.into() });
+        Ok(())
+    }
+
+    /// Leases the task to a worker until `deadline_ms`.
+    pub fn lease(&mut self, lease: Lease, now_ms: u64) -> Result<(), TransitionError> {
+        let note = format!("leased to {:?} until {}", lease.worker, lease.deadline_ms);
+        self.transition(TaskStatus::Leased, now_ms, note)?;
+        self.attempts += 1;
+        self.lease = Some(lease);
+        Ok(())
+    }
+
+    /// Records a worker's result. Only the lease holder may report.
+    pub fn complete(&mut self, result: TaskResult, now_ms: u64) -> Result<(), TaskError> {
+        match &self.lease {
+            Some(l) if l.worker == result.worker => {}
+            _ => return Err(TaskError::NotLeaseHolder { task: self.id, worker: result.worker }),
+        }
+        let got: Vec<u32> = result.frames.iter().map(|f| f.frame).collect();
+        if got != self.frames {
+            return Err(TaskError::WrongFrames { task: self.id, expected: self.frames.clone(), got });
+        }
+        let note = format!("rendered by {:?} in {} ms", result.worker, result.render_ms);
+        self.transition(TaskStatus::Rendered, now_ms, note)?;
+        self.result = Some(result);
+        Ok(())
+    }
+
+    /// Whether the lease has run out at `now_ms`.
+    pub fn lease_expired(&self, now_ms: u64) -> bool {
+        self.status == TaskStatus::Leased && self.lease.as_ref().is_some_and(|l| l.deadline_ms <= now_ms)
+    }
+
+    /// Puts the task back in the queue, remembering `worker` as excluded when
+    /// it misbehaved; fails it instead once `max_attempts` is reached.
+    pub fn requeue(
+        &mut self,
+        now_ms: u64,
+        exclude: Option<NodeId>,
+        max_attempts: u32,
+        note: impl Into<String>,
+    ) -> Result<TaskStatus, TransitionError> {
+        if let Some(w) = exclude {
+            if !self.excluded.contains(&w) {
+                self.excluded.push(w);
+            }
+        }
+        let to = if self.attempts >= max_attempts { TaskStatus::Failed } else { TaskStatus::Queued };
+        self.transition(to, now_ms, note)?;
+        Ok(to)
+    }
+
+    /// Time the last change to `status` happened.
+    pub fn entered(&self, status: TaskStatus) -> Option<u64> {
+        self.history.iter().rev().find(|c| c.status == status).map(|c| c.at_ms)
+    }
+}
+
+/// A result refused for reasons other than the lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// Lifecycle violation.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The reporting worker does not hold the lease (late, replayed or forged).
+    #[error("worker {worker:?} does not hold the lease on {task:?}")]
+    NotLeaseHolder {
+        /// Task.
+        task: TaskId,
+        /// Reporter.
+        worker: NodeId,
+    },
+    /// The result covers other frames than the task's.
+    #[error("result for {task:?} has frames {got:?}, expected {expected:?}")]
+    WrongFrames {
+        /// Task.
+        task: TaskId,
+        /// The task's frames.
+        expected: Vec<u32>,
+        /// The reported frames.
+        got: Vec<u32>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::JobId;
+
+    fn task() -> Task {
+        Task::new(TaskId::new(JobId(7), 0), vec![1, 2], 0)
+    }
+
+    fn lease(w: u128) -> Lease {
+        Lease { worker: NodeId(w), manager: NodeId(99), deadline_ms: 100 }
+    }
+
+    fn result(w: u128, frames: &[u32]) -> TaskResult {
+        TaskResult {
+            worker: NodeId(w),
+            frames: frames
+                .iter()
+                .map(|&f| FrameOutput {
+                    frame: f,
+                    pixel_hash: ContentHash::of(&[f as u8]),
+                    blob: ContentHash::of(&[f as u8, 1]),
+                    width: 2,
+                    height: 2,
+                })
+                .collect(),
+            render_ms: 5,
+        }
+    }
+
+    #[test]
+    fn happy_path_is_recorded() {
+        let mut t = task();
+        t.lease(lease(1), 1).unwrap();
+        t.complete(result(1, &[1, 2]), 2).unwrap();
+        t.transition(TaskStatus::Verifying, 3, "").unwrap();
+        t.transition(TaskStatus::Accepted, 4, "").unwrap();
+        let seen: Vec<_> = t.history.iter().map(|c| c.status).collect();
+        use TaskStatus::*;
+        assert_eq!(seen, vec![Queued, Leased, Rendered, Verifying, Accepted]);
+        assert_eq!(t.entered(Verifying), Some(3));
+        assert!(t.transition(Queued, 5, "").is_err(), "accepted is terminal");
+    }
+
+    #[test]
+    fn illegal_transitions_are_typed_errors() {
+        let mut t = task();
+        let e = t.transition(TaskStatus::Accepted, 1, "").unwrap_err();
+        assert_eq!(e.from, TaskStatus::Queued);
+        assert_eq!(e.to, TaskStatus::Accepted);
+        assert_eq!(t.status, TaskStatus::Queued, "state unchanged after refusal");
+        assert!(t.transition(TaskStatus::Rendered, 1, "").is_err());
+        for s in TaskStatus::ALL {
+            assert!(!TaskStatus::Cancelled.can_become(s));
+            assert!(!TaskStatus::Accepted.can_become(s));
+            assert!(!TaskStatus::Failed.can_become(s));
+        }
+    }
+
+    #[test]
+    fn only_the_lease_holder_reports_the_right_frames() {
+        let mut t = task();
+        t.lease(lease(1), 1).unwrap();
+        assert!(matches!(t.complete(result(2, &[1, 2]), 2), Err(TaskError::NotLeaseHolder { .. })));
+        assert!(matches!(t.complete(result(1, &[1]), 2), Err(TaskError::WrongFrames { .. })));
+        assert_eq!(t.status, TaskStatus::Leased);
+    }
+
+    #[test]
+    fn expiry_requeues_then_fails_at_the_retry_limit() {
+        let mut t = task();
+        t.lease(lease(1), 1).unwrap();
+        assert!(!t.lease_expired(99));
+        assert!(t.lease_expired(100));
+        assert_eq!(t.requeue(100, Some(NodeId(1)), 2, "expired").unwrap(), TaskStatus::Queued);
+        assert_eq!(t.excluded, vec![NodeId(1)]);
+        t.lease(lease(2), 101).unwrap();
+        assert_eq!(t.requeue(200, None, 2, "expired").unwrap(), TaskStatus::Failed);
+        assert!(t.status.is_terminal());
+    }
+}
