@@ -134,9 +134,15 @@ impl fmt::Debug for TaskId {
 impl FromStr for TaskId {
     type Err = ParseIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseIdError { kind: "task", value: s.to_string() };
+        let err = || ParseIdError {
+            kind: "task",
+            value: s.to_string(),
+        };
         let (job, index) = s.split_once('-').ok_or_else(err)?;
-        Ok(Self { job: job.parse().map_err(|_| err())?, index: index.parse().map_err(|_| err())? })
+        Ok(Self {
+            job: job.parse().map_err(|_| err())?,
+            index: index.parse().map_err(|_| err())?,
+        })
     }
 }
 

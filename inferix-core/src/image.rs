@@ -23,7 +23,12 @@ pub struct Rect {
 impl Rect {
     /// A rectangle from its corner and size.
     pub fn new(x: u32, y: u32, width: u32, height: u32) -> Self {
-        Self { x, y, width, height }
+        Self {
+            x,
+            y,
+            width,
+            height,
+        }
     }
 
     /// Number of pixels covered.
@@ -62,7 +67,11 @@ pub struct Image {
 impl Image {
     /// A black image.
     pub fn new(width: u32, height: u32) -> Self {
-        Self { width, height, pixels: vec![0.0; width as usize * height as usize * 3] }
+        Self {
+            width,
+            height,
+            pixels: vec![0.0; width as usize * height as usize * 3],
+        }
     }
 
     /// Linear RGB of pixel (x, y).
@@ -135,7 +144,11 @@ impl Rgb8Image {
             let s = (y as usize * self.width as usize + rect.x as usize) * 3;
             pixels.extend_from_slice(&self.pixels[s..s + rect.width as usize * 3]);
         }
-        Rgb8Image { width: rect.width, height: rect.height, pixels }
+        Rgb8Image {
+            width: rect.width,
+            height: rect.height,
+            pixels,
+        }
     }
 
     /// Largest absolute difference of any channel of any pixel; `None` when
@@ -144,14 +157,25 @@ impl Rgb8Image {
         if self.width != other.width || self.height != other.height {
             return None;
         }
-        Some(self.pixels.iter().zip(&other.pixels).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0))
+        Some(
+            self.pixels
+                .iter()
+                .zip(&other.pixels)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap_or(0),
+        )
     }
 }
 
 /// The sRGB transfer function, rounded to the nearest byte.
 pub fn linear_to_srgb8(v: f32) -> u8 {
     let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
-    let s = if v <= 0.003_130_8 { v * 12.92 } else { 1.055 * v.powf(1.0 / 2.4) - 0.055 };
+    let s = if v <= 0.003_130_8 {
+        v * 12.92
+    } else {
+        1.055 * v.powf(1.0 / 2.4) - 0.055
+    };
     (s * 255.0 + 0.5).floor().clamp(0.0, 255.0) as u8
 }
 

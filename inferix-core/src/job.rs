@@ -24,7 +24,11 @@ pub struct FrameRange {
 impl FrameRange {
     /// Frames `start..=end` with step 1.
     pub fn new(start: u32, end: u32) -> Self {
-        Self { start, end, step: 1 }
+        Self {
+            start,
+            end,
+            step: 1,
+        }
     }
 
     /// With another step.
@@ -64,7 +68,10 @@ impl std::str::FromStr for FrameRange {
             None => (s, 1),
         };
         let (start, end) = match range.split_once('-') {
-            Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
+            Some((a, b)) => (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            ),
             None => {
                 let f = range.trim().parse().map_err(|_| bad())?;
                 (f, f)
@@ -169,10 +176,16 @@ impl JobSpec {
             return Err(JobSpecError::ZeroStep);
         }
         if f.end < f.start {
-            return Err(JobSpecError::ReversedFrames { start: f.start, end: f.end });
+            return Err(JobSpecError::ReversedFrames {
+                start: f.start,
+                end: f.end,
+            });
         }
         if f.len() > MAX_FRAMES_PER_JOB {
-            return Err(JobSpecError::TooManyFrames { frames: f.len(), max: MAX_FRAMES_PER_JOB });
+            return Err(JobSpecError::TooManyFrames {
+                frames: f.len(),
+                max: MAX_FRAMES_PER_JOB,
+            });
         }
         if self.chunk_size == 0 {
             return Err(JobSpecError::ZeroChunkSize);
@@ -188,7 +201,9 @@ impl JobSpec {
             crop: None,
             progress: None,
         };
-        probe.validate().map_err(|e| JobSpecError::InvalidSettings(e.to_string()))?;
+        probe
+            .validate()
+            .map_err(|e| JobSpecError::InvalidSettings(e.to_string()))?;
         Ok(())
     }
 
@@ -199,7 +214,10 @@ impl JobSpec {
         Ok(frames
             .chunks(self.chunk_size as usize)
             .enumerate()
-            .map(|(i, c)| TaskSpec { id: TaskId::new(job, i as u32), frames: c.to_vec() })
+            .map(|(i, c)| TaskSpec {
+                id: TaskId::new(job, i as u32),
+                frames: c.to_vec(),
+            })
             .collect())
     }
 }
@@ -259,7 +277,11 @@ mod tests {
 
     fn spec(frames: FrameRange) -> JobSpec {
         JobSpec::new(
-            SceneRef { blob: ContentHash::of(b"s"), format: SceneFormat::Gltf, file_name: "s.glb".into() },
+            SceneRef {
+                blob: ContentHash::of(b"s"),
+                format: SceneFormat::Gltf,
+                file_name: "s.glb".into(),
+            },
             frames,
         )
     }
@@ -290,10 +312,16 @@ mod tests {
             spec(FrameRange::new(10, 1)).validate(),
             Err(JobSpecError::ReversedFrames { start: 10, end: 1 })
         );
-        assert_eq!(spec(FrameRange::new(1, 5).with_step(0)).validate(), Err(JobSpecError::ZeroStep));
+        assert_eq!(
+            spec(FrameRange::new(1, 5).with_step(0)).validate(),
+            Err(JobSpecError::ZeroStep)
+        );
         assert!(matches!(
             spec(FrameRange::new(0, 1_000_000)).validate(),
-            Err(JobSpecError::TooManyFrames { frames: 1_000_001, .. })
+            Err(JobSpecError::TooManyFrames {
+                frames: 1_000_001,
+                ..
+            })
         ));
         assert!(spec(FrameRange::new(1, 1_000_000)).validate().is_ok());
         let mut s = spec(FrameRange::new(1, 5));
@@ -304,14 +332,23 @@ mod tests {
         assert!(matches!(s.validate(), Err(JobSpecError::InvalidMinIb(_))));
         let mut s = spec(FrameRange::new(1, 5));
         s.settings.width = 0;
-        assert!(matches!(s.validate(), Err(JobSpecError::InvalidSettings(_))));
-        assert_eq!("tiff".parse::<OutputFormat>(), Err(JobSpecError::UnknownFormat("tiff".into())));
+        assert!(matches!(
+            s.validate(),
+            Err(JobSpecError::InvalidSettings(_))
+        ));
+        assert_eq!(
+            "tiff".parse::<OutputFormat>(),
+            Err(JobSpecError::UnknownFormat("tiff".into()))
+        );
         assert_eq!("EXR".parse::<OutputFormat>(), Ok(OutputFormat::Exr));
     }
 
     #[test]
     fn frame_ranges_parse() {
-        assert_eq!("1-24".parse::<FrameRange>().unwrap(), FrameRange::new(1, 24));
+        assert_eq!(
+            "1-24".parse::<FrameRange>().unwrap(),
+            FrameRange::new(1, 24)
+        );
         assert_eq!("7".parse::<FrameRange>().unwrap(), FrameRange::new(7, 7));
         assert_eq!("1-9:2".parse::<FrameRange>().unwrap().len(), 5);
         assert!("a-b".parse::<FrameRange>().is_err());
@@ -356,10 +393,16 @@ impl JobState {
 impl std::str::FromStr for JobState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Active, Self::Paused, Self::Completed, Self::Failed, Self::Cancelled]
-            .into_iter()
-            .find(|j| j.as_str() == s)
-            .ok_or_else(|| format!("unknown job state {s:?}"))
+        [
+            Self::Active,
+            Self::Paused,
+            Self::Completed,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|j| j.as_str() == s)
+        .ok_or_else(|| format!("unknown job state {s:?}"))
     }
 }
 

@@ -57,12 +57,28 @@ pub struct UnbalancedError {
 
 impl Transaction {
     /// A transfer of `amount` from one account to another.
-    pub fn transfer(id: impl Into<String>, at_ms: u64, memo: impl Into<String>, from: Account, to: Account, amount: i64) -> Self {
+    pub fn transfer(
+        id: impl Into<String>,
+        at_ms: u64,
+        memo: impl Into<String>,
+        from: Account,
+        to: Account,
+        amount: i64,
+    ) -> Self {
         Self {
             id: id.into(),
             at_ms,
             memo: memo.into(),
-            postings: vec![Posting { account: from, amount: -amount }, Posting { account: to, amount }],
+            postings: vec![
+                Posting {
+                    account: from,
+                    amount: -amount,
+                },
+                Posting {
+                    account: to,
+                    amount,
+                },
+            ],
         }
     }
 
@@ -72,12 +88,20 @@ impl Transaction {
         if sum == 0 {
             Ok(())
         } else {
-            Err(UnbalancedError { id: self.id.clone(), sum })
+            Err(UnbalancedError {
+                id: self.id.clone(),
+                sum,
+            })
         }
     }
 }
 
 /// Balance of `account` over `transactions`.
 pub fn balance(transactions: &[Transaction], account: &Account) -> i64 {
-    transactions.iter().flat_map(|t| &t.postings).filter(|p| &p.account == account).map(|p| p.amount).sum()
+    transactions
+        .iter()
+        .flat_map(|t| &t.postings)
+        .filter(|p| &p.account == account)
+        .map(|p| p.amount)
+        .sum()
 }

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod image;
 pub mod job;
 pub mod ledger;
+pub mod por;
 pub mod protocol;
 pub mod renderer;
 pub mod scheduler;

@@ -45,11 +45,19 @@ pub struct Envelope {
 impl Envelope {
     /// A message that expects no reply.
     pub fn push(body: Message) -> Self {
-        Self { version: PROTOCOL_VERSION, id: 0, body }
+        Self {
+            version: PROTOCOL_VERSION,
+            id: 0,
+            body,
+        }
     }
     /// A request or a reply with correlation id `id`.
     pub fn with_id(id: u64, body: Message) -> Self {
-        Self { version: PROTOCOL_VERSION, id, body }
+        Self {
+            version: PROTOCOL_VERSION,
+            id,
+            body,
+        }
     }
 }
 
@@ -147,7 +155,7 @@ pub struct JobStatus {
 
 /// Something that happened to a job, pushed to watchers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum JobEvent {
     /// A task's result was verified and accepted.
     TaskAccepted {
@@ -218,7 +226,7 @@ pub enum ErrorCode {
 
 /// Every message of the protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Message {
     /// First message of a worker/verifier/client.
@@ -249,6 +257,12 @@ pub enum Message {
         task: TaskId,
         /// Why.
         error: String,
+    },
+    /// Manager → worker: the lease is void (expired or job cancelled);
+    /// stop rendering it.
+    TaskRevoked {
+        /// Task.
+        task: TaskId,
     },
     /// Worker → manager: giving the task back (shutdown).
     TaskReleased {
@@ -324,6 +338,7 @@ impl Message {
             Self::TaskProgress { .. } => "task_progress",
             Self::TaskDone(_) => "task_done",
             Self::TaskFailed { .. } => "task_failed",
+            Self::TaskRevoked { .. } => "task_revoked",
             Self::TaskReleased { .. } => "task_released",
             Self::VerifyOffer(_) => "verify_offer",
             Self::VerifyDone(_) => "verify_done",
@@ -343,7 +358,10 @@ impl Message {
 
     /// An error reply.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Error { code, message: message.into() }
+        Self::Error {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -356,6 +374,8 @@ mod tests {
         let e = Envelope::with_id(9, Message::Cancel { job: JobId(5) });
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<Envelope>(&s).unwrap(), e);
-        assert!(serde_json::from_str::<Envelope>(r#"{"version":1,"id":0,"body":{"type":"nope"}}"#).is_err());
+        assert!(
+            serde_json::from_str::<Envelope>(r#"{"version":1,"id":0,"body":{"nope":{}}}"#).is_err()
+        );
     }
 }

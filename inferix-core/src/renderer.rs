@@ -52,7 +52,14 @@ pub struct RenderSettings {
 
 impl Default for RenderSettings {
     fn default() -> Self {
-        Self { width: 640, height: 360, samples: 64, max_bounces: 6, seed: 0, fps: 24.0 }
+        Self {
+            width: 640,
+            height: 360,
+            samples: 64,
+            max_bounces: 6,
+            seed: 0,
+            fps: 24.0,
+        }
     }
 }
 
@@ -152,10 +159,16 @@ impl RenderRequest {
             )));
         }
         if s.samples == 0 || s.samples > 1 << 16 {
-            return Err(RenderError::InvalidSettings(format!("{} samples outside 1..=65536", s.samples)));
+            return Err(RenderError::InvalidSettings(format!(
+                "{} samples outside 1..=65536",
+                s.samples
+            )));
         }
         if !(s.fps.is_finite() && s.fps > 0.0) {
-            return Err(RenderError::InvalidSettings(format!("fps {} must be positive", s.fps)));
+            return Err(RenderError::InvalidSettings(format!(
+                "fps {} must be positive",
+                s.fps
+            )));
         }
         if let Some(c) = self.crop {
             if !c.fits_in(s.width, s.height) {

@@ -60,13 +60,17 @@ pub struct WeightedRandomScheduler {
 impl WeightedRandomScheduler {
     /// A scheduler whose choices are fixed by `seed`.
     pub fn seeded(seed: u64) -> Self {
-        Self { rng: ChaCha8Rng::seed_from_u64(seed) }
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 }
 
 impl Default for WeightedRandomScheduler {
     fn default() -> Self {
-        Self { rng: ChaCha8Rng::from_entropy() }
+        Self {
+            rng: ChaCha8Rng::from_entropy(),
+        }
     }
 }
 
@@ -110,7 +114,11 @@ pub mod conformance {
                 id: NodeId(i),
                 ib: i as f64,
                 reputation: if i == 5 { 0.0 } else { 1.0 },
-                tags: if i % 2 == 0 { vec!["gpu".into()] } else { vec![] },
+                tags: if i % 2 == 0 {
+                    vec!["gpu".into()]
+                } else {
+                    vec![]
+                },
             })
             .collect()
     }
@@ -128,16 +136,30 @@ pub mod conformance {
         let ws = workers();
         let tags = vec!["gpu".to_string()];
         let excluded = vec![NodeId(2)];
-        let d = TaskDemand { task: TaskId::new(JobId(1), 0), min_ib: 2.0, tags: &tags, excluded: &excluded };
+        let d = TaskDemand {
+            task: TaskId::new(JobId(1), 0),
+            min_ib: 2.0,
+            tags: &tags,
+            excluded: &excluded,
+        };
         for _ in 0..200 {
             let id = s.choose(&d, &ws).expect("worker 4 qualifies");
-            assert_eq!(id, NodeId(4), "only worker 4 has ib>=2, gpu, is not excluded and has reputation");
+            assert_eq!(
+                id,
+                NodeId(4),
+                "only worker 4 has ib>=2, gpu, is not excluded and has reputation"
+            );
         }
     }
 
     /// Returns `None` rather than a wrong worker.
     pub fn none_when_nobody_qualifies(mut s: Box<dyn Scheduler>) {
-        let d = TaskDemand { task: TaskId::new(JobId(1), 0), min_ib: 100.0, tags: &[], excluded: &[] };
+        let d = TaskDemand {
+            task: TaskId::new(JobId(1), 0),
+            min_ib: 100.0,
+            tags: &[],
+            excluded: &[],
+        };
         assert_eq!(s.choose(&d, &workers()), None);
         assert_eq!(s.choose(&d, &[]), None);
     }
@@ -145,7 +167,12 @@ pub mod conformance {
     /// Returns a worker whenever one qualifies.
     pub fn someone_when_anybody_qualifies(mut s: Box<dyn Scheduler>) {
         let ws = workers();
-        let d = TaskDemand { task: TaskId::new(JobId(1), 0), min_ib: 0.0, tags: &[], excluded: &[] };
+        let d = TaskDemand {
+            task: TaskId::new(JobId(1), 0),
+            min_ib: 0.0,
+            tags: &[],
+            excluded: &[],
+        };
         for _ in 0..50 {
             let id = s.choose(&d, &ws).unwrap();
             assert!(is_eligible(&d, ws.iter().find(|w| w.id == id).unwrap()));
@@ -169,15 +196,30 @@ mod tests {
         let ws: Vec<WorkerInfo> = [1.0, 3.0]
             .iter()
             .enumerate()
-            .map(|(i, &ib)| WorkerInfo { id: NodeId(i as u128), ib, reputation: 1.0, tags: vec![] })
+            .map(|(i, &ib)| WorkerInfo {
+                id: NodeId(i as u128),
+                ib,
+                reputation: 1.0,
+                tags: vec![],
+            })
             .collect();
-        let d = TaskDemand { task: TaskId::new(JobId(1), 0), min_ib: 0.0, tags: &[], excluded: &[] };
+        let d = TaskDemand {
+            task: TaskId::new(JobId(1), 0),
+            min_ib: 0.0,
+            tags: &[],
+            excluded: &[],
+        };
         let run = |seed| {
             let mut s = WeightedRandomScheduler::seeded(seed);
-            (0..4000).map(|_| s.choose(&d, &ws).unwrap()).collect::<Vec<_>>()
+            (0..4000)
+                .map(|_| s.choose(&d, &ws).unwrap())
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7), "same seed, same choices");
         let fast = run(7).iter().filter(|&&id| id == NodeId(1)).count() as f64 / 4000.0;
-        assert!((fast - 0.75).abs() < 0.03, "IB 3 vs 1 should win ~75%, got {fast}");
+        assert!(
+            (fast - 0.75).abs() < 0.03,
+            "IB 3 vs 1 should win ~75%, got {fast}"
+        );
     }
 }

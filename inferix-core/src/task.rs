@@ -93,7 +93,10 @@ impl TaskStatus {
 impl std::str::FromStr for TaskStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| format!("unknown task status {s:?}"))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown task status {s:?}"))
     }
 }
 
@@ -192,23 +195,43 @@ impl Task {
             attempts: 0,
             excluded: Vec::new(),
             version: 0,
-            history: vec![StatusChange { status: TaskStatus::Queued, at_ms: now_ms, note: "created".into() }],
+            history: vec![StatusChange {
+                status: TaskStatus::Queued,
+                at_ms: now_ms,
+                note: "created".into(),
+            }],
         }
     }
 
     /// Moves to `to`, recording it; refuses illegal changes.
-    pub fn transition(&mut self, to: TaskStatus, now_ms: u64, note: impl Into<String>) -> Result<(), TransitionError> {
+    pub fn transition(
+        &mut self,
+        to: TaskStatus,
+        now_ms: u64,
+        note: impl Into<String>,
+    ) -> Result<(), TransitionError> {
         if !self.status.can_become(to) {
-            return Err(TransitionError { task: self.id, from: self.status, to });
+            return Err(TransitionError {
+                task: self.id,
+                from: self.status,
+                to,
+            });
         }
         self.status = to;
         if to != TaskStatus::Leased {
             self.lease = None;
         }
-        if matches!(to, TaskStatus::Queued | TaskStatus::Cancelled | TaskStatus::Failed) {
+        if matches!(
+            to,
+            TaskStatus::Queued | TaskStatus::Cancelled | TaskStatus::Failed
+        ) {
             self.result = None;
         }
-        self.history.push(StatusChange { status: to, at_ms: now_ms, note: note.into() });
+        self.history.push(StatusChange {
+            status: to,
+            at_ms: now_ms,
+            note: note.into(),
+        });
         Ok(())
     }
 
@@ -225,11 +248,20 @@ impl Task {
     pub fn complete(&mut self, result: TaskResult, now_ms: u64) -> Result<(), TaskError> {
         match &self.lease {
             Some(l) if l.worker == result.worker => {}
-            _ => return Err(TaskError::NotLeaseHolder { task: self.id, worker: result.worker }),
+            _ => {
+                return Err(TaskError::NotLeaseHolder {
+                    task: self.id,
+                    worker: result.worker,
+                })
+            }
         }
         let got: Vec<u32> = result.frames.iter().map(|f| f.frame).collect();
         if got != self.frames {
-            return Err(TaskError::WrongFrames { task: self.id, expected: self.frames.clone(), got });
+            return Err(TaskError::WrongFrames {
+                task: self.id,
+                expected: self.frames.clone(),
+                got,
+            });
         }
         let note = format!("rendered by {:?} in {} ms", result.worker, result.render_ms);
         self.transition(TaskStatus::Rendered, now_ms, note)?;
@@ -239,7 +271,8 @@ impl Task {
 
     /// Whether the lease has run out at `now_ms`.
     pub fn lease_expired(&self, now_ms: u64) -> bool {
-        self.status == TaskStatus::Leased && self.lease.as_ref().is_some_and(|l| l.deadline_ms <= now_ms)
+        self.status == TaskStatus::Leased
+            && self.lease.as_ref().is_some_and(|l| l.deadline_ms <= now_ms)
     }
 
     /// Puts the task back in the queue, remembering `worker` as excluded when
@@ -256,14 +289,22 @@ impl Task {
                 self.excluded.push(w);
             }
         }
-        let to = if self.attempts >= max_attempts { TaskStatus::Failed } else { TaskStatus::Queued };
+        let to = if self.attempts >= max_attempts {
+            TaskStatus::Failed
+        } else {
+            TaskStatus::Queued
+        };
         self.transition(to, now_ms, note)?;
         Ok(to)
     }
 
     /// Time the last change to `status` happened.
     pub fn entered(&self, status: TaskStatus) -> Option<u64> {
-        self.history.iter().rev().find(|c| c.status == status).map(|c| c.at_ms)
+        self.history
+            .iter()
+            .rev()
+            .find(|c| c.status == status)
+            .map(|c| c.at_ms)
     }
 }
 
@@ -304,7 +345,11 @@ mod tests {
     }
 
     fn lease(w: u128) -> Lease {
-        Lease { worker: NodeId(w), manager: NodeId(99), deadline_ms: 100 }
+        Lease {
+            worker: NodeId(w),
+            manager: NodeId(99),
+            deadline_ms: 100,
+        }
     }
 
     fn result(w: u128, frames: &[u32]) -> TaskResult {
@@ -344,7 +389,11 @@ mod tests {
         let e = t.transition(TaskStatus::Accepted, 1, "").unwrap_err();
         assert_eq!(e.from, TaskStatus::Queued);
         assert_eq!(e.to, TaskStatus::Accepted);
-        assert_eq!(t.status, TaskStatus::Queued, "state unchanged after refusal");
+        assert_eq!(
+            t.status,
+            TaskStatus::Queued,
+            "state unchanged after refusal"
+        );
         assert!(t.transition(TaskStatus::Rendered, 1, "").is_err());
         for s in TaskStatus::ALL {
             assert!(!TaskStatus::Cancelled.can_become(s));
@@ -357,8 +406,14 @@ mod tests {
     fn only_the_lease_holder_reports_the_right_frames() {
         let mut t = task();
         t.lease(lease(1), 1).unwrap();
-        assert!(matches!(t.complete(result(2, &[1, 2]), 2), Err(TaskError::NotLeaseHolder { .. })));
-        assert!(matches!(t.complete(result(1, &[1]), 2), Err(TaskError::WrongFrames { .. })));
+        assert!(matches!(
+            t.complete(result(2, &[1, 2]), 2),
+            Err(TaskError::NotLeaseHolder { .. })
+        ));
+        assert!(matches!(
+            t.complete(result(1, &[1]), 2),
+            Err(TaskError::WrongFrames { .. })
+        ));
         assert_eq!(t.status, TaskStatus::Leased);
     }
 
@@ -368,10 +423,16 @@ mod tests {
         t.lease(lease(1), 1).unwrap();
         assert!(!t.lease_expired(99));
         assert!(t.lease_expired(100));
-        assert_eq!(t.requeue(100, Some(NodeId(1)), 2, "expired").unwrap(), TaskStatus::Queued);
+        assert_eq!(
+            t.requeue(100, Some(NodeId(1)), 2, "expired").unwrap(),
+            TaskStatus::Queued
+        );
         assert_eq!(t.excluded, vec![NodeId(1)]);
         t.lease(lease(2), 101).unwrap();
-        assert_eq!(t.requeue(200, None, 2, "expired").unwrap(), TaskStatus::Failed);
+        assert_eq!(
+            t.requeue(200, None, 2, "expired").unwrap(),
+            TaskStatus::Failed
+        );
         assert!(t.status.is_terminal());
     }
 }

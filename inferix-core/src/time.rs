@@ -15,7 +15,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 }
 
@@ -30,7 +33,10 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock reading `epoch_ms` now.
     pub fn starting_at(epoch_ms: u64) -> Self {
-        Self { start: tokio::time::Instant::now(), epoch_ms }
+        Self {
+            start: tokio::time::Instant::now(),
+            epoch_ms,
+        }
     }
 }
 

@@ -45,14 +45,27 @@ pub const MIN_STDDEV: f64 = 0.5;
 /// Decoded frame has the right size and is not constant.
 pub fn check_plausible(img: &Rgb8Image, width: u32, height: u32) -> Result<(), PlausibilityError> {
     if img.width != width || img.height != height {
-        return Err(PlausibilityError::WrongSize { got_w: img.width, got_h: img.height, want_w: width, want_h: height });
+        return Err(PlausibilityError::WrongSize {
+            got_w: img.width,
+            got_h: img.height,
+            want_w: width,
+            want_h: height,
+        });
     }
     let n = img.pixels.len().max(1) as f64;
     let mean = img.pixels.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = img.pixels.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = img
+        .pixels
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let stddev = var.sqrt();
     if stddev < MIN_STDDEV {
-        return Err(PlausibilityError::Flat { stddev, min: MIN_STDDEV });
+        return Err(PlausibilityError::Flat {
+            stddev,
+            min: MIN_STDDEV,
+        });
     }
     Ok(())
 }
@@ -63,9 +76,19 @@ mod tests {
 
     #[test]
     fn flat_and_wrong_size_frames_fail() {
-        let flat = Rgb8Image { width: 4, height: 4, pixels: vec![7; 48] };
-        assert!(matches!(check_plausible(&flat, 4, 4), Err(PlausibilityError::Flat { .. })));
-        assert!(matches!(check_plausible(&flat, 5, 4), Err(PlausibilityError::WrongSize { .. })));
+        let flat = Rgb8Image {
+            width: 4,
+            height: 4,
+            pixels: vec![7; 48],
+        };
+        assert!(matches!(
+            check_plausible(&flat, 4, 4),
+            Err(PlausibilityError::Flat { .. })
+        ));
+        assert!(matches!(
+            check_plausible(&flat, 5, 4),
+            Err(PlausibilityError::WrongSize { .. })
+        ));
         let mut ok = flat.clone();
         for (i, p) in ok.pixels.iter_mut().enumerate() {
             *p = (i * 5) as u8;

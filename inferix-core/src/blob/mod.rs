@@ -89,7 +89,10 @@ pub trait BlobStoreExt: BlobStore {
         r.read_to_end(&mut out).await?;
         let actual = ContentHash::of(&out);
         if actual != hash {
-            return Err(BlobError::Corrupt { expected: hash, actual });
+            return Err(BlobError::Corrupt {
+                expected: hash,
+                actual,
+            });
         }
         Ok(out)
     }
@@ -116,7 +119,10 @@ pub trait BlobStoreExt: BlobStore {
         let actual = ContentHash(*hasher.finalize().as_bytes());
         if actual != hash {
             let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(BlobError::Corrupt { expected: hash, actual });
+            return Err(BlobError::Corrupt {
+                expected: hash,
+                actual,
+            });
         }
         tokio::fs::rename(&tmp, path).await?;
         Ok(total)

@@ -40,18 +40,41 @@ where
 pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task>) {
     let id = JobId::random();
     let mut spec = JobSpec::new(
-        SceneRef { blob: ContentHash::of(b"scene"), format: SceneFormat::Gltf, file_name: "scene.glb".into() },
+        SceneRef {
+            blob: ContentHash::of(b"scene"),
+            format: SceneFormat::Gltf,
+            file_name: "scene.glb".into(),
+        },
         FrameRange::new(1, frames),
     );
     spec.priority = priority;
     spec.chunk_size = 2;
     spec.tags = vec!["gpu".into()];
-    let tasks = spec.split(id).unwrap().into_iter().map(|t| Task::new(t.id, t.frames, created_ms)).collect();
-    (Job { id, spec, state: JobState::Active, created_ms, quoted_price: 1234, waiting_reason: None }, tasks)
+    let tasks = spec
+        .split(id)
+        .unwrap()
+        .into_iter()
+        .map(|t| Task::new(t.id, t.frames, created_ms))
+        .collect();
+    (
+        Job {
+            id,
+            spec,
+            state: JobState::Active,
+            created_ms,
+            quoted_price: 1234,
+            waiting_reason: None,
+        },
+        tasks,
+    )
 }
 
 fn lease(worker: u128, deadline_ms: u64) -> Lease {
-    Lease { worker: NodeId(worker), manager: NodeId(1), deadline_ms }
+    Lease {
+        worker: NodeId(worker),
+        manager: NodeId(1),
+        deadline_ms,
+    }
 }
 
 /// Every field of jobs and tasks survives a write and a read.
@@ -59,7 +82,11 @@ pub async fn jobs_and_tasks_round_trip(store: impl TaskStore) {
     let (mut job, tasks) = sample_job(3, 10, 5);
     store.insert_job(&job, &tasks).await.unwrap();
     assert_eq!(store.job(job.id).await.unwrap().as_ref(), Some(&job));
-    assert_eq!(store.tasks_of_job(job.id).await.unwrap(), tasks, "tasks in index order");
+    assert_eq!(
+        store.tasks_of_job(job.id).await.unwrap(),
+        tasks,
+        "tasks in index order"
+    );
 
     let mut t = tasks[1].clone();
     t.lease(lease(7, 500), 20).unwrap();
@@ -83,7 +110,11 @@ pub async fn jobs_and_tasks_round_trip(store: impl TaskStore) {
     t.complete(result, 30).unwrap();
     t.excluded.push(NodeId(5));
     store.update_task(&mut t).await.unwrap();
-    assert_eq!(store.task(t.id).await.unwrap(), Some(t.clone()), "result, history, exclusions persist");
+    assert_eq!(
+        store.task(t.id).await.unwrap(),
+        Some(t.clone()),
+        "result, history, exclusions persist"
+    );
 
     job.state = JobState::Paused;
     job.waiting_reason = Some("no worker meets min IB 5".into());
@@ -99,7 +130,10 @@ pub async fn duplicate_job_is_refused_and_changes_nothing(store: impl TaskStore)
     let mut other = job.clone();
     other.quoted_price = 1;
     let err = store.insert_job(&other, &tasks[..1]).await.unwrap_err();
-    assert!(matches!(err, StoreError::AlreadyExists { .. }), "got {err:?}");
+    assert!(
+        matches!(err, StoreError::AlreadyExists { .. }),
+        "got {err:?}"
+    );
     assert_eq!(store.job(job.id).await.unwrap().unwrap().quoted_price, 1234);
     assert_eq!(store.tasks_of_job(job.id).await.unwrap().len(), 2);
 }
@@ -153,16 +187,43 @@ pub async fn queue_order_follows_priority_age_and_index(store: impl TaskStore) {
     store.insert_job(&low, &low_tasks).await.unwrap();
     store.insert_job(&late, &late_tasks).await.unwrap();
     store.insert_job(&high, &high_tasks).await.unwrap();
-    let q: Vec<TaskId> = store.tasks_in_status(TaskStatus::Queued, 100).await.unwrap().iter().map(|t| t.id).collect();
-    let expected = vec![high_tasks[0].id, high_tasks[1].id, late_tasks[0].id, low_tasks[0].id, low_tasks[1].id];
+    let q: Vec<TaskId> = store
+        .tasks_in_status(TaskStatus::Queued, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    let expected = vec![
+        high_tasks[0].id,
+        high_tasks[1].id,
+        late_tasks[0].id,
+        low_tasks[0].id,
+        low_tasks[1].id,
+    ];
     assert_eq!(q, expected);
-    assert_eq!(store.tasks_in_status(TaskStatus::Queued, 2).await.unwrap().len(), 2, "limit applies");
+    assert_eq!(
+        store
+            .tasks_in_status(TaskStatus::Queued, 2)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "limit applies"
+    );
     let mut t = high_tasks[0].clone();
     t.lease(lease(1, 50), 4).unwrap();
     store.update_task(&mut t).await.unwrap();
     let leased = store.tasks_in_status(TaskStatus::Leased, 10).await.unwrap();
     assert_eq!(leased.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t.id]);
-    assert_eq!(store.tasks_in_status(TaskStatus::Queued, 100).await.unwrap().len(), 4);
+    assert_eq!(
+        store
+            .tasks_in_status(TaskStatus::Queued, 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 }
 
 /// Queued tasks of paused or cancelled jobs are not offered.
@@ -171,10 +232,21 @@ pub async fn paused_jobs_leave_the_queue(store: impl TaskStore) {
     store.insert_job(&job, &tasks).await.unwrap();
     job.state = JobState::Paused;
     store.update_job(&job).await.unwrap();
-    assert!(store.tasks_in_status(TaskStatus::Queued, 10).await.unwrap().is_empty());
+    assert!(store
+        .tasks_in_status(TaskStatus::Queued, 10)
+        .await
+        .unwrap()
+        .is_empty());
     job.state = JobState::Active;
     store.update_job(&job).await.unwrap();
-    assert_eq!(store.tasks_in_status(TaskStatus::Queued, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .tasks_in_status(TaskStatus::Queued, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// Leases at or past their deadline are reported, others not.
@@ -187,7 +259,13 @@ pub async fn expired_leases_are_found(store: impl TaskStore) {
         store.update_task(&mut t).await.unwrap();
     }
     assert!(store.expired_leases(99, 10).await.unwrap().is_empty());
-    let e: Vec<TaskId> = store.expired_leases(150, 10).await.unwrap().iter().map(|t| t.id).collect();
+    let e: Vec<TaskId> = store
+        .expired_leases(150, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(e, vec![tasks[0].id]);
     assert_eq!(store.expired_leases(1000, 10).await.unwrap().len(), 2);
 }
@@ -199,14 +277,23 @@ pub async fn ledger_refuses_unbalanced_and_duplicate_transactions(store: impl Ta
     let tx = Transaction::transfer("pay-1", 5, "frame 1 accepted", j.clone(), w.clone(), 700);
     store.append_transaction(&tx).await.unwrap();
     let dup = store.append_transaction(&tx).await.unwrap_err();
-    assert!(matches!(dup, StoreError::AlreadyExists { .. }), "got {dup:?}");
+    assert!(
+        matches!(dup, StoreError::AlreadyExists { .. }),
+        "got {dup:?}"
+    );
     let bad = Transaction {
         id: "bad".into(),
         at_ms: 6,
         memo: "unbalanced".into(),
-        postings: vec![Posting { account: w.clone(), amount: 1 }],
+        postings: vec![Posting {
+            account: w.clone(),
+            amount: 1,
+        }],
     };
-    assert!(matches!(store.append_transaction(&bad).await, Err(StoreError::Unbalanced(_))));
+    assert!(matches!(
+        store.append_transaction(&bad).await,
+        Err(StoreError::Unbalanced(_))
+    ));
     let all = store.transactions().await.unwrap();
     assert_eq!(all, vec![tx]);
     assert_eq!(balance(&all, &w), 700);
@@ -216,10 +303,20 @@ pub async fn ledger_refuses_unbalanced_and_duplicate_transactions(store: impl Ta
 /// Unknown ids read as `None`; updates of unknown records fail.
 pub async fn missing_records_are_none_or_not_found(store: impl TaskStore) {
     assert!(store.job(JobId(1)).await.unwrap().is_none());
-    assert!(store.task(TaskId::new(JobId(1), 0)).await.unwrap().is_none());
+    assert!(store
+        .task(TaskId::new(JobId(1), 0))
+        .await
+        .unwrap()
+        .is_none());
     assert!(store.tasks_of_job(JobId(1)).await.unwrap().is_empty());
     let (job, tasks) = sample_job(0, 1, 2);
-    assert!(matches!(store.update_job(&job).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.update_job(&job).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let mut t = tasks[0].clone();
-    assert!(matches!(store.update_task(&mut t).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.update_task(&mut t).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

@@ -49,10 +49,14 @@ impl TaskStore for MemoryTaskStore {
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         let mut g = self.lock();
         if g.jobs.contains_key(&job.id) {
-            return Err(StoreError::AlreadyExists { what: format!("job {}", job.id) });
+            return Err(StoreError::AlreadyExists {
+                what: format!("job {}", job.id),
+            });
         }
         if let Some(t) = tasks.iter().find(|t| g.tasks.contains_key(&t.id)) {
-            return Err(StoreError::AlreadyExists { what: format!("task {}", t.id) });
+            return Err(StoreError::AlreadyExists {
+                what: format!("task {}", t.id),
+            });
         }
         let seq = g.next_seq;
         g.next_seq += 1;
@@ -70,7 +74,9 @@ impl TaskStore for MemoryTaskStore {
                 *j = job.clone();
                 Ok(())
             }
-            None => Err(StoreError::NotFound { what: format!("job {}", job.id) }),
+            None => Err(StoreError::NotFound {
+                what: format!("job {}", job.id),
+            }),
         }
     }
 
@@ -91,10 +97,17 @@ impl TaskStore for MemoryTaskStore {
 
     async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
         let g = self.lock();
-        Ok(g.tasks.range(TaskId::new(job, 0)..=TaskId::new(job, u32::MAX)).map(|(_, t)| t.clone()).collect())
+        Ok(g.tasks
+            .range(TaskId::new(job, 0)..=TaskId::new(job, u32::MAX))
+            .map(|(_, t)| t.clone())
+            .collect())
     }
 
-    async fn tasks_in_status(&self, status: TaskStatus, limit: usize) -> Result<Vec<Task>, StoreError> {
+    async fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
         let g = self.lock();
         let mut v: Vec<_> = g
             .tasks
@@ -114,9 +127,17 @@ impl TaskStore for MemoryTaskStore {
 
     async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
         let mut g = self.lock();
-        let stored = g.tasks.get_mut(&task.id).ok_or_else(|| StoreError::NotFound { what: format!("task {}", task.id) })?;
+        let stored = g
+            .tasks
+            .get_mut(&task.id)
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("task {}", task.id),
+            })?;
         if stored.version != task.version {
-            return Err(StoreError::Conflict { task: task.id, expected: task.version });
+            return Err(StoreError::Conflict {
+                task: task.id,
+                expected: task.version,
+            });
         }
         task.version += 1;
         *stored = task.clone();
@@ -125,14 +146,21 @@ impl TaskStore for MemoryTaskStore {
 
     async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
         let g = self.lock();
-        Ok(g.tasks.values().filter(|t| t.lease_expired(now_ms)).take(limit).cloned().collect())
+        Ok(g.tasks
+            .values()
+            .filter(|t| t.lease_expired(now_ms))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
         tx.check_balanced()?;
         let mut g = self.lock();
         if !g.transaction_ids.insert(tx.id.clone()) {
-            return Err(StoreError::AlreadyExists { what: format!("transaction {}", tx.id) });
+            return Err(StoreError::AlreadyExists {
+                what: format!("transaction {}", tx.id),
+            });
         }
         g.transactions.push(tx.clone());
         Ok(())

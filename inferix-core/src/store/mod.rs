@@ -80,7 +80,11 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Tasks in `status` across all jobs, ordered by job priority (highest
     /// first), then job age, then task index; `Queued` tasks of jobs that
     /// are not `Active` are left out. At most `limit`.
-    async fn tasks_in_status(&self, status: TaskStatus, limit: usize) -> Result<Vec<Task>, StoreError>;
+    async fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError>;
     /// Writes `task` if the stored version still equals `task.version`, then
     /// bumps `task.version`. This is the atomic claim: of two managers
     /// leasing the same queued task, exactly one succeeds.
@@ -130,7 +134,11 @@ impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
     async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
         (**self).tasks_of_job(job).await
     }
-    async fn tasks_in_status(&self, status: TaskStatus, limit: usize) -> Result<Vec<Task>, StoreError> {
+    async fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
         (**self).tasks_in_status(status, limit).await
     }
     async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {

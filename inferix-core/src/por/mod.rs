@@ -1,0 +1,15 @@
+//! Proof of Render: the pieces a manager and a verifier need to check that
+//! a frame was really rendered, without trusting the worker.
+//!
+//! - [`key`]: a per-task secret derived from the task id with HMAC, so a
+//!   spent key reveals nothing about future ones.
+//! - [`merkle`]: a commitment over a frame's pixel tiles, sent before any
+//!   challenge is drawn.
+//! - [`challenge`]: crop rectangles drawn from the key *and* the commitment,
+//!   so a worker cannot know them before committing.
+//! - [`watermark`]: the Laplacian-energy check of the active noise patches.
+
+pub mod challenge;
+pub mod key;
+pub mod merkle;
+pub mod watermark;

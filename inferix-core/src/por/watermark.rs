@@ -1,0 +1,207 @@
+//! Active noise watermarks (ANGV): small patches with a periodic pattern
+//! w(x, y) = A·cos(2π(x/X + y/Y)) placed where the manager knows they land,
+//! and the verifier's Laplacian-energy check of those rectangles.
+//!
+//! The layout is drawn in screen space from the task key; a renderer places
+//! camera-facing patches just past the near plane so that each covers its
+//! rectangle exactly, is inside the frustum and is never occluded.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::key::VerificationKey;
+use crate::image::{Rect, Rgb8Image};
+
+/// Default number of patches per frame.
+pub const DEFAULT_PATCHES: usize = 12;
+/// Default threshold T on 8-bit images.
+pub const DEFAULT_THRESHOLD: f64 = 5.0;
+
+/// One noise patch as the renderer draws it and the verifier checks it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Patch {
+    /// Pixels it covers.
+    pub rect: Rect,
+    /// Period along x, in pixels.
+    pub period_x: f32,
+    /// Period along y, in pixels.
+    pub period_y: f32,
+    /// Amplitude in linear radiance.
+    pub amplitude: f32,
+}
+
+impl Patch {
+    /// Pattern value at pixel (x, y) of the frame, in -A..=A.
+    pub fn value(&self, x: u32, y: u32) -> f32 {
+        let phase = x as f32 / self.period_x + y as f32 / self.period_y;
+        self.amplitude * (std::f32::consts::TAU * phase).cos()
+    }
+}
+
+/// Draws `n` non-overlapping patches of 4–7 px inside a `width`×`height`
+/// frame, each with room for its 3× verification window, with periods from
+/// N(25, 5) px.
+pub fn layout(key: &VerificationKey, width: u32, height: u32, n: usize) -> Vec<Patch> {
+    let mut rng = key.rng("watermark-layout", &[]);
+    let mut patches: Vec<Patch> = Vec::with_capacity(n);
+    let mut tries = 0;
+    while patches.len() < n && tries < n * 200 {
+        tries += 1;
+        let w = rng.gen_range(4..=7u32);
+        let h = rng.gen_range(4..=7u32);
+        if width < 3 * w + 2 || height < 3 * h + 2 {
+            continue;
+        }
+        let x = rng.gen_range(w + 1..=width - 2 * w - 1);
+        let y = rng.gen_range(h + 1..=height - 2 * h - 1);
+        let rect = Rect::new(x, y, w, h);
+        // Keep whole 3× windows apart so checks do not see each other.
+        let window = window_of(rect, width, height);
+        if patches
+            .iter()
+            .any(|p| window_of(p.rect, width, height).overlaps(&window))
+        {
+            continue;
+        }
+        let mut normal = || {
+            // Box–Muller.
+            let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+            let u2: f64 = rng.gen_range(0.0..1.0);
+            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            (25.0 + 5.0 * z).clamp(10.0, 40.0) as f32
+        };
+        let (period_x, period_y) = (normal(), normal());
+        patches.push(Patch {
+            rect,
+            period_x,
+            period_y,
+            amplitude: 0.35,
+        });
+    }
+    patches
+}
+
+/// The window three times as wide and tall around `rect`, clipped to the frame.
+pub fn window_of(rect: Rect, width: u32, height: u32) -> Rect {
+    let x0 = rect.x.saturating_sub(rect.width);
+    let y0 = rect.y.saturating_sub(rect.height);
+    let x1 = (rect.x + 2 * rect.width).min(width);
+    let y1 = (rect.y + 2 * rect.height).min(height);
+    Rect::new(x0, y0, x1 - x0, y1 - y0)
+}
+
+fn luma(img: &Rgb8Image, x: u32, y: u32) -> f64 {
+    let [r, g, b] = img.get(x, y);
+    0.2126 * r as f64 + 0.7152 * g as f64 + 0.0722 * b as f64
+}
+
+/// Mean absolute 4-neighbour Laplacian of luminance over `rect` (borders
+/// clamped).
+pub fn laplacian_energy(img: &Rgb8Image, rect: Rect) -> f64 {
+    let (w, h) = (img.width as i64, img.height as i64);
+    let at = |x: i64, y: i64| luma(img, x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32);
+    let mut sum = 0.0;
+    for y in rect.y as i64..(rect.y + rect.height) as i64 {
+        for x in rect.x as i64..(rect.x + rect.width) as i64 {
+            let l = at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y);
+            sum += l.abs();
+        }
+    }
+    sum / rect.area().max(1) as f64
+}
+
+/// e = |mean(∇²v) − mean(∇²k)| for one patch rectangle k and its window v.
+pub fn contrast(img: &Rgb8Image, rect: Rect) -> f64 {
+    (laplacian_energy(img, window_of(rect, img.width, img.height)) - laplacian_energy(img, rect))
+        .abs()
+}
+
+/// Checks every rectangle; returns the failing ones with their contrast.
+pub fn check(img: &Rgb8Image, rects: &[Rect], threshold: f64) -> Result<(), Vec<(Rect, f64)>> {
+    let failing: Vec<(Rect, f64)> = rects
+        .iter()
+        .map(|r| {
+            (
+                *r,
+                if r.fits_in(img.width, img.height) {
+                    contrast(img, *r)
+                } else {
+                    0.0
+                },
+            )
+        })
+        .filter(|(_, e)| *e < threshold)
+        .collect();
+    if failing.is_empty() {
+        Ok(())
+    } else {
+        Err(failing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{JobId, TaskId};
+    use crate::image::{srgb8_to_linear, Image};
+    use crate::por::key::ManagerSecret;
+
+    fn key() -> VerificationKey {
+        VerificationKey::derive(&ManagerSecret(b"s".to_vec()), TaskId::new(JobId(9), 0))
+    }
+
+    /// A smooth gradient with the patches painted in.
+    fn frame(patches: &[Patch], w: u32, h: u32) -> Rgb8Image {
+        let mut img = Image::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let v = srgb8_to_linear(((x + y) / 4) as u8 % 200 + 20);
+                img.set(x, y, [v, v, v]);
+            }
+        }
+        for p in patches {
+            for y in p.rect.y..p.rect.y + p.rect.height {
+                for x in p.rect.x..p.rect.x + p.rect.width {
+                    // Checkerboard carrier modulated by the periodic pattern.
+                    let s = if (x + y) % 2 == 0 { 1.0 } else { -1.0 };
+                    let v = (0.4 + s * (0.2 + p.value(x, y).abs())).clamp(0.0, 1.0);
+                    img.set(x, y, [v, v, v]);
+                }
+            }
+        }
+        img.to_srgb8()
+    }
+
+    #[test]
+    fn layout_is_keyed_in_bounds_and_apart() {
+        let ps = layout(&key(), 640, 360, DEFAULT_PATCHES);
+        assert_eq!(ps.len(), DEFAULT_PATCHES);
+        for (i, p) in ps.iter().enumerate() {
+            assert!((4..=7).contains(&p.rect.width) && (4..=7).contains(&p.rect.height));
+            assert!(window_of(p.rect, 640, 360).fits_in(640, 360));
+            for q in &ps[i + 1..] {
+                assert!(!p.rect.overlaps(&q.rect));
+            }
+        }
+        assert_eq!(ps, layout(&key(), 640, 360, DEFAULT_PATCHES));
+        let other =
+            VerificationKey::derive(&ManagerSecret(b"s".to_vec()), TaskId::new(JobId(9), 1));
+        assert_ne!(ps, layout(&other, 640, 360, DEFAULT_PATCHES));
+    }
+
+    #[test]
+    fn watermarked_frames_pass_and_stripped_ones_fail() {
+        let ps = layout(&key(), 320, 180, DEFAULT_PATCHES);
+        let rects: Vec<Rect> = ps.iter().map(|p| p.rect).collect();
+        assert!(check(&frame(&ps, 320, 180), &rects, DEFAULT_THRESHOLD).is_ok());
+        let stripped = frame(&[], 320, 180);
+        let failing = check(&stripped, &rects, DEFAULT_THRESHOLD).unwrap_err();
+        assert_eq!(failing.len(), rects.len(), "no patch survives stripping");
+        let blank = Rgb8Image {
+            width: 320,
+            height: 180,
+            pixels: vec![0; 320 * 180 * 3],
+        };
+        assert!(check(&blank, &rects, DEFAULT_THRESHOLD).is_err());
+    }
+}
