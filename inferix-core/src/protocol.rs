@@ -12,6 +12,7 @@ use crate::image::Rect;
 use crate::job::{Job, JobSpec, OutputFormat, SceneRef};
 use crate::renderer::RenderSettings;
 use crate::task::{FrameOutput, TaskResult, TaskStatus};
+use crate::ContentHash;
 
 /// Version spoken by this build; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -220,6 +221,8 @@ pub enum ErrorCode {
     UnexpectedMessage,
     /// The manager cannot serve it now (store down); retry later.
     Unavailable,
+    /// An upload larger than the store accepts.
+    TooLarge,
     /// A bug or backend failure.
     Internal,
 }
@@ -316,6 +319,43 @@ pub enum Message {
         /// Job.
         job: JobId,
     },
+    /// Fetch a blob; answered by `BlobChunk`s with the request's id.
+    BlobGet {
+        /// Blob address.
+        hash: ContentHash,
+    },
+    /// One chunk of a blob being downloaded.
+    BlobChunk {
+        /// Bytes.
+        data: Vec<u8>,
+        /// Whether this is the final chunk.
+        last: bool,
+    },
+    /// One chunk of an upload; every chunk of one upload carries the same
+    /// envelope id, and the last is answered by `BlobStored`.
+    BlobPut {
+        /// Bytes.
+        data: Vec<u8>,
+        /// Whether this is the final chunk.
+        last: bool,
+    },
+    /// Upload finished.
+    BlobStored {
+        /// Address of what was stored.
+        hash: ContentHash,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// Ask for a blob's size.
+    BlobSize {
+        /// Blob address.
+        hash: ContentHash,
+    },
+    /// A blob's size, `None` when absent.
+    BlobSizeReply {
+        /// Size in bytes.
+        size: Option<u64>,
+    },
     /// Manager: generic success reply.
     Ok,
     /// Any node: the request failed.
@@ -351,6 +391,12 @@ impl Message {
             Self::Watch { .. } => "watch",
             Self::Event { .. } => "event",
             Self::Cancel { .. } => "cancel",
+            Self::BlobGet { .. } => "blob_get",
+            Self::BlobChunk { .. } => "blob_chunk",
+            Self::BlobPut { .. } => "blob_put",
+            Self::BlobStored { .. } => "blob_stored",
+            Self::BlobSize { .. } => "blob_size",
+            Self::BlobSizeReply { .. } => "blob_size_reply",
             Self::Ok => "ok",
             Self::Error { .. } => "error",
         }

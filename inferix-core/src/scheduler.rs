@@ -45,7 +45,7 @@ pub fn is_eligible(demand: &TaskDemand<'_>, worker: &WorkerInfo) -> bool {
 }
 
 /// Picks a worker for a task among idle workers.
-pub trait Scheduler: Send {
+pub trait Scheduler: Send + Sync {
     /// Chooses one of `idle` (all idle and connected) for `demand`, or none.
     /// Implementations must only return an eligible worker.
     fn choose(&mut self, demand: &TaskDemand<'_>, idle: &[WorkerInfo]) -> Option<NodeId>;

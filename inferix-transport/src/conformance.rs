@@ -11,7 +11,10 @@ use inferix_core::protocol::{Envelope, Message};
 use crate::{Listener, Transport, TransportError};
 
 /// Runs every case.
-pub async fn test_all<T: Transport>(make_transport: impl Fn(usize) -> T, listen_addr: impl Fn(usize) -> String) {
+pub async fn test_all<T: Transport>(
+    make_transport: impl Fn(usize) -> T,
+    listen_addr: impl Fn(usize) -> String,
+) {
     peers_see_each_others_identity_and_messages_keep_order(
         make_transport(0),
         make_transport(1),
@@ -20,22 +23,44 @@ pub async fn test_all<T: Transport>(make_transport: impl Fn(usize) -> T, listen_
     .await;
     connecting_to_nobody_fails(make_transport(2), &listen_addr(2)).await;
     closing_ends_the_peers_receiver(make_transport(3), make_transport(4), &listen_addr(3)).await;
-    many_clients_one_listener(make_transport(5), (6..10).map(&make_transport).collect(), &listen_addr(5)).await;
+    many_clients_one_listener(
+        make_transport(5),
+        (6..10).map(&make_transport).collect(),
+        &listen_addr(5),
+    )
+    .await;
 }
 
 fn msg(i: u64) -> Envelope {
-    Envelope::with_id(i, Message::Cancel { job: JobId(i as u128) })
+    Envelope::with_id(
+        i,
+        Message::Cancel {
+            job: JobId(i as u128),
+        },
+    )
 }
 
 /// Identities are the transports' own; 2,000 messages each way arrive in order.
-pub async fn peers_see_each_others_identity_and_messages_keep_order<T: Transport>(server: T, client: T, addr: &str) {
+pub async fn peers_see_each_others_identity_and_messages_keep_order<T: Transport>(
+    server: T,
+    client: T,
+    addr: &str,
+) {
     let mut listener = server.listen(addr).await.unwrap();
     let target = listener.local_addr();
     let accept = tokio::spawn(async move { listener.accept().await.map(|c| (c, listener)) });
     let mut c = client.connect(&target).await.unwrap();
     let (mut s, _listener) = accept.await.unwrap().unwrap();
-    assert_eq!(s.peer, client.local_id(), "server sees the client's identity");
-    assert_eq!(c.peer, server.local_id(), "client sees the server's identity");
+    assert_eq!(
+        s.peer,
+        client.local_id(),
+        "server sees the client's identity"
+    );
+    assert_eq!(
+        c.peer,
+        server.local_id(),
+        "client sees the server's identity"
+    );
 
     const N: u64 = 2000;
     let cs = c.sender.clone();
@@ -48,7 +73,11 @@ pub async fn peers_see_each_others_identity_and_messages_keep_order<T: Transport
         let got = s.receiver.recv().await.unwrap().unwrap();
         assert_eq!(got, msg(i), "client→server order");
         s.sender.send(msg(i + N)).await.unwrap();
-        assert_eq!(c.receiver.recv().await.unwrap().unwrap(), msg(i + N), "server→client");
+        assert_eq!(
+            c.receiver.recv().await.unwrap().unwrap(),
+            msg(i + N),
+            "server→client"
+        );
     }
     writer.await.unwrap();
 }
@@ -60,7 +89,10 @@ pub async fn connecting_to_nobody_fails<T: Transport>(client: T, addr: &str) {
     let target = listener.local_addr();
     drop(listener);
     let err = client.connect(&target).await.unwrap_err();
-    assert!(matches!(err, TransportError::Unreachable(_) | TransportError::Io(_)), "got {err:?}");
+    assert!(
+        matches!(err, TransportError::Unreachable(_) | TransportError::Io(_)),
+        "got {err:?}"
+    );
 }
 
 /// `close` on one side makes the other side's `recv` return `None`.
@@ -74,8 +106,14 @@ pub async fn closing_ends_the_peers_receiver<T: Transport>(server: T, client: T,
     assert_eq!(s.receiver.recv().await.unwrap(), Some(msg(1)));
     let waiter = tokio::spawn(async move { s.receiver.recv().await });
     c.sender.close("bye");
-    assert!(matches!(waiter.await.unwrap(), Ok(None) | Err(TransportError::Closed(_))));
-    assert!(c.sender.send(msg(2)).await.is_err(), "sending on a closed connection fails");
+    assert!(matches!(
+        waiter.await.unwrap(),
+        Ok(None) | Err(TransportError::Closed(_))
+    ));
+    assert!(
+        c.sender.send(msg(2)).await.is_err(),
+        "sending on a closed connection fails"
+    );
 }
 
 /// One listener serves several clients independently.

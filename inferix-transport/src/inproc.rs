@@ -15,11 +15,14 @@ use crate::{Connection, Listener, MessageReceiver, MessageSender, Transport, Tra
 /// Messages buffered per direction before senders wait.
 const CHANNEL_CAPACITY: usize = 1024;
 
+/// Listeners by address: where to hand new connections, and whose they are.
+type Listeners = HashMap<String, (mpsc::Sender<Connection>, NodeId)>;
+
 /// A registry of listeners by name, shared by every transport of one
 /// simulated network.
 #[derive(Clone, Default)]
 pub struct InProcNetwork {
-    listeners: Arc<Mutex<HashMap<String, (mpsc::Sender<Connection>, NodeId)>>>,
+    listeners: Arc<Mutex<Listeners>>,
 }
 
 impl InProcNetwork {
@@ -30,7 +33,10 @@ impl InProcNetwork {
 
     /// A transport for node `id` on this network.
     pub fn transport(&self, id: NodeId) -> InProcTransport {
-        InProcTransport { network: self.clone(), id }
+        InProcTransport {
+            network: self.clone(),
+            id,
+        }
     }
 }
 
@@ -55,7 +61,10 @@ impl MessageSender for ChannelSender {
         if let Some(r) = self.closed.borrow().clone() {
             return Err(TransportError::Closed(Some(r)));
         }
-        self.tx.send(envelope).await.map_err(|_| TransportError::Closed(None))
+        self.tx
+            .send(envelope)
+            .await
+            .map_err(|_| TransportError::Closed(None))
     }
 
     fn close(&self, reason: &str) {
@@ -89,7 +98,11 @@ struct InProcListener {
 
 impl Drop for InProcListener {
     fn drop(&mut self) {
-        self.network.listeners.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.addr);
+        self.network
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.addr);
     }
 }
 
@@ -112,14 +125,26 @@ fn pair(a: NodeId, a_addr: &str, b: NodeId, b_addr: &str) -> (Connection, Connec
     let at_a = Connection {
         peer: b,
         remote_addr: b_addr.to_string(),
-        sender: Arc::new(ChannelSender { tx: tx_ab, closed: closed.clone() }),
-        receiver: Box::new(ChannelReceiver { rx: rx_ba, closed: closed.subscribe() }),
+        sender: Arc::new(ChannelSender {
+            tx: tx_ab,
+            closed: closed.clone(),
+        }),
+        receiver: Box::new(ChannelReceiver {
+            rx: rx_ba,
+            closed: closed.subscribe(),
+        }),
     };
     let at_b = Connection {
         peer: a,
         remote_addr: a_addr.to_string(),
-        sender: Arc::new(ChannelSender { tx: tx_ba, closed: closed.clone() }),
-        receiver: Box::new(ChannelReceiver { rx: rx_ab, closed: closed.subscribe() }),
+        sender: Arc::new(ChannelSender {
+            tx: tx_ba,
+            closed: closed.clone(),
+        }),
+        receiver: Box::new(ChannelReceiver {
+            rx: rx_ab,
+            closed: closed.subscribe(),
+        }),
     };
     (at_a, at_b)
 }
@@ -131,23 +156,39 @@ impl Transport for InProcTransport {
     }
 
     async fn listen(&self, addr: &str) -> Result<Box<dyn Listener>, TransportError> {
-        let mut map = self.network.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .network
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if map.get(addr).is_some_and(|(tx, _)| !tx.is_closed()) {
             return Err(TransportError::AddressInUse(addr.to_string()));
         }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         map.insert(addr.to_string(), (tx, self.id));
-        Ok(Box::new(InProcListener { addr: addr.to_string(), rx, network: self.network.clone() }))
+        Ok(Box::new(InProcListener {
+            addr: addr.to_string(),
+            rx,
+            network: self.network.clone(),
+        }))
     }
 
     async fn connect(&self, addr: &str) -> Result<Connection, TransportError> {
-        let tx = self.network.listeners.lock().unwrap_or_else(|e| e.into_inner()).get(addr).cloned();
+        let tx = self
+            .network
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(addr)
+            .cloned();
         let (tx, server) = tx.ok_or_else(|| TransportError::Unreachable(addr.to_string()))?;
         let me = format!("inproc:{}", self.id);
         // The server learns our id from the connection, as QUIC learns it
         // from the client certificate.
         let (mine, theirs) = pair(self.id, &me, server, addr);
-        tx.send(theirs).await.map_err(|_| TransportError::Unreachable(addr.to_string()))?;
+        tx.send(theirs)
+            .await
+            .map_err(|_| TransportError::Unreachable(addr.to_string()))?;
         Ok(mine)
     }
 }

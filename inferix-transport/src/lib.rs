@@ -13,9 +13,15 @@ use inferix_core::ids::NodeId;
 use inferix_core::protocol::Envelope;
 
 pub mod conformance;
+mod frame;
+mod identity;
 mod inproc;
+pub mod quic;
 
+pub use frame::{decode_frame, encode_frame, DEFAULT_MAX_FRAME_SIZE};
+pub use identity::{verify, NodeIdentity, KEY_FILE_NAME};
 pub use inproc::{InProcNetwork, InProcTransport};
+pub use quic::{install_crypto_provider, QuicConfig, QuicTransport};
 
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +42,15 @@ pub enum TransportError {
     /// A frame could not be decoded, or is too large.
     #[error("bad frame: {0}")]
     BadFrame(String),
+    /// The peer speaks another protocol version; the connection is closed,
+    /// since nothing it sends can be decoded.
+    #[error("protocol version {theirs} not supported (this node speaks {ours})")]
+    UnsupportedVersion {
+        /// Version the peer's frame carried.
+        theirs: u16,
+        /// Version this build speaks.
+        ours: u16,
+    },
     /// Socket or TLS failure.
     #[error("transport I/O: {0}")]
     Io(String),
@@ -72,7 +87,10 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("peer", &self.peer).field("remote_addr", &self.remote_addr).finish()
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("remote_addr", &self.remote_addr)
+            .finish()
     }
 }
 

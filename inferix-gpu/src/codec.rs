@@ -1,0 +1,245 @@
+//! PNG (sRGB 8-bit) and EXR (linear float) encoding of frames.
+
+use inferix_core::image::{Image, Rgb8Image};
+
+/// Largest image side accepted when decoding.
+pub const MAX_DECODE_SIDE: u32 = 16384;
+/// Largest pixel count accepted when decoding.
+pub const MAX_DECODE_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// Why an image could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The bytes are not a valid file of the format.
+    #[error("malformed image: {0}")]
+    Malformed(String),
+    /// A valid file with a colour type or bit depth we do not accept.
+    #[error("unsupported image format: {0}")]
+    Unsupported(String),
+    /// Dimensions that are zero or too large to decode safely.
+    #[error("image size {width}x{height} is outside the accepted range")]
+    TooLarge {
+        /// Claimed width.
+        width: u32,
+        /// Claimed height.
+        height: u32,
+    },
+    /// Pixel buffer length does not match the dimensions.
+    #[error("pixel buffer has {got} values, expected {expected}")]
+    BadBuffer {
+        /// Values present.
+        got: usize,
+        /// Values required.
+        expected: usize,
+    },
+}
+
+fn check_size(width: u32, height: u32) -> Result<(), CodecError> {
+    if width == 0
+        || height == 0
+        || width > MAX_DECODE_SIDE
+        || height > MAX_DECODE_SIDE
+        || width as u64 * height as u64 > MAX_DECODE_PIXELS
+    {
+        return Err(CodecError::TooLarge { width, height });
+    }
+    Ok(())
+}
+
+/// Encodes an 8-bit sRGB image as PNG.
+pub fn encode_png(img: &Rgb8Image) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, img.width, img.height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
+        let ok = enc
+            .write_header()
+            .and_then(|mut w| w.write_image_data(&img.pixels));
+        if let Err(e) = ok {
+            // Only reachable with inconsistent dimensions/buffer; produce an
+            // empty stream the decoder rejects rather than panicking.
+            tracing::warn!("png encode failed: {e}");
+            return Vec::new();
+        }
+    }
+    out
+}
+
+/// Decodes an RGB8 or RGBA8 PNG (alpha dropped), bounding allocation.
+pub fn decode_png(bytes: &[u8]) -> Result<Rgb8Image, CodecError> {
+    let mut decoder = png::Decoder::new_with_limits(
+        std::io::Cursor::new(bytes),
+        png::Limits {
+            bytes: (MAX_DECODE_PIXELS * 4) as usize,
+        },
+    );
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(|e| match e {
+        png::DecodingError::LimitsExceeded => CodecError::TooLarge {
+            width: 0,
+            height: 0,
+        },
+        e => CodecError::Malformed(e.to_string()),
+    })?;
+    let info = reader.info();
+    let (width, height) = (info.width, info.height);
+    check_size(width, height)?;
+    let channels = match (info.color_type, info.bit_depth) {
+        (png::ColorType::Rgb, png::BitDepth::Eight) => 3,
+        (png::ColorType::Rgba, png::BitDepth::Eight) => 4,
+        (c, d) => {
+            return Err(CodecError::Unsupported(format!(
+                "{c:?} {d:?} (need RGB8 or RGBA8)"
+            )))
+        }
+    };
+    let size = reader.output_buffer_size();
+    if size as u64 > MAX_DECODE_PIXELS * 4 {
+        return Err(CodecError::TooLarge { width, height });
+    }
+    let mut buf = vec![0u8; size];
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let line = frame.line_size;
+    let mut pixels = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in 0..height as usize {
+        let row = &buf[y * line..y * line + width as usize * channels];
+        if channels == 3 {
+            pixels.extend_from_slice(row);
+        } else {
+            for px in row.chunks_exact(4) {
+                pixels.extend_from_slice(&px[..3]);
+            }
+        }
+    }
+    Ok(Rgb8Image {
+        width,
+        height,
+        pixels,
+    })
+}
+
+/// Encodes a linear image as a single-layer RGB 32-bit float OpenEXR file.
+pub fn encode_exr(img: &Image) -> Result<Vec<u8>, CodecError> {
+    use exr::prelude::*;
+    let expected = img.width as usize * img.height as usize * 3;
+    if img.pixels.len() != expected {
+        return Err(CodecError::BadBuffer {
+            got: img.pixels.len(),
+            expected,
+        });
+    }
+    check_size(img.width, img.height)?;
+    let w = img.width as usize;
+    let channels = SpecificChannels::rgb(|pos: Vec2<usize>| {
+        let i = (pos.y() * w + pos.x()) * 3;
+        (img.pixels[i], img.pixels[i + 1], img.pixels[i + 2])
+    });
+    let image =
+        exr::image::Image::from_channels((img.width as usize, img.height as usize), channels);
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write()
+        .to_buffered(&mut out)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+/// Decodes an RGB(A) OpenEXR file into linear pixels.
+pub fn decode_exr(bytes: &[u8]) -> Result<inferix_core::image::Image, CodecError> {
+    use exr::prelude::*;
+    let meta = exr::meta::MetaData::read_from_buffered(std::io::Cursor::new(bytes), false)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let header = meta
+        .headers
+        .first()
+        .ok_or_else(|| CodecError::Malformed("no layers".into()))?;
+    let size = header.layer_size;
+    let (width, height) = (size.width() as u32, size.height() as u32);
+    if size.width() > u32::MAX as usize || size.height() > u32::MAX as usize {
+        return Err(CodecError::TooLarge {
+            width: u32::MAX,
+            height: u32::MAX,
+        });
+    }
+    check_size(width, height)?;
+    let image = read()
+        .no_deep_data()
+        .largest_resolution_level()
+        .rgb_channels(
+            move |resolution, _| inferix_core::image::Image {
+                width: resolution.width() as u32,
+                height: resolution.height() as u32,
+                pixels: vec![0.0; resolution.width() * resolution.height() * 3],
+            },
+            |img: &mut inferix_core::image::Image, pos, (r, g, b): (f32, f32, f32)| {
+                let i = (pos.y() * img.width as usize + pos.x()) * 3;
+                img.pixels[i] = r;
+                img.pixels[i + 1] = g;
+                img.pixels[i + 2] = b;
+            },
+        )
+        .first_valid_layer()
+        .all_attributes()
+        .from_buffered(std::io::Cursor::new(bytes))
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(image.layer_data.channel_data.pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_round_trip() {
+        let img = Rgb8Image {
+            width: 3,
+            height: 2,
+            pixels: (0..18).map(|v| v as u8 * 13).collect(),
+        };
+        assert_eq!(decode_png(&encode_png(&img)).unwrap(), img);
+    }
+
+    #[test]
+    fn png_rejects_grey_and_garbage() {
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, 2, 2);
+            enc.set_color(png::ColorType::Grayscale);
+            enc.write_header()
+                .unwrap()
+                .write_image_data(&[0, 1, 2, 3])
+                .unwrap();
+        }
+        assert!(matches!(decode_png(&out), Err(CodecError::Unsupported(_))));
+        assert!(matches!(
+            decode_png(b"not a png"),
+            Err(CodecError::Malformed(_))
+        ));
+        // A header claiming 100000x100000 pixels.
+        let mut bad = encode_png(&Rgb8Image {
+            width: 1,
+            height: 1,
+            pixels: vec![1, 2, 3],
+        });
+        bad[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bad[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        assert!(decode_png(&bad).is_err());
+    }
+
+    #[test]
+    fn exr_round_trip_is_exact() {
+        let img = Image {
+            width: 4,
+            height: 3,
+            pixels: (0..36).map(|v| v as f32 * 0.37 - 2.0).collect(),
+        };
+        let bytes = encode_exr(&img).unwrap();
+        assert_eq!(decode_exr(&bytes).unwrap(), img);
+        assert!(decode_exr(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! Flattening a frame's geometry into the kernel's two data buffers.
+
+use crate::bvh;
+use crate::kernel::{fp, up, ATTR_F, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_F};
+use crate::math;
+use crate::scene::{default_camera, FrameGeometry, LightKind, Scene};
+
+/// Host copy of everything one frame's kernel launches read.
+#[derive(Debug, Clone)]
+pub(crate) struct GpuScene {
+    pub(crate) fdata: Vec<f32>,
+    pub(crate) udata: Vec<u32>,
+    /// `up` template (launch-specific slots are filled per launch).
+    pub(crate) up: Vec<u32>,
+    /// `fp` without the aspect ratio (filled per launch).
+    pub(crate) fp: Vec<f32>,
+}
+
+fn srgb_to_linear(b: u8) -> f32 {
+    inferix_core::image::srgb8_to_linear(b)
+}
+
+/// Builds the buffers: BVH, triangles, attributes, materials, textures, lights.
+pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
+    let bvh = bvh::build(&g.tris);
+    let n = g.tris.len();
+    let mut fdata: Vec<f32> = Vec::new();
+    let mut udata: Vec<u32> = Vec::new();
+    let mut upv = vec![0u32; up::LEN];
+
+    // Scene bounds for epsilons and directional-light power.
+    let mut lo = [f32::INFINITY; 3];
+    let mut hi = [f32::NEG_INFINITY; 3];
+    for t in &g.tris {
+        for p in t {
+            lo = math::vmin(lo, *p);
+            hi = math::vmax(hi, *p);
+        }
+    }
+    let extent = if n > 0 {
+        math::length(math::sub(hi, lo)).max(1e-3)
+    } else {
+        1.0
+    };
+
+    upv[up::F_NODE] = fdata.len() as u32;
+    upv[up::U_NODE] = udata.len() as u32;
+    for node in &bvh.nodes {
+        fdata.extend_from_slice(&node.min);
+        fdata.extend_from_slice(&node.max);
+        udata.extend_from_slice(&[node.a, node.count, node.axis]);
+    }
+    debug_assert_eq!(fdata.len(), bvh.nodes.len() * NODE_F);
+    debug_assert_eq!(udata.len(), bvh.nodes.len() * NODE_U);
+
+    // Emissive triangles and their power.
+    let mat_emission = |m: u32| {
+        scene
+            .materials
+            .get(m as usize)
+            .map(|m| m.emissive)
+            .unwrap_or([0.0; 3])
+    };
+    let mut light_power: Vec<f32> = Vec::new();
+    for l in &g.lights {
+        let lum = 0.2126 * l.def.color[0] + 0.7152 * l.def.color[1] + 0.0722 * l.def.color[2];
+        let p = match l.def.kind {
+            LightKind::Directional => lum * std::f32::consts::PI * extent * extent * 0.25,
+            _ => lum * 4.0 * std::f32::consts::PI,
+        };
+        light_power.push(p.max(0.0));
+    }
+    let mut emissive: Vec<(u32, f32)> = Vec::new();
+    for (slot, &orig) in bvh.order.iter().enumerate() {
+        let e = mat_emission(g.material[orig as usize]);
+        let lum = 0.2126 * e[0] + 0.7152 * e[1] + 0.0722 * e[2];
+        if e.iter().any(|&c| c > 0.0) {
+            let t = &g.tris[orig as usize];
+            let area =
+                0.5 * math::length(math::cross(math::sub(t[1], t[0]), math::sub(t[2], t[0])));
+            let p = lum.max(1e-6) * area * std::f32::consts::PI;
+            if p > 0.0 && p.is_finite() {
+                emissive.push((slot as u32, p));
+            }
+        }
+    }
+    let total: f64 = light_power.iter().map(|&p| p as f64).sum::<f64>()
+        + emissive.iter().map(|&(_, p)| p as f64).sum::<f64>();
+    let num_lights = g.lights.len() + emissive.len();
+    let mut cdf = Vec::with_capacity(num_lights);
+    let mut tri_pmf = vec![0.0f32; n];
+    if total > 0.0 {
+        let mut acc = 0.0f64;
+        for &p in &light_power {
+            acc += p as f64;
+            cdf.push((acc / total) as f32);
+        }
+        for &(slot, p) in &emissive {
+            acc += p as f64;
+            cdf.push((acc / total) as f32);
+            tri_pmf[slot as usize] = (p as f64 / total) as f32;
+        }
+        if let Some(last) = cdf.last_mut() {
+            *last = 1.0;
+        }
+    }
+
+    upv[up::F_TRI] = fdata.len() as u32;
+    for &orig in &bvh.order {
+        let t = &g.tris[orig as usize];
+        fdata.extend_from_slice(&t[0]);
+        fdata.extend_from_slice(&math::sub(t[1], t[0]));
+        fdata.extend_from_slice(&math::sub(t[2], t[0]));
+    }
+    debug_assert_eq!(fdata.len() - upv[up::F_TRI] as usize, n * TRI_F);
+    upv[up::F_ATTR] = fdata.len() as u32;
+    for (slot, &orig) in bvh.order.iter().enumerate() {
+        let o = orig as usize;
+        for nrm in &g.normals[o] {
+            fdata.extend_from_slice(nrm);
+        }
+        for uv in &g.uvs[o] {
+            fdata.extend_from_slice(uv);
+        }
+        fdata.push(tri_pmf[slot]);
+    }
+    debug_assert_eq!(fdata.len() - upv[up::F_ATTR] as usize, n * ATTR_F);
+    upv[up::U_TRI] = udata.len() as u32;
+    for &orig in &bvh.order {
+        udata.push(g.material[orig as usize]);
+    }
+
+    // Textures first in udata so materials can point at them.
+    let mut tex_offsets = Vec::new();
+    upv[up::U_TEX] = udata.len() as u32;
+    for t in &scene.textures {
+        tex_offsets.push(udata.len() as u32);
+        udata.extend_from_slice(&t.texels);
+    }
+    upv[up::F_MAT] = fdata.len() as u32;
+    upv[up::U_MAT] = udata.len() as u32;
+    for m in &scene.materials {
+        fdata.extend_from_slice(&m.base);
+        fdata.push(m.metallic);
+        fdata.push(m.roughness);
+        fdata.push(0.0);
+        fdata.extend_from_slice(&m.emissive);
+        fdata.push(m.specular);
+        fdata.extend_from_slice(&[0.0, 0.0]);
+        match m
+            .texture
+            .and_then(|t| scene.textures.get(t).map(|tex| (t, tex)))
+        {
+            Some((t, tex)) => udata.extend_from_slice(&[tex_offsets[t], tex.width, tex.height, 1]),
+            None => udata.extend_from_slice(&[0, 0, 0, 0]),
+        }
+    }
+    debug_assert_eq!(
+        fdata.len() - upv[up::F_MAT] as usize,
+        scene.materials.len() * MAT_F
+    );
+    debug_assert_eq!(
+        udata.len() - upv[up::U_MAT] as usize,
+        scene.materials.len() * MAT_U
+    );
+
+    upv[up::F_LIGHT] = fdata.len() as u32;
+    for l in &g.lights {
+        let (kind, ci, co) = match l.def.kind {
+            LightKind::Point => (0.0, 1.0, 0.0),
+            LightKind::Spot { inner, outer } => (1.0, inner.cos(), outer.cos()),
+            LightKind::Directional => (2.0, 1.0, 0.0),
+        };
+        let mut rec = [0.0f32; LIGHT_F];
+        rec[0] = kind;
+        rec[1..4].copy_from_slice(&l.position);
+        rec[4..7].copy_from_slice(&l.direction);
+        rec[7..10].copy_from_slice(&l.def.color);
+        rec[10] = ci;
+        rec[11] = co;
+        rec[12] = l.def.range;
+        fdata.extend_from_slice(&rec);
+    }
+    upv[up::U_EMIT] = udata.len() as u32;
+    for &(slot, _) in &emissive {
+        udata.push(slot);
+    }
+    upv[up::F_CDF] = fdata.len() as u32;
+    fdata.extend_from_slice(&cdf);
+    upv[up::F_LUT] = fdata.len() as u32;
+    for b in 0..=255u8 {
+        fdata.push(srgb_to_linear(b));
+    }
+    // Never bind empty buffers.
+    fdata.push(0.0);
+    udata.push(0);
+
+    upv[up::NUM_LIGHTS] = if total > 0.0 { num_lights as u32 } else { 0 };
+    upv[up::NUM_PUNCTUAL] = g.lights.len() as u32;
+    upv[up::NUM_TRIS] = n as u32;
+
+    let cam = g.camera.unwrap_or_else(|| default_camera(g));
+    let mut fpv = vec![0.0f32; fp::LEN];
+    fpv[fp::CAM_POS..fp::CAM_POS + 3].copy_from_slice(&cam.position);
+    fpv[fp::CAM_FWD..fp::CAM_FWD + 3].copy_from_slice(&cam.forward);
+    fpv[fp::CAM_RIGHT..fp::CAM_RIGHT + 3].copy_from_slice(&cam.right);
+    fpv[fp::CAM_UP..fp::CAM_UP + 3].copy_from_slice(&cam.up);
+    fpv[fp::TAN_HALF_FOV] = (cam.yfov * 0.5).tan();
+    fpv[fp::EPS] = 1e-4;
+    fpv[fp::FAR] = 1e30;
+    GpuScene {
+        fdata,
+        udata,
+        up: upv,
+        fp: fpv,
+    }
+}

@@ -1,0 +1,870 @@
+//! The path-tracing kernel, written in cubecl.
+//!
+//! All scene data lives in two flat buffers (`fdata`: `f32`, `udata`: `u32`)
+//! whose section offsets are passed in `up` (see [`crate::gpu_scene`]); this
+//! keeps the number of storage bindings small enough for every backend.
+//!
+//! Each unit renders one pixel of the launch rectangle. Its random numbers
+//! are a hash of (seed, frame, pixel x, pixel y, sample index), so a pixel's
+//! value does not depend on tiling, launch order or crop offsets.
+
+#![allow(clippy::manual_range_contains)]
+
+use cubecl::prelude::*;
+
+/// `up` (u32 parameters) slots.
+pub(crate) mod up {
+    pub(crate) const FULL_W: usize = 0;
+    pub(crate) const FULL_H: usize = 1;
+    pub(crate) const OFF_X: usize = 2;
+    pub(crate) const OFF_Y: usize = 3;
+    pub(crate) const CROP_W: usize = 4;
+    pub(crate) const CROP_H: usize = 5;
+    pub(crate) const SEED_LO: usize = 6;
+    pub(crate) const SEED_HI: usize = 7;
+    pub(crate) const FRAME: usize = 8;
+    pub(crate) const SAMPLE_START: usize = 9;
+    pub(crate) const SAMPLE_COUNT: usize = 10;
+    pub(crate) const MAX_BOUNCES: usize = 11;
+    pub(crate) const NUM_LIGHTS: usize = 12;
+    pub(crate) const NUM_PUNCTUAL: usize = 13;
+    pub(crate) const NUM_TRIS: usize = 14;
+    pub(crate) const F_NODE: usize = 15;
+    pub(crate) const F_TRI: usize = 16;
+    pub(crate) const F_ATTR: usize = 17;
+    pub(crate) const F_MAT: usize = 18;
+    pub(crate) const F_LIGHT: usize = 19;
+    pub(crate) const F_CDF: usize = 20;
+    pub(crate) const F_LUT: usize = 21;
+    pub(crate) const U_NODE: usize = 22;
+    pub(crate) const U_TRI: usize = 23;
+    pub(crate) const U_MAT: usize = 24;
+    pub(crate) const U_TEX: usize = 25;
+    pub(crate) const U_EMIT: usize = 26;
+    pub(crate) const LEN: usize = 27;
+}
+
+/// `fp` (f32 parameters) slots.
+pub(crate) mod fp {
+    pub(crate) const CAM_POS: usize = 0;
+    pub(crate) const CAM_FWD: usize = 3;
+    pub(crate) const CAM_RIGHT: usize = 6;
+    pub(crate) const CAM_UP: usize = 9;
+    pub(crate) const TAN_HALF_FOV: usize = 12;
+    pub(crate) const ASPECT: usize = 13;
+    pub(crate) const EPS: usize = 14;
+    pub(crate) const FAR: usize = 15;
+    pub(crate) const BACKGROUND: usize = 16;
+    pub(crate) const LEN: usize = 19;
+}
+
+/// Floats per BVH node in `fdata` (bounds min, max).
+pub(crate) const NODE_F: usize = 6;
+/// u32s per BVH node in `udata` (left child or first triangle, count, axis).
+pub(crate) const NODE_U: usize = 3;
+/// Floats per triangle in `fdata` (v0, e1, e2).
+pub(crate) const TRI_F: usize = 9;
+/// Floats per triangle attribute record (3 normals, 3 uvs, light pmf).
+pub(crate) const ATTR_F: usize = 16;
+/// Floats per material (base rgb, metallic, roughness, emissive rgb, specular).
+pub(crate) const MAT_F: usize = 12;
+/// u32s per material (texture offset, width, height, has texture).
+pub(crate) const MAT_U: usize = 4;
+/// Floats per punctual light (kind, pos, dir, colour, cos inner, cos outer, range).
+pub(crate) const LIGHT_F: usize = 16;
+/// Traversal stack depth; the BVH builder keeps the tree shallower.
+pub(crate) const STACK: usize = 64;
+
+const PI: f32 = core::f32::consts::PI;
+
+/// A 3-vector in the kernel.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct V3 {
+    x: f32,
+    y: f32,
+    z: f32,
+}
+
+#[cube]
+fn v3(x: f32, y: f32, z: f32) -> V3 {
+    V3 { x, y, z }
+}
+
+#[cube]
+fn vs(s: f32) -> V3 {
+    V3 { x: s, y: s, z: s }
+}
+
+#[cube]
+fn add(a: V3, b: V3) -> V3 {
+    V3 {
+        x: a.x + b.x,
+        y: a.y + b.y,
+        z: a.z + b.z,
+    }
+}
+
+#[cube]
+fn sub(a: V3, b: V3) -> V3 {
+    V3 {
+        x: a.x - b.x,
+        y: a.y - b.y,
+        z: a.z - b.z,
+    }
+}
+
+#[cube]
+fn mul(a: V3, b: V3) -> V3 {
+    V3 {
+        x: a.x * b.x,
+        y: a.y * b.y,
+        z: a.z * b.z,
+    }
+}
+
+#[cube]
+fn scale(a: V3, s: f32) -> V3 {
+    V3 {
+        x: a.x * s,
+        y: a.y * s,
+        z: a.z * s,
+    }
+}
+
+#[cube]
+fn dot(a: V3, b: V3) -> f32 {
+    a.x * b.x + a.y * b.y + a.z * b.z
+}
+
+#[cube]
+fn cross(a: V3, b: V3) -> V3 {
+    V3 {
+        x: a.y * b.z - a.z * b.y,
+        y: a.z * b.x - a.x * b.z,
+        z: a.x * b.y - a.y * b.x,
+    }
+}
+
+#[cube]
+fn length(a: V3) -> f32 {
+    f32::sqrt(dot(a, a))
+}
+
+#[cube]
+fn normalize(a: V3) -> V3 {
+    let l = length(a);
+    let inv = select(l > 0.0, 1.0 / l, 0.0);
+    scale(a, inv)
+}
+
+#[cube]
+fn set3(a: &mut V3, b: V3) {
+    a.x = b.x;
+    a.y = b.y;
+    a.z = b.z;
+}
+
+#[cube]
+fn vselect(c: bool, a: V3, b: V3) -> V3 {
+    V3 {
+        x: select(c, a.x, b.x),
+        y: select(c, a.y, b.y),
+        z: select(c, a.z, b.z),
+    }
+}
+
+#[cube]
+fn max_comp(a: V3) -> f32 {
+    f32::max(a.x, f32::max(a.y, a.z))
+}
+
+#[cube]
+fn luminance(a: V3) -> f32 {
+    0.2126 * a.x + 0.7152 * a.y + 0.0722 * a.z
+}
+
+#[cube]
+fn load3(data: &Array<f32>, i: usize) -> V3 {
+    V3 {
+        x: data[i],
+        y: data[i + 1],
+        z: data[i + 2],
+    }
+}
+
+#[cube]
+fn pick(a: V3, axis: u32) -> f32 {
+    select(axis == 0, a.x, select(axis == 1, a.y, a.z))
+}
+
+/// PCG-style integer hash (same as [`crate::rng::pcg_hash`]).
+#[cube]
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u32 + 2891336453u32;
+    let word = ((state >> ((state >> 28u32) + 4u32)) ^ state) * 277803737u32;
+    (word >> 22u32) ^ word
+}
+
+/// Next uniform float in [0, 1) from a 32-bit state.
+#[cube]
+fn rnd(state: &mut u32) -> f32 {
+    let s = *state * 747796405u32 + 2891336453u32;
+    *state = s;
+    let word = ((s >> ((s >> 28u32) + 4u32)) ^ s) * 277803737u32;
+    let r = (word >> 22u32) ^ word;
+    f32::cast_from(r >> 8u32) * (1.0 / 16777216.0)
+}
+
+/// Result of a closest-hit query.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Hit {
+    t: f32,
+    tri: u32,
+    u: f32,
+    v: f32,
+}
+
+#[cube]
+fn safe_inv(d: f32) -> f32 {
+    let tiny = select(d >= 0.0, 1.0e-20f32, -1.0e-20f32);
+    let dd = select(f32::abs(d) < 1.0e-20, tiny, d);
+    1.0 / dd
+}
+
+/// Walks the BVH. With `any_hit` the walk stops at the first hit closer than `tmax`.
+#[cube]
+fn trace(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    o: V3,
+    d: V3,
+    tmax: f32,
+    any_hit: bool,
+) -> Hit {
+    let f_node = up[up::F_NODE] as usize;
+    let f_tri = up[up::F_TRI] as usize;
+    let u_node = up[up::U_NODE] as usize;
+    let num_tris = up[up::NUM_TRIS];
+    let inv = v3(safe_inv(d.x), safe_inv(d.y), safe_inv(d.z));
+    let mut best_t: f32 = tmax;
+    let mut best_tri: u32 = 0xFFFF_FFFFu32;
+    let mut best_u: f32 = 0.0;
+    let mut best_v: f32 = 0.0;
+    let mut stack = Array::<u32>::new(STACK);
+    stack[0] = 0;
+    let mut sp: u32 = 0;
+    if num_tris > 0 {
+        sp = 1;
+    }
+    while sp > 0 {
+        sp -= 1u32;
+        let node = stack[sp as usize] as usize;
+        let bmin = load3(fdata, f_node + node * NODE_F);
+        let bmax = load3(fdata, f_node + node * NODE_F + 3);
+        let tx0 = (bmin.x - o.x) * inv.x;
+        let tx1 = (bmax.x - o.x) * inv.x;
+        let ty0 = (bmin.y - o.y) * inv.y;
+        let ty1 = (bmax.y - o.y) * inv.y;
+        let tz0 = (bmin.z - o.z) * inv.z;
+        let tz1 = (bmax.z - o.z) * inv.z;
+        let tnear = f32::max(
+            f32::max(f32::min(tx0, tx1), f32::min(ty0, ty1)),
+            f32::max(f32::min(tz0, tz1), 0.0),
+        );
+        let tfar = f32::min(
+            f32::min(f32::max(tx0, tx1), f32::max(ty0, ty1)),
+            f32::min(f32::max(tz0, tz1), best_t),
+        );
+        if tnear <= tfar {
+            let a = udata[u_node + node * NODE_U];
+            let count = udata[u_node + node * NODE_U + 1];
+            if count > 0 {
+                for k in 0..count {
+                    let tri = (a + k) as usize;
+                    let base = f_tri + tri * TRI_F;
+                    let v0 = load3(fdata, base);
+                    let e1 = load3(fdata, base + 3);
+                    let e2 = load3(fdata, base + 6);
+                    let pvec = cross(d, e2);
+                    let det = dot(e1, pvec);
+                    if f32::abs(det) > 1.0e-20 {
+                        let inv_det = 1.0 / det;
+                        let tvec = sub(o, v0);
+                        let bu = dot(tvec, pvec) * inv_det;
+                        if bu >= 0.0 && bu <= 1.0 {
+                            let qvec = cross(tvec, e1);
+                            let bv = dot(d, qvec) * inv_det;
+                            if bv >= 0.0 && bu + bv <= 1.0 {
+                                let t = dot(e2, qvec) * inv_det;
+                                if t > 0.0 && t < best_t {
+                                    best_t = t;
+                                    best_tri = a + k;
+                                    best_u = bu;
+                                    best_v = bv;
+                                }
+                            }
+                        }
+                    }
+                }
+                if any_hit && best_tri != 0xFFFF_FFFFu32 {
+                    sp = 0;
+                }
+            } else {
+                let axis = udata[u_node + node * NODE_U + 2];
+                // Push the far child first so the near child is popped first.
+                if sp + 2 <= 64u32 {
+                    if pick(d, axis) < 0.0 {
+                        stack[sp as usize] = a;
+                        stack[sp as usize + 1] = a + 1;
+                    } else {
+                        stack[sp as usize] = a + 1;
+                        stack[sp as usize + 1] = a;
+                    }
+                    sp += 2u32;
+                }
+            }
+        }
+    }
+    Hit {
+        t: best_t,
+        tri: best_tri,
+        u: best_u,
+        v: best_v,
+    }
+}
+
+/// Surface data at a hit.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Surface {
+    p: V3,
+    /// Geometric normal, facing the incoming ray.
+    ng: V3,
+    /// Shading normal, same side as `ng`.
+    ns: V3,
+    base: V3,
+    emission: V3,
+    metallic: f32,
+    roughness: f32,
+    specular: f32,
+    area: f32,
+    light_pmf: f32,
+}
+
+#[cube]
+fn surface(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    o: V3,
+    d: V3,
+    hit: Hit,
+) -> Surface {
+    let tri = hit.tri as usize;
+    let base_t = up[up::F_TRI] as usize + tri * TRI_F;
+    let e1 = load3(fdata, base_t + 3);
+    let e2 = load3(fdata, base_t + 6);
+    let c = cross(e1, e2);
+    let area = 0.5 * length(c);
+    let ng0 = normalize(c);
+    let p = add(o, scale(d, hit.t));
+    let w0 = 1.0 - hit.u - hit.v;
+    let ab = up[up::F_ATTR] as usize + tri * ATTR_F;
+    let n0 = load3(fdata, ab);
+    let n1 = load3(fdata, ab + 3);
+    let n2 = load3(fdata, ab + 6);
+    let ns0 = normalize(add(add(scale(n0, w0), scale(n1, hit.u)), scale(n2, hit.v)));
+    let tu = fdata[ab + 9] * w0 + fdata[ab + 11] * hit.u + fdata[ab + 13] * hit.v;
+    let tv = fdata[ab + 10] * w0 + fdata[ab + 12] * hit.u + fdata[ab + 14] * hit.v;
+    let light_pmf = fdata[ab + 15];
+    let ng = scale(ng0, select(dot(ng0, d) > 0.0, -1.0f32, 1.0f32));
+    let ns1 = scale(ns0, select(dot(ns0, ng) < 0.0, -1.0f32, 1.0f32));
+    let ns = vselect(dot(ns1, ns1) < 0.5, ng, ns1);
+    let mat = udata[up[up::U_TRI] as usize + tri] as usize;
+    let mb = up[up::F_MAT] as usize + mat * MAT_F;
+    let mut tr: f32 = 1.0;
+    let mut tg: f32 = 1.0;
+    let mut tb: f32 = 1.0;
+    let mu = up[up::U_MAT] as usize + mat * MAT_U;
+    if udata[mu + 3] != 0 {
+        let tw = udata[mu + 1];
+        let th = udata[mu + 2];
+        let fu = tu - f32::floor(tu);
+        let fv = tv - f32::floor(tv);
+        let px = u32::min(u32::cast_from(fu * f32::cast_from(tw)), tw - 1);
+        let py = u32::min(u32::cast_from(fv * f32::cast_from(th)), th - 1);
+        let texel = udata[(udata[mu] + py * tw + px) as usize];
+        let lut = up[up::F_LUT] as usize;
+        tr = fdata[lut + (texel & 255u32) as usize];
+        tg = fdata[lut + ((texel >> 8u32) & 255u32) as usize];
+        tb = fdata[lut + ((texel >> 16u32) & 255u32) as usize];
+    }
+    Surface {
+        p,
+        ng,
+        ns,
+        base: mul(load3(fdata, mb), v3(tr, tg, tb)),
+        emission: load3(fdata, mb + 6),
+        metallic: fdata[mb + 3],
+        roughness: fdata[mb + 4],
+        specular: fdata[mb + 9],
+        area,
+        light_pmf,
+    }
+}
+
+/// Orthonormal basis around `n` (Duff et al. 2017).
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Basis {
+    t: V3,
+    b: V3,
+}
+
+#[cube]
+fn basis(n: V3) -> Basis {
+    let sign = select(n.z >= 0.0, 1.0f32, -1.0f32);
+    let a = -1.0 / (sign + n.z);
+    let bb = n.x * n.y * a;
+    Basis {
+        t: v3(1.0 + sign * n.x * n.x * a, sign * bb, -sign * n.x),
+        b: v3(bb, sign + n.y * n.y * a, -n.y),
+    }
+}
+
+#[cube]
+fn from_local(bs: Basis, n: V3, x: f32, y: f32, z: f32) -> V3 {
+    add(add(scale(bs.t, x), scale(bs.b, y)), scale(n, z))
+}
+
+/// BSDF value times cosine and its pdf.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Eval {
+    f: V3,
+    pdf: f32,
+}
+
+#[cube]
+fn alpha_of(s: Surface) -> f32 {
+    let r = f32::clamp(s.roughness, 0.03, 1.0);
+    r * r
+}
+
+#[cube]
+fn f0_of(s: Surface) -> V3 {
+    let d = vs(0.04 * s.specular);
+    add(scale(d, 1.0 - s.metallic), scale(s.base, s.metallic))
+}
+
+#[cube]
+fn f90_of(s: Surface) -> f32 {
+    s.specular * (1.0 - s.metallic) + s.metallic
+}
+
+#[cube]
+fn fresnel(f0: V3, f90: f32, c: f32) -> V3 {
+    let m = f32::clamp(1.0 - c, 0.0, 1.0);
+    let m5 = m * m * m * m * m;
+    add(f0, scale(sub(vs(f90), f0), m5))
+}
+
+#[cube]
+fn spec_prob(s: Surface, wo: V3) -> f32 {
+    let f = fresnel(f0_of(s), f90_of(s), f32::max(dot(s.ns, wo), 0.0));
+    let ws = luminance(f);
+    let wd = (1.0 - s.metallic) * luminance(s.base) * (1.0 - ws);
+    let tot = ws + wd;
+    select(tot > 0.0, ws / f32::max(tot, 1.0e-20), 0.5)
+}
+
+#[cube]
+fn ggx_d(a2: f32, nh: f32) -> f32 {
+    let den = nh * nh * (a2 - 1.0) + 1.0;
+    a2 / (PI * den * den)
+}
+
+#[cube]
+fn smith_g1(a2: f32, nv: f32) -> f32 {
+    2.0 * nv / (nv + f32::sqrt(a2 + (1.0 - a2) * nv * nv))
+}
+
+/// Evaluates f·cos and the sampling pdf for directions `wo`, `wi`.
+#[cube]
+fn eval_bsdf(s: Surface, wo: V3, wi: V3) -> Eval {
+    let n = s.ns;
+    let nl = dot(n, wi);
+    let nv = dot(n, wo);
+    let mut fx: f32 = 0.0;
+    let mut fy: f32 = 0.0;
+    let mut fz: f32 = 0.0;
+    let mut pdf: f32 = 0.0;
+    if nl > 0.0 && nv > 0.0 && dot(s.ng, wi) > 0.0 {
+        let h = normalize(add(wo, wi));
+        let nh = f32::max(dot(n, h), 0.0);
+        let vh = f32::max(dot(wo, h), 1.0e-6);
+        let a = alpha_of(s);
+        let a2 = a * a;
+        let f = fresnel(f0_of(s), f90_of(s), vh);
+        let dd = ggx_d(a2, nh);
+        let g = smith_g1(a2, nv) * smith_g1(a2, nl);
+        let spec = scale(f, dd * g / (4.0 * nv));
+        let kd = mul(sub(vs(1.0), f), scale(s.base, (1.0 - s.metallic) / PI));
+        let diff = scale(kd, nl);
+        let ps = spec_prob(s, wo);
+        let pdf_s = dd * nh / (4.0 * vh);
+        let pdf_d = nl / PI;
+        let tot = add(spec, diff);
+        fx = tot.x;
+        fy = tot.y;
+        fz = tot.z;
+        pdf = ps * pdf_s + (1.0 - ps) * pdf_d;
+    }
+    Eval {
+        f: v3(fx, fy, fz),
+        pdf,
+    }
+}
+
+/// A sampled direction with its throughput weight f·cos/pdf and pdf.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Sample {
+    wi: V3,
+    weight: V3,
+    pdf: f32,
+}
+
+#[allow(unused_assignments)]
+#[cube]
+fn sample_bsdf(s: Surface, wo: V3, r0: f32, r1: f32, r2: f32) -> Sample {
+    let n = s.ns;
+    let bs = basis(n);
+    let ps = spec_prob(s, wo);
+    let mut wx: f32 = 0.0;
+    let mut wy: f32 = 0.0;
+    let mut wz: f32 = 0.0;
+    if r0 < ps {
+        let a = alpha_of(s);
+        let a2 = a * a;
+        let phi = 2.0 * PI * r1;
+        let ct = f32::sqrt((1.0 - r2) / (1.0 + (a2 - 1.0) * r2));
+        let st = f32::sqrt(f32::max(1.0 - ct * ct, 0.0));
+        let h = from_local(bs, n, st * f32::cos(phi), st * f32::sin(phi), ct);
+        let w = sub(scale(h, 2.0 * dot(wo, h)), wo);
+        wx = w.x;
+        wy = w.y;
+        wz = w.z;
+    } else {
+        let rr = f32::sqrt(r1);
+        let phi = 2.0 * PI * r2;
+        let z = f32::sqrt(f32::max(1.0 - r1, 0.0));
+        let w = from_local(bs, n, rr * f32::cos(phi), rr * f32::sin(phi), z);
+        wx = w.x;
+        wy = w.y;
+        wz = w.z;
+    }
+    let wi = normalize(v3(wx, wy, wz));
+    let e = eval_bsdf(s, wo, wi);
+    let ok = e.pdf > 0.0;
+    Sample {
+        wi,
+        weight: scale(e.f, select(ok, 1.0 / f32::max(e.pdf, 1.0e-20), 0.0)),
+        pdf: e.pdf,
+    }
+}
+
+/// Result of sampling a light from a point.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct LightSample {
+    wi: V3,
+    dist: f32,
+    /// Radiance (area) or irradiance-at-normal-incidence (punctual) divided by pdf.
+    li: V3,
+    /// Solid-angle pdf including the light choice; 0 for delta lights.
+    pdf: f32,
+    valid: bool,
+}
+
+#[cube]
+fn sample_light(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    p: V3,
+    r0: f32,
+    r1: f32,
+    r2: f32,
+) -> LightSample {
+    let n_lights = up[up::NUM_LIGHTS];
+    let n_punct = up[up::NUM_PUNCTUAL];
+    let cdf = up[up::F_CDF] as usize;
+    // Binary search of the first cdf entry > r0.
+    let mut lo: u32 = 0;
+    let mut hi: u32 = n_lights - 1;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fdata[cdf + mid as usize] > r0 {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let idx = lo;
+    let prev = select(idx > 0, fdata[cdf + (u32::max(idx, 1) - 1) as usize], 0.0);
+    let pmf = fdata[cdf + idx as usize] - prev;
+    let mut res = LightSample {
+        wi: vs(0.0),
+        dist: 0.0,
+        li: vs(0.0),
+        pdf: 0.0,
+        valid: false,
+    };
+    let mut res_wi = vs(0.0);
+    let mut res_li = vs(0.0);
+    if pmf > 0.0 {
+        if idx < n_punct {
+            let lb = up[up::F_LIGHT] as usize + idx as usize * LIGHT_F;
+            let kind = fdata[lb];
+            let lpos = load3(fdata, lb + 1);
+            let ldir = load3(fdata, lb + 4);
+            let col = load3(fdata, lb + 7);
+            let cos_inner = fdata[lb + 10];
+            let cos_outer = fdata[lb + 11];
+            let range = fdata[lb + 12];
+            if kind > 1.5 {
+                // Directional: ldir is the direction light travels.
+                set3(&mut res_wi, scale(ldir, -1.0));
+                res.dist = 1.0e30;
+                set3(&mut res_li, scale(col, 1.0 / pmf));
+                res.pdf = 0.0;
+                res.valid = true;
+            } else {
+                let dv = sub(lpos, p);
+                let d2 = f32::max(dot(dv, dv), 1.0e-12);
+                let dist = f32::sqrt(d2);
+                let wi = scale(dv, 1.0 / dist);
+                let mut att = 1.0 / d2;
+                if range > 0.0 {
+                    let q = dist / range;
+                    let w = f32::clamp(1.0 - q * q * q * q, 0.0, 1.0);
+                    att *= w * w;
+                }
+                if kind > 0.5 {
+                    let cd = -dot(wi, ldir);
+                    let tt = f32::clamp(
+                        (cd - cos_outer) / f32::max(cos_inner - cos_outer, 1.0e-4),
+                        0.0,
+                        1.0,
+                    );
+                    att *= tt * tt;
+                }
+                set3(&mut res_wi, wi);
+                res.dist = dist;
+                set3(&mut res_li, scale(col, att / pmf));
+                res.pdf = 0.0;
+                res.valid = att > 0.0;
+            }
+        } else {
+            let tri = udata[up[up::U_EMIT] as usize + (idx - n_punct) as usize] as usize;
+            let base_t = up[up::F_TRI] as usize + tri * TRI_F;
+            let v0 = load3(fdata, base_t);
+            let e1 = load3(fdata, base_t + 3);
+            let e2 = load3(fdata, base_t + 6);
+            let su = f32::sqrt(r1);
+            let q = add(v0, add(scale(e1, su * (1.0 - r2)), scale(e2, su * r2)));
+            let c = cross(e1, e2);
+            let area = 0.5 * length(c);
+            let nl = normalize(c);
+            let dv = sub(q, p);
+            let d2 = dot(dv, dv);
+            let dist = f32::sqrt(d2);
+            let wi = scale(dv, 1.0 / f32::max(dist, 1.0e-20));
+            let cos_l = f32::abs(dot(nl, wi));
+            let mat = udata[up[up::U_TRI] as usize + tri] as usize;
+            let le = load3(fdata, up[up::F_MAT] as usize + mat * MAT_F + 6);
+            let pdf = pmf * d2 / f32::max(cos_l * area, 1.0e-20);
+            let ok = cos_l > 1.0e-6 && area > 0.0 && dist > 0.0;
+            set3(&mut res_wi, wi);
+            res.dist = dist;
+            set3(
+                &mut res_li,
+                scale(le, select(ok, 1.0 / f32::max(pdf, 1.0e-20), 0.0)),
+            );
+            res.pdf = pdf;
+            res.valid = ok;
+        }
+    }
+    LightSample {
+        wi: res_wi,
+        dist: res.dist,
+        li: res_li,
+        pdf: res.pdf,
+        valid: res.valid,
+    }
+}
+
+#[cube]
+fn offset_point(p: V3, ng: V3, dir: V3, eps: f32) -> V3 {
+    let s = select(dot(ng, dir) >= 0.0, eps, -eps);
+    add(p, scale(ng, s))
+}
+
+/// One path sample's radiance.
+#[cube]
+fn radiance(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    fp: &Array<f32>,
+    o0: V3,
+    d0: V3,
+    rng: &mut u32,
+) -> V3 {
+    let max_bounces = up[up::MAX_BOUNCES];
+    let have_lights = up[up::NUM_LIGHTS] > 0;
+    let eps_base = fp[fp::EPS];
+    let far = fp[fp::FAR];
+    let background = load3(fp, fp::BACKGROUND);
+    let mut o = o0;
+    let mut d = d0;
+    let mut l = vs(0.0);
+    let mut thr = vs(1.0);
+    let mut prev_pdf: f32 = 0.0;
+    let mut depth: u32 = 0;
+    let mut alive = true;
+    while alive {
+        let hit = trace(fdata, udata, up, o, d, far, false);
+        if hit.tri == 0xFFFF_FFFFu32 {
+            let nv1 = add(l, mul(thr, background));
+            set3(&mut l, nv1);
+            alive = false;
+        } else {
+            let s = surface(fdata, udata, up, o, d, hit);
+            let wo = scale(d, -1.0);
+            let eps = eps_base
+                * f32::max(
+                    1.0,
+                    max_comp(v3(f32::abs(s.p.x), f32::abs(s.p.y), f32::abs(s.p.z))),
+                );
+            if max_comp(s.emission) > 0.0 {
+                let mut w: f32 = 1.0;
+                if depth > 0 && prev_pdf > 0.0 && s.light_pmf > 0.0 {
+                    let cos_l = f32::abs(dot(s.ng, d));
+                    let pl = s.light_pmf * hit.t * hit.t / f32::max(cos_l * s.area, 1.0e-20);
+                    w = prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl);
+                }
+                let nv2 = add(l, scale(mul(thr, s.emission), w));
+                set3(&mut l, nv2);
+            }
+            if depth >= max_bounces {
+                alive = false;
+            } else {
+                // Next-event estimation.
+                let r0 = rnd(rng);
+                let r1 = rnd(rng);
+                let r2 = rnd(rng);
+                if have_lights {
+                    let ls = sample_light(fdata, udata, up, s.p, r0, r1, r2);
+                    if ls.valid {
+                        let e = eval_bsdf(s, wo, ls.wi);
+                        if e.pdf > 0.0 {
+                            let so = offset_point(s.p, s.ng, ls.wi, eps);
+                            let tmax = ls.dist - 2.0 * eps;
+                            let sh = trace(fdata, udata, up, so, ls.wi, tmax, true);
+                            if sh.tri == 0xFFFF_FFFFu32 {
+                                let mut w: f32 = 1.0;
+                                if ls.pdf > 0.0 {
+                                    w = ls.pdf * ls.pdf / (ls.pdf * ls.pdf + e.pdf * e.pdf);
+                                }
+                                let nv3 = add(l, scale(mul(thr, mul(e.f, ls.li)), w));
+                                set3(&mut l, nv3);
+                            }
+                        }
+                    }
+                }
+                // Continue the path.
+                let q0 = rnd(rng);
+                let q1 = rnd(rng);
+                let q2 = rnd(rng);
+                let bs = sample_bsdf(s, wo, q0, q1, q2);
+                if bs.pdf > 0.0 && max_comp(bs.weight) > 0.0 {
+                    let nv4 = mul(thr, bs.weight);
+                    set3(&mut thr, nv4);
+                    prev_pdf = bs.pdf;
+                    set3(&mut o, offset_point(s.p, s.ng, bs.wi, eps));
+                    set3(&mut d, bs.wi);
+                    depth += 1u32;
+                    if depth >= 3 {
+                        let q = f32::min(max_comp(thr), 0.95);
+                        let rr = rnd(rng);
+                        if rr >= q {
+                            alive = false;
+                        } else {
+                            let nv5 = scale(thr, 1.0 / q);
+                            set3(&mut thr, nv5);
+                        }
+                    }
+                } else {
+                    alive = false;
+                }
+            }
+        }
+    }
+    l
+}
+
+/// Path-traces `SAMPLE_COUNT` samples per pixel of the launch rectangle and
+/// adds them, one by one, to `accum` (3 floats per pixel of the rectangle).
+#[cube(launch)]
+pub(crate) fn path_trace_kernel(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    fp: &Array<f32>,
+    accum: &mut Array<f32>,
+) {
+    let lx = ABSOLUTE_POS_X;
+    let ly = ABSOLUTE_POS_Y;
+    let crop_w = up[up::CROP_W];
+    let crop_h = up[up::CROP_H];
+    if lx < crop_w && ly < crop_h {
+        let px = lx + up[up::OFF_X];
+        let py = ly + up[up::OFF_Y];
+        let full_w = f32::cast_from(up[up::FULL_W]);
+        let full_h = f32::cast_from(up[up::FULL_H]);
+        let cam = load3(fp, fp::CAM_POS);
+        let fwd = load3(fp, fp::CAM_FWD);
+        let right = load3(fp, fp::CAM_RIGHT);
+        let upv = load3(fp, fp::CAM_UP);
+        let th = fp[fp::TAN_HALF_FOV];
+        let aspect = fp[fp::ASPECT];
+        let pixel_key = pcg(
+            pcg(pcg(pcg(up[up::SEED_LO]) ^ up[up::SEED_HI]) ^ up[up::FRAME])
+                ^ (px * 0x9E37_79B9u32 + py),
+        );
+        let out = ((ly * crop_w + lx) * 3) as usize;
+        let mut acc = v3(accum[out], accum[out + 1], accum[out + 2]);
+        let start = up[up::SAMPLE_START];
+        let count = up[up::SAMPLE_COUNT];
+        for i in 0..count {
+            let mut rng = pcg(pixel_key ^ pcg(start + i + 0x632B_E5ABu32));
+            let jx = rnd(&mut rng);
+            let jy = rnd(&mut rng);
+            let sx = (2.0 * (f32::cast_from(px) + jx) / full_w - 1.0) * th * aspect;
+            let sy = (1.0 - 2.0 * (f32::cast_from(py) + jy) / full_h) * th;
+            let dir = normalize(add(fwd, add(scale(right, sx), scale(upv, sy))));
+            let c = radiance(fdata, udata, up, fp, cam, dir, &mut rng);
+            let bad = f32::is_nan(c.x)
+                || f32::is_nan(c.y)
+                || f32::is_nan(c.z)
+                || f32::is_inf(c.x)
+                || f32::is_inf(c.y)
+                || f32::is_inf(c.z);
+            if !bad {
+                let nv6 = add(acc, c);
+                set3(&mut acc, nv6);
+            }
+        }
+        accum[out] = acc.x;
+        accum[out + 1] = acc.y;
+        accum[out + 2] = acc.z;
+    }
+}

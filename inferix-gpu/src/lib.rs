@@ -1,0 +1,38 @@
+//! GPU renderers and image kernels for Inferix, written in cubecl.
+//!
+//! * [`PathTracer`]: a deterministic path tracer for glTF 2.0 scenes
+//!   (next-event estimation with multiple importance sampling, SAH BVH,
+//!   Russian roulette) implementing [`inferix_core::renderer::Renderer`].
+//!   It runs on any cubecl runtime: `wgpu` (default; Mesa's lavapipe on
+//!   machines without a GPU), `cuda`, `hip`.
+//! * [`demo_scene_glb`]: the built-in animated demo scene.
+//! * [`codec`]: PNG / EXR encoding, [`metrics`]: PSNR / SSIM / max difference,
+//!   [`bench`]: the Inferix Bench index (IB).
+
+// Without any runtime feature the device enum is empty and code after a
+// device dispatch is unreachable by construction.
+#![cfg_attr(
+    not(any(feature = "wgpu", feature = "cuda", feature = "hip")),
+    allow(unreachable_code, unused_variables, dead_code)
+)]
+
+pub mod bench;
+pub mod builder;
+mod bvh;
+pub mod codec;
+mod demo;
+mod device;
+mod gpu_scene;
+mod kernel;
+mod math;
+pub mod metrics;
+mod scene;
+mod tracer;
+
+pub use demo::{demo_scene_glb, DEMO_SCENE_FRAMES};
+pub use device::RuntimeKind;
+pub use scene::MAX_TRIANGLES;
+pub use tracer::PathTracer;
+
+#[cfg(test)]
+mod tests;

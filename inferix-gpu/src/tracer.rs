@@ -1,0 +1,285 @@
+//! [`PathTracer`]: the cubecl path tracer behind the `Renderer` trait.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use cubecl::prelude::*;
+use inferix_core::image::{Image, Rect};
+use inferix_core::renderer::{
+    RenderError, RenderProgress, RenderRequest, RenderSettings, RenderedFrame, Renderer,
+    SceneFormat,
+};
+
+use crate::device::{self, with_client, Device, RuntimeKind};
+use crate::gpu_scene::{self, GpuScene};
+use crate::kernel::{self, fp, up};
+use crate::scene::{self, Scene, MAX_FILE_BYTES};
+
+/// Parsed scenes kept in memory.
+const SCENE_CACHE: usize = 8;
+
+/// Identity of a scene file's contents on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileKey {
+    path: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+struct CachedScene {
+    scene: Arc<Scene>,
+    /// Flattened data of a static scene (the same for every frame).
+    static_data: Option<Arc<GpuScene>>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    scenes: HashMap<FileKey, CachedScene>,
+    tick: u64,
+}
+
+/// Deterministic glTF path tracer running cubecl kernels.
+///
+/// Pixel (x, y) of frame f depends only on the scene, settings, seed, f, x
+/// and y, so any crop renders bit-identically to the same region of the full
+/// frame on the same [device class](Renderer::device_class).
+#[derive(Clone)]
+pub struct PathTracer {
+    device: Device,
+    cache: Arc<Mutex<Cache>>,
+}
+
+impl std::fmt::Debug for PathTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PathTracer")
+            .field("device", &self.device.class)
+            .finish()
+    }
+}
+
+const FORMATS: [SceneFormat; 1] = [SceneFormat::Gltf];
+
+impl PathTracer {
+    /// Opens the best available runtime: CUDA (feature `cuda`, driver
+    /// present), HIP (feature `hip`, driver present), else wgpu.
+    pub fn new() -> Result<PathTracer, RenderError> {
+        Ok(Self::from_device(device::open_best()?))
+    }
+
+    /// Opens a specific runtime.
+    pub fn with_runtime(kind: RuntimeKind) -> Result<PathTracer, RenderError> {
+        Ok(Self::from_device(device::open(kind)?))
+    }
+
+    fn from_device(device: Device) -> PathTracer {
+        PathTracer {
+            device,
+            cache: Arc::new(Mutex::new(Cache::default())),
+        }
+    }
+
+    /// Renders synchronously (blocking the calling thread).
+    pub fn render_blocking(
+        &self,
+        request: &RenderRequest,
+    ) -> Result<Vec<RenderedFrame>, RenderError> {
+        request.validate()?;
+        if request.format != SceneFormat::Gltf {
+            return Err(RenderError::UnsupportedFormat(request.format));
+        }
+        let (scene, static_data) = self.load(&request.scene)?;
+        let s = &request.settings;
+        let rect = request.crop.unwrap_or(Rect::new(0, 0, s.width, s.height));
+        let mut out = Vec::with_capacity(request.frames.len());
+        for &frame in &request.frames {
+            let data = match &static_data {
+                Some(d) => d.clone(),
+                None => {
+                    Arc::new(frame_data(&scene, frame, s).map_err(|e| invalid(&request.scene, e))?)
+                }
+            };
+            let progress = |fraction: f32| {
+                if let Some(tx) = &request.progress {
+                    let _ = tx.send(RenderProgress { frame, fraction });
+                }
+            };
+            let image = self.render_data(&data, s, frame, rect, &progress)?;
+            out.push(RenderedFrame { frame, image });
+        }
+        Ok(out)
+    }
+
+    /// Renders flattened scene data (used by tests and the bench).
+    pub(crate) fn render_data(
+        &self,
+        data: &GpuScene,
+        s: &RenderSettings,
+        frame: u32,
+        rect: Rect,
+        progress: &dyn Fn(f32),
+    ) -> Result<Image, RenderError> {
+        with_client!(&self.device.backend, client => render_frame(client, data, s, frame, rect, progress))
+    }
+
+    /// Parsed scene and, for static scenes, the flattened data; cached.
+    fn load(&self, path: &Path) -> Result<(Arc<Scene>, Option<Arc<GpuScene>>), RenderError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| invalid(path, format!("cannot read scene: {e}")))?;
+        let key = FileKey {
+            path: path.to_path_buf(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        };
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.tick += 1;
+            let tick = cache.tick;
+            if let Some(c) = cache.scenes.get_mut(&key) {
+                c.last_used = tick;
+                return Ok((c.scene.clone(), c.static_data.clone()));
+            }
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(invalid(
+                path,
+                format!("scene file is {} bytes, over the limit", meta.len()),
+            ));
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| invalid(path, format!("cannot read scene: {e}")))?;
+        let scene = Arc::new(scene::load(&bytes, path).map_err(|e| invalid(path, e.0))?);
+        let static_data = if scene.is_animated() {
+            None
+        } else {
+            let g = scene.evaluate(0.0).map_err(|e| invalid(path, e.0))?;
+            Some(Arc::new(gpu_scene::flatten(&scene, &g)))
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.scenes.len() >= SCENE_CACHE {
+            if let Some(oldest) = cache
+                .scenes
+                .iter()
+                .min_by_key(|(_, c)| c.last_used)
+                .map(|(k, _)| k.clone())
+            {
+                cache.scenes.remove(&oldest);
+            }
+        }
+        let tick = cache.tick;
+        cache.scenes.insert(
+            key,
+            CachedScene {
+                scene: scene.clone(),
+                static_data: static_data.clone(),
+                last_used: tick,
+            },
+        );
+        Ok((scene, static_data))
+    }
+}
+
+fn invalid(path: &Path, reason: impl ToString) -> RenderError {
+    RenderError::InvalidScene {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Flattened data of frame `frame` (time = frame / fps).
+pub(crate) fn frame_data(
+    scene: &Scene,
+    frame: u32,
+    s: &RenderSettings,
+) -> Result<GpuScene, String> {
+    let t = frame as f32 / s.fps;
+    let g = scene.evaluate(t).map_err(|e| e.0)?;
+    Ok(gpu_scene::flatten(scene, &g))
+}
+
+/// Launches the kernel over `rect` in passes and returns linear RGB.
+fn render_frame<R: Runtime>(
+    client: &ComputeClient<R>,
+    data: &GpuScene,
+    s: &RenderSettings,
+    frame: u32,
+    rect: Rect,
+    progress: &dyn Fn(f32),
+) -> Result<Image, RenderError> {
+    let pixels = rect.area() as usize;
+    let fh = device::upload_f32(client, &data.fdata);
+    let uh = device::upload_u32(client, &data.udata);
+    let mut fpv = data.fp.clone();
+    fpv[fp::ASPECT] = s.width as f32 / s.height as f32;
+    let fph = device::upload_f32(client, &fpv);
+    let acc = device::upload_f32(client, &vec![0.0f32; pixels * 3]);
+    // Split samples into passes of bounded work; pixel values do not depend
+    // on the split because each pass adds its samples one by one, in order.
+    let per_pass = ((1usize << 20) / pixels.max(1)).clamp(1, s.samples as usize) as u32;
+    let dim = CubeDim::new_2d(8, 8);
+    let count = CubeCount::Static(rect.width.div_ceil(8), rect.height.div_ceil(8), 1);
+    let mut start = 0u32;
+    while start < s.samples {
+        let n = per_pass.min(s.samples - start);
+        let mut upv = data.up.clone();
+        upv[up::FULL_W] = s.width;
+        upv[up::FULL_H] = s.height;
+        upv[up::OFF_X] = rect.x;
+        upv[up::OFF_Y] = rect.y;
+        upv[up::CROP_W] = rect.width;
+        upv[up::CROP_H] = rect.height;
+        upv[up::SEED_LO] = s.seed as u32;
+        upv[up::SEED_HI] = (s.seed >> 32) as u32;
+        upv[up::FRAME] = frame;
+        upv[up::SAMPLE_START] = start;
+        upv[up::SAMPLE_COUNT] = n;
+        upv[up::MAX_BOUNCES] = s.max_bounces.min(1024);
+        let uph = device::upload_u32(client, &upv);
+        kernel::path_trace_kernel::launch::<R>(
+            client,
+            count.clone(),
+            dim,
+            device::array_arg(&fh, data.fdata.len()),
+            device::array_arg(&uh, data.udata.len()),
+            device::array_arg(&uph, upv.len()),
+            device::array_arg(&fph, fpv.len()),
+            device::array_arg(&acc, pixels * 3),
+        );
+        start += n;
+        cubecl::future::block_on(client.sync())
+            .map_err(|e| RenderError::Backend(format!("{e:?}")))?;
+        progress(start as f32 / s.samples as f32);
+    }
+    let sums = device::read_f32(client, acc);
+    let inv = 1.0 / s.samples as f32;
+    Ok(Image {
+        width: rect.width,
+        height: rect.height,
+        pixels: sums.iter().map(|v| v * inv).collect(),
+    })
+}
+
+#[async_trait]
+impl Renderer for PathTracer {
+    fn name(&self) -> &str {
+        "cubecl-pt"
+    }
+
+    fn formats(&self) -> &[SceneFormat] {
+        &FORMATS
+    }
+
+    fn device_class(&self) -> String {
+        self.device.class.clone()
+    }
+
+    async fn render(&self, request: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.render_blocking(&request))
+            .await
+            .map_err(|e| RenderError::Backend(format!("render task failed: {e}")))?
+    }
+}

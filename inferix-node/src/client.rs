@@ -1,0 +1,281 @@
+//! The client: quote, submit, follow and download jobs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use inferix_core::blob::{BlobStore, BlobStoreExt};
+use inferix_core::ids::{JobId, NodeId};
+use inferix_core::job::{JobSpec, SceneRef};
+use inferix_core::protocol::{ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role};
+use inferix_core::renderer::SceneFormat;
+use inferix_transport::{Transport, TransportError};
+use tokio::sync::mpsc;
+
+use crate::remote_blob::RemoteBlobStore;
+use crate::rpc::RpcPeer;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The manager refused the request.
+    #[error("manager refused ({code:?}): {message}")]
+    Refused {
+        /// Kind of refusal.
+        code: ErrorCode,
+        /// Explanation.
+        message: String,
+    },
+    /// Connection trouble.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Blob upload or download failed.
+    #[error(transparent)]
+    Blob(#[from] inferix_core::blob::BlobError),
+    /// Local file trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A scene file of unknown type.
+    #[error("cannot tell the scene format of {0} (expected .glb, .gltf or .blend)")]
+    UnknownSceneFormat(PathBuf),
+    /// The manager answered with something else than expected.
+    #[error("unexpected reply: {0}")]
+    Unexpected(String),
+}
+
+type Watchers = Arc<Mutex<HashMap<JobId, Vec<mpsc::UnboundedSender<JobEvent>>>>>;
+
+/// A connection to a manager on behalf of a user.
+pub struct Client {
+    rpc: Arc<RpcPeer>,
+    blobs: Arc<dyn BlobStore>,
+    watchers: Watchers,
+    id: NodeId,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.pump.abort();
+        self.rpc.close("client dropped");
+    }
+}
+
+fn check(reply: Message) -> Result<Message, ClientError> {
+    match reply {
+        Message::Error { code, message } => Err(ClientError::Refused { code, message }),
+        other => Ok(other),
+    }
+}
+
+impl Client {
+    /// Connects to the manager at `addr` with an optional API token; scenes
+    /// and frames move through the manager connection.
+    pub async fn connect(
+        transport: &dyn Transport,
+        addr: &str,
+        token: Option<String>,
+    ) -> Result<Self, ClientError> {
+        Self::connect_inner(transport, addr, token, None).await
+    }
+
+    /// Like [`Client::connect`], but scenes and frames move through `blobs`
+    /// directly (a client that can reach the network's object store).
+    pub async fn connect_with_blobs(
+        transport: &dyn Transport,
+        addr: &str,
+        token: Option<String>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Result<Self, ClientError> {
+        Self::connect_inner(transport, addr, token, Some(blobs)).await
+    }
+
+    async fn connect_inner(
+        transport: &dyn Transport,
+        addr: &str,
+        token: Option<String>,
+        blobs: Option<Arc<dyn BlobStore>>,
+    ) -> Result<Self, ClientError> {
+        let conn = transport.connect(addr).await?;
+        let (rpc, mut pushes) = RpcPeer::start(conn);
+        let rpc = Arc::new(rpc);
+        let watchers: Watchers = Arc::default();
+        let w = watchers.clone();
+        let pump = tokio::spawn(async move {
+            while let Some(env) = pushes.recv().await {
+                if let Message::Event { job, event } = env.body {
+                    if let Some(list) = w.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&job) {
+                        list.retain(|tx| tx.send(event.clone()).is_ok());
+                    }
+                }
+            }
+            // Connection gone: end every watch.
+            w.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        });
+        let id = transport.local_id();
+        let hello = Hello {
+            role: Role::Client,
+            node: id,
+            ib: 0.0,
+            tags: vec![],
+            device_class: String::new(),
+            token,
+        };
+        match check(rpc.request(Message::Hello(hello)).await?)? {
+            Message::Welcome { .. } => {}
+            other => return Err(ClientError::Unexpected(other.kind().into())),
+        }
+        let blobs = blobs.unwrap_or_else(|| Arc::new(RemoteBlobStore::new(rpc.clone(), u64::MAX)));
+        Ok(Self {
+            rpc,
+            blobs,
+            watchers,
+            id,
+            pump,
+        })
+    }
+
+    /// This client's node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Uploads a scene file (streamed) and returns its reference.
+    pub async fn upload_scene(&self, path: &Path) -> Result<SceneRef, ClientError> {
+        let format = SceneFormat::from_path(path)
+            .ok_or_else(|| ClientError::UnknownSceneFormat(path.to_path_buf()))?;
+        let meta = self.blobs.put_file(path).await?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scene".into());
+        Ok(SceneRef {
+            blob: meta.hash,
+            format,
+            file_name,
+        })
+    }
+
+    /// Uploads scene bytes (e.g. a generated scene).
+    pub async fn upload_scene_bytes(
+        &self,
+        bytes: Vec<u8>,
+        file_name: &str,
+    ) -> Result<SceneRef, ClientError> {
+        let format = SceneFormat::from_path(Path::new(file_name))
+            .ok_or_else(|| ClientError::UnknownSceneFormat(file_name.into()))?;
+        let meta = self.blobs.put_bytes(bytes).await?;
+        Ok(SceneRef {
+            blob: meta.hash,
+            format,
+            file_name: file_name.to_string(),
+        })
+    }
+
+    /// Asks for a price.
+    pub async fn quote(&self, spec: &JobSpec) -> Result<Quote, ClientError> {
+        match check(
+            self.rpc
+                .request(Message::QuoteRequest { spec: spec.clone() })
+                .await?,
+        )? {
+            Message::QuoteReply(q) => Ok(q),
+            other => Err(ClientError::Unexpected(other.kind().into())),
+        }
+    }
+
+    /// Submits a job; returns its id and the agreed price.
+    pub async fn submit(&self, spec: &JobSpec) -> Result<(JobId, Quote), ClientError> {
+        match check(
+            self.rpc
+                .request(Message::Submit { spec: spec.clone() })
+                .await?,
+        )? {
+            Message::Submitted { job, quote } => Ok((job, quote)),
+            other => Err(ClientError::Unexpected(other.kind().into())),
+        }
+    }
+
+    /// Current status of a job.
+    pub async fn status(&self, job: JobId) -> Result<JobStatus, ClientError> {
+        match check(self.rpc.request(Message::StatusRequest { job }).await?)? {
+            Message::StatusReply(s) => Ok(*s),
+            other => Err(ClientError::Unexpected(other.kind().into())),
+        }
+    }
+
+    /// Events of a job from now on (a finished job reports its end at once).
+    pub async fn watch(
+        &self,
+        job: JobId,
+    ) -> Result<mpsc::UnboundedReceiver<JobEvent>, ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(job)
+            .or_default()
+            .push(tx);
+        match check(self.rpc.request(Message::Watch { job }).await?) {
+            Ok(Message::Ok) => Ok(rx),
+            Ok(other) => Err(ClientError::Unexpected(other.kind().into())),
+            Err(e) => {
+                self.watchers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&job);
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until the job completes, fails or is cancelled; returns its
+    /// final status. `on_event` sees every event on the way.
+    pub async fn wait(
+        &self,
+        job: JobId,
+        mut on_event: impl FnMut(&JobEvent),
+    ) -> Result<JobStatus, ClientError> {
+        let mut events = self.watch(job).await?;
+        while let Some(ev) = events.recv().await {
+            on_event(&ev);
+            if matches!(
+                ev,
+                JobEvent::Completed { .. } | JobEvent::Failed { .. } | JobEvent::Cancelled
+            ) {
+                break;
+            }
+        }
+        self.status(job).await
+    }
+
+    /// Cancels a job.
+    pub async fn cancel(&self, job: JobId) -> Result<(), ClientError> {
+        check(self.rpc.request(Message::Cancel { job }).await?)?;
+        Ok(())
+    }
+
+    /// Downloads every accepted frame as `dir/frame_NNNN.<ext>`.
+    pub async fn download(&self, job: JobId, dir: &Path) -> Result<Vec<PathBuf>, ClientError> {
+        let status = self.status(job).await?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ClientError::Io { path, source }
+        };
+        tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
+        let ext = status.job.spec.format.extension();
+        let mut out = Vec::new();
+        for f in &status.frames {
+            let path = dir.join(format!("frame_{:04}.{ext}", f.frame));
+            self.blobs.get_to_file(f.blob, &path).await?;
+            out.push(path);
+        }
+        Ok(out)
+    }
+}

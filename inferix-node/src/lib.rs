@@ -1,0 +1,64 @@
+//! Embeddable Inferix nodes.
+//!
+//! [`ManagerNode`], [`WorkerNode`], [`VerifierNode`] and [`Client`] are each
+//! built from the pluggable parts of `inferix-core` (store, blob store,
+//! scheduler, renderer) and a transport, so an embedder can run any of them
+//! inside its own service or swap any part. [`demo`] composes a whole
+//! network in one process.
+
+mod blob_service;
+pub mod client;
+pub mod demo;
+mod frame_codec;
+pub mod manager;
+pub mod remote_blob;
+mod rpc;
+mod session;
+pub mod verifier;
+pub mod worker;
+
+pub use client::{Client, ClientError};
+pub use manager::{ManagerBuilder, ManagerConfig, ManagerHandle, ManagerNode};
+pub use remote_blob::RemoteBlobStore;
+pub use verifier::{VerifierConfig, VerifierNode};
+pub use worker::{WorkerConfig, WorkerNode};
+
+use inferix_transport::TransportError;
+
+/// Why a node stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Connection trouble.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The manager refused this node (token, version).
+    #[error("refused by the manager: {0}")]
+    Refused(String),
+    /// The peer closed the connection.
+    #[error("disconnected")]
+    Disconnected,
+    /// The peer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A file name safe to join to a folder: no separators, no parent hops.
+pub(crate) fn safe_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches('.');
+    if trimmed.is_empty() {
+        "scene".into()
+    } else {
+        trimmed.to_string()
+    }
+}

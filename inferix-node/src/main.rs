@@ -1,0 +1,240 @@
+//! The `inferix` command: thin wrappers that build nodes from the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use inferix_core::image::Rect;
+use inferix_core::job::{FrameRange, OutputFormat};
+use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer, SceneFormat};
+use inferix_node::demo::{run_demo, DemoOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "inferix",
+    version,
+    about = "Decentralized GPU rendering: manager, worker, verifier and client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole network in this process (manager, 3 workers, 2 verifiers)
+    /// and render the built-in animated scene to ./inferix-out/<job-id>/.
+    Demo {
+        /// Frames to render, from 1.
+        #[arg(long, default_value_t = 24)]
+        frames: u32,
+        /// Width in pixels.
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        /// Height in pixels.
+        #[arg(long, default_value_t = 360)]
+        height: u32,
+        /// Samples per pixel.
+        #[arg(long, default_value_t = 16)]
+        spp: u32,
+        /// Folder for the task database and blobs.
+        #[arg(long, default_value = "inferix-data")]
+        data_dir: PathBuf,
+        /// Folder for the delivered frames.
+        #[arg(long, default_value = "inferix-out")]
+        out_dir: PathBuf,
+    },
+    /// Render a scene locally, without any network (like `blender -b -a`).
+    Render {
+        /// Scene file (.glb or .gltf).
+        scene: PathBuf,
+        /// Frames: N, A-B or A-B:STEP.
+        #[arg(long, default_value = "1")]
+        frames: FrameRange,
+        /// Output folder.
+        #[arg(long, default_value = "render-out")]
+        out: PathBuf,
+        /// Width in pixels.
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        /// Height in pixels.
+        #[arg(long, default_value_t = 360)]
+        height: u32,
+        /// Samples per pixel.
+        #[arg(long, default_value_t = 64)]
+        spp: u32,
+        /// Maximum bounces.
+        #[arg(long, default_value_t = 6)]
+        bounces: u32,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Frames per second of the animation.
+        #[arg(long, default_value_t = 24.0)]
+        fps: f32,
+        /// png or exr.
+        #[arg(long, default_value = "png")]
+        format: OutputFormat,
+        /// Render only x,y,w,h of each frame.
+        #[arg(long, value_parser = parse_crop)]
+        crop: Option<Rect>,
+    },
+    /// Measure this device's Inferix Bench index (IB).
+    Bench,
+    /// Write the built-in demo scene as a .glb file.
+    DemoScene {
+        /// Output file.
+        #[arg(default_value = "inferix-demo.glb")]
+        out: PathBuf,
+    },
+}
+
+fn parse_crop(s: &str) -> Result<Rect, String> {
+    let v: Vec<u32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("crop {s:?}: {e}"))?;
+    match v[..] {
+        [x, y, w, h] => Ok(Rect::new(x, y, w, h)),
+        _ => Err(format!("crop {s:?}: expected x,y,w,h")),
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INFERIX_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo {
+            frames,
+            width,
+            height,
+            spp,
+            data_dir,
+            out_dir,
+        } => {
+            let renderer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new()?);
+            let opts = DemoOptions {
+                frames,
+                width,
+                height,
+                samples: spp,
+                data_dir,
+                out_dir,
+                ..DemoOptions::default()
+            };
+            println!("inferix demo: {} workers, {} verifiers, {frames} frames at {width}x{height}, {spp} spp on {}", opts.worker_ibs.len(), opts.verifiers, renderer.device_class());
+            let pb = bar(frames as u64, "frames accepted");
+            let summary = run_demo(&opts, renderer, |ev| match ev {
+                JobEvent::TaskAccepted {
+                    accepted_frames, ..
+                } => pb.set_position(*accepted_frames),
+                JobEvent::TaskRejected { task, reasons, .. } => {
+                    pb.println(format!("rejected {task:?}: {}", reasons.join("; ")))
+                }
+                JobEvent::TaskRequeued { task, reason } => {
+                    pb.println(format!("re-queued {task:?}: {reason}"))
+                }
+                JobEvent::Waiting { reason } => pb.set_message(format!("waiting: {reason}")),
+                _ => {}
+            })
+            .await?;
+            pb.finish_and_clear();
+            println!("{summary}");
+        }
+        Command::Render {
+            scene,
+            frames,
+            out,
+            width,
+            height,
+            spp,
+            bounces,
+            seed,
+            fps,
+            format,
+            crop,
+        } => {
+            let scene_format =
+                SceneFormat::from_path(&scene).context("scene must be .glb, .gltf or .blend")?;
+            let renderer = inferix_gpu::PathTracer::new()?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let settings = RenderSettings {
+                width,
+                height,
+                samples: spp,
+                max_bounces: bounces,
+                seed,
+                fps,
+            };
+            let list: Vec<u32> = frames.frames().collect();
+            anyhow::ensure!(!list.is_empty(), "frame range {frames} is empty");
+            let pb = bar(list.len() as u64, "frames");
+            for f in list {
+                let req = RenderRequest {
+                    scene: scene.clone(),
+                    format: scene_format,
+                    frames: vec![f],
+                    settings: settings.clone(),
+                    crop,
+                    progress: None,
+                };
+                let t = std::time::Instant::now();
+                let img = renderer.render(req).await?.remove(0).image;
+                let path = out.join(format!("frame_{f:04}.{}", format.extension()));
+                let bytes = match format {
+                    OutputFormat::Png => inferix_gpu::codec::encode_png(&img.to_srgb8()),
+                    OutputFormat::Exr => inferix_gpu::codec::encode_exr(&img)?,
+                };
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                pb.println(format!(
+                    "{} ({:.2} s)",
+                    path.display(),
+                    t.elapsed().as_secs_f64()
+                ));
+                pb.inc(1);
+            }
+            pb.finish_and_clear();
+        }
+        Command::Bench => {
+            let renderer = inferix_gpu::PathTracer::new()?;
+            let r = inferix_gpu::bench::run_bench(&renderer).await?;
+            println!("device              {}", r.device);
+            println!("time per frame (T)  {:.4} s", r.seconds_per_frame);
+            println!(
+                "reference T0        {:.4} s",
+                inferix_gpu::bench::REFERENCE_T0_SECONDS
+            );
+            println!("samples per second  {:.3e}", r.samples_per_second);
+            println!("IB = T0 / T         {:.3}", r.ib);
+        }
+        Command::DemoScene { out } => {
+            std::fs::write(&out, inferix_gpu::demo_scene_glb())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1662 @@
+//! The manager node: admits workers, verifiers and clients, quotes and
+//! splits jobs, leases tasks, routes results to verifiers, credits accepted
+//! frames and tells watchers.
+//!
+//! One actor task owns all in-memory state (who is connected, who is busy);
+//! the [`TaskStore`] owns the truth. Every change of a task is a
+//! compare-and-set on the store, so a crashed manager loses nothing and
+//! several managers on one store never hand one task to two workers.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use inferix_core::blob::{BlobStore, BlobStoreExt};
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::job::{Job, JobSpec, JobState};
+use inferix_core::ledger::{balance, Account, Transaction};
+use inferix_core::protocol::{
+    Envelope, ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role, TaskAssignment, Verdict,
+    VerificationAssignment, PROTOCOL_VERSION,
+};
+use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer};
+use inferix_core::scheduler::{
+    is_eligible, Scheduler, TaskDemand, WeightedRandomScheduler, WorkerInfo,
+};
+use inferix_core::store::{StoreError, TaskStore, TaskStoreExt};
+use inferix_core::task::{Lease, Task, TaskStatus};
+use inferix_core::time::{SharedClock, SystemClock};
+use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::blob_service::BlobService;
+use crate::NodeError;
+
+/// Manager settings; `Default` gives a working single-machine setup.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// How long a worker holds a task before it is re-queued.
+    pub lease: Duration,
+    /// Leases per task before it fails.
+    pub max_attempts: u32,
+    /// Verifiers that must agree on each result.
+    pub quorum: usize,
+    /// Micro-credits per IB-minute.
+    pub price_per_ibm: u64,
+    /// A worker silent for this long is dropped and its task re-queued.
+    pub heartbeat_timeout: Duration,
+    /// A verifier silent on a verification for this long is replaced.
+    pub verification_timeout: Duration,
+    /// Period of housekeeping (expiry, timeouts, dispatch).
+    pub tick: Duration,
+    /// Token workers and verifiers must present; `None` admits anyone.
+    pub node_token: Option<String>,
+    /// Token clients must present; `None` admits anyone.
+    pub client_token: Option<String>,
+    /// Reputation multiplier applied to a worker whose result is rejected.
+    pub reputation_penalty: f64,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "manager".into(),
+            lease: Duration::from_secs(600),
+            max_attempts: 5,
+            quorum: 1,
+            price_per_ibm: 100_000,
+            heartbeat_timeout: Duration::from_secs(30),
+            verification_timeout: Duration::from_secs(300),
+            tick: Duration::from_millis(500),
+            node_token: None,
+            client_token: None,
+            reputation_penalty: 0.5,
+        }
+    }
+}
+
+/// Builds a [`ManagerNode`] from its parts.
+pub struct ManagerBuilder {
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn TaskStore>,
+    blobs: Arc<dyn BlobStore>,
+    scheduler: Box<dyn Scheduler>,
+    clock: SharedClock,
+    config: ManagerConfig,
+    prober: Option<(Arc<dyn Renderer>, f64)>,
+    scratch: PathBuf,
+}
+
+impl ManagerBuilder {
+    /// A manager over these parts with the default scheduler and config.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn TaskStore>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
+        Self {
+            transport,
+            store,
+            blobs,
+            scheduler: Box::new(WeightedRandomScheduler::default()),
+            clock: Arc::new(SystemClock),
+            config: ManagerConfig::default(),
+            prober: None,
+            scratch: std::env::temp_dir().join("inferix-manager"),
+        }
+    }
+    /// Replaces the scheduler.
+    pub fn scheduler(mut self, s: impl Scheduler + 'static) -> Self {
+        self.scheduler = Box::new(s);
+        self
+    }
+    /// Replaces the clock (simulation, tests).
+    pub fn clock(mut self, c: SharedClock) -> Self {
+        self.clock = c;
+        self
+    }
+    /// Replaces the configuration.
+    pub fn config(mut self, c: ManagerConfig) -> Self {
+        self.config = c;
+        self
+    }
+    /// Quotes from a probe render on `renderer`, a device of index `ib`.
+    /// Without one, quotes use a fixed cost model.
+    pub fn probe_renderer(mut self, renderer: Arc<dyn Renderer>, ib: f64) -> Self {
+        self.prober = Some((renderer, ib));
+        self
+    }
+    /// Folder for scene copies used by probe renders.
+    pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch = dir.into();
+        self
+    }
+    /// Finishes the node.
+    pub fn build(self) -> ManagerNode {
+        ManagerNode { b: self }
+    }
+}
+
+/// A manager, ready to start.
+pub struct ManagerNode {
+    b: ManagerBuilder,
+}
+
+/// A running manager.
+pub struct ManagerHandle {
+    addr: String,
+    id: NodeId,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    events: broadcast::Sender<(JobId, JobEvent)>,
+}
+
+impl ManagerHandle {
+    /// Address clients and workers connect to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+    /// The manager's node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// Every job event, for embedders that observe in-process.
+    pub fn subscribe(&self) -> broadcast::Receiver<(JobId, JobEvent)> {
+        self.events.subscribe()
+    }
+    /// Stops accepting, closes connections and waits for the loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+    /// Kills the manager without any cleanup, as a crash would.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+type ConnId = u64;
+
+enum Input {
+    Connected(ConnId, NodeId, Arc<dyn MessageSender>),
+    Received(ConnId, Envelope),
+    Disconnected(ConnId),
+    Quoted {
+        conn: ConnId,
+        id: u64,
+        spec: Box<JobSpec>,
+        submit: bool,
+        result: Result<Quote, (ErrorCode, String)>,
+    },
+}
+
+struct Peer {
+    node: NodeId,
+    role: Option<Role>,
+    sender: Arc<dyn MessageSender>,
+}
+
+struct WorkerSlot {
+    conn: ConnId,
+    info: WorkerInfo,
+    task: Option<TaskId>,
+    last_seen: u64,
+    idle_since: u64,
+}
+
+struct VerifierSlot {
+    conn: ConnId,
+    reputation: f64,
+    busy: usize,
+    last_seen: u64,
+}
+
+/// One verification round of one task result.
+struct Round {
+    worker: NodeId,
+    /// verifier → (verification id, deadline, verdict once received)
+    votes: BTreeMap<NodeId, (u64, u64, Option<Verdict>)>,
+    needed: usize,
+    excluded: HashSet<NodeId>,
+}
+
+impl ManagerNode {
+    /// Listens and spawns the manager loop.
+    pub async fn start(self) -> Result<ManagerHandle, NodeError> {
+        let b = self.b;
+        let mut listener = b.transport.listen(&b.config.listen).await?;
+        let addr = listener.local_addr();
+        let id = b.transport.local_id();
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let (sd_tx, sd_rx) = watch::channel(false);
+        let (events, _) = broadcast::channel(4096);
+        let acceptor_tx = in_tx.clone();
+        let admitted: Admitted = Arc::default();
+        let (acc_blobs, acc_admitted) = (b.blobs.clone(), admitted.clone());
+        let acceptor = tokio::spawn(async move {
+            accept_loop(&mut *listener, acceptor_tx, acc_blobs, acc_admitted).await
+        });
+        let mut state = State {
+            id,
+            cfg: b.config,
+            store: b.store,
+            blobs: b.blobs,
+            scheduler: b.scheduler,
+            clock: b.clock,
+            prober: b.prober.map(|(r, ib)| {
+                Arc::new(Prober {
+                    renderer: r,
+                    ib,
+                    scratch: b.scratch,
+                    cache: Mutex::default(),
+                })
+            }),
+            inputs: in_tx,
+            admitted,
+            peers: HashMap::new(),
+            workers: BTreeMap::new(),
+            verifiers: BTreeMap::new(),
+            watchers: HashMap::new(),
+            rounds: HashMap::new(),
+            verification_ids: HashMap::new(),
+            next_verification: 1,
+            jobs: HashMap::new(),
+            waiting: HashSet::new(),
+            events: events.clone(),
+        };
+        info!(%addr, manager = ?id, "manager listening");
+        let task = tokio::spawn(async move {
+            state.recover().await;
+            state.run(in_rx, sd_rx).await;
+            acceptor.abort();
+        });
+        Ok(ManagerHandle {
+            addr,
+            id,
+            shutdown: sd_tx,
+            task,
+            events,
+        })
+    }
+}
+
+/// Connections that completed the hello; only they may move blobs.
+type Admitted = Arc<Mutex<HashSet<ConnId>>>;
+
+async fn accept_loop(
+    listener: &mut dyn Listener,
+    tx: mpsc::UnboundedSender<Input>,
+    blobs: Arc<dyn BlobStore>,
+    admitted: Admitted,
+) {
+    let mut next: ConnId = 1;
+    loop {
+        let conn = match listener.accept().await {
+            Ok(c) => c,
+            Err(TransportError::Closed(_)) => return,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let id = next;
+        next += 1;
+        let Connection {
+            peer,
+            sender,
+            mut receiver,
+            ..
+        } = conn;
+        let mut blob_service = BlobService::new(blobs.clone(), sender.clone());
+        if tx.send(Input::Connected(id, peer, sender.clone())).is_err() {
+            return;
+        }
+        let tx = tx.clone();
+        let admitted = admitted.clone();
+        tokio::spawn(async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(Some(env)) if BlobService::handles(&env.body) => {
+                        if admitted
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .contains(&id)
+                        {
+                            blob_service.handle(env).await;
+                        } else {
+                            let refusal = Message::error(
+                                ErrorCode::Unauthorized,
+                                "say hello before moving blobs",
+                            );
+                            let _ = sender.send(Envelope::with_id(env.id, refusal)).await;
+                        }
+                    }
+                    Ok(Some(env)) => {
+                        if tx.send(Input::Received(id, env)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(conn = id, error = %e, "connection error");
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(Input::Disconnected(id));
+        });
+    }
+}
+
+struct Prober {
+    renderer: Arc<dyn Renderer>,
+    ib: f64,
+    scratch: PathBuf,
+    cache: Mutex<HashMap<String, f64>>,
+}
+
+impl Prober {
+    /// Seconds per full frame on an IB 1.0 machine, from a small render.
+    async fn seconds_per_frame(
+        &self,
+        spec: &JobSpec,
+        blobs: &dyn BlobStore,
+    ) -> Result<f64, String> {
+        let key = format!("{}:{:?}", spec.scene.blob, spec.settings);
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(*v);
+        }
+        let dir = self.scratch.join(spec.scene.blob.to_hex());
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let path = dir.join(crate::safe_file_name(&spec.scene.file_name));
+        if !path.exists() {
+            blobs
+                .get_to_file(spec.scene.blob, &path)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let s = &spec.settings;
+        let probe = RenderSettings {
+            width: (s.width / 8).max(16),
+            height: (s.height / 8).max(16),
+            samples: (s.samples / 16).max(1),
+            ..s.clone()
+        };
+        let ratio = (s.width as f64 * s.height as f64 * s.samples as f64)
+            / (probe.width as f64 * probe.height as f64 * probe.samples as f64);
+        let req = RenderRequest {
+            scene: path,
+            format: spec.scene.format,
+            frames: vec![spec.frames.start],
+            settings: probe,
+            crop: None,
+            progress: None,
+        };
+        let t = Instant::now();
+        self.renderer.render(req).await.map_err(|e| e.to_string())?;
+        let secs = t.elapsed().as_secs_f64() * ratio * self.ib;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, secs);
+        Ok(secs)
+    }
+}
+
+/// Cost model used without a probe renderer: seconds per frame at IB 1.0
+/// per pixel-sample.
+const SECONDS_PER_PIXEL_SAMPLE: f64 = 1.0 / 2.0e6;
+
+struct State {
+    id: NodeId,
+    cfg: ManagerConfig,
+    store: Arc<dyn TaskStore>,
+    blobs: Arc<dyn BlobStore>,
+    scheduler: Box<dyn Scheduler>,
+    clock: SharedClock,
+    prober: Option<Arc<Prober>>,
+    inputs: mpsc::UnboundedSender<Input>,
+    admitted: Admitted,
+    peers: HashMap<ConnId, Peer>,
+    workers: BTreeMap<NodeId, WorkerSlot>,
+    verifiers: BTreeMap<NodeId, VerifierSlot>,
+    watchers: HashMap<JobId, Vec<ConnId>>,
+    rounds: HashMap<TaskId, Round>,
+    verification_ids: HashMap<u64, TaskId>,
+    next_verification: u64,
+    jobs: HashMap<JobId, Job>,
+    waiting: HashSet<JobId>,
+    events: broadcast::Sender<(JobId, JobEvent)>,
+}
+
+fn store_err(e: StoreError) -> (ErrorCode, String) {
+    match e {
+        StoreError::Unavailable(m) => (ErrorCode::Unavailable, m),
+        StoreError::NotFound { what } => (ErrorCode::NotFound, format!("{what} not found")),
+        other => (ErrorCode::Internal, other.to_string()),
+    }
+}
+
+impl State {
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// After a restart: verifications in flight were lost with the old
+    /// process, so their tasks go back to `Rendered` to be verified again.
+    async fn recover(&mut self) {
+        let Ok(verifying) = self
+            .store
+            .tasks_in_status(TaskStatus::Verifying, usize::MAX)
+            .await
+        else {
+            return;
+        };
+        let now = self.now();
+        for mut t in verifying {
+            let stale = t
+                .entered(TaskStatus::Verifying)
+                .is_none_or(|at| at + self.cfg.verification_timeout.as_millis() as u64 <= now);
+            if stale
+                && t.transition(
+                    TaskStatus::Rendered,
+                    now,
+                    "verification lost; verifying again",
+                )
+                .is_ok()
+            {
+                let _ = self.store.update_task(&mut t).await;
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(self.cfg.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                input = inputs.recv() => {
+                    let Some(input) = input else { break };
+                    let reschedule = self.on_input(input).await;
+                    if reschedule {
+                        self.dispatch().await;
+                    }
+                }
+                _ = tick.tick() => {
+                    self.housekeeping().await;
+                    self.dispatch().await;
+                }
+            }
+        }
+        for p in self.peers.values() {
+            p.sender.close("manager shutting down");
+        }
+        info!("manager stopped");
+    }
+
+    async fn send(&self, conn: ConnId, env: Envelope) {
+        if let Some(p) = self.peers.get(&conn) {
+            if let Err(e) = p.sender.send(env).await {
+                debug!(conn, error = %e, "send failed");
+            }
+        }
+    }
+
+    async fn reply(&self, conn: ConnId, id: u64, body: Message) {
+        self.send(conn, Envelope::with_id(id, body)).await;
+    }
+
+    async fn emit(&mut self, job: JobId, event: JobEvent) {
+        let _ = self.events.send((job, event.clone()));
+        let conns = self.watchers.get(&job).cloned().unwrap_or_default();
+        for c in conns {
+            self.send(
+                c,
+                Envelope::push(Message::Event {
+                    job,
+                    event: event.clone(),
+                }),
+            )
+            .await;
+        }
+    }
+
+    async fn job(&mut self, id: JobId) -> Option<Job> {
+        if let Some(j) = self.jobs.get(&id) {
+            return Some(j.clone());
+        }
+        let j = self.store.job(id).await.ok().flatten()?;
+        self.jobs.insert(id, j.clone());
+        Some(j)
+    }
+
+    async fn save_job(&mut self, job: Job) {
+        if let Err(e) = self.store.update_job(&job).await {
+            warn!(job = ?job.id, error = %e, "cannot save job");
+        }
+        self.jobs.insert(job.id, job);
+    }
+
+    /// Returns whether scheduling may have changed.
+    async fn on_input(&mut self, input: Input) -> bool {
+        match input {
+            Input::Connected(conn, node, sender) => {
+                self.peers.insert(
+                    conn,
+                    Peer {
+                        node,
+                        role: None,
+                        sender,
+                    },
+                );
+                false
+            }
+            Input::Disconnected(conn) => {
+                self.drop_peer(conn, "connection closed").await;
+                true
+            }
+            Input::Received(conn, env) => self.on_message(conn, env).await,
+            Input::Quoted {
+                conn,
+                id,
+                spec,
+                submit,
+                result,
+            } => {
+                match result {
+                    Err((code, msg)) => self.reply(conn, id, Message::error(code, msg)).await,
+                    Ok(q) if !submit => self.reply(conn, id, Message::QuoteReply(q)).await,
+                    Ok(q) => {
+                        let body = match self.create_job(conn, *spec, q.clone()).await {
+                            Ok(job) => Message::Submitted { job, quote: q },
+                            Err((code, msg)) => Message::error(code, msg),
+                        };
+                        self.reply(conn, id, body).await;
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    async fn drop_peer(&mut self, conn: ConnId, why: &str) {
+        let Some(peer) = self.peers.remove(&conn) else {
+            return;
+        };
+        self.admitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conn);
+        peer.sender.close(why);
+        for list in self.watchers.values_mut() {
+            list.retain(|c| *c != conn);
+        }
+        if self.workers.get(&peer.node).is_some_and(|w| w.conn == conn) {
+            let slot = self.workers.remove(&peer.node);
+            info!(worker = ?peer.node, why, "worker left");
+            if let Some(task) = slot.and_then(|s| s.task) {
+                self.requeue(
+                    task,
+                    peer.node,
+                    false,
+                    &format!("worker {:?} left: {why}", peer.node),
+                )
+                .await;
+            }
+        }
+        if self
+            .verifiers
+            .get(&peer.node)
+            .is_some_and(|v| v.conn == conn)
+        {
+            self.verifiers.remove(&peer.node);
+            info!(verifier = ?peer.node, why, "verifier left");
+            self.reassign_votes_of(peer.node).await;
+        }
+    }
+
+    async fn on_message(&mut self, conn: ConnId, env: Envelope) -> bool {
+        let Some(peer) = self.peers.get(&conn) else {
+            return false;
+        };
+        let (node, role) = (peer.node, peer.role);
+        if env.version != PROTOCOL_VERSION {
+            warn!(
+                conn,
+                version = env.version,
+                "peer speaks another protocol version"
+            );
+            let msg = format!(
+                "protocol version {} not supported; this manager speaks {PROTOCOL_VERSION}",
+                env.version
+            );
+            self.reply(
+                conn,
+                env.id,
+                Message::error(ErrorCode::VersionMismatch, msg),
+            )
+            .await;
+            self.drop_peer(conn, "protocol version mismatch").await;
+            return true;
+        }
+        let now = self.now();
+        if let Some(w) = self.workers.get_mut(&node) {
+            w.last_seen = now;
+        }
+        if let Some(v) = self.verifiers.get_mut(&node) {
+            v.last_seen = now;
+        }
+        let id = env.id;
+        match (role, env.body) {
+            (None, Message::Hello(h)) => self.on_hello(conn, id, node, h).await,
+            (None, other) => {
+                let m = format!("expected hello, got {}", other.kind());
+                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
+                    .await;
+                false
+            }
+            (Some(_), Message::Heartbeat) => false,
+            (Some(Role::Worker), Message::TaskDone(result)) => {
+                let task_id = self.workers.get(&node).and_then(|w| w.task);
+                self.on_task_done(conn, id, node, task_id, result).await;
+                true
+            }
+            (Some(Role::Worker), Message::TaskFailed { task, error }) => {
+                self.release_worker(node, task);
+                self.requeue(task, node, true, &format!("worker failed: {error}"))
+                    .await;
+                true
+            }
+            (Some(Role::Worker), Message::TaskReleased { task }) => {
+                self.release_worker(node, task);
+                self.requeue(task, node, false, "handed back by worker")
+                    .await;
+                true
+            }
+            (Some(Role::Worker), Message::TaskProgress { .. }) => false,
+            (Some(Role::Verifier), Message::VerifyDone(v)) => {
+                self.on_verdict(node, v).await;
+                true
+            }
+            (Some(Role::Client), body) => {
+                self.on_client(conn, id, node, body).await;
+                true
+            }
+            (Some(r), other) => {
+                let m = format!("{} is not a message a {r:?} may send", other.kind());
+                warn!(conn, ?node, "{m}");
+                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
+                    .await;
+                false
+            }
+        }
+    }
+
+    async fn on_hello(&mut self, conn: ConnId, id: u64, node: NodeId, h: Hello) -> bool {
+        let token_ok = |want: &Option<String>| want.is_none() || want.as_ref() == h.token.as_ref();
+        let admitted = match h.role {
+            Role::Worker | Role::Verifier => token_ok(&self.cfg.node_token),
+            Role::Client => token_ok(&self.cfg.client_token),
+            Role::Manager => false,
+        };
+        if !admitted {
+            warn!(?node, role = ?h.role, "refused: bad or missing token");
+            self.reply(
+                conn,
+                id,
+                Message::error(
+                    ErrorCode::Unauthorized,
+                    format!("{:?} not admitted: bad or missing token", h.role),
+                ),
+            )
+            .await;
+            self.drop_peer(conn, "unauthorized").await;
+            return false;
+        }
+        if !(h.ib.is_finite() && h.ib >= 0.0) {
+            self.reply(
+                conn,
+                id,
+                Message::error(ErrorCode::InvalidRequest, "IB must be a finite number >= 0"),
+            )
+            .await;
+            self.drop_peer(conn, "invalid hello").await;
+            return false;
+        }
+        let now = self.now();
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.role = Some(h.role);
+        }
+        self.admitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(conn);
+        match h.role {
+            Role::Worker => {
+                // A worker reconnecting replaces its old connection.
+                if let Some(old) = self.workers.get(&node).map(|w| w.conn) {
+                    self.drop_peer(old, "replaced by a new connection").await;
+                }
+                let info = WorkerInfo {
+                    id: node,
+                    ib: h.ib,
+                    reputation: 1.0,
+                    tags: h.tags,
+                };
+                info!(worker = ?node, ib = info.ib, "worker joined");
+                self.workers.insert(
+                    node,
+                    WorkerSlot {
+                        conn,
+                        info,
+                        task: None,
+                        last_seen: now,
+                        idle_since: now,
+                    },
+                );
+            }
+            Role::Verifier => {
+                if let Some(old) = self.verifiers.get(&node).map(|v| v.conn) {
+                    self.drop_peer(old, "replaced by a new connection").await;
+                }
+                info!(verifier = ?node, "verifier joined");
+                self.verifiers.insert(
+                    node,
+                    VerifierSlot {
+                        conn,
+                        reputation: 1.0,
+                        busy: 0,
+                        last_seen: now,
+                    },
+                );
+            }
+            _ => {}
+        }
+        self.reply(conn, id, Message::Welcome { manager: self.id })
+            .await;
+        true
+    }
+
+    /// Tells a connected worker to stop a task it no longer holds.
+    async fn revoke(&mut self, worker: NodeId, task: TaskId) {
+        let conn = self
+            .workers
+            .get(&worker)
+            .filter(|w| w.task == Some(task))
+            .map(|w| w.conn);
+        self.release_worker(worker, task);
+        if let Some(conn) = conn {
+            self.send(conn, Envelope::push(Message::TaskRevoked { task }))
+                .await;
+        }
+    }
+
+    fn release_worker(&mut self, worker: NodeId, task: TaskId) {
+        let now = self.now();
+        if let Some(w) = self.workers.get_mut(&worker) {
+            if w.task == Some(task) {
+                w.task = None;
+                w.idle_since = now;
+            }
+        }
+    }
+
+    /// Puts a task back in the queue (or fails it at the retry limit).
+    async fn requeue(&mut self, task: TaskId, worker: NodeId, exclude: bool, why: &str) {
+        for _ in 0..3 {
+            let Ok(Some(mut t)) = self.store.task(task).await else {
+                return;
+            };
+            let holds = t.lease.as_ref().is_some_and(|l| l.worker == worker);
+            if !(t.status == TaskStatus::Leased && holds) && t.status != TaskStatus::Rejected {
+                return;
+            }
+            let now = self.now();
+            let Ok(to) = t.requeue(now, exclude.then_some(worker), self.cfg.max_attempts, why)
+            else {
+                return;
+            };
+            match self.store.update_task(&mut t).await {
+                Ok(()) => {
+                    info!(?task, ?to, why, "task re-queued");
+                    if to == TaskStatus::Failed {
+                        self.fail_job(
+                            task.job,
+                            &format!("task {task} failed after {} attempts: {why}", t.attempts),
+                        )
+                        .await;
+                    } else {
+                        self.emit(
+                            task.job,
+                            JobEvent::TaskRequeued {
+                                task,
+                                reason: why.to_string(),
+                            },
+                        )
+                        .await;
+                    }
+                    return;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => {
+                    warn!(?task, error = %e, "cannot re-queue");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn fail_job(&mut self, job: JobId, why: &str) {
+        if let Some(mut j) = self.job(job).await {
+            if !j.state.is_terminal() {
+                j.state = JobState::Failed;
+                j.waiting_reason = Some(why.to_string());
+                self.save_job(j).await;
+                self.emit(
+                    job,
+                    JobEvent::Failed {
+                        reason: why.to_string(),
+                    },
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn on_task_done(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        worker: NodeId,
+        current: Option<TaskId>,
+        result: inferix_core::task::TaskResult,
+    ) {
+        let Some(task_id) = current else {
+            self.reply(
+                conn,
+                id,
+                Message::error(ErrorCode::UnexpectedMessage, "no task is leased to you"),
+            )
+            .await;
+            return;
+        };
+        self.release_worker(worker, task_id);
+        if result.worker != worker {
+            warn!(?worker, claimed = ?result.worker, "result names another worker");
+            self.reply(
+                conn,
+                id,
+                Message::error(ErrorCode::Unauthorized, "result names another worker"),
+            )
+            .await;
+            return;
+        }
+        let outcome = match self.store.task(task_id).await {
+            Ok(Some(mut t)) => match t.complete(result, self.now()) {
+                Ok(()) => self
+                    .store
+                    .update_task(&mut t)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Ok(None) => Err(format!("task {task_id} not found")),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                debug!(?task_id, ?worker, "result recorded");
+                self.reply(conn, id, Message::Ok).await;
+            }
+            Err(e) => {
+                warn!(?task_id, ?worker, error = %e, "result refused");
+                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, e))
+                    .await;
+            }
+        }
+    }
+
+    async fn on_verdict(&mut self, verifier: NodeId, v: Verdict) {
+        if let Some(slot) = self.verifiers.get_mut(&verifier) {
+            slot.busy = slot.busy.saturating_sub(1);
+        }
+        let Some(&task) = self.verification_ids.get(&v.verification) else {
+            debug!(
+                ?verifier,
+                verification = v.verification,
+                "late or unknown verdict ignored"
+            );
+            return;
+        };
+        let Some(round) = self.rounds.get_mut(&task) else {
+            return;
+        };
+        match round.votes.get_mut(&verifier) {
+            Some((vid, _, slot @ None)) if *vid == v.verification && v.task == task => {
+                *slot = Some(v)
+            }
+            _ => {
+                warn!(
+                    ?verifier,
+                    "verdict for a verification not assigned to this verifier"
+                );
+                return;
+            }
+        }
+        self.verification_ids.remove(&round.votes[&verifier].0);
+        self.settle(task).await;
+    }
+
+    /// Decides a round once enough votes agree.
+    async fn settle(&mut self, task: TaskId) {
+        let Some(round) = self.rounds.get_mut(&task) else {
+            return;
+        };
+        let verdicts: Vec<&Verdict> = round
+            .votes
+            .values()
+            .filter_map(|(_, _, v)| v.as_ref())
+            .collect();
+        let pass = verdicts.iter().filter(|v| v.passed).count();
+        let fail = verdicts.len() - pass;
+        let outcome = if pass >= round.needed && fail == 0 {
+            Some(true)
+        } else if fail >= round.needed && pass == 0 {
+            Some(false)
+        } else if pass > 0 && fail > 0 {
+            // Disagreement: escalate to one more verifier, majority decides.
+            let total = round.needed + 1;
+            round.needed = total;
+            if pass * 2 > total {
+                Some(true)
+            } else if fail * 2 > total {
+                Some(false)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let Some(passed) = outcome else { return };
+        let round = self.rounds.remove(&task).expect("round present");
+        for (verifier, (vid, _, v)) in &round.votes {
+            self.verification_ids.remove(vid);
+            if let (Some(v), Some(slot)) = (v, self.verifiers.get_mut(verifier)) {
+                if v.passed != passed {
+                    slot.reputation *= self.cfg.reputation_penalty;
+                }
+            }
+        }
+        let reasons: Vec<String> = round
+            .votes
+            .values()
+            .filter_map(|(_, _, v)| v.as_ref())
+            .flat_map(|v| v.reasons.clone())
+            .collect();
+        self.finish_verification(task, round.worker, passed, reasons)
+            .await;
+    }
+
+    async fn finish_verification(
+        &mut self,
+        task_id: TaskId,
+        worker: NodeId,
+        passed: bool,
+        reasons: Vec<String>,
+    ) {
+        let Ok(Some(mut t)) = self.store.task(task_id).await else {
+            return;
+        };
+        if t.status != TaskStatus::Verifying {
+            return;
+        }
+        let now = self.now();
+        if passed {
+            if t.transition(TaskStatus::Accepted, now, "verified").is_err()
+                || self.store.update_task(&mut t).await.is_err()
+            {
+                return;
+            }
+            self.credit(&t).await;
+            let tasks = self
+                .store
+                .tasks_of_job(task_id.job)
+                .await
+                .unwrap_or_default();
+            let accepted: u64 = tasks
+                .iter()
+                .filter(|t| t.status == TaskStatus::Accepted)
+                .map(|t| t.frames.len() as u64)
+                .sum();
+            let total: u64 = tasks.iter().map(|t| t.frames.len() as u64).sum();
+            self.emit(
+                task_id.job,
+                JobEvent::TaskAccepted {
+                    task: task_id,
+                    worker,
+                    accepted_frames: accepted,
+                    total_frames: total,
+                },
+            )
+            .await;
+            if tasks.iter().all(|t| t.status == TaskStatus::Accepted) {
+                self.complete_job(task_id.job).await;
+            }
+        } else {
+            warn!(task = ?task_id, ?worker, ?reasons, "result rejected");
+            if t.transition(TaskStatus::Rejected, now, reasons.join("; "))
+                .is_err()
+                || self.store.update_task(&mut t).await.is_err()
+            {
+                return;
+            }
+            if let Some(w) = self.workers.get_mut(&worker) {
+                w.info.reputation *= self.cfg.reputation_penalty;
+            }
+            self.emit(
+                task_id.job,
+                JobEvent::TaskRejected {
+                    task: task_id,
+                    worker,
+                    reasons: reasons.clone(),
+                },
+            )
+            .await;
+            self.requeue(
+                task_id,
+                worker,
+                true,
+                &format!("rejected: {}", reasons.join("; ")),
+            )
+            .await;
+        }
+    }
+
+    /// Pays the worker for an accepted task out of the job's escrow.
+    async fn credit(&mut self, t: &Task) {
+        let Some(job) = self.job(t.id.job).await else {
+            return;
+        };
+        let Some(result) = &t.result else { return };
+        let frames = job.spec.frames.len().max(1);
+        let amount = (job.quoted_price as u128 * t.frames.len() as u128 / frames as u128) as i64;
+        let tx = Transaction::transfer(
+            format!("pay:{}", t.id),
+            self.now(),
+            format!("{} frames of {} accepted", t.frames.len(), t.id),
+            Account::Job(job.id),
+            Account::Worker(result.worker),
+            amount,
+        );
+        match self.store.append_transaction(&tx).await {
+            Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => warn!(task = ?t.id, error = %e, "cannot record payment"),
+        }
+    }
+
+    async fn complete_job(&mut self, job_id: JobId) {
+        let Some(mut job) = self.job(job_id).await else {
+            return;
+        };
+        if job.state.is_terminal() {
+            return;
+        }
+        job.state = JobState::Completed;
+        job.waiting_reason = None;
+        self.save_job(job).await;
+        self.refund_escrow(job_id, "job completed: rounding remainder")
+            .await;
+        info!(job = ?job_id, "job completed");
+        self.emit(job_id, JobEvent::Completed { job: job_id }).await;
+    }
+
+    /// Returns what is left in a job's escrow to its payer.
+    async fn refund_escrow(&mut self, job: JobId, memo: &str) {
+        let Ok(txs) = self.store.transactions().await else {
+            return;
+        };
+        let left = balance(&txs, &Account::Job(job));
+        let payer = txs
+            .iter()
+            .find(|t| t.id == format!("fund:{job}"))
+            .and_then(|t| t.postings.iter().find(|p| p.amount < 0))
+            .map(|p| p.account.clone());
+        if let (true, Some(payer)) = (left > 0, payer) {
+            let tx = Transaction::transfer(
+                format!("refund:{job}"),
+                self.now(),
+                memo,
+                Account::Job(job),
+                payer,
+                left,
+            );
+            let _ = self.store.append_transaction(&tx).await;
+        }
+    }
+
+    async fn on_client(&mut self, conn: ConnId, id: u64, client: NodeId, body: Message) {
+        match body {
+            Message::QuoteRequest { spec } => self.start_quote(conn, id, spec, false),
+            Message::Submit { spec } => self.start_quote(conn, id, spec, true),
+            Message::StatusRequest { job } => {
+                let reply = match self.status(job).await {
+                    Ok(s) => Message::StatusReply(Box::new(s)),
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::Watch { job } => match self.job(job).await {
+                None => {
+                    self.reply(
+                        conn,
+                        id,
+                        Message::error(ErrorCode::NotFound, format!("job {job} not found")),
+                    )
+                    .await
+                }
+                Some(j) => {
+                    self.watchers.entry(job).or_default().push(conn);
+                    self.reply(conn, id, Message::Ok).await;
+                    let ev = match j.state {
+                        JobState::Completed => Some(JobEvent::Completed { job }),
+                        JobState::Cancelled => Some(JobEvent::Cancelled),
+                        JobState::Failed => Some(JobEvent::Failed {
+                            reason: j.waiting_reason.unwrap_or_default(),
+                        }),
+                        _ => j.waiting_reason.map(|reason| JobEvent::Waiting { reason }),
+                    };
+                    if let Some(ev) = ev {
+                        self.send(conn, Envelope::push(Message::Event { job, event: ev }))
+                            .await;
+                    }
+                }
+            },
+            Message::Cancel { job } => {
+                let reply = match self.cancel(job).await {
+                    Ok(()) => Message::Ok,
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            other => {
+                let m = format!("{} is not a client request", other.kind());
+                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
+                    .await;
+            }
+        }
+        let _ = client;
+    }
+
+    /// Quotes off the manager loop (a probe render takes a while); the
+    /// answer comes back as an input.
+    fn start_quote(&mut self, conn: ConnId, id: u64, spec: JobSpec, submit: bool) {
+        let blobs = self.blobs.clone();
+        let prober = self.prober.clone();
+        let price = self.cfg.price_per_ibm;
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let result = quote(&spec, &*blobs, prober.as_deref(), price).await;
+            let _ = inputs.send(Input::Quoted {
+                conn,
+                id,
+                spec: Box::new(spec),
+                submit,
+                result,
+            });
+        });
+    }
+
+    async fn create_job(
+        &mut self,
+        conn: ConnId,
+        spec: JobSpec,
+        quote: Quote,
+    ) -> Result<JobId, (ErrorCode, String)> {
+        let client = self.peers.get(&conn).map(|p| p.node).unwrap_or(NodeId(0));
+        let job_id = JobId::random();
+        let tasks = spec
+            .split(job_id)
+            .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
+        let now = self.now();
+        let tasks: Vec<Task> = tasks
+            .into_iter()
+            .map(|t| Task::new(t.id, t.frames, now))
+            .collect();
+        let job = Job {
+            id: job_id,
+            spec,
+            state: JobState::Active,
+            created_ms: now,
+            quoted_price: quote.total_price,
+            waiting_reason: None,
+        };
+        self.store
+            .insert_job(&job, &tasks)
+            .await
+            .map_err(store_err)?;
+        let fund = Transaction::transfer(
+            format!("fund:{job_id}"),
+            now,
+            "escrow at submission",
+            Account::User(format!("{client}")),
+            Account::Job(job_id),
+            quote.total_price as i64,
+        );
+        if let Err(e) = self.store.append_transaction(&fund).await {
+            warn!(job = ?job_id, error = %e, "cannot record escrow");
+        }
+        info!(job = ?job_id, tasks = tasks.len(), price = quote.total_price, "job submitted");
+        self.jobs.insert(job_id, job);
+        Ok(job_id)
+    }
+
+    async fn status(&mut self, job_id: JobId) -> Result<JobStatus, (ErrorCode, String)> {
+        let job = self
+            .store
+            .job(job_id)
+            .await
+            .map_err(store_err)?
+            .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
+        let counts = self.store.status_counts(job_id).await.map_err(store_err)?;
+        let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
+        let mut frames: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Accepted)
+            .filter_map(|t| t.result.as_ref())
+            .flat_map(|r| r.frames.clone())
+            .collect();
+        frames.sort_by_key(|f| f.frame);
+        Ok(JobStatus {
+            job,
+            counts,
+            frames,
+        })
+    }
+
+    async fn cancel(&mut self, job_id: JobId) -> Result<(), (ErrorCode, String)> {
+        let mut job = self
+            .store
+            .job(job_id)
+            .await
+            .map_err(store_err)?
+            .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
+        if job.state.is_terminal() {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("job {job_id} is already {}", job.state.as_str()),
+            ));
+        }
+        job.state = JobState::Cancelled;
+        self.save_job(job).await;
+        let now = self.now();
+        for mut t in self.store.tasks_of_job(job_id).await.map_err(store_err)? {
+            if let Some(l) = t.lease.clone() {
+                self.revoke(l.worker, t.id).await;
+            }
+            if !t.status.is_terminal()
+                && t.transition(TaskStatus::Cancelled, now, "job cancelled")
+                    .is_ok()
+            {
+                let _ = self.store.update_task(&mut t).await;
+            }
+            self.rounds.remove(&t.id);
+        }
+        self.refund_escrow(job_id, "job cancelled: unspent escrow")
+            .await;
+        self.emit(job_id, JobEvent::Cancelled).await;
+        Ok(())
+    }
+
+    async fn housekeeping(&mut self) {
+        let now = self.now();
+        // Workers that went silent.
+        let silent: Vec<ConnId> = self
+            .workers
+            .values()
+            .map(|w| (w.conn, w.last_seen))
+            .chain(self.verifiers.values().map(|v| (v.conn, v.last_seen)))
+            .filter(|(_, seen)| seen + (self.cfg.heartbeat_timeout.as_millis() as u64) < now)
+            .map(|(c, _)| c)
+            .collect();
+        for c in silent {
+            self.drop_peer(c, "heartbeat timeout").await;
+        }
+        // Leases that ran out (also those of workers attached elsewhere).
+        if let Ok(expired) = self.store.expired_leases(now, 1000).await {
+            for t in expired {
+                if let Some(l) = &t.lease {
+                    let worker = l.worker;
+                    self.revoke(worker, t.id).await;
+                    self.requeue(t.id, worker, false, "lease expired").await;
+                }
+            }
+        }
+        // Verifiers that did not answer in time are replaced.
+        let late: Vec<(TaskId, NodeId)> = self
+            .rounds
+            .iter()
+            .flat_map(|(t, r)| {
+                r.votes
+                    .iter()
+                    .filter(|(_, (_, dl, v))| v.is_none() && *dl <= now)
+                    .map(|(n, _)| (*t, *n))
+            })
+            .collect();
+        for (task, verifier) in late {
+            self.drop_vote(task, verifier);
+        }
+    }
+
+    fn drop_vote(&mut self, task: TaskId, verifier: NodeId) {
+        if let Some(r) = self.rounds.get_mut(&task) {
+            if let Some((vid, _, None)) = r.votes.remove(&verifier) {
+                self.verification_ids.remove(&vid);
+                r.excluded.insert(verifier);
+                info!(?task, ?verifier, "verifier replaced");
+            }
+        }
+    }
+
+    async fn reassign_votes_of(&mut self, verifier: NodeId) {
+        let tasks: Vec<TaskId> = self
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.votes.contains_key(&verifier))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tasks {
+            self.drop_vote(t, verifier);
+        }
+    }
+
+    /// Offers queued tasks to idle workers and rendered results to verifiers.
+    async fn dispatch(&mut self) {
+        self.dispatch_renders().await;
+        self.dispatch_verifications().await;
+    }
+
+    async fn dispatch_renders(&mut self) {
+        let mut idle: Vec<WorkerInfo> = {
+            let mut v: Vec<&WorkerSlot> =
+                self.workers.values().filter(|w| w.task.is_none()).collect();
+            v.sort_by_key(|w| w.idle_since);
+            v.into_iter().map(|w| w.info.clone()).collect()
+        };
+        let queued = match self
+            .store
+            .tasks_in_status(TaskStatus::Queued, (idle.len() * 4).max(16))
+            .await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                warn!(error = %e, "cannot read the queue; not dispatching");
+                return;
+            }
+        };
+        let connected: Vec<WorkerInfo> = self.workers.values().map(|w| w.info.clone()).collect();
+        for task in queued {
+            let Some(job) = self.job(task.id.job).await else {
+                continue;
+            };
+            if job.state != JobState::Active {
+                continue;
+            }
+            let demand = TaskDemand {
+                task: task.id,
+                min_ib: job.spec.min_ib,
+                tags: &job.spec.tags,
+                excluded: &task.excluded,
+            };
+            if !connected.iter().any(|w| is_eligible(&demand, w)) {
+                let reason = if connected.is_empty() {
+                    "no worker connected".to_string()
+                } else {
+                    format!(
+                        "no connected worker meets the job's requirements (minimum IB {}, tags {:?}); best IB is {:.2}",
+                        job.spec.min_ib,
+                        job.spec.tags,
+                        connected.iter().map(|w| w.ib).fold(0.0, f64::max)
+                    )
+                };
+                self.mark_waiting(job, reason).await;
+                continue;
+            }
+            if idle.is_empty() {
+                break;
+            }
+            let Some(worker) = self.scheduler.choose(&demand, &idle) else {
+                continue;
+            };
+            if !idle
+                .iter()
+                .any(|w| w.id == worker && is_eligible(&demand, w))
+            {
+                warn!(?worker, "scheduler chose an ineligible worker; ignored");
+                continue;
+            }
+            if self.lease_to(task, &job, worker).await {
+                idle.retain(|w| w.id != worker);
+                if self.waiting.remove(&job.id) {
+                    let mut j = job.clone();
+                    j.waiting_reason = None;
+                    self.save_job(j).await;
+                }
+            }
+        }
+    }
+
+    async fn mark_waiting(&mut self, mut job: Job, reason: String) {
+        if self.waiting.insert(job.id) || job.waiting_reason.as_deref() != Some(&reason) {
+            job.waiting_reason = Some(reason.clone());
+            let id = job.id;
+            self.save_job(job).await;
+            self.emit(id, JobEvent::Waiting { reason }).await;
+        }
+    }
+
+    async fn lease_to(&mut self, mut task: Task, job: &Job, worker: NodeId) -> bool {
+        let now = self.now();
+        let deadline_ms = now + self.cfg.lease.as_millis() as u64;
+        if task
+            .lease(
+                Lease {
+                    worker,
+                    manager: self.id,
+                    deadline_ms,
+                },
+                now,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        match self.store.update_task(&mut task).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => return false,
+            Err(e) => {
+                warn!(task = ?task.id, error = %e, "cannot lease");
+                return false;
+            }
+        }
+        let Some(slot) = self.workers.get_mut(&worker) else {
+            return false;
+        };
+        slot.task = Some(task.id);
+        let conn = slot.conn;
+        let offer = TaskAssignment {
+            task: task.id,
+            frames: task.frames.clone(),
+            scene: job.spec.scene.clone(),
+            settings: job.spec.settings.clone(),
+            format: job.spec.format,
+            deadline_ms,
+        };
+        debug!(task = ?task.id, ?worker, "leased");
+        self.send(conn, Envelope::push(Message::TaskOffer(offer)))
+            .await;
+        true
+    }
+
+    async fn dispatch_verifications(&mut self) {
+        if self.verifiers.is_empty() {
+            return;
+        }
+        // Open rounds missing votes (a verifier left or timed out).
+        let short: Vec<TaskId> = self
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.votes.len() < r.needed)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in short {
+            self.assign_verifiers(t).await;
+        }
+        let rendered = match self.store.tasks_in_status(TaskStatus::Rendered, 64).await {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        for mut t in rendered {
+            let Some(worker) = t.result.as_ref().map(|r| r.worker) else {
+                continue;
+            };
+            if t.transition(TaskStatus::Verifying, self.now(), "sent to verifiers")
+                .is_err()
+            {
+                continue;
+            }
+            if self.store.update_task(&mut t).await.is_err() {
+                continue;
+            }
+            self.rounds.insert(
+                t.id,
+                Round {
+                    worker,
+                    votes: BTreeMap::new(),
+                    needed: self.cfg.quorum.max(1),
+                    excluded: HashSet::new(),
+                },
+            );
+            self.assign_verifiers(t.id).await;
+        }
+    }
+
+    async fn assign_verifiers(&mut self, task_id: TaskId) {
+        let Ok(Some(task)) = self.store.task(task_id).await else {
+            return;
+        };
+        let Some(job) = self.job(task_id.job).await else {
+            return;
+        };
+        let Some(result) = task.result.clone() else {
+            return;
+        };
+        let now = self.now();
+        loop {
+            let Some(round) = self.rounds.get(&task_id) else {
+                return;
+            };
+            if round.votes.len() >= round.needed {
+                return;
+            }
+            // Least busy, most reputable verifier not already in the round
+            // and not the worker itself.
+            let pick = self
+                .verifiers
+                .iter()
+                .filter(|(id, _)| {
+                    !round.votes.contains_key(id)
+                        && !round.excluded.contains(id)
+                        && **id != round.worker
+                })
+                .min_by(|a, b| {
+                    a.1.busy
+                        .cmp(&b.1.busy)
+                        .then(b.1.reputation.total_cmp(&a.1.reputation))
+                })
+                .map(|(id, v)| (*id, v.conn));
+            let Some((verifier, conn)) = pick else { return };
+            let vid = self.next_verification;
+            self.next_verification += 1;
+            let deadline = now + self.cfg.verification_timeout.as_millis() as u64;
+            if let Some(r) = self.rounds.get_mut(&task_id) {
+                r.votes.insert(verifier, (vid, deadline, None));
+            }
+            self.verification_ids.insert(vid, task_id);
+            if let Some(v) = self.verifiers.get_mut(&verifier) {
+                v.busy += 1;
+            }
+            let offer = VerificationAssignment {
+                verification: vid,
+                task: task_id,
+                frames: result.frames.clone(),
+                width: job.spec.settings.width,
+                height: job.spec.settings.height,
+                format: job.spec.format,
+                watermark_rects: Vec::new(),
+            };
+            self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
+                .await;
+        }
+    }
+}
+
+/// Validates a spec, checks its scene exists, and prices it.
+async fn quote(
+    spec: &JobSpec,
+    blobs: &dyn BlobStore,
+    prober: Option<&Prober>,
+    price_per_ibm: u64,
+) -> Result<Quote, (ErrorCode, String)> {
+    spec.validate()
+        .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
+    match blobs.contains(spec.scene.blob).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err((
+                ErrorCode::NotFound,
+                format!(
+                    "scene {} not found in blob storage; upload it first",
+                    spec.scene.blob
+                ),
+            ))
+        }
+        Err(e) => return Err((ErrorCode::Unavailable, e.to_string())),
+    }
+    let s = &spec.settings;
+    let seconds_per_frame = match prober {
+        Some(p) => p.seconds_per_frame(spec, blobs).await.map_err(|e| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("probe render failed: {e}"),
+            )
+        })?,
+        None => s.width as f64 * s.height as f64 * s.samples as f64 * SECONDS_PER_PIXEL_SAMPLE,
+    };
+    let frames = spec.frames.len();
+    let estimated_ibm = seconds_per_frame * frames as f64 / 60.0;
+    let tasks = frames.div_ceil(spec.chunk_size as u64);
+    Ok(Quote {
+        estimated_ibm,
+        price_per_ibm,
+        total_price: (estimated_ibm * price_per_ibm as f64).ceil() as u64,
+        frames,
+        tasks,
+    })
+}

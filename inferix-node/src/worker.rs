@@ -1,0 +1,272 @@
+//! The worker node: connects out to a manager (so it needs no open port),
+//! renders what it is offered, uploads the frames and reports a result that
+//! commits to the decoded pixels of every frame.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inferix_core::blob::{BlobStore, BlobStoreExt};
+use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::protocol::{ErrorCode, Hello, Message, Role, TaskAssignment};
+use inferix_core::renderer::{RenderRequest, Renderer};
+use inferix_core::task::{FrameOutput, TaskResult};
+use inferix_transport::Transport;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::remote_blob::RemoteBlobStore;
+use crate::{frame_codec, session, NodeError};
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Manager address.
+    pub manager: String,
+    /// Inferix Bench index this worker announces.
+    pub ib: f64,
+    /// Capability tags.
+    pub tags: Vec<String>,
+    /// Admission token issued by the manager's operator.
+    pub token: Option<String>,
+    /// Scene cache and scratch space.
+    pub work_dir: PathBuf,
+    /// Interval between heartbeats.
+    pub heartbeat: Duration,
+    /// First reconnect delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest reconnect delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            manager: "manager".into(),
+            ib: 1.0,
+            tags: Vec::new(),
+            token: None,
+            work_dir: std::env::temp_dir().join("inferix-worker"),
+            heartbeat: Duration::from_secs(5),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A worker, ready to run.
+pub struct WorkerNode {
+    transport: Arc<dyn Transport>,
+    blobs: Option<Arc<dyn BlobStore>>,
+    renderer: Arc<dyn Renderer>,
+    config: WorkerConfig,
+}
+
+impl WorkerNode {
+    /// A worker that moves scenes and frames through its manager connection.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        renderer: Arc<dyn Renderer>,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            transport,
+            blobs: None,
+            renderer,
+            config,
+        }
+    }
+
+    /// Reads scenes from and writes frames to `blobs` directly (a worker
+    /// that can reach the network's object store).
+    pub fn with_blob_store(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// This worker's node id.
+    pub fn id(&self) -> NodeId {
+        self.transport.local_id()
+    }
+
+    /// Runs until `shutdown` turns true, reconnecting with backoff when the
+    /// manager is unreachable. On shutdown a task in progress is handed back.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let mut backoff = self.config.min_backoff;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            match self.session(&mut shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(NodeError::Refused(m)) => return Err(NodeError::Refused(m)),
+                Err(e) => {
+                    debug!(worker = ?self.id(), error = %e, ?backoff, "manager unreachable; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), NodeError> {
+        let hello = Hello {
+            role: Role::Worker,
+            node: self.id(),
+            ib: self.config.ib,
+            tags: self.config.tags.clone(),
+            device_class: self.renderer.device_class(),
+            token: self.config.token.clone(),
+        };
+        let (peer, mut pushes) =
+            session::open(&*self.transport, &self.config.manager, hello).await?;
+        let blobs: Arc<dyn BlobStore> = match &self.blobs {
+            Some(b) => b.clone(),
+            None => Arc::new(RemoteBlobStore::new(peer.clone(), u64::MAX)),
+        };
+        info!(worker = ?self.id(), manager = %self.config.manager, "worker connected");
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let mut current: Option<(
+            TaskId,
+            Pin<Box<dyn Future<Output = Result<TaskResult, String>> + Send>>,
+        )> = None;
+        loop {
+            let rendering = async {
+                match current.as_mut() {
+                    Some((_, f)) => f.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    if let Some((task, _)) = current.take() {
+                        let _ = peer.push(Message::TaskReleased { task }).await;
+                    }
+                    peer.close("worker shutting down");
+                    return Ok(());
+                }
+                _ = heartbeat.tick() => {
+                    peer.push(Message::Heartbeat).await?;
+                }
+                Some((task, frame, fraction)) = progress_rx.recv() => {
+                    let _ = peer.push(Message::TaskProgress { task, frame, fraction }).await;
+                }
+                outcome = rendering => {
+                    let (task, _) = current.take().expect("a render was running");
+                    let body = match outcome {
+                        Ok(result) => Message::TaskDone(result),
+                        Err(error) => {
+                            warn!(?task, %error, "render failed");
+                            Message::TaskFailed { task, error }
+                        }
+                    };
+                    peer.push(body).await?;
+                }
+                msg = pushes.recv() => {
+                    let Some(env) = msg else { return Err(NodeError::Disconnected) };
+                    match env.body {
+                        Message::TaskOffer(offer) => {
+                            if let Some((busy, _)) = &current {
+                                warn!(?busy, offered = ?offer.task, "offered a task while busy; refusing it");
+                                let _ = peer.push(Message::TaskReleased { task: offer.task }).await;
+                                continue;
+                            }
+                            info!(worker = ?self.id(), task = ?offer.task, frames = ?offer.frames, "rendering");
+                            let task = offer.task;
+                            let fut = render_task(self.id(), offer, blobs.clone(), self.renderer.clone(), self.config.work_dir.clone(), progress_tx.clone());
+                            current = Some((task, Box::pin(fut)));
+                        }
+                        Message::TaskRevoked { task } => {
+                            if current.as_ref().is_some_and(|(t, _)| *t == task) {
+                                info!(worker = ?self.id(), ?task, "lease revoked; render abandoned");
+                                current = None;
+                            }
+                        }
+                        Message::Error { code, message } => {
+                            if code == ErrorCode::UnexpectedMessage {
+                                warn!(%message, "manager refused a result");
+                            } else {
+                                warn!(?code, %message, "manager error");
+                            }
+                        }
+                        Message::Ok | Message::Heartbeat => {}
+                        other => debug!(kind = other.kind(), "ignored message"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fetches the scene, renders, encodes, uploads, and builds the result.
+async fn render_task(
+    me: NodeId,
+    offer: TaskAssignment,
+    blobs: Arc<dyn BlobStore>,
+    renderer: Arc<dyn Renderer>,
+    work_dir: PathBuf,
+    progress: mpsc::UnboundedSender<(TaskId, u32, f32)>,
+) -> Result<TaskResult, String> {
+    let started = Instant::now();
+    let dir = work_dir.join("scenes").join(offer.scene.blob.to_hex());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let scene = dir.join(crate::safe_file_name(&offer.scene.file_name));
+    if !scene.exists() {
+        blobs
+            .get_to_file(offer.scene.blob, &scene)
+            .await
+            .map_err(|e| format!("cannot fetch scene: {e}"))?;
+    }
+    let (ptx, mut prx) = mpsc::unbounded_channel();
+    let task = offer.task;
+    let n = offer.frames.len() as f32;
+    let frames_list = offer.frames.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(p) = prx.recv().await {
+            let p: inferix_core::renderer::RenderProgress = p;
+            let done = frames_list.iter().position(|f| *f == p.frame).unwrap_or(0) as f32;
+            let _ = progress.send((task, p.frame, (done + p.fraction) / n));
+        }
+    });
+    let req = RenderRequest {
+        scene,
+        format: offer.scene.format,
+        frames: offer.frames.clone(),
+        settings: offer.settings.clone(),
+        crop: None,
+        progress: Some(ptx),
+    };
+    let rendered = renderer.render(req).await.map_err(|e| e.to_string());
+    forward.abort();
+    let rendered = rendered?;
+    let mut frames = Vec::with_capacity(rendered.len());
+    for r in rendered {
+        let bytes = frame_codec::encode(&r.image, offer.format).map_err(|e| e.to_string())?;
+        // Commit to the pixels as any verifier will decode them.
+        let decoded = frame_codec::decode(&bytes, offer.format).map_err(|e| e.to_string())?;
+        let meta = blobs
+            .put_bytes(bytes)
+            .await
+            .map_err(|e| format!("upload failed: {e}"))?;
+        frames.push(FrameOutput {
+            frame: r.frame,
+            pixel_hash: decoded.pixel_hash(),
+            blob: meta.hash,
+            width: decoded.width,
+            height: decoded.height,
+        });
+    }
+    Ok(TaskResult {
+        worker: me,
+        frames,
+        render_ms: started.elapsed().as_millis() as u64,
+    })
+}

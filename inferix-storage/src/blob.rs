@@ -1,0 +1,253 @@
+//! [`BlobStore`] on the `object_store` crate, so one implementation serves
+//! the local filesystem, memory and (later) S3-compatible services.
+//!
+//! Layout under the store's prefix:
+//! - `blobs/<first two hex digits>/<64 hex digits>`: finished blobs. The
+//!   fan-out directory keeps any one directory small on filesystems.
+//! - `tmp/<random>`: uploads in progress. Content is streamed there while
+//!   it is hashed, because the address is only known at the end; then it
+//!   is copied to its address. Uploads cancelled by dropping the future may
+//!   leave objects here, which are safe to delete once old.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
+use inferix_core::ContentHash;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, WriteMultipart};
+use rand::RngCore;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+/// Default upload limit: large enough for production scene bundles.
+pub const DEFAULT_MAX_BLOB_SIZE: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Size of each multipart part. S3 requires at least 5 MiB per part (bar
+/// the last), and this bounds the memory an upload buffers.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts uploaded concurrently; more only adds buffered memory.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Bytes read from the caller's reader at a time.
+const READ_SIZE: usize = 256 * 1024;
+
+/// Content-addressed blobs in any [`ObjectStore`].
+#[derive(Debug, Clone)]
+pub struct ObjectBlobStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    max_blob_size: u64,
+}
+
+impl ObjectBlobStore {
+    /// Blobs under `prefix` in `store`; any object_store backend works
+    /// (S3, GCS, Azure, …) as long as it supports multipart uploads.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<Path>) -> Self {
+        Self {
+            store,
+            prefix: prefix.into(),
+            max_blob_size: DEFAULT_MAX_BLOB_SIZE,
+        }
+    }
+
+    /// Blobs in the local directory `dir`, created if missing (the embedded
+    /// default).
+    pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(dir.as_ref())?;
+        let fs = LocalFileSystem::new_with_prefix(dir.as_ref()).map_err(backend)?;
+        Ok(Self::new(Arc::new(fs), Path::default()))
+    }
+
+    /// Blobs in memory, lost on drop (tests, simulation).
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(InMemory::new()), Path::default())
+    }
+
+    /// Refuses uploads larger than `bytes` with [`BlobError::TooLarge`].
+    pub fn with_max_blob_size(mut self, bytes: u64) -> Self {
+        self.max_blob_size = bytes;
+        self
+    }
+
+    fn key(&self, hash: ContentHash) -> Path {
+        let hex = hash.to_hex();
+        self.prefix
+            .child("blobs")
+            .child(&hex[..2])
+            .child(hex.as_str())
+    }
+
+    fn tmp_key(&self) -> Path {
+        let mut id = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut id);
+        self.prefix.child("tmp").child(hex_string(&id))
+    }
+
+    /// Streams `reader` to `tmp`, returning the address and size.
+    async fn upload(
+        &self,
+        reader: &mut BlobReader,
+        writer: &mut WriteMultipart,
+    ) -> Result<BlobMeta, BlobError> {
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; READ_SIZE];
+        let mut size = 0u64;
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > self.max_blob_size {
+                return Err(BlobError::TooLarge {
+                    limit: self.max_blob_size,
+                });
+            }
+            hasher.update(&buf[..n]);
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(backend)?;
+            writer.write(&buf[..n]);
+        }
+        Ok(BlobMeta {
+            hash: ContentHash(*hasher.finalize().as_bytes()),
+            size,
+        })
+    }
+
+    /// Makes the finished upload at `tmp` visible at `key`, unless an
+    /// identical blob is there already.
+    async fn promote(&self, tmp: &Path, key: &Path) -> Result<(), BlobError> {
+        if self.exists(key).await? {
+            return Ok(());
+        }
+        match self.store.copy_if_not_exists(tmp, key).await {
+            // Another upload of the same content won the race: same bytes.
+            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            // Backends without conditional copy (plain S3): overwriting a
+            // content-addressed object with the same bytes is harmless.
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
+                self.store.copy(tmp, key).await.map_err(backend)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn exists(&self, key: &Path) -> Result<bool, BlobError> {
+        match self.store.head(key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn remove_tmp(&self, tmp: &Path) {
+        match self.store.delete(tmp).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(path = %tmp, error = %e, "could not delete temporary upload"),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for ObjectBlobStore {
+    async fn put(&self, mut reader: BlobReader) -> Result<BlobMeta, BlobError> {
+        let tmp = self.tmp_key();
+        let upload = self.store.put_multipart(&tmp).await.map_err(backend)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let meta = match self.upload(&mut reader, &mut writer).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(path = %tmp, error = %abort, "could not abort upload");
+                }
+                self.remove_tmp(&tmp).await;
+                return Err(e);
+            }
+        };
+        let promoted = match writer.finish().await {
+            Ok(_) => self.promote(&tmp, &self.key(meta.hash)).await,
+            Err(e) => Err(backend(e)),
+        };
+        self.remove_tmp(&tmp).await;
+        promoted.map(|()| meta)
+    }
+
+    async fn get(&self, hash: ContentHash) -> Result<BlobReader, BlobError> {
+        let res = self
+            .store
+            .get(&self.key(hash))
+            .await
+            .map_err(|e| not_found_or(e, hash))?;
+        Ok(Box::pin(StreamReader {
+            stream: res.into_stream(),
+            chunk: Bytes::new(),
+        }))
+    }
+
+    async fn size(&self, hash: ContentHash) -> Result<Option<u64>, BlobError> {
+        match self.store.head(&self.key(hash)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    fn max_blob_size(&self) -> u64 {
+        self.max_blob_size
+    }
+}
+
+fn backend(e: object_store::Error) -> BlobError {
+    BlobError::Backend(e.to_string())
+}
+
+fn not_found_or(e: object_store::Error, hash: ContentHash) -> BlobError {
+    match e {
+        object_store::Error::NotFound { .. } => BlobError::NotFound(hash),
+        e => backend(e),
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Adapts object_store's byte stream to `AsyncRead` so callers can stream
+/// a blob without it ever being whole in memory.
+struct StreamReader {
+    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl AsyncRead for StreamReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.chunk.is_empty() {
+                let n = buf.remaining().min(this.chunk.len());
+                buf.put_slice(&this.chunk.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(this.stream.poll_next_unpin(cx)) {
+                Some(Ok(bytes)) => this.chunk = bytes,
+                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}

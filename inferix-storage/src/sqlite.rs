@@ -1,0 +1,579 @@
+//! The embedded default [`TaskStore`]: one SQLite file.
+//!
+//! Full records are stored as JSON so the domain model can grow without a
+//! migration per field, while the columns that queries filter and sort on
+//! (status, lease deadline, priority, age, state) are real columns, so the
+//! queue and the lease sweep are indexed SQL rather than scans in Rust.
+//!
+//! rusqlite is blocking, so every call runs on tokio's blocking pool; one
+//! connection behind a mutex is enough because SQLite serialises writers
+//! anyway, and it makes each method trivially atomic within the process.
+//! Across processes sharing the file, WAL mode plus a busy timeout and
+//! compare-and-set updates keep claims atomic.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inferix_core::ids::{JobId, TaskId};
+use inferix_core::job::Job;
+use inferix_core::ledger::Transaction;
+use inferix_core::store::{StoreError, TaskStore};
+use inferix_core::task::{Task, TaskStatus};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use serde::de::DeserializeOwned;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many have run. Never edit a released entry: append a new one, so every
+/// existing database reaches the same schema by the same path.
+const MIGRATIONS: &[&str] = &[
+    // 1: tables. Jobs keep an autoincrement `seq` because the queue breaks
+    // ties between jobs of equal priority and age by insertion order.
+    "CREATE TABLE jobs (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT    NOT NULL UNIQUE,
+        priority   INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        state      TEXT    NOT NULL,
+        record     TEXT    NOT NULL
+    );
+    CREATE TABLE tasks (
+        job_id            TEXT    NOT NULL,
+        idx               INTEGER NOT NULL,
+        status            TEXT    NOT NULL,
+        lease_deadline_ms INTEGER,
+        version           INTEGER NOT NULL,
+        record            TEXT    NOT NULL,
+        PRIMARY KEY (job_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE transactions (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        id     TEXT    NOT NULL UNIQUE,
+        record TEXT    NOT NULL
+    );",
+    // 2: indexes for the scheduler's queue query and the lease sweep.
+    "CREATE INDEX tasks_status ON tasks (status);
+    CREATE INDEX tasks_lease_deadline ON tasks (lease_deadline_ms)
+        WHERE lease_deadline_ms IS NOT NULL;
+    CREATE INDEX jobs_queue_order ON jobs (priority DESC, created_ms, seq);",
+];
+
+/// How long a writer waits for another process's lock before reporting
+/// the store unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`TaskStore`] in a SQLite database that survives restarts.
+#[derive(Clone)]
+pub struct SqliteTaskStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteTaskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTaskStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteTaskStore {
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(sql_err)?;
+        // WAL lets readers proceed while a manager writes and survives a
+        // crash without losing committed claims.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        Self::init(conn, MIGRATIONS.len())
+    }
+
+    /// A private database that vanishes with the store (tests, simulation).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(
+            Connection::open_in_memory().map_err(sql_err)?,
+            MIGRATIONS.len(),
+        )
+    }
+
+    fn init(mut conn: Connection, target: usize) -> Result<Self, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
+        migrate(&mut conn, target)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on tokio's blocking pool.
+    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a half-applied
+            // write: every multi-statement write is one SQL transaction,
+            // rolled back when its guard drops.
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+/// Applies the migrations missing from `conn`, up to `target` of them.
+fn migrate(conn: &mut Connection, target: usize) -> Result<(), StoreError> {
+    loop {
+        // IMMEDIATE takes the write lock before reading the version, so two
+        // processes opening a fresh file cannot both apply a migration.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Backend(format!(
+                "database schema version {version} is newer than this build knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        if version >= target {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[version]).map_err(sql_err)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)
+            .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        tracing::debug!(version = version + 1, "applied task store migration");
+    }
+}
+
+fn sql_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
+}
+
+/// SQLite integers are signed; values past `i64::MAX` (hundreds of
+/// millions of years in ms) saturate, which keeps their order.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot encode record: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(what: impl FnOnce() -> String, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
+        what: what(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode_task(job_id: &str, idx: i64, record: &str) -> Result<Task, StoreError> {
+    from_json(|| format!("task {job_id}-{idx:05}"), record)
+}
+
+fn lease_deadline(t: &Task) -> Option<i64> {
+    t.lease.as_ref().map(|l| int(l.deadline_ms))
+}
+
+/// Reads `(job_id, idx, record)` rows and decodes the tasks.
+fn query_tasks(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Task>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(sql_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (job_id, idx, record) = row.map_err(sql_err)?;
+        out.push(decode_task(&job_id, idx, &record)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl TaskStore for SqliteTaskStore {
+    async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
+        let job_json = to_json(job)?;
+        let rows = tasks
+            .iter()
+            .map(|t| {
+                Ok((
+                    t.id,
+                    t.status,
+                    lease_deadline(t),
+                    int(t.version),
+                    to_json(t)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let job = job.clone();
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+            let inserted = tx.execute(
+                "INSERT INTO jobs (id, priority, created_ms, state, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![job.id.to_string(), job.spec.priority, int(job.created_ms), job.state.as_str(), job_json],
+            );
+            match inserted {
+                Err(e) if is_constraint(&e) => {
+                    return Err(StoreError::AlreadyExists { what: format!("job {}", job.id) })
+                }
+                other => other.map_err(sql_err)?,
+            };
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO tasks (job_id, idx, status, lease_deadline_ms, version, record)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(sql_err)?;
+                for (id, status, deadline, version, record) in &rows {
+                    let res = stmt.execute(params![
+                        id.job.to_string(),
+                        id.index,
+                        status.as_str(),
+                        deadline,
+                        version,
+                        record
+                    ]);
+                    match res {
+                        Err(e) if is_constraint(&e) => {
+                            return Err(StoreError::AlreadyExists { what: format!("task {id}") })
+                        }
+                        other => other.map_err(sql_err)?,
+                    };
+                }
+            }
+            tx.commit().map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn update_job(&self, job: &Job) -> Result<(), StoreError> {
+        let record = to_json(job)?;
+        let job = job.clone();
+        self.call(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE jobs SET priority = ?2, created_ms = ?3, state = ?4, record = ?5 WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        job.id.to_string(),
+                        job.spec.priority,
+                        int(job.created_ms),
+                        job.state.as_str(),
+                        record
+                    ])
+                })
+                .map_err(sql_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { what: format!("job {}", job.id) });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.call(move |conn| {
+            let record: Option<String> = conn
+                .prepare_cached("SELECT record FROM jobs WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
+                .map_err(sql_err)?;
+            record
+                .map(|r| from_json(|| format!("job {id}"), &r))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, record FROM jobs ORDER BY created_ms, seq")
+                .map_err(sql_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, record) = row.map_err(sql_err)?;
+                out.push(from_json(|| format!("job {id}"), &record)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.call(move |conn| {
+            let tasks = query_tasks(
+                conn,
+                "SELECT job_id, idx, record FROM tasks WHERE job_id = ?1 AND idx = ?2",
+                params![id.job.to_string(), id.index],
+            )?;
+            Ok(tasks.into_iter().next())
+        })
+        .await
+    }
+
+    async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        self.call(move |conn| {
+            query_tasks(
+                conn,
+                "SELECT job_id, idx, record FROM tasks WHERE job_id = ?1 ORDER BY idx",
+                [job.to_string()],
+            )
+        })
+        .await
+    }
+
+    async fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.call(move |conn| {
+            query_tasks(
+                conn,
+                "SELECT t.job_id, t.idx, t.record
+                 FROM tasks t JOIN jobs j ON j.id = t.job_id
+                 WHERE t.status = ?1 AND (?1 <> 'queued' OR j.state = 'active')
+                 ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
+                 LIMIT ?2",
+                params![status.as_str(), int(limit as u64)],
+            )
+        })
+        .await
+    }
+
+    async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
+        let mut next = task.clone();
+        next.version += 1;
+        let record = to_json(&next)?;
+        let (id, expected, status, deadline) =
+            (task.id, task.version, task.status, lease_deadline(task));
+        self.call(move |conn| {
+            // Compare-and-set in one statement: the version check and the
+            // write cannot be split by another manager's claim.
+            let n = conn
+                .prepare_cached(
+                    "UPDATE tasks SET status = ?3, lease_deadline_ms = ?4, record = ?5,
+                         version = version + 1
+                     WHERE job_id = ?1 AND idx = ?2 AND version = ?6",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.job.to_string(),
+                        id.index,
+                        status.as_str(),
+                        deadline,
+                        record,
+                        int(expected)
+                    ])
+                })
+                .map_err(sql_err)?;
+            if n == 1 {
+                return Ok(());
+            }
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM tasks WHERE job_id = ?1 AND idx = ?2")
+                .and_then(|mut s| s.exists(params![id.job.to_string(), id.index]))
+                .map_err(sql_err)?;
+            Err(if exists {
+                StoreError::Conflict { task: id, expected }
+            } else {
+                StoreError::NotFound {
+                    what: format!("task {id}"),
+                }
+            })
+        })
+        .await?;
+        *task = next;
+        Ok(())
+    }
+
+    async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
+        self.call(move |conn| {
+            query_tasks(
+                conn,
+                "SELECT job_id, idx, record FROM tasks
+                 WHERE status = 'leased' AND lease_deadline_ms <= ?1
+                 ORDER BY job_id, idx
+                 LIMIT ?2",
+                params![int(now_ms), int(limit as u64)],
+            )
+        })
+        .await
+    }
+
+    async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
+        tx.check_balanced()?;
+        let record = to_json(tx)?;
+        let id = tx.id.clone();
+        self.call(move |conn| {
+            let res = conn
+                .prepare_cached("INSERT INTO transactions (id, record) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![id, record]));
+            match res {
+                Err(e) if is_constraint(&e) => Err(StoreError::AlreadyExists {
+                    what: format!("transaction {id}"),
+                }),
+                other => other.map(drop).map_err(sql_err),
+            }
+        })
+        .await
+    }
+
+    async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, record FROM transactions ORDER BY seq")
+                .map_err(sql_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, record) = row.map_err(sql_err)?;
+                out.push(from_json(|| format!("transaction {id}"), &record)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn index_names(conn: &Connection) -> Vec<String> {
+        let mut s = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_database_gets_every_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.db");
+        drop(SqliteTaskStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(version(&conn), MIGRATIONS.len() as i64);
+        assert_eq!(
+            index_names(&conn),
+            ["jobs_queue_order", "tasks_lease_deadline", "tasks_status"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_old_database_is_migrated_forward_keeping_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let (job, tasks) = inferix_core::store::conformance::sample_job(2, 7, 4);
+        {
+            // A database as the first release left it: migration 1 only,
+            // with a job written through the store.
+            let old = SqliteTaskStore::init(Connection::open(&path).unwrap(), 1).unwrap();
+            assert_eq!(version(&old.conn.lock().unwrap()), 1);
+            assert!(index_names(&old.conn.lock().unwrap()).is_empty());
+            old.insert_job(&job, &tasks).await.unwrap();
+        }
+        let store = SqliteTaskStore::open(&path).unwrap();
+        {
+            let conn = store.conn.lock().unwrap();
+            assert_eq!(version(&conn), MIGRATIONS.len() as i64);
+            assert_eq!(index_names(&conn).len(), 3);
+        }
+        assert_eq!(store.job(job.id).await.unwrap(), Some(job));
+        assert_eq!(
+            store.tasks_in_status(TaskStatus::Queued, 10).await.unwrap(),
+            tasks
+        );
+        // Reopening an up-to-date database is a no-op.
+        drop(store);
+        let again = SqliteTaskStore::open(&path).unwrap();
+        assert_eq!(
+            version(&again.conn.lock().unwrap()),
+            MIGRATIONS.len() as i64
+        );
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .unwrap();
+        drop(conn);
+        let err = SqliteTaskStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Backend(ref m) if m.contains("newer")),
+            "got {err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn undecodable_records_are_corrupt_not_panics() {
+        let store = SqliteTaskStore::open_in_memory().unwrap();
+        let (job, tasks) = inferix_core::store::conformance::sample_job(0, 1, 2);
+        store.insert_job(&job, &tasks).await.unwrap();
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute_batch("UPDATE tasks SET record = '{not json'; UPDATE jobs SET record = '[]'")
+            .unwrap();
+        assert!(matches!(
+            store.task(tasks[0].id).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.tasks_of_job(job.id).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.job(job.id).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.jobs().await,
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

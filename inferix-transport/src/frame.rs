@@ -1,0 +1,344 @@
+//! The wire format of envelopes on a byte stream.
+//!
+//! A frame is `[u32 length][u16 protocol version][payload]`, integers
+//! big-endian, where `length` counts the bytes after itself (version and
+//! payload) and the payload is the [`Envelope`] in postcard, a compact
+//! non-self-describing serde codec. The version sits outside the payload so
+//! that a peer of another version is told so instead of failing to decode,
+//! and the length comes first so that a receiver can refuse an oversized
+//! frame before reading or allocating it.
+//!
+//! Everything here is pure (no I/O), so that the decoder can be fuzzed.
+
+use inferix_core::protocol::{Envelope, PROTOCOL_VERSION};
+
+use crate::TransportError;
+
+/// Largest frame (version and payload) accepted by default: large enough for
+/// a blob chunk, small enough that a hostile peer cannot make a node buffer
+/// much per connection.
+pub const DEFAULT_MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
+
+/// Bytes of the length prefix.
+pub(crate) const LENGTH_BYTES: usize = 4;
+/// Bytes of the version field.
+const VERSION_BYTES: usize = 2;
+
+/// Encodes `envelope` as one frame of the current protocol version.
+///
+/// Fails with [`TransportError::BadFrame`] when the frame would exceed
+/// [`DEFAULT_MAX_FRAME_SIZE`], since no default peer would accept it.
+pub fn encode_frame(envelope: &Envelope) -> Result<Vec<u8>, TransportError> {
+    encode_frame_with(PROTOCOL_VERSION, envelope, DEFAULT_MAX_FRAME_SIZE)
+}
+
+/// Decodes one complete frame (length prefix included) of the current
+/// protocol version, with the default size limit.
+///
+/// Never panics on any input: this is what a stranger controls.
+pub fn decode_frame(bytes: &[u8]) -> Result<Envelope, TransportError> {
+    let Some((prefix, body)) = bytes.split_first_chunk::<LENGTH_BYTES>() else {
+        return Err(TransportError::BadFrame(format!(
+            "{} bytes cannot hold a length prefix",
+            bytes.len()
+        )));
+    };
+    let len = check_length(u32::from_be_bytes(*prefix), DEFAULT_MAX_FRAME_SIZE)?;
+    if body.len() != len {
+        return Err(TransportError::BadFrame(format!(
+            "length prefix says {len} bytes, frame has {}",
+            body.len()
+        )));
+    }
+    decode_body(body)
+}
+
+/// Encodes with an explicit version and limit (the connection's own limit;
+/// tests forge other versions).
+pub(crate) fn encode_frame_with(
+    version: u16,
+    envelope: &Envelope,
+    max: u32,
+) -> Result<Vec<u8>, TransportError> {
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(&[0; LENGTH_BYTES]);
+    buf.extend_from_slice(&version.to_be_bytes());
+    let mut buf = postcard::to_extend(envelope, buf).map_err(|e| {
+        TransportError::BadFrame(format!("cannot encode {}: {e}", envelope.body.kind()))
+    })?;
+    let len = buf.len() - LENGTH_BYTES;
+    match u32::try_from(len) {
+        Ok(l) if l <= max => {
+            buf[..LENGTH_BYTES].copy_from_slice(&l.to_be_bytes());
+            Ok(buf)
+        }
+        _ => Err(TransportError::BadFrame(format!(
+            "{} message of {len} bytes exceeds the {max}-byte frame limit",
+            envelope.body.kind()
+        ))),
+    }
+}
+
+/// Validates a length prefix before anything is read or allocated for it.
+pub(crate) fn check_length(len: u32, max: u32) -> Result<usize, TransportError> {
+    if (len as usize) < VERSION_BYTES {
+        return Err(TransportError::BadFrame(format!(
+            "frame of {len} bytes is shorter than its version field"
+        )));
+    }
+    if len > max {
+        return Err(TransportError::BadFrame(format!(
+            "frame of {len} bytes exceeds the {max}-byte limit"
+        )));
+    }
+    Ok(len as usize)
+}
+
+/// Decodes the bytes after the length prefix: version, then payload.
+pub(crate) fn decode_body(body: &[u8]) -> Result<Envelope, TransportError> {
+    let Some((version, payload)) = body.split_first_chunk::<VERSION_BYTES>() else {
+        return Err(TransportError::BadFrame(
+            "frame too short for its version field".into(),
+        ));
+    };
+    let version = u16::from_be_bytes(*version);
+    if version != PROTOCOL_VERSION {
+        return Err(TransportError::UnsupportedVersion {
+            theirs: version,
+            ours: PROTOCOL_VERSION,
+        });
+    }
+    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(payload)
+        .map_err(|e| TransportError::BadFrame(format!("undecodable envelope: {e}")))?;
+    if !rest.is_empty() {
+        return Err(TransportError::BadFrame(format!(
+            "{} trailing bytes after the envelope",
+            rest.len()
+        )));
+    }
+    Ok(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use inferix_core::ids::{JobId, NodeId, TaskId};
+    use inferix_core::image::Rect;
+    use inferix_core::job::{FrameRange, Job, JobSpec, JobState, OutputFormat, SceneRef};
+    use inferix_core::protocol::*;
+    use inferix_core::renderer::{RenderSettings, SceneFormat};
+    use inferix_core::task::{FrameOutput, TaskResult, TaskStatus};
+    use inferix_core::ContentHash;
+
+    use super::*;
+
+    fn representative_messages() -> Vec<Message> {
+        let hash = ContentHash::of(b"scene");
+        let scene = SceneRef {
+            blob: hash,
+            format: SceneFormat::Gltf,
+            file_name: "scene.glb".into(),
+        };
+        let spec = JobSpec::new(scene.clone(), FrameRange::new(1, 24));
+        let task = TaskId::new(JobId(7), 3);
+        let frame = FrameOutput {
+            frame: 4,
+            pixel_hash: hash,
+            blob: ContentHash::of(b"png"),
+            width: 64,
+            height: 32,
+        };
+        let quote = Quote {
+            estimated_ibm: 1.5,
+            price_per_ibm: 10,
+            total_price: 15,
+            frames: 24,
+            tasks: 5,
+        };
+        vec![
+            Message::Hello(Hello {
+                role: Role::Worker,
+                node: NodeId(42),
+                ib: 123.25,
+                tags: vec!["gpu".into(), "cuda".into()],
+                device_class: "nvidia-h100".into(),
+                token: Some("tok".into()),
+            }),
+            Message::Welcome {
+                manager: NodeId(u128::MAX),
+            },
+            Message::Heartbeat,
+            Message::TaskOffer(TaskAssignment {
+                task,
+                frames: vec![1, 2, 3],
+                scene,
+                settings: RenderSettings::default(),
+                format: OutputFormat::Exr,
+                deadline_ms: u64::MAX,
+            }),
+            Message::TaskProgress {
+                task,
+                frame: 2,
+                fraction: 0.5,
+            },
+            Message::TaskDone(TaskResult {
+                worker: NodeId(1),
+                frames: vec![frame.clone()],
+                render_ms: 99,
+            }),
+            Message::TaskFailed {
+                task,
+                error: "out of memory".into(),
+            },
+            Message::VerifyOffer(VerificationAssignment {
+                verification: 5,
+                task,
+                frames: vec![frame.clone()],
+                width: 64,
+                height: 32,
+                format: OutputFormat::Png,
+                watermark_rects: vec![Rect::new(1, 2, 3, 4)],
+            }),
+            Message::VerifyDone(Verdict {
+                verification: 5,
+                task,
+                passed: false,
+                reasons: vec!["noise".into()],
+            }),
+            Message::QuoteRequest { spec: spec.clone() },
+            Message::Submitted {
+                job: JobId(9),
+                quote,
+            },
+            Message::StatusReply(Box::new(JobStatus {
+                job: Job {
+                    id: JobId(9),
+                    spec,
+                    state: JobState::Active,
+                    created_ms: 1,
+                    quoted_price: 15,
+                    waiting_reason: None,
+                },
+                counts: vec![(TaskStatus::Queued, 3), (TaskStatus::Accepted, 2)],
+                frames: vec![frame],
+            })),
+            Message::Event {
+                job: JobId(9),
+                event: JobEvent::TaskRejected {
+                    task,
+                    worker: NodeId(3),
+                    reasons: vec!["cheat".into()],
+                },
+            },
+            Message::Event {
+                job: JobId(9),
+                event: JobEvent::Cancelled,
+            },
+            Message::BlobChunk {
+                data: vec![0, 1, 2, 255],
+                last: true,
+            },
+            Message::BlobSizeReply { size: None },
+            Message::BlobSizeReply {
+                size: Some(1 << 40),
+            },
+            Message::Ok,
+            Message::error(ErrorCode::VersionMismatch, "speak 1"),
+        ]
+    }
+
+    #[test]
+    fn representative_messages_round_trip_through_frames() {
+        for (i, m) in representative_messages().into_iter().enumerate() {
+            let e = Envelope::with_id(i as u64, m);
+            let frame = encode_frame(&e).unwrap();
+            assert_eq!(
+                u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,
+                frame.len() - 4
+            );
+            assert_eq!(
+                u16::from_be_bytes(frame[4..6].try_into().unwrap()),
+                PROTOCOL_VERSION
+            );
+            assert_eq!(decode_frame(&frame).unwrap(), e, "{}", e.body.kind());
+        }
+    }
+
+    #[test]
+    fn garbage_truncated_and_trailing_bytes_are_bad_frames() {
+        let good = encode_frame(&Envelope::with_id(1, Message::Heartbeat)).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0, 0],
+            vec![0, 0, 0, 0],
+            vec![0, 0, 0, 1, 0],
+            good[..good.len() - 1].to_vec(),
+            {
+                let mut g = good.clone();
+                g.push(0);
+                g
+            },
+            {
+                // Trailing byte inside a consistent length prefix.
+                let mut g = good.clone();
+                g.push(0);
+                let l = (g.len() - 4) as u32;
+                g[..4].copy_from_slice(&l.to_be_bytes());
+                g
+            },
+            {
+                // Unknown message variant index.
+                let mut g = vec![0, 0, 0, 0, 0, 1, 1, 1, 200, 1];
+                let l = (g.len() - 4) as u32;
+                g[..4].copy_from_slice(&l.to_be_bytes());
+                g
+            },
+            vec![0xff; 64],
+        ];
+        for c in cases {
+            assert!(
+                matches!(decode_frame(&c), Err(TransportError::BadFrame(_))),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_from_the_prefix_alone() {
+        let mut huge = (DEFAULT_MAX_FRAME_SIZE + 1).to_be_bytes().to_vec();
+        huge.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        let err = decode_frame(&huge).unwrap_err();
+        assert!(
+            matches!(&err, TransportError::BadFrame(m) if m.contains("exceeds")),
+            "{err}"
+        );
+
+        let big = Envelope::with_id(
+            1,
+            Message::BlobChunk {
+                data: vec![7; 100],
+                last: false,
+            },
+        );
+        assert!(matches!(
+            encode_frame_with(PROTOCOL_VERSION, &big, 50),
+            Err(TransportError::BadFrame(_))
+        ));
+        let limit_sized = encode_frame_with(PROTOCOL_VERSION, &big, 1000).unwrap();
+        assert!(matches!(
+            check_length((limit_sized.len() - 4) as u32, 50),
+            Err(TransportError::BadFrame(_))
+        ));
+    }
+
+    #[test]
+    fn another_protocol_version_is_a_typed_error() {
+        let e = Envelope::with_id(1, Message::Heartbeat);
+        let frame = encode_frame_with(PROTOCOL_VERSION + 1, &e, DEFAULT_MAX_FRAME_SIZE).unwrap();
+        match decode_frame(&frame) {
+            Err(TransportError::UnsupportedVersion { theirs, ours }) => {
+                assert_eq!((theirs, ours), (PROTOCOL_VERSION + 1, PROTOCOL_VERSION));
+            }
+            other => panic!("expected UnsupportedVersion, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Shared pieces of the end-to-end and simulation tests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inferix_core::image::Image;
+use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
+
+/// How a simulated renderer behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SimBehaviour {
+    /// Renders a frame in `per_frame` of (virtual) time.
+    Honest,
+    /// Never finishes: a worker that hangs.
+    Hang,
+    /// Returns a flat black image: a lazy cheater.
+    Blank,
+}
+
+/// A renderer for simulations: cheap deterministic images, modelled render
+/// time, and optional misbehaviour.
+pub struct SimRenderer {
+    /// Behaviour.
+    pub behaviour: SimBehaviour,
+    /// Modelled time per frame.
+    pub per_frame: Duration,
+}
+
+/// The image an honest simulated renderer produces for `frame`.
+pub fn sim_image(frame: u32, width: u32, height: u32) -> Image {
+    let mut img = Image::new(width, height);
+    for y in 0..height {
+        for x in 0..width {
+            let v = ((x * 7 + y * 3 + frame * 11) % 64) as f32 / 64.0;
+            img.set(x, y, [v, 1.0 - v, (frame % 7) as f32 / 7.0]);
+        }
+    }
+    img
+}
+
+#[async_trait]
+impl Renderer for SimRenderer {
+    fn name(&self) -> &str {
+        "sim"
+    }
+    fn formats(&self) -> &[SceneFormat] {
+        &[SceneFormat::Gltf]
+    }
+    fn device_class(&self) -> String {
+        "sim".into()
+    }
+    async fn render(&self, req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
+        req.validate()?;
+        if !Path::new(&req.scene).exists() {
+            return Err(RenderError::InvalidScene {
+                path: req.scene.clone(),
+                reason: "missing".into(),
+            });
+        }
+        let mut out = Vec::new();
+        for &frame in &req.frames {
+            match self.behaviour {
+                // Modelled render time in virtual (paused) time.
+                SimBehaviour::Honest | SimBehaviour::Blank => {
+                    tokio::time::sleep(self.per_frame).await
+                }
+                SimBehaviour::Hang => std::future::pending::<()>().await,
+            }
+            let image = match self.behaviour {
+                SimBehaviour::Blank => Image::new(req.settings.width, req.settings.height),
+                _ => sim_image(frame, req.settings.width, req.settings.height),
+            };
+            out.push(RenderedFrame { frame, image });
+        }
+        Ok(out)
+    }
+}
