@@ -134,8 +134,8 @@ pub async fn run_demo(
 ) -> anyhow::Result<DemoSummary> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let store: Arc<dyn TaskStore> =
-        Arc::new(SqliteTaskStore::open(&opts.data_dir.join("tasks.sqlite"))?);
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&opts.data_dir.join("blobs"))?);
+        Arc::new(SqliteTaskStore::open(opts.data_dir.join("tasks.sqlite"))?);
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(opts.data_dir.join("blobs"))?);
     let net = InProcNetwork::new();
     let node = |i: u128| -> Arc<dyn Transport> { Arc::new(net.transport(NodeId(0x1f0_0000 + i))) };
 

@@ -132,10 +132,7 @@ impl WorkerNode {
         info!(worker = ?self.id(), manager = %self.config.manager, "worker connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-        let mut current: Option<(
-            TaskId,
-            Pin<Box<dyn Future<Output = Result<TaskResult, String>> + Send>>,
-        )> = None;
+        let mut current: Option<(TaskId, RenderJob)> = None;
         loop {
             let rendering = async {
                 match current.as_mut() {
@@ -203,6 +200,9 @@ impl WorkerNode {
         }
     }
 }
+
+/// A render in progress: resolves to the result or the reason it failed.
+type RenderJob = Pin<Box<dyn Future<Output = Result<TaskResult, String>> + Send>>;
 
 /// Fetches the scene, renders, encodes, uploads, and builds the result.
 async fn render_task(
