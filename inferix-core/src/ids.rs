@@ -37,9 +37,9 @@ macro_rules! hex_id {
                 rng.fill_bytes(&mut b);
                 Self(u128::from_be_bytes(b))
             }
-            /// The first 8 hex digits, for humans.
+            /// The last 8 hex digits, for humans.
             pub fn short(&self) -> String {
-                format!("{:032x}", self.0)[..8].to_string()
+                format!("{:08x}", self.0 as u32)
             }
         }
 

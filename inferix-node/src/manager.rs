@@ -386,26 +386,38 @@ impl Prober {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        // Two probes at different sample counts, after a warm-up that pays
+        // for scene loading and kernel compilation: time = fixed + per-sample
+        // cost, so launch overhead is not multiplied up to full size.
         let s = &spec.settings;
-        let probe = RenderSettings {
-            width: (s.width / 8).max(16),
-            height: (s.height / 8).max(16),
-            samples: (s.samples / 16).max(1),
-            ..s.clone()
-        };
-        let ratio = (s.width as f64 * s.height as f64 * s.samples as f64)
-            / (probe.width as f64 * probe.height as f64 * probe.samples as f64);
-        let req = RenderRequest {
-            scene: path,
-            format: spec.scene.format,
-            frames: vec![spec.frames.start],
-            settings: probe,
-            crop: None,
-            progress: None,
-        };
-        let t = Instant::now();
-        self.renderer.render(req).await.map_err(|e| e.to_string())?;
-        let secs = t.elapsed().as_secs_f64() * ratio * self.ib;
+        let (w, h) = ((s.width / 8).max(16), (s.height / 8).max(16));
+        let low = (s.samples / 16).max(1);
+        let high = low * 4;
+        let mut timed = Vec::new();
+        for samples in [low, low, high] {
+            let settings = RenderSettings {
+                width: w,
+                height: h,
+                samples,
+                ..s.clone()
+            };
+            let req = RenderRequest {
+                scene: path.clone(),
+                format: spec.scene.format,
+                frames: vec![spec.frames.start],
+                settings,
+                crop: None,
+                progress: None,
+            };
+            let t = Instant::now();
+            self.renderer.render(req).await.map_err(|e| e.to_string())?;
+            timed.push(t.elapsed().as_secs_f64());
+        }
+        let (t_low, t_high) = (timed[1], timed[2]);
+        let per_sample = ((t_high - t_low) / (w as f64 * h as f64 * (high - low) as f64)).max(0.0);
+        let fixed = (t_low - per_sample * w as f64 * h as f64 * low as f64).max(0.0);
+        let full = s.width as f64 * s.height as f64 * s.samples as f64;
+        let secs = (fixed + per_sample * full) * self.ib;
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
