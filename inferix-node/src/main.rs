@@ -6,11 +6,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use inferix_core::ids::JobId;
 use inferix_core::image::Rect;
 use inferix_core::job::{FrameRange, OutputFormat};
 use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer, SceneFormat};
 use inferix_node::demo::{run_demo, DemoOptions};
+
+mod net_cli;
 
 #[derive(Parser)]
 #[command(
@@ -84,6 +87,63 @@ enum Command {
     },
     /// Measure this device's Inferix Bench index (IB).
     Bench,
+    /// Run a manager over QUIC until SIGINT/SIGTERM.
+    Manager(net_cli::ManagerArgs),
+    /// Run a worker that connects out to a manager (no open port needed).
+    Worker(net_cli::NodeArgs),
+    /// Run a verifier that connects out to a manager.
+    Verifier(net_cli::NodeArgs),
+    /// Ask a manager for the price of a job.
+    Quote {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        #[command(flatten)]
+        job: net_cli::JobArgs,
+    },
+    /// Submit a job; prints its id.
+    Submit {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        #[command(flatten)]
+        job: net_cli::JobArgs,
+        /// Wait until the job ends.
+        #[arg(long)]
+        wait: bool,
+        /// Wait, then download the frames here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show a job's status.
+    Status {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        /// Job id.
+        job: JobId,
+    },
+    /// Follow a job's events until it ends.
+    Watch {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        /// Job id.
+        job: JobId,
+    },
+    /// Download a job's accepted frames.
+    Download {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        /// Job id.
+        job: JobId,
+        /// Output folder.
+        #[arg(long, default_value = "inferix-out")]
+        out: PathBuf,
+    },
+    /// Cancel a job.
+    Cancel {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        /// Job id.
+        job: JobId,
+    },
     /// Write the built-in demo scene as a .glb file.
     DemoScene {
         /// Output file.
@@ -230,6 +290,20 @@ async fn main() -> anyhow::Result<()> {
             println!("samples per second  {:.3e}", r.samples_per_second);
             println!("IB = T0 / T         {:.3}", r.ib);
         }
+        Command::Manager(a) => net_cli::manager(a).await?,
+        Command::Worker(a) => net_cli::worker(a).await?,
+        Command::Verifier(a) => net_cli::verifier(a).await?,
+        Command::Quote { client, job } => net_cli::quote(client, job).await?,
+        Command::Submit {
+            client,
+            job,
+            wait,
+            out,
+        } => net_cli::submit(client, job, wait, out).await?,
+        Command::Status { client, job } => net_cli::status(client, job).await?,
+        Command::Watch { client, job } => net_cli::watch(client, job).await?,
+        Command::Download { client, job, out } => net_cli::download(client, job, out).await?,
+        Command::Cancel { client, job } => net_cli::cancel(client, job).await?,
         Command::DemoScene { out } => {
             std::fs::write(&out, inferix_gpu::demo_scene_glb())
                 .with_context(|| format!("cannot write {}", out.display()))?;

@@ -426,6 +426,9 @@ impl Prober {
     }
 }
 
+/// How long a refused connection stays open for its refusal to arrive.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
 /// Cost model used without a probe renderer: seconds per frame at IB 1.0
 /// per pixel-sample.
 const SECONDS_PER_PIXEL_SAMPLE: f64 = 1.0 / 2.0e6;
@@ -608,7 +611,29 @@ impl State {
         }
     }
 
+    /// Drops a refused peer's state at once but closes its connection only
+    /// after a short linger, so the refusal it was just sent reaches it
+    /// (closing a QUIC connection discards unsent data).
+    async fn refuse(&mut self, conn: ConnId, why: &str) {
+        let Some(sender) = self.peers.get(&conn).map(|p| p.sender.clone()) else {
+            return;
+        };
+        self.drop_peer_keeping_connection(conn, why).await;
+        let why = why.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(REFUSAL_LINGER).await;
+            sender.close(&why);
+        });
+    }
+
     async fn drop_peer(&mut self, conn: ConnId, why: &str) {
+        if let Some(p) = self.peers.get(&conn) {
+            p.sender.close(why);
+        }
+        self.drop_peer_keeping_connection(conn, why).await;
+    }
+
+    async fn drop_peer_keeping_connection(&mut self, conn: ConnId, why: &str) {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
@@ -665,7 +690,7 @@ impl State {
                 Message::error(ErrorCode::VersionMismatch, msg),
             )
             .await;
-            self.drop_peer(conn, "protocol version mismatch").await;
+            self.refuse(conn, "protocol version mismatch").await;
             return true;
         }
         let now = self.now();
@@ -739,7 +764,7 @@ impl State {
                 ),
             )
             .await;
-            self.drop_peer(conn, "unauthorized").await;
+            self.refuse(conn, "unauthorized").await;
             return false;
         }
         if !(h.ib.is_finite() && h.ib >= 0.0) {
@@ -749,7 +774,7 @@ impl State {
                 Message::error(ErrorCode::InvalidRequest, "IB must be a finite number >= 0"),
             )
             .await;
-            self.drop_peer(conn, "invalid hello").await;
+            self.refuse(conn, "invalid hello").await;
             return false;
         }
         let now = self.now();

@@ -80,10 +80,16 @@ struct ChannelReceiver {
 #[async_trait]
 impl MessageReceiver for ChannelReceiver {
     async fn recv(&mut self) -> Result<Option<Envelope>, TransportError> {
+        // What arrived before the close is still delivered, as a socket
+        // delivers data received before its FIN.
+        if let Ok(m) = self.rx.try_recv() {
+            return Ok(Some(m));
+        }
         if self.closed.borrow().is_some() {
             return Ok(None);
         }
         tokio::select! {
+            biased;
             m = self.rx.recv() => Ok(m),
             _ = self.closed.wait_for(|c| c.is_some()) => Ok(None),
         }
