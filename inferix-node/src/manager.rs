@@ -641,7 +641,6 @@ impl State {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&conn);
-        peer.sender.close(why);
         for list in self.watchers.values_mut() {
             list.retain(|c| *c != conn);
         }
