@@ -163,15 +163,7 @@ pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
     };
     let node = WorkerNode::new(Arc::new(quic(Some(&a.data_dir))?), renderer, cfg);
     println!("worker {} (IB {ib:.2})", node.id());
-    let (stop, stopped) = watch::channel(false);
-    let run = tokio::spawn(node.run(stopped));
-    tokio::select! {
-        r = run => r??,
-        _ = terminated() => {
-            let _ = stop.send(true);
-        }
-    }
-    Ok(())
+    until_terminated(|stopped| node.run(stopped)).await
 }
 
 pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
@@ -183,15 +175,23 @@ pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
     };
     let node = VerifierNode::new(Arc::new(quic(Some(&a.data_dir))?), cfg);
     println!("verifier {}", node.id());
+    until_terminated(|stopped| node.run(stopped)).await
+}
+
+/// Runs a node until it ends by itself or SIGINT/SIGTERM asks it to stop,
+/// then waits for its own shutdown (a worker hands back its task).
+async fn until_terminated<F>(run: impl FnOnce(watch::Receiver<bool>) -> F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = Result<(), inferix_node::NodeError>> + Send + 'static,
+{
     let (stop, stopped) = watch::channel(false);
-    let run = tokio::spawn(node.run(stopped));
+    let mut node = tokio::spawn(run(stopped));
     tokio::select! {
-        r = run => r??,
-        _ = terminated() => {
-            let _ = stop.send(true);
-        }
+        r = &mut node => return Ok(r??),
+        _ = terminated() => {}
     }
-    Ok(())
+    let _ = stop.send(true);
+    Ok(node.await??)
 }
 
 async fn connect(c: &ClientArgs) -> anyhow::Result<Client> {

@@ -30,6 +30,18 @@ impl RemoteBlobStore {
     pub(crate) fn new(peer: Arc<RpcPeer>, max: u64) -> Self {
         Self { peer, max }
     }
+
+    /// `direct` when the node was given a store it can reach, otherwise
+    /// blobs through the manager connection `peer`.
+    pub(crate) fn unless_direct(
+        direct: &Option<Arc<dyn BlobStore>>,
+        peer: &Arc<RpcPeer>,
+    ) -> Arc<dyn BlobStore> {
+        match direct {
+            Some(b) => b.clone(),
+            None => Arc::new(Self::new(peer.clone(), u64::MAX)),
+        }
+    }
 }
 
 fn refused(code: ErrorCode, message: String, hash: Option<ContentHash>, max: u64) -> BlobError {

@@ -96,10 +96,7 @@ impl VerifierNode {
         };
         let (peer, mut pushes) =
             session::open(&*self.transport, &self.config.manager, hello).await?;
-        let blobs: Arc<dyn BlobStore> = match &self.blobs {
-            Some(b) => b.clone(),
-            None => Arc::new(RemoteBlobStore::new(peer.clone(), u64::MAX)),
-        };
+        let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer);
         info!(verifier = ?self.id(), "verifier connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         loop {

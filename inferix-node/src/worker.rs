@@ -125,10 +125,7 @@ impl WorkerNode {
         };
         let (peer, mut pushes) =
             session::open(&*self.transport, &self.config.manager, hello).await?;
-        let blobs: Arc<dyn BlobStore> = match &self.blobs {
-            Some(b) => b.clone(),
-            None => Arc::new(RemoteBlobStore::new(peer.clone(), u64::MAX)),
-        };
+        let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer);
         info!(worker = ?self.id(), manager = %self.config.manager, "worker connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
