@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{JobId, TaskId};
+use crate::ids::{JobId, NodeId, TaskId};
 use crate::renderer::{RenderSettings, SceneFormat};
 use crate::ContentHash;
 
@@ -422,4 +422,7 @@ pub struct Job {
     /// Why the job is not progressing, when it is waiting (e.g. no worker
     /// meets its minimum IB).
     pub waiting_reason: Option<String>,
+    /// Workers caught cheating on this job: never offered any of its tasks.
+    #[serde(default)]
+    pub blocklist: Vec<NodeId>,
 }

@@ -94,6 +94,17 @@ pub struct TaskAssignment {
     pub format: OutputFormat,
     /// Lease deadline (ms since the Unix epoch).
     pub deadline_ms: u64,
+    /// Attempt number of this lease; the signed result repeats it.
+    pub attempt: u32,
+}
+
+/// A region of one frame that a verifier re-renders and compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CropChallenge {
+    /// Frame number.
+    pub frame: u32,
+    /// Pixels to re-render.
+    pub rect: Rect,
 }
 
 /// Work for a verifier: the frames to check and what to check them against.
@@ -111,8 +122,21 @@ pub struct VerificationAssignment {
     pub height: u32,
     /// File format the frames are in.
     pub format: OutputFormat,
-    /// Watermark rectangles per frame (Proof of Render), when any.
-    pub watermark_rects: Vec<Rect>,
+    /// Watermark patches every frame must show (Proof of Render), when any.
+    pub watermark: Vec<crate::por::watermark::Patch>,
+    /// Minimum Laplacian-energy contrast of every watermark rectangle.
+    pub watermark_threshold: f64,
+    /// Crops to re-render, drawn after the worker's commitment.
+    pub challenges: Vec<CropChallenge>,
+    /// The scene the worker was given (needed only to re-render crops).
+    pub scene: Option<SceneRef>,
+    /// Settings the worker rendered with.
+    pub settings: RenderSettings,
+    /// The worker's renderer device class: crops must match exactly within
+    /// one class and within `crop_tolerance` across classes.
+    pub worker_device_class: String,
+    /// Largest per-channel difference (of 255) allowed across device classes.
+    pub crop_tolerance: u8,
 }
 
 /// A verifier's answer.
@@ -327,6 +351,7 @@ pub enum Message {
     /// One chunk of a blob being downloaded.
     BlobChunk {
         /// Bytes.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         /// Whether this is the final chunk.
         last: bool,
@@ -335,6 +360,7 @@ pub enum Message {
     /// envelope id, and the last is answered by `BlobStored`.
     BlobPut {
         /// Bytes.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         /// Whether this is the final chunk.
         last: bool,

@@ -121,6 +121,10 @@ pub struct Lease {
     pub manager: NodeId,
     /// Milliseconds since the Unix epoch after which the lease is void.
     pub deadline_ms: u64,
+    /// The prepared (watermarked) scene copy given with this lease; the
+    /// worker's signed result must name it.
+    #[serde(default)]
+    pub scene: Option<ContentHash>,
 }
 
 /// One delivered frame, identified by the hash of its decoded pixels.
@@ -136,9 +140,15 @@ pub struct FrameOutput {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// Merkle root over the frame's pixel tiles (see [`crate::por::merkle`]),
+    /// so a challenged region can be checked against the commitment.
+    #[serde(default)]
+    pub tile_root: ContentHash,
 }
 
-/// What a worker reports for a finished task.
+/// What a worker reports for a finished task: a commitment to the pixels of
+/// every frame, signed with the worker's node key before any challenge is
+/// drawn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskResult {
     /// Worker that rendered it.
@@ -147,6 +157,74 @@ pub struct TaskResult {
     pub frames: Vec<FrameOutput>,
     /// Wall time the worker spent rendering.
     pub render_ms: u64,
+    /// Lease this result answers (the task's attempt number), so a result
+    /// of an earlier lease cannot be replayed into a later one.
+    #[serde(default)]
+    pub attempt: u32,
+    /// Scene blob the worker rendered (the prepared, watermarked copy).
+    #[serde(default)]
+    pub scene: ContentHash,
+    /// Renderer device class of the worker (exact crop comparison only
+    /// within one class).
+    #[serde(default)]
+    pub device_class: String,
+    /// The worker's ed25519 public key; the worker's node id derives from it.
+    #[serde(default)]
+    pub public_key: Vec<u8>,
+    /// ed25519 signature over [`TaskResult::signing_bytes`].
+    #[serde(default)]
+    pub signature: Vec<u8>,
+}
+
+/// Something that signs with a node's ed25519 key.
+pub trait Signer: Send + Sync {
+    /// The 32-byte public key.
+    fn public_key(&self) -> [u8; 32];
+    /// A 64-byte signature of `msg`.
+    fn sign(&self, msg: &[u8]) -> [u8; 64];
+}
+
+impl TaskResult {
+    /// The bytes a worker signs: everything but the signature, bound to the
+    /// task, in a fixed, domain-separated encoding.
+    pub fn signing_bytes(&self, task: TaskId) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Signed<'a> {
+            domain: &'static str,
+            task: TaskId,
+            worker: NodeId,
+            attempt: u32,
+            scene: ContentHash,
+            device_class: &'a str,
+            frames: &'a [FrameOutput],
+            render_ms: u64,
+            public_key: &'a [u8],
+        }
+        serde_json::to_vec(&Signed {
+            domain: "inferix/result/v1",
+            task,
+            worker: self.worker,
+            attempt: self.attempt,
+            scene: self.scene,
+            device_class: &self.device_class,
+            frames: &self.frames,
+            render_ms: self.render_ms,
+            public_key: &self.public_key,
+        })
+        .expect("plain data serialises")
+    }
+
+    /// The commitment: a hash of the signed bytes. Crop challenges are
+    /// drawn from it, so they cannot exist before the worker commits.
+    pub fn commitment(&self, task: TaskId) -> ContentHash {
+        ContentHash::of(&self.signing_bytes(task))
+    }
+
+    /// Fills in the key and signature with `signer`.
+    pub fn sign(&mut self, task: TaskId, signer: &dyn Signer) {
+        self.public_key = signer.public_key().to_vec();
+        self.signature = signer.sign(&self.signing_bytes(task)).to_vec();
+    }
 }
 
 /// One recorded change of status.
@@ -349,6 +427,7 @@ mod tests {
             worker: NodeId(w),
             manager: NodeId(99),
             deadline_ms: 100,
+            scene: None,
         }
     }
 
@@ -363,9 +442,15 @@ mod tests {
                     blob: ContentHash::of(&[f as u8, 1]),
                     width: 2,
                     height: 2,
+                    tile_root: ContentHash::default(),
                 })
                 .collect(),
             render_ms: 5,
+            attempt: 1,
+            scene: ContentHash::default(),
+            device_class: String::new(),
+            public_key: Vec::new(),
+            signature: Vec::new(),
         }
     }
 

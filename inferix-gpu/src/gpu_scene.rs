@@ -54,10 +54,13 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
     debug_assert_eq!(udata.len(), bvh.nodes.len() * NODE_U);
 
     // Emissive triangles and their power.
+    // Texture-emissive surfaces (watermark patches) are seen, not sampled
+    // as lights: they would only add noise to next-event estimation.
     let mat_emission = |m: u32| {
         scene
             .materials
             .get(m as usize)
+            .filter(|m| !m.emission_textured)
             .map(|m| m.emissive)
             .unwrap_or([0.0; 3])
     };
@@ -151,7 +154,12 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
             .texture
             .and_then(|t| scene.textures.get(t).map(|tex| (t, tex)))
         {
-            Some((t, tex)) => udata.extend_from_slice(&[tex_offsets[t], tex.width, tex.height, 1]),
+            Some((t, tex)) => udata.extend_from_slice(&[
+                tex_offsets[t],
+                tex.width,
+                tex.height,
+                if m.emission_textured { 2 } else { 1 },
+            ]),
             None => udata.extend_from_slice(&[0, 0, 0, 0]),
         }
     }

@@ -68,7 +68,8 @@ pub(crate) const TRI_F: usize = 9;
 pub(crate) const ATTR_F: usize = 16;
 /// Floats per material (base rgb, metallic, roughness, emissive rgb, specular).
 pub(crate) const MAT_F: usize = 12;
-/// u32s per material (texture offset, width, height, has texture).
+/// u32s per material (texture offset, width, height, texture use: 0 none,
+/// 1 base colour, 2 emission).
 pub(crate) const MAT_U: usize = 4;
 /// Floats per punctual light (kind, pos, dir, colour, cos inner, cos outer, range).
 pub(crate) const LIGHT_F: usize = 16;
@@ -386,7 +387,8 @@ fn surface(
     let mut tg: f32 = 1.0;
     let mut tb: f32 = 1.0;
     let mu = up[up::U_MAT] as usize + mat * MAT_U;
-    if udata[mu + 3] != 0 {
+    let tex_use = udata[mu + 3];
+    if tex_use != 0 {
         let tw = udata[mu + 1];
         let th = udata[mu + 2];
         let fu = tu - f32::floor(tu);
@@ -399,12 +401,24 @@ fn surface(
         tg = fdata[lut + ((texel >> 8u32) & 255u32) as usize];
         tb = fdata[lut + ((texel >> 16u32) & 255u32) as usize];
     }
+    // A texture tints the base colour (1) or the emission (2).
+    let mut er: f32 = 1.0;
+    let mut eg: f32 = 1.0;
+    let mut eb: f32 = 1.0;
+    if tex_use == 2u32 {
+        er = tr;
+        eg = tg;
+        eb = tb;
+        tr = 1.0;
+        tg = 1.0;
+        tb = 1.0;
+    }
     Surface {
         p,
         ng,
         ns,
         base: mul(load3(fdata, mb), v3(tr, tg, tb)),
-        emission: load3(fdata, mb + 6),
+        emission: mul(load3(fdata, mb + 6), v3(er, eg, eb)),
         metallic: fdata[mb + 3],
         roughness: fdata[mb + 4],
         specular: fdata[mb + 9],

@@ -54,6 +54,9 @@ pub(crate) struct Material {
     pub(crate) emissive: [f32; 3],
     pub(crate) specular: f32,
     pub(crate) texture: Option<usize>,
+    /// The texture tints the emission instead of the base colour (a
+    /// material with an emissive texture and no base colour texture).
+    pub(crate) emission_textured: bool,
 }
 
 impl Default for Material {
@@ -65,6 +68,7 @@ impl Default for Material {
             emissive: [0.0; 3],
             specular: 1.0,
             texture: None,
+            emission_textured: false,
         }
     }
 }
@@ -498,16 +502,22 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         let bc = pbr.base_color_factor();
         let strength = m.emissive_strength().unwrap_or(1.0);
         let e = m.emissive_factor();
+        let base_texture = pbr
+            .base_color_texture()
+            .map(|t| t.texture().source().index())
+            .and_then(|i| image_tex.get(i).copied());
+        let emissive_texture = m
+            .emissive_texture()
+            .map(|t| t.texture().source().index())
+            .and_then(|i| image_tex.get(i).copied());
         let mat = Material {
             base: [bc[0], bc[1], bc[2]],
             metallic: pbr.metallic_factor(),
             roughness: pbr.roughness_factor(),
             emissive: [e[0] * strength, e[1] * strength, e[2] * strength],
             specular: m.specular().map(|s| s.specular_factor()).unwrap_or(1.0),
-            texture: pbr
-                .base_color_texture()
-                .map(|t| t.texture().source().index())
-                .and_then(|i| image_tex.get(i).copied()),
+            texture: base_texture.or(emissive_texture),
+            emission_textured: base_texture.is_none() && emissive_texture.is_some(),
         };
         let all = [
             mat.base[0],

@@ -353,6 +353,78 @@ pub(crate) fn render_trait_and_progress(kind: RuntimeKind) {
     ));
 }
 
+pub(crate) fn watermark_patches_land_on_their_rects(kind: RuntimeKind) {
+    use inferix_core::por::key::VerificationKey;
+    use inferix_core::por::watermark::{check_patches, layout, DEFAULT_THRESHOLD};
+    let Some(t) = tracer(kind) else { return };
+    let dir = scratch(&format!("watermark-{kind:?}"));
+    let plain = write(&dir, "demo.glb", &demo_scene_glb());
+    let s = small(96, 64, 8);
+    let patches = layout(&VerificationKey([9; 32]), s.width, s.height, 12);
+    assert!(
+        patches.len() >= 8,
+        "layout found room for {} patches",
+        patches.len()
+    );
+    let marked_bytes =
+        crate::watermark::watermark_gltf(&demo_scene_glb(), &plain, &patches, &s).unwrap();
+    let marked = write(&dir, "marked.glb", &marked_bytes);
+    let render = |scene: &Path| {
+        t.render_blocking(&request(scene, vec![3], s.clone(), None))
+            .unwrap()
+            .remove(0)
+            .image
+            .to_srgb8()
+    };
+    let with = render(&marked);
+    let without = render(&plain);
+    assert_eq!(check_patches(&with, &patches, DEFAULT_THRESHOLD), Ok(()));
+    let missing = check_patches(&without, &patches, DEFAULT_THRESHOLD).unwrap_err();
+    assert!(
+        missing.len() * 4 >= patches.len() * 3,
+        "an unwatermarked frame shows too many patches: only {missing:?} missing"
+    );
+    // Each patch pixel is the texture's pattern, one texel per pixel (a
+    // sample at a quad's very edge may rarely miss it through rounding).
+    for p in &patches {
+        let mut off = Vec::new();
+        for y in p.rect.y..p.rect.y + p.rect.height {
+            for x in p.rect.x..p.rect.x + p.rect.width {
+                let w = p.value(x, y);
+                let want = inferix_core::image::linear_to_srgb8(0.45 + w + 0.1f32.copysign(w));
+                let got = with.get(x, y)[1];
+                if got.abs_diff(want) > 2 {
+                    off.push((x, y, got, want));
+                }
+            }
+        }
+        assert!(
+            off.len() * 20 <= p.rect.area() as usize,
+            "patch {:?} does not show its pattern at {off:?}",
+            p.rect
+        );
+    }
+    // Outside the patches the frame is unchanged but for light transport
+    // through the patches, which are not sampled as lights.
+    let away = inferix_core::image::Rect::new(0, 0, 4, 4);
+    if patches.iter().all(|p| !p.rect.overlaps(&away)) {
+        assert!(
+            with.crop(away)
+                .max_channel_diff(&without.crop(away))
+                .unwrap()
+                <= 8
+        );
+    }
+    // Malformed scenes and patches outside the frame are typed errors.
+    assert!(matches!(
+        crate::watermark::watermark_gltf(b"not gltf", &plain, &patches, &s),
+        Err(RenderError::InvalidScene { .. })
+    ));
+    let mut outside = patches.clone();
+    outside[0].rect = Rect::new(95, 63, 5, 5);
+    assert!(crate::watermark::watermark_gltf(&demo_scene_glb(), &plain, &outside, &s).is_err());
+}
+
 /// Instantiates the renderer tests for one runtime.
 macro_rules! testgen_renderer {
     ($module:ident, $kind:expr) => {
@@ -367,6 +439,11 @@ macro_rules! testgen_renderer {
             #[test]
             fn crop_equals_full_frame() {
                 super::crop_equals_full_frame($kind);
+            }
+
+            #[test]
+            fn watermark_patches_land_on_their_rects() {
+                super::watermark_patches_land_on_their_rects($kind);
             }
 
             #[test]

@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::{FrameRange, JobSpec};
+use inferix_core::por::key::ManagerSecret;
+use inferix_core::por::prepare::PorConfig;
 use inferix_core::protocol::{JobEvent, Quote};
 use inferix_core::renderer::Renderer;
 use inferix_core::scheduler::WeightedRandomScheduler;
 use inferix_core::store::TaskStore;
 use inferix_storage::{ObjectBlobStore, SqliteTaskStore};
-use inferix_transport::{InProcNetwork, Transport};
+use inferix_transport::{InProcNetwork, NodeIdentity, Transport};
 use tokio::sync::watch;
 
 use crate::{
@@ -137,7 +139,11 @@ pub async fn run_demo(
         Arc::new(SqliteTaskStore::open(opts.data_dir.join("tasks.sqlite"))?);
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(opts.data_dir.join("blobs"))?);
     let net = InProcNetwork::new();
-    let node = |i: u128| -> Arc<dyn Transport> { Arc::new(net.transport(NodeId(0x1f0_0000 + i))) };
+    let node = |i: u128| -> Arc<dyn Transport> {
+        let mut seed = [0u8; 32];
+        seed[..16].copy_from_slice(&(0x1f0_0000 + i).to_le_bytes());
+        Arc::new(net.node(NodeIdentity::from_seed(seed)))
+    };
 
     let config = ManagerConfig {
         quorum: opts.quorum,
@@ -151,6 +157,10 @@ pub async fn run_demo(
             opts.worker_ibs.first().copied().unwrap_or(1.0),
         )
         .scratch_dir(opts.data_dir.join("manager"))
+        .proof_of_render(PorConfig::new(ManagerSecret(
+            format!("inferix-demo-{}", opts.seed).into_bytes(),
+        )))
+        .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
         .build()
         .start()
         .await?;
@@ -172,11 +182,13 @@ pub async fn run_demo(
     for i in 0..opts.verifiers {
         let cfg = VerifierConfig {
             manager: manager.addr().into(),
+            work_dir: opts.data_dir.join(format!("verifier-{i}")),
             ..VerifierConfig::default()
         };
         nodes.push(tokio::spawn(
             VerifierNode::new(node(200 + i as u128), cfg)
                 .with_blob_store(blobs.clone())
+                .with_renderer(renderer.clone())
                 .run(stopped.clone()),
         ));
     }

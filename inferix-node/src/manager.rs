@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::job::SceneRef;
 use inferix_core::job::{Job, JobSpec, JobState};
 use inferix_core::ledger::{balance, Account, Transaction};
+use inferix_core::por::plan::{patches_for_lease, plan_verification};
+use inferix_core::por::prepare::{PorConfig, SceneWatermarker};
 use inferix_core::protocol::{
     Envelope, ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role, TaskAssignment, Verdict,
     VerificationAssignment, PROTOCOL_VERSION,
@@ -27,11 +30,13 @@ use inferix_core::scheduler::{
 use inferix_core::store::{StoreError, TaskStore, TaskStoreExt};
 use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_core::time::{SharedClock, SystemClock};
+use inferix_core::ContentHash;
 use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::blob_service::BlobService;
+use crate::verifier::RENDER_TAG;
 use crate::NodeError;
 
 /// Manager settings; `Default` gives a working single-machine setup.
@@ -59,6 +64,16 @@ pub struct ManagerConfig {
     pub client_token: Option<String>,
     /// Reputation multiplier applied to a worker whose result is rejected.
     pub reputation_penalty: f64,
+    /// Epoch E in minutes of the stake rule S = 2 · E · IB · P: a worker
+    /// must hold S in its stake account to take tasks. `0` disables stakes.
+    pub stake_epoch_minutes: f64,
+    /// Whether this manager's operator posts the minimum stake for the
+    /// workers it admits (once per worker). Otherwise a worker without
+    /// enough stake on record is refused.
+    pub grant_stake: bool,
+    /// Micro-credits paid from the penalty pool to each verifier whose
+    /// verdict agrees with the final one, while the pool has funds.
+    pub verifier_reward: i64,
 }
 
 impl Default for ManagerConfig {
@@ -75,6 +90,9 @@ impl Default for ManagerConfig {
             node_token: None,
             client_token: None,
             reputation_penalty: 0.5,
+            stake_epoch_minutes: 60.0,
+            grant_stake: true,
+            verifier_reward: 1_000,
         }
     }
 }
@@ -89,6 +107,8 @@ pub struct ManagerBuilder {
     config: ManagerConfig,
     prober: Option<(Arc<dyn Renderer>, f64)>,
     scratch: PathBuf,
+    por: Option<PorConfig>,
+    watermarkers: Vec<Arc<dyn SceneWatermarker>>,
 }
 
 impl ManagerBuilder {
@@ -107,6 +127,8 @@ impl ManagerBuilder {
             config: ManagerConfig::default(),
             prober: None,
             scratch: std::env::temp_dir().join("inferix-manager"),
+            por: None,
+            watermarkers: Vec::new(),
         }
     }
     /// Replaces the scheduler.
@@ -133,6 +155,20 @@ impl ManagerBuilder {
     /// Folder for scene copies used by probe renders.
     pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.scratch = dir.into();
+        self
+    }
+    /// Turns on Proof of Render: every lease gets its own key, verifiers
+    /// check the watermark rectangles of that key and re-render crops drawn
+    /// after the worker's signed commitment. Every manager of one network
+    /// must use the same secret.
+    pub fn proof_of_render(mut self, config: PorConfig) -> Self {
+        self.por = Some(config);
+        self
+    }
+    /// Adds a watermarker: scenes of its formats are leased as copies with
+    /// the lease's noise patches (needs [`ManagerBuilder::proof_of_render`]).
+    pub fn watermarker(mut self, w: Arc<dyn SceneWatermarker>) -> Self {
+        self.watermarkers.push(w);
         self
     }
     /// Finishes the node.
@@ -192,6 +228,13 @@ enum Input {
         submit: bool,
         result: Result<Quote, (ErrorCode, String)>,
     },
+    /// A lease's watermarked scene copy is ready (or could not be made).
+    Prepared {
+        task: TaskId,
+        attempt: u32,
+        worker: NodeId,
+        scene: Result<ContentHash, String>,
+    },
 }
 
 struct Peer {
@@ -210,6 +253,8 @@ struct WorkerSlot {
 
 struct VerifierSlot {
     conn: ConnId,
+    /// Whether it can re-render crop challenges.
+    renders: bool,
     reputation: f64,
     busy: usize,
     last_seen: u64,
@@ -247,6 +292,9 @@ impl ManagerNode {
             blobs: b.blobs,
             scheduler: b.scheduler,
             clock: b.clock,
+            por: b.por,
+            watermarkers: b.watermarkers,
+            prep_dir: b.scratch.join("prepared"),
             prober: b.prober.map(|(r, ib)| {
                 Arc::new(Prober {
                     renderer: r,
@@ -426,6 +474,13 @@ impl Prober {
     }
 }
 
+/// Ledger account of the operator that posts workers' minimum stakes.
+const STAKE_GRANTOR: &str = "operator";
+
+fn stake_grant_id(worker: NodeId) -> String {
+    format!("stake-grant:{worker}")
+}
+
 /// How long a refused connection stays open for its refusal to arrive.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
@@ -441,6 +496,9 @@ struct State {
     scheduler: Box<dyn Scheduler>,
     clock: SharedClock,
     prober: Option<Arc<Prober>>,
+    por: Option<PorConfig>,
+    watermarkers: Vec<Arc<dyn SceneWatermarker>>,
+    prep_dir: PathBuf,
     inputs: mpsc::UnboundedSender<Input>,
     admitted: Admitted,
     peers: HashMap<ConnId, Peer>,
@@ -606,6 +664,15 @@ impl State {
                         self.reply(conn, id, body).await;
                     }
                 }
+                true
+            }
+            Input::Prepared {
+                task,
+                attempt,
+                worker,
+                scene,
+            } => {
+                self.on_prepared(task, attempt, worker, scene).await;
                 true
             }
         }
@@ -786,6 +853,13 @@ impl State {
             .insert(conn);
         match h.role {
             Role::Worker => {
+                if let Err(why) = self.ensure_stake(node, h.ib).await {
+                    warn!(worker = ?node, %why, "refused: stake");
+                    self.reply(conn, id, Message::error(ErrorCode::Unauthorized, why))
+                        .await;
+                    self.refuse(conn, "insufficient stake").await;
+                    return false;
+                }
                 // A worker reconnecting replaces its old connection.
                 if let Some(old) = self.workers.get(&node).map(|w| w.conn) {
                     self.drop_peer(old, "replaced by a new connection").await;
@@ -817,6 +891,7 @@ impl State {
                     node,
                     VerifierSlot {
                         conn,
+                        renders: h.tags.iter().any(|t| t == RENDER_TAG),
                         reputation: 1.0,
                         busy: 0,
                         last_seen: now,
@@ -944,6 +1019,52 @@ impl State {
             .await;
             return;
         }
+        if let Err(e) = inferix_transport::verify_result(task_id, &result) {
+            warn!(?task_id, ?worker, error = %e, "forged or unsigned result refused");
+            self.reply(
+                conn,
+                id,
+                Message::error(ErrorCode::Unauthorized, e.to_string()),
+            )
+            .await;
+            self.requeue(task_id, worker, true, &format!("refused result: {e}"))
+                .await;
+            return;
+        }
+        let stale = match self.store.task(task_id).await {
+            Ok(Some(t)) => {
+                let leased_scene = match t.lease.as_ref().and_then(|l| l.scene) {
+                    Some(s) => s,
+                    None => match self.job(task_id.job).await {
+                        Some(j) => j.spec.scene.blob,
+                        None => result.scene,
+                    },
+                };
+                if result.attempt != t.attempts {
+                    Some(format!(
+                        "result answers attempt {} but the lease is attempt {}",
+                        result.attempt, t.attempts
+                    ))
+                } else if leased_scene != result.scene {
+                    Some("result was rendered from another scene than the one leased".into())
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(why) = stale {
+            warn!(?task_id, ?worker, %why, "replayed result refused");
+            self.reply(
+                conn,
+                id,
+                Message::error(ErrorCode::Unauthorized, why.clone()),
+            )
+            .await;
+            self.requeue(task_id, worker, true, &format!("refused result: {why}"))
+                .await;
+            return;
+        }
         let outcome = match self.store.task(task_id).await {
             Ok(Some(mut t)) => match t.complete(result, self.now()) {
                 Ok(()) => self
@@ -1043,11 +1164,19 @@ impl State {
         let reasons: Vec<String> = round
             .votes
             .values()
+            .filter(|(_, _, v)| v.as_ref().is_some_and(|v| v.passed == passed))
             .filter_map(|(_, _, v)| v.as_ref())
             .flat_map(|v| v.reasons.clone())
             .collect();
+        let agreeing: Vec<NodeId> = round
+            .votes
+            .iter()
+            .filter(|(_, (_, _, v))| v.as_ref().is_some_and(|v| v.passed == passed))
+            .map(|(n, _)| *n)
+            .collect();
         self.finish_verification(task, round.worker, passed, reasons)
             .await;
+        self.pay_verifiers(task, &agreeing).await;
     }
 
     async fn finish_verification(
@@ -1106,6 +1235,7 @@ impl State {
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.info.reputation *= self.cfg.reputation_penalty;
             }
+            self.punish(task_id, worker).await;
             self.emit(
                 task_id.job,
                 JobEvent::TaskRejected {
@@ -1122,6 +1252,80 @@ impl State {
                 &format!("rejected: {}", reasons.join("; ")),
             )
             .await;
+        }
+    }
+
+    /// A verified bad result: the worker may not touch the job again and
+    /// its stake goes to the penalty pool (and with it its admission).
+    async fn punish(&mut self, task_id: TaskId, worker: NodeId) {
+        if let Some(mut job) = self.job(task_id.job).await {
+            if !job.blocklist.contains(&worker) {
+                job.blocklist.push(worker);
+                self.save_job(job).await;
+            }
+        }
+        let Ok(txs) = self.store.transactions().await else {
+            return;
+        };
+        let stake = balance(&txs, &Account::Stake(worker));
+        if stake > 0 {
+            let tx = Transaction::transfer(
+                format!("slash:{task_id}:{worker}"),
+                self.now(),
+                format!("stake slashed: result of {task_id} rejected by verifiers"),
+                Account::Stake(worker),
+                Account::PenaltyPool,
+                stake,
+            );
+            match self.store.append_transaction(&tx).await {
+                Ok(()) | Err(StoreError::AlreadyExists { .. }) => {
+                    warn!(?worker, stake, "stake slashed");
+                }
+                Err(e) => warn!(?worker, error = %e, "cannot record the slash"),
+            }
+        }
+        // Without stake the worker may not hold tasks any more.
+        if self.minimum_stake(1.0) > 0 {
+            if let Some(conn) = self.workers.get(&worker).map(|w| w.conn) {
+                self.send(
+                    conn,
+                    Envelope::push(Message::error(
+                        ErrorCode::Unauthorized,
+                        "stake slashed after a rejected result",
+                    )),
+                )
+                .await;
+                self.refuse(conn, "stake slashed").await;
+            }
+        }
+    }
+
+    /// Pays verifiers that agreed with a verdict from the penalty pool,
+    /// while it has funds.
+    async fn pay_verifiers(&mut self, task: TaskId, verifiers: &[NodeId]) {
+        if self.cfg.verifier_reward <= 0 {
+            return;
+        }
+        let Ok(txs) = self.store.transactions().await else {
+            return;
+        };
+        let mut pool = balance(&txs, &Account::PenaltyPool);
+        for v in verifiers {
+            let amount = self.cfg.verifier_reward.min(pool);
+            if amount <= 0 {
+                return;
+            }
+            let tx = Transaction::transfer(
+                format!("verify:{task}:{v}:{}", self.now()),
+                self.now(),
+                format!("verification of {task}"),
+                Account::PenaltyPool,
+                Account::Verifier(*v),
+                amount,
+            );
+            if self.store.append_transaction(&tx).await.is_ok() {
+                pool -= amount;
+            }
         }
     }
 
@@ -1282,6 +1486,7 @@ impl State {
             created_ms: now,
             quoted_price: quote.total_price,
             waiting_reason: None,
+            blocklist: Vec::new(),
         };
         self.store
             .insert_job(&job, &tasks)
@@ -1454,11 +1659,17 @@ impl State {
             if job.state != JobState::Active {
                 continue;
             }
+            let excluded: Vec<NodeId> = task
+                .excluded
+                .iter()
+                .chain(&job.blocklist)
+                .copied()
+                .collect();
             let demand = TaskDemand {
                 task: task.id,
                 min_ib: job.spec.min_ib,
                 tags: &job.spec.tags,
-                excluded: &task.excluded,
+                excluded: &excluded,
             };
             if !connected.iter().any(|w| is_eligible(&demand, w)) {
                 let reason = if connected.is_empty() {
@@ -1516,6 +1727,7 @@ impl State {
                     worker,
                     manager: self.id,
                     deadline_ms,
+                    scene: None,
                 },
                 now,
             )
@@ -1535,19 +1747,177 @@ impl State {
             return false;
         };
         slot.task = Some(task.id);
-        let conn = slot.conn;
+        if let Some(marker) = self.watermarker_for(job) {
+            // The offer waits for the lease's watermarked copy; the worker
+            // stays reserved meanwhile.
+            self.spawn_preparation(marker, &task, job, worker);
+            return true;
+        }
+        self.offer(&task, job, worker, job.spec.scene.clone()).await;
+        true
+    }
+
+    fn watermarker_for(&self, job: &Job) -> Option<Arc<dyn SceneWatermarker>> {
+        self.por.as_ref()?;
+        self.watermarkers
+            .iter()
+            .find(|w| w.formats().contains(&job.spec.scene.format))
+            .cloned()
+    }
+
+    async fn offer(&mut self, task: &Task, job: &Job, worker: NodeId, scene: SceneRef) {
+        let Some(conn) = self.workers.get(&worker).map(|w| w.conn) else {
+            return;
+        };
+        let Some(lease) = &task.lease else { return };
         let offer = TaskAssignment {
             task: task.id,
             frames: task.frames.clone(),
-            scene: job.spec.scene.clone(),
+            scene,
             settings: job.spec.settings.clone(),
             format: job.spec.format,
-            deadline_ms,
+            deadline_ms: lease.deadline_ms,
+            attempt: task.attempts,
         };
         debug!(task = ?task.id, ?worker, "leased");
         self.send(conn, Envelope::push(Message::TaskOffer(offer)))
             .await;
-        true
+    }
+
+    /// Makes the scene copy of one lease in the background: the lease's
+    /// patches inserted by `marker`, uploaded as a blob of its own.
+    fn spawn_preparation(
+        &self,
+        marker: Arc<dyn SceneWatermarker>,
+        task: &Task,
+        job: &Job,
+        worker: NodeId,
+    ) {
+        let Some(por) = &self.por else { return };
+        let settings = job.spec.settings.clone();
+        let patches =
+            patches_for_lease(por, task.id, task.attempts, settings.width, settings.height);
+        let (task_id, attempt) = (task.id, task.attempts);
+        let scene = job.spec.scene.clone();
+        let blobs = self.blobs.clone();
+        let dir = self.prep_dir.clone();
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let prepared = async {
+                let plain_dir = dir.join(scene.blob.to_hex());
+                tokio::fs::create_dir_all(&plain_dir)
+                    .await
+                    .map_err(|e| format!("cannot create {}: {e}", plain_dir.display()))?;
+                let plain = plain_dir.join(crate::safe_file_name(&scene.file_name));
+                if !plain.exists() {
+                    blobs
+                        .get_to_file(scene.blob, &plain)
+                        .await
+                        .map_err(|e| format!("cannot fetch the scene: {e}"))?;
+                }
+                let out = plain_dir.join(format!("{task_id}-{attempt}.marked"));
+                marker
+                    .watermark(&plain, &patches, &settings, &out)
+                    .await
+                    .map_err(|e| format!("cannot watermark the scene: {e}"))?;
+                let stored = blobs
+                    .put_file(&out)
+                    .await
+                    .map_err(|e| format!("cannot store the watermarked scene: {e}"));
+                let _ = tokio::fs::remove_file(&out).await;
+                stored.map(|m| m.hash)
+            }
+            .await;
+            let _ = inputs.send(Input::Prepared {
+                task: task_id,
+                attempt,
+                worker,
+                scene: prepared,
+            });
+        });
+    }
+
+    async fn on_prepared(
+        &mut self,
+        task_id: TaskId,
+        attempt: u32,
+        worker: NodeId,
+        scene: Result<ContentHash, String>,
+    ) {
+        let Ok(Some(mut task)) = self.store.task(task_id).await else {
+            return;
+        };
+        let current = task.status == TaskStatus::Leased
+            && task.attempts == attempt
+            && task.lease.as_ref().is_some_and(|l| l.worker == worker);
+        if !current {
+            debug!(task = ?task_id, attempt, "prepared scene of a lease that ended; dropped");
+            return;
+        }
+        let blob = match scene {
+            Ok(b) => b,
+            Err(why) => {
+                warn!(task = ?task_id, %why, "lease preparation failed");
+                self.release_worker(worker, task_id);
+                self.requeue(task_id, worker, false, &why).await;
+                return;
+            }
+        };
+        if let Some(l) = task.lease.as_mut() {
+            l.scene = Some(blob);
+        }
+        if let Err(e) = self.store.update_task(&mut task).await {
+            debug!(task = ?task_id, error = %e, "lease changed while preparing; dropped");
+            return;
+        }
+        let Some(job) = self.job(task_id.job).await else {
+            return;
+        };
+        let scene = SceneRef {
+            blob,
+            ..job.spec.scene.clone()
+        };
+        self.offer(&task, &job, worker, scene).await;
+    }
+
+    /// The minimum stake S = 2 · E · IB · P of a worker of index `ib`.
+    fn minimum_stake(&self, ib: f64) -> i64 {
+        (2.0 * self.cfg.stake_epoch_minutes * ib * self.cfg.price_per_ibm as f64).ceil() as i64
+    }
+
+    /// Checks (or, when the operator grants stakes, posts) a worker's stake.
+    async fn ensure_stake(&mut self, worker: NodeId, ib: f64) -> Result<(), String> {
+        let need = self.minimum_stake(ib);
+        if need <= 0 {
+            return Ok(());
+        }
+        let txs = self
+            .store
+            .transactions()
+            .await
+            .map_err(|e| format!("cannot read the ledger: {e}"))?;
+        let have = balance(&txs, &Account::Stake(worker));
+        if have >= need {
+            return Ok(());
+        }
+        let granted = txs.iter().any(|t| t.id == stake_grant_id(worker));
+        if !self.cfg.grant_stake || granted {
+            return Err(format!(
+                "stake of {have} is below the minimum 2·E·IB·P = {need} micro-credits for IB {ib:.2}"
+            ));
+        }
+        let tx = Transaction::transfer(
+            stake_grant_id(worker),
+            self.now(),
+            format!("operator posts the minimum stake for IB {ib:.2}"),
+            Account::User(STAKE_GRANTOR.into()),
+            Account::Stake(worker),
+            need - have,
+        );
+        match self.store.append_transaction(&tx).await {
+            Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(format!("cannot record the stake: {e}")),
+        }
     }
 
     async fn dispatch_verifications(&mut self) {
@@ -1603,6 +1973,14 @@ impl State {
         let Some(result) = task.result.clone() else {
             return;
         };
+        let (width, height) = (job.spec.settings.width, job.spec.settings.height);
+        let watermarked =
+            result.scene != job.spec.scene.blob && self.watermarker_for(&job).is_some();
+        let plan = self
+            .por
+            .as_ref()
+            .map(|por| plan_verification(por, task_id, &result, width, height, watermarked));
+        let needs_renderer = plan.as_ref().is_some_and(|p| !p.challenges.is_empty());
         let now = self.now();
         loop {
             let Some(round) = self.rounds.get(&task_id) else {
@@ -1622,8 +2000,10 @@ impl State {
                         && **id != round.worker
                 })
                 .min_by(|a, b| {
-                    a.1.busy
-                        .cmp(&b.1.busy)
+                    // Crop challenges need a verifier that renders.
+                    (needs_renderer && !a.1.renders)
+                        .cmp(&(needs_renderer && !b.1.renders))
+                        .then(a.1.busy.cmp(&b.1.busy))
                         .then(b.1.reputation.total_cmp(&a.1.reputation))
                 })
                 .map(|(id, v)| (*id, v.conn));
@@ -1645,7 +2025,22 @@ impl State {
                 width: job.spec.settings.width,
                 height: job.spec.settings.height,
                 format: job.spec.format,
-                watermark_rects: Vec::new(),
+                watermark: plan
+                    .as_ref()
+                    .map(|p| p.watermark.clone())
+                    .unwrap_or_default(),
+                watermark_threshold: self.por.as_ref().map_or(0.0, |p| p.threshold),
+                challenges: plan
+                    .as_ref()
+                    .map(|p| p.challenges.clone())
+                    .unwrap_or_default(),
+                scene: plan.as_ref().map(|_| SceneRef {
+                    blob: result.scene,
+                    ..job.spec.scene.clone()
+                }),
+                settings: job.spec.settings.clone(),
+                worker_device_class: result.device_class.clone(),
+                crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
             };
             self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
                 .await;

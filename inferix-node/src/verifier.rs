@@ -1,19 +1,34 @@
-//! The verifier node: checks results from the frames alone (it never sees
-//! the scene) and reports a verdict.
+//! The verifier node: checks a result against the worker's commitment and
+//! reports a verdict.
+//!
+//! Every verifier checks what the frames alone show: each file decodes, its
+//! pixels and tiles hash to the committed values, it has the requested size
+//! and is not flat, and (Proof of Render) every watermark rectangle of the
+//! lease's key shows a patch. A verifier with a renderer also re-renders
+//! the crop challenges drawn after the commitment and compares them with
+//! the committed pixels: exactly on the worker's device class, within the
+//! network's tolerance across classes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::NodeId;
+use inferix_core::image::Rgb8Image;
+use inferix_core::por::merkle::TileTree;
+use inferix_core::por::watermark;
 use inferix_core::protocol::{Hello, Message, Role, Verdict, VerificationAssignment};
+use inferix_core::renderer::{RenderRequest, Renderer};
 use inferix_core::verify::check_plausible;
 use inferix_transport::Transport;
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
+
+/// Hello tag of verifiers that re-render crop challenges.
+pub const RENDER_TAG: &str = "render";
 
 /// Verifier settings.
 #[derive(Debug, Clone)]
@@ -26,6 +41,8 @@ pub struct VerifierConfig {
     pub heartbeat: Duration,
     /// Delay before reconnecting.
     pub backoff: Duration,
+    /// Folder for scenes fetched to re-render crops.
+    pub work_dir: std::path::PathBuf,
 }
 
 impl Default for VerifierConfig {
@@ -35,6 +52,7 @@ impl Default for VerifierConfig {
             token: None,
             heartbeat: Duration::from_secs(5),
             backoff: Duration::from_millis(500),
+            work_dir: std::env::temp_dir().join("inferix-verifier"),
         }
     }
 }
@@ -43,6 +61,7 @@ impl Default for VerifierConfig {
 pub struct VerifierNode {
     transport: Arc<dyn Transport>,
     blobs: Option<Arc<dyn BlobStore>>,
+    renderer: Option<Arc<dyn Renderer>>,
     config: VerifierConfig,
 }
 
@@ -52,8 +71,16 @@ impl VerifierNode {
         Self {
             transport,
             blobs: None,
+            renderer: None,
             config,
         }
+    }
+
+    /// Re-renders crop challenges with `renderer` (it must be the
+    /// deterministic renderer the workers use).
+    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
+        self.renderer = Some(renderer);
+        self
     }
 
     /// Fetches frames from `blobs` directly.
@@ -90,8 +117,16 @@ impl VerifierNode {
             role: Role::Verifier,
             node: self.id(),
             ib: 0.0,
-            tags: vec![],
-            device_class: String::new(),
+            tags: if self.renderer.is_some() {
+                vec![RENDER_TAG.to_string()]
+            } else {
+                vec![]
+            },
+            device_class: self
+                .renderer
+                .as_ref()
+                .map(|r| r.device_class())
+                .unwrap_or_default(),
             token: self.config.token.clone(),
         };
         let (peer, mut pushes) =
@@ -109,7 +144,11 @@ impl VerifierNode {
                 msg = pushes.recv() => {
                     let Some(env) = msg else { return Err(NodeError::Disconnected) };
                     if let Message::VerifyOffer(a) = env.body {
-                        let verdict = verify(&*blobs, &a).await;
+                        let crops = self.renderer.as_ref().map(|r| CropRenderer {
+                            renderer: r.clone(),
+                            work_dir: self.config.work_dir.clone(),
+                        });
+                        let verdict = verify(&*blobs, crops.as_ref(), &a).await;
                         debug!(task = ?a.task, passed = verdict.passed, "verdict");
                         peer.push(Message::VerifyDone(verdict)).await?;
                     }
@@ -119,10 +158,24 @@ impl VerifierNode {
     }
 }
 
-/// Checks every frame of an assignment: the file decodes, its pixels hash to
-/// the committed value, it has the requested size and is not flat.
-pub async fn verify(blobs: &dyn BlobStore, a: &VerificationAssignment) -> Verdict {
+/// A verifier's means to re-render crop challenges.
+pub struct CropRenderer {
+    /// The deterministic renderer.
+    pub renderer: Arc<dyn Renderer>,
+    /// Where fetched scenes are kept.
+    pub work_dir: std::path::PathBuf,
+}
+
+/// Checks every frame of an assignment (see the module documentation);
+/// crop challenges are checked only when `crops` is given. Every failed
+/// check is a reason in the verdict.
+pub async fn verify(
+    blobs: &dyn BlobStore,
+    crops: Option<&CropRenderer>,
+    a: &VerificationAssignment,
+) -> Verdict {
     let mut reasons = Vec::new();
+    let mut decoded: Vec<(u32, Rgb8Image)> = Vec::new();
     for f in &a.frames {
         let bytes = match blobs.get_bytes(f.blob).await {
             Ok(b) => b,
@@ -146,6 +199,38 @@ pub async fn verify(blobs: &dyn BlobStore, a: &VerificationAssignment) -> Verdic
         }
         if let Err(e) = check_plausible(&img, a.width, a.height) {
             reasons.push(format!("frame {}: {e}", f.frame));
+            continue;
+        }
+        if TileTree::build(&img).root() != f.tile_root {
+            reasons.push(format!(
+                "frame {}: tiles differ from the committed Merkle root",
+                f.frame
+            ));
+        }
+        if !a.watermark.is_empty() {
+            if let Err(missing) =
+                watermark::check_patches(&img, &a.watermark, a.watermark_threshold)
+            {
+                reasons.push(format!(
+                    "frame {}: {} of {} watermark patches missing (weakest contrast {:.2}, threshold {}; weakest pattern correlation {:.2})",
+                    f.frame,
+                    missing.len(),
+                    a.watermark.len(),
+                    missing.iter().map(|m| m.contrast).fold(f64::INFINITY, f64::min),
+                    a.watermark_threshold,
+                    missing.iter().map(|m| m.correlation).fold(f64::INFINITY, f64::min),
+                ));
+            }
+        }
+        decoded.push((f.frame, img));
+    }
+    if let (Some(crops), Some(scene)) = (crops, &a.scene) {
+        if !a.challenges.is_empty() {
+            if let Err(e) = check_crops(blobs, crops, scene, a, &decoded, &mut reasons).await {
+                // The verifier could not do its part: that says nothing
+                // against the worker, so it is not a reason to reject.
+                warn!(task = ?a.task, error = %e, "crop challenges not checked");
+            }
         }
     }
     Verdict {
@@ -154,4 +239,68 @@ pub async fn verify(blobs: &dyn BlobStore, a: &VerificationAssignment) -> Verdic
         passed: reasons.is_empty(),
         reasons,
     }
+}
+
+/// Re-renders each challenged crop and compares it with the committed frame.
+async fn check_crops(
+    blobs: &dyn BlobStore,
+    crops: &CropRenderer,
+    scene: &inferix_core::job::SceneRef,
+    a: &VerificationAssignment,
+    frames: &[(u32, Rgb8Image)],
+    reasons: &mut Vec<String>,
+) -> Result<(), String> {
+    let dir = crops.work_dir.join("scenes").join(scene.blob.to_hex());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(crate::safe_file_name(&scene.file_name));
+    if !path.exists() {
+        blobs
+            .get_to_file(scene.blob, &path)
+            .await
+            .map_err(|e| format!("cannot fetch the scene: {e}"))?;
+    }
+    let exact = crops.renderer.device_class() == a.worker_device_class;
+    for c in &a.challenges {
+        let Some((_, img)) = frames.iter().find(|(f, _)| *f == c.frame) else {
+            continue;
+        };
+        if !c.rect.fits_in(img.width, img.height) {
+            reasons.push(format!(
+                "frame {}: challenge {:?} outside the frame",
+                c.frame, c.rect
+            ));
+            continue;
+        }
+        let req = RenderRequest {
+            scene: path.clone(),
+            format: scene.format,
+            frames: vec![c.frame],
+            settings: a.settings.clone(),
+            crop: Some(c.rect),
+            progress: None,
+        };
+        let rendered = crops
+            .renderer
+            .render(req)
+            .await
+            .map_err(|e| format!("crop render failed: {e}"))?;
+        let Some(r) = rendered.into_iter().next() else {
+            return Err("crop render returned no frame".into());
+        };
+        // Through the job's codec, as the worker's frame went.
+        let bytes = frame_codec::encode(&r.image, a.format).map_err(|e| e.to_string())?;
+        let mine = frame_codec::decode(&bytes, a.format).map_err(|e| e.to_string())?;
+        let theirs = img.crop(c.rect);
+        let diff = mine.max_channel_diff(&theirs).unwrap_or(u8::MAX);
+        let allowed = if exact { 0 } else { a.crop_tolerance };
+        if diff > allowed {
+            reasons.push(format!(
+                "frame {}: re-rendered crop {:?} differs by {diff}/255 (allowed {allowed})",
+                c.frame, c.rect
+            ));
+        }
+    }
+    Ok(())
 }

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::por::merkle::TileTree;
 use inferix_core::protocol::{ErrorCode, Hello, Message, Role, TaskAssignment};
 use inferix_core::renderer::{RenderRequest, Renderer};
 use inferix_core::task::{FrameOutput, TaskResult};
-use inferix_transport::Transport;
+use inferix_transport::{NodeIdentity, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -173,7 +174,12 @@ impl WorkerNode {
                             }
                             info!(worker = ?self.id(), task = ?offer.task, frames = ?offer.frames, "rendering");
                             let task = offer.task;
-                            let fut = render_task(self.id(), offer, blobs.clone(), self.renderer.clone(), self.config.work_dir.clone(), progress_tx.clone());
+                            let Some(signer) = self.transport.signer() else {
+                                warn!(task = ?offer.task, "this worker has no signing key; refusing the task");
+                                let _ = peer.push(Message::TaskFailed { task: offer.task, error: "worker has no signing identity".into() }).await;
+                                continue;
+                            };
+                            let fut = render_task(signer, offer, blobs.clone(), self.renderer.clone(), self.config.work_dir.clone(), progress_tx.clone());
                             current = Some((task, Box::pin(fut)));
                         }
                         Message::TaskRevoked { task } => {
@@ -203,7 +209,7 @@ type RenderJob = Pin<Box<dyn Future<Output = Result<TaskResult, String>> + Send>
 
 /// Fetches the scene, renders, encodes, uploads, and builds the result.
 async fn render_task(
-    me: NodeId,
+    signer: Arc<NodeIdentity>,
     offer: TaskAssignment,
     blobs: Arc<dyn BlobStore>,
     renderer: Arc<dyn Renderer>,
@@ -259,11 +265,19 @@ async fn render_task(
             blob: meta.hash,
             width: decoded.width,
             height: decoded.height,
+            tile_root: TileTree::build(&decoded).root(),
         });
     }
-    Ok(TaskResult {
-        worker: me,
+    let mut result = TaskResult {
+        worker: signer.node_id(),
         frames,
         render_ms: started.elapsed().as_millis() as u64,
-    })
+        attempt: offer.attempt,
+        scene: offer.scene.blob,
+        device_class: renderer.device_class(),
+        public_key: Vec::new(),
+        signature: Vec::new(),
+    };
+    result.sign(offer.task, &*signer);
+    Ok(result)
 }

@@ -48,6 +48,7 @@ async fn everything_survives_a_restart() {
                     worker: NodeId(7),
                     manager: NodeId(1),
                     deadline_ms: 100,
+                    scene: None,
                 },
                 12,
             )
@@ -84,6 +85,7 @@ async fn everything_survives_a_restart() {
                 worker: NodeId(8),
                 manager: NodeId(2),
                 deadline_ms: 200,
+                scene: None,
             },
             13,
         )
@@ -107,6 +109,7 @@ async fn two_handles_on_one_file_have_one_claim_winner() {
                 worker: NodeId(w),
                 manager: NodeId(w),
                 deadline_ms: 50,
+                scene: None,
             },
             2,
         )

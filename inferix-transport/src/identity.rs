@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use inferix_core::ids::NodeId;
+use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::task::TaskResult;
 
 use crate::TransportError;
 
@@ -38,6 +39,13 @@ impl NodeIdentity {
     /// A fresh random identity, kept only in memory (tests, ephemeral clients).
     pub fn generate() -> Self {
         Self::from_signing_key(SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    /// The identity whose secret key is `seed`: reproducible identities for
+    /// seeded simulations and tests. Never use a guessable seed for a real
+    /// node.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self::from_signing_key(SigningKey::from_bytes(&seed))
     }
 
     /// The identity stored in `dir`, creating it on first start.
@@ -118,6 +126,61 @@ impl NodeIdentity {
             .map(|d| d.as_bytes().to_vec())
             .map_err(|e| TransportError::Io(format!("encoding the node key: {e}")))
     }
+}
+
+impl inferix_core::task::Signer for NodeIdentity {
+    fn public_key(&self) -> [u8; 32] {
+        NodeIdentity::public_key(self)
+    }
+    fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        NodeIdentity::sign(self, msg)
+    }
+}
+
+/// Why a signed task result is not accepted as the named worker's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultSignatureError {
+    /// The key or signature has the wrong length (or is missing).
+    #[error("result of {task} carries a malformed key or signature")]
+    Malformed {
+        /// Task the result claims to answer.
+        task: TaskId,
+    },
+    /// The key is not the one the worker's node id derives from.
+    #[error("result of {task} is signed with a key that is not worker {worker:?}'s")]
+    WrongKey {
+        /// Task.
+        task: TaskId,
+        /// Worker the result names.
+        worker: NodeId,
+    },
+    /// The signature does not verify: the result was altered or forged.
+    #[error("result of {task} has a bad signature")]
+    BadSignature {
+        /// Task.
+        task: TaskId,
+    },
+}
+
+/// Checks that `result` was signed, for `task`, by the worker it names.
+pub fn verify_result(task: TaskId, result: &TaskResult) -> Result<(), ResultSignatureError> {
+    let (Ok(key), Ok(sig)) = (
+        <[u8; 32]>::try_from(result.public_key.as_slice()),
+        <[u8; 64]>::try_from(result.signature.as_slice()),
+    ) else {
+        return Err(ResultSignatureError::Malformed { task });
+    };
+    if NodeId::from_public_key(&key) != result.worker {
+        return Err(ResultSignatureError::WrongKey {
+            task,
+            worker: result.worker,
+        });
+    }
+    if !verify(&key, &result.signing_bytes(task), &sig) {
+        return Err(ResultSignatureError::BadSignature { task });
+    }
+    Ok(())
 }
 
 /// Whether `sig` is `public_key`'s signature of `msg`.
@@ -262,5 +325,57 @@ mod tests {
         bad[10] ^= 1;
         assert!(!verify(&a.public_key(), b"task result", &bad));
         assert!(!format!("{a:?}").contains(&hex::encode(a.key.to_bytes())));
+    }
+
+    #[test]
+    fn results_verify_only_as_signed_by_the_named_worker_for_that_task() {
+        use inferix_core::ids::JobId;
+        use inferix_core::task::FrameOutput;
+        use inferix_core::ContentHash;
+        let worker = NodeIdentity::generate();
+        let other = NodeIdentity::generate();
+        let task = TaskId::new(JobId(1), 0);
+        let mut result = TaskResult {
+            worker: worker.node_id(),
+            frames: vec![FrameOutput {
+                frame: 1,
+                pixel_hash: ContentHash::of(b"pixels"),
+                blob: ContentHash::of(b"png"),
+                width: 4,
+                height: 4,
+                tile_root: ContentHash::of(b"tiles"),
+            }],
+            render_ms: 10,
+            attempt: 1,
+            scene: ContentHash::of(b"scene"),
+            device_class: "x".into(),
+            public_key: vec![],
+            signature: vec![],
+        };
+        assert!(matches!(
+            verify_result(task, &result),
+            Err(ResultSignatureError::Malformed { .. })
+        ));
+        result.sign(task, &worker);
+        verify_result(task, &result).unwrap();
+        // Replayed into another task or another lease.
+        assert!(matches!(
+            verify_result(TaskId::new(JobId(1), 1), &result),
+            Err(ResultSignatureError::BadSignature { .. })
+        ));
+        let mut replayed = result.clone();
+        replayed.attempt = 2;
+        assert!(verify_result(task, &replayed).is_err());
+        // Altered pixels.
+        let mut forged = result.clone();
+        forged.frames[0].pixel_hash = ContentHash::of(b"other");
+        assert!(verify_result(task, &forged).is_err());
+        // Signed by someone else in the worker's name.
+        let mut impostor = result.clone();
+        impostor.sign(task, &other);
+        assert!(matches!(
+            verify_result(task, &impostor),
+            Err(ResultSignatureError::WrongKey { .. })
+        ));
     }
 }

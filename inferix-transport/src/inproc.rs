@@ -10,7 +10,9 @@ use inferix_core::ids::NodeId;
 use inferix_core::protocol::Envelope;
 use tokio::sync::{mpsc, watch};
 
-use crate::{Connection, Listener, MessageReceiver, MessageSender, Transport, TransportError};
+use crate::{
+    Connection, Listener, MessageReceiver, MessageSender, NodeIdentity, Transport, TransportError,
+};
 
 /// Messages buffered per direction before senders wait.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -36,6 +38,17 @@ impl InProcNetwork {
         InProcTransport {
             network: self.clone(),
             id,
+            identity: None,
+        }
+    }
+
+    /// A transport for the node owning `identity`: its id derives from the
+    /// key and it can sign results, as a QUIC node does.
+    pub fn node(&self, identity: NodeIdentity) -> InProcTransport {
+        InProcTransport {
+            network: self.clone(),
+            id: identity.node_id(),
+            identity: Some(Arc::new(identity)),
         }
     }
 }
@@ -45,6 +58,7 @@ impl InProcNetwork {
 pub struct InProcTransport {
     network: InProcNetwork,
     id: NodeId,
+    identity: Option<Arc<NodeIdentity>>,
 }
 
 /// Closing either side closes the whole connection, as with a socket.
@@ -159,6 +173,10 @@ fn pair(a: NodeId, a_addr: &str, b: NodeId, b_addr: &str) -> (Connection, Connec
 impl Transport for InProcTransport {
     fn local_id(&self) -> NodeId {
         self.id
+    }
+
+    fn signer(&self) -> Option<Arc<NodeIdentity>> {
+        self.identity.clone()
     }
 
     async fn listen(&self, addr: &str) -> Result<Box<dyn Listener>, TransportError> {

@@ -19,7 +19,7 @@ mod inproc;
 pub mod quic;
 
 pub use frame::{decode_frame, encode_frame, DEFAULT_MAX_FRAME_SIZE};
-pub use identity::{verify, NodeIdentity, KEY_FILE_NAME};
+pub use identity::{verify, verify_result, NodeIdentity, ResultSignatureError, KEY_FILE_NAME};
 pub use inproc::{InProcNetwork, InProcTransport};
 pub use quic::{install_crypto_provider, QuicConfig, QuicTransport};
 
@@ -108,6 +108,12 @@ pub trait Listener: Send {
 pub trait Transport: Send + Sync + 'static {
     /// This node's identity as peers see it.
     fn local_id(&self) -> NodeId;
+    /// The key this node signs its results with, when it has one bound to
+    /// [`Transport::local_id`]. Managers refuse unsigned task results, so a
+    /// worker's transport must have one.
+    fn signer(&self) -> Option<Arc<NodeIdentity>> {
+        None
+    }
     /// Starts listening at `addr`.
     async fn listen(&self, addr: &str) -> Result<Box<dyn Listener>, TransportError>;
     /// Connects to a listener at `addr`.

@@ -76,3 +76,11 @@ impl Renderer for SimRenderer {
         Ok(out)
     }
 }
+
+/// A reproducible node identity numbered `n`, for seeded tests.
+pub fn seeded_identity(n: u128) -> inferix_transport::NodeIdentity {
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(&n.to_le_bytes());
+    seed[16] = 0x1f;
+    inferix_transport::NodeIdentity::from_seed(seed)
+}

@@ -39,7 +39,11 @@ fn worker(net: &InProcNetwork, id: u128, addr: &str, ib: f64, token: Option<&str
         behaviour: SimBehaviour::Honest,
         per_frame: Duration::from_millis(100),
     };
-    WorkerNode::new(Arc::new(net.transport(NodeId(id))), Arc::new(renderer), cfg)
+    WorkerNode::new(
+        Arc::new(net.node(inferix_tests::seeded_identity(id))),
+        Arc::new(renderer),
+        cfg,
+    )
 }
 
 #[tokio::test(start_paused = true)]

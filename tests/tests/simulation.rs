@@ -82,7 +82,7 @@ async fn simulate(seed: u64) -> Outcome {
             ..WorkerConfig::default()
         };
         let w = WorkerNode::new(
-            Arc::new(net.transport(NodeId(100 + i))),
+            Arc::new(net.node(inferix_tests::seeded_identity(100 + i))),
             Arc::new(SimRenderer {
                 behaviour,
                 per_frame,

@@ -40,6 +40,35 @@ pub fn draw(
         .collect()
 }
 
+/// `k` crops spread over the frames of a task: the challenged frame is also
+/// drawn from the key, so every frame is equally at risk.
+pub fn draw_for_task(
+    key: &VerificationKey,
+    commitment: ContentHash,
+    frames: &[u32],
+    width: u32,
+    height: u32,
+    k: usize,
+) -> Vec<(u32, Rect)> {
+    if frames.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = key.rng("challenge-frames", &commitment.0);
+    let mut per_frame = vec![0usize; frames.len()];
+    for _ in 0..k {
+        per_frame[rng.gen_range(0..frames.len())] += 1;
+    }
+    frames
+        .iter()
+        .zip(per_frame)
+        .flat_map(|(&f, n)| {
+            draw(key, commitment, f, width, height, n)
+                .into_iter()
+                .map(move |r| (f, r))
+        })
+        .collect()
+}
+
 /// Probability that `k` challenges catch a worker who faked a fraction
 /// `faked` of the frame.
 pub fn detection_probability(faked: f64, k: usize) -> f64 {

@@ -45,6 +45,14 @@ impl VerificationKey {
         ))
     }
 
+    /// Derives the key of one lease of `task`: a re-queued task gets fresh
+    /// watermarks and challenges, so a worker that saw an earlier attempt
+    /// learns nothing about the next.
+    pub fn for_attempt(secret: &ManagerSecret, task: TaskId, attempt: u32) -> Self {
+        let base = Self::derive(secret, task);
+        Self(base.subkey("attempt", &attempt.to_le_bytes()))
+    }
+
     /// A sub-key for one purpose and context (watermark layout, challenges
     /// after a commitment), so uses of one key never share randomness.
     pub fn subkey(&self, purpose: &str, context: &[u8]) -> [u8; 32] {

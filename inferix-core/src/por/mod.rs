@@ -8,8 +8,11 @@
 //! - [`challenge`]: crop rectangles drawn from the key *and* the commitment,
 //!   so a worker cannot know them before committing.
 //! - [`watermark`]: the Laplacian-energy check of the active noise patches.
+//! - [`prepare`]: the scene copy with the patches, made by the manager.
 
 pub mod challenge;
 pub mod key;
 pub mod merkle;
+pub mod plan;
+pub mod prepare;
 pub mod watermark;

@@ -1,6 +1,7 @@
 //! Active noise watermarks (ANGV): small patches with a periodic pattern
-//! w(x, y) = A·cos(2π(x/X + y/Y)) placed where the manager knows they land,
-//! and the verifier's Laplacian-energy check of those rectangles.
+//! w(x, y) = ±A·cos(2π(x/X + y/Y)) (see [`Patch::value`]) placed where the
+//! manager knows they land, and the verifier's Laplacian-energy check of
+//! those rectangles.
 //!
 //! The layout is drawn in screen space from the task key; a renderer places
 //! camera-facing patches just past the near plane so that each covers its
@@ -31,10 +32,21 @@ pub struct Patch {
 }
 
 impl Patch {
-    /// Pattern value at pixel (x, y) of the frame, in -A..=A.
+    /// Pattern value at pixel (x, y) of the frame, in -A..=A: the periodic
+    /// carrier A·cos(2π(x/X + y/Y)) with its sign flipped on alternate
+    /// pixels.
+    ///
+    /// Patches are only 4–7 px wide while the periods are ~25 px, so the
+    /// bare carrier is nearly flat inside a patch and its Laplacian energy
+    /// depends on how much the patch happens to differ from what lies
+    /// around it. The pixel checkerboard gives every patch a Laplacian
+    /// energy far above the threshold on any background, so honest frames
+    /// always pass, and it is still a secret periodic pattern: a worker
+    /// cannot know where to paint it without the key.
     pub fn value(&self, x: u32, y: u32) -> f32 {
         let phase = x as f32 / self.period_x + y as f32 / self.period_y;
-        self.amplitude * (std::f32::consts::TAU * phase).cos()
+        let sign = if (x + y) % 2 == 0 { 1.0 } else { -1.0 };
+        sign * self.amplitude * (std::f32::consts::TAU * phase).cos()
     }
 }
 
@@ -203,5 +215,83 @@ mod tests {
             pixels: vec![0; 320 * 180 * 3],
         };
         assert!(check(&blank, &rects, DEFAULT_THRESHOLD).is_err());
+    }
+}
+
+/// Least correlation between a patch's pixels and the signs of its pattern
+/// for the patch to count as present.
+pub const MIN_PATTERN_CORRELATION: f64 = 0.5;
+
+/// Pearson correlation between the luminance of `patch`'s pixels and the
+/// sign of its pattern: near 1 where the patch was rendered, near 0 (within
+/// about 1/√area) where it was not.
+///
+/// The Laplacian-energy contrast alone is also high wherever a frame is
+/// noisy or detailed, so a frame rendered without the patches often passes
+/// it; the correlation tells the patch's own pattern apart from any other
+/// texture, since only the key's holder knows the periods.
+pub fn pattern_correlation(img: &Rgb8Image, patch: &Patch) -> f64 {
+    let r = patch.rect;
+    if !r.fits_in(img.width, img.height) || r.area() < 2 {
+        return 0.0;
+    }
+    let mut xs = Vec::with_capacity(r.area() as usize);
+    let mut ys = Vec::with_capacity(r.area() as usize);
+    for y in r.y..r.y + r.height {
+        for x in r.x..r.x + r.width {
+            xs.push(luma(img, x, y));
+            ys.push(if patch.value(x, y) >= 0.0 { 1.0 } else { -1.0 });
+        }
+    }
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in xs.iter().zip(&ys) {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    if sxx <= f64::EPSILON || syy <= f64::EPSILON {
+        return 0.0;
+    }
+    sxy / (sxx.sqrt() * syy.sqrt())
+}
+
+/// Why one patch was found missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingPatch {
+    /// Where it should be.
+    pub rect: Rect,
+    /// Its Laplacian-energy contrast e.
+    pub contrast: f64,
+    /// Its pattern correlation.
+    pub correlation: f64,
+}
+
+/// The full patch check: every patch must have contrast e ≥ `threshold`
+/// (the published test) and show its own pattern
+/// (correlation ≥ [`MIN_PATTERN_CORRELATION`]).
+pub fn check_patches(
+    img: &Rgb8Image,
+    patches: &[Patch],
+    threshold: f64,
+) -> Result<(), Vec<MissingPatch>> {
+    let missing: Vec<MissingPatch> = patches
+        .iter()
+        .map(|p| MissingPatch {
+            rect: p.rect,
+            contrast: if p.rect.fits_in(img.width, img.height) {
+                contrast(img, p.rect)
+            } else {
+                0.0
+            },
+            correlation: pattern_correlation(img, p),
+        })
+        .filter(|m| m.contrast < threshold || m.correlation < MIN_PATTERN_CORRELATION)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing)
     }
 }

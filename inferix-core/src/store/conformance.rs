@@ -64,6 +64,7 @@ pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task
             created_ms,
             quoted_price: 1234,
             waiting_reason: None,
+            blocklist: Vec::new(),
         },
         tasks,
     )
@@ -74,6 +75,7 @@ fn lease(worker: u128, deadline_ms: u64) -> Lease {
         worker: NodeId(worker),
         manager: NodeId(1),
         deadline_ms,
+        scene: None,
     }
 }
 
@@ -103,9 +105,15 @@ pub async fn jobs_and_tasks_round_trip(store: impl TaskStore) {
                 blob: ContentHash::of(b"blob"),
                 width: 64,
                 height: 32,
+                tile_root: ContentHash::of(b"tiles"),
             })
             .collect(),
         render_ms: 42,
+        attempt: 1,
+        scene: ContentHash::of(b"prepared scene"),
+        device_class: "cubecl-pt/test".into(),
+        public_key: vec![7; 32],
+        signature: vec![9; 64],
     };
     t.complete(result, 30).unwrap();
     t.excluded.push(NodeId(5));

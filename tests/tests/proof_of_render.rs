@@ -1,0 +1,221 @@
+//! Proof of Render end to end, with the real path tracer: a worker that
+//! renders with fewer samples than the job asks for passes every check a
+//! frame alone allows (the watermark patches are there), but the crops the
+//! verifiers re-render after its signed commitment give it away. It is
+//! rejected by both verifiers, blocklisted for the job, its stake goes to
+//! the penalty pool that pays the verifiers, and it is refused from then
+//! on; an honest worker then renders every frame, all of them accepted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inferix_core::blob::BlobStore;
+use inferix_core::ids::NodeId;
+use inferix_core::job::{FrameRange, JobSpec};
+use inferix_core::ledger::{balance, Account};
+use inferix_core::por::key::ManagerSecret;
+use inferix_core::por::prepare::PorConfig;
+use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
+use inferix_core::store::{MemoryTaskStore, TaskStore};
+use inferix_node::{
+    Client, ManagerBuilder, ManagerConfig, NodeError, VerifierConfig, VerifierNode, WorkerConfig,
+    WorkerNode,
+};
+use inferix_storage::ObjectBlobStore;
+use inferix_tests::seeded_identity;
+use inferix_transport::InProcNetwork;
+use tokio::sync::watch;
+
+/// Renders what it is asked, but with an eighth of the samples.
+struct FewerSamples(Arc<dyn Renderer>);
+
+#[async_trait]
+impl Renderer for FewerSamples {
+    fn name(&self) -> &str {
+        "fewer-samples"
+    }
+    fn formats(&self) -> &[SceneFormat] {
+        self.0.formats()
+    }
+    fn device_class(&self) -> String {
+        self.0.device_class()
+    }
+    async fn render(&self, mut req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
+        req.settings.samples = (req.settings.samples / 8).max(1);
+        self.0.render(req).await
+    }
+}
+
+fn worker(net: &InProcNetwork, n: u128, addr: &str, renderer: Arc<dyn Renderer>) -> WorkerNode {
+    let dir = std::env::temp_dir().join(format!("inferix-por-e2e-{}-w{n}", std::process::id()));
+    WorkerNode::new(
+        Arc::new(net.node(seeded_identity(n))),
+        renderer,
+        WorkerConfig {
+            manager: addr.into(),
+            work_dir: dir,
+            heartbeat: Duration::from_millis(200),
+            ..WorkerConfig::default()
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
+    let net = InProcNetwork::new();
+    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
+    let config = ManagerConfig {
+        quorum: 2,
+        tick: Duration::from_millis(50),
+        ..ManagerConfig::default()
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .config(config)
+    .scratch_dir(scratch.path())
+    .proof_of_render(PorConfig::new(ManagerSecret(b"por e2e".to_vec())))
+    .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
+    .build()
+    .start()
+    .await
+    .unwrap();
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let mut verifiers = Vec::new();
+    for i in 0..2u128 {
+        let v = VerifierNode::new(
+            Arc::new(net.transport(NodeId(200 + i))),
+            VerifierConfig {
+                manager: addr.clone(),
+                work_dir: scratch.path().join(format!("v{i}")),
+                ..VerifierConfig::default()
+            },
+        )
+        .with_blob_store(blobs.clone())
+        .with_renderer(tracer.clone());
+        verifiers.push(tokio::spawn(v.run(stopped.clone())));
+    }
+    let cheater = worker(&net, 100, &addr, Arc::new(FewerSamples(tracer.clone())))
+        .with_blob_store(blobs.clone());
+    let cheater_id = cheater.id();
+    let cheater_run = tokio::spawn(cheater.run(stopped.clone()));
+
+    let client =
+        Client::connect_with_blobs(&net.transport(NodeId(300)), &addr, None, blobs.clone())
+            .await
+            .unwrap();
+    let scene = client
+        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "demo.glb")
+        .await
+        .unwrap();
+    let mut spec = JobSpec::new(scene, FrameRange::new(1, 4));
+    spec.settings.width = 64;
+    spec.settings.height = 48;
+    spec.settings.samples = 16;
+    spec.chunk_size = 2;
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(job).await.unwrap();
+
+    // Only the cheater is connected: its first result must be rejected.
+    let reasons = tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            match events.recv().await.expect("event stream open") {
+                JobEvent::TaskRejected {
+                    worker, reasons, ..
+                } => {
+                    assert_eq!(worker, cheater_id);
+                    return reasons;
+                }
+                JobEvent::TaskAccepted { worker, .. } => {
+                    panic!("a result of {worker:?} with an eighth of the samples was accepted")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the cheater's result is judged");
+    assert!(
+        reasons.iter().any(|r| r.contains("re-rendered crop")),
+        "rejected for its crops: {reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r.contains("watermark")),
+        "its frames show the patches; only crops give it away: {reasons:?}"
+    );
+    // Slashed, hence refused from now on.
+    let refused = tokio::time::timeout(Duration::from_secs(60), cheater_run)
+        .await
+        .expect("the cheater is disconnected")
+        .unwrap();
+    assert!(matches!(refused, Err(NodeError::Refused(_))), "{refused:?}");
+
+    let honest = worker(&net, 101, &addr, tracer.clone()).with_blob_store(blobs.clone());
+    let honest_id = honest.id();
+    let honest_run = tokio::spawn(honest.run(stopped.clone()));
+    let accepted_by = tokio::time::timeout(Duration::from_secs(300), async {
+        let mut by = Vec::new();
+        loop {
+            match events.recv().await.expect("event stream open") {
+                JobEvent::TaskAccepted { worker, .. } => by.push(worker),
+                // A second result the cheater sent before it was judged
+                // may still be rejected; the honest worker never is.
+                JobEvent::TaskRejected {
+                    worker, reasons, ..
+                } if worker != cheater_id => {
+                    panic!("honest worker {worker:?} rejected: {reasons:?}")
+                }
+                JobEvent::Completed { .. } => return by,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the honest worker finishes the job");
+    assert_eq!(accepted_by, vec![honest_id, honest_id]);
+
+    let stored = store.job(job).await.unwrap().unwrap();
+    assert_eq!(stored.blocklist, vec![cheater_id]);
+    let txs = store.transactions().await.unwrap();
+    let all: i64 = txs.iter().flat_map(|t| &t.postings).map(|p| p.amount).sum();
+    assert_eq!(all, 0, "every transaction balances");
+    assert_eq!(
+        balance(&txs, &Account::Stake(cheater_id)),
+        0,
+        "stake slashed"
+    );
+    assert!(
+        balance(&txs, &Account::Stake(honest_id)) > 0,
+        "honest stake kept"
+    );
+    let slashed: i64 = txs
+        .iter()
+        .filter(|t| t.id.starts_with("slash:"))
+        .flat_map(|t| &t.postings)
+        .filter(|p| p.account == Account::PenaltyPool)
+        .map(|p| p.amount)
+        .sum();
+    assert!(slashed > 0);
+    let paid: i64 = (0..2u128)
+        .map(|i| balance(&txs, &Account::Verifier(NodeId(200 + i))))
+        .sum();
+    assert!(paid > 0, "verifiers are paid from the penalty pool");
+    assert_eq!(balance(&txs, &Account::PenaltyPool) + paid, slashed);
+
+    let _ = stop.send(true);
+    let _ = honest_run.await;
+    for v in verifiers {
+        let _ = v.await;
+    }
+    manager.shutdown().await;
+    let _ = scratch;
+}
