@@ -17,6 +17,7 @@
 )]
 
 pub mod bench;
+pub mod blender;
 pub mod builder;
 mod bvh;
 pub mod codec;
@@ -28,11 +29,13 @@ mod math;
 pub mod metrics;
 mod scene;
 mod tracer;
+pub mod watermark;
 
 pub use demo::{demo_scene_glb, DEMO_SCENE_FRAMES};
 pub use device::RuntimeKind;
 pub use scene::MAX_TRIANGLES;
 pub use tracer::PathTracer;
+pub use watermark::GltfWatermarker;
 
 #[cfg(test)]
 mod tests;

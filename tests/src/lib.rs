@@ -1,5 +1,7 @@
 //! Shared pieces of the end-to-end and simulation tests.
 
+pub mod adversarial;
+
 use std::path::Path;
 use std::time::Duration;
 

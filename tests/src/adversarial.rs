@@ -1,0 +1,480 @@
+//! The Proof-of-Render adversarial suite: seeded tasks rendered by honest
+//! and cheating workers with the real path tracer, checked by the real
+//! verifier code, reporting detection and false-rejection rates and what
+//! verification costs next to rendering.
+//!
+//! Each task goes through the protocol's own steps: the manager derives the
+//! lease key and watermarks a copy of the scene; the worker renders (or
+//! cheats), uploads PNG frames and signs its commitment; the manager draws
+//! the crop challenges from the key and that commitment; a verifier checks
+//! the frames alone, then re-renders the crops.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inferix_core::blob::{BlobStore, BlobStoreExt};
+use inferix_core::ids::{JobId, TaskId};
+use inferix_core::image::{linear_to_srgb8, Image};
+use inferix_core::job::{OutputFormat, SceneRef};
+use inferix_core::por::key::ManagerSecret;
+use inferix_core::por::merkle::TileTree;
+use inferix_core::por::plan::{patches_for_lease, plan_verification};
+use inferix_core::por::prepare::PorConfig;
+use inferix_core::por::watermark::Patch;
+use inferix_core::protocol::VerificationAssignment;
+use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer, SceneFormat};
+use inferix_core::task::{FrameOutput, TaskResult};
+use inferix_gpu::codec::{decode_png, encode_png};
+use inferix_node::verifier::{verify, CropRenderer};
+use inferix_storage::ObjectBlobStore;
+use inferix_transport::NodeIdentity;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// How a worker produces its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Strategy {
+    /// Renders the lease's scene with the job's settings.
+    Honest,
+    /// A quarter of the samples.
+    FewerSamples,
+    /// Half the resolution, upscaled (nearest).
+    LowResUpscaled,
+    /// Renders the first frame of the task and copies it to the others.
+    NeighbourCopy,
+    /// One flat colour.
+    Blank,
+    /// Random pixels.
+    Noise,
+    /// An honest render of another task (other frames, other key).
+    OtherTaskOutput,
+    /// Renders the original scene, without the lease's patches.
+    PatchesRemoved,
+    /// A one-sample, half-resolution render of the original scene with the
+    /// patches painted at the rectangles their quads project to.
+    PaintedWatermark,
+    /// Honest left half, one-sample right half.
+    PartialTiles,
+}
+
+impl Strategy {
+    /// Every strategy, honest first.
+    pub const ALL: [Strategy; 10] = [
+        Strategy::Honest,
+        Strategy::FewerSamples,
+        Strategy::LowResUpscaled,
+        Strategy::NeighbourCopy,
+        Strategy::Blank,
+        Strategy::Noise,
+        Strategy::OtherTaskOutput,
+        Strategy::PatchesRemoved,
+        Strategy::PaintedWatermark,
+        Strategy::PartialTiles,
+    ];
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Honest => "honest",
+            Strategy::FewerSamples => "fewer samples (1/4)",
+            Strategy::LowResUpscaled => "half resolution, upscaled",
+            Strategy::NeighbourCopy => "frames copied from a neighbour",
+            Strategy::Blank => "blank frames",
+            Strategy::Noise => "noise frames",
+            Strategy::OtherTaskOutput => "another task's output",
+            Strategy::PatchesRemoved => "watermark patches removed",
+            Strategy::PaintedWatermark => "patches painted on a cheap render",
+            Strategy::PartialTiles => "half the tiles cheap",
+        })
+    }
+}
+
+/// Size of a run.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Tasks per strategy.
+    pub tasks: usize,
+    /// Frames per task.
+    pub frames_per_task: u32,
+    /// Render settings of every job.
+    pub settings: RenderSettings,
+    /// Seed of task ids, frames and cheaters' randomness.
+    pub seed: u64,
+    /// Scratch folder.
+    pub work_dir: PathBuf,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        Self {
+            tasks: 20,
+            frames_per_task: 2,
+            settings: RenderSettings {
+                width: 160,
+                height: 90,
+                samples: 32,
+                ..RenderSettings::default()
+            },
+            seed: 1,
+            work_dir: std::env::temp_dir().join("inferix-por-adversarial"),
+        }
+    }
+}
+
+/// Outcome of one strategy.
+#[derive(Debug, Clone, Default)]
+pub struct StrategyReport {
+    /// Tasks run.
+    pub tasks: usize,
+    /// Tasks rejected by a verifier that checks the frames alone.
+    pub rejected_frames_only: usize,
+    /// Tasks rejected by a verifier that also re-renders the crops.
+    pub rejected: usize,
+    /// Time the rendering verifier spent.
+    pub verify_time: Duration,
+    /// Time an honest worker spent rendering the same tasks.
+    pub honest_render_time: Duration,
+    /// One reason given, for the report.
+    pub sample_reason: Option<String>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteReport {
+    /// Per strategy.
+    pub strategies: BTreeMap<Strategy, StrategyReport>,
+}
+
+impl fmt::Display for SuiteReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "| strategy | tasks | rejected, frames-only checks | rejected, with crop re-renders | verifier time / render time |"
+        )?;
+        writeln!(f, "|---|---:|---:|---:|---:|")?;
+        for (s, r) in &self.strategies {
+            let rate = |n: usize| 100.0 * n as f64 / r.tasks.max(1) as f64;
+            let label = if *s == Strategy::Honest {
+                "false rejection"
+            } else {
+                "detection"
+            };
+            writeln!(
+                f,
+                "| {s} | {} | {:.0} % | {:.0} % ({label}) | {:.3} |",
+                r.tasks,
+                rate(r.rejected_frames_only),
+                rate(r.rejected),
+                r.verify_time.as_secs_f64() / r.honest_render_time.as_secs_f64().max(1e-9),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+struct Suite {
+    tracer: Arc<dyn Renderer>,
+    blobs: Arc<dyn BlobStore>,
+    cfg: PorConfig,
+    opts: SuiteOptions,
+    plain: PathBuf,
+    worker: NodeIdentity,
+}
+
+/// Runs every strategy on `opts.tasks` seeded tasks.
+pub async fn run_suite(
+    tracer: Arc<dyn Renderer>,
+    opts: SuiteOptions,
+) -> anyhow::Result<SuiteReport> {
+    std::fs::create_dir_all(&opts.work_dir)?;
+    let plain = opts.work_dir.join("scene.glb");
+    std::fs::write(&plain, inferix_gpu::demo_scene_glb())?;
+    let suite = Suite {
+        tracer,
+        blobs: Arc::new(ObjectBlobStore::in_memory()),
+        cfg: PorConfig::new(ManagerSecret(
+            format!("adversarial-{}", opts.seed).into_bytes(),
+        )),
+        plain,
+        worker: NodeIdentity::from_seed([opts.seed as u8; 32]),
+        opts,
+    };
+    let mut report = SuiteReport::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(suite.opts.seed);
+    let last_first = inferix_gpu::DEMO_SCENE_FRAMES.saturating_sub(2 * suite.opts.frames_per_task);
+    for t in 0..suite.opts.tasks {
+        let task = TaskId::new(JobId(suite.opts.seed as u128), t as u32);
+        let first = rng.gen_range(1..=last_first.max(1));
+        let frames: Vec<u32> = (first..first + suite.opts.frames_per_task).collect();
+        let lease = suite.lease(task).await?;
+        let honest_started = Instant::now();
+        let honest = suite
+            .render(&lease.scene_path, &frames, &suite.opts.settings)
+            .await?;
+        let honest_time = honest_started.elapsed();
+        for s in Strategy::ALL {
+            let images = suite
+                .cheat(s, task, &lease, &frames, &honest, rng.gen())
+                .await?;
+            let (frames_only, with_crops, took) =
+                suite.check(task, &lease, &frames, images).await?;
+            let r = report.strategies.entry(s).or_default();
+            r.tasks += 1;
+            r.rejected_frames_only += usize::from(!frames_only.passed);
+            r.rejected += usize::from(!with_crops.passed);
+            r.verify_time += took;
+            r.honest_render_time += honest_time;
+            if r.sample_reason.is_none() {
+                r.sample_reason = with_crops.reasons.first().cloned();
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A lease: its patches and the watermarked scene copy.
+struct Lease {
+    patches: Vec<Patch>,
+    scene_path: PathBuf,
+    scene_blob: inferix_core::ContentHash,
+}
+
+impl Suite {
+    async fn lease(&self, task: TaskId) -> anyhow::Result<Lease> {
+        let s = &self.opts.settings;
+        let patches = patches_for_lease(&self.cfg, task, 1, s.width, s.height);
+        let marked = inferix_gpu::watermark::watermark_gltf(
+            &std::fs::read(&self.plain)?,
+            &self.plain,
+            &patches,
+            s,
+        )?;
+        let scene_path = self.opts.work_dir.join(format!("{task}.glb"));
+        std::fs::write(&scene_path, &marked)?;
+        let scene_blob = self.blobs.put_bytes(marked).await?.hash;
+        Ok(Lease {
+            patches,
+            scene_path,
+            scene_blob,
+        })
+    }
+
+    async fn render(
+        &self,
+        scene: &Path,
+        frames: &[u32],
+        settings: &RenderSettings,
+    ) -> anyhow::Result<Vec<Image>> {
+        let req = RenderRequest {
+            scene: scene.to_path_buf(),
+            format: SceneFormat::Gltf,
+            frames: frames.to_vec(),
+            settings: settings.clone(),
+            crop: None,
+            progress: None,
+        };
+        Ok(self
+            .tracer
+            .render(req)
+            .await?
+            .into_iter()
+            .map(|f| f.image)
+            .collect())
+    }
+
+    async fn cheat(
+        &self,
+        s: Strategy,
+        task: TaskId,
+        lease: &Lease,
+        frames: &[u32],
+        honest: &[Image],
+        seed: u64,
+    ) -> anyhow::Result<Vec<Image>> {
+        let job = &self.opts.settings;
+        let (w, h) = (job.width, job.height);
+        let cheap = |samples: u32, scale: u32| RenderSettings {
+            width: (w / scale).max(1),
+            height: (h / scale).max(1),
+            samples,
+            ..job.clone()
+        };
+        Ok(match s {
+            Strategy::Honest => honest.to_vec(),
+            Strategy::FewerSamples => {
+                self.render(
+                    &lease.scene_path,
+                    frames,
+                    &cheap((job.samples / 4).max(1), 1),
+                )
+                .await?
+            }
+            Strategy::LowResUpscaled => self
+                .render(&lease.scene_path, frames, &cheap(job.samples, 2))
+                .await?
+                .iter()
+                .map(|i| upscale(i, w, h))
+                .collect(),
+            Strategy::NeighbourCopy => vec![honest[0].clone(); honest.len()],
+            Strategy::Blank => {
+                let mut img = Image::new(w, h);
+                for y in 0..h {
+                    for x in 0..w {
+                        img.set(x, y, [0.2, 0.2, 0.2]);
+                    }
+                }
+                vec![img; frames.len()]
+            }
+            Strategy::Noise => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                (0..frames.len())
+                    .map(|_| {
+                        let mut img = Image::new(w, h);
+                        for y in 0..h {
+                            for x in 0..w {
+                                img.set(x, y, [rng.gen(), rng.gen(), rng.gen()]);
+                            }
+                        }
+                        img
+                    })
+                    .collect()
+            }
+            Strategy::OtherTaskOutput => {
+                let other = TaskId::new(task.job, task.index + 100_000);
+                let other_lease = self.lease(other).await?;
+                let shifted: Vec<u32> = frames.iter().map(|f| f + frames.len() as u32).collect();
+                self.render(&other_lease.scene_path, &shifted, job).await?
+            }
+            Strategy::PatchesRemoved => self.render(&self.plain, frames, job).await?,
+            Strategy::PaintedWatermark => {
+                let mut imgs: Vec<Image> = self
+                    .render(&self.plain, frames, &cheap(1, 2))
+                    .await?
+                    .iter()
+                    .map(|i| upscale(i, w, h))
+                    .collect();
+                for img in &mut imgs {
+                    paint_patches(img, &lease.patches);
+                }
+                imgs
+            }
+            Strategy::PartialTiles => {
+                let rough = self.render(&lease.scene_path, frames, &cheap(1, 1)).await?;
+                honest
+                    .iter()
+                    .zip(rough)
+                    .map(|(good, mut bad)| {
+                        for y in 0..h {
+                            for x in 0..w / 2 {
+                                bad.set(x, y, good.get(x, y));
+                            }
+                        }
+                        bad
+                    })
+                    .collect()
+            }
+        })
+    }
+
+    /// Uploads and commits to `images` as a worker does, then verifies the
+    /// result without and with crop re-rendering.
+    async fn check(
+        &self,
+        task: TaskId,
+        lease: &Lease,
+        frames: &[u32],
+        images: Vec<Image>,
+    ) -> anyhow::Result<(
+        inferix_core::protocol::Verdict,
+        inferix_core::protocol::Verdict,
+        Duration,
+    )> {
+        let mut outputs = Vec::new();
+        for (frame, img) in frames.iter().zip(images) {
+            let png = encode_png(&img.to_srgb8());
+            let decoded = decode_png(&png)?;
+            let blob = self.blobs.put_bytes(png).await?.hash;
+            outputs.push(FrameOutput {
+                frame: *frame,
+                pixel_hash: decoded.pixel_hash(),
+                blob,
+                width: decoded.width,
+                height: decoded.height,
+                tile_root: TileTree::build(&decoded).root(),
+            });
+        }
+        let mut result = TaskResult {
+            worker: self.worker.node_id(),
+            frames: outputs,
+            render_ms: 0,
+            attempt: 1,
+            scene: lease.scene_blob,
+            device_class: self.tracer.device_class(),
+            public_key: Vec::new(),
+            signature: Vec::new(),
+        };
+        result.sign(task, &self.worker);
+        inferix_transport::verify_result(task, &result)?;
+        let s = &self.opts.settings;
+        let plan = plan_verification(&self.cfg, task, &result, s.width, s.height, true);
+        let assignment = VerificationAssignment {
+            verification: 1,
+            task,
+            frames: result.frames.clone(),
+            width: s.width,
+            height: s.height,
+            format: OutputFormat::Png,
+            watermark: plan.watermark,
+            watermark_threshold: self.cfg.threshold,
+            challenges: plan.challenges,
+            scene: Some(SceneRef {
+                blob: lease.scene_blob,
+                format: SceneFormat::Gltf,
+                file_name: "scene.glb".into(),
+            }),
+            settings: s.clone(),
+            worker_device_class: result.device_class.clone(),
+            crop_tolerance: self.cfg.crop_tolerance,
+        };
+        let frames_only = verify(&*self.blobs, None, &assignment).await;
+        let crops = CropRenderer {
+            renderer: self.tracer.clone(),
+            work_dir: self.opts.work_dir.join("verifier"),
+        };
+        let started = Instant::now();
+        let with_crops = verify(&*self.blobs, Some(&crops), &assignment).await;
+        Ok((frames_only, with_crops, started.elapsed()))
+    }
+}
+
+fn upscale(img: &Image, w: u32, h: u32) -> Image {
+    let mut out = Image::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let sx = (x * img.width / w).min(img.width - 1);
+            let sy = (y * img.height / h).min(img.height - 1);
+            out.set(x, y, img.get(sx, sy));
+        }
+    }
+    out
+}
+
+/// Paints each patch's pattern where its quad projects, as a cheater who
+/// read the watermarked scene would.
+fn paint_patches(img: &mut Image, patches: &[Patch]) {
+    for p in patches {
+        for y in p.rect.y..p.rect.y + p.rect.height {
+            for x in p.rect.x..p.rect.x + p.rect.width {
+                let w = p.value(x, y);
+                let v = inferix_core::image::srgb8_to_linear(linear_to_srgb8(
+                    0.45 + w + 0.1f32.copysign(w),
+                ));
+                img.set(x, y, [v, v, v]);
+            }
+        }
+    }
+}

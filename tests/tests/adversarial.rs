@@ -1,0 +1,42 @@
+//! The adversarial suite at a size CI affords: honest workers are never
+//! rejected and every cheating strategy is caught on every task.
+
+use std::sync::Arc;
+
+use inferix_core::renderer::RenderSettings;
+use inferix_tests::adversarial::{run_suite, Strategy, SuiteOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cheat_is_caught_and_no_honest_worker_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SuiteOptions {
+        tasks: 3,
+        frames_per_task: 2,
+        settings: RenderSettings {
+            width: 96,
+            height: 64,
+            samples: 16,
+            ..RenderSettings::default()
+        },
+        seed: 11,
+        work_dir: dir.path().to_path_buf(),
+    };
+    let tracer = Arc::new(inferix_gpu::PathTracer::new().unwrap());
+    let report = run_suite(tracer, opts).await.unwrap();
+    println!("{report}");
+    assert_eq!(report.strategies.len(), Strategy::ALL.len());
+    for (s, r) in &report.strategies {
+        assert_eq!(r.tasks, 3);
+        if *s == Strategy::Honest {
+            assert_eq!(r.rejected, 0, "honest work rejected: {:?}", r.sample_reason);
+            assert_eq!(r.rejected_frames_only, 0);
+        } else {
+            assert_eq!(r.rejected, r.tasks, "{s} escaped: {r:?}");
+        }
+        assert!(r.verify_time > std::time::Duration::ZERO);
+    }
+    // Frames alone cannot tell a cheap render with painted patches from an
+    // honest one; only the crop challenges can.
+    let painted = &report.strategies[&Strategy::PaintedWatermark];
+    assert!(painted.rejected_frames_only < painted.rejected);
+}
