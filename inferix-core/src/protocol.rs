@@ -226,6 +226,18 @@ pub enum JobEvent {
     },
     /// The job was cancelled.
     Cancelled,
+    /// A bad-result claim was decided.
+    ClaimSettled {
+        /// Claim number.
+        claim: u64,
+        /// Frames claimed.
+        frames: Vec<u32>,
+        /// Whether the re-render confirmed the frames were bad (the worker
+        /// is slashed and the user refunded).
+        upheld: bool,
+        /// What the re-render showed.
+        evidence: Vec<String>,
+    },
 }
 
 /// Machine-readable error kinds.
@@ -343,6 +355,22 @@ pub enum Message {
         /// Job.
         job: JobId,
     },
+    /// Client: claims that accepted frames are bad. Within the job's
+    /// confirmation window the frames are re-rendered by another node and
+    /// compared; the outcome arrives as [`JobEvent::ClaimSettled`].
+    Claim {
+        /// Job.
+        job: JobId,
+        /// Frames claimed bad.
+        frames: Vec<u32>,
+        /// What the user saw.
+        reason: String,
+    },
+    /// Manager: a claim was filed and is being checked.
+    ClaimFiled {
+        /// Claim number, repeated in the settlement event.
+        claim: u64,
+    },
     /// Fetch a blob; answered by `BlobChunk`s with the request's id.
     BlobGet {
         /// Blob address.
@@ -417,6 +445,8 @@ impl Message {
             Self::Watch { .. } => "watch",
             Self::Event { .. } => "event",
             Self::Cancel { .. } => "cancel",
+            Self::Claim { .. } => "claim",
+            Self::ClaimFiled { .. } => "claim_filed",
             Self::BlobGet { .. } => "blob_get",
             Self::BlobChunk { .. } => "blob_chunk",
             Self::BlobPut { .. } => "blob_put",

@@ -255,6 +255,26 @@ impl Client {
         self.status(job).await
     }
 
+    /// Claims that accepted frames of a job are bad, inside its
+    /// confirmation window. Returns the claim number; the outcome arrives
+    /// to watchers as [`JobEvent::ClaimSettled`].
+    pub async fn claim(
+        &self,
+        job: JobId,
+        frames: Vec<u32>,
+        reason: &str,
+    ) -> Result<u64, ClientError> {
+        let msg = Message::Claim {
+            job,
+            frames,
+            reason: reason.to_string(),
+        };
+        match check(self.rpc.request(msg).await?)? {
+            Message::ClaimFiled { claim } => Ok(claim),
+            other => Err(ClientError::Unexpected(other.kind().into())),
+        }
+    }
+
     /// Cancels a job.
     pub async fn cancel(&self, job: JobId) -> Result<(), ClientError> {
         check(self.rpc.request(Message::Cancel { job }).await?)?;

@@ -74,6 +74,8 @@ pub struct ManagerConfig {
     /// Micro-credits paid from the penalty pool to each verifier whose
     /// verdict agrees with the final one, while the pool has funds.
     pub verifier_reward: i64,
+    /// How long after a frame is accepted its user may claim it is bad.
+    pub claim_window: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -93,6 +95,7 @@ impl Default for ManagerConfig {
             stake_epoch_minutes: 60.0,
             grant_stake: true,
             verifier_reward: 1_000,
+            claim_window: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -260,6 +263,18 @@ struct VerifierSlot {
     last_seen: u64,
 }
 
+/// The re-render of the frames of one task named in a bad-result claim.
+#[derive(Clone)]
+struct ClaimCheck {
+    claim: u64,
+    task: TaskId,
+    frames: Vec<u32>,
+    worker: NodeId,
+    verifier: NodeId,
+    deadline: u64,
+    reason: String,
+}
+
 /// One verification round of one task result.
 struct Round {
     worker: NodeId,
@@ -312,6 +327,8 @@ impl ManagerNode {
             rounds: HashMap::new(),
             verification_ids: HashMap::new(),
             next_verification: 1,
+            claims: HashMap::new(),
+            next_claim: 1,
             jobs: HashMap::new(),
             waiting: HashSet::new(),
             events: events.clone(),
@@ -508,6 +525,9 @@ struct State {
     rounds: HashMap<TaskId, Round>,
     verification_ids: HashMap<u64, TaskId>,
     next_verification: u64,
+    /// Claim re-renders in flight, by verification id.
+    claims: HashMap<u64, ClaimCheck>,
+    next_claim: u64,
     jobs: HashMap<JobId, Job>,
     waiting: HashSet<JobId>,
     events: broadcast::Sender<(JobId, JobEvent)>,
@@ -1094,6 +1114,15 @@ impl State {
         if let Some(slot) = self.verifiers.get_mut(&verifier) {
             slot.busy = slot.busy.saturating_sub(1);
         }
+        if self
+            .claims
+            .get(&v.verification)
+            .is_some_and(|c| c.verifier == verifier && c.task == v.task)
+        {
+            let check = self.claims.remove(&v.verification).expect("present");
+            self.settle_claim(check, v).await;
+            return;
+        }
         let Some(&task) = self.verification_ids.get(&v.verification) else {
             debug!(
                 ?verifier,
@@ -1329,6 +1358,227 @@ impl State {
         }
     }
 
+    /// Files a bad-result claim: checks the window, then sends each task's
+    /// claimed frames to a verifier that re-renders them whole.
+    async fn file_claim(
+        &mut self,
+        job_id: JobId,
+        frames: Vec<u32>,
+        reason: String,
+    ) -> Result<u64, (ErrorCode, String)> {
+        let Some(job) = self.job(job_id).await else {
+            return Err((ErrorCode::NotFound, format!("job {job_id} not found")));
+        };
+        if frames.is_empty() {
+            return Err((
+                ErrorCode::InvalidRequest,
+                "a claim names at least one frame".into(),
+            ));
+        }
+        let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
+        let now = self.now();
+        let window = self.cfg.claim_window.as_millis() as u64;
+        let mut by_task: BTreeMap<TaskId, (Task, Vec<u32>)> = BTreeMap::new();
+        for f in frames {
+            let Some(t) = tasks.iter().find(|t| t.frames.contains(&f)) else {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!("frame {f} is not part of job {job_id}"),
+                ));
+            };
+            let Some(accepted) = t
+                .entered(TaskStatus::Accepted)
+                .filter(|_| t.status == TaskStatus::Accepted)
+            else {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "frame {f} has not been accepted; only delivered frames can be claimed"
+                    ),
+                ));
+            };
+            if accepted + window < now {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "the confirmation window of frame {f} closed {} s after it was accepted",
+                        self.cfg.claim_window.as_secs()
+                    ),
+                ));
+            }
+            let entry = by_task
+                .entry(t.id)
+                .or_insert_with(|| (t.clone(), Vec::new()));
+            if !entry.1.contains(&f) {
+                entry.1.push(f);
+            }
+        }
+        let claim = self.next_claim;
+        self.next_claim += 1;
+        let mut checks = Vec::new();
+        for (task, (t, frames)) in by_task {
+            let Some(result) = &t.result else {
+                return Err((
+                    ErrorCode::Internal,
+                    format!("accepted task {task} has no result"),
+                ));
+            };
+            let mut check = ClaimCheck {
+                claim,
+                task,
+                frames,
+                worker: result.worker,
+                verifier: result.worker,
+                deadline: 0,
+                reason: reason.clone(),
+            };
+            self.dispatch_claim(&mut check, None).await?;
+            checks.push(check);
+        }
+        info!(claim, job = ?job.id, %reason, "bad-result claim filed");
+        Ok(claim)
+    }
+
+    /// Sends a claim's re-render to a verifier that renders, other than
+    /// the worker and `not` (a verifier that failed to answer).
+    async fn dispatch_claim(
+        &mut self,
+        check: &mut ClaimCheck,
+        not: Option<NodeId>,
+    ) -> Result<(), (ErrorCode, String)> {
+        let Ok(Some(task)) = self.store.task(check.task).await else {
+            return Err((
+                ErrorCode::NotFound,
+                format!("task {} not found", check.task),
+            ));
+        };
+        let (Some(job), Some(result)) = (self.job(check.task.job).await, task.result.clone())
+        else {
+            return Err((ErrorCode::NotFound, "claimed result not found".into()));
+        };
+        let pick = self
+            .verifiers
+            .iter()
+            .filter(|(id, v)| v.renders && **id != check.worker && Some(**id) != not)
+            .min_by_key(|(_, v)| v.busy)
+            .map(|(id, v)| (*id, v.conn));
+        let Some((verifier, conn)) = pick else {
+            return Err((
+                ErrorCode::Unavailable,
+                "no verifier able to re-render frames is connected".into(),
+            ));
+        };
+        let (w, h) = (job.spec.settings.width, job.spec.settings.height);
+        let vid = self.next_verification;
+        self.next_verification += 1;
+        check.verifier = verifier;
+        check.deadline = self.now() + self.cfg.verification_timeout.as_millis() as u64;
+        let offer = VerificationAssignment {
+            verification: vid,
+            task: check.task,
+            frames: result
+                .frames
+                .iter()
+                .filter(|f| check.frames.contains(&f.frame))
+                .cloned()
+                .collect(),
+            width: w,
+            height: h,
+            format: job.spec.format,
+            watermark: Vec::new(),
+            watermark_threshold: 0.0,
+            challenges: check
+                .frames
+                .iter()
+                .map(|&frame| inferix_core::protocol::CropChallenge {
+                    frame,
+                    rect: inferix_core::image::Rect::new(0, 0, w, h),
+                })
+                .collect(),
+            scene: Some(SceneRef {
+                blob: result.scene,
+                ..job.spec.scene.clone()
+            }),
+            settings: job.spec.settings.clone(),
+            worker_device_class: result.device_class.clone(),
+            crop_tolerance: self.por.as_ref().map_or(2, |p| p.crop_tolerance),
+        };
+        if let Some(v) = self.verifiers.get_mut(&verifier) {
+            v.busy += 1;
+        }
+        self.claims.insert(vid, check.clone());
+        self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
+            .await;
+        Ok(())
+    }
+
+    /// Decides a claim from the re-render: upheld, the worker refunds the
+    /// frames' price to the payer and is slashed; rejected, nothing moves.
+    /// Either way the evidence is recorded in the ledger.
+    async fn settle_claim(&mut self, check: ClaimCheck, v: Verdict) {
+        let upheld = !v.passed;
+        let evidence = if upheld {
+            v.reasons.clone()
+        } else {
+            vec![format!(
+                "frames {:?} re-rendered by {:?} match the delivered pixels",
+                check.frames, check.verifier
+            )]
+        };
+        let job_id = check.task.job;
+        let payer = self.store.transactions().await.ok().and_then(|txs| {
+            txs.iter()
+                .find(|t| t.id == format!("fund:{job_id}"))
+                .and_then(|t| t.postings.iter().find(|p| p.amount < 0))
+                .map(|p| p.account.clone())
+        });
+        let refund = match self.job(job_id).await {
+            Some(job) if upheld => {
+                (job.quoted_price as u128 * check.frames.len() as u128
+                    / job.spec.frames.len().max(1) as u128) as i64
+            }
+            _ => 0,
+        };
+        let memo = format!(
+            "claim {} on frames {:?} of {} ({}): {}; evidence: {}",
+            check.claim,
+            check.frames,
+            check.task,
+            check.reason,
+            if upheld { "upheld" } else { "rejected" },
+            evidence.join("; ")
+        );
+        let tx = Transaction::transfer(
+            format!("claim:{}:{}", check.claim, check.task),
+            self.now(),
+            memo,
+            Account::Worker(check.worker),
+            payer.unwrap_or(Account::User("unknown".into())),
+            refund,
+        );
+        if let Err(e) = self.store.append_transaction(&tx).await {
+            warn!(claim = check.claim, error = %e, "cannot record the claim");
+        }
+        if upheld {
+            warn!(claim = check.claim, worker = ?check.worker, "claim upheld");
+            if let Some(w) = self.workers.get_mut(&check.worker) {
+                w.info.reputation *= self.cfg.reputation_penalty;
+            }
+            self.punish(check.task, check.worker).await;
+        }
+        self.pay_verifiers(check.task, &[check.verifier]).await;
+        self.emit(
+            job_id,
+            JobEvent::ClaimSettled {
+                claim: check.claim,
+                frames: check.frames,
+                upheld,
+                evidence,
+            },
+        )
+        .await;
+    }
+
     /// Pays the worker for an accepted task out of the job's escrow.
     async fn credit(&mut self, t: &Task) {
         let Some(job) = self.job(t.id.job).await else {
@@ -1431,6 +1681,17 @@ impl State {
             Message::Cancel { job } => {
                 let reply = match self.cancel(job).await {
                     Ok(()) => Message::Ok,
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::Claim {
+                job,
+                frames,
+                reason,
+            } => {
+                let reply = match self.file_claim(job, frames, reason).await {
+                    Ok(claim) => Message::ClaimFiled { claim },
                     Err((c, m)) => Message::error(c, m),
                 };
                 self.reply(conn, id, reply).await;
@@ -1567,6 +1828,23 @@ impl State {
 
     async fn housekeeping(&mut self) {
         let now = self.now();
+        // Claim re-renders whose verifier left or is late go to another.
+        let late: Vec<u64> = self
+            .claims
+            .iter()
+            .filter(|(_, c)| c.deadline <= now || !self.verifiers.contains_key(&c.verifier))
+            .map(|(v, _)| *v)
+            .collect();
+        for vid in late {
+            if let Some(mut check) = self.claims.remove(&vid) {
+                let old = check.verifier;
+                if let Err((_, why)) = self.dispatch_claim(&mut check, Some(old)).await {
+                    warn!(claim = check.claim, %why, "claim re-render waits for a verifier");
+                    check.deadline = now + self.cfg.verification_timeout.as_millis() as u64;
+                    self.claims.insert(vid, check);
+                }
+            }
+        }
         // Workers that went silent.
         let silent: Vec<ConnId> = self
             .workers

@@ -219,3 +219,159 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
     manager.shutdown().await;
     let _ = scratch;
 }
+
+/// Waits for the claim's settlement among a job's events.
+async fn settlement(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<JobEvent>,
+    claim: u64,
+) -> (bool, Vec<String>) {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            if let JobEvent::ClaimSettled {
+                claim: c,
+                upheld,
+                evidence,
+                ..
+            } = events.recv().await.expect("event stream open")
+            {
+                if c == claim {
+                    return (upheld, evidence);
+                }
+            }
+        }
+    })
+    .await
+    .expect("the claim is settled")
+}
+
+async fn render_job(client: &Client, frames: u32) -> inferix_core::ids::JobId {
+    let scene = client
+        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "demo.glb")
+        .await
+        .unwrap();
+    let mut spec = JobSpec::new(scene, FrameRange::new(1, frames));
+    spec.settings.width = 48;
+    spec.settings.height = 32;
+    spec.settings.samples = 16;
+    spec.chunk_size = 2;
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(300), client.wait(job, |_| {}))
+        .await
+        .expect("job finishes")
+        .unwrap();
+    assert_eq!(status.job.state, inferix_core::job::JobState::Completed);
+    job
+}
+
+/// Without crop challenges a lazy worker's frames pass every check a frame
+/// alone allows and are accepted; the user's claim has them re-rendered,
+/// which upholds it: the user is refunded from the worker's earnings and
+/// the worker slashed. A claim on honest frames is rejected, and claims on
+/// unknown jobs or frames are refused with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_settled_by_re_rendering() {
+    let net = InProcNetwork::new();
+    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
+    let scratch = tempfile::tempdir().unwrap();
+    let mut por = PorConfig::new(ManagerSecret(b"claims".to_vec()));
+    por.challenges_per_task = 0;
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .config(ManagerConfig {
+        tick: Duration::from_millis(50),
+        ..ManagerConfig::default()
+    })
+    .scratch_dir(scratch.path())
+    .proof_of_render(por)
+    .build()
+    .start()
+    .await
+    .unwrap();
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let verifier = VerifierNode::new(
+        Arc::new(net.transport(NodeId(200))),
+        VerifierConfig {
+            manager: addr.clone(),
+            work_dir: scratch.path().join("v"),
+            ..VerifierConfig::default()
+        },
+    )
+    .with_blob_store(blobs.clone())
+    .with_renderer(tracer.clone());
+    let verifier = tokio::spawn(verifier.run(stopped.clone()));
+    let lazy = worker(&net, 110, &addr, Arc::new(FewerSamples(tracer.clone())))
+        .with_blob_store(blobs.clone());
+    let lazy_id = lazy.id();
+    let lazy_run = tokio::spawn(lazy.run(stopped.clone()));
+    let client =
+        Client::connect_with_blobs(&net.transport(NodeId(300)), &addr, None, blobs.clone())
+            .await
+            .unwrap();
+
+    let bad_job = render_job(&client, 2).await;
+    let earned_before = balance(
+        &store.transactions().await.unwrap(),
+        &Account::Worker(lazy_id),
+    );
+    assert!(earned_before > 0, "the lazy worker was paid at first");
+    let mut events = client.watch(bad_job).await.unwrap();
+    let claim = client.claim(bad_job, vec![2], "grainy").await.unwrap();
+    let (upheld, evidence) = settlement(&mut events, claim).await;
+    assert!(upheld, "{evidence:?}");
+    assert!(
+        evidence.iter().any(|e| e.contains("re-rendered crop")),
+        "{evidence:?}"
+    );
+    let txs = store.transactions().await.unwrap();
+    let record = txs
+        .iter()
+        .find(|t| t.id.starts_with(&format!("claim:{claim}:")))
+        .expect("the claim is recorded");
+    assert!(record.memo.contains("upheld") && record.memo.contains("grainy"));
+    assert!(
+        balance(&txs, &Account::Worker(lazy_id)) < earned_before,
+        "refund taken back"
+    );
+    assert_eq!(balance(&txs, &Account::Stake(lazy_id)), 0, "stake slashed");
+    let refused = tokio::time::timeout(Duration::from_secs(60), lazy_run)
+        .await
+        .expect("the lazy worker is disconnected")
+        .unwrap();
+    assert!(matches!(refused, Err(NodeError::Refused(_))), "{refused:?}");
+
+    let honest = worker(&net, 111, &addr, tracer.clone()).with_blob_store(blobs.clone());
+    let honest_run = tokio::spawn(honest.run(stopped.clone()));
+    let good_job = render_job(&client, 2).await;
+    let mut events = client.watch(good_job).await.unwrap();
+    let claim = client
+        .claim(good_job, vec![1, 2], "looks wrong")
+        .await
+        .unwrap();
+    let (upheld, evidence) = settlement(&mut events, claim).await;
+    assert!(
+        !upheld,
+        "honest frames are upheld against a claim: {evidence:?}"
+    );
+
+    // Bad claims are refused with a reason.
+    let unknown = client
+        .claim(inferix_core::ids::JobId(12345), vec![1], "?")
+        .await
+        .unwrap_err();
+    assert!(unknown.to_string().contains("not found"), "{unknown}");
+    let outside = client.claim(good_job, vec![99], "?").await.unwrap_err();
+    assert!(outside.to_string().contains("not part of"), "{outside}");
+    let empty = client.claim(good_job, vec![], "?").await.unwrap_err();
+    assert!(empty.to_string().contains("at least one frame"), "{empty}");
+
+    let _ = stop.send(true);
+    let _ = honest_run.await;
+    let _ = verifier.await;
+    manager.shutdown().await;
+}
