@@ -422,7 +422,34 @@ pub struct Job {
     /// Why the job is not progressing, when it is waiting (e.g. no worker
     /// meets its minimum IB).
     pub waiting_reason: Option<String>,
-    /// Workers caught cheating on this job: never offered any of its tasks.
+    /// Workers caught cheating on this job, or failing it too often: never
+    /// offered any of its tasks again.
     #[serde(default)]
     pub blocklist: Vec<NodeId>,
+    /// Every change of state, oldest first.
+    #[serde(default)]
+    pub history: Vec<JobStateChange>,
+}
+
+/// One recorded change of a job's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStateChange {
+    /// State entered.
+    pub state: JobState,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// Why.
+    pub note: String,
+}
+
+impl Job {
+    /// Moves the job to `state`, recording when and why.
+    pub fn set_state(&mut self, state: JobState, at_ms: u64, note: impl Into<String>) {
+        self.state = state;
+        self.history.push(JobStateChange {
+            state,
+            at_ms,
+            note: note.into(),
+        });
+    }
 }

@@ -355,6 +355,16 @@ pub enum Message {
         /// Job.
         job: JobId,
     },
+    /// Client: stop leasing a job's tasks (running ones finish).
+    Pause {
+        /// Job.
+        job: JobId,
+    },
+    /// Client: lease a paused job's tasks again.
+    Resume {
+        /// Job.
+        job: JobId,
+    },
     /// Client: claims that accepted frames are bad. Within the job's
     /// confirmation window the frames are re-rendered by another node and
     /// compared; the outcome arrives as [`JobEvent::ClaimSettled`].
@@ -446,6 +456,8 @@ impl Message {
             Self::Event { .. } => "event",
             Self::Cancel { .. } => "cancel",
             Self::Claim { .. } => "claim",
+            Self::Pause { .. } => "pause",
+            Self::Resume { .. } => "resume",
             Self::ClaimFiled { .. } => "claim_filed",
             Self::BlobGet { .. } => "blob_get",
             Self::BlobChunk { .. } => "blob_chunk",

@@ -275,6 +275,18 @@ impl Client {
         }
     }
 
+    /// Pauses a job: no new tasks are leased; running ones finish.
+    pub async fn pause(&self, job: JobId) -> Result<(), ClientError> {
+        check(self.rpc.request(Message::Pause { job }).await?)?;
+        Ok(())
+    }
+
+    /// Resumes a paused job.
+    pub async fn resume(&self, job: JobId) -> Result<(), ClientError> {
+        check(self.rpc.request(Message::Resume { job }).await?)?;
+        Ok(())
+    }
+
     /// Cancels a job.
     pub async fn cancel(&self, job: JobId) -> Result<(), ClientError> {
         check(self.rpc.request(Message::Cancel { job }).await?)?;

@@ -76,6 +76,12 @@ pub struct ManagerConfig {
     pub verifier_reward: i64,
     /// How long after a frame is accepted its user may claim it is bad.
     pub claim_window: Duration,
+    /// A worker that reports no progress on its task for this long is
+    /// taken to be hung: the task is revoked and leased elsewhere.
+    pub progress_timeout: Duration,
+    /// Failures (errors, hangs, rejections) after which a worker is
+    /// blocklisted for the job.
+    pub failures_before_blocklist: u32,
 }
 
 impl Default for ManagerConfig {
@@ -96,6 +102,8 @@ impl Default for ManagerConfig {
             grant_stake: true,
             verifier_reward: 1_000,
             claim_window: Duration::from_secs(72 * 3600),
+            progress_timeout: Duration::from_secs(300),
+            failures_before_blocklist: 3,
         }
     }
 }
@@ -250,6 +258,8 @@ struct WorkerSlot {
     conn: ConnId,
     info: WorkerInfo,
     task: Option<TaskId>,
+    /// When the worker last showed life on its task (offer or progress).
+    last_progress: u64,
     last_seen: u64,
     idle_since: u64,
 }
@@ -329,6 +339,7 @@ impl ManagerNode {
             next_verification: 1,
             claims: HashMap::new(),
             next_claim: 1,
+            failures: HashMap::new(),
             jobs: HashMap::new(),
             waiting: HashSet::new(),
             events: events.clone(),
@@ -528,6 +539,8 @@ struct State {
     /// Claim re-renders in flight, by verification id.
     claims: HashMap<u64, ClaimCheck>,
     next_claim: u64,
+    /// Failures per job and worker, for the job blocklist.
+    failures: HashMap<(JobId, NodeId), u32>,
     jobs: HashMap<JobId, Job>,
     waiting: HashSet<JobId>,
     events: broadcast::Sender<(JobId, JobEvent)>,
@@ -802,6 +815,7 @@ impl State {
                 true
             }
             (Some(Role::Worker), Message::TaskFailed { task, error }) => {
+                self.count_failure(task.job, node).await;
                 self.release_worker(node, task);
                 self.requeue(task, node, true, &format!("worker failed: {error}"))
                     .await;
@@ -813,7 +827,13 @@ impl State {
                     .await;
                 true
             }
-            (Some(Role::Worker), Message::TaskProgress { .. }) => false,
+            (Some(Role::Worker), Message::TaskProgress { task, .. }) => {
+                let now = self.now();
+                if let Some(w) = self.workers.get_mut(&node).filter(|w| w.task == Some(task)) {
+                    w.last_progress = now;
+                }
+                false
+            }
             (Some(Role::Verifier), Message::VerifyDone(v)) => {
                 self.on_verdict(node, v).await;
                 true
@@ -897,6 +917,7 @@ impl State {
                         conn,
                         info,
                         task: None,
+                        last_progress: now,
                         last_seen: now,
                         idle_since: now,
                     },
@@ -997,7 +1018,7 @@ impl State {
     async fn fail_job(&mut self, job: JobId, why: &str) {
         if let Some(mut j) = self.job(job).await {
             if !j.state.is_terminal() {
-                j.state = JobState::Failed;
+                j.set_state(JobState::Failed, self.clock.now_ms(), why);
                 j.waiting_reason = Some(why.to_string());
                 self.save_job(j).await;
                 self.emit(
@@ -1286,6 +1307,28 @@ impl State {
 
     /// A verified bad result: the worker may not touch the job again and
     /// its stake goes to the penalty pool (and with it its admission).
+    /// Counts a failure of `worker` on `job`; at the limit the worker is
+    /// blocklisted for the job.
+    async fn count_failure(&mut self, job: JobId, worker: NodeId) {
+        let n = self.failures.entry((job, worker)).or_insert(0);
+        *n += 1;
+        if *n < self.cfg.failures_before_blocklist.max(1) {
+            return;
+        }
+        if let Some(mut j) = self.job(job).await {
+            if !j.blocklist.contains(&worker) {
+                warn!(
+                    ?job,
+                    ?worker,
+                    failures = *self.failures.get(&(job, worker)).unwrap_or(&0),
+                    "worker blocklisted for the job after repeated failures"
+                );
+                j.blocklist.push(worker);
+                self.save_job(j).await;
+            }
+        }
+    }
+
     async fn punish(&mut self, task_id: TaskId, worker: NodeId) {
         if let Some(mut job) = self.job(task_id.job).await {
             if !job.blocklist.contains(&worker) {
@@ -1608,7 +1651,7 @@ impl State {
         if job.state.is_terminal() {
             return;
         }
-        job.state = JobState::Completed;
+        job.set_state(JobState::Completed, self.now(), "every frame accepted");
         job.waiting_reason = None;
         self.save_job(job).await;
         self.refund_escrow(job_id, "job completed: rounding remainder")
@@ -1642,6 +1685,7 @@ impl State {
     }
 
     async fn on_client(&mut self, conn: ConnId, id: u64, client: NodeId, body: Message) {
+        let body_kind = body.kind();
         match body {
             Message::QuoteRequest { spec } => self.start_quote(conn, id, spec, false),
             Message::Submit { spec } => self.start_quote(conn, id, spec, true),
@@ -1680,6 +1724,14 @@ impl State {
             },
             Message::Cancel { job } => {
                 let reply = match self.cancel(job).await {
+                    Ok(()) => Message::Ok,
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::Pause { job } | Message::Resume { job } => {
+                let pause = matches!(body_kind, "pause");
+                let reply = match self.pause(job, pause).await {
                     Ok(()) => Message::Ok,
                     Err((c, m)) => Message::error(c, m),
                 };
@@ -1748,6 +1800,11 @@ impl State {
             quoted_price: quote.total_price,
             waiting_reason: None,
             blocklist: Vec::new(),
+            history: vec![inferix_core::job::JobStateChange {
+                state: JobState::Active,
+                at_ms: now,
+                note: format!("submitted; quoted {}", quote.total_price),
+            }],
         };
         self.store
             .insert_job(&job, &tasks)
@@ -1792,6 +1849,50 @@ impl State {
         })
     }
 
+    /// Pauses (no new leases; running tasks finish) or resumes a job.
+    async fn pause(&mut self, job_id: JobId, pause: bool) -> Result<(), (ErrorCode, String)> {
+        let mut job = self
+            .store
+            .job(job_id)
+            .await
+            .map_err(store_err)?
+            .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
+        let (from, to, note) = if pause {
+            (JobState::Active, JobState::Paused, "paused by the user")
+        } else {
+            (JobState::Paused, JobState::Active, "resumed by the user")
+        };
+        if job.state == to {
+            return Ok(());
+        }
+        if job.state != from {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!(
+                    "job {job_id} is {} and cannot be {}",
+                    job.state.as_str(),
+                    if pause { "paused" } else { "resumed" }
+                ),
+            ));
+        }
+        job.set_state(to, self.now(), note);
+        self.waiting.remove(&job_id);
+        self.save_job(job).await;
+        let reason = if pause {
+            "paused by the user"
+        } else {
+            "resumed"
+        };
+        self.emit(
+            job_id,
+            JobEvent::Waiting {
+                reason: reason.into(),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
     async fn cancel(&mut self, job_id: JobId) -> Result<(), (ErrorCode, String)> {
         let mut job = self
             .store
@@ -1805,7 +1906,7 @@ impl State {
                 format!("job {job_id} is already {}", job.state.as_str()),
             ));
         }
-        job.state = JobState::Cancelled;
+        job.set_state(JobState::Cancelled, self.now(), "cancelled by the user");
         self.save_job(job).await;
         let now = self.now();
         for mut t in self.store.tasks_of_job(job_id).await.map_err(store_err)? {
@@ -1858,6 +1959,30 @@ impl State {
             self.drop_peer(c, "heartbeat timeout").await;
         }
         // Leases that ran out (also those of workers attached elsewhere).
+        self.adopt_orphaned_verifications(now).await;
+        // Workers that stopped making progress on their task.
+        let limit = self.cfg.progress_timeout.as_millis() as u64;
+        let hung: Vec<(NodeId, TaskId)> = self
+            .workers
+            .iter()
+            .filter_map(|(id, w)| {
+                w.task
+                    .filter(|_| w.last_progress + limit <= now)
+                    .map(|t| (*id, t))
+            })
+            .collect();
+        for (worker, task) in hung {
+            warn!(?worker, ?task, "no progress; task taken back");
+            self.count_failure(task.job, worker).await;
+            self.revoke(worker, task).await;
+            self.requeue(
+                task,
+                worker,
+                true,
+                &format!("no progress for {} s", self.cfg.progress_timeout.as_secs()),
+            )
+            .await;
+        }
         if let Ok(expired) = self.store.expired_leases(now, 1000).await {
             for t in expired {
                 if let Some(l) = &t.lease {
@@ -1880,6 +2005,41 @@ impl State {
             .collect();
         for (task, verifier) in late {
             self.drop_vote(task, verifier);
+        }
+    }
+
+    /// Verifications whose round no live manager holds (its manager
+    /// crashed, or this one restarted) go back to `Rendered`, so that any
+    /// manager of the store verifies them again. A round is presumed lost
+    /// after twice the verification timeout; should its manager still
+    /// settle it, the store's compare-and-set lets only one verdict land.
+    async fn adopt_orphaned_verifications(&mut self, now: u64) {
+        let Ok(verifying) = self
+            .store
+            .tasks_in_status(TaskStatus::Verifying, 1000)
+            .await
+        else {
+            return;
+        };
+        let lost_after = 2 * self.cfg.verification_timeout.as_millis() as u64;
+        for mut t in verifying {
+            if self.rounds.contains_key(&t.id) {
+                continue;
+            }
+            let orphaned = t
+                .entered(TaskStatus::Verifying)
+                .is_none_or(|at| at + lost_after <= now);
+            if orphaned
+                && t.transition(
+                    TaskStatus::Rendered,
+                    now,
+                    "verification round lost; verifying again",
+                )
+                .is_ok()
+                && self.store.update_task(&mut t).await.is_ok()
+            {
+                info!(task = ?t.id, "orphaned verification adopted");
+            }
         }
     }
 
@@ -2044,7 +2204,11 @@ impl State {
     }
 
     async fn offer(&mut self, task: &Task, job: &Job, worker: NodeId, scene: SceneRef) {
-        let Some(conn) = self.workers.get(&worker).map(|w| w.conn) else {
+        let now = self.now();
+        let Some(conn) = self.workers.get_mut(&worker).map(|w| {
+            w.last_progress = now;
+            w.conn
+        }) else {
             return;
         };
         let Some(lease) = &task.lease else { return };

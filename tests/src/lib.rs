@@ -18,6 +18,8 @@ pub enum SimBehaviour {
     Hang,
     /// Returns a flat black image: a lazy cheater.
     Blank,
+    /// Fails every render after its modelled time: a broken worker.
+    Fail,
 }
 
 /// A renderer for simulations: cheap deterministic images, modelled render
@@ -64,10 +66,13 @@ impl Renderer for SimRenderer {
         for &frame in &req.frames {
             match self.behaviour {
                 // Modelled render time in virtual (paused) time.
-                SimBehaviour::Honest | SimBehaviour::Blank => {
+                SimBehaviour::Honest | SimBehaviour::Blank | SimBehaviour::Fail => {
                     tokio::time::sleep(self.per_frame).await
                 }
                 SimBehaviour::Hang => std::future::pending::<()>().await,
+            }
+            if self.behaviour == SimBehaviour::Fail {
+                return Err(RenderError::Backend("simulated GPU fault".into()));
             }
             let image = match self.behaviour {
                 SimBehaviour::Blank => Image::new(req.settings.width, req.settings.height),

@@ -65,6 +65,7 @@ pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task
             quoted_price: 1234,
             waiting_reason: None,
             blocklist: Vec::new(),
+            history: Vec::new(),
         },
         tasks,
     )
