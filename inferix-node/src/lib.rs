@@ -10,6 +10,7 @@ mod blob_service;
 pub mod client;
 pub mod demo;
 mod frame_codec;
+pub mod local;
 pub mod manager;
 pub mod remote_blob;
 mod rpc;
