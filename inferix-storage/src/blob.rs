@@ -1,5 +1,6 @@
 //! [`BlobStore`] on the `object_store` crate, so one implementation serves
-//! the local filesystem, memory and (later) S3-compatible services.
+//! the local filesystem, memory and S3-compatible services
+//! ([`ObjectBlobStore::s3`], with the `s3` feature).
 //!
 //! Layout under the store's prefix:
 //! - `blobs/<first two hex digits>/<64 hex digits>`: finished blobs. The
@@ -40,6 +41,89 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// Bytes read from the caller's reader at a time.
 const READ_SIZE: usize = 256 * 1024;
 
+/// Where an S3 bucket is and how to sign requests to it, for
+/// [`ObjectBlobStore::s3`].
+#[cfg(feature = "s3")]
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region the bucket is in (S3-compatible servers accept any).
+    pub region: String,
+    /// Server URL for S3-compatible services (`http://127.0.0.1:9000`);
+    /// `None` is AWS itself.
+    pub endpoint: Option<String>,
+    /// Access key id and secret; `None` takes them from the environment's
+    /// instance or container credentials.
+    pub credentials: Option<(String, String)>,
+    /// Permits plain `http://` endpoints (a server on loopback or a
+    /// private network).
+    pub allow_http: bool,
+    /// Key prefix under which this store keeps its objects.
+    pub prefix: String,
+}
+
+#[cfg(feature = "s3")]
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "access_key_id",
+                &self.credentials.as_ref().map(|(id, _)| id),
+            )
+            .field("allow_http", &self.allow_http)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "s3")]
+impl S3Config {
+    /// The bucket `bucket` on AWS in `us-east-1`, credentials from the
+    /// environment, no prefix.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            credentials: None,
+            allow_http: false,
+            prefix: String::new(),
+        }
+    }
+
+    /// Sets the region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// Uses the S3-compatible server at `url`; an `http://` URL also
+    /// permits plain HTTP.
+    pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.allow_http |= url.starts_with("http://");
+        self.endpoint = Some(url);
+        self
+    }
+
+    /// Signs requests with this access key.
+    pub fn with_credentials(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.credentials = Some((id.into(), secret.into()));
+        self
+    }
+
+    /// Keeps objects under `prefix` (several stores can share a bucket).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+}
+
 /// Content-addressed blobs in any [`ObjectStore`].
 #[derive(Debug, Clone)]
 pub struct ObjectBlobStore {
@@ -70,6 +154,37 @@ impl ObjectBlobStore {
     /// Blobs in memory, lost on drop (tests, simulation).
     pub fn in_memory() -> Self {
         Self::new(Arc::new(InMemory::new()), Path::default())
+    }
+
+    /// Blobs in an S3 bucket (AWS or any S3-compatible server). Uploads go
+    /// up in multipart parts of 8 MiB, so a blob is never whole in memory.
+    ///
+    /// The HTTP client uses rustls with the ring provider chosen
+    /// explicitly, so building one never depends on a process-wide
+    /// default provider being installed.
+    #[cfg(feature = "s3")]
+    pub fn s3(config: &S3Config) -> Result<Self, BlobError> {
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_allow_http(config.allow_http);
+        if let Some(endpoint) = &config.endpoint {
+            // Path-style addressing: S3-compatible servers rarely have
+            // per-bucket host names.
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some((id, secret)) = &config.credentials {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
+        let store = builder.build().map_err(backend)?;
+        Ok(Self::new(
+            Arc::new(store),
+            Path::from(config.prefix.as_str()),
+        ))
     }
 
     /// Refuses uploads larger than `bytes` with [`BlobError::TooLarge`].

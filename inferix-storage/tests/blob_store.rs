@@ -103,3 +103,136 @@ async fn default_limit_is_generous() {
         inferix_storage::DEFAULT_MAX_BLOB_SIZE
     );
 }
+
+/// The S3 test server from `INFERIX_TEST_S3_*` (`bash scripts/services.sh`
+/// starts one and writes them to `target/services/env`), with a fresh
+/// prefix per store so cases never see each other's blobs. Without a
+/// server: fails under CI, skips locally.
+#[cfg(feature = "s3")]
+fn s3_config() -> Option<inferix_storage::S3Config> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = var("INFERIX_TEST_S3_ENDPOINT") else {
+        let msg = "INFERIX_TEST_S3_ENDPOINT is not set: run `bash scripts/services.sh` and \
+                   `source target/services/env` (scripts/test does both)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("skipping: {msg}");
+        return None;
+    };
+    let prefix = format!("test-{:016x}", rand::random::<u64>());
+    Some(
+        inferix_storage::S3Config::new(
+            var("INFERIX_TEST_S3_BUCKET").unwrap_or_else(|| "inferix-test".into()),
+        )
+        .with_endpoint(endpoint)
+        .with_region(var("INFERIX_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".into()))
+        .with_credentials(
+            var("INFERIX_TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|| "test".into()),
+            var("INFERIX_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".into()),
+        )
+        .with_prefix(prefix),
+    )
+}
+
+// Each S3 test runs in a process of its own that installs no rustls crypto
+// provider: building the client must not depend on one being installed.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_store_passes_the_conformance_suite() {
+    let Some(config) = s3_config() else { return };
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    test_all(|| {
+        let config = config.clone().with_prefix(format!(
+            "{}/{}",
+            config.prefix,
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        async move {
+            ObjectBlobStore::s3(&config)
+                .unwrap()
+                .with_max_blob_size(LIMIT)
+        }
+    })
+    .await;
+    assert!(n.into_inner() > 0);
+    s3_delete_all(&config).await;
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn s3_store_uploads_large_blobs_in_parts_and_leaves_only_the_blob() {
+    let Some(config) = s3_config() else { return };
+    let store = ObjectBlobStore::s3(&config).unwrap();
+    // Three and a half 8 MiB parts.
+    let len = 28 * 1024 * 1024;
+    let meta = store
+        .put(Box::pin(conformance::PatternReader::new(11, len)))
+        .await
+        .unwrap();
+    assert_eq!(meta.hash, conformance::PatternReader::hash(11, len));
+    assert_eq!(store.size(meta.hash).await.unwrap(), Some(len));
+
+    // Look at the bucket directly: the blob under its address, no
+    // temporary upload left.
+    let objects: Vec<(String, u64)> = s3_objects(&config)
+        .await
+        .into_iter()
+        .map(|m| (m.location.to_string(), m.size))
+        .collect();
+    let hex = meta.hash.to_hex();
+    assert_eq!(
+        objects,
+        vec![(format!("{}/blobs/{}/{hex}", config.prefix, &hex[..2]), len)]
+    );
+    s3_delete_all(&config).await;
+}
+
+/// The bucket of `config` without the blob layer.
+#[cfg(feature = "s3")]
+fn raw_s3(config: &inferix_storage::S3Config) -> object_store::aws::AmazonS3 {
+    let (id, secret) = config.credentials.clone().unwrap();
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&config.bucket)
+        .with_region(&config.region)
+        .with_endpoint(config.endpoint.clone().unwrap())
+        .with_allow_http(true)
+        .with_access_key_id(id)
+        .with_secret_access_key(secret)
+        .build()
+        .unwrap()
+}
+
+/// Every object under the prefix of `config`.
+#[cfg(feature = "s3")]
+async fn s3_objects(config: &inferix_storage::S3Config) -> Vec<object_store::ObjectMeta> {
+    let prefix = object_store::path::Path::from(config.prefix.as_str());
+    raw_s3(config)
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Empties the test's prefix, so the long-running test server does not
+/// accumulate every run's blobs.
+#[cfg(feature = "s3")]
+async fn s3_delete_all(config: &inferix_storage::S3Config) {
+    let raw = raw_s3(config);
+    for meta in s3_objects(config).await {
+        raw.delete(&meta.location).await.unwrap();
+    }
+    assert!(s3_objects(config).await.is_empty());
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn an_unreachable_s3_server_is_a_backend_error_not_a_panic() {
+    // Port 1 on loopback: nothing listens there.
+    let config = inferix_storage::S3Config::new("nowhere")
+        .with_endpoint("http://127.0.0.1:1")
+        .with_credentials("test", "test");
+    let store = ObjectBlobStore::s3(&config).unwrap();
+    let err = store.put_bytes(b"lost".to_vec()).await.unwrap_err();
+    assert!(matches!(err, BlobError::Backend(_)), "got {err:?}");
+}

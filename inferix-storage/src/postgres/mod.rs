@@ -1,0 +1,1046 @@
+//! A [`TaskStore`] on a PostgreSQL server, for several managers sharing
+//! one network state.
+//!
+//! The layout mirrors the SQLite store: full records as JSON text, with
+//! the columns that queries filter and sort on (status, lease deadline and
+//! owners, priority, age, state) as real, indexed columns. Claims are the
+//! trait's compare-and-set: `update_task` is one conditional `UPDATE …
+//! WHERE version = $expected`; under PostgreSQL's row locking the second
+//! of two concurrent claims re-checks the version after the first commits
+//! and matches nothing, so exactly one manager wins and the other gets
+//! [`StoreError::Conflict`].
+//!
+//! Each store holds a small connection pool (a transaction needs a
+//! connection to itself) and, once [`PostgresTaskStore::subscribe`] is
+//! called, one more connection that LISTENs for task changes.
+//!
+//! A store may live in its own schema ([`PostgresOptions::schema`]), so
+//! tests, or several networks, can share one database.
+
+mod migrate;
+mod notify;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use inferix_core::ids::{JobId, TaskId};
+use inferix_core::job::Job;
+use inferix_core::ledger::Transaction;
+use inferix_core::store::{StoreError, TaskStore};
+use inferix_core::task::{Task, TaskStatus};
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+/// The schema version this build creates and expects.
+pub fn schema_version() -> u32 {
+    migrate::latest_version()
+}
+
+/// Why a PostgreSQL store could not be opened or subscribed to.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The connection URL does not parse.
+    #[error("invalid PostgreSQL connection URL: {reason}")]
+    InvalidUrl {
+        /// Parser message (the URL itself is left out: it may hold a
+        /// password).
+        reason: String,
+    },
+    /// The schema name is not a plain identifier.
+    #[error("invalid schema name {schema:?}: {reason}")]
+    InvalidSchema {
+        /// The name given.
+        schema: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No connection could be made (server down or starting, wrong
+    /// port, no free connection slot); retrying later may succeed.
+    #[error("PostgreSQL at {target} unreachable after {attempts} attempt(s): {reason}")]
+    Unreachable {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// Connection attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        reason: String,
+    },
+    /// The server answered but refused the session (unknown database or
+    /// role, bad password, not allowed by its access rules): retrying
+    /// will not help until the configuration changes.
+    #[error("PostgreSQL at {target} refused the connection: {reason}")]
+    Refused {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// The server's message.
+        reason: String,
+    },
+    /// The database was migrated by a newer build; this one refuses to
+    /// write to a schema it does not know.
+    #[error("schema {schema} is at version {found}, newer than this build knows ({known})")]
+    SchemaTooNew {
+        /// Schema name.
+        schema: String,
+        /// Version recorded in the database.
+        found: u32,
+        /// Newest version this build has.
+        known: u32,
+    },
+    /// A migration failed; its transaction was rolled back, so the schema
+    /// is as it was before the open.
+    #[error("migration {version} ({name}) of schema {schema} failed: {reason}")]
+    Migration {
+        /// Schema name.
+        schema: String,
+        /// Migration version (0: the bookkeeping around migrations).
+        version: u32,
+        /// Migration name or step.
+        name: String,
+        /// Server message.
+        reason: String,
+    },
+}
+
+impl From<PostgresError> for StoreError {
+    fn from(e: PostgresError) -> Self {
+        match e {
+            PostgresError::Unreachable { .. } => StoreError::Unavailable(e.to_string()),
+            e => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// How [`PostgresTaskStore::open_with_retry`] spaces its attempts: the
+/// delay starts at `initial`, doubles up to `max`, and attempts stop once
+/// `max_elapsed` has passed since the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failure.
+    pub initial: Duration,
+    /// Longest delay between two attempts.
+    pub max: Duration,
+    /// Give up after this long.
+    pub max_elapsed: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms doubling to 5 s, for up to a minute: long enough for a
+    /// database started alongside the manager to come up.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            max_elapsed: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the store's tables live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Schema {
+    /// The connection's default (`public` on a stock server).
+    Default,
+    /// A schema of this name, created on open if missing.
+    Named(String),
+}
+
+impl Schema {
+    fn name(&self) -> &str {
+        match self {
+            Schema::Default => "public",
+            Schema::Named(n) => n,
+        }
+    }
+}
+
+/// How to reach the database. Build with [`PostgresOptions::new`] and the
+/// `with_*` methods.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// `postgres://user[:password]@host[:port]/database` or a libpq
+    /// key=value string.
+    pub url: String,
+    /// Schema for the tables; `None` uses the connection's default.
+    pub schema: Option<String>,
+    /// Connections kept in the pool (not counting the notification one).
+    pub pool_size: usize,
+    /// Limit on establishing one connection.
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &"<redacted>")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl PostgresOptions {
+    /// Default options for `url`: default schema, 8 pooled connections,
+    /// 10 s connect timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: None,
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Keeps the tables in `schema` (created if missing): a lower-case
+    /// identifier of at most 48 characters.
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Sets the number of pooled connections (at least 1).
+    pub fn with_pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// Sets the limit on establishing one connection.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+/// Checks that `name` can be spliced into SQL and a channel name as is.
+fn validate_schema(name: &str) -> Result<(), PostgresError> {
+    let bad = |reason| {
+        Err(PostgresError::InvalidSchema {
+            schema: name.to_string(),
+            reason,
+        })
+    };
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return bad("empty"),
+        Some(c) if !(c.is_ascii_lowercase() || c == '_') => {
+            return bad("must start with a lower-case letter or underscore")
+        }
+        Some(_) => {}
+    }
+    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return bad("only lower-case letters, digits and underscores are allowed");
+    }
+    // The notification channel `inferix_tasks_<schema>` must fit in
+    // PostgreSQL's 63-byte identifiers.
+    if name.len() > 48 {
+        return bad("longer than 48 characters");
+    }
+    if name.starts_with("pg_") {
+        return bad("the pg_ prefix is reserved");
+    }
+    Ok(())
+}
+
+/// Host, port and database of `config`, for messages.
+fn describe_target(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+/// A [`TaskStore`] in a PostgreSQL database, shared by every manager that
+/// opens the same database and schema. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PostgresTaskStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    /// The schema the tables are in, as the server names it.
+    schema: String,
+    target: String,
+    listener: tokio::sync::Mutex<Option<Listener>>,
+}
+
+/// The running LISTEN connection and its fan-out.
+struct Listener {
+    tx: broadcast::Sender<TaskId>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for PostgresTaskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresTaskStore")
+            .field("target", &self.inner.target)
+            .field("schema", &self.inner.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresTaskStore {
+    /// Connects, creates the schema if needed and applies the missing
+    /// migrations. A server that cannot be reached is
+    /// [`PostgresError::Unreachable`]; see [`Self::open_with_retry`].
+    pub async fn open(options: PostgresOptions) -> Result<Self, PostgresError> {
+        let mut config = tokio_postgres::Config::from_str(&options.url).map_err(|e| {
+            PostgresError::InvalidUrl {
+                reason: e.to_string(),
+            }
+        })?;
+        let schema = match options.schema {
+            Some(name) => {
+                validate_schema(&name)?;
+                // Every connection, pooled or listening, resolves the
+                // unqualified table names in the store's schema.
+                config.options(format!("-c search_path={name}"));
+                Schema::Named(name)
+            }
+            None => Schema::Default,
+        };
+        config.connect_timeout(options.connect_timeout);
+        config.application_name("inferix");
+        let target = describe_target(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| PostgresError::InvalidUrl {
+                reason: e.to_string(),
+            })?;
+        let mut client = pool.get().await.map_err(|e| connect_error(&target, &e))?;
+        migrate::migrate(&mut client, &schema).await?;
+        // The default schema is whichever the server's search path picks
+        // (`public`, or a schema named after the user); the notification
+        // channel is named after it.
+        let schema = match schema {
+            Schema::Named(name) => name,
+            Schema::Default => client
+                .query_one("SELECT current_schema()", &[])
+                .await
+                .ok()
+                .and_then(|r| r.get::<_, Option<String>>(0))
+                .unwrap_or_else(|| "public".into()),
+        };
+        drop(client);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                schema,
+                target,
+                listener: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// [`Self::open`], retrying while the server is unreachable (a manager
+    /// started before its database) with exponential `backoff`. Other
+    /// errors (bad URL, failed migration) are returned at once.
+    pub async fn open_with_retry(
+        options: PostgresOptions,
+        backoff: Backoff,
+    ) -> Result<Self, PostgresError> {
+        let start = tokio::time::Instant::now();
+        let mut delay = backoff.initial;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match Self::open(options.clone()).await {
+                Err(PostgresError::Unreachable { target, reason, .. }) => {
+                    let elapsed = start.elapsed();
+                    if elapsed + delay > backoff.max_elapsed {
+                        return Err(PostgresError::Unreachable {
+                            target,
+                            attempts,
+                            reason,
+                        });
+                    }
+                    tracing::info!(%target, attempts, %reason, retry_in = ?delay, "task database unreachable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(backoff.max);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The schema the tables live in.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The schema version recorded in the database.
+    pub async fn stored_schema_version(&self) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM inferix_schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or(0))
+    }
+
+    /// Ids of tasks inserted or updated by any store on this database and
+    /// schema, from the moment this returns: a prompt for a manager to
+    /// re-read the queue instead of waiting for its next poll.
+    ///
+    /// Delivery is best effort: ids are dropped while the listening
+    /// connection is down (it reconnects by itself) and a receiver that
+    /// falls more than a few thousand ids behind gets `Lagged`. Either
+    /// way the store itself stays the truth.
+    pub async fn subscribe(&self) -> Result<broadcast::Receiver<TaskId>, PostgresError> {
+        let mut listener = self.inner.listener.lock().await;
+        if let Some(l) = listener.as_ref().filter(|l| !l.task.is_finished()) {
+            return Ok(l.tx.subscribe());
+        }
+        let (tx, rx) = broadcast::channel(notify::CHANNEL_CAPACITY);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(notify::run(
+            self.inner.config.clone(),
+            notify::channel(&self.inner.schema),
+            tx.clone(),
+            ready_tx,
+            self.inner.target.clone(),
+        ));
+        let started = Listener { tx, task };
+        let unreachable = |reason: &str| PostgresError::Unreachable {
+            target: self.inner.target.clone(),
+            attempts: 1,
+            reason: reason.to_string(),
+        };
+        match tokio::time::timeout(notify::SUBSCRIBE_TIMEOUT, ready_rx).await {
+            Ok(Ok(Ok(()))) => {
+                *listener = Some(started);
+                Ok(rx)
+            }
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(unreachable("notification listener stopped")),
+            Err(_) => Err(unreachable("LISTEN did not complete in time")),
+        }
+    }
+
+    /// Claims up to `limit` queued tasks (in queue order, as
+    /// [`TaskStore::tasks_in_status`] gives them) that no other manager is
+    /// claiming at this moment, without conflicts: the candidate rows are
+    /// locked with `FOR UPDATE SKIP LOCKED`, so concurrent claimers each
+    /// get different tasks instead of racing for the queue head.
+    ///
+    /// `lease` is called on each candidate and applies the lease (usually
+    /// [`Task::lease`]); returning `false` leaves that task queued. The
+    /// leased tasks are written with their versions bumped, in one
+    /// transaction, and returned. The lifecycle rules stay in
+    /// `inferix-core`: only the selection happens in SQL.
+    pub async fn claim_queued<F>(&self, limit: usize, mut lease: F) -> Result<Vec<Task>, StoreError>
+    where
+        F: FnMut(&mut Task) -> bool + Send,
+    {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let select = tx
+            .prepare_cached(
+                "SELECT t.job_id, t.idx, t.record
+                 FROM tasks t JOIN jobs j ON j.id = t.job_id
+                 WHERE t.status = 'queued' AND j.state = 'active'
+                 ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
+                 LIMIT $1
+                 FOR UPDATE OF t SKIP LOCKED",
+            )
+            .await
+            .map_err(pg_err)?;
+        let rows = tx
+            .query(&select, &[&int(limit as u64)])
+            .await
+            .map_err(pg_err)?;
+        let mut claimed = Vec::new();
+        for mut task in decode_tasks(&rows)? {
+            if lease(&mut task) {
+                claimed.push(task);
+            }
+        }
+        if claimed.is_empty() {
+            tx.commit().await.map_err(pg_err)?;
+            return Ok(claimed);
+        }
+        let mut ids = Vec::with_capacity(claimed.len());
+        let mut idxs = Vec::with_capacity(claimed.len());
+        let mut statuses = Vec::with_capacity(claimed.len());
+        let mut deadlines = Vec::with_capacity(claimed.len());
+        let mut workers = Vec::with_capacity(claimed.len());
+        let mut managers = Vec::with_capacity(claimed.len());
+        let mut records = Vec::with_capacity(claimed.len());
+        let mut versions = Vec::with_capacity(claimed.len());
+        for task in &mut claimed {
+            let c = TaskColumns::of(task);
+            ids.push(task.id.job.to_string());
+            idxs.push(i64::from(task.id.index));
+            statuses.push(c.status);
+            deadlines.push(c.lease_deadline_ms);
+            workers.push(c.lease_worker);
+            managers.push(c.lease_manager);
+            versions.push(int(task.version));
+            task.version += 1;
+            records.push(to_json(&*task)?);
+        }
+        let update = tx
+            .prepare_cached(
+                "UPDATE tasks t SET status = u.status, lease_deadline_ms = u.deadline,
+                                    lease_worker = u.worker, lease_manager = u.manager,
+                                    record = u.record, version = t.version + 1
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
+                             $6::text[], $7::text[], $8::bigint[])
+                      AS u(job_id, idx, status, deadline, worker, manager, record, version)
+                 WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.version = u.version",
+            )
+            .await
+            .map_err(pg_err)?;
+        let n = tx
+            .execute(
+                &update,
+                &[
+                    &ids, &idxs, &statuses, &deadlines, &workers, &managers, &records, &versions,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        // The rows are locked by this transaction, so their versions
+        // cannot have moved; anything else is a broken database.
+        if n != claimed.len() as u64 {
+            return Err(StoreError::Backend(format!(
+                "claimed {} locked tasks but updated {n}",
+                claimed.len()
+            )));
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(claimed)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.inner.pool.get().await.map_err(|e| {
+            StoreError::Unavailable(format!("{}: {}", self.inner.target, pool_reason(&e)))
+        })
+    }
+}
+
+/// Sorts a failed first connection into retryable or not: a server that
+/// answered with an error code refused the session, except while it is
+/// starting up or out of connection slots.
+fn connect_error(target: &str, e: &deadpool_postgres::PoolError) -> PostgresError {
+    if let deadpool_postgres::PoolError::Backend(pg) = e {
+        if let Some(code) = pg.code() {
+            if *code != SqlState::CANNOT_CONNECT_NOW && *code != SqlState::TOO_MANY_CONNECTIONS {
+                return PostgresError::Refused {
+                    target: target.to_string(),
+                    reason: migrate::describe(pg),
+                };
+            }
+        }
+    }
+    PostgresError::Unreachable {
+        target: target.to_string(),
+        attempts: 1,
+        reason: pool_reason(e),
+    }
+}
+
+fn pool_reason(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => migrate::describe(e),
+        e => e.to_string(),
+    }
+}
+
+/// Maps a query error: lost connections are `Unavailable` (retry later),
+/// everything else is a backend error.
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    let transient = match e.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+        }
+        None => {
+            e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    };
+    if transient {
+        StoreError::Unavailable(migrate::describe(&e))
+    } else {
+        StoreError::Backend(migrate::describe(&e))
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// PostgreSQL integers are signed; values past `i64::MAX` (hundreds of
+/// millions of years in ms) saturate, which keeps their order.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot encode record: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(what: impl FnOnce() -> String, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
+        what: what(),
+        reason: e.to_string(),
+    })
+}
+
+/// The indexed columns of a task row, derived from its record.
+struct TaskColumns {
+    status: &'static str,
+    lease_deadline_ms: Option<i64>,
+    lease_worker: Option<String>,
+    lease_manager: Option<String>,
+}
+
+impl TaskColumns {
+    fn of(t: &Task) -> Self {
+        Self {
+            status: t.status.as_str(),
+            lease_deadline_ms: t.lease.as_ref().map(|l| int(l.deadline_ms)),
+            lease_worker: t.lease.as_ref().map(|l| l.worker.to_string()),
+            lease_manager: t.lease.as_ref().map(|l| l.manager.to_string()),
+        }
+    }
+}
+
+/// Decodes `(job_id, idx, record)` rows.
+fn decode_tasks(rows: &[Row]) -> Result<Vec<Task>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let job: &str = r.get(0);
+            let idx: i64 = r.get(1);
+            from_json(|| format!("task {job}-{idx:05}"), r.get::<_, &str>(2))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl TaskStore for PostgresTaskStore {
+    async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
+        let job_json = to_json(job)?;
+        let job_id = job.id.to_string();
+        let mut ids = Vec::with_capacity(tasks.len());
+        let mut idxs = Vec::with_capacity(tasks.len());
+        let mut statuses = Vec::with_capacity(tasks.len());
+        let mut deadlines = Vec::with_capacity(tasks.len());
+        let mut workers = Vec::with_capacity(tasks.len());
+        let mut managers = Vec::with_capacity(tasks.len());
+        let mut versions = Vec::with_capacity(tasks.len());
+        let mut records = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let c = TaskColumns::of(t);
+            ids.push(t.id.job.to_string());
+            idxs.push(i64::from(t.id.index));
+            statuses.push(c.status);
+            deadlines.push(c.lease_deadline_ms);
+            workers.push(c.lease_worker);
+            managers.push(c.lease_manager);
+            versions.push(int(t.version));
+            records.push(to_json(t)?);
+        }
+        let client = self.client().await?;
+        // One statement, so one round trip and atomic by itself: the job
+        // row in a data-modifying CTE, which runs whether or not the main
+        // statement reads it, and every task from arrays.
+        let stmt = client
+            .prepare_cached(
+                "WITH job AS (
+                     INSERT INTO jobs (id, priority, created_ms, state, record)
+                     VALUES ($1, $2, $3, $4, $5)
+                 )
+                 INSERT INTO tasks (job_id, idx, status, lease_deadline_ms, lease_worker,
+                                    lease_manager, version, record)
+                 SELECT * FROM UNNEST($6::text[], $7::bigint[], $8::text[], $9::bigint[],
+                                      $10::text[], $11::text[], $12::bigint[], $13::text[])",
+            )
+            .await
+            .map_err(pg_err)?;
+        let res = client
+            .execute(
+                &stmt,
+                &[
+                    &job_id,
+                    &job.spec.priority,
+                    &int(job.created_ms),
+                    &job.state.as_str(),
+                    &job_json,
+                    &ids,
+                    &idxs,
+                    &statuses,
+                    &deadlines,
+                    &workers,
+                    &managers,
+                    &versions,
+                    &records,
+                ],
+            )
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                // Either insert may trip first; a stored job of this id is
+                // the more useful report.
+                let job_exists = client
+                    .query_opt("SELECT 1 FROM jobs WHERE id = $1", &[&job_id])
+                    .await
+                    .map_err(pg_err)?
+                    .is_some();
+                let what = if job_exists {
+                    format!("job {}", job.id)
+                } else {
+                    let db = e.as_db_error();
+                    match db.and_then(|d| d.detail()) {
+                        Some(detail) => format!("a task of job {} ({detail})", job.id),
+                        None => format!("a task of job {}", job.id),
+                    }
+                };
+                Err(StoreError::AlreadyExists { what })
+            }
+            Err(e) => Err(pg_err(e)),
+        }
+    }
+
+    async fn update_job(&self, job: &Job) -> Result<(), StoreError> {
+        let record = to_json(job)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE jobs SET priority = $2, created_ms = $3, state = $4, record = $5 WHERE id = $1",
+            )
+            .await
+            .map_err(pg_err)?;
+        let n = client
+            .execute(
+                &stmt,
+                &[
+                    &job.id.to_string(),
+                    &job.spec.priority,
+                    &int(job.created_ms),
+                    &job.state.as_str(),
+                    &record,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("job {}", job.id),
+            });
+        }
+        Ok(())
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT record FROM jobs WHERE id = $1")
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_opt(&stmt, &[&id.to_string()])
+            .await
+            .map_err(pg_err)?;
+        row.map(|r| from_json(|| format!("job {id}"), r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT id, record FROM jobs ORDER BY created_ms, seq")
+            .await
+            .map_err(pg_err)?;
+        let rows = client.query(&stmt, &[]).await.map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                let id: &str = r.get(0);
+                from_json(|| format!("job {id}"), r.get::<_, &str>(1))
+            })
+            .collect()
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT job_id, idx, record FROM tasks WHERE job_id = $1 AND idx = $2")
+            .await
+            .map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&id.job.to_string(), &i64::from(id.index)])
+            .await
+            .map_err(pg_err)?;
+        Ok(decode_tasks(&rows)?.into_iter().next())
+    }
+
+    async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT job_id, idx, record FROM tasks WHERE job_id = $1 ORDER BY idx")
+            .await
+            .map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&job.to_string()])
+            .await
+            .map_err(pg_err)?;
+        decode_tasks(&rows)
+    }
+
+    async fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let client = self.client().await?;
+        // The queue has its own statement with the status as a literal, so
+        // even a generic plan can use the partial index of queued tasks.
+        let rows = if status == TaskStatus::Queued {
+            let stmt = client
+                .prepare_cached(
+                    "SELECT t.job_id, t.idx, t.record
+                     FROM tasks t JOIN jobs j ON j.id = t.job_id
+                     WHERE t.status = 'queued' AND j.state = 'active'
+                     ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
+                     LIMIT $1",
+                )
+                .await
+                .map_err(pg_err)?;
+            client.query(&stmt, &[&int(limit as u64)]).await
+        } else {
+            let stmt = client
+                .prepare_cached(
+                    "SELECT t.job_id, t.idx, t.record
+                     FROM tasks t JOIN jobs j ON j.id = t.job_id
+                     WHERE t.status = $1
+                     ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
+                     LIMIT $2",
+                )
+                .await
+                .map_err(pg_err)?;
+            client
+                .query(&stmt, &[&status.as_str(), &int(limit as u64)])
+                .await
+        };
+        decode_tasks(&rows.map_err(pg_err)?)
+    }
+
+    async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
+        let mut next = task.clone();
+        next.version += 1;
+        let record = to_json(&next)?;
+        let c = TaskColumns::of(task);
+        let client = self.client().await?;
+        // Compare-and-set and the existence check in one round trip. A
+        // concurrent claim of the same row waits for this one's commit,
+        // then finds the version moved on and updates nothing.
+        let stmt = client
+            .prepare_cached(
+                "WITH updated AS (
+                     UPDATE tasks SET status = $3, lease_deadline_ms = $4, lease_worker = $5,
+                                      lease_manager = $6, record = $7, version = version + 1
+                     WHERE job_id = $1 AND idx = $2 AND version = $8
+                     RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM updated),
+                        EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND idx = $2)",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one(
+                &stmt,
+                &[
+                    &task.id.job.to_string(),
+                    &i64::from(task.id.index),
+                    &c.status,
+                    &c.lease_deadline_ms,
+                    &c.lease_worker,
+                    &c.lease_manager,
+                    &record,
+                    &int(task.version),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        let updated: i64 = row.get(0);
+        let exists: bool = row.get(1);
+        if updated == 1 {
+            *task = next;
+            return Ok(());
+        }
+        Err(if exists {
+            StoreError::Conflict {
+                task: task.id,
+                expected: task.version,
+            }
+        } else {
+            StoreError::NotFound {
+                what: format!("task {}", task.id),
+            }
+        })
+    }
+
+    async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT job_id, idx, record FROM tasks
+                 WHERE status = 'leased' AND lease_deadline_ms <= $1
+                 ORDER BY job_id, idx
+                 LIMIT $2",
+            )
+            .await
+            .map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&int(now_ms), &int(limit as u64)])
+            .await
+            .map_err(pg_err)?;
+        decode_tasks(&rows)
+    }
+
+    async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
+        tx.check_balanced()?;
+        let record = to_json(tx)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("INSERT INTO transactions (id, record) VALUES ($1, $2)")
+            .await
+            .map_err(pg_err)?;
+        match client.execute(&stmt, &[&tx.id, &record]).await {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
+                what: format!("transaction {}", tx.id),
+            }),
+            other => other.map(drop).map_err(pg_err),
+        }
+    }
+
+    async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT id, record FROM transactions ORDER BY seq")
+            .await
+            .map_err(pg_err)?;
+        let rows = client.query(&stmt, &[]).await.map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                let id: &str = r.get(0);
+                from_json(|| format!("transaction {id}"), r.get::<_, &str>(1))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for ok in ["inferix", "_t1", "net_2"] {
+            assert!(validate_schema(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1abc", "Upper", "a-b", "a\"b", "pg_x", &"x".repeat(49)] {
+            assert!(
+                matches!(
+                    validate_schema(bad),
+                    Err(PostgresError::InvalidSchema { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_refused_before_connecting() {
+        let err = PostgresTaskStore::open(PostgresOptions::new("postgres://host:notaport/db"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, PostgresError::InvalidUrl { .. }),
+            "got {err:?}"
+        );
+    }
+
+    #[test]
+    fn targets_name_host_port_and_database_but_no_password() {
+        let config =
+            tokio_postgres::Config::from_str("postgres://u:secret@db.local:6543/net").unwrap();
+        let t = describe_target(&config);
+        assert_eq!(t, "db.local:6543/net");
+        let debug = format!("{:?}", PostgresOptions::new("postgres://u:secret@h/db"));
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_typed_error_and_unavailable_to_callers() {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let options = PostgresOptions::new("postgres://postgres@127.0.0.1:1/inferix")
+            .with_connect_timeout(Duration::from_secs(2));
+        let err = PostgresTaskStore::open(options.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, PostgresError::Unreachable { attempts: 1, ref target, .. } if target == "127.0.0.1:1/inferix"),
+            "got {err:?}"
+        );
+        assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
+        let backoff = Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+            max_elapsed: Duration::from_millis(200),
+        };
+        let err = PostgresTaskStore::open_with_retry(options, backoff)
+            .await
+            .unwrap_err();
+        match err {
+            PostgresError::Unreachable { attempts, .. } => {
+                assert!(attempts >= 3, "retried only {attempts} times")
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+    }
+}
