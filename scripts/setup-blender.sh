@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Makes sure a headless `blender` is available for the Blender renderer and
+# its tests (inferix-gpu/tests/blender.rs).
+#
+# Installs Debian's `blender` package (3.4.x on Debian 12) without
+# recommended packages, plus Mesa's EGL/GL drivers so that EEVEE and
+# Workbench can render headless (surfaceless EGL on llvmpipe when there is no
+# GPU). Skipped when $BLENDER names a working executable, or when
+# `blender --version` works and the Mesa drivers are present. Idempotent:
+# safe to run many times.
+set -euo pipefail
+
+works() {
+    "$1" --version >/dev/null 2>&1
+}
+
+if [[ -n "${BLENDER:-}" ]] && works "$BLENDER"; then
+    echo "setup-blender: using \$BLENDER=$BLENDER ($("$BLENDER" --version 2>/dev/null | head -n1))"
+    exit 0
+fi
+packages=(blender libegl-mesa0 libgl1-mesa-dri)
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+have_mesa() {
+    installed libegl-mesa0 && installed libgl1-mesa-dri
+}
+
+if command -v blender >/dev/null 2>&1 && works blender && { ! command -v dpkg-query >/dev/null 2>&1 || have_mesa; }; then
+    echo "setup-blender: $(blender --version 2>/dev/null | head -n1) already installed"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup-blender: blender not found and apt-get is unavailable;" >&2
+    echo "  install Blender >= 3.4 and put it on PATH or set BLENDER=/path/to/blender" >&2
+    exit 1
+fi
+
+SUDO=""
+if [[ "$(id -u)" -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "setup-blender: must run as root (or with sudo) to install blender" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+start=$(date +%s)
+$SUDO apt-get update
+$SUDO apt-get install -y -o DPkg::Lock::Timeout=300 --no-install-recommends "${packages[@]}"
+if ! works blender; then
+    echo "setup-blender: blender was installed but 'blender --version' fails" >&2
+    blender --version >&2 || true
+    exit 1
+fi
+echo "setup-blender: installed $(blender --version 2>/dev/null | head -n1) in $(( $(date +%s) - start )) s"
