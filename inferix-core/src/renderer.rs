@@ -146,6 +146,35 @@ pub trait Renderer: Send + Sync {
     fn device_class(&self) -> String;
     /// Renders every requested frame.
     async fn render(&self, request: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError>;
+
+    /// Renders each of `crops` of every frame of `request` (whose own `crop`
+    /// is ignored): a verifier's crop challenges. Results are in frame
+    /// order, then in the order of `crops`; each image has its crop's size.
+    ///
+    /// The default renders one crop per call. Renderers that pay a large
+    /// cost per call (starting a process, loading the scene) override it
+    /// to render them all at once.
+    async fn render_crops(
+        &self,
+        request: RenderRequest,
+        crops: &[Rect],
+    ) -> Result<Vec<RenderedFrame>, RenderError> {
+        let mut out = Vec::with_capacity(request.frames.len() * crops.len());
+        for &frame in &request.frames {
+            for &crop in crops {
+                let one = RenderRequest {
+                    scene: request.scene.clone(),
+                    format: request.format,
+                    frames: vec![frame],
+                    settings: request.settings.clone(),
+                    crop: Some(crop),
+                    progress: None,
+                };
+                out.extend(self.render(one).await?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl RenderRequest {

@@ -262,6 +262,9 @@ async fn check_crops(
             .map_err(|e| format!("cannot fetch the scene: {e}"))?;
     }
     let exact = crops.renderer.device_class() == a.worker_device_class;
+    let allowed = if exact { 0 } else { a.crop_tolerance };
+    // One call per challenged frame, with all of its crops.
+    let mut by_frame: Vec<(u32, Vec<inferix_core::image::Rect>)> = Vec::new();
     for c in &a.challenges {
         let Some((_, img)) = frames.iter().find(|(f, _)| *f == c.frame) else {
             continue;
@@ -273,33 +276,46 @@ async fn check_crops(
             ));
             continue;
         }
+        match by_frame.iter_mut().find(|(f, _)| *f == c.frame) {
+            Some((_, rects)) => rects.push(c.rect),
+            None => by_frame.push((c.frame, vec![c.rect])),
+        }
+    }
+    for (frame, rects) in by_frame {
+        let Some((_, img)) = frames.iter().find(|(f, _)| *f == frame) else {
+            continue;
+        };
         let req = RenderRequest {
             scene: path.clone(),
             format: scene.format,
-            frames: vec![c.frame],
+            frames: vec![frame],
             settings: a.settings.clone(),
-            crop: Some(c.rect),
+            crop: None,
             progress: None,
         };
         let rendered = crops
             .renderer
-            .render(req)
+            .render_crops(req, &rects)
             .await
             .map_err(|e| format!("crop render failed: {e}"))?;
-        let Some(r) = rendered.into_iter().next() else {
-            return Err("crop render returned no frame".into());
-        };
-        // Through the job's codec, as the worker's frame went.
-        let bytes = frame_codec::encode(&r.image, a.format).map_err(|e| e.to_string())?;
-        let mine = frame_codec::decode(&bytes, a.format).map_err(|e| e.to_string())?;
-        let theirs = img.crop(c.rect);
-        let diff = mine.max_channel_diff(&theirs).unwrap_or(u8::MAX);
-        let allowed = if exact { 0 } else { a.crop_tolerance };
-        if diff > allowed {
-            reasons.push(format!(
-                "frame {}: re-rendered crop {:?} differs by {diff}/255 (allowed {allowed})",
-                c.frame, c.rect
+        if rendered.len() != rects.len() {
+            return Err(format!(
+                "renderer returned {} crops for {} challenges",
+                rendered.len(),
+                rects.len()
             ));
+        }
+        for (rect, r) in rects.iter().zip(rendered) {
+            // Through the job's codec, as the worker's frame went.
+            let bytes = frame_codec::encode(&r.image, a.format).map_err(|e| e.to_string())?;
+            let mine = frame_codec::decode(&bytes, a.format).map_err(|e| e.to_string())?;
+            let theirs = img.crop(*rect);
+            let diff = mine.max_channel_diff(&theirs).unwrap_or(u8::MAX);
+            if diff > allowed {
+                reasons.push(format!(
+                    "frame {frame}: re-rendered crop {rect:?} differs by {diff}/255 (allowed {allowed})"
+                ));
+            }
         }
     }
     Ok(())
