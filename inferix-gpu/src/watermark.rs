@@ -22,12 +22,8 @@ use serde_json::{json, Value};
 
 use crate::codec;
 
-/// Mean linear radiance of a patch; the pattern swings around it.
-const PATCH_BASE: f32 = 0.45;
 /// Pixels a patch's quad reaches past its rectangle on every side.
 const EDGE_MARGIN: f32 = 0.01;
-/// Least distance of a patch texel from the base.
-const PATCH_FLOOR: f32 = 0.1;
 /// Distance of the patches in front of the camera when the camera declares
 /// no near plane, in scene units.
 const DEFAULT_DISTANCE: f32 = 0.05;
@@ -252,10 +248,7 @@ fn pattern_texture(p: &Patch) -> Rgb8Image {
     let mut pixels = Vec::with_capacity((w * h * 3) as usize);
     for y in 0..h {
         for x in 0..w {
-            // A floor on the swing keeps pixels where the carrier crosses
-            // zero from blending into the base.
-            let w = p.value(p.rect.x + x, p.rect.y + y);
-            let v = linear_to_srgb8(PATCH_BASE + w + PATCH_FLOOR.copysign(w));
+            let v = linear_to_srgb8(p.radiance(p.rect.x + x, p.rect.y + y));
             pixels.extend_from_slice(&[v, v, v]);
         }
     }

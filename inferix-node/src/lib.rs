@@ -13,6 +13,7 @@ mod frame_codec;
 pub mod local;
 pub mod manager;
 pub mod remote_blob;
+pub mod renderers;
 mod rpc;
 mod session;
 pub mod verifier;
@@ -21,6 +22,7 @@ pub mod worker;
 pub use client::{Client, ClientError};
 pub use manager::{ManagerBuilder, ManagerConfig, ManagerHandle, ManagerNode};
 pub use remote_blob::RemoteBlobStore;
+pub use renderers::RendererSet;
 pub use verifier::{VerifierConfig, VerifierNode};
 pub use worker::{WorkerConfig, WorkerNode};
 

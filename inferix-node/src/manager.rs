@@ -2257,7 +2257,11 @@ impl State {
                         .await
                         .map_err(|e| format!("cannot fetch the scene: {e}"))?;
                 }
-                let out = plain_dir.join(format!("{task_id}-{attempt}.marked"));
+                // Keep the extension: some tools read the format from it.
+                let out = plain_dir.join(format!(
+                    "lease-{task_id}-{attempt}-{}",
+                    crate::safe_file_name(&scene.file_name)
+                ));
                 marker
                     .watermark(&plain, &patches, &settings, &out)
                     .await

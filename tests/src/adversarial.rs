@@ -469,10 +469,7 @@ fn paint_patches(img: &mut Image, patches: &[Patch]) {
     for p in patches {
         for y in p.rect.y..p.rect.y + p.rect.height {
             for x in p.rect.x..p.rect.x + p.rect.width {
-                let w = p.value(x, y);
-                let v = inferix_core::image::srgb8_to_linear(linear_to_srgb8(
-                    0.45 + w + 0.1f32.copysign(w),
-                ));
+                let v = inferix_core::image::srgb8_to_linear(linear_to_srgb8(p.radiance(x, y)));
                 img.set(x, y, [v, v, v]);
             }
         }

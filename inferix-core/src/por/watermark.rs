@@ -50,6 +50,23 @@ impl Patch {
     }
 }
 
+impl Patch {
+    /// Linear radiance a renderer gives the patch at frame pixel (x, y):
+    /// the pattern around a mid grey, pushed at least [`PATCH_FLOOR`] away
+    /// from it so that pixels where the carrier crosses zero still
+    /// alternate. Every watermarker draws this, so that the verifier's
+    /// pattern correlation finds the same signs whatever renderer drew it.
+    pub fn radiance(&self, x: u32, y: u32) -> f32 {
+        let w = self.value(x, y);
+        (PATCH_BASE + w + PATCH_FLOOR.copysign(w)).clamp(0.0, 1.0)
+    }
+}
+
+/// Mean linear radiance of a patch.
+pub const PATCH_BASE: f32 = 0.45;
+/// Least distance of a patch's radiance from [`PATCH_BASE`].
+pub const PATCH_FLOOR: f32 = 0.1;
+
 /// Draws `n` non-overlapping patches of 4–7 px inside a `width`×`height`
 /// frame, each with room for its 3× verification window, with periods from
 /// N(25, 5) px.

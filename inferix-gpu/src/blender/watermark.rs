@@ -17,14 +17,11 @@ use super::renderer::{absolute, copy_out, job_dir, Blender};
 const WATERMARK_PY: &str = include_str!("watermark.py");
 const FORMATS: [SceneFormat; 1] = [SceneFormat::Blend];
 
-/// Linear radiance a patch emits at frame pixel (x, y): a one-pixel
-/// checkerboard carrier whose swing is widened by the patch's periodic
-/// pattern, `0.4 ± (0.2 + |w(x, y)|)`, clamped to 0..=1. The carrier gives
-/// the rectangle Laplacian energy far above its surroundings' (what the
-/// verifier's check measures); the keyed periods make it unique per task.
+/// Linear radiance a patch emits at frame pixel (x, y): the network-wide
+/// [`Patch::radiance`], so that verifiers find the same pattern whichever
+/// renderer drew it.
 pub fn patch_texel(patch: &Patch, x: u32, y: u32) -> f32 {
-    let sign = if (x + y) % 2 == 0 { 1.0 } else { -1.0 };
-    (0.4 + sign * (0.2 + patch.value(x, y).abs())).clamp(0.0, 1.0)
+    patch.radiance(x, y)
 }
 
 /// Inserts noise patches into `.blend` scenes (a [`SceneWatermarker`]).

@@ -1,0 +1,254 @@
+//! A 10-frame `.blend` job through a network with Proof of Render: the
+//! manager watermarks each lease's copy with Blender, two honest workers
+//! render with Blender Cycles, two verifiers check the patches and
+//! re-render crop challenges with Blender. A worker rendering with fewer
+//! samples is caught by the crops; the honest workers' frames all pass.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inferix_core::blob::BlobStore;
+use inferix_core::ids::NodeId;
+use inferix_core::image::Rect;
+use inferix_core::job::{FrameRange, JobSpec};
+use inferix_core::por::key::ManagerSecret;
+use inferix_core::por::prepare::PorConfig;
+use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
+use inferix_core::store::{MemoryTaskStore, TaskStore};
+use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker};
+use inferix_node::{
+    Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
+};
+use inferix_storage::ObjectBlobStore;
+use inferix_tests::seeded_identity;
+use inferix_transport::InProcNetwork;
+use tokio::sync::watch;
+
+/// A small animated scene: ground, a turning cube, a sun, a drifting camera.
+const BUILD_SCENE: &str = r#"
+import bpy, math, sys
+out = sys.argv[sys.argv.index("--") + 1]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+sc = bpy.context.scene
+sc.render.engine = "CYCLES"
+sc.frame_start, sc.frame_end = 1, 10
+bpy.ops.mesh.primitive_plane_add(size=10)
+bpy.ops.mesh.primitive_cube_add(size=1.5, location=(0, 0, 0.75))
+cube = bpy.context.object
+cube.keyframe_insert("rotation_euler", frame=1)
+cube.rotation_euler = (0, 0, math.pi)
+cube.keyframe_insert("rotation_euler", frame=10)
+mat = bpy.data.materials.new("cube")
+mat.use_nodes = True
+mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (0.8, 0.2, 0.1, 1)
+cube.data.materials.append(mat)
+bpy.ops.object.light_add(type="SUN", rotation=(0.6, 0.2, 0.5))
+bpy.context.object.data.energy = 3
+bpy.ops.object.camera_add(location=(5, -5, 4), rotation=(math.radians(60), 0, math.radians(45)))
+cam = bpy.context.object
+sc.camera = cam
+cam.keyframe_insert("location", frame=1)
+cam.location = (5.5, -4.5, 4.2)
+cam.keyframe_insert("location", frame=10)
+w = bpy.data.worlds.new("w")
+sc.world = w
+w.use_nodes = True
+w.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.07, 0.1, 1)
+bpy.ops.wm.save_as_mainfile(filepath=out)
+"#;
+
+async fn build_scene(blender: &Blender, dir: &Path) -> PathBuf {
+    let script = dir.join("build_scene.py");
+    std::fs::write(&script, BUILD_SCENE).unwrap();
+    let out = dir.join("shot.blend");
+    let status = tokio::process::Command::new(blender.executable())
+        .args([
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python",
+        ])
+        .arg(&script)
+        .arg("--")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "building the scene failed: {status}");
+    out
+}
+
+/// Renders with a quarter of the samples it is asked for.
+struct FewerSamples(Arc<dyn Renderer>);
+
+#[async_trait]
+impl Renderer for FewerSamples {
+    fn name(&self) -> &str {
+        "fewer-samples"
+    }
+    fn formats(&self) -> &[SceneFormat] {
+        self.0.formats()
+    }
+    fn device_class(&self) -> String {
+        self.0.device_class()
+    }
+    async fn render(&self, mut req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
+        req.settings.samples = (req.settings.samples / 4).max(1);
+        self.0.render(req).await
+    }
+    async fn render_crops(
+        &self,
+        req: RenderRequest,
+        crops: &[Rect],
+    ) -> Result<Vec<RenderedFrame>, RenderError> {
+        self.0.render_crops(req, crops).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
+    let blender = Blender::locate(None)
+        .await
+        .expect("blender installed (bash scripts/setup-blender.sh)");
+    let dir = tempfile::tempdir().unwrap();
+    let shot = build_scene(&blender, dir.path()).await;
+    let renderer: Arc<dyn Renderer> = Arc::new(BlenderRenderer::new(
+        blender.clone(),
+        BlenderConfig::default(),
+    ));
+
+    let net = InProcNetwork::new();
+    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .config(ManagerConfig {
+        quorum: 2,
+        tick: Duration::from_millis(100),
+        ..ManagerConfig::default()
+    })
+    .scratch_dir(dir.path().join("manager"))
+    .proof_of_render(PorConfig::new(ManagerSecret(b"blender e2e".to_vec())))
+    .watermarker(Arc::new(BlenderWatermarker::new(blender.clone())))
+    .build()
+    .start()
+    .await
+    .unwrap();
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let mut nodes = Vec::new();
+    for i in 0..2u128 {
+        let v = VerifierNode::new(
+            Arc::new(net.transport(NodeId(200 + i))),
+            VerifierConfig {
+                manager: addr.clone(),
+                work_dir: dir.path().join(format!("verifier-{i}")),
+                ..VerifierConfig::default()
+            },
+        )
+        .with_blob_store(blobs.clone())
+        .with_renderer(renderer.clone());
+        nodes.push(tokio::spawn(v.run(stopped.clone())));
+    }
+    let worker = |n: u128, r: Arc<dyn Renderer>| {
+        WorkerNode::new(
+            Arc::new(net.node(seeded_identity(n))),
+            r,
+            WorkerConfig {
+                manager: addr.clone(),
+                work_dir: dir.path().join(format!("worker-{n}")),
+                heartbeat: Duration::from_millis(500),
+                ..WorkerConfig::default()
+            },
+        )
+        .with_blob_store(blobs.clone())
+    };
+    let lazy = worker(100, Arc::new(FewerSamples(renderer.clone())));
+    let lazy_id = lazy.id();
+    let lazy_run = tokio::spawn(lazy.run(stopped.clone()));
+
+    let client =
+        Client::connect_with_blobs(&net.transport(NodeId(300)), &addr, None, blobs.clone())
+            .await
+            .unwrap();
+    let scene = client.upload_scene(&shot).await.unwrap();
+    assert_eq!(scene.format, SceneFormat::Blend);
+    let mut spec = JobSpec::new(scene, FrameRange::new(1, 10));
+    spec.settings.width = 64;
+    spec.settings.height = 48;
+    spec.settings.samples = 16;
+    spec.chunk_size = 2;
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(job).await.unwrap();
+
+    let reasons = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match events.recv().await.expect("events flow") {
+                JobEvent::TaskRejected {
+                    worker, reasons, ..
+                } => {
+                    assert_eq!(worker, lazy_id);
+                    return reasons;
+                }
+                JobEvent::TaskAccepted { worker, .. } => {
+                    panic!("{worker:?}'s frames with a quarter of the samples were accepted")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the lazy worker's result is judged");
+    assert!(
+        reasons.iter().any(|r| r.contains("re-rendered crop")),
+        "caught by its crops: {reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r.contains("watermark")),
+        "its frames carry the patches: {reasons:?}"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(60), lazy_run).await;
+
+    let honest: Vec<NodeId> = (101..103u128)
+        .map(|n| {
+            let w = worker(n, renderer.clone());
+            let id = w.id();
+            nodes.push(tokio::spawn(w.run(stopped.clone())));
+            id
+        })
+        .collect();
+    let accepted_by = tokio::time::timeout(Duration::from_secs(900), async {
+        let mut by = Vec::new();
+        loop {
+            match events.recv().await.expect("events flow") {
+                JobEvent::TaskAccepted { worker, .. } => by.push(worker),
+                JobEvent::TaskRejected {
+                    worker, reasons, ..
+                } if worker != lazy_id => panic!("honest {worker:?} rejected: {reasons:?}"),
+                JobEvent::Completed { .. } => return by,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the honest workers finish the job");
+    assert_eq!(accepted_by.len(), 5, "five tasks of two frames");
+    assert!(accepted_by.iter().all(|w| honest.contains(w)));
+    let files = client.download(job, &dir.path().join("out")).await.unwrap();
+    assert_eq!(files.len(), 10);
+
+    let _ = stop.send(true);
+    for n in nodes {
+        let _ = n.await;
+    }
+    manager.shutdown().await;
+}
