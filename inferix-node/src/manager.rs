@@ -1060,42 +1060,8 @@ impl State {
             .await;
             return;
         }
-        if let Err(e) = inferix_transport::verify_result(task_id, &result) {
-            warn!(?task_id, ?worker, error = %e, "forged or unsigned result refused");
-            self.reply(
-                conn,
-                id,
-                Message::error(ErrorCode::Unauthorized, e.to_string()),
-            )
-            .await;
-            self.requeue(task_id, worker, true, &format!("refused result: {e}"))
-                .await;
-            return;
-        }
-        let stale = match self.store.task(task_id).await {
-            Ok(Some(t)) => {
-                let leased_scene = match t.lease.as_ref().and_then(|l| l.scene) {
-                    Some(s) => s,
-                    None => match self.job(task_id.job).await {
-                        Some(j) => j.spec.scene.blob,
-                        None => result.scene,
-                    },
-                };
-                if result.attempt != t.attempts {
-                    Some(format!(
-                        "result answers attempt {} but the lease is attempt {}",
-                        result.attempt, t.attempts
-                    ))
-                } else if leased_scene != result.scene {
-                    Some("result was rendered from another scene than the one leased".into())
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        if let Some(why) = stale {
-            warn!(?task_id, ?worker, %why, "replayed result refused");
+        if let Err(why) = self.check_result(task_id, &result).await {
+            warn!(?task_id, ?worker, %why, "result refused");
             self.reply(
                 conn,
                 id,
@@ -1129,6 +1095,37 @@ impl State {
                     .await;
             }
         }
+    }
+
+    /// Why a result must be refused before it is even verified: a missing
+    /// or forged signature, a replay of another lease (attempt), or a render
+    /// of another scene than the one leased.
+    async fn check_result(
+        &mut self,
+        task_id: TaskId,
+        result: &inferix_core::task::TaskResult,
+    ) -> Result<(), String> {
+        inferix_transport::verify_result(task_id, result).map_err(|e| e.to_string())?;
+        let Ok(Some(t)) = self.store.task(task_id).await else {
+            return Ok(());
+        };
+        let leased_scene = match t.lease.as_ref().and_then(|l| l.scene) {
+            Some(s) => s,
+            None => match self.job(task_id.job).await {
+                Some(j) => j.spec.scene.blob,
+                None => result.scene,
+            },
+        };
+        if result.attempt != t.attempts {
+            return Err(format!(
+                "result answers attempt {} but the lease is attempt {}",
+                result.attempt, t.attempts
+            ));
+        }
+        if leased_scene != result.scene {
+            return Err("result was rendered from another scene than the one leased".into());
+        }
+        Ok(())
     }
 
     async fn on_verdict(&mut self, verifier: NodeId, v: Verdict) {

@@ -5,6 +5,9 @@ pub mod adversarial;
 use std::path::Path;
 use std::time::Duration;
 
+use inferix_core::ids::NodeId;
+use inferix_core::protocol::JobEvent;
+
 use async_trait::async_trait;
 use inferix_core::image::Image;
 use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
@@ -90,4 +93,86 @@ pub fn seeded_identity(n: u128) -> inferix_transport::NodeIdentity {
     seed[..16].copy_from_slice(&n.to_le_bytes());
     seed[16] = 0x1f;
     inferix_transport::NodeIdentity::from_seed(seed)
+}
+
+/// A lazy worker's renderer: renders frames with `1/divisor` of the
+/// samples asked for.
+pub struct FewerSamples {
+    /// The real renderer.
+    pub inner: std::sync::Arc<dyn Renderer>,
+    /// Sample divisor.
+    pub divisor: u32,
+}
+
+#[async_trait]
+impl Renderer for FewerSamples {
+    fn name(&self) -> &str {
+        "fewer-samples"
+    }
+    fn formats(&self) -> &[SceneFormat] {
+        self.inner.formats()
+    }
+    fn device_class(&self) -> String {
+        self.inner.device_class()
+    }
+    async fn render(&self, mut req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
+        req.settings.samples = (req.settings.samples / self.divisor.max(1)).max(1);
+        self.inner.render(req).await
+    }
+}
+
+/// Waits (up to `limit`) for the first rejection among a job's events; it
+/// must blame `cheater`, and no result may be accepted before it.
+pub async fn first_rejection(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<JobEvent>,
+    cheater: NodeId,
+    limit: Duration,
+) -> Vec<String> {
+    tokio::time::timeout(limit, async {
+        loop {
+            match events.recv().await.expect("event stream open") {
+                JobEvent::TaskRejected {
+                    worker, reasons, ..
+                } => {
+                    assert_eq!(
+                        worker, cheater,
+                        "an honest worker was rejected: {reasons:?}"
+                    );
+                    return reasons;
+                }
+                JobEvent::TaskAccepted { worker, .. } => {
+                    panic!("{worker:?}'s result was accepted before the cheater's was judged")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the cheater's result is judged in time")
+}
+
+/// Waits (up to `limit`) for the job to complete; returns who rendered each
+/// accepted task. Rejections of anyone but `cheater` (whose earlier results
+/// may still be judged) fail the test.
+pub async fn accepted_until_completed(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<JobEvent>,
+    cheater: NodeId,
+    limit: Duration,
+) -> Vec<NodeId> {
+    tokio::time::timeout(limit, async {
+        let mut by = Vec::new();
+        loop {
+            match events.recv().await.expect("event stream open") {
+                JobEvent::TaskAccepted { worker, .. } => by.push(worker),
+                JobEvent::TaskRejected {
+                    worker, reasons, ..
+                } if worker != cheater => panic!("honest worker {worker:?} rejected: {reasons:?}"),
+                JobEvent::Completed { .. } => return by,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job completes in time")
 }

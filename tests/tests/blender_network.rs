@@ -8,22 +8,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
-use inferix_core::image::Rect;
+
 use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
-use inferix_core::protocol::JobEvent;
-use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
+use inferix_core::renderer::{Renderer, SceneFormat};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker};
 use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::seeded_identity;
+use inferix_tests::{accepted_until_completed, first_rejection, seeded_identity, FewerSamples};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -81,33 +79,6 @@ async fn build_scene(blender: &Blender, dir: &Path) -> PathBuf {
         .unwrap();
     assert!(status.success(), "building the scene failed: {status}");
     out
-}
-
-/// Renders with a quarter of the samples it is asked for.
-struct FewerSamples(Arc<dyn Renderer>);
-
-#[async_trait]
-impl Renderer for FewerSamples {
-    fn name(&self) -> &str {
-        "fewer-samples"
-    }
-    fn formats(&self) -> &[SceneFormat] {
-        self.0.formats()
-    }
-    fn device_class(&self) -> String {
-        self.0.device_class()
-    }
-    async fn render(&self, mut req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
-        req.settings.samples = (req.settings.samples / 4).max(1);
-        self.0.render(req).await
-    }
-    async fn render_crops(
-        &self,
-        req: RenderRequest,
-        crops: &[Rect],
-    ) -> Result<Vec<RenderedFrame>, RenderError> {
-        self.0.render_crops(req, crops).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +142,13 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
         )
         .with_blob_store(blobs.clone())
     };
-    let lazy = worker(100, Arc::new(FewerSamples(renderer.clone())));
+    let lazy = worker(
+        100,
+        Arc::new(FewerSamples {
+            inner: renderer.clone(),
+            divisor: 4,
+        }),
+    );
     let lazy_id = lazy.id();
     let lazy_run = tokio::spawn(lazy.run(stopped.clone()));
 
@@ -189,24 +166,7 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     let (job, _) = client.submit(&spec).await.unwrap();
     let mut events = client.watch(job).await.unwrap();
 
-    let reasons = tokio::time::timeout(Duration::from_secs(600), async {
-        loop {
-            match events.recv().await.expect("events flow") {
-                JobEvent::TaskRejected {
-                    worker, reasons, ..
-                } => {
-                    assert_eq!(worker, lazy_id);
-                    return reasons;
-                }
-                JobEvent::TaskAccepted { worker, .. } => {
-                    panic!("{worker:?}'s frames with a quarter of the samples were accepted")
-                }
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the lazy worker's result is judged");
+    let reasons = first_rejection(&mut events, lazy_id, Duration::from_secs(600)).await;
     assert!(
         reasons.iter().any(|r| r.contains("re-rendered crop")),
         "caught by its crops: {reasons:?}"
@@ -225,22 +185,8 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
             id
         })
         .collect();
-    let accepted_by = tokio::time::timeout(Duration::from_secs(900), async {
-        let mut by = Vec::new();
-        loop {
-            match events.recv().await.expect("events flow") {
-                JobEvent::TaskAccepted { worker, .. } => by.push(worker),
-                JobEvent::TaskRejected {
-                    worker, reasons, ..
-                } if worker != lazy_id => panic!("honest {worker:?} rejected: {reasons:?}"),
-                JobEvent::Completed { .. } => return by,
-                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the honest workers finish the job");
+    let accepted_by =
+        accepted_until_completed(&mut events, lazy_id, Duration::from_secs(900)).await;
     assert_eq!(accepted_by.len(), 5, "five tasks of two frames");
     assert!(accepted_by.iter().all(|w| honest.contains(w)));
     let files = client.download(job, &dir.path().join("out")).await.unwrap();

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
 use inferix_core::job::{FrameRange, JobSpec};
@@ -17,36 +16,16 @@ use inferix_core::ledger::{balance, Account};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
 use inferix_core::protocol::JobEvent;
-use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
+use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, NodeError, VerifierConfig, VerifierNode, WorkerConfig,
     WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::seeded_identity;
+use inferix_tests::{accepted_until_completed, first_rejection, seeded_identity, FewerSamples};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
-
-/// Renders what it is asked, but with an eighth of the samples.
-struct FewerSamples(Arc<dyn Renderer>);
-
-#[async_trait]
-impl Renderer for FewerSamples {
-    fn name(&self) -> &str {
-        "fewer-samples"
-    }
-    fn formats(&self) -> &[SceneFormat] {
-        self.0.formats()
-    }
-    fn device_class(&self) -> String {
-        self.0.device_class()
-    }
-    async fn render(&self, mut req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
-        req.settings.samples = (req.settings.samples / 8).max(1);
-        self.0.render(req).await
-    }
-}
 
 fn worker(net: &InProcNetwork, n: u128, addr: &str, renderer: Arc<dyn Renderer>) -> WorkerNode {
     let dir = std::env::temp_dir().join(format!("inferix-por-e2e-{}-w{n}", std::process::id()));
@@ -103,8 +82,16 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
         .with_renderer(tracer.clone());
         verifiers.push(tokio::spawn(v.run(stopped.clone())));
     }
-    let cheater = worker(&net, 100, &addr, Arc::new(FewerSamples(tracer.clone())))
-        .with_blob_store(blobs.clone());
+    let cheater = worker(
+        &net,
+        100,
+        &addr,
+        Arc::new(FewerSamples {
+            inner: tracer.clone(),
+            divisor: 8,
+        }),
+    )
+    .with_blob_store(blobs.clone());
     let cheater_id = cheater.id();
     let cheater_run = tokio::spawn(cheater.run(stopped.clone()));
 
@@ -125,24 +112,7 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
     let mut events = client.watch(job).await.unwrap();
 
     // Only the cheater is connected: its first result must be rejected.
-    let reasons = tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            match events.recv().await.expect("event stream open") {
-                JobEvent::TaskRejected {
-                    worker, reasons, ..
-                } => {
-                    assert_eq!(worker, cheater_id);
-                    return reasons;
-                }
-                JobEvent::TaskAccepted { worker, .. } => {
-                    panic!("a result of {worker:?} with an eighth of the samples was accepted")
-                }
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the cheater's result is judged");
+    let reasons = first_rejection(&mut events, cheater_id, Duration::from_secs(300)).await;
     assert!(
         reasons.iter().any(|r| r.contains("re-rendered crop")),
         "rejected for its crops: {reasons:?}"
@@ -161,26 +131,8 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
     let honest = worker(&net, 101, &addr, tracer.clone()).with_blob_store(blobs.clone());
     let honest_id = honest.id();
     let honest_run = tokio::spawn(honest.run(stopped.clone()));
-    let accepted_by = tokio::time::timeout(Duration::from_secs(300), async {
-        let mut by = Vec::new();
-        loop {
-            match events.recv().await.expect("event stream open") {
-                JobEvent::TaskAccepted { worker, .. } => by.push(worker),
-                // A second result the cheater sent before it was judged
-                // may still be rejected; the honest worker never is.
-                JobEvent::TaskRejected {
-                    worker, reasons, ..
-                } if worker != cheater_id => {
-                    panic!("honest worker {worker:?} rejected: {reasons:?}")
-                }
-                JobEvent::Completed { .. } => return by,
-                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the honest worker finishes the job");
+    let accepted_by =
+        accepted_until_completed(&mut events, cheater_id, Duration::from_secs(300)).await;
     assert_eq!(accepted_by, vec![honest_id, honest_id]);
 
     let stored = store.job(job).await.unwrap().unwrap();
@@ -305,8 +257,16 @@ async fn claims_are_settled_by_re_rendering() {
     .with_blob_store(blobs.clone())
     .with_renderer(tracer.clone());
     let verifier = tokio::spawn(verifier.run(stopped.clone()));
-    let lazy = worker(&net, 110, &addr, Arc::new(FewerSamples(tracer.clone())))
-        .with_blob_store(blobs.clone());
+    let lazy = worker(
+        &net,
+        110,
+        &addr,
+        Arc::new(FewerSamples {
+            inner: tracer.clone(),
+            divisor: 8,
+        }),
+    )
+    .with_blob_store(blobs.clone());
     let lazy_id = lazy.id();
     let lazy_run = tokio::spawn(lazy.run(stopped.clone()));
     let client =
