@@ -241,7 +241,7 @@ async fn crops_equal_the_full_frame_bit_for_bit() {
     assert_eq!(crop, full.crop(rects[0]));
     // Several crops of two frames in one Blender process.
     let batch = r
-        .render_crops(request(&scene, vec![4, 7], 8, None), &rects)
+        .render_crops_blend(request(&scene, vec![4, 7], 8, None), &rects)
         .await
         .unwrap();
     assert_eq!(batch.len(), 2 * rects.len());
@@ -261,13 +261,23 @@ async fn crops_equal_the_full_frame_bit_for_bit() {
         );
     }
     assert!(matches!(
-        r.render_crops(
+        r.render_crops_blend(
             request(&scene, vec![4], 8, None),
             &[Rect::new(60, 40, 8, 8)]
         )
         .await,
         Err(BlenderError::InvalidSettings(_))
     ));
+    // The same through the trait, as a verifier calls it (the request's
+    // own crop is ignored).
+    let via_trait =
+        Renderer::render_crops(&r, request(&scene, vec![4], 8, Some(rects[3])), &rects[..2])
+            .await
+            .unwrap();
+    assert_eq!(via_trait.len(), 2);
+    for (c, rect) in via_trait.iter().zip(&rects) {
+        assert_eq!((c.frame, &c.image), (4, &full.crop(*rect)));
+    }
 
     // A verifier with another core count gets the same pixels.
     let one_thread = r.with_config(BlenderConfig {
@@ -377,6 +387,17 @@ async fn watermarked_scene_passes_the_check_and_plain_one_fails() {
             m.frame,
             e(&m8),
             e(&p8)
+        );
+        // The full check (contrast and the key's own pattern) as well.
+        if let Err(missing) = watermark::check_patches(&m8, &patches, DEFAULT_THRESHOLD) {
+            panic!("frame {}: patches missing: {missing:?}", m.frame);
+        }
+        let missing = watermark::check_patches(&p8, &patches, DEFAULT_THRESHOLD).unwrap_err();
+        assert_eq!(
+            missing.len(),
+            patches.len(),
+            "frame {}: {missing:?}",
+            p.frame
         );
         // The plain frame fails; a patch window that happens to hold a
         // sharp scene edge may still reach the threshold on its own.
@@ -613,9 +634,10 @@ async fn a_hanging_render_times_out_and_its_processes_are_killed() {
             "process {pid} survived the timeout"
         );
     }
+    // Through the trait the same failure is `RenderError::Timeout`.
     assert!(matches!(
-        r.render(request(&scene, vec![1], 2, None)).await,
-        Err(RenderError::Timeout { seconds: 6 })
+        RenderError::from(BlenderError::Timeout { seconds: 6 }),
+        RenderError::Timeout { seconds: 6 }
     ));
     still_healthy(&renderer().await, &scene).await;
 }

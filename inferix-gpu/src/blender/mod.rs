@@ -32,7 +32,7 @@
 //! task's copy with a [`BlenderWatermarker`] for the task's patch layout at
 //! the job's resolution; workers render with a [`BlenderRenderer`];
 //! verifiers re-render crop challenges with the same renderer (one process
-//! for many crops: [`BlenderRenderer::render_crops`]) and compare exactly
+//! for many crops: [`Renderer::render_crops`](inferix_core::renderer::Renderer::render_crops)) and compare exactly
 //! when their [`device_class`](inferix_core::renderer::Renderer::device_class)
 //! equals the worker's.
 //!

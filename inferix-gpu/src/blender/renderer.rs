@@ -315,21 +315,20 @@ impl BlenderRenderer {
             .collect())
     }
 
-    /// Renders several crops of every requested frame in one Blender
-    /// process (a verifier's crop challenges), so that start-up and scene
-    /// evaluation are paid once. `request.crop` must be `None`. Each crop is
-    /// bit-identical to the same region of the full frame. Results are in
-    /// frame order, then in the order of `crops`.
-    pub async fn render_crops(
+    /// Like [`Renderer::render_crops`] with the typed error: renders every
+    /// crop of every requested frame in one Blender process, so start-up
+    /// and scene evaluation are paid once. `request.crop` is ignored. Each
+    /// crop is bit-identical to the same region of the full frame. Results
+    /// are in frame order, then in the order of `crops`.
+    pub async fn render_crops_blend(
         &self,
         request: RenderRequest,
         crops: &[Rect],
     ) -> Result<Vec<RenderedCrop>, BlenderError> {
-        if request.crop.is_some() {
-            return Err(BlenderError::InvalidSettings(
-                "render_crops takes its crops as an argument, not in the request".into(),
-            ));
-        }
+        let request = RenderRequest {
+            crop: None,
+            ..request
+        };
         if crops.is_empty() {
             return Err(BlenderError::InvalidSettings("no crops requested".into()));
         }
@@ -447,7 +446,7 @@ impl BlenderRenderer {
     }
 }
 
-/// One region of one frame from [`BlenderRenderer::render_crops`].
+/// One region of one frame from [`BlenderRenderer::render_crops_blend`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedCrop {
     /// Frame number.
@@ -534,6 +533,26 @@ impl Renderer for BlenderRenderer {
             return Err(RenderError::UnsupportedFormat(request.format));
         }
         Ok(self.render_blend(request).await?)
+    }
+
+    /// All crops of all frames in one Blender process.
+    async fn render_crops(
+        &self,
+        request: RenderRequest,
+        crops: &[Rect],
+    ) -> Result<Vec<RenderedFrame>, RenderError> {
+        if request.format != SceneFormat::Blend {
+            return Err(RenderError::UnsupportedFormat(request.format));
+        }
+        Ok(self
+            .render_crops_blend(request, crops)
+            .await?
+            .into_iter()
+            .map(|c| RenderedFrame {
+                frame: c.frame,
+                image: c.image,
+            })
+            .collect())
     }
 }
 
