@@ -13,6 +13,7 @@ use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer, SceneFormat};
 use inferix_node::demo::{run_demo, DemoOptions};
 
+mod config_file;
 mod net_cli;
 
 #[derive(Parser)]
@@ -174,8 +175,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("INFERIX_LOG")
@@ -184,6 +184,19 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run(cli));
+    // Without waiting for blocking threads: a worker stopped by a signal has
+    // handed its task back, and the render still running on one of them is
+    // abandoned, not finished.
+    runtime.shutdown_background();
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo {
             frames,

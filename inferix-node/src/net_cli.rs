@@ -16,44 +16,154 @@ use inferix_storage::{ObjectBlobStore, SqliteTaskStore};
 use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport, Transport};
 use tokio::sync::watch;
 
+use crate::config_file::{self, ConfigError, ManagerFile, NodeFile};
+
 /// Options of `inferix manager`.
-#[derive(Args)]
+///
+/// Each option is taken from, in order: the flag, its `INFERIX_*`
+/// environment variable, the `--config` file, the default.
+#[derive(Args, Debug)]
 pub(crate) struct ManagerArgs {
-    /// Folder for the node key, the task database and the blobs.
-    #[arg(long, env = "INFERIX_DATA_DIR", default_value = "inferix-manager")]
-    data_dir: PathBuf,
-    /// UDP address to listen on (port 0 picks a free one).
-    #[arg(long, env = "INFERIX_LISTEN", default_value = "127.0.0.1:7400")]
-    listen: String,
-    /// Token workers and verifiers must present (none: anyone may join).
+    /// TOML file with any of the options below, keys spelled like the long
+    /// options with `_` (`lease_seconds = 600`); unknown keys are an error.
+    #[arg(long, env = "INFERIX_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Folder for the node key, the task database and the blobs
+    /// [default: inferix-manager].
+    #[arg(long, env = "INFERIX_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// UDP address to listen on; port 0 picks a free one
+    /// [default: 127.0.0.1:7400].
+    #[arg(long, env = "INFERIX_LISTEN")]
+    listen: Option<String>,
+    /// Token workers and verifiers must present [default: none, anyone may
+    /// join].
     #[arg(long, env = "INFERIX_NODE_TOKEN")]
     node_token: Option<String>,
-    /// Token clients must present (none: anyone may submit).
+    /// Token clients must present [default: none, anyone may submit].
     #[arg(long, env = "INFERIX_CLIENT_TOKEN")]
     client_token: Option<String>,
-    /// Verifiers that must agree on each result.
-    #[arg(long, default_value_t = 1)]
-    quorum: usize,
-    /// Seconds a worker may hold a task before it is re-queued.
-    #[arg(long, default_value_t = 600)]
-    lease_seconds: u64,
+    /// Verifiers that must agree on each result [default: 1].
+    #[arg(long, env = "INFERIX_QUORUM", value_parser = at_least_1)]
+    quorum: Option<u64>,
+    /// Seconds a worker may hold a task before it is re-queued
+    /// [default: 600].
+    #[arg(long, env = "INFERIX_LEASE_SECONDS", value_parser = at_least_1)]
+    lease_seconds: Option<u64>,
+}
+
+/// The manager's settings once flags, environment, file and defaults are
+/// merged.
+#[derive(Debug, PartialEq)]
+pub(crate) struct ManagerSettings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) listen: String,
+    pub(crate) node_token: Option<String>,
+    pub(crate) client_token: Option<String>,
+    pub(crate) quorum: usize,
+    pub(crate) lease_seconds: u64,
+}
+
+impl ManagerArgs {
+    /// Merges the command line (flags and environment, which clap already
+    /// ordered) over the config file over the defaults.
+    pub(crate) fn resolve(self) -> Result<ManagerSettings, ConfigError> {
+        let file: ManagerFile = config_file::load_optional(self.config.as_deref())?;
+        Ok(ManagerSettings {
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "inferix-manager".into()),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:7400".into()),
+            node_token: self.node_token.or(file.node_token),
+            client_token: self.client_token.or(file.client_token),
+            quorum: self
+                .quorum
+                .map(|q| usize::try_from(q).unwrap_or(usize::MAX))
+                .or(file.quorum)
+                .unwrap_or(1),
+            lease_seconds: self.lease_seconds.or(file.lease_seconds).unwrap_or(600),
+        })
+    }
 }
 
 /// Options shared by `inferix worker` and `inferix verifier`.
-#[derive(Args)]
+///
+/// Each option is taken from, in order: the flag, its `INFERIX_*`
+/// environment variable, the `--config` file, the default.
+#[derive(Args, Debug)]
 pub(crate) struct NodeArgs {
-    /// Manager address as printed by `inferix manager` (`<id>@host:port`).
+    /// TOML file with any of the options below, keys spelled like the long
+    /// options with `_` (`data_dir = "w"`); unknown keys are an error.
+    #[arg(long, env = "INFERIX_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Manager address as printed by `inferix manager` (`<id>@host:port`);
+    /// required.
     #[arg(long, env = "INFERIX_MANAGER")]
-    manager: String,
-    /// Folder for the node key and scene cache.
+    manager: Option<String>,
+    /// Folder for the node key and scene cache; required.
     #[arg(long, env = "INFERIX_DATA_DIR")]
-    data_dir: PathBuf,
-    /// Admission token issued by the manager's operator.
+    data_dir: Option<PathBuf>,
+    /// Admission token issued by the manager's operator [default: none].
     #[arg(long, env = "INFERIX_NODE_TOKEN")]
     token: Option<String>,
-    /// Inferix Bench index to announce (workers; default: measured).
-    #[arg(long)]
+    /// Inferix Bench index to announce (workers) [default: measured at
+    /// start].
+    #[arg(long, env = "INFERIX_IB", value_parser = positive_f64)]
     ib: Option<f64>,
+}
+
+/// A worker's or verifier's settings once merged.
+#[derive(Debug, PartialEq)]
+pub(crate) struct NodeSettings {
+    pub(crate) manager: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) token: Option<String>,
+    pub(crate) ib: Option<f64>,
+}
+
+impl NodeArgs {
+    /// Merges flags and environment over the config file; the manager
+    /// address and the data folder have no default.
+    pub(crate) fn resolve(self) -> Result<NodeSettings, ConfigError> {
+        let file: NodeFile = config_file::load_optional(self.config.as_deref())?;
+        Ok(NodeSettings {
+            manager: self.manager.or(file.manager).ok_or(ConfigError::Missing {
+                flag: "--manager",
+                env: "INFERIX_MANAGER",
+                key: "manager",
+            })?,
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .ok_or(ConfigError::Missing {
+                    flag: "--data-dir",
+                    env: "INFERIX_DATA_DIR",
+                    key: "data_dir",
+                })?,
+            token: self.token.or(file.token),
+            ib: self.ib.or(file.ib),
+        })
+    }
+}
+
+fn at_least_1(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a positive number, not {v}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Where a client finds its manager.
@@ -119,10 +229,26 @@ async fn terminated() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Longest a stopping node waits for its last messages to reach the peer.
+const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lets closing connections deliver what was sent before the close (a
+/// worker's "task handed back"), within [`EXIT_FLUSH`].
+async fn flush_connections(transport: &QuicTransport) {
+    if tokio::time::timeout(EXIT_FLUSH, transport.wait_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close within {EXIT_FLUSH:?}");
+    }
+}
+
 pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
+    let a = a.resolve()?;
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
-    let transport: Arc<dyn Transport> = Arc::new(quic(Some(&a.data_dir))?);
+    let quic = quic(Some(&a.data_dir))?;
+    let transport: Arc<dyn Transport> = Arc::new(quic.clone());
     let store = Arc::new(SqliteTaskStore::open(a.data_dir.join("tasks.sqlite"))?);
     let blobs = Arc::new(ObjectBlobStore::local(a.data_dir.join("blobs"))?);
     let config = ManagerConfig {
@@ -133,22 +259,32 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
         lease: std::time::Duration::from_secs(a.lease_seconds),
         ..ManagerConfig::default()
     };
-    let handle = ManagerBuilder::new(transport, store, blobs)
+    let handle = ManagerBuilder::new(transport, store.clone(), blobs)
         .scheduler(WeightedRandomScheduler::default())
         .config(config)
         .scratch_dir(a.data_dir.join("scratch"))
         .build()
         .start()
         .await?;
-    println!("manager listening on {}", handle.addr());
+    // The file first, so that it exists once the address is announced.
     std::fs::write(a.data_dir.join("manager.addr"), handle.addr())?;
+    println!("manager listening on {}", handle.addr());
     terminated().await;
+    eprintln!("manager stopping");
+    // Stops accepting and closes every session; every store write is its
+    // own committed transaction, so nothing is lost in between.
     handle.shutdown().await;
+    flush_connections(&quic).await;
+    // The last handle closes the database, which checkpoints its journal.
+    drop(store);
+    eprintln!("manager stopped");
     Ok(())
 }
 
 pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&a.data_dir)?;
+    let a = a.resolve()?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
     let renderer = Arc::new(inferix_gpu::PathTracer::new()?);
     let ib = match a.ib {
         Some(ib) => ib,
@@ -161,21 +297,29 @@ pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
         work_dir: a.data_dir.join("work"),
         ..WorkerConfig::default()
     };
-    let node = WorkerNode::new(Arc::new(quic(Some(&a.data_dir))?), renderer, cfg);
+    let quic = quic(Some(&a.data_dir))?;
+    let node = WorkerNode::new(Arc::new(quic.clone()), renderer, cfg);
     println!("worker {} (IB {ib:.2})", node.id());
-    until_terminated(|stopped| node.run(stopped)).await
+    let result = until_terminated(|stopped| node.run(stopped)).await;
+    flush_connections(&quic).await;
+    result
 }
 
 pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&a.data_dir)?;
+    let a = a.resolve()?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
     let cfg = VerifierConfig {
         manager: a.manager,
         token: a.token,
         ..VerifierConfig::default()
     };
-    let node = VerifierNode::new(Arc::new(quic(Some(&a.data_dir))?), cfg);
+    let quic = quic(Some(&a.data_dir))?;
+    let node = VerifierNode::new(Arc::new(quic.clone()), cfg);
     println!("verifier {}", node.id());
-    until_terminated(|stopped| node.run(stopped)).await
+    let result = until_terminated(|stopped| node.run(stopped)).await;
+    flush_connections(&quic).await;
+    result
 }
 
 /// Runs a node until it ends by itself or SIGINT/SIGTERM asks it to stop,
@@ -190,6 +334,7 @@ where
         r = &mut node => return Ok(r??),
         _ = terminated() => {}
     }
+    eprintln!("stopping");
     let _ = stop.send(true);
     Ok(node.await??)
 }

@@ -1,11 +1,13 @@
 //! Manager, workers and verifiers as separate processes over QUIC on
 //! loopback: a job submitted through the CLI completes with every frame even
-//! when a worker is killed with SIGKILL, and nodes without the right token
-//! get nothing.
+//! when a worker is killed with SIGKILL, nodes without the right token get
+//! nothing, a worker stopped with SIGTERM hands its task back and exits 0,
+//! and settings come from flags over environment over a config file.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_inferix");
@@ -183,4 +185,361 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
         "{text}"
     );
     drop(workers);
+}
+
+/// Environment variables the binary reads; cleared for children so that the
+/// caller's environment cannot leak into the precedence checks.
+const INFERIX_VARS: &[&str] = &[
+    "INFERIX_CONFIG",
+    "INFERIX_DATA_DIR",
+    "INFERIX_LISTEN",
+    "INFERIX_NODE_TOKEN",
+    "INFERIX_CLIENT_TOKEN",
+    "INFERIX_QUORUM",
+    "INFERIX_LEASE_SECONDS",
+    "INFERIX_MANAGER",
+    "INFERIX_TOKEN",
+    "INFERIX_IB",
+];
+
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).env("INFERIX_LOG", "warn");
+    for v in INFERIX_VARS {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Reads a child's output lines on a thread, so that a test can wait for a
+/// line with a deadline instead of blocking on the pipe.
+fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line that satisfies `want`, failing after `limit`; the lines
+/// seen are kept in `seen` for the failure message.
+fn wait_line(
+    rx: &mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    limit: Duration,
+    want: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if want(&line) {
+                    return line;
+                }
+            }
+            Err(e) => panic!("no matching line within {limit:?} ({e}); seen: {seen:#?}"),
+        }
+    }
+}
+
+/// Sends SIGTERM through the shell's `kill` builtin (no extra package, no
+/// unsafe code).
+fn sigterm(child: &Child) {
+    let ok = Command::new("sh")
+        .args(["-c", "kill -TERM \"$0\"", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM {}", child.id());
+}
+
+/// Starts a manager and returns it with its address.
+fn start_manager(args: &[&str], env: &[(&str, &str)]) -> (Node, String) {
+    let mut manager = Node(
+        command(args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start inferix"),
+    );
+    let mut line = String::new();
+    BufReader::new(manager.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("manager listening on ")
+        .unwrap_or_else(|| panic!("address line, got {line:?}"))
+        .to_string();
+    (manager, addr)
+}
+
+/// Polls `inferix status` until `want` holds for its output.
+fn wait_status(addr: &str, job: &str, limit: Duration, want: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let out = command(&["status", job, "--manager", addr], &[])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if want(&text) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "status never matched within {limit:?}; last: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_hands_its_task_back_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_manager, addr) = start_manager(
+        &[
+            "manager",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            path(&d.join("m")),
+        ],
+        &[],
+    );
+    // Workers log at info level, so that the test sees the moment a render
+    // starts ("rendering").
+    let node = |role: &str, name: &str| {
+        let dd = d.join(name);
+        let mut args = vec![role, "--manager", &addr, "--data-dir", path(&dd)];
+        if role == "worker" {
+            args.extend_from_slice(&["--ib", "1"]);
+        }
+        Node(
+            command(&args, &[("INFERIX_LOG", "inferix_node=info")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start inferix"),
+        )
+    };
+    let _verifier = node("verifier", "v");
+    let mut first = node("worker", "w1");
+    let first_log = lines(first.0.stderr.take().unwrap());
+
+    let scene = d.join("scene.glb");
+    assert!(run(&["demo-scene", path(&scene)]).status.success());
+    // One task for the only worker.
+    let mut submit = Node(
+        command(
+            &[
+                "submit",
+                path(&scene),
+                "--manager",
+                &addr,
+                "--frames",
+                "1-4",
+                "--chunk",
+                "4",
+                "--width",
+                "160",
+                "--height",
+                "90",
+                "--spp",
+                "64",
+                "--wait",
+            ],
+            &[],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let mut job = String::new();
+    BufReader::new(submit.0.stdout.take().unwrap())
+        .read_line(&mut job)
+        .unwrap();
+    let job = job.trim().to_string();
+    let events = lines(submit.0.stderr.take().unwrap());
+
+    // The signal lands as the render starts: the scene still has to be
+    // fetched and the kernels compiled, so it cannot be finished yet.
+    let mut seen = Vec::new();
+    wait_line(&first_log, &mut seen, Duration::from_secs(120), |l| {
+        l.contains("rendering")
+    });
+    let signalled = Instant::now();
+    sigterm(&first.0);
+    let status = wait_for(&mut first.0, Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "a worker stopped by SIGTERM exits 0, got {status}"
+    );
+    wait_line(&first_log, &mut seen, Duration::from_secs(5), |l| {
+        l.contains("stopping")
+    });
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "the worker took {:?} to stop",
+        signalled.elapsed()
+    );
+
+    // The manager re-queues it at once, telling the client why.
+    let mut seen = Vec::new();
+    wait_line(&events, &mut seen, Duration::from_secs(30), |l| {
+        l.contains("TaskRequeued") && l.contains("handed back by worker")
+    });
+    wait_status(&addr, &job, Duration::from_secs(30), |s| {
+        s.contains("queued     1")
+    });
+
+    // Another worker finishes the job.
+    let _second = node("worker", "w2");
+    let status = wait_for(&mut submit.0, Duration::from_secs(300));
+    assert!(status.success(), "the job completes on the second worker");
+    let text = wait_status(&addr, &job, Duration::from_secs(10), |s| {
+        s.contains("completed")
+    });
+    assert!(text.contains("frames accepted: 4/4"), "{text}");
+}
+
+#[test]
+fn settings_come_from_flags_then_environment_then_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("manager.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:1\"\ndata_dir = {:?}\nclient_token = \"from-file\"\n",
+            path(&d.join("from-file"))
+        ),
+    )
+    .unwrap();
+    let (mut manager, addr) = start_manager(
+        &[
+            "manager",
+            "--config",
+            path(&config),
+            "--data-dir",
+            path(&d.join("from-flag")),
+        ],
+        &[
+            ("INFERIX_LISTEN", "127.0.0.1:0"),
+            ("INFERIX_DATA_DIR", path(&d.join("from-env"))),
+        ],
+    );
+    // The variable beat the file's port; the flag beat both folders.
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    assert_ne!(port, 1, "{addr}");
+    assert!(d.join("from-flag").join("manager.addr").exists());
+    assert!(!d.join("from-env").exists() && !d.join("from-file").exists());
+
+    // The file's client token applies, as nothing overrides it.
+    let job = "00000000000000000000000000000000";
+    let anon = command(&["status", job, "--manager", &addr], &[])
+        .output()
+        .unwrap();
+    let why = String::from_utf8_lossy(&anon.stderr);
+    assert!(
+        !anon.status.success() && why.contains("not admitted"),
+        "{why}"
+    );
+    let known = command(
+        &["status", job, "--manager", &addr, "--token", "from-file"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let why = String::from_utf8_lossy(&known.stderr);
+    assert!(!why.contains("not admitted"), "{why}");
+
+    // SIGTERM: the manager stops and exits 0; its database reopens.
+    sigterm(&manager.0);
+    let status = wait_for(&mut manager.0, Duration::from_secs(15));
+    assert!(status.success(), "manager exit: {status}");
+    // The database was closed, which folds its journal back into the file.
+    let db = d.join("from-flag").join("tasks.sqlite");
+    assert!(db.exists());
+    assert!(
+        !d.join("from-flag").join("tasks.sqlite-wal").exists(),
+        "the task database was not closed"
+    );
+    let (_again, addr2) = start_manager(
+        &[
+            "manager",
+            "--config",
+            path(&config),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("INFERIX_DATA_DIR", path(&d.join("from-flag")))],
+    );
+    assert_eq!(
+        addr.split_once('@').unwrap().0,
+        addr2.split_once('@').unwrap().0,
+        "the same data folder keeps the node key"
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_values_in_a_config_file_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "manager",
+            "listen = \"127.0.0.1:0\"\nlisen = \"x\"\n",
+            &["`lisen`"],
+        ),
+        ("manager", "quorum = \"three\"\n", &["`quorum`", "three"]),
+        ("manager", "lease_seconds = 0\n", &["`lease_seconds`"]),
+        (
+            "worker",
+            "manager = \"x@127.0.0.1:1\"\ndata-dir = \"w\"\n",
+            &["`data-dir`"],
+        ),
+        ("verifier", "ib = \"fast\"\n", &["`ib`"]),
+        ("worker", "manager = [\n", &["not valid TOML"]),
+    ];
+    for (i, (role, text, needles)) in cases.iter().enumerate() {
+        let file = d.join(format!("c{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = command(&[role, "--config", path(&file)], &[])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{role} with {text:?} must not start");
+        assert!(err.contains(path(&file)), "{err}");
+        for n in *needles {
+            assert!(err.contains(n), "{n} in {err}");
+        }
+    }
+    // A bad environment value is refused by name too.
+    let out = command(&["manager"], &[("INFERIX_QUORUM", "0")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--quorum"));
+    // Required settings say where they may come from.
+    let out = command(&["worker", "--data-dir", path(&d.join("w"))], &[])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("INFERIX_MANAGER"),
+        "{err}"
+    );
 }

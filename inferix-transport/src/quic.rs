@@ -98,6 +98,8 @@ pub struct QuicConfig {
     idle_timeout: Duration,
     handshake_timeout: Duration,
     max_frame_size: u32,
+    close_linger: Duration,
+    max_udp_payload: u16,
 }
 
 impl Default for QuicConfig {
@@ -108,6 +110,8 @@ impl Default for QuicConfig {
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            close_linger: Duration::from_secs(2),
+            max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
         }
     }
 }
@@ -156,6 +160,70 @@ impl QuicConfig {
         self.max_frame_size = bytes;
         self
     }
+
+    /// How long `close` waits for the peer to acknowledge what was sent
+    /// before it (a worker's last "task handed back", say) before closing
+    /// the connection anyway. A live peer acknowledges within a round trip;
+    /// the bound only matters for a peer that stopped answering.
+    pub fn close_linger(&mut self, linger: Duration) -> &mut Self {
+        self.close_linger = linger;
+        self
+    }
+
+    /// Largest UDP payload this node sends or accepts, the upper bound of
+    /// path MTU discovery (see [`DEFAULT_MAX_UDP_PAYLOAD`]); values below
+    /// QUIC's minimum of 1200 are raised to it.
+    pub fn max_udp_payload_size(&mut self, bytes: u16) -> &mut Self {
+        self.max_udp_payload = bytes.max(1200);
+        self
+    }
+}
+
+/// Largest UDP payload that path MTU discovery may find by default.
+///
+/// Connections start at QUIC's safe 1200 bytes and probe upwards; a path
+/// that cannot carry a probe just loses it (probes are sent with "don't
+/// fragment"), so the bound costs nothing where it is not reached. Where it
+/// is (loopback, jumbo-frame LANs), fewer, larger packets mean less work per
+/// byte: encryption, acknowledgements and wake-ups are per packet.
+///
+/// Not higher: the sender batches up to 10 packets into one segmentation
+/// offload (GSO) send, and the kernel refuses batches over 64 KiB; packets
+/// of 65 000 bytes made every batch fail, which loss detection took for a
+/// black hole, dropping the connection to 1200-byte packets for good.
+pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 6_500;
+
+/// UDP receive buffer requested for every endpoint (bytes).
+const SOCKET_RECEIVE_BUFFER: usize = 8 << 20;
+
+/// Counts connections that are closing but may still owe the peer data, so
+/// that a process can wait for them before it exits.
+#[derive(Debug)]
+struct Closing(tokio::sync::watch::Sender<usize>);
+
+impl Closing {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(tokio::sync::watch::channel(0).0))
+    }
+
+    fn begin(self: &Arc<Self>) -> ClosingGuard {
+        self.0.send_modify(|n| *n += 1);
+        ClosingGuard(self.clone())
+    }
+
+    async fn wait_none(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One closing connection; dropped once its close is sent.
+struct ClosingGuard(Arc<Closing>);
+
+impl Drop for ClosingGuard {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n -= 1);
+    }
 }
 
 /// A [`Transport`] over QUIC, authenticated by [`NodeIdentity`] keys.
@@ -176,6 +244,7 @@ struct Inner {
     provider: Arc<CryptoProvider>,
     client_v4: Mutex<Option<Endpoint>>,
     client_v6: Mutex<Option<Endpoint>>,
+    closing: Arc<Closing>,
 }
 
 impl std::fmt::Debug for QuicTransport {
@@ -203,6 +272,7 @@ impl QuicTransport {
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             client_v4: Mutex::new(None),
             client_v6: Mutex::new(None),
+            closing: Closing::new(),
         };
         // Fail now rather than at the first connect on an invalid setting.
         inner.transport_config(true)?;
@@ -214,6 +284,27 @@ impl QuicTransport {
     /// The identity this transport presents.
     pub fn identity(&self) -> &NodeIdentity {
         &self.inner.identity
+    }
+
+    /// Waits until every connection of this transport that is being closed
+    /// has handed the peer what was sent before the close (each at most the
+    /// configured [`QuicConfig::close_linger`]), and outgoing connections
+    /// have told their peers they are closed.
+    ///
+    /// Call it before the process exits after closing connections: `close`
+    /// finishes in the background, and an exiting process would otherwise
+    /// drop a worker's last message or leave the peer to find out by idle
+    /// timeout. An outgoing connection that is still open keeps it waiting
+    /// until that connection ends, so bound the wait with a timeout.
+    pub async fn wait_closed(&self) {
+        self.inner.closing.wait_none().await;
+        let endpoints: Vec<Endpoint> = [&self.inner.client_v4, &self.inner.client_v6]
+            .into_iter()
+            .filter_map(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        for e in endpoints {
+            e.wait_idle().await;
+        }
     }
 }
 
@@ -257,7 +348,32 @@ impl Inner {
             .stream_receive_window(VarInt::from_u32(8 << 20))
             .receive_window(VarInt::from_u32(16 << 20))
             .send_window(16 << 20);
+        let mut mtu = quinn::MtuDiscoveryConfig::default();
+        mtu.upper_bound(c.max_udp_payload);
+        t.mtu_discovery_config(Some(mtu));
         Ok(Arc::new(t))
+    }
+
+    /// A UDP endpoint bound to `addr`, serving with `server` when given.
+    fn endpoint(
+        &self,
+        addr: SocketAddr,
+        server: Option<quinn::ServerConfig>,
+    ) -> std::io::Result<Endpoint> {
+        let mut config = quinn::EndpointConfig::default();
+        config
+            .max_udp_payload_size(self.config.max_udp_payload)
+            .map_err(std::io::Error::other)?;
+        let socket = std::net::UdpSocket::bind(addr)?;
+        // The default socket buffer (about 200 KiB on Linux) holds a fraction
+        // of a millisecond of a fast transfer: a receiver that is descheduled
+        // that long drops datagrams, which the sender takes for congestion.
+        // Best effort: the kernel caps it (net.core.rmem_max).
+        let udp = quinn::udp::UdpSocketState::new((&socket).into())?;
+        if let Err(e) = udp.set_recv_buffer_size((&socket).into(), SOCKET_RECEIVE_BUFFER) {
+            tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+        }
+        Endpoint::new(config, server, socket, Arc::new(quinn::TokioRuntime))
     }
 
     fn verifier(&self, pin: Option<NodeId>) -> Arc<PeerVerifier> {
@@ -327,7 +443,8 @@ impl Inner {
         } else {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = Endpoint::client(bind)
+        let endpoint = self
+            .endpoint(bind, None)
             .map_err(|e| TransportError::Io(format!("binding {bind}: {e}")))?;
         *slot = Some(endpoint.clone());
         Ok(endpoint)
@@ -661,7 +778,7 @@ async fn client_stream(
 /// Server side: the mirror of [`client_stream`].
 async fn server_handshake(
     incoming: quinn::Incoming,
-    max_frame_size: u32,
+    settings: ConnSettings,
 ) -> Result<Connection, String> {
     let conn = incoming.await.map_err(|e| format!("handshake: {e}"))?;
     let peer = peer_node_id(&conn).map_err(|e| e.to_string())?;
@@ -677,7 +794,25 @@ async fn server_handshake(
     send.write_all(PREAMBLE)
         .await
         .map_err(|e| format!("{peer}: writing the preamble: {e}"))?;
-    Ok(wrap(conn, send, recv, peer, max_frame_size))
+    Ok(wrap(conn, send, recv, peer, settings))
+}
+
+/// What every connection of a transport shares.
+#[derive(Clone)]
+struct ConnSettings {
+    max_frame_size: u32,
+    close_linger: Duration,
+    closing: Arc<Closing>,
+}
+
+impl Inner {
+    fn conn_settings(&self) -> ConnSettings {
+        ConnSettings {
+            max_frame_size: self.config.max_frame_size,
+            close_linger: self.config.close_linger,
+            closing: self.closing.clone(),
+        }
+    }
 }
 
 fn wrap(
@@ -685,15 +820,17 @@ fn wrap(
     send: SendStream,
     recv: RecvStream,
     peer: NodeId,
-    max_frame_size: u32,
+    settings: ConnSettings,
 ) -> Connection {
+    let max_frame_size = settings.max_frame_size;
     Connection {
         peer,
         remote_addr: format!("{peer}@{}", conn.remote_address()),
         sender: Arc::new(QuicSender {
             conn: conn.clone(),
-            send: tokio::sync::Mutex::new(send),
-            max_frame_size,
+            send: Arc::new(tokio::sync::Mutex::new(send)),
+            closed: Mutex::new(None),
+            settings,
         }),
         receiver: Box::new(QuicReceiver {
             conn,
@@ -706,14 +843,24 @@ fn wrap(
 struct QuicSender {
     conn: quinn::Connection,
     /// Held for a whole frame so that concurrent senders never interleave.
-    send: tokio::sync::Mutex<SendStream>,
-    max_frame_size: u32,
+    send: Arc<tokio::sync::Mutex<SendStream>>,
+    /// Why `close` was called, once it was: later sends fail at once.
+    closed: Mutex<Option<String>>,
+    settings: ConnSettings,
 }
 
 #[async_trait]
 impl MessageSender for QuicSender {
     async fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
-        let frame = encode_frame_with(PROTOCOL_VERSION, &envelope, self.max_frame_size)?;
+        if let Some(reason) = self
+            .closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(TransportError::Closed(Some(reason)));
+        }
+        let frame = encode_frame_with(PROTOCOL_VERSION, &envelope, self.settings.max_frame_size)?;
         // Waits for QUIC flow control: a slow reader slows the sender down.
         self.send
             .lock()
@@ -723,11 +870,41 @@ impl MessageSender for QuicSender {
             .map_err(write_error)
     }
 
-    /// Closes at once: envelopes not yet delivered are dropped, as with the
-    /// in-process transport.
+    /// Closes like a socket: envelopes sent before still reach the peer
+    /// (whose receiver then ends), later sends fail at once. The stream is
+    /// finished now and the connection closed once the peer has acknowledged
+    /// everything, or after the close linger; [`QuicTransport::wait_closed`]
+    /// waits for that.
     fn close(&self, reason: &str) {
-        self.conn
-            .close(VarInt::from_u32(code::CLOSED), reason_bytes(reason));
+        {
+            let mut closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+            if closed.is_some() {
+                return;
+            }
+            *closed = Some(reason.to_string());
+        }
+        let conn = self.conn.clone();
+        let reason = reason_bytes(reason).to_vec();
+        let close = move || conn.close(VarInt::from_u32(code::CLOSED), &reason);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            close();
+            return;
+        };
+        let guard = self.settings.closing.begin();
+        let send = self.send.clone();
+        let linger = self.settings.close_linger;
+        runtime.spawn(async move {
+            let delivered = async {
+                // Behind any send in progress, so its frame is not cut.
+                let mut send = send.lock().await;
+                if send.finish().is_ok() {
+                    let _ = send.stopped().await;
+                }
+            };
+            let _ = tokio::time::timeout(linger, delivered).await;
+            close();
+            drop(guard);
+        });
     }
 }
 
@@ -770,12 +947,18 @@ impl MessageReceiver for QuicReceiver {
             Ok(len) => len,
             Err(e) => return Err(self.reject(e)),
         };
-        // Grow with the bytes that actually arrive, so that a peer announcing
-        // a large frame and sending nothing costs us nothing.
-        let mut body = Vec::with_capacity(len.min(64 * 1024));
-        while body.len() < len {
-            match self.recv.read_chunk(len - body.len(), true).await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
+        // Keep the pieces as they arrive (no copy), so that a peer announcing
+        // a large frame and sending nothing costs us nothing, then join them
+        // with one copy into a buffer of the exact size; a frame that came
+        // in one piece, as small messages do, is decoded where it lies.
+        let mut pieces: Vec<Bytes> = Vec::new();
+        let mut got = 0;
+        while got < len {
+            match self.recv.read_chunk(len - got, true).await {
+                Ok(Some(chunk)) => {
+                    got += chunk.bytes.len();
+                    pieces.push(chunk.bytes);
+                }
                 Ok(None) => {
                     return Err(self.reject(TransportError::BadFrame(
                         "stream ended inside a frame".into(),
@@ -784,7 +967,17 @@ impl MessageReceiver for QuicReceiver {
                 Err(e) => return read_error(e),
             }
         }
-        decode_body(&body).map(Some).map_err(|e| self.reject(e))
+        let decoded = match pieces.as_slice() {
+            [one] => decode_body(one),
+            many => {
+                let mut body = Vec::with_capacity(len);
+                for p in many {
+                    body.extend_from_slice(p);
+                }
+                decode_body(&body)
+            }
+        };
+        decoded.map(Some).map_err(|e| self.reject(e))
     }
 }
 
@@ -824,17 +1017,15 @@ async fn accept_loop(
     endpoint: Endpoint,
     tx: mpsc::Sender<Connection>,
     handshake_timeout: Duration,
-    max_frame_size: u32,
+    settings: ConnSettings,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         let tx = tx.clone();
         let remote = incoming.remote_address();
+        let settings = settings.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(
-                handshake_timeout,
-                server_handshake(incoming, max_frame_size),
-            )
-            .await
+            match tokio::time::timeout(handshake_timeout, server_handshake(incoming, settings))
+                .await
             {
                 Ok(Ok(conn)) => {
                     if let Err(mpsc::error::SendError(conn)) = tx.send(conn).await {
@@ -856,6 +1047,10 @@ impl Transport for QuicTransport {
         self.inner.identity.node_id()
     }
 
+    fn signer(&self) -> Option<Arc<NodeIdentity>> {
+        Some(Arc::new(self.inner.identity.clone()))
+    }
+
     async fn listen(&self, addr: &str) -> Result<Box<dyn Listener>, TransportError> {
         let me = self.local_id();
         let (pin, host) = parse_addr(addr)?;
@@ -865,13 +1060,17 @@ impl Transport for QuicTransport {
             )));
         }
         let socket_addr = resolve(host).await?;
-        let endpoint = Endpoint::server(self.inner.server_config()?, socket_addr).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                TransportError::AddressInUse(addr.to_string())
-            } else {
-                TransportError::Io(format!("binding {socket_addr}: {e}"))
-            }
-        })?;
+        let server_config = self.inner.server_config()?;
+        let endpoint = self
+            .inner
+            .endpoint(socket_addr, Some(server_config))
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    TransportError::AddressInUse(addr.to_string())
+                } else {
+                    TransportError::Io(format!("binding {socket_addr}: {e}"))
+                }
+            })?;
         let local = endpoint
             .local_addr()
             .map_err(|e| TransportError::Io(e.to_string()))?;
@@ -881,7 +1080,7 @@ impl Transport for QuicTransport {
             endpoint.clone(),
             tx,
             c.handshake_timeout,
-            c.max_frame_size,
+            self.inner.conn_settings(),
         ));
         Ok(Box::new(QuicListener {
             endpoint,
@@ -923,13 +1122,7 @@ impl Transport for QuicTransport {
             Ok(Ok(parts)) => parts,
         };
         let peer = peer_node_id(&conn)?;
-        Ok(wrap(
-            conn,
-            send,
-            recv,
-            peer,
-            self.inner.config.max_frame_size,
-        ))
+        Ok(wrap(conn, send, recv, peer, self.inner.conn_settings()))
     }
 }
 

@@ -209,7 +209,13 @@ async fn the_sender_of_a_rejected_frame_learns_why() {
     // outcome through the regular receiver.
     let forged = encode_frame_with(PROTOCOL_VERSION + 1, &msg(1), DEFAULT_MAX_FRAME_SIZE).unwrap();
     send.write_all(&forged).await.unwrap();
-    let mut c = wrap(conn, send, recv, server.local_id(), DEFAULT_MAX_FRAME_SIZE);
+    let mut c = wrap(
+        conn,
+        send,
+        recv,
+        server.local_id(),
+        client.inner.conn_settings(),
+    );
     assert!(matches!(
         within(s.receiver.recv()).await,
         Err(TransportError::UnsupportedVersion { .. })
@@ -262,15 +268,29 @@ async fn large_envelopes_cross_and_oversized_ones_fail_locally() {
 }
 
 #[tokio::test]
-async fn close_carries_the_reason_and_ends_the_peers_receiver() {
+async fn close_delivers_what_was_sent_before_it_then_carries_the_reason() {
     let server = transport();
     let mut listener = server.listen("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr();
     let client = transport();
-    let ((conn, _send, mut recv), s) =
-        tokio::join!(raw_connect(&client, &target), listener.accept());
+    let ((conn, send, recv), s) = tokio::join!(raw_connect(&client, &target), listener.accept());
     let s = s.unwrap();
+    // A worker's last words before it exits.
+    s.sender.send(msg(5)).await.unwrap();
     s.sender.close("shutting down");
+    assert!(
+        matches!(s.sender.send(msg(6)).await, Err(TransportError::Closed(Some(r))) if r == "shutting down"),
+        "sending after close fails at once"
+    );
+    let mut c = wrap(
+        conn.clone(),
+        send,
+        recv,
+        server.local_id(),
+        client.inner.conn_settings(),
+    );
+    assert_eq!(within(c.receiver.recv()).await.unwrap(), Some(msg(5)));
+    assert_eq!(within(c.receiver.recv()).await.unwrap(), None);
     match within(conn.closed()).await {
         ConnectionError::ApplicationClosed(c) => {
             assert_eq!(c.error_code, VarInt::from_u32(code::CLOSED));
@@ -278,7 +298,52 @@ async fn close_carries_the_reason_and_ends_the_peers_receiver() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(recv.read_chunk(1, true).await.is_err());
+    within(server.wait_closed()).await;
+}
+
+#[tokio::test]
+async fn close_gives_up_after_the_linger_on_a_peer_that_stopped_answering() {
+    let mut config = test_config();
+    config.close_linger(Duration::from_millis(200));
+    let server = QuicTransport::new(NodeIdentity::generate(), config).unwrap();
+    let mut listener = server.listen("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr();
+    // The peer runs on its own thread and runtime, which the test freezes:
+    // while frozen it neither reads nor acknowledges anything.
+    let (connected_tx, connected_rx) = std::sync::mpsc::channel();
+    let (thaw_tx, thaw_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut c = transport().connect(&target).await.unwrap();
+            connected_tx.send(()).unwrap();
+            thaw_rx.recv().unwrap();
+            // Once thawed it learns that the connection ended.
+            while let Ok(Some(_)) = within(c.receiver.recv()).await {}
+        });
+    });
+    let s = within(listener.accept()).await.unwrap();
+    within(tokio::task::spawn_blocking(move || connected_rx.recv()))
+        .await
+        .unwrap()
+        .unwrap();
+    s.sender.send(msg(1)).await.unwrap();
+    let closing = std::time::Instant::now();
+    s.sender.close("bye");
+    within(server.wait_closed()).await;
+    assert!(
+        closing.elapsed() >= Duration::from_millis(150),
+        "close waited for the linger, not {:?}",
+        closing.elapsed()
+    );
+    thaw_tx.send(()).unwrap();
+    within(tokio::task::spawn_blocking(move || peer.join()))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
