@@ -90,6 +90,12 @@ pub(crate) struct ManagerFile {
     pub(crate) client_token: Option<String>,
     pub(crate) quorum: Option<usize>,
     pub(crate) lease_seconds: Option<u64>,
+    pub(crate) store: Option<String>,
+    pub(crate) store_schema: Option<String>,
+    pub(crate) blobs: Option<String>,
+    pub(crate) s3_endpoint: Option<String>,
+    pub(crate) verification_seconds: Option<u64>,
+    pub(crate) por_secret: Option<String>,
 }
 
 impl ConfigFile for ManagerFile {
@@ -100,6 +106,12 @@ impl ConfigFile for ManagerFile {
         "client_token",
         "quorum",
         "lease_seconds",
+        "store",
+        "store_schema",
+        "blobs",
+        "s3_endpoint",
+        "verification_seconds",
+        "por_secret",
     ];
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -108,6 +120,9 @@ impl ConfigFile for ManagerFile {
         }
         if self.lease_seconds == Some(0) {
             return Err(("lease_seconds", "must be at least 1".into()));
+        }
+        if self.verification_seconds == Some(0) {
+            return Err(("verification_seconds", "must be at least 1".into()));
         }
         Ok(())
     }
@@ -218,6 +233,7 @@ mod tests {
                 client_token: Some("c".into()),
                 quorum: Some(2),
                 lease_seconds: Some(120),
+                ..ManagerFile::default()
             }
         );
     }

@@ -145,6 +145,34 @@ enum Command {
         /// Job id.
         job: JobId,
     },
+    /// Stop leasing a job's tasks (running ones finish).
+    Pause {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        /// Job id.
+        job: JobId,
+    },
+    /// Lease a paused job's tasks again.
+    Resume {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        /// Job id.
+        job: JobId,
+    },
+    /// Claim that delivered frames are bad: they are re-rendered by another
+    /// node, and the claim is upheld (refund) or rejected.
+    Claim {
+        #[command(flatten)]
+        client: net_cli::ClientArgs,
+        /// Job id.
+        job: JobId,
+        /// Frames claimed: N, A-B or A-B:STEP.
+        #[arg(long)]
+        frames: FrameRange,
+        /// What is wrong with them.
+        #[arg(long, default_value = "bad frames")]
+        reason: String,
+    },
     /// Write the built-in demo scene as a .glb file.
     DemoScene {
         /// Output file.
@@ -317,6 +345,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch { client, job } => net_cli::watch(client, job).await?,
         Command::Download { client, job, out } => net_cli::download(client, job, out).await?,
         Command::Cancel { client, job } => net_cli::cancel(client, job).await?,
+        Command::Pause { client, job } => net_cli::pause(client, job, false).await?,
+        Command::Resume { client, job } => net_cli::pause(client, job, true).await?,
+        Command::Claim {
+            client,
+            job,
+            frames,
+            reason,
+        } => net_cli::claim(client, job, frames, reason).await?,
         Command::DemoScene { out } => {
             std::fs::write(&out, inferix_gpu::demo_scene_glb())
                 .with_context(|| format!("cannot write {}", out.display()))?;

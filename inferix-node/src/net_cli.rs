@@ -7,12 +7,20 @@ use anyhow::Context;
 use clap::Args;
 use inferix_core::ids::JobId;
 use inferix_core::job::{FrameRange, JobSpec, OutputFormat};
+use inferix_core::por::key::ManagerSecret;
+use inferix_core::por::prepare::PorConfig;
 use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::Renderer;
 use inferix_core::scheduler::WeightedRandomScheduler;
+use inferix_core::store::TaskStore;
+use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker};
+use inferix_node::RendererSet;
 use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
-use inferix_storage::{ObjectBlobStore, SqliteTaskStore};
+use inferix_storage::{
+    Backoff, ObjectBlobStore, PostgresOptions, PostgresTaskStore, S3Config, SqliteTaskStore,
+};
 use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport, Transport};
 use tokio::sync::watch;
 
@@ -50,6 +58,30 @@ pub(crate) struct ManagerArgs {
     /// [default: 600].
     #[arg(long, env = "INFERIX_LEASE_SECONDS", value_parser = at_least_1)]
     lease_seconds: Option<u64>,
+    /// Task database: a SQLite file, or a `postgres://` URL that several
+    /// managers share [default: tasks.sqlite in the data folder].
+    #[arg(long, env = "INFERIX_STORE")]
+    store: Option<String>,
+    /// PostgreSQL schema of the tables [default: the connection's].
+    #[arg(long, env = "INFERIX_STORE_SCHEMA")]
+    store_schema: Option<String>,
+    /// Blob storage: a folder, or `s3://bucket[/prefix]` (credentials and
+    /// region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)
+    /// [default: blobs in the data folder].
+    #[arg(long, env = "INFERIX_BLOBS")]
+    blobs: Option<String>,
+    /// URL of an S3-compatible server for `s3://` blobs [default: AWS].
+    #[arg(long, env = "INFERIX_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Seconds a verifier may take over a verification before it is
+    /// replaced; a round whose manager died is taken over after twice this
+    /// [default: 300].
+    #[arg(long, env = "INFERIX_VERIFICATION_SECONDS", value_parser = at_least_1)]
+    verification_seconds: Option<u64>,
+    /// Proof-of-Render secret shared by every manager of the network: turns
+    /// on watermarked leases and crop challenges [default: off].
+    #[arg(long, env = "INFERIX_POR_SECRET", hide_env_values = true)]
+    por_secret: Option<String>,
 }
 
 /// The manager's settings once flags, environment, file and defaults are
@@ -62,6 +94,12 @@ pub(crate) struct ManagerSettings {
     pub(crate) client_token: Option<String>,
     pub(crate) quorum: usize,
     pub(crate) lease_seconds: u64,
+    pub(crate) store: Option<String>,
+    pub(crate) store_schema: Option<String>,
+    pub(crate) blobs: Option<String>,
+    pub(crate) s3_endpoint: Option<String>,
+    pub(crate) verification_seconds: u64,
+    pub(crate) por_secret: Option<String>,
 }
 
 impl ManagerArgs {
@@ -86,6 +124,15 @@ impl ManagerArgs {
                 .or(file.quorum)
                 .unwrap_or(1),
             lease_seconds: self.lease_seconds.or(file.lease_seconds).unwrap_or(600),
+            store: self.store.or(file.store),
+            store_schema: self.store_schema.or(file.store_schema),
+            blobs: self.blobs.or(file.blobs),
+            s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            verification_seconds: self
+                .verification_seconds
+                .or(file.verification_seconds)
+                .unwrap_or(300),
+            por_secret: self.por_secret.or(file.por_secret),
         })
     }
 }
@@ -249,23 +296,30 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
     let quic = quic(Some(&a.data_dir))?;
     let transport: Arc<dyn Transport> = Arc::new(quic.clone());
-    let store = Arc::new(SqliteTaskStore::open(a.data_dir.join("tasks.sqlite"))?);
-    let blobs = Arc::new(ObjectBlobStore::local(a.data_dir.join("blobs"))?);
+    let store = open_store(&a).await?;
+    let blobs = Arc::new(open_blobs(&a)?);
     let config = ManagerConfig {
         listen: a.listen,
         node_token: a.node_token,
         client_token: a.client_token,
         quorum: a.quorum,
         lease: std::time::Duration::from_secs(a.lease_seconds),
+        verification_timeout: std::time::Duration::from_secs(a.verification_seconds),
         ..ManagerConfig::default()
     };
-    let handle = ManagerBuilder::new(transport, store.clone(), blobs)
+    let mut builder = ManagerBuilder::new(transport, store.clone(), blobs)
         .scheduler(WeightedRandomScheduler::default())
         .config(config)
-        .scratch_dir(a.data_dir.join("scratch"))
-        .build()
-        .start()
-        .await?;
+        .scratch_dir(a.data_dir.join("scratch"));
+    if let Some(secret) = &a.por_secret {
+        builder = builder
+            .proof_of_render(PorConfig::new(ManagerSecret(secret.as_bytes().to_vec())))
+            .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
+        if let Ok(blender) = Blender::locate(None).await {
+            builder = builder.watermarker(Arc::new(BlenderWatermarker::new(blender)));
+        }
+    }
+    let handle = builder.build().start().await?;
     // The file first, so that it exists once the address is announced.
     std::fs::write(a.data_dir.join("manager.addr"), handle.addr())?;
     println!("manager listening on {}", handle.addr());
@@ -285,14 +339,16 @@ pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
     let a = a.resolve()?;
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
-    let renderer = Arc::new(inferix_gpu::PathTracer::new()?);
+    let tracer = Arc::new(inferix_gpu::PathTracer::new()?);
     let ib = match a.ib {
         Some(ib) => ib,
-        None => inferix_gpu::bench::run_bench(&renderer).await?.ib,
+        None => inferix_gpu::bench::run_bench(&tracer).await?.ib,
     };
+    let (renderer, tags) = renderers(tracer).await;
     let cfg = WorkerConfig {
         manager: a.manager,
         ib,
+        tags,
         token: a.token,
         work_dir: a.data_dir.join("work"),
         ..WorkerConfig::default()
@@ -312,14 +368,72 @@ pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
     let cfg = VerifierConfig {
         manager: a.manager,
         token: a.token,
+        work_dir: a.data_dir.join("work"),
         ..VerifierConfig::default()
     };
     let quic = quic(Some(&a.data_dir))?;
-    let node = VerifierNode::new(Arc::new(quic.clone()), cfg);
+    let (renderer, _) = renderers(Arc::new(inferix_gpu::PathTracer::new()?)).await;
+    let node = VerifierNode::new(Arc::new(quic.clone()), cfg).with_renderer(renderer);
     println!("verifier {}", node.id());
     let result = until_terminated(|stopped| node.run(stopped)).await;
     flush_connections(&quic).await;
     result
+}
+
+/// The path tracer, plus Blender for `.blend` scenes when one is installed,
+/// and the capability tags that announce them (`blender`, `blender-3.4`).
+async fn renderers(tracer: Arc<inferix_gpu::PathTracer>) -> (Arc<dyn Renderer>, Vec<String>) {
+    let mut list: Vec<Arc<dyn Renderer>> = vec![tracer];
+    let mut tags = Vec::new();
+    match Blender::locate(None).await {
+        Ok(b) => {
+            let v = b.version();
+            tags.push("blender".to_string());
+            tags.push(format!("blender-{}.{}", v.major, v.minor));
+            list.push(Arc::new(BlenderRenderer::new(b, BlenderConfig::default())));
+        }
+        Err(e) => tracing::info!("no Blender: .blend scenes are not rendered here ({e})"),
+    }
+    (Arc::new(RendererSet::new(list)), tags)
+}
+
+/// The task database the settings name.
+async fn open_store(a: &ManagerSettings) -> anyhow::Result<Arc<dyn TaskStore>> {
+    Ok(match &a.store {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let mut options = PostgresOptions::new(url.clone());
+            options.schema = a.store_schema.clone();
+            Arc::new(PostgresTaskStore::open_with_retry(options, Backoff::default()).await?)
+        }
+        Some(path) => Arc::new(SqliteTaskStore::open(path)?),
+        None => Arc::new(SqliteTaskStore::open(a.data_dir.join("tasks.sqlite"))?),
+    })
+}
+
+/// The blob store the settings name.
+fn open_blobs(a: &ManagerSettings) -> anyhow::Result<ObjectBlobStore> {
+    match a.blobs.as_deref() {
+        Some(url) if url.starts_with("s3://") => {
+            let rest = &url["s3://".len()..];
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            anyhow::ensure!(!bucket.is_empty(), "blob URL {url} names no bucket");
+            let mut config = S3Config::new(bucket)
+                .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()))
+                .with_prefix(prefix.trim_end_matches('/'));
+            if let Some(endpoint) = &a.s3_endpoint {
+                config = config.with_endpoint(endpoint.clone());
+            }
+            if let (Ok(id), Ok(secret)) = (
+                std::env::var("AWS_ACCESS_KEY_ID"),
+                std::env::var("AWS_SECRET_ACCESS_KEY"),
+            ) {
+                config = config.with_credentials(id, secret);
+            }
+            Ok(ObjectBlobStore::s3(&config)?)
+        }
+        Some(dir) => Ok(ObjectBlobStore::local(dir)?),
+        None => Ok(ObjectBlobStore::local(a.data_dir.join("blobs"))?),
+    }
 }
 
 /// Runs a node until it ends by itself or SIGINT/SIGTERM asks it to stop,
@@ -425,6 +539,51 @@ pub(crate) async fn download(c: ClientArgs, job: JobId, out: PathBuf) -> anyhow:
     let files = connect(&c).await?.download(job, &out).await?;
     println!("downloaded {} frames to {}", files.len(), out.display());
     Ok(())
+}
+
+pub(crate) async fn pause(c: ClientArgs, job: JobId, resume: bool) -> anyhow::Result<()> {
+    let client = connect(&c).await?;
+    if resume {
+        client.resume(job).await?;
+        println!("resumed {job}");
+    } else {
+        client.pause(job).await?;
+        println!("paused {job}");
+    }
+    Ok(())
+}
+
+pub(crate) async fn claim(
+    c: ClientArgs,
+    job: JobId,
+    frames: FrameRange,
+    reason: String,
+) -> anyhow::Result<()> {
+    let client = connect(&c).await?;
+    let mut events = client.watch(job).await?;
+    let claim = client
+        .claim(job, frames.frames().collect(), &reason)
+        .await?;
+    eprintln!("claim {claim} filed; frames are being re-rendered");
+    while let Some(ev) = events.recv().await {
+        if let JobEvent::ClaimSettled {
+            claim: c,
+            upheld,
+            evidence,
+            ..
+        } = ev
+        {
+            if c == claim {
+                println!(
+                    "claim {claim} {}: {}",
+                    if upheld { "upheld" } else { "rejected" },
+                    evidence.join("; ")
+                );
+                return Ok(());
+            }
+        }
+    }
+    anyhow::bail!("the manager went away before the claim was settled")
 }
 
 pub(crate) async fn cancel(c: ClientArgs, job: JobId) -> anyhow::Result<()> {

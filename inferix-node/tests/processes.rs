@@ -200,6 +200,12 @@ const INFERIX_VARS: &[&str] = &[
     "INFERIX_MANAGER",
     "INFERIX_TOKEN",
     "INFERIX_IB",
+    "INFERIX_STORE",
+    "INFERIX_STORE_SCHEMA",
+    "INFERIX_BLOBS",
+    "INFERIX_S3_ENDPOINT",
+    "INFERIX_VERIFICATION_SECONDS",
+    "INFERIX_POR_SECRET",
 ];
 
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -542,4 +548,196 @@ fn unknown_keys_and_bad_values_in_a_config_file_are_named() {
         !out.status.success() && err.contains("INFERIX_MANAGER"),
         "{err}"
     );
+}
+
+/// Where the test servers are: PostgreSQL URL, S3 bucket, and the
+/// environment nodes need for S3.
+struct TestServices {
+    pg: String,
+    bucket: String,
+    env: Vec<(&'static str, String)>,
+}
+
+/// The test servers `scripts/services.sh` starts, or `None` (with the
+/// reason printed) outside CI when they are not configured.
+fn test_services() -> Option<TestServices> {
+    let var = |k: &str| std::env::var(k).ok();
+    match (
+        var("INFERIX_TEST_PG_URL"),
+        var("INFERIX_TEST_S3_ENDPOINT"),
+        var("INFERIX_TEST_S3_BUCKET"),
+    ) {
+        (Some(pg), Some(endpoint), Some(bucket)) => {
+            let env = vec![
+                ("INFERIX_S3_ENDPOINT", endpoint),
+                (
+                    "AWS_ACCESS_KEY_ID",
+                    var("INFERIX_TEST_S3_ACCESS_KEY_ID").unwrap_or_default(),
+                ),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    var("INFERIX_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_default(),
+                ),
+                (
+                    "AWS_REGION",
+                    var("INFERIX_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                ),
+            ];
+            Some(TestServices { pg, bucket, env })
+        }
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("INFERIX_TEST_PG_URL / INFERIX_TEST_S3_*: run `bash scripts/services.sh && source target/services/env`")
+        }
+        _ => {
+            eprintln!(
+                "skipped: PostgreSQL/S3 test servers not configured (bash scripts/services.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// Two managers on one PostgreSQL database and one S3 bucket serve one
+/// network: a job submitted to A is rendered by workers of both; A is
+/// killed with SIGKILL mid-job and B finishes it, leases of A's workers
+/// expiring and A's verification rounds taken over; every frame is
+/// accepted exactly once and downloads from B.
+#[test]
+fn two_managers_on_one_database_survive_one_being_killed() {
+    let Some(TestServices { pg, bucket, env }) = test_services() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let unique = format!(
+        "mm_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let blobs = format!("s3://{bucket}/{unique}");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let manager_args = |name: &str| -> Vec<String> {
+        [
+            "manager",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            path(&d.join(name)),
+            "--store",
+            &pg,
+            "--store-schema",
+            &unique,
+            "--blobs",
+            &blobs,
+            "--lease-seconds",
+            "8",
+            "--verification-seconds",
+            "4",
+            "--por-secret",
+            "one network",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let start = |name: &str| {
+        let args = manager_args(name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start_manager(&args, &env)
+    };
+    let (mut a, addr_a) = start("ma");
+    let (_b, addr_b) = start("mb");
+    let node = |role: &str, addr: &str, name: &str| {
+        let data = d.join(name);
+        let mut args = vec![role, "--manager", addr, "--data-dir", path(&data)];
+        if role == "worker" {
+            args.extend_from_slice(&["--ib", "1"]);
+        }
+        Node(
+            command(&args, &env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start inferix"),
+        )
+    };
+    let _nodes = [
+        node("worker", &addr_a, "wa0"),
+        node("worker", &addr_a, "wa1"),
+        node("verifier", &addr_a, "va"),
+        node("worker", &addr_b, "wb0"),
+        node("worker", &addr_b, "wb1"),
+        node("verifier", &addr_b, "vb"),
+    ];
+    let scene = d.join("scene.glb");
+    assert!(run(&["demo-scene", path(&scene)]).status.success());
+    let submitted = command(
+        &[
+            "submit",
+            path(&scene),
+            "--manager",
+            &addr_a,
+            "--frames",
+            "1-24",
+            "--width",
+            "64",
+            "--height",
+            "36",
+            "--spp",
+            "8",
+            "--chunk",
+            "2",
+        ],
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        submitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let job = String::from_utf8_lossy(&submitted.stdout)
+        .trim()
+        .to_string();
+
+    // B sees A's job at once (one database) and its progress.
+    let before = wait_status(&addr_b, &job, Duration::from_secs(120), |t| {
+        t.contains("frames accepted:") && !t.contains("frames accepted: 0/")
+    });
+    a.0.kill().unwrap();
+    assert!(
+        !before.contains("completed"),
+        "A must die mid-job: {before}"
+    );
+    a.0.wait().unwrap();
+
+    let done = wait_status(&addr_b, &job, Duration::from_secs(300), |t| {
+        t.contains("completed")
+    });
+    assert!(done.contains("frames accepted: 24/24"), "{done}");
+    assert!(
+        done.contains("accepted   12"),
+        "twelve tasks accepted once each: {done}"
+    );
+    let out = d.join("out");
+    let dl = command(
+        &["download", &job, "--manager", &addr_b, "--out", path(&out)],
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        dl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dl.stderr)
+    );
+    for f in 1..=24 {
+        let file = out.join(format!("frame_{f:04}.png"));
+        let img = inferix_gpu::codec::decode_png(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!((img.width, img.height), (64, 36), "{}", file.display());
+    }
 }
