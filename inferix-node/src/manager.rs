@@ -340,6 +340,7 @@ impl ManagerNode {
             claims: HashMap::new(),
             next_claim: 1,
             failures: HashMap::new(),
+            buffered: Vec::new(),
             jobs: HashMap::new(),
             waiting: HashSet::new(),
             events: events.clone(),
@@ -541,6 +542,8 @@ struct State {
     next_claim: u64,
     /// Failures per job and worker, for the job blocklist.
     failures: HashMap<(JobId, NodeId), u32>,
+    /// Results that arrived while the task database was unavailable.
+    buffered: Vec<(TaskId, NodeId, inferix_core::task::TaskResult)>,
     jobs: HashMap<JobId, Job>,
     waiting: HashSet<JobId>,
     events: broadcast::Sender<(JobId, JobEvent)>,
@@ -1060,17 +1063,35 @@ impl State {
             .await;
             return;
         }
+        // With the database away, the result waits here (the lease in the
+        // store still names this worker) and is recorded once it is back.
+        if let Err(StoreError::Unavailable(why)) = self.store.task(task_id).await {
+            warn!(?task_id, ?worker, %why, "task database unavailable; result kept until it is back");
+            self.buffered.push((task_id, worker, result));
+            self.reply(conn, id, Message::Ok).await;
+            return;
+        }
+        match self.record_result(task_id, worker, result).await {
+            Ok(()) => self.reply(conn, id, Message::Ok).await,
+            Err((code, why)) => {
+                self.reply(conn, id, Message::error(code, why)).await;
+            }
+        }
+    }
+
+    /// Checks a result and stores it as the task's; a refused result puts
+    /// the task back in the queue without its worker.
+    async fn record_result(
+        &mut self,
+        task_id: TaskId,
+        worker: NodeId,
+        result: inferix_core::task::TaskResult,
+    ) -> Result<(), (ErrorCode, String)> {
         if let Err(why) = self.check_result(task_id, &result).await {
             warn!(?task_id, ?worker, %why, "result refused");
-            self.reply(
-                conn,
-                id,
-                Message::error(ErrorCode::Unauthorized, why.clone()),
-            )
-            .await;
             self.requeue(task_id, worker, true, &format!("refused result: {why}"))
                 .await;
-            return;
+            return Err((ErrorCode::Unauthorized, why));
         }
         let outcome = match self.store.task(task_id).await {
             Ok(Some(mut t)) => match t.complete(result, self.now()) {
@@ -1087,12 +1108,24 @@ impl State {
         match outcome {
             Ok(()) => {
                 debug!(?task_id, ?worker, "result recorded");
-                self.reply(conn, id, Message::Ok).await;
+                Ok(())
             }
             Err(e) => {
                 warn!(?task_id, ?worker, error = %e, "result refused");
-                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, e))
-                    .await;
+                Err((ErrorCode::UnexpectedMessage, e))
+            }
+        }
+    }
+
+    /// Records results that arrived while the task database was away.
+    async fn flush_buffered_results(&mut self) {
+        for (task_id, worker, result) in std::mem::take(&mut self.buffered) {
+            if let Err(StoreError::Unavailable(_)) = self.store.task(task_id).await {
+                self.buffered.push((task_id, worker, result));
+                continue;
+            }
+            if self.record_result(task_id, worker, result).await.is_ok() {
+                info!(?task_id, ?worker, "buffered result recorded");
             }
         }
     }
@@ -1926,6 +1959,9 @@ impl State {
 
     async fn housekeeping(&mut self) {
         let now = self.now();
+        if !self.buffered.is_empty() {
+            self.flush_buffered_results().await;
+        }
         // Claim re-renders whose verifier left or is late go to another.
         let late: Vec<u64> = self
             .claims

@@ -1,0 +1,205 @@
+//! The task database goes away mid-run: the manager hands out no work while
+//! it is gone, keeps the result a worker delivers meanwhile, records it once
+//! the database is back, and the job completes with every task rendered
+//! once and accepted once.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inferix_core::blob::BlobStore;
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::job::{FrameRange, Job, JobSpec};
+use inferix_core::ledger::Transaction;
+use inferix_core::protocol::JobEvent;
+use inferix_core::store::{MemoryTaskStore, StoreError, TaskStore};
+use inferix_core::task::{Task, TaskStatus};
+use inferix_core::time::TokioClock;
+use inferix_node::{
+    Client, ManagerBuilder, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
+};
+use inferix_storage::ObjectBlobStore;
+use inferix_tests::{seeded_identity, SimBehaviour, SimRenderer};
+use inferix_transport::InProcNetwork;
+use tokio::sync::watch;
+
+/// A store that can be switched off, as a database server going away.
+struct OutageStore {
+    inner: MemoryTaskStore,
+    down: AtomicBool,
+    refused: AtomicUsize,
+}
+
+impl OutageStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TaskStore for OutageStore {
+    async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_job(job, tasks).await
+    }
+    async fn update_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.update_job(job).await
+    }
+    async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.check()?;
+        self.inner.job(id).await
+    }
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.check()?;
+        self.inner.jobs().await
+    }
+    async fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.check()?;
+        self.inner.task(id).await
+    }
+    async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        self.check()?;
+        self.inner.tasks_of_job(job).await
+    }
+    async fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.check()?;
+        self.inner.tasks_in_status(status, limit).await
+    }
+    async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.update_task(task).await
+    }
+    async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
+        self.check()?;
+        self.inner.expired_leases(now_ms, limit).await
+    }
+    async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.append_transaction(tx).await
+    }
+    async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
+        self.check()?;
+        self.inner.transactions().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
+    let net = InProcNetwork::new();
+    let store = Arc::new(OutageStore {
+        inner: MemoryTaskStore::new(),
+        down: AtomicBool::new(false),
+        refused: AtomicUsize::new(0),
+    });
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let manager = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
+        .clock(Arc::new(TokioClock::starting_at(1_000)))
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let (_stop, stopped) = watch::channel(false);
+    let verifier = VerifierNode::new(
+        Arc::new(net.transport(NodeId(200))),
+        VerifierConfig {
+            manager: manager.addr().into(),
+            ..VerifierConfig::default()
+        },
+    );
+    tokio::spawn(verifier.run(stopped.clone()));
+    let worker = WorkerNode::new(
+        Arc::new(net.node(seeded_identity(100))),
+        Arc::new(SimRenderer {
+            behaviour: SimBehaviour::Honest,
+            per_frame: Duration::from_secs(10),
+        }),
+        WorkerConfig {
+            manager: manager.addr().into(),
+            work_dir: std::env::temp_dir().join(format!("inferix-outage-{}", std::process::id())),
+            ..WorkerConfig::default()
+        },
+    );
+    tokio::spawn(worker.run(stopped));
+    let client = Client::connect(&net.transport(NodeId(300)), manager.addr(), None)
+        .await
+        .unwrap();
+    let scene = client
+        .upload_scene_bytes(b"scene".to_vec(), "s.glb")
+        .await
+        .unwrap();
+    let mut spec = JobSpec::new(scene, FrameRange::new(1, 3));
+    spec.settings.width = 16;
+    spec.settings.height = 16;
+    spec.chunk_size = 1;
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(job).await.unwrap();
+
+    // Wait until the second task is being rendered, then take the database
+    // away for longer than the render takes.
+    loop {
+        let tasks = store.inner.tasks_of_job(job).await.unwrap();
+        if tasks
+            .iter()
+            .any(|t| t.id.index == 1 && t.status == TaskStatus::Leased)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let during = store.inner.tasks_of_job(job).await.unwrap();
+    assert!(
+        store.refused.load(Ordering::SeqCst) > 0,
+        "the manager kept trying the database"
+    );
+    assert_eq!(
+        during
+            .iter()
+            .filter(|t| t.status == TaskStatus::Queued)
+            .count(),
+        1,
+        "no task was leased while the database was away: {during:?}"
+    );
+    store.down.store(false, Ordering::SeqCst);
+
+    tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            match events.recv().await.expect("events flow") {
+                JobEvent::Completed { .. } => return,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job completes once the database is back");
+    for t in store.inner.tasks_of_job(job).await.unwrap() {
+        assert_eq!(t.status, TaskStatus::Accepted);
+        assert_eq!(
+            t.attempts, 1,
+            "task {} rendered once, its result kept through the outage: {:?}",
+            t.id, t.history
+        );
+    }
+    let pays = store
+        .inner
+        .transactions()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|t| t.id.starts_with("pay:"))
+        .count();
+    assert_eq!(pays, 3, "each task paid once");
+    manager.shutdown().await;
+}
