@@ -48,7 +48,8 @@ pub struct ManagerConfig {
     pub lease: Duration,
     /// Leases per task before it fails.
     pub max_attempts: u32,
-    /// Verifiers that must agree on each result.
+    /// Verifiers that must agree on each result (different nodes, so one
+    /// colluding verifier cannot pass a bad result alone).
     pub quorum: usize,
     /// Micro-credits per IB-minute.
     pub price_per_ibm: u64,
@@ -90,7 +91,7 @@ impl Default for ManagerConfig {
             listen: "manager".into(),
             lease: Duration::from_secs(600),
             max_attempts: 5,
-            quorum: 1,
+            quorum: 2,
             price_per_ibm: 100_000,
             heartbeat_timeout: Duration::from_secs(30),
             verification_timeout: Duration::from_secs(300),

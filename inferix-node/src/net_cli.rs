@@ -51,7 +51,7 @@ pub(crate) struct ManagerArgs {
     /// Token clients must present [default: none, anyone may submit].
     #[arg(long, env = "INFERIX_CLIENT_TOKEN")]
     client_token: Option<String>,
-    /// Verifiers that must agree on each result [default: 1].
+    /// Verifiers that must agree on each result [default: 2].
     #[arg(long, env = "INFERIX_QUORUM", value_parser = at_least_1)]
     quorum: Option<u64>,
     /// Seconds a worker may hold a task before it is re-queued
@@ -122,7 +122,7 @@ impl ManagerArgs {
                 .quorum
                 .map(|q| usize::try_from(q).unwrap_or(usize::MAX))
                 .or(file.quorum)
-                .unwrap_or(1),
+                .unwrap_or(2),
             lease_seconds: self.lease_seconds.or(file.lease_seconds).unwrap_or(600),
             store: self.store.or(file.store),
             store_schema: self.store_schema.or(file.store_schema),

@@ -53,6 +53,7 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
     let config = ManagerConfig {
         node_token: Some("node-secret".into()),
         client_token: Some("client-secret".into()),
+        quorum: 1,
         ..ManagerConfig::default()
     };
     let manager = ManagerBuilder::new(

@@ -235,6 +235,7 @@ async fn claims_are_settled_by_re_rendering() {
         blobs.clone(),
     )
     .config(ManagerConfig {
+        quorum: 1,
         tick: Duration::from_millis(50),
         ..ManagerConfig::default()
     })

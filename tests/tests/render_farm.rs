@@ -41,14 +41,17 @@ async fn farm(config: ManagerConfig) -> Farm {
         .await
         .unwrap();
     let (stop, stopped) = watch::channel(false);
-    let verifier = VerifierNode::new(
-        Arc::new(net.transport(NodeId(200))),
-        VerifierConfig {
-            manager: manager.addr().into(),
-            ..VerifierConfig::default()
-        },
-    );
-    tokio::spawn(verifier.run(stopped.clone()));
+    // Two verifiers: the default quorum.
+    for n in 200..202 {
+        let verifier = VerifierNode::new(
+            Arc::new(net.transport(NodeId(n))),
+            VerifierConfig {
+                manager: manager.addr().into(),
+                ..VerifierConfig::default()
+            },
+        );
+        tokio::spawn(verifier.run(stopped.clone()));
+    }
     let client = Client::connect(&net.transport(NodeId(300)), manager.addr(), None)
         .await
         .unwrap();

@@ -109,14 +109,17 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
         .await
         .unwrap();
     let (_stop, stopped) = watch::channel(false);
-    let verifier = VerifierNode::new(
-        Arc::new(net.transport(NodeId(200))),
-        VerifierConfig {
-            manager: manager.addr().into(),
-            ..VerifierConfig::default()
-        },
-    );
-    tokio::spawn(verifier.run(stopped.clone()));
+    // Two verifiers: the default quorum.
+    for n in 200..202 {
+        let verifier = VerifierNode::new(
+            Arc::new(net.transport(NodeId(n))),
+            VerifierConfig {
+                manager: manager.addr().into(),
+                ..VerifierConfig::default()
+            },
+        );
+        tokio::spawn(verifier.run(stopped.clone()));
+    }
     let worker = WorkerNode::new(
         Arc::new(net.node(seeded_identity(100))),
         Arc::new(SimRenderer {

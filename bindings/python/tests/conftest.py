@@ -81,7 +81,9 @@ class Process:
 
 
 def start_manager(data_dir: pathlib.Path, *extra: str) -> "tuple[Process, str]":
-    manager = Process("manager", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *extra)
+    manager = Process(
+        "manager", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--quorum", "1", *extra
+    )
     line = manager.first_line()
     prefix = "manager listening on "
     assert line.startswith(prefix), f"unexpected manager output {line!r}"
