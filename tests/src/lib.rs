@@ -176,3 +176,36 @@ pub async fn accepted_until_completed(
     .await
     .expect("the job completes in time")
 }
+
+/// Starts `count` verifiers (node ids 200, 201, …) on `net` for the manager
+/// at `addr`; with `renderer` they re-render crop challenges, with `blobs`
+/// they read frames directly. Each keeps its scenes under `work_dir/v<i>`.
+pub fn spawn_verifiers(
+    net: &inferix_transport::InProcNetwork,
+    addr: &str,
+    count: u128,
+    blobs: Option<std::sync::Arc<dyn inferix_core::blob::BlobStore>>,
+    renderer: Option<std::sync::Arc<dyn Renderer>>,
+    work_dir: &Path,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<Result<(), inferix_node::NodeError>>> {
+    (0..count)
+        .map(|i| {
+            let mut v = inferix_node::VerifierNode::new(
+                std::sync::Arc::new(net.transport(NodeId(200 + i))),
+                inferix_node::VerifierConfig {
+                    manager: addr.into(),
+                    work_dir: work_dir.join(format!("v{i}")),
+                    ..inferix_node::VerifierConfig::default()
+                },
+            );
+            if let Some(b) = &blobs {
+                v = v.with_blob_store(b.clone());
+            }
+            if let Some(r) = &renderer {
+                v = v.with_renderer(r.clone());
+            }
+            tokio::spawn(v.run(stopped.clone()))
+        })
+        .collect()
+}

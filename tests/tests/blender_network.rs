@@ -17,11 +17,11 @@ use inferix_core::por::prepare::PorConfig;
 use inferix_core::renderer::{Renderer, SceneFormat};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker};
-use inferix_node::{
-    Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
-};
+use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{accepted_until_completed, first_rejection, seeded_identity, FewerSamples};
+use inferix_tests::{
+    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, FewerSamples,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -115,20 +115,15 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     .unwrap();
     let addr = manager.addr().to_string();
     let (stop, stopped) = watch::channel(false);
-    let mut nodes = Vec::new();
-    for i in 0..2u128 {
-        let v = VerifierNode::new(
-            Arc::new(net.transport(NodeId(200 + i))),
-            VerifierConfig {
-                manager: addr.clone(),
-                work_dir: dir.path().join(format!("verifier-{i}")),
-                ..VerifierConfig::default()
-            },
-        )
-        .with_blob_store(blobs.clone())
-        .with_renderer(renderer.clone());
-        nodes.push(tokio::spawn(v.run(stopped.clone())));
-    }
+    let mut nodes = spawn_verifiers(
+        &net,
+        &addr,
+        2,
+        Some(blobs.clone()),
+        Some(renderer.clone()),
+        dir.path(),
+        &stopped,
+    );
     let worker = |n: u128, r: Arc<dyn Renderer>| {
         WorkerNode::new(
             Arc::new(net.node(seeded_identity(n))),

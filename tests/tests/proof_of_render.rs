@@ -18,12 +18,11 @@ use inferix_core::por::prepare::PorConfig;
 use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
-use inferix_node::{
-    Client, ManagerBuilder, ManagerConfig, NodeError, VerifierConfig, VerifierNode, WorkerConfig,
-    WorkerNode,
-};
+use inferix_node::{Client, ManagerBuilder, ManagerConfig, NodeError, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{accepted_until_completed, first_rejection, seeded_identity, FewerSamples};
+use inferix_tests::{
+    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, FewerSamples,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -68,20 +67,15 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
     .unwrap();
     let addr = manager.addr().to_string();
     let (stop, stopped) = watch::channel(false);
-    let mut verifiers = Vec::new();
-    for i in 0..2u128 {
-        let v = VerifierNode::new(
-            Arc::new(net.transport(NodeId(200 + i))),
-            VerifierConfig {
-                manager: addr.clone(),
-                work_dir: scratch.path().join(format!("v{i}")),
-                ..VerifierConfig::default()
-            },
-        )
-        .with_blob_store(blobs.clone())
-        .with_renderer(tracer.clone());
-        verifiers.push(tokio::spawn(v.run(stopped.clone())));
-    }
+    let verifiers = spawn_verifiers(
+        &net,
+        &addr,
+        2,
+        Some(blobs.clone()),
+        Some(tracer.clone()),
+        scratch.path(),
+        &stopped,
+    );
     let cheater = worker(
         &net,
         100,
@@ -247,17 +241,15 @@ async fn claims_are_settled_by_re_rendering() {
     .unwrap();
     let addr = manager.addr().to_string();
     let (stop, stopped) = watch::channel(false);
-    let verifier = VerifierNode::new(
-        Arc::new(net.transport(NodeId(200))),
-        VerifierConfig {
-            manager: addr.clone(),
-            work_dir: scratch.path().join("v"),
-            ..VerifierConfig::default()
-        },
-    )
-    .with_blob_store(blobs.clone())
-    .with_renderer(tracer.clone());
-    let verifier = tokio::spawn(verifier.run(stopped.clone()));
+    let verifiers = spawn_verifiers(
+        &net,
+        &addr,
+        1,
+        Some(blobs.clone()),
+        Some(tracer.clone()),
+        scratch.path(),
+        &stopped,
+    );
     let lazy = worker(
         &net,
         110,
@@ -333,6 +325,8 @@ async fn claims_are_settled_by_re_rendering() {
 
     let _ = stop.send(true);
     let _ = honest_run.await;
-    let _ = verifier.await;
+    for v in verifiers {
+        let _ = v.await;
+    }
     manager.shutdown().await;
 }

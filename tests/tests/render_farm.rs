@@ -12,11 +12,10 @@ use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::time::TokioClock;
 use inferix_node::{
-    Client, ManagerBuilder, ManagerConfig, ManagerHandle, VerifierConfig, VerifierNode,
-    WorkerConfig, WorkerNode,
+    Client, ManagerBuilder, ManagerConfig, ManagerHandle, WorkerConfig, WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, SimBehaviour, SimRenderer};
+use inferix_tests::{seeded_identity, spawn_verifiers, SimBehaviour, SimRenderer};
 use inferix_transport::InProcNetwork;
 use tokio::sync::{mpsc, watch};
 
@@ -42,16 +41,15 @@ async fn farm(config: ManagerConfig) -> Farm {
         .unwrap();
     let (stop, stopped) = watch::channel(false);
     // Two verifiers: the default quorum.
-    for n in 200..202 {
-        let verifier = VerifierNode::new(
-            Arc::new(net.transport(NodeId(n))),
-            VerifierConfig {
-                manager: manager.addr().into(),
-                ..VerifierConfig::default()
-            },
-        );
-        tokio::spawn(verifier.run(stopped.clone()));
-    }
+    spawn_verifiers(
+        &net,
+        manager.addr(),
+        2,
+        None,
+        None,
+        &std::env::temp_dir(),
+        &stopped,
+    );
     let client = Client::connect(&net.transport(NodeId(300)), manager.addr(), None)
         .await
         .unwrap();

@@ -16,11 +16,9 @@ use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use inferix_core::time::TokioClock;
-use inferix_node::{
-    Client, ManagerBuilder, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
-};
+use inferix_node::{Client, ManagerBuilder, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, SimBehaviour, SimRenderer};
+use inferix_tests::{seeded_identity, spawn_verifiers, SimBehaviour, SimRenderer};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -110,16 +108,15 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
         .unwrap();
     let (_stop, stopped) = watch::channel(false);
     // Two verifiers: the default quorum.
-    for n in 200..202 {
-        let verifier = VerifierNode::new(
-            Arc::new(net.transport(NodeId(n))),
-            VerifierConfig {
-                manager: manager.addr().into(),
-                ..VerifierConfig::default()
-            },
-        );
-        tokio::spawn(verifier.run(stopped.clone()));
-    }
+    spawn_verifiers(
+        &net,
+        manager.addr(),
+        2,
+        None,
+        None,
+        &std::env::temp_dir(),
+        &stopped,
+    );
     let worker = WorkerNode::new(
         Arc::new(net.node(seeded_identity(100))),
         Arc::new(SimRenderer {
