@@ -1,0 +1,128 @@
+//! `inferix-bench`: the benchmark suite, or (`simulate`) the seeded scale
+//! simulation. Results go to `--out` as `results.md` and PNG charts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use inferix_bench::{latency, run_benchmarks, simulate, Options, Report};
+
+/// Inferix benchmarks: every figure next to a baseline measured in the
+/// same run, and the ratio.
+#[derive(Parser)]
+#[command(name = "inferix-bench", version)]
+struct Cli {
+    /// Small sizes that finish in seconds (a smoke test, as CI runs it).
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Folder for results.md and the charts.
+    #[arg(long, global = true, default_value = "target/bench-results")]
+    out: PathBuf,
+    /// PostgreSQL URL for the PostgreSQL store benchmark.
+    #[arg(long, env = "INFERIX_TEST_PG_URL")]
+    pg_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Deterministic discrete-event simulation of a large network.
+    Simulate {
+        /// Seed of every random choice: the same seed gives the same run.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Keeps QUIC workers connected to a manager until standard input
+    /// closes (used by the manager-memory benchmark).
+    #[command(hide = true)]
+    Swarm {
+        /// Manager address (`<id>@host:port`).
+        #[arg(long)]
+        manager: String,
+        /// Workers to connect.
+        #[arg(long)]
+        workers: usize,
+    },
+}
+
+fn finish(report: &Report, out: &std::path::Path) -> ExitCode {
+    match report.write(out) {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            if report.all_checks_pass() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("an invariant failed");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Simulate { seed }) => {
+            let mut report = Report::new(&format!(
+                "Inferix simulation, seed {seed}{}",
+                if cli.quick { " (--quick)" } else { "" }
+            ));
+            if let Err(e) = simulate::run(seed, cli.quick, &mut report) {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+            finish(&report, &cli.out)
+        }
+        Some(Command::Swarm { manager, workers }) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(latency::swarm(&manager, workers)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => {
+            let opts = Options {
+                quick: cli.quick,
+                out: cli.out.clone(),
+                pg_url: cli.pg_url,
+                swarm_exe: std::env::current_exe().ok(),
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(run_benchmarks(&opts)) {
+                Ok(report) => finish(&report, &cli.out),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! Task dispatches per second through a real manager (split → assign →
+//! lease → result → verify → accept) with many in-process workers that
+//! answer at once, on each task store, next to the store's raw rate for
+//! the same record changes; and the resident memory each idle connected
+//! worker costs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inferix_core::blob::BlobStore;
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::job::{FrameRange, Job, JobSpec, JobState};
+use inferix_core::ledger::{Account, Transaction};
+use inferix_core::protocol::JobEvent;
+use inferix_core::store::{MemoryTaskStore, TaskStore};
+use inferix_core::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
+use inferix_core::ContentHash;
+use inferix_node::{
+    Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
+};
+use inferix_storage::{ObjectBlobStore, PostgresOptions, PostgresTaskStore, SqliteTaskStore};
+use inferix_transport::InProcNetwork;
+use tokio::sync::watch;
+
+use crate::common::{bench_scene, bench_spec, identity, rss_bytes, BenchRenderer, SessionCounter};
+use crate::report::{Row, Target};
+use crate::{BenchError, Options, Report};
+
+/// What one dispatch run measured.
+#[derive(Debug, Clone)]
+pub struct DispatchFigures {
+    /// Workers asked for.
+    pub workers: usize,
+    /// Workers whose session came up within the connect limit.
+    pub connected: usize,
+    /// Seconds until they were all connected.
+    pub connect_s: f64,
+    /// Tasks dispatched and accepted.
+    pub tasks: u32,
+    /// Seconds from submit to the job's completion.
+    pub seconds: f64,
+    /// Resident-set growth per connected worker (both ends of each
+    /// in-process connection live in this process), bytes.
+    pub rss_per_worker: Option<f64>,
+}
+
+impl DispatchFigures {
+    /// Accepted tasks per second.
+    pub fn per_second(&self) -> f64 {
+        self.tasks as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Which store a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `MemoryTaskStore`.
+    Memory,
+    /// `SqliteTaskStore` on a file (WAL).
+    Sqlite,
+    /// `PostgresTaskStore` in a fresh schema.
+    Postgres,
+}
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "in-memory",
+            StoreKind::Sqlite => "SQLite",
+            StoreKind::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// Opens a fresh, empty store of `kind` (files under `dir`).
+pub async fn open_store(
+    kind: StoreKind,
+    dir: &std::path::Path,
+    pg_url: Option<&str>,
+) -> Result<Arc<dyn TaskStore>, BenchError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(match kind {
+        StoreKind::Memory => Arc::new(MemoryTaskStore::new()),
+        StoreKind::Sqlite => Arc::new(
+            SqliteTaskStore::open(dir.join(format!("bench-{n}.db")))
+                .map_err(|e| BenchError::Setup(format!("SQLite: {e}")))?,
+        ),
+        StoreKind::Postgres => {
+            let url = pg_url.ok_or_else(|| BenchError::Setup("no PostgreSQL URL".into()))?;
+            let schema = format!(
+                "bench_{}_{}_{n}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0)
+            );
+            Arc::new(
+                PostgresTaskStore::open(
+                    PostgresOptions::new(url)
+                        .with_schema(schema)
+                        .with_pool_size(8)
+                        .with_connect_timeout(Duration::from_secs(10)),
+                )
+                .await
+                .map_err(|e| BenchError::Setup(format!("PostgreSQL: {e}")))?,
+            )
+        }
+    })
+}
+
+/// The store's raw rate: tasks per second through exactly the record
+/// changes the manager makes per accepted task (lease, result, verifying,
+/// accepted: four compare-and-set updates, plus one payment record), made
+/// back to back by one caller with no network in between. Also returns the
+/// insert rate of `insert_job` in tasks per second.
+pub async fn store_baseline(store: &dyn TaskStore, tasks: u32) -> Result<(f64, f64), BenchError> {
+    let err = |e: inferix_core::store::StoreError| BenchError::Run {
+        name: "store baseline".into(),
+        reason: e.to_string(),
+    };
+    let job_id = JobId::random();
+    let scene = inferix_core::job::SceneRef {
+        blob: ContentHash::of(b"baseline"),
+        format: inferix_core::renderer::SceneFormat::Gltf,
+        file_name: "s.glb".into(),
+    };
+    let job = Job {
+        id: job_id,
+        spec: JobSpec::new(scene, FrameRange::new(1, tasks)),
+        state: JobState::Active,
+        created_ms: 1,
+        quoted_price: 0,
+        waiting_reason: None,
+        blocklist: Vec::new(),
+        history: Vec::new(),
+    };
+    let all: Vec<Task> = (0..tasks)
+        .map(|i| Task::new(TaskId::new(job_id, i), vec![i + 1], 1))
+        .collect();
+    let t0 = Instant::now();
+    store.insert_job(&job, &all).await.map_err(err)?;
+    let insert_rate = tasks as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    let worker = NodeId(7);
+    let t0 = Instant::now();
+    for mut t in all {
+        let now = 2;
+        t.lease(
+            Lease {
+                worker,
+                manager: NodeId(1),
+                deadline_ms: u64::MAX / 2,
+                scene: None,
+            },
+            now,
+        )
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+        store.update_task(&mut t).await.map_err(err)?;
+        let result = TaskResult {
+            worker,
+            frames: t
+                .frames
+                .iter()
+                .map(|&f| FrameOutput {
+                    frame: f,
+                    pixel_hash: ContentHash::of(&f.to_le_bytes()),
+                    blob: ContentHash::of(&f.to_be_bytes()),
+                    width: 16,
+                    height: 8,
+                    tile_root: ContentHash::of(b"t"),
+                })
+                .collect(),
+            render_ms: 1,
+            attempt: t.attempts,
+            scene: ContentHash::of(b"baseline"),
+            device_class: "bench".into(),
+            public_key: vec![0; 32],
+            signature: vec![0; 64],
+        };
+        t.complete(result, now)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        store.update_task(&mut t).await.map_err(err)?;
+        for s in [TaskStatus::Verifying, TaskStatus::Accepted] {
+            t.transition(s, now, "baseline")
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            store.update_task(&mut t).await.map_err(err)?;
+        }
+        store
+            .append_transaction(&Transaction::transfer(
+                format!("pay:{}", t.id),
+                now,
+                "baseline",
+                Account::Job(job_id),
+                Account::Worker(worker),
+                1,
+            ))
+            .await
+            .map_err(err)?;
+    }
+    let lifecycle_rate = tasks as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    Ok((insert_rate, lifecycle_rate))
+}
+
+/// Microseconds per `tasks_in_status(Queued, limit)` call (what the
+/// manager runs after every input) and per single `task()` read, on a
+/// store holding one job of `tasks` queued tasks.
+pub async fn scan_cost(
+    store: &dyn TaskStore,
+    tasks: u32,
+    limit: usize,
+) -> Result<(f64, f64), BenchError> {
+    let err = |e: inferix_core::store::StoreError| BenchError::Run {
+        name: "scan cost".into(),
+        reason: e.to_string(),
+    };
+    let job_id = JobId::random();
+    let scene = inferix_core::job::SceneRef {
+        blob: ContentHash::of(b"scan"),
+        format: inferix_core::renderer::SceneFormat::Gltf,
+        file_name: "s.glb".into(),
+    };
+    let job = Job {
+        id: job_id,
+        spec: JobSpec::new(scene, FrameRange::new(1, tasks)),
+        state: JobState::Active,
+        created_ms: 1,
+        quoted_price: 0,
+        waiting_reason: None,
+        blocklist: Vec::new(),
+        history: Vec::new(),
+    };
+    let all: Vec<Task> = (0..tasks)
+        .map(|i| Task::new(TaskId::new(job_id, i), vec![i + 1], 1))
+        .collect();
+    store.insert_job(&job, &all).await.map_err(err)?;
+    let rounds = 50;
+    let t0 = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(
+            store
+                .tasks_in_status(TaskStatus::Queued, limit)
+                .await
+                .map_err(err)?,
+        );
+    }
+    let scan = t0.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let t0 = Instant::now();
+    for i in 0..rounds * 20 {
+        std::hint::black_box(
+            store
+                .task(TaskId::new(job_id, i % tasks))
+                .await
+                .map_err(err)?,
+        );
+    }
+    let one = t0.elapsed().as_secs_f64() * 1e6 / (rounds * 20) as f64;
+    Ok((scan, one))
+}
+
+/// One run: a manager on `store`, `workers` in-process workers answering at
+/// once, `verifiers` verifiers (quorum 1), one job of `tasks` one-frame
+/// tasks. Workers that are not connected within `connect_limit` are left
+/// out (the figures say how many made it).
+pub async fn dispatch_run(
+    store: Arc<dyn TaskStore>,
+    workers: usize,
+    verifiers: usize,
+    tasks: u32,
+    connect_limit: Duration,
+    verifier_reward: i64,
+) -> Result<DispatchFigures, BenchError> {
+    let fail = |reason: String| BenchError::Run {
+        name: format!("dispatch with {workers} workers"),
+        reason,
+    };
+    let net = InProcNetwork::new();
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
+    let scene = bench_scene(&*blobs, dir.path()).await?;
+    let config = ManagerConfig {
+        lease: Duration::from_secs(3600),
+        heartbeat_timeout: Duration::from_secs(3600),
+        verification_timeout: Duration::from_secs(3600),
+        progress_timeout: Duration::from_secs(3600),
+        tick: Duration::from_secs(1),
+        quorum: 1,
+        // Stakes cost one ledger record per worker at hello; the dispatch
+        // figure is about tasks.
+        stake_epoch_minutes: 0.0,
+        verifier_reward,
+        ..ManagerConfig::default()
+    };
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .config(config)
+    .scratch_dir(dir.path().join("manager"))
+    .build()
+    .start()
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let rss0 = rss_bytes();
+    let counter = SessionCounter::new();
+    let t_connect = Instant::now();
+    let renderer = Arc::new(BenchRenderer::instant());
+    let mut handles = Vec::with_capacity(workers + verifiers);
+    for i in 0..workers {
+        let cfg = WorkerConfig {
+            manager: addr.clone(),
+            work_dir: dir.path().to_path_buf(),
+            heartbeat: Duration::from_secs(600),
+            ..WorkerConfig::default()
+        };
+        let t = counter.wrap(net.node(identity(1000 + i as u64)));
+        let w = WorkerNode::new(Arc::new(t), renderer.clone(), cfg);
+        handles.push(tokio::spawn(w.run(stopped.clone())));
+    }
+    let connected = counter.wait_for(workers, connect_limit).await;
+    let connect_s = t_connect.elapsed().as_secs_f64();
+    let rss1 = rss_bytes();
+    if connected < workers {
+        // The manager is still working through hellos; a job now would
+        // queue behind them and measure the backlog, not dispatch.
+        let _ = stop.send(true);
+        for h in handles {
+            h.abort();
+        }
+        manager.abort();
+        return Ok(DispatchFigures {
+            workers,
+            connected,
+            connect_s,
+            tasks: 0,
+            seconds: 0.0,
+            rss_per_worker: None,
+        });
+    }
+    let verifier_counter = SessionCounter::new();
+    for i in 0..verifiers {
+        let cfg = VerifierConfig {
+            manager: addr.clone(),
+            heartbeat: Duration::from_secs(600),
+            work_dir: dir.path().join("verifier"),
+            ..VerifierConfig::default()
+        };
+        let t = verifier_counter.wrap(net.transport(NodeId(10_000_000 + i as u128)));
+        handles.push(tokio::spawn(
+            VerifierNode::new(Arc::new(t), cfg).run(stopped.clone()),
+        ));
+    }
+    verifier_counter
+        .wait_for(verifiers, Duration::from_secs(600))
+        .await;
+    let rss_per_worker = match (rss0, rss1) {
+        (Some(a), Some(b)) if connected > 0 => Some(b.saturating_sub(a) as f64 / connected as f64),
+        _ => None,
+    };
+
+    let client = Client::connect(&net.transport(NodeId(2)), &addr, None)
+        .await
+        .map_err(|e| fail(format!("client: {e}")))?;
+    let mut events = manager.subscribe();
+    let spec = bench_spec(scene, tasks, 1);
+    let t0 = Instant::now();
+    let (job, _) = client
+        .submit(&spec)
+        .await
+        .map_err(|e| fail(format!("submit: {e}")))?;
+    let outcome = loop {
+        match events.recv().await {
+            Ok((j, JobEvent::Completed { .. })) if j == job => break Ok(()),
+            Ok((j, JobEvent::Failed { reason, .. })) if j == job => break Err(reason),
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    let seconds = t0.elapsed().as_secs_f64();
+    let accepted = store
+        .tasks_of_job(job)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .iter()
+        .filter(|t| t.status == TaskStatus::Accepted)
+        .count();
+    drop(client);
+    let _ = stop.send(true);
+    manager.shutdown().await;
+    for h in handles {
+        h.abort();
+    }
+    outcome.map_err(|r| fail(format!("job failed: {r}")))?;
+    if accepted != tasks as usize {
+        return Err(fail(format!("{accepted} of {tasks} tasks accepted")));
+    }
+    Ok(DispatchFigures {
+        workers,
+        connected,
+        connect_s,
+        tasks,
+        seconds,
+        rss_per_worker,
+    })
+}
+
+/// Runs the dispatch benchmark on every available store and adds its rows
+/// (and the in-process memory per idle worker) to `report`.
+pub async fn run(opts: &Options, report: &mut Report) -> Result<(), BenchError> {
+    let group = "dispatch";
+    let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
+    // (workers, tasks, verifier reward); 100k workers runs on the in-memory
+    // store only, a larger job and a run without verifier rewards show
+    // what scales with the job's size.
+    let sizes: &[(usize, u32, i64)] = if opts.quick {
+        &[(50, 100, 1_000), (200, 200, 1_000)]
+    } else {
+        &[
+            (1_000, 2_000, 1_000),
+            (1_000, 2_000, 0),
+            (1_000, 5_000, 1_000),
+            (10_000, 2_000, 1_000),
+            (100_000, 2_000, 1_000),
+        ]
+    };
+    let verifiers = if opts.quick { 8 } else { 32 };
+    let connect_limit = Duration::from_secs(if opts.quick { 60 } else { 120 });
+    let mut stores = vec![StoreKind::Memory, StoreKind::Sqlite];
+    match &opts.pg_url {
+        Some(_) => stores.push(StoreKind::Postgres),
+        None => report.note(
+            "PostgreSQL store skipped: INFERIX_TEST_PG_URL is not set \
+             (`bash scripts/services.sh && source target/services/env` starts one).",
+        ),
+    }
+    let mut memory_row: Option<Row> = None;
+    for kind in stores {
+        let target = match kind {
+            StoreKind::Postgres => 3_000.0,
+            _ => 10_000.0,
+        };
+        let base_store = open_store(kind, dir.path(), opts.pg_url.as_deref()).await?;
+        let base_tasks = match (opts.quick, kind) {
+            (true, _) => 200,
+            (false, StoreKind::Memory) => 20_000,
+            (false, _) => 2_000,
+        };
+        let (insert_rate, lifecycle_rate) = store_baseline(&*base_store, base_tasks).await?;
+        drop(base_store);
+        if kind == StoreKind::Memory {
+            let s = open_store(kind, dir.path(), None).await?;
+            let n = if opts.quick { 1_000 } else { 5_000 };
+            let (scan, one) = scan_cost(&*s, n, 4_000).await?;
+            report.push(
+                Row::new(
+                    group,
+                    &format!("in-memory tasks_in_status(Queued) with {n} queued tasks"),
+                    scan,
+                    "µs/call",
+                )
+                .baseline(one, "one task() read, µs")
+                .note(
+                    "the manager calls this after every input it handles (hello, offer \
+                     answer, result, verdict): it walks and sorts every task in the store and \
+                     clones up to 4 × idle workers of them",
+                ),
+            );
+        }
+        if kind == StoreKind::Sqlite && !opts.quick && std::path::Path::new("/dev/shm").is_dir() {
+            // The same records on a RAM disk: what the disk's flushes cost.
+            if let Ok(shm) = tempfile::tempdir_in("/dev/shm") {
+                let s = open_store(kind, shm.path(), None).await?;
+                let (_, ram_rate) = store_baseline(&*s, base_tasks).await?;
+                report.push(
+                    Row::new(group, "SQLite store raw rate on tmpfs", ram_rate, "tasks/s")
+                        .baseline(lifecycle_rate, "same on disk, tasks/s")
+                        .note("the same file store on /dev/shm: the gap is one fsync per committed update"),
+                );
+            }
+        }
+        report.push(
+            Row::new(
+                group,
+                &format!("{} store raw rate", kind.name()),
+                lifecycle_rate,
+                "tasks/s",
+            )
+            .baseline(insert_rate, "insert_job tasks/s")
+            .note(
+                "4 compare-and-set updates + 1 payment per task, one caller, no network; \
+                 baseline column = bulk insert rate",
+            ),
+        );
+        for &(workers, tasks, reward) in sizes {
+            let variant = (reward == 0 || tasks > 2_000) && !opts.quick;
+            if variant && kind != StoreKind::Memory {
+                continue;
+            }
+            if workers >= 100_000 && kind != StoreKind::Memory {
+                report.note(format!(
+                    "{} store with {workers} workers not run: the connect phase alone exceeds the \
+                     run's time budget on this machine (see the in-memory row).",
+                    kind.name()
+                ));
+                continue;
+            }
+            let store = open_store(kind, dir.path(), opts.pg_url.as_deref()).await?;
+            let f = dispatch_run(store, workers, verifiers, tasks, connect_limit, reward).await?;
+            if f.tasks == 0 {
+                report.push(
+                    Row::new(
+                        group,
+                        &format!("{} store, {workers} workers: connect rate", kind.name()),
+                        f.connected as f64 / f.connect_s.max(1e-9),
+                        "hellos/s",
+                    )
+                    .note(format!(
+                        "only {} of {workers} workers connected in {:.0} s, so no job was run: \
+                         every hello re-runs dispatch, which rebuilds, clones and sorts the list \
+                         of all connected workers (O(workers) per event, O(workers²) to connect)",
+                        f.connected, f.connect_s
+                    )),
+                );
+                continue;
+            }
+            let mut note = format!(
+                "{} tasks × 1 frame, quorum 1, {verifiers} verifiers; {} of {workers} workers connected in {:.1} s",
+                f.tasks, f.connected, f.connect_s
+            );
+            if reward == 0 {
+                note.push_str("; verifier rewards off (no penalty-pool balance read per verdict)");
+            }
+            report.push(
+                Row::new(
+                    group,
+                    &format!(
+                        "{} store, {} workers, {} tasks{}",
+                        kind.name(),
+                        f.connected,
+                        f.tasks,
+                        if reward == 0 {
+                            ", no verifier rewards"
+                        } else {
+                            ""
+                        }
+                    ),
+                    f.per_second(),
+                    "dispatches/s",
+                )
+                .baseline(lifecycle_rate, "store raw tasks/s")
+                .target(Target::AtLeast(target))
+                .note(note),
+            );
+            if kind == StoreKind::Memory && !variant {
+                if let Some(b) = f.rss_per_worker {
+                    memory_row = Some(
+                        Row::new(
+                            "memory",
+                            &format!("in-process, per idle worker ({} workers)", f.connected),
+                            b / 1024.0,
+                            "KiB",
+                        )
+                        .target(Target::AtMost(20.0))
+                        .note(
+                            "RSS growth ÷ workers; manager and worker ends of every connection \
+                             live in this process, so the manager's share is smaller; memory \
+                             freed by earlier runs is reused first, so this can read low",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(r) = memory_row {
+        report.push(r);
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! Makespan of a 1000-frame job (200 tasks) over 100 in-process workers of
+//! mixed IB in virtual time, with 10 % of the workers leaving mid-task,
+//! against the ideal (total work ÷ total IB).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferix_core::blob::BlobStore;
+use inferix_core::ids::NodeId;
+use inferix_core::protocol::JobEvent;
+use inferix_core::scheduler::WeightedRandomScheduler;
+use inferix_core::store::MemoryTaskStore;
+use inferix_core::time::TokioClock;
+use inferix_node::{
+    Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
+};
+use inferix_storage::ObjectBlobStore;
+use inferix_transport::InProcNetwork;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+
+use crate::common::{bench_scene, bench_spec, identity, BenchRenderer};
+use crate::report::{Row, Target};
+use crate::{BenchError, Options, Report};
+
+/// Modelled work of one frame: seconds on a device of IB 1.
+pub const FRAME_WORK_S: f64 = 10.0;
+
+/// What the makespan run measured (virtual seconds).
+#[derive(Debug, Clone)]
+pub struct MakespanFigures {
+    /// Submit → completion.
+    pub makespan_s: f64,
+    /// Total work ÷ total IB of all workers.
+    pub ideal_s: f64,
+    /// Total work ÷ IB of the workers that stayed.
+    pub ideal_survivors_s: f64,
+    /// Workers that left mid-task.
+    pub killed: usize,
+    /// Makespan of a clairvoyant greedy schedule of the same tasks on the
+    /// same workers with nobody leaving: each task, in turn, to the worker
+    /// that would finish it first. What task granularity alone costs.
+    pub greedy_s: f64,
+}
+
+/// Makespan of giving `tasks` tasks of `task_work_s` (at IB 1), one by one,
+/// each to the worker that would finish it earliest.
+pub fn greedy_makespan(ibs: &[f64], tasks: usize, task_work_s: f64) -> f64 {
+    let mut free_at = vec![0.0f64; ibs.len()];
+    for _ in 0..tasks {
+        let (i, end) = free_at
+            .iter()
+            .zip(ibs)
+            .map(|(f, ib)| f + task_work_s / ib)
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 0.0));
+        if let Some(f) = free_at.get_mut(i) {
+            *f = end;
+        }
+    }
+    free_at.into_iter().fold(0.0, f64::max)
+}
+
+/// Runs the job in a paused-clock runtime of its own.
+pub fn makespan(
+    workers: usize,
+    frames: u32,
+    chunk: u32,
+    leave_fraction: f64,
+    seed: u64,
+) -> Result<MakespanFigures, BenchError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    std::thread::spawn(move || {
+        rt.block_on(makespan_inner(workers, frames, chunk, leave_fraction, seed))
+    })
+    .join()
+    .map_err(|_| BenchError::Run {
+        name: "makespan".into(),
+        reason: "the run panicked".into(),
+    })?
+}
+
+async fn makespan_inner(
+    workers: usize,
+    frames: u32,
+    chunk: u32,
+    leave_fraction: f64,
+    seed: u64,
+) -> Result<MakespanFigures, BenchError> {
+    let fail = |reason: String| BenchError::Run {
+        name: "makespan".into(),
+        reason,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let net = InProcNetwork::new();
+    let store = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
+    let scene = bench_scene(&*blobs, dir.path()).await?;
+    let config = ManagerConfig {
+        lease: Duration::from_secs(3600),
+        heartbeat_timeout: Duration::from_secs(20),
+        verification_timeout: Duration::from_secs(60),
+        tick: Duration::from_secs(1),
+        quorum: 1,
+        max_attempts: 20,
+        stake_epoch_minutes: 0.0,
+        ..ManagerConfig::default()
+    };
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .scheduler(WeightedRandomScheduler::seeded(seed))
+    .clock(Arc::new(TokioClock::starting_at(1_700_000_000_000)))
+    .config(config)
+    .scratch_dir(dir.path().join("manager"))
+    .build()
+    .start()
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let mut nodes = Vec::new();
+    let mut total_ib = 0.0;
+    let mut ibs = Vec::new();
+    for i in 0..workers {
+        let ib: f64 = rng.gen_range(0.5..3.0);
+        total_ib += ib;
+        ibs.push(ib);
+        let renderer = Arc::new(BenchRenderer {
+            per_frame: Duration::from_secs_f64(FRAME_WORK_S / ib),
+            ..BenchRenderer::instant()
+        });
+        let busy = renderer.busy.clone();
+        let cfg = WorkerConfig {
+            manager: addr.clone(),
+            ib,
+            work_dir: dir.path().to_path_buf(),
+            ..WorkerConfig::default()
+        };
+        let w = WorkerNode::new(Arc::new(net.node(identity(5000 + i as u64))), renderer, cfg);
+        nodes.push((Some(tokio::spawn(w.run(stopped.clone()))), busy, ib));
+    }
+    for i in 0..8u128 {
+        let cfg = VerifierConfig {
+            manager: addr.clone(),
+            work_dir: dir.path().join("verifier"),
+            ..VerifierConfig::default()
+        };
+        tokio::spawn(
+            VerifierNode::new(Arc::new(net.transport(NodeId(900 + i))), cfg).run(stopped.clone()),
+        );
+    }
+    let client = Client::connect(&net.transport(NodeId(2)), &addr, None)
+        .await
+        .map_err(|e| fail(format!("client: {e}")))?;
+    // Let every worker say hello before the job arrives.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ideal_s = frames as f64 * FRAME_WORK_S / total_ib;
+    let mut kill_at: Vec<f64> = (0..((workers as f64 * leave_fraction).round() as usize))
+        .map(|_| rng.gen_range(0.1..0.6) * ideal_s)
+        .collect();
+    kill_at.sort_by(f64::total_cmp);
+    let t0 = tokio::time::Instant::now();
+    let (job, _) = client
+        .submit(&bench_spec(scene, frames, chunk))
+        .await
+        .map_err(|e| fail(format!("submit: {e}")))?;
+    let mut events = client
+        .watch(job)
+        .await
+        .map_err(|e| fail(format!("watch: {e}")))?;
+    let mut killed_ib = 0.0;
+    let mut killed = 0;
+    let mut next_kill = kill_at.into_iter().peekable();
+    loop {
+        let wait = match next_kill.peek() {
+            Some(&at) => Duration::from_secs_f64((at - t0.elapsed().as_secs_f64()).max(0.0)),
+            None => Duration::from_secs(365 * 86_400),
+        };
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(JobEvent::Completed { .. }) => break,
+                Some(JobEvent::Failed { reason }) => return Err(fail(format!("job failed: {reason}"))),
+                Some(_) => {}
+                None => return Err(fail("event stream ended".into())),
+            },
+            _ = tokio::time::sleep(wait) => {
+                next_kill.next();
+                let busy: Vec<usize> = nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (h, b, _))| h.is_some() && b.load(Ordering::SeqCst))
+                    .map(|(i, _)| i)
+                    .collect();
+                if !busy.is_empty() {
+                    let i = busy[rng.gen_range(0..busy.len())];
+                    if let Some(h) = nodes[i].0.take() {
+                        h.abort();
+                        killed += 1;
+                        killed_ib += nodes[i].2;
+                    }
+                }
+            }
+        }
+    }
+    let makespan_s = t0.elapsed().as_secs_f64();
+    drop(client);
+    let _ = stop.send(true);
+    manager.shutdown().await;
+    Ok(MakespanFigures {
+        makespan_s,
+        ideal_s,
+        ideal_survivors_s: frames as f64 * FRAME_WORK_S / (total_ib - killed_ib).max(1e-9),
+        killed,
+        greedy_s: greedy_makespan(
+            &ibs,
+            frames.div_ceil(chunk) as usize,
+            chunk as f64 * FRAME_WORK_S,
+        ),
+    })
+}
+
+/// Runs the makespan benchmark and adds its rows to `report`.
+pub fn run(opts: &Options, report: &mut Report) -> Result<(), BenchError> {
+    let (workers, frames) = if opts.quick { (20, 200) } else { (100, 1000) };
+    let f = makespan(workers, frames, 5, 0.1, 1)?;
+    report.push(
+        Row::new(
+            "makespan",
+            &format!("{frames}-frame job, {workers} workers, makespan ÷ ideal"),
+            f.makespan_s / f.ideal_s,
+            "×",
+        )
+        .baseline(
+            f.greedy_s / f.ideal_s,
+            "clairvoyant greedy schedule ÷ ideal",
+        )
+        .target(Target::AtMost(1.05))
+        .note(format!(
+            "virtual time; makespan {:.0} s, ideal {:.0} s (work ÷ IB of all workers), {:.0} s \
+             with only the workers that stayed ({:.2}×); {} workers left mid-task; IB 0.5–3.0, \
+             {FRAME_WORK_S} s per frame at IB 1, 5 frames per task",
+            f.makespan_s,
+            f.ideal_s,
+            f.ideal_survivors_s,
+            f.makespan_s / f.ideal_survivors_s,
+            f.killed
+        )),
+    );
+    Ok(())
+}
