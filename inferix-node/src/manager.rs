@@ -504,6 +504,10 @@ impl Prober {
     }
 }
 
+/// Most inputs handled between two dispatches, so that a flood of
+/// messages cannot delay dispatching indefinitely.
+const MAX_INPUTS_PER_DISPATCH: usize = 256;
+
 /// Ledger account of the operator that posts workers' minimum stakes.
 const STAKE_GRANTOR: &str = "operator";
 
@@ -604,7 +608,17 @@ impl State {
                 _ = shutdown.changed() => break,
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
-                    let reschedule = self.on_input(input).await;
+                    let mut reschedule = self.on_input(input).await;
+                    // Inputs that are already waiting are handled before one
+                    // dispatch for all of them: a dispatch reads the queue,
+                    // so doing one per message would make every message cost
+                    // as much as the queue is long.
+                    for _ in 0..MAX_INPUTS_PER_DISPATCH {
+                        match inputs.try_recv() {
+                            Ok(input) => reschedule |= self.on_input(input).await,
+                            Err(_) => break,
+                        }
+                    }
                     if reschedule {
                         self.dispatch().await;
                     }
