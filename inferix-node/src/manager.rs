@@ -2137,9 +2137,13 @@ impl State {
                 return;
             }
         };
-        let connected: Vec<WorkerInfo> = self.workers.values().map(|w| w.info.clone()).collect();
+        // Queued tasks come grouped by job: look each job up once.
+        let mut current: Option<Job> = None;
         for task in queued {
-            let Some(job) = self.job(task.id.job).await else {
+            if current.as_ref().map(|j| j.id) != Some(task.id.job) {
+                current = self.job(task.id.job).await;
+            }
+            let Some(job) = current.as_ref() else {
                 continue;
             };
             if job.state != JobState::Active {
@@ -2157,18 +2161,21 @@ impl State {
                 tags: &job.spec.tags,
                 excluded: &excluded,
             };
-            if !connected.iter().any(|w| is_eligible(&demand, w)) {
-                let reason = if connected.is_empty() {
+            if !self.workers.values().any(|w| is_eligible(&demand, &w.info)) {
+                let reason = if self.workers.is_empty() {
                     "no worker connected".to_string()
                 } else {
                     format!(
                         "no connected worker meets the job's requirements (minimum IB {}, tags {:?}); best IB is {:.2}",
                         job.spec.min_ib,
                         job.spec.tags,
-                        connected.iter().map(|w| w.ib).fold(0.0, f64::max)
+                        self.workers.values().map(|w| w.info.ib).fold(0.0, f64::max)
                     )
                 };
+                let job = job.clone();
                 self.mark_waiting(job, reason).await;
+                // The job's record changed (its waiting reason).
+                current = None;
                 continue;
             }
             if idle.is_empty() {
@@ -2184,12 +2191,13 @@ impl State {
                 warn!(?worker, "scheduler chose an ineligible worker; ignored");
                 continue;
             }
-            if self.lease_to(task, &job, worker).await {
+            if self.lease_to(task, job, worker).await {
                 idle.retain(|w| w.id != worker);
                 if self.waiting.remove(&job.id) {
                     let mut j = job.clone();
                     j.waiting_reason = None;
                     self.save_job(j).await;
+                    current = None;
                 }
             }
         }
