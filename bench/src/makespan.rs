@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
-use crate::common::{bench_scene, bench_spec, identity, BenchRenderer};
+use crate::common::{bench_scene, bench_spec, identity, BenchRenderer, SessionCounter};
 use crate::report::{Row, Target};
 use crate::{BenchError, Options, Report};
 
@@ -132,6 +132,7 @@ async fn makespan_inner(
     let mut nodes = Vec::new();
     let mut total_ib = 0.0;
     let mut ibs = Vec::new();
+    let hellos = SessionCounter::new();
     for i in 0..workers {
         let ib: f64 = rng.gen_range(0.5..3.0);
         total_ib += ib;
@@ -147,7 +148,8 @@ async fn makespan_inner(
             work_dir: dir.path().to_path_buf(),
             ..WorkerConfig::default()
         };
-        let w = WorkerNode::new(Arc::new(net.node(identity(5000 + i as u64))), renderer, cfg);
+        let t = hellos.wrap(net.node(identity(5000 + i as u64)));
+        let w = WorkerNode::new(Arc::new(t), renderer, cfg);
         nodes.push((Some(tokio::spawn(w.run(stopped.clone()))), busy, ib));
     }
     for i in 0..8u128 {
@@ -163,8 +165,13 @@ async fn makespan_inner(
     let client = Client::connect(&net.transport(NodeId(2)), &addr, None)
         .await
         .map_err(|e| fail(format!("client: {e}")))?;
-    // Let every worker say hello before the job arrives.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every worker has been welcomed before the job arrives.
+    let welcomed = hellos.wait_for(workers, Duration::from_secs(60)).await;
+    if welcomed < workers {
+        return Err(fail(format!(
+            "only {welcomed} of {workers} workers connected"
+        )));
+    }
     let ideal_s = frames as f64 * FRAME_WORK_S / total_ib;
     let mut kill_at: Vec<f64> = (0..((workers as f64 * leave_fraction).round() as usize))
         .map(|_| rng.gen_range(0.1..0.6) * ideal_s)

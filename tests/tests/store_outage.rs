@@ -22,11 +22,13 @@ use inferix_tests::{seeded_identity, spawn_verifiers, SimBehaviour, SimRenderer}
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
-/// A store that can be switched off, as a database server going away.
+/// A store that can be switched off, as a database server going away, and
+/// that records every task state it writes.
 struct OutageStore {
     inner: MemoryTaskStore,
     down: AtomicBool,
     refused: AtomicUsize,
+    written: watch::Sender<Vec<(TaskId, TaskStatus)>>,
 }
 
 impl OutageStore {
@@ -75,7 +77,9 @@ impl TaskStore for OutageStore {
     }
     async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.update_task(task).await
+        self.inner.update_task(task).await?;
+        self.written.send_modify(|w| w.push((task.id, task.status)));
+        Ok(())
     }
     async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
         self.check()?;
@@ -98,7 +102,9 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
         inner: MemoryTaskStore::new(),
         down: AtomicBool::new(false),
         refused: AtomicUsize::new(0),
+        written: watch::channel(Vec::new()).0,
     });
+    let mut written = store.written.subscribe();
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
     let manager = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
         .clock(Arc::new(TokioClock::starting_at(1_000)))
@@ -146,17 +152,15 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
 
     // Wait until the second task is being rendered, then take the database
     // away for longer than the render takes.
-    loop {
-        let tasks = store.inner.tasks_of_job(job).await.unwrap();
-        if tasks
-            .iter()
-            .any(|t| t.id.index == 1 && t.status == TaskStatus::Leased)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    written
+        .wait_for(|w| {
+            w.iter()
+                .any(|(t, st)| t.index == 1 && *st == TaskStatus::Leased)
+        })
+        .await
+        .unwrap();
     store.down.store(true, Ordering::SeqCst);
+    // The outage lasts a minute of virtual time, several renders long.
     tokio::time::sleep(Duration::from_secs(60)).await;
     let during = store.inner.tasks_of_job(job).await.unwrap();
     assert!(
