@@ -357,7 +357,8 @@ pub async fn dispatch_run(
         .wait_for(verifiers, Duration::from_secs(600))
         .await;
     let rss_per_worker = match (rss0, rss1) {
-        (Some(a), Some(b)) if connected > 0 => Some(b.saturating_sub(a) as f64 / connected as f64),
+        // No growth means freed memory was reused: nothing measured.
+        (Some(a), Some(b)) if connected > 0 && b > a => Some((b - a) as f64 / connected as f64),
         _ => None,
     };
 

@@ -155,9 +155,8 @@ pub async fn quic_latency(workers: usize, samples: usize) -> Result<LatencyFigur
         ready_to_start_ms: lat,
         round_trip_ms: rtt,
         rss_per_worker: match (rss0, rss1) {
-            (Some(a), Some(b)) if connected > 0 => {
-                Some(b.saturating_sub(a) as f64 / connected as f64)
-            }
+            // No growth means freed memory was reused: nothing measured.
+            (Some(a), Some(b)) if connected > 0 && b > a => Some((b - a) as f64 / connected as f64),
             _ => None,
         },
     })
@@ -274,6 +273,11 @@ pub async fn run_manager_memory(opts: &Options, report: &mut Report) -> Result<(
     let workers = if opts.quick { 20 } else { 1_000 };
     if let Some(exe) = &opts.swarm_exe {
         let (b, n) = quic_manager_memory(exe, workers).await?;
+        if b <= 0.0 {
+            // Memory freed by earlier runs was reused: nothing measured.
+            println!("[memory] QUIC manager: no RSS growth with {n} workers; no figure");
+            return Ok(());
+        }
         report.push(
             Row::new(
                 "memory",
