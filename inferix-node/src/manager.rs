@@ -16,7 +16,7 @@ use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::SceneRef;
 use inferix_core::job::{Job, JobSpec, JobState};
-use inferix_core::ledger::{balance, Account, Transaction};
+use inferix_core::ledger::{Account, Transaction};
 use inferix_core::por::plan::{patches_for_lease, plan_verification};
 use inferix_core::por::prepare::{PorConfig, SceneWatermarker};
 use inferix_core::protocol::{
@@ -27,7 +27,7 @@ use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer};
 use inferix_core::scheduler::{
     is_eligible, Scheduler, TaskDemand, WeightedRandomScheduler, WorkerInfo,
 };
-use inferix_core::store::{StoreError, TaskStore, TaskStoreExt};
+use inferix_core::store::{StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_core::time::{SharedClock, SystemClock};
 use inferix_core::ContentHash;
@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 
 use crate::blob_service::BlobService;
 use crate::verifier::RENDER_TAG;
+use crate::worker_pool::WorkerPool;
 use crate::NodeError;
 
 /// Manager settings; `Default` gives a working single-machine setup.
@@ -83,6 +84,15 @@ pub struct ManagerConfig {
     /// Failures (errors, hangs, rejections) after which a worker is
     /// blocklisted for the job.
     pub failures_before_blocklist: u32,
+    /// Idle workers (longest idle first) the scheduler chooses among per
+    /// task. Bounds the cost of one decision on a large network; when none
+    /// of them is eligible, every idle worker is considered.
+    pub scheduler_candidates: usize,
+    /// Holds a queued task back from a slow idle worker when a busy worker
+    /// is expected to finish it sooner (from the job's measured work per
+    /// frame), so the last tasks of a job do not end up on the slowest
+    /// machines.
+    pub finish_time_aware: bool,
 }
 
 impl Default for ManagerConfig {
@@ -105,6 +115,8 @@ impl Default for ManagerConfig {
             claim_window: Duration::from_secs(72 * 3600),
             progress_timeout: Duration::from_secs(300),
             failures_before_blocklist: 3,
+            scheduler_candidates: 512,
+            finish_time_aware: true,
         }
     }
 }
@@ -255,16 +267,6 @@ struct Peer {
     sender: Arc<dyn MessageSender>,
 }
 
-struct WorkerSlot {
-    conn: ConnId,
-    info: WorkerInfo,
-    task: Option<TaskId>,
-    /// When the worker last showed life on its task (offer or progress).
-    last_progress: u64,
-    last_seen: u64,
-    idle_since: u64,
-}
-
 struct VerifierSlot {
     conn: ConnId,
     /// Whether it can re-render crop challenges.
@@ -284,6 +286,26 @@ struct ClaimCheck {
     verifier: NodeId,
     deadline: u64,
     reason: String,
+}
+
+/// Running mean of a job's measured work per frame (ms at IB 1.0).
+#[derive(Default)]
+struct WorkEstimate {
+    sum: f64,
+    samples: u32,
+}
+
+impl WorkEstimate {
+    fn observe(&mut self, ms: f64) {
+        if ms.is_finite() && ms >= 0.0 {
+            self.sum += ms;
+            self.samples += 1;
+        }
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.samples > 0).then(|| self.sum / self.samples as f64)
+    }
 }
 
 /// One verification round of one task result.
@@ -332,7 +354,8 @@ impl ManagerNode {
             inputs: in_tx,
             admitted,
             peers: HashMap::new(),
-            workers: BTreeMap::new(),
+            workers: WorkerPool::default(),
+            work_per_frame: HashMap::new(),
             verifiers: BTreeMap::new(),
             watchers: HashMap::new(),
             rounds: HashMap::new(),
@@ -536,7 +559,7 @@ struct State {
     inputs: mpsc::UnboundedSender<Input>,
     admitted: Admitted,
     peers: HashMap<ConnId, Peer>,
-    workers: BTreeMap<NodeId, WorkerSlot>,
+    workers: WorkerPool,
     verifiers: BTreeMap<NodeId, VerifierSlot>,
     watchers: HashMap<JobId, Vec<ConnId>>,
     rounds: HashMap<TaskId, Round>,
@@ -550,6 +573,8 @@ struct State {
     /// Results that arrived while the task database was unavailable.
     buffered: Vec<(TaskId, NodeId, inferix_core::task::TaskResult)>,
     jobs: HashMap<JobId, Job>,
+    /// Measured work per frame of each job: milliseconds at IB 1.0.
+    work_per_frame: HashMap<JobId, WorkEstimate>,
     waiting: HashSet<JobId>,
     events: broadcast::Sender<(JobId, JobEvent)>,
 }
@@ -763,9 +788,9 @@ impl State {
             list.retain(|c| *c != conn);
         }
         if self.workers.get(&peer.node).is_some_and(|w| w.conn == conn) {
-            let slot = self.workers.remove(&peer.node);
+            let slot = self.workers.leave(peer.node);
             info!(worker = ?peer.node, why, "worker left");
-            if let Some(task) = slot.and_then(|s| s.task) {
+            if let Some(task) = slot.and_then(|s| s.task()) {
                 self.requeue(
                     task,
                     peer.node,
@@ -828,7 +853,7 @@ impl State {
             }
             (Some(_), Message::Heartbeat) => false,
             (Some(Role::Worker), Message::TaskDone(result)) => {
-                let task_id = self.workers.get(&node).and_then(|w| w.task);
+                let task_id = self.workers.get(&node).and_then(|w| w.task());
                 self.on_task_done(conn, id, node, task_id, result).await;
                 true
             }
@@ -847,7 +872,11 @@ impl State {
             }
             (Some(Role::Worker), Message::TaskProgress { task, .. }) => {
                 let now = self.now();
-                if let Some(w) = self.workers.get_mut(&node).filter(|w| w.task == Some(task)) {
+                if let Some(w) = self
+                    .workers
+                    .get_mut(&node)
+                    .filter(|w| w.task() == Some(task))
+                {
                     w.last_progress = now;
                 }
                 false
@@ -929,17 +958,7 @@ impl State {
                     tags: h.tags,
                 };
                 info!(worker = ?node, ib = info.ib, "worker joined");
-                self.workers.insert(
-                    node,
-                    WorkerSlot {
-                        conn,
-                        info,
-                        task: None,
-                        last_progress: now,
-                        last_seen: now,
-                        idle_since: now,
-                    },
-                );
+                self.workers.join(conn, info, now);
             }
             Role::Verifier => {
                 if let Some(old) = self.verifiers.get(&node).map(|v| v.conn) {
@@ -969,7 +988,7 @@ impl State {
         let conn = self
             .workers
             .get(&worker)
-            .filter(|w| w.task == Some(task))
+            .filter(|w| w.task() == Some(task))
             .map(|w| w.conn);
         self.release_worker(worker, task);
         if let Some(conn) = conn {
@@ -980,12 +999,7 @@ impl State {
 
     fn release_worker(&mut self, worker: NodeId, task: TaskId) {
         let now = self.now();
-        if let Some(w) = self.workers.get_mut(&worker) {
-            if w.task == Some(task) {
-                w.task = None;
-                w.idle_since = now;
-            }
-        }
+        self.workers.release(worker, task, now);
     }
 
     /// Puts a task back in the queue (or fails it at the retry limit).
@@ -1067,6 +1081,14 @@ impl State {
             .await;
             return;
         };
+        if let Some(w) = self.workers.get(&worker) {
+            let elapsed = self.now().saturating_sub(w.busy_since) as f64;
+            let frames = result.frames.len().max(1) as f64;
+            self.work_per_frame
+                .entry(task_id.job)
+                .or_default()
+                .observe(elapsed * w.info.ib / frames);
+        }
         self.release_worker(worker, task_id);
         if result.worker != worker {
             warn!(?worker, claimed = ?result.worker, "result names another worker");
@@ -1295,17 +1317,12 @@ impl State {
                 return;
             }
             self.credit(&t).await;
-            let tasks = self
+            let counts = self
                 .store
-                .tasks_of_job(task_id.job)
+                .status_counts(task_id.job)
                 .await
                 .unwrap_or_default();
-            let accepted: u64 = tasks
-                .iter()
-                .filter(|t| t.status == TaskStatus::Accepted)
-                .map(|t| t.frames.len() as u64)
-                .sum();
-            let total: u64 = tasks.iter().map(|t| t.frames.len() as u64).sum();
+            let (accepted, total) = StatusCount::frames_in(&counts, TaskStatus::Accepted);
             self.emit(
                 task_id.job,
                 JobEvent::TaskAccepted {
@@ -1316,7 +1333,7 @@ impl State {
                 },
             )
             .await;
-            if tasks.iter().all(|t| t.status == TaskStatus::Accepted) {
+            if StatusCount::all_accepted(&counts) {
                 self.complete_job(task_id.job).await;
             }
         } else {
@@ -1381,10 +1398,9 @@ impl State {
                 self.save_job(job).await;
             }
         }
-        let Ok(txs) = self.store.transactions().await else {
+        let Ok(stake) = self.store.balance(&Account::Stake(worker)).await else {
             return;
         };
-        let stake = balance(&txs, &Account::Stake(worker));
         if stake > 0 {
             let tx = Transaction::transfer(
                 format!("slash:{task_id}:{worker}"),
@@ -1423,10 +1439,9 @@ impl State {
         if self.cfg.verifier_reward <= 0 {
             return;
         }
-        let Ok(txs) = self.store.transactions().await else {
+        let Ok(mut pool) = self.store.balance(&Account::PenaltyPool).await else {
             return;
         };
-        let mut pool = balance(&txs, &Account::PenaltyPool);
         for v in verifiers {
             let amount = self.cfg.verifier_reward.min(pool);
             if amount <= 0 {
@@ -1614,12 +1629,7 @@ impl State {
             )]
         };
         let job_id = check.task.job;
-        let payer = self.store.transactions().await.ok().and_then(|txs| {
-            txs.iter()
-                .find(|t| t.id == format!("fund:{job_id}"))
-                .and_then(|t| t.postings.iter().find(|p| p.amount < 0))
-                .map(|p| p.account.clone())
-        });
+        let payer = self.payer_of(job_id).await;
         let refund = match self.job(job_id).await {
             Some(job) if upheld => {
                 (job.quoted_price as u128 * check.frames.len() as u128
@@ -1707,16 +1717,13 @@ impl State {
 
     /// Returns what is left in a job's escrow to its payer.
     async fn refund_escrow(&mut self, job: JobId, memo: &str) {
-        let Ok(txs) = self.store.transactions().await else {
+        let Ok(left) = self.store.balance(&Account::Job(job)).await else {
             return;
         };
-        let left = balance(&txs, &Account::Job(job));
-        let payer = txs
-            .iter()
-            .find(|t| t.id == format!("fund:{job}"))
-            .and_then(|t| t.postings.iter().find(|p| p.amount < 0))
-            .map(|p| p.account.clone());
-        if let (true, Some(payer)) = (left > 0, payer) {
+        if left <= 0 {
+            return;
+        }
+        if let Some(payer) = self.payer_of(job).await {
             let tx = Transaction::transfer(
                 format!("refund:{job}"),
                 self.now(),
@@ -1727,6 +1734,19 @@ impl State {
             );
             let _ = self.store.append_transaction(&tx).await;
         }
+    }
+
+    /// The account that funded `job`'s escrow.
+    async fn payer_of(&self, job: JobId) -> Option<Account> {
+        let fund = self
+            .store
+            .transaction(&format!("fund:{job}"))
+            .await
+            .ok()??;
+        fund.postings
+            .into_iter()
+            .find(|p| p.amount < 0)
+            .map(|p| p.account)
     }
 
     async fn on_client(&mut self, conn: ConnId, id: u64, client: NodeId, body: Message) {
@@ -1878,7 +1898,14 @@ impl State {
             .await
             .map_err(store_err)?
             .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
-        let counts = self.store.status_counts(job_id).await.map_err(store_err)?;
+        let counts = self
+            .store
+            .status_counts(job_id)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|c| (c.status, c.tasks))
+            .collect();
         let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
         let mut frames: Vec<_> = tasks
             .iter()
@@ -2014,7 +2041,7 @@ impl State {
             .workers
             .iter()
             .filter_map(|(id, w)| {
-                w.task
+                w.task()
                     .filter(|_| w.last_progress + limit <= now)
                     .map(|t| (*id, t))
             })
@@ -2120,23 +2147,37 @@ impl State {
     }
 
     async fn dispatch_renders(&mut self) {
-        let mut idle: Vec<WorkerInfo> = {
-            let mut v: Vec<&WorkerSlot> =
-                self.workers.values().filter(|w| w.task.is_none()).collect();
-            v.sort_by_key(|w| w.idle_since);
-            v.into_iter().map(|w| w.info.clone()).collect()
-        };
-        let queued = match self
-            .store
-            .tasks_in_status(TaskStatus::Queued, (idle.len() * 4).max(16))
-            .await
-        {
-            Ok(q) => q,
-            Err(e) => {
-                warn!(error = %e, "cannot read the queue; not dispatching");
+        // Each pass leases from one read of the queue head; a full read
+        // that leased something may hide more work behind it.
+        loop {
+            let idle = self.workers.idle_count();
+            if idle == 0 && !self.workers.is_empty() {
                 return;
             }
-        };
+            let limit = (idle * 2).clamp(16, 1024);
+            let queued = match self.store.tasks_in_status(TaskStatus::Queued, limit).await {
+                Ok(q) => q,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the queue; not dispatching");
+                    return;
+                }
+            };
+            let full = queued.len() == limit;
+            let leased = self.dispatch_batch(queued).await;
+            if !(full && leased > 0) {
+                return;
+            }
+        }
+    }
+
+    /// Leases what it can of `queued` (in queue order); returns how many.
+    async fn dispatch_batch(&mut self, queued: Vec<Task>) -> usize {
+        let window = self.cfg.scheduler_candidates.max(1);
+        let mut candidates: Vec<WorkerInfo> = Vec::new();
+        // Busy workers already promised a held task, with when they are
+        // then expected to be free.
+        let mut promised: HashMap<NodeId, u64> = HashMap::new();
+        let mut leased = 0;
         // Queued tasks come grouped by job: look each job up once.
         let mut current: Option<Job> = None;
         for task in queued {
@@ -2178,21 +2219,53 @@ impl State {
                 current = None;
                 continue;
             }
-            if idle.is_empty() {
+            if self.workers.idle_count() == 0 {
                 break;
             }
-            let Some(worker) = self.scheduler.choose(&demand, &idle) else {
+            if candidates.is_empty() {
+                candidates = self
+                    .workers
+                    .idle()
+                    .take(window)
+                    .map(|w| w.info.clone())
+                    .collect();
+            }
+            let mut choice = self.scheduler.choose(&demand, &candidates);
+            if choice.is_none() && self.workers.idle_count() > candidates.len() {
+                // None of the longest-idle workers may take it; others may.
+                let wider: Vec<WorkerInfo> = self
+                    .workers
+                    .idle()
+                    .filter(|w| is_eligible(&demand, &w.info))
+                    .take(window)
+                    .map(|w| w.info.clone())
+                    .collect();
+                choice = self.scheduler.choose(&demand, &wider);
+            }
+            let Some(worker) = choice else {
                 continue;
             };
-            if !idle
-                .iter()
-                .any(|w| w.id == worker && is_eligible(&demand, w))
-            {
+            let Some(info) = self
+                .workers
+                .get(&worker)
+                .filter(|w| w.task().is_none() && is_eligible(&demand, &w.info))
+                .map(|w| w.info.clone())
+            else {
                 warn!(?worker, "scheduler chose an ineligible worker; ignored");
                 continue;
+            };
+            if self.cfg.finish_time_aware {
+                if let Some((faster, free_at)) =
+                    self.sooner_busy_worker(&demand, task.frames.len(), &info, &promised)
+                {
+                    debug!(task = ?task.id, slow = ?worker, ?faster, "held for a faster worker");
+                    promised.insert(faster, free_at);
+                    continue;
+                }
             }
             if self.lease_to(task, job, worker).await {
-                idle.retain(|w| w.id != worker);
+                leased += 1;
+                candidates.retain(|w| w.id != worker);
                 if self.waiting.remove(&job.id) {
                     let mut j = job.clone();
                     j.waiting_reason = None;
@@ -2201,6 +2274,65 @@ impl State {
                 }
             }
         }
+        leased
+    }
+
+    /// A busy worker expected to finish a task of `frames` frames of
+    /// `demand`'s job sooner than idle `chosen` would, counting the task it
+    /// is on (and any task already held for it in `promised`), with when
+    /// it would then be free. `None` when the job's work is not measured
+    /// yet, when the difference is within the noise of the estimate, or
+    /// when too many workers are busy to compare cheaply.
+    fn sooner_busy_worker(
+        &self,
+        demand: &TaskDemand<'_>,
+        frames: usize,
+        chosen: &WorkerInfo,
+        promised: &HashMap<NodeId, u64>,
+    ) -> Option<(NodeId, u64)> {
+        /// Beyond this many busy workers the comparison is skipped: a
+        /// network that large has the capacity to absorb a slow tail.
+        const MAX_COMPARED: usize = 4096;
+        let per_frame = self.work_per_frame.get(&demand.task.job)?.mean()?;
+        let work = per_frame * frames as f64;
+        let now = self.now();
+        let mine = work / chosen.ib.max(1e-6);
+        // A gain smaller than this is within the estimate's noise.
+        let margin = mine * 0.1 + self.cfg.tick.as_millis() as f64;
+        if mine <= margin {
+            return None;
+        }
+        let chosen_end = now as f64 + mine;
+        let busy = self.workers.busy();
+        let mut best: Option<(NodeId, f64)> = None;
+        for (n, (w, task)) in busy.enumerate() {
+            if n >= MAX_COMPARED {
+                return None;
+            }
+            if w.info.ib <= chosen.ib || !is_eligible(demand, &w.info) {
+                continue;
+            }
+            let free_at = match promised.get(&w.info.id) {
+                Some(&t) => t as f64,
+                None => {
+                    let Some(own) = self.work_per_frame.get(&task.job).and_then(|e| e.mean())
+                    else {
+                        continue;
+                    };
+                    let expected = w.busy_since as f64 + own * w.busy_frames as f64 / w.info.ib;
+                    // Overdue past twice its estimate: no prediction.
+                    if (now as f64) > w.busy_since as f64 + 2.0 * (expected - w.busy_since as f64) {
+                        continue;
+                    }
+                    expected.max(now as f64)
+                }
+            };
+            let end = free_at + work / w.info.ib;
+            if end + margin < chosen_end && best.is_none_or(|(_, b)| end < b) {
+                best = Some((w.info.id, end));
+            }
+        }
+        best.map(|(id, end)| (id, end as u64))
     }
 
     async fn mark_waiting(&mut self, mut job: Job, reason: String) {
@@ -2214,6 +2346,9 @@ impl State {
 
     async fn lease_to(&mut self, mut task: Task, job: &Job, worker: NodeId) -> bool {
         let now = self.now();
+        if self.workers.get(&worker).is_none_or(|w| w.task().is_some()) {
+            return false;
+        }
         let deadline_ms = now + self.cfg.lease.as_millis() as u64;
         if task
             .lease(
@@ -2237,10 +2372,9 @@ impl State {
                 return false;
             }
         }
-        let Some(slot) = self.workers.get_mut(&worker) else {
+        if !self.workers.assign(worker, task.id, task.frames.len(), now) {
             return false;
-        };
-        slot.task = Some(task.id);
+        }
         if let Some(marker) = self.watermarker_for(job) {
             // The offer waits for the lease's watermarked copy; the worker
             // stays reserved meanwhile.
@@ -2393,16 +2527,21 @@ impl State {
         if need <= 0 {
             return Ok(());
         }
-        let txs = self
+        let ledger = |e: StoreError| format!("cannot read the ledger: {e}");
+        let have = self
             .store
-            .transactions()
+            .balance(&Account::Stake(worker))
             .await
-            .map_err(|e| format!("cannot read the ledger: {e}"))?;
-        let have = balance(&txs, &Account::Stake(worker));
+            .map_err(ledger)?;
         if have >= need {
             return Ok(());
         }
-        let granted = txs.iter().any(|t| t.id == stake_grant_id(worker));
+        let granted = self
+            .store
+            .transaction(&stake_grant_id(worker))
+            .await
+            .map_err(ledger)?
+            .is_some();
         if !self.cfg.grant_stake || granted {
             return Err(format!(
                 "stake of {have} is below the minimum 2·E·IB·P = {need} micro-credits for IB {ib:.2}"

@@ -2,8 +2,10 @@
 //!
 //! Full records are stored as JSON so the domain model can grow without a
 //! migration per field, while the columns that queries filter and sort on
-//! (status, lease deadline, priority, age, state) are real columns, so the
-//! queue and the lease sweep are indexed SQL rather than scans in Rust.
+//! (status, lease deadline, priority, age, state, frame count) are real
+//! columns, so the queue, the lease sweep and a job's progress are indexed
+//! SQL rather than scans in Rust; account balances are kept in a table of
+//! their own, updated with every ledger append.
 //!
 //! rusqlite is blocking, so every call runs on tokio's blocking pool; one
 //! connection behind a mutex is enough because SQLite serialises writers
@@ -18,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
-use inferix_core::ledger::Transaction;
-use inferix_core::store::{StoreError, TaskStore};
+use inferix_core::ledger::{Account, Transaction};
+use inferix_core::store::{StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
@@ -57,6 +59,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_lease_deadline ON tasks (lease_deadline_ms)
         WHERE lease_deadline_ms IS NOT NULL;
     CREATE INDEX jobs_queue_order ON jobs (priority DESC, created_ms, seq);",
+    // 3: a maintained balance per ledger account, and each task's frame
+    // count as a column, so balances and a job's progress are answered
+    // without reading the ledger or decoding task records. Accounts are
+    // keyed by their compact serde_json text, which is what SQLite's JSON
+    // functions give back for the `account` objects of stored records
+    // (keys in written order, string escapes as written). Tasks need no
+    // new index: the primary key (job_id, idx) serves `WHERE job_id = ?`.
+    // An undecodable ledger record fails the migration (rolled back, the
+    // database stays at version 2) rather than leave a wrong balance.
+    "CREATE TABLE balances (
+        account TEXT    PRIMARY KEY,
+        amount  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO balances (account, amount)
+        SELECT json_extract(p.value, '$.account'), SUM(json_extract(p.value, '$.amount'))
+        FROM transactions t, json_each(t.record, '$.postings') p
+        GROUP BY 1;
+    ALTER TABLE tasks ADD COLUMN frames INTEGER NOT NULL DEFAULT 0;
+    UPDATE tasks SET frames = COALESCE(json_array_length(record, '$.frames'), 0)
+        WHERE json_valid(record);",
 ];
 
 /// How long a writer waits for another process's lock before reporting
@@ -197,6 +219,42 @@ fn lease_deadline(t: &Task) -> Option<i64> {
     t.lease.as_ref().map(|l| int(l.deadline_ms))
 }
 
+fn frame_count(t: &Task) -> i64 {
+    int(t.frames.len() as u64)
+}
+
+/// The `balances` key of `account`: its compact JSON, as in the records.
+fn account_key(account: &Account) -> Result<String, StoreError> {
+    to_json(account)
+}
+
+/// Position of `status` in [`TaskStatus::ALL`], the order of counts.
+fn status_rank(status: TaskStatus) -> usize {
+    TaskStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(usize::MAX)
+}
+
+/// One row of a job's per-status counts; a status or count the build does
+/// not know is a corrupt task row.
+fn status_count(
+    job: JobId,
+    status: &str,
+    tasks: i64,
+    frames: i64,
+) -> Result<StatusCount, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        what: format!("tasks of job {job}"),
+        reason,
+    };
+    Ok(StatusCount {
+        status: status.parse().map_err(corrupt)?,
+        tasks: usize::try_from(tasks).map_err(|_| corrupt(format!("{tasks} tasks")))?,
+        frames: u64::try_from(frames).map_err(|_| corrupt(format!("{frames} frames")))?,
+    })
+}
+
 /// Reads `(job_id, idx, record)` rows and decodes the tasks.
 fn query_tasks(
     conn: &Connection,
@@ -233,6 +291,7 @@ impl TaskStore for SqliteTaskStore {
                     t.status,
                     lease_deadline(t),
                     int(t.version),
+                    frame_count(t),
                     to_json(t)?,
                 ))
             })
@@ -253,17 +312,18 @@ impl TaskStore for SqliteTaskStore {
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "INSERT INTO tasks (job_id, idx, status, lease_deadline_ms, version, record)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT INTO tasks (job_id, idx, status, lease_deadline_ms, version, frames, record)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )
                     .map_err(sql_err)?;
-                for (id, status, deadline, version, record) in &rows {
+                for (id, status, deadline, version, frames, record) in &rows {
                     let res = stmt.execute(params![
                         id.job.to_string(),
                         id.index,
                         status.as_str(),
                         deadline,
                         version,
+                        frames,
                         record
                     ]);
                     match res {
@@ -382,15 +442,20 @@ impl TaskStore for SqliteTaskStore {
         let mut next = task.clone();
         next.version += 1;
         let record = to_json(&next)?;
-        let (id, expected, status, deadline) =
-            (task.id, task.version, task.status, lease_deadline(task));
+        let (id, expected, status, deadline, frames) = (
+            task.id,
+            task.version,
+            task.status,
+            lease_deadline(task),
+            frame_count(task),
+        );
         self.call(move |conn| {
             // Compare-and-set in one statement: the version check and the
             // write cannot be split by another manager's claim.
             let n = conn
                 .prepare_cached(
                     "UPDATE tasks SET status = ?3, lease_deadline_ms = ?4, record = ?5,
-                         version = version + 1
+                         frames = ?7, version = version + 1
                      WHERE job_id = ?1 AND idx = ?2 AND version = ?6",
                 )
                 .and_then(|mut s| {
@@ -400,7 +465,8 @@ impl TaskStore for SqliteTaskStore {
                         status.as_str(),
                         deadline,
                         record,
-                        int(expected)
+                        int(expected),
+                        frames
                     ])
                 })
                 .map_err(sql_err)?;
@@ -441,17 +507,41 @@ impl TaskStore for SqliteTaskStore {
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
         tx.check_balanced()?;
         let record = to_json(tx)?;
+        let postings = tx
+            .postings
+            .iter()
+            .map(|p| Ok((account_key(&p.account)?, p.amount)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let id = tx.id.clone();
         self.call(move |conn| {
-            let res = conn
+            // The record and its balance changes commit together: a refused
+            // duplicate rolls back with the guard and moves no balance.
+            let db = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let res = db
                 .prepare_cached("INSERT INTO transactions (id, record) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute(params![id, record]));
             match res {
-                Err(e) if is_constraint(&e) => Err(StoreError::AlreadyExists {
-                    what: format!("transaction {id}"),
-                }),
-                other => other.map(drop).map_err(sql_err),
+                Err(e) if is_constraint(&e) => {
+                    return Err(StoreError::AlreadyExists {
+                        what: format!("transaction {id}"),
+                    })
+                }
+                other => other.map_err(sql_err)?,
+            };
+            {
+                let mut upsert = db
+                    .prepare_cached(
+                        "INSERT INTO balances (account, amount) VALUES (?1, ?2)
+                         ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
+                    )
+                    .map_err(sql_err)?;
+                for (account, amount) in &postings {
+                    upsert.execute(params![account, amount]).map_err(sql_err)?;
+                }
             }
+            db.commit().map_err(sql_err)
         })
         .await
     }
@@ -470,6 +560,60 @@ impl TaskStore for SqliteTaskStore {
                 out.push(from_json(|| format!("transaction {id}"), &record)?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            let record: Option<String> = conn
+                .prepare_cached("SELECT record FROM transactions WHERE id = ?1")
+                .and_then(|mut s| s.query_row([&id], |r| r.get(0)).optional())
+                .map_err(sql_err)?;
+            record
+                .map(|r| from_json(|| format!("transaction {id}"), &r))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
+        let key = account_key(account)?;
+        self.call(move |conn| {
+            let amount: Option<i64> = conn
+                .prepare_cached("SELECT amount FROM balances WHERE account = ?1")
+                .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+                .map_err(sql_err)?;
+            Ok(amount.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT status, COUNT(*), SUM(frames) FROM tasks WHERE job_id = ?1
+                     GROUP BY status",
+                )
+                .map_err(sql_err)?;
+            let rows = stmt
+                .query_map([job.to_string()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(sql_err)?;
+            let mut counts = Vec::new();
+            for row in rows {
+                let (status, tasks, frames) = row.map_err(sql_err)?;
+                counts.push(status_count(job, &status, tasks, frames)?);
+            }
+            counts.sort_by_key(|c| status_rank(c.status));
+            Ok(counts)
         })
         .await
     }
@@ -505,20 +649,139 @@ mod tests {
             index_names(&conn),
             ["jobs_queue_order", "tasks_lease_deadline", "tasks_status"]
         );
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for t in ["balances", "jobs", "tasks", "transactions"] {
+            assert!(tables.iter().any(|n| n == t), "{t} in {tables:?}");
+        }
+        let frames: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('tasks') WHERE name = 'frames'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(frames, 1);
+    }
+
+    /// Accounts whose JSON text is easy to get wrong: escapes, non-ASCII
+    /// and control characters must be keyed exactly as serde_json writes
+    /// them, whether the key comes from the migration or from a write.
+    fn tricky_accounts() -> Vec<Account> {
+        vec![
+            Account::User("alice".into()),
+            Account::User("q\"uote\\back/slash\ttab\u{1}ctl\u{7f}".into()),
+            Account::User("ünïcødé ✓ 🦀".into()),
+            Account::PenaltyPool,
+            Account::Worker(inferix_core::ids::NodeId(8)),
+        ]
+    }
+
+    /// Ledger records as a build before migration 3 wrote them.
+    fn old_ledger(accounts: &[Account]) -> Vec<Transaction> {
+        let mut txs: Vec<Transaction> = accounts
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                Transaction::transfer(
+                    format!("t{i}"),
+                    i as u64,
+                    "old",
+                    w[0].clone(),
+                    w[1].clone(),
+                    100 + i as i64,
+                )
+            })
+            .collect();
+        // Two postings to one account in one transaction.
+        txs.push(Transaction {
+            id: "twice".into(),
+            at_ms: 9,
+            memo: "split".into(),
+            postings: vec![
+                inferix_core::ledger::Posting {
+                    account: accounts[0].clone(),
+                    amount: -30,
+                },
+                inferix_core::ledger::Posting {
+                    account: accounts[1].clone(),
+                    amount: 10,
+                },
+                inferix_core::ledger::Posting {
+                    account: accounts[1].clone(),
+                    amount: 20,
+                },
+            ],
+        });
+        txs
     }
 
     #[tokio::test]
     async fn an_old_database_is_migrated_forward_keeping_its_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
-        let (job, tasks) = inferix_core::store::conformance::sample_job(2, 7, 4);
+        let (job, tasks) = inferix_core::store::conformance::sample_job(2, 7, 5);
+        let mut leased = tasks[1].clone();
+        leased
+            .lease(
+                inferix_core::task::Lease {
+                    worker: inferix_core::ids::NodeId(7),
+                    manager: inferix_core::ids::NodeId(1),
+                    deadline_ms: 900,
+                    scene: None,
+                },
+                8,
+            )
+            .unwrap();
+        leased.version = 1;
+        let stored = vec![tasks[0].clone(), leased.clone(), tasks[2].clone()];
+        let accounts = tricky_accounts();
+        let ledger = old_ledger(&accounts);
         {
             // A database as the first release left it: migration 1 only,
-            // with a job written through the store.
+            // with rows in that release's layout.
             let old = SqliteTaskStore::init(Connection::open(&path).unwrap(), 1).unwrap();
-            assert_eq!(version(&old.conn.lock().unwrap()), 1);
-            assert!(index_names(&old.conn.lock().unwrap()).is_empty());
-            old.insert_job(&job, &tasks).await.unwrap();
+            let conn = old.conn.lock().unwrap();
+            assert_eq!(version(&conn), 1);
+            assert!(index_names(&conn).is_empty());
+            conn.execute(
+                "INSERT INTO jobs (id, priority, created_ms, state, record)
+                 VALUES (?1, ?2, ?3, 'active', ?4)",
+                params![
+                    job.id.to_string(),
+                    job.spec.priority,
+                    int(job.created_ms),
+                    to_json(&job).unwrap()
+                ],
+            )
+            .unwrap();
+            for t in &stored {
+                conn.execute(
+                    "INSERT INTO tasks (job_id, idx, status, lease_deadline_ms, version, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        t.id.job.to_string(),
+                        t.id.index,
+                        t.status.as_str(),
+                        lease_deadline(t),
+                        int(t.version),
+                        to_json(t).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+            for tx in &ledger {
+                conn.execute(
+                    "INSERT INTO transactions (id, record) VALUES (?1, ?2)",
+                    params![tx.id, to_json(tx).unwrap()],
+                )
+                .unwrap();
+            }
         }
         let store = SqliteTaskStore::open(&path).unwrap();
         {
@@ -526,11 +789,62 @@ mod tests {
             assert_eq!(version(&conn), MIGRATIONS.len() as i64);
             assert_eq!(index_names(&conn).len(), 3);
         }
-        assert_eq!(store.job(job.id).await.unwrap(), Some(job));
+        assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()));
+        assert_eq!(store.tasks_of_job(job.id).await.unwrap(), stored);
         assert_eq!(
             store.tasks_in_status(TaskStatus::Queued, 10).await.unwrap(),
-            tasks
+            vec![tasks[0].clone(), tasks[2].clone()]
         );
+
+        // Migration 3 counted the old tasks' frames and summed the old
+        // ledger per account, under the keys the store itself uses.
+        assert_eq!(
+            store.status_counts(job.id).await.unwrap(),
+            StatusCount::tally(&stored)
+        );
+        assert_eq!(
+            StatusCount::frames_in(
+                &store.status_counts(job.id).await.unwrap(),
+                TaskStatus::Leased
+            ),
+            (2, 5)
+        );
+        assert_eq!(store.transactions().await.unwrap(), ledger);
+        for account in &accounts {
+            let expected = inferix_core::ledger::balance(&ledger, account);
+            assert_ne!(expected, 0, "{account:?} is posted to");
+            assert_eq!(
+                store.balance(account).await.unwrap(),
+                expected,
+                "{account:?}"
+            );
+        }
+        // New postings land on the backfilled rows, not on new ones.
+        let more = Transaction::transfer(
+            "new",
+            20,
+            "new",
+            accounts[2].clone(),
+            accounts[1].clone(),
+            5,
+        );
+        store.append_transaction(&more).await.unwrap();
+        let all = store.transactions().await.unwrap();
+        for account in &accounts {
+            assert_eq!(
+                store.balance(account).await.unwrap(),
+                inferix_core::ledger::balance(&all, account),
+                "{account:?}"
+            );
+        }
+        let rows: i64 = store
+            .conn
+            .lock()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM balances", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, accounts.len() as i64);
+
         // Reopening an up-to-date database is a no-op.
         drop(store);
         let again = SqliteTaskStore::open(&path).unwrap();
@@ -538,6 +852,69 @@ mod tests {
             version(&again.conn.lock().unwrap()),
             MIGRATIONS.len() as i64
         );
+        assert_eq!(
+            again.balance(&accounts[1]).await.unwrap(),
+            inferix_core::ledger::balance(&all, &accounts[1])
+        );
+    }
+
+    #[tokio::test]
+    async fn balances_and_counts_are_indexed_lookups() {
+        let store = SqliteTaskStore::open_in_memory().unwrap();
+        let conn = store.conn.lock().unwrap();
+        let plan = |sql: &str| -> String {
+            let mut s = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            s.query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let balance = plan("SELECT amount FROM balances WHERE account = 'x'");
+        assert!(
+            balance.contains("SEARCH balances USING PRIMARY KEY"),
+            "{balance}"
+        );
+        let counts = plan(
+            "SELECT status, COUNT(*), SUM(frames) FROM tasks WHERE job_id = 'x' GROUP BY status",
+        );
+        assert!(
+            counts.contains("SEARCH tasks USING PRIMARY KEY (job_id=?)"),
+            "{counts}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_duplicate_transaction_moves_no_balance() {
+        let store = SqliteTaskStore::open_in_memory().unwrap();
+        let accounts = tricky_accounts();
+        let tx = Transaction::transfer("t", 1, "m", accounts[0].clone(), accounts[1].clone(), 7);
+        store.append_transaction(&tx).await.unwrap();
+        let mut again = tx.clone();
+        again.postings.reverse();
+        assert!(matches!(
+            store.append_transaction(&again).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        assert_eq!(store.balance(&accounts[0]).await.unwrap(), -7);
+        assert_eq!(store.balance(&accounts[1]).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_in_a_row_is_corrupt() {
+        let store = SqliteTaskStore::open_in_memory().unwrap();
+        let (job, tasks) = inferix_core::store::conformance::sample_job(0, 1, 2);
+        store.insert_job(&job, &tasks).await.unwrap();
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute_batch("UPDATE tasks SET status = 'lost'")
+            .unwrap();
+        assert!(matches!(
+            store.status_counts(job.id).await,
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::ledger::{balance, Account, Posting, Transaction};
 use inferix_core::store::conformance::{sample_job, test_all};
-use inferix_core::store::{StoreError, TaskStore};
+use inferix_core::store::{StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Lease, TaskStatus};
 use inferix_storage::postgres::schema_version;
 use inferix_storage::{Backoff, PostgresError, PostgresOptions, PostgresTaskStore};
@@ -95,7 +96,7 @@ async fn store_passes_the_conformance_suite() {
     })
     .await;
     let schemas = schemas.into_inner().unwrap();
-    assert_eq!(schemas.len(), 9, "one fresh schema per case");
+    assert_eq!(schemas.len(), 13, "one fresh schema per case");
     drop_schemas(&url, &schemas).await;
 }
 
@@ -260,14 +261,69 @@ async fn notifications_resume_after_the_listening_connection_is_lost() {
     drop_schemas(&url, &[schema]).await;
 }
 
+/// Accounts whose JSON text is easy to get wrong: escapes, non-ASCII and
+/// control characters must key the same balance whether the key comes
+/// from the migration or from a write.
+fn tricky_accounts() -> Vec<Account> {
+    vec![
+        Account::User("alice".into()),
+        Account::User("q\"uote\\back/slash\ttab\u{1}ctl\u{7f}".into()),
+        Account::User("ünïcødé ✓ 🦀".into()),
+        Account::PenaltyPool,
+        Account::Worker(NodeId(8)),
+    ]
+}
+
+/// Ledger records as a build before migration 3 wrote them, with one
+/// transaction posting twice to one account.
+fn old_ledger(accounts: &[Account]) -> Vec<Transaction> {
+    let mut txs: Vec<Transaction> = accounts
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            Transaction::transfer(
+                format!("t{i}"),
+                i as u64,
+                "old",
+                w[0].clone(),
+                w[1].clone(),
+                100 + i as i64,
+            )
+        })
+        .collect();
+    txs.push(Transaction {
+        id: "twice".into(),
+        at_ms: 9,
+        memo: "split".into(),
+        postings: vec![
+            Posting {
+                account: accounts[0].clone(),
+                amount: -30,
+            },
+            Posting {
+                account: accounts[1].clone(),
+                amount: 10,
+            },
+            Posting {
+                account: accounts[1].clone(),
+                amount: 20,
+            },
+        ],
+    });
+    txs
+}
+
 #[tokio::test]
 async fn a_version_1_schema_is_upgraded_keeping_its_data() {
     let Some(url) = pg_url() else { return };
     let schema = fresh_schema("v1");
-    let (job, tasks) = sample_job(2, 7, 6);
+    let (job, tasks) = sample_job(2, 7, 5);
     let mut leased = tasks[1].clone();
     leased.lease(lease(7, 3, 900), 8).unwrap();
     leased.version = 1;
+    let stored = vec![tasks[0].clone(), leased.clone(), tasks[2].clone()];
+    let accounts = tricky_accounts();
+    let ledger = old_ledger(&accounts);
     {
         // The database as the first release left it: the version table
         // and migration 1, with rows written in that release's layout.
@@ -315,6 +371,15 @@ async fn a_version_1_schema_is_upgraded_keeping_its_data() {
                 .await
                 .unwrap();
         }
+        for tx in &ledger {
+            client
+                .execute(
+                    "INSERT INTO transactions (id, record) VALUES ($1, $2)",
+                    &[&tx.id, &serde_json::to_string(tx).unwrap()],
+                )
+                .await
+                .unwrap();
+        }
     }
 
     let store = open(&url, &schema).await;
@@ -332,6 +397,40 @@ async fn a_version_1_schema_is_upgraded_keeping_its_data() {
         store.expired_leases(900, 10).await.unwrap(),
         vec![leased.clone()]
     );
+
+    // Migration 3 counted the old tasks' frames and summed the old ledger
+    // per account, under keys the store's own lookups match.
+    let counts = store.status_counts(job.id).await.unwrap();
+    assert_eq!(counts, StatusCount::tally(&stored));
+    assert_eq!(StatusCount::frames_in(&counts, TaskStatus::Leased), (2, 5));
+    assert_eq!(store.transactions().await.unwrap(), ledger);
+    for account in &accounts {
+        let expected = balance(&ledger, account);
+        assert_ne!(expected, 0, "{account:?} is posted to");
+        assert_eq!(
+            store.balance(account).await.unwrap(),
+            expected,
+            "{account:?}"
+        );
+    }
+    // New postings land on the backfilled rows, not on new ones.
+    let more = Transaction::transfer(
+        "new",
+        20,
+        "new",
+        accounts[2].clone(),
+        accounts[1].clone(),
+        5,
+    );
+    store.append_transaction(&more).await.unwrap();
+    let all = store.transactions().await.unwrap();
+    for account in &accounts {
+        assert_eq!(
+            store.balance(account).await.unwrap(),
+            balance(&all, account),
+            "{account:?}"
+        );
+    }
 
     // Migration 2 filled the new lease columns from the old records.
     let client = raw(&url).await;
@@ -355,6 +454,12 @@ async fn a_version_1_schema_is_upgraded_keeping_its_data() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(versions, (1..=schema_version() as i32).collect::<Vec<_>>());
+    let rows: i64 = client
+        .query_one(&format!("SELECT count(*) FROM \"{schema}\".balances"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, accounts.len() as i64);
 
     // The upgraded schema notifies, and stale writes still conflict.
     let mut rx = store.subscribe().await.unwrap();

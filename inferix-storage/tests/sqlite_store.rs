@@ -77,6 +77,18 @@ async fn everything_survives_a_restart() {
         vec![leased.clone()]
     );
     assert_eq!(store.transactions().await.unwrap(), vec![tx]);
+    // So do the maintained balances and the per-status counts.
+    assert_eq!(
+        store
+            .balance(&inferix_core::ledger::Account::Job(job.id))
+            .await
+            .unwrap(),
+        1234
+    );
+    assert_eq!(
+        store.status_counts(job.id).await.unwrap(),
+        inferix_core::store::StatusCount::tally(&store.tasks_of_job(job.id).await.unwrap())
+    );
     // The version survives too, so a stale pre-restart copy still conflicts.
     let mut stale = tasks[1].clone();
     stale

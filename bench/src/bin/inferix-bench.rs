@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use inferix_bench::{latency, run_benchmarks, simulate, Options, Report};
+use inferix_bench::{dispatch, latency, run_benchmarks, simulate, Options, Report};
 
 /// Inferix benchmarks: every figure next to a baseline measured in the
 /// same run, and the ratio.
@@ -32,6 +32,21 @@ enum Command {
         /// Seed of every random choice: the same seed gives the same run.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// One dispatch run (the first benchmark) at a chosen size, printed.
+    Dispatch {
+        /// Task store: memory, sqlite or postgres (`--pg-url`).
+        #[arg(long, default_value = "memory")]
+        store: String,
+        /// In-process workers.
+        #[arg(long, default_value_t = 1000)]
+        workers: usize,
+        /// One-frame tasks of the job.
+        #[arg(long, default_value_t = 2000)]
+        tasks: u32,
+        /// Verifiers (quorum 1).
+        #[arg(long, default_value_t = 32)]
+        verifiers: usize,
     },
     /// Keeps QUIC workers connected to a manager until standard input
     /// closes (used by the manager-memory benchmark).
@@ -79,6 +94,67 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             finish(&report, &cli.out)
+        }
+        Some(Command::Dispatch {
+            store,
+            workers,
+            tasks,
+            verifiers,
+        }) => {
+            let kind = match store.as_str() {
+                "memory" => dispatch::StoreKind::Memory,
+                "sqlite" => dispatch::StoreKind::Sqlite,
+                "postgres" => dispatch::StoreKind::Postgres,
+                other => {
+                    eprintln!("unknown store {other:?}: memory, sqlite or postgres");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let run = async {
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let store = dispatch::open_store(kind, dir.path(), cli.pg_url.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                dispatch::dispatch_run(
+                    store,
+                    workers,
+                    verifiers,
+                    tasks,
+                    std::time::Duration::from_secs(600),
+                    1_000,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            };
+            match rt.block_on(run) {
+                Ok(f) => {
+                    println!(
+                        "{store}: {} of {workers} workers connected in {:.1} s ({:.0} hellos/s); \
+                         {} tasks in {:.2} s = {:.0} dispatches/s",
+                        f.connected,
+                        f.connect_s,
+                        f.connected as f64 / f.connect_s.max(1e-9),
+                        f.tasks,
+                        f.seconds,
+                        f.per_second()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some(Command::Swarm { manager, workers }) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{StoreError, TaskStore};
+use super::{StatusCount, StoreError, TaskStore};
 use crate::ids::{JobId, NodeId, TaskId};
 use crate::job::{FrameRange, Job, JobSpec, JobState, SceneRef};
 use crate::ledger::{balance, Account, Posting, Transaction};
@@ -34,6 +34,10 @@ where
     expired_leases_are_found(build().await).await;
     ledger_refuses_unbalanced_and_duplicate_transactions(build().await).await;
     missing_records_are_none_or_not_found(build().await).await;
+    requeued_tasks_return_to_their_place(build().await).await;
+    reprioritised_jobs_move_in_the_queue(build().await).await;
+    balances_follow_the_ledger(build().await).await;
+    status_counts_count_tasks_and_frames(build().await).await;
 }
 
 /// A job of `frames` frames split in tasks of 2, created at `created_ms`.
@@ -256,6 +260,130 @@ pub async fn paused_jobs_leave_the_queue(store: impl TaskStore) {
             .len(),
         2
     );
+}
+
+/// A task that goes back to the queue takes its old place, not the end.
+pub async fn requeued_tasks_return_to_their_place(store: impl TaskStore) {
+    let (job, tasks) = sample_job(0, 1, 6);
+    store.insert_job(&job, &tasks).await.unwrap();
+    let mut t = tasks[0].clone();
+    t.lease(lease(1, 50), 2).unwrap();
+    store.update_task(&mut t).await.unwrap();
+    let head = store.tasks_in_status(TaskStatus::Queued, 1).await.unwrap();
+    assert_eq!(head[0].id, tasks[1].id, "a leased task leaves the queue");
+    t.requeue(3, Some(NodeId(1)), 5, "worker lost").unwrap();
+    store.update_task(&mut t).await.unwrap();
+    let q: Vec<TaskId> = store
+        .tasks_in_status(TaskStatus::Queued, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(q, tasks.iter().map(|t| t.id).collect::<Vec<_>>());
+    assert!(store
+        .tasks_in_status(TaskStatus::Leased, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Raising a job's priority moves its queued tasks ahead of older jobs.
+pub async fn reprioritised_jobs_move_in_the_queue(store: impl TaskStore) {
+    let (old, old_tasks) = sample_job(0, 1, 2);
+    let (mut young, young_tasks) = sample_job(0, 2, 2);
+    store.insert_job(&old, &old_tasks).await.unwrap();
+    store.insert_job(&young, &young_tasks).await.unwrap();
+    let head = store.tasks_in_status(TaskStatus::Queued, 1).await.unwrap();
+    assert_eq!(head[0].id, old_tasks[0].id);
+    young.spec.priority = 9;
+    store.update_job(&young).await.unwrap();
+    let head = store.tasks_in_status(TaskStatus::Queued, 1).await.unwrap();
+    assert_eq!(head[0].id, young_tasks[0].id, "higher priority first");
+}
+
+/// `balance` equals the sum of the account's postings, across many
+/// transactions, and is zero for an account never posted to.
+pub async fn balances_follow_the_ledger(store: impl TaskStore) {
+    let user = Account::User("alice".into());
+    let job = Account::Job(JobId(4));
+    let worker = Account::Worker(NodeId(8));
+    assert_eq!(store.balance(&worker).await.unwrap(), 0);
+    let txs = [
+        Transaction::transfer("fund", 1, "escrow", user.clone(), job.clone(), 1_000),
+        Transaction::transfer("pay-a", 2, "frame", job.clone(), worker.clone(), 300),
+        Transaction::transfer("pay-b", 3, "frame", job.clone(), worker.clone(), 250),
+        Transaction {
+            id: "split".into(),
+            at_ms: 4,
+            memo: "three ways".into(),
+            postings: vec![
+                Posting {
+                    account: job.clone(),
+                    amount: -100,
+                },
+                Posting {
+                    account: worker.clone(),
+                    amount: 60,
+                },
+                Posting {
+                    account: Account::PenaltyPool,
+                    amount: 40,
+                },
+            ],
+        },
+    ];
+    for tx in &txs {
+        store.append_transaction(tx).await.unwrap();
+    }
+    // A refused duplicate changes no balance.
+    assert!(store.append_transaction(&txs[1]).await.is_err());
+    let all = store.transactions().await.unwrap();
+    for account in [&user, &job, &worker, &Account::PenaltyPool] {
+        assert_eq!(
+            store.balance(account).await.unwrap(),
+            balance(&all, account),
+            "balance of {account:?}"
+        );
+    }
+    assert_eq!(store.balance(&worker).await.unwrap(), 610);
+    assert_eq!(
+        store.transaction("pay-b").await.unwrap().as_ref(),
+        Some(&txs[2]),
+        "one transaction by id"
+    );
+    assert!(store.transaction("pay-c").await.unwrap().is_none());
+    assert_eq!(store.balance(&Account::Stake(NodeId(8))).await.unwrap(), 0);
+}
+
+/// Per-status counts of a job's tasks and frames, other jobs left out.
+pub async fn status_counts_count_tasks_and_frames(store: impl TaskStore) {
+    let (job, tasks) = sample_job(0, 1, 5);
+    let (other, other_tasks) = sample_job(0, 1, 8);
+    store.insert_job(&job, &tasks).await.unwrap();
+    store.insert_job(&other, &other_tasks).await.unwrap();
+    let mut t = tasks[2].clone();
+    t.lease(lease(1, 50), 2).unwrap();
+    store.update_task(&mut t).await.unwrap();
+    let counts = store.status_counts(job.id).await.unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            StatusCount {
+                status: TaskStatus::Queued,
+                tasks: 2,
+                frames: 4
+            },
+            StatusCount {
+                status: TaskStatus::Leased,
+                tasks: 1,
+                frames: 1
+            },
+        ]
+    );
+    assert!(!StatusCount::all_accepted(&counts));
+    assert_eq!(StatusCount::frames_in(&counts, TaskStatus::Leased), (1, 5));
+    assert!(store.status_counts(JobId(77)).await.unwrap().is_empty());
 }
 
 /// Leases at or past their deadline are reported, others not.

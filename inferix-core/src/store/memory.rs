@@ -1,23 +1,67 @@
 //! An in-memory `TaskStore` for unit tests and simulation.
+//!
+//! Besides the records it keeps the indexes a database would: tasks per
+//! status in queue order, and a balance per ledger account, so a manager
+//! driving it pays for what it reads, not for the size of the store.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{StoreError, TaskStore};
+use super::{StatusCount, StoreError, TaskStore};
 use crate::ids::{JobId, TaskId};
 use crate::job::{Job, JobState};
-use crate::ledger::Transaction;
+use crate::ledger::{Account, Transaction};
 use crate::task::{Task, TaskStatus};
+
+/// Position of a task in its status's index: [`queue_order`] then the id.
+type QueueKey = ((i32, u64, u64, u32), TaskId);
 
 #[derive(Default)]
 struct Inner {
     jobs: BTreeMap<JobId, (u64, Job)>,
     tasks: BTreeMap<TaskId, Task>,
+    /// Tasks of each status (indexed as in `TaskStatus::ALL`), in queue order.
+    by_status: [BTreeSet<QueueKey>; TaskStatus::ALL.len()],
+    /// Tasks and frames of each job per status (as in `TaskStatus::ALL`).
+    job_counts: HashMap<JobId, [(usize, u64); TaskStatus::ALL.len()]>,
     transactions: Vec<Transaction>,
-    transaction_ids: HashSet<String>,
+    /// Position of each transaction in `transactions`, by id.
+    transaction_ids: HashMap<String, usize>,
+    balances: HashMap<Account, i64>,
     next_seq: u64,
+}
+
+fn status_slot(s: TaskStatus) -> usize {
+    TaskStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+impl Inner {
+    fn key(&self, task: &Task) -> Option<QueueKey> {
+        let (seq, job) = self.jobs.get(&task.id.job)?;
+        Some((queue_order(job, *seq, task), task.id))
+    }
+
+    fn index(&mut self, task: &Task) {
+        if let Some(k) = self.key(task) {
+            self.by_status[status_slot(task.status)].insert(k);
+        }
+        let c = &mut self.job_counts.entry(task.id.job).or_default()[status_slot(task.status)];
+        c.0 += 1;
+        c.1 += task.frames.len() as u64;
+    }
+
+    fn unindex(&mut self, task: &Task) {
+        if let Some(k) = self.key(task) {
+            self.by_status[status_slot(task.status)].remove(&k);
+        }
+        if let Some(counts) = self.job_counts.get_mut(&task.id.job) {
+            let c = &mut counts[status_slot(task.status)];
+            c.0 = c.0.saturating_sub(1);
+            c.1 = c.1.saturating_sub(task.frames.len() as u64);
+        }
+    }
 }
 
 /// Everything in one mutex; fast and obviously atomic, lost on exit.
@@ -63,21 +107,37 @@ impl TaskStore for MemoryTaskStore {
         g.jobs.insert(job.id, (seq, job.clone()));
         for t in tasks {
             g.tasks.insert(t.id, t.clone());
+            g.index(t);
         }
         Ok(())
     }
 
     async fn update_job(&self, job: &Job) -> Result<(), StoreError> {
         let mut g = self.lock();
-        match g.jobs.get_mut(&job.id) {
-            Some((_, j)) => {
-                *j = job.clone();
-                Ok(())
-            }
-            None => Err(StoreError::NotFound {
+        let Some((_, old)) = g.jobs.get(&job.id) else {
+            return Err(StoreError::NotFound {
                 what: format!("job {}", job.id),
-            }),
+            });
+        };
+        let rekey = old.spec.priority != job.spec.priority || old.created_ms != job.created_ms;
+        let tasks: Vec<Task> = if rekey {
+            g.tasks
+                .range(TaskId::new(job.id, 0)..=TaskId::new(job.id, u32::MAX))
+                .map(|(_, t)| t.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for t in &tasks {
+            g.unindex(t);
         }
+        if let Some((_, j)) = g.jobs.get_mut(&job.id) {
+            *j = job.clone();
+        }
+        for t in &tasks {
+            g.index(t);
+        }
+        Ok(())
     }
 
     async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -109,45 +169,49 @@ impl TaskStore for MemoryTaskStore {
         limit: usize,
     ) -> Result<Vec<Task>, StoreError> {
         let g = self.lock();
-        let mut v: Vec<_> = g
-            .tasks
-            .values()
-            .filter(|t| t.status == status)
-            .filter_map(|t| {
-                let (seq, job) = g.jobs.get(&t.id.job)?;
-                if status == TaskStatus::Queued && job.state != JobState::Active {
-                    return None;
-                }
-                Some((queue_order(job, *seq, t), t))
-            })
-            .collect();
-        v.sort_by_key(|(k, _)| *k);
-        Ok(v.into_iter().take(limit).map(|(_, t)| t.clone()).collect())
+        let mut out = Vec::new();
+        for (_, id) in &g.by_status[status_slot(status)] {
+            if out.len() >= limit {
+                break;
+            }
+            if status == TaskStatus::Queued
+                && g.jobs
+                    .get(&id.job)
+                    .is_none_or(|(_, j)| j.state != JobState::Active)
+            {
+                continue;
+            }
+            if let Some(t) = g.tasks.get(id) {
+                out.push(t.clone());
+            }
+        }
+        Ok(out)
     }
 
     async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
         let mut g = self.lock();
-        let stored = g
-            .tasks
-            .get_mut(&task.id)
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("task {}", task.id),
-            })?;
+        let stored = g.tasks.get(&task.id).ok_or_else(|| StoreError::NotFound {
+            what: format!("task {}", task.id),
+        })?;
         if stored.version != task.version {
             return Err(StoreError::Conflict {
                 task: task.id,
                 expected: task.version,
             });
         }
+        let old = stored.clone();
         task.version += 1;
-        *stored = task.clone();
+        g.unindex(&old);
+        g.index(task);
+        g.tasks.insert(task.id, task.clone());
         Ok(())
     }
 
     async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
         let g = self.lock();
-        Ok(g.tasks
-            .values()
+        Ok(g.by_status[status_slot(TaskStatus::Leased)]
+            .iter()
+            .filter_map(|(_, id)| g.tasks.get(id))
             .filter(|t| t.lease_expired(now_ms))
             .take(limit)
             .cloned()
@@ -157,10 +221,15 @@ impl TaskStore for MemoryTaskStore {
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
         tx.check_balanced()?;
         let mut g = self.lock();
-        if !g.transaction_ids.insert(tx.id.clone()) {
+        if g.transaction_ids.contains_key(&tx.id) {
             return Err(StoreError::AlreadyExists {
                 what: format!("transaction {}", tx.id),
             });
+        }
+        let at = g.transactions.len();
+        g.transaction_ids.insert(tx.id.clone(), at);
+        for p in &tx.postings {
+            *g.balances.entry(p.account.clone()).or_insert(0) += p.amount;
         }
         g.transactions.push(tx.clone());
         Ok(())
@@ -168,6 +237,35 @@ impl TaskStore for MemoryTaskStore {
 
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
         Ok(self.lock().transactions.clone())
+    }
+
+    async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
+        Ok(self.lock().balances.get(account).copied().unwrap_or(0))
+    }
+
+    async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        let g = self.lock();
+        Ok(g.transaction_ids
+            .get(id)
+            .and_then(|&i| g.transactions.get(i))
+            .cloned())
+    }
+
+    async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
+        let g = self.lock();
+        let Some(counts) = g.job_counts.get(&job) else {
+            return Ok(Vec::new());
+        };
+        Ok(TaskStatus::ALL
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, (tasks, _))| *tasks > 0)
+            .map(|(status, &(tasks, frames))| StatusCount {
+                status,
+                tasks,
+                frames,
+            })
+            .collect())
     }
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::ids::{JobId, TaskId};
 use crate::job::Job;
-use crate::ledger::{Transaction, UnbalancedError};
+use crate::ledger::{self, Account, Transaction, UnbalancedError};
 use crate::task::{Task, TaskStatus};
 
 pub mod conformance;
@@ -96,23 +96,83 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError>;
     /// Every transaction, in append order.
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError>;
-}
 
-/// Conveniences on top of [`TaskStore`].
-#[async_trait]
-pub trait TaskStoreExt: TaskStore {
-    /// Count of a job's tasks per status.
-    async fn status_counts(&self, job: JobId) -> Result<Vec<(TaskStatus, usize)>, StoreError> {
-        let tasks = self.tasks_of_job(job).await?;
-        Ok(TaskStatus::ALL
-            .into_iter()
-            .map(|s| (s, tasks.iter().filter(|t| t.status == s).count()))
-            .filter(|(_, n)| *n > 0)
-            .collect())
+    /// The balance of one account: the sum of its postings.
+    ///
+    /// Managers ask this on every verdict, slash and stake check, so
+    /// backends answer it from a maintained balance rather than by reading
+    /// the ledger; the provided version reads everything and exists for
+    /// small stores only.
+    async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
+        Ok(ledger::balance(&self.transactions().await?, account))
+    }
+
+    /// One transaction by id.
+    ///
+    /// Managers look up a job's funding and a worker's stake grant this
+    /// way; backends answer from their unique index on the id.
+    async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        Ok(self.transactions().await?.into_iter().find(|t| t.id == id))
+    }
+
+    /// Tasks and frames of a job per status, statuses with no task left
+    /// out, in [`TaskStatus::ALL`] order.
+    ///
+    /// Asked after every accepted task (progress and completion), so
+    /// backends count without decoding records; the provided version reads
+    /// the job's tasks.
+    async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
+        Ok(StatusCount::tally(&self.tasks_of_job(job).await?))
     }
 }
 
-impl<T: TaskStore + ?Sized> TaskStoreExt for T {}
+/// How many of a job's tasks, and of their frames, are in one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCount {
+    /// The status.
+    pub status: TaskStatus,
+    /// Tasks in it.
+    pub tasks: usize,
+    /// Frames of those tasks.
+    pub frames: u64,
+}
+
+impl StatusCount {
+    /// Counts `tasks` per status (statuses with none left out).
+    pub fn tally<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Vec<StatusCount> {
+        let mut counts: Vec<StatusCount> = TaskStatus::ALL
+            .into_iter()
+            .map(|status| StatusCount {
+                status,
+                tasks: 0,
+                frames: 0,
+            })
+            .collect();
+        for t in tasks {
+            if let Some(c) = counts.iter_mut().find(|c| c.status == t.status) {
+                c.tasks += 1;
+                c.frames += t.frames.len() as u64;
+            }
+        }
+        counts.retain(|c| c.tasks > 0);
+        counts
+    }
+
+    /// Whether every task counted is accepted (and there is at least one).
+    pub fn all_accepted(counts: &[StatusCount]) -> bool {
+        !counts.is_empty() && counts.iter().all(|c| c.status == TaskStatus::Accepted)
+    }
+
+    /// Frames in `status` and frames in all, from `counts`.
+    pub fn frames_in(counts: &[StatusCount], status: TaskStatus) -> (u64, u64) {
+        let in_status = counts
+            .iter()
+            .filter(|c| c.status == status)
+            .map(|c| c.frames)
+            .sum();
+        (in_status, counts.iter().map(|c| c.frames).sum())
+    }
+}
 
 #[async_trait]
 impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
@@ -152,5 +212,14 @@ impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
     }
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
         (**self).transactions().await
+    }
+    async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
+        (**self).balance(account).await
+    }
+    async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        (**self).transaction(id).await
+    }
+    async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
+        (**self).status_counts(job).await
     }
 }

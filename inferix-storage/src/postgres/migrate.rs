@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "leases_indexes_notify",
         sql: include_str!("../../migrations/0002_leases_indexes_notify.sql"),
     },
+    Migration {
+        version: 3,
+        name: "balances_task_frames",
+        sql: include_str!("../../migrations/0003_balances_task_frames.sql"),
+    },
 ];
 
 /// The table that records applied versions. The first release created it

@@ -3,7 +3,8 @@
 //!
 //! The layout mirrors the SQLite store: full records as JSON text, with
 //! the columns that queries filter and sort on (status, lease deadline and
-//! owners, priority, age, state) as real, indexed columns. Claims are the
+//! owners, priority, age, state, frame count) as real, indexed columns, and
+//! a balance per ledger account updated with every append. Claims are the
 //! trait's compare-and-set: `update_task` is one conditional `UPDATE …
 //! WHERE version = $expected`; under PostgreSQL's row locking the second
 //! of two concurrent claims re-checks the version after the first commits
@@ -28,8 +29,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
-use inferix_core::ledger::Transaction;
-use inferix_core::store::{StoreError, TaskStore};
+use inferix_core::ledger::{Account, Transaction};
+use inferix_core::store::{StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, oneshot};
@@ -506,6 +507,7 @@ impl PostgresTaskStore {
         let mut managers = Vec::with_capacity(claimed.len());
         let mut records = Vec::with_capacity(claimed.len());
         let mut versions = Vec::with_capacity(claimed.len());
+        let mut frames = Vec::with_capacity(claimed.len());
         for task in &mut claimed {
             let c = TaskColumns::of(task);
             ids.push(task.id.job.to_string());
@@ -515,6 +517,7 @@ impl PostgresTaskStore {
             workers.push(c.lease_worker);
             managers.push(c.lease_manager);
             versions.push(int(task.version));
+            frames.push(c.frames);
             task.version += 1;
             records.push(to_json(&*task)?);
         }
@@ -522,10 +525,12 @@ impl PostgresTaskStore {
             .prepare_cached(
                 "UPDATE tasks t SET status = u.status, lease_deadline_ms = u.deadline,
                                     lease_worker = u.worker, lease_manager = u.manager,
-                                    record = u.record, version = t.version + 1
+                                    record = u.record, frames = u.frames,
+                                    version = t.version + 1
                  FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-                             $6::text[], $7::text[], $8::bigint[])
-                      AS u(job_id, idx, status, deadline, worker, manager, record, version)
+                             $6::text[], $7::text[], $8::bigint[], $9::integer[])
+                      AS u(job_id, idx, status, deadline, worker, manager, record, version,
+                           frames)
                  WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.version = u.version",
             )
             .await
@@ -535,6 +540,7 @@ impl PostgresTaskStore {
                 &update,
                 &[
                     &ids, &idxs, &statuses, &deadlines, &workers, &managers, &records, &versions,
+                    &frames,
                 ],
             )
             .await
@@ -637,6 +643,7 @@ struct TaskColumns {
     lease_deadline_ms: Option<i64>,
     lease_worker: Option<String>,
     lease_manager: Option<String>,
+    frames: i32,
 }
 
 impl TaskColumns {
@@ -646,8 +653,36 @@ impl TaskColumns {
             lease_deadline_ms: t.lease.as_ref().map(|l| int(l.deadline_ms)),
             lease_worker: t.lease.as_ref().map(|l| l.worker.to_string()),
             lease_manager: t.lease.as_ref().map(|l| l.manager.to_string()),
+            frames: i32::try_from(t.frames.len()).unwrap_or(i32::MAX),
         }
     }
+}
+
+/// Position of `status` in [`TaskStatus::ALL`], the order of counts.
+fn status_rank(status: TaskStatus) -> usize {
+    TaskStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(usize::MAX)
+}
+
+/// One row of a job's per-status counts; a status or count the build does
+/// not know is a corrupt task row.
+fn status_count(
+    job: JobId,
+    status: &str,
+    tasks: i64,
+    frames: i64,
+) -> Result<StatusCount, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        what: format!("tasks of job {job}"),
+        reason,
+    };
+    Ok(StatusCount {
+        status: status.parse().map_err(corrupt)?,
+        tasks: usize::try_from(tasks).map_err(|_| corrupt(format!("{tasks} tasks")))?,
+        frames: u64::try_from(frames).map_err(|_| corrupt(format!("{frames} frames")))?,
+    })
 }
 
 /// Decodes `(job_id, idx, record)` rows.
@@ -674,6 +709,7 @@ impl TaskStore for PostgresTaskStore {
         let mut managers = Vec::with_capacity(tasks.len());
         let mut versions = Vec::with_capacity(tasks.len());
         let mut records = Vec::with_capacity(tasks.len());
+        let mut frames = Vec::with_capacity(tasks.len());
         for t in tasks {
             let c = TaskColumns::of(t);
             ids.push(t.id.job.to_string());
@@ -684,6 +720,7 @@ impl TaskStore for PostgresTaskStore {
             managers.push(c.lease_manager);
             versions.push(int(t.version));
             records.push(to_json(t)?);
+            frames.push(c.frames);
         }
         let client = self.client().await?;
         // One statement, so one round trip and atomic by itself: the job
@@ -696,9 +733,10 @@ impl TaskStore for PostgresTaskStore {
                      VALUES ($1, $2, $3, $4, $5)
                  )
                  INSERT INTO tasks (job_id, idx, status, lease_deadline_ms, lease_worker,
-                                    lease_manager, version, record)
+                                    lease_manager, version, record, frames)
                  SELECT * FROM UNNEST($6::text[], $7::bigint[], $8::text[], $9::bigint[],
-                                      $10::text[], $11::text[], $12::bigint[], $13::text[])",
+                                      $10::text[], $11::text[], $12::bigint[], $13::text[],
+                                      $14::integer[])",
             )
             .await
             .map_err(pg_err)?;
@@ -719,6 +757,7 @@ impl TaskStore for PostgresTaskStore {
                     &managers,
                     &versions,
                     &records,
+                    &frames,
                 ],
             )
             .await;
@@ -883,7 +922,8 @@ impl TaskStore for PostgresTaskStore {
             .prepare_cached(
                 "WITH updated AS (
                      UPDATE tasks SET status = $3, lease_deadline_ms = $4, lease_worker = $5,
-                                      lease_manager = $6, record = $7, version = version + 1
+                                      lease_manager = $6, record = $7, frames = $9,
+                                      version = version + 1
                      WHERE job_id = $1 AND idx = $2 AND version = $8
                      RETURNING 1
                  )
@@ -904,6 +944,7 @@ impl TaskStore for PostgresTaskStore {
                     &c.lease_manager,
                     &record,
                     &int(task.version),
+                    &c.frames,
                 ],
             )
             .await
@@ -947,12 +988,34 @@ impl TaskStore for PostgresTaskStore {
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
         tx.check_balanced()?;
         let record = to_json(tx)?;
+        let mut accounts = Vec::with_capacity(tx.postings.len());
+        let mut amounts = Vec::with_capacity(tx.postings.len());
+        for p in &tx.postings {
+            accounts.push(to_json(&p.account)?);
+            amounts.push(p.amount);
+        }
         let client = self.client().await?;
+        // One statement, so the record and its balance changes commit
+        // together: a duplicate id fails the whole statement and moves no
+        // balance. Postings are summed per account first, because one
+        // upsert may not touch a row twice.
         let stmt = client
-            .prepare_cached("INSERT INTO transactions (id, record) VALUES ($1, $2)")
+            .prepare_cached(
+                "WITH tx AS (
+                     INSERT INTO transactions (id, record) VALUES ($1, $2)
+                 )
+                 INSERT INTO balances (account, amount)
+                 SELECT account::jsonb, SUM(amount)::bigint
+                 FROM UNNEST($3::text[], $4::bigint[]) AS p(account, amount)
+                 GROUP BY 1
+                 ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
+            )
             .await
             .map_err(pg_err)?;
-        match client.execute(&stmt, &[&tx.id, &record]).await {
+        match client
+            .execute(&stmt, &[&tx.id, &record, &accounts, &amounts])
+            .await
+        {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
                 what: format!("transaction {}", tx.id),
             }),
@@ -973,6 +1036,49 @@ impl TaskStore for PostgresTaskStore {
                 from_json(|| format!("transaction {id}"), r.get::<_, &str>(1))
             })
             .collect()
+    }
+
+    async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT record FROM transactions WHERE id = $1")
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_opt(&stmt, &[&id]).await.map_err(pg_err)?;
+        row.map(|r| from_json(|| format!("transaction {id}"), r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
+        let key = to_json(account)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT amount FROM balances WHERE account = $1::text::jsonb")
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_opt(&stmt, &[&key]).await.map_err(pg_err)?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT status, COUNT(*), SUM(frames)::bigint FROM tasks WHERE job_id = $1
+                 GROUP BY status",
+            )
+            .await
+            .map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&job.to_string()])
+            .await
+            .map_err(pg_err)?;
+        let mut counts = rows
+            .iter()
+            .map(|r| status_count(job, r.get(0), r.get(1), r.get(2)))
+            .collect::<Result<Vec<_>, _>>()?;
+        counts.sort_by_key(|c| status_rank(c.status));
+        Ok(counts)
     }
 }
 
