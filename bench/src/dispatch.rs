@@ -23,6 +23,7 @@ use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
 use crate::common::{bench_scene, bench_spec, identity, rss_bytes, BenchRenderer, SessionCounter};
+use crate::counted_store::CountedStore;
 use crate::report::{Row, Target};
 use crate::{BenchError, Options, Report};
 
@@ -42,6 +43,8 @@ pub struct DispatchFigures {
     /// Resident-set growth per connected worker (both ends of each
     /// in-process connection live in this process), bytes.
     pub rss_per_worker: Option<f64>,
+    /// Store reads and writes per accepted task, from submit to completion.
+    pub store_calls_per_task: (f64, f64),
 }
 
 impl DispatchFigures {
@@ -278,6 +281,7 @@ pub async fn dispatch_run(
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
     let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
     let scene = bench_scene(&*blobs, dir.path()).await?;
+    let (counted, calls) = CountedStore::new(store.clone());
     let config = ManagerConfig {
         lease: Duration::from_secs(3600),
         heartbeat_timeout: Duration::from_secs(3600),
@@ -293,7 +297,7 @@ pub async fn dispatch_run(
     };
     let manager = ManagerBuilder::new(
         Arc::new(net.transport(NodeId(1))),
-        store.clone(),
+        Arc::new(counted),
         blobs.clone(),
     )
     .config(config)
@@ -338,6 +342,7 @@ pub async fn dispatch_run(
             tasks: 0,
             seconds: 0.0,
             rss_per_worker: None,
+            store_calls_per_task: (0.0, 0.0),
         });
     }
     let verifier_counter = SessionCounter::new();
@@ -368,6 +373,7 @@ pub async fn dispatch_run(
     let mut events = manager.subscribe();
     let spec = bench_spec(scene, tasks, 1);
     let t0 = Instant::now();
+    let calls0 = calls.get();
     let (job, _) = client
         .submit(&spec)
         .await
@@ -381,6 +387,9 @@ pub async fn dispatch_run(
         }
     };
     let seconds = t0.elapsed().as_secs_f64();
+    let calls1 = calls.get();
+    let per_task = |a: u64, b: u64| (b - a) as f64 / tasks.max(1) as f64;
+    let store_calls_per_task = (per_task(calls0.0, calls1.0), per_task(calls0.1, calls1.1));
     let accepted = store
         .tasks_of_job(job)
         .await
@@ -405,6 +414,7 @@ pub async fn dispatch_run(
         tasks,
         seconds,
         rss_per_worker,
+        store_calls_per_task,
     })
 }
 
@@ -528,8 +538,9 @@ pub async fn run(opts: &Options, report: &mut Report) -> Result<(), BenchError> 
                 continue;
             }
             let mut note = format!(
-                "{} tasks × 1 frame, quorum 1, {verifiers} verifiers; {} of {workers} workers connected in {:.1} s",
-                f.tasks, f.connected, f.connect_s
+                "{} tasks × 1 frame, quorum 1, {verifiers} verifiers; {} of {workers} workers connected in {:.1} s; \
+                 {:.1} store reads + {:.1} writes per task",
+                f.tasks, f.connected, f.connect_s, f.store_calls_per_task.0, f.store_calls_per_task.1
             );
             if reward == 0 {
                 note.push_str("; verifier rewards off (no penalty-pool balance read per verdict)");

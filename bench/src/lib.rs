@@ -7,6 +7,7 @@
 //! [`Report`] that [`report`] writes as Markdown and a PNG chart.
 
 mod common;
+pub mod counted_store;
 pub mod dispatch;
 pub mod latency;
 pub mod makespan;

@@ -2165,7 +2165,95 @@ impl State {
             let full = queued.len() == limit;
             let leased = self.dispatch_batch(queued).await;
             if !(full && leased > 0) {
-                return;
+                break;
+            }
+        }
+        if self.cfg.finish_time_aware {
+            self.move_stragglers().await;
+        }
+    }
+
+    /// With workers idle and nothing queued for them, a task running on a
+    /// much slower worker is moved to an idle faster one when that one is
+    /// expected to finish it sooner from scratch: at the end of a job the
+    /// slowest machines otherwise set its completion time. Only the job's
+    /// measured work per frame is used, and only clear gains count.
+    async fn move_stragglers(&mut self) {
+        /// Idle workers considered per dispatch.
+        const MAX_MOVES: usize = 16;
+        /// Beyond this many busy workers the search is skipped (see
+        /// `sooner_busy_worker`).
+        const MAX_COMPARED: usize = 4096;
+        let now = self.now();
+        let busy_count = self.workers.values().filter(|w| w.task().is_some()).count();
+        if busy_count == 0 || busy_count > MAX_COMPARED {
+            return;
+        }
+        let mut idle: Vec<WorkerInfo> = self
+            .workers
+            .idle()
+            .map(|w| w.info.clone())
+            .take(MAX_MOVES * 4)
+            .collect();
+        // Fastest first: they gain the most.
+        idle.sort_by(|a, b| b.ib.total_cmp(&a.ib));
+        idle.truncate(MAX_MOVES);
+        for fast in idle {
+            let mut best: Option<(NodeId, TaskId, f64)> = None;
+            for (w, task) in self.workers.busy() {
+                if w.info.ib >= fast.ib {
+                    continue;
+                }
+                let Some(per_frame) = self.work_per_frame.get(&task.job).and_then(|e| e.mean())
+                else {
+                    continue;
+                };
+                let work = per_frame * w.busy_frames as f64;
+                let expected_end = w.busy_since as f64 + work / w.info.ib.max(1e-6);
+                let moved_end = now as f64 + work / fast.ib.max(1e-6);
+                let margin = 0.1 * (work / fast.ib.max(1e-6)) + self.cfg.tick.as_millis() as f64;
+                let gain = expected_end - moved_end - margin;
+                if gain > 0.0 && best.is_none_or(|(_, _, g)| gain > g) {
+                    best = Some((w.info.id, task, gain));
+                }
+            }
+            let Some((slow, task_id, _)) = best else {
+                continue;
+            };
+            let Ok(Some(task)) = self.store.task(task_id).await else {
+                continue;
+            };
+            let Some(job) = self.job(task_id.job).await else {
+                continue;
+            };
+            let excluded: Vec<NodeId> = task
+                .excluded
+                .iter()
+                .chain(&job.blocklist)
+                .copied()
+                .collect();
+            let demand = TaskDemand {
+                task: task_id,
+                min_ib: job.spec.min_ib,
+                tags: &job.spec.tags,
+                excluded: &excluded,
+            };
+            // One attempt is kept in reserve so a move never fails a task.
+            if job.state != JobState::Active
+                || !is_eligible(&demand, &fast)
+                || task.attempts + 1 >= self.cfg.max_attempts
+            {
+                continue;
+            }
+            info!(task = ?task_id, ?slow, fast = ?fast.id, "task moved to a faster idle worker");
+            self.revoke(slow, task_id).await;
+            self.requeue(task_id, slow, false, "moved to a faster idle worker")
+                .await;
+            match self.store.task(task_id).await {
+                Ok(Some(t)) if t.status == TaskStatus::Queued => {
+                    self.lease_to(t, &job, fast.id).await;
+                }
+                _ => {}
             }
         }
     }

@@ -64,8 +64,9 @@ const MIGRATIONS: &[&str] = &[
     // without reading the ledger or decoding task records. Accounts are
     // keyed by their compact serde_json text, which is what SQLite's JSON
     // functions give back for the `account` objects of stored records
-    // (keys in written order, string escapes as written). Tasks need no
-    // new index: the primary key (job_id, idx) serves `WHERE job_id = ?`.
+    // (keys in written order, string escapes as written). A job's counts
+    // come from a covering index: through the primary key they would read
+    // every task record of the job, large JSON included, per acceptance.
     // An undecodable ledger record fails the migration (rolled back, the
     // database stays at version 2) rather than leave a wrong balance.
     "CREATE TABLE balances (
@@ -78,7 +79,8 @@ const MIGRATIONS: &[&str] = &[
         GROUP BY 1;
     ALTER TABLE tasks ADD COLUMN frames INTEGER NOT NULL DEFAULT 0;
     UPDATE tasks SET frames = COALESCE(json_array_length(record, '$.frames'), 0)
-        WHERE json_valid(record);",
+        WHERE json_valid(record);
+    CREATE INDEX tasks_job_status ON tasks (job_id, status, frames);",
 ];
 
 /// How long a writer waits for another process's lock before reporting
@@ -114,6 +116,11 @@ impl SqliteTaskStore {
         // task update cost a disk flush.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_err)?;
+        // The manager re-reads the same hot pages (queue head, leased
+        // tasks) all the time; SQLite's default 2 MiB cache made each read
+        // a system call.
+        conn.pragma_update(None, "cache_size", -65_536)
+            .map_err(sql_err)?;
         Self::init(conn, MIGRATIONS.len())
     }
 
@@ -140,15 +147,23 @@ impl SqliteTaskStore {
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock cannot leave a half-applied
-            // write: every multi-statement write is one SQL transaction,
-            // rolled back when its guard drops.
+        // A panic while holding the lock cannot leave a half-applied
+        // write: every multi-statement write is one SQL transaction,
+        // rolled back when its guard drops.
+        let run = move || {
             let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        };
+        // On a multi-threaded runtime the call runs in place (its worker's
+        // other tasks move to another thread): statements take
+        // microseconds, and handing each to the blocking pool cost two
+        // thread switches per statement, which bounded the manager's rate.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => tokio::task::spawn_blocking(run)
+                .await
+                .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?,
+        }
     }
 }
 
@@ -647,7 +662,12 @@ mod tests {
         assert_eq!(version(&conn), MIGRATIONS.len() as i64);
         assert_eq!(
             index_names(&conn),
-            ["jobs_queue_order", "tasks_lease_deadline", "tasks_status"]
+            [
+                "jobs_queue_order",
+                "tasks_job_status",
+                "tasks_lease_deadline",
+                "tasks_status"
+            ]
         );
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -787,7 +807,7 @@ mod tests {
         {
             let conn = store.conn.lock().unwrap();
             assert_eq!(version(&conn), MIGRATIONS.len() as i64);
-            assert_eq!(index_names(&conn).len(), 3);
+            assert_eq!(index_names(&conn).len(), 4);
         }
         assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()));
         assert_eq!(store.tasks_of_job(job.id).await.unwrap(), stored);
@@ -879,7 +899,7 @@ mod tests {
             "SELECT status, COUNT(*), SUM(frames) FROM tasks WHERE job_id = 'x' GROUP BY status",
         );
         assert!(
-            counts.contains("SEARCH tasks USING PRIMARY KEY (job_id=?)"),
+            counts.contains("SEARCH tasks USING COVERING INDEX tasks_job_status (job_id=?)"),
             "{counts}"
         );
     }

@@ -3,7 +3,7 @@
 use inferix_core::ids::NodeId;
 use inferix_core::store::conformance::{sample_job, test_all};
 use inferix_core::store::TaskStore;
-use inferix_core::task::{Lease, TaskStatus};
+use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_storage::SqliteTaskStore;
 
 #[tokio::test]
@@ -114,8 +114,11 @@ async fn two_handles_on_one_file_have_one_claim_winner() {
     let (job, tasks) = sample_job(0, 1, 2);
     a.insert_job(&job, &tasks).await.unwrap();
     let id = tasks[0].id;
-    let claim = move |store: SqliteTaskStore, w: u128| async move {
-        let mut t = store.task(id).await.unwrap().unwrap();
+    // Both read the queued task before either writes: the race is on
+    // the write.
+    let read_a = a.task(id).await.unwrap().unwrap();
+    let read_b = b.task(id).await.unwrap().unwrap();
+    let claim = move |store: SqliteTaskStore, mut t: Task, w: u128| async move {
         t.lease(
             Lease {
                 worker: NodeId(w),
@@ -129,8 +132,8 @@ async fn two_handles_on_one_file_have_one_claim_winner() {
         store.update_task(&mut t).await.is_ok()
     };
     let (ra, rb) = tokio::join!(
-        tokio::spawn(claim(a.clone(), 1)),
-        tokio::spawn(claim(b.clone(), 2))
+        tokio::spawn(claim(a.clone(), read_a, 1)),
+        tokio::spawn(claim(b.clone(), read_b, 2))
     );
     let wins = ra.unwrap() as u32 + rb.unwrap() as u32;
     assert_eq!(wins, 1, "exactly one of two connections claims the task");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use inferix_bench::{dispatch, latency, run_benchmarks, simulate, Options, Report};
+use inferix_bench::{dispatch, latency, makespan, run_benchmarks, simulate, Options, Report};
 
 /// Inferix benchmarks: every figure next to a baseline measured in the
 /// same run, and the ratio.
@@ -47,6 +47,21 @@ enum Command {
         /// Verifiers (quorum 1).
         #[arg(long, default_value_t = 32)]
         verifiers: usize,
+    },
+    /// The makespan run (the fifth benchmark) alone, printed.
+    Makespan {
+        /// Workers of IB 0.5–3.0.
+        #[arg(long, default_value_t = 100)]
+        workers: usize,
+        /// Frames of the job.
+        #[arg(long, default_value_t = 1000)]
+        frames: u32,
+        /// Frames per task.
+        #[arg(long, default_value_t = 5)]
+        chunk: u32,
+        /// Seed of the workers' IBs and departures.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Keeps QUIC workers connected to a manager until standard input
     /// closes (used by the manager-memory benchmark).
@@ -140,13 +155,16 @@ fn main() -> ExitCode {
                 Ok(f) => {
                     println!(
                         "{store}: {} of {workers} workers connected in {:.1} s ({:.0} hellos/s); \
-                         {} tasks in {:.2} s = {:.0} dispatches/s",
+                         {} tasks in {:.2} s = {:.0} dispatches/s; \
+                         store calls per task: {:.1} reads, {:.1} writes",
                         f.connected,
                         f.connect_s,
                         f.connected as f64 / f.connect_s.max(1e-9),
                         f.tasks,
                         f.seconds,
-                        f.per_second()
+                        f.per_second(),
+                        f.store_calls_per_task.0,
+                        f.store_calls_per_task.1
                     );
                     ExitCode::SUCCESS
                 }
@@ -156,6 +174,30 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Makespan {
+            workers,
+            frames,
+            chunk,
+            seed,
+        }) => match makespan::makespan(workers, frames, chunk, 0.1, seed) {
+            Ok(f) => {
+                println!(
+                    "makespan {:.1} s, ideal {:.1} s: {:.3}× ideal; clairvoyant greedy {:.3}×; \
+                     {} workers left mid-task ({:.3}× the ideal of those that stayed)",
+                    f.makespan_s,
+                    f.ideal_s,
+                    f.makespan_s / f.ideal_s,
+                    f.greedy_s / f.ideal_s,
+                    f.killed,
+                    f.makespan_s / f.ideal_survivors_s
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Swarm { manager, workers }) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

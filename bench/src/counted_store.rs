@@ -1,0 +1,125 @@
+//! A [`TaskStore`] wrapper that counts the calls made through it, so the
+//! dispatch benchmark can say how many store round trips one task costs:
+//! on a networked database that count, times the round trip, bounds the
+//! manager's rate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use inferix_core::ids::{JobId, TaskId};
+use inferix_core::job::Job;
+use inferix_core::ledger::{Account, Transaction};
+use inferix_core::store::{StatusCount, StoreError, TaskStore};
+use inferix_core::task::{Task, TaskStatus};
+
+/// Calls counted by [`CountedStore`].
+#[derive(Debug, Default)]
+pub struct StoreCalls {
+    /// Reads (jobs, tasks, queue, balances, counts, transactions).
+    pub reads: AtomicU64,
+    /// Writes (inserts, updates, appends).
+    pub writes: AtomicU64,
+}
+
+impl StoreCalls {
+    /// (reads, writes) so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Passes every call to the inner store and counts it.
+pub struct CountedStore {
+    inner: Arc<dyn TaskStore>,
+    calls: Arc<StoreCalls>,
+}
+
+impl CountedStore {
+    /// Wraps `inner`; the counts are read through the returned handle.
+    pub fn new(inner: Arc<dyn TaskStore>) -> (Self, Arc<StoreCalls>) {
+        let calls = Arc::new(StoreCalls::default());
+        (
+            Self {
+                inner,
+                calls: calls.clone(),
+            },
+            calls,
+        )
+    }
+}
+
+#[async_trait]
+impl TaskStore for CountedStore {
+    async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.insert_job(job, tasks).await
+    }
+    async fn update_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.update_job(job).await
+    }
+    async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.calls.read();
+        self.inner.job(id).await
+    }
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.calls.read();
+        self.inner.jobs().await
+    }
+    async fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.calls.read();
+        self.inner.task(id).await
+    }
+    async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        self.calls.read();
+        self.inner.tasks_of_job(job).await
+    }
+    async fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.calls.read();
+        self.inner.tasks_in_status(status, limit).await
+    }
+    async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.update_task(task).await
+    }
+    async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
+        self.calls.read();
+        self.inner.expired_leases(now_ms, limit).await
+    }
+    async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.append_transaction(tx).await
+    }
+    async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
+        self.calls.read();
+        self.inner.transactions().await
+    }
+    async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
+        self.calls.read();
+        self.inner.balance(account).await
+    }
+    async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        self.calls.read();
+        self.inner.transaction(id).await
+    }
+    async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
+        self.calls.read();
+        self.inner.status_counts(job).await
+    }
+}
