@@ -1102,13 +1102,27 @@ impl State {
         }
         // With the database away, the result waits here (the lease in the
         // store still names this worker) and is recorded once it is back.
-        if let Err(StoreError::Unavailable(why)) = self.store.task(task_id).await {
-            warn!(?task_id, ?worker, %why, "task database unavailable; result kept until it is back");
-            self.buffered.push((task_id, worker, result));
-            self.reply(conn, id, Message::Ok).await;
-            return;
-        }
-        match self.record_result(task_id, worker, result).await {
+        let task = match self.store.task(task_id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let why = format!("task {task_id} not found");
+                self.reply(conn, id, Message::error(ErrorCode::NotFound, why))
+                    .await;
+                return;
+            }
+            Err(StoreError::Unavailable(why)) => {
+                warn!(?task_id, ?worker, %why, "task database unavailable; result kept until it is back");
+                self.buffered.push((task_id, worker, result));
+                self.reply(conn, id, Message::Ok).await;
+                return;
+            }
+            Err(e) => {
+                let (code, why) = store_err(e);
+                self.reply(conn, id, Message::error(code, why)).await;
+                return;
+            }
+        };
+        match self.record_result(task, worker, result).await {
             Ok(()) => self.reply(conn, id, Message::Ok).await,
             Err((code, why)) => {
                 self.reply(conn, id, Message::error(code, why)).await;
@@ -1120,26 +1134,23 @@ impl State {
     /// the task back in the queue without its worker.
     async fn record_result(
         &mut self,
-        task_id: TaskId,
+        mut t: Task,
         worker: NodeId,
         result: inferix_core::task::TaskResult,
     ) -> Result<(), (ErrorCode, String)> {
-        if let Err(why) = self.check_result(task_id, &result).await {
+        let task_id = t.id;
+        if let Err(why) = self.check_result(&t, &result).await {
             warn!(?task_id, ?worker, %why, "result refused");
             self.requeue(task_id, worker, true, &format!("refused result: {why}"))
                 .await;
             return Err((ErrorCode::Unauthorized, why));
         }
-        let outcome = match self.store.task(task_id).await {
-            Ok(Some(mut t)) => match t.complete(result, self.now()) {
-                Ok(()) => self
-                    .store
-                    .update_task(&mut t)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-            Ok(None) => Err(format!("task {task_id} not found")),
+        let outcome = match t.complete(result, self.now()) {
+            Ok(()) => self
+                .store
+                .update_task(&mut t)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match outcome {
@@ -1157,11 +1168,15 @@ impl State {
     /// Records results that arrived while the task database was away.
     async fn flush_buffered_results(&mut self) {
         for (task_id, worker, result) in std::mem::take(&mut self.buffered) {
-            if let Err(StoreError::Unavailable(_)) = self.store.task(task_id).await {
-                self.buffered.push((task_id, worker, result));
-                continue;
-            }
-            if self.record_result(task_id, worker, result).await.is_ok() {
+            let task = match self.store.task(task_id).await {
+                Ok(Some(t)) => t,
+                Err(StoreError::Unavailable(_)) => {
+                    self.buffered.push((task_id, worker, result));
+                    continue;
+                }
+                Ok(None) | Err(_) => continue,
+            };
+            if self.record_result(task, worker, result).await.is_ok() {
                 info!(?task_id, ?worker, "buffered result recorded");
             }
         }
@@ -1172,13 +1187,11 @@ impl State {
     /// of another scene than the one leased.
     async fn check_result(
         &mut self,
-        task_id: TaskId,
+        t: &Task,
         result: &inferix_core::task::TaskResult,
     ) -> Result<(), String> {
+        let task_id = t.id;
         inferix_transport::verify_result(task_id, result).map_err(|e| e.to_string())?;
-        let Ok(Some(t)) = self.store.task(task_id).await else {
-            return Ok(());
-        };
         let leased_scene = match t.lease.as_ref().and_then(|l| l.scene) {
             Some(s) => s,
             None => match self.job(task_id.job).await {
