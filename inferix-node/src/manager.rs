@@ -1329,12 +1329,11 @@ impl State {
             {
                 return;
             }
-            self.credit(&t).await;
-            let counts = self
-                .store
-                .status_counts(task_id.job)
-                .await
-                .unwrap_or_default();
+            // The payment and the progress count are independent: one
+            // round trip to a networked store instead of two.
+            let store = self.store.clone();
+            let (_, counts) = tokio::join!(self.credit(&t), store.status_counts(task_id.job));
+            let counts = counts.unwrap_or_default();
             let (accepted, total) = StatusCount::frames_in(&counts, TaskStatus::Accepted);
             self.emit(
                 task_id.job,
@@ -2674,7 +2673,7 @@ impl State {
             .map(|(t, _)| *t)
             .collect();
         for t in short {
-            self.assign_verifiers(t).await;
+            self.assign_verifiers(t, None).await;
         }
         let rendered = match self.store.tasks_in_status(TaskStatus::Rendered, 64).await {
             Ok(r) => r,
@@ -2701,13 +2700,20 @@ impl State {
                     excluded: HashSet::new(),
                 },
             );
-            self.assign_verifiers(t.id).await;
+            let id = t.id;
+            self.assign_verifiers(id, Some(t)).await;
         }
     }
 
-    async fn assign_verifiers(&mut self, task_id: TaskId) {
-        let Ok(Some(task)) = self.store.task(task_id).await else {
-            return;
+    /// Sends a task's result to verifiers until its round is full; `known`
+    /// is the task as just written, saving a read.
+    async fn assign_verifiers(&mut self, task_id: TaskId, known: Option<Task>) {
+        let task = match known {
+            Some(t) => t,
+            None => match self.store.task(task_id).await {
+                Ok(Some(t)) => t,
+                _ => return,
+            },
         };
         let Some(job) = self.job(task_id.job).await else {
             return;

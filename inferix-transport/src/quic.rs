@@ -349,8 +349,10 @@ impl Inner {
             .receive_window(VarInt::from_u32(16 << 20))
             .send_window(16 << 20);
         let mut mtu = quinn::MtuDiscoveryConfig::default();
-        mtu.upper_bound(c.max_udp_payload);
+        mtu.upper_bound(std::env::var("QM_MTU").ok().and_then(|v| v.parse().ok()).unwrap_or(c.max_udp_payload));
         t.mtu_discovery_config(Some(mtu));
+        if std::env::var("QM_NOGSO").is_ok() { t.enable_segmentation_offload(false); }
+        if std::env::var("QM_SMALLWIN").is_ok() { t.stream_receive_window(VarInt::from_u32(64 << 10)).receive_window(VarInt::from_u32(128 << 10)).send_window(128 << 10); }
         Ok(Arc::new(t))
     }
 

@@ -63,6 +63,13 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The manager-memory run alone (workers in a child process), printed.
+    #[command(hide = true)]
+    ManagerMemory {
+        /// Idle QUIC workers to connect.
+        #[arg(long, default_value_t = 1000)]
+        workers: usize,
+    },
     /// Keeps QUIC workers connected to a manager until standard input
     /// closes (used by the manager-memory benchmark).
     #[command(hide = true)]
@@ -198,6 +205,35 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::ManagerMemory { workers }) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Ok(exe) = std::env::current_exe() else {
+                eprintln!("cannot find this program's executable");
+                return ExitCode::FAILURE;
+            };
+            match rt.block_on(latency::quic_manager_memory(&exe, workers)) {
+                Ok((bytes, n)) => {
+                    println!(
+                        "QUIC manager: {:.1} KiB per idle worker ({n} workers connected)",
+                        bytes / 1024.0
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Swarm { manager, workers }) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
