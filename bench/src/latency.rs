@@ -288,7 +288,8 @@ pub async fn run_manager_memory(opts: &Options, report: &mut Report) -> Result<(
             .target(Target::AtMost(20.0))
             .note(
                 "manager's RSS growth ÷ workers, the workers in a child process (each its own \
-                 QUIC endpoint and key)",
+                 QUIC endpoint and key); mostly quinn's own per-connection state (connection, \
+                 event queue, send buffer sized by path MTU discovery) and TLS keys",
             ),
         );
     }

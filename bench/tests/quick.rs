@@ -80,7 +80,12 @@ async fn quick_benchmarks_measure_positive_figures_and_write_results() {
         .filter(|r| r.unit == "dispatches/s")
         .count();
     let stores = if opts.pg_url.is_some() { 3 } else { 2 };
-    assert_eq!(dispatch_rows, 2 * stores, "{:?}", report.rows);
+    // Two sizes per store, each an end-to-end row and a capacity row.
+    assert_eq!(dispatch_rows, 4 * stores, "{:?}", report.rows);
+    assert!(report
+        .rows
+        .iter()
+        .any(|r| r.name.ends_with("one manager's capacity")));
     assert!(report
         .rows
         .iter()

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -213,9 +214,17 @@ pub struct ManagerHandle {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     events: broadcast::Sender<(JobId, JobEvent)>,
+    busy_ns: Arc<AtomicU64>,
 }
 
 impl ManagerHandle {
+    /// Time the manager's loop has spent handling messages, dispatching
+    /// and housekeeping since it started (not waiting for input). One
+    /// loop serves the whole manager, so busy time per task bounds the
+    /// rate one manager can sustain, whatever else shares its machine.
+    pub fn busy_time(&self) -> Duration {
+        Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))
+    }
     /// Address clients and workers connect to.
     pub fn addr(&self) -> &str {
         &self.addr
@@ -251,6 +260,16 @@ enum Input {
         spec: Box<JobSpec>,
         submit: bool,
         result: Result<Quote, (ErrorCode, String)>,
+    },
+    /// A result's signature was checked off the manager loop.
+    ResultSigned {
+        conn: ConnId,
+        id: u64,
+        worker: NodeId,
+        task: TaskId,
+        result: Box<inferix_core::task::TaskResult>,
+        /// Why the signature is not the worker's, if it is not.
+        signature: Result<(), String>,
     },
     /// A lease's watermarked scene copy is ready (or could not be made).
     Prepared {
@@ -327,6 +346,7 @@ impl ManagerNode {
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let (sd_tx, sd_rx) = watch::channel(false);
         let (events, _) = broadcast::channel(4096);
+        let busy_ns = Arc::new(AtomicU64::new(0));
         let acceptor_tx = in_tx.clone();
         let admitted: Admitted = Arc::default();
         let (acc_blobs, acc_admitted) = (b.blobs.clone(), admitted.clone());
@@ -368,6 +388,7 @@ impl ManagerNode {
             jobs: HashMap::new(),
             waiting: HashSet::new(),
             events: events.clone(),
+            busy_ns: busy_ns.clone(),
         };
         info!(%addr, manager = ?id, "manager listening");
         let task = tokio::spawn(async move {
@@ -381,6 +402,7 @@ impl ManagerNode {
             shutdown: sd_tx,
             task,
             events,
+            busy_ns,
         })
     }
 }
@@ -427,7 +449,9 @@ async fn accept_loop(
                             .unwrap_or_else(|e| e.into_inner())
                             .contains(&id)
                         {
-                            blob_service.handle(env).await;
+                            // Boxed: the handler's state is then allocated only while a blob
+                            // moves, not kept inline in every idle reader task.
+                            Box::pin(blob_service.handle(env)).await;
                         } else {
                             let refusal = Message::error(
                                 ErrorCode::Unauthorized,
@@ -577,6 +601,8 @@ struct State {
     work_per_frame: HashMap<JobId, WorkEstimate>,
     waiting: HashSet<JobId>,
     events: broadcast::Sender<(JobId, JobEvent)>,
+    /// See [`ManagerHandle::busy_time`].
+    busy_ns: Arc<AtomicU64>,
 }
 
 fn store_err(e: StoreError) -> (ErrorCode, String) {
@@ -633,6 +659,7 @@ impl State {
                 _ = shutdown.changed() => break,
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
+                    let started = Instant::now();
                     let mut reschedule = self.on_input(input).await;
                     // Inputs that are already waiting are handled before one
                     // dispatch for all of them: a dispatch reads the queue,
@@ -647,10 +674,13 @@ impl State {
                     if reschedule {
                         self.dispatch().await;
                     }
+                    self.count_busy(started);
                 }
                 _ = tick.tick() => {
+                    let started = Instant::now();
                     self.housekeeping().await;
                     self.dispatch().await;
+                    self.count_busy(started);
                 }
             }
         }
@@ -658,6 +688,11 @@ impl State {
             p.sender.close("manager shutting down");
         }
         info!("manager stopped");
+    }
+
+    fn count_busy(&self, since: Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     async fn send(&self, conn: ConnId, env: Envelope) {
@@ -749,6 +784,18 @@ impl State {
                 scene,
             } => {
                 self.on_prepared(task, attempt, worker, scene).await;
+                true
+            }
+            Input::ResultSigned {
+                conn,
+                id,
+                worker,
+                task,
+                result,
+                signature,
+            } => {
+                self.on_result_signed(conn, id, worker, task, *result, signature)
+                    .await;
                 true
             }
         }
@@ -1100,6 +1147,41 @@ impl State {
             .await;
             return;
         }
+        // The signature check is most of a result's cost; it needs no
+        // state, so it runs beside the loop and the result comes back as
+        // an input.
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let signature =
+                inferix_transport::verify_result(task_id, &result).map_err(|e| e.to_string());
+            let _ = inputs.send(Input::ResultSigned {
+                conn,
+                id,
+                worker,
+                task: task_id,
+                result: Box::new(result),
+                signature,
+            });
+        });
+    }
+
+    async fn on_result_signed(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        worker: NodeId,
+        task_id: TaskId,
+        result: inferix_core::task::TaskResult,
+        signature: Result<(), String>,
+    ) {
+        if let Err(why) = signature {
+            warn!(?task_id, ?worker, %why, "result refused");
+            self.requeue(task_id, worker, true, &format!("refused result: {why}"))
+                .await;
+            self.reply(conn, id, Message::error(ErrorCode::Unauthorized, why))
+                .await;
+            return;
+        }
         // With the database away, the result waits here (the lease in the
         // store still names this worker) and is recorded once it is back.
         let task = match self.store.task(task_id).await {
@@ -1182,16 +1264,15 @@ impl State {
         }
     }
 
-    /// Why a result must be refused before it is even verified: a missing
-    /// or forged signature, a replay of another lease (attempt), or a render
-    /// of another scene than the one leased.
+    /// Why a result with a valid signature must still be refused before
+    /// it is verified: a replay of another lease (attempt), or a render of
+    /// another scene than the one leased.
     async fn check_result(
         &mut self,
         t: &Task,
         result: &inferix_core::task::TaskResult,
     ) -> Result<(), String> {
         let task_id = t.id;
-        inferix_transport::verify_result(task_id, result).map_err(|e| e.to_string())?;
         let leased_scene = match t.lease.as_ref().and_then(|l| l.scene) {
             Some(s) => s,
             None => match self.job(task_id.job).await {
