@@ -65,8 +65,8 @@ const MIGRATIONS: &[&str] = &[
     // keyed by their compact serde_json text, which is what SQLite's JSON
     // functions give back for the `account` objects of stored records
     // (keys in written order, string escapes as written). A job's counts
-    // come from a covering index: through the primary key they would read
-    // every task record of the job, large JSON included, per acceptance.
+    // per status are kept by triggers in `job_counts`: counting the job's
+    // rows on every acceptance made a job of N tasks cost O(N²).
     // An undecodable ledger record fails the migration (rolled back, the
     // database stays at version 2) rather than leave a wrong balance.
     "CREATE TABLE balances (
@@ -80,7 +80,33 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN frames INTEGER NOT NULL DEFAULT 0;
     UPDATE tasks SET frames = COALESCE(json_array_length(record, '$.frames'), 0)
         WHERE json_valid(record);
-    CREATE INDEX tasks_job_status ON tasks (job_id, status, frames);",
+    CREATE TABLE job_counts (
+        job_id TEXT    NOT NULL,
+        status TEXT    NOT NULL,
+        tasks  INTEGER NOT NULL,
+        frames INTEGER NOT NULL,
+        PRIMARY KEY (job_id, status)
+    ) WITHOUT ROWID;
+    INSERT INTO job_counts (job_id, status, tasks, frames)
+        SELECT job_id, status, COUNT(*), SUM(frames) FROM tasks GROUP BY job_id, status;
+    CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
+        INSERT INTO job_counts (job_id, status, tasks, frames)
+            VALUES (NEW.job_id, NEW.status, 1, NEW.frames)
+            ON CONFLICT (job_id, status) DO UPDATE
+            SET tasks = tasks + 1, frames = frames + excluded.frames;
+    END;
+    CREATE TRIGGER tasks_count_update AFTER UPDATE OF job_id, status, frames ON tasks BEGIN
+        UPDATE job_counts SET tasks = tasks - 1, frames = frames - OLD.frames
+            WHERE job_id = OLD.job_id AND status = OLD.status;
+        INSERT INTO job_counts (job_id, status, tasks, frames)
+            VALUES (NEW.job_id, NEW.status, 1, NEW.frames)
+            ON CONFLICT (job_id, status) DO UPDATE
+            SET tasks = tasks + 1, frames = frames + excluded.frames;
+    END;
+    CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
+        UPDATE job_counts SET tasks = tasks - 1, frames = frames - OLD.frames
+            WHERE job_id = OLD.job_id AND status = OLD.status;
+    END;",
 ];
 
 /// How long a writer waits for another process's lock before reporting
@@ -609,8 +635,8 @@ impl TaskStore for SqliteTaskStore {
         self.call(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT status, COUNT(*), SUM(frames) FROM tasks WHERE job_id = ?1
-                     GROUP BY status",
+                    "SELECT status, tasks, frames FROM job_counts
+                     WHERE job_id = ?1 AND tasks > 0",
                 )
                 .map_err(sql_err)?;
             let rows = stmt
@@ -662,12 +688,7 @@ mod tests {
         assert_eq!(version(&conn), MIGRATIONS.len() as i64);
         assert_eq!(
             index_names(&conn),
-            [
-                "jobs_queue_order",
-                "tasks_job_status",
-                "tasks_lease_deadline",
-                "tasks_status"
-            ]
+            ["jobs_queue_order", "tasks_lease_deadline", "tasks_status"]
         );
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -807,7 +828,7 @@ mod tests {
         {
             let conn = store.conn.lock().unwrap();
             assert_eq!(version(&conn), MIGRATIONS.len() as i64);
-            assert_eq!(index_names(&conn).len(), 4);
+            assert_eq!(index_names(&conn).len(), 3);
         }
         assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()));
         assert_eq!(store.tasks_of_job(job.id).await.unwrap(), stored);
@@ -895,13 +916,66 @@ mod tests {
             balance.contains("SEARCH balances USING PRIMARY KEY"),
             "{balance}"
         );
-        let counts = plan(
-            "SELECT status, COUNT(*), SUM(frames) FROM tasks WHERE job_id = 'x' GROUP BY status",
-        );
+        let counts = plan("SELECT status, tasks, frames FROM job_counts WHERE job_id = 'x'");
         assert!(
-            counts.contains("SEARCH tasks USING COVERING INDEX tasks_job_status (job_id=?)"),
+            counts.contains("SEARCH job_counts USING PRIMARY KEY (job_id=?)"),
             "{counts}"
         );
+    }
+
+    /// The trigger-kept counts equal a recount after every kind of write:
+    /// leases, requeues, results, a second handle on the same file, and a
+    /// compare-and-set that lost (which must change nothing).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kept_counts_equal_a_recount_after_every_kind_of_write() {
+        use inferix_core::ids::NodeId;
+        use inferix_core::store::StatusCount;
+        use inferix_core::task::Lease;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counts.db");
+        let a = SqliteTaskStore::open(&path).unwrap();
+        let b = SqliteTaskStore::open(&path).unwrap();
+        let (job, tasks) = inferix_core::store::conformance::sample_job(0, 1, 41);
+        a.insert_job(&job, &tasks).await.unwrap();
+        let lease = |w: u128| Lease {
+            worker: NodeId(w),
+            manager: NodeId(1),
+            deadline_ms: 1_000,
+            scene: None,
+        };
+        let recount = |store: SqliteTaskStore| async move {
+            let all = store.tasks_of_job(job.id).await.unwrap();
+            (
+                StatusCount::tally(&all),
+                store.status_counts(job.id).await.unwrap(),
+            )
+        };
+        let work = |store: SqliteTaskStore, ids: Vec<usize>, w: u128| {
+            let tasks = tasks.clone();
+            async move {
+                for i in ids {
+                    let mut t = tasks[i].clone();
+                    t.lease(lease(w), 2).unwrap();
+                    store.update_task(&mut t).await.unwrap();
+                    if i % 3 == 0 {
+                        t.requeue(3, None, 5, "handed back").unwrap();
+                        store.update_task(&mut t).await.unwrap();
+                    }
+                }
+            }
+        };
+        let evens: Vec<usize> = (0..tasks.len()).filter(|i| i % 2 == 0).collect();
+        let odds: Vec<usize> = (0..tasks.len()).filter(|i| i % 2 == 1).collect();
+        tokio::join!(work(a.clone(), evens, 7), work(b.clone(), odds, 8));
+        // A stale write loses and must not move a count.
+        let mut stale = tasks[1].clone();
+        stale.lease(lease(9), 4).unwrap();
+        assert!(a.update_task(&mut stale).await.is_err());
+        for store in [a, b] {
+            let (expected, kept) = recount(store).await;
+            assert_eq!(kept, expected);
+            assert_eq!(kept.iter().map(|c| c.tasks).sum::<usize>(), tasks.len());
+        }
     }
 
     #[tokio::test]
