@@ -8,11 +8,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::ledger::{balance, Account, Posting, Transaction};
 use inferix_core::store::conformance::{sample_job, test_all};
 use inferix_core::store::{StatusCount, StoreError, TaskStore};
-use inferix_core::task::{Lease, TaskStatus};
+use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_storage::postgres::schema_version;
 use inferix_storage::{Backoff, PostgresError, PostgresOptions, PostgresTaskStore};
 use rand::RngCore;
@@ -473,6 +473,15 @@ async fn a_version_1_schema_is_upgraded_keeping_its_data() {
         store.update_task(&mut stale).await,
         Err(StoreError::Conflict { .. })
     ));
+    // The counters filled by the upgrade follow later writes.
+    assert_counts_match(&store, job.id, "after a write to the upgraded schema").await;
+    assert_eq!(
+        StatusCount::frames_in(
+            &store.status_counts(job.id).await.unwrap(),
+            TaskStatus::Leased
+        ),
+        (4, 5)
+    );
 
     // Reopening an up-to-date schema changes nothing.
     drop(store);
@@ -713,6 +722,170 @@ async fn skip_locked_claims_give_concurrent_managers_disjoint_tasks() {
             .unwrap()
             .len(),
         40
+    );
+    drop_schemas(&url, &[schema]).await;
+}
+
+/// Asserts that the counters kept for `job` equal a count of its tasks.
+async fn assert_counts_match(store: &PostgresTaskStore, job: JobId, when: &str) {
+    let tasks = store.tasks_of_job(job).await.unwrap();
+    assert_eq!(
+        store.status_counts(job).await.unwrap(),
+        StatusCount::tally(&tasks),
+        "{when}"
+    );
+}
+
+/// Moves `t` from the queue to accepted through `store`, with a requeue
+/// on the way for every third task.
+async fn accept(store: &PostgresTaskStore, mut t: Task, worker: u128) -> Task {
+    if t.status == TaskStatus::Queued {
+        t.lease(lease(worker, 1, 900), 10).unwrap();
+        store.update_task(&mut t).await.unwrap();
+    }
+    if t.id.index % 3 == 0 {
+        t.requeue(11, None, 5, "lease expired").unwrap();
+        store.update_task(&mut t).await.unwrap();
+        t.lease(lease(worker, 1, 900), 12).unwrap();
+        store.update_task(&mut t).await.unwrap();
+    }
+    for status in [
+        TaskStatus::Rendered,
+        TaskStatus::Verifying,
+        TaskStatus::Accepted,
+    ] {
+        t.transition(status, 13, "checked").unwrap();
+        store.update_task(&mut t).await.unwrap();
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_counts_follow_every_write_of_a_task() {
+    let Some(url) = pg_url() else { return };
+    let schema = fresh_schema("counts");
+    let a = open(&url, &schema).await;
+    let b = open(&url, &schema).await;
+    // 101 tasks: 100 of two frames and a last one of one.
+    let (job, tasks) = sample_job(0, 1, 201);
+    let (other, other_tasks) = sample_job(0, 2, 9);
+    a.insert_job(&job, &tasks).await.unwrap();
+    b.insert_job(&other, &other_tasks).await.unwrap();
+    assert_eq!(
+        b.status_counts(job.id).await.unwrap(),
+        vec![StatusCount {
+            status: TaskStatus::Queued,
+            tasks: 101,
+            frames: 201
+        }]
+    );
+
+    // One task through lease, requeue, lease, render, a failed check and
+    // acceptance, counted after every step.
+    let mut t = tasks[0].clone();
+    t.lease(lease(1, 1, 100), 2).unwrap();
+    a.update_task(&mut t).await.unwrap();
+    assert_eq!(
+        StatusCount::frames_in(&a.status_counts(job.id).await.unwrap(), TaskStatus::Leased),
+        (2, 201)
+    );
+    t.requeue(3, Some(NodeId(1)), 5, "lease expired").unwrap();
+    a.update_task(&mut t).await.unwrap();
+    assert_counts_match(&b, job.id, "after requeue").await;
+    t.lease(lease(2, 1, 200), 4).unwrap();
+    b.update_task(&mut t).await.unwrap();
+    assert_counts_match(&a, job.id, "after second lease").await;
+    // A write that changes no status (a renewed lease) moves no count,
+    // and a stale write is refused without moving one.
+    t.lease.as_mut().unwrap().deadline_ms = 300;
+    a.update_task(&mut t).await.unwrap();
+    let mut stale = t.clone();
+    stale.version -= 1;
+    stale.transition(TaskStatus::Queued, 5, "stale").unwrap();
+    assert!(matches!(
+        b.update_task(&mut stale).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_counts_match(&a, job.id, "after renewal and stale write").await;
+    for status in [
+        TaskStatus::Rendered,
+        TaskStatus::Verifying,
+        TaskStatus::Rejected,
+        TaskStatus::Queued,
+    ] {
+        t.transition(status, 6, "checked").unwrap();
+        a.update_task(&mut t).await.unwrap();
+        assert_counts_match(&b, job.id, status.as_str()).await;
+    }
+
+    // A batch claim moves several tasks in one statement.
+    let claimed = b
+        .claim_queued(7, |t| t.lease(lease(3, 2, 500), 7).is_ok())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 7);
+    assert_counts_match(&a, job.id, "after a batch claim").await;
+
+    // Two managers accept disjoint halves of the job at the same time.
+    let current = a.tasks_of_job(job.id).await.unwrap();
+    let (first, second) = current.split_at(50);
+    let (first, second) = (first.to_vec(), second.to_vec());
+    let run = |store: PostgresTaskStore, tasks: Vec<Task>, worker: u128| async move {
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(accept(&store, t, worker).await);
+        }
+        done
+    };
+    let (done_a, done_b) = tokio::join!(run(a.clone(), first, 10), run(b.clone(), second, 11));
+    assert_eq!(done_a.len() + done_b.len(), 101);
+    assert_counts_match(&a, job.id, "after concurrent acceptance").await;
+    let counts = b.status_counts(job.id).await.unwrap();
+    assert!(StatusCount::all_accepted(&counts), "{counts:?}");
+    assert_eq!(
+        StatusCount::frames_in(&counts, TaskStatus::Accepted),
+        (201, 201)
+    );
+    assert_eq!(
+        a.status_counts(other.id).await.unwrap(),
+        StatusCount::tally(&other_tasks)
+    );
+
+    // Rows written or removed by hand, from a connection whose search path
+    // is not the store's schema, are counted in the store's schema.
+    let client = raw(&url).await;
+    client
+        .execute(
+            &format!("DELETE FROM \"{schema}\".tasks WHERE job_id = $1 AND idx < 30"),
+            &[&job.id.to_string()],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            &format!(
+                "UPDATE \"{schema}\".tasks SET status = 'failed', frames = 1
+                 WHERE job_id = $1 AND idx >= 90"
+            ),
+            &[&job.id.to_string()],
+        )
+        .await
+        .unwrap();
+    let counts = a.status_counts(job.id).await.unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            StatusCount {
+                status: TaskStatus::Accepted,
+                tasks: 60,
+                frames: 120
+            },
+            StatusCount {
+                status: TaskStatus::Failed,
+                tasks: 11,
+                frames: 11
+            },
+        ]
     );
     drop_schemas(&url, &[schema]).await;
 }

@@ -3,8 +3,11 @@
 //!
 //! The layout mirrors the SQLite store: full records as JSON text, with
 //! the columns that queries filter and sort on (status, lease deadline and
-//! owners, priority, age, state, frame count) as real, indexed columns, and
-//! a balance per ledger account updated with every append. Claims are the
+//! owners, priority, age, state) as real, indexed columns, each task's
+//! frame count as a column, a balance per ledger account updated with
+//! every append, and per job and status a count of tasks and frames kept
+//! by triggers on the tasks table, so every write path (insert, update,
+//! claim) keeps it exact. Claims are the
 //! trait's compare-and-set: `update_task` is one conditional `UPDATE …
 //! WHERE version = $expected`; under PostgreSQL's row locking the second
 //! of two concurrent claims re-checks the version after the first commits
@@ -1060,12 +1063,15 @@ impl TaskStore for PostgresTaskStore {
         Ok(row.map_or(0, |r| r.get(0)))
     }
 
+    /// Reads the counters that triggers on `tasks` keep per job and
+    /// status (migration 3): a few rows whatever the job's size, where
+    /// counting its tasks would cost a pass over all of them after every
+    /// acceptance.
     async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT status, COUNT(*), SUM(frames)::bigint FROM tasks WHERE job_id = $1
-                 GROUP BY status",
+                "SELECT status, tasks, frames FROM job_counts WHERE job_id = $1 AND tasks > 0",
             )
             .await
             .map_err(pg_err)?;
