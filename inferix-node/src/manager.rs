@@ -116,7 +116,7 @@ impl Default for ManagerConfig {
             claim_window: Duration::from_secs(72 * 3600),
             progress_timeout: Duration::from_secs(300),
             failures_before_blocklist: 3,
-            scheduler_candidates: 512,
+            scheduler_candidates: 128,
             finish_time_aware: true,
         }
     }
@@ -2278,7 +2278,7 @@ impl State {
         /// `sooner_busy_worker`).
         const MAX_COMPARED: usize = 4096;
         let now = self.now();
-        let busy_count = self.workers.values().filter(|w| w.task().is_some()).count();
+        let busy_count = self.workers.busy_count();
         if busy_count == 0 || busy_count > MAX_COMPARED {
             return;
         }
@@ -2484,6 +2484,9 @@ impl State {
             return None;
         }
         let chosen_end = now as f64 + mine;
+        if self.workers.busy_count() > MAX_COMPARED {
+            return None;
+        }
         let busy = self.workers.busy();
         let mut best: Option<(NodeId, f64)> = None;
         for (n, (w, task)) in busy.enumerate() {

@@ -39,6 +39,7 @@ impl WorkerSlot {
 pub(crate) struct WorkerPool {
     slots: BTreeMap<NodeId, WorkerSlot>,
     idle: BTreeSet<(u64, NodeId)>,
+    busy: BTreeSet<NodeId>,
 }
 
 impl WorkerPool {
@@ -67,6 +68,7 @@ impl WorkerPool {
     pub(crate) fn leave(&mut self, id: NodeId) -> Option<WorkerSlot> {
         let slot = self.slots.remove(&id)?;
         self.idle.remove(&(slot.idle_since, id));
+        self.busy.remove(&id);
         Some(slot)
     }
 
@@ -79,6 +81,7 @@ impl WorkerPool {
             return false;
         }
         self.idle.remove(&(slot.idle_since, id));
+        self.busy.insert(id);
         slot.task = Some(task);
         slot.busy_since = now;
         slot.busy_frames = frames;
@@ -93,6 +96,7 @@ impl WorkerPool {
                 slot.task = None;
                 slot.idle_since = now;
                 self.idle.insert((now, id));
+                self.busy.remove(&id);
             }
         }
     }
@@ -113,6 +117,10 @@ impl WorkerPool {
         self.idle.len()
     }
 
+    pub(crate) fn busy_count(&self) -> usize {
+        self.busy.len()
+    }
+
     pub(crate) fn values(&self) -> btree_map::Values<'_, NodeId, WorkerSlot> {
         self.slots.values()
     }
@@ -128,7 +136,10 @@ impl WorkerPool {
 
     /// Busy workers with the task each holds.
     pub(crate) fn busy(&self) -> impl Iterator<Item = (&WorkerSlot, TaskId)> + '_ {
-        self.slots.values().filter_map(|w| w.task.map(|t| (w, t)))
+        self.busy
+            .iter()
+            .filter_map(|id| self.slots.get(id))
+            .filter_map(|w| w.task.map(|t| (w, t)))
     }
 }
 
@@ -178,12 +189,14 @@ mod tests {
             "freed workers wait at the back"
         );
         assert!(p.assign(NodeId(3), t(1), 1, 10));
+        assert_eq!(p.busy_count(), 1);
         let gone = p.leave(NodeId(3)).expect("connected");
         assert_eq!(gone.task(), Some(t(1)));
         p.leave(NodeId(1));
         assert_eq!(idle_ids(&p), vec![2]);
         assert_eq!(p.idle_count(), 1);
         assert_eq!(p.busy().count(), 0);
+        assert_eq!(p.busy_count(), 0);
         // Rejoining replaces the old slot without a stale idle entry.
         p.join(13, info(2), 20);
         assert_eq!(idle_ids(&p), vec![2]);
