@@ -605,6 +605,16 @@ struct State {
     busy_ns: Arc<AtomicU64>,
 }
 
+/// Workers that may not take `task`: those it excludes and the job's
+/// blocklist.
+fn excluded_workers(task: &Task, job: &Job) -> Vec<NodeId> {
+    task.excluded
+        .iter()
+        .chain(&job.blocklist)
+        .copied()
+        .collect()
+}
+
 fn store_err(e: StoreError) -> (ErrorCode, String) {
     match e {
         StoreError::Unavailable(m) => (ErrorCode::Unavailable, m),
@@ -2319,12 +2329,7 @@ impl State {
             let Some(job) = self.job(task_id.job).await else {
                 continue;
             };
-            let excluded: Vec<NodeId> = task
-                .excluded
-                .iter()
-                .chain(&job.blocklist)
-                .copied()
-                .collect();
+            let excluded = excluded_workers(&task, &job);
             let demand = TaskDemand {
                 task: task_id,
                 min_ib: job.spec.min_ib,
@@ -2371,12 +2376,7 @@ impl State {
             if job.state != JobState::Active {
                 continue;
             }
-            let excluded: Vec<NodeId> = task
-                .excluded
-                .iter()
-                .chain(&job.blocklist)
-                .copied()
-                .collect();
+            let excluded = excluded_workers(&task, job);
             let demand = TaskDemand {
                 task: task.id,
                 min_ib: job.spec.min_ib,

@@ -269,33 +269,6 @@ fn account_key(account: &Account) -> Result<String, StoreError> {
     to_json(account)
 }
 
-/// Position of `status` in [`TaskStatus::ALL`], the order of counts.
-fn status_rank(status: TaskStatus) -> usize {
-    TaskStatus::ALL
-        .iter()
-        .position(|s| *s == status)
-        .unwrap_or(usize::MAX)
-}
-
-/// One row of a job's per-status counts; a status or count the build does
-/// not know is a corrupt task row.
-fn status_count(
-    job: JobId,
-    status: &str,
-    tasks: i64,
-    frames: i64,
-) -> Result<StatusCount, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        what: format!("tasks of job {job}"),
-        reason,
-    };
-    Ok(StatusCount {
-        status: status.parse().map_err(corrupt)?,
-        tasks: usize::try_from(tasks).map_err(|_| corrupt(format!("{tasks} tasks")))?,
-        frames: u64::try_from(frames).map_err(|_| corrupt(format!("{frames} frames")))?,
-    })
-}
-
 /// Reads `(job_id, idx, record)` rows and decodes the tasks.
 fn query_tasks(
     conn: &Connection,
@@ -651,9 +624,9 @@ impl TaskStore for SqliteTaskStore {
             let mut counts = Vec::new();
             for row in rows {
                 let (status, tasks, frames) = row.map_err(sql_err)?;
-                counts.push(status_count(job, &status, tasks, frames)?);
+                counts.push(StatusCount::from_row(job, &status, tasks, frames)?);
             }
-            counts.sort_by_key(|c| status_rank(c.status));
+            StatusCount::sort(&mut counts);
             Ok(counts)
         })
         .await
@@ -710,58 +683,6 @@ mod tests {
         assert_eq!(frames, 1);
     }
 
-    /// Accounts whose JSON text is easy to get wrong: escapes, non-ASCII
-    /// and control characters must be keyed exactly as serde_json writes
-    /// them, whether the key comes from the migration or from a write.
-    fn tricky_accounts() -> Vec<Account> {
-        vec![
-            Account::User("alice".into()),
-            Account::User("q\"uote\\back/slash\ttab\u{1}ctl\u{7f}".into()),
-            Account::User("ünïcødé ✓ 🦀".into()),
-            Account::PenaltyPool,
-            Account::Worker(inferix_core::ids::NodeId(8)),
-        ]
-    }
-
-    /// Ledger records as a build before migration 3 wrote them.
-    fn old_ledger(accounts: &[Account]) -> Vec<Transaction> {
-        let mut txs: Vec<Transaction> = accounts
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                Transaction::transfer(
-                    format!("t{i}"),
-                    i as u64,
-                    "old",
-                    w[0].clone(),
-                    w[1].clone(),
-                    100 + i as i64,
-                )
-            })
-            .collect();
-        // Two postings to one account in one transaction.
-        txs.push(Transaction {
-            id: "twice".into(),
-            at_ms: 9,
-            memo: "split".into(),
-            postings: vec![
-                inferix_core::ledger::Posting {
-                    account: accounts[0].clone(),
-                    amount: -30,
-                },
-                inferix_core::ledger::Posting {
-                    account: accounts[1].clone(),
-                    amount: 10,
-                },
-                inferix_core::ledger::Posting {
-                    account: accounts[1].clone(),
-                    amount: 20,
-                },
-            ],
-        });
-        txs
-    }
-
     #[tokio::test]
     async fn an_old_database_is_migrated_forward_keeping_its_data() {
         let dir = tempfile::tempdir().unwrap();
@@ -781,8 +702,8 @@ mod tests {
             .unwrap();
         leased.version = 1;
         let stored = vec![tasks[0].clone(), leased.clone(), tasks[2].clone()];
-        let accounts = tricky_accounts();
-        let ledger = old_ledger(&accounts);
+        let accounts = inferix_core::store::conformance::tricky_accounts();
+        let ledger = inferix_core::store::conformance::sample_ledger(&accounts);
         {
             // A database as the first release left it: migration 1 only,
             // with rows in that release's layout.
@@ -981,7 +902,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_duplicate_transaction_moves_no_balance() {
         let store = SqliteTaskStore::open_in_memory().unwrap();
-        let accounts = tricky_accounts();
+        let accounts = inferix_core::store::conformance::tricky_accounts();
         let tx = Transaction::transfer("t", 1, "m", accounts[0].clone(), accounts[1].clone(), 7);
         store.append_transaction(&tx).await.unwrap();
         let mut again = tx.clone();

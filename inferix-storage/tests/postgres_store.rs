@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
-use inferix_core::ledger::{balance, Account, Posting, Transaction};
-use inferix_core::store::conformance::{sample_job, test_all};
+use inferix_core::ledger::{balance, Transaction};
+use inferix_core::store::conformance::{sample_job, sample_ledger, test_all, tricky_accounts};
 use inferix_core::store::{StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_storage::postgres::schema_version;
@@ -261,58 +261,6 @@ async fn notifications_resume_after_the_listening_connection_is_lost() {
     drop_schemas(&url, &[schema]).await;
 }
 
-/// Accounts whose JSON text is easy to get wrong: escapes, non-ASCII and
-/// control characters must key the same balance whether the key comes
-/// from the migration or from a write.
-fn tricky_accounts() -> Vec<Account> {
-    vec![
-        Account::User("alice".into()),
-        Account::User("q\"uote\\back/slash\ttab\u{1}ctl\u{7f}".into()),
-        Account::User("ünïcødé ✓ 🦀".into()),
-        Account::PenaltyPool,
-        Account::Worker(NodeId(8)),
-    ]
-}
-
-/// Ledger records as a build before migration 3 wrote them, with one
-/// transaction posting twice to one account.
-fn old_ledger(accounts: &[Account]) -> Vec<Transaction> {
-    let mut txs: Vec<Transaction> = accounts
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            Transaction::transfer(
-                format!("t{i}"),
-                i as u64,
-                "old",
-                w[0].clone(),
-                w[1].clone(),
-                100 + i as i64,
-            )
-        })
-        .collect();
-    txs.push(Transaction {
-        id: "twice".into(),
-        at_ms: 9,
-        memo: "split".into(),
-        postings: vec![
-            Posting {
-                account: accounts[0].clone(),
-                amount: -30,
-            },
-            Posting {
-                account: accounts[1].clone(),
-                amount: 10,
-            },
-            Posting {
-                account: accounts[1].clone(),
-                amount: 20,
-            },
-        ],
-    });
-    txs
-}
-
 #[tokio::test]
 async fn a_version_1_schema_is_upgraded_keeping_its_data() {
     let Some(url) = pg_url() else { return };
@@ -323,7 +271,7 @@ async fn a_version_1_schema_is_upgraded_keeping_its_data() {
     leased.version = 1;
     let stored = vec![tasks[0].clone(), leased.clone(), tasks[2].clone()];
     let accounts = tricky_accounts();
-    let ledger = old_ledger(&accounts);
+    let ledger = sample_ledger(&accounts);
     {
         // The database as the first release left it: the version table
         // and migration 1, with rows written in that release's layout.

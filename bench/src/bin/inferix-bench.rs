@@ -103,6 +103,20 @@ fn finish(report: &Report, out: &std::path::Path) -> ExitCode {
     }
 }
 
+/// A multi-threaded runtime, or `None` after saying why there is none.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -132,15 +146,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
             };
             let run = async {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -213,15 +220,8 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::ManagerMemory { workers }) => {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
             };
             let Ok(exe) = std::env::current_exe() else {
                 eprintln!("cannot find this program's executable");
@@ -242,15 +242,8 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Swarm { manager, workers }) => {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
             };
             match rt.block_on(latency::swarm(&manager, workers)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -267,15 +260,8 @@ fn main() -> ExitCode {
                 pg_url: cli.pg_url,
                 swarm_exe: std::env::current_exe().ok(),
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
             };
             match rt.block_on(run_benchmarks(&opts)) {
                 Ok(report) => finish(&report, &cli.out),

@@ -457,3 +457,57 @@ pub async fn missing_records_are_none_or_not_found(store: impl TaskStore) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+/// Accounts whose JSON text is easy to get wrong: escapes, non-ASCII and
+/// control characters. A backend that keys balances by account text must
+/// key them the same whether the key comes from a migration or a write.
+pub fn tricky_accounts() -> Vec<Account> {
+    vec![
+        Account::User("alice".into()),
+        Account::User("q\"uote\\back/slash\ttab\u{1}ctl\u{7f}".into()),
+        Account::User("ünïcødé ✓ 🦀".into()),
+        Account::PenaltyPool,
+        Account::Worker(NodeId(8)),
+    ]
+}
+
+/// A ledger for migration tests: a transfer between each neighbouring pair
+/// of `accounts`, and one transaction posting twice to one account.
+pub fn sample_ledger(accounts: &[Account]) -> Vec<Transaction> {
+    let mut txs: Vec<Transaction> = accounts
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            Transaction::transfer(
+                format!("t{i}"),
+                i as u64,
+                "old",
+                w[0].clone(),
+                w[1].clone(),
+                100 + i as i64,
+            )
+        })
+        .collect();
+    if let [first, second, ..] = accounts {
+        txs.push(Transaction {
+            id: "twice".into(),
+            at_ms: 9,
+            memo: "split".into(),
+            postings: vec![
+                Posting {
+                    account: first.clone(),
+                    amount: -30,
+                },
+                Posting {
+                    account: second.clone(),
+                    amount: 10,
+                },
+                Posting {
+                    account: second.clone(),
+                    amount: 20,
+                },
+            ],
+        });
+    }
+    txs
+}

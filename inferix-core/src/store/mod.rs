@@ -158,6 +158,26 @@ impl StatusCount {
         counts
     }
 
+    /// One row of a backend's per-status counts; a status or count this
+    /// build does not know is a corrupt task row.
+    pub fn from_row(job: JobId, status: &str, tasks: i64, frames: i64) -> Result<Self, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            what: format!("tasks of job {job}"),
+            reason,
+        };
+        Ok(StatusCount {
+            status: status.parse().map_err(corrupt)?,
+            tasks: usize::try_from(tasks).map_err(|_| corrupt(format!("{tasks} tasks")))?,
+            frames: u64::try_from(frames).map_err(|_| corrupt(format!("{frames} frames")))?,
+        })
+    }
+
+    /// Puts counts in [`TaskStatus::ALL`] order, the order `status_counts`
+    /// promises.
+    pub fn sort(counts: &mut [StatusCount]) {
+        counts.sort_by_key(|c| TaskStatus::ALL.iter().position(|s| *s == c.status));
+    }
+
     /// Whether every task counted is accepted (and there is at least one).
     pub fn all_accepted(counts: &[StatusCount]) -> bool {
         !counts.is_empty() && counts.iter().all(|c| c.status == TaskStatus::Accepted)

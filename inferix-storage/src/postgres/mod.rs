@@ -661,33 +661,6 @@ impl TaskColumns {
     }
 }
 
-/// Position of `status` in [`TaskStatus::ALL`], the order of counts.
-fn status_rank(status: TaskStatus) -> usize {
-    TaskStatus::ALL
-        .iter()
-        .position(|s| *s == status)
-        .unwrap_or(usize::MAX)
-}
-
-/// One row of a job's per-status counts; a status or count the build does
-/// not know is a corrupt task row.
-fn status_count(
-    job: JobId,
-    status: &str,
-    tasks: i64,
-    frames: i64,
-) -> Result<StatusCount, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        what: format!("tasks of job {job}"),
-        reason,
-    };
-    Ok(StatusCount {
-        status: status.parse().map_err(corrupt)?,
-        tasks: usize::try_from(tasks).map_err(|_| corrupt(format!("{tasks} tasks")))?,
-        frames: u64::try_from(frames).map_err(|_| corrupt(format!("{frames} frames")))?,
-    })
-}
-
 /// Decodes `(job_id, idx, record)` rows.
 fn decode_tasks(rows: &[Row]) -> Result<Vec<Task>, StoreError> {
     rows.iter()
@@ -1081,9 +1054,9 @@ impl TaskStore for PostgresTaskStore {
             .map_err(pg_err)?;
         let mut counts = rows
             .iter()
-            .map(|r| status_count(job, r.get(0), r.get(1), r.get(2)))
+            .map(|r| StatusCount::from_row(job, r.get(0), r.get(1), r.get(2)))
             .collect::<Result<Vec<_>, _>>()?;
-        counts.sort_by_key(|c| status_rank(c.status));
+        StatusCount::sort(&mut counts);
         Ok(counts)
     }
 }
