@@ -85,7 +85,7 @@ async fn quick_benchmarks_measure_positive_figures_and_write_results() {
     assert!(report
         .rows
         .iter()
-        .any(|r| r.name.ends_with("one manager's capacity")));
+        .any(|r| r.name.ends_with("one manager's capacity on 2 cores")));
     assert!(report
         .rows
         .iter()
