@@ -2266,13 +2266,16 @@ impl State {
                 }
             };
             let full = queued.len() == limit;
+            let drained = queued.is_empty();
             let leased = self.dispatch_batch(queued).await;
-            if !(full && leased > 0) {
-                break;
+            if full && leased > 0 {
+                continue;
             }
-        }
-        if self.cfg.finish_time_aware {
-            self.move_stragglers().await;
+            // Moves are for the tail: nothing queued, workers left idle.
+            if drained && self.cfg.finish_time_aware && self.workers.idle_count() > 0 {
+                self.move_stragglers().await;
+            }
+            return;
         }
     }
 
@@ -2290,6 +2293,16 @@ impl State {
         let now = self.now();
         let busy_count = self.workers.busy_count();
         if busy_count == 0 || busy_count > MAX_COMPARED {
+            return;
+        }
+        // A move must win back more than a tick; frames that render in
+        // less than that at IB 1 cannot pay for one.
+        let longest_frame = self
+            .work_per_frame
+            .values()
+            .filter_map(WorkEstimate::mean)
+            .fold(0.0, f64::max);
+        if longest_frame < self.cfg.tick.as_millis() as f64 {
             return;
         }
         let mut idle: Vec<WorkerInfo> = self
