@@ -96,14 +96,21 @@ def test_ctrl_c_interrupts_a_blocking_wait(scene):
     import os
     import signal
 
-    with inferix.LocalNetwork(workers=0, verifiers=0) as idle, idle.client() as c:
-        job = c.submit(scene, frames=1, **SMALL)
-        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        start = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            job.wait(timeout=60)
-        timer.join()
-        assert time.monotonic() - start < 30
-        # The client is still usable afterwards.
-        assert job.status().state == "active"
+    # A process started in the background by a shell without job control
+    # inherits SIGINT as ignored, and Python then installs no handler: put
+    # Python's own back for this test, as an interactive session has it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with inferix.LocalNetwork(workers=0, verifiers=0) as idle, idle.client() as c:
+            job = c.submit(scene, frames=1, **SMALL)
+            timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            start = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                job.wait(timeout=60)
+            timer.join()
+            assert time.monotonic() - start < 30
+            # The client is still usable afterwards.
+            assert job.status().state == "active"
+    finally:
+        signal.signal(signal.SIGINT, previous)
