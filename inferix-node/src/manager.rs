@@ -1237,17 +1237,28 @@ impl State {
                 .await;
             return Err((ErrorCode::Unauthorized, why));
         }
-        let outcome = match t.complete(result, self.now()) {
-            Ok(()) => self
-                .store
-                .update_task(&mut t)
-                .await
-                .map_err(|e| e.to_string()),
+        let now = self.now();
+        // With verifiers connected the result goes to them in the same
+        // write that records it, saving the store a write per task.
+        let mut verifying = false;
+        let outcome = match t.complete(result, now) {
+            Ok(()) => {
+                verifying = !self.verifiers.is_empty()
+                    && t.transition(TaskStatus::Verifying, now, "sent to verifiers")
+                        .is_ok();
+                self.store
+                    .update_task(&mut t)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         match outcome {
             Ok(()) => {
                 debug!(?task_id, ?worker, "result recorded");
+                if verifying {
+                    self.start_round(worker, t).await;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -2788,18 +2799,24 @@ impl State {
             if self.store.update_task(&mut t).await.is_err() {
                 continue;
             }
-            self.rounds.insert(
-                t.id,
-                Round {
-                    worker,
-                    votes: BTreeMap::new(),
-                    needed: self.cfg.quorum.max(1),
-                    excluded: HashSet::new(),
-                },
-            );
-            let id = t.id;
-            self.assign_verifiers(id, Some(t)).await;
+            self.start_round(worker, t).await;
         }
+    }
+
+    /// Opens the verification round of `t` (just written as `Verifying`)
+    /// and sends its result to verifiers.
+    async fn start_round(&mut self, worker: NodeId, t: Task) {
+        self.rounds.insert(
+            t.id,
+            Round {
+                worker,
+                votes: BTreeMap::new(),
+                needed: self.cfg.quorum.max(1),
+                excluded: HashSet::new(),
+            },
+        );
+        let id = t.id;
+        self.assign_verifiers(id, Some(t)).await;
     }
 
     /// Sends a task's result to verifiers until its round is full; `known`
