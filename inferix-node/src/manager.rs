@@ -330,6 +330,9 @@ impl WorkEstimate {
 /// One verification round of one task result.
 struct Round {
     worker: NodeId,
+    /// The task as this manager wrote it when the round opened, so that
+    /// settling it needs no read unless someone changed it since.
+    task: Option<Task>,
     /// verifier → (verification id, deadline, verdict once received)
     votes: BTreeMap<NodeId, (u64, u64, Option<Verdict>)>,
     needed: usize,
@@ -1406,7 +1409,7 @@ impl State {
             .filter(|(_, (_, _, v))| v.as_ref().is_some_and(|v| v.passed == passed))
             .map(|(n, _)| *n)
             .collect();
-        self.finish_verification(task, round.worker, passed, reasons)
+        self.finish_verification(task, round.worker, round.task, passed, reasons)
             .await;
         self.pay_verifiers(task, &agreeing).await;
     }
@@ -1415,22 +1418,47 @@ impl State {
         &mut self,
         task_id: TaskId,
         worker: NodeId,
+        known: Option<Task>,
         passed: bool,
         reasons: Vec<String>,
     ) {
-        let Ok(Some(mut t)) = self.store.task(task_id).await else {
-            return;
-        };
-        if t.status != TaskStatus::Verifying {
-            return;
-        }
         let now = self.now();
-        if passed {
-            if t.transition(TaskStatus::Accepted, now, "verified").is_err()
-                || self.store.update_task(&mut t).await.is_err()
-            {
+        if !passed {
+            warn!(task = ?task_id, ?worker, ?reasons, "result rejected");
+        }
+        let (to, note) = if passed {
+            (TaskStatus::Accepted, "verified".to_string())
+        } else {
+            (TaskStatus::Rejected, reasons.join("; "))
+        };
+        // The copy from the round's start saves a read; if the task has
+        // changed since (the write conflicts), it is read once more.
+        let mut cached = known;
+        let mut written = None;
+        for _ in 0..2 {
+            let mut t = match cached.take() {
+                Some(t) => t,
+                None => match self.store.task(task_id).await {
+                    Ok(Some(t)) => t,
+                    _ => return,
+                },
+            };
+            if t.status != TaskStatus::Verifying || t.transition(to, now, note.clone()).is_err() {
                 return;
             }
+            match self.store.update_task(&mut t).await {
+                Ok(()) => {
+                    written = Some(t);
+                    break;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(_) => return,
+            }
+        }
+        let Some(t) = written else {
+            return;
+        };
+        if passed {
             // The payment and the progress count are independent: one
             // round trip to a networked store instead of two.
             let store = self.store.clone();
@@ -1451,13 +1479,6 @@ impl State {
                 self.complete_job(task_id.job).await;
             }
         } else {
-            warn!(task = ?task_id, ?worker, ?reasons, "result rejected");
-            if t.transition(TaskStatus::Rejected, now, reasons.join("; "))
-                .is_err()
-                || self.store.update_task(&mut t).await.is_err()
-            {
-                return;
-            }
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.info.reputation *= self.cfg.reputation_penalty;
             }
@@ -2810,6 +2831,7 @@ impl State {
             t.id,
             Round {
                 worker,
+                task: Some(t.clone()),
                 votes: BTreeMap::new(),
                 needed: self.cfg.quorum.max(1),
                 excluded: HashSet::new(),
