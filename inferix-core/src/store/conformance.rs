@@ -511,3 +511,39 @@ pub fn sample_ledger(accounts: &[Account]) -> Vec<Transaction> {
     }
     txs
 }
+
+/// For migration tests, after a migration that derived balances from
+/// `ledger`: every account's balance equals the sum of its postings, and a
+/// new posting lands on the derived balance rather than beside it.
+pub async fn derived_balances_hold<S: TaskStore + ?Sized>(
+    store: &S,
+    accounts: &[Account],
+    ledger: &[Transaction],
+) {
+    for account in accounts {
+        let expected = balance(ledger, account);
+        assert_ne!(expected, 0, "{account:?} is posted to");
+        assert_eq!(
+            store.balance(account).await.unwrap(),
+            expected,
+            "{account:?}"
+        );
+    }
+    let more = Transaction::transfer(
+        "new",
+        20,
+        "new",
+        accounts[2].clone(),
+        accounts[1].clone(),
+        5,
+    );
+    store.append_transaction(&more).await.unwrap();
+    let all = store.transactions().await.unwrap();
+    for account in accounts {
+        assert_eq!(
+            store.balance(account).await.unwrap(),
+            balance(&all, account),
+            "{account:?}"
+        );
+    }
+}
