@@ -89,9 +89,9 @@ pub async fn quic_latency(workers: usize, samples: usize) -> Result<LatencyFigur
         let w = WorkerNode::new(Arc::new(t), renderer.clone(), cfg);
         handles.push(tokio::spawn(w.run(stopped.clone())));
     }
+    // Every worker has its welcome, so the manager has finished with each
+    // handshake before memory is read.
     let connected = counter.wait_for(workers, Duration::from_secs(120)).await;
-    // Let the handshakes' transient buffers settle before reading memory.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let rss1 = rss_bytes();
     let vcount = SessionCounter::new();
     for i in 0..4u64 {
@@ -223,7 +223,6 @@ pub async fn quic_manager_memory(
         .start()
         .await
         .map_err(|e| fail(e.to_string()))?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let rss0 = rss_bytes();
     let mut child = std::process::Command::new(exe)
         .args([
@@ -252,8 +251,8 @@ pub async fn quic_manager_memory(
         .strip_prefix("connected ")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    // Let the handshakes' transient buffers settle before reading memory.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The swarm reports only once every worker has its welcome, so the
+    // manager has finished with each handshake before memory is read.
     let rss1 = rss_bytes();
     drop(child.stdin.take());
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
