@@ -50,19 +50,6 @@ impl BenchRenderer {
     }
 }
 
-/// The image delivered for `frame`: varied enough to pass the verifiers'
-/// plausibility checks (a flat frame is rejected).
-pub(crate) fn bench_image(frame: u32, width: u32, height: u32) -> Image {
-    let mut img = Image::new(width, height);
-    for y in 0..height {
-        for x in 0..width {
-            let v = ((x * 7 + y * 3 + frame * 11) % 64) as f32 / 64.0;
-            img.set(x, y, [v, 1.0 - v, (frame % 7) as f32 / 7.0]);
-        }
-    }
-    img
-}
-
 #[async_trait]
 impl Renderer for BenchRenderer {
     fn name(&self) -> &str {
@@ -87,7 +74,7 @@ impl Renderer for BenchRenderer {
             }
             out.push(RenderedFrame {
                 frame,
-                image: bench_image(frame, req.settings.width, req.settings.height),
+                image: Image::stand_in(frame, req.settings.width, req.settings.height),
             });
         }
         self.busy.store(false, Ordering::SeqCst);

@@ -34,18 +34,6 @@ pub struct SimRenderer {
     pub per_frame: Duration,
 }
 
-/// The image an honest simulated renderer produces for `frame`.
-pub fn sim_image(frame: u32, width: u32, height: u32) -> Image {
-    let mut img = Image::new(width, height);
-    for y in 0..height {
-        for x in 0..width {
-            let v = ((x * 7 + y * 3 + frame * 11) % 64) as f32 / 64.0;
-            img.set(x, y, [v, 1.0 - v, (frame % 7) as f32 / 7.0]);
-        }
-    }
-    img
-}
-
 #[async_trait]
 impl Renderer for SimRenderer {
     fn name(&self) -> &str {
@@ -79,7 +67,7 @@ impl Renderer for SimRenderer {
             }
             let image = match self.behaviour {
                 SimBehaviour::Blank => Image::new(req.settings.width, req.settings.height),
-                _ => sim_image(frame, req.settings.width, req.settings.height),
+                _ => Image::stand_in(frame, req.settings.width, req.settings.height),
             };
             out.push(RenderedFrame { frame, image });
         }
