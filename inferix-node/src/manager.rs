@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 
 use crate::blob_service::BlobService;
 use crate::verifier::RENDER_TAG;
-use crate::worker_pool::WorkerPool;
+use crate::worker_pool::{WorkerPool, WorkerSlot};
 use crate::NodeError;
 
 /// Manager settings; `Default` gives a working single-machine setup.
@@ -608,6 +608,17 @@ struct State {
     busy_ns: Arc<AtomicU64>,
 }
 
+/// Beyond this many busy workers, finish-time comparisons (held tasks,
+/// straggler moves) are skipped: they cost a pass over the busy workers,
+/// and a network that large has the capacity to absorb a slow tail.
+const MAX_BUSY_COMPARED: usize = 4096;
+
+/// When busy worker `w` is expected to finish its task, from its job's
+/// measured work per frame (ms at IB 1.0).
+fn expected_end(w: &WorkerSlot, per_frame: f64) -> f64 {
+    w.busy_since as f64 + per_frame * w.busy_frames as f64 / w.info.ib.max(1e-6)
+}
+
 /// Workers that may not take `task`: those it excludes and the job's
 /// blocklist.
 fn excluded_workers(task: &Task, job: &Job) -> Vec<NodeId> {
@@ -1141,9 +1152,11 @@ impl State {
             .await;
             return;
         };
+        // Timed by this manager, over the frames it leased: nothing the
+        // (not yet checked) result says goes into the estimate.
         if let Some(w) = self.workers.get(&worker) {
             let elapsed = self.now().saturating_sub(w.busy_since) as f64;
-            let frames = result.frames.len().max(1) as f64;
+            let frames = w.busy_frames.max(1) as f64;
             self.work_per_frame
                 .entry(task_id.job)
                 .or_default()
@@ -2319,12 +2332,9 @@ impl State {
     async fn move_stragglers(&mut self) {
         /// Idle workers considered per dispatch.
         const MAX_MOVES: usize = 16;
-        /// Beyond this many busy workers the search is skipped (see
-        /// `sooner_busy_worker`).
-        const MAX_COMPARED: usize = 4096;
         let now = self.now();
         let busy_count = self.workers.busy_count();
-        if busy_count == 0 || busy_count > MAX_COMPARED {
+        if busy_count == 0 || busy_count > MAX_BUSY_COMPARED {
             return;
         }
         // A move must win back more than a tick; frames that render in
@@ -2357,7 +2367,7 @@ impl State {
                     continue;
                 };
                 let work = per_frame * w.busy_frames as f64;
-                let expected_end = w.busy_since as f64 + work / w.info.ib.max(1e-6);
+                let expected_end = expected_end(w, per_frame);
                 let moved_end = now as f64 + work / fast.ib.max(1e-6);
                 let margin = 0.1 * (work / fast.ib.max(1e-6)) + self.cfg.tick.as_millis() as f64;
                 let gain = expected_end - moved_end - margin;
@@ -2516,9 +2526,6 @@ impl State {
         chosen: &WorkerInfo,
         promised: &HashMap<NodeId, u64>,
     ) -> Option<(NodeId, u64)> {
-        /// Beyond this many busy workers the comparison is skipped: a
-        /// network that large has the capacity to absorb a slow tail.
-        const MAX_COMPARED: usize = 4096;
         let per_frame = self.work_per_frame.get(&demand.task.job)?.mean()?;
         let work = per_frame * frames as f64;
         let now = self.now();
@@ -2529,15 +2536,11 @@ impl State {
             return None;
         }
         let chosen_end = now as f64 + mine;
-        if self.workers.busy_count() > MAX_COMPARED {
+        if self.workers.busy_count() > MAX_BUSY_COMPARED {
             return None;
         }
-        let busy = self.workers.busy();
         let mut best: Option<(NodeId, f64)> = None;
-        for (n, (w, task)) in busy.enumerate() {
-            if n >= MAX_COMPARED {
-                return None;
-            }
+        for (w, task) in self.workers.busy() {
             if w.info.ib <= chosen.ib || !is_eligible(demand, &w.info) {
                 continue;
             }
@@ -2548,7 +2551,7 @@ impl State {
                     else {
                         continue;
                     };
-                    let expected = w.busy_since as f64 + own * w.busy_frames as f64 / w.info.ib;
+                    let expected = expected_end(w, own);
                     // Overdue past twice its estimate: no prediction.
                     if (now as f64) > w.busy_since as f64 + 2.0 * (expected - w.busy_since as f64) {
                         continue;
