@@ -40,6 +40,9 @@ pub(crate) use with_client;
 pub(crate) struct Device {
     pub(crate) backend: Backend,
     pub(crate) class: String,
+    /// The device is the CPU (a software Vulkan driver such as lavapipe):
+    /// callers pick smaller default workloads for it.
+    pub(crate) software: bool,
 }
 
 /// Which runtime to open.
@@ -178,11 +181,13 @@ fn open_wgpu() -> Result<Device, RenderError> {
         )));
     };
     let class = format!("wgpu:{}:{}", info.name, info.driver_info);
+    let software = matches!(device, WgpuDevice::Cpu);
     tracing::info!(adapter = %info.name, driver = %info.driver_info, "opening wgpu device");
     let client = cubecl::wgpu::WgpuRuntime::client(&device);
     Ok(Device {
         backend: Backend::Wgpu(client),
         class,
+        software,
     })
 }
 
@@ -206,6 +211,7 @@ fn open_cuda() -> Result<Device, RenderError> {
     Ok(Device {
         backend: Backend::Cuda(client),
         class: "cuda:0".into(),
+        software: false,
     })
 }
 
@@ -231,6 +237,7 @@ fn open_hip() -> Result<Device, RenderError> {
     Ok(Device {
         backend: Backend::Hip(client),
         class: "hip:0".into(),
+        software: false,
     })
 }
 

@@ -82,6 +82,13 @@ impl PathTracer {
         }
     }
 
+    /// Whether the device is the CPU (a software Vulkan driver): a frame
+    /// takes tens of times longer there, so demos and quick previews use
+    /// smaller settings on it.
+    pub fn is_software(&self) -> bool {
+        self.device.software
+    }
+
     /// Renders synchronously (blocking the calling thread).
     pub fn render_blocking(
         &self,

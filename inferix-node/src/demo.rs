@@ -7,22 +7,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId};
-use inferix_core::job::{FrameRange, JobSpec};
+use inferix_core::job::{FrameRange, JobSpec, JobState};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
 use inferix_core::protocol::{JobEvent, Quote};
 use inferix_core::renderer::Renderer;
 use inferix_core::scheduler::WeightedRandomScheduler;
-use inferix_core::store::TaskStore;
-use inferix_storage::{ObjectBlobStore, SqliteTaskStore};
-use inferix_transport::{InProcNetwork, NodeIdentity, Transport};
-use tokio::sync::watch;
+use inferix_core::store::StoreError;
 
-use crate::{
-    Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
-};
+use crate::local::{LocalNetwork, LocalNetworkError};
+use crate::ClientError;
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -65,6 +60,42 @@ impl Default for DemoOptions {
             height: 360,
             samples: 16,
             seed: 7,
+        }
+    }
+}
+
+/// Image settings the demo picks for the device it finds, so that its
+/// first run finishes in a couple of minutes on a machine with only a CPU
+/// (a software Vulkan device renders tens of times slower than a GPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoQuality {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Samples per pixel.
+    pub samples: u32,
+    /// The device is the CPU.
+    pub software: bool,
+}
+
+impl DemoQuality {
+    /// Full quality on a GPU; smaller frames and fewer samples on a CPU.
+    pub fn for_device(software: bool) -> DemoQuality {
+        if software {
+            DemoQuality {
+                width: 384,
+                height: 216,
+                samples: 8,
+                software,
+            }
+        } else {
+            DemoQuality {
+                width: 640,
+                height: 360,
+                samples: 16,
+                software,
+            }
         }
     }
 }
@@ -128,74 +159,89 @@ impl std::fmt::Display for DemoSummary {
     }
 }
 
-/// Runs the demo with `renderer`; `on_event` sees every job event.
+/// Why the demo did not deliver its frames.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The embedded network did not start.
+    #[error("the local network did not start: {0}")]
+    Network(#[from] LocalNetworkError),
+    /// The client's conversation with the manager failed.
+    #[error("client: {0}")]
+    Client(#[from] ClientError),
+    /// The task database could not be read for the summary.
+    #[error("task store: {0}")]
+    Store(#[from] StoreError),
+    /// The job ended without completing.
+    #[error("job ended {state:?}: {reason}")]
+    JobEnded {
+        /// How it ended.
+        state: JobState,
+        /// What the manager said.
+        reason: String,
+    },
+}
+
+/// Runs the demo with `renderer` on a [`LocalNetwork`]; `on_event` sees
+/// every job event.
 pub async fn run_demo(
     opts: &DemoOptions,
     renderer: Arc<dyn Renderer>,
     mut on_event: impl FnMut(&JobEvent),
-) -> anyhow::Result<DemoSummary> {
-    std::fs::create_dir_all(&opts.data_dir)?;
-    let store: Arc<dyn TaskStore> =
-        Arc::new(SqliteTaskStore::open(opts.data_dir.join("tasks.sqlite"))?);
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(opts.data_dir.join("blobs"))?);
-    let net = InProcNetwork::new();
-    let node = |i: u128| -> Arc<dyn Transport> {
-        let mut seed = [0u8; 32];
-        seed[..16].copy_from_slice(&(0x1f0_0000 + i).to_le_bytes());
-        Arc::new(net.node(NodeIdentity::from_seed(seed)))
-    };
-
-    let config = ManagerConfig {
-        quorum: opts.quorum,
-        ..ManagerConfig::default()
-    };
-    let manager = ManagerBuilder::new(node(0), store.clone(), blobs.clone())
+) -> Result<DemoSummary, DemoError> {
+    let net = LocalNetwork::builder()
+        .worker_ibs(opts.worker_ibs.iter().copied())
+        .verifiers(opts.verifiers)
+        .quorum(opts.quorum)
+        .data_dir(&opts.data_dir)
+        .renderer(renderer.clone())
         .scheduler(WeightedRandomScheduler::seeded(opts.seed))
-        .config(config)
-        .probe_renderer(
-            renderer.clone(),
-            opts.worker_ibs.first().copied().unwrap_or(1.0),
-        )
-        .scratch_dir(opts.data_dir.join("manager"))
         .proof_of_render(PorConfig::new(ManagerSecret(
             format!("inferix-demo-{}", opts.seed).into_bytes(),
         )))
-        .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
-        .build()
         .start()
         .await?;
-    let (stop, stopped) = watch::channel(false);
-    let mut nodes = Vec::new();
-    let mut ibs = BTreeMap::new();
-    for (i, &ib) in opts.worker_ibs.iter().enumerate() {
-        let cfg = WorkerConfig {
-            manager: manager.addr().into(),
-            ib,
-            work_dir: opts.data_dir.join(format!("worker-{i}")),
-            ..WorkerConfig::default()
-        };
-        let w = WorkerNode::new(node(100 + i as u128), renderer.clone(), cfg)
-            .with_blob_store(blobs.clone());
-        ibs.insert(w.id(), ib);
-        nodes.push(tokio::spawn(w.run(stopped.clone())));
-    }
-    for i in 0..opts.verifiers {
-        let cfg = VerifierConfig {
-            manager: manager.addr().into(),
-            work_dir: opts.data_dir.join(format!("verifier-{i}")),
-            ..VerifierConfig::default()
-        };
-        nodes.push(tokio::spawn(
-            VerifierNode::new(node(200 + i as u128), cfg)
-                .with_blob_store(blobs.clone())
-                .with_renderer(renderer.clone())
-                .run(stopped.clone()),
-        ));
-    }
+    let outcome = submit_and_follow(&net, opts, &mut on_event).await;
+    let store = net.store();
+    let ibs: BTreeMap<NodeId, f64> = net.workers().iter().copied().collect();
+    let device = net.device().to_string();
+    net.shutdown().await;
+    let (job, quote, files, accepted, rejected, wall) = outcome?;
 
+    let tasks = store.tasks_of_job(job).await?;
+    let mut per_worker: BTreeMap<NodeId, usize> = ibs.keys().map(|k| (*k, 0)).collect();
+    for t in &tasks {
+        if let Some(r) = &t.result {
+            *per_worker.entry(r.worker).or_default() += r.frames.len();
+        }
+    }
+    Ok(DemoSummary {
+        job,
+        quote,
+        tasks: tasks.len(),
+        frames_per_worker: per_worker
+            .into_iter()
+            .map(|(id, n)| (id, ibs.get(&id).copied().unwrap_or(0.0), n))
+            .collect(),
+        accepted,
+        rejected,
+        files,
+        device,
+        wall,
+    })
+}
+
+type Followed = (JobId, Quote, Vec<PathBuf>, usize, usize, Duration);
+
+/// Uploads the scene, submits the job, follows it to the end and downloads
+/// its frames.
+async fn submit_and_follow(
+    net: &LocalNetwork,
+    opts: &DemoOptions,
+    on_event: &mut impl FnMut(&JobEvent),
+) -> Result<Followed, DemoError> {
     let started = Instant::now();
-    let client =
-        Client::connect_with_blobs(&*node(300), manager.addr(), None, blobs.clone()).await?;
+    let client = net.client().await?;
     let scene = client
         .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "inferix-demo.glb")
         .await?;
@@ -218,43 +264,14 @@ pub async fn run_demo(
             on_event(ev)
         })
         .await?;
-    if status.job.state != inferix_core::job::JobState::Completed {
-        anyhow::bail!(
-            "job ended {:?}: {}",
-            status.job.state,
-            status.job.waiting_reason.unwrap_or_default()
-        );
+    if status.job.state != JobState::Completed {
+        return Err(DemoError::JobEnded {
+            state: status.job.state,
+            reason: status.job.waiting_reason.unwrap_or_default(),
+        });
     }
     let files = client
         .download(job, &opts.out_dir.join(job.to_string()))
         .await?;
-    let wall = started.elapsed();
-
-    let tasks = store.tasks_of_job(job).await?;
-    let mut per_worker: BTreeMap<NodeId, usize> = ibs.keys().map(|k| (*k, 0)).collect();
-    for t in &tasks {
-        if let Some(r) = &t.result {
-            *per_worker.entry(r.worker).or_default() += r.frames.len();
-        }
-    }
-    drop(client);
-    let _ = stop.send(true);
-    for n in nodes {
-        let _ = n.await;
-    }
-    manager.shutdown().await;
-    Ok(DemoSummary {
-        job,
-        quote,
-        tasks: tasks.len(),
-        frames_per_worker: per_worker
-            .into_iter()
-            .map(|(id, n)| (id, ibs.get(&id).copied().unwrap_or(0.0), n))
-            .collect(),
-        accepted,
-        rejected,
-        files,
-        device: renderer.device_class(),
-        wall,
-    })
+    Ok((job, quote, files, accepted, rejected, started.elapsed()))
 }

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inferix_core::blob::BlobStore;
+use inferix_core::ids::NodeId;
+use inferix_core::por::prepare::PorConfig;
 use inferix_core::renderer::{RenderError, Renderer};
 use inferix_core::scheduler::{Scheduler, WeightedRandomScheduler};
 use inferix_core::store::{StoreError, TaskStore};
@@ -97,6 +99,8 @@ pub struct LocalNetworkBuilder {
     renderer: Option<Arc<dyn Renderer>>,
     scheduler: Option<Box<dyn Scheduler>>,
     client_token: Option<String>,
+    worker_ibs: Option<Vec<f64>>,
+    proof_of_render: Option<PorConfig>,
 }
 
 impl Default for LocalNetworkBuilder {
@@ -111,6 +115,8 @@ impl Default for LocalNetworkBuilder {
             renderer: None,
             scheduler: None,
             client_token: None,
+            worker_ibs: None,
+            proof_of_render: None,
         }
     }
 }
@@ -125,6 +131,8 @@ impl std::fmt::Debug for LocalNetworkBuilder {
             .field("data_dir", &self.data_dir)
             .field("transport", &self.transport)
             .field("renderer", &self.renderer.as_ref().map(|r| r.name()))
+            .field("worker_ibs", &self.worker_ibs)
+            .field("proof_of_render", &self.proof_of_render.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +181,20 @@ impl LocalNetworkBuilder {
         self.scheduler = Some(Box::new(scheduler));
         self
     }
+    /// One worker per entry, each announcing that Inferix Bench index (so
+    /// the scheduler's weighting shows); replaces [`Self::workers`] and
+    /// [`Self::ib`]. The first is also the quote probe's IB.
+    pub fn worker_ibs(mut self, ibs: impl IntoIterator<Item = f64>) -> Self {
+        self.worker_ibs = Some(ibs.into_iter().collect());
+        self
+    }
+    /// Proof of Render: glTF scenes are leased as watermarked copies and
+    /// verifiers check the patches and re-render crop challenges with the
+    /// network's renderer (which must then be deterministic).
+    pub fn proof_of_render(mut self, config: PorConfig) -> Self {
+        self.proof_of_render = Some(config);
+        self
+    }
     /// Token clients must present (default none: anyone may submit).
     pub fn client_token(mut self, token: impl Into<String>) -> Self {
         self.client_token = Some(token.into());
@@ -181,16 +203,23 @@ impl LocalNetworkBuilder {
 
     /// Starts every node in the current tokio runtime.
     pub async fn start(self) -> Result<LocalNetwork, LocalNetworkError> {
-        if self.workers > 0 && self.verifiers < self.quorum {
+        let ibs = self
+            .worker_ibs
+            .clone()
+            .unwrap_or_else(|| vec![self.ib; self.workers]);
+        if !ibs.is_empty() && self.verifiers < self.quorum {
             return Err(LocalNetworkError::Invalid(format!(
                 "quorum {} needs at least as many verifiers, got {}",
                 self.quorum, self.verifiers
             )));
         }
-        if !(self.ib.is_finite() && self.ib > 0.0) {
+        if let Some(bad) = ibs
+            .iter()
+            .chain([&self.ib])
+            .find(|ib| !(ib.is_finite() && **ib > 0.0))
+        {
             return Err(LocalNetworkError::Invalid(format!(
-                "worker IB {} must be positive",
-                self.ib
+                "worker IB {bad} must be positive"
             )));
         }
         let (dir, temporary) = match self.data_dir {
@@ -226,8 +255,13 @@ impl LocalNetworkBuilder {
                 client_token: self.client_token,
                 ..ManagerConfig::default()
             })
-            .probe_renderer(renderer.clone(), self.ib)
+            .probe_renderer(renderer.clone(), ibs.first().copied().unwrap_or(self.ib))
             .scratch_dir(dir.join("manager"));
+        if let Some(por) = self.proof_of_render {
+            builder = builder
+                .proof_of_render(por)
+                .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
+        }
         builder = match self.scheduler {
             Some(s) => builder.scheduler(BoxedScheduler(s)),
             None => builder.scheduler(WeightedRandomScheduler::default()),
@@ -235,24 +269,30 @@ impl LocalNetworkBuilder {
         let manager = builder.build().start().await?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        for i in 0..self.workers {
+        let mut workers = Vec::with_capacity(ibs.len());
+        for (i, &ib) in ibs.iter().enumerate() {
             let cfg = WorkerConfig {
                 manager: manager.addr().into(),
-                ib: self.ib,
+                ib,
                 work_dir: dir.join(format!("worker-{i}")),
                 ..WorkerConfig::default()
             };
             let worker = WorkerNode::new(nodes.transport()?, renderer.clone(), cfg)
                 .with_blob_store(blobs.clone());
+            workers.push((worker.id(), ib));
             tasks.push(tokio::spawn(worker.run(stopped.clone())));
         }
-        for _ in 0..self.verifiers {
+        for i in 0..self.verifiers {
             let cfg = VerifierConfig {
                 manager: manager.addr().into(),
+                work_dir: dir.join(format!("verifier-{i}")),
                 ..VerifierConfig::default()
             };
-            let verifier =
-                VerifierNode::new(nodes.transport()?, cfg).with_blob_store(blobs.clone());
+            // The network's renderer re-renders crop challenges (there are
+            // none without Proof of Render).
+            let verifier = VerifierNode::new(nodes.transport()?, cfg)
+                .with_blob_store(blobs.clone())
+                .with_renderer(renderer.clone());
             tasks.push(tokio::spawn(verifier.run(stopped.clone())));
         }
         Ok(LocalNetwork {
@@ -268,6 +308,7 @@ impl LocalNetworkBuilder {
                 temporary,
             },
             device: renderer.device_class(),
+            workers,
         })
     }
 }
@@ -284,6 +325,7 @@ pub struct LocalNetwork {
     tasks: NodeTasks,
     dir: DataDir,
     device: String,
+    workers: Vec<(NodeId, f64)>,
 }
 
 impl std::fmt::Debug for LocalNetwork {
@@ -316,6 +358,11 @@ impl LocalNetwork {
     /// Device class of the renderer the workers use.
     pub fn device(&self) -> &str {
         &self.device
+    }
+
+    /// Each worker's node id and the Inferix Bench index it announces.
+    pub fn workers(&self) -> &[(NodeId, f64)] {
+        &self.workers
     }
 
     /// The manager's task store, for embedders that inspect jobs directly.

@@ -1,5 +1,6 @@
 //! The `inferix` command: thin wrappers that build nodes from the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use inferix_core::image::Rect;
 use inferix_core::job::{FrameRange, OutputFormat};
 use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer, SceneFormat};
-use inferix_node::demo::{run_demo, DemoOptions};
+use inferix_node::demo::{run_demo, DemoOptions, DemoQuality};
 
 mod config_file;
 mod net_cli;
@@ -35,15 +36,15 @@ enum Command {
         /// Frames to render, from 1.
         #[arg(long, default_value_t = 24)]
         frames: u32,
-        /// Width in pixels.
-        #[arg(long, default_value_t = 640)]
-        width: u32,
-        /// Height in pixels.
-        #[arg(long, default_value_t = 360)]
-        height: u32,
-        /// Samples per pixel.
-        #[arg(long, default_value_t = 16)]
-        spp: u32,
+        /// Width in pixels [default: 640 on a GPU, less on a CPU device].
+        #[arg(long)]
+        width: Option<u32>,
+        /// Height in pixels [default: 360 on a GPU, less on a CPU device].
+        #[arg(long)]
+        height: Option<u32>,
+        /// Samples per pixel [default: 16 on a GPU, fewer on a CPU device].
+        #[arg(long)]
+        spp: Option<u32>,
         /// Folder for the task database and blobs.
         #[arg(long, default_value = "inferix-data")]
         data_dir: PathBuf,
@@ -203,7 +204,22 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// Mesa's Vulkan device-select layer asks a display server which GPU to
+/// prefer and complains on stderr ("XDG_RUNTIME_DIR is invalid") when there
+/// is none, as on a headless render node. The renderer picks its adapter
+/// itself, so the layer is turned off there. Called before any thread
+/// starts, as changing the environment requires.
+fn quiet_headless_vulkan() {
+    let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if !has_display && std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    quiet_headless_vulkan();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("INFERIX_LOG")
@@ -234,7 +250,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             out_dir,
         } => {
-            let renderer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new()?);
+            let tracer = inferix_gpu::PathTracer::new()?;
+            let quality = DemoQuality::for_device(tracer.is_software());
+            let width = width.unwrap_or(quality.width);
+            let height = height.unwrap_or(quality.height);
+            let spp = spp.unwrap_or(quality.samples);
+            let renderer: Arc<dyn Renderer> = Arc::new(tracer);
             let opts = DemoOptions {
                 frames,
                 width,
@@ -245,11 +266,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..DemoOptions::default()
             };
             println!("inferix demo: {} workers, {} verifiers, {frames} frames at {width}x{height}, {spp} spp on {}", opts.worker_ibs.len(), opts.verifiers, renderer.device_class());
+            if quality.software {
+                println!("  (a CPU device: smaller frames and fewer samples than on a GPU; --width, --height and --spp choose others)");
+            }
+            // A terminal gets a bar; a log or a pipe gets a line per task.
+            let lines = !std::io::stdout().is_terminal();
             let pb = bar(frames as u64, "frames accepted");
             let summary = run_demo(&opts, renderer, |ev| match ev {
                 JobEvent::TaskAccepted {
-                    accepted_frames, ..
-                } => pb.set_position(*accepted_frames),
+                    accepted_frames,
+                    total_frames,
+                    ..
+                } => {
+                    pb.set_position(*accepted_frames);
+                    if lines {
+                        println!("{accepted_frames}/{total_frames} frames accepted");
+                    }
+                }
                 JobEvent::TaskRejected { task, reasons, .. } => {
                     pb.println(format!("rejected {task:?}: {}", reasons.join("; ")))
                 }

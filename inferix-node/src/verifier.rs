@@ -9,6 +9,9 @@
 //! the committed pixels: exactly on the worker's device class, within the
 //! network's tolerance across classes.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,29 +137,65 @@ impl VerifierNode {
         let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer);
         info!(verifier = ?self.id(), "verifier connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        // Offers wait here while one is checked: a check (fetching frames,
+        // re-rendering crops) can take minutes on a slow device, and the
+        // loop must keep heartbeating meanwhile or the manager drops this
+        // verifier as silent.
+        let mut waiting: VecDeque<VerificationAssignment> = VecDeque::new();
+        let mut current: Option<Check> = None;
         loop {
+            if current.is_none() {
+                if let Some(a) = waiting.pop_front() {
+                    current = Some(self.check(blobs.clone(), a));
+                }
+            }
+            let checking = async {
+                match current.as_mut() {
+                    Some(f) => f.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.changed() => {
                     peer.close("verifier shutting down");
                     return Ok(());
                 }
                 _ = heartbeat.tick() => peer.push(Message::Heartbeat).await?,
+                verdict = checking => {
+                    current = None;
+                    debug!(task = ?verdict.task, passed = verdict.passed, "verdict");
+                    peer.push(Message::VerifyDone(verdict)).await?;
+                }
                 msg = pushes.recv() => {
                     let Some(env) = msg else { return Err(NodeError::Disconnected) };
                     if let Message::VerifyOffer(a) = env.body {
-                        let crops = self.renderer.as_ref().map(|r| CropRenderer {
-                            renderer: r.clone(),
-                            work_dir: self.config.work_dir.clone(),
-                        });
-                        let verdict = verify(&*blobs, crops.as_ref(), &a).await;
-                        debug!(task = ?a.task, passed = verdict.passed, "verdict");
-                        peer.push(Message::VerifyDone(verdict)).await?;
+                        if waiting.len() >= MAX_WAITING_OFFERS {
+                            // The manager replaces votes that are not
+                            // answered in time; an overfull queue would
+                            // only answer them later still.
+                            warn!(task = ?a.task, "too many verifications waiting; offer dropped");
+                        } else {
+                            waiting.push_back(a);
+                        }
                     }
                 }
             }
         }
     }
+
+    fn check(&self, blobs: Arc<dyn BlobStore>, a: VerificationAssignment) -> Check {
+        let crops = self.renderer.as_ref().map(|r| CropRenderer {
+            renderer: r.clone(),
+            work_dir: self.config.work_dir.clone(),
+        });
+        Box::pin(async move { verify(&*blobs, crops.as_ref(), &a).await })
+    }
 }
+
+/// Offers a verifier keeps while it checks another.
+const MAX_WAITING_OFFERS: usize = 256;
+
+type Check = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
 /// A verifier's means to re-render crop challenges.
 pub struct CropRenderer {
