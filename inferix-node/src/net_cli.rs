@@ -147,8 +147,9 @@ pub(crate) struct NodeArgs {
     /// options with `_` (`data_dir = "w"`); unknown keys are an error.
     #[arg(long, env = "INFERIX_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Manager address as printed by `inferix manager` (`<id>@host:port`);
-    /// required.
+    /// Manager address as printed by `inferix manager` (`<id>@host:port`),
+    /// or several separated by commas: the node moves to the next when its
+    /// manager is unreachable; required.
     #[arg(long, env = "INFERIX_MANAGER")]
     manager: Option<String>,
     /// Folder for the node key and scene cache; required.

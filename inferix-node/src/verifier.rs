@@ -27,6 +27,7 @@ use inferix_transport::Transport;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::reconnect::Reconnect;
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
 
@@ -36,14 +37,17 @@ pub const RENDER_TAG: &str = "render";
 /// Verifier settings.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
-    /// Manager address.
+    /// Manager address, or several separated by commas (the verifier moves
+    /// to the next when its manager is unreachable).
     pub manager: String,
     /// Admission token.
     pub token: Option<String>,
     /// Interval between heartbeats.
     pub heartbeat: Duration,
-    /// Delay before reconnecting.
-    pub backoff: Duration,
+    /// First reconnect delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest reconnect delay.
+    pub max_backoff: Duration,
     /// Folder for scenes fetched to re-render crops.
     pub work_dir: std::path::PathBuf,
 }
@@ -54,7 +58,8 @@ impl Default for VerifierConfig {
             manager: "manager".into(),
             token: None,
             heartbeat: Duration::from_secs(5),
-            backoff: Duration::from_millis(500),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
             work_dir: std::env::temp_dir().join("inferix-verifier"),
         }
     }
@@ -97,25 +102,37 @@ impl VerifierNode {
         self.transport.local_id()
     }
 
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` turns true, reconnecting with backoff (to the
+    /// next manager, when given several) when the manager is unreachable.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let mut links = Reconnect::new(
+            &self.config.manager,
+            self.config.min_backoff,
+            self.config.max_backoff,
+        );
         loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            match self.session(&mut shutdown).await {
+            match self.session(&mut links, &mut shutdown).await {
                 Ok(()) => return Ok(()),
                 Err(NodeError::Refused(m)) => return Err(NodeError::Refused(m)),
-                Err(e) => debug!(error = %e, "verifier session ended; reconnecting"),
+                Err(e) => {
+                    debug!(manager = %links.address(), error = %e, "verifier session ended; reconnecting")
+                }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(self.config.backoff) => {}
-                _ = shutdown.changed() => return Ok(()),
+            let delay = links.failed();
+            if !Reconnect::pause(delay, &mut shutdown).await {
+                return Ok(());
             }
         }
     }
 
-    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), NodeError> {
+    async fn session(
+        &self,
+        links: &mut Reconnect,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
         let hello = Hello {
             role: Role::Verifier,
             node: self.id(),
@@ -132,8 +149,8 @@ impl VerifierNode {
                 .unwrap_or_default(),
             token: self.config.token.clone(),
         };
-        let (peer, mut pushes) =
-            session::open(&*self.transport, &self.config.manager, hello).await?;
+        let (peer, mut pushes) = session::open(&*self.transport, links.address(), hello).await?;
+        links.connected();
         let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer);
         info!(verifier = ?self.id(), "verifier connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);

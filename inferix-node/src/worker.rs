@@ -18,13 +18,15 @@ use inferix_transport::{NodeIdentity, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::reconnect::Reconnect;
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
 
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Manager address.
+    /// Manager address, or several separated by commas (the worker moves
+    /// to the next when its manager is unreachable).
     pub manager: String,
     /// Inferix Bench index this worker announces.
     pub ib: f64,
@@ -92,30 +94,38 @@ impl WorkerNode {
         self.transport.local_id()
     }
 
-    /// Runs until `shutdown` turns true, reconnecting with backoff when the
-    /// manager is unreachable. On shutdown a task in progress is handed back.
+    /// Runs until `shutdown` turns true, reconnecting with backoff (to the
+    /// next manager, when given several) when the manager is unreachable.
+    /// On shutdown a task in progress is handed back.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
-        let mut backoff = self.config.min_backoff;
+        let mut links = Reconnect::new(
+            &self.config.manager,
+            self.config.min_backoff,
+            self.config.max_backoff,
+        );
         loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            match self.session(&mut shutdown).await {
+            match self.session(&mut links, &mut shutdown).await {
                 Ok(()) => return Ok(()),
                 Err(NodeError::Refused(m)) => return Err(NodeError::Refused(m)),
                 Err(e) => {
-                    debug!(worker = ?self.id(), error = %e, ?backoff, "manager unreachable; retrying");
+                    debug!(worker = ?self.id(), manager = %links.address(), error = %e, "manager unreachable; retrying");
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return Ok(()),
+            let delay = links.failed();
+            if !Reconnect::pause(delay, &mut shutdown).await {
+                return Ok(());
             }
-            backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
 
-    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), NodeError> {
+    async fn session(
+        &self,
+        links: &mut Reconnect,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
         let hello = Hello {
             role: Role::Worker,
             node: self.id(),
@@ -124,10 +134,10 @@ impl WorkerNode {
             device_class: self.renderer.device_class(),
             token: self.config.token.clone(),
         };
-        let (peer, mut pushes) =
-            session::open(&*self.transport, &self.config.manager, hello).await?;
+        let (peer, mut pushes) = session::open(&*self.transport, links.address(), hello).await?;
+        links.connected();
         let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer);
-        info!(worker = ?self.id(), manager = %self.config.manager, "worker connected");
+        info!(worker = ?self.id(), manager = %links.address(), "worker connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let mut current: Option<(TaskId, RenderJob)> = None;

@@ -106,8 +106,11 @@ impl Default for QuicConfig {
     fn default() -> Self {
         Self {
             allowlist: None,
-            keep_alive_interval: Some(Duration::from_secs(10)),
-            idle_timeout: Duration::from_secs(30),
+            // A node whose peer died (a manager killed, a worker frozen)
+            // learns it within seconds, not after half a minute: pings every
+            // 3 s keep a live connection heard; four missed ones end it.
+            keep_alive_interval: Some(Duration::from_secs(3)),
+            idle_timeout: Duration::from_secs(12),
             handshake_timeout: Duration::from_secs(10),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             close_linger: Duration::from_secs(2),

@@ -65,6 +65,11 @@ async fn farm(config: ManagerConfig) -> Farm {
 
 impl Farm {
     fn worker(&self, n: u128, behaviour: SimBehaviour) -> NodeId {
+        self.worker_following(n, behaviour, self.manager.addr())
+    }
+
+    /// A worker given `managers` (one address, or several with commas).
+    fn worker_following(&self, n: u128, behaviour: SimBehaviour, managers: &str) -> NodeId {
         let w = WorkerNode::new(
             Arc::new(self.net.node(seeded_identity(n))),
             Arc::new(SimRenderer {
@@ -72,7 +77,7 @@ impl Farm {
                 per_frame: Duration::from_secs(2),
             }),
             WorkerConfig {
-                manager: self.manager.addr().into(),
+                manager: managers.into(),
                 work_dir: std::env::temp_dir()
                     .join(format!("inferix-farm-{}-{n}", std::process::id())),
                 ..WorkerConfig::default()
@@ -119,6 +124,23 @@ async fn until(
     .await
     .unwrap_or_else(|_| panic!("no matching event within {limit:?}; saw {seen:?}"));
     seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_given_several_managers_moves_past_an_unreachable_one() {
+    let f = farm(ManagerConfig::default()).await;
+    let managers = format!("gone-manager, {}", f.manager.addr());
+    let worker = f.worker_following(100, SimBehaviour::Honest, &managers);
+    let (job, mut events) = f.submit(3).await;
+    until(&mut events, Duration::from_secs(120), |e| {
+        matches!(e, JobEvent::Completed { .. })
+    })
+    .await;
+    let tasks = f.store.tasks_of_job(job).await.unwrap();
+    assert!(tasks
+        .iter()
+        .all(|t| t.result.as_ref().is_some_and(|r| r.worker == worker)));
+    f.manager.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
