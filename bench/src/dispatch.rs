@@ -12,13 +12,13 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::{FrameRange, Job, JobSpec, JobState};
 use inferix_core::ledger::{Account, Transaction};
 use inferix_core::protocol::JobEvent;
-use inferix_core::store::{MemoryTaskStore, TaskStore};
+use inferix_core::store::TaskStore;
 use inferix_core::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
 use inferix_core::ContentHash;
 use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
-use inferix_storage::{ObjectBlobStore, PostgresOptions, PostgresTaskStore, SqliteTaskStore};
+use inferix_storage::{open_task_store, ObjectBlobStore, OpenOptions};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -135,14 +135,15 @@ pub async fn open_store(
 ) -> Result<Arc<dyn TaskStore>, BenchError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(match kind {
-        StoreKind::Memory => Arc::new(MemoryTaskStore::new()),
-        StoreKind::Sqlite => Arc::new(
-            SqliteTaskStore::open(dir.join(format!("bench-{n}.db")))
-                .map_err(|e| BenchError::Setup(format!("SQLite: {e}")))?,
+    let (url, schema) = match kind {
+        StoreKind::Memory => ("memory:".to_string(), None),
+        StoreKind::Sqlite => (
+            format!("sqlite:{}", dir.join(format!("bench-{n}.db")).display()),
+            None,
         ),
         StoreKind::Postgres => {
             let url = pg_url.ok_or_else(|| BenchError::Setup("no PostgreSQL URL".into()))?;
+            // A schema of its own: every run starts from an empty store.
             let schema = format!(
                 "bench_{}_{}_{n}",
                 std::process::id(),
@@ -151,18 +152,12 @@ pub async fn open_store(
                     .map(|d| d.as_millis())
                     .unwrap_or(0)
             );
-            Arc::new(
-                PostgresTaskStore::open(
-                    PostgresOptions::new(url)
-                        .with_schema(schema)
-                        .with_pool_size(8)
-                        .with_connect_timeout(Duration::from_secs(10)),
-                )
-                .await
-                .map_err(|e| BenchError::Setup(format!("PostgreSQL: {e}")))?,
-            )
+            (url.to_string(), Some(schema))
         }
-    })
+    };
+    open_task_store(&url, &OpenOptions::default().with_schema(schema))
+        .await
+        .map_err(|e| BenchError::Setup(format!("{}: {e}", kind.name())))
 }
 
 /// An active job of `tasks` one-frame tasks, as the store sees it.

@@ -18,9 +18,7 @@ use inferix_node::RendererSet;
 use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
-use inferix_storage::{
-    Backoff, ObjectBlobStore, PostgresOptions, PostgresTaskStore, S3Config, SqliteTaskStore,
-};
+use inferix_storage::{open_blob_store, open_task_store, ObjectBlobStore, OpenOptions};
 use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport, Transport};
 use tokio::sync::watch;
 
@@ -58,15 +56,17 @@ pub(crate) struct ManagerArgs {
     /// [default: 600].
     #[arg(long, env = "INFERIX_LEASE_SECONDS", value_parser = at_least_1)]
     lease_seconds: Option<u64>,
-    /// Task database: a SQLite file, or a `postgres://` URL that several
-    /// managers share [default: tasks.sqlite in the data folder].
+    /// Task database: a SQLite file (`sqlite:PATH` or a path), a
+    /// `postgres://` URL that several managers share, or `memory:`
+    /// [default: tasks.sqlite in the data folder].
     #[arg(long, env = "INFERIX_STORE")]
     store: Option<String>,
     /// PostgreSQL schema of the tables [default: the connection's].
     #[arg(long, env = "INFERIX_STORE_SCHEMA")]
     store_schema: Option<String>,
-    /// Blob storage: a folder, or `s3://bucket[/prefix]` (credentials and
-    /// region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)
+    /// Blob storage: a folder (`file:PATH` or a path), or
+    /// `s3://bucket[/prefix]` (credentials, region and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)
     /// [default: blobs in the data folder].
     #[arg(long, env = "INFERIX_BLOBS")]
     blobs: Option<String>,
@@ -398,43 +398,30 @@ async fn renderers(tracer: Arc<inferix_gpu::PathTracer>) -> (Arc<dyn Renderer>, 
     (Arc::new(RendererSet::new(list)), tags)
 }
 
+/// Where settings name no store: `tasks.sqlite` and `blobs/` in the data
+/// folder; a name is opened by [`inferix_storage`]'s URL rules.
+fn storage_options(a: &ManagerSettings) -> OpenOptions {
+    OpenOptions::from_env()
+        .with_schema(a.store_schema.clone())
+        .with_s3_endpoint(a.s3_endpoint.clone())
+}
+
 /// The task database the settings name.
 async fn open_store(a: &ManagerSettings) -> anyhow::Result<Arc<dyn TaskStore>> {
-    Ok(match &a.store {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let mut options = PostgresOptions::new(url.clone());
-            options.schema = a.store_schema.clone();
-            Arc::new(PostgresTaskStore::open_with_retry(options, Backoff::default()).await?)
-        }
-        Some(path) => Arc::new(SqliteTaskStore::open(path)?),
-        None => Arc::new(SqliteTaskStore::open(a.data_dir.join("tasks.sqlite"))?),
-    })
+    let url = match &a.store {
+        Some(url) => url.clone(),
+        None => format!("sqlite:{}", a.data_dir.join("tasks.sqlite").display()),
+    };
+    Ok(open_task_store(&url, &storage_options(a)).await?)
 }
 
 /// The blob store the settings name.
 fn open_blobs(a: &ManagerSettings) -> anyhow::Result<ObjectBlobStore> {
-    match a.blobs.as_deref() {
-        Some(url) if url.starts_with("s3://") => {
-            let rest = &url["s3://".len()..];
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            anyhow::ensure!(!bucket.is_empty(), "blob URL {url} names no bucket");
-            let mut config = S3Config::new(bucket)
-                .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()))
-                .with_prefix(prefix.trim_end_matches('/'));
-            if let Some(endpoint) = &a.s3_endpoint {
-                config = config.with_endpoint(endpoint.clone());
-            }
-            if let (Ok(id), Ok(secret)) = (
-                std::env::var("AWS_ACCESS_KEY_ID"),
-                std::env::var("AWS_SECRET_ACCESS_KEY"),
-            ) {
-                config = config.with_credentials(id, secret);
-            }
-            Ok(ObjectBlobStore::s3(&config)?)
-        }
-        Some(dir) => Ok(ObjectBlobStore::local(dir)?),
-        None => Ok(ObjectBlobStore::local(a.data_dir.join("blobs"))?),
-    }
+    let url = match &a.blobs {
+        Some(url) => url.clone(),
+        None => format!("file:{}", a.data_dir.join("blobs").display()),
+    };
+    Ok(open_blob_store(&url, &storage_options(a))?)
 }
 
 /// Runs a node until it ends by itself or SIGINT/SIGTERM asks it to stop,

@@ -9,6 +9,7 @@
 //! them for any other implementation without changing behaviour.
 
 mod blob;
+mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sqlite;
@@ -16,6 +17,7 @@ mod sqlite;
 #[cfg(feature = "s3")]
 pub use blob::S3Config;
 pub use blob::{ObjectBlobStore, DEFAULT_MAX_BLOB_SIZE};
+pub use open::{open_blob_store, open_task_store, OpenError, OpenOptions};
 #[cfg(feature = "postgres")]
 pub use postgres::{Backoff, PostgresError, PostgresOptions, PostgresTaskStore};
 pub use sqlite::SqliteTaskStore;
