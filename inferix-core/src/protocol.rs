@@ -274,6 +274,10 @@ pub enum Message {
     Welcome {
         /// Manager's id.
         manager: NodeId,
+        /// Largest blob the manager's store accepts: a peer that moves
+        /// blobs through this connection refuses bigger uploads before
+        /// sending a byte.
+        max_blob_size: u64,
     },
     /// Liveness signal; also carries the worker's idle state.
     Heartbeat,

@@ -210,3 +210,6 @@ impl RenderRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;

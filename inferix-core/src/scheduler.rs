@@ -104,6 +104,7 @@ impl Scheduler for FifoScheduler {
 }
 
 /// Conformance cases every scheduler must pass.
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance {
     use super::*;
     use crate::ids::JobId;

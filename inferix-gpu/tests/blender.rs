@@ -792,3 +792,25 @@ async fn cycles_gpu_renders_or_reports_no_device() {
         Err(other) => panic!("expected a frame or NoDevice, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn blender_renderer_passes_the_renderer_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = build_scene(dir.path(), "scene.blend", &[]).await;
+    let settings = RenderSettings {
+        width: 32,
+        height: 24,
+        samples: 2,
+        max_bounces: 2,
+        seed: 7,
+        ..RenderSettings::default()
+    };
+    let fixture = inferix_core::renderer::conformance::Fixture {
+        scene,
+        format: SceneFormat::Blend,
+        settings,
+        frames: vec![1, 3],
+        scratch: dir.path().join("scratch"),
+    };
+    inferix_core::renderer::conformance::test_all(&renderer().await, &fixture).await;
+}

@@ -127,11 +127,12 @@ impl Client {
             device_class: String::new(),
             token,
         };
-        match check(rpc.request(Message::Hello(hello)).await?)? {
-            Message::Welcome { .. } => {}
+        let max_blob_size = match check(rpc.request(Message::Hello(hello)).await?)? {
+            Message::Welcome { max_blob_size, .. } => max_blob_size,
             other => return Err(ClientError::Unexpected(other.kind().into())),
-        }
-        let blobs = blobs.unwrap_or_else(|| Arc::new(RemoteBlobStore::new(rpc.clone(), u64::MAX)));
+        };
+        let blobs =
+            blobs.unwrap_or_else(|| Arc::new(RemoteBlobStore::new(rpc.clone(), max_blob_size)));
         Ok(Self {
             rpc,
             blobs,
@@ -144,6 +145,12 @@ impl Client {
     /// This client's node id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The blob store this client uploads scenes to and downloads frames
+    /// from: the one it was given, or the manager's through the connection.
+    pub fn blob_store(&self) -> Arc<dyn BlobStore> {
+        self.blobs.clone()
     }
 
     /// Uploads a scene file (streamed) and returns its reference.

@@ -1049,8 +1049,15 @@ impl State {
             }
             _ => {}
         }
-        self.reply(conn, id, Message::Welcome { manager: self.id })
-            .await;
+        self.reply(
+            conn,
+            id,
+            Message::Welcome {
+                manager: self.id,
+                max_blob_size: self.blobs.max_blob_size(),
+            },
+        )
+        .await;
         true
     }
 

@@ -32,14 +32,16 @@ impl RemoteBlobStore {
     }
 
     /// `direct` when the node was given a store it can reach, otherwise
-    /// blobs through the manager connection `peer`.
+    /// blobs through the manager connection `peer`, whose store takes
+    /// blobs up to `max` bytes.
     pub(crate) fn unless_direct(
         direct: &Option<Arc<dyn BlobStore>>,
         peer: &Arc<RpcPeer>,
+        max: u64,
     ) -> Arc<dyn BlobStore> {
         match direct {
             Some(b) => b.clone(),
-            None => Arc::new(Self::new(peer.clone(), u64::MAX)),
+            None => Arc::new(Self::new(peer.clone(), max)),
         }
     }
 }

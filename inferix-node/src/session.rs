@@ -9,17 +9,30 @@ use tokio::sync::mpsc;
 use crate::rpc::RpcPeer;
 use crate::NodeError;
 
-/// Connects to `addr` and completes the hello/welcome exchange; returns the
-/// peer and the stream of pushed messages.
+/// An admitted session with a manager.
+pub(crate) struct Session {
+    /// Requests and replies.
+    pub(crate) peer: Arc<RpcPeer>,
+    /// Messages the manager pushes.
+    pub(crate) pushes: mpsc::UnboundedReceiver<Envelope>,
+    /// Largest blob the manager's store accepts.
+    pub(crate) max_blob_size: u64,
+}
+
+/// Connects to `addr` and completes the hello/welcome exchange.
 pub(crate) async fn open(
     transport: &dyn Transport,
     addr: &str,
     hello: Hello,
-) -> Result<(Arc<RpcPeer>, mpsc::UnboundedReceiver<Envelope>), NodeError> {
+) -> Result<Session, NodeError> {
     let conn = transport.connect(addr).await?;
     let (peer, pushes) = RpcPeer::start(conn);
     match peer.request(Message::Hello(hello)).await? {
-        Message::Welcome { .. } => Ok((Arc::new(peer), pushes)),
+        Message::Welcome { max_blob_size, .. } => Ok(Session {
+            peer: Arc::new(peer),
+            pushes,
+            max_blob_size,
+        }),
         Message::Error {
             code: ErrorCode::Unauthorized | ErrorCode::VersionMismatch,
             message,

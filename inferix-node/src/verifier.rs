@@ -149,9 +149,10 @@ impl VerifierNode {
                 .unwrap_or_default(),
             token: self.config.token.clone(),
         };
-        let (peer, mut pushes) = session::open(&*self.transport, links.address(), hello).await?;
+        let session = session::open(&*self.transport, links.address(), hello).await?;
         links.connected();
-        let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer);
+        let (peer, mut pushes) = (session.peer, session.pushes);
+        let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer, session.max_blob_size);
         info!(verifier = ?self.id(), "verifier connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         // Offers wait here while one is checked: a check (fetching frames,

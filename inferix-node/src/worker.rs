@@ -134,9 +134,10 @@ impl WorkerNode {
             device_class: self.renderer.device_class(),
             token: self.config.token.clone(),
         };
-        let (peer, mut pushes) = session::open(&*self.transport, links.address(), hello).await?;
+        let session = session::open(&*self.transport, links.address(), hello).await?;
         links.connected();
-        let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer);
+        let (peer, mut pushes) = (session.peer, session.pushes);
+        let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer, session.max_blob_size);
         info!(worker = ?self.id(), manager = %links.address(), "worker connected");
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();

@@ -178,6 +178,7 @@ mod tests {
             }),
             Message::Welcome {
                 manager: NodeId(u128::MAX),
+                max_blob_size: u64::MAX,
             },
             Message::Heartbeat,
             Message::TaskOffer(TaskAssignment {

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use inferix_core::ids::NodeId;
 use inferix_core::protocol::Envelope;
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod frame;
 mod identity;

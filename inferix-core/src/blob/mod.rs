@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::ContentHash;
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
 /// A readable byte stream.
@@ -66,6 +67,24 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn size(&self, hash: ContentHash) -> Result<Option<u64>, BlobError>;
     /// Largest blob accepted by `put`.
     fn max_blob_size(&self) -> u64;
+}
+
+/// A shared store is a store, so code that takes `impl BlobStore` (the
+/// conformance suite, wrappers) accepts the `Arc<dyn BlobStore>` nodes hold.
+#[async_trait]
+impl<T: BlobStore + ?Sized> BlobStore for std::sync::Arc<T> {
+    async fn put(&self, reader: BlobReader) -> Result<BlobMeta, BlobError> {
+        (**self).put(reader).await
+    }
+    async fn get(&self, hash: ContentHash) -> Result<BlobReader, BlobError> {
+        (**self).get(hash).await
+    }
+    async fn size(&self, hash: ContentHash) -> Result<Option<u64>, BlobError> {
+        (**self).size(hash).await
+    }
+    fn max_blob_size(&self) -> u64 {
+        (**self).max_blob_size()
+    }
 }
 
 /// Conveniences on top of [`BlobStore`].
