@@ -41,7 +41,8 @@ pub(crate) mod up {
     pub(crate) const U_MAT: usize = 24;
     pub(crate) const U_TEX: usize = 25;
     pub(crate) const U_EMIT: usize = 26;
-    pub(crate) const LEN: usize = 27;
+    pub(crate) const F_VERT: usize = 27;
+    pub(crate) const LEN: usize = 28;
 }
 
 /// `fp` (f32 parameters) slots.
@@ -64,13 +65,53 @@ pub(crate) const NODE_F: usize = 6;
 pub(crate) const NODE_U: usize = 3;
 /// Floats per triangle in `fdata` (v0, e1, e2).
 pub(crate) const TRI_F: usize = 9;
-/// Floats per triangle attribute record (3 normals, 3 uvs, light pmf).
-pub(crate) const ATTR_F: usize = 16;
-/// Floats per material (base rgb, metallic, roughness, emissive rgb, specular).
-pub(crate) const MAT_F: usize = 12;
-/// u32s per material (texture offset, width, height, texture use: 0 none,
-/// 1 base colour, 2 emission).
-pub(crate) const MAT_U: usize = 4;
+/// Floats per triangle attribute record (light pmf).
+pub(crate) const ATTR_F: usize = 1;
+/// u32s per triangle in `udata`: material index with the flags below, then
+/// the indices of its three vertices in the vertex section.
+pub(crate) const TRI_U: usize = 4;
+/// Triangle flag: the material is MASK or BLEND (rays test its alpha).
+pub(crate) const TRI_ALPHA: u32 = 1 << 31;
+/// Triangle flag: single-sided material (back faces are culled).
+pub(crate) const TRI_CULL: u32 = 1 << 30;
+/// Floats per vertex in `fdata`: normal (3), tangent + handedness (4),
+/// TEXCOORD_0 (2), TEXCOORD_1 (2), COLOR_0 (4), padding (1).
+pub(crate) const VERT_F: usize = 16;
+/// Material record offsets in `fdata`.
+pub(crate) mod mf {
+    /// Base colour rgb.
+    pub(crate) const BASE: usize = 0;
+    pub(crate) const ALPHA: usize = 3;
+    pub(crate) const METALLIC: usize = 4;
+    pub(crate) const ROUGHNESS: usize = 5;
+    /// Emission rgb (factor times strength).
+    pub(crate) const EMISSIVE: usize = 6;
+    pub(crate) const SPECULAR: usize = 9;
+    pub(crate) const CUTOFF: usize = 10;
+    pub(crate) const NORMAL_SCALE: usize = 11;
+    pub(crate) const OCCLUSION: usize = 12;
+    pub(crate) const TRANSMISSION: usize = 13;
+    pub(crate) const IOR: usize = 14;
+    pub(crate) const CLEARCOAT: usize = 15;
+    pub(crate) const CLEARCOAT_ROUGHNESS: usize = 16;
+    /// Per texture slot (`crate::material::SLOT_*`), 6 floats: the 2x3 UV
+    /// transform.
+    pub(crate) const SLOT: usize = 18;
+}
+// The kernel addresses texture slots by these numbers.
+const _: () = assert!(
+    crate::material::SLOT_BASE == 0
+        && crate::material::SLOT_MR == 1
+        && crate::material::SLOT_NORMAL == 2
+        && crate::material::SLOT_OCCLUSION == 3
+        && crate::material::SLOT_EMISSIVE == 4
+);
+/// Floats per material in `fdata` (see [`mf`]).
+pub(crate) const MAT_F: usize = mf::SLOT + 6 * crate::material::SLOTS;
+/// u32s per material in `udata`: flags (bits 0-1 alpha mode, bit 2
+/// double-sided), then per texture slot: texel offset in `udata`, width,
+/// height, info bits (see `gpu_scene::slot_info`; 0 width = no texture).
+pub(crate) const MAT_U: usize = 1 + 4 * crate::material::SLOTS;
 /// Floats per punctual light (kind, pos, dir, colour, cos inner, cos outer, range).
 pub(crate) const LIGHT_F: usize = 16;
 /// Traversal stack depth; the BVH builder keeps the tree shallower.
@@ -233,6 +274,16 @@ fn safe_inv(d: f32) -> f32 {
 }
 
 /// Walks the BVH. With `any_hit` the walk stops at the first hit closer than `tmax`.
+///
+/// With `cull`, back faces of single-sided materials are skipped: glTF
+/// culls them from view, so camera rays use it; every other ray sees both
+/// sides, so a single-sided leaf still shadows and closed meshes stay
+/// closed to light. Hits on MASK materials
+/// below their cutoff are skipped, and hits on BLEND materials are skipped
+/// with probability 1 − alpha, decided by a hash of `salt` (drawn per ray
+/// from the sample's random state) and the triangle, so the choice is
+/// deterministic per pixel and sample.
+#[allow(clippy::too_many_arguments)]
 #[cube]
 fn trace(
     fdata: &Array<f32>,
@@ -242,7 +293,10 @@ fn trace(
     d: V3,
     tmax: f32,
     any_hit: bool,
+    cull: bool,
+    salt: u32,
 ) -> Hit {
+    let u_tri = up[up::U_TRI] as usize;
     let f_node = up[up::F_NODE] as usize;
     let f_tri = up[up::F_TRI] as usize;
     let u_node = up[up::U_NODE] as usize;
@@ -298,7 +352,19 @@ fn trace(
                             let bv = dot(d, qvec) * inv_det;
                             if bv >= 0.0 && bu + bv <= 1.0 {
                                 let t = dot(e2, qvec) * inv_det;
-                                if t > 0.0 && t < best_t {
+                                let rec = udata[u_tri + tri * TRI_U];
+                                let mut keep = !cull || (rec & 0x4000_0000u32) == 0u32 || det > 0.0;
+                                if keep && t > 0.0 && t < best_t && (rec & 0x8000_0000u32) != 0u32 {
+                                    let al = alpha_at(fdata, udata, up, tri, bu, bv);
+                                    let mat = (rec & 0x3FFF_FFFFu32) as usize;
+                                    let mode = udata[up[up::U_MAT] as usize + mat * MAT_U] & 3u32;
+                                    let cutoff =
+                                        fdata[up[up::F_MAT] as usize + mat * MAT_F + mf::CUTOFF];
+                                    let xi = f32::cast_from(pcg(salt ^ pcg(a + k)) >> 8u32)
+                                        * (1.0 / 16777216.0);
+                                    keep = select(mode == 1u32, al >= cutoff, al > xi);
+                                }
+                                if keep && t > 0.0 && t < best_t {
                                     best_t = t;
                                     best_tri = a + k;
                                     best_u = bu;
@@ -348,8 +414,217 @@ pub(crate) struct Surface {
     metallic: f32,
     roughness: f32,
     specular: f32,
+    /// Occlusion texture factor (1 without one), applied to the light the
+    /// path gathers after this bounce (indirect light), not to direct light
+    /// from next-event estimation: the tracer computes occlusion itself, the
+    /// baked map only darkens what a short path would miss.
+    occlusion: f32,
+    transmission: f32,
+    ior: f32,
+    clearcoat: f32,
+    clearcoat_roughness: f32,
+    /// The ray hit the front face (the side the winding makes outward).
+    front: bool,
     area: f32,
     light_pmf: f32,
+}
+
+/// An RGBA value read from a texture.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct C4 {
+    r: f32,
+    g: f32,
+    b: f32,
+    a: f32,
+}
+
+/// Both UV sets at a hit.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Uv2 {
+    u0: f32,
+    v0: f32,
+    u1: f32,
+    v1: f32,
+}
+
+/// Integer texel coordinate `i` mapped into [0, n) by wrap `mode`
+/// (0 repeat, 1 clamp, 2 mirrored repeat); float arithmetic is exact here.
+#[cube]
+fn wrap_texel(i: f32, n: f32, mode: u32) -> f32 {
+    let rep = i - n * f32::floor(i / n);
+    let p2 = 2.0 * n;
+    let m = i - p2 * f32::floor(i / p2);
+    let mir = select(m >= n, p2 - 1.0 - m, m);
+    let w = select(mode == 1u32, i, select(mode == 2u32, mir, rep));
+    f32::clamp(w, 0.0, n - 1.0)
+}
+
+#[cube]
+fn fetch(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    lut: usize,
+    off: u32,
+    tw: u32,
+    x: f32,
+    y: f32,
+    srgb: bool,
+) -> C4 {
+    let t = udata[(off + u32::cast_from(y) * tw + u32::cast_from(x)) as usize];
+    let r8 = t & 255u32;
+    let g8 = (t >> 8u32) & 255u32;
+    let b8 = (t >> 16u32) & 255u32;
+    let k = 1.0f32 / 255.0;
+    C4 {
+        r: select(srgb, fdata[lut + r8 as usize], f32::cast_from(r8) * k),
+        g: select(srgb, fdata[lut + g8 as usize], f32::cast_from(g8) * k),
+        b: select(srgb, fdata[lut + b8 as usize], f32::cast_from(b8) * k),
+        a: f32::cast_from(t >> 24u32) * k,
+    }
+}
+
+#[cube]
+fn lerp4(a: C4, b: C4, t: f32) -> C4 {
+    C4 {
+        r: a.r + (b.r - a.r) * t,
+        g: a.g + (b.g - a.g) * t,
+        b: a.b + (b.b - a.b) * t,
+        a: a.a + (b.a - a.a) * t,
+    }
+}
+
+/// Whether material `mat` has a texture in `slot`.
+#[cube]
+fn has_slot(udata: &Array<u32>, up: &Array<u32>, mat: usize, slot: u32) -> bool {
+    udata[up[up::U_MAT] as usize + mat * MAT_U + 2 + slot as usize * 4] > 0
+}
+
+/// Samples texture `slot` of material `mat` (white when it has none):
+/// UV set and transform, wrap modes, nearest or bilinear filtering, sRGB
+/// decoding for colour slots (filtering happens on linear values).
+#[cube]
+fn sample_slot(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    mat: usize,
+    slot: u32,
+    uv: Uv2,
+) -> C4 {
+    let mu = up[up::U_MAT] as usize + mat * MAT_U + 1 + slot as usize * 4;
+    let tw = udata[mu + 1];
+    let mut r: f32 = 1.0;
+    let mut g: f32 = 1.0;
+    let mut b: f32 = 1.0;
+    let mut a: f32 = 1.0;
+    if tw > 0 {
+        let off = udata[mu];
+        let th = udata[mu + 2];
+        let info = udata[mu + 3];
+        let fo = up[up::F_MAT] as usize + mat * MAT_F + mf::SLOT + slot as usize * 6;
+        let set1 = (info & 32u32) != 0u32;
+        let su = select(set1, uv.u1, uv.u0);
+        let sv = select(set1, uv.v1, uv.v0);
+        let u = fdata[fo] * su + fdata[fo + 1] * sv + fdata[fo + 2];
+        let v = fdata[fo + 3] * su + fdata[fo + 4] * sv + fdata[fo + 5];
+        let ws = (info >> 1u32) & 3u32;
+        let wt = (info >> 3u32) & 3u32;
+        let srgb = (info & 128u32) != 0u32;
+        let fw = f32::cast_from(tw);
+        let fh = f32::cast_from(th);
+        let lut = up[up::F_LUT] as usize;
+        if (info & 64u32) != 0u32 {
+            let x = wrap_texel(f32::floor(u * fw), fw, ws);
+            let y = wrap_texel(f32::floor(v * fh), fh, wt);
+            let c = fetch(fdata, udata, lut, off, tw, x, y, srgb);
+            r = c.r;
+            g = c.g;
+            b = c.b;
+            a = c.a;
+        } else {
+            let x = u * fw - 0.5;
+            let y = v * fh - 0.5;
+            let x0 = f32::floor(x);
+            let y0 = f32::floor(y);
+            let fx = x - x0;
+            let fy = y - y0;
+            let xa = wrap_texel(x0, fw, ws);
+            let xb = wrap_texel(x0 + 1.0, fw, ws);
+            let ya = wrap_texel(y0, fh, wt);
+            let yb = wrap_texel(y0 + 1.0, fh, wt);
+            let top = lerp4(
+                fetch(fdata, udata, lut, off, tw, xa, ya, srgb),
+                fetch(fdata, udata, lut, off, tw, xb, ya, srgb),
+                fx,
+            );
+            let bot = lerp4(
+                fetch(fdata, udata, lut, off, tw, xa, yb, srgb),
+                fetch(fdata, udata, lut, off, tw, xb, yb, srgb),
+                fx,
+            );
+            let c = lerp4(top, bot, fy);
+            r = c.r;
+            g = c.g;
+            b = c.b;
+            a = c.a;
+        }
+    }
+    C4 { r, g, b, a }
+}
+
+/// `fdata` offsets of a triangle's three vertex records.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Corners {
+    a: usize,
+    b: usize,
+    c: usize,
+}
+
+#[cube]
+fn corners(udata: &Array<u32>, up: &Array<u32>, tri: usize) -> Corners {
+    let ub = up[up::U_TRI] as usize + tri * TRI_U;
+    let fv = up[up::F_VERT] as usize;
+    Corners {
+        a: fv + udata[ub + 1] as usize * VERT_F,
+        b: fv + udata[ub + 2] as usize * VERT_F,
+        c: fv + udata[ub + 3] as usize * VERT_F,
+    }
+}
+
+/// Barycentric interpolation of vertex float `k` (and `k + 1`) as UVs.
+#[cube]
+fn lerp_uv(fdata: &Array<f32>, cs: Corners, k: usize, w0: f32, u: f32, v: f32) -> f32 {
+    fdata[cs.a + k] * w0 + fdata[cs.b + k] * u + fdata[cs.c + k] * v
+}
+
+#[cube]
+fn uvs_at(fdata: &Array<f32>, cs: Corners, u: f32, v: f32) -> Uv2 {
+    let w0 = 1.0 - u - v;
+    Uv2 {
+        u0: lerp_uv(fdata, cs, 7, w0, u, v),
+        v0: lerp_uv(fdata, cs, 8, w0, u, v),
+        u1: lerp_uv(fdata, cs, 9, w0, u, v),
+        v1: lerp_uv(fdata, cs, 10, w0, u, v),
+    }
+}
+
+/// Coverage (alpha) of triangle `tri` at barycentrics (`u`, `v`): the base
+/// colour factor's alpha times the base texture's times COLOR_0's.
+#[cube]
+fn alpha_at(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    tri: usize,
+    u: f32,
+    v: f32,
+) -> f32 {
+    let mat = (udata[up[up::U_TRI] as usize + tri * TRI_U] & 0x3FFF_FFFFu32) as usize;
+    let cs = corners(udata, up, tri);
+    let w0 = 1.0 - u - v;
+    let tex = sample_slot(fdata, udata, up, mat, 0u32, uvs_at(fdata, cs, u, v));
+    let vc = lerp_uv(fdata, cs, 14, w0, u, v);
+    fdata[up[up::F_MAT] as usize + mat * MAT_F + mf::ALPHA] * tex.a * vc
 }
 
 #[cube]
@@ -370,58 +645,62 @@ fn surface(
     let ng0 = normalize(c);
     let p = add(o, scale(d, hit.t));
     let w0 = 1.0 - hit.u - hit.v;
-    let ab = up[up::F_ATTR] as usize + tri * ATTR_F;
-    let n0 = load3(fdata, ab);
-    let n1 = load3(fdata, ab + 3);
-    let n2 = load3(fdata, ab + 6);
-    let ns0 = normalize(add(add(scale(n0, w0), scale(n1, hit.u)), scale(n2, hit.v)));
-    let tu = fdata[ab + 9] * w0 + fdata[ab + 11] * hit.u + fdata[ab + 13] * hit.v;
-    let tv = fdata[ab + 10] * w0 + fdata[ab + 12] * hit.u + fdata[ab + 14] * hit.v;
-    let light_pmf = fdata[ab + 15];
-    let ng = scale(ng0, select(dot(ng0, d) > 0.0, -1.0f32, 1.0f32));
+    let light_pmf = fdata[up[up::F_ATTR] as usize + tri * ATTR_F];
+    let cs = corners(udata, up, tri);
+    let n0 = load3(fdata, cs.a);
+    let n1 = load3(fdata, cs.b);
+    let n2 = load3(fdata, cs.c);
+    let ns_i = normalize(add(add(scale(n0, w0), scale(n1, hit.u)), scale(n2, hit.v)));
+    let ns_v = vselect(dot(ns_i, ns_i) < 0.5, ng0, ns_i);
+    let uv = uvs_at(fdata, cs, hit.u, hit.v);
+    let mat = (udata[up[up::U_TRI] as usize + tri * TRI_U] & 0x3FFF_FFFFu32) as usize;
+    let mb = up[up::F_MAT] as usize + mat * MAT_F;
+    // Normal map in the interpolated tangent frame.
+    let t0 = load3(fdata, cs.a + 3);
+    let t1 = load3(fdata, cs.b + 3);
+    let t2 = load3(fdata, cs.c + 3);
+    let tg = add(add(scale(t0, w0), scale(t1, hit.u)), scale(t2, hit.v));
+    let mut ns0 = ns_v;
+    if has_slot(udata, up, mat, 2u32) && dot(tg, tg) > 1.0e-12 {
+        let nm = sample_slot(fdata, udata, up, mat, 2u32, uv);
+        let ks = fdata[mb + mf::NORMAL_SCALE];
+        let tx = (2.0 * nm.r - 1.0) * ks;
+        let ty = (2.0 * nm.g - 1.0) * ks;
+        let tz = 2.0 * nm.b - 1.0;
+        let tt = normalize(sub(tg, scale(ns_v, dot(ns_v, tg))));
+        let bt = scale(cross(ns_v, tt), fdata[cs.a + 6]);
+        let mapped = normalize(add(add(scale(tt, tx), scale(bt, ty)), scale(ns_v, tz)));
+        set3(&mut ns0, vselect(dot(mapped, mapped) < 0.5, ns_v, mapped));
+    }
+    let front = dot(ng0, d) < 0.0;
+    let ng = scale(ng0, select(front, 1.0f32, -1.0f32));
     let ns1 = scale(ns0, select(dot(ns0, ng) < 0.0, -1.0f32, 1.0f32));
     let ns = vselect(dot(ns1, ns1) < 0.5, ng, ns1);
-    let mat = udata[up[up::U_TRI] as usize + tri] as usize;
-    let mb = up[up::F_MAT] as usize + mat * MAT_F;
-    let mut tr: f32 = 1.0;
-    let mut tg: f32 = 1.0;
-    let mut tb: f32 = 1.0;
-    let mu = up[up::U_MAT] as usize + mat * MAT_U;
-    let tex_use = udata[mu + 3];
-    if tex_use != 0 {
-        let tw = udata[mu + 1];
-        let th = udata[mu + 2];
-        let fu = tu - f32::floor(tu);
-        let fv = tv - f32::floor(tv);
-        let px = u32::min(u32::cast_from(fu * f32::cast_from(tw)), tw - 1);
-        let py = u32::min(u32::cast_from(fv * f32::cast_from(th)), th - 1);
-        let texel = udata[(udata[mu] + py * tw + px) as usize];
-        let lut = up[up::F_LUT] as usize;
-        tr = fdata[lut + (texel & 255u32) as usize];
-        tg = fdata[lut + ((texel >> 8u32) & 255u32) as usize];
-        tb = fdata[lut + ((texel >> 16u32) & 255u32) as usize];
-    }
-    // A texture tints the base colour (1) or the emission (2).
-    let mut er: f32 = 1.0;
-    let mut eg: f32 = 1.0;
-    let mut eb: f32 = 1.0;
-    if tex_use == 2u32 {
-        er = tr;
-        eg = tg;
-        eb = tb;
-        tr = 1.0;
-        tg = 1.0;
-        tb = 1.0;
-    }
+    let bc = sample_slot(fdata, udata, up, mat, 0u32, uv);
+    let vcol = v3(
+        lerp_uv(fdata, cs, 11, w0, hit.u, hit.v),
+        lerp_uv(fdata, cs, 12, w0, hit.u, hit.v),
+        lerp_uv(fdata, cs, 13, w0, hit.u, hit.v),
+    );
+    let mr = sample_slot(fdata, udata, up, mat, 1u32, uv);
+    let occ = sample_slot(fdata, udata, up, mat, 3u32, uv);
+    let em = sample_slot(fdata, udata, up, mat, 4u32, uv);
+    let occ_strength = fdata[mb + mf::OCCLUSION];
     Surface {
         p,
         ng,
         ns,
-        base: mul(load3(fdata, mb), v3(tr, tg, tb)),
-        emission: mul(load3(fdata, mb + 6), v3(er, eg, eb)),
-        metallic: fdata[mb + 3],
-        roughness: fdata[mb + 4],
-        specular: fdata[mb + 9],
+        base: mul(mul(load3(fdata, mb + mf::BASE), v3(bc.r, bc.g, bc.b)), vcol),
+        emission: mul(load3(fdata, mb + mf::EMISSIVE), v3(em.r, em.g, em.b)),
+        metallic: fdata[mb + mf::METALLIC] * mr.b,
+        roughness: fdata[mb + mf::ROUGHNESS] * mr.g,
+        specular: fdata[mb + mf::SPECULAR],
+        occlusion: 1.0 + occ_strength * (occ.r - 1.0),
+        transmission: fdata[mb + mf::TRANSMISSION],
+        ior: fdata[mb + mf::IOR],
+        clearcoat: fdata[mb + mf::CLEARCOAT],
+        clearcoat_roughness: fdata[mb + mf::CLEARCOAT_ROUGHNESS],
+        front,
         area,
         light_pmf,
     }
@@ -501,9 +780,10 @@ fn smith_g1(a2: f32, nv: f32) -> f32 {
     2.0 * nv / (nv + f32::sqrt(a2 + (1.0 - a2) * nv * nv))
 }
 
-/// Evaluates f·cos and the sampling pdf for directions `wo`, `wi`.
+/// Evaluates the opaque base layer (diffuse + GGX specular): f·cos and
+/// its sampling pdf.
 #[cube]
-fn eval_bsdf(s: Surface, wo: V3, wi: V3) -> Eval {
+fn eval_base(s: Surface, wo: V3, wi: V3) -> Eval {
     let n = s.ns;
     let nl = dot(n, wi);
     let nv = dot(n, wo);
@@ -538,50 +818,171 @@ fn eval_bsdf(s: Surface, wo: V3, wi: V3) -> Eval {
     }
 }
 
-/// A sampled direction with its throughput weight f·cos/pdf and pdf.
+/// Share of the smooth dielectric (transmission) lobe: glTF transmission
+/// replaces the diffuse part of dielectrics.
+#[cube]
+fn trans_prob(s: Surface) -> f32 {
+    s.transmission * (1.0 - s.metallic)
+}
+
+/// Schlick Fresnel of the clearcoat (F0 = 0.04, ior 1.5).
+#[cube]
+fn coat_fresnel(c: f32) -> f32 {
+    let m = f32::clamp(1.0 - c, 0.0, 1.0);
+    0.04 + 0.96 * m * m * m * m * m
+}
+
+/// Probability of sampling the clearcoat lobe.
+#[cube]
+fn coat_prob(s: Surface, wo: V3) -> f32 {
+    s.clearcoat * coat_fresnel(f32::max(dot(s.ns, wo), 0.0))
+}
+
+#[cube]
+fn coat_alpha(s: Surface) -> f32 {
+    let r = f32::clamp(s.clearcoat_roughness, 0.03, 1.0);
+    r * r
+}
+
+/// Evaluates f·cos and the sampling pdf for directions `wo`, `wi`: the base
+/// layer under an optional clearcoat (a second GGX lobe mixed in by
+/// clearcoat · Fresnel, as `KHR_materials_clearcoat` defines), scaled by the
+/// share not taken by the (delta, never evaluated) transmission lobe.
+#[cube]
+fn eval_bsdf(s: Surface, wo: V3, wi: V3) -> Eval {
+    let base = eval_base(s, wo, wi);
+    let keep = 1.0 - trans_prob(s);
+    let mut fx = base.f.x;
+    let mut fy = base.f.y;
+    let mut fz = base.f.z;
+    let mut pdf = base.pdf;
+    if s.clearcoat > 0.0 {
+        let n = s.ns;
+        let nl = dot(n, wi);
+        let nv = dot(n, wo);
+        let mut fc: f32 = 0.0;
+        let mut coat: f32 = 0.0;
+        let mut pdf_c: f32 = 0.0;
+        if nl > 0.0 && nv > 0.0 && dot(s.ng, wi) > 0.0 {
+            let h = normalize(add(wo, wi));
+            let nh = f32::max(dot(n, h), 0.0);
+            let vh = f32::max(dot(wo, h), 1.0e-6);
+            let a = coat_alpha(s);
+            let a2 = a * a;
+            fc = s.clearcoat * coat_fresnel(vh);
+            let dd = ggx_d(a2, nh);
+            coat = fc * dd * smith_g1(a2, nv) * smith_g1(a2, nl) / (4.0 * nv);
+            pdf_c = dd * nh / (4.0 * vh);
+        }
+        let pc = coat_prob(s, wo);
+        fx = fx * (1.0 - fc) + coat;
+        fy = fy * (1.0 - fc) + coat;
+        fz = fz * (1.0 - fc) + coat;
+        pdf = pc * pdf_c + (1.0 - pc) * pdf;
+    }
+    Eval {
+        f: scale(v3(fx, fy, fz), keep),
+        pdf: pdf * keep,
+    }
+}
+
+/// A sampled direction with its throughput weight f·cos/pdf and pdf
+/// (0 with `delta` for the specular transmission lobe).
 #[derive(CubeType, Clone, Copy)]
 pub(crate) struct Sample {
     wi: V3,
     weight: V3,
     pdf: f32,
+    delta: bool,
+}
+
+/// GGX half-vector sample around `n` reflected into an outgoing direction.
+#[cube]
+fn ggx_reflect(n: V3, wo: V3, a: f32, r1: f32, r2: f32) -> V3 {
+    let bs = basis(n);
+    let a2 = a * a;
+    let phi = 2.0 * PI * r1;
+    let ct = f32::sqrt((1.0 - r2) / (1.0 + (a2 - 1.0) * r2));
+    let st = f32::sqrt(f32::max(1.0 - ct * ct, 0.0));
+    let h = from_local(bs, n, st * f32::cos(phi), st * f32::sin(phi), ct);
+    sub(scale(h, 2.0 * dot(wo, h)), wo)
 }
 
 #[allow(unused_assignments)]
 #[cube]
 fn sample_bsdf(s: Surface, wo: V3, r0: f32, r1: f32, r2: f32) -> Sample {
     let n = s.ns;
-    let bs = basis(n);
-    let ps = spec_prob(s, wo);
+    let pt = trans_prob(s);
     let mut wx: f32 = 0.0;
     let mut wy: f32 = 0.0;
     let mut wz: f32 = 0.0;
-    if r0 < ps {
-        let a = alpha_of(s);
-        let a2 = a * a;
-        let phi = 2.0 * PI * r1;
-        let ct = f32::sqrt((1.0 - r2) / (1.0 + (a2 - 1.0) * r2));
-        let st = f32::sqrt(f32::max(1.0 - ct * ct, 0.0));
-        let h = from_local(bs, n, st * f32::cos(phi), st * f32::sin(phi), ct);
-        let w = sub(scale(h, 2.0 * dot(wo, h)), wo);
-        wx = w.x;
-        wy = w.y;
-        wz = w.z;
+    let mut res_w = vs(0.0);
+    let mut res_pdf: f32 = 0.0;
+    let mut delta = false;
+    if r0 < pt {
+        // Smooth dielectric: reflect or refract by the exact Fresnel term
+        // of the ior (the ray enters through front faces).
+        let cosi = f32::clamp(dot(n, wo), 0.0, 1.0);
+        let eta = select(s.front, 1.0 / s.ior, s.ior);
+        let sin2t = eta * eta * (1.0 - cosi * cosi);
+        let cost = f32::sqrt(f32::max(1.0 - sin2t, 0.0));
+        let rs = (eta * cosi - cost) / f32::max(eta * cosi + cost, 1.0e-20);
+        let rp = (cosi - eta * cost) / f32::max(cosi + eta * cost, 1.0e-20);
+        let fr = select(sin2t >= 1.0, 1.0f32, 0.5 * (rs * rs + rp * rp));
+        if r0 / pt < fr {
+            let w = sub(scale(n, 2.0 * cosi), wo);
+            wx = w.x;
+            wy = w.y;
+            wz = w.z;
+            set3(&mut res_w, vs(1.0));
+        } else {
+            let w = add(scale(wo, -eta), scale(n, eta * cosi - cost));
+            wx = w.x;
+            wy = w.y;
+            wz = w.z;
+            set3(&mut res_w, s.base);
+        }
+        delta = true;
     } else {
-        let rr = f32::sqrt(r1);
-        let phi = 2.0 * PI * r2;
-        let z = f32::sqrt(f32::max(1.0 - r1, 0.0));
-        let w = from_local(bs, n, rr * f32::cos(phi), rr * f32::sin(phi), z);
-        wx = w.x;
-        wy = w.y;
-        wz = w.z;
+        let ra = (r0 - pt) / (1.0 - pt);
+        let pc = coat_prob(s, wo);
+        if ra < pc {
+            let w = ggx_reflect(n, wo, coat_alpha(s), r1, r2);
+            wx = w.x;
+            wy = w.y;
+            wz = w.z;
+        } else {
+            let rb = (ra - pc) / (1.0 - pc);
+            let ps = spec_prob(s, wo);
+            if rb < ps {
+                let w = ggx_reflect(n, wo, alpha_of(s), r1, r2);
+                wx = w.x;
+                wy = w.y;
+                wz = w.z;
+            } else {
+                let bs = basis(n);
+                let rr = f32::sqrt(r1);
+                let phi = 2.0 * PI * r2;
+                let z = f32::sqrt(f32::max(1.0 - r1, 0.0));
+                let w = from_local(bs, n, rr * f32::cos(phi), rr * f32::sin(phi), z);
+                wx = w.x;
+                wy = w.y;
+                wz = w.z;
+            }
+        }
+        let e = eval_bsdf(s, wo, normalize(v3(wx, wy, wz)));
+        let ok = e.pdf > 0.0;
+        set3(
+            &mut res_w,
+            scale(e.f, select(ok, 1.0 / f32::max(e.pdf, 1.0e-20), 0.0)),
+        );
+        res_pdf = e.pdf;
     }
-    let wi = normalize(v3(wx, wy, wz));
-    let e = eval_bsdf(s, wo, wi);
-    let ok = e.pdf > 0.0;
     Sample {
-        wi,
-        weight: scale(e.f, select(ok, 1.0 / f32::max(e.pdf, 1.0e-20), 0.0)),
-        pdf: e.pdf,
+        wi: normalize(v3(wx, wy, wz)),
+        weight: res_w,
+        pdf: res_pdf,
+        delta,
     }
 }
 
@@ -692,8 +1093,8 @@ fn sample_light(
             let dist = f32::sqrt(d2);
             let wi = scale(dv, 1.0 / f32::max(dist, 1.0e-20));
             let cos_l = f32::abs(dot(nl, wi));
-            let mat = udata[up[up::U_TRI] as usize + tri] as usize;
-            let le = load3(fdata, up[up::F_MAT] as usize + mat * MAT_F + 6);
+            let mat = (udata[up[up::U_TRI] as usize + tri * TRI_U] & 0x3FFF_FFFFu32) as usize;
+            let le = load3(fdata, up[up::F_MAT] as usize + mat * MAT_F + mf::EMISSIVE);
             let pdf = pmf * d2 / f32::max(cos_l * area, 1.0e-20);
             let ok = cos_l > 1.0e-6 && area > 0.0 && dist > 0.0;
             set3(&mut res_wi, wi);
@@ -742,12 +1143,28 @@ fn radiance(
     let mut l = vs(0.0);
     let mut thr = vs(1.0);
     let mut prev_pdf: f32 = 0.0;
+    // Occlusion maps scale indirect light only: `occ_cur` is the product of
+    // the occlusion factors of the path's vertices before the current one
+    // (applied to next-event estimation here), `occ_prev` the product before
+    // the previous one (applied to emission found by the previous bounce).
+    let mut occ_cur: f32 = 1.0;
+    let mut occ_prev: f32 = 1.0;
     let mut depth: u32 = 0;
     let mut alive = true;
     while alive {
-        let hit = trace(fdata, udata, up, o, d, far, false);
+        let hit = trace(
+            fdata,
+            udata,
+            up,
+            o,
+            d,
+            far,
+            false,
+            depth == 0,
+            pcg(*rng ^ 0x5BD1_E995u32),
+        );
         if hit.tri == 0xFFFF_FFFFu32 {
-            let nv1 = add(l, mul(thr, background));
+            let nv1 = add(l, scale(mul(thr, background), occ_prev));
             set3(&mut l, nv1);
             alive = false;
         } else {
@@ -765,7 +1182,7 @@ fn radiance(
                     let pl = s.light_pmf * hit.t * hit.t / f32::max(cos_l * s.area, 1.0e-20);
                     w = prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl);
                 }
-                let nv2 = add(l, scale(mul(thr, s.emission), w));
+                let nv2 = add(l, scale(mul(thr, s.emission), w * occ_prev));
                 set3(&mut l, nv2);
             }
             if depth >= max_bounces {
@@ -782,13 +1199,23 @@ fn radiance(
                         if e.pdf > 0.0 {
                             let so = offset_point(s.p, s.ng, ls.wi, eps);
                             let tmax = ls.dist - 2.0 * eps;
-                            let sh = trace(fdata, udata, up, so, ls.wi, tmax, true);
+                            let sh = trace(
+                                fdata,
+                                udata,
+                                up,
+                                so,
+                                ls.wi,
+                                tmax,
+                                true,
+                                false,
+                                pcg(*rng ^ 0x1B87_3593u32),
+                            );
                             if sh.tri == 0xFFFF_FFFFu32 {
                                 let mut w: f32 = 1.0;
                                 if ls.pdf > 0.0 {
                                     w = ls.pdf * ls.pdf / (ls.pdf * ls.pdf + e.pdf * e.pdf);
                                 }
-                                let nv3 = add(l, scale(mul(thr, mul(e.f, ls.li)), w));
+                                let nv3 = add(l, scale(mul(thr, mul(e.f, ls.li)), w * occ_cur));
                                 set3(&mut l, nv3);
                             }
                         }
@@ -799,8 +1226,10 @@ fn radiance(
                 let q1 = rnd(rng);
                 let q2 = rnd(rng);
                 let bs = sample_bsdf(s, wo, q0, q1, q2);
-                if bs.pdf > 0.0 && max_comp(bs.weight) > 0.0 {
+                if (bs.pdf > 0.0 || bs.delta) && max_comp(bs.weight) > 0.0 {
                     let nv4 = mul(thr, bs.weight);
+                    occ_prev = occ_cur;
+                    occ_cur *= s.occlusion;
                     set3(&mut thr, nv4);
                     prev_pdf = bs.pdf;
                     set3(&mut o, offset_point(s.p, s.ng, bs.wi, eps));

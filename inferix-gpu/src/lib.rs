@@ -25,9 +25,12 @@ mod demo;
 mod device;
 mod gpu_scene;
 mod kernel;
+mod material;
 mod math;
+mod mesh;
 pub mod metrics;
 mod scene;
+mod skin;
 mod tracer;
 pub mod watermark;
 
@@ -37,5 +40,11 @@ pub use scene::MAX_TRIANGLES;
 pub use tracer::PathTracer;
 pub use watermark::GltfWatermarker;
 
+#[cfg(test)]
+mod feature_tests;
+#[cfg(test)]
+mod geometry_tests;
+#[cfg(test)]
+mod test_scenes;
 #[cfg(test)]
 mod tests;
