@@ -178,6 +178,18 @@ impl GltfBuilder {
         self.float_accessor(data, comps, comps == 3, None)
     }
 
+    /// Adds a buffer view over `bytes`; returns its index.
+    pub fn buffer_view(&mut self, bytes: &[u8]) -> usize {
+        self.view(bytes, None)
+    }
+
+    /// Adds an accessor given as glTF JSON (sparse ones, for instance);
+    /// returns its index.
+    pub fn accessor_json(&mut self, value: Value) -> usize {
+        self.accessors.push(value);
+        self.accessors.len() - 1
+    }
+
     /// Adds an unsigned 8-bit VEC4 accessor (JOINTS_0, or normalised colours
     /// with `normalized`); returns its index.
     pub fn accessor_u8x4(&mut self, data: &[[u8; 4]], normalized: bool) -> usize {

@@ -145,6 +145,7 @@ pub(crate) fn morph_target_moves_vertices(kind: RuntimeKind) {
 macro_rules! testgen_features {
     ($module:ident, $kind:expr) => {
         mod $module {
+            use crate::extension_tests as x;
             use crate::feature_tests as f;
             use crate::geometry_tests as g;
 
@@ -182,19 +183,19 @@ macro_rules! testgen_features {
             }
             #[test]
             fn texture_transform_wrap_and_filter() {
-                f::texture_transform_wrap_and_filter($kind);
+                x::texture_transform_wrap_and_filter($kind);
             }
             #[test]
             fn transmission_lets_light_through() {
-                f::transmission_lets_light_through($kind);
+                x::transmission_lets_light_through($kind);
             }
             #[test]
             fn clearcoat_adds_a_highlight() {
-                f::clearcoat_adds_a_highlight($kind);
+                x::clearcoat_adds_a_highlight($kind);
             }
             #[test]
             fn textured_pbr_scene() {
-                f::textured_pbr_scene($kind);
+                x::textured_pbr_scene($kind);
             }
             #[test]
             fn strips_and_fans_match_lists() {
@@ -340,5 +341,55 @@ mod reported {
         assert_eq!((mat.clearcoat, mat.clearcoat_roughness), (0.7, 0.2));
         assert_eq!((mat.transmission, mat.ior), (0.9, 1.33));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    /// A morph target stored as a sparse accessor (no buffer view: zeros,
+    /// then two substituted vertices) moves only those vertices.
+    #[test]
+    fn sparse_morph_target_moves_listed_vertices() {
+        let mut b = GltfBuilder::new();
+        let m = emitter(&mut b, [1.0; 3], json!({}));
+        let (attrs, idx) = quad_attrs(&mut b, [-1.0, 1.0, -1.0, 1.0], 0.0, 1.0);
+        let iv = b.buffer_view(
+            &[1u16, 3u16]
+                .iter()
+                .flat_map(|i| i.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        );
+        let vv = b.buffer_view(
+            &[0.0f32, 0.0, 2.0, 0.0, 0.0, 3.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        );
+        let dp = b.accessor_json(json!({
+            "componentType": 5126, "count": 4, "type": "VEC3",
+            "min": [0.0, 0.0, 0.0], "max": [0.0, 0.0, 3.0],
+            "sparse": {
+                "count": 2,
+                "indices": { "bufferView": iv, "componentType": 5123 },
+                "values": { "bufferView": vv }
+            }
+        }));
+        let mesh = b.mesh_json(json!({
+            "primitives": [{ "attributes": attrs, "indices": idx, "material": m,
+                "targets": [{ "POSITION": dp }] }],
+            "weights": [1.0]
+        }));
+        b.node_json(json!({ "mesh": mesh }), true);
+        let s = load(&b, "sparse").unwrap();
+        let g = s.evaluate(0.0).unwrap();
+        // Triangles [0, 1, 2] and [2, 1, 3]: vertex 1 moved by 2, vertex 3 by 3.
+        assert_eq!(g.tris[0].map(|p| p[2]), [0.0, 2.0, 0.0]);
+        assert_eq!(g.tris[1].map(|p| p[2]), [0.0, 2.0, 3.0]);
+        // A sparse index past the end is an error, not a panic.
+        let mut bad = b.json();
+        bad["accessors"][dp]["sparse"]["count"] = json!(5);
+        let dir = scratch("sparse-bad");
+        std::fs::write(dir.join("scene.bin"), b.bin()).unwrap();
+        bad["buffers"][0]["uri"] = json!("scene.bin");
+        let path = dir.join("scene.gltf");
+        let bytes = serde_json::to_vec(&bad).unwrap();
+        assert!(scene::load(&bytes, &path).is_err());
     }
 }

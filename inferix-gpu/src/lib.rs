@@ -16,6 +16,7 @@
     allow(unreachable_code, unused_variables, dead_code)
 )]
 
+mod accessor;
 pub mod bench;
 pub mod blender;
 pub mod builder;
@@ -40,6 +41,8 @@ pub use scene::MAX_TRIANGLES;
 pub use tracer::PathTracer;
 pub use watermark::GltfWatermarker;
 
+#[cfg(test)]
+mod extension_tests;
 #[cfg(test)]
 mod feature_tests;
 #[cfg(test)]
