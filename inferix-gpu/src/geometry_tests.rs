@@ -311,7 +311,8 @@ mod reported {
                 "metallicRoughnessTexture": { "index": t,
                     "extensions": { "KHR_texture_transform": { "offset": [0.5, 0.0], "scale": [2.0, 2.0] } } }
             },
-            "normalTexture": { "index": t, "scale": 0.5 },
+            "normalTexture": { "index": t, "scale": 0.5,
+                "extensions": { "KHR_texture_transform": { "offset": [0.25, 0.5], "texCoord": 1 } } },
             "occlusionTexture": { "index": t, "strength": 0.25 },
             "emissiveTexture": { "index": t },
             "alphaMode": "MASK", "alphaCutoff": 0.3, "doubleSided": true,
@@ -338,6 +339,9 @@ mod reported {
             [2.0, 0.0, 0.5, 0.0, 2.0, 0.0]
         );
         assert_eq!((mat.normal_scale, mat.occlusion_strength), (0.5, 0.25));
+        let normal = mat.slots[2].unwrap();
+        assert_eq!(normal.transform, [1.0, 0.0, 0.25, 0.0, 1.0, 0.5]);
+        assert_eq!(normal.tex_coord, 1);
         assert_eq!((mat.clearcoat, mat.clearcoat_roughness), (0.7, 0.2));
         assert_eq!((mat.transmission, mat.ior), (0.9, 1.33));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);

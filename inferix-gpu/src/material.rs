@@ -150,12 +150,55 @@ pub(crate) fn uv_transform(offset: [f32; 2], rotation: f32, scale: [f32; 2]) -> 
 
 const IDENTITY_UV: [f32; 6] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
 
+/// `KHR_texture_transform` parameters of one texture reference.
+#[derive(Debug, Clone, Copy)]
+struct UvXform {
+    offset: [f32; 2],
+    rotation: f32,
+    scale: [f32; 2],
+    tex_coord: Option<u32>,
+}
+
+impl UvXform {
+    fn from_gltf(t: gltf::texture::TextureTransform) -> Self {
+        UvXform {
+            offset: t.offset(),
+            rotation: t.rotation(),
+            scale: t.scale(),
+            tex_coord: t.tex_coord(),
+        }
+    }
+
+    /// From the raw extension JSON (normal and occlusion textures, on which
+    /// the gltf crate does not model the extension).
+    fn from_json(v: &serde_json::Value) -> Self {
+        let pair = |key: &str, d: f32| -> [f32; 2] {
+            let a = v.get(key).and_then(serde_json::Value::as_array);
+            let at = |i: usize| {
+                a.and_then(|a| a.get(i))
+                    .and_then(serde_json::Value::as_f64)
+                    .map_or(d, |x| x as f32)
+            };
+            [at(0), at(1)]
+        };
+        UvXform {
+            offset: pair("offset", 0.0),
+            rotation: ext_f32(Some(v), "rotation", 0.0),
+            scale: pair("scale", 1.0),
+            tex_coord: v
+                .get("texCoord")
+                .and_then(serde_json::Value::as_u64)
+                .map(|c| c.min(u32::MAX as u64) as u32),
+        }
+    }
+}
+
 /// Resolves a texture reference. `image_tex` maps image index to
 /// `Scene::textures` index.
 fn tex_ref(
     texture: gltf::Texture,
     tex_coord: u32,
-    transform: Option<gltf::texture::TextureTransform>,
+    transform: Option<UvXform>,
     image_tex: &[usize],
     warnings: &mut Vec<String>,
 ) -> Result<Option<TexRef>, SceneError> {
@@ -165,9 +208,9 @@ fn tex_ref(
     let sampler = texture.sampler();
     let (tex_coord, transform) = match transform {
         Some(t) => {
-            let (o, r, s) = (t.offset(), t.rotation(), t.scale());
+            let (o, r, s) = (t.offset, t.rotation, t.scale);
             check_finite(&[o[0], o[1], r, s[0], s[1]], "KHR_texture_transform")?;
-            (t.tex_coord().unwrap_or(tex_coord), uv_transform(o, r, s))
+            (t.tex_coord.unwrap_or(tex_coord), uv_transform(o, r, s))
         }
         None => (tex_coord, IDENTITY_UV),
     };
@@ -209,32 +252,48 @@ pub(crate) fn read_materials(
 ) -> Result<Vec<Material>, SceneError> {
     let mut materials = Vec::new();
     for m in doc.materials() {
-        let mut r = |info: Option<(
-            gltf::Texture,
-            u32,
-            Option<gltf::texture::TextureTransform>,
-        )>| {
-            match info {
-                Some((t, c, x)) => tex_ref(t, c, x, image_tex, warnings),
-                None => Ok(None),
-            }
+        let mut r = |info: Option<(gltf::Texture, u32, Option<UvXform>)>| match info {
+            Some((t, c, x)) => tex_ref(t, c, x, image_tex, warnings),
+            None => Ok(None),
         };
         let pbr = m.pbr_metallic_roughness();
-        let base_slot = r(pbr
-            .base_color_texture()
-            .map(|t| (t.texture(), t.tex_coord(), t.texture_transform())))?;
-        let mr_slot = r(pbr
-            .metallic_roughness_texture()
-            .map(|t| (t.texture(), t.tex_coord(), t.texture_transform())))?;
+        let base_slot = r(pbr.base_color_texture().map(|t| {
+            (
+                t.texture(),
+                t.tex_coord(),
+                t.texture_transform().map(UvXform::from_gltf),
+            )
+        }))?;
+        let mr_slot = r(pbr.metallic_roughness_texture().map(|t| {
+            (
+                t.texture(),
+                t.tex_coord(),
+                t.texture_transform().map(UvXform::from_gltf),
+            )
+        }))?;
         let normal = m.normal_texture();
         let normal_scale = normal.as_ref().map(|n| n.scale()).unwrap_or(1.0);
-        let normal_slot = r(normal.map(|t| (t.texture(), t.tex_coord(), None)))?;
+        let normal_slot = r(normal.map(|t| {
+            let x = t
+                .extension_value("KHR_texture_transform")
+                .map(UvXform::from_json);
+            (t.texture(), t.tex_coord(), x)
+        }))?;
         let occlusion = m.occlusion_texture();
         let occlusion_strength = occlusion.as_ref().map(|o| o.strength()).unwrap_or(1.0);
-        let occlusion_slot = r(occlusion.map(|t| (t.texture(), t.tex_coord(), None)))?;
-        let emissive_slot = r(m
-            .emissive_texture()
-            .map(|t| (t.texture(), t.tex_coord(), t.texture_transform())))?;
+        let occlusion_slot = r(occlusion.map(|t| {
+            let x = t
+                .extension_value("KHR_texture_transform")
+                .map(UvXform::from_json);
+            (t.texture(), t.tex_coord(), x)
+        }))?;
+        let emissive_slot = r(m.emissive_texture().map(|t| {
+            (
+                t.texture(),
+                t.tex_coord(),
+                t.texture_transform().map(UvXform::from_gltf),
+            )
+        }))?;
 
         let transmission = m.transmission();
         let transmission_factor = transmission
