@@ -183,6 +183,14 @@ impl GltfBuilder {
         self.view(bytes, None)
     }
 
+    /// Adds a vertex buffer view over `bytes` with a byte stride; returns
+    /// its index.
+    pub fn buffer_view_strided(&mut self, bytes: &[u8], stride: usize) -> usize {
+        let v = self.view(bytes, Some(34962));
+        self.views[v]["byteStride"] = json!(stride);
+        v
+    }
+
     /// Adds an accessor given as glTF JSON (sparse ones, for instance);
     /// returns its index.
     pub fn accessor_json(&mut self, value: Value) -> usize {

@@ -396,4 +396,40 @@ mod reported {
         let bytes = serde_json::to_vec(&bad).unwrap();
         assert!(scene::load(&bytes, &path).is_err());
     }
+
+    /// KHR_mesh_quantization (commonly required by optimised assets):
+    /// integer positions and normalised byte normals load as floats.
+    #[test]
+    fn quantized_attributes_load() {
+        let mut b = GltfBuilder::new();
+        let m = emitter(&mut b, [1.0; 3], json!({}));
+        let pos: Vec<u8> = [[-2i16, -3, 0, 0], [4, -3, 0, 0], [-2, 5, 0, 0]]
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let pv = b.buffer_view_strided(&pos, 8);
+        let pa = b.accessor_json(json!({
+            "bufferView": pv, "byteOffset": 0, "componentType": 5122, "count": 3, "type": "VEC3",
+            "min": [-2, -3, 0], "max": [4, 5, 0]
+        }));
+        // 3 x (i8 x 3 + padding) normals, normalised: (0, 0, 1).
+        let nv = b.buffer_view_strided(&[0, 0, 127, 0, 0, 0, 127, 0, 0, 0, 127, 0], 4);
+        let na = b.accessor_json(json!({
+            "bufferView": nv, "componentType": 5120, "normalized": true, "count": 3, "type": "VEC3"
+        }));
+        let mesh = b.mesh_json(json!({ "primitives": [{
+            "attributes": { "POSITION": pa, "NORMAL": na }, "material": m
+        }] }));
+        b.node_json(json!({ "mesh": mesh }), true);
+        b.use_extension("KHR_mesh_quantization", true);
+        let s = load(&b, "quantized").unwrap();
+        let g = s.evaluate(0.0).unwrap();
+        assert_eq!(
+            g.tris,
+            vec![[[-2.0, -3.0, 0.0], [4.0, -3.0, 0.0], [-2.0, 5.0, 0.0]]]
+        );
+        assert_eq!(g.verts[0].normal, [0.0, 0.0, 1.0]);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
 }

@@ -303,8 +303,30 @@ pub(crate) const SUPPORTED_EXTENSIONS: &[&str] = &[
     "KHR_materials_transmission",
     "KHR_materials_ior",
     "KHR_materials_clearcoat",
+    "KHR_mesh_quantization",
     "KHR_texture_transform",
 ];
+
+/// The gltf crate's validation (index bounds, required fields), except its
+/// refusal of required extensions it does not know: those were checked
+/// against what the tracer supports by [`check_extensions`] (the crate does
+/// not know `KHR_mesh_quantization`, which only widens accessor types the
+/// accessor reader handles).
+fn validate(doc: &gltf::Document) -> Result<(), SceneError> {
+    use gltf::json::validation::{Error, Validate};
+    let root = doc.as_json();
+    let mut errors = Vec::new();
+    root.validate(root, gltf::json::Path::new, &mut |path, error| {
+        let path = path().to_string();
+        if !(error == Error::Unsupported && path.starts_with("extensionsRequired")) {
+            errors.push(format!("{path}: {error}"));
+        }
+    });
+    if !errors.is_empty() {
+        bail!("not valid glTF: {}", errors.join(", "));
+    }
+    Ok(())
+}
 
 /// Checks `extensionsRequired` before the document is parsed (so a file
 /// that needs an unsupported extension gets an error naming it, not a
@@ -357,8 +379,9 @@ fn check_extensions_json(json: &[u8]) -> Result<Vec<String>, SceneError> {
 /// looked up beside `path`.
 pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
     let mut warnings = check_extensions(bytes)?;
-    let gltf =
-        gltf::Gltf::from_slice(bytes).map_err(|e| SceneError(format!("not valid glTF: {e}")))?;
+    let gltf = gltf::Gltf::from_slice_without_validation(bytes)
+        .map_err(|e| SceneError(format!("not valid glTF: {e}")))?;
+    validate(&gltf.document)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let doc = &gltf.document;
 
