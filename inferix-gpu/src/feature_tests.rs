@@ -388,3 +388,31 @@ pub(crate) fn single_sided_back_faces_are_culled(kind: RuntimeKind) {
     assert_eq!(region(&single, 0, 4, 0, 4, 0), 0.0);
     assert_eq!(region(&double, 0, 4, 0, 4, 0), 1.0);
 }
+
+/// KHR_materials_unlit: the base colour (factor x texture x COLOR_0) is
+/// seen as is, with or without light.
+pub(crate) fn unlit_shows_the_base_colour(kind: RuntimeKind) {
+    let glb = |lit: bool| {
+        let mut b = GltfBuilder::new();
+        b.use_extension("KHR_materials_unlit", false);
+        let m = b.material_json(json!({
+            "pbrMetallicRoughness": { "baseColorFactor": [0.2, 0.5, 0.8, 1.0] },
+            "extensions": { "KHR_materials_unlit": {} }
+        }));
+        let q = quad(&mut b, [-1.0, 1.0, -1.0, 1.0], 0.0, m);
+        place(&mut b, &[q]);
+        if lit {
+            sun(&mut b, [0.0, 0.0, -1.0], 5.0);
+        }
+        b.to_glb()
+    };
+    for lit in [false, true] {
+        let Some(img) = render(kind, "unlit", &glb(lit), settings(4, 4, 1), 0) else {
+            return;
+        };
+        let c = [0, 1, 2].map(|c| region(&img, 0, 4, 0, 4, c));
+        for (got, want) in c.iter().zip([0.2, 0.5, 0.8]) {
+            assert!((got - want).abs() < 1e-5, "lit {lit}: {c:?}");
+        }
+    }
+}

@@ -166,6 +166,10 @@ macro_rules! testgen_features {
                 f::occlusion_scales_indirect_light($kind);
             }
             #[test]
+            fn unlit_shows_the_base_colour() {
+                f::unlit_shows_the_base_colour($kind);
+            }
+            #[test]
             fn normal_map_tilts_shading() {
                 f::normal_map_tilts_shading($kind);
             }

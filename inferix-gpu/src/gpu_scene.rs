@@ -1,4 +1,23 @@
 //! Flattening a frame's geometry into the kernel's two data buffers.
+//!
+//! Sections, in order, each starting at the offset stored in its `up` slot
+//! (record sizes in [`crate::kernel`]):
+//!
+//! | buffer  | section  | per record                                         |
+//! |---------|----------|----------------------------------------------------|
+//! | `fdata` | `F_NODE` | BVH node bounds (`NODE_F`)                          |
+//! | `udata` | `U_NODE` | BVH node child/first triangle, count, axis (`NODE_U`) |
+//! | `fdata` | `F_TRI`  | triangle v0, e1, e2 in BVH order (`TRI_F`)          |
+//! | `fdata` | `F_ATTR` | triangle light-selection pmf (`ATTR_F`)             |
+//! | `fdata` | `F_VERT` | vertex normal, tangent, UV0, UV1, colour (`VERT_F`) |
+//! | `udata` | `U_TRI`  | material + flags, three vertex indices (`TRI_U`)    |
+//! | `udata` | `U_TEX`  | RGBA8 texels of every texture, one `u32` each       |
+//! | `fdata` | `F_MAT`  | material factors and slot UV transforms (`MAT_F`)   |
+//! | `udata` | `U_MAT`  | material flags and texture slots (`MAT_U`)          |
+//! | `fdata` | `F_LIGHT`| punctual lights (`LIGHT_F`)                         |
+//! | `udata` | `U_EMIT` | emissive triangles sampled as lights                |
+//! | `fdata` | `F_CDF`  | light selection CDF (punctual, then emissive)       |
+//! | `fdata` | `F_LUT`  | sRGB 8-bit to linear table (256 entries)            |
 
 use crate::bvh;
 use crate::kernel::{
@@ -64,7 +83,7 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
         scene
             .materials
             .get(m as usize)
-            .filter(|m| !m.emission_textured())
+            .filter(|m| !m.emission_textured() && !m.unlit)
             .map(|m| m.emissive)
             .unwrap_or([0.0; 3])
     };
@@ -250,7 +269,7 @@ fn material_record(
     f[mf::CLEARCOAT] = m.clearcoat;
     f[mf::CLEARCOAT_ROUGHNESS] = m.clearcoat_roughness;
     let mut u = [0u32; MAT_U];
-    u[0] = m.alpha_mode as u32 | if m.double_sided { 4 } else { 0 };
+    u[0] = m.alpha_mode as u32 | if m.double_sided { 4 } else { 0 } | if m.unlit { 8 } else { 0 };
     for (slot, r) in m.slots.iter().enumerate().take(SLOTS) {
         let fo = mf::SLOT + slot * 6;
         f[fo..fo + 6].copy_from_slice(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);

@@ -115,7 +115,7 @@ const _: () = assert!(
 /// Floats per material in `fdata` (see [`mf`]).
 pub(crate) const MAT_F: usize = mf::SLOT + 6 * crate::material::SLOTS;
 /// u32s per material in `udata`: flags (bits 0-1 alpha mode, bit 2
-/// double-sided), then per texture slot: texel offset in `udata`, width,
+/// double-sided, bit 3 unlit), then per texture slot: texel offset in `udata`, width,
 /// height, info bits (see `gpu_scene::slot_info`; 0 width = no texture).
 pub(crate) const MAT_U: usize = 1 + 4 * crate::material::SLOTS;
 /// Floats per punctual light (kind, pos, dir, colour, cos inner, cos outer, range).

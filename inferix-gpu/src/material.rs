@@ -1,7 +1,7 @@
 //! glTF materials: the metallic-roughness core, its five textures, alpha
 //! modes, double-sidedness, `KHR_texture_transform` and the material
 //! extensions the tracer shades (`KHR_materials_emissive_strength`,
-//! `_specular`, `_transmission`, `_ior`, `_clearcoat`).
+//! `_specular`, `_transmission`, `_ior`, `_clearcoat`, `_unlit`).
 //!
 //! Every texture a material uses is a [`TexRef`]: which decoded image, which
 //! UV set, how coordinates wrap, whether it is filtered, and the UV transform.
@@ -81,6 +81,8 @@ pub(crate) struct Material {
     pub(crate) transmission: f32,
     /// `KHR_materials_ior`.
     pub(crate) ior: f32,
+    /// `KHR_materials_unlit`: the base colour is seen as is, unshaded.
+    pub(crate) unlit: bool,
     /// `KHR_materials_clearcoat` factor and roughness.
     pub(crate) clearcoat: f32,
     pub(crate) clearcoat_roughness: f32,
@@ -107,6 +109,7 @@ impl Default for Material {
             ior: 1.5,
             clearcoat: 0.0,
             clearcoat_roughness: 0.0,
+            unlit: false,
             slots: [None; SLOTS],
         }
     }
@@ -357,6 +360,7 @@ pub(crate) fn read_materials(
             ior: m.ior().unwrap_or(1.5),
             clearcoat: ext_f32(clearcoat, "clearcoatFactor", 0.0),
             clearcoat_roughness: ext_f32(clearcoat, "clearcoatRoughnessFactor", 0.0),
+            unlit: m.unlit(),
             slots: [
                 base_slot,
                 mr_slot,

@@ -303,6 +303,7 @@ pub(crate) const SUPPORTED_EXTENSIONS: &[&str] = &[
     "KHR_materials_transmission",
     "KHR_materials_ior",
     "KHR_materials_clearcoat",
+    "KHR_materials_unlit",
     "KHR_mesh_quantization",
     "KHR_texture_transform",
 ];

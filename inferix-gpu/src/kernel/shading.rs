@@ -294,19 +294,28 @@ pub(super) fn surface(
     let occ = sample_slot(fdata, udata, up, mat, 3u32, uv);
     let em = sample_slot(fdata, udata, up, mat, 4u32, uv);
     let occ_strength = fdata[mb + mf::OCCLUSION];
+    let albedo = mul(mul(load3(fdata, mb + mf::BASE), v3(bc.r, bc.g, bc.b)), vcol);
+    // Unlit (KHR_materials_unlit): the base colour is emitted and nothing
+    // is reflected, so paths end there.
+    let unlit = (udata[up[up::U_MAT] as usize + mat * MAT_U] & 8u32) != 0u32;
+    let lit = select(unlit, 0.0f32, 1.0f32);
     Surface {
         p,
         ng,
         ns,
-        base: mul(mul(load3(fdata, mb + mf::BASE), v3(bc.r, bc.g, bc.b)), vcol),
-        emission: mul(load3(fdata, mb + mf::EMISSIVE), v3(em.r, em.g, em.b)),
-        metallic: fdata[mb + mf::METALLIC] * mr.b,
+        base: scale(albedo, lit),
+        emission: vselect(
+            unlit,
+            albedo,
+            mul(load3(fdata, mb + mf::EMISSIVE), v3(em.r, em.g, em.b)),
+        ),
+        metallic: fdata[mb + mf::METALLIC] * mr.b * lit,
         roughness: fdata[mb + mf::ROUGHNESS] * mr.g,
-        specular: fdata[mb + mf::SPECULAR],
+        specular: fdata[mb + mf::SPECULAR] * lit,
         occlusion: 1.0 + occ_strength * (occ.r - 1.0),
-        transmission: fdata[mb + mf::TRANSMISSION],
+        transmission: fdata[mb + mf::TRANSMISSION] * lit,
         ior: fdata[mb + mf::IOR],
-        clearcoat: fdata[mb + mf::CLEARCOAT],
+        clearcoat: fdata[mb + mf::CLEARCOAT] * lit,
         clearcoat_roughness: fdata[mb + mf::CLEARCOAT_ROUGHNESS],
         front,
         area,
