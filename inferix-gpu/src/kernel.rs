@@ -279,28 +279,21 @@ fn safe_inv(d: f32) -> f32 {
     1.0 / dd
 }
 
-/// Walks the BVH. With `any_hit` the walk stops at the first hit closer than `tmax`.
-///
-/// With `cull`, back faces of single-sided materials are skipped: glTF
-/// culls them from view, so camera rays use it; every other ray sees both
-/// sides, so a single-sided leaf still shadows and closed meshes stay
-/// closed to light. Hits on MASK materials
-/// below their cutoff are skipped, and hits on BLEND materials are skipped
-/// with probability 1 − alpha, decided by a hash of `salt` (drawn per ray
-/// from the sample's random state) and the triangle, so the choice is
-/// deterministic per pixel and sample.
+/// Walks the BVH for hits with `tmin` < t < `tmax`, treating every
+/// triangle as opaque. With `any_hit` the walk stops at the first hit found;
+/// with `cull`, back faces of single-sided materials are skipped.
 #[allow(clippy::too_many_arguments)]
 #[cube]
-fn trace(
+fn traverse(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
     o: V3,
     d: V3,
+    tmin: f32,
     tmax: f32,
     any_hit: bool,
     cull: bool,
-    salt: u32,
 ) -> Hit {
     let u_tri = up[up::U_TRI] as usize;
     let f_node = up[up::F_NODE] as usize;
@@ -358,19 +351,11 @@ fn trace(
                             let bv = dot(d, qvec) * inv_det;
                             if bv >= 0.0 && bu + bv <= 1.0 {
                                 let t = dot(e2, qvec) * inv_det;
-                                let rec = udata[u_tri + tri * TRI_U];
-                                let mut keep = !cull || (rec & 0x4000_0000u32) == 0u32 || det > 0.0;
-                                if keep && t > 0.0 && t < best_t && (rec & 0x8000_0000u32) != 0u32 {
-                                    let al = alpha_at(fdata, udata, up, tri, bu, bv);
-                                    let mat = (rec & 0x3FFF_FFFFu32) as usize;
-                                    let mode = udata[up[up::U_MAT] as usize + mat * MAT_U] & 3u32;
-                                    let cutoff =
-                                        fdata[up[up::F_MAT] as usize + mat * MAT_F + mf::CUTOFF];
-                                    let xi = f32::cast_from(pcg(salt ^ pcg(a + k)) >> 8u32)
-                                        * (1.0 / 16777216.0);
-                                    keep = select(mode == 1u32, al >= cutoff, al > xi);
+                                let mut keep = true;
+                                if cull && det < 0.0 {
+                                    keep = (udata[u_tri + tri * TRI_U] & 0x4000_0000u32) == 0u32;
                                 }
-                                if keep && t > 0.0 && t < best_t {
+                                if keep && t > tmin && t < best_t {
                                     best_t = t;
                                     best_tri = a + k;
                                     best_u = bu;
@@ -404,6 +389,83 @@ fn trace(
         tri: best_tri,
         u: best_u,
         v: best_v,
+    }
+}
+
+/// Closest (or, with `any_hit`, any) hit along a ray that alpha lets
+/// through, as glTF materials define it:
+///
+/// * with `cull`, back faces of single-sided materials are skipped: glTF
+///   culls them from view, so camera rays use it; every other ray sees both
+///   sides, so a single-sided leaf still shadows and closed meshes stay
+///   closed to light;
+/// * hits on MASK materials below their cutoff are skipped, and hits on
+///   BLEND materials with probability 1 − alpha, decided by a hash of `salt`
+///   (drawn per ray from the sample's random state) and the triangle, so
+///   the choice is deterministic per pixel and sample.
+///
+/// The alpha test runs outside the BVH walk (the walk is repeated past a
+/// skipped hit), which keeps the walk's inner loop small: scenes without
+/// MASK or BLEND materials walk once.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn trace(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    o: V3,
+    d: V3,
+    tmax: f32,
+    any_hit: bool,
+    cull: bool,
+    salt: u32,
+) -> Hit {
+    let u_tri = up[up::U_TRI] as usize;
+    let first = traverse(fdata, udata, up, o, d, 0.0, tmax, any_hit, cull);
+    let mut ht = first.t;
+    let mut htri = first.tri;
+    let mut hu = first.u;
+    let mut hv = first.v;
+    // An any-hit walk may have found a cut-out hit before others: walk in
+    // closest-hit order from the start then.
+    let mut closest = !any_hit;
+    let mut rounds: u32 = 0;
+    let mut done =
+        htri == 0xFFFF_FFFFu32 || (udata[u_tri + htri as usize * TRI_U] & 0x8000_0000u32) == 0u32;
+    while !done {
+        let mut tmin: f32 = 0.0;
+        if closest {
+            let rec = udata[u_tri + htri as usize * TRI_U];
+            let mat = (rec & 0x3FFF_FFFFu32) as usize;
+            let al = alpha_at(fdata, udata, up, htri as usize, hu, hv);
+            let mode = udata[up[up::U_MAT] as usize + mat * MAT_U] & 3u32;
+            let cutoff = fdata[up[up::F_MAT] as usize + mat * MAT_F + mf::CUTOFF];
+            let xi = f32::cast_from(pcg(salt ^ pcg(htri)) >> 8u32) * (1.0 / 16777216.0);
+            done = select(mode == 1u32, al >= cutoff, al > xi);
+            tmin = ht;
+        }
+        closest = true;
+        rounds += 1u32;
+        if !done {
+            if rounds > 64u32 {
+                // Treat an absurd stack of cut-out layers as opaque.
+                done = true;
+            } else {
+                let next = traverse(fdata, udata, up, o, d, tmin, tmax, false, cull);
+                ht = next.t;
+                htri = next.tri;
+                hu = next.u;
+                hv = next.v;
+                done = htri == 0xFFFF_FFFFu32
+                    || (udata[u_tri + htri as usize * TRI_U] & 0x8000_0000u32) == 0u32;
+            }
+        }
+    }
+    Hit {
+        t: ht,
+        tri: htri,
+        u: hu,
+        v: hv,
     }
 }
 

@@ -268,13 +268,47 @@ pub(super) fn surface(
     let t1 = load3(fdata, cs.b + 3);
     let t2 = load3(fdata, cs.c + 3);
     let tg = add(add(scale(t0, w0), scale(t1, hit.u)), scale(t2, hit.v));
+    // The five texture slots are sampled in one loop, so the sampling code
+    // exists once in the kernel (it is inlined at every call).
+    let mut bcr: f32 = 1.0;
+    let mut bcg: f32 = 1.0;
+    let mut bcb: f32 = 1.0;
+    let mut mrg: f32 = 1.0;
+    let mut mrb: f32 = 1.0;
+    let mut nmr: f32 = 1.0;
+    let mut nmg: f32 = 1.0;
+    let mut nmb: f32 = 1.0;
+    let mut occr: f32 = 1.0;
+    let mut emr: f32 = 1.0;
+    let mut emg: f32 = 1.0;
+    let mut emb: f32 = 1.0;
+    for slot in 0..5u32 {
+        let c = sample_slot(fdata, udata, up, mat, slot, uv);
+        if slot == 0u32 {
+            bcr = c.r;
+            bcg = c.g;
+            bcb = c.b;
+        } else if slot == 1u32 {
+            mrg = c.g;
+            mrb = c.b;
+        } else if slot == 2u32 {
+            nmr = c.r;
+            nmg = c.g;
+            nmb = c.b;
+        } else if slot == 3u32 {
+            occr = c.r;
+        } else {
+            emr = c.r;
+            emg = c.g;
+            emb = c.b;
+        }
+    }
     let mut ns0 = ns_v;
     if has_slot(udata, up, mat, 2u32) && dot(tg, tg) > 1.0e-12 {
-        let nm = sample_slot(fdata, udata, up, mat, 2u32, uv);
         let ks = fdata[mb + mf::NORMAL_SCALE];
-        let tx = (2.0 * nm.r - 1.0) * ks;
-        let ty = (2.0 * nm.g - 1.0) * ks;
-        let tz = 2.0 * nm.b - 1.0;
+        let tx = (2.0 * nmr - 1.0) * ks;
+        let ty = (2.0 * nmg - 1.0) * ks;
+        let tz = 2.0 * nmb - 1.0;
         let tt = normalize(sub(tg, scale(ns_v, dot(ns_v, tg))));
         let bt = scale(cross(ns_v, tt), fdata[cs.a + 6]);
         let mapped = normalize(add(add(scale(tt, tx), scale(bt, ty)), scale(ns_v, tz)));
@@ -284,17 +318,13 @@ pub(super) fn surface(
     let ng = scale(ng0, select(front, 1.0f32, -1.0f32));
     let ns1 = scale(ns0, select(dot(ns0, ng) < 0.0, -1.0f32, 1.0f32));
     let ns = vselect(dot(ns1, ns1) < 0.5, ng, ns1);
-    let bc = sample_slot(fdata, udata, up, mat, 0u32, uv);
     let vcol = v3(
         lerp_uv(fdata, cs, 11, w0, hit.u, hit.v),
         lerp_uv(fdata, cs, 12, w0, hit.u, hit.v),
         lerp_uv(fdata, cs, 13, w0, hit.u, hit.v),
     );
-    let mr = sample_slot(fdata, udata, up, mat, 1u32, uv);
-    let occ = sample_slot(fdata, udata, up, mat, 3u32, uv);
-    let em = sample_slot(fdata, udata, up, mat, 4u32, uv);
     let occ_strength = fdata[mb + mf::OCCLUSION];
-    let albedo = mul(mul(load3(fdata, mb + mf::BASE), v3(bc.r, bc.g, bc.b)), vcol);
+    let albedo = mul(mul(load3(fdata, mb + mf::BASE), v3(bcr, bcg, bcb)), vcol);
     // Unlit (KHR_materials_unlit): the base colour is emitted and nothing
     // is reflected, so paths end there.
     let unlit = (udata[up[up::U_MAT] as usize + mat * MAT_U] & 8u32) != 0u32;
@@ -307,12 +337,12 @@ pub(super) fn surface(
         emission: vselect(
             unlit,
             albedo,
-            mul(load3(fdata, mb + mf::EMISSIVE), v3(em.r, em.g, em.b)),
+            mul(load3(fdata, mb + mf::EMISSIVE), v3(emr, emg, emb)),
         ),
-        metallic: fdata[mb + mf::METALLIC] * mr.b * lit,
-        roughness: fdata[mb + mf::ROUGHNESS] * mr.g,
+        metallic: fdata[mb + mf::METALLIC] * mrb * lit,
+        roughness: fdata[mb + mf::ROUGHNESS] * mrg,
         specular: fdata[mb + mf::SPECULAR] * lit,
-        occlusion: 1.0 + occ_strength * (occ.r - 1.0),
+        occlusion: 1.0 + occ_strength * (occr - 1.0),
         transmission: fdata[mb + mf::TRANSMISSION] * lit,
         ior: fdata[mb + mf::IOR],
         clearcoat: fdata[mb + mf::CLEARCOAT] * lit,
