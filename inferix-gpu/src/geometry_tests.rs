@@ -436,4 +436,41 @@ mod reported {
         assert_eq!(g.verts[0].normal, [0.0, 0.0, 1.0]);
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
+
+    /// A file's TANGENT attribute is used as given (rotated with its node),
+    /// and morph NORMAL offsets turn the normals.
+    #[test]
+    fn file_tangents_and_morph_normals() {
+        let mut b = GltfBuilder::new();
+        let nt = texture(&mut b, 1, 1, &[[128, 128, 255, 255]], NEAREST, REPEAT);
+        let m = lambert(
+            &mut b,
+            [1.0; 3],
+            json!({ "normalTexture": { "index": nt } }),
+        );
+        let (mut attrs, idx) = quad_attrs(&mut b, [-1.0, 1.0, -1.0, 1.0], 0.0, 1.0);
+        attrs["TANGENT"] = json!(b.accessor_f32(&[0.0, 1.0, 0.0, -1.0].repeat(4), 4));
+        let dn = b.accessor_f32(&[1.0, 0.0, -1.0].repeat(4), 3);
+        let mesh = b.mesh_json(json!({
+            "primitives": [{ "attributes": attrs, "indices": idx, "material": m,
+                "targets": [{ "NORMAL": dn }] }],
+            "weights": [1.0]
+        }));
+        let quarter = crate::math::quat_axis_angle([0.0, 0.0, 1.0], std::f32::consts::FRAC_PI_2);
+        b.node_json(json!({ "mesh": mesh, "rotation": quarter }), true);
+        let s = load(&b, "tangents").unwrap();
+        let g = s.evaluate(0.0).unwrap();
+        let v = g.verts[0];
+        // +Y rotated a quarter turn about Z is −X; the handedness is kept.
+        assert!(
+            (v.tangent[0] + 1.0).abs() < 1e-6 && v.tangent[1].abs() < 1e-6,
+            "{v:?}"
+        );
+        assert_eq!(v.tangent[3], -1.0);
+        // (0, 0, 1) + (1, 0, −1) = +X, rotated: +Y.
+        assert!(
+            v.normal[0].abs() < 1e-6 && (v.normal[1] - 1.0).abs() < 1e-6,
+            "{v:?}"
+        );
+    }
 }
