@@ -113,17 +113,20 @@ pub(crate) fn texture_transform_wrap_and_filter(kind: RuntimeKind) {
 /// emitter of radiance 1, seen head-on: the camera sees the emitter through
 /// it, times the tint and 1 − F(0) = 0.96; an opaque pane hides it.
 pub(crate) fn transmission_lets_light_through(kind: RuntimeKind) {
-    let glb = |transmission: f32| {
+    let glb = |transmission: f32, roughness: f32| {
         let mut b = GltfBuilder::new();
         b.use_extension("KHR_materials_transmission", false);
         b.use_extension("KHR_materials_ior", false);
         let glass = lambert(
             &mut b,
             [0.5, 1.0, 1.0],
-            json!({ "extensions": {
-                "KHR_materials_transmission": { "transmissionFactor": transmission },
-                "KHR_materials_ior": { "ior": 1.5 }
-            } }),
+            json!({
+                "pbrMetallicRoughness": { "roughnessFactor": roughness },
+                "extensions": {
+                    "KHR_materials_transmission": { "transmissionFactor": transmission },
+                    "KHR_materials_ior": { "ior": 1.5 }
+                }
+            }),
         );
         let light = emitter(&mut b, [1.0; 3], json!({}));
         let pane = quad(&mut b, [-0.5, 0.5, -0.5, 0.5], 1.0, glass);
@@ -131,10 +134,10 @@ pub(crate) fn transmission_lets_light_through(kind: RuntimeKind) {
         place(&mut b, &[pane, back]);
         b.to_glb()
     };
-    let Some(glass) = render(kind, "glass", &glb(1.0), settings(16, 16, 32), 0) else {
+    let Some(glass) = render(kind, "glass", &glb(1.0, 0.0), settings(16, 16, 32), 0) else {
         return;
     };
-    let opaque = render(kind, "opaque-pane", &glb(0.0), settings(16, 16, 32), 0).unwrap();
+    let opaque = render(kind, "opaque-pane", &glb(0.0, 0.0), settings(16, 16, 32), 0).unwrap();
     let c = [0, 1].map(|c| region(&glass, 5, 11, 5, 11, c));
     assert!((c[0] - 0.48).abs() < 0.03 * 0.48, "red through glass {c:?}");
     assert!(
@@ -145,6 +148,11 @@ pub(crate) fn transmission_lets_light_through(kind: RuntimeKind) {
         region(&opaque, 5, 11, 5, 11, 1) < 0.05,
         "an opaque pane hides the light"
     );
+    // Frosted glass (roughness 0.6) still lets most of the light through
+    // and never more than the emitter's radiance on average.
+    let frosted = render(kind, "frosted", &glb(1.0, 0.6), settings(16, 16, 32), 0).unwrap();
+    let f = region(&frosted, 5, 11, 5, 11, 1);
+    assert!(f > 0.6 && f < 1.0, "green through frosted glass {f}");
     let beside = region(&glass, 0, 2, 0, 2, 1);
     assert!(
         (beside - 1.0).abs() < 0.01,

@@ -199,13 +199,19 @@ pub(crate) struct Sample {
 /// GGX half-vector sample around `n` reflected into an outgoing direction.
 #[cube]
 pub(super) fn ggx_reflect(n: V3, wo: V3, a: f32, r1: f32, r2: f32) -> V3 {
+    let h = ggx_half(n, a, r1, r2);
+    sub(scale(h, 2.0 * dot(wo, h)), wo)
+}
+
+/// A GGX-distributed microfacet normal around `n` (roughness `a` = α).
+#[cube]
+pub(super) fn ggx_half(n: V3, a: f32, r1: f32, r2: f32) -> V3 {
     let bs = basis(n);
     let a2 = a * a;
     let phi = 2.0 * PI * r1;
     let ct = f32::sqrt((1.0 - r2) / (1.0 + (a2 - 1.0) * r2));
     let st = f32::sqrt(f32::max(1.0 - ct * ct, 0.0));
-    let h = from_local(bs, n, st * f32::cos(phi), st * f32::sin(phi), ct);
-    sub(scale(h, 2.0 * dot(wo, h)), wo)
+    from_local(bs, n, st * f32::cos(phi), st * f32::sin(phi), ct)
 }
 
 #[allow(unused_assignments)]
@@ -220,9 +226,13 @@ pub(super) fn sample_bsdf(s: Surface, wo: V3, r0: f32, r1: f32, r2: f32) -> Samp
     let mut res_pdf: f32 = 0.0;
     let mut delta = false;
     if r0 < pt {
-        // Smooth dielectric: reflect or refract by the exact Fresnel term
-        // of the ior (the ray enters through front faces).
-        let cosi = f32::clamp(dot(n, wo), 0.0, 1.0);
+        // Dielectric: reflect or refract about a GGX microfacet normal (the
+        // roughness spreads the lobe; smooth at roughness 0) by the exact
+        // Fresnel term of the ior (the ray enters through front faces).
+        // Sampled only (no NEE, no MIS), weighted without the shadowing
+        // term: an approximation for rough glass.
+        let hm = ggx_half(n, alpha_of(s), r1, r2);
+        let cosi = f32::clamp(dot(hm, wo), 0.0, 1.0);
         let eta = select(s.front, 1.0 / s.ior, s.ior);
         let sin2t = eta * eta * (1.0 - cosi * cosi);
         let cost = f32::sqrt(f32::max(1.0 - sin2t, 0.0));
@@ -230,17 +240,19 @@ pub(super) fn sample_bsdf(s: Surface, wo: V3, r0: f32, r1: f32, r2: f32) -> Samp
         let rp = (cosi - eta * cost) / f32::max(cosi + eta * cost, 1.0e-20);
         let fr = select(sin2t >= 1.0, 1.0f32, 0.5 * (rs * rs + rp * rp));
         if r0 / pt < fr {
-            let w = sub(scale(n, 2.0 * cosi), wo);
+            let w = sub(scale(hm, 2.0 * cosi), wo);
             wx = w.x;
             wy = w.y;
             wz = w.z;
-            set3(&mut res_w, vs(1.0));
+            let ok = dot(s.ng, w) > 0.0;
+            set3(&mut res_w, vs(select(ok, 1.0f32, 0.0f32)));
         } else {
-            let w = add(scale(wo, -eta), scale(n, eta * cosi - cost));
+            let w = add(scale(wo, -eta), scale(hm, eta * cosi - cost));
             wx = w.x;
             wy = w.y;
             wz = w.z;
-            set3(&mut res_w, s.base);
+            let ok = dot(s.ng, w) < 0.0;
+            set3(&mut res_w, scale(s.base, select(ok, 1.0f32, 0.0f32)));
         }
         delta = true;
     } else {
