@@ -68,6 +68,11 @@ pub struct GltfBuilder {
     channels: Vec<Value>,
     samplers: Vec<Value>,
     roots: Vec<usize>,
+    /// Top-level arrays written as given (`textures`, `images`, `samplers`,
+    /// `skins`), for scenes that exercise glTF features directly.
+    raw: std::collections::BTreeMap<String, Vec<Value>>,
+    extensions_used: Vec<String>,
+    extensions_required: Vec<String>,
 }
 
 fn bounds(data: &[f32], comps: usize) -> (Vec<f32>, Vec<f32>) {
@@ -157,6 +162,121 @@ impl GltfBuilder {
         }
         self.materials.push(v);
         self.materials.len() - 1
+    }
+
+    /// Adds a float accessor of `comps` components (1..=4, or 16 for
+    /// matrices) over `data`; returns its index.
+    pub fn accessor_f32(&mut self, data: &[f32], comps: usize) -> usize {
+        if comps == 16 {
+            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let view = self.view(&bytes, None);
+            self.accessors.push(json!({
+                "bufferView": view, "componentType": 5126, "count": data.len() / 16, "type": "MAT4"
+            }));
+            return self.accessors.len() - 1;
+        }
+        self.float_accessor(data, comps, comps == 3, None)
+    }
+
+    /// Adds a buffer view over `bytes`; returns its index.
+    pub fn buffer_view(&mut self, bytes: &[u8]) -> usize {
+        self.view(bytes, None)
+    }
+
+    /// Adds a vertex buffer view over `bytes` with a byte stride; returns
+    /// its index.
+    pub fn buffer_view_strided(&mut self, bytes: &[u8], stride: usize) -> usize {
+        let v = self.view(bytes, Some(34962));
+        self.views[v]["byteStride"] = json!(stride);
+        v
+    }
+
+    /// Adds an accessor given as glTF JSON (sparse ones, for instance);
+    /// returns its index.
+    pub fn accessor_json(&mut self, value: Value) -> usize {
+        self.accessors.push(value);
+        self.accessors.len() - 1
+    }
+
+    /// Adds an unsigned 8-bit VEC4 accessor (JOINTS_0, or normalised colours
+    /// with `normalized`); returns its index.
+    pub fn accessor_u8x4(&mut self, data: &[[u8; 4]], normalized: bool) -> usize {
+        let bytes: Vec<u8> = data.iter().flatten().copied().collect();
+        let view = self.view(&bytes, Some(34962));
+        self.accessors.push(json!({
+            "bufferView": view, "componentType": 5121, "count": data.len(), "type": "VEC4",
+            "normalized": normalized
+        }));
+        self.accessors.len() - 1
+    }
+
+    /// Adds a u32 index accessor; returns its index.
+    pub fn accessor_indices(&mut self, indices: &[u32]) -> usize {
+        let ib: Vec<u8> = indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+        let iv = self.view(&ib, Some(34963));
+        self.accessors.push(json!({
+            "bufferView": iv, "componentType": 5125, "count": indices.len(), "type": "SCALAR"
+        }));
+        self.accessors.len() - 1
+    }
+
+    /// Adds an embedded image from encoded (PNG/JPEG) bytes; returns its index.
+    pub fn image(&mut self, encoded: &[u8], mime: &str) -> usize {
+        let view = self.view(encoded, None);
+        self.raw_item("images", json!({ "bufferView": view, "mimeType": mime }))
+    }
+
+    /// Appends `value` to the top-level array `key` (`textures`, `samplers`,
+    /// `skins`, ...); returns its index.
+    pub fn raw_item(&mut self, key: &str, value: Value) -> usize {
+        let list = self.raw.entry(key.to_string()).or_default();
+        list.push(value);
+        list.len() - 1
+    }
+
+    /// Adds a material given as glTF JSON; returns its index.
+    pub fn material_json(&mut self, value: Value) -> usize {
+        self.materials.push(value);
+        self.materials.len() - 1
+    }
+
+    /// Adds a mesh given as glTF JSON; returns its index.
+    pub fn mesh_json(&mut self, value: Value) -> usize {
+        self.meshes.push(value);
+        self.meshes.len() - 1
+    }
+
+    /// Adds a node given as glTF JSON; `root` puts it in the scene's root
+    /// list. Returns its index.
+    pub fn node_json(&mut self, value: Value, root: bool) -> usize {
+        self.nodes.push(value);
+        let i = self.nodes.len() - 1;
+        if root {
+            self.roots.push(i);
+        }
+        i
+    }
+
+    /// Lists `name` in `extensionsUsed` (and `extensionsRequired`).
+    pub fn use_extension(&mut self, name: &str, required: bool) {
+        if !self.extensions_used.iter().any(|e| e == name) {
+            self.extensions_used.push(name.to_string());
+        }
+        if required && !self.extensions_required.iter().any(|e| e == name) {
+            self.extensions_required.push(name.to_string());
+        }
+    }
+
+    /// Adds an animation channel on `path` of `node` with linear keys and
+    /// outputs given as a flat list (morph `weights` included).
+    pub fn animate_raw(&mut self, node: usize, path: &str, times: &[f32], outputs: &[f32]) {
+        let input = self.float_accessor(times, 1, true, None);
+        let output = self.float_accessor(outputs, 1, false, None);
+        self.samplers
+            .push(json!({ "input": input, "output": output, "interpolation": "LINEAR" }));
+        let s = self.samplers.len() - 1;
+        self.channels
+            .push(json!({ "sampler": s, "target": { "node": node, "path": path } }));
     }
 
     /// Adds a one-primitive triangle mesh; returns its index.
@@ -268,7 +388,14 @@ impl GltfBuilder {
             "bufferViews": self.views,
             "buffers": [{ "byteLength": self.bin.len() }],
         });
-        let mut used = vec!["KHR_materials_emissive_strength", "KHR_materials_specular"];
+        let mut used: Vec<&str> = vec!["KHR_materials_emissive_strength", "KHR_materials_specular"];
+        used.extend(self.extensions_used.iter().map(String::as_str));
+        for (k, v) in &self.raw {
+            doc[k.as_str()] = json!(v);
+        }
+        if !self.extensions_required.is_empty() {
+            doc["extensionsRequired"] = json!(self.extensions_required);
+        }
         if !self.cameras.is_empty() {
             doc["cameras"] = json!(self.cameras);
         }

@@ -1,7 +1,30 @@
 //! Flattening a frame's geometry into the kernel's two data buffers.
+//!
+//! Sections, in order, each starting at the offset stored in its `up` slot
+//! (record sizes in [`crate::kernel`]):
+//!
+//! | buffer  | section  | per record                                         |
+//! |---------|----------|----------------------------------------------------|
+//! | `fdata` | `F_NODE` | BVH node bounds (`NODE_F`)                          |
+//! | `udata` | `U_NODE` | BVH node child/first triangle, count, axis (`NODE_U`) |
+//! | `fdata` | `F_TRI`  | triangle v0, e1, e2 in BVH order (`TRI_F`)          |
+//! | `fdata` | `F_ATTR` | triangle light-selection pmf (`ATTR_F`)             |
+//! | `fdata` | `F_VERT` | vertex normal, tangent, UV0, UV1, colour (`VERT_F`) |
+//! | `udata` | `U_TRI`  | material + flags, three vertex indices (`TRI_U`)    |
+//! | `udata` | `U_TEX`  | RGBA8 texels of every texture, one `u32` each       |
+//! | `fdata` | `F_MAT`  | material factors and slot UV transforms (`MAT_F`)   |
+//! | `udata` | `U_MAT`  | material flags and texture slots (`MAT_U`)          |
+//! | `fdata` | `F_LIGHT`| punctual lights (`LIGHT_F`)                         |
+//! | `udata` | `U_EMIT` | emissive triangles sampled as lights                |
+//! | `fdata` | `F_CDF`  | light selection CDF (punctual, then emissive)       |
+//! | `fdata` | `F_LUT`  | sRGB 8-bit to linear table (256 entries)            |
 
 use crate::bvh;
-use crate::kernel::{fp, up, ATTR_F, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_F};
+use crate::kernel::{
+    fp, mf, up, ATTR_F, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_ALPHA, TRI_CULL, TRI_F, TRI_U,
+    VERT_F,
+};
+use crate::material::{Material, TexRef, SLOTS, SLOT_BASE, SLOT_EMISSIVE};
 use crate::math;
 use crate::scene::{default_camera, FrameGeometry, LightKind, Scene};
 
@@ -60,7 +83,7 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
         scene
             .materials
             .get(m as usize)
-            .filter(|m| !m.emission_textured)
+            .filter(|m| !m.emission_textured() && !m.unlit)
             .map(|m| m.emissive)
             .unwrap_or([0.0; 3])
     };
@@ -117,21 +140,37 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
     }
     debug_assert_eq!(fdata.len() - upv[up::F_TRI] as usize, n * TRI_F);
     upv[up::F_ATTR] = fdata.len() as u32;
-    for (slot, &orig) in bvh.order.iter().enumerate() {
-        let o = orig as usize;
-        for nrm in &g.normals[o] {
-            fdata.extend_from_slice(nrm);
-        }
-        for uv in &g.uvs[o] {
-            fdata.extend_from_slice(uv);
-        }
-        fdata.push(tri_pmf[slot]);
-    }
+    fdata.extend_from_slice(&tri_pmf);
     debug_assert_eq!(fdata.len() - upv[up::F_ATTR] as usize, n * ATTR_F);
+    upv[up::F_VERT] = fdata.len() as u32;
+    for v in &g.verts {
+        fdata.extend_from_slice(&v.normal);
+        fdata.extend_from_slice(&v.tangent);
+        fdata.extend_from_slice(&v.uv[0]);
+        fdata.extend_from_slice(&v.uv[1]);
+        fdata.extend_from_slice(&v.color);
+        fdata.push(0.0);
+    }
+    debug_assert_eq!(
+        fdata.len() - upv[up::F_VERT] as usize,
+        g.verts.len() * VERT_F
+    );
     upv[up::U_TRI] = udata.len() as u32;
     for &orig in &bvh.order {
-        udata.push(g.material[orig as usize]);
+        let m = g.material[orig as usize];
+        let mut rec = m;
+        if let Some(mat) = scene.materials.get(m as usize) {
+            if mat.alpha_tested() {
+                rec |= TRI_ALPHA;
+            }
+            if !mat.double_sided {
+                rec |= TRI_CULL;
+            }
+        }
+        udata.push(rec);
+        udata.extend_from_slice(&g.tri_verts[orig as usize]);
     }
+    debug_assert_eq!(udata.len() - upv[up::U_TRI] as usize, n * TRI_U);
 
     // Textures first in udata so materials can point at them.
     let mut tex_offsets = Vec::new();
@@ -143,25 +182,9 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
     upv[up::F_MAT] = fdata.len() as u32;
     upv[up::U_MAT] = udata.len() as u32;
     for m in &scene.materials {
-        fdata.extend_from_slice(&m.base);
-        fdata.push(m.metallic);
-        fdata.push(m.roughness);
-        fdata.push(0.0);
-        fdata.extend_from_slice(&m.emissive);
-        fdata.push(m.specular);
-        fdata.extend_from_slice(&[0.0, 0.0]);
-        match m
-            .texture
-            .and_then(|t| scene.textures.get(t).map(|tex| (t, tex)))
-        {
-            Some((t, tex)) => udata.extend_from_slice(&[
-                tex_offsets[t],
-                tex.width,
-                tex.height,
-                if m.emission_textured { 2 } else { 1 },
-            ]),
-            None => udata.extend_from_slice(&[0, 0, 0, 0]),
-        }
+        let (f, u) = material_record(m, scene, &tex_offsets);
+        fdata.extend_from_slice(&f);
+        udata.extend_from_slice(&u);
     }
     debug_assert_eq!(
         fdata.len() - upv[up::F_MAT] as usize,
@@ -222,4 +245,57 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
         up: upv,
         fp: fpv,
     }
+}
+
+/// One material's `fdata` and `udata` records (layout in [`crate::kernel::mf`]
+/// and [`MAT_U`]).
+fn material_record(
+    m: &Material,
+    scene: &Scene,
+    tex_offsets: &[u32],
+) -> ([f32; MAT_F], [u32; MAT_U]) {
+    let mut f = [0.0f32; MAT_F];
+    f[mf::BASE..mf::BASE + 3].copy_from_slice(&m.base);
+    f[mf::ALPHA] = m.alpha;
+    f[mf::METALLIC] = m.metallic;
+    f[mf::ROUGHNESS] = m.roughness;
+    f[mf::EMISSIVE..mf::EMISSIVE + 3].copy_from_slice(&m.emissive);
+    f[mf::SPECULAR] = m.specular;
+    f[mf::CUTOFF] = m.alpha_cutoff;
+    f[mf::NORMAL_SCALE] = m.normal_scale;
+    f[mf::OCCLUSION] = m.occlusion_strength;
+    f[mf::TRANSMISSION] = m.transmission;
+    f[mf::IOR] = m.ior;
+    f[mf::CLEARCOAT] = m.clearcoat;
+    f[mf::CLEARCOAT_ROUGHNESS] = m.clearcoat_roughness;
+    let mut u = [0u32; MAT_U];
+    u[0] = m.alpha_mode as u32 | if m.double_sided { 4 } else { 0 } | if m.unlit { 8 } else { 0 };
+    for (slot, r) in m.slots.iter().enumerate().take(SLOTS) {
+        let fo = mf::SLOT + slot * 6;
+        f[fo..fo + 6].copy_from_slice(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        let Some(r) = r else { continue };
+        let Some(tex) = scene.textures.get(r.texture) else {
+            continue;
+        };
+        f[fo..fo + 6].copy_from_slice(&r.transform);
+        let uo = 1 + slot * 4;
+        u[uo..uo + 4].copy_from_slice(&[
+            tex_offsets[r.texture],
+            tex.width,
+            tex.height,
+            slot_info(r, slot),
+        ]);
+    }
+    (f, u)
+}
+
+/// Bit field of a texture slot: bit 0 present, bits 1-2 and 3-4 the S and T
+/// wrap modes, bit 5 TEXCOORD_1, bit 6 nearest filtering, bit 7 sRGB texels.
+fn slot_info(r: &TexRef, slot: usize) -> u32 {
+    let srgb = slot == SLOT_BASE || slot == SLOT_EMISSIVE;
+    1 | (r.wrap_s as u32) << 1
+        | (r.wrap_t as u32) << 3
+        | u32::from(r.tex_coord == 1) << 5
+        | u32::from(r.nearest) << 6
+        | u32::from(srgb) << 7
 }

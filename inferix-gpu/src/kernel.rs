@@ -12,6 +12,12 @@
 
 use cubecl::prelude::*;
 
+mod bsdf;
+mod shading;
+
+use bsdf::*;
+use shading::*;
+
 /// `up` (u32 parameters) slots.
 pub(crate) mod up {
     pub(crate) const FULL_W: usize = 0;
@@ -41,7 +47,8 @@ pub(crate) mod up {
     pub(crate) const U_MAT: usize = 24;
     pub(crate) const U_TEX: usize = 25;
     pub(crate) const U_EMIT: usize = 26;
-    pub(crate) const LEN: usize = 27;
+    pub(crate) const F_VERT: usize = 27;
+    pub(crate) const LEN: usize = 28;
 }
 
 /// `fp` (f32 parameters) slots.
@@ -64,13 +71,53 @@ pub(crate) const NODE_F: usize = 6;
 pub(crate) const NODE_U: usize = 3;
 /// Floats per triangle in `fdata` (v0, e1, e2).
 pub(crate) const TRI_F: usize = 9;
-/// Floats per triangle attribute record (3 normals, 3 uvs, light pmf).
-pub(crate) const ATTR_F: usize = 16;
-/// Floats per material (base rgb, metallic, roughness, emissive rgb, specular).
-pub(crate) const MAT_F: usize = 12;
-/// u32s per material (texture offset, width, height, texture use: 0 none,
-/// 1 base colour, 2 emission).
-pub(crate) const MAT_U: usize = 4;
+/// Floats per triangle attribute record (light pmf).
+pub(crate) const ATTR_F: usize = 1;
+/// u32s per triangle in `udata`: material index with the flags below, then
+/// the indices of its three vertices in the vertex section.
+pub(crate) const TRI_U: usize = 4;
+/// Triangle flag: the material is MASK or BLEND (rays test its alpha).
+pub(crate) const TRI_ALPHA: u32 = 1 << 31;
+/// Triangle flag: single-sided material (back faces are culled).
+pub(crate) const TRI_CULL: u32 = 1 << 30;
+/// Floats per vertex in `fdata`: normal (3), tangent + handedness (4),
+/// TEXCOORD_0 (2), TEXCOORD_1 (2), COLOR_0 (4), padding (1).
+pub(crate) const VERT_F: usize = 16;
+/// Material record offsets in `fdata`.
+pub(crate) mod mf {
+    /// Base colour rgb.
+    pub(crate) const BASE: usize = 0;
+    pub(crate) const ALPHA: usize = 3;
+    pub(crate) const METALLIC: usize = 4;
+    pub(crate) const ROUGHNESS: usize = 5;
+    /// Emission rgb (factor times strength).
+    pub(crate) const EMISSIVE: usize = 6;
+    pub(crate) const SPECULAR: usize = 9;
+    pub(crate) const CUTOFF: usize = 10;
+    pub(crate) const NORMAL_SCALE: usize = 11;
+    pub(crate) const OCCLUSION: usize = 12;
+    pub(crate) const TRANSMISSION: usize = 13;
+    pub(crate) const IOR: usize = 14;
+    pub(crate) const CLEARCOAT: usize = 15;
+    pub(crate) const CLEARCOAT_ROUGHNESS: usize = 16;
+    /// Per texture slot (`crate::material::SLOT_*`), 6 floats: the 2x3 UV
+    /// transform.
+    pub(crate) const SLOT: usize = 18;
+}
+// The kernel addresses texture slots by these numbers.
+const _: () = assert!(
+    crate::material::SLOT_BASE == 0
+        && crate::material::SLOT_MR == 1
+        && crate::material::SLOT_NORMAL == 2
+        && crate::material::SLOT_OCCLUSION == 3
+        && crate::material::SLOT_EMISSIVE == 4
+);
+/// Floats per material in `fdata` (see [`mf`]).
+pub(crate) const MAT_F: usize = mf::SLOT + 6 * crate::material::SLOTS;
+/// u32s per material in `udata`: flags (bits 0-1 alpha mode, bit 2
+/// double-sided, bit 3 unlit), then per texture slot: texel offset in `udata`, width,
+/// height, info bits (see `gpu_scene::slot_info`; 0 width = no texture).
+pub(crate) const MAT_U: usize = 1 + 4 * crate::material::SLOTS;
 /// Floats per punctual light (kind, pos, dir, colour, cos inner, cos outer, range).
 pub(crate) const LIGHT_F: usize = 16;
 /// Traversal stack depth; the BVH builder keeps the tree shallower.
@@ -232,17 +279,23 @@ fn safe_inv(d: f32) -> f32 {
     1.0 / dd
 }
 
-/// Walks the BVH. With `any_hit` the walk stops at the first hit closer than `tmax`.
+/// Walks the BVH for hits with `tmin` < t < `tmax`, treating every
+/// triangle as opaque. With `any_hit` the walk stops at the first hit found;
+/// with `cull`, back faces of single-sided materials are skipped.
+#[allow(clippy::too_many_arguments)]
 #[cube]
-fn trace(
+fn traverse(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
     o: V3,
     d: V3,
+    tmin: f32,
     tmax: f32,
     any_hit: bool,
+    cull: bool,
 ) -> Hit {
+    let u_tri = up[up::U_TRI] as usize;
     let f_node = up[up::F_NODE] as usize;
     let f_tri = up[up::F_TRI] as usize;
     let u_node = up[up::U_NODE] as usize;
@@ -298,7 +351,11 @@ fn trace(
                             let bv = dot(d, qvec) * inv_det;
                             if bv >= 0.0 && bu + bv <= 1.0 {
                                 let t = dot(e2, qvec) * inv_det;
-                                if t > 0.0 && t < best_t {
+                                let mut keep = true;
+                                if cull && det < 0.0 {
+                                    keep = (udata[u_tri + tri * TRI_U] & 0x4000_0000u32) == 0u32;
+                                }
+                                if keep && t > tmin && t < best_t {
                                     best_t = t;
                                     best_tri = a + k;
                                     best_u = bu;
@@ -335,253 +392,80 @@ fn trace(
     }
 }
 
-/// Surface data at a hit.
-#[derive(CubeType, Clone, Copy)]
-pub(crate) struct Surface {
-    p: V3,
-    /// Geometric normal, facing the incoming ray.
-    ng: V3,
-    /// Shading normal, same side as `ng`.
-    ns: V3,
-    base: V3,
-    emission: V3,
-    metallic: f32,
-    roughness: f32,
-    specular: f32,
-    area: f32,
-    light_pmf: f32,
-}
-
+/// Closest (or, with `any_hit`, any) hit along a ray that alpha lets
+/// through, as glTF materials define it:
+///
+/// * with `cull`, back faces of single-sided materials are skipped: glTF
+///   culls them from view, so camera rays use it; every other ray sees both
+///   sides, so a single-sided leaf still shadows and closed meshes stay
+///   closed to light;
+/// * hits on MASK materials below their cutoff are skipped, and hits on
+///   BLEND materials with probability 1 − alpha, decided by a hash of `salt`
+///   (drawn per ray from the sample's random state) and the triangle, so
+///   the choice is deterministic per pixel and sample.
+///
+/// The alpha test runs outside the BVH walk (the walk is repeated past a
+/// skipped hit), which keeps the walk's inner loop small: scenes without
+/// MASK or BLEND materials walk once.
+#[allow(clippy::too_many_arguments)]
 #[cube]
-fn surface(
+fn trace(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
     o: V3,
     d: V3,
-    hit: Hit,
-) -> Surface {
-    let tri = hit.tri as usize;
-    let base_t = up[up::F_TRI] as usize + tri * TRI_F;
-    let e1 = load3(fdata, base_t + 3);
-    let e2 = load3(fdata, base_t + 6);
-    let c = cross(e1, e2);
-    let area = 0.5 * length(c);
-    let ng0 = normalize(c);
-    let p = add(o, scale(d, hit.t));
-    let w0 = 1.0 - hit.u - hit.v;
-    let ab = up[up::F_ATTR] as usize + tri * ATTR_F;
-    let n0 = load3(fdata, ab);
-    let n1 = load3(fdata, ab + 3);
-    let n2 = load3(fdata, ab + 6);
-    let ns0 = normalize(add(add(scale(n0, w0), scale(n1, hit.u)), scale(n2, hit.v)));
-    let tu = fdata[ab + 9] * w0 + fdata[ab + 11] * hit.u + fdata[ab + 13] * hit.v;
-    let tv = fdata[ab + 10] * w0 + fdata[ab + 12] * hit.u + fdata[ab + 14] * hit.v;
-    let light_pmf = fdata[ab + 15];
-    let ng = scale(ng0, select(dot(ng0, d) > 0.0, -1.0f32, 1.0f32));
-    let ns1 = scale(ns0, select(dot(ns0, ng) < 0.0, -1.0f32, 1.0f32));
-    let ns = vselect(dot(ns1, ns1) < 0.5, ng, ns1);
-    let mat = udata[up[up::U_TRI] as usize + tri] as usize;
-    let mb = up[up::F_MAT] as usize + mat * MAT_F;
-    let mut tr: f32 = 1.0;
-    let mut tg: f32 = 1.0;
-    let mut tb: f32 = 1.0;
-    let mu = up[up::U_MAT] as usize + mat * MAT_U;
-    let tex_use = udata[mu + 3];
-    if tex_use != 0 {
-        let tw = udata[mu + 1];
-        let th = udata[mu + 2];
-        let fu = tu - f32::floor(tu);
-        let fv = tv - f32::floor(tv);
-        let px = u32::min(u32::cast_from(fu * f32::cast_from(tw)), tw - 1);
-        let py = u32::min(u32::cast_from(fv * f32::cast_from(th)), th - 1);
-        let texel = udata[(udata[mu] + py * tw + px) as usize];
-        let lut = up[up::F_LUT] as usize;
-        tr = fdata[lut + (texel & 255u32) as usize];
-        tg = fdata[lut + ((texel >> 8u32) & 255u32) as usize];
-        tb = fdata[lut + ((texel >> 16u32) & 255u32) as usize];
+    tmax: f32,
+    any_hit: bool,
+    cull: bool,
+    salt: u32,
+) -> Hit {
+    let u_tri = up[up::U_TRI] as usize;
+    let first = traverse(fdata, udata, up, o, d, 0.0, tmax, any_hit, cull);
+    let mut ht = first.t;
+    let mut htri = first.tri;
+    let mut hu = first.u;
+    let mut hv = first.v;
+    // An any-hit walk may have found a cut-out hit before others: walk in
+    // closest-hit order from the start then.
+    let mut closest = !any_hit;
+    let mut rounds: u32 = 0;
+    let mut done =
+        htri == 0xFFFF_FFFFu32 || (udata[u_tri + htri as usize * TRI_U] & 0x8000_0000u32) == 0u32;
+    while !done {
+        let mut tmin: f32 = 0.0;
+        if closest {
+            let rec = udata[u_tri + htri as usize * TRI_U];
+            let mat = (rec & 0x3FFF_FFFFu32) as usize;
+            let al = alpha_at(fdata, udata, up, htri as usize, hu, hv);
+            let mode = udata[up[up::U_MAT] as usize + mat * MAT_U] & 3u32;
+            let cutoff = fdata[up[up::F_MAT] as usize + mat * MAT_F + mf::CUTOFF];
+            let xi = f32::cast_from(pcg(salt ^ pcg(htri)) >> 8u32) * (1.0 / 16777216.0);
+            done = select(mode == 1u32, al >= cutoff, al > xi);
+            tmin = ht;
+        }
+        closest = true;
+        rounds += 1u32;
+        if !done {
+            if rounds > 64u32 {
+                // Treat an absurd stack of cut-out layers as opaque.
+                done = true;
+            } else {
+                let next = traverse(fdata, udata, up, o, d, tmin, tmax, false, cull);
+                ht = next.t;
+                htri = next.tri;
+                hu = next.u;
+                hv = next.v;
+                done = htri == 0xFFFF_FFFFu32
+                    || (udata[u_tri + htri as usize * TRI_U] & 0x8000_0000u32) == 0u32;
+            }
+        }
     }
-    // A texture tints the base colour (1) or the emission (2).
-    let mut er: f32 = 1.0;
-    let mut eg: f32 = 1.0;
-    let mut eb: f32 = 1.0;
-    if tex_use == 2u32 {
-        er = tr;
-        eg = tg;
-        eb = tb;
-        tr = 1.0;
-        tg = 1.0;
-        tb = 1.0;
-    }
-    Surface {
-        p,
-        ng,
-        ns,
-        base: mul(load3(fdata, mb), v3(tr, tg, tb)),
-        emission: mul(load3(fdata, mb + 6), v3(er, eg, eb)),
-        metallic: fdata[mb + 3],
-        roughness: fdata[mb + 4],
-        specular: fdata[mb + 9],
-        area,
-        light_pmf,
-    }
-}
-
-/// Orthonormal basis around `n` (Duff et al. 2017).
-#[derive(CubeType, Clone, Copy)]
-pub(crate) struct Basis {
-    t: V3,
-    b: V3,
-}
-
-#[cube]
-fn basis(n: V3) -> Basis {
-    let sign = select(n.z >= 0.0, 1.0f32, -1.0f32);
-    let a = -1.0 / (sign + n.z);
-    let bb = n.x * n.y * a;
-    Basis {
-        t: v3(1.0 + sign * n.x * n.x * a, sign * bb, -sign * n.x),
-        b: v3(bb, sign + n.y * n.y * a, -n.y),
-    }
-}
-
-#[cube]
-fn from_local(bs: Basis, n: V3, x: f32, y: f32, z: f32) -> V3 {
-    add(add(scale(bs.t, x), scale(bs.b, y)), scale(n, z))
-}
-
-/// BSDF value times cosine and its pdf.
-#[derive(CubeType, Clone, Copy)]
-pub(crate) struct Eval {
-    f: V3,
-    pdf: f32,
-}
-
-#[cube]
-fn alpha_of(s: Surface) -> f32 {
-    let r = f32::clamp(s.roughness, 0.03, 1.0);
-    r * r
-}
-
-#[cube]
-fn f0_of(s: Surface) -> V3 {
-    let d = vs(0.04 * s.specular);
-    add(scale(d, 1.0 - s.metallic), scale(s.base, s.metallic))
-}
-
-#[cube]
-fn f90_of(s: Surface) -> f32 {
-    s.specular * (1.0 - s.metallic) + s.metallic
-}
-
-#[cube]
-fn fresnel(f0: V3, f90: f32, c: f32) -> V3 {
-    let m = f32::clamp(1.0 - c, 0.0, 1.0);
-    let m5 = m * m * m * m * m;
-    add(f0, scale(sub(vs(f90), f0), m5))
-}
-
-#[cube]
-fn spec_prob(s: Surface, wo: V3) -> f32 {
-    let f = fresnel(f0_of(s), f90_of(s), f32::max(dot(s.ns, wo), 0.0));
-    let ws = luminance(f);
-    let wd = (1.0 - s.metallic) * luminance(s.base) * (1.0 - ws);
-    let tot = ws + wd;
-    select(tot > 0.0, ws / f32::max(tot, 1.0e-20), 0.5)
-}
-
-#[cube]
-fn ggx_d(a2: f32, nh: f32) -> f32 {
-    let den = nh * nh * (a2 - 1.0) + 1.0;
-    a2 / (PI * den * den)
-}
-
-#[cube]
-fn smith_g1(a2: f32, nv: f32) -> f32 {
-    2.0 * nv / (nv + f32::sqrt(a2 + (1.0 - a2) * nv * nv))
-}
-
-/// Evaluates f·cos and the sampling pdf for directions `wo`, `wi`.
-#[cube]
-fn eval_bsdf(s: Surface, wo: V3, wi: V3) -> Eval {
-    let n = s.ns;
-    let nl = dot(n, wi);
-    let nv = dot(n, wo);
-    let mut fx: f32 = 0.0;
-    let mut fy: f32 = 0.0;
-    let mut fz: f32 = 0.0;
-    let mut pdf: f32 = 0.0;
-    if nl > 0.0 && nv > 0.0 && dot(s.ng, wi) > 0.0 {
-        let h = normalize(add(wo, wi));
-        let nh = f32::max(dot(n, h), 0.0);
-        let vh = f32::max(dot(wo, h), 1.0e-6);
-        let a = alpha_of(s);
-        let a2 = a * a;
-        let f = fresnel(f0_of(s), f90_of(s), vh);
-        let dd = ggx_d(a2, nh);
-        let g = smith_g1(a2, nv) * smith_g1(a2, nl);
-        let spec = scale(f, dd * g / (4.0 * nv));
-        let kd = mul(sub(vs(1.0), f), scale(s.base, (1.0 - s.metallic) / PI));
-        let diff = scale(kd, nl);
-        let ps = spec_prob(s, wo);
-        let pdf_s = dd * nh / (4.0 * vh);
-        let pdf_d = nl / PI;
-        let tot = add(spec, diff);
-        fx = tot.x;
-        fy = tot.y;
-        fz = tot.z;
-        pdf = ps * pdf_s + (1.0 - ps) * pdf_d;
-    }
-    Eval {
-        f: v3(fx, fy, fz),
-        pdf,
-    }
-}
-
-/// A sampled direction with its throughput weight f·cos/pdf and pdf.
-#[derive(CubeType, Clone, Copy)]
-pub(crate) struct Sample {
-    wi: V3,
-    weight: V3,
-    pdf: f32,
-}
-
-#[allow(unused_assignments)]
-#[cube]
-fn sample_bsdf(s: Surface, wo: V3, r0: f32, r1: f32, r2: f32) -> Sample {
-    let n = s.ns;
-    let bs = basis(n);
-    let ps = spec_prob(s, wo);
-    let mut wx: f32 = 0.0;
-    let mut wy: f32 = 0.0;
-    let mut wz: f32 = 0.0;
-    if r0 < ps {
-        let a = alpha_of(s);
-        let a2 = a * a;
-        let phi = 2.0 * PI * r1;
-        let ct = f32::sqrt((1.0 - r2) / (1.0 + (a2 - 1.0) * r2));
-        let st = f32::sqrt(f32::max(1.0 - ct * ct, 0.0));
-        let h = from_local(bs, n, st * f32::cos(phi), st * f32::sin(phi), ct);
-        let w = sub(scale(h, 2.0 * dot(wo, h)), wo);
-        wx = w.x;
-        wy = w.y;
-        wz = w.z;
-    } else {
-        let rr = f32::sqrt(r1);
-        let phi = 2.0 * PI * r2;
-        let z = f32::sqrt(f32::max(1.0 - r1, 0.0));
-        let w = from_local(bs, n, rr * f32::cos(phi), rr * f32::sin(phi), z);
-        wx = w.x;
-        wy = w.y;
-        wz = w.z;
-    }
-    let wi = normalize(v3(wx, wy, wz));
-    let e = eval_bsdf(s, wo, wi);
-    let ok = e.pdf > 0.0;
-    Sample {
-        wi,
-        weight: scale(e.f, select(ok, 1.0 / f32::max(e.pdf, 1.0e-20), 0.0)),
-        pdf: e.pdf,
+    Hit {
+        t: ht,
+        tri: htri,
+        u: hu,
+        v: hv,
     }
 }
 
@@ -692,8 +576,8 @@ fn sample_light(
             let dist = f32::sqrt(d2);
             let wi = scale(dv, 1.0 / f32::max(dist, 1.0e-20));
             let cos_l = f32::abs(dot(nl, wi));
-            let mat = udata[up[up::U_TRI] as usize + tri] as usize;
-            let le = load3(fdata, up[up::F_MAT] as usize + mat * MAT_F + 6);
+            let mat = (udata[up[up::U_TRI] as usize + tri * TRI_U] & 0x3FFF_FFFFu32) as usize;
+            let le = load3(fdata, up[up::F_MAT] as usize + mat * MAT_F + mf::EMISSIVE);
             let pdf = pmf * d2 / f32::max(cos_l * area, 1.0e-20);
             let ok = cos_l > 1.0e-6 && area > 0.0 && dist > 0.0;
             set3(&mut res_wi, wi);
@@ -742,12 +626,28 @@ fn radiance(
     let mut l = vs(0.0);
     let mut thr = vs(1.0);
     let mut prev_pdf: f32 = 0.0;
+    // Occlusion maps scale indirect light only: `occ_cur` is the product of
+    // the occlusion factors of the path's vertices before the current one
+    // (applied to next-event estimation here), `occ_prev` the product before
+    // the previous one (applied to emission found by the previous bounce).
+    let mut occ_cur: f32 = 1.0;
+    let mut occ_prev: f32 = 1.0;
     let mut depth: u32 = 0;
     let mut alive = true;
     while alive {
-        let hit = trace(fdata, udata, up, o, d, far, false);
+        let hit = trace(
+            fdata,
+            udata,
+            up,
+            o,
+            d,
+            far,
+            false,
+            depth == 0,
+            pcg(*rng ^ 0x5BD1_E995u32),
+        );
         if hit.tri == 0xFFFF_FFFFu32 {
-            let nv1 = add(l, mul(thr, background));
+            let nv1 = add(l, scale(mul(thr, background), occ_prev));
             set3(&mut l, nv1);
             alive = false;
         } else {
@@ -765,7 +665,7 @@ fn radiance(
                     let pl = s.light_pmf * hit.t * hit.t / f32::max(cos_l * s.area, 1.0e-20);
                     w = prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl);
                 }
-                let nv2 = add(l, scale(mul(thr, s.emission), w));
+                let nv2 = add(l, scale(mul(thr, s.emission), w * occ_prev));
                 set3(&mut l, nv2);
             }
             if depth >= max_bounces {
@@ -782,13 +682,23 @@ fn radiance(
                         if e.pdf > 0.0 {
                             let so = offset_point(s.p, s.ng, ls.wi, eps);
                             let tmax = ls.dist - 2.0 * eps;
-                            let sh = trace(fdata, udata, up, so, ls.wi, tmax, true);
+                            let sh = trace(
+                                fdata,
+                                udata,
+                                up,
+                                so,
+                                ls.wi,
+                                tmax,
+                                true,
+                                false,
+                                pcg(*rng ^ 0x1B87_3593u32),
+                            );
                             if sh.tri == 0xFFFF_FFFFu32 {
                                 let mut w: f32 = 1.0;
                                 if ls.pdf > 0.0 {
                                     w = ls.pdf * ls.pdf / (ls.pdf * ls.pdf + e.pdf * e.pdf);
                                 }
-                                let nv3 = add(l, scale(mul(thr, mul(e.f, ls.li)), w));
+                                let nv3 = add(l, scale(mul(thr, mul(e.f, ls.li)), w * occ_cur));
                                 set3(&mut l, nv3);
                             }
                         }
@@ -799,8 +709,10 @@ fn radiance(
                 let q1 = rnd(rng);
                 let q2 = rnd(rng);
                 let bs = sample_bsdf(s, wo, q0, q1, q2);
-                if bs.pdf > 0.0 && max_comp(bs.weight) > 0.0 {
+                if (bs.pdf > 0.0 || bs.delta) && max_comp(bs.weight) > 0.0 {
                     let nv4 = mul(thr, bs.weight);
+                    occ_prev = occ_cur;
+                    occ_cur *= s.occlusion;
                     set3(&mut thr, nv4);
                     prev_pdf = bs.pdf;
                     set3(&mut o, offset_point(s.p, s.ng, bs.wi, eps));

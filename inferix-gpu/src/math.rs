@@ -171,6 +171,14 @@ pub(crate) fn quat_axis_angle(axis: Vec3, angle: f32) -> [f32; 4] {
     [a[0] * s, a[1] * s, a[2] * s, c]
 }
 
+/// Determinant of the upper 3x3 (negative for mirroring transforms).
+pub(crate) fn determinant3(m: &Mat4) -> f32 {
+    dot(
+        [m[0], m[1], m[2]],
+        cross([m[4], m[5], m[6]], [m[8], m[9], m[10]]),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

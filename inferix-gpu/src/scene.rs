@@ -6,7 +6,6 @@
 
 use std::path::{Component, Path};
 
-use gltf::accessor::{DataType, Dimensions};
 use gltf::animation::{Interpolation, Property};
 
 use crate::math::{self, Mat4, Vec3};
@@ -35,43 +34,9 @@ macro_rules! bail {
     ($($t:tt)*) => { return Err(SceneError(format!($($t)*))) };
 }
 
-/// One triangle mesh primitive in object space.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Primitive {
-    pub(crate) positions: Vec<Vec3>,
-    pub(crate) normals: Option<Vec<Vec3>>,
-    pub(crate) uvs: Option<Vec<[f32; 2]>>,
-    pub(crate) indices: Vec<[u32; 3]>,
-    pub(crate) material: usize,
-}
-
-/// PBR metallic-roughness material.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Material {
-    pub(crate) base: [f32; 3],
-    pub(crate) metallic: f32,
-    pub(crate) roughness: f32,
-    pub(crate) emissive: [f32; 3],
-    pub(crate) specular: f32,
-    pub(crate) texture: Option<usize>,
-    /// The texture tints the emission instead of the base colour (a
-    /// material with an emissive texture and no base colour texture).
-    pub(crate) emission_textured: bool,
-}
-
-impl Default for Material {
-    fn default() -> Self {
-        Material {
-            base: [1.0; 3],
-            metallic: 1.0,
-            roughness: 1.0,
-            emissive: [0.0; 3],
-            specular: 1.0,
-            texture: None,
-            emission_textured: false,
-        }
-    }
-}
+pub(crate) use crate::material::Material;
+pub(crate) use crate::mesh::Primitive;
+use crate::skin::Skin;
 
 /// An RGBA8 sRGB texture, texels packed little-endian into `u32`.
 #[derive(Debug, Clone)]
@@ -115,6 +80,9 @@ pub(crate) struct Node {
     pub(crate) mesh: Option<usize>,
     pub(crate) camera: Option<CameraDef>,
     pub(crate) light: Option<usize>,
+    pub(crate) skin: Option<usize>,
+    /// Morph target weights of the node (overriding the mesh's).
+    pub(crate) weights: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +91,10 @@ pub(crate) struct Channel {
     pub(crate) property: Property,
     pub(crate) interpolation: Interpolation,
     pub(crate) times: Vec<f32>,
-    /// Flattened outputs: 3 or 4 components per key (x3 for cubic spline).
+    /// Components per key: 3 (translation, scale), 4 (rotation) or the
+    /// number of morph targets (weights).
+    pub(crate) comps: usize,
+    /// Flattened outputs: `comps` components per key (x3 for cubic spline).
     pub(crate) values: Vec<f32>,
 }
 
@@ -131,12 +102,17 @@ pub(crate) struct Channel {
 #[derive(Debug, Clone)]
 pub(crate) struct Scene {
     pub(crate) meshes: Vec<Vec<Primitive>>,
+    /// Default morph target weights per mesh.
+    pub(crate) mesh_weights: Vec<Vec<f32>>,
+    pub(crate) skins: Vec<Skin>,
     pub(crate) materials: Vec<Material>,
     pub(crate) textures: Vec<Texture>,
     pub(crate) lights: Vec<LightDef>,
     pub(crate) nodes: Vec<Node>,
     pub(crate) roots: Vec<usize>,
     pub(crate) channels: Vec<Channel>,
+    /// Features of the file that are not rendered (each logged once at load).
+    pub(crate) warnings: Vec<String>,
 }
 
 /// A placed light.
@@ -158,18 +134,32 @@ pub(crate) struct Camera {
     pub(crate) yfov: f32,
 }
 
+/// World-space shading attributes of one vertex.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct FrameVertex {
+    /// Zero when the primitive has no normals (the face normal is used).
+    pub(crate) normal: Vec3,
+    /// Tangent and handedness; zero without tangents.
+    pub(crate) tangent: [f32; 4],
+    /// TEXCOORD_0 and TEXCOORD_1.
+    pub(crate) uv: [[f32; 2]; 2],
+    /// COLOR_0 (white without one).
+    pub(crate) color: [f32; 4],
+}
+
 /// The scene at one instant: world-space triangles and attributes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FrameGeometry {
     pub(crate) tris: Vec<[Vec3; 3]>,
-    pub(crate) normals: Vec<[Vec3; 3]>,
-    pub(crate) uvs: Vec<[[f32; 2]; 3]>,
+    /// Indices into `verts` of each triangle's corners.
+    pub(crate) tri_verts: Vec<[u32; 3]>,
+    pub(crate) verts: Vec<FrameVertex>,
     pub(crate) material: Vec<u32>,
     pub(crate) lights: Vec<PlacedLight>,
     pub(crate) camera: Option<Camera>,
 }
 
-fn check_finite(vals: &[f32], what: &str) -> Result<(), SceneError> {
+pub(crate) fn check_finite(vals: &[f32], what: &str) -> Result<(), SceneError> {
     if vals.iter().any(|v| !v.is_finite()) {
         bail!("{what} contains NaN or infinite values");
     }
@@ -232,191 +222,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Typed accessor reading with full bounds checks.
-struct Reader<'a> {
-    buffers: &'a [Vec<u8>],
-}
-
-impl Reader<'_> {
-    /// Reads `count` elements of `comps` components as f32 (normalising ints).
-    fn floats(
-        &self,
-        acc: &gltf::Accessor,
-        comps: usize,
-        what: &str,
-    ) -> Result<Vec<f32>, SceneError> {
-        if acc.sparse().is_some() {
-            bail!("{what}: sparse accessors are not supported");
-        }
-        let dims = acc.dimensions().multiplicity();
-        if dims != comps {
-            bail!("{what}: expected {comps} components, found {dims}");
-        }
-        let count = acc.count();
-        let n = count
-            .checked_mul(comps)
-            .ok_or_else(|| SceneError(format!("{what}: count overflow")))?;
-        if n > MAX_TRIANGLES * 9 {
-            bail!("{what}: {count} elements is over the limit");
-        }
-        let Some(view) = acc.view() else {
-            return Ok(vec![0.0; n]);
-        };
-        let csize = acc.data_type().size();
-        let elem = csize * comps;
-        let stride = view.stride().unwrap_or(elem);
-        if stride < elem {
-            bail!("{what}: stride {stride} smaller than element size {elem}");
-        }
-        let buf = self
-            .buffers
-            .get(view.buffer().index())
-            .ok_or_else(|| SceneError(format!("{what}: missing buffer")))?;
-        let vstart = view.offset();
-        let vend = vstart
-            .checked_add(view.length())
-            .filter(|&e| e <= buf.len())
-            .ok_or_else(|| {
-                SceneError(format!(
-                    "{what}: buffer view exceeds its buffer ({} bytes)",
-                    buf.len()
-                ))
-            })?;
-        let data = &buf[vstart..vend];
-        if count > 0 {
-            let need = acc
-                .offset()
-                .checked_add(stride.saturating_mul(count - 1))
-                .and_then(|x| x.checked_add(elem));
-            if need.is_none_or(|need| need > data.len()) {
-                bail!("{what}: accessor reads past the end of its buffer view (truncated buffer?)");
-            }
-        }
-        let norm = acc.normalized();
-        let dt = acc.data_type();
-        let mut out = Vec::with_capacity(n);
-        for i in 0..count {
-            let base = acc.offset() + i * stride;
-            for c in 0..comps {
-                let o = base + c * csize;
-                let v = match dt {
-                    DataType::F32 => {
-                        f32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]])
-                    }
-                    DataType::U8 => {
-                        let v = data[o] as f32;
-                        if norm {
-                            v / 255.0
-                        } else {
-                            v
-                        }
-                    }
-                    DataType::I8 => {
-                        let v = data[o] as i8 as f32;
-                        if norm {
-                            (v / 127.0).max(-1.0)
-                        } else {
-                            v
-                        }
-                    }
-                    DataType::U16 => {
-                        let v = u16::from_le_bytes([data[o], data[o + 1]]) as f32;
-                        if norm {
-                            v / 65535.0
-                        } else {
-                            v
-                        }
-                    }
-                    DataType::I16 => {
-                        let v = i16::from_le_bytes([data[o], data[o + 1]]) as f32;
-                        if norm {
-                            (v / 32767.0).max(-1.0)
-                        } else {
-                            v
-                        }
-                    }
-                    DataType::U32 => {
-                        u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]) as f32
-                    }
-                };
-                out.push(v);
-            }
-        }
-        check_finite(&out, what)?;
-        Ok(out)
-    }
-
-    fn indices(&self, acc: &gltf::Accessor, vertex_count: usize) -> Result<Vec<u32>, SceneError> {
-        if acc.dimensions() != Dimensions::Scalar {
-            bail!("indices must be scalars");
-        }
-        if !matches!(
-            acc.data_type(),
-            DataType::U8 | DataType::U16 | DataType::U32
-        ) {
-            bail!("indices must be unsigned integers");
-        }
-        if acc.count() > MAX_TRIANGLES * 3 {
-            bail!(
-                "index count {} is over the {} triangle limit",
-                acc.count(),
-                MAX_TRIANGLES
-            );
-        }
-        let raw = self.raw_u32(acc)?;
-        if let Some(bad) = raw.iter().find(|&&i| i as usize >= vertex_count) {
-            bail!("vertex index {bad} out of range ({vertex_count} vertices)");
-        }
-        Ok(raw)
-    }
-
-    fn raw_u32(&self, acc: &gltf::Accessor) -> Result<Vec<u32>, SceneError> {
-        // Integers up to 2^24 are exact in f32, but u32 indices may exceed it:
-        // read them directly.
-        if acc.data_type() != DataType::U32 {
-            return Ok(self
-                .floats(acc, 1, "indices")?
-                .into_iter()
-                .map(|v| v as u32)
-                .collect());
-        }
-        let count = acc.count();
-        let Some(view) = acc.view() else {
-            return Ok(vec![0; count]);
-        };
-        if acc.sparse().is_some() {
-            bail!("indices: sparse accessors are not supported");
-        }
-        let stride = view.stride().unwrap_or(4).max(4);
-        let buf = self
-            .buffers
-            .get(view.buffer().index())
-            .ok_or_else(|| SceneError("indices: missing buffer".into()))?;
-        let vend = view
-            .offset()
-            .checked_add(view.length())
-            .filter(|&e| e <= buf.len())
-            .ok_or_else(|| SceneError("indices: buffer view exceeds its buffer".into()))?;
-        let data = &buf[view.offset()..vend];
-        if count > 0 {
-            let need = acc
-                .offset()
-                .checked_add(stride.saturating_mul(count - 1))
-                .and_then(|x| x.checked_add(4));
-            if need.is_none_or(|need| need > data.len()) {
-                bail!(
-                    "indices: accessor reads past the end of its buffer view (truncated buffer?)"
-                );
-            }
-        }
-        Ok((0..count)
-            .map(|i| {
-                let o = acc.offset() + i * stride;
-                u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]])
-            })
-            .collect())
-    }
-}
+pub(crate) use crate::accessor::Reader;
 
 fn decode_image(bytes: &[u8], budget: &mut u64) -> Result<Texture, SceneError> {
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
@@ -445,11 +251,138 @@ fn decode_image(bytes: &[u8], budget: &mut u64) -> Result<Texture, SceneError> {
     })
 }
 
+/// Every mesh's primitives, and its default morph target weights.
+type MeshesAndWeights = (Vec<Vec<Primitive>>, Vec<Vec<f32>>);
+
+/// Reads every mesh's primitives and default morph weights, with the
+/// scene's triangle budget.
+fn read_meshes(
+    doc: &gltf::Document,
+    reader: &Reader,
+    materials: &[Material],
+    warnings: &mut Vec<String>,
+) -> Result<MeshesAndWeights, SceneError> {
+    let default_material = materials.len() - 1;
+    let mut total_tris = 0usize;
+    let mut meshes = Vec::new();
+    let mut weights = Vec::new();
+    for mesh in doc.meshes() {
+        let mut prims = Vec::new();
+        for p in mesh.primitives() {
+            let Some(prim) = crate::mesh::read_primitive(
+                reader,
+                &mesh,
+                &p,
+                materials,
+                default_material,
+                warnings,
+            )?
+            else {
+                continue;
+            };
+            total_tris += prim.indices.len();
+            if total_tris > MAX_TRIANGLES {
+                bail!("scene has more than {MAX_TRIANGLES} triangles");
+            }
+            prims.push(prim);
+        }
+        let w = mesh.weights().map(<[f32]>::to_vec).unwrap_or_default();
+        check_finite(&w, "mesh weights")?;
+        meshes.push(prims);
+        weights.push(w);
+    }
+    Ok((meshes, weights))
+}
+
+/// Extensions the tracer renders (or, for `KHR_materials_specular` and the
+/// punctual lights, has always read).
+pub(crate) const SUPPORTED_EXTENSIONS: &[&str] = &[
+    "KHR_lights_punctual",
+    "KHR_materials_emissive_strength",
+    "KHR_materials_specular",
+    "KHR_materials_transmission",
+    "KHR_materials_ior",
+    "KHR_materials_clearcoat",
+    "KHR_materials_unlit",
+    "KHR_mesh_quantization",
+    "KHR_texture_transform",
+];
+
+/// The gltf crate's validation (index bounds, required fields), except its
+/// refusal of required extensions it does not know: those were checked
+/// against what the tracer supports by [`check_extensions`] (the crate does
+/// not know `KHR_mesh_quantization`, which only widens accessor types the
+/// accessor reader handles).
+fn validate(doc: &gltf::Document) -> Result<(), SceneError> {
+    use gltf::json::validation::{Error, Validate};
+    let root = doc.as_json();
+    let mut errors = Vec::new();
+    root.validate(root, gltf::json::Path::new, &mut |path, error| {
+        let path = path().to_string();
+        if !(error == Error::Unsupported && path.starts_with("extensionsRequired")) {
+            errors.push(format!("{path}: {error}"));
+        }
+    });
+    if !errors.is_empty() {
+        bail!("not valid glTF: {}", errors.join(", "));
+    }
+    Ok(())
+}
+
+/// Checks `extensionsRequired` before the document is parsed (so a file
+/// that needs an unsupported extension gets an error naming it, not a
+/// validation failure) and lists `extensionsUsed` that are not handled.
+fn check_extensions(bytes: &[u8]) -> Result<Vec<String>, SceneError> {
+    let json: &[u8] = if bytes.starts_with(b"glTF") {
+        match gltf::Glb::from_slice(bytes) {
+            Ok(glb) => return check_extensions_json(&glb.json[..]),
+            Err(e) => bail!("not valid glTF: {e}"),
+        }
+    } else {
+        bytes
+    };
+    check_extensions_json(json)
+}
+
+fn check_extensions_json(json: &[u8]) -> Result<Vec<String>, SceneError> {
+    #[derive(serde::Deserialize)]
+    struct Exts {
+        #[serde(default, rename = "extensionsRequired")]
+        required: Vec<String>,
+        #[serde(default, rename = "extensionsUsed")]
+        used: Vec<String>,
+    }
+    // Malformed JSON is reported by the full parse that follows.
+    let Ok(e) = serde_json::from_slice::<Exts>(json) else {
+        return Ok(Vec::new());
+    };
+    let missing: Vec<&str> = e
+        .required
+        .iter()
+        .map(String::as_str)
+        .filter(|x| !SUPPORTED_EXTENSIONS.contains(x))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the file requires glTF extensions this renderer does not support: {} (supported: {})",
+            missing.join(", "),
+            SUPPORTED_EXTENSIONS.join(", ")
+        );
+    }
+    Ok(e.used
+        .iter()
+        .filter(|x| !SUPPORTED_EXTENSIONS.contains(&x.as_str()))
+        .map(|x| format!("glTF extension {x} is not supported and is ignored"))
+        .collect())
+}
+
 /// Parses a glTF (`.gltf` or `.glb`) file from memory; external resources are
 /// looked up beside `path`.
 pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
-    let gltf =
-        gltf::Gltf::from_slice(bytes).map_err(|e| SceneError(format!("not valid glTF: {e}")))?;
+    let mut warnings = check_extensions(bytes)?;
+    let gltf = gltf::Gltf::from_slice_without_validation(bytes)
+        .map_err(|e| SceneError(format!("not valid glTF: {e}")))?;
+    validate(&gltf.document)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let doc = &gltf.document;
 
@@ -496,116 +429,10 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         textures.push(decode_image(&bytes, &mut budget)?);
     }
 
-    let mut materials: Vec<Material> = Vec::new();
-    for m in doc.materials() {
-        let pbr = m.pbr_metallic_roughness();
-        let bc = pbr.base_color_factor();
-        let strength = m.emissive_strength().unwrap_or(1.0);
-        let e = m.emissive_factor();
-        let base_texture = pbr
-            .base_color_texture()
-            .map(|t| t.texture().source().index())
-            .and_then(|i| image_tex.get(i).copied());
-        let emissive_texture = m
-            .emissive_texture()
-            .map(|t| t.texture().source().index())
-            .and_then(|i| image_tex.get(i).copied());
-        let mat = Material {
-            base: [bc[0], bc[1], bc[2]],
-            metallic: pbr.metallic_factor(),
-            roughness: pbr.roughness_factor(),
-            emissive: [e[0] * strength, e[1] * strength, e[2] * strength],
-            specular: m.specular().map(|s| s.specular_factor()).unwrap_or(1.0),
-            texture: base_texture.or(emissive_texture),
-            emission_textured: base_texture.is_none() && emissive_texture.is_some(),
-        };
-        let all = [
-            mat.base[0],
-            mat.base[1],
-            mat.base[2],
-            mat.metallic,
-            mat.roughness,
-            mat.specular,
-            strength,
-        ];
-        check_finite(&all, "material")?;
-        check_finite(&mat.emissive, "material emission")?;
-        if mat.base.iter().chain(mat.emissive.iter()).any(|v| *v < 0.0) {
-            bail!("material {} has negative colours", m.index().unwrap_or(0));
-        }
-        materials.push(Material {
-            metallic: mat.metallic.clamp(0.0, 1.0),
-            roughness: mat.roughness.clamp(0.0, 1.0),
-            specular: mat.specular.clamp(0.0, 1.0),
-            ..mat
-        });
-    }
-    let default_material = materials.len();
+    let mut materials = crate::material::read_materials(doc, &image_tex, &mut warnings)?;
     materials.push(Material::default());
-
-    let mut total_tris = 0usize;
-    let mut meshes = Vec::new();
-    for mesh in doc.meshes() {
-        let mut prims = Vec::new();
-        for p in mesh.primitives() {
-            if p.mode() != gltf::mesh::Mode::Triangles {
-                continue;
-            }
-            let Some(pos) = p.get(&gltf::Semantic::Positions) else {
-                continue;
-            };
-            let positions: Vec<Vec3> = reader
-                .floats(&pos, 3, "POSITION")?
-                .chunks_exact(3)
-                .map(|c| [c[0], c[1], c[2]])
-                .collect();
-            let normals = match p.get(&gltf::Semantic::Normals) {
-                Some(a) if a.count() == positions.len() => Some(
-                    reader
-                        .floats(&a, 3, "NORMAL")?
-                        .chunks_exact(3)
-                        .map(|c| [c[0], c[1], c[2]])
-                        .collect(),
-                ),
-                Some(_) => bail!("NORMAL count differs from POSITION count"),
-                None => None,
-            };
-            let uvs = match p.get(&gltf::Semantic::TexCoords(0)) {
-                Some(a) if a.count() == positions.len() => Some(
-                    reader
-                        .floats(&a, 2, "TEXCOORD_0")?
-                        .chunks_exact(2)
-                        .map(|c| [c[0], c[1]])
-                        .collect(),
-                ),
-                Some(_) => bail!("TEXCOORD_0 count differs from POSITION count"),
-                None => None,
-            };
-            let flat: Vec<u32> = match p.indices() {
-                Some(a) => reader.indices(&a, positions.len())?,
-                None => {
-                    if positions.len() > MAX_TRIANGLES * 3 {
-                        bail!("too many vertices");
-                    }
-                    (0..positions.len() as u32).collect()
-                }
-            };
-            let indices: Vec<[u32; 3]> = flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-            total_tris += indices.len();
-            if total_tris > MAX_TRIANGLES {
-                bail!("scene has more than {MAX_TRIANGLES} triangles");
-            }
-            let material = p.material().index().unwrap_or(default_material);
-            prims.push(Primitive {
-                positions,
-                normals,
-                uvs,
-                indices,
-                material,
-            });
-        }
-        meshes.push(prims);
-    }
+    let (meshes, mesh_weights) = read_meshes(doc, &reader, &materials, &mut warnings)?;
+    let skins = crate::skin::read_skins(doc, &reader)?;
 
     let mut lights = Vec::new();
     if let Some(ls) = doc.lights() {
@@ -673,6 +500,8 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
             mesh: n.mesh().map(|m| m.index()),
             camera,
             light: n.light().map(|l| l.index()),
+            skin: n.skin().map(|s| s.index()),
+            weights: n.weights().map(<[f32]>::to_vec),
         });
     }
     let roots: Vec<usize> = match doc.default_scene().or_else(|| doc.scenes().next()) {
@@ -694,19 +523,28 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         for ch in anim.channels() {
             let target = ch.target();
             let property = target.property();
-            let comps = match property {
-                Property::Translation | Property::Scale => 3,
-                Property::Rotation => 4,
-                Property::MorphTargetWeights => continue,
-            };
             let sampler = ch.sampler();
             let times = reader.floats(&sampler.input(), 1, "animation input")?;
-            let values = reader.floats(&sampler.output(), comps, "animation output")?;
             let interpolation = sampler.interpolation();
             let per_key = if interpolation == Interpolation::CubicSpline {
                 3
             } else {
                 1
+            };
+            let (comps, values) = match property {
+                Property::Translation | Property::Scale => {
+                    (3, reader.floats(&sampler.output(), 3, "animation output")?)
+                }
+                Property::Rotation => (4, reader.floats(&sampler.output(), 4, "animation output")?),
+                Property::MorphTargetWeights => {
+                    // Scalar outputs: one weight per morph target per key.
+                    let v = reader.floats(&sampler.output(), 1, "animation output")?;
+                    let keys = times.len() * per_key;
+                    if keys == 0 || v.is_empty() || v.len() % keys != 0 {
+                        bail!("morph weight animation output count does not match its input");
+                    }
+                    (v.len() / keys, v)
+                }
             };
             if times.is_empty() || values.len() != times.len() * comps * per_key {
                 bail!("animation sampler input/output counts do not match");
@@ -719,14 +557,28 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
                 property,
                 interpolation,
                 times,
+                comps,
                 values,
             });
         }
     }
 
     // Nodes instancing meshes may multiply triangle counts: check the total.
+    for n in &nodes {
+        if let (Some(s), Some(m)) = (n.skin, n.mesh) {
+            let skin = skins
+                .get(s)
+                .ok_or_else(|| SceneError(format!("skin {s} does not exist")))?;
+            for p in &meshes[m] {
+                crate::skin::check_joints(p, skin)?;
+            }
+        }
+    }
     let scene = Scene {
         meshes,
+        mesh_weights,
+        skins,
+        warnings,
         materials,
         textures,
         lights,
@@ -750,7 +602,9 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
     Ok(scene)
 }
 
-fn sample_channel(ch: &Channel, t: f32, comps: usize) -> Vec<f32> {
+fn sample_channel(ch: &Channel, t: f32) -> Vec<f32> {
+    let comps = ch.comps;
+    let rotation = ch.property == Property::Rotation;
     let times = &ch.times;
     let per_key = if ch.interpolation == Interpolation::CubicSpline {
         3
@@ -780,7 +634,7 @@ fn sample_channel(ch: &Channel, t: f32, comps: usize) -> Vec<f32> {
         Interpolation::Step => value(k, 0).to_vec(),
         Interpolation::Linear => {
             let (a, b) = (value(k, 0), value(k + 1, 0));
-            if comps == 4 {
+            if rotation {
                 math::slerp([a[0], a[1], a[2], a[3]], [b[0], b[1], b[2], b[3]], u).to_vec()
             } else {
                 (0..comps).map(|i| a[i] + (b[i] - a[i]) * u).collect()
@@ -797,7 +651,7 @@ fn sample_channel(ch: &Channel, t: f32, comps: usize) -> Vec<f32> {
                         + (u3 - u2) * dt * m1[i]
                 })
                 .collect();
-            if comps == 4 {
+            if rotation {
                 math::quat_normalize([r[0], r[1], r[2], r[3]]).to_vec()
             } else {
                 r
@@ -812,44 +666,47 @@ impl Scene {
         !self.channels.is_empty()
     }
 
-    /// Local matrices of every node at time `t`.
-    fn local_matrices(&self, t: f32) -> Vec<Mat4> {
+    /// Local matrices and animated morph weights of every node at time `t`.
+    fn animated(&self, t: f32) -> (Vec<Mat4>, Vec<Option<Vec<f32>>>) {
         let mut trs: Vec<(Vec3, [f32; 4], Vec3)> = self
             .nodes
             .iter()
             .map(|n| (n.translation, n.rotation, n.scale))
             .collect();
+        let mut weights: Vec<Option<Vec<f32>>> = vec![None; self.nodes.len()];
         for ch in &self.channels {
             let Some(e) = trs.get_mut(ch.node) else {
                 continue;
             };
+            let v = sample_channel(ch, t);
             match ch.property {
-                Property::Translation => {
-                    let v = sample_channel(ch, t, 3);
-                    e.0 = [v[0], v[1], v[2]];
-                }
-                Property::Scale => {
-                    let v = sample_channel(ch, t, 3);
-                    e.2 = [v[0], v[1], v[2]];
-                }
-                Property::Rotation => {
-                    let v = sample_channel(ch, t, 4);
-                    e.1 = math::quat_normalize([v[0], v[1], v[2], v[3]]);
-                }
-                Property::MorphTargetWeights => {}
+                Property::Translation => e.0 = [v[0], v[1], v[2]],
+                Property::Scale => e.2 = [v[0], v[1], v[2]],
+                Property::Rotation => e.1 = math::quat_normalize([v[0], v[1], v[2], v[3]]),
+                Property::MorphTargetWeights => weights[ch.node] = Some(v),
             }
         }
-        self.nodes
+        let local = self
+            .nodes
             .iter()
             .zip(trs)
             .map(|(n, (t, r, s))| n.matrix.unwrap_or_else(|| math::trs(t, r, s)))
-            .collect()
+            .collect();
+        (local, weights)
     }
 
     /// Visits every node instance depth-first with its world matrix; `f`
     /// returns false to stop. Errors on cycles or absurd depth.
     fn walk(&self, t: f32, f: &mut dyn FnMut(usize, &Mat4) -> bool) -> Result<(), SceneError> {
-        let local = self.local_matrices(t);
+        let (local, _) = self.animated(t);
+        self.walk_with(&local, f)
+    }
+
+    fn walk_with(
+        &self,
+        local: &[Mat4],
+        f: &mut dyn FnMut(usize, &Mat4) -> bool,
+    ) -> Result<(), SceneError> {
         let mut stack: Vec<(usize, Mat4, usize)> = self
             .roots
             .iter()
@@ -876,42 +733,68 @@ impl Scene {
         Ok(())
     }
 
+    /// Joint matrices of `skin` given the nodes' world matrices (joints
+    /// outside the scene keep their bind pose).
+    fn joint_matrices(&self, skin: usize, world: &[Option<Mat4>]) -> Vec<Mat4> {
+        let s = &self.skins[skin];
+        s.joints
+            .iter()
+            .zip(&s.inverse_bind)
+            .map(|(&j, ib)| match world.get(j).copied().flatten() {
+                Some(w) => math::mat_mul(&w, ib),
+                None => math::IDENTITY,
+            })
+            .collect()
+    }
+
     /// World-space geometry, lights and camera at time `t` seconds.
     pub(crate) fn evaluate(&self, t: f32) -> Result<FrameGeometry, SceneError> {
+        let (local, anim_weights) = self.animated(t);
+        let skinned = self.nodes.iter().any(|n| n.skin.is_some());
+        // World matrix of each node's first instance, for joints.
+        let mut world_of: Vec<Option<Mat4>> = vec![None; self.nodes.len()];
+        if skinned {
+            self.walk_with(&local, &mut |n, w| {
+                world_of[n].get_or_insert(*w);
+                true
+            })?;
+        }
         let mut g = FrameGeometry::default();
         let mut err = None;
-        self.walk(t, &mut |n, world| {
+        self.walk_with(&local, &mut |n, world| {
             let node = &self.nodes[n];
             if let Some(m) = node.mesh {
+                let weights: &[f32] = anim_weights[n]
+                    .as_deref()
+                    .or(node.weights.as_deref())
+                    .unwrap_or(&self.mesh_weights[m]);
+                let joints = node.skin.map(|s| self.joint_matrices(s, &world_of));
                 for p in &self.meshes[m] {
+                    let d = crate::skin::deform(p, weights, joints.as_deref(), world);
+                    if d.positions.iter().flatten().any(|x| !x.is_finite()) {
+                        err = Some(SceneError("transformed vertex is not finite".into()));
+                        return false;
+                    }
+                    // A mirroring transform reverses the winding: swap two
+                    // corners so front faces stay front faces.
+                    let mirrored = joints.is_none() && math::determinant3(world) < 0.0;
+                    let base = g.verts.len() as u32;
+                    for i in 0..p.positions.len() {
+                        g.verts.push(FrameVertex {
+                            normal: d.normals[i],
+                            tangent: d.tangents[i],
+                            uv: [0, 1].map(|s| p.uvs[s].as_ref().map(|u| u[i]).unwrap_or([0.0; 2])),
+                            color: p.colors.as_ref().map(|c| c[i]).unwrap_or([1.0; 4]),
+                        });
+                    }
                     for tri in &p.indices {
-                        let v = tri.map(|i| math::transform_point(world, p.positions[i as usize]));
-                        let face = math::normalize(math::cross(
-                            math::sub(v[1], v[0]),
-                            math::sub(v[2], v[0]),
-                        ));
-                        let nrm = match &p.normals {
-                            Some(ns) => tri.map(|i| {
-                                let tn = math::transform_normal(world, ns[i as usize]);
-                                if math::dot(tn, tn) > 0.5 {
-                                    tn
-                                } else {
-                                    face
-                                }
-                            }),
-                            None => [face; 3],
+                        let tri = if mirrored {
+                            [tri[0], tri[2], tri[1]]
+                        } else {
+                            *tri
                         };
-                        let uv = match &p.uvs {
-                            Some(uvs) => tri.map(|i| uvs[i as usize]),
-                            None => [[0.0; 2]; 3],
-                        };
-                        if v.iter().flatten().any(|x| !x.is_finite()) {
-                            err = Some(SceneError("transformed vertex is not finite".into()));
-                            return false;
-                        }
-                        g.tris.push(v);
-                        g.normals.push(nrm);
-                        g.uvs.push(uv);
+                        g.tris.push(tri.map(|i| d.positions[i as usize]));
+                        g.tri_verts.push(tri.map(|i| base + i));
                         g.material.push(p.material as u32);
                     }
                 }

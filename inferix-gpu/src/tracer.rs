@@ -159,6 +159,11 @@ impl PathTracer {
         let bytes =
             std::fs::read(path).map_err(|e| invalid(path, format!("cannot read scene: {e}")))?;
         let scene = Arc::new(scene::load(&bytes, path).map_err(|e| invalid(path, e.0))?);
+        // Once per scene load (the scene is cached): features of the file
+        // that are not rendered.
+        for w in &scene.warnings {
+            tracing::warn!("{}: {w}", path.display());
+        }
         let static_data = if scene.is_animated() {
             None
         } else {
