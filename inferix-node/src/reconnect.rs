@@ -11,6 +11,50 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::watch;
+use tracing::debug;
+
+use crate::NodeError;
+
+/// A node that holds sessions with a manager: a worker or a verifier.
+#[async_trait::async_trait]
+pub(crate) trait SessionNode: Sync {
+    /// Role name for logs.
+    fn role(&self) -> &'static str;
+    /// Connects to `links.address()`, says hello, calls `links.connected()`
+    /// once welcomed, and serves the session until it ends: `Ok` when
+    /// `shutdown` turned true, an error when the session was lost.
+    async fn session(
+        &self,
+        links: &mut Reconnect,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), NodeError>;
+}
+
+/// Holds sessions with the managers `links` lists until `shutdown` turns
+/// true or a manager refuses the node (token, version), moving to the next
+/// manager after a backoff whenever a session is lost.
+pub(crate) async fn follow(
+    node: &dyn SessionNode,
+    mut links: Reconnect,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        match node.session(&mut links, &mut shutdown).await {
+            Ok(()) => return Ok(()),
+            Err(NodeError::Refused(m)) => return Err(NodeError::Refused(m)),
+            Err(e) => {
+                debug!(role = node.role(), manager = %links.address(), error = %e, "session lost; reconnecting")
+            }
+        }
+        let delay = links.failed();
+        if !Reconnect::pause(delay, &mut shutdown).await {
+            return Ok(());
+        }
+    }
+}
 
 /// The addresses a node follows and the delay before its next attempt.
 #[derive(Debug, Clone)]

@@ -27,7 +27,7 @@ use inferix_transport::Transport;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::reconnect::Reconnect;
+use crate::reconnect::{follow, Reconnect, SessionNode};
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
 
@@ -104,28 +104,27 @@ impl VerifierNode {
 
     /// Runs until `shutdown` turns true, reconnecting with backoff (to the
     /// next manager, when given several) when the manager is unreachable.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
-        let mut links = Reconnect::new(
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let links = Reconnect::new(
             &self.config.manager,
             self.config.min_backoff,
             self.config.max_backoff,
         );
-        loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
-            match self.session(&mut links, &mut shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(NodeError::Refused(m)) => return Err(NodeError::Refused(m)),
-                Err(e) => {
-                    debug!(manager = %links.address(), error = %e, "verifier session ended; reconnecting")
-                }
-            }
-            let delay = links.failed();
-            if !Reconnect::pause(delay, &mut shutdown).await {
-                return Ok(());
-            }
-        }
+        follow(&self, links, shutdown).await
+    }
+    fn check(&self, blobs: Arc<dyn BlobStore>, a: VerificationAssignment) -> Check {
+        let crops = self.renderer.as_ref().map(|r| CropRenderer {
+            renderer: r.clone(),
+            work_dir: self.config.work_dir.clone(),
+        });
+        Box::pin(async move { verify(&*blobs, crops.as_ref(), &a).await })
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionNode for VerifierNode {
+    fn role(&self) -> &'static str {
+        "verifier"
     }
 
     async fn session(
@@ -199,14 +198,6 @@ impl VerifierNode {
                 }
             }
         }
-    }
-
-    fn check(&self, blobs: Arc<dyn BlobStore>, a: VerificationAssignment) -> Check {
-        let crops = self.renderer.as_ref().map(|r| CropRenderer {
-            renderer: r.clone(),
-            work_dir: self.config.work_dir.clone(),
-        });
-        Box::pin(async move { verify(&*blobs, crops.as_ref(), &a).await })
     }
 }
 

@@ -18,7 +18,7 @@ use inferix_transport::{NodeIdentity, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::reconnect::Reconnect;
+use crate::reconnect::{follow, Reconnect, SessionNode};
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
 
@@ -97,28 +97,20 @@ impl WorkerNode {
     /// Runs until `shutdown` turns true, reconnecting with backoff (to the
     /// next manager, when given several) when the manager is unreachable.
     /// On shutdown a task in progress is handed back.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
-        let mut links = Reconnect::new(
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let links = Reconnect::new(
             &self.config.manager,
             self.config.min_backoff,
             self.config.max_backoff,
         );
-        loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
-            match self.session(&mut links, &mut shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(NodeError::Refused(m)) => return Err(NodeError::Refused(m)),
-                Err(e) => {
-                    debug!(worker = ?self.id(), manager = %links.address(), error = %e, "manager unreachable; retrying");
-                }
-            }
-            let delay = links.failed();
-            if !Reconnect::pause(delay, &mut shutdown).await {
-                return Ok(());
-            }
-        }
+        follow(&self, links, shutdown).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionNode for WorkerNode {
+    fn role(&self) -> &'static str {
+        "worker"
     }
 
     async fn session(
