@@ -48,7 +48,10 @@ impl SceneWatermarker for GltfWatermarker {
     ) -> Result<(), RenderError> {
         let bytes = tokio::fs::read(scene)
             .await
-            .map_err(|e| RenderError::Backend(format!("cannot read {}: {e}", scene.display())))?;
+            .map_err(|e| RenderError::InvalidScene {
+                path: scene.to_path_buf(),
+                reason: format!("cannot read it: {e}"),
+            })?;
         let glb = watermark_gltf(&bytes, scene, patches, settings)?;
         tokio::fs::write(out, glb)
             .await
@@ -68,6 +71,16 @@ pub fn watermark_gltf(
     patches: &[Patch],
     settings: &RenderSettings,
 ) -> Result<Vec<u8>, RenderError> {
+    // The lease's settings, not the scene, are wrong when a patch does not
+    // fit: checked before the scene is touched.
+    if let Some(p) = patches.iter().find(|p| {
+        !p.rect.fits_in(settings.width, settings.height) || p.rect.width == 0 || p.rect.height == 0
+    }) {
+        return Err(RenderError::InvalidSettings(format!(
+            "watermark patch {:?} is outside the {}x{} frame",
+            p.rect, settings.width, settings.height
+        )));
+    }
     add_patches(scene, patches, settings).map_err(|reason| RenderError::InvalidScene {
         path: path.to_path_buf(),
         reason: format!("cannot add watermark patches: {reason}"),

@@ -11,6 +11,8 @@
 //! - [`prepare`]: the scene copy with the patches, made by the manager.
 
 pub mod challenge;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod key;
 pub mod merkle;
 pub mod plan;

@@ -1,0 +1,29 @@
+//! The glTF watermarker passes the `SceneWatermarker` conformance suite
+//! with the path tracer rendering its copies.
+
+use inferix_core::por::conformance::{self, Fixture};
+use inferix_core::renderer::{RenderSettings, SceneFormat};
+use inferix_gpu::{GltfWatermarker, PathTracer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gltf_watermarker_passes_the_watermarker_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("demo.glb");
+    std::fs::write(&scene, inferix_gpu::demo_scene_glb()).unwrap();
+    let fixture = Fixture {
+        scene,
+        format: SceneFormat::Gltf,
+        settings: RenderSettings {
+            width: 96,
+            height: 64,
+            samples: 8,
+            max_bounces: 3,
+            seed: 5,
+            ..RenderSettings::default()
+        },
+        frames: vec![1, 13],
+        scratch: dir.path().join("scratch"),
+    };
+    let tracer = PathTracer::new().expect("a render device (bash scripts/setup-gpu.sh)");
+    conformance::test_all(&GltfWatermarker, &tracer, &fixture).await;
+}
