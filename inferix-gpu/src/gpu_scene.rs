@@ -12,8 +12,14 @@ pub(crate) struct GpuScene {
     pub(crate) udata: Vec<u32>,
     /// `up` template (launch-specific slots are filled per launch).
     pub(crate) up: Vec<u32>,
-    /// `fp` without the aspect ratio (filled per launch).
+    /// `fp` without the aspect ratio and environment share (filled per
+    /// launch).
     pub(crate) fp: Vec<f32>,
+    /// Summed sampling power of the scene's lights and emissive triangles:
+    /// zero when there is nothing worth sampling.
+    pub(crate) light_power: f64,
+    /// Diagonal of the geometry's bounds (scene scale for light power).
+    pub(crate) extent: f32,
 }
 
 fn srgb_to_linear(b: u8) -> f32 {
@@ -221,5 +227,7 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
         udata,
         up: upv,
         fp: fpv,
+        light_power: total,
+        extent,
     }
 }

@@ -41,7 +41,13 @@ pub(crate) mod up {
     pub(crate) const U_MAT: usize = 24;
     pub(crate) const U_TEX: usize = 25;
     pub(crate) const U_EMIT: usize = 26;
-    pub(crate) const LEN: usize = 27;
+    /// Environment map size; 0 wide when the scene has none.
+    pub(crate) const ENV_W: usize = 27;
+    pub(crate) const ENV_H: usize = 28;
+    /// What camera rays that miss see: 0 the background colour, 1 the
+    /// environment, 2 nothing (transparent: alpha 0).
+    pub(crate) const BG_MODE: usize = 29;
+    pub(crate) const LEN: usize = 30;
 }
 
 /// `fp` (f32 parameters) slots.
@@ -55,7 +61,14 @@ pub(crate) mod fp {
     pub(crate) const EPS: usize = 14;
     pub(crate) const FAR: usize = 15;
     pub(crate) const BACKGROUND: usize = 16;
-    pub(crate) const LEN: usize = 19;
+    /// Probability that next-event estimation samples the environment
+    /// rather than the scene's lights.
+    pub(crate) const ENV_PMF: usize = 19;
+    /// 1 for an orthographic camera (parallel rays along `CAM_FWD`), else 0.
+    pub(crate) const ORTHO: usize = 20;
+    /// Half the orthographic view's height in scene units.
+    pub(crate) const ORTHO_HALF_H: usize = 21;
+    pub(crate) const LEN: usize = 22;
 }
 
 /// Floats per BVH node in `fdata` (bounds min, max).
@@ -585,6 +598,70 @@ fn sample_bsdf(s: Surface, wo: V3, r0: f32, r1: f32, r2: f32) -> Sample {
     }
 }
 
+/// Index of the environment texel direction `d` falls in (the same
+/// mapping as [`crate::environment::texel_index`]).
+#[cube]
+fn env_index(d: V3, w: u32, h: u32) -> usize {
+    let u = 0.5 + f32::atan2(d.x, -d.z) * (0.5 / PI);
+    let v = f32::acos(f32::clamp(d.y, -1.0, 1.0)) * (1.0 / PI);
+    let x = u32::min(u32::cast_from(f32::max(u * f32::cast_from(w), 0.0)), w - 1);
+    let y = u32::min(u32::cast_from(f32::max(v * f32::cast_from(h), 0.0)), h - 1);
+    (y * w + x) as usize
+}
+
+/// Environment radiance arriving from direction `d` (black without one).
+#[cube]
+fn env_radiance(env: &Array<f32>, up: &Array<u32>, d: V3) -> V3 {
+    let w = up[up::ENV_W];
+    let h = up[up::ENV_H];
+    let mut r = vs(0.0);
+    if w > 0 {
+        let i = env_index(d, w, h) * 3;
+        set3(&mut r, v3(env[i], env[i + 1], env[i + 2]));
+    }
+    r
+}
+
+/// Solid-angle pdf of the environment sampler for direction `d`.
+#[cube]
+fn env_pdf(env: &Array<f32>, up: &Array<u32>, d: V3) -> f32 {
+    let w = up[up::ENV_W];
+    let h = up[up::ENV_H];
+    let idx = env_index(d, w, h);
+    let x = idx % w as usize;
+    let y = idx / w as usize;
+    let marg = (w * h * 3) as usize;
+    let cond = marg + h as usize + y * w as usize;
+    let pm = env[marg + y] - select(y > 0, env[marg + usize::max(y, 1) - 1], 0.0);
+    let pc = env[cond + x] - select(x > 0, env[cond + usize::max(x, 1) - 1], 0.0);
+    let sin_t = f32::sqrt(f32::max(1.0 - d.y * d.y, 1.0e-12));
+    pm * pc * f32::cast_from(w * h) / (2.0 * PI * PI * sin_t)
+}
+
+/// First index in `n` CDF entries at `base` whose value exceeds `r`.
+#[cube]
+fn cdf_search(data: &Array<f32>, base: usize, n: u32, r: f32) -> u32 {
+    let mut lo: u32 = 0;
+    let mut hi: u32 = n - 1;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if data[base + mid as usize] > r {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// Where `r` falls between CDF entries `i - 1` and `i`, in [0, 1).
+#[cube]
+fn cdf_fraction(data: &Array<f32>, base: usize, i: u32, r: f32) -> f32 {
+    let prev = select(i > 0, data[base + (u32::max(i, 1) - 1) as usize], 0.0);
+    let span = data[base + i as usize] - prev;
+    f32::clamp((r - prev) / f32::max(span, 1.0e-20), 0.0, 0.99999994)
+}
+
 /// Result of sampling a light from a point.
 #[derive(CubeType, Clone, Copy)]
 pub(crate) struct LightSample {
@@ -597,12 +674,93 @@ pub(crate) struct LightSample {
     valid: bool,
 }
 
+/// Samples the environment: a texel by the luminance CDFs, then a point
+/// uniform in (u, v) inside it. `share` is the probability of having
+/// chosen the environment at all.
+#[cube]
+fn sample_env(env: &Array<f32>, up: &Array<u32>, share: f32, r1: f32, r2: f32) -> LightSample {
+    let w = up[up::ENV_W];
+    let h = up[up::ENV_H];
+    let marg = (w * h * 3) as usize;
+    let y = cdf_search(env, marg, h, r1);
+    let fy = cdf_fraction(env, marg, y, r1);
+    let cond = marg + h as usize + y as usize * w as usize;
+    let x = cdf_search(env, cond, w, r2);
+    let fx = cdf_fraction(env, cond, x, r2);
+    let u = (f32::cast_from(x) + fx) / f32::cast_from(w);
+    let v = (f32::cast_from(y) + fy) / f32::cast_from(h);
+    let phi = (u - 0.5) * 2.0 * PI;
+    let theta = v * PI;
+    let st = f32::sin(theta);
+    let wi = v3(st * f32::sin(phi), f32::cos(theta), -st * f32::cos(phi));
+    let pdf = share * env_pdf(env, up, wi);
+    let ok = pdf > 0.0 && st > 1.0e-6;
+    let le = env_radiance(env, up, wi);
+    LightSample {
+        wi,
+        dist: 1.0e30,
+        li: scale(le, select(ok, 1.0 / f32::max(pdf, 1.0e-20), 0.0)),
+        pdf,
+        valid: ok,
+    }
+}
+
+/// Samples the environment with probability `fp[ENV_PMF]`, else one of the
+/// scene's lights.
+#[allow(clippy::too_many_arguments, unused_assignments)]
 #[cube]
 fn sample_light(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
+    fp: &Array<f32>,
+    env: &Array<f32>,
     p: V3,
+    r0: f32,
+    r1: f32,
+    r2: f32,
+) -> LightSample {
+    let p_env = fp[fp::ENV_PMF];
+    let mut res_wi = vs(0.0);
+    let mut res_li = vs(0.0);
+    let mut dist: f32 = 0.0;
+    let mut pdf: f32 = 0.0;
+    let mut valid = false;
+    if r0 < p_env || up[up::NUM_LIGHTS] == 0 {
+        let e = sample_env(env, up, p_env, r1, r2);
+        set3(&mut res_wi, e.wi);
+        set3(&mut res_li, e.li);
+        dist = e.dist;
+        pdf = e.pdf;
+        valid = e.valid;
+    } else {
+        let rs = f32::min((r0 - p_env) / f32::max(1.0 - p_env, 1.0e-20), 0.99999994);
+        let e = sample_scene_light(fdata, udata, up, p, 1.0 - p_env, rs, r1, r2);
+        set3(&mut res_wi, e.wi);
+        set3(&mut res_li, e.li);
+        dist = e.dist;
+        pdf = e.pdf;
+        valid = e.valid;
+    }
+    LightSample {
+        wi: res_wi,
+        dist,
+        li: res_li,
+        pdf,
+        valid,
+    }
+}
+
+/// Samples one punctual light or emissive triangle by the light CDF;
+/// `share` is the probability of sampling scene lights at all.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn sample_scene_light(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    p: V3,
+    share: f32,
     r0: f32,
     r1: f32,
     r2: f32,
@@ -623,7 +781,7 @@ fn sample_light(
     }
     let idx = lo;
     let prev = select(idx > 0, fdata[cdf + (u32::max(idx, 1) - 1) as usize], 0.0);
-    let pmf = fdata[cdf + idx as usize] - prev;
+    let pmf = (fdata[cdf + idx as usize] - prev) * share;
     let mut res = LightSample {
         wi: vs(0.0),
         dist: 0.0,
@@ -721,19 +879,26 @@ fn offset_point(p: V3, ng: V3, dir: V3, eps: f32) -> V3 {
     add(p, scale(ng, s))
 }
 
-/// One path sample's radiance.
+/// One path sample's radiance; `covered` is set to 0 when the camera ray
+/// sees nothing under a transparent background, else 1.
+#[allow(clippy::too_many_arguments)]
 #[cube]
 fn radiance(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
     fp: &Array<f32>,
+    env: &Array<f32>,
     o0: V3,
     d0: V3,
     rng: &mut u32,
+    covered: &mut f32,
 ) -> V3 {
     let max_bounces = up[up::MAX_BOUNCES];
-    let have_lights = up[up::NUM_LIGHTS] > 0;
+    let p_env = fp[fp::ENV_PMF];
+    let have_lights = up[up::NUM_LIGHTS] > 0 || p_env > 0.0;
+    let has_env = up[up::ENV_W] > 0;
+    let bg_mode = up[up::BG_MODE];
     let eps_base = fp[fp::EPS];
     let far = fp[fp::FAR];
     let background = load3(fp, fp::BACKGROUND);
@@ -747,8 +912,24 @@ fn radiance(
     while alive {
         let hit = trace(fdata, udata, up, o, d, far, false);
         if hit.tri == 0xFFFF_FFFFu32 {
-            let nv1 = add(l, mul(thr, background));
-            set3(&mut l, nv1);
+            if depth == 0 && bg_mode == 2u32 {
+                *covered = 0.0;
+            } else if depth == 0 && (bg_mode == 0u32 || !has_env) {
+                let nv1 = add(l, background);
+                set3(&mut l, nv1);
+            } else if has_env {
+                let le = env_radiance(env, up, d);
+                let mut w: f32 = 1.0;
+                if depth > 0 && prev_pdf > 0.0 && p_env > 0.0 {
+                    let pl = p_env * env_pdf(env, up, d);
+                    w = prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl);
+                }
+                let nv1 = add(l, scale(mul(thr, le), w));
+                set3(&mut l, nv1);
+            } else {
+                let nv1 = add(l, mul(thr, background));
+                set3(&mut l, nv1);
+            }
             alive = false;
         } else {
             let s = surface(fdata, udata, up, o, d, hit);
@@ -762,7 +943,8 @@ fn radiance(
                 let mut w: f32 = 1.0;
                 if depth > 0 && prev_pdf > 0.0 && s.light_pmf > 0.0 {
                     let cos_l = f32::abs(dot(s.ng, d));
-                    let pl = s.light_pmf * hit.t * hit.t / f32::max(cos_l * s.area, 1.0e-20);
+                    let pl = (1.0 - p_env) * s.light_pmf * hit.t * hit.t
+                        / f32::max(cos_l * s.area, 1.0e-20);
                     w = prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl);
                 }
                 let nv2 = add(l, scale(mul(thr, s.emission), w));
@@ -776,7 +958,7 @@ fn radiance(
                 let r1 = rnd(rng);
                 let r2 = rnd(rng);
                 if have_lights {
-                    let ls = sample_light(fdata, udata, up, s.p, r0, r1, r2);
+                    let ls = sample_light(fdata, udata, up, fp, env, s.p, r0, r1, r2);
                     if ls.valid {
                         let e = eval_bsdf(s, wo, ls.wi);
                         if e.pdf > 0.0 {
@@ -825,14 +1007,19 @@ fn radiance(
     l
 }
 
+/// Floats per pixel in the accumulation buffer: RGB and coverage (alpha).
+pub(crate) const ACC_F: usize = 4;
+
 /// Path-traces `SAMPLE_COUNT` samples per pixel of the launch rectangle and
-/// adds them, one by one, to `accum` (3 floats per pixel of the rectangle).
+/// adds them, one by one, to `accum` ([`ACC_F`] floats per pixel of the
+/// rectangle).
 #[cube(launch)]
 pub(crate) fn path_trace_kernel(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
     fp: &Array<f32>,
+    env: &Array<f32>,
     accum: &mut Array<f32>,
 ) {
     let lx = ABSOLUTE_POS_X;
@@ -850,22 +1037,44 @@ pub(crate) fn path_trace_kernel(
         let upv = load3(fp, fp::CAM_UP);
         let th = fp[fp::TAN_HALF_FOV];
         let aspect = fp[fp::ASPECT];
+        let ortho = fp[fp::ORTHO] > 0.5;
+        let oh = fp[fp::ORTHO_HALF_H];
         let pixel_key = pcg(
             pcg(pcg(pcg(up[up::SEED_LO]) ^ up[up::SEED_HI]) ^ up[up::FRAME])
                 ^ (px * 0x9E37_79B9u32 + py),
         );
-        let out = ((ly * crop_w + lx) * 3) as usize;
+        let out = (ly * crop_w + lx) as usize * ACC_F;
         let mut acc = v3(accum[out], accum[out + 1], accum[out + 2]);
+        let mut alpha = accum[out + 3];
         let start = up[up::SAMPLE_START];
         let count = up[up::SAMPLE_COUNT];
         for i in 0..count {
             let mut rng = pcg(pixel_key ^ pcg(start + i + 0x632B_E5ABu32));
             let jx = rnd(&mut rng);
             let jy = rnd(&mut rng);
-            let sx = (2.0 * (f32::cast_from(px) + jx) / full_w - 1.0) * th * aspect;
-            let sy = (1.0 - 2.0 * (f32::cast_from(py) + jy) / full_h) * th;
-            let dir = normalize(add(fwd, add(scale(right, sx), scale(upv, sy))));
-            let c = radiance(fdata, udata, up, fp, cam, dir, &mut rng);
+            let nx = 2.0 * (f32::cast_from(px) + jx) / full_w - 1.0;
+            let ny = 1.0 - 2.0 * (f32::cast_from(py) + jy) / full_h;
+            let sx = nx * th * aspect;
+            let sy = ny * th;
+            let persp = normalize(add(fwd, add(scale(right, sx), scale(upv, sy))));
+            let shifted = add(
+                cam,
+                add(scale(right, nx * oh * aspect), scale(upv, ny * oh)),
+            );
+            let origin = vselect(ortho, shifted, cam);
+            let dir = vselect(ortho, fwd, persp);
+            let mut covered: f32 = 1.0;
+            let c = radiance(
+                fdata,
+                udata,
+                up,
+                fp,
+                env,
+                origin,
+                dir,
+                &mut rng,
+                &mut covered,
+            );
             let bad = f32::is_nan(c.x)
                 || f32::is_nan(c.y)
                 || f32::is_nan(c.z)
@@ -876,9 +1085,11 @@ pub(crate) fn path_trace_kernel(
                 let nv6 = add(acc, c);
                 set3(&mut acc, nv6);
             }
+            alpha += covered;
         }
         accum[out] = acc.x;
         accum[out + 1] = acc.y;
         accum[out + 2] = acc.z;
+        accum[out + 3] = alpha;
     }
 }

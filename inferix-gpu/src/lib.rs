@@ -23,6 +23,7 @@ mod bvh;
 pub mod codec;
 mod demo;
 mod device;
+mod environment;
 mod gpu_scene;
 mod kernel;
 mod math;
@@ -39,3 +40,5 @@ pub use watermark::GltfWatermarker;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_light;

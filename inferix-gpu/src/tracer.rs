@@ -14,6 +14,7 @@ use inferix_core::renderer::{
 };
 
 use crate::device::{self, with_client, Device, RuntimeKind};
+use crate::environment::{EnvMap, EnvTables};
 use crate::gpu_scene::{self, GpuScene};
 use crate::kernel::{self, fp, up};
 use crate::scene::{self, Scene, MAX_FILE_BYTES};
@@ -107,7 +108,8 @@ impl PathTracer {
                     let _ = tx.send(RenderProgress { frame, fraction });
                 }
             };
-            let image = self.render_data(&data, s, frame, rect, &progress)?;
+            let lighting = Lighting::choose(&data, None);
+            let image = self.render_data(&data, &lighting, s, frame, rect, &progress)?;
             out.push(RenderedFrame { frame, image });
         }
         Ok(out)
@@ -117,12 +119,13 @@ impl PathTracer {
     pub(crate) fn render_data(
         &self,
         data: &GpuScene,
+        lighting: &Lighting,
         s: &RenderSettings,
         frame: u32,
         rect: Rect,
         progress: &dyn Fn(f32),
     ) -> Result<Image, RenderError> {
-        with_client!(&self.device.backend, client => render_frame(client, data, s, frame, rect, progress))
+        with_client!(&self.device.backend, client => render_frame(client, data, lighting, s, frame, rect, progress))
     }
 
     /// Parsed scene and, for static scenes, the flattened data; cached.
@@ -200,10 +203,58 @@ pub(crate) fn frame_data(
     Ok(gpu_scene::flatten(scene, &g))
 }
 
+/// The default studio's tables, built once per process.
+fn studio() -> Arc<EnvTables> {
+    static STUDIO: std::sync::OnceLock<Arc<EnvTables>> = std::sync::OnceLock::new();
+    STUDIO
+        .get_or_init(|| Arc::new(EnvTables::build(&EnvMap::studio())))
+        .clone()
+}
+
+/// How one frame is lit beyond its own lights.
+#[derive(Debug, Clone)]
+pub(crate) struct Lighting {
+    /// The environment, if any: the user's map, or the default studio when
+    /// the scene has nothing to sample.
+    pub(crate) env: Option<Arc<EnvTables>>,
+}
+
+impl Lighting {
+    /// The user's environment when given, else the default studio when the
+    /// frame has no light and no emissive surface worth sampling.
+    pub(crate) fn choose(data: &GpuScene, user: Option<Arc<EnvTables>>) -> Lighting {
+        match user {
+            Some(env) => Lighting { env: Some(env) },
+            None if data.light_power <= 0.0 => Lighting {
+                env: Some(studio()),
+            },
+            None => Lighting { env: None },
+        }
+    }
+
+    /// Probability that next-event estimation samples the environment: all
+    /// of it without other lights, else its power's share (an environment
+    /// of mean radiance L gives irradiance πL over the scene's cross-section,
+    /// counted as a directional light is in [`crate::gpu_scene`]).
+    fn env_share(&self, data: &GpuScene) -> f32 {
+        let Some(env) = &self.env else { return 0.0 };
+        if env.mean_luminance <= 0.0 {
+            return 0.0;
+        }
+        if data.light_power <= 0.0 {
+            return 1.0;
+        }
+        let pi = std::f64::consts::PI;
+        let e = env.mean_luminance as f64 * pi * pi * (data.extent as f64).powi(2) * 0.25;
+        ((e / (e + data.light_power)) as f32).clamp(0.1, 0.9)
+    }
+}
+
 /// Launches the kernel over `rect` in passes and returns linear RGB.
 fn render_frame<R: Runtime>(
     client: &ComputeClient<R>,
     data: &GpuScene,
+    lighting: &Lighting,
     s: &RenderSettings,
     frame: u32,
     rect: Rect,
@@ -214,8 +265,16 @@ fn render_frame<R: Runtime>(
     let uh = device::upload_u32(client, &data.udata);
     let mut fpv = data.fp.clone();
     fpv[fp::ASPECT] = s.width as f32 / s.height as f32;
+    fpv[fp::ENV_PMF] = lighting.env_share(data);
     let fph = device::upload_f32(client, &fpv);
-    let acc = device::upload_f32(client, &vec![0.0f32; pixels * 3]);
+    let empty = [0.0f32];
+    let env_buf: &[f32] = lighting.env.as_ref().map_or(&empty, |e| &e.buf);
+    let envh = device::upload_f32(client, env_buf);
+    let (env_w, env_h) = lighting
+        .env
+        .as_ref()
+        .map_or((0, 0), |e| (e.width, e.height));
+    let acc = device::upload_f32(client, &vec![0.0f32; pixels * kernel::ACC_F]);
     // Split samples into passes of bounded work; pixel values do not depend
     // on the split because each pass adds its samples one by one, in order.
     let per_pass = ((1usize << 20) / pixels.max(1)).clamp(1, s.samples as usize) as u32;
@@ -237,6 +296,9 @@ fn render_frame<R: Runtime>(
         upv[up::SAMPLE_START] = start;
         upv[up::SAMPLE_COUNT] = n;
         upv[up::MAX_BOUNCES] = s.max_bounces.min(1024);
+        upv[up::ENV_W] = env_w;
+        upv[up::ENV_H] = env_h;
+        upv[up::BG_MODE] = 1;
         let uph = device::upload_u32(client, &upv);
         kernel::path_trace_kernel::launch::<R>(
             client,
@@ -246,7 +308,8 @@ fn render_frame<R: Runtime>(
             device::array_arg(&uh, data.udata.len()),
             device::array_arg(&uph, upv.len()),
             device::array_arg(&fph, fpv.len()),
-            device::array_arg(&acc, pixels * 3),
+            device::array_arg(&envh, env_buf.len()),
+            device::array_arg(&acc, pixels * kernel::ACC_F),
         );
         start += n;
         cubecl::future::block_on(client.sync())
@@ -258,7 +321,10 @@ fn render_frame<R: Runtime>(
     Ok(Image {
         width: rect.width,
         height: rect.height,
-        pixels: sums.iter().map(|v| v * inv).collect(),
+        pixels: sums
+            .chunks_exact(kernel::ACC_F)
+            .flat_map(|p| [p[0] * inv, p[1] * inv, p[2] * inv])
+            .collect(),
     })
 }
 

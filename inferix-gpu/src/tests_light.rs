@@ -1,0 +1,242 @@
+//! Lighting tests: the default environment, environment sampling and the
+//! background, instantiated per runtime like [`crate::tests`].
+
+use inferix_core::image::Image;
+use inferix_core::renderer::RenderSettings;
+
+use crate::builder::{box_mesh, quad_mesh, GltfBuilder, MaterialDesc, NodeDesc};
+use crate::environment::EnvMap;
+use crate::math::quat_axis_angle;
+use crate::tests::{request, scratch, tracer, write};
+use crate::RuntimeKind;
+
+pub(crate) fn settings(w: u32, h: u32, samples: u32) -> RenderSettings {
+    RenderSettings {
+        width: w,
+        height: h,
+        samples,
+        max_bounces: 4,
+        seed: 3,
+        fps: 24.0,
+    }
+}
+
+/// A grey unit cube seen by a camera at (0, 0, 5): no light, no emission.
+pub(crate) fn lightless_cube_glb() -> Vec<u8> {
+    let mut b = GltfBuilder::new();
+    let m = b.material(MaterialDesc {
+        base_color: [0.6; 3],
+        roughness: 0.8,
+        ..Default::default()
+    });
+    let (p, n, i) = box_mesh([0.5; 3], false);
+    let mesh = b.mesh(&p, Some(&n), &i, m);
+    b.node(
+        NodeDesc {
+            mesh: Some(mesh),
+            ..Default::default()
+        },
+        true,
+    );
+    let cam = b.camera(0.5);
+    b.node(
+        NodeDesc {
+            camera: Some(cam),
+            translation: Some([0.0, 0.0, 5.0]),
+            ..Default::default()
+        },
+        true,
+    );
+    b.to_glb()
+}
+
+/// A large diffuse floor of albedo `rho`, no light, seen from straight
+/// above through a narrow camera.
+fn lightless_floor_glb(rho: f32) -> Vec<u8> {
+    let mut b = GltfBuilder::new();
+    let m = b.material(MaterialDesc {
+        base_color: [rho; 3],
+        roughness: 1.0,
+        specular: 0.0,
+        ..Default::default()
+    });
+    let (p, n, i) = quad_mesh(1000.0);
+    let mesh = b.mesh(&p, Some(&n), &i, m);
+    b.node(
+        NodeDesc {
+            mesh: Some(mesh),
+            ..Default::default()
+        },
+        true,
+    );
+    let cam = b.camera(0.05);
+    b.node(
+        NodeDesc {
+            camera: Some(cam),
+            translation: Some([0.0, 1.0, 0.0]),
+            rotation: Some(quat_axis_angle(
+                [1.0, 0.0, 0.0],
+                -std::f32::consts::FRAC_PI_2,
+            )),
+            ..Default::default()
+        },
+        true,
+    );
+    b.to_glb()
+}
+
+pub(crate) fn mean_rgb(img: &Image) -> [f64; 3] {
+    let mut m = [0.0f64; 3];
+    for p in img.pixels.chunks_exact(3) {
+        for c in 0..3 {
+            m[c] += p[c] as f64;
+        }
+    }
+    m.map(|v| v / (img.pixels.len() / 3) as f64)
+}
+
+/// Irradiance on an upward surface from the environment's upper
+/// hemisphere, by quadrature over the texels the kernel reads.
+fn upward_irradiance(map: &EnvMap) -> f64 {
+    let (n_t, n_p) = (1024usize, 1024usize);
+    let mut e = 0.0f64;
+    for i in 0..n_t {
+        let t0 = std::f64::consts::FRAC_PI_2 * i as f64 / n_t as f64;
+        let t1 = std::f64::consts::FRAC_PI_2 * (i + 1) as f64 / n_t as f64;
+        let tm = 0.5 * (t0 + t1);
+        // ∫ cosθ sinθ dθ over the band, per unit φ.
+        let band = 0.5 * (t1.sin().powi(2) - t0.sin().powi(2));
+        for j in 0..n_p {
+            let ph = 2.0 * std::f64::consts::PI * (j as f64 + 0.5) / n_p as f64;
+            let d = [
+                (tm.sin() * ph.cos()) as f32,
+                tm.cos() as f32,
+                (tm.sin() * ph.sin()) as f32,
+            ];
+            let l = map.lookup(d);
+            e += l[0] as f64 * band * 2.0 * std::f64::consts::PI / n_p as f64;
+        }
+    }
+    e
+}
+
+pub(crate) fn lightless_scene_gets_default_environment(kind: RuntimeKind) {
+    let Some(t) = tracer(kind) else { return };
+    let dir = scratch(&format!("default-env-{kind:?}"));
+    let scene = write(&dir, "cube.glb", &lightless_cube_glb());
+    let img = t
+        .render_blocking(&request(&scene, vec![0], settings(24, 16, 4), None))
+        .unwrap()
+        .remove(0)
+        .image;
+    let _ = std::fs::write(
+        dir.join("cube.png"),
+        crate::codec::encode_png(&img.to_srgb8()),
+    );
+    // The corners see the studio behind the cube: grey, not black.
+    let corner = img.get(0, 0);
+    assert!(
+        corner.iter().all(|c| *c > 0.3 && *c < 2.0),
+        "background {corner:?}"
+    );
+    // The cube is lit by it: its centre is neither black nor the background.
+    let centre = img.get(12, 8);
+    assert!(
+        centre.iter().all(|c| *c > 0.02 && c.is_finite()),
+        "cube {centre:?}"
+    );
+    assert!((centre[0] - corner[0]).abs() > 0.02);
+}
+
+pub(crate) fn emissive_scene_keeps_black_background(kind: RuntimeKind) {
+    let Some(t) = tracer(kind) else { return };
+    let dir = scratch(&format!("emissive-only-{kind:?}"));
+    let mut b = GltfBuilder::new();
+    let m = b.material(MaterialDesc {
+        base_color: [0.0; 3],
+        emissive: [1.0; 3],
+        emissive_strength: 2.0,
+        ..Default::default()
+    });
+    let (p, n, i) = quad_mesh(0.5);
+    let mesh = b.mesh(&p, Some(&n), &i, m);
+    // The quad faces +Z, towards the camera.
+    b.node(
+        NodeDesc {
+            mesh: Some(mesh),
+            rotation: Some(quat_axis_angle(
+                [1.0, 0.0, 0.0],
+                std::f32::consts::FRAC_PI_2,
+            )),
+            ..Default::default()
+        },
+        true,
+    );
+    let cam = b.camera(0.5);
+    b.node(
+        NodeDesc {
+            camera: Some(cam),
+            translation: Some([0.0, 0.0, 4.0]),
+            ..Default::default()
+        },
+        true,
+    );
+    let scene = write(&dir, "emissive.glb", &b.to_glb());
+    let img = t
+        .render_blocking(&request(&scene, vec![0], settings(16, 16, 2), None))
+        .unwrap()
+        .remove(0)
+        .image;
+    assert_eq!(img.get(0, 0), [0.0; 3], "no default environment behind it");
+    let c = img.get(8, 8);
+    assert!(c.iter().all(|v| (v - 2.0).abs() < 1e-3), "emitter {c:?}");
+}
+
+pub(crate) fn default_environment_lights_floor_as_integrated(kind: RuntimeKind) {
+    let Some(t) = tracer(kind) else { return };
+    let dir = scratch(&format!("env-floor-{kind:?}"));
+    let rho = 0.5f32;
+    let scene = write(&dir, "floor.glb", &lightless_floor_glb(rho));
+    let img = t
+        .render_blocking(&request(&scene, vec![0], settings(16, 16, 16), None))
+        .unwrap()
+        .remove(0)
+        .image;
+    let expected = rho as f64 / std::f64::consts::PI * upward_irradiance(&EnvMap::studio());
+    let m = mean_rgb(&img);
+    for c in m {
+        assert!(
+            (c - expected).abs() < 0.02 * expected,
+            "floor radiance {m:?}, expected {expected}"
+        );
+    }
+}
+
+/// Instantiates the lighting tests for one runtime.
+macro_rules! testgen_light {
+    ($module:ident, $kind:expr) => {
+        mod $module {
+            #[test]
+            fn lightless_scene_gets_default_environment() {
+                super::lightless_scene_gets_default_environment($kind);
+            }
+
+            #[test]
+            fn emissive_scene_keeps_black_background() {
+                super::emissive_scene_keeps_black_background($kind);
+            }
+
+            #[test]
+            fn default_environment_lights_floor_as_integrated() {
+                super::default_environment_lights_floor_as_integrated($kind);
+            }
+        }
+    };
+}
+
+#[cfg(feature = "wgpu")]
+testgen_light!(wgpu, crate::RuntimeKind::Wgpu);
+#[cfg(feature = "cuda")]
+testgen_light!(cuda, crate::RuntimeKind::Cuda);
+#[cfg(feature = "hip")]
+testgen_light!(hip, crate::RuntimeKind::Hip);
