@@ -99,6 +99,33 @@ pub struct RenderedFrame {
     pub image: Image,
 }
 
+/// Something a renderer substituted for, or could not do, in a scene: a
+/// render still succeeds, but the customer should know (printed once per
+/// scene by `inferix render`, kept in a job's status).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RenderWarning {
+    /// Stable identifier for programs, e.g. `"default-environment"`.
+    pub code: String,
+    /// One sentence for people.
+    pub message: String,
+}
+
+impl RenderWarning {
+    /// A warning from its code and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for RenderWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
 /// Why a render failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -146,6 +173,20 @@ pub trait Renderer: Send + Sync {
     fn device_class(&self) -> String;
     /// Renders every requested frame.
     async fn render(&self, request: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError>;
+
+    /// What rendering `request`'s scene with its settings will substitute
+    /// or skip (no lights, no camera, unsupported features), each once.
+    /// It does not depend on the crop and is meant to be asked once per
+    /// scene, not per frame.
+    ///
+    /// The default reports nothing, for renderers that substitute nothing.
+    async fn scene_warnings(
+        &self,
+        request: &RenderRequest,
+    ) -> Result<Vec<RenderWarning>, RenderError> {
+        let _ = request;
+        Ok(Vec::new())
+    }
 
     /// Renders each of `crops` of every frame of `request` (whose own `crop`
     /// is ignored): a verifier's crop challenges. Results are in frame

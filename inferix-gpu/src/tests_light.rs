@@ -146,6 +146,22 @@ pub(crate) fn lightless_scene_gets_default_environment(kind: RuntimeKind) {
         "cube {centre:?}"
     );
     assert!((centre[0] - corner[0]).abs() > 0.02);
+    // The substitution is reported once, through the Renderer trait too.
+    let req = request(&scene, vec![0, 1, 2], settings(24, 16, 4), None);
+    let codes: Vec<String> = t
+        .scene_warnings_blocking(&req)
+        .unwrap()
+        .into_iter()
+        .map(|w| w.code)
+        .collect();
+    assert_eq!(codes, vec!["default-environment".to_string()]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    use inferix_core::renderer::Renderer;
+    let via_trait = rt.block_on(t.scene_warnings(&req)).unwrap();
+    assert_eq!(via_trait.len(), 1);
+    assert!(via_trait[0].message.contains("default studio environment"));
 }
 
 pub(crate) fn emissive_scene_keeps_black_background(kind: RuntimeKind) {
@@ -188,6 +204,13 @@ pub(crate) fn emissive_scene_keeps_black_background(kind: RuntimeKind) {
         .remove(0)
         .image;
     assert_eq!(img.get(0, 0), [0.0; 3], "no default environment behind it");
+    let warnings = t
+        .scene_warnings_blocking(&request(&scene, vec![0], settings(16, 16, 2), None))
+        .unwrap();
+    assert!(
+        warnings.iter().all(|w| w.code != "default-environment"),
+        "{warnings:?}"
+    );
     let c = img.get(8, 8);
     assert!(c.iter().all(|v| (v - 2.0).abs() < 1e-3), "emitter {c:?}");
 }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use cubecl::prelude::*;
 use inferix_core::image::{Image, Rect};
 use inferix_core::renderer::{
-    RenderError, RenderProgress, RenderRequest, RenderSettings, RenderedFrame, Renderer,
-    SceneFormat,
+    RenderError, RenderProgress, RenderRequest, RenderSettings, RenderWarning, RenderedFrame,
+    Renderer, SceneFormat,
 };
 
 use crate::device::{self, with_client, Device, RuntimeKind};
@@ -111,6 +111,36 @@ impl PathTracer {
             let lighting = Lighting::choose(&data, None);
             let image = self.render_data(&data, &lighting, s, frame, rect, &progress)?;
             out.push(RenderedFrame { frame, image });
+        }
+        Ok(out)
+    }
+
+    /// What rendering `request` substitutes: see [`Renderer::scene_warnings`].
+    /// Judged on the first requested frame.
+    pub fn scene_warnings_blocking(
+        &self,
+        request: &RenderRequest,
+    ) -> Result<Vec<RenderWarning>, RenderError> {
+        request.validate()?;
+        if request.format != SceneFormat::Gltf {
+            return Err(RenderError::UnsupportedFormat(request.format));
+        }
+        let (scene, static_data) = self.load(&request.scene)?;
+        let s = &request.settings;
+        let data = match static_data {
+            Some(d) => d,
+            None => {
+                let frame = request.frames.first().copied().unwrap_or(0);
+                Arc::new(frame_data(&scene, frame, s).map_err(|e| invalid(&request.scene, e))?)
+            }
+        };
+        let mut out = Vec::new();
+        if Lighting::choose(&data, None).is_default() {
+            out.push(RenderWarning::new(
+                "default-environment",
+                "the scene has no light and no emissive surface worth sampling: \
+                 it is lit by the default studio environment",
+            ));
         }
         Ok(out)
     }
@@ -232,6 +262,11 @@ impl Lighting {
         }
     }
 
+    /// Whether this is the default studio standing in for missing lights.
+    pub(crate) fn is_default(&self) -> bool {
+        self.env.as_ref().is_some_and(|e| Arc::ptr_eq(e, &studio()))
+    }
+
     /// Probability that next-event estimation samples the environment: all
     /// of it without other lights, else its power's share (an environment
     /// of mean radiance L gives irradiance πL over the scene's cross-section,
@@ -347,5 +382,19 @@ impl Renderer for PathTracer {
         tokio::task::spawn_blocking(move || this.render_blocking(&request))
             .await
             .map_err(|e| RenderError::Backend(format!("render task failed: {e}")))?
+    }
+
+    async fn scene_warnings(
+        &self,
+        request: &RenderRequest,
+    ) -> Result<Vec<RenderWarning>, RenderError> {
+        let this = self.clone();
+        let request = RenderRequest {
+            progress: None,
+            ..request.clone()
+        };
+        tokio::task::spawn_blocking(move || this.scene_warnings_blocking(&request))
+            .await
+            .map_err(|e| RenderError::Backend(format!("scene check failed: {e}")))?
     }
 }

@@ -291,6 +291,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let list: Vec<u32> = frames.frames().collect();
             anyhow::ensure!(!list.is_empty(), "frame range {frames} is empty");
+            // What the renderer substitutes (default light, default camera,
+            // unsupported features) is said once, before any frame.
+            let whole = RenderRequest {
+                scene: scene.clone(),
+                format: scene_format,
+                frames: list.clone(),
+                settings: settings.clone(),
+                crop,
+                progress: None,
+            };
+            for w in renderer.scene_warnings(&whole).await? {
+                eprintln!("warning: {w}");
+            }
             let pb = bar(list.len() as u64, "frames");
             for f in list {
                 let req = RenderRequest {
