@@ -58,11 +58,14 @@ pub fn run_bench_blocking(tracer: &PathTracer) -> Result<BenchReport, RenderErro
     let data = frame_data(&scene, 0, &s).map_err(RenderError::Backend)?;
     let rect = Rect::new(0, 0, s.width, s.height);
     let lighting = Lighting::choose(&data, None);
-    tracer.render_data(&data, &lighting, &s, 0, rect, &|_| {})?;
+    let cam = data
+        .camera
+        .unwrap_or_else(|| crate::camera::default_camera(None, s.width as f32 / s.height as f32));
+    tracer.render_data(&data, &cam, &lighting, &s, 0, rect, &|_| {})?;
     let mut times = Vec::new();
     for frame in 1..=BENCH_FRAMES {
         let start = Instant::now();
-        tracer.render_data(&data, &lighting, &s, frame, rect, &|_| {})?;
+        tracer.render_data(&data, &cam, &lighting, &s, frame, rect, &|_| {})?;
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

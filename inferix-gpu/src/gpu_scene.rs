@@ -1,9 +1,10 @@
 //! Flattening a frame's geometry into the kernel's two data buffers.
 
 use crate::bvh;
+use crate::camera::{Camera, Projection};
 use crate::kernel::{fp, up, ATTR_F, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_F};
 use crate::math;
-use crate::scene::{default_camera, FrameGeometry, LightKind, Scene};
+use crate::scene::{FrameGeometry, LightKind, Scene};
 
 /// Host copy of everything one frame's kernel launches read.
 #[derive(Debug, Clone)]
@@ -12,9 +13,11 @@ pub(crate) struct GpuScene {
     pub(crate) udata: Vec<u32>,
     /// `up` template (launch-specific slots are filled per launch).
     pub(crate) up: Vec<u32>,
-    /// `fp` without the aspect ratio and environment share (filled per
-    /// launch).
+    /// `fp` without the camera, aspect ratio and environment share (filled
+    /// per launch).
     pub(crate) fp: Vec<f32>,
+    /// The camera the file names, if any.
+    pub(crate) camera: Option<Camera>,
     /// Summed sampling power of the scene's lights and emissive triangles:
     /// zero when there is nothing worth sampling.
     pub(crate) light_power: f64,
@@ -213,13 +216,7 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
     upv[up::NUM_PUNCTUAL] = g.lights.len() as u32;
     upv[up::NUM_TRIS] = n as u32;
 
-    let cam = g.camera.unwrap_or_else(|| default_camera(g));
     let mut fpv = vec![0.0f32; fp::LEN];
-    fpv[fp::CAM_POS..fp::CAM_POS + 3].copy_from_slice(&cam.position);
-    fpv[fp::CAM_FWD..fp::CAM_FWD + 3].copy_from_slice(&cam.forward);
-    fpv[fp::CAM_RIGHT..fp::CAM_RIGHT + 3].copy_from_slice(&cam.right);
-    fpv[fp::CAM_UP..fp::CAM_UP + 3].copy_from_slice(&cam.up);
-    fpv[fp::TAN_HALF_FOV] = (cam.yfov * 0.5).tan();
     fpv[fp::EPS] = 1e-4;
     fpv[fp::FAR] = 1e30;
     GpuScene {
@@ -229,5 +226,26 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
         fp: fpv,
         light_power: total,
         extent,
+        camera: g.camera,
+    }
+}
+
+/// Writes `cam` into the kernel's `fp` parameters.
+pub(crate) fn write_camera(fpv: &mut [f32], cam: &Camera) {
+    fpv[fp::CAM_POS..fp::CAM_POS + 3].copy_from_slice(&cam.position);
+    fpv[fp::CAM_FWD..fp::CAM_FWD + 3].copy_from_slice(&cam.forward);
+    fpv[fp::CAM_RIGHT..fp::CAM_RIGHT + 3].copy_from_slice(&cam.right);
+    fpv[fp::CAM_UP..fp::CAM_UP + 3].copy_from_slice(&cam.up);
+    match cam.projection {
+        Projection::Perspective { yfov } => {
+            fpv[fp::TAN_HALF_FOV] = (yfov * 0.5).tan();
+            fpv[fp::ORTHO] = 0.0;
+            fpv[fp::ORTHO_HALF_H] = 0.0;
+        }
+        Projection::Orthographic { half_height } => {
+            fpv[fp::TAN_HALF_FOV] = 0.0;
+            fpv[fp::ORTHO] = 1.0;
+            fpv[fp::ORTHO_HALF_H] = half_height;
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod blender;
 pub mod builder;
 mod bvh;
+mod camera;
 pub mod codec;
 mod demo;
 mod device;
@@ -40,5 +41,7 @@ pub use watermark::GltfWatermarker;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_camera;
 #[cfg(test)]
 mod tests_light;

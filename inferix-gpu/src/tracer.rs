@@ -13,10 +13,12 @@ use inferix_core::renderer::{
     Renderer, SceneFormat,
 };
 
+use crate::camera::{self, Camera};
 use crate::device::{self, with_client, Device, RuntimeKind};
 use crate::environment::{EnvMap, EnvTables};
 use crate::gpu_scene::{self, GpuScene};
 use crate::kernel::{self, fp, up};
+use crate::math::Vec3;
 use crate::scene::{self, Scene, MAX_FILE_BYTES};
 
 /// Parsed scenes kept in memory.
@@ -30,10 +32,28 @@ struct FileKey {
     modified: Option<SystemTime>,
 }
 
-struct CachedScene {
-    scene: Arc<Scene>,
+/// A parsed scene file and what is derived from it once.
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    pub(crate) scene: Arc<Scene>,
     /// Flattened data of a static scene (the same for every frame).
     static_data: Option<Arc<GpuScene>>,
+    /// Geometry bounds over the whole animation, which the default
+    /// camera frames.
+    bounds: Option<(Vec3, Vec3)>,
+}
+
+impl Loaded {
+    /// The camera the file names at this frame, else the default camera.
+    pub(crate) fn camera(&self, data: &GpuScene, s: &RenderSettings) -> Camera {
+        data.camera.unwrap_or_else(|| {
+            camera::default_camera(self.bounds, s.width as f32 / s.height as f32)
+        })
+    }
+}
+
+struct CachedScene {
+    loaded: Loaded,
     last_used: u64,
 }
 
@@ -92,7 +112,8 @@ impl PathTracer {
         if request.format != SceneFormat::Gltf {
             return Err(RenderError::UnsupportedFormat(request.format));
         }
-        let (scene, static_data) = self.load(&request.scene)?;
+        let loaded = self.load(&request.scene)?;
+        let (scene, static_data) = (&loaded.scene, &loaded.static_data);
         let s = &request.settings;
         let rect = request.crop.unwrap_or(Rect::new(0, 0, s.width, s.height));
         let mut out = Vec::with_capacity(request.frames.len());
@@ -100,16 +121,17 @@ impl PathTracer {
             let data = match &static_data {
                 Some(d) => d.clone(),
                 None => {
-                    Arc::new(frame_data(&scene, frame, s).map_err(|e| invalid(&request.scene, e))?)
+                    Arc::new(frame_data(scene, frame, s).map_err(|e| invalid(&request.scene, e))?)
                 }
             };
+            let cam = loaded.camera(&data, s);
             let progress = |fraction: f32| {
                 if let Some(tx) = &request.progress {
                     let _ = tx.send(RenderProgress { frame, fraction });
                 }
             };
             let lighting = Lighting::choose(&data, None);
-            let image = self.render_data(&data, &lighting, s, frame, rect, &progress)?;
+            let image = self.render_data(&data, &cam, &lighting, s, frame, rect, &progress)?;
             out.push(RenderedFrame { frame, image });
         }
         Ok(out)
@@ -125,16 +147,25 @@ impl PathTracer {
         if request.format != SceneFormat::Gltf {
             return Err(RenderError::UnsupportedFormat(request.format));
         }
-        let (scene, static_data) = self.load(&request.scene)?;
+        let loaded = self.load(&request.scene)?;
         let s = &request.settings;
-        let data = match static_data {
-            Some(d) => d,
+        let data = match &loaded.static_data {
+            Some(d) => d.clone(),
             None => {
                 let frame = request.frames.first().copied().unwrap_or(0);
-                Arc::new(frame_data(&scene, frame, s).map_err(|e| invalid(&request.scene, e))?)
+                Arc::new(
+                    frame_data(&loaded.scene, frame, s).map_err(|e| invalid(&request.scene, e))?,
+                )
             }
         };
         let mut out = Vec::new();
+        if data.camera.is_none() {
+            out.push(RenderWarning::new(
+                "default-camera",
+                "the scene has no camera: a default three-quarter view framing the \
+                 whole animation is used",
+            ));
+        }
         if Lighting::choose(&data, None).is_default() {
             out.push(RenderWarning::new(
                 "default-environment",
@@ -146,20 +177,22 @@ impl PathTracer {
     }
 
     /// Renders flattened scene data (used by tests and the bench).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn render_data(
         &self,
         data: &GpuScene,
+        cam: &Camera,
         lighting: &Lighting,
         s: &RenderSettings,
         frame: u32,
         rect: Rect,
         progress: &dyn Fn(f32),
     ) -> Result<Image, RenderError> {
-        with_client!(&self.device.backend, client => render_frame(client, data, lighting, s, frame, rect, progress))
+        with_client!(&self.device.backend, client => render_frame(client, data, cam, lighting, s, frame, rect, progress))
     }
 
-    /// Parsed scene and, for static scenes, the flattened data; cached.
-    fn load(&self, path: &Path) -> Result<(Arc<Scene>, Option<Arc<GpuScene>>), RenderError> {
+    /// Parsed scene and what is derived from it; cached.
+    pub(crate) fn load(&self, path: &Path) -> Result<Loaded, RenderError> {
         let meta = std::fs::metadata(path)
             .map_err(|e| invalid(path, format!("cannot read scene: {e}")))?;
         let key = FileKey {
@@ -173,7 +206,7 @@ impl PathTracer {
             let tick = cache.tick;
             if let Some(c) = cache.scenes.get_mut(&key) {
                 c.last_used = tick;
-                return Ok((c.scene.clone(), c.static_data.clone()));
+                return Ok(c.loaded.clone());
             }
         }
         if meta.len() > MAX_FILE_BYTES {
@@ -191,6 +224,12 @@ impl PathTracer {
             let g = scene.evaluate(0.0).map_err(|e| invalid(path, e.0))?;
             Some(Arc::new(gpu_scene::flatten(&scene, &g)))
         };
+        let bounds = camera::animation_bounds(&scene).map_err(|e| invalid(path, e.0))?;
+        let loaded = Loaded {
+            scene,
+            static_data,
+            bounds,
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.scenes.len() >= SCENE_CACHE {
             if let Some(oldest) = cache
@@ -206,12 +245,11 @@ impl PathTracer {
         cache.scenes.insert(
             key,
             CachedScene {
-                scene: scene.clone(),
-                static_data: static_data.clone(),
+                loaded: loaded.clone(),
                 last_used: tick,
             },
         );
-        Ok((scene, static_data))
+        Ok(loaded)
     }
 }
 
@@ -286,9 +324,11 @@ impl Lighting {
 }
 
 /// Launches the kernel over `rect` in passes and returns linear RGB.
+#[allow(clippy::too_many_arguments)]
 fn render_frame<R: Runtime>(
     client: &ComputeClient<R>,
     data: &GpuScene,
+    cam: &Camera,
     lighting: &Lighting,
     s: &RenderSettings,
     frame: u32,
@@ -299,6 +339,7 @@ fn render_frame<R: Runtime>(
     let fh = device::upload_f32(client, &data.fdata);
     let uh = device::upload_u32(client, &data.udata);
     let mut fpv = data.fp.clone();
+    gpu_scene::write_camera(&mut fpv, cam);
     fpv[fp::ASPECT] = s.width as f32 / s.height as f32;
     fpv[fp::ENV_PMF] = lighting.env_share(data);
     let fph = device::upload_f32(client, &fpv);
