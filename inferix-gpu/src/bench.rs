@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use inferix_core::image::Rect;
-use inferix_core::renderer::{RenderError, RenderSettings, Renderer};
+use inferix_core::renderer::{Background, RenderError, RenderSettings, Renderer};
 
 use crate::tracer::{frame_data, Lighting, PathTracer};
 
@@ -21,6 +21,8 @@ pub const BENCH_SETTINGS: RenderSettings = RenderSettings {
     max_bounces: 4,
     seed: 0x1B,
     fps: 24.0,
+    environment: None,
+    background: Background::Environment,
 };
 
 /// Timed frames after one warm-up frame (which compiles the kernel).

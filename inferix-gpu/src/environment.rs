@@ -82,6 +82,52 @@ impl EnvMap {
     }
 }
 
+/// Largest environment map accepted, in pixels (a 16k x 8k map).
+const MAX_ENV_PIXELS: u64 = 16384 * 8192;
+
+/// Reads an equirectangular radiance map from a `.hdr` (Radiance RGBE) or
+/// `.exr` file. Non-finite and negative values read as black.
+pub(crate) fn load_file(path: &std::path::Path) -> Result<EnvMap, String> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.len() > 4 << 30 {
+        return Err(format!("file is {} bytes, over the limit", meta.len()));
+    }
+    let (width, height, mut rgb) = match ext.as_deref() {
+        Some("exr") => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+            let img = crate::codec::decode_exr(&bytes).map_err(|e| e.to_string())?;
+            (img.width, img.height, img.pixels)
+        }
+        Some("hdr") => {
+            let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+            let dec = image::codecs::hdr::HdrDecoder::new(std::io::BufReader::new(file))
+                .map_err(|e| format!("not a Radiance HDR file: {e}"))?;
+            let md = dec.metadata();
+            if md.width as u64 * md.height as u64 > MAX_ENV_PIXELS {
+                return Err(format!("{}x{} is too large", md.width, md.height));
+            }
+            let img = image::DynamicImage::from_decoder(dec)
+                .map_err(|e| format!("cannot decode: {e}"))?
+                .into_rgb32f();
+            (img.width(), img.height(), img.into_raw())
+        }
+        _ => return Err("environment maps must be .hdr or .exr files".into()),
+    };
+    if width < 2 || height < 1 || width as u64 * height as u64 > MAX_ENV_PIXELS {
+        return Err(format!("{width}x{height} is not a usable environment map"));
+    }
+    for v in &mut rgb {
+        if !(v.is_finite() && *v > 0.0) {
+            *v = 0.0;
+        }
+    }
+    Ok(EnvMap { width, height, rgb })
+}
+
 /// Direction at continuous texel coordinates (`x`, `y`).
 pub(crate) fn texel_dir(x: f32, y: f32, w: u32, h: u32) -> Vec3 {
     let u = x / w as f32;

@@ -926,9 +926,6 @@ fn radiance(
                 }
                 let nv1 = add(l, scale(mul(thr, le), w));
                 set3(&mut l, nv1);
-            } else {
-                let nv1 = add(l, mul(thr, background));
-                set3(&mut l, nv1);
             }
             alive = false;
         } else {

@@ -18,6 +18,7 @@ pub(crate) fn settings(w: u32, h: u32, samples: u32) -> RenderSettings {
         max_bounces: 4,
         seed: 3,
         fps: 24.0,
+        ..RenderSettings::default()
     }
 }
 
@@ -235,6 +236,149 @@ pub(crate) fn default_environment_lights_floor_as_integrated(kind: RuntimeKind) 
     }
 }
 
+/// Writes a constant-radiance environment map as EXR and as Radiance HDR.
+fn constant_env_files(
+    dir: &std::path::Path,
+    value: f32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (w, h) = (16u32, 8u32);
+    let img = Image {
+        width: w,
+        height: h,
+        pixels: vec![value; (w * h * 3) as usize],
+        alpha: None,
+    };
+    let exr = write(dir, "env.exr", &crate::codec::encode_exr(&img).unwrap());
+    let mut hdr_bytes = Vec::new();
+    let px: Vec<image::Rgb<f32>> = (0..w * h).map(|_| image::Rgb([value; 3])).collect();
+    image::codecs::hdr::HdrEncoder::new(&mut hdr_bytes)
+        .encode(&px, w as usize, h as usize)
+        .unwrap();
+    let hdr = write(dir, "env.hdr", &hdr_bytes);
+    (exr, hdr)
+}
+
+pub(crate) fn user_environment_lights_with_the_scene_lights(kind: RuntimeKind) {
+    let Some(t) = tracer(kind) else { return };
+    let dir = scratch(&format!("user-env-{kind:?}"));
+    let (exr, hdr) = constant_env_files(&dir, 0.75);
+    let a = crate::environment::load_file(&exr).unwrap();
+    assert_eq!(a, crate::environment::load_file(&hdr).unwrap());
+    assert!(a.rgb.iter().all(|v| *v == 0.75));
+    // A floor of albedo 0.5 under a constant sky of 0.75 reflects 0.375.
+    let floor = write(&dir, "floor.glb", &lightless_floor_glb(0.5));
+    let with_env = |env: &std::path::Path| RenderSettings {
+        environment: Some(env.to_path_buf()),
+        ..settings(16, 16, 16)
+    };
+    for env in [&exr, &hdr] {
+        let img = t
+            .render_blocking(&request(&floor, vec![0], with_env(env), None))
+            .unwrap()
+            .remove(0)
+            .image;
+        let m = mean_rgb(&img);
+        assert!(m.iter().all(|c| (c - 0.375).abs() < 0.375 * 0.01), "{m:?}");
+        let w = t
+            .scene_warnings_blocking(&request(&floor, vec![0], with_env(env), None))
+            .unwrap();
+        assert!(w.iter().all(|w| w.code != "default-environment"), "{w:?}");
+    }
+    // With a point light too, both add up: the environment and the light
+    // share next-event samples and MIS keeps the sum unbiased.
+    let (rho, intensity, h) = (0.5f32, 10.0f32, 2.0f32);
+    let lit = write(
+        &dir,
+        "plane.glb",
+        &crate::tests::plane_glb(rho, intensity, h),
+    );
+    let img = t
+        .render_blocking(&request(&lit, vec![0], with_env(&exr), None))
+        .unwrap()
+        .remove(0)
+        .image;
+    let expected = (rho / std::f32::consts::PI * intensity / (h * h) + rho * 0.75) as f64;
+    let m = mean_rgb(&img);
+    assert!(
+        m.iter().all(|c| (c - expected).abs() < expected * 0.02),
+        "{m:?} vs {expected}"
+    );
+    // A missing or foreign file is a settings error, not a crash.
+    let bogus = write(&dir, "env.png", b"not an image");
+    for bad in [dir.join("missing.exr"), bogus] {
+        let r = t.render_blocking(&request(&floor, vec![0], with_env(&bad), None));
+        assert!(
+            matches!(
+                r,
+                Err(inferix_core::renderer::RenderError::InvalidSettings(_))
+            ),
+            "{r:?}"
+        );
+    }
+}
+
+pub(crate) fn backgrounds_colour_and_transparent(kind: RuntimeKind) {
+    use inferix_core::image::Rect;
+    use inferix_core::renderer::Background;
+    let Some(t) = tracer(kind) else { return };
+    let dir = scratch(&format!("background-{kind:?}"));
+    let scene = write(&dir, "cube.glb", &lightless_cube_glb());
+    let with = |background| RenderSettings {
+        background,
+        ..settings(24, 16, 4)
+    };
+    let img = t
+        .render_blocking(&request(
+            &scene,
+            vec![0],
+            with(Background::Transparent),
+            None,
+        ))
+        .unwrap()
+        .remove(0)
+        .image;
+    let _ = std::fs::write(
+        dir.join("transparent.png"),
+        crate::codec::encode_png_frame(&img).unwrap(),
+    );
+    assert_eq!(img.alpha_at(0, 0), 0.0, "nothing is hit in the corner");
+    assert_eq!(img.get(0, 0), [0.0; 3]);
+    assert_eq!(img.alpha_at(12, 8), 1.0, "the cube covers the centre");
+    // The cube is still lit by the (invisible) default studio.
+    assert!(img.get(12, 8)[0] > 0.02);
+    // Crops carry the same alpha as the full frame.
+    let rect = Rect::new(8, 4, 9, 7);
+    let crop = t
+        .render_blocking(&request(
+            &scene,
+            vec![0],
+            with(Background::Transparent),
+            Some(rect),
+        ))
+        .unwrap()
+        .remove(0)
+        .image;
+    assert_eq!(crop, img.crop(rect));
+    // A colour background shows exactly that colour where nothing is hit.
+    let img = t
+        .render_blocking(&request(
+            &scene,
+            vec![0],
+            with(Background::Color([0.1, 0.2, 0.3])),
+            None,
+        ))
+        .unwrap()
+        .remove(0)
+        .image;
+    assert_eq!(img.alpha, None);
+    let c = img.get(0, 0);
+    assert!(
+        (c[0] - 0.1).abs() < 1e-6 && (c[1] - 0.2).abs() < 1e-6 && (c[2] - 0.3).abs() < 1e-6,
+        "{c:?}"
+    );
+    assert!(img.get(12, 8)[0] > 0.02);
+}
+
 /// Instantiates the lighting tests for one runtime.
 macro_rules! testgen_light {
     ($module:ident, $kind:expr) => {
@@ -247,6 +391,16 @@ macro_rules! testgen_light {
             #[test]
             fn emissive_scene_keeps_black_background() {
                 super::emissive_scene_keeps_black_background($kind);
+            }
+
+            #[test]
+            fn user_environment_lights_with_the_scene_lights() {
+                super::user_environment_lights_with_the_scene_lights($kind);
+            }
+
+            #[test]
+            fn backgrounds_colour_and_transparent() {
+                super::backgrounds_colour_and_transparent($kind);
             }
 
             #[test]

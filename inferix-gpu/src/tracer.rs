@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use cubecl::prelude::*;
 use inferix_core::image::{Image, Rect};
 use inferix_core::renderer::{
-    RenderError, RenderProgress, RenderRequest, RenderSettings, RenderWarning, RenderedFrame,
-    Renderer, SceneFormat,
+    Background, RenderError, RenderProgress, RenderRequest, RenderSettings, RenderWarning,
+    RenderedFrame, Renderer, SceneFormat,
 };
 
 use crate::camera::{self, Camera};
@@ -60,7 +60,18 @@ struct CachedScene {
 #[derive(Default)]
 struct Cache {
     scenes: HashMap<FileKey, CachedScene>,
+    /// The last environment map read (jobs use one map for all frames).
+    env: Option<(FileKey, Arc<EnvTables>)>,
     tick: u64,
+}
+
+fn file_key(path: &Path) -> Result<FileKey, std::io::Error> {
+    let meta = std::fs::metadata(path)?;
+    Ok(FileKey {
+        path: path.to_path_buf(),
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
 }
 
 /// Deterministic glTF path tracer running cubecl kernels.
@@ -113,6 +124,7 @@ impl PathTracer {
             return Err(RenderError::UnsupportedFormat(request.format));
         }
         let loaded = self.load(&request.scene)?;
+        let user_env = self.user_env(s_env(request))?;
         let (scene, static_data) = (&loaded.scene, &loaded.static_data);
         let s = &request.settings;
         let rect = request.crop.unwrap_or(Rect::new(0, 0, s.width, s.height));
@@ -130,7 +142,7 @@ impl PathTracer {
                     let _ = tx.send(RenderProgress { frame, fraction });
                 }
             };
-            let lighting = Lighting::choose(&data, None);
+            let lighting = Lighting::choose(&data, user_env.clone());
             let image = self.render_data(&data, &cam, &lighting, s, frame, rect, &progress)?;
             out.push(RenderedFrame { frame, image });
         }
@@ -159,6 +171,7 @@ impl PathTracer {
             }
         };
         let mut out = Vec::new();
+        let user_env = self.user_env(s_env(request))?;
         if data.camera.is_none() {
             out.push(RenderWarning::new(
                 "default-camera",
@@ -166,7 +179,7 @@ impl PathTracer {
                  whole animation is used",
             ));
         }
-        if Lighting::choose(&data, None).is_default() {
+        if Lighting::choose(&data, user_env).is_default() {
             out.push(RenderWarning::new(
                 "default-environment",
                 "the scene has no light and no emissive surface worth sampling: \
@@ -189,6 +202,29 @@ impl PathTracer {
         progress: &dyn Fn(f32),
     ) -> Result<Image, RenderError> {
         with_client!(&self.device.backend, client => render_frame(client, data, cam, lighting, s, frame, rect, progress))
+    }
+
+    /// The sampling tables of the user's environment map, if one is set;
+    /// the last one read is cached.
+    fn user_env(&self, path: Option<&Path>) -> Result<Option<Arc<EnvTables>>, RenderError> {
+        let Some(path) = path else { return Ok(None) };
+        let bad = |reason: String| {
+            RenderError::InvalidSettings(format!("environment map {}: {reason}", path.display()))
+        };
+        let key = file_key(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((k, t)) = &cache.env {
+                if *k == key {
+                    return Ok(Some(t.clone()));
+                }
+            }
+        }
+        let map = crate::environment::load_file(path).map_err(bad)?;
+        let tables = Arc::new(EnvTables::build(&map));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.env = Some((key, tables.clone()));
+        Ok(Some(tables))
     }
 
     /// Parsed scene and what is derived from it; cached.
@@ -251,6 +287,10 @@ impl PathTracer {
         );
         Ok(loaded)
     }
+}
+
+fn s_env(request: &RenderRequest) -> Option<&Path> {
+    request.settings.environment.as_deref()
 }
 
 fn invalid(path: &Path, reason: impl ToString) -> RenderError {
@@ -340,6 +380,14 @@ fn render_frame<R: Runtime>(
     let uh = device::upload_u32(client, &data.udata);
     let mut fpv = data.fp.clone();
     gpu_scene::write_camera(&mut fpv, cam);
+    let bg_mode = match s.background {
+        Background::Color(c) => {
+            fpv[fp::BACKGROUND..fp::BACKGROUND + 3].copy_from_slice(&c);
+            0
+        }
+        Background::Transparent => 2,
+        _ => 1,
+    };
     fpv[fp::ASPECT] = s.width as f32 / s.height as f32;
     fpv[fp::ENV_PMF] = lighting.env_share(data);
     let fph = device::upload_f32(client, &fpv);
@@ -374,7 +422,7 @@ fn render_frame<R: Runtime>(
         upv[up::MAX_BOUNCES] = s.max_bounces.min(1024);
         upv[up::ENV_W] = env_w;
         upv[up::ENV_H] = env_h;
-        upv[up::BG_MODE] = 1;
+        upv[up::BG_MODE] = bg_mode;
         let uph = device::upload_u32(client, &upv);
         kernel::path_trace_kernel::launch::<R>(
             client,
@@ -394,6 +442,11 @@ fn render_frame<R: Runtime>(
     }
     let sums = device::read_f32(client, acc);
     let inv = 1.0 / s.samples as f32;
+    let alpha = (bg_mode == 2).then(|| {
+        sums.chunks_exact(kernel::ACC_F)
+            .map(|p| p[3] * inv)
+            .collect()
+    });
     Ok(Image {
         width: rect.width,
         height: rect.height,
@@ -401,6 +454,7 @@ fn render_frame<R: Runtime>(
             .chunks_exact(kernel::ACC_F)
             .flat_map(|p| [p[0] * inv, p[1] * inv, p[2] * inv])
             .collect(),
+        alpha,
     })
 }
 

@@ -250,6 +250,14 @@ pub(crate) struct JobArgs {
     /// Minimum worker IB.
     #[arg(long, default_value_t = 0.0)]
     min_ib: f64,
+    /// Equirectangular .hdr/.exr environment map (local renders only for
+    /// now: refused with a clear error).
+    #[arg(long)]
+    environment: Option<PathBuf>,
+    /// What empty pixels show: environment, color[:R,G,B] (transparent is
+    /// local-only for now).
+    #[arg(long, default_value = "environment")]
+    background: inferix_core::renderer::Background,
 }
 
 fn quic(data_dir: Option<&Path>) -> anyhow::Result<QuicTransport> {
@@ -459,8 +467,16 @@ async fn connect(c: &ClientArgs) -> anyhow::Result<Client> {
 }
 
 async fn spec(client: &Client, j: &JobArgs) -> anyhow::Result<JobSpec> {
+    // Refuse what a network job cannot carry before uploading anything.
+    if j.environment.is_some() {
+        return Err(inferix_core::job::JobSpecError::EnvironmentNotTransferred.into());
+    }
+    if j.background == inferix_core::renderer::Background::Transparent {
+        return Err(inferix_core::job::JobSpecError::TransparentNotDelivered.into());
+    }
     let scene = client.upload_scene(&j.scene).await?;
     let mut spec = JobSpec::new(scene, j.frames);
+    spec.settings.background = j.background;
     spec.settings.width = j.width;
     spec.settings.height = j.height;
     spec.settings.samples = j.spp;
