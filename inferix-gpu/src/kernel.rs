@@ -4,9 +4,11 @@
 //! whose section offsets are passed in `up` (see [`crate::gpu_scene`]); this
 //! keeps the number of storage bindings small enough for every backend.
 //!
-//! Each unit renders one pixel of the launch rectangle. Its random numbers
-//! are a hash of (seed, frame, pixel x, pixel y, sample index), so a pixel's
-//! value does not depend on tiling, launch order or crop offsets.
+//! Each unit renders one pixel of the launch rectangle. Its sample values
+//! are Owen-scrambled Sobol points keyed by a hash of (seed, frame, pixel
+//! x, pixel y) and indexed by the sample number (see [`draw2`]), so a
+//! pixel's value does not depend on tiling, launch order or crop offsets,
+//! and its samples are stratified, not independent.
 
 #![allow(clippy::manual_range_contains)]
 
@@ -47,7 +49,9 @@ pub(crate) mod up {
     /// What camera rays that miss see: 0 the background colour, 1 the
     /// environment, 2 nothing (transparent: alpha 0).
     pub(crate) const BG_MODE: usize = 29;
-    pub(crate) const LEN: usize = 30;
+    /// 1: Owen-scrambled Sobol samples per pixel; 0: independent random.
+    pub(crate) const SAMPLER: usize = 30;
+    pub(crate) const LEN: usize = 31;
 }
 
 /// `fp` (f32 parameters) slots.
@@ -227,6 +231,82 @@ fn rnd(state: &mut u32) -> f32 {
     let word = ((s >> ((s >> 28u32) + 4u32)) ^ s) * 277803737u32;
     let r = (word >> 22u32) ^ word;
     f32::cast_from(r >> 8u32) * (1.0 / 16777216.0)
+}
+
+/// Two sample values in [0, 1).
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct P2 {
+    a: f32,
+    b: f32,
+}
+
+/// Reverses the 32 bits of `v` (with shifts every backend has).
+#[allow(clippy::manual_rotate)]
+#[cube]
+fn reverse32(v: u32) -> u32 {
+    let mut x = v;
+    x = ((x >> 1u32) & 0x5555_5555u32) | ((x & 0x5555_5555u32) << 1u32);
+    x = ((x >> 2u32) & 0x3333_3333u32) | ((x & 0x3333_3333u32) << 2u32);
+    x = ((x >> 4u32) & 0x0F0F_0F0Fu32) | ((x & 0x0F0F_0F0Fu32) << 4u32);
+    x = ((x >> 8u32) & 0x00FF_00FFu32) | ((x & 0x00FF_00FFu32) << 8u32);
+    (x >> 16u32) | (x << 16u32)
+}
+
+/// Nested uniform (Owen) scrambling of the bits of `v`, keyed by `seed`:
+/// the Laine–Karras permutation on reversed bits (Burley 2020).
+#[cube]
+fn owen(v: u32, seed: u32) -> u32 {
+    let mut x = reverse32(v);
+    x += seed;
+    x ^= x * 0x6C50_B47Cu32;
+    x ^= x * 0xB82F_1E52u32;
+    x ^= x * 0xC7AF_E638u32;
+    x ^= x * 0x8D22_F6E6u32;
+    reverse32(x)
+}
+
+/// The first two dimensions of the Sobol sequence at `index`, as 32-bit
+/// fractions: van der Corput, and the dimension whose direction numbers
+/// are v_k = v_{k-1} ^ (v_{k-1} >> 1).
+#[cube]
+fn sobol_y(index: u32) -> u32 {
+    let mut v: u32 = 0x8000_0000u32;
+    let mut y: u32 = 0;
+    for bit in 0..32u32 {
+        if ((index >> bit) & 1u32) != 0u32 {
+            y ^= v;
+        }
+        v ^= v >> 1u32;
+    }
+    y
+}
+
+#[cube]
+fn unit(bits: u32) -> f32 {
+    f32::cast_from(bits >> 8u32) * (1.0 / 16777216.0)
+}
+
+/// Two sample values for dimension pair `group` of sample `index` of the
+/// pixel keyed `key`: an Owen-scrambled 2D Sobol point whose index is
+/// itself shuffled per pair (Burley 2020), so pairs are decorrelated while
+/// each stays stratified over the pixel's samples. With `low_discrepancy`
+/// off, two independent uniform numbers from `rng` (the former sampler,
+/// kept for comparisons).
+#[allow(unused_assignments)]
+#[cube]
+fn draw2(rng: &mut u32, key: u32, index: u32, group: u32, low_discrepancy: bool) -> P2 {
+    let mut a: f32 = 0.0;
+    let mut b: f32 = 0.0;
+    if low_discrepancy {
+        let gk = pcg(key ^ pcg(group + 0x2545_F491u32));
+        let shuffled = owen(index, gk);
+        a = unit(owen(reverse32(shuffled), pcg(gk ^ 0xA511_E9B3u32)));
+        b = unit(owen(sobol_y(shuffled), pcg(gk ^ 0x63D8_3595u32)));
+    } else {
+        a = rnd(rng);
+        b = rnd(rng);
+    }
+    P2 { a, b }
 }
 
 /// Result of a closest-hit query.
@@ -892,9 +972,12 @@ fn radiance(
     o0: V3,
     d0: V3,
     rng: &mut u32,
+    key: u32,
+    index: u32,
     covered: &mut f32,
 ) -> V3 {
     let max_bounces = up[up::MAX_BOUNCES];
+    let ld = up[up::SAMPLER] == 1u32;
     let p_env = fp[fp::ENV_PMF];
     let have_lights = up[up::NUM_LIGHTS] > 0 || p_env > 0.0;
     let has_env = up[up::ENV_W] > 0;
@@ -951,9 +1034,14 @@ fn radiance(
                 alive = false;
             } else {
                 // Next-event estimation.
-                let r0 = rnd(rng);
-                let r1 = rnd(rng);
-                let r2 = rnd(rng);
+                // Four dimension pairs per bounce, after the camera's pair:
+                // light point, (light choice, lobe choice), direction, roulette.
+                let g = 1u32 + depth * 4u32;
+                let lp = draw2(rng, key, index, g, ld);
+                let choice = draw2(rng, key, index, g + 1u32, ld);
+                let r0 = choice.a;
+                let r1 = lp.a;
+                let r2 = lp.b;
                 if have_lights {
                     let ls = sample_light(fdata, udata, up, fp, env, s.p, r0, r1, r2);
                     if ls.valid {
@@ -974,9 +1062,10 @@ fn radiance(
                     }
                 }
                 // Continue the path.
-                let q0 = rnd(rng);
-                let q1 = rnd(rng);
-                let q2 = rnd(rng);
+                let dir = draw2(rng, key, index, g + 2u32, ld);
+                let q0 = choice.b;
+                let q1 = dir.a;
+                let q2 = dir.b;
                 let bs = sample_bsdf(s, wo, q0, q1, q2);
                 if bs.pdf > 0.0 && max_comp(bs.weight) > 0.0 {
                     let nv4 = mul(thr, bs.weight);
@@ -987,7 +1076,7 @@ fn radiance(
                     depth += 1u32;
                     if depth >= 3 {
                         let q = f32::min(max_comp(thr), 0.95);
-                        let rr = rnd(rng);
+                        let rr = draw2(rng, key, index, g + 3u32, ld).a;
                         if rr >= q {
                             alive = false;
                         } else {
@@ -1046,9 +1135,11 @@ pub(crate) fn path_trace_kernel(
         let start = up[up::SAMPLE_START];
         let count = up[up::SAMPLE_COUNT];
         for i in 0..count {
-            let mut rng = pcg(pixel_key ^ pcg(start + i + 0x632B_E5ABu32));
-            let jx = rnd(&mut rng);
-            let jy = rnd(&mut rng);
+            let index = start + i;
+            let mut rng = pcg(pixel_key ^ pcg(index + 0x632B_E5ABu32));
+            let jitter = draw2(&mut rng, pixel_key, index, 0u32, up[up::SAMPLER] == 1u32);
+            let jx = jitter.a;
+            let jy = jitter.b;
             let nx = 2.0 * (f32::cast_from(px) + jx) / full_w - 1.0;
             let ny = 1.0 - 2.0 * (f32::cast_from(py) + jy) / full_h;
             let sx = nx * th * aspect;
@@ -1070,6 +1161,8 @@ pub(crate) fn path_trace_kernel(
                 origin,
                 dir,
                 &mut rng,
+                pixel_key,
+                index,
                 &mut covered,
             );
             let bad = f32::is_nan(c.x)

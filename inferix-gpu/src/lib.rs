@@ -36,7 +36,7 @@ pub mod watermark;
 pub use demo::{demo_scene_glb, DEMO_SCENE_FRAMES};
 pub use device::RuntimeKind;
 pub use scene::MAX_TRIANGLES;
-pub use tracer::PathTracer;
+pub use tracer::{PathTracer, Sampler};
 pub use watermark::GltfWatermarker;
 
 #[cfg(test)]
@@ -45,3 +45,5 @@ mod tests;
 mod tests_camera;
 #[cfg(test)]
 mod tests_light;
+#[cfg(test)]
+mod tests_sampler;

@@ -74,6 +74,19 @@ fn file_key(path: &Path) -> Result<FileKey, std::io::Error> {
     })
 }
 
+/// How the tracer draws each pixel's sample values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Sampler {
+    /// Owen-scrambled Sobol points per pixel: stratified, so less noise
+    /// for the same samples. The default, and what every node uses.
+    #[default]
+    LowDiscrepancy,
+    /// Independent uniform numbers per sample (the former sampler), kept
+    /// to measure what the default gains.
+    Independent,
+}
+
 /// Deterministic glTF path tracer running cubecl kernels.
 ///
 /// Pixel (x, y) of frame f depends only on the scene, settings, seed, f, x
@@ -83,6 +96,7 @@ fn file_key(path: &Path) -> Result<FileKey, std::io::Error> {
 pub struct PathTracer {
     device: Device,
     cache: Arc<Mutex<Cache>>,
+    sampler: Sampler,
 }
 
 impl std::fmt::Debug for PathTracer {
@@ -111,7 +125,15 @@ impl PathTracer {
         PathTracer {
             device,
             cache: Arc::new(Mutex::new(Cache::default())),
+            sampler: Sampler::default(),
         }
+    }
+
+    /// The same tracer drawing samples with `sampler`. Pixels then differ
+    /// from the default's, and so does [`Renderer::device_class`].
+    pub fn with_sampler(mut self, sampler: Sampler) -> PathTracer {
+        self.sampler = sampler;
+        self
     }
 
     /// Renders synchronously (blocking the calling thread).
@@ -201,7 +223,7 @@ impl PathTracer {
         rect: Rect,
         progress: &dyn Fn(f32),
     ) -> Result<Image, RenderError> {
-        with_client!(&self.device.backend, client => render_frame(client, data, cam, lighting, s, frame, rect, progress))
+        with_client!(&self.device.backend, client => render_frame(client, data, cam, lighting, self.sampler, s, frame, rect, progress))
     }
 
     /// The sampling tables of the user's environment map, if one is set;
@@ -370,6 +392,7 @@ fn render_frame<R: Runtime>(
     data: &GpuScene,
     cam: &Camera,
     lighting: &Lighting,
+    sampler: Sampler,
     s: &RenderSettings,
     frame: u32,
     rect: Rect,
@@ -423,6 +446,7 @@ fn render_frame<R: Runtime>(
         upv[up::ENV_W] = env_w;
         upv[up::ENV_H] = env_h;
         upv[up::BG_MODE] = bg_mode;
+        upv[up::SAMPLER] = u32::from(sampler == Sampler::LowDiscrepancy);
         let uph = device::upload_u32(client, &upv);
         kernel::path_trace_kernel::launch::<R>(
             client,
@@ -469,7 +493,10 @@ impl Renderer for PathTracer {
     }
 
     fn device_class(&self) -> String {
-        self.device.class.clone()
+        match self.sampler {
+            Sampler::LowDiscrepancy => self.device.class.clone(),
+            _ => format!("{}+independent-sampler", self.device.class),
+        }
     }
 
     async fn render(&self, request: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
