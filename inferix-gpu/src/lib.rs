@@ -36,7 +36,7 @@ pub mod watermark;
 pub use demo::{demo_scene_glb, DEMO_SCENE_FRAMES};
 pub use device::RuntimeKind;
 pub use scene::MAX_TRIANGLES;
-pub use tracer::{PathTracer, Sampler};
+pub use tracer::{scene_warnings, PathTracer, Sampler};
 pub use watermark::GltfWatermarker;
 
 #[cfg(test)]

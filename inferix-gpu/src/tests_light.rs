@@ -156,6 +156,22 @@ pub(crate) fn lightless_scene_gets_default_environment(kind: RuntimeKind) {
         .map(|w| w.code)
         .collect();
     assert_eq!(codes, vec!["default-environment".to_string()]);
+    // Clients ask without a device, before submitting: same answer.
+    assert_eq!(
+        crate::scene_warnings(&req).unwrap(),
+        t.scene_warnings_blocking(&req).unwrap()
+    );
+    // A user environment is no substitution.
+    let with_env = request(
+        &scene,
+        vec![0],
+        RenderSettings {
+            environment: Some(dir.join("any.exr")),
+            ..settings(24, 16, 4)
+        },
+        None,
+    );
+    assert!(crate::scene_warnings(&with_env).unwrap().is_empty());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -44,6 +44,65 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
+    /// Reads and parses the scene file at `path` (no cache).
+    pub(crate) fn read(path: &Path) -> Result<Loaded, RenderError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| invalid(path, format!("cannot read scene: {e}")))?;
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(invalid(
+                path,
+                format!("scene file is {} bytes, over the limit", meta.len()),
+            ));
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| invalid(path, format!("cannot read scene: {e}")))?;
+        let scene = Arc::new(scene::load(&bytes, path).map_err(|e| invalid(path, e.0))?);
+        let static_data = if scene.is_animated() {
+            None
+        } else {
+            let g = scene.evaluate(0.0).map_err(|e| invalid(path, e.0))?;
+            Some(Arc::new(gpu_scene::flatten(&scene, &g)))
+        };
+        let bounds = camera::animation_bounds(&scene).map_err(|e| invalid(path, e.0))?;
+        Ok(Loaded {
+            scene,
+            static_data,
+            bounds,
+        })
+    }
+
+    /// What rendering `request` with this scene substitutes, judged on
+    /// the first requested frame.
+    pub(crate) fn warnings(
+        &self,
+        request: &RenderRequest,
+    ) -> Result<Vec<RenderWarning>, RenderError> {
+        let s = &request.settings;
+        let data = match &self.static_data {
+            Some(d) => d.clone(),
+            None => {
+                let frame = request.frames.first().copied().unwrap_or(0);
+                Arc::new(frame_data(&self.scene, frame, s).map_err(|e| invalid(&request.scene, e))?)
+            }
+        };
+        let mut out = Vec::new();
+        if data.camera.is_none() {
+            out.push(RenderWarning::new(
+                "default-camera",
+                "the scene has no camera: a default three-quarter view framing the \
+                 whole animation is used",
+            ));
+        }
+        if s.environment.is_none() && data.light_power <= 0.0 {
+            out.push(RenderWarning::new(
+                "default-environment",
+                "the scene has no light and no emissive surface worth sampling: \
+                 it is lit by the default studio environment",
+            ));
+        }
+        Ok(out)
+    }
+
     /// The camera the file names at this frame, else the default camera.
     pub(crate) fn camera(&self, data: &GpuScene, s: &RenderSettings) -> Camera {
         data.camera.unwrap_or_else(|| {
@@ -177,38 +236,8 @@ impl PathTracer {
         &self,
         request: &RenderRequest,
     ) -> Result<Vec<RenderWarning>, RenderError> {
-        request.validate()?;
-        if request.format != SceneFormat::Gltf {
-            return Err(RenderError::UnsupportedFormat(request.format));
-        }
-        let loaded = self.load(&request.scene)?;
-        let s = &request.settings;
-        let data = match &loaded.static_data {
-            Some(d) => d.clone(),
-            None => {
-                let frame = request.frames.first().copied().unwrap_or(0);
-                Arc::new(
-                    frame_data(&loaded.scene, frame, s).map_err(|e| invalid(&request.scene, e))?,
-                )
-            }
-        };
-        let mut out = Vec::new();
-        let user_env = self.user_env(s_env(request))?;
-        if data.camera.is_none() {
-            out.push(RenderWarning::new(
-                "default-camera",
-                "the scene has no camera: a default three-quarter view framing the \
-                 whole animation is used",
-            ));
-        }
-        if Lighting::choose(&data, user_env).is_default() {
-            out.push(RenderWarning::new(
-                "default-environment",
-                "the scene has no light and no emissive surface worth sampling: \
-                 it is lit by the default studio environment",
-            ));
-        }
-        Ok(out)
+        check_request(request)?;
+        self.load(&request.scene)?.warnings(request)
     }
 
     /// Renders flattened scene data (used by tests and the bench).
@@ -267,27 +296,7 @@ impl PathTracer {
                 return Ok(c.loaded.clone());
             }
         }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(invalid(
-                path,
-                format!("scene file is {} bytes, over the limit", meta.len()),
-            ));
-        }
-        let bytes =
-            std::fs::read(path).map_err(|e| invalid(path, format!("cannot read scene: {e}")))?;
-        let scene = Arc::new(scene::load(&bytes, path).map_err(|e| invalid(path, e.0))?);
-        let static_data = if scene.is_animated() {
-            None
-        } else {
-            let g = scene.evaluate(0.0).map_err(|e| invalid(path, e.0))?;
-            Some(Arc::new(gpu_scene::flatten(&scene, &g)))
-        };
-        let bounds = camera::animation_bounds(&scene).map_err(|e| invalid(path, e.0))?;
-        let loaded = Loaded {
-            scene,
-            static_data,
-            bounds,
-        };
+        let loaded = Loaded::read(path)?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.scenes.len() >= SCENE_CACHE {
             if let Some(oldest) = cache
@@ -309,6 +318,22 @@ impl PathTracer {
         );
         Ok(loaded)
     }
+}
+
+fn check_request(request: &RenderRequest) -> Result<(), RenderError> {
+    request.validate()?;
+    if request.format != SceneFormat::Gltf {
+        return Err(RenderError::UnsupportedFormat(request.format));
+    }
+    Ok(())
+}
+
+/// What the path tracer would substitute when rendering `request` (see
+/// [`Renderer::scene_warnings`]), without opening a device: clients ask it
+/// before submitting a job.
+pub fn scene_warnings(request: &RenderRequest) -> Result<Vec<RenderWarning>, RenderError> {
+    check_request(request)?;
+    Loaded::read(&request.scene)?.warnings(request)
 }
 
 fn s_env(request: &RenderRequest) -> Option<&Path> {
@@ -360,11 +385,6 @@ impl Lighting {
             },
             None => Lighting { env: None },
         }
-    }
-
-    /// Whether this is the default studio standing in for missing lights.
-    pub(crate) fn is_default(&self) -> bool {
-        self.env.as_ref().is_some_and(|e| Arc::ptr_eq(e, &studio()))
     }
 
     /// Probability that next-event estimation samples the environment: all

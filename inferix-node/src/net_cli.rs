@@ -466,6 +466,30 @@ async fn connect(c: &ClientArgs) -> anyhow::Result<Client> {
     Ok(Client::connect(&t, &c.manager, c.token.clone()).await?)
 }
 
+/// Prints once on stderr what the path tracer will substitute in a glTF
+/// scene (default light, default camera), before the job is sent.
+fn warn_substitutions(scene: &Path, spec: &JobSpec) {
+    if spec.scene.format != inferix_core::renderer::SceneFormat::Gltf {
+        return;
+    }
+    let request = inferix_core::renderer::RenderRequest {
+        scene: scene.to_path_buf(),
+        format: spec.scene.format,
+        frames: spec.frames.frames().take(1).collect(),
+        settings: spec.settings.clone(),
+        crop: None,
+        progress: None,
+    };
+    match inferix_gpu::scene_warnings(&request) {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Err(e) => eprintln!("warning: cannot check the scene locally: {e}"),
+    }
+}
+
 async fn spec(client: &Client, j: &JobArgs) -> anyhow::Result<JobSpec> {
     // Refuse what a network job cannot carry before uploading anything.
     if j.environment.is_some() {
@@ -483,6 +507,7 @@ async fn spec(client: &Client, j: &JobArgs) -> anyhow::Result<JobSpec> {
     spec.chunk_size = j.chunk;
     spec.format = j.format;
     spec.min_ib = j.min_ib;
+    warn_substitutions(&j.scene, &spec);
     Ok(spec)
 }
 
