@@ -70,7 +70,10 @@ pub(crate) fn default_camera_is_fixed_over_the_animation(kind: RuntimeKind) {
     let loaded = t.load(&scene).unwrap();
     let cams: Vec<_> = [1u32, 12, 24]
         .iter()
-        .map(|&f| loaded.camera(&frame_data(&loaded.scene, f, &s).unwrap(), &s))
+        .map(|&f| {
+            let data = frame_data(&loaded.scene, f, &s).unwrap();
+            loaded.camera(&data, &s, &scene).unwrap()
+        })
         .collect();
     assert_eq!(cams[0], cams[1], "frame 12 moved the default camera");
     assert_eq!(cams[0], cams[2], "frame 24 moved the default camera");

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -39,9 +39,13 @@ pub(crate) struct Loaded {
     /// Flattened data of a static scene (the same for every frame).
     static_data: Option<Arc<GpuScene>>,
     /// Geometry bounds over the whole animation, which the default
-    /// camera frames.
-    bounds: Option<(Vec3, Vec3)>,
+    /// camera frames: computed on first need (evaluating the animation at
+    /// its key times costs more than a frame), shared by clones.
+    bounds: Arc<OnceLock<Result<Bounds, String>>>,
 }
+
+/// Axis-aligned bounds, `None` for a scene without triangles.
+type Bounds = Option<(Vec3, Vec3)>;
 
 impl Loaded {
     /// Reads and parses the scene file at `path` (no cache).
@@ -63,11 +67,10 @@ impl Loaded {
             let g = scene.evaluate(0.0).map_err(|e| invalid(path, e.0))?;
             Some(Arc::new(gpu_scene::flatten(&scene, &g)))
         };
-        let bounds = camera::animation_bounds(&scene).map_err(|e| invalid(path, e.0))?;
         Ok(Loaded {
             scene,
             static_data,
-            bounds,
+            bounds: Arc::new(OnceLock::new()),
         })
     }
 
@@ -104,10 +107,24 @@ impl Loaded {
     }
 
     /// The camera the file names at this frame, else the default camera.
-    pub(crate) fn camera(&self, data: &GpuScene, s: &RenderSettings) -> Camera {
-        data.camera.unwrap_or_else(|| {
-            camera::default_camera(self.bounds, s.width as f32 / s.height as f32)
-        })
+    pub(crate) fn camera(
+        &self,
+        data: &GpuScene,
+        s: &RenderSettings,
+        path: &Path,
+    ) -> Result<Camera, RenderError> {
+        if let Some(c) = data.camera {
+            return Ok(c);
+        }
+        let bounds = self
+            .bounds
+            .get_or_init(|| camera::animation_bounds(&self.scene).map_err(|e| e.0))
+            .clone()
+            .map_err(|e| invalid(path, e))?;
+        Ok(camera::default_camera(
+            bounds,
+            s.width as f32 / s.height as f32,
+        ))
     }
 }
 
@@ -217,7 +234,7 @@ impl PathTracer {
                     Arc::new(frame_data(scene, frame, s).map_err(|e| invalid(&request.scene, e))?)
                 }
             };
-            let cam = loaded.camera(&data, s);
+            let cam = loaded.camera(&data, s, &request.scene)?;
             let progress = |fraction: f32| {
                 if let Some(tx) = &request.progress {
                     let _ = tx.send(RenderProgress { frame, fraction });
