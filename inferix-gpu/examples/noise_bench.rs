@@ -10,7 +10,8 @@
 //!
 //! With `blender`, Blender Cycles renders the same glTF files (its glTF
 //! importer; CPU, no denoising, no adaptive sampling, 1-pixel box filter,
-//! standard view transform, 6 bounces, no sample clamping) and its SSIM against its own
+//! standard view transform, 6 bounces, no sample clamping or glossy
+//! filtering) and its SSIM against its own
 //! reference is printed beside ours. Cycles gets the camera-less scene with
 //! the default camera inserted (by the watermarker, with no patches) and,
 //! for scenes without lights, a uniform grey world.
@@ -51,6 +52,7 @@ sc.cycles.seed = seed
 sc.cycles.max_bounces = 6
 sc.cycles.sample_clamp_direct = 0.0  # no clamping: Inferix does not clamp
 sc.cycles.sample_clamp_indirect = 0.0
+sc.cycles.blur_glossy = 0.0  # no glossy filtering: Inferix does not blur
 sc.cycles.pixel_filter_type = 'BOX'
 sc.cycles.filter_width = 1.0
 sc.render.resolution_x = w
