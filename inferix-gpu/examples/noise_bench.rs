@@ -14,7 +14,7 @@
 //! filtering) and its SSIM against its own
 //! reference is printed beside ours. Cycles gets the camera-less scene with
 //! the default camera inserted (by the watermarker, with no patches) and,
-//! for scenes without lights, a uniform grey world.
+//! for scenes without lights, the default studio as its world.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,7 +31,7 @@ import numpy as np
 np.bool = bool  # removed from numpy; Blender 3.4's glTF importer still uses it
 import bpy
 a = sys.argv[sys.argv.index("--") + 1:]
-path, out, w, h, spp, seed = a[0], a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5])
+path, out, w, h, spp, seed, env = a[0], a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5]), a[6]
 bpy.ops.wm.read_factory_settings(use_empty=True)
 bpy.ops.import_scene.gltf(filepath=path)
 sc = bpy.context.scene
@@ -39,9 +39,21 @@ cams = [o for o in sc.objects if o.type == 'CAMERA']
 if cams:
     sc.camera = cams[0]
 if not any(o.type == 'LIGHT' for o in sc.objects):
-    world = bpy.data.worlds.new("grey")
+    # The same default studio the path tracer uses: glTF's -Z (Blender +Y)
+    # is the map's centre, Blender's is +X, hence the -90 degree turn.
+    world = bpy.data.worlds.new("studio")
     world.use_nodes = True
-    world.node_tree.nodes["Background"].inputs[0].default_value = (0.7, 0.7, 0.7, 1.0)
+    nt = world.node_tree
+    tex = nt.nodes.new("ShaderNodeTexEnvironment")
+    tex.image = bpy.data.images.load(env)
+    tex.interpolation = 'Closest'
+    mapping = nt.nodes.new("ShaderNodeMapping")
+    mapping.vector_type = 'VECTOR'
+    mapping.inputs["Rotation"].default_value = (0.0, 0.0, -1.5707963)
+    coord = nt.nodes.new("ShaderNodeTexCoord")
+    nt.links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
+    nt.links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
+    nt.links.new(tex.outputs["Color"], nt.nodes["Background"].inputs["Color"])
     sc.world = world
 sc.render.engine = 'CYCLES'
 sc.cycles.device = 'CPU'
@@ -77,6 +89,8 @@ fn cycles(
 ) -> Result<(Rgb8Image, f64), Box<dyn std::error::Error>> {
     let script = dir.join("cycles.py");
     std::fs::write(&script, CYCLES_SCRIPT)?;
+    let env = dir.join("studio.exr");
+    std::fs::write(&env, inferix_gpu::default_environment_exr()?)?;
     let out = dir.join(format!("{tag}-cycles-{spp}.png"));
     let run = std::process::Command::new("blender")
         .args(["-b", "--factory-startup", "-noaudio", "--python"])
@@ -85,6 +99,7 @@ fn cycles(
         .arg(scene)
         .arg(&out)
         .args([w, h, spp, seed].map(|v| v.to_string()))
+        .arg(&env)
         .output()?;
     let stdout = String::from_utf8_lossy(&run.stdout);
     let secs = stdout

@@ -82,6 +82,19 @@ impl EnvMap {
     }
 }
 
+/// The default studio as an equirectangular linear-light EXR (row 0 at
+/// the zenith, the centre looking down glTF's −Z), so other renderers can
+/// be given the same light in comparisons.
+pub fn default_environment_exr() -> Result<Vec<u8>, crate::codec::CodecError> {
+    let m = EnvMap::studio();
+    crate::codec::encode_exr(&inferix_core::image::Image {
+        width: m.width,
+        height: m.height,
+        pixels: m.rgb,
+        alpha: None,
+    })
+}
+
 /// Largest environment map accepted, in pixels (a 16k x 8k map).
 const MAX_ENV_PIXELS: u64 = 16384 * 8192;
 
