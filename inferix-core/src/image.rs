@@ -53,15 +53,21 @@ impl Rect {
     }
 }
 
-/// A linear-light RGB image, row-major, three `f32` per pixel.
+/// A linear-light RGB image, row-major, three `f32` per pixel, with an
+/// optional coverage (alpha) channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Image {
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// `width * height * 3` linear RGB values.
+    /// `width * height * 3` linear RGB values, premultiplied by `alpha`
+    /// when there is one (a half-covered pixel holds half its colour).
     pub pixels: Vec<f32>,
+    /// `width * height` coverage values in 0..=1 for renders with a
+    /// transparent background; `None` for opaque images.
+    #[serde(default)]
+    pub alpha: Option<Vec<f32>>,
 }
 
 impl Image {
@@ -71,7 +77,15 @@ impl Image {
             width,
             height,
             pixels: vec![0.0; width as usize * height as usize * 3],
+            alpha: None,
         }
+    }
+
+    /// Coverage of pixel (x, y): 1 for opaque images.
+    pub fn alpha_at(&self, x: u32, y: u32) -> f32 {
+        self.alpha
+            .as_ref()
+            .map_or(1.0, |a| a[y as usize * self.width as usize + x as usize])
     }
 
     /// A deterministic stand-in for a rendered frame `frame`: varied
@@ -108,6 +122,14 @@ impl Image {
             let dst = y as usize * rect.width as usize * 3;
             let n = rect.width as usize * 3;
             out.pixels[dst..dst + n].copy_from_slice(&self.pixels[src..src + n]);
+        }
+        if let Some(a) = &self.alpha {
+            let mut cropped = Vec::with_capacity(rect.area() as usize);
+            for y in 0..rect.height {
+                let src = (rect.y + y) as usize * self.width as usize + rect.x as usize;
+                cropped.extend_from_slice(&a[src..src + rect.width as usize]);
+            }
+            out.alpha = Some(cropped);
         }
         out
     }

@@ -193,6 +193,14 @@ impl JobSpec {
         if !(self.min_ib.is_finite() && self.min_ib >= 0.0) {
             return Err(JobSpecError::InvalidMinIb(self.min_ib));
         }
+        // A path would name a file on the workers' disks, not the client's.
+        if self.settings.environment.is_some() {
+            return Err(JobSpecError::EnvironmentNotTransferred);
+        }
+        // Delivered frames are committed to as RGB: alpha would be lost.
+        if self.settings.background == crate::renderer::Background::Transparent {
+            return Err(JobSpecError::TransparentNotDelivered);
+        }
         let probe = crate::renderer::RenderRequest {
             scene: Default::default(),
             format: self.scene.format,
@@ -269,6 +277,20 @@ pub enum JobSpecError {
     /// Resolution, samples or fps out of range.
     #[error("{0}")]
     InvalidSettings(String),
+    /// An environment map file was named: it does not travel with network
+    /// jobs yet, only local renders read one.
+    #[error(
+        "an environment map cannot be sent with a network job yet; \
+         render it locally with `inferix render --environment FILE`"
+    )]
+    EnvironmentNotTransferred,
+    /// A transparent background was asked for: delivered frames carry no
+    /// alpha yet, only local renders write it.
+    #[error(
+        "transparent backgrounds are not delivered by network jobs yet; \
+         render locally with `inferix render --background transparent`"
+    )]
+    TransparentNotDelivered,
 }
 
 #[cfg(test)]
@@ -332,6 +354,22 @@ mod tests {
         assert!(matches!(s.validate(), Err(JobSpecError::InvalidMinIb(_))));
         let mut s = spec(FrameRange::new(1, 5));
         s.settings.width = 0;
+        assert!(matches!(
+            s.validate(),
+            Err(JobSpecError::InvalidSettings(_))
+        ));
+        // An environment file names a path on the workers' disks, and
+        // delivered frames have no alpha: both refused; a background colour
+        // travels in the settings.
+        let mut s = spec(FrameRange::new(1, 5));
+        s.settings.environment = Some("/etc/passwd".into());
+        assert_eq!(s.validate(), Err(JobSpecError::EnvironmentNotTransferred));
+        let mut s = spec(FrameRange::new(1, 5));
+        s.settings.background = crate::renderer::Background::Transparent;
+        assert_eq!(s.validate(), Err(JobSpecError::TransparentNotDelivered));
+        s.settings.background = crate::renderer::Background::Color([0.2, 0.3, 0.4]);
+        assert!(s.validate().is_ok());
+        s.settings.background = crate::renderer::Background::Color([f32::NAN, 0.0, 0.0]);
         assert!(matches!(
             s.validate(),
             Err(JobSpecError::InvalidSettings(_))

@@ -33,6 +33,50 @@ impl SceneFormat {
     }
 }
 
+/// What camera rays that hit nothing show.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Background {
+    /// The environment lighting the scene (the default studio when the
+    /// scene has no light of its own), or black without one.
+    #[default]
+    Environment,
+    /// A constant linear RGB colour; the environment still lights the scene.
+    Color([f32; 3]),
+    /// Nothing: such pixels get alpha 0 (PNG RGBA, EXR with an A channel).
+    Transparent,
+}
+
+impl std::str::FromStr for Background {
+    type Err = String;
+
+    /// `environment`, `transparent`, `color` (black) or `color:R,G,B`
+    /// (linear values).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("background {s:?}: expected environment, transparent, color or color:R,G,B");
+        match s {
+            "environment" => Ok(Self::Environment),
+            "transparent" => Ok(Self::Transparent),
+            "color" => Ok(Self::Color([0.0; 3])),
+            _ => {
+                let rgb = s.strip_prefix("color:").ok_or_else(bad)?;
+                let v: Vec<f32> = rgb
+                    .split(',')
+                    .map(|c| c.trim().parse::<f32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad())?;
+                match v[..] {
+                    [r, g, b] if v.iter().all(|c| c.is_finite() && *c >= 0.0) => {
+                        Ok(Self::Color([r, g, b]))
+                    }
+                    _ => Err(bad()),
+                }
+            }
+        }
+    }
+}
+
 /// Settings that, with the scene and frame number, fully determine the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderSettings {
@@ -48,6 +92,14 @@ pub struct RenderSettings {
     pub seed: u64,
     /// Frames per second used to turn frame numbers into animation time.
     pub fps: f32,
+    /// An equirectangular `.hdr` or `.exr` radiance map lighting the scene
+    /// from all around (with the scene's own lights). Local renders only:
+    /// the file does not travel with network jobs.
+    #[serde(default)]
+    pub environment: Option<PathBuf>,
+    /// What pixels that see no geometry show.
+    #[serde(default)]
+    pub background: Background,
 }
 
 impl Default for RenderSettings {
@@ -59,6 +111,8 @@ impl Default for RenderSettings {
             max_bounces: 6,
             seed: 0,
             fps: 24.0,
+            environment: None,
+            background: Background::Environment,
         }
     }
 }
@@ -97,6 +151,33 @@ pub struct RenderedFrame {
     pub frame: u32,
     /// Linear RGB pixels; the crop's size when a crop was asked for.
     pub image: Image,
+}
+
+/// Something a renderer substituted for, or could not do, in a scene: a
+/// render still succeeds, but the customer should know (printed once per
+/// scene by `inferix render`, kept in a job's status).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RenderWarning {
+    /// Stable identifier for programs, e.g. `"default-environment"`.
+    pub code: String,
+    /// One sentence for people.
+    pub message: String,
+}
+
+impl RenderWarning {
+    /// A warning from its code and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for RenderWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
 }
 
 /// Why a render failed.
@@ -147,6 +228,20 @@ pub trait Renderer: Send + Sync {
     /// Renders every requested frame.
     async fn render(&self, request: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError>;
 
+    /// What rendering `request`'s scene with its settings will substitute
+    /// or skip (no lights, no camera, unsupported features), each once.
+    /// It does not depend on the crop and is meant to be asked once per
+    /// scene, not per frame.
+    ///
+    /// The default reports nothing, for renderers that substitute nothing.
+    async fn scene_warnings(
+        &self,
+        request: &RenderRequest,
+    ) -> Result<Vec<RenderWarning>, RenderError> {
+        let _ = request;
+        Ok(Vec::new())
+    }
+
     /// Renders each of `crops` of every frame of `request` (whose own `crop`
     /// is ignored): a verifier's crop challenges. Results are in frame
     /// order, then in the order of `crops`; each image has its crop's size.
@@ -193,6 +288,13 @@ impl RenderRequest {
                 s.samples
             )));
         }
+        if let Background::Color(c) = s.background {
+            if !c.iter().all(|v| v.is_finite() && *v >= 0.0) {
+                return Err(RenderError::InvalidSettings(format!(
+                    "background colour {c:?} must be finite and non-negative"
+                )));
+            }
+        }
         if !(s.fps.is_finite() && s.fps > 0.0) {
             return Err(RenderError::InvalidSettings(format!(
                 "fps {} must be positive",
@@ -213,3 +315,27 @@ impl RenderRequest {
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_parses_and_settings_default() {
+        assert_eq!("environment".parse(), Ok(Background::Environment));
+        assert_eq!("transparent".parse(), Ok(Background::Transparent));
+        assert_eq!("color".parse(), Ok(Background::Color([0.0; 3])));
+        assert_eq!(
+            "color:0.5, 1,2".parse(),
+            Ok(Background::Color([0.5, 1.0, 2.0]))
+        );
+        for bad in ["colour", "color:1,2", "color:1,2,x", "color:-1,0,0", ""] {
+            assert!(bad.parse::<Background>().is_err(), "{bad:?}");
+        }
+        let d = RenderSettings::default();
+        assert_eq!(
+            (d.environment, d.background),
+            (None, Background::Environment)
+        );
+    }
+}

@@ -6,9 +6,9 @@
 use std::time::Instant;
 
 use inferix_core::image::Rect;
-use inferix_core::renderer::{RenderError, RenderSettings, Renderer};
+use inferix_core::renderer::{Background, RenderError, RenderSettings, Renderer};
 
-use crate::tracer::{frame_data, PathTracer};
+use crate::tracer::{frame_data, Lighting, PathTracer};
 
 /// Reference time per frame, in seconds, measured on the reference machine.
 pub const REFERENCE_T0_SECONDS: f64 = 1.29;
@@ -21,6 +21,8 @@ pub const BENCH_SETTINGS: RenderSettings = RenderSettings {
     max_bounces: 4,
     seed: 0x1B,
     fps: 24.0,
+    environment: None,
+    background: Background::Environment,
 };
 
 /// Timed frames after one warm-up frame (which compiles the kernel).
@@ -57,11 +59,15 @@ pub fn run_bench_blocking(tracer: &PathTracer) -> Result<BenchReport, RenderErro
     let s = BENCH_SETTINGS;
     let data = frame_data(&scene, 0, &s).map_err(RenderError::Backend)?;
     let rect = Rect::new(0, 0, s.width, s.height);
-    tracer.render_data(&data, &s, 0, rect, &|_| {})?;
+    let lighting = Lighting::choose(&data, None);
+    let cam = data
+        .camera
+        .unwrap_or_else(|| crate::camera::default_camera(None, s.width as f32 / s.height as f32));
+    tracer.render_data(&data, &cam, &lighting, &s, 0, rect, &|_| {})?;
     let mut times = Vec::new();
     for frame in 1..=BENCH_FRAMES {
         let start = Instant::now();
-        tracer.render_data(&data, &s, frame, rect, &|_| {})?;
+        tracer.render_data(&data, &cam, &lighting, &s, frame, rect, &|_| {})?;
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

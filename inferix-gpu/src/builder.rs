@@ -313,6 +313,16 @@ impl GltfBuilder {
         self.cameras.len() - 1
     }
 
+    /// Adds an orthographic camera showing `ymag` units above and below
+    /// its axis; returns its index.
+    pub fn orthographic_camera(&mut self, ymag: f32) -> usize {
+        self.cameras.push(json!({
+            "type": "orthographic",
+            "orthographic": { "xmag": ymag, "ymag": ymag, "znear": 0.01, "zfar": 100.0 }
+        }));
+        self.cameras.len() - 1
+    }
+
     /// Adds a point light (intensity in candela); returns its index.
     pub fn point_light(&mut self, color: [f32; 3], intensity: f32) -> usize {
         self.lights

@@ -123,30 +123,89 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb8Image, CodecError> {
     })
 }
 
-/// Encodes a linear image as a single-layer RGB 32-bit float OpenEXR file.
+/// Encodes a linear image as a single-layer RGB 32-bit float OpenEXR file,
+/// RGBA (premultiplied, as EXR expects) when the image has alpha.
 pub fn encode_exr(img: &Image) -> Result<Vec<u8>, CodecError> {
     use exr::prelude::*;
-    let expected = img.width as usize * img.height as usize * 3;
-    if img.pixels.len() != expected {
-        return Err(CodecError::BadBuffer {
-            got: img.pixels.len(),
-            expected,
-        });
-    }
+    check_buffers(img)?;
     check_size(img.width, img.height)?;
     let w = img.width as usize;
-    let channels = SpecificChannels::rgb(|pos: Vec2<usize>| {
-        let i = (pos.y() * w + pos.x()) * 3;
-        (img.pixels[i], img.pixels[i + 1], img.pixels[i + 2])
-    });
-    let image =
-        exr::image::Image::from_channels((img.width as usize, img.height as usize), channels);
+    let size = (img.width as usize, img.height as usize);
     let mut out = std::io::Cursor::new(Vec::new());
-    image
-        .write()
-        .to_buffered(&mut out)
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let written = match &img.alpha {
+        None => {
+            let channels = SpecificChannels::rgb(|pos: Vec2<usize>| {
+                let i = (pos.y() * w + pos.x()) * 3;
+                (img.pixels[i], img.pixels[i + 1], img.pixels[i + 2])
+            });
+            exr::image::Image::from_channels(size, channels)
+                .write()
+                .to_buffered(&mut out)
+        }
+        Some(alpha) => {
+            let channels = SpecificChannels::rgba(|pos: Vec2<usize>| {
+                let p = pos.y() * w + pos.x();
+                let i = p * 3;
+                (
+                    img.pixels[i],
+                    img.pixels[i + 1],
+                    img.pixels[i + 2],
+                    alpha[p],
+                )
+            });
+            exr::image::Image::from_channels(size, channels)
+                .write()
+                .to_buffered(&mut out)
+        }
+    };
+    written.map_err(|e| CodecError::Malformed(e.to_string()))?;
     Ok(out.into_inner())
+}
+
+fn check_buffers(img: &Image) -> Result<(), CodecError> {
+    let n = img.width as usize * img.height as usize;
+    if img.pixels.len() != n * 3 {
+        return Err(CodecError::BadBuffer {
+            got: img.pixels.len(),
+            expected: n * 3,
+        });
+    }
+    match &img.alpha {
+        Some(a) if a.len() != n => Err(CodecError::BadBuffer {
+            got: a.len(),
+            expected: n,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Encodes a rendered frame as PNG: 8-bit sRGB, RGBA with straight
+/// (un-premultiplied) alpha when the frame has alpha, else RGB.
+pub fn encode_png_frame(img: &Image) -> Result<Vec<u8>, CodecError> {
+    check_buffers(img)?;
+    let Some(alpha) = &img.alpha else {
+        return Ok(encode_png(&img.to_srgb8()));
+    };
+    let mut rgba = Vec::with_capacity(alpha.len() * 4);
+    for (p, a) in img.pixels.chunks_exact(3).zip(alpha) {
+        let a = a.clamp(0.0, 1.0);
+        let inv = if a > 0.0 { 1.0 / a } else { 0.0 };
+        for c in p {
+            rgba.push(inferix_core::image::linear_to_srgb8(c * inv));
+        }
+        rgba.push((a * 255.0).round() as u8);
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, img.width, img.height);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
+        enc.write_header()
+            .and_then(|mut w| w.write_image_data(&rgba))
+            .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    }
+    Ok(out)
 }
 
 /// Decodes an RGB(A) OpenEXR file into linear pixels.
@@ -175,6 +234,7 @@ pub fn decode_exr(bytes: &[u8]) -> Result<inferix_core::image::Image, CodecError
                 width: resolution.width() as u32,
                 height: resolution.height() as u32,
                 pixels: vec![0.0; resolution.width() * resolution.height() * 3],
+                alpha: None,
             },
             |img: &mut inferix_core::image::Image, pos, (r, g, b): (f32, f32, f32)| {
                 let i = (pos.y() * img.width as usize + pos.x()) * 3;
@@ -237,9 +297,54 @@ mod tests {
             width: 4,
             height: 3,
             pixels: (0..36).map(|v| v as f32 * 0.37 - 2.0).collect(),
+            alpha: None,
         };
         let bytes = encode_exr(&img).unwrap();
         assert_eq!(decode_exr(&bytes).unwrap(), img);
         assert!(decode_exr(b"garbage").is_err());
+    }
+
+    #[test]
+    fn alpha_goes_into_png_and_exr() {
+        let img = Image {
+            width: 2,
+            height: 1,
+            pixels: vec![0.5, 0.25, 0.0, 0.0, 0.0, 0.0],
+            alpha: Some(vec![0.5, 0.0]),
+        };
+        let png_bytes = encode_png_frame(&img).unwrap();
+        let mut dec = png::Decoder::new(std::io::Cursor::new(png_bytes))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; dec.output_buffer_size()];
+        let info = dec.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgba);
+        // Straight alpha: the half-covered pixel shows its full colour.
+        let srgb = inferix_core::image::linear_to_srgb8;
+        assert_eq!(&buf[..8], &[255, srgb(0.5), 0, 128, 0, 0, 0, 0]);
+        let exr_bytes = encode_exr(&img).unwrap();
+        let meta = exr::meta::MetaData::read_from_buffered(std::io::Cursor::new(&exr_bytes), false)
+            .unwrap();
+        let names: Vec<String> = meta.headers[0]
+            .channels
+            .list
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        assert_eq!(names, ["A", "B", "G", "R"]);
+        // Opaque frames stay RGB; mismatched alpha is a typed error.
+        let opaque = Image {
+            alpha: None,
+            ..img.clone()
+        };
+        assert!(!encode_exr(&opaque).unwrap().is_empty());
+        let bad = Image {
+            alpha: Some(vec![1.0]),
+            ..img
+        };
+        assert!(matches!(
+            encode_png_frame(&bad),
+            Err(CodecError::BadBuffer { .. })
+        ));
     }
 }

@@ -19,6 +19,7 @@ pub(crate) fn settings(w: u32, h: u32, samples: u32) -> RenderSettings {
         max_bounces: 3,
         seed: 3,
         fps: 24.0,
+        ..RenderSettings::default()
     }
 }
 

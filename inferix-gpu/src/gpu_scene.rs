@@ -20,13 +20,14 @@
 //! | `fdata` | `F_LUT`  | sRGB 8-bit to linear table (256 entries)            |
 
 use crate::bvh;
+use crate::camera::{Camera, Projection};
 use crate::kernel::{
     fp, mf, up, ATTR_F, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_ALPHA, TRI_CULL, TRI_F, TRI_U,
     VERT_F,
 };
 use crate::material::{Material, TexRef, SLOTS, SLOT_BASE, SLOT_EMISSIVE};
 use crate::math;
-use crate::scene::{default_camera, FrameGeometry, LightKind, Scene};
+use crate::scene::{FrameGeometry, LightKind, Scene};
 
 /// Host copy of everything one frame's kernel launches read.
 #[derive(Debug, Clone)]
@@ -35,8 +36,21 @@ pub(crate) struct GpuScene {
     pub(crate) udata: Vec<u32>,
     /// `up` template (launch-specific slots are filled per launch).
     pub(crate) up: Vec<u32>,
-    /// `fp` without the aspect ratio (filled per launch).
+    /// `fp` without the camera, aspect ratio and environment share (filled
+    /// per launch).
     pub(crate) fp: Vec<f32>,
+    /// The camera the file names, if any.
+    pub(crate) camera: Option<Camera>,
+    /// Summed sampling power of the scene's lights and emissive triangles:
+    /// zero when there is nothing worth sampling.
+    pub(crate) light_power: f64,
+    /// The scene gives light of its own: sampled lights, or surfaces whose
+    /// emission comes from a texture (a screen, a sign). Without either it
+    /// is lit by the default studio. Unlit materials (the watermark patches
+    /// among them) do not count: they are seen, they do not light.
+    pub(crate) self_lit: bool,
+    /// Diagonal of the geometry's bounds (scene scale for light power).
+    pub(crate) extent: f32,
 }
 
 fn srgb_to_linear(b: u8) -> f32 {
@@ -112,6 +126,11 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
     }
     let total: f64 = light_power.iter().map(|&p| p as f64).sum::<f64>()
         + emissive.iter().map(|&(_, p)| p as f64).sum::<f64>();
+    let textured_emitter = g.material.iter().any(|&m| {
+        scene.materials.get(m as usize).is_some_and(|m| {
+            m.emission_textured() && !m.unlit && m.emissive.iter().any(|&c| c > 0.0)
+        })
+    });
     let num_lights = g.lights.len() + emissive.len();
     let mut cdf = Vec::with_capacity(num_lights);
     let mut tri_pmf = vec![0.0f32; n];
@@ -230,13 +249,7 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
     upv[up::NUM_PUNCTUAL] = g.lights.len() as u32;
     upv[up::NUM_TRIS] = n as u32;
 
-    let cam = g.camera.unwrap_or_else(|| default_camera(g));
     let mut fpv = vec![0.0f32; fp::LEN];
-    fpv[fp::CAM_POS..fp::CAM_POS + 3].copy_from_slice(&cam.position);
-    fpv[fp::CAM_FWD..fp::CAM_FWD + 3].copy_from_slice(&cam.forward);
-    fpv[fp::CAM_RIGHT..fp::CAM_RIGHT + 3].copy_from_slice(&cam.right);
-    fpv[fp::CAM_UP..fp::CAM_UP + 3].copy_from_slice(&cam.up);
-    fpv[fp::TAN_HALF_FOV] = (cam.yfov * 0.5).tan();
     fpv[fp::EPS] = 1e-4;
     fpv[fp::FAR] = 1e30;
     GpuScene {
@@ -244,6 +257,30 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
         udata,
         up: upv,
         fp: fpv,
+        light_power: total,
+        self_lit: total > 0.0 || textured_emitter,
+        extent,
+        camera: g.camera,
+    }
+}
+
+/// Writes `cam` into the kernel's `fp` parameters.
+pub(crate) fn write_camera(fpv: &mut [f32], cam: &Camera) {
+    fpv[fp::CAM_POS..fp::CAM_POS + 3].copy_from_slice(&cam.position);
+    fpv[fp::CAM_FWD..fp::CAM_FWD + 3].copy_from_slice(&cam.forward);
+    fpv[fp::CAM_RIGHT..fp::CAM_RIGHT + 3].copy_from_slice(&cam.right);
+    fpv[fp::CAM_UP..fp::CAM_UP + 3].copy_from_slice(&cam.up);
+    match cam.projection {
+        Projection::Perspective { yfov } => {
+            fpv[fp::TAN_HALF_FOV] = (yfov * 0.5).tan();
+            fpv[fp::ORTHO] = 0.0;
+            fpv[fp::ORTHO_HALF_H] = 0.0;
+        }
+        Projection::Orthographic { half_height } => {
+            fpv[fp::TAN_HALF_FOV] = 0.0;
+            fpv[fp::ORTHO] = 1.0;
+            fpv[fp::ORTHO_HALF_H] = half_height;
+        }
     }
 }
 

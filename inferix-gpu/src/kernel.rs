@@ -4,9 +4,11 @@
 //! whose section offsets are passed in `up` (see [`crate::gpu_scene`]); this
 //! keeps the number of storage bindings small enough for every backend.
 //!
-//! Each unit renders one pixel of the launch rectangle. Its random numbers
-//! are a hash of (seed, frame, pixel x, pixel y, sample index), so a pixel's
-//! value does not depend on tiling, launch order or crop offsets.
+//! Each unit renders one pixel of the launch rectangle. Its sample values
+//! are Owen-scrambled Sobol points keyed by a hash of (seed, frame, pixel
+//! x, pixel y) and indexed by the sample number (see [`draw2`]), so a
+//! pixel's value does not depend on tiling, launch order or crop offsets,
+//! and its samples are stratified, not independent.
 
 #![allow(clippy::manual_range_contains)]
 
@@ -48,7 +50,15 @@ pub(crate) mod up {
     pub(crate) const U_TEX: usize = 25;
     pub(crate) const U_EMIT: usize = 26;
     pub(crate) const F_VERT: usize = 27;
-    pub(crate) const LEN: usize = 28;
+    /// Environment map size; 0 wide when the scene has none.
+    pub(crate) const ENV_W: usize = 28;
+    pub(crate) const ENV_H: usize = 29;
+    /// What camera rays that miss see: 0 the background colour, 1 the
+    /// environment, 2 nothing (transparent: alpha 0).
+    pub(crate) const BG_MODE: usize = 30;
+    /// 1: Owen-scrambled Sobol samples per pixel; 0: independent random.
+    pub(crate) const SAMPLER: usize = 31;
+    pub(crate) const LEN: usize = 32;
 }
 
 /// `fp` (f32 parameters) slots.
@@ -62,7 +72,14 @@ pub(crate) mod fp {
     pub(crate) const EPS: usize = 14;
     pub(crate) const FAR: usize = 15;
     pub(crate) const BACKGROUND: usize = 16;
-    pub(crate) const LEN: usize = 19;
+    /// Probability that next-event estimation samples the environment
+    /// rather than the scene's lights.
+    pub(crate) const ENV_PMF: usize = 19;
+    /// 1 for an orthographic camera (parallel rays along `CAM_FWD`), else 0.
+    pub(crate) const ORTHO: usize = 20;
+    /// Half the orthographic view's height in scene units.
+    pub(crate) const ORTHO_HALF_H: usize = 21;
+    pub(crate) const LEN: usize = 22;
 }
 
 /// Floats per BVH node in `fdata` (bounds min, max).
@@ -261,6 +278,82 @@ fn rnd(state: &mut u32) -> f32 {
     let word = ((s >> ((s >> 28u32) + 4u32)) ^ s) * 277803737u32;
     let r = (word >> 22u32) ^ word;
     f32::cast_from(r >> 8u32) * (1.0 / 16777216.0)
+}
+
+/// Two sample values in [0, 1).
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct P2 {
+    a: f32,
+    b: f32,
+}
+
+/// Reverses the 32 bits of `v` (with shifts every backend has).
+#[allow(clippy::manual_rotate)]
+#[cube]
+fn reverse32(v: u32) -> u32 {
+    let mut x = v;
+    x = ((x >> 1u32) & 0x5555_5555u32) | ((x & 0x5555_5555u32) << 1u32);
+    x = ((x >> 2u32) & 0x3333_3333u32) | ((x & 0x3333_3333u32) << 2u32);
+    x = ((x >> 4u32) & 0x0F0F_0F0Fu32) | ((x & 0x0F0F_0F0Fu32) << 4u32);
+    x = ((x >> 8u32) & 0x00FF_00FFu32) | ((x & 0x00FF_00FFu32) << 8u32);
+    (x >> 16u32) | (x << 16u32)
+}
+
+/// Nested uniform (Owen) scrambling of the bits of `v`, keyed by `seed`:
+/// the Laine–Karras permutation on reversed bits (Burley 2020).
+#[cube]
+fn owen(v: u32, seed: u32) -> u32 {
+    let mut x = reverse32(v);
+    x += seed;
+    x ^= x * 0x6C50_B47Cu32;
+    x ^= x * 0xB82F_1E52u32;
+    x ^= x * 0xC7AF_E638u32;
+    x ^= x * 0x8D22_F6E6u32;
+    reverse32(x)
+}
+
+/// The first two dimensions of the Sobol sequence at `index`, as 32-bit
+/// fractions: van der Corput, and the dimension whose direction numbers
+/// are v_k = v_{k-1} ^ (v_{k-1} >> 1).
+#[cube]
+fn sobol_y(index: u32) -> u32 {
+    let mut v: u32 = 0x8000_0000u32;
+    let mut y: u32 = 0;
+    for bit in 0..32u32 {
+        if ((index >> bit) & 1u32) != 0u32 {
+            y ^= v;
+        }
+        v ^= v >> 1u32;
+    }
+    y
+}
+
+#[cube]
+fn unit(bits: u32) -> f32 {
+    f32::cast_from(bits >> 8u32) * (1.0 / 16777216.0)
+}
+
+/// Two sample values for dimension pair `group` of sample `index` of the
+/// pixel keyed `key`: an Owen-scrambled 2D Sobol point whose index is
+/// itself shuffled per pair (Burley 2020), so pairs are decorrelated while
+/// each stays stratified over the pixel's samples. With `low_discrepancy`
+/// off, two independent uniform numbers from `rng` (the former sampler,
+/// kept for comparisons).
+#[allow(unused_assignments)]
+#[cube]
+fn draw2(rng: &mut u32, key: u32, index: u32, group: u32, low_discrepancy: bool) -> P2 {
+    let mut a: f32 = 0.0;
+    let mut b: f32 = 0.0;
+    if low_discrepancy {
+        let gk = pcg(key ^ pcg(group + 0x2545_F491u32));
+        let shuffled = owen(index, gk);
+        a = unit(owen(reverse32(shuffled), pcg(gk ^ 0xA511_E9B3u32)));
+        b = unit(owen(sobol_y(shuffled), pcg(gk ^ 0x63D8_3595u32)));
+    } else {
+        a = rnd(rng);
+        b = rnd(rng);
+    }
+    P2 { a, b }
 }
 
 /// Result of a closest-hit query.
@@ -469,6 +562,70 @@ fn trace(
     }
 }
 
+/// Index of the environment texel direction `d` falls in (the same
+/// mapping as [`crate::environment::texel_index`]).
+#[cube]
+fn env_index(d: V3, w: u32, h: u32) -> usize {
+    let u = 0.5 + f32::atan2(d.x, -d.z) * (0.5 / PI);
+    let v = f32::acos(f32::clamp(d.y, -1.0, 1.0)) * (1.0 / PI);
+    let x = u32::min(u32::cast_from(f32::max(u * f32::cast_from(w), 0.0)), w - 1);
+    let y = u32::min(u32::cast_from(f32::max(v * f32::cast_from(h), 0.0)), h - 1);
+    (y * w + x) as usize
+}
+
+/// Environment radiance arriving from direction `d` (black without one).
+#[cube]
+fn env_radiance(env: &Array<f32>, up: &Array<u32>, d: V3) -> V3 {
+    let w = up[up::ENV_W];
+    let h = up[up::ENV_H];
+    let mut r = vs(0.0);
+    if w > 0 {
+        let i = env_index(d, w, h) * 3;
+        set3(&mut r, v3(env[i], env[i + 1], env[i + 2]));
+    }
+    r
+}
+
+/// Solid-angle pdf of the environment sampler for direction `d`.
+#[cube]
+fn env_pdf(env: &Array<f32>, up: &Array<u32>, d: V3) -> f32 {
+    let w = up[up::ENV_W];
+    let h = up[up::ENV_H];
+    let idx = env_index(d, w, h);
+    let x = idx % w as usize;
+    let y = idx / w as usize;
+    let marg = (w * h * 3) as usize;
+    let cond = marg + h as usize + y * w as usize;
+    let pm = env[marg + y] - select(y > 0, env[marg + usize::max(y, 1) - 1], 0.0);
+    let pc = env[cond + x] - select(x > 0, env[cond + usize::max(x, 1) - 1], 0.0);
+    let sin_t = f32::sqrt(f32::max(1.0 - d.y * d.y, 1.0e-12));
+    pm * pc * f32::cast_from(w * h) / (2.0 * PI * PI * sin_t)
+}
+
+/// First index in `n` CDF entries at `base` whose value exceeds `r`.
+#[cube]
+fn cdf_search(data: &Array<f32>, base: usize, n: u32, r: f32) -> u32 {
+    let mut lo: u32 = 0;
+    let mut hi: u32 = n - 1;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if data[base + mid as usize] > r {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// Where `r` falls between CDF entries `i - 1` and `i`, in [0, 1).
+#[cube]
+fn cdf_fraction(data: &Array<f32>, base: usize, i: u32, r: f32) -> f32 {
+    let prev = select(i > 0, data[base + (u32::max(i, 1) - 1) as usize], 0.0);
+    let span = data[base + i as usize] - prev;
+    f32::clamp((r - prev) / f32::max(span, 1.0e-20), 0.0, 0.99999994)
+}
+
 /// Result of sampling a light from a point.
 #[derive(CubeType, Clone, Copy)]
 pub(crate) struct LightSample {
@@ -481,12 +638,93 @@ pub(crate) struct LightSample {
     valid: bool,
 }
 
+/// Samples the environment: a texel by the luminance CDFs, then a point
+/// uniform in (u, v) inside it. `share` is the probability of having
+/// chosen the environment at all.
+#[cube]
+fn sample_env(env: &Array<f32>, up: &Array<u32>, share: f32, r1: f32, r2: f32) -> LightSample {
+    let w = up[up::ENV_W];
+    let h = up[up::ENV_H];
+    let marg = (w * h * 3) as usize;
+    let y = cdf_search(env, marg, h, r1);
+    let fy = cdf_fraction(env, marg, y, r1);
+    let cond = marg + h as usize + y as usize * w as usize;
+    let x = cdf_search(env, cond, w, r2);
+    let fx = cdf_fraction(env, cond, x, r2);
+    let u = (f32::cast_from(x) + fx) / f32::cast_from(w);
+    let v = (f32::cast_from(y) + fy) / f32::cast_from(h);
+    let phi = (u - 0.5) * 2.0 * PI;
+    let theta = v * PI;
+    let st = f32::sin(theta);
+    let wi = v3(st * f32::sin(phi), f32::cos(theta), -st * f32::cos(phi));
+    let pdf = share * env_pdf(env, up, wi);
+    let ok = pdf > 0.0 && st > 1.0e-6;
+    let le = env_radiance(env, up, wi);
+    LightSample {
+        wi,
+        dist: 1.0e30,
+        li: scale(le, select(ok, 1.0 / f32::max(pdf, 1.0e-20), 0.0)),
+        pdf,
+        valid: ok,
+    }
+}
+
+/// Samples the environment with probability `fp[ENV_PMF]`, else one of the
+/// scene's lights.
+#[allow(clippy::too_many_arguments, unused_assignments)]
 #[cube]
 fn sample_light(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
+    fp: &Array<f32>,
+    env: &Array<f32>,
     p: V3,
+    r0: f32,
+    r1: f32,
+    r2: f32,
+) -> LightSample {
+    let p_env = fp[fp::ENV_PMF];
+    let mut res_wi = vs(0.0);
+    let mut res_li = vs(0.0);
+    let mut dist: f32 = 0.0;
+    let mut pdf: f32 = 0.0;
+    let mut valid = false;
+    if r0 < p_env || up[up::NUM_LIGHTS] == 0 {
+        let e = sample_env(env, up, p_env, r1, r2);
+        set3(&mut res_wi, e.wi);
+        set3(&mut res_li, e.li);
+        dist = e.dist;
+        pdf = e.pdf;
+        valid = e.valid;
+    } else {
+        let rs = f32::min((r0 - p_env) / f32::max(1.0 - p_env, 1.0e-20), 0.99999994);
+        let e = sample_scene_light(fdata, udata, up, p, 1.0 - p_env, rs, r1, r2);
+        set3(&mut res_wi, e.wi);
+        set3(&mut res_li, e.li);
+        dist = e.dist;
+        pdf = e.pdf;
+        valid = e.valid;
+    }
+    LightSample {
+        wi: res_wi,
+        dist,
+        li: res_li,
+        pdf,
+        valid,
+    }
+}
+
+/// Samples one punctual light or emissive triangle by the light CDF;
+/// `share` is the probability of sampling scene lights at all.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn sample_scene_light(
+    fdata: &Array<f32>,
+    udata: &Array<u32>,
+    up: &Array<u32>,
+    p: V3,
+    share: f32,
     r0: f32,
     r1: f32,
     r2: f32,
@@ -507,7 +745,7 @@ fn sample_light(
     }
     let idx = lo;
     let prev = select(idx > 0, fdata[cdf + (u32::max(idx, 1) - 1) as usize], 0.0);
-    let pmf = fdata[cdf + idx as usize] - prev;
+    let pmf = (fdata[cdf + idx as usize] - prev) * share;
     let mut res = LightSample {
         wi: vs(0.0),
         dist: 0.0,
@@ -605,19 +843,29 @@ fn offset_point(p: V3, ng: V3, dir: V3, eps: f32) -> V3 {
     add(p, scale(ng, s))
 }
 
-/// One path sample's radiance.
+/// One path sample's radiance; `covered` is set to 0 when the camera ray
+/// sees nothing under a transparent background, else 1.
+#[allow(clippy::too_many_arguments)]
 #[cube]
 fn radiance(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
     fp: &Array<f32>,
+    env: &Array<f32>,
     o0: V3,
     d0: V3,
     rng: &mut u32,
+    key: u32,
+    index: u32,
+    covered: &mut f32,
 ) -> V3 {
     let max_bounces = up[up::MAX_BOUNCES];
-    let have_lights = up[up::NUM_LIGHTS] > 0;
+    let ld = up[up::SAMPLER] == 1u32;
+    let p_env = fp[fp::ENV_PMF];
+    let have_lights = up[up::NUM_LIGHTS] > 0 || p_env > 0.0;
+    let has_env = up[up::ENV_W] > 0;
+    let bg_mode = up[up::BG_MODE];
     let eps_base = fp[fp::EPS];
     let far = fp[fp::FAR];
     let background = load3(fp, fp::BACKGROUND);
@@ -647,8 +895,22 @@ fn radiance(
             pcg(*rng ^ 0x5BD1_E995u32),
         );
         if hit.tri == 0xFFFF_FFFFu32 {
-            let nv1 = add(l, scale(mul(thr, background), occ_prev));
-            set3(&mut l, nv1);
+            if depth == 0 && bg_mode == 2u32 {
+                *covered = 0.0;
+            } else if depth == 0 && (bg_mode == 0u32 || !has_env) {
+                let nv1 = add(l, background);
+                set3(&mut l, nv1);
+            } else if has_env {
+                let le = env_radiance(env, up, d);
+                let mut w: f32 = 1.0;
+                if depth > 0 && prev_pdf > 0.0 && p_env > 0.0 {
+                    let pl = p_env * env_pdf(env, up, d);
+                    w = prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl);
+                }
+                // Occlusion darkens what indirect rays gather.
+                let nv1 = add(l, scale(mul(thr, le), w * occ_prev));
+                set3(&mut l, nv1);
+            }
             alive = false;
         } else {
             let s = surface(fdata, udata, up, o, d, hit);
@@ -662,7 +924,8 @@ fn radiance(
                 let mut w: f32 = 1.0;
                 if depth > 0 && prev_pdf > 0.0 && s.light_pmf > 0.0 {
                     let cos_l = f32::abs(dot(s.ng, d));
-                    let pl = s.light_pmf * hit.t * hit.t / f32::max(cos_l * s.area, 1.0e-20);
+                    let pl = (1.0 - p_env) * s.light_pmf * hit.t * hit.t
+                        / f32::max(cos_l * s.area, 1.0e-20);
                     w = prev_pdf * prev_pdf / (prev_pdf * prev_pdf + pl * pl);
                 }
                 let nv2 = add(l, scale(mul(thr, s.emission), w * occ_prev));
@@ -672,11 +935,16 @@ fn radiance(
                 alive = false;
             } else {
                 // Next-event estimation.
-                let r0 = rnd(rng);
-                let r1 = rnd(rng);
-                let r2 = rnd(rng);
+                // Four dimension pairs per bounce, after the camera's pair:
+                // light point, (light choice, lobe choice), direction, roulette.
+                let g = 1u32 + depth * 4u32;
+                let lp = draw2(rng, key, index, g, ld);
+                let choice = draw2(rng, key, index, g + 1u32, ld);
+                let r0 = choice.a;
+                let r1 = lp.a;
+                let r2 = lp.b;
                 if have_lights {
-                    let ls = sample_light(fdata, udata, up, s.p, r0, r1, r2);
+                    let ls = sample_light(fdata, udata, up, fp, env, s.p, r0, r1, r2);
                     if ls.valid {
                         let e = eval_bsdf(s, wo, ls.wi);
                         if e.pdf > 0.0 {
@@ -705,9 +973,10 @@ fn radiance(
                     }
                 }
                 // Continue the path.
-                let q0 = rnd(rng);
-                let q1 = rnd(rng);
-                let q2 = rnd(rng);
+                let dir = draw2(rng, key, index, g + 2u32, ld);
+                let q0 = choice.b;
+                let q1 = dir.a;
+                let q2 = dir.b;
                 let bs = sample_bsdf(s, wo, q0, q1, q2);
                 if (bs.pdf > 0.0 || bs.delta) && max_comp(bs.weight) > 0.0 {
                     let nv4 = mul(thr, bs.weight);
@@ -720,7 +989,7 @@ fn radiance(
                     depth += 1u32;
                     if depth >= 3 {
                         let q = f32::min(max_comp(thr), 0.95);
-                        let rr = rnd(rng);
+                        let rr = draw2(rng, key, index, g + 3u32, ld).a;
                         if rr >= q {
                             alive = false;
                         } else {
@@ -737,14 +1006,19 @@ fn radiance(
     l
 }
 
+/// Floats per pixel in the accumulation buffer: RGB and coverage (alpha).
+pub(crate) const ACC_F: usize = 4;
+
 /// Path-traces `SAMPLE_COUNT` samples per pixel of the launch rectangle and
-/// adds them, one by one, to `accum` (3 floats per pixel of the rectangle).
+/// adds them, one by one, to `accum` ([`ACC_F`] floats per pixel of the
+/// rectangle).
 #[cube(launch)]
 pub(crate) fn path_trace_kernel(
     fdata: &Array<f32>,
     udata: &Array<u32>,
     up: &Array<u32>,
     fp: &Array<f32>,
+    env: &Array<f32>,
     accum: &mut Array<f32>,
 ) {
     let lx = ABSOLUTE_POS_X;
@@ -762,22 +1036,48 @@ pub(crate) fn path_trace_kernel(
         let upv = load3(fp, fp::CAM_UP);
         let th = fp[fp::TAN_HALF_FOV];
         let aspect = fp[fp::ASPECT];
+        let ortho = fp[fp::ORTHO] > 0.5;
+        let oh = fp[fp::ORTHO_HALF_H];
         let pixel_key = pcg(
             pcg(pcg(pcg(up[up::SEED_LO]) ^ up[up::SEED_HI]) ^ up[up::FRAME])
                 ^ (px * 0x9E37_79B9u32 + py),
         );
-        let out = ((ly * crop_w + lx) * 3) as usize;
+        let out = (ly * crop_w + lx) as usize * ACC_F;
         let mut acc = v3(accum[out], accum[out + 1], accum[out + 2]);
+        let mut alpha = accum[out + 3];
         let start = up[up::SAMPLE_START];
         let count = up[up::SAMPLE_COUNT];
         for i in 0..count {
-            let mut rng = pcg(pixel_key ^ pcg(start + i + 0x632B_E5ABu32));
-            let jx = rnd(&mut rng);
-            let jy = rnd(&mut rng);
-            let sx = (2.0 * (f32::cast_from(px) + jx) / full_w - 1.0) * th * aspect;
-            let sy = (1.0 - 2.0 * (f32::cast_from(py) + jy) / full_h) * th;
-            let dir = normalize(add(fwd, add(scale(right, sx), scale(upv, sy))));
-            let c = radiance(fdata, udata, up, fp, cam, dir, &mut rng);
+            let index = start + i;
+            let mut rng = pcg(pixel_key ^ pcg(index + 0x632B_E5ABu32));
+            let jitter = draw2(&mut rng, pixel_key, index, 0u32, up[up::SAMPLER] == 1u32);
+            let jx = jitter.a;
+            let jy = jitter.b;
+            let nx = 2.0 * (f32::cast_from(px) + jx) / full_w - 1.0;
+            let ny = 1.0 - 2.0 * (f32::cast_from(py) + jy) / full_h;
+            let sx = nx * th * aspect;
+            let sy = ny * th;
+            let persp = normalize(add(fwd, add(scale(right, sx), scale(upv, sy))));
+            let shifted = add(
+                cam,
+                add(scale(right, nx * oh * aspect), scale(upv, ny * oh)),
+            );
+            let origin = vselect(ortho, shifted, cam);
+            let dir = vselect(ortho, fwd, persp);
+            let mut covered: f32 = 1.0;
+            let c = radiance(
+                fdata,
+                udata,
+                up,
+                fp,
+                env,
+                origin,
+                dir,
+                &mut rng,
+                pixel_key,
+                index,
+                &mut covered,
+            );
             let bad = f32::is_nan(c.x)
                 || f32::is_nan(c.y)
                 || f32::is_nan(c.z)
@@ -788,9 +1088,11 @@ pub(crate) fn path_trace_kernel(
                 let nv6 = add(acc, c);
                 set3(&mut acc, nv6);
             }
+            alpha += covered;
         }
         accum[out] = acc.x;
         accum[out + 1] = acc.y;
         accum[out + 2] = acc.z;
+        accum[out + 3] = alpha;
     }
 }

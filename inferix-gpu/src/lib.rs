@@ -33,9 +33,11 @@ pub mod bench;
 pub mod blender;
 pub mod builder;
 mod bvh;
+mod camera;
 pub mod codec;
 mod demo;
 mod device;
+mod environment;
 mod gpu_scene;
 mod kernel;
 mod material;
@@ -49,8 +51,9 @@ pub mod watermark;
 
 pub use demo::{demo_scene_glb, DEMO_SCENE_FRAMES};
 pub use device::RuntimeKind;
+pub use environment::default_environment_exr;
 pub use scene::MAX_TRIANGLES;
-pub use tracer::PathTracer;
+pub use tracer::{scene_warnings, PathTracer, Sampler};
 pub use watermark::GltfWatermarker;
 
 #[cfg(test)]
@@ -63,3 +66,9 @@ mod geometry_tests;
 mod test_scenes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_camera;
+#[cfg(test)]
+mod tests_light;
+#[cfg(test)]
+mod tests_sampler;

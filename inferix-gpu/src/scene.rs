@@ -8,6 +8,7 @@ use std::path::{Component, Path};
 
 use gltf::animation::{Interpolation, Property};
 
+use crate::camera::{self, Camera, Projection};
 use crate::math::{self, Mat4, Vec3};
 
 /// Most triangles a scene may have (after instancing).
@@ -63,12 +64,6 @@ pub(crate) struct LightDef {
     pub(crate) range: f32,
 }
 
-/// A perspective camera definition.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CameraDef {
-    pub(crate) yfov: f32,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub(crate) translation: Vec3,
@@ -78,7 +73,7 @@ pub(crate) struct Node {
     pub(crate) matrix: Option<Mat4>,
     pub(crate) children: Vec<usize>,
     pub(crate) mesh: Option<usize>,
-    pub(crate) camera: Option<CameraDef>,
+    pub(crate) camera: Option<Projection>,
     pub(crate) light: Option<usize>,
     pub(crate) skin: Option<usize>,
     /// Morph target weights of the node (overriding the mesh's).
@@ -122,16 +117,6 @@ pub(crate) struct PlacedLight {
     pub(crate) position: Vec3,
     /// Direction the light shines (−Z of the node).
     pub(crate) direction: Vec3,
-}
-
-/// A camera in world space.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Camera {
-    pub(crate) position: Vec3,
-    pub(crate) forward: Vec3,
-    pub(crate) right: Vec3,
-    pub(crate) up: Vec3,
-    pub(crate) yfov: f32,
 }
 
 /// World-space shading attributes of one vertex.
@@ -482,14 +467,24 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         if let Some(m) = &matrix {
             check_finite(m, "node matrix")?;
         }
-        let camera = n.camera().and_then(|c| match c.projection() {
-            gltf::camera::Projection::Perspective(p) => Some(CameraDef { yfov: p.yfov() }),
-            gltf::camera::Projection::Orthographic(_) => None,
+        let camera = n.camera().map(|c| match c.projection() {
+            gltf::camera::Projection::Perspective(p) => Projection::Perspective { yfov: p.yfov() },
+            gltf::camera::Projection::Orthographic(o) => Projection::Orthographic {
+                half_height: o.ymag().abs(),
+            },
         });
-        if let Some(c) = camera {
-            if !(c.yfov.is_finite() && c.yfov > 0.0 && c.yfov < std::f32::consts::PI) {
-                bail!("camera yfov {} out of range", c.yfov);
+        match camera {
+            Some(Projection::Perspective { yfov })
+                if !(yfov.is_finite() && yfov > 0.0 && yfov < std::f32::consts::PI) =>
+            {
+                bail!("camera yfov {yfov} out of range");
             }
+            Some(Projection::Orthographic { half_height })
+                if !(half_height.is_finite() && half_height > 0.0) =>
+            {
+                bail!("orthographic camera ymag {half_height} out of range");
+            }
+            _ => {}
         }
         nodes.push(Node {
             translation: t,
@@ -807,19 +802,7 @@ impl Scene {
                 });
             }
             if let (Some(c), None) = (node.camera, g.camera) {
-                let fwd = math::normalize(math::transform_dir(world, [0.0, 0.0, -1.0]));
-                let up0 = math::transform_dir(world, [0.0, 1.0, 0.0]);
-                let right = math::normalize(math::cross(fwd, up0));
-                let up = math::cross(right, fwd);
-                if math::dot(fwd, fwd) > 0.5 && math::dot(right, right) > 0.5 {
-                    g.camera = Some(Camera {
-                        position: math::transform_point(world, [0.0; 3]),
-                        forward: fwd,
-                        right,
-                        up,
-                        yfov: c.yfov,
-                    });
-                }
+                g.camera = camera::from_world(world, c);
             }
             true
         })?;
@@ -827,32 +810,5 @@ impl Scene {
             return Err(e);
         }
         Ok(g)
-    }
-}
-
-/// A default camera looking at the geometry's bounds from +Z.
-pub(crate) fn default_camera(g: &FrameGeometry) -> Camera {
-    let mut lo = [f32::INFINITY; 3];
-    let mut hi = [f32::NEG_INFINITY; 3];
-    for t in &g.tris {
-        for p in t {
-            lo = math::vmin(lo, *p);
-            hi = math::vmax(hi, *p);
-        }
-    }
-    if g.tris.is_empty() {
-        lo = [-1.0; 3];
-        hi = [1.0; 3];
-    }
-    let center = math::scale(math::add(lo, hi), 0.5);
-    let radius = (math::length(math::sub(hi, lo)) * 0.5).max(1e-3);
-    let yfov = 0.8f32;
-    let dist = radius / (yfov * 0.5).sin();
-    Camera {
-        position: math::add(center, [0.0, 0.0, dist]),
-        forward: [0.0, 0.0, -1.0],
-        right: [1.0, 0.0, 0.0],
-        up: [0.0, 1.0, 0.0],
-        yfov,
     }
 }

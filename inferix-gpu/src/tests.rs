@@ -47,6 +47,7 @@ fn small(w: u32, h: u32, samples: u32) -> RenderSettings {
         max_bounces: 4,
         seed: 7,
         fps: 24.0,
+        ..RenderSettings::default()
     }
 }
 
@@ -246,6 +247,7 @@ pub(crate) fn white_furnace(kind: RuntimeKind) {
         max_bounces: 200,
         seed: 1,
         fps: 24.0,
+        ..RenderSettings::default()
     };
     let img = &t
         .render_blocking(&request(&scene, vec![0], s, None))
@@ -272,6 +274,7 @@ pub(crate) fn diffuse_plane_matches_closed_form(kind: RuntimeKind) {
         max_bounces: 3,
         seed: 1,
         fps: 24.0,
+        ..RenderSettings::default()
     };
     let img = &t
         .render_blocking(&request(&scene, vec![0], s, None))
@@ -298,6 +301,7 @@ pub(crate) fn demo_snapshot(kind: RuntimeKind) {
         max_bounces: 3,
         seed: 0,
         fps: 24.0,
+        ..RenderSettings::default()
     };
     let img = &t
         .render_blocking(&request(&scene, vec![0], s, None))

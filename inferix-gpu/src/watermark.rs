@@ -20,7 +20,9 @@ use inferix_core::por::watermark::Patch;
 use inferix_core::renderer::{RenderError, RenderSettings, SceneFormat};
 use serde_json::{json, Value};
 
+use crate::camera::{self, Projection};
 use crate::codec;
+use crate::math;
 
 /// Pixels a patch's quad reaches past its rectangle on every side.
 const EDGE_MARGIN: f32 = 0.01;
@@ -81,7 +83,7 @@ pub fn watermark_gltf(
             p.rect, settings.width, settings.height
         )));
     }
-    add_patches(scene, patches, settings).map_err(|reason| RenderError::InvalidScene {
+    add_patches(scene, path, patches, settings).map_err(|reason| RenderError::InvalidScene {
         path: path.to_path_buf(),
         reason: format!("cannot add watermark patches: {reason}"),
     })
@@ -89,6 +91,7 @@ pub fn watermark_gltf(
 
 fn add_patches(
     scene: &[u8],
+    path: &Path,
     patches: &[Patch],
     settings: &RenderSettings,
 ) -> Result<Vec<u8>, String> {
@@ -100,16 +103,22 @@ fn add_patches(
             Vec::new()
         }
     };
-    let (camera_node, znear) = tracer_camera(&doc)?;
-    let distance = znear.map_or(DEFAULT_DISTANCE, |z| z * 1.5);
-    let yfov = camera_yfov(&doc, camera_node)?;
     let (w, h) = (settings.width as f32, settings.height as f32);
-    let tan_half = (yfov * 0.5).tan();
     let aspect = w / h;
+    let (camera_node, znear) = match tracer_camera(&doc)? {
+        Some(found) => found,
+        None => insert_default_camera(&mut doc, scene, path, aspect)?,
+    };
+    let distance = znear.map_or(DEFAULT_DISTANCE, |z| z * 1.5);
+    // Half the view's size at `distance`, vertically.
+    let half = match camera_projection(&doc, camera_node)? {
+        Projection::Perspective { yfov } => (yfov * 0.5).tan() * distance,
+        Projection::Orthographic { half_height } => half_height,
+    };
     // Camera-space coordinates at `distance` of a continuous pixel position,
     // inverting the tracer's primary-ray mapping.
-    let to_x = |u: f32| (2.0 * u / w - 1.0) * tan_half * aspect * distance;
-    let to_y = |v: f32| (1.0 - 2.0 * v / h) * tan_half * distance;
+    let to_x = |u: f32| (2.0 * u / w - 1.0) * half * aspect;
+    let to_y = |v: f32| (1.0 - 2.0 * v / h) * half;
 
     for p in patches {
         let r = p.rect;
@@ -209,18 +218,22 @@ fn add_patches(
             "textures",
             json!({ "source": image, "sampler": sampler }),
         )?;
+        use_extension(&mut doc, "KHR_materials_unlit")?;
         let material = push(
             &mut doc,
             "materials",
             json!({
                 "name": "inferix-watermark",
+                // Unlit: the patch shows its pattern exactly, reflects
+                // nothing, and does not change how the scene is lit (a
+                // lightless scene keeps its default studio).
                 "pbrMetallicRoughness": {
-                    "baseColorFactor": [0.0, 0.0, 0.0, 1.0],
+                    "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
+                    "baseColorTexture": { "index": texture },
                     "metallicFactor": 0.0,
                     "roughnessFactor": 1.0
                 },
-                "emissiveFactor": [1.0, 1.0, 1.0],
-                "emissiveTexture": { "index": texture },
+                "extensions": { "KHR_materials_unlit": {} },
                 "doubleSided": true
             }),
         )?;
@@ -288,6 +301,22 @@ fn push(doc: &mut Value, key: &str, value: Value) -> Result<usize, String> {
         .ok_or_else(|| bad_scene(format!("glTF `{key}` is not an array")))?;
     arr.push(value);
     Ok(arr.len() - 1)
+}
+
+/// Lists `name` in `extensionsUsed` once.
+fn use_extension(doc: &mut Value, name: &str) -> Result<(), String> {
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| bad_scene("glTF JSON is not an object"))?;
+    let used = obj
+        .entry("extensionsUsed")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or_else(|| bad_scene("glTF `extensionsUsed` is not an array"))?;
+    if !used.iter().any(|u| u.as_str() == Some(name)) {
+        used.push(json!(name));
+    }
+    Ok(())
 }
 
 /// Appends bytes to the binary chunk (4-byte aligned) and a view on them.
@@ -406,9 +435,56 @@ fn insert_binary_buffer(doc: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Gives a scene without a camera the renderer's default camera, as a
+/// camera node with exactly the default camera's transform, so the patches
+/// can face it and the marked scene renders through the same view. Returns
+/// the node and a near plane in front of all the geometry.
+fn insert_default_camera(
+    doc: &mut Value,
+    scene: &[u8],
+    path: &Path,
+    aspect: f32,
+) -> Result<(usize, Option<f32>), String> {
+    let parsed = crate::scene::load(scene, path).map_err(|e| e.0)?;
+    let bounds = camera::animation_bounds(&parsed).map_err(|e| e.0)?;
+    let (t, q) = camera::default_transform(bounds, aspect);
+    let (lo, hi) = bounds.unwrap_or(([-1.0; 3], [1.0; 3]));
+    let center = math::scale(math::add(lo, hi), 0.5);
+    let radius = math::length(math::sub(hi, lo)) * 0.5;
+    let gap = math::length(math::sub(t, center)) - radius;
+    let znear = (gap * 0.5).max(1e-4);
+    let cam = push(
+        doc,
+        "cameras",
+        json!({
+            "type": "perspective",
+            "perspective": { "yfov": camera::DEFAULT_YFOV, "znear": znear }
+        }),
+    )?;
+    let node = push(
+        doc,
+        "nodes",
+        json!({ "name": "inferix-default-camera", "translation": t, "rotation": q, "camera": cam }),
+    )?;
+    // A root of the scene the tracer renders (without scenes, a node that
+    // is nobody's child is a root already).
+    let scene_index = doc["scene"].as_u64().unwrap_or(0) as usize;
+    if let Some(s) = doc["scenes"].get_mut(scene_index) {
+        s.as_object_mut()
+            .ok_or_else(|| bad_scene("glTF scene is not an object"))?
+            .entry("nodes")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .ok_or_else(|| bad_scene("glTF scene nodes is not an array"))?
+            .push(json!(node));
+    }
+    Ok((node, Some(znear / 1.5)))
+}
+
 /// The node whose camera the tracer looks through (the first camera node
-/// met depth-first from the default scene's roots) and its near plane.
-fn tracer_camera(doc: &Value) -> Result<(usize, Option<f32>), String> {
+/// met depth-first from the default scene's roots) and its near plane, or
+/// `None` when the scene has no camera.
+fn tracer_camera(doc: &Value) -> Result<Option<(usize, Option<f32>)>, String> {
     let nodes = doc["nodes"].as_array().cloned().unwrap_or_default();
     let scene_index = doc["scene"].as_u64().unwrap_or(0) as usize;
     let roots: Vec<usize> = match doc["scenes"].get(scene_index) {
@@ -445,10 +521,13 @@ fn tracer_camera(doc: &Value) -> Result<(usize, Option<f32>), String> {
         };
         if let Some(cam) = node["camera"].as_u64() {
             let c = &doc["cameras"][cam as usize];
-            if c["type"] == "perspective" {
-                let znear = c["perspective"]["znear"].as_f64().map(|z| z as f32);
-                return Ok((n, znear.filter(|z| z.is_finite() && *z > 0.0)));
-            }
+            let znear = if c["type"] == "perspective" {
+                c["perspective"]["znear"].as_f64()
+            } else {
+                c["orthographic"]["znear"].as_f64()
+            };
+            let znear = znear.map(|z| z as f32);
+            return Ok(Some((n, znear.filter(|z| z.is_finite() && *z > 0.0))));
         }
         for c in node["children"].as_array().into_iter().flatten().rev() {
             if let Some(c) = c.as_u64() {
@@ -456,20 +535,30 @@ fn tracer_camera(doc: &Value) -> Result<(usize, Option<f32>), String> {
             }
         }
     }
-    Err(bad_scene(
-        "scene has no perspective camera; watermark patches need one to face",
-    ))
+    Ok(None)
 }
 
-fn camera_yfov(doc: &Value, node: usize) -> Result<f32, String> {
+/// How the camera of `node` projects, as the tracer reads it.
+fn camera_projection(doc: &Value, node: usize) -> Result<Projection, String> {
     let cam = doc["nodes"][node]["camera"].as_u64().unwrap_or(0) as usize;
-    let yfov = doc["cameras"][cam]["perspective"]["yfov"]
+    let c = &doc["cameras"][cam];
+    if c["type"] == "orthographic" {
+        let ymag = c["orthographic"]["ymag"]
+            .as_f64()
+            .ok_or_else(|| bad_scene("orthographic camera without ymag"))?
+            .abs() as f32;
+        if !(ymag.is_finite() && ymag > 0.0) {
+            return Err(bad_scene(format!("camera ymag {ymag} out of range")));
+        }
+        return Ok(Projection::Orthographic { half_height: ymag });
+    }
+    let yfov = c["perspective"]["yfov"]
         .as_f64()
         .ok_or_else(|| bad_scene("perspective camera without yfov"))? as f32;
     if !(yfov.is_finite() && yfov > 0.0 && yfov < std::f32::consts::PI) {
         return Err(bad_scene(format!("camera yfov {yfov} out of range")));
     }
-    Ok(yfov)
+    Ok(Projection::Perspective { yfov })
 }
 
 fn write_glb(doc: &Value, bin: &[u8]) -> Vec<u8> {

@@ -153,6 +153,7 @@ fn request(scene: &Path, frames: Vec<u32>, samples: u32, crop: Option<Rect>) -> 
             max_bounces: 4,
             seed: 7,
             fps: 24.0,
+            ..RenderSettings::default()
         },
         crop,
         progress: None,

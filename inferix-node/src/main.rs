@@ -86,6 +86,13 @@ enum Command {
         /// Render only x,y,w,h of each frame.
         #[arg(long, value_parser = parse_crop)]
         crop: Option<Rect>,
+        /// Equirectangular .hdr or .exr environment map lighting the scene.
+        #[arg(long)]
+        environment: Option<PathBuf>,
+        /// What empty pixels show: environment, color[:R,G,B] (linear) or
+        /// transparent (alpha in the PNG/EXR).
+        #[arg(long, default_value = "environment")]
+        background: inferix_core::renderer::Background,
     },
     /// Measure this device's Inferix Bench index (IB).
     Bench,
@@ -308,6 +315,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fps,
             format,
             crop,
+            environment,
+            background,
         } => {
             let scene_format =
                 SceneFormat::from_path(&scene).context("scene must be .glb, .gltf or .blend")?;
@@ -321,9 +330,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_bounces: bounces,
                 seed,
                 fps,
+                environment,
+                background,
             };
             let list: Vec<u32> = frames.frames().collect();
             anyhow::ensure!(!list.is_empty(), "frame range {frames} is empty");
+            // What the renderer substitutes (default light, default camera,
+            // unsupported features) is said once, before any frame.
+            let whole = RenderRequest {
+                scene: scene.clone(),
+                format: scene_format,
+                frames: list.clone(),
+                settings: settings.clone(),
+                crop,
+                progress: None,
+            };
+            for w in renderer.scene_warnings(&whole).await? {
+                eprintln!("warning: {w}");
+            }
             let pb = bar(list.len() as u64, "frames");
             for f in list {
                 let req = RenderRequest {
@@ -338,7 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let img = renderer.render(req).await?.remove(0).image;
                 let path = out.join(format!("frame_{f:04}.{}", format.extension()));
                 let bytes = match format {
-                    OutputFormat::Png => inferix_gpu::codec::encode_png(&img.to_srgb8()),
+                    OutputFormat::Png => inferix_gpu::codec::encode_png_frame(&img)?,
                     OutputFormat::Exr => inferix_gpu::codec::encode_exr(&img)?,
                 };
                 std::fs::write(&path, bytes)

@@ -252,7 +252,9 @@ type ConnId = u64;
 
 enum Input {
     Connected(ConnId, NodeId, Arc<dyn MessageSender>),
-    Received(ConnId, Envelope),
+    /// Boxed: envelopes (job specs with their render settings) are far
+    /// larger than the other inputs.
+    Received(ConnId, Box<Envelope>),
     Disconnected(ConnId),
     Quoted {
         conn: ConnId,
@@ -464,7 +466,7 @@ async fn accept_loop(
                         }
                     }
                     Ok(Some(env)) => {
-                        if tx.send(Input::Received(id, env)).is_err() {
+                        if tx.send(Input::Received(id, Box::new(env))).is_err() {
                             return;
                         }
                     }
@@ -780,7 +782,7 @@ impl State {
                 self.drop_peer(conn, "connection closed").await;
                 true
             }
-            Input::Received(conn, env) => self.on_message(conn, env).await,
+            Input::Received(conn, env) => self.on_message(conn, *env).await,
             Input::Quoted {
                 conn,
                 id,

@@ -251,6 +251,14 @@ pub(crate) struct JobArgs {
     /// Minimum worker IB.
     #[arg(long, default_value_t = 0.0)]
     min_ib: f64,
+    /// Equirectangular .hdr/.exr environment map (local renders only for
+    /// now: refused with a clear error).
+    #[arg(long)]
+    environment: Option<PathBuf>,
+    /// What empty pixels show: environment, color[:R,G,B] (transparent is
+    /// local-only for now).
+    #[arg(long, default_value = "environment")]
+    background: inferix_core::renderer::Background,
 }
 
 fn quic(data_dir: Option<&Path>) -> anyhow::Result<QuicTransport> {
@@ -446,15 +454,48 @@ async fn connect(c: &ClientArgs) -> anyhow::Result<Client> {
     Ok(Client::connect(&t, &c.manager, c.token.clone()).await?)
 }
 
+/// Prints once on stderr what the path tracer will substitute in a glTF
+/// scene (default light, default camera), before the job is sent.
+fn warn_substitutions(scene: &Path, spec: &JobSpec) {
+    if spec.scene.format != inferix_core::renderer::SceneFormat::Gltf {
+        return;
+    }
+    let request = inferix_core::renderer::RenderRequest {
+        scene: scene.to_path_buf(),
+        format: spec.scene.format,
+        frames: spec.frames.frames().take(1).collect(),
+        settings: spec.settings.clone(),
+        crop: None,
+        progress: None,
+    };
+    match inferix_gpu::scene_warnings(&request) {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Err(e) => eprintln!("warning: cannot check the scene locally: {e}"),
+    }
+}
+
 async fn spec(client: &Client, j: &JobArgs) -> anyhow::Result<JobSpec> {
+    // Refuse what a network job cannot carry before uploading anything.
+    if j.environment.is_some() {
+        return Err(inferix_core::job::JobSpecError::EnvironmentNotTransferred.into());
+    }
+    if j.background == inferix_core::renderer::Background::Transparent {
+        return Err(inferix_core::job::JobSpecError::TransparentNotDelivered.into());
+    }
     let scene = client.upload_scene(&j.scene).await?;
     let mut spec = JobSpec::new(scene, j.frames);
+    spec.settings.background = j.background;
     spec.settings.width = j.width;
     spec.settings.height = j.height;
     spec.settings.samples = j.spp;
     spec.chunk_size = j.chunk;
     spec.format = j.format;
     spec.min_ib = j.min_ib;
+    warn_substitutions(&j.scene, &spec);
     Ok(spec)
 }
 

@@ -479,6 +479,7 @@ fn read_image(path: &Path, output: BlenderOutput) -> Result<Image, BlenderError>
                 width: img.width,
                 height: img.height,
                 pixels: img.pixels.iter().map(|b| srgb8_to_linear(*b)).collect(),
+                alpha: None,
             })
         }
     }
