@@ -176,6 +176,7 @@ fn one_frame_job(tasks: u32) -> (Job, Vec<Task>) {
         waiting_reason: None,
         blocklist: Vec::new(),
         history: Vec::new(),
+        warnings: Vec::new(),
     };
     let tasks = (0..tasks)
         .map(|i| Task::new(TaskId::new(job.id, i), vec![i + 1], 1))

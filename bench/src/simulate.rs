@@ -614,6 +614,7 @@ impl Sim {
             waiting_reason: None,
             blocklist: Vec::new(),
             history: Vec::new(),
+            warnings: Vec::new(),
         };
         self.store
             .insert_job(&job, &tasks)

@@ -467,6 +467,10 @@ pub struct Job {
     /// Every change of state, oldest first.
     #[serde(default)]
     pub history: Vec<JobStateChange>,
+    /// What the renderer substitutes in the job's scene (default light,
+    /// default camera, …), as found when the job was quoted.
+    #[serde(default)]
+    pub warnings: Vec<crate::renderer::RenderWarning>,
 }
 
 /// One recorded change of a job's state.

@@ -165,6 +165,10 @@ pub struct Quote {
     pub frames: u64,
     /// Tasks the job splits into.
     pub tasks: u64,
+    /// What the manager's probe renderer substitutes in the scene (no
+    /// lights, no camera, …), when it has one.
+    #[serde(default)]
+    pub warnings: Vec<crate::renderer::RenderWarning>,
 }
 
 /// A snapshot of a job for clients.

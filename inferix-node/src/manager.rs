@@ -24,7 +24,7 @@ use inferix_core::protocol::{
     Envelope, ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role, TaskAssignment, Verdict,
     VerificationAssignment, PROTOCOL_VERSION,
 };
-use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer};
+use inferix_core::renderer::{RenderRequest, RenderSettings, RenderWarning, Renderer};
 use inferix_core::scheduler::{
     is_eligible, Scheduler, TaskDemand, WeightedRandomScheduler, WorkerInfo,
 };
@@ -486,16 +486,17 @@ struct Prober {
     renderer: Arc<dyn Renderer>,
     ib: f64,
     scratch: PathBuf,
-    cache: Mutex<HashMap<String, f64>>,
+    cache: Mutex<HashMap<String, (f64, Vec<RenderWarning>)>>,
 }
 
 impl Prober {
-    /// Seconds per full frame on an IB 1.0 machine, from a small render.
+    /// Seconds per full frame on an IB 1.0 machine, from a small render,
+    /// and what the renderer substitutes in the scene.
     async fn seconds_per_frame(
         &self,
         spec: &JobSpec,
         blobs: &dyn BlobStore,
-    ) -> Result<f64, String> {
+    ) -> Result<(f64, Vec<RenderWarning>), String> {
         let key = format!("{}:{:?}", spec.scene.blob, spec.settings);
         if let Some(v) = self
             .cache
@@ -503,7 +504,7 @@ impl Prober {
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
-            return Ok(*v);
+            return Ok(v.clone());
         }
         let dir = self.scratch.join(spec.scene.blob.to_hex());
         tokio::fs::create_dir_all(&dir)
@@ -548,11 +549,23 @@ impl Prober {
         let fixed = (t_low - per_sample * w as f64 * h as f64 * low as f64).max(0.0);
         let full = s.width as f64 * s.height as f64 * s.samples as f64;
         let secs = (fixed + per_sample * full) * self.ib;
+        let warnings = self
+            .renderer
+            .scene_warnings(&RenderRequest {
+                scene: path.clone(),
+                format: spec.scene.format,
+                frames: vec![spec.frames.start],
+                settings: s.clone(),
+                crop: None,
+                progress: None,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, secs);
-        Ok(secs)
+            .insert(key, (secs, warnings.clone()));
+        Ok((secs, warnings))
     }
 }
 
@@ -2027,6 +2040,7 @@ impl State {
                 at_ms: now,
                 note: format!("submitted; quoted {}", quote.total_price),
             }],
+            warnings: quote.warnings.clone(),
         };
         self.store
             .insert_job(&job, &tasks)
@@ -2967,14 +2981,17 @@ async fn quote(
         Err(e) => return Err((ErrorCode::Unavailable, e.to_string())),
     }
     let s = &spec.settings;
-    let seconds_per_frame = match prober {
+    let (seconds_per_frame, warnings) = match prober {
         Some(p) => p.seconds_per_frame(spec, blobs).await.map_err(|e| {
             (
                 ErrorCode::InvalidRequest,
                 format!("probe render failed: {e}"),
             )
         })?,
-        None => s.width as f64 * s.height as f64 * s.samples as f64 * SECONDS_PER_PIXEL_SAMPLE,
+        None => (
+            s.width as f64 * s.height as f64 * s.samples as f64 * SECONDS_PER_PIXEL_SAMPLE,
+            Vec::new(),
+        ),
     };
     let frames = spec.frames.len();
     let estimated_ibm = seconds_per_frame * frames as f64 / 60.0;
@@ -2985,5 +3002,6 @@ async fn quote(
         total_price: (estimated_ibm * price_per_ibm as f64).ceil() as u64,
         frames,
         tasks,
+        warnings,
     })
 }

@@ -552,6 +552,9 @@ pub(crate) async fn status(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
     if let Some(r) = s.job.waiting_reason {
         println!("  waiting: {r}");
     }
+    for w in &s.job.warnings {
+        println!("  warning: {w}");
+    }
     Ok(())
 }
 

@@ -166,6 +166,10 @@ mod tests {
             total_price: 15,
             frames: 24,
             tasks: 5,
+            warnings: vec![inferix_core::renderer::RenderWarning::new(
+                "default-camera",
+                "no camera",
+            )],
         };
         vec![
             Message::Hello(Hello {
@@ -253,6 +257,10 @@ mod tests {
                     waiting_reason: None,
                     blocklist: Vec::new(),
                     history: Vec::new(),
+                    warnings: vec![inferix_core::renderer::RenderWarning::new(
+                        "default-environment",
+                        "no lights",
+                    )],
                 },
                 counts: vec![(TaskStatus::Queued, 3), (TaskStatus::Accepted, 2)],
                 frames: vec![frame],

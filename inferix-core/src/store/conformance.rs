@@ -70,6 +70,7 @@ pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task
             waiting_reason: None,
             blocklist: Vec::new(),
             history: Vec::new(),
+            warnings: Vec::new(),
         },
         tasks,
     )
