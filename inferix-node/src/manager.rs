@@ -32,6 +32,7 @@ use inferix_core::store::{StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_core::time::{SharedClock, SystemClock};
 use inferix_core::ContentHash;
+use inferix_manager::{Command as EngineCommand, Engine, Event as EngineEvent, RoundConfig};
 use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
@@ -286,12 +287,9 @@ struct Peer {
     sender: Arc<dyn MessageSender>,
 }
 
-struct VerifierSlot {
+/// A verifier's connection; its load and reputation are the engine's.
+struct VerifierConn {
     conn: ConnId,
-    /// Whether it can re-render crop challenges.
-    renders: bool,
-    reputation: f64,
-    busy: usize,
     last_seen: u64,
 }
 
@@ -327,18 +325,6 @@ impl WorkEstimate {
     }
 }
 
-/// One verification round of one task result.
-struct Round {
-    worker: NodeId,
-    /// The task as this manager wrote it when the round opened, so that
-    /// settling it needs no read unless someone changed it since.
-    task: Option<Task>,
-    /// verifier → (verification id, deadline, verdict once received)
-    votes: BTreeMap<NodeId, (u64, u64, Option<Verdict>)>,
-    needed: usize,
-    excluded: HashSet<NodeId>,
-}
-
 impl ManagerNode {
     /// Listens and spawns the manager loop.
     pub async fn start(self) -> Result<ManagerHandle, NodeError> {
@@ -355,6 +341,12 @@ impl ManagerNode {
         let (acc_blobs, acc_admitted) = (b.blobs.clone(), admitted.clone());
         let acceptor = tokio::spawn(async move {
             accept_loop(&mut *listener, acceptor_tx, acc_blobs, acc_admitted).await
+        });
+        let engine = Engine::new(RoundConfig {
+            quorum: b.config.quorum.max(1),
+            vote_timeout_ms: b.config.verification_timeout.as_millis() as u64,
+            reputation_penalty: b.config.reputation_penalty,
+            ..RoundConfig::default()
         });
         let mut state = State {
             id,
@@ -381,9 +373,10 @@ impl ManagerNode {
             work_per_frame: HashMap::new(),
             verifiers: BTreeMap::new(),
             watchers: HashMap::new(),
-            rounds: HashMap::new(),
-            verification_ids: HashMap::new(),
-            next_verification: 1,
+            engine,
+            round_tasks: HashMap::new(),
+            round_waiting: HashMap::new(),
+            engine_commands: Default::default(),
             claims: HashMap::new(),
             next_claim: 1,
             failures: HashMap::new(),
@@ -587,11 +580,19 @@ struct State {
     admitted: Admitted,
     peers: HashMap<ConnId, Peer>,
     workers: WorkerPool,
-    verifiers: BTreeMap<NodeId, VerifierSlot>,
+    verifiers: BTreeMap<NodeId, VerifierConn>,
     watchers: HashMap<JobId, Vec<ConnId>>,
-    rounds: HashMap<TaskId, Round>,
-    verification_ids: HashMap<u64, TaskId>,
-    next_verification: u64,
+    /// The rules already moved out of this driver: verifiers' load and
+    /// verification rounds.
+    engine: Engine,
+    /// The task of each open round as this manager wrote it when the round
+    /// opened, so that offering and settling it need no read unless
+    /// someone changed it since.
+    round_tasks: HashMap<TaskId, Task>,
+    /// Why open rounds wait, for the job's status.
+    round_waiting: HashMap<TaskId, String>,
+    /// Engine commands not carried out yet.
+    engine_commands: std::collections::VecDeque<EngineCommand>,
     /// Claim re-renders in flight, by verification id.
     claims: HashMap<u64, ClaimCheck>,
     next_claim: u64,
@@ -695,6 +696,7 @@ impl State {
                             Err(_) => break,
                         }
                     }
+                    self.run_engine_commands().await;
                     if reschedule {
                         self.dispatch().await;
                     }
@@ -703,6 +705,7 @@ impl State {
                 _ = tick.tick() => {
                     let started = Instant::now();
                     self.housekeeping().await;
+                    self.run_engine_commands().await;
                     self.dispatch().await;
                     self.count_busy(started);
                 }
@@ -878,7 +881,11 @@ impl State {
         {
             self.verifiers.remove(&peer.node);
             info!(verifier = ?peer.node, why, "verifier left");
-            self.reassign_votes_of(peer.node).await;
+            // Carried out by the caller's loop: dropping a peer happens
+            // while commands are being carried out (a slashed worker).
+            self.engine_defer(EngineEvent::VerifierLeft {
+                verifier: peer.node,
+            });
         }
     }
 
@@ -1038,14 +1045,16 @@ impl State {
                 info!(verifier = ?node, "verifier joined");
                 self.verifiers.insert(
                     node,
-                    VerifierSlot {
+                    VerifierConn {
                         conn,
-                        renders: h.tags.iter().any(|t| t == RENDER_TAG),
-                        reputation: 1.0,
-                        busy: 0,
                         last_seen: now,
                     },
                 );
+                self.engine_event(EngineEvent::VerifierJoined {
+                    verifier: node,
+                    renders: h.tags.iter().any(|t| t == RENDER_TAG),
+                })
+                .await;
             }
             _ => {}
         }
@@ -1330,101 +1339,83 @@ impl State {
     }
 
     async fn on_verdict(&mut self, verifier: NodeId, v: Verdict) {
-        if let Some(slot) = self.verifiers.get_mut(&verifier) {
-            slot.busy = slot.busy.saturating_sub(1);
-        }
         if self
             .claims
             .get(&v.verification)
             .is_some_and(|c| c.verifier == verifier && c.task == v.task)
         {
+            self.engine.verifiers_mut().release(verifier);
             let check = self.claims.remove(&v.verification).expect("present");
             self.settle_claim(check, v).await;
             return;
         }
-        let Some(&task) = self.verification_ids.get(&v.verification) else {
+        if !self.engine.is_round_verification(v.verification) {
             debug!(
                 ?verifier,
                 verification = v.verification,
                 "late or unknown verdict ignored"
             );
             return;
-        };
-        let Some(round) = self.rounds.get_mut(&task) else {
-            return;
-        };
-        match round.votes.get_mut(&verifier) {
-            Some((vid, _, slot @ None)) if *vid == v.verification && v.task == task => {
-                *slot = Some(v)
-            }
-            _ => {
-                warn!(
-                    ?verifier,
-                    "verdict for a verification not assigned to this verifier"
-                );
-                return;
-            }
         }
-        self.verification_ids.remove(&round.votes[&verifier].0);
-        self.settle(task).await;
+        self.engine_event(EngineEvent::VerdictReceived {
+            verifier,
+            verdict: v,
+        })
+        .await;
     }
 
-    /// Decides a round once enough votes agree.
-    async fn settle(&mut self, task: TaskId) {
-        let Some(round) = self.rounds.get_mut(&task) else {
-            return;
-        };
-        let verdicts: Vec<&Verdict> = round
-            .votes
-            .values()
-            .filter_map(|(_, _, v)| v.as_ref())
-            .collect();
-        let pass = verdicts.iter().filter(|v| v.passed).count();
-        let fail = verdicts.len() - pass;
-        let outcome = if pass >= round.needed && fail == 0 {
-            Some(true)
-        } else if fail >= round.needed && pass == 0 {
-            Some(false)
-        } else if pass > 0 && fail > 0 {
-            // Disagreement: escalate to one more verifier, majority decides.
-            let total = round.needed + 1;
-            round.needed = total;
-            if pass * 2 > total {
-                Some(true)
-            } else if fail * 2 > total {
-                Some(false)
-            } else {
-                None
-            }
-        } else {
-            None
-        };
-        let Some(passed) = outcome else { return };
-        let round = self.rounds.remove(&task).expect("round present");
-        for (verifier, (vid, _, v)) in &round.votes {
-            self.verification_ids.remove(vid);
-            if let (Some(v), Some(slot)) = (v, self.verifiers.get_mut(verifier)) {
-                if v.passed != passed {
-                    slot.reputation *= self.cfg.reputation_penalty;
+    /// Hands one event to the engine and carries out what it answers.
+    async fn engine_event(&mut self, event: EngineEvent) {
+        self.engine_defer(event);
+        self.run_engine_commands().await;
+    }
+
+    /// Hands one event to the engine; its commands wait in the queue for
+    /// the next [`Self::run_engine_commands`].
+    fn engine_defer(&mut self, event: EngineEvent) {
+        let now = self.now();
+        let commands = self.engine.handle(event, now);
+        self.engine_commands.extend(commands);
+    }
+
+    /// Carries out the engine's queued commands, in order; a command that
+    /// cannot be carried out comes back to the engine as an event (whose
+    /// own commands are carried out after the rest).
+    async fn run_engine_commands(&mut self) {
+        while let Some(command) = self.engine_commands.pop_front() {
+            match command {
+                EngineCommand::OfferVerification {
+                    verifier,
+                    verification,
+                    task,
+                } => {
+                    if !self.offer_verification(verifier, verification, task).await {
+                        self.round_tasks.remove(&task);
+                        self.round_waiting.remove(&task);
+                        self.engine_defer(EngineEvent::RoundAbandoned { task });
+                    }
                 }
+                EngineCommand::SettleRound(s) => {
+                    self.round_waiting.remove(&s.task);
+                    let known = self.round_tasks.remove(&s.task);
+                    if !s.dissenting.is_empty() {
+                        info!(task = ?s.task, dissenting = ?s.dissenting, passed = s.passed, "verifiers disagreed; the majority decided");
+                    }
+                    self.finish_verification(s.task, s.worker, known, s.passed, s.reasons)
+                        .await;
+                    self.pay_verifiers(s.task, &s.agreeing).await;
+                }
+                EngineCommand::RoundWaiting { task, reason } => match reason {
+                    Some(why) => {
+                        warn!(?task, %why, "verification waits");
+                        self.round_waiting.insert(task, why);
+                    }
+                    None => {
+                        self.round_waiting.remove(&task);
+                    }
+                },
             }
         }
-        let reasons: Vec<String> = round
-            .votes
-            .values()
-            .filter(|(_, _, v)| v.as_ref().is_some_and(|v| v.passed == passed))
-            .filter_map(|(_, _, v)| v.as_ref())
-            .flat_map(|v| v.reasons.clone())
-            .collect();
-        let agreeing: Vec<NodeId> = round
-            .votes
-            .iter()
-            .filter(|(_, (_, _, v))| v.as_ref().is_some_and(|v| v.passed == passed))
-            .map(|(n, _)| *n)
-            .collect();
-        self.finish_verification(task, round.worker, round.task, passed, reasons)
-            .await;
-        self.pay_verifiers(task, &agreeing).await;
     }
 
     async fn finish_verification(
@@ -1707,12 +1698,12 @@ impl State {
         else {
             return Err((ErrorCode::NotFound, "claimed result not found".into()));
         };
+        let not: Vec<NodeId> = std::iter::once(check.worker).chain(not).collect();
         let pick = self
-            .verifiers
-            .iter()
-            .filter(|(id, v)| v.renders && **id != check.worker && Some(**id) != not)
-            .min_by_key(|(_, v)| v.busy)
-            .map(|(id, v)| (*id, v.conn));
+            .engine
+            .verifiers()
+            .least_busy_renderer(&not)
+            .and_then(|id| Some((id, self.verifiers.get(&id)?.conn)));
         let Some((verifier, conn)) = pick else {
             return Err((
                 ErrorCode::Unavailable,
@@ -1720,8 +1711,7 @@ impl State {
             ));
         };
         let (w, h) = (job.spec.settings.width, job.spec.settings.height);
-        let vid = self.next_verification;
-        self.next_verification += 1;
+        let vid = self.engine.next_verification_id();
         check.verifier = verifier;
         check.deadline = self.now() + self.cfg.verification_timeout.as_millis() as u64;
         let offer = VerificationAssignment {
@@ -1754,9 +1744,7 @@ impl State {
             worker_device_class: result.device_class.clone(),
             crop_tolerance: self.por.as_ref().map_or(2, |p| p.crop_tolerance),
         };
-        if let Some(v) = self.verifiers.get_mut(&verifier) {
-            v.busy += 1;
-        }
+        self.engine.verifiers_mut().assign(verifier);
         self.claims.insert(vid, check.clone());
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
             .await;
@@ -2040,12 +2028,20 @@ impl State {
     }
 
     async fn status(&mut self, job_id: JobId) -> Result<JobStatus, (ErrorCode, String)> {
-        let job = self
+        let mut job = self
             .store
             .job(job_id)
             .await
             .map_err(store_err)?
             .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
+        // A verification that cannot go on is the job's reason to wait
+        // when it has no other.
+        if job.waiting_reason.is_none() && !job.state.is_terminal() {
+            let stuck = self.round_waiting.iter().filter(|(t, _)| t.job == job_id);
+            if let Some((task, why)) = stuck.min_by_key(|(t, _)| **t) {
+                job.waiting_reason = Some(format!("verification of task {task} waits: {why}"));
+            }
+        }
         let counts = self
             .store
             .status_counts(job_id)
@@ -2139,8 +2135,13 @@ impl State {
             {
                 let _ = self.store.update_task(&mut t).await;
             }
-            self.rounds.remove(&t.id);
+            if self.engine.has_round(t.id) {
+                self.round_tasks.remove(&t.id);
+                self.round_waiting.remove(&t.id);
+                self.engine_defer(EngineEvent::RoundAbandoned { task: t.id });
+            }
         }
+        self.run_engine_commands().await;
         self.refund_escrow(job_id, "job cancelled: unspent escrow")
             .await;
         self.emit(job_id, JobEvent::Cancelled).await;
@@ -2216,19 +2217,7 @@ impl State {
             }
         }
         // Verifiers that did not answer in time are replaced.
-        let late: Vec<(TaskId, NodeId)> = self
-            .rounds
-            .iter()
-            .flat_map(|(t, r)| {
-                r.votes
-                    .iter()
-                    .filter(|(_, (_, dl, v))| v.is_none() && *dl <= now)
-                    .map(|(n, _)| (*t, *n))
-            })
-            .collect();
-        for (task, verifier) in late {
-            self.drop_vote(task, verifier);
-        }
+        self.engine_event(EngineEvent::Tick).await;
     }
 
     /// Verifications whose round no live manager holds (its manager
@@ -2246,7 +2235,7 @@ impl State {
         };
         let lost_after = 2 * self.cfg.verification_timeout.as_millis() as u64;
         for mut t in verifying {
-            if self.rounds.contains_key(&t.id) {
+            if self.engine.has_round(t.id) {
                 continue;
             }
             let orphaned = t
@@ -2263,28 +2252,6 @@ impl State {
             {
                 info!(task = ?t.id, "orphaned verification adopted");
             }
-        }
-    }
-
-    fn drop_vote(&mut self, task: TaskId, verifier: NodeId) {
-        if let Some(r) = self.rounds.get_mut(&task) {
-            if let Some((vid, _, None)) = r.votes.remove(&verifier) {
-                self.verification_ids.remove(&vid);
-                r.excluded.insert(verifier);
-                info!(?task, ?verifier, "verifier replaced");
-            }
-        }
-    }
-
-    async fn reassign_votes_of(&mut self, verifier: NodeId) {
-        let tasks: Vec<TaskId> = self
-            .rounds
-            .iter()
-            .filter(|(_, r)| r.votes.contains_key(&verifier))
-            .map(|(t, _)| *t)
-            .collect();
-        for t in tasks {
-            self.drop_vote(t, verifier);
         }
     }
 
@@ -2797,16 +2764,6 @@ impl State {
         if self.verifiers.is_empty() {
             return;
         }
-        // Open rounds missing votes (a verifier left or timed out).
-        let short: Vec<TaskId> = self
-            .rounds
-            .iter()
-            .filter(|(_, r)| r.votes.len() < r.needed)
-            .map(|(t, _)| *t)
-            .collect();
-        for t in short {
-            self.assign_verifiers(t, None).await;
-        }
         let rendered = match self.store.tasks_in_status(TaskStatus::Rendered, 64).await {
             Ok(r) => r,
             Err(_) => return,
@@ -2827,111 +2784,92 @@ impl State {
         }
     }
 
-    /// Opens the verification round of `t` (just written as `Verifying`)
-    /// and sends its result to verifiers.
+    /// Opens the verification round of `t` (just written as `Verifying`):
+    /// the engine picks its verifiers.
     async fn start_round(&mut self, worker: NodeId, t: Task) {
-        self.rounds.insert(
-            t.id,
-            Round {
-                worker,
-                task: Some(t.clone()),
-                votes: BTreeMap::new(),
-                needed: self.cfg.quorum.max(1),
-                excluded: HashSet::new(),
-            },
-        );
         let id = t.id;
-        self.assign_verifiers(id, Some(t)).await;
+        let needs_renderer = match self.verification_plan(&t).await {
+            Some((_, plan)) => plan.is_some_and(|p| !p.challenges.is_empty()),
+            None => false,
+        };
+        self.round_tasks.insert(id, t);
+        self.engine_event(EngineEvent::RoundOpened {
+            task: id,
+            worker,
+            needs_renderer,
+        })
+        .await;
     }
 
-    /// Sends a task's result to verifiers until its round is full; `known`
-    /// is the task as just written, saving a read.
-    async fn assign_verifiers(&mut self, task_id: TaskId, known: Option<Task>) {
-        let task = match known {
-            Some(t) => t,
-            None => match self.store.task(task_id).await {
-                Ok(Some(t)) => t,
-                _ => return,
-            },
-        };
-        let Some(job) = self.job(task_id.job).await else {
-            return;
-        };
-        let Some(result) = task.result.clone() else {
-            return;
-        };
+    /// The job of `task` and the Proof-of-Render checks of its result.
+    async fn verification_plan(
+        &mut self,
+        task: &Task,
+    ) -> Option<(Job, Option<inferix_core::por::plan::VerificationPlan>)> {
+        let job = self.job(task.id.job).await?;
+        let result = task.result.as_ref()?;
         let (width, height) = (job.spec.settings.width, job.spec.settings.height);
         let watermarked =
             result.scene != job.spec.scene.blob && self.watermarker_for(&job).is_some();
         let plan = self
             .por
             .as_ref()
-            .map(|por| plan_verification(por, task_id, &result, width, height, watermarked));
-        let needs_renderer = plan.as_ref().is_some_and(|p| !p.challenges.is_empty());
-        let now = self.now();
-        loop {
-            let Some(round) = self.rounds.get(&task_id) else {
-                return;
-            };
-            if round.votes.len() >= round.needed {
-                return;
-            }
-            // Least busy, most reputable verifier not already in the round
-            // and not the worker itself.
-            let pick = self
-                .verifiers
-                .iter()
-                .filter(|(id, _)| {
-                    !round.votes.contains_key(id)
-                        && !round.excluded.contains(id)
-                        && **id != round.worker
-                })
-                .min_by(|a, b| {
-                    // Crop challenges need a verifier that renders.
-                    (needs_renderer && !a.1.renders)
-                        .cmp(&(needs_renderer && !b.1.renders))
-                        .then(a.1.busy.cmp(&b.1.busy))
-                        .then(b.1.reputation.total_cmp(&a.1.reputation))
-                })
-                .map(|(id, v)| (*id, v.conn));
-            let Some((verifier, conn)) = pick else { return };
-            let vid = self.next_verification;
-            self.next_verification += 1;
-            let deadline = now + self.cfg.verification_timeout.as_millis() as u64;
-            if let Some(r) = self.rounds.get_mut(&task_id) {
-                r.votes.insert(verifier, (vid, deadline, None));
-            }
-            self.verification_ids.insert(vid, task_id);
-            if let Some(v) = self.verifiers.get_mut(&verifier) {
-                v.busy += 1;
-            }
-            let offer = VerificationAssignment {
-                verification: vid,
-                task: task_id,
-                frames: result.frames.clone(),
-                width: job.spec.settings.width,
-                height: job.spec.settings.height,
-                format: job.spec.format,
-                watermark: plan
-                    .as_ref()
-                    .map(|p| p.watermark.clone())
-                    .unwrap_or_default(),
-                watermark_threshold: self.por.as_ref().map_or(0.0, |p| p.threshold),
-                challenges: plan
-                    .as_ref()
-                    .map(|p| p.challenges.clone())
-                    .unwrap_or_default(),
-                scene: plan.as_ref().map(|_| SceneRef {
-                    blob: result.scene,
-                    ..job.spec.scene.clone()
-                }),
-                settings: job.spec.settings.clone(),
-                worker_device_class: result.device_class.clone(),
-                crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
-            };
-            self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
-                .await;
-        }
+            .map(|por| plan_verification(por, task.id, result, width, height, watermarked));
+        Some((job, plan))
+    }
+
+    /// Sends `task_id`'s result to `verifier` as verification
+    /// `verification`; false when the task or its result is gone, or the
+    /// verifier is no longer connected.
+    async fn offer_verification(
+        &mut self,
+        verifier: NodeId,
+        verification: u64,
+        task_id: TaskId,
+    ) -> bool {
+        let task = match self.round_tasks.get(&task_id) {
+            Some(t) => t.clone(),
+            None => match self.store.task(task_id).await {
+                Ok(Some(t)) => t,
+                _ => return false,
+            },
+        };
+        let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) else {
+            return false;
+        };
+        let Some((job, plan)) = self.verification_plan(&task).await else {
+            return false;
+        };
+        let Some(result) = task.result else {
+            return false;
+        };
+        let offer = VerificationAssignment {
+            verification,
+            task: task_id,
+            frames: result.frames.clone(),
+            width: job.spec.settings.width,
+            height: job.spec.settings.height,
+            format: job.spec.format,
+            watermark: plan
+                .as_ref()
+                .map(|p| p.watermark.clone())
+                .unwrap_or_default(),
+            watermark_threshold: self.por.as_ref().map_or(0.0, |p| p.threshold),
+            challenges: plan
+                .as_ref()
+                .map(|p| p.challenges.clone())
+                .unwrap_or_default(),
+            scene: plan.as_ref().map(|_| SceneRef {
+                blob: result.scene,
+                ..job.spec.scene.clone()
+            }),
+            settings: job.spec.settings.clone(),
+            worker_device_class: result.device_class.clone(),
+            crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
+        };
+        self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
+            .await;
+        true
     }
 }
 
