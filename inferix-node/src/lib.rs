@@ -12,6 +12,7 @@ pub mod demo;
 mod frame_codec;
 pub mod local;
 pub mod manager;
+mod outbound;
 pub mod remote_blob;
 pub mod renderers;
 mod rpc;

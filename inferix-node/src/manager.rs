@@ -38,6 +38,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::blob_service::BlobService;
+use crate::outbound::{Outbound, Refused, OUTBOUND_CAPACITY};
 use crate::verifier::RENDER_TAG;
 use crate::worker_pool::{WorkerPool, WorkerSlot};
 use crate::NodeError;
@@ -284,7 +285,7 @@ enum Input {
 struct Peer {
     node: NodeId,
     role: Option<Role>,
-    sender: Arc<dyn MessageSender>,
+    out: Outbound,
 }
 
 /// A verifier's connection; its load and reputation are the engine's.
@@ -712,7 +713,7 @@ impl State {
             }
         }
         for p in self.peers.values() {
-            p.sender.close("manager shutting down");
+            p.out.close("manager shutting down");
         }
         info!("manager stopped");
     }
@@ -722,11 +723,20 @@ impl State {
         self.busy_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
+    /// Queues `env` for `conn` without waiting on the peer. A peer whose
+    /// queue is full does not read: its connection is closed, and its
+    /// state goes when the disconnection comes back as an input.
     async fn send(&self, conn: ConnId, env: Envelope) {
-        if let Some(p) = self.peers.get(&conn) {
-            if let Err(e) = p.sender.send(env).await {
-                debug!(conn, error = %e, "send failed");
+        let Some(p) = self.peers.get(&conn) else {
+            return;
+        };
+        match p.out.push(env) {
+            Ok(()) => {}
+            Err(Refused::Full) => {
+                warn!(conn, node = ?p.node, "peer does not read its messages; disconnected");
+                p.out.close("outbound queue full: the peer does not read");
             }
+            Err(Refused::Closed) => debug!(conn, "send to a closed connection"),
         }
     }
 
@@ -774,7 +784,7 @@ impl State {
                     Peer {
                         node,
                         role: None,
-                        sender,
+                        out: Outbound::spawn(sender, OUTBOUND_CAPACITY),
                     },
                 );
                 false
@@ -832,20 +842,16 @@ impl State {
     /// after a short linger, so the refusal it was just sent reaches it
     /// (closing a QUIC connection discards unsent data).
     async fn refuse(&mut self, conn: ConnId, why: &str) {
-        let Some(sender) = self.peers.get(&conn).map(|p| p.sender.clone()) else {
+        let Some(p) = self.peers.get(&conn) else {
             return;
         };
+        p.out.close_after(REFUSAL_LINGER, why.to_string());
         self.drop_peer_keeping_connection(conn, why).await;
-        let why = why.to_string();
-        tokio::spawn(async move {
-            tokio::time::sleep(REFUSAL_LINGER).await;
-            sender.close(&why);
-        });
     }
 
     async fn drop_peer(&mut self, conn: ConnId, why: &str) {
         if let Some(p) = self.peers.get(&conn) {
-            p.sender.close(why);
+            p.out.close(why);
         }
         self.drop_peer_keeping_connection(conn, why).await;
     }
