@@ -10,8 +10,13 @@
 //! very rules the node runs.
 //!
 //! One file per concern: [`verifiers`] is the registry of connected
-//! verifiers and their load, [`rounds`] the verification rounds.
+//! verifiers and their load, [`rounds`] the verification rounds,
+//! [`admission`] who may join, [`economy`] the ledger's transactions.
+//! Admission and economy are rule functions the driver calls with the
+//! balances it read; rounds keep state and answer events.
 
+pub mod admission;
+pub mod economy;
 pub mod rounds;
 pub mod verifiers;
 

@@ -32,6 +32,8 @@ use inferix_core::store::{StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_core::time::{SharedClock, SystemClock};
 use inferix_core::ContentHash;
+use inferix_manager::admission::{check_hello, AdmissionConfig};
+use inferix_manager::economy::{self, EconomyConfig, StakeDecision};
 use inferix_manager::{Command as EngineCommand, Engine, Event as EngineEvent, RoundConfig};
 use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -552,13 +554,6 @@ impl Prober {
 /// messages cannot delay dispatching indefinitely.
 const MAX_INPUTS_PER_DISPATCH: usize = 256;
 
-/// Ledger account of the operator that posts workers' minimum stakes.
-const STAKE_GRANTOR: &str = "operator";
-
-fn stake_grant_id(worker: NodeId) -> String {
-    format!("stake-grant:{worker}")
-}
-
 /// How long a refused connection stays open for its refusal to arrive.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
@@ -984,34 +979,15 @@ impl State {
     }
 
     async fn on_hello(&mut self, conn: ConnId, id: u64, node: NodeId, h: Hello) -> bool {
-        let token_ok = |want: &Option<String>| want.is_none() || want.as_ref() == h.token.as_ref();
-        let admitted = match h.role {
-            Role::Worker | Role::Verifier => token_ok(&self.cfg.node_token),
-            Role::Client => token_ok(&self.cfg.client_token),
-            Role::Manager => false,
+        let admission = AdmissionConfig {
+            node_token: self.cfg.node_token.clone(),
+            client_token: self.cfg.client_token.clone(),
         };
-        if !admitted {
-            warn!(?node, role = ?h.role, "refused: bad or missing token");
-            self.reply(
-                conn,
-                id,
-                Message::error(
-                    ErrorCode::Unauthorized,
-                    format!("{:?} not admitted: bad or missing token", h.role),
-                ),
-            )
-            .await;
-            self.refuse(conn, "unauthorized").await;
-            return false;
-        }
-        if !(h.ib.is_finite() && h.ib >= 0.0) {
-            self.reply(
-                conn,
-                id,
-                Message::error(ErrorCode::InvalidRequest, "IB must be a finite number >= 0"),
-            )
-            .await;
-            self.refuse(conn, "invalid hello").await;
+        if let Err(refusal) = check_hello(&admission, &h) {
+            warn!(?node, role = ?h.role, why = refusal.close, "refused");
+            self.reply(conn, id, Message::error(refusal.code, refusal.message))
+                .await;
+            self.refuse(conn, refusal.close).await;
             return false;
         }
         let now = self.now();
@@ -1546,15 +1522,7 @@ impl State {
         let Ok(stake) = self.store.balance(&Account::Stake(worker)).await else {
             return;
         };
-        if stake > 0 {
-            let tx = Transaction::transfer(
-                format!("slash:{task_id}:{worker}"),
-                self.now(),
-                format!("stake slashed: result of {task_id} rejected by verifiers"),
-                Account::Stake(worker),
-                Account::PenaltyPool,
-                stake,
-            );
+        if let Some(tx) = economy::slash(task_id, worker, stake, self.now()) {
             match self.store.append_transaction(&tx).await {
                 Ok(()) | Err(StoreError::AlreadyExists { .. }) => {
                     warn!(?worker, stake, "stake slashed");
@@ -1581,28 +1549,26 @@ impl State {
     /// Pays verifiers that agreed with a verdict from the penalty pool,
     /// while it has funds.
     async fn pay_verifiers(&mut self, task: TaskId, verifiers: &[NodeId]) {
-        if self.cfg.verifier_reward <= 0 {
+        if self.cfg.verifier_reward <= 0 || verifiers.is_empty() {
             return;
         }
-        let Ok(mut pool) = self.store.balance(&Account::PenaltyPool).await else {
+        let Ok(pool) = self.store.balance(&Account::PenaltyPool).await else {
             return;
         };
-        for v in verifiers {
-            let amount = self.cfg.verifier_reward.min(pool);
-            if amount <= 0 {
-                return;
+        let rewards = economy::verifier_rewards(&self.economy(), task, verifiers, pool, self.now());
+        for tx in rewards {
+            if let Err(e) = self.store.append_transaction(&tx).await {
+                warn!(?task, error = %e, "cannot record a verifier's reward");
             }
-            let tx = Transaction::transfer(
-                format!("verify:{task}:{v}:{}", self.now()),
-                self.now(),
-                format!("verification of {task}"),
-                Account::PenaltyPool,
-                Account::Verifier(*v),
-                amount,
-            );
-            if self.store.append_transaction(&tx).await.is_ok() {
-                pool -= amount;
-            }
+        }
+    }
+
+    fn economy(&self) -> EconomyConfig {
+        EconomyConfig {
+            price_per_ibm: self.cfg.price_per_ibm,
+            stake_epoch_minutes: self.cfg.stake_epoch_minutes,
+            grant_stake: self.cfg.grant_stake,
+            verifier_reward: self.cfg.verifier_reward,
         }
     }
 
@@ -1774,8 +1740,7 @@ impl State {
         let payer = self.payer_of(job_id).await;
         let refund = match self.job(job_id).await {
             Some(job) if upheld => {
-                (job.quoted_price as u128 * check.frames.len() as u128
-                    / job.spec.frames.len().max(1) as u128) as i64
+                economy::frames_share(job.quoted_price, check.frames.len(), job.spec.frames.len())
             }
             _ => 0,
         };
@@ -1825,15 +1790,13 @@ impl State {
             return;
         };
         let Some(result) = &t.result else { return };
-        let frames = job.spec.frames.len().max(1);
-        let amount = (job.quoted_price as u128 * t.frames.len() as u128 / frames as u128) as i64;
-        let tx = Transaction::transfer(
-            format!("pay:{}", t.id),
+        let tx = economy::task_payment(
+            t.id,
+            t.frames.len(),
+            job.quoted_price,
+            job.spec.frames.len(),
+            result.worker,
             self.now(),
-            format!("{} frames of {} accepted", t.frames.len(), t.id),
-            Account::Job(job.id),
-            Account::Worker(result.worker),
-            amount,
         );
         match self.store.append_transaction(&tx).await {
             Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
@@ -1866,15 +1829,9 @@ impl State {
             return;
         }
         if let Some(payer) = self.payer_of(job).await {
-            let tx = Transaction::transfer(
-                format!("refund:{job}"),
-                self.now(),
-                memo,
-                Account::Job(job),
-                payer,
-                left,
-            );
-            let _ = self.store.append_transaction(&tx).await;
+            if let Some(tx) = economy::escrow_refund(job, left, payer, memo, self.now()) {
+                let _ = self.store.append_transaction(&tx).await;
+            }
         }
     }
 
@@ -2723,13 +2680,12 @@ impl State {
 
     /// The minimum stake S = 2 · E · IB · P of a worker of index `ib`.
     fn minimum_stake(&self, ib: f64) -> i64 {
-        (2.0 * self.cfg.stake_epoch_minutes * ib * self.cfg.price_per_ibm as f64).ceil() as i64
+        economy::minimum_stake(&self.economy(), ib)
     }
 
     /// Checks (or, when the operator grants stakes, posts) a worker's stake.
     async fn ensure_stake(&mut self, worker: NodeId, ib: f64) -> Result<(), String> {
-        let need = self.minimum_stake(ib);
-        if need <= 0 {
+        if self.minimum_stake(ib) <= 0 {
             return Ok(());
         }
         let ledger = |e: StoreError| format!("cannot read the ledger: {e}");
@@ -2738,31 +2694,22 @@ impl State {
             .balance(&Account::Stake(worker))
             .await
             .map_err(ledger)?;
-        if have >= need {
+        if have >= self.minimum_stake(ib) {
             return Ok(());
         }
         let granted = self
             .store
-            .transaction(&stake_grant_id(worker))
+            .transaction(&economy::stake_grant_id(worker))
             .await
             .map_err(ledger)?
             .is_some();
-        if !self.cfg.grant_stake || granted {
-            return Err(format!(
-                "stake of {have} is below the minimum 2·E·IB·P = {need} micro-credits for IB {ib:.2}"
-            ));
-        }
-        let tx = Transaction::transfer(
-            stake_grant_id(worker),
-            self.now(),
-            format!("operator posts the minimum stake for IB {ib:.2}"),
-            Account::User(STAKE_GRANTOR.into()),
-            Account::Stake(worker),
-            need - have,
-        );
-        match self.store.append_transaction(&tx).await {
-            Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(format!("cannot record the stake: {e}")),
+        match economy::stake_decision(&self.economy(), worker, ib, have, granted, self.now()) {
+            StakeDecision::Enough => Ok(()),
+            StakeDecision::Refuse(why) => Err(why),
+            StakeDecision::Grant(tx) => match self.store.append_transaction(&tx).await {
+                Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(format!("cannot record the stake: {e}")),
+            },
         }
     }
 
