@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "runtime")]
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::image::{Image, Rect};
@@ -78,6 +79,7 @@ pub struct RenderRequest {
     /// region of the full frame.
     pub crop: Option<Rect>,
     /// Where to report progress, if anyone listens.
+    #[cfg(feature = "runtime")]
     pub progress: Option<UnboundedSender<RenderProgress>>,
 }
 
@@ -168,6 +170,7 @@ pub trait Renderer: Send + Sync {
                     frames: vec![frame],
                     settings: request.settings.clone(),
                     crop: Some(crop),
+                    #[cfg(feature = "runtime")]
                     progress: None,
                 };
                 out.extend(self.render(one).await?);

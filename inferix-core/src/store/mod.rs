@@ -14,6 +14,7 @@ use crate::job::Job;
 use crate::ledger::{self, Account, Transaction, UnbalancedError};
 use crate::task::{Task, TaskStatus};
 
+#[cfg(feature = "runtime")]
 pub mod conformance;
 mod memory;
 
