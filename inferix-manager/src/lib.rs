@@ -11,11 +11,13 @@
 //!
 //! One file per concern: [`verifiers`] is the registry of connected
 //! verifiers and their load, [`rounds`] the verification rounds,
-//! [`admission`] who may join, [`economy`] the ledger's transactions.
+//! [`claims`] bad-result claims, [`admission`] who may join, [`economy`]
+//! the ledger's transactions.
 //! Admission and economy are rule functions the driver calls with the
 //! balances it read; rounds keep state and answer events.
 
 pub mod admission;
+pub mod claims;
 pub mod economy;
 pub mod rounds;
 pub mod verifiers;
@@ -23,6 +25,7 @@ pub mod verifiers;
 use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;
 
+pub use claims::{ClaimCheck, ClaimVerdict};
 pub use rounds::{RoundConfig, Settlement};
 pub use verifiers::VerifierPool;
 
@@ -64,6 +67,19 @@ pub enum Event {
         /// The answer.
         verdict: Verdict,
     },
+    /// A user's claim on delivered frames, split by
+    /// [`claims::claim_checks`]: each check goes to a renderer, or the
+    /// claim is refused with [`Command::ClaimRefused`].
+    ClaimFiled {
+        /// One check per claimed task (all of one claim).
+        checks: Vec<ClaimCheck>,
+    },
+    /// The driver could not send a claim check's offer (its task is gone):
+    /// it is forgotten.
+    ClaimCheckDropped {
+        /// The offer's id.
+        verification: u64,
+    },
     /// Time passed: deadlines are checked.
     Tick,
 }
@@ -84,6 +100,35 @@ pub enum Command {
     /// A round is decided: write the task as accepted or rejected, pay
     /// the verifiers that agreed.
     SettleRound(Settlement),
+    /// Send a claim check to `verifier` to re-render, under id
+    /// `verification`.
+    OfferClaimCheck {
+        /// The verifier (one that renders).
+        verifier: NodeId,
+        /// Id its verdict must quote.
+        verification: u64,
+        /// What to re-render.
+        check: ClaimCheck,
+    },
+    /// A claim check is decided: record it in the ledger, refund and
+    /// slash if upheld, pay the verifier.
+    SettleClaim(ClaimVerdict),
+    /// A claim cannot be checked now; nothing of it was sent.
+    ClaimRefused {
+        /// The claim.
+        claim: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A claim check waits for a verifier that renders.
+    ClaimWaiting {
+        /// The claim.
+        claim: u64,
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: String,
+    },
     /// A round cannot go on for now (`Some(reason)`), or can again
     /// (`None`): for logs and the job's status.
     RoundWaiting {
@@ -99,6 +144,8 @@ pub enum Command {
 pub struct Engine {
     verifiers: VerifierPool,
     rounds: rounds::Rounds,
+    claims: claims::Claims,
+    claim_timeout_ms: u64,
     next_verification: u64,
 }
 
@@ -107,6 +154,8 @@ impl Engine {
     pub fn new(rounds: RoundConfig) -> Self {
         Self {
             verifiers: VerifierPool::default(),
+            claim_timeout_ms: rounds.vote_timeout_ms,
+            claims: claims::Claims::default(),
             rounds: rounds::Rounds::new(rounds),
             next_verification: 1,
         }
@@ -116,6 +165,43 @@ impl Engine {
     /// order.
     pub fn handle(&mut self, event: Event, now: u64) -> Vec<Command> {
         let mut out = Vec::new();
+        // Claim checks first: they share the verifiers and the verdicts.
+        let mut claims = claims::ClaimCtx {
+            verifiers: &mut self.verifiers,
+            next_id: &mut self.next_verification,
+            now,
+            timeout_ms: self.claim_timeout_ms,
+            out: &mut out,
+        };
+        let for_rounds = match &event {
+            Event::ClaimFiled { checks } => {
+                self.claims.file(&mut claims, checks.clone());
+                false
+            }
+            Event::ClaimCheckDropped { verification } => {
+                self.claims.drop_check(&mut claims, *verification);
+                false
+            }
+            Event::VerdictReceived { verifier, verdict } => {
+                !self.claims.verdict(&mut claims, *verifier, verdict)
+            }
+            Event::VerifierLeft { verifier } => {
+                let known = claims.verifiers.leave(*verifier);
+                // Its checks are redrawn at once.
+                self.claims.tick(&mut claims);
+                known
+            }
+            Event::Tick => {
+                self.claims.tick(&mut claims);
+                true
+            }
+            Event::VerifierJoined { .. }
+            | Event::RoundOpened { .. }
+            | Event::RoundAbandoned { .. } => true,
+        };
+        if !for_rounds {
+            return out;
+        }
         let mut ctx = rounds::Ctx {
             verifiers: &mut self.verifiers,
             next_id: &mut self.next_verification,
@@ -127,11 +213,7 @@ impl Engine {
                 ctx.verifiers.join(verifier, renders);
                 self.rounds.fill_all(&mut ctx);
             }
-            Event::VerifierLeft { verifier } => {
-                if ctx.verifiers.leave(verifier) {
-                    self.rounds.verifier_left(&mut ctx, verifier);
-                }
-            }
+            Event::VerifierLeft { verifier } => self.rounds.verifier_left(&mut ctx, verifier),
             Event::RoundOpened {
                 task,
                 worker,
@@ -142,6 +224,7 @@ impl Engine {
                 self.rounds.verdict(&mut ctx, verifier, verdict);
             }
             Event::Tick => self.rounds.tick(&mut ctx),
+            Event::ClaimFiled { .. } | Event::ClaimCheckDropped { .. } => {}
         }
         out
     }
@@ -151,8 +234,8 @@ impl Engine {
         &self.verifiers
     }
 
-    /// The connected verifiers, for the checks still made outside the
-    /// engine (claim re-renders), which count their load here too.
+    /// The connected verifiers, for drivers that keep offers of their own
+    /// outside the engine and count their load here too.
     pub fn verifiers_mut(&mut self) -> &mut VerifierPool {
         &mut self.verifiers
     }
@@ -165,9 +248,10 @@ impl Engine {
         id
     }
 
-    /// Whether `verification` is an offer of an open round.
-    pub fn is_round_verification(&self, verification: u64) -> bool {
-        self.rounds.knows(verification)
+    /// Whether `verification` is an offer the engine waits for (a round's
+    /// vote or a claim check).
+    pub fn is_awaited_verification(&self, verification: u64) -> bool {
+        self.rounds.knows(verification) || self.claims.knows(verification)
     }
 
     /// Whether a round of `task` is open.

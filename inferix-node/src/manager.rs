@@ -33,6 +33,7 @@ use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_core::time::{SharedClock, SystemClock};
 use inferix_core::ContentHash;
 use inferix_manager::admission::{check_hello, AdmissionConfig};
+use inferix_manager::claims::{claim_checks, ClaimCheck, ClaimVerdict};
 use inferix_manager::economy::{self, EconomyConfig, StakeDecision};
 use inferix_manager::{Command as EngineCommand, Engine, Event as EngineEvent, RoundConfig};
 use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
@@ -296,18 +297,6 @@ struct VerifierConn {
     last_seen: u64,
 }
 
-/// The re-render of the frames of one task named in a bad-result claim.
-#[derive(Clone)]
-struct ClaimCheck {
-    claim: u64,
-    task: TaskId,
-    frames: Vec<u32>,
-    worker: NodeId,
-    verifier: NodeId,
-    deadline: u64,
-    reason: String,
-}
-
 /// Running mean of a job's measured work per frame (ms at IB 1.0).
 #[derive(Default)]
 struct WorkEstimate {
@@ -380,7 +369,6 @@ impl ManagerNode {
             round_tasks: HashMap::new(),
             round_waiting: HashMap::new(),
             engine_commands: Default::default(),
-            claims: HashMap::new(),
             next_claim: 1,
             failures: HashMap::new(),
             buffered: Vec::new(),
@@ -590,7 +578,6 @@ struct State {
     /// Engine commands not carried out yet.
     engine_commands: std::collections::VecDeque<EngineCommand>,
     /// Claim re-renders in flight, by verification id.
-    claims: HashMap<u64, ClaimCheck>,
     next_claim: u64,
     /// Failures per job and worker, for the job blocklist.
     failures: HashMap<(JobId, NodeId), u32>,
@@ -1321,17 +1308,7 @@ impl State {
     }
 
     async fn on_verdict(&mut self, verifier: NodeId, v: Verdict) {
-        if self
-            .claims
-            .get(&v.verification)
-            .is_some_and(|c| c.verifier == verifier && c.task == v.task)
-        {
-            self.engine.verifiers_mut().release(verifier);
-            let check = self.claims.remove(&v.verification).expect("present");
-            self.settle_claim(check, v).await;
-            return;
-        }
-        if !self.engine.is_round_verification(v.verification) {
+        if !self.engine.is_awaited_verification(v.verification) {
             debug!(
                 ?verifier,
                 verification = v.verification,
@@ -1387,6 +1364,25 @@ impl State {
                         .await;
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
+                EngineCommand::OfferClaimCheck {
+                    verifier,
+                    verification,
+                    check,
+                } => {
+                    if let Err(why) = self.offer_claim_check(verifier, verification, &check).await {
+                        warn!(claim = check.claim, task = ?check.task, %why, "claim check dropped");
+                        self.engine_defer(EngineEvent::ClaimCheckDropped { verification });
+                    }
+                }
+                EngineCommand::SettleClaim(verdict) => self.settle_claim(verdict).await,
+                EngineCommand::ClaimRefused { claim, reason } => {
+                    warn!(claim, %reason, "claim refused");
+                }
+                EngineCommand::ClaimWaiting {
+                    claim,
+                    task,
+                    reason,
+                } => warn!(claim, ?task, %reason, "claim re-render waits for a verifier"),
                 EngineCommand::RoundWaiting { task, reason } => match reason {
                     Some(why) => {
                         warn!(?task, %why, "verification waits");
@@ -1590,102 +1586,44 @@ impl State {
             ));
         }
         let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
-        let now = self.now();
         let window = self.cfg.claim_window.as_millis() as u64;
-        let mut by_task: BTreeMap<TaskId, (Task, Vec<u32>)> = BTreeMap::new();
-        for f in frames {
-            let Some(t) = tasks.iter().find(|t| t.frames.contains(&f)) else {
-                return Err((
-                    ErrorCode::InvalidRequest,
-                    format!("frame {f} is not part of job {job_id}"),
-                ));
-            };
-            let Some(accepted) = t
-                .entered(TaskStatus::Accepted)
-                .filter(|_| t.status == TaskStatus::Accepted)
-            else {
-                return Err((
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "frame {f} has not been accepted; only delivered frames can be claimed"
-                    ),
-                ));
-            };
-            if accepted + window < now {
-                return Err((
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "the confirmation window of frame {f} closed {} s after it was accepted",
-                        self.cfg.claim_window.as_secs()
-                    ),
-                ));
-            }
-            let entry = by_task
-                .entry(t.id)
-                .or_insert_with(|| (t.clone(), Vec::new()));
-            if !entry.1.contains(&f) {
-                entry.1.push(f);
-            }
-        }
         let claim = self.next_claim;
+        let checks = claim_checks(claim, &tasks, &frames, &reason, self.now(), window)
+            .map_err(|(code, m)| (code, format!("{m} (job {job_id})")))?;
         self.next_claim += 1;
-        let mut checks = Vec::new();
-        for (task, (t, frames)) in by_task {
-            let Some(result) = &t.result else {
-                return Err((
-                    ErrorCode::Internal,
-                    format!("accepted task {task} has no result"),
-                ));
-            };
-            let mut check = ClaimCheck {
-                claim,
-                task,
-                frames,
-                worker: result.worker,
-                verifier: result.worker,
-                deadline: 0,
-                reason: reason.clone(),
-            };
-            self.dispatch_claim(&mut check, None).await?;
-            checks.push(check);
+        let now = self.now();
+        let commands = self.engine.handle(EngineEvent::ClaimFiled { checks }, now);
+        if let Some(why) = commands.iter().find_map(|c| match c {
+            EngineCommand::ClaimRefused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        }) {
+            return Err((ErrorCode::Unavailable, why));
         }
+        self.engine_commands.extend(commands);
+        self.run_engine_commands().await;
         info!(claim, job = ?job.id, %reason, "bad-result claim filed");
         Ok(claim)
     }
 
-    /// Sends a claim's re-render to a verifier that renders, other than
-    /// the worker and `not` (a verifier that failed to answer).
-    async fn dispatch_claim(
+    /// Sends a claim check to `verifier` (a renderer the engine chose) as
+    /// verification `vid`.
+    async fn offer_claim_check(
         &mut self,
-        check: &mut ClaimCheck,
-        not: Option<NodeId>,
-    ) -> Result<(), (ErrorCode, String)> {
+        verifier: NodeId,
+        vid: u64,
+        check: &ClaimCheck,
+    ) -> Result<(), String> {
         let Ok(Some(task)) = self.store.task(check.task).await else {
-            return Err((
-                ErrorCode::NotFound,
-                format!("task {} not found", check.task),
-            ));
+            return Err(format!("task {} not found", check.task));
         };
         let (Some(job), Some(result)) = (self.job(check.task.job).await, task.result.clone())
         else {
-            return Err((ErrorCode::NotFound, "claimed result not found".into()));
+            return Err("claimed result not found".into());
         };
-        let not: Vec<NodeId> = std::iter::once(check.worker).chain(not).collect();
-        let pick = self
-            .engine
-            .verifiers()
-            .least_busy_renderer(&not)
-            .and_then(|id| Some((id, self.verifiers.get(&id)?.conn)));
-        let Some((verifier, conn)) = pick else {
-            return Err((
-                ErrorCode::Unavailable,
-                "no verifier able to re-render frames is connected".into(),
-            ));
+        let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) else {
+            return Err(format!("verifier {verifier:?} is not connected"));
         };
         let (w, h) = (job.spec.settings.width, job.spec.settings.height);
-        let vid = self.engine.next_verification_id();
-        check.verifier = verifier;
-        check.deadline = self.now() + self.cfg.verification_timeout.as_millis() as u64;
         let offer = VerificationAssignment {
             verification: vid,
             task: check.task,
@@ -1716,8 +1654,6 @@ impl State {
             worker_device_class: result.device_class.clone(),
             crop_tolerance: self.por.as_ref().map_or(2, |p| p.crop_tolerance),
         };
-        self.engine.verifiers_mut().assign(verifier);
-        self.claims.insert(vid, check.clone());
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
             .await;
         Ok(())
@@ -1726,14 +1662,19 @@ impl State {
     /// Decides a claim from the re-render: upheld, the worker refunds the
     /// frames' price to the payer and is slashed; rejected, nothing moves.
     /// Either way the evidence is recorded in the ledger.
-    async fn settle_claim(&mut self, check: ClaimCheck, v: Verdict) {
-        let upheld = !v.passed;
+    async fn settle_claim(&mut self, v: ClaimVerdict) {
+        let ClaimVerdict {
+            check,
+            verifier,
+            upheld,
+            reasons,
+        } = v;
         let evidence = if upheld {
-            v.reasons.clone()
+            reasons
         } else {
             vec![format!(
-                "frames {:?} re-rendered by {:?} match the delivered pixels",
-                check.frames, check.verifier
+                "frames {:?} re-rendered by {verifier:?} match the delivered pixels",
+                check.frames
             )]
         };
         let job_id = check.task.job;
@@ -1771,7 +1712,7 @@ impl State {
             }
             self.punish(check.task, check.worker).await;
         }
-        self.pay_verifiers(check.task, &[check.verifier]).await;
+        self.pay_verifiers(check.task, &[verifier]).await;
         self.emit(
             job_id,
             JobEvent::ClaimSettled {
@@ -2115,23 +2056,6 @@ impl State {
         let now = self.now();
         if !self.buffered.is_empty() {
             self.flush_buffered_results().await;
-        }
-        // Claim re-renders whose verifier left or is late go to another.
-        let late: Vec<u64> = self
-            .claims
-            .iter()
-            .filter(|(_, c)| c.deadline <= now || !self.verifiers.contains_key(&c.verifier))
-            .map(|(v, _)| *v)
-            .collect();
-        for vid in late {
-            if let Some(mut check) = self.claims.remove(&vid) {
-                let old = check.verifier;
-                if let Err((_, why)) = self.dispatch_claim(&mut check, Some(old)).await {
-                    warn!(claim = check.claim, %why, "claim re-render waits for a verifier");
-                    check.deadline = now + self.cfg.verification_timeout.as_millis() as u64;
-                    self.claims.insert(vid, check);
-                }
-            }
         }
         // Workers that went silent.
         let silent: Vec<ConnId> = self
