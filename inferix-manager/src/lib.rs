@@ -12,15 +12,18 @@
 //! One file per concern: [`verifiers`] is the registry of connected
 //! verifiers and their load, [`rounds`] the verification rounds,
 //! [`claims`] bad-result claims, [`admission`] who may join, [`economy`]
-//! the ledger's transactions.
+//! the ledger's transactions, [`workers`] the connected workers and which
+//! are idle, [`estimates`] finish-time estimates for dispatch.
 //! Admission and economy are rule functions the driver calls with the
 //! balances it read; rounds keep state and answer events.
 
 pub mod admission;
 pub mod claims;
 pub mod economy;
+pub mod estimates;
 pub mod rounds;
 pub mod verifiers;
+pub mod workers;
 
 use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;

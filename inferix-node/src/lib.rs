@@ -19,7 +19,6 @@ mod rpc;
 mod session;
 pub mod verifier;
 pub mod worker;
-mod worker_pool;
 
 pub use client::{Client, ClientError};
 pub use manager::{ManagerBuilder, ManagerConfig, ManagerHandle, ManagerNode};

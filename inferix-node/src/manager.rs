@@ -35,6 +35,8 @@ use inferix_core::ContentHash;
 use inferix_manager::admission::{check_hello, AdmissionConfig};
 use inferix_manager::claims::{claim_checks, ClaimCheck, ClaimVerdict};
 use inferix_manager::economy::{self, EconomyConfig, StakeDecision};
+use inferix_manager::estimates::{Estimates, MAX_BUSY_COMPARED};
+use inferix_manager::workers::WorkerPool;
 use inferix_manager::{Command as EngineCommand, Engine, Event as EngineEvent, RoundConfig};
 use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -43,7 +45,6 @@ use tracing::{debug, info, warn};
 use crate::blob_service::BlobService;
 use crate::outbound::{Outbound, Refused, OUTBOUND_CAPACITY};
 use crate::verifier::RENDER_TAG;
-use crate::worker_pool::{WorkerPool, WorkerSlot};
 use crate::NodeError;
 
 /// Manager settings; `Default` gives a working single-machine setup.
@@ -297,26 +298,6 @@ struct VerifierConn {
     last_seen: u64,
 }
 
-/// Running mean of a job's measured work per frame (ms at IB 1.0).
-#[derive(Default)]
-struct WorkEstimate {
-    sum: f64,
-    samples: u32,
-}
-
-impl WorkEstimate {
-    fn observe(&mut self, ms: f64) {
-        if ms.is_finite() && ms >= 0.0 {
-            self.sum += ms;
-            self.samples += 1;
-        }
-    }
-
-    fn mean(&self) -> Option<f64> {
-        (self.samples > 0).then(|| self.sum / self.samples as f64)
-    }
-}
-
 impl ManagerNode {
     /// Listens and spawns the manager loop.
     pub async fn start(self) -> Result<ManagerHandle, NodeError> {
@@ -362,7 +343,7 @@ impl ManagerNode {
             admitted,
             peers: HashMap::new(),
             workers: WorkerPool::default(),
-            work_per_frame: HashMap::new(),
+            estimates: Estimates::default(),
             verifiers: BTreeMap::new(),
             watchers: HashMap::new(),
             engine,
@@ -585,22 +566,11 @@ struct State {
     buffered: Vec<(TaskId, NodeId, inferix_core::task::TaskResult)>,
     jobs: HashMap<JobId, Job>,
     /// Measured work per frame of each job: milliseconds at IB 1.0.
-    work_per_frame: HashMap<JobId, WorkEstimate>,
+    estimates: Estimates,
     waiting: HashSet<JobId>,
     events: broadcast::Sender<(JobId, JobEvent)>,
     /// See [`ManagerHandle::busy_time`].
     busy_ns: Arc<AtomicU64>,
-}
-
-/// Beyond this many busy workers, finish-time comparisons (held tasks,
-/// straggler moves) are skipped: they cost a pass over the busy workers,
-/// and a network that large has the capacity to absorb a slow tail.
-const MAX_BUSY_COMPARED: usize = 4096;
-
-/// When busy worker `w` is expected to finish its task, from its job's
-/// measured work per frame (ms at IB 1.0).
-fn expected_end(w: &WorkerSlot, per_frame: f64) -> f64 {
-    w.busy_since as f64 + per_frame * w.busy_frames as f64 / w.info.ib.max(1e-6)
 }
 
 /// Workers that may not take `task`: those it excludes and the job's
@@ -1133,12 +1103,7 @@ impl State {
         // Timed by this manager, over the frames it leased: nothing the
         // (not yet checked) result says goes into the estimate.
         if let Some(w) = self.workers.get(&worker) {
-            let elapsed = self.now().saturating_sub(w.busy_since) as f64;
-            let frames = w.busy_frames.max(1) as f64;
-            self.work_per_frame
-                .entry(task_id.job)
-                .or_default()
-                .observe(elapsed * w.info.ib / frames);
+            self.estimates.finished(w, task_id.job, self.clock.now_ms());
         }
         self.release_worker(worker, task_id);
         if result.worker != worker {
@@ -2193,11 +2158,7 @@ impl State {
         }
         // A move must win back more than a tick; frames that render in
         // less than that at IB 1 cannot pay for one.
-        let longest_frame = self
-            .work_per_frame
-            .values()
-            .filter_map(WorkEstimate::mean)
-            .fold(0.0, f64::max);
+        let longest_frame = self.estimates.longest_frame();
         if longest_frame < self.cfg.tick.as_millis() as f64 {
             return;
         }
@@ -2211,25 +2172,11 @@ impl State {
         idle.sort_by(|a, b| b.ib.total_cmp(&a.ib));
         idle.truncate(MAX_MOVES);
         for fast in idle {
-            let mut best: Option<(NodeId, TaskId, f64)> = None;
-            for (w, task) in self.workers.busy() {
-                if w.info.ib >= fast.ib {
-                    continue;
-                }
-                let Some(per_frame) = self.work_per_frame.get(&task.job).and_then(|e| e.mean())
-                else {
-                    continue;
-                };
-                let work = per_frame * w.busy_frames as f64;
-                let expected_end = expected_end(w, per_frame);
-                let moved_end = now as f64 + work / fast.ib.max(1e-6);
-                let margin = 0.1 * (work / fast.ib.max(1e-6)) + self.cfg.tick.as_millis() as f64;
-                let gain = expected_end - moved_end - margin;
-                if gain > 0.0 && best.is_none_or(|(_, _, g)| gain > g) {
-                    best = Some((w.info.id, task, gain));
-                }
-            }
-            let Some((slow, task_id, _)) = best else {
+            let tick = self.cfg.tick.as_millis() as u64;
+            let Some((slow, task_id)) =
+                self.estimates
+                    .straggler_for(&self.workers, &fast, now, tick)
+            else {
                 continue;
             };
             let Ok(Some(task)) = self.store.task(task_id).await else {
@@ -2345,9 +2292,15 @@ impl State {
                 continue;
             };
             if self.cfg.finish_time_aware {
-                if let Some((faster, free_at)) =
-                    self.sooner_busy_worker(&demand, task.frames.len(), &info, &promised)
-                {
+                if let Some((faster, free_at)) = self.estimates.sooner_busy_worker(
+                    &self.workers,
+                    &demand,
+                    task.frames.len(),
+                    &info,
+                    &promised,
+                    self.clock.now_ms(),
+                    self.cfg.tick.as_millis() as u64,
+                ) {
                     debug!(task = ?task.id, slow = ?worker, ?faster, "held for a faster worker");
                     promised.insert(faster, free_at);
                     continue;
@@ -2373,54 +2326,6 @@ impl State {
     /// it would then be free. `None` when the job's work is not measured
     /// yet, when the difference is within the noise of the estimate, or
     /// when too many workers are busy to compare cheaply.
-    fn sooner_busy_worker(
-        &self,
-        demand: &TaskDemand<'_>,
-        frames: usize,
-        chosen: &WorkerInfo,
-        promised: &HashMap<NodeId, u64>,
-    ) -> Option<(NodeId, u64)> {
-        let per_frame = self.work_per_frame.get(&demand.task.job)?.mean()?;
-        let work = per_frame * frames as f64;
-        let now = self.now();
-        let mine = work / chosen.ib.max(1e-6);
-        // A gain smaller than this is within the estimate's noise.
-        let margin = mine * 0.1 + self.cfg.tick.as_millis() as f64;
-        if mine <= margin {
-            return None;
-        }
-        let chosen_end = now as f64 + mine;
-        if self.workers.busy_count() > MAX_BUSY_COMPARED {
-            return None;
-        }
-        let mut best: Option<(NodeId, f64)> = None;
-        for (w, task) in self.workers.busy() {
-            if w.info.ib <= chosen.ib || !is_eligible(demand, &w.info) {
-                continue;
-            }
-            let free_at = match promised.get(&w.info.id) {
-                Some(&t) => t as f64,
-                None => {
-                    let Some(own) = self.work_per_frame.get(&task.job).and_then(|e| e.mean())
-                    else {
-                        continue;
-                    };
-                    let expected = expected_end(w, own);
-                    // Overdue past twice its estimate: no prediction.
-                    if (now as f64) > w.busy_since as f64 + 2.0 * (expected - w.busy_since as f64) {
-                        continue;
-                    }
-                    expected.max(now as f64)
-                }
-            };
-            let end = free_at + work / w.info.ib;
-            if end + margin < chosen_end && best.is_none_or(|(_, b)| end < b) {
-                best = Some((w.info.id, end));
-            }
-        }
-        best.map(|(id, end)| (id, end as u64))
-    }
-
     async fn mark_waiting(&mut self, mut job: Job, reason: String) {
         if self.waiting.insert(job.id) || job.waiting_reason.as_deref() != Some(&reason) {
             job.waiting_reason = Some(reason.clone());
