@@ -1351,6 +1351,10 @@ impl State {
                 EngineCommand::RoundWaiting { task, reason } => match reason {
                     Some(why) => {
                         warn!(?task, %why, "verification waits");
+                        // Watchers see it, as they see a job that waits
+                        // for a worker.
+                        let reason = format!("verification of task {task} waits: {why}");
+                        self.emit(task.job, JobEvent::Waiting { reason }).await;
                         self.round_waiting.insert(task, why);
                     }
                     None => {

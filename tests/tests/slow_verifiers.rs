@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
 use inferix_core::ids::NodeId;
 use inferix_core::job::{FrameRange, JobSpec, JobState};
+use inferix_core::protocol::JobEvent;
 use inferix_core::store::MemoryTaskStore;
 use inferix_core::time::TokioClock;
 use inferix_core::ContentHash;
@@ -99,12 +100,24 @@ async fn two_verifiers_slower_than_the_timeout_still_verify_every_task() {
     spec.settings.height = 8;
     spec.chunk_size = 1;
     let (job, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(job).await.unwrap();
     let done = tokio::time::timeout(Duration::from_secs(3_600), client.wait(job, |_| {}))
         .await
         .expect("every round settles although every vote is late")
         .unwrap();
     assert_eq!(done.job.state, JobState::Completed);
     assert_eq!(done.frames.len(), 6);
+    // The late verifiers were reported to the job's watchers meanwhile.
+    let mut reported = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let JobEvent::Waiting { reason } = e {
+            reported.push(reason);
+        }
+    }
+    assert!(
+        reported.iter().any(|r| r.contains("past its deadline")),
+        "late verifiers are reported: {reported:?}"
+    );
 
     let _ = stop.send(true);
     worker.await.unwrap().unwrap();
