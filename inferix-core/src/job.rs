@@ -207,6 +207,7 @@ impl JobSpec {
             frames: vec![],
             settings: self.settings.clone(),
             crop: None,
+            #[cfg(feature = "runtime")]
             progress: None,
         };
         probe

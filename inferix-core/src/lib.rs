@@ -5,6 +5,7 @@
 //! traits ([`store::TaskStore`], [`blob::BlobStore`], [`scheduler::Scheduler`],
 //! [`renderer::Renderer`]) each ship a conformance suite.
 
+#[cfg(feature = "runtime")]
 pub mod blob;
 pub mod ids;
 pub mod image;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "runtime")]
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::image::{Image, Rect};
@@ -132,6 +133,7 @@ pub struct RenderRequest {
     /// region of the full frame.
     pub crop: Option<Rect>,
     /// Where to report progress, if anyone listens.
+    #[cfg(feature = "runtime")]
     pub progress: Option<UnboundedSender<RenderProgress>>,
 }
 
@@ -263,6 +265,7 @@ pub trait Renderer: Send + Sync {
                     frames: vec![frame],
                     settings: request.settings.clone(),
                     crop: Some(crop),
+                    #[cfg(feature = "runtime")]
                     progress: None,
                 };
                 out.extend(self.render(one).await?);
@@ -313,7 +316,7 @@ impl RenderRequest {
     }
 }
 
-#[cfg(any(test, feature = "testing"))]
+#[cfg(all(feature = "runtime", any(test, feature = "testing")))]
 pub mod conformance;
 
 #[cfg(test)]

@@ -24,12 +24,14 @@ impl Clock for SystemClock {
 
 /// Time that follows the tokio runtime's clock (which tests can pause and
 /// advance) from a fixed epoch.
+#[cfg(feature = "runtime")]
 #[derive(Debug, Clone)]
 pub struct TokioClock {
     start: tokio::time::Instant,
     epoch_ms: u64,
 }
 
+#[cfg(feature = "runtime")]
 impl TokioClock {
     /// A clock reading `epoch_ms` now.
     pub fn starting_at(epoch_ms: u64) -> Self {
@@ -40,6 +42,7 @@ impl TokioClock {
     }
 }
 
+#[cfg(feature = "runtime")]
 impl Clock for TokioClock {
     fn now_ms(&self) -> u64 {
         self.epoch_ms + self.start.elapsed().as_millis() as u64

@@ -12,6 +12,7 @@ pub mod demo;
 mod frame_codec;
 pub mod local;
 pub mod manager;
+mod outbound;
 mod reconnect;
 pub mod remote_blob;
 pub mod renderers;
@@ -19,7 +20,6 @@ mod rpc;
 mod session;
 pub mod verifier;
 pub mod worker;
-mod worker_pool;
 
 pub use client::{Client, ClientError};
 pub use manager::{ManagerBuilder, ManagerConfig, ManagerHandle, ManagerNode};

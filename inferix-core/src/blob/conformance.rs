@@ -58,6 +58,7 @@ where
     upload_over_the_limit_is_refused_and_leaves_nothing(build().await).await;
     file_round_trip(build().await).await;
     concurrent_puts_of_same_content_succeed(Arc::new(build().await)).await;
+    concurrent_downloads_to_one_file_succeed(Arc::new(build().await)).await;
 }
 
 /// A deterministic pseudo-random stream of `len` bytes, so large blobs can
@@ -272,4 +273,48 @@ pub async fn concurrent_puts_of_same_content_succeed<S: BlobStore>(store: Arc<S>
         assert_eq!(meta.size, len);
     }
     assert_eq!(read_hashed(&*store, expected).await, (len, expected));
+}
+
+/// Several `get_to_file` calls writing one blob to one path at once (leases
+/// of one job fetching its scene) all succeed, and the file is whole.
+pub async fn concurrent_downloads_to_one_file_succeed<S: BlobStore>(store: Arc<S>) {
+    let dir = std::env::temp_dir().join(format!(
+        "inferix-blob-conformance-{:016x}",
+        rand::thread_rng().next_u64()
+    ));
+    tokio::fs::create_dir_all(&dir).await.unwrap();
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let hash = store.put_bytes(data.clone()).await.unwrap().hash;
+    let dst = dir.join("scene.glb");
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (store, dst) = (store.clone(), dst.clone());
+        handles.push(tokio::spawn(
+            async move { store.get_to_file(hash, &dst).await },
+        ));
+    }
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.unwrap());
+    }
+    let read_back = tokio::fs::read(&dst).await;
+    let mut left = Vec::new();
+    let mut entries = tokio::fs::read_dir(&dir).await.unwrap();
+    while let Some(e) = entries.next_entry().await.unwrap() {
+        left.push(e.file_name());
+    }
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    for r in results {
+        assert_eq!(
+            r.unwrap(),
+            data.len() as u64,
+            "a concurrent download failed"
+        );
+    }
+    assert!(read_back.unwrap() == data, "file content differs");
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("scene.glb")],
+        "temporary files left behind"
+    );
 }

@@ -117,9 +117,14 @@ pub trait BlobStoreExt: BlobStore {
     }
 
     /// Streams a blob to a local file, checking its hash on the way.
+    ///
+    /// The bytes go to a temporary file of this call's own, renamed over
+    /// `path` once complete: downloads of one blob to one path may run at
+    /// once (several leases of a job preparing its scene), and each must
+    /// neither truncate nor move away the others' file.
     async fn get_to_file(&self, hash: ContentHash, path: &Path) -> Result<u64, BlobError> {
         let mut r = self.get(hash).await?;
-        let tmp = path.with_extension("partial");
+        let tmp = partial_path(path);
         let mut f = tokio::fs::File::create(&tmp).await?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 256 * 1024];
@@ -143,7 +148,10 @@ pub trait BlobStoreExt: BlobStore {
                 actual,
             });
         }
-        tokio::fs::rename(&tmp, path).await?;
+        if let Err(e) = tokio::fs::rename(&tmp, path).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
         Ok(total)
     }
 
@@ -154,3 +162,16 @@ pub trait BlobStoreExt: BlobStore {
 }
 
 impl<T: BlobStore + ?Sized> BlobStoreExt for T {}
+
+/// A temporary name beside `path` that no other download (of this process
+/// or another) uses.
+fn partial_path(path: &Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}-{n}.partial", std::process::id()))
+}

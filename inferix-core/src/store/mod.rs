@@ -14,7 +14,7 @@ use crate::job::Job;
 use crate::ledger::{self, Account, Transaction, UnbalancedError};
 use crate::task::{Task, TaskStatus};
 
-#[cfg(any(test, feature = "testing"))]
+#[cfg(all(feature = "runtime", any(test, feature = "testing")))]
 pub mod conformance;
 mod memory;
 

@@ -1,0 +1,53 @@
+//! Who may join: tokens per role and a sane hello.
+//!
+//! Stakes are the other half of admission; their rule is in
+//! [`crate::economy::stake_decision`] since it is a ledger rule.
+
+use inferix_core::protocol::{ErrorCode, Hello, Role};
+
+/// Admission tokens.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdmissionConfig {
+    /// Token workers and verifiers must present; `None` admits anyone.
+    pub node_token: Option<String>,
+    /// Token clients must present; `None` admits anyone.
+    pub client_token: Option<String>,
+}
+
+/// Why a hello is refused: the error the peer gets, and the reason its
+/// connection is closed with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// Error code sent to the peer.
+    pub code: ErrorCode,
+    /// Message sent to the peer.
+    pub message: String,
+    /// Short reason for the log and the connection close.
+    pub close: &'static str,
+}
+
+/// Checks a hello's token and numbers. Managers are never admitted as
+/// peers of a manager.
+pub fn check_hello(cfg: &AdmissionConfig, h: &Hello) -> Result<(), Refusal> {
+    let token_ok = |want: &Option<String>| want.is_none() || want.as_ref() == h.token.as_ref();
+    let admitted = match h.role {
+        Role::Worker | Role::Verifier => token_ok(&cfg.node_token),
+        Role::Client => token_ok(&cfg.client_token),
+        Role::Manager => false,
+    };
+    if !admitted {
+        return Err(Refusal {
+            code: ErrorCode::Unauthorized,
+            message: format!("{:?} not admitted: bad or missing token", h.role),
+            close: "unauthorized",
+        });
+    }
+    if !(h.ib.is_finite() && h.ib >= 0.0) {
+        return Err(Refusal {
+            code: ErrorCode::InvalidRequest,
+            message: "IB must be a finite number >= 0".into(),
+            close: "invalid hello",
+        });
+    }
+    Ok(())
+}

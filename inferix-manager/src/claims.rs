@@ -1,0 +1,258 @@
+//! Bad-result claims: which frames a claim may name, who re-renders them,
+//! and what happens when that verifier is late or leaves.
+//!
+//! A user may claim that frames delivered within the confirmation window
+//! are bad. Each claimed task's frames go to one verifier that renders
+//! (never the worker that rendered them), which redraws them whole; its
+//! verdict decides the claim ([`Command::SettleClaim`]). A check whose
+//! verifier misses the deadline or disconnects goes to another renderer;
+//! when none is connected it waits and is tried again at every tick.
+
+use std::collections::{BTreeMap, HashMap};
+
+use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::protocol::{ErrorCode, Verdict};
+use inferix_core::task::{Task, TaskStatus};
+
+use crate::verifiers::VerifierPool;
+use crate::Command;
+
+/// The re-render of the claimed frames of one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimCheck {
+    /// The claim it belongs to.
+    pub claim: u64,
+    /// The task whose frames are claimed.
+    pub task: TaskId,
+    /// The claimed frames of that task.
+    pub frames: Vec<u32>,
+    /// The worker that rendered them.
+    pub worker: NodeId,
+    /// What the user says is wrong.
+    pub reason: String,
+}
+
+/// A claim check's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimVerdict {
+    /// The check.
+    pub check: ClaimCheck,
+    /// The verifier that re-rendered the frames.
+    pub verifier: NodeId,
+    /// Whether the claim holds (the frames differ from the re-render).
+    pub upheld: bool,
+    /// The verifier's reasons.
+    pub reasons: Vec<String>,
+}
+
+/// Splits a claim on frames of a job (whose tasks are `tasks`) into one
+/// check per task, refusing frames that are not the job's, not accepted,
+/// or accepted longer than `window_ms` ago.
+pub fn claim_checks(
+    claim: u64,
+    tasks: &[Task],
+    frames: &[u32],
+    reason: &str,
+    now: u64,
+    window_ms: u64,
+) -> Result<Vec<ClaimCheck>, (ErrorCode, String)> {
+    let invalid = |m: String| Err((ErrorCode::InvalidRequest, m));
+    if frames.is_empty() {
+        return invalid("a claim names at least one frame".into());
+    }
+    let mut by_task: BTreeMap<TaskId, (&Task, Vec<u32>)> = BTreeMap::new();
+    for &f in frames {
+        let Some(t) = tasks.iter().find(|t| t.frames.contains(&f)) else {
+            return invalid(format!("frame {f} is not part of the job"));
+        };
+        let Some(accepted) = t
+            .entered(TaskStatus::Accepted)
+            .filter(|_| t.status == TaskStatus::Accepted)
+        else {
+            return invalid(format!(
+                "frame {f} has not been accepted; only delivered frames can be claimed"
+            ));
+        };
+        if accepted + window_ms < now {
+            return invalid(format!(
+                "the confirmation window of frame {f} closed {} s after it was accepted",
+                window_ms / 1000
+            ));
+        }
+        let entry = by_task.entry(t.id).or_insert_with(|| (t, Vec::new()));
+        if !entry.1.contains(&f) {
+            entry.1.push(f);
+        }
+    }
+    by_task
+        .into_iter()
+        .map(|(task, (t, frames))| {
+            let Some(result) = &t.result else {
+                return Err((
+                    ErrorCode::Internal,
+                    format!("accepted task {task} has no result"),
+                ));
+            };
+            Ok(ClaimCheck {
+                claim,
+                task,
+                frames,
+                worker: result.worker,
+                reason: reason.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+struct Open {
+    check: ClaimCheck,
+    verifier: NodeId,
+    deadline: u64,
+}
+
+/// Checks in flight and checks waiting for a renderer.
+#[derive(Debug, Default)]
+pub(crate) struct Claims {
+    open: HashMap<u64, Open>,
+    /// Checks no renderer could take yet, with the verifier they left.
+    waiting: Vec<(ClaimCheck, Option<NodeId>)>,
+}
+
+/// What a claim handler may touch besides the claims.
+pub(crate) struct ClaimCtx<'a> {
+    pub(crate) verifiers: &'a mut VerifierPool,
+    pub(crate) next_id: &'a mut u64,
+    pub(crate) now: u64,
+    pub(crate) timeout_ms: u64,
+    pub(crate) out: &'a mut Vec<Command>,
+}
+
+impl Claims {
+    /// Sends every check of a claim to a renderer, or refuses the claim
+    /// whole when some check has none (nothing is sent then).
+    pub(crate) fn file(&mut self, ctx: &mut ClaimCtx<'_>, checks: Vec<ClaimCheck>) {
+        let Some(first) = checks.first() else {
+            return;
+        };
+        if checks
+            .iter()
+            .any(|c| ctx.verifiers.least_busy_renderer(&[c.worker]).is_none())
+        {
+            ctx.out.push(Command::ClaimRefused {
+                claim: first.claim,
+                reason: "no verifier able to re-render frames is connected".into(),
+            });
+            return;
+        }
+        for check in checks {
+            self.dispatch(ctx, check, None, true);
+        }
+    }
+
+    /// Routes a verdict that answers a claim check; false when it does not.
+    pub(crate) fn verdict(
+        &mut self,
+        ctx: &mut ClaimCtx<'_>,
+        verifier: NodeId,
+        v: &Verdict,
+    ) -> bool {
+        let ours = self
+            .open
+            .get(&v.verification)
+            .is_some_and(|o| o.verifier == verifier && o.check.task == v.task);
+        if !ours {
+            return false;
+        }
+        let Some(open) = self.open.remove(&v.verification) else {
+            return false;
+        };
+        ctx.verifiers.release(verifier);
+        ctx.out.push(Command::SettleClaim(ClaimVerdict {
+            check: open.check,
+            verifier,
+            upheld: !v.passed,
+            reasons: v.reasons.clone(),
+        }));
+        true
+    }
+
+    /// Forgets an open check the driver could not send.
+    pub(crate) fn drop_check(&mut self, ctx: &mut ClaimCtx<'_>, verification: u64) {
+        if let Some(o) = self.open.remove(&verification) {
+            ctx.verifiers.release(o.verifier);
+        }
+    }
+
+    /// Whether `verification` is an open claim check.
+    pub(crate) fn knows(&self, verification: u64) -> bool {
+        self.open.contains_key(&verification)
+    }
+
+    /// Redraws checks whose verifier is late or gone, and waiting ones.
+    pub(crate) fn tick(&mut self, ctx: &mut ClaimCtx<'_>) {
+        let late: Vec<u64> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.deadline <= ctx.now || !ctx.verifiers.contains(&o.verifier))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some(o) = self.open.remove(&id) {
+                ctx.verifiers.release(o.verifier);
+                self.dispatch(ctx, o.check, Some(o.verifier), true);
+            }
+        }
+        // Already reported when they began to wait.
+        for (check, not) in std::mem::take(&mut self.waiting) {
+            self.dispatch(ctx, check, not, false);
+        }
+    }
+
+    /// Sends `check` to the least busy renderer other than its worker and
+    /// `not` (the verifier that failed it); without one, it waits (and
+    /// says so when `report`).
+    fn dispatch(
+        &mut self,
+        ctx: &mut ClaimCtx<'_>,
+        check: ClaimCheck,
+        not: Option<NodeId>,
+        report: bool,
+    ) {
+        let exclude: Vec<NodeId> = std::iter::once(check.worker).chain(not).collect();
+        let pick = ctx
+            .verifiers
+            .least_busy_renderer(&exclude)
+            // Asked again rather than never answered.
+            .or_else(|| ctx.verifiers.least_busy_renderer(&[check.worker]));
+        let Some(verifier) = pick else {
+            if !report {
+                self.waiting.push((check, not));
+                return;
+            }
+            ctx.out.push(Command::ClaimWaiting {
+                claim: check.claim,
+                task: check.task,
+                reason: "no verifier able to re-render frames is connected".into(),
+            });
+            self.waiting.push((check, not));
+            return;
+        };
+        let verification = *ctx.next_id;
+        *ctx.next_id += 1;
+        ctx.verifiers.assign(verifier);
+        ctx.out.push(Command::OfferClaimCheck {
+            verifier,
+            verification,
+            check: check.clone(),
+        });
+        self.open.insert(
+            verification,
+            Open {
+                check,
+                verifier,
+                deadline: ctx.now + ctx.timeout_ms,
+            },
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! The ledger rules: stakes, payments, slashing, verifier rewards, escrow
+//! refunds and claim settlements, as the transactions they write.
+//!
+//! Every function here only decides; the driver reads the balances it
+//! needs and appends what comes back. Transaction ids are what make the
+//! ledger idempotent (the store refuses an id twice), so they are part of
+//! the rules: one payment per task, one grant per worker, one slash per
+//! task and worker.
+
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::ledger::{Account, Transaction};
+
+/// Ledger account of the operator that posts workers' minimum stakes.
+pub const STAKE_GRANTOR: &str = "operator";
+
+/// Prices and stakes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EconomyConfig {
+    /// Micro-credits per IB-minute.
+    pub price_per_ibm: u64,
+    /// Epoch E in minutes of the stake rule S = 2 · E · IB · P; `0`
+    /// disables stakes.
+    pub stake_epoch_minutes: f64,
+    /// Whether the operator posts the minimum stake of the workers it
+    /// admits (once per worker).
+    pub grant_stake: bool,
+    /// Micro-credits paid from the penalty pool to each verifier whose
+    /// verdict agrees with the outcome, while the pool has funds.
+    pub verifier_reward: i64,
+}
+
+/// Id of the operator's stake grant to `worker`: at most one per worker.
+pub fn stake_grant_id(worker: NodeId) -> String {
+    format!("stake-grant:{worker}")
+}
+
+/// The minimum stake S = 2 · E · IB · P of a worker of index `ib`.
+pub fn minimum_stake(cfg: &EconomyConfig, ib: f64) -> i64 {
+    (2.0 * cfg.stake_epoch_minutes * ib * cfg.price_per_ibm as f64).ceil() as i64
+}
+
+/// What to do about a worker's stake when it says hello.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StakeDecision {
+    /// It holds enough (or stakes are off).
+    Enough,
+    /// The operator posts the missing stake with this transaction.
+    Grant(Transaction),
+    /// It is refused, for this reason.
+    Refuse(String),
+}
+
+/// The stake rule for a worker of index `ib` holding `have`; `granted`
+/// says whether the operator already posted its stake once.
+pub fn stake_decision(
+    cfg: &EconomyConfig,
+    worker: NodeId,
+    ib: f64,
+    have: i64,
+    granted: bool,
+    now: u64,
+) -> StakeDecision {
+    let need = minimum_stake(cfg, ib);
+    if need <= 0 || have >= need {
+        return StakeDecision::Enough;
+    }
+    if !cfg.grant_stake || granted {
+        return StakeDecision::Refuse(format!(
+            "stake of {have} is below the minimum 2·E·IB·P = {need} micro-credits for IB {ib:.2}"
+        ));
+    }
+    StakeDecision::Grant(Transaction::transfer(
+        stake_grant_id(worker),
+        now,
+        format!("operator posts the minimum stake for IB {ib:.2}"),
+        Account::User(STAKE_GRANTOR.into()),
+        Account::Stake(worker),
+        need - have,
+    ))
+}
+
+/// The share of a job's quoted price that `frames` of its `total` frames
+/// are worth (rounded down; the remainder goes back at completion).
+pub fn frames_share(quoted_price: u64, frames: usize, total: u64) -> i64 {
+    (quoted_price as u128 * frames as u128 / total.max(1) as u128) as i64
+}
+
+/// The payment of an accepted task to its worker, out of the job's escrow.
+pub fn task_payment(
+    task: TaskId,
+    frames: usize,
+    quoted_price: u64,
+    job_frames: u64,
+    worker: NodeId,
+    now: u64,
+) -> Transaction {
+    Transaction::transfer(
+        format!("pay:{task}"),
+        now,
+        format!("{frames} frames of {task} accepted"),
+        Account::Job(task.job),
+        Account::Worker(worker),
+        frames_share(quoted_price, frames, job_frames),
+    )
+}
+
+/// The slash of a worker whose result of `task` was rejected: its whole
+/// stake goes to the penalty pool. Nothing when it has none.
+pub fn slash(task: TaskId, worker: NodeId, stake: i64, now: u64) -> Option<Transaction> {
+    (stake > 0).then(|| {
+        Transaction::transfer(
+            format!("slash:{task}:{worker}"),
+            now,
+            format!("stake slashed: result of {task} rejected by verifiers"),
+            Account::Stake(worker),
+            Account::PenaltyPool,
+            stake,
+        )
+    })
+}
+
+/// Rewards of the verifiers that agreed with a verdict on `task`, paid from
+/// the penalty pool (holding `pool`) in order while it has funds.
+pub fn verifier_rewards(
+    cfg: &EconomyConfig,
+    task: TaskId,
+    verifiers: &[NodeId],
+    mut pool: i64,
+    now: u64,
+) -> Vec<Transaction> {
+    let mut out = Vec::new();
+    if cfg.verifier_reward <= 0 {
+        return out;
+    }
+    for v in verifiers {
+        let amount = cfg.verifier_reward.min(pool);
+        if amount <= 0 {
+            break;
+        }
+        out.push(Transaction::transfer(
+            format!("verify:{task}:{v}:{now}"),
+            now,
+            format!("verification of {task}"),
+            Account::PenaltyPool,
+            Account::Verifier(*v),
+            amount,
+        ));
+        pool -= amount;
+    }
+    out
+}
+
+/// What is left in `job`'s escrow (`left`) back to its payer.
+pub fn escrow_refund(
+    job: JobId,
+    left: i64,
+    payer: Account,
+    memo: &str,
+    now: u64,
+) -> Option<Transaction> {
+    (left > 0).then(|| {
+        Transaction::transfer(
+            format!("refund:{job}"),
+            now,
+            memo,
+            Account::Job(job),
+            payer,
+            left,
+        )
+    })
+}

@@ -1,0 +1,269 @@
+//! The manager's rules as a synchronous engine.
+//!
+//! The engine owns the manager's in-memory decisions and nothing else: it
+//! holds no socket, no store handle and no runtime. A driver (the manager
+//! node) feeds it [`Event`]s — peer messages, timer ticks — together with
+//! the current time, and carries out the [`Command`]s it answers with
+//! (send an offer, settle a round in the store, pay verifiers). Keeping the
+//! rules free of I/O lets every rule be tested by driving events and reading
+//! commands, with no sleeps and no network, and lets a simulation run the
+//! very rules the node runs.
+//!
+//! One file per concern: [`verifiers`] is the registry of connected
+//! verifiers and their load, [`rounds`] the verification rounds,
+//! [`claims`] bad-result claims, [`admission`] who may join, [`economy`]
+//! the ledger's transactions, [`workers`] the connected workers and which
+//! are idle, [`estimates`] finish-time estimates for dispatch.
+//! Admission and economy are rule functions the driver calls with the
+//! balances it read; rounds keep state and answer events.
+
+pub mod admission;
+pub mod claims;
+pub mod economy;
+pub mod estimates;
+pub mod rounds;
+pub mod verifiers;
+pub mod workers;
+
+use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::protocol::Verdict;
+
+pub use claims::{ClaimCheck, ClaimVerdict};
+pub use rounds::{RoundConfig, Settlement};
+pub use verifiers::VerifierPool;
+
+/// Something that happened, as the engine needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A verifier completed its hello.
+    VerifierJoined {
+        /// The verifier.
+        verifier: NodeId,
+        /// Whether it re-renders crop challenges.
+        renders: bool,
+    },
+    /// A verifier's connection ended (closed, timed out, replaced).
+    VerifierLeft {
+        /// The verifier.
+        verifier: NodeId,
+    },
+    /// A task's result was written as `Verifying`: its round opens.
+    RoundOpened {
+        /// The task whose result is verified.
+        task: TaskId,
+        /// The worker that rendered it (never one of its verifiers).
+        worker: NodeId,
+        /// Whether its checks include crop challenges, which only a
+        /// verifier that renders can answer.
+        needs_renderer: bool,
+    },
+    /// The driver could not go on with a round (its task vanished or
+    /// changed hands): the round is forgotten and its seats freed.
+    RoundAbandoned {
+        /// The task.
+        task: TaskId,
+    },
+    /// A verifier answered a verification offer.
+    VerdictReceived {
+        /// Who answered (the connection's node, not a claim of the message).
+        verifier: NodeId,
+        /// The answer.
+        verdict: Verdict,
+    },
+    /// A user's claim on delivered frames, split by
+    /// [`claims::claim_checks`]: each check goes to a renderer, or the
+    /// claim is refused with [`Command::ClaimRefused`].
+    ClaimFiled {
+        /// One check per claimed task (all of one claim).
+        checks: Vec<ClaimCheck>,
+    },
+    /// The driver could not send a claim check's offer (its task is gone):
+    /// it is forgotten.
+    ClaimCheckDropped {
+        /// The offer's id.
+        verification: u64,
+    },
+    /// Time passed: deadlines are checked.
+    Tick,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Send `task`'s result to `verifier` to check, under id
+    /// `verification`.
+    OfferVerification {
+        /// The verifier.
+        verifier: NodeId,
+        /// Id its verdict must quote.
+        verification: u64,
+        /// The task whose result is checked.
+        task: TaskId,
+    },
+    /// A round is decided: write the task as accepted or rejected, pay
+    /// the verifiers that agreed.
+    SettleRound(Settlement),
+    /// Send a claim check to `verifier` to re-render, under id
+    /// `verification`.
+    OfferClaimCheck {
+        /// The verifier (one that renders).
+        verifier: NodeId,
+        /// Id its verdict must quote.
+        verification: u64,
+        /// What to re-render.
+        check: ClaimCheck,
+    },
+    /// A claim check is decided: record it in the ledger, refund and
+    /// slash if upheld, pay the verifier.
+    SettleClaim(ClaimVerdict),
+    /// A claim cannot be checked now; nothing of it was sent.
+    ClaimRefused {
+        /// The claim.
+        claim: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A claim check waits for a verifier that renders.
+    ClaimWaiting {
+        /// The claim.
+        claim: u64,
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: String,
+    },
+    /// A round cannot go on for now (`Some(reason)`), or can again
+    /// (`None`): for logs and the job's status.
+    RoundWaiting {
+        /// The task.
+        task: TaskId,
+        /// Why it waits, or `None` once it no longer does.
+        reason: Option<String>,
+    },
+}
+
+/// The manager's rules. See the crate documentation.
+#[derive(Debug)]
+pub struct Engine {
+    verifiers: VerifierPool,
+    rounds: rounds::Rounds,
+    claims: claims::Claims,
+    claim_timeout_ms: u64,
+    next_verification: u64,
+}
+
+impl Engine {
+    /// An engine with no peers and no rounds.
+    pub fn new(rounds: RoundConfig) -> Self {
+        Self {
+            verifiers: VerifierPool::default(),
+            claim_timeout_ms: rounds.vote_timeout_ms,
+            claims: claims::Claims::default(),
+            rounds: rounds::Rounds::new(rounds),
+            next_verification: 1,
+        }
+    }
+
+    /// Handles one event at time `now` (ms) and returns what to do, in
+    /// order.
+    pub fn handle(&mut self, event: Event, now: u64) -> Vec<Command> {
+        let mut out = Vec::new();
+        // Claim checks first: they share the verifiers and the verdicts.
+        let mut claims = claims::ClaimCtx {
+            verifiers: &mut self.verifiers,
+            next_id: &mut self.next_verification,
+            now,
+            timeout_ms: self.claim_timeout_ms,
+            out: &mut out,
+        };
+        let for_rounds = match &event {
+            Event::ClaimFiled { checks } => {
+                self.claims.file(&mut claims, checks.clone());
+                false
+            }
+            Event::ClaimCheckDropped { verification } => {
+                self.claims.drop_check(&mut claims, *verification);
+                false
+            }
+            Event::VerdictReceived { verifier, verdict } => {
+                !self.claims.verdict(&mut claims, *verifier, verdict)
+            }
+            Event::VerifierLeft { verifier } => {
+                let known = claims.verifiers.leave(*verifier);
+                // Its checks are redrawn at once.
+                self.claims.tick(&mut claims);
+                known
+            }
+            Event::Tick => {
+                self.claims.tick(&mut claims);
+                true
+            }
+            Event::VerifierJoined { .. }
+            | Event::RoundOpened { .. }
+            | Event::RoundAbandoned { .. } => true,
+        };
+        if !for_rounds {
+            return out;
+        }
+        let mut ctx = rounds::Ctx {
+            verifiers: &mut self.verifiers,
+            next_id: &mut self.next_verification,
+            now,
+            out: &mut out,
+        };
+        match event {
+            Event::VerifierJoined { verifier, renders } => {
+                ctx.verifiers.join(verifier, renders);
+                self.rounds.fill_all(&mut ctx);
+            }
+            Event::VerifierLeft { verifier } => self.rounds.verifier_left(&mut ctx, verifier),
+            Event::RoundOpened {
+                task,
+                worker,
+                needs_renderer,
+            } => self.rounds.open(&mut ctx, task, worker, needs_renderer),
+            Event::RoundAbandoned { task } => self.rounds.abandon(&mut ctx, task),
+            Event::VerdictReceived { verifier, verdict } => {
+                self.rounds.verdict(&mut ctx, verifier, verdict);
+            }
+            Event::Tick => self.rounds.tick(&mut ctx),
+            Event::ClaimFiled { .. } | Event::ClaimCheckDropped { .. } => {}
+        }
+        out
+    }
+
+    /// The connected verifiers.
+    pub fn verifiers(&self) -> &VerifierPool {
+        &self.verifiers
+    }
+
+    /// The connected verifiers, for drivers that keep offers of their own
+    /// outside the engine and count their load here too.
+    pub fn verifiers_mut(&mut self) -> &mut VerifierPool {
+        &mut self.verifiers
+    }
+
+    /// A fresh verification id, unique among this engine's offers
+    /// (rounds and claims share the numbering so a verdict names one).
+    pub fn next_verification_id(&mut self) -> u64 {
+        let id = self.next_verification;
+        self.next_verification += 1;
+        id
+    }
+
+    /// Whether `verification` is an offer the engine waits for (a round's
+    /// vote or a claim check).
+    pub fn is_awaited_verification(&self, verification: u64) -> bool {
+        self.rounds.knows(verification) || self.claims.knows(verification)
+    }
+
+    /// Whether a round of `task` is open.
+    pub fn has_round(&self, task: TaskId) -> bool {
+        self.rounds.contains(task)
+    }
+
+    /// Open rounds.
+    pub fn open_rounds(&self) -> usize {
+        self.rounds.len()
+    }
+}

@@ -1,0 +1,402 @@
+//! Verification rounds: who checks a result, and when a result is decided.
+//!
+//! A round opens when a task's result is written as `Verifying`. It asks
+//! `quorum` verifiers (never the worker that rendered it), preferring the
+//! least busy, most reputable ones that can answer its checks. Its result
+//! is decided by the votes cast once every seat has voted: the majority
+//! wins. A tie asks exactly one more verifier, so 1–1 becomes 2–1 and
+//! settles; the number of seats never grows otherwise.
+//!
+//! Every round ends. Each vote has a deadline; a verifier past it is
+//! replaced by another verifier when one can take the vote (and its offer
+//! is no longer waited for), and otherwise stays asked, so its late verdict
+//! still counts. A verifier that disconnects loses its open votes, which
+//! are drawn again; when no other verifier is left, one replaced earlier
+//! may be asked again. A round that no connected verifier can serve says
+//! so with [`Command::RoundWaiting`] instead of waiting silently.
+//!
+//! Each verifier holds at most [`RoundConfig::max_offers_per_verifier`]
+//! offers at a time: verifiers check one result after another, so a
+//! deadline counted from the offer is only fair while its queue is short.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use inferix_core::ids::{NodeId, TaskId};
+use inferix_core::protocol::Verdict;
+
+use crate::verifiers::VerifierPool;
+use crate::Command;
+
+/// Rules of a verification round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundConfig {
+    /// Verifiers that must vote on each result (one colluding verifier
+    /// cannot pass a bad result alone).
+    pub quorum: usize,
+    /// How long (ms) a verifier has to answer an offer before its vote is
+    /// drawn again from another verifier.
+    pub vote_timeout_ms: u64,
+    /// Reputation multiplier for a verifier whose verdict disagrees with
+    /// the round's outcome.
+    pub reputation_penalty: f64,
+    /// Offers one verifier holds at a time.
+    pub max_offers_per_verifier: usize,
+}
+
+impl Default for RoundConfig {
+    fn default() -> Self {
+        Self {
+            quorum: 2,
+            vote_timeout_ms: 300_000,
+            reputation_penalty: 0.5,
+            max_offers_per_verifier: 4,
+        }
+    }
+}
+
+/// A decided round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement {
+    /// The task.
+    pub task: TaskId,
+    /// The worker whose result was checked.
+    pub worker: NodeId,
+    /// Whether the result is accepted.
+    pub passed: bool,
+    /// The reasons the agreeing verifiers gave (why it failed, if it did).
+    pub reasons: Vec<String>,
+    /// Verifiers whose verdict is the outcome (they are paid).
+    pub agreeing: Vec<NodeId>,
+    /// Verifiers whose verdict is not (their reputation was lowered).
+    pub dissenting: Vec<NodeId>,
+}
+
+#[derive(Debug)]
+struct Vote {
+    verification: u64,
+    deadline: u64,
+    /// `(passed, reasons)` once answered.
+    verdict: Option<(bool, Vec<String>)>,
+}
+
+#[derive(Debug)]
+struct Round {
+    /// Opening order: rounds short of verifiers are served oldest first.
+    seq: u64,
+    worker: NodeId,
+    needs_renderer: bool,
+    /// Votes the round waits for before it is decided.
+    needed: usize,
+    votes: BTreeMap<NodeId, Vote>,
+    /// Verifiers replaced after missing a deadline: asked again only when
+    /// nobody else can vote.
+    replaced: BTreeSet<NodeId>,
+    waiting: Option<String>,
+}
+
+/// What a round handler may touch besides the rounds.
+pub(crate) struct Ctx<'a> {
+    pub(crate) verifiers: &'a mut VerifierPool,
+    pub(crate) next_id: &'a mut u64,
+    pub(crate) now: u64,
+    pub(crate) out: &'a mut Vec<Command>,
+}
+
+/// The open rounds.
+#[derive(Debug)]
+pub(crate) struct Rounds {
+    cfg: RoundConfig,
+    rounds: BTreeMap<TaskId, Round>,
+    /// Open offers: verification id → (task, verifier).
+    ids: HashMap<u64, (TaskId, NodeId)>,
+    next_seq: u64,
+}
+
+impl Rounds {
+    pub(crate) fn new(cfg: RoundConfig) -> Self {
+        Self {
+            cfg,
+            rounds: BTreeMap::new(),
+            ids: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    pub(crate) fn knows(&self, verification: u64) -> bool {
+        self.ids.contains_key(&verification)
+    }
+
+    pub(crate) fn contains(&self, task: TaskId) -> bool {
+        self.rounds.contains_key(&task)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rounds.len()
+    }
+
+    pub(crate) fn open(&mut self, ctx: &mut Ctx<'_>, task: TaskId, worker: NodeId, renders: bool) {
+        if self.rounds.contains_key(&task) {
+            return;
+        }
+        self.next_seq += 1;
+        self.rounds.insert(
+            task,
+            Round {
+                seq: self.next_seq,
+                worker,
+                needs_renderer: renders,
+                needed: self.cfg.quorum.max(1),
+                votes: BTreeMap::new(),
+                replaced: BTreeSet::new(),
+                waiting: None,
+            },
+        );
+        self.fill(ctx, task);
+    }
+
+    pub(crate) fn abandon(&mut self, ctx: &mut Ctx<'_>, task: TaskId) {
+        if let Some(round) = self.rounds.remove(&task) {
+            self.forget_open_votes(ctx, &round);
+            self.fill_all(ctx);
+        }
+    }
+
+    pub(crate) fn verdict(&mut self, ctx: &mut Ctx<'_>, verifier: NodeId, v: Verdict) {
+        // Unknown ids are late answers to offers no longer waited for (or
+        // not this verifier's): they change nothing.
+        let Some(&(task, asked)) = self.ids.get(&v.verification) else {
+            return;
+        };
+        if asked != verifier || v.task != task {
+            return;
+        }
+        self.ids.remove(&v.verification);
+        ctx.verifiers.release(verifier);
+        if let Some(round) = self.rounds.get_mut(&task) {
+            if let Some(vote) = round.votes.get_mut(&verifier) {
+                vote.verdict = Some((v.passed, v.reasons));
+            }
+            set_waiting(ctx, task, round, None);
+        }
+        self.decide(ctx, task);
+        // The answer freed a seat on this verifier.
+        self.fill_all(ctx);
+    }
+
+    pub(crate) fn verifier_left(&mut self, ctx: &mut Ctx<'_>, verifier: NodeId) {
+        for round in self.rounds.values_mut() {
+            let open = round.votes.get(&verifier).filter(|v| v.verdict.is_none());
+            if let Some(verification) = open.map(|v| v.verification) {
+                self.ids.remove(&verification);
+                round.votes.remove(&verifier);
+            }
+        }
+        self.fill_all(ctx);
+    }
+
+    pub(crate) fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        let late: Vec<(TaskId, NodeId)> = self
+            .rounds
+            .iter()
+            .flat_map(|(t, r)| {
+                r.votes
+                    .iter()
+                    .filter(|(_, v)| v.verdict.is_none() && v.deadline <= ctx.now)
+                    .map(|(n, _)| (*t, *n))
+            })
+            .collect();
+        for (task, verifier) in late {
+            let cap = self.cfg.max_offers_per_verifier;
+            let Some(round) = self.rounds.get_mut(&task) else {
+                continue;
+            };
+            if pick(round, ctx.verifiers, cap, false).is_some() {
+                if let Some(vote) = round.votes.remove(&verifier) {
+                    self.ids.remove(&vote.verification);
+                    ctx.verifiers.release(verifier);
+                }
+                round.replaced.insert(verifier);
+                self.fill(ctx, task);
+            } else {
+                let why = format!(
+                    "verifier {verifier:?} is past its deadline and no other verifier can take \
+                     its vote; its verdict is still awaited"
+                );
+                set_waiting(ctx, task, round, Some(why));
+            }
+        }
+        self.fill_all(ctx);
+    }
+
+    /// Offers every round short of votes to verifiers, oldest first.
+    pub(crate) fn fill_all(&mut self, ctx: &mut Ctx<'_>) {
+        let mut short: Vec<(u64, TaskId)> = self
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.votes.len() < r.needed)
+            .map(|(t, r)| (r.seq, *t))
+            .collect();
+        short.sort_unstable();
+        for (_, task) in short {
+            self.fill(ctx, task);
+        }
+    }
+
+    /// Offers `task`'s result to verifiers until every seat is taken.
+    fn fill(&mut self, ctx: &mut Ctx<'_>, task: TaskId) {
+        let cap = self.cfg.max_offers_per_verifier;
+        let mut offered = false;
+        loop {
+            let Some(round) = self.rounds.get_mut(&task) else {
+                return;
+            };
+            if round.votes.len() >= round.needed {
+                if offered {
+                    set_waiting(ctx, task, round, None);
+                }
+                return;
+            }
+            let Some(verifier) = pick(round, ctx.verifiers, cap, true) else {
+                if pick(round, ctx.verifiers, usize::MAX, true).is_none() {
+                    let why = format!(
+                        "needs vote {} of {} and no other verifier is connected \
+                         ({} connected, the worker and those already voting excluded)",
+                        round.votes.len() + 1,
+                        round.needed,
+                        ctx.verifiers.len()
+                    );
+                    set_waiting(ctx, task, round, Some(why));
+                } else if offered {
+                    set_waiting(ctx, task, round, None);
+                }
+                return;
+            };
+            let verification = *ctx.next_id;
+            *ctx.next_id += 1;
+            round.votes.insert(
+                verifier,
+                Vote {
+                    verification,
+                    deadline: ctx.now + self.cfg.vote_timeout_ms,
+                    verdict: None,
+                },
+            );
+            self.ids.insert(verification, (task, verifier));
+            ctx.verifiers.assign(verifier);
+            ctx.out.push(Command::OfferVerification {
+                verifier,
+                verification,
+                task,
+            });
+            offered = true;
+        }
+    }
+
+    /// Settles `task`'s round if every seat has voted and the votes are
+    /// not tied; on a tie, asks for one more vote.
+    fn decide(&mut self, ctx: &mut Ctx<'_>, task: TaskId) {
+        let Some(round) = self.rounds.get_mut(&task) else {
+            return;
+        };
+        let cast: Vec<bool> = round
+            .votes
+            .values()
+            .filter_map(|v| v.verdict.as_ref().map(|(p, _)| *p))
+            .collect();
+        if cast.len() < round.needed {
+            return;
+        }
+        let pass = cast.iter().filter(|p| **p).count();
+        let fail = cast.len() - pass;
+        if pass == fail {
+            round.needed = cast.len() + 1;
+            self.fill(ctx, task);
+            return;
+        }
+        let passed = pass > fail;
+        let Some(round) = self.rounds.remove(&task) else {
+            return;
+        };
+        self.forget_open_votes(ctx, &round);
+        let (mut agreeing, mut dissenting, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+        for (verifier, vote) in round.votes {
+            let Some((p, why)) = vote.verdict else {
+                continue;
+            };
+            if p == passed {
+                agreeing.push(verifier);
+                reasons.extend(why);
+            } else {
+                ctx.verifiers
+                    .penalise(verifier, self.cfg.reputation_penalty);
+                dissenting.push(verifier);
+            }
+        }
+        ctx.out.push(Command::SettleRound(Settlement {
+            task,
+            worker: round.worker,
+            passed,
+            reasons,
+            agreeing,
+            dissenting,
+        }));
+    }
+
+    /// Stops waiting for the unanswered offers of a round that ended.
+    fn forget_open_votes(&mut self, ctx: &mut Ctx<'_>, round: &Round) {
+        for (verifier, vote) in &round.votes {
+            if vote.verdict.is_none() && self.ids.remove(&vote.verification).is_some() {
+                ctx.verifiers.release(*verifier);
+            }
+        }
+    }
+}
+
+fn set_waiting(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round, why: Option<String>) {
+    if round.waiting != why {
+        round.waiting.clone_from(&why);
+        ctx.out.push(Command::RoundWaiting { task, reason: why });
+    }
+}
+
+/// The verifier to ask for `round`'s next vote: not the worker, not one
+/// already asked, with fewer than `cap` offers; those that can answer the
+/// round's checks, then the least busy, then the most reputable. With
+/// `again`, a verifier replaced earlier may be asked when nobody else can.
+fn pick(round: &Round, pool: &VerifierPool, cap: usize, again: bool) -> Option<NodeId> {
+    pool.iter()
+        .filter(|(id, v)| {
+            **id != round.worker
+                && !round.votes.contains_key(id)
+                && v.busy < cap
+                && (again || !round.replaced.contains(id))
+        })
+        .min_by_key(|(id, v)| {
+            (
+                round.replaced.contains(id),
+                round.needs_renderer && !v.renders,
+                v.busy,
+                Reverse(OrdF64(v.reputation)),
+            )
+        })
+        .map(|(id, _)| *id)
+}
+
+/// Total order on reputations for sorting.
+#[derive(PartialEq)]
+struct OrdF64(f64);
+
+impl Eq for OrdF64 {}
+
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}

@@ -1,0 +1,62 @@
+//! Admission: tokens per role and a sane hello.
+
+use inferix_core::ids::NodeId;
+use inferix_core::protocol::{ErrorCode, Hello, Role};
+use inferix_manager::admission::{check_hello, AdmissionConfig};
+
+fn hello(role: Role, token: Option<&str>, ib: f64) -> Hello {
+    Hello {
+        role,
+        node: NodeId(3),
+        ib,
+        tags: vec![],
+        device_class: String::new(),
+        token: token.map(Into::into),
+    }
+}
+
+fn tokens() -> AdmissionConfig {
+    AdmissionConfig {
+        node_token: Some("node".into()),
+        client_token: Some("client".into()),
+    }
+}
+
+#[test]
+fn each_role_needs_its_own_token() {
+    let cfg = tokens();
+    assert!(check_hello(&cfg, &hello(Role::Worker, Some("node"), 1.0)).is_ok());
+    assert!(check_hello(&cfg, &hello(Role::Verifier, Some("node"), 0.0)).is_ok());
+    assert!(check_hello(&cfg, &hello(Role::Client, Some("client"), 0.0)).is_ok());
+    for (role, token) in [
+        (Role::Worker, Some("client")),
+        (Role::Worker, None),
+        (Role::Verifier, Some("wrong")),
+        (Role::Client, Some("node")),
+        (Role::Client, None),
+    ] {
+        let r = check_hello(&cfg, &hello(role, token, 1.0)).unwrap_err();
+        assert_eq!(r.code, ErrorCode::Unauthorized, "{role:?} {token:?}");
+        assert_eq!(r.close, "unauthorized");
+        assert!(r.message.contains("not admitted"), "{}", r.message);
+    }
+}
+
+#[test]
+fn without_tokens_anyone_but_a_manager_is_admitted() {
+    let open = AdmissionConfig::default();
+    assert!(check_hello(&open, &hello(Role::Worker, None, 2.0)).is_ok());
+    assert!(check_hello(&open, &hello(Role::Client, Some("x"), 0.0)).is_ok());
+    let r = check_hello(&open, &hello(Role::Manager, None, 0.0)).unwrap_err();
+    assert_eq!(r.code, ErrorCode::Unauthorized);
+}
+
+#[test]
+fn an_index_that_is_not_a_finite_non_negative_number_is_refused() {
+    let open = AdmissionConfig::default();
+    for ib in [f64::NAN, f64::INFINITY, -1.0] {
+        let r = check_hello(&open, &hello(Role::Worker, None, ib)).unwrap_err();
+        assert_eq!(r.code, ErrorCode::InvalidRequest, "{ib}");
+        assert_eq!(r.close, "invalid hello");
+    }
+}

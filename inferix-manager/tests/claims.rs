@@ -1,0 +1,253 @@
+//! Bad-result claims: which frames may be claimed, who re-renders them, and
+//! what happens when that verifier is late or leaves.
+
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::protocol::{ErrorCode, Verdict};
+use inferix_core::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
+use inferix_core::ContentHash;
+use inferix_manager::claims::{claim_checks, ClaimCheck};
+use inferix_manager::{Command, Engine, Event, RoundConfig};
+
+const TIMEOUT: u64 = 1_000;
+const WINDOW: u64 = 10_000;
+const WORKER: NodeId = NodeId(99);
+
+/// Task `index` of job 7 with `frames`, accepted at `accepted_at`.
+fn accepted(index: u32, frames: Vec<u32>, accepted_at: u64) -> Task {
+    let mut t = Task::new(TaskId::new(JobId(7), index), frames.clone(), 0);
+    t.lease(
+        Lease {
+            worker: WORKER,
+            manager: NodeId(1),
+            deadline_ms: 100_000,
+            scene: None,
+        },
+        0,
+    )
+    .unwrap();
+    let result = TaskResult {
+        worker: WORKER,
+        frames: frames
+            .iter()
+            .map(|&frame| FrameOutput {
+                frame,
+                pixel_hash: ContentHash::of(&[frame as u8]),
+                blob: ContentHash::of(&[frame as u8]),
+                width: 4,
+                height: 4,
+                tile_root: ContentHash::of(b"root"),
+            })
+            .collect(),
+        render_ms: 5,
+        attempt: 1,
+        scene: ContentHash::of(b"scene"),
+        device_class: String::new(),
+        public_key: vec![],
+        signature: vec![],
+    };
+    t.complete(result, 1).unwrap();
+    t.transition(TaskStatus::Verifying, 2, "sent").unwrap();
+    t.transition(TaskStatus::Accepted, accepted_at, "verified")
+        .unwrap();
+    t
+}
+
+fn engine(renderers: &[u128]) -> Engine {
+    let mut e = Engine::new(RoundConfig {
+        vote_timeout_ms: TIMEOUT,
+        ..RoundConfig::default()
+    });
+    for v in renderers {
+        e.handle(
+            Event::VerifierJoined {
+                verifier: NodeId(*v),
+                renders: true,
+            },
+            0,
+        );
+    }
+    e
+}
+
+fn offers(out: &[Command]) -> Vec<(NodeId, u64, ClaimCheck)> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::OfferClaimCheck {
+                verifier,
+                verification,
+                check,
+            } => Some((*verifier, *verification, check.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn check(frames: Vec<u32>) -> ClaimCheck {
+    ClaimCheck {
+        claim: 1,
+        task: TaskId::new(JobId(7), 0),
+        frames,
+        worker: WORKER,
+        reason: "grainy".into(),
+    }
+}
+
+#[test]
+fn a_claim_is_split_per_task_and_refused_for_frames_it_may_not_name() {
+    let tasks = vec![accepted(0, vec![1, 2], 100), accepted(1, vec![3, 4], 100)];
+    let checks = claim_checks(4, &tasks, &[3, 1, 1], "bad", 200, WINDOW).unwrap();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[0].frames, vec![1], "duplicates are named once");
+    assert_eq!(checks[1].frames, vec![3]);
+    assert!(checks.iter().all(|c| c.worker == WORKER && c.claim == 4));
+
+    let err =
+        |frames: &[u32], now| claim_checks(4, &tasks, frames, "bad", now, WINDOW).unwrap_err();
+    assert_eq!(
+        err(&[], 200),
+        (
+            ErrorCode::InvalidRequest,
+            "a claim names at least one frame".into()
+        )
+    );
+    assert!(err(&[9], 200).1.contains("not part of"));
+    assert!(err(&[1], 100 + WINDOW + 1)
+        .1
+        .contains("confirmation window"));
+    let mut rendering = vec![Task::new(TaskId::new(JobId(7), 0), vec![1], 0)];
+    rendering[0].status = TaskStatus::Queued;
+    let e = claim_checks(4, &rendering, &[1], "bad", 200, WINDOW).unwrap_err();
+    assert!(e.1.contains("has not been accepted"), "{}", e.1);
+}
+
+#[test]
+fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it() {
+    let mut e = engine(&[]);
+    e.handle(
+        Event::VerifierJoined {
+            verifier: NodeId(1),
+            renders: false,
+        },
+        0,
+    );
+    e.handle(
+        Event::VerifierJoined {
+            verifier: WORKER,
+            renders: true,
+        },
+        0,
+    );
+    let out = e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![2])],
+        },
+        0,
+    );
+    assert!(
+        matches!(&out[..], [Command::ClaimRefused { claim: 1, .. }]),
+        "no renderer but the worker itself: {out:?}"
+    );
+    e.handle(
+        Event::VerifierJoined {
+            verifier: NodeId(2),
+            renders: true,
+        },
+        0,
+    );
+    let o = offers(&e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![2])],
+        },
+        0,
+    ));
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].0, NodeId(2));
+    assert_eq!(e.verifiers().get(&NodeId(2)).unwrap().busy, 1);
+    let out = e.handle(
+        Event::VerdictReceived {
+            verifier: NodeId(2),
+            verdict: Verdict {
+                verification: o[0].1,
+                task: o[0].2.task,
+                passed: false,
+                reasons: vec!["frame 2 differs".into()],
+            },
+        },
+        5,
+    );
+    let Some(Command::SettleClaim(v)) = out.first() else {
+        panic!("settled: {out:?}");
+    };
+    assert!(
+        v.upheld,
+        "frames that differ from the re-render uphold the claim"
+    );
+    assert_eq!(v.verifier, NodeId(2));
+    assert_eq!(v.reasons, vec!["frame 2 differs".to_string()]);
+    assert_eq!(e.verifiers().get(&NodeId(2)).unwrap().busy, 0);
+    assert!(!e.is_awaited_verification(o[0].1));
+}
+
+#[test]
+fn a_late_or_departed_verifier_is_replaced_and_a_lone_one_asked_again() {
+    let mut e = engine(&[1, 2]);
+    let first = offers(&e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![1])],
+        },
+        0,
+    ));
+    assert_eq!(first.len(), 1);
+    assert!(offers(&e.handle(Event::Tick, TIMEOUT - 1)).is_empty());
+    let second = offers(&e.handle(Event::Tick, TIMEOUT));
+    assert_eq!(second.len(), 1, "late: drawn again");
+    assert_ne!(second[0].0, first[0].0);
+    assert_eq!(e.verifiers().get(&first[0].0).unwrap().busy, 0);
+    // The replacement leaves: the first is the only renderer left.
+    let third = offers(&e.handle(
+        Event::VerifierLeft {
+            verifier: second[0].0,
+        },
+        TIMEOUT + 1,
+    ));
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].0, first[0].0);
+    // The first answer was dropped: its verdict is no longer awaited.
+    assert!(!e.is_awaited_verification(first[0].1));
+    assert!(e.is_awaited_verification(third[0].1));
+}
+
+#[test]
+fn a_check_whose_renderer_left_waits_and_resumes_when_one_joins() {
+    let mut e = engine(&[1]);
+    let first = offers(&e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![1])],
+        },
+        0,
+    ));
+    let out = e.handle(
+        Event::VerifierLeft {
+            verifier: first[0].0,
+        },
+        1,
+    );
+    assert!(out
+        .iter()
+        .any(|c| matches!(c, Command::ClaimWaiting { claim: 1, .. })));
+    assert!(offers(&out).is_empty());
+    assert!(
+        e.handle(Event::Tick, 2).is_empty(),
+        "a waiting check is not reported again at every tick"
+    );
+    e.handle(
+        Event::VerifierJoined {
+            verifier: NodeId(3),
+            renders: true,
+        },
+        2,
+    );
+    let again = offers(&e.handle(Event::Tick, 3));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0, NodeId(3));
+}

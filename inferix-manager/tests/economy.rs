@@ -1,0 +1,126 @@
+//! Ledger rules: stakes, payments, slashes, rewards, refunds.
+
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::ledger::{Account, Transaction};
+use inferix_manager::economy::{
+    escrow_refund, frames_share, minimum_stake, slash, stake_decision, stake_grant_id,
+    task_payment, verifier_rewards, EconomyConfig, StakeDecision, STAKE_GRANTOR,
+};
+
+fn cfg() -> EconomyConfig {
+    EconomyConfig {
+        price_per_ibm: 100,
+        stake_epoch_minutes: 60.0,
+        grant_stake: true,
+        verifier_reward: 1_000,
+    }
+}
+
+/// (account, amount) of every posting, checking the transaction balances.
+fn postings(tx: &Transaction) -> Vec<(Account, i64)> {
+    assert_eq!(tx.postings.iter().map(|p| p.amount).sum::<i64>(), 0);
+    tx.postings
+        .iter()
+        .map(|p| (p.account.clone(), p.amount))
+        .collect()
+}
+
+const W: NodeId = NodeId(4);
+
+#[test]
+fn the_minimum_stake_is_two_epochs_of_work_at_the_workers_index() {
+    // 2 · 60 min · IB 1.5 · 100 = 18,000.
+    assert_eq!(minimum_stake(&cfg(), 1.5), 18_000);
+    let off = EconomyConfig {
+        stake_epoch_minutes: 0.0,
+        ..cfg()
+    };
+    assert_eq!(minimum_stake(&off, 1.5), 0);
+    assert_eq!(
+        stake_decision(&off, W, 1.5, 0, false, 1),
+        StakeDecision::Enough
+    );
+}
+
+#[test]
+fn a_short_stake_is_granted_once_then_refused() {
+    assert_eq!(
+        stake_decision(&cfg(), W, 1.0, 12_000, false, 1),
+        StakeDecision::Enough
+    );
+    let StakeDecision::Grant(tx) = stake_decision(&cfg(), W, 1.0, 2_000, false, 1) else {
+        panic!("the operator grants the missing stake");
+    };
+    assert_eq!(tx.id, stake_grant_id(W));
+    assert_eq!(
+        postings(&tx),
+        vec![
+            (Account::User(STAKE_GRANTOR.into()), -10_000),
+            (Account::Stake(W), 10_000)
+        ]
+    );
+    let StakeDecision::Refuse(why) = stake_decision(&cfg(), W, 1.0, 2_000, true, 1) else {
+        panic!("a second grant is refused");
+    };
+    assert!(why.contains("12000"), "{why}");
+    let no_grants = EconomyConfig {
+        grant_stake: false,
+        ..cfg()
+    };
+    assert!(matches!(
+        stake_decision(&no_grants, W, 1.0, 0, false, 1),
+        StakeDecision::Refuse(_)
+    ));
+}
+
+#[test]
+fn a_task_is_paid_its_share_of_the_quote_once() {
+    let task = TaskId::new(JobId(9), 2);
+    assert_eq!(frames_share(1_000, 3, 7), 428, "rounded down");
+    assert_eq!(frames_share(1_000, 3, 0), 3_000, "no division by zero");
+    let tx = task_payment(task, 3, 1_000, 7, W, 5);
+    assert_eq!(tx.id, format!("pay:{task}"), "one payment id per task");
+    assert_eq!(
+        postings(&tx),
+        vec![(Account::Job(JobId(9)), -428), (Account::Worker(W), 428)]
+    );
+}
+
+#[test]
+fn a_slash_takes_the_whole_stake_and_nothing_without_one() {
+    let task = TaskId::new(JobId(9), 0);
+    let tx = slash(task, W, 700, 5).unwrap();
+    assert_eq!(
+        postings(&tx),
+        vec![(Account::Stake(W), -700), (Account::PenaltyPool, 700)]
+    );
+    assert!(slash(task, W, 0, 5).is_none());
+}
+
+#[test]
+fn verifiers_are_rewarded_while_the_pool_lasts() {
+    let task = TaskId::new(JobId(9), 0);
+    let vs = [NodeId(1), NodeId(2), NodeId(3)];
+    let txs = verifier_rewards(&cfg(), task, &vs, 1_500, 5);
+    assert_eq!(txs.len(), 2, "the pool runs dry at the second verifier");
+    assert_eq!(postings(&txs[0])[1], (Account::Verifier(NodeId(1)), 1_000));
+    assert_eq!(postings(&txs[1])[1], (Account::Verifier(NodeId(2)), 500));
+    assert!(verifier_rewards(&cfg(), task, &vs, 0, 5).is_empty());
+    let unpaid = EconomyConfig {
+        verifier_reward: 0,
+        ..cfg()
+    };
+    assert!(verifier_rewards(&unpaid, task, &vs, 10_000, 5).is_empty());
+}
+
+#[test]
+fn what_is_left_in_escrow_goes_back_to_the_payer() {
+    let payer = Account::User("alice".into());
+    let tx = escrow_refund(JobId(9), 3, payer.clone(), "done", 5).unwrap();
+    assert_eq!(tx.id, format!("refund:{}", JobId(9)));
+    assert_eq!(
+        postings(&tx),
+        vec![(Account::Job(JobId(9)), -3), (payer.clone(), 3)]
+    );
+    assert!(escrow_refund(JobId(9), 0, payer, "done", 5).is_none());
+}

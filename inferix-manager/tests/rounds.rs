@@ -1,0 +1,363 @@
+//! Verification rounds driven through the engine: events in, commands out.
+
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::protocol::Verdict;
+use inferix_manager::{Command, Engine, Event, RoundConfig, Settlement};
+
+const TIMEOUT: u64 = 1_000;
+
+fn node(n: u128) -> NodeId {
+    NodeId(n)
+}
+
+fn task(i: u32) -> TaskId {
+    TaskId::new(JobId(7), i)
+}
+
+const WORKER: NodeId = NodeId(99);
+
+fn engine(quorum: usize, verifiers: &[u128]) -> Engine {
+    let mut e = Engine::new(RoundConfig {
+        quorum,
+        vote_timeout_ms: TIMEOUT,
+        reputation_penalty: 0.5,
+        max_offers_per_verifier: 4,
+    });
+    for v in verifiers {
+        let out = e.handle(
+            Event::VerifierJoined {
+                verifier: node(*v),
+                renders: true,
+            },
+            0,
+        );
+        assert!(out.is_empty(), "no round yet, nothing to offer: {out:?}");
+    }
+    e
+}
+
+/// The offers among `out`, as (verifier, verification id, task).
+fn offers(out: &[Command]) -> Vec<(NodeId, u64, TaskId)> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::OfferVerification {
+                verifier,
+                verification,
+                task,
+            } => Some((*verifier, *verification, *task)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn settlements(out: &[Command]) -> Vec<Settlement> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::SettleRound(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn waiting(out: &[Command]) -> Vec<(TaskId, Option<String>)> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::RoundWaiting { task, reason } => Some((*task, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn open(e: &mut Engine, t: TaskId, now: u64) -> Vec<Command> {
+    e.handle(
+        Event::RoundOpened {
+            task: t,
+            worker: WORKER,
+            needs_renderer: false,
+        },
+        now,
+    )
+}
+
+fn vote(e: &mut Engine, offer: (NodeId, u64, TaskId), passed: bool, now: u64) -> Vec<Command> {
+    e.handle(
+        Event::VerdictReceived {
+            verifier: offer.0,
+            verdict: Verdict {
+                verification: offer.1,
+                task: offer.2,
+                passed,
+                reasons: if passed {
+                    vec![]
+                } else {
+                    vec![format!("{:?} saw bad pixels", offer.0)]
+                },
+            },
+        },
+        now,
+    )
+}
+
+#[test]
+fn agreeing_quorum_settles_and_pays_both() {
+    let mut e = engine(2, &[1, 2, 3]);
+    let first = offers(&open(&mut e, task(0), 0));
+    assert_eq!(first.len(), 2, "quorum two asks two verifiers");
+    assert!(first.iter().all(|o| o.0 != WORKER));
+    assert!(settlements(&vote(&mut e, first[0], true, 10)).is_empty());
+    let s = settlements(&vote(&mut e, first[1], true, 20));
+    assert_eq!(s.len(), 1);
+    assert!(s[0].passed);
+    assert_eq!(s[0].agreeing.len(), 2);
+    assert!(s[0].dissenting.is_empty());
+    assert!(!e.has_round(task(0)));
+    assert!(e.verifiers().iter().all(|(_, v)| v.busy == 0));
+}
+
+#[test]
+fn one_one_split_asks_exactly_one_more_and_two_one_settles() {
+    let mut e = engine(2, &[1, 2, 3, 4]);
+    let first = offers(&open(&mut e, task(0), 0));
+    assert_eq!(first.len(), 2);
+    assert!(offers(&vote(&mut e, first[0], true, 1)).is_empty());
+    let out = vote(&mut e, first[1], false, 2);
+    assert!(settlements(&out).is_empty(), "a tie decides nothing");
+    let third = offers(&out);
+    assert_eq!(third.len(), 1, "a 1-1 split asks exactly one more verifier");
+    assert!(![first[0].0, first[1].0, WORKER].contains(&third[0].0));
+    let out = vote(&mut e, third[0], true, 3);
+    assert!(offers(&out).is_empty(), "2-1 must not ask for a fourth");
+    let s = settlements(&out);
+    assert_eq!(s.len(), 1, "2-1 settles");
+    assert!(s[0].passed);
+    assert_eq!(s[0].agreeing, {
+        let mut a = vec![first[0].0, third[0].0];
+        a.sort();
+        a
+    });
+    assert_eq!(s[0].dissenting, vec![first[1].0]);
+    let dissenter = e.verifiers().get(&first[1].0).unwrap();
+    assert!(dissenter.reputation < 1.0, "the dissenter loses reputation");
+}
+
+#[test]
+fn two_one_against_the_result_rejects_it_with_the_reasons() {
+    let mut e = engine(2, &[1, 2, 3]);
+    let first = offers(&open(&mut e, task(0), 0));
+    vote(&mut e, first[0], false, 1);
+    let third = offers(&vote(&mut e, first[1], true, 2));
+    assert_eq!(third.len(), 1);
+    let out = vote(&mut e, third[0], false, 3);
+    let s = settlements(&out);
+    assert_eq!(s.len(), 1);
+    assert!(!s[0].passed);
+    assert_eq!(
+        s[0].reasons.len(),
+        2,
+        "reasons of both verifiers that failed it"
+    );
+    assert_eq!(s[0].dissenting, vec![first[1].0]);
+}
+
+#[test]
+fn a_split_with_no_third_verifier_waits_and_says_so_then_settles_when_one_joins() {
+    let mut e = engine(2, &[1, 2]);
+    let first = offers(&open(&mut e, task(0), 0));
+    vote(&mut e, first[0], true, 1);
+    let out = vote(&mut e, first[1], false, 2);
+    assert!(offers(&out).is_empty());
+    let w = waiting(&out);
+    assert_eq!(w.len(), 1);
+    assert!(w[0].1.as_deref().unwrap().contains("no other verifier"));
+    // Repeated ticks do not repeat the report.
+    assert!(e.handle(Event::Tick, 3).is_empty());
+    let out = e.handle(
+        Event::VerifierJoined {
+            verifier: node(3),
+            renders: true,
+        },
+        4,
+    );
+    let third = offers(&out);
+    assert_eq!(third, vec![(node(3), third[0].1, task(0))]);
+    assert!(settlements(&vote(&mut e, third[0], true, 5))[0].passed);
+}
+
+#[test]
+fn a_late_verifier_is_replaced_and_its_vote_drawn_again() {
+    let mut e = engine(2, &[1, 2, 3]);
+    let first = offers(&open(&mut e, task(0), 0));
+    let (fast, slow) = (first[0], first[1]);
+    vote(&mut e, fast, true, 10);
+    assert!(
+        e.handle(Event::Tick, TIMEOUT - 1).is_empty(),
+        "not late yet"
+    );
+    let out = e.handle(Event::Tick, TIMEOUT);
+    let again = offers(&out);
+    assert_eq!(again.len(), 1, "the late vote is drawn again");
+    assert!(![fast.0, slow.0].contains(&again[0].0));
+    assert_eq!(
+        e.verifiers().get(&slow.0).unwrap().busy,
+        0,
+        "the replaced verifier is no longer counted busy"
+    );
+    // Its late answer changes nothing; the replacement's decides.
+    assert!(vote(&mut e, slow, false, TIMEOUT + 1).is_empty());
+    let s = settlements(&vote(&mut e, again[0], true, TIMEOUT + 2));
+    assert_eq!(s.len(), 1);
+    assert!(s[0].passed);
+    assert!(!s[0].agreeing.contains(&slow.0));
+}
+
+#[test]
+fn a_verifier_that_disconnects_mid_round_is_replaced() {
+    let mut e = engine(2, &[1, 2, 3]);
+    let first = offers(&open(&mut e, task(0), 0));
+    vote(&mut e, first[0], true, 1);
+    let out = e.handle(
+        Event::VerifierLeft {
+            verifier: first[1].0,
+        },
+        2,
+    );
+    let again = offers(&out);
+    assert_eq!(again.len(), 1);
+    assert!(![first[0].0, first[1].0].contains(&again[0].0));
+    assert!(settlements(&vote(&mut e, again[0], true, 3))[0].passed);
+}
+
+#[test]
+fn with_the_last_other_verifier_gone_a_replaced_one_is_asked_again() {
+    let mut e = engine(2, &[1, 2, 3]);
+    let first = offers(&open(&mut e, task(0), 0));
+    let (fast, slow) = (first[0], first[1]);
+    vote(&mut e, fast, true, 1);
+    let stand_in = offers(&e.handle(Event::Tick, TIMEOUT))[0];
+    let out = e.handle(
+        Event::VerifierLeft {
+            verifier: stand_in.0,
+        },
+        TIMEOUT + 1,
+    );
+    let again = offers(&out);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0, slow.0, "only the slow verifier is left to ask");
+    assert!(settlements(&vote(&mut e, again[0], true, TIMEOUT + 2))[0].passed);
+}
+
+/// The demo: two verifiers, quorum two, each result takes longer to check
+/// than the deadline. Nobody can replace anybody, so the late verdicts
+/// count and every round settles; nothing is offered twice.
+#[test]
+fn two_verifiers_slower_than_the_deadline_still_settle_every_round() {
+    let mut e = engine(2, &[1, 2]);
+    let mut pending = Vec::new();
+    for i in 0..12 {
+        pending.extend(offers(&open(&mut e, task(i), 0)));
+    }
+    // Four offers at a time per verifier.
+    assert_eq!(pending.len(), 8);
+    let mut now = 0;
+    let mut settled = Vec::new();
+    let mut reported_late = 0;
+    while let Some(offer) = (!pending.is_empty()).then(|| pending.remove(0)) {
+        now += 3 * TIMEOUT;
+        let out = e.handle(Event::Tick, now);
+        assert!(offers(&out).is_empty(), "nobody else can take a vote");
+        reported_late += waiting(&out).iter().filter(|w| w.1.is_some()).count();
+        let out = vote(&mut e, offer, true, now);
+        pending.extend(offers(&out));
+        settled.extend(settlements(&out));
+    }
+    assert!(reported_late > 0, "late rounds are reported");
+    let mut tasks: Vec<TaskId> = settled.iter().map(|s| s.task).collect();
+    tasks.sort();
+    assert_eq!(tasks, (0..12).map(task).collect::<Vec<_>>());
+    assert!(settled.iter().all(|s| s.passed && s.agreeing.len() == 2));
+    assert_eq!(e.open_rounds(), 0);
+    assert!(e.verifiers().iter().all(|(_, v)| v.busy == 0));
+}
+
+#[test]
+fn a_round_with_no_verifier_connected_is_reported_and_served_when_one_joins() {
+    let mut e = engine(1, &[]);
+    let out = open(&mut e, task(0), 0);
+    assert!(offers(&out).is_empty());
+    assert_eq!(waiting(&out).len(), 1);
+    let out = e.handle(
+        Event::VerifierJoined {
+            verifier: node(5),
+            renders: false,
+        },
+        1,
+    );
+    let o = offers(&out);
+    assert_eq!(o.len(), 1);
+    assert_eq!(waiting(&out), vec![(task(0), None)], "no longer waiting");
+    assert!(settlements(&vote(&mut e, o[0], true, 2))[0].passed);
+}
+
+#[test]
+fn the_worker_never_verifies_its_own_result() {
+    let mut e = engine(1, &[]);
+    e.handle(
+        Event::VerifierJoined {
+            verifier: WORKER,
+            renders: true,
+        },
+        0,
+    );
+    let out = open(&mut e, task(0), 0);
+    assert!(offers(&out).is_empty());
+    assert_eq!(waiting(&out).len(), 1);
+}
+
+#[test]
+fn a_verdict_from_another_verifier_or_for_another_task_is_ignored() {
+    let mut e = engine(1, &[1, 2]);
+    let o = offers(&open(&mut e, task(0), 0))[0];
+    let other = if o.0 == node(1) { node(2) } else { node(1) };
+    assert!(vote(&mut e, (other, o.1, o.2), false, 1).is_empty());
+    assert!(vote(&mut e, (o.0, o.1, task(5)), false, 1).is_empty());
+    assert!(e.has_round(task(0)));
+    assert!(settlements(&vote(&mut e, o, true, 2))[0].passed);
+}
+
+#[test]
+fn renderers_are_preferred_for_rounds_with_crop_challenges() {
+    let mut e = engine(1, &[]);
+    e.handle(
+        Event::VerifierJoined {
+            verifier: node(1),
+            renders: false,
+        },
+        0,
+    );
+    e.handle(
+        Event::VerifierJoined {
+            verifier: node(2),
+            renders: true,
+        },
+        0,
+    );
+    let out = e.handle(
+        Event::RoundOpened {
+            task: task(0),
+            worker: WORKER,
+            needs_renderer: true,
+        },
+        0,
+    );
+    assert_eq!(offers(&out)[0].0, node(2));
+}
+
+#[test]
+fn an_abandoned_round_frees_its_verifiers() {
+    let mut e = engine(2, &[1, 2]);
+    open(&mut e, task(0), 0);
+    assert!(e.verifiers().iter().all(|(_, v)| v.busy == 1));
+    e.handle(Event::RoundAbandoned { task: task(0) }, 1);
+    assert!(!e.has_round(task(0)));
+    assert!(e.verifiers().iter().all(|(_, v)| v.busy == 0));
+}

@@ -1,0 +1,61 @@
+//! The worker pool: the idle set follows assignments, releases and
+//! departures.
+
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::scheduler::WorkerInfo;
+use inferix_manager::workers::WorkerPool;
+
+fn info(id: u128) -> WorkerInfo {
+    WorkerInfo {
+        id: NodeId(id),
+        ib: 1.0,
+        reputation: 1.0,
+        tags: vec![],
+    }
+}
+
+fn idle_ids(p: &WorkerPool) -> Vec<u128> {
+    p.idle().map(|w| w.info.id.0).collect()
+}
+
+#[test]
+fn idle_set_follows_assignments_releases_and_departures() {
+    let mut p = WorkerPool::default();
+    let t = |i| TaskId::new(JobId(1), i);
+    p.join(10, info(1), 5);
+    p.join(11, info(2), 3);
+    p.join(12, info(3), 7);
+    assert_eq!(idle_ids(&p), vec![2, 1, 3], "longest idle first");
+    assert!(p.assign(NodeId(2), t(0), 1, 8));
+    assert!(
+        !p.assign(NodeId(2), t(1), 1, 8),
+        "a busy worker takes no second task"
+    );
+    assert!(!p.assign(NodeId(9), t(1), 1, 8), "unknown worker");
+    assert_eq!(idle_ids(&p), vec![1, 3]);
+    p.release(NodeId(2), t(5), 9);
+    assert_eq!(
+        idle_ids(&p),
+        vec![1, 3],
+        "releasing another task frees nothing"
+    );
+    p.release(NodeId(2), t(0), 9);
+    assert_eq!(
+        idle_ids(&p),
+        vec![1, 3, 2],
+        "freed workers wait at the back"
+    );
+    assert!(p.assign(NodeId(3), t(1), 1, 10));
+    assert_eq!(p.busy_count(), 1);
+    let gone = p.leave(NodeId(3)).expect("connected");
+    assert_eq!(gone.task(), Some(t(1)));
+    p.leave(NodeId(1));
+    assert_eq!(idle_ids(&p), vec![2]);
+    assert_eq!(p.idle_count(), 1);
+    assert_eq!(p.busy().count(), 0);
+    assert_eq!(p.busy_count(), 0);
+    // Rejoining replaces the old slot without a stale idle entry.
+    p.join(13, info(2), 20);
+    assert_eq!(idle_ids(&p), vec![2]);
+    assert_eq!(p.get(&NodeId(2)).map(|w| w.conn), Some(13));
+}

@@ -1,0 +1,74 @@
+//! The accept loop: one reader task per connection; blob requests of admitted
+//! peers are served beside the manager loop.
+
+use super::*;
+
+/// Connections that completed the hello; only they may move blobs.
+pub(super) type Admitted = Arc<Mutex<HashSet<ConnId>>>;
+
+pub(super) async fn accept_loop(
+    listener: &mut dyn Listener,
+    tx: mpsc::UnboundedSender<Input>,
+    blobs: Arc<dyn BlobStore>,
+    admitted: Admitted,
+) {
+    let mut next: ConnId = 1;
+    loop {
+        let conn = match listener.accept().await {
+            Ok(c) => c,
+            Err(TransportError::Closed(_)) => return,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let id = next;
+        next += 1;
+        let Connection {
+            peer,
+            sender,
+            mut receiver,
+            ..
+        } = conn;
+        let mut blob_service = BlobService::new(blobs.clone(), sender.clone());
+        if tx.send(Input::Connected(id, peer, sender.clone())).is_err() {
+            return;
+        }
+        let tx = tx.clone();
+        let admitted = admitted.clone();
+        tokio::spawn(async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(Some(env)) if BlobService::handles(&env.body) => {
+                        if admitted
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .contains(&id)
+                        {
+                            // Boxed: the handler's state is then allocated only while a blob
+                            // moves, not kept inline in every idle reader task.
+                            Box::pin(blob_service.handle(env)).await;
+                        } else {
+                            let refusal = Message::error(
+                                ErrorCode::Unauthorized,
+                                "say hello before moving blobs",
+                            );
+                            let _ = sender.send(Envelope::with_id(env.id, refusal)).await;
+                        }
+                    }
+                    Ok(Some(env)) => {
+                        if tx.send(Input::Received(id, Box::new(env))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(conn = id, error = %e, "connection error");
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(Input::Disconnected(id));
+        });
+    }
+}

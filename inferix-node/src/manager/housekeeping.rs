@@ -1,0 +1,96 @@
+//! Periodic checks: silent peers, hung workers, expired leases, late votes,
+//! orphaned verifications.
+
+use super::*;
+
+impl State {
+    pub(super) async fn housekeeping(&mut self) {
+        let now = self.now();
+        if !self.buffered.is_empty() {
+            self.flush_buffered_results().await;
+        }
+        // Workers that went silent.
+        let silent: Vec<ConnId> = self
+            .workers
+            .values()
+            .map(|w| (w.conn, w.last_seen))
+            .chain(self.verifiers.values().map(|v| (v.conn, v.last_seen)))
+            .filter(|(_, seen)| seen + (self.cfg.heartbeat_timeout.as_millis() as u64) < now)
+            .map(|(c, _)| c)
+            .collect();
+        for c in silent {
+            self.drop_peer(c, "heartbeat timeout").await;
+        }
+        // Leases that ran out (also those of workers attached elsewhere).
+        self.adopt_orphaned_verifications(now).await;
+        // Workers that stopped making progress on their task.
+        let limit = self.cfg.progress_timeout.as_millis() as u64;
+        let hung: Vec<(NodeId, TaskId)> = self
+            .workers
+            .iter()
+            .filter_map(|(id, w)| {
+                w.task()
+                    .filter(|_| w.last_progress + limit <= now)
+                    .map(|t| (*id, t))
+            })
+            .collect();
+        for (worker, task) in hung {
+            warn!(?worker, ?task, "no progress; task taken back");
+            self.count_failure(task.job, worker).await;
+            self.revoke(worker, task).await;
+            self.requeue(
+                task,
+                worker,
+                true,
+                &format!("no progress for {} s", self.cfg.progress_timeout.as_secs()),
+            )
+            .await;
+        }
+        if let Ok(expired) = self.store.expired_leases(now, 1000).await {
+            for t in expired {
+                if let Some(l) = &t.lease {
+                    let worker = l.worker;
+                    self.revoke(worker, t.id).await;
+                    self.requeue(t.id, worker, false, "lease expired").await;
+                }
+            }
+        }
+        // Verifiers that did not answer in time are replaced.
+        self.engine_event(EngineEvent::Tick).await;
+    }
+
+    /// Verifications whose round no live manager holds (its manager
+    /// crashed, or this one restarted) go back to `Rendered`, so that any
+    /// manager of the store verifies them again. A round is presumed lost
+    /// after twice the verification timeout; should its manager still
+    /// settle it, the store's compare-and-set lets only one verdict land.
+    pub(super) async fn adopt_orphaned_verifications(&mut self, now: u64) {
+        let Ok(verifying) = self
+            .store
+            .tasks_in_status(TaskStatus::Verifying, 1000)
+            .await
+        else {
+            return;
+        };
+        let lost_after = 2 * self.cfg.verification_timeout.as_millis() as u64;
+        for mut t in verifying {
+            if self.engine.has_round(t.id) {
+                continue;
+            }
+            let orphaned = t
+                .entered(TaskStatus::Verifying)
+                .is_none_or(|at| at + lost_after <= now);
+            if orphaned
+                && t.transition(
+                    TaskStatus::Rendered,
+                    now,
+                    "verification round lost; verifying again",
+                )
+                .is_ok()
+                && self.store.update_task(&mut t).await.is_ok()
+            {
+                info!(task = ?t.id, "orphaned verification adopted");
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Ledger writes: payments, slashes, verifier rewards, refunds and job
+//! completion.
+
+use super::*;
+
+impl State {
+    pub(super) async fn punish(&mut self, task_id: TaskId, worker: NodeId) {
+        if let Some(mut job) = self.job(task_id.job).await {
+            if !job.blocklist.contains(&worker) {
+                job.blocklist.push(worker);
+                self.save_job(job).await;
+            }
+        }
+        let Ok(stake) = self.store.balance(&Account::Stake(worker)).await else {
+            return;
+        };
+        if let Some(tx) = economy::slash(task_id, worker, stake, self.now()) {
+            match self.store.append_transaction(&tx).await {
+                Ok(()) | Err(StoreError::AlreadyExists { .. }) => {
+                    warn!(?worker, stake, "stake slashed");
+                }
+                Err(e) => warn!(?worker, error = %e, "cannot record the slash"),
+            }
+        }
+        // Without stake the worker may not hold tasks any more.
+        if self.minimum_stake(1.0) > 0 {
+            if let Some(conn) = self.workers.get(&worker).map(|w| w.conn) {
+                self.send(
+                    conn,
+                    Envelope::push(Message::error(
+                        ErrorCode::Unauthorized,
+                        "stake slashed after a rejected result",
+                    )),
+                )
+                .await;
+                self.refuse(conn, "stake slashed").await;
+            }
+        }
+    }
+
+    /// Pays verifiers that agreed with a verdict from the penalty pool,
+    /// while it has funds.
+    pub(super) async fn pay_verifiers(&mut self, task: TaskId, verifiers: &[NodeId]) {
+        if self.cfg.verifier_reward <= 0 || verifiers.is_empty() {
+            return;
+        }
+        let Ok(pool) = self.store.balance(&Account::PenaltyPool).await else {
+            return;
+        };
+        let rewards = economy::verifier_rewards(&self.economy(), task, verifiers, pool, self.now());
+        for tx in rewards {
+            if let Err(e) = self.store.append_transaction(&tx).await {
+                warn!(?task, error = %e, "cannot record a verifier's reward");
+            }
+        }
+    }
+
+    pub(super) fn economy(&self) -> EconomyConfig {
+        EconomyConfig {
+            price_per_ibm: self.cfg.price_per_ibm,
+            stake_epoch_minutes: self.cfg.stake_epoch_minutes,
+            grant_stake: self.cfg.grant_stake,
+            verifier_reward: self.cfg.verifier_reward,
+        }
+    }
+
+    /// Pays the worker for an accepted task out of the job's escrow.
+    pub(super) async fn credit(&mut self, t: &Task) {
+        let Some(job) = self.job(t.id.job).await else {
+            return;
+        };
+        let Some(result) = &t.result else { return };
+        let tx = economy::task_payment(
+            t.id,
+            t.frames.len(),
+            job.quoted_price,
+            job.spec.frames.len(),
+            result.worker,
+            self.now(),
+        );
+        match self.store.append_transaction(&tx).await {
+            Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => warn!(task = ?t.id, error = %e, "cannot record payment"),
+        }
+    }
+
+    pub(super) async fn complete_job(&mut self, job_id: JobId) {
+        let Some(mut job) = self.job(job_id).await else {
+            return;
+        };
+        if job.state.is_terminal() {
+            return;
+        }
+        job.set_state(JobState::Completed, self.now(), "every frame accepted");
+        job.waiting_reason = None;
+        self.save_job(job).await;
+        self.refund_escrow(job_id, "job completed: rounding remainder")
+            .await;
+        info!(job = ?job_id, "job completed");
+        self.emit(job_id, JobEvent::Completed { job: job_id }).await;
+    }
+
+    /// Returns what is left in a job's escrow to its payer.
+    pub(super) async fn refund_escrow(&mut self, job: JobId, memo: &str) {
+        let Ok(left) = self.store.balance(&Account::Job(job)).await else {
+            return;
+        };
+        if left <= 0 {
+            return;
+        }
+        if let Some(payer) = self.payer_of(job).await {
+            if let Some(tx) = economy::escrow_refund(job, left, payer, memo, self.now()) {
+                let _ = self.store.append_transaction(&tx).await;
+            }
+        }
+    }
+
+    /// The account that funded `job`'s escrow.
+    pub(super) async fn payer_of(&self, job: JobId) -> Option<Account> {
+        let fund = self
+            .store
+            .transaction(&format!("fund:{job}"))
+            .await
+            .ok()??;
+        fund.postings
+            .into_iter()
+            .find(|p| p.amount < 0)
+            .map(|p| p.account)
+    }
+}

@@ -1,0 +1,611 @@
+//! The manager node: admits workers, verifiers and clients, quotes and
+//! splits jobs, leases tasks, routes results to verifiers, credits accepted
+//! frames and tells watchers.
+//!
+//! One actor task owns all in-memory state (who is connected, who is busy);
+//! the [`TaskStore`] owns the truth. Every change of a task is a
+//! compare-and-set on the store, so a crashed manager loses nothing and
+//! several managers on one store never hand one task to two workers.
+//!
+//! The rules that are already free of I/O live in `inferix-manager`'s
+//! engine (verification rounds, claims, admission, ledger rules, the worker
+//! pool, finish-time estimates); this module drives it: it feeds it events,
+//! carries out its commands against the store, the blob store and the
+//! transport, and keeps the rest of the manager, one concern per child
+//! module. Each peer's messages go through a bounded queue of its own
+//! (`outbound`), so the loop never waits on a peer.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use inferix_core::blob::{BlobStore, BlobStoreExt};
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::job::SceneRef;
+use inferix_core::job::{Job, JobSpec, JobState};
+use inferix_core::ledger::{Account, Transaction};
+use inferix_core::por::plan::{patches_for_lease, plan_verification};
+use inferix_core::por::prepare::{PorConfig, SceneWatermarker};
+use inferix_core::protocol::{
+    Envelope, ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role, TaskAssignment, Verdict,
+    VerificationAssignment, PROTOCOL_VERSION,
+};
+use inferix_core::renderer::{RenderRequest, RenderSettings, RenderWarning, Renderer};
+use inferix_core::scheduler::{
+    is_eligible, Scheduler, TaskDemand, WeightedRandomScheduler, WorkerInfo,
+};
+use inferix_core::store::{StatusCount, StoreError, TaskStore};
+use inferix_core::task::{Lease, Task, TaskStatus};
+use inferix_core::time::{SharedClock, SystemClock};
+use inferix_core::ContentHash;
+use inferix_manager::admission::{check_hello, AdmissionConfig};
+use inferix_manager::claims::{claim_checks, ClaimCheck, ClaimVerdict};
+use inferix_manager::economy::{self, EconomyConfig, StakeDecision};
+use inferix_manager::estimates::{Estimates, MAX_BUSY_COMPARED};
+use inferix_manager::workers::WorkerPool;
+use inferix_manager::{Command as EngineCommand, Engine, Event as EngineEvent, RoundConfig};
+use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::blob_service::BlobService;
+use crate::outbound::{Outbound, Refused, OUTBOUND_CAPACITY};
+use crate::verifier::RENDER_TAG;
+use crate::NodeError;
+
+mod accept;
+mod admission;
+mod claims;
+mod dispatch;
+mod housekeeping;
+mod ledger;
+mod peers;
+mod prepare;
+mod quote;
+mod requests;
+mod results;
+mod verification;
+
+use accept::{accept_loop, Admitted};
+use quote::{quote, Prober};
+
+/// Manager settings; `Default` gives a working single-machine setup.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// How long a worker holds a task before it is re-queued.
+    pub lease: Duration,
+    /// Leases per task before it fails.
+    pub max_attempts: u32,
+    /// Verifiers that must agree on each result (different nodes, so one
+    /// colluding verifier cannot pass a bad result alone).
+    pub quorum: usize,
+    /// Micro-credits per IB-minute.
+    pub price_per_ibm: u64,
+    /// A worker silent for this long is dropped and its task re-queued.
+    pub heartbeat_timeout: Duration,
+    /// A verifier silent on a verification for this long is replaced.
+    pub verification_timeout: Duration,
+    /// Period of housekeeping (expiry, timeouts, dispatch).
+    pub tick: Duration,
+    /// Token workers and verifiers must present; `None` admits anyone.
+    pub node_token: Option<String>,
+    /// Token clients must present; `None` admits anyone.
+    pub client_token: Option<String>,
+    /// Reputation multiplier applied to a worker whose result is rejected.
+    pub reputation_penalty: f64,
+    /// Epoch E in minutes of the stake rule S = 2 · E · IB · P: a worker
+    /// must hold S in its stake account to take tasks. `0` disables stakes.
+    pub stake_epoch_minutes: f64,
+    /// Whether this manager's operator posts the minimum stake for the
+    /// workers it admits (once per worker). Otherwise a worker without
+    /// enough stake on record is refused.
+    pub grant_stake: bool,
+    /// Micro-credits paid from the penalty pool to each verifier whose
+    /// verdict agrees with the final one, while the pool has funds.
+    pub verifier_reward: i64,
+    /// How long after a frame is accepted its user may claim it is bad.
+    pub claim_window: Duration,
+    /// A worker that reports no progress on its task for this long is
+    /// taken to be hung: the task is revoked and leased elsewhere.
+    pub progress_timeout: Duration,
+    /// Failures (errors, hangs, rejections) after which a worker is
+    /// blocklisted for the job.
+    pub failures_before_blocklist: u32,
+    /// Idle workers (longest idle first) the scheduler chooses among per
+    /// task. Bounds the cost of one decision on a large network; when none
+    /// of them is eligible, every idle worker is considered.
+    pub scheduler_candidates: usize,
+    /// Holds a queued task back from a slow idle worker when a busy worker
+    /// is expected to finish it sooner (from the job's measured work per
+    /// frame), so the last tasks of a job do not end up on the slowest
+    /// machines.
+    pub finish_time_aware: bool,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "manager".into(),
+            lease: Duration::from_secs(600),
+            max_attempts: 5,
+            quorum: 2,
+            price_per_ibm: 100_000,
+            heartbeat_timeout: Duration::from_secs(30),
+            verification_timeout: Duration::from_secs(300),
+            tick: Duration::from_millis(500),
+            node_token: None,
+            client_token: None,
+            reputation_penalty: 0.5,
+            stake_epoch_minutes: 60.0,
+            grant_stake: true,
+            verifier_reward: 1_000,
+            claim_window: Duration::from_secs(72 * 3600),
+            progress_timeout: Duration::from_secs(300),
+            failures_before_blocklist: 3,
+            scheduler_candidates: 128,
+            finish_time_aware: true,
+        }
+    }
+}
+
+/// Builds a [`ManagerNode`] from its parts.
+pub struct ManagerBuilder {
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn TaskStore>,
+    blobs: Arc<dyn BlobStore>,
+    scheduler: Box<dyn Scheduler>,
+    clock: SharedClock,
+    config: ManagerConfig,
+    prober: Option<(Arc<dyn Renderer>, f64)>,
+    scratch: PathBuf,
+    por: Option<PorConfig>,
+    watermarkers: Vec<Arc<dyn SceneWatermarker>>,
+}
+
+impl ManagerBuilder {
+    /// A manager over these parts with the default scheduler and config.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn TaskStore>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
+        Self {
+            transport,
+            store,
+            blobs,
+            scheduler: Box::new(WeightedRandomScheduler::default()),
+            clock: Arc::new(SystemClock),
+            config: ManagerConfig::default(),
+            prober: None,
+            scratch: std::env::temp_dir().join("inferix-manager"),
+            por: None,
+            watermarkers: Vec::new(),
+        }
+    }
+    /// Replaces the scheduler.
+    pub fn scheduler(mut self, s: impl Scheduler + 'static) -> Self {
+        self.scheduler = Box::new(s);
+        self
+    }
+    /// Replaces the clock (simulation, tests).
+    pub fn clock(mut self, c: SharedClock) -> Self {
+        self.clock = c;
+        self
+    }
+    /// Replaces the configuration.
+    pub fn config(mut self, c: ManagerConfig) -> Self {
+        self.config = c;
+        self
+    }
+    /// Quotes from a probe render on `renderer`, a device of index `ib`.
+    /// Without one, quotes use a fixed cost model.
+    pub fn probe_renderer(mut self, renderer: Arc<dyn Renderer>, ib: f64) -> Self {
+        self.prober = Some((renderer, ib));
+        self
+    }
+    /// Folder for scene copies used by probe renders.
+    pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch = dir.into();
+        self
+    }
+    /// Turns on Proof of Render: every lease gets its own key, verifiers
+    /// check the watermark rectangles of that key and re-render crops drawn
+    /// after the worker's signed commitment. Every manager of one network
+    /// must use the same secret.
+    pub fn proof_of_render(mut self, config: PorConfig) -> Self {
+        self.por = Some(config);
+        self
+    }
+    /// Adds a watermarker: scenes of its formats are leased as copies with
+    /// the lease's noise patches (needs [`ManagerBuilder::proof_of_render`]).
+    pub fn watermarker(mut self, w: Arc<dyn SceneWatermarker>) -> Self {
+        self.watermarkers.push(w);
+        self
+    }
+    /// Finishes the node.
+    pub fn build(self) -> ManagerNode {
+        ManagerNode { b: self }
+    }
+}
+
+/// A manager, ready to start.
+pub struct ManagerNode {
+    b: ManagerBuilder,
+}
+
+/// A running manager.
+pub struct ManagerHandle {
+    addr: String,
+    id: NodeId,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    events: broadcast::Sender<(JobId, JobEvent)>,
+    busy_ns: Arc<AtomicU64>,
+}
+
+impl ManagerHandle {
+    /// Time the manager's loop has spent handling messages, dispatching
+    /// and housekeeping since it started (not waiting for input). One
+    /// loop serves the whole manager, so busy time per task bounds the
+    /// rate one manager can sustain, whatever else shares its machine.
+    pub fn busy_time(&self) -> Duration {
+        Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))
+    }
+    /// Address clients and workers connect to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+    /// The manager's node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// Every job event, for embedders that observe in-process.
+    pub fn subscribe(&self) -> broadcast::Receiver<(JobId, JobEvent)> {
+        self.events.subscribe()
+    }
+    /// Stops accepting, closes connections and waits for the loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+    /// Kills the manager without any cleanup, as a crash would.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+type ConnId = u64;
+
+enum Input {
+    Connected(ConnId, NodeId, Arc<dyn MessageSender>),
+    /// Boxed: envelopes (job specs with their render settings) are far
+    /// larger than the other inputs.
+    Received(ConnId, Box<Envelope>),
+    Disconnected(ConnId),
+    Quoted {
+        conn: ConnId,
+        id: u64,
+        spec: Box<JobSpec>,
+        submit: bool,
+        result: Result<Quote, (ErrorCode, String)>,
+    },
+    /// A result's signature was checked off the manager loop.
+    ResultSigned {
+        conn: ConnId,
+        id: u64,
+        worker: NodeId,
+        task: TaskId,
+        result: Box<inferix_core::task::TaskResult>,
+        /// Why the signature is not the worker's, if it is not.
+        signature: Result<(), String>,
+    },
+    /// A lease's watermarked scene copy is ready (or could not be made).
+    Prepared {
+        task: TaskId,
+        attempt: u32,
+        worker: NodeId,
+        scene: Result<ContentHash, String>,
+    },
+}
+
+struct Peer {
+    node: NodeId,
+    role: Option<Role>,
+    out: Outbound,
+}
+
+/// A verifier's connection; its load and reputation are the engine's.
+struct VerifierConn {
+    conn: ConnId,
+    last_seen: u64,
+}
+
+impl ManagerNode {
+    /// Listens and spawns the manager loop.
+    pub async fn start(self) -> Result<ManagerHandle, NodeError> {
+        let b = self.b;
+        let mut listener = b.transport.listen(&b.config.listen).await?;
+        let addr = listener.local_addr();
+        let id = b.transport.local_id();
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let (sd_tx, sd_rx) = watch::channel(false);
+        let (events, _) = broadcast::channel(4096);
+        let busy_ns = Arc::new(AtomicU64::new(0));
+        let acceptor_tx = in_tx.clone();
+        let admitted: Admitted = Arc::default();
+        let (acc_blobs, acc_admitted) = (b.blobs.clone(), admitted.clone());
+        let acceptor = tokio::spawn(async move {
+            accept_loop(&mut *listener, acceptor_tx, acc_blobs, acc_admitted).await
+        });
+        let engine = Engine::new(RoundConfig {
+            quorum: b.config.quorum.max(1),
+            vote_timeout_ms: b.config.verification_timeout.as_millis() as u64,
+            reputation_penalty: b.config.reputation_penalty,
+            ..RoundConfig::default()
+        });
+        let mut state = State {
+            id,
+            cfg: b.config,
+            store: b.store,
+            blobs: b.blobs,
+            scheduler: b.scheduler,
+            clock: b.clock,
+            por: b.por,
+            watermarkers: b.watermarkers,
+            prep_dir: b.scratch.join("prepared"),
+            prober: b.prober.map(|(r, ib)| {
+                Arc::new(Prober {
+                    renderer: r,
+                    ib,
+                    scratch: b.scratch,
+                    cache: Mutex::default(),
+                })
+            }),
+            inputs: in_tx,
+            admitted,
+            peers: HashMap::new(),
+            workers: WorkerPool::default(),
+            estimates: Estimates::default(),
+            verifiers: BTreeMap::new(),
+            watchers: HashMap::new(),
+            engine,
+            round_tasks: HashMap::new(),
+            round_waiting: HashMap::new(),
+            engine_commands: Default::default(),
+            next_claim: 1,
+            failures: HashMap::new(),
+            buffered: Vec::new(),
+            jobs: HashMap::new(),
+            waiting: HashSet::new(),
+            events: events.clone(),
+            busy_ns: busy_ns.clone(),
+        };
+        info!(%addr, manager = ?id, "manager listening");
+        let task = tokio::spawn(async move {
+            state.recover().await;
+            state.run(in_rx, sd_rx).await;
+            acceptor.abort();
+        });
+        Ok(ManagerHandle {
+            addr,
+            id,
+            shutdown: sd_tx,
+            task,
+            events,
+            busy_ns,
+        })
+    }
+}
+
+/// Most inputs handled between two dispatches, so that a flood of
+/// messages cannot delay dispatching indefinitely.
+const MAX_INPUTS_PER_DISPATCH: usize = 256;
+
+/// How long a refused connection stays open for its refusal to arrive.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Cost model used without a probe renderer: seconds per frame at IB 1.0
+/// per pixel-sample.
+const SECONDS_PER_PIXEL_SAMPLE: f64 = 1.0 / 2.0e6;
+
+struct State {
+    id: NodeId,
+    cfg: ManagerConfig,
+    store: Arc<dyn TaskStore>,
+    blobs: Arc<dyn BlobStore>,
+    scheduler: Box<dyn Scheduler>,
+    clock: SharedClock,
+    prober: Option<Arc<Prober>>,
+    por: Option<PorConfig>,
+    watermarkers: Vec<Arc<dyn SceneWatermarker>>,
+    prep_dir: PathBuf,
+    inputs: mpsc::UnboundedSender<Input>,
+    admitted: Admitted,
+    peers: HashMap<ConnId, Peer>,
+    workers: WorkerPool,
+    verifiers: BTreeMap<NodeId, VerifierConn>,
+    watchers: HashMap<JobId, Vec<ConnId>>,
+    /// The rules already moved out of this driver: verifiers' load and
+    /// verification rounds.
+    engine: Engine,
+    /// The task of each open round as this manager wrote it when the round
+    /// opened, so that offering and settling it need no read unless
+    /// someone changed it since.
+    round_tasks: HashMap<TaskId, Task>,
+    /// Why open rounds wait, for the job's status.
+    round_waiting: HashMap<TaskId, String>,
+    /// Engine commands not carried out yet.
+    engine_commands: std::collections::VecDeque<EngineCommand>,
+    /// Claim re-renders in flight, by verification id.
+    next_claim: u64,
+    /// Failures per job and worker, for the job blocklist.
+    failures: HashMap<(JobId, NodeId), u32>,
+    /// Results that arrived while the task database was unavailable.
+    buffered: Vec<(TaskId, NodeId, inferix_core::task::TaskResult)>,
+    jobs: HashMap<JobId, Job>,
+    /// Measured work per frame of each job: milliseconds at IB 1.0.
+    estimates: Estimates,
+    waiting: HashSet<JobId>,
+    events: broadcast::Sender<(JobId, JobEvent)>,
+    /// See [`ManagerHandle::busy_time`].
+    busy_ns: Arc<AtomicU64>,
+}
+
+/// Workers that may not take `task`: those it excludes and the job's
+/// blocklist.
+fn excluded_workers(task: &Task, job: &Job) -> Vec<NodeId> {
+    task.excluded
+        .iter()
+        .chain(&job.blocklist)
+        .copied()
+        .collect()
+}
+
+fn store_err(e: StoreError) -> (ErrorCode, String) {
+    match e {
+        StoreError::Unavailable(m) => (ErrorCode::Unavailable, m),
+        StoreError::NotFound { what } => (ErrorCode::NotFound, format!("{what} not found")),
+        other => (ErrorCode::Internal, other.to_string()),
+    }
+}
+
+impl State {
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// After a restart: verifications in flight were lost with the old
+    /// process, so their tasks go back to `Rendered` to be verified again.
+    async fn recover(&mut self) {
+        let Ok(verifying) = self
+            .store
+            .tasks_in_status(TaskStatus::Verifying, usize::MAX)
+            .await
+        else {
+            return;
+        };
+        let now = self.now();
+        for mut t in verifying {
+            let stale = t
+                .entered(TaskStatus::Verifying)
+                .is_none_or(|at| at + self.cfg.verification_timeout.as_millis() as u64 <= now);
+            if stale
+                && t.transition(
+                    TaskStatus::Rendered,
+                    now,
+                    "verification lost; verifying again",
+                )
+                .is_ok()
+            {
+                let _ = self.store.update_task(&mut t).await;
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(self.cfg.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                input = inputs.recv() => {
+                    let Some(input) = input else { break };
+                    let started = Instant::now();
+                    let mut reschedule = self.on_input(input).await;
+                    // Inputs that are already waiting are handled before one
+                    // dispatch for all of them: a dispatch reads the queue,
+                    // so doing one per message would make every message cost
+                    // as much as the queue is long.
+                    for _ in 0..MAX_INPUTS_PER_DISPATCH {
+                        match inputs.try_recv() {
+                            Ok(input) => reschedule |= self.on_input(input).await,
+                            Err(_) => break,
+                        }
+                    }
+                    self.run_engine_commands().await;
+                    if reschedule {
+                        self.dispatch().await;
+                    }
+                    self.count_busy(started);
+                }
+                _ = tick.tick() => {
+                    let started = Instant::now();
+                    self.housekeeping().await;
+                    self.run_engine_commands().await;
+                    self.dispatch().await;
+                    self.count_busy(started);
+                }
+            }
+        }
+        for p in self.peers.values() {
+            p.out.close("manager shutting down");
+        }
+        info!("manager stopped");
+    }
+
+    fn count_busy(&self, since: Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Queues `env` for `conn` without waiting on the peer. A peer whose
+    /// queue is full does not read: its connection is closed, and its
+    /// state goes when the disconnection comes back as an input.
+    async fn send(&self, conn: ConnId, env: Envelope) {
+        let Some(p) = self.peers.get(&conn) else {
+            return;
+        };
+        match p.out.push(env) {
+            Ok(()) => {}
+            Err(Refused::Full) => {
+                warn!(conn, node = ?p.node, "peer does not read its messages; disconnected");
+                p.out.close("outbound queue full: the peer does not read");
+            }
+            Err(Refused::Closed) => debug!(conn, "send to a closed connection"),
+        }
+    }
+
+    async fn reply(&self, conn: ConnId, id: u64, body: Message) {
+        self.send(conn, Envelope::with_id(id, body)).await;
+    }
+
+    async fn emit(&mut self, job: JobId, event: JobEvent) {
+        let _ = self.events.send((job, event.clone()));
+        let conns = self.watchers.get(&job).cloned().unwrap_or_default();
+        for c in conns {
+            self.send(
+                c,
+                Envelope::push(Message::Event {
+                    job,
+                    event: event.clone(),
+                }),
+            )
+            .await;
+        }
+    }
+
+    async fn job(&mut self, id: JobId) -> Option<Job> {
+        if let Some(j) = self.jobs.get(&id) {
+            return Some(j.clone());
+        }
+        let j = self.store.job(id).await.ok().flatten()?;
+        self.jobs.insert(id, j.clone());
+        Some(j)
+    }
+
+    async fn save_job(&mut self, job: Job) {
+        if let Err(e) = self.store.update_job(&job).await {
+            warn!(job = ?job.id, error = %e, "cannot save job");
+        }
+        self.jobs.insert(job.id, job);
+    }
+}

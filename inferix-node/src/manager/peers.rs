@@ -1,0 +1,214 @@
+//! Connections: inputs from the accept loop, peer messages by role, refusing
+//! and dropping peers.
+
+use super::*;
+
+impl State {
+    /// Returns whether scheduling may have changed.
+    pub(super) async fn on_input(&mut self, input: Input) -> bool {
+        match input {
+            Input::Connected(conn, node, sender) => {
+                self.peers.insert(
+                    conn,
+                    Peer {
+                        node,
+                        role: None,
+                        out: Outbound::spawn(sender, OUTBOUND_CAPACITY),
+                    },
+                );
+                false
+            }
+            Input::Disconnected(conn) => {
+                self.drop_peer(conn, "connection closed").await;
+                true
+            }
+            Input::Received(conn, env) => self.on_message(conn, *env).await,
+            Input::Quoted {
+                conn,
+                id,
+                spec,
+                submit,
+                result,
+            } => {
+                match result {
+                    Err((code, msg)) => self.reply(conn, id, Message::error(code, msg)).await,
+                    Ok(q) if !submit => self.reply(conn, id, Message::QuoteReply(q)).await,
+                    Ok(q) => {
+                        let body = match self.create_job(conn, *spec, q.clone()).await {
+                            Ok(job) => Message::Submitted { job, quote: q },
+                            Err((code, msg)) => Message::error(code, msg),
+                        };
+                        self.reply(conn, id, body).await;
+                    }
+                }
+                true
+            }
+            Input::Prepared {
+                task,
+                attempt,
+                worker,
+                scene,
+            } => {
+                self.on_prepared(task, attempt, worker, scene).await;
+                true
+            }
+            Input::ResultSigned {
+                conn,
+                id,
+                worker,
+                task,
+                result,
+                signature,
+            } => {
+                self.on_result_signed(conn, id, worker, task, *result, signature)
+                    .await;
+                true
+            }
+        }
+    }
+
+    /// Drops a refused peer's state at once but closes its connection only
+    /// after a short linger, so the refusal it was just sent reaches it
+    /// (closing a QUIC connection discards unsent data).
+    pub(super) async fn refuse(&mut self, conn: ConnId, why: &str) {
+        let Some(p) = self.peers.get(&conn) else {
+            return;
+        };
+        p.out.close_after(REFUSAL_LINGER, why.to_string());
+        self.drop_peer_keeping_connection(conn, why).await;
+    }
+
+    pub(super) async fn drop_peer(&mut self, conn: ConnId, why: &str) {
+        if let Some(p) = self.peers.get(&conn) {
+            p.out.close(why);
+        }
+        self.drop_peer_keeping_connection(conn, why).await;
+    }
+
+    pub(super) async fn drop_peer_keeping_connection(&mut self, conn: ConnId, why: &str) {
+        let Some(peer) = self.peers.remove(&conn) else {
+            return;
+        };
+        self.admitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conn);
+        for list in self.watchers.values_mut() {
+            list.retain(|c| *c != conn);
+        }
+        if self.workers.get(&peer.node).is_some_and(|w| w.conn == conn) {
+            let slot = self.workers.leave(peer.node);
+            info!(worker = ?peer.node, why, "worker left");
+            if let Some(task) = slot.and_then(|s| s.task()) {
+                self.requeue(
+                    task,
+                    peer.node,
+                    false,
+                    &format!("worker {:?} left: {why}", peer.node),
+                )
+                .await;
+            }
+        }
+        if self
+            .verifiers
+            .get(&peer.node)
+            .is_some_and(|v| v.conn == conn)
+        {
+            self.verifiers.remove(&peer.node);
+            info!(verifier = ?peer.node, why, "verifier left");
+            // Carried out by the caller's loop: dropping a peer happens
+            // while commands are being carried out (a slashed worker).
+            self.engine_defer(EngineEvent::VerifierLeft {
+                verifier: peer.node,
+            });
+        }
+    }
+
+    pub(super) async fn on_message(&mut self, conn: ConnId, env: Envelope) -> bool {
+        let Some(peer) = self.peers.get(&conn) else {
+            return false;
+        };
+        let (node, role) = (peer.node, peer.role);
+        if env.version != PROTOCOL_VERSION {
+            warn!(
+                conn,
+                version = env.version,
+                "peer speaks another protocol version"
+            );
+            let msg = format!(
+                "protocol version {} not supported; this manager speaks {PROTOCOL_VERSION}",
+                env.version
+            );
+            self.reply(
+                conn,
+                env.id,
+                Message::error(ErrorCode::VersionMismatch, msg),
+            )
+            .await;
+            self.refuse(conn, "protocol version mismatch").await;
+            return true;
+        }
+        let now = self.now();
+        if let Some(w) = self.workers.get_mut(&node) {
+            w.last_seen = now;
+        }
+        if let Some(v) = self.verifiers.get_mut(&node) {
+            v.last_seen = now;
+        }
+        let id = env.id;
+        match (role, env.body) {
+            (None, Message::Hello(h)) => self.on_hello(conn, id, node, h).await,
+            (None, other) => {
+                let m = format!("expected hello, got {}", other.kind());
+                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
+                    .await;
+                false
+            }
+            (Some(_), Message::Heartbeat) => false,
+            (Some(Role::Worker), Message::TaskDone(result)) => {
+                let task_id = self.workers.get(&node).and_then(|w| w.task());
+                self.on_task_done(conn, id, node, task_id, result).await;
+                true
+            }
+            (Some(Role::Worker), Message::TaskFailed { task, error }) => {
+                self.count_failure(task.job, node).await;
+                self.release_worker(node, task);
+                self.requeue(task, node, true, &format!("worker failed: {error}"))
+                    .await;
+                true
+            }
+            (Some(Role::Worker), Message::TaskReleased { task }) => {
+                self.release_worker(node, task);
+                self.requeue(task, node, false, "handed back by worker")
+                    .await;
+                true
+            }
+            (Some(Role::Worker), Message::TaskProgress { task, .. }) => {
+                let now = self.now();
+                if let Some(w) = self
+                    .workers
+                    .get_mut(&node)
+                    .filter(|w| w.task() == Some(task))
+                {
+                    w.last_progress = now;
+                }
+                false
+            }
+            (Some(Role::Verifier), Message::VerifyDone(v)) => {
+                self.on_verdict(node, v).await;
+                true
+            }
+            (Some(Role::Client), body) => {
+                self.on_client(conn, id, node, body).await;
+                true
+            }
+            (Some(r), other) => {
+                let m = format!("{} is not a message a {r:?} may send", other.kind());
+                warn!(conn, ?node, "{m}");
+                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
+                    .await;
+                false
+            }
+        }
+    }
+}

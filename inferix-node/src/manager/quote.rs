@@ -1,0 +1,140 @@
+//! Quotes: validating a spec, checking its scene, and pricing it (with a probe
+//! render when the manager has a renderer).
+
+use super::*;
+
+/// Prices jobs from a small render of their scene on this machine.
+pub(super) struct Prober {
+    pub(super) renderer: Arc<dyn Renderer>,
+    pub(super) ib: f64,
+    pub(super) scratch: PathBuf,
+    pub(super) cache: Mutex<HashMap<String, (f64, Vec<RenderWarning>)>>,
+}
+
+impl Prober {
+    /// Seconds per full frame on an IB 1.0 machine, from a small render,
+    /// and what the renderer substitutes in the scene.
+    pub(super) async fn seconds_per_frame(
+        &self,
+        spec: &JobSpec,
+        blobs: &dyn BlobStore,
+    ) -> Result<(f64, Vec<RenderWarning>), String> {
+        let key = format!("{}:{:?}", spec.scene.blob, spec.settings);
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(v.clone());
+        }
+        let dir = self.scratch.join(spec.scene.blob.to_hex());
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let path = dir.join(crate::safe_file_name(&spec.scene.file_name));
+        if !path.exists() {
+            blobs
+                .get_to_file(spec.scene.blob, &path)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // Two probes at different sample counts, after a warm-up that pays
+        // for scene loading and kernel compilation: time = fixed + per-sample
+        // cost, so launch overhead is not multiplied up to full size.
+        let s = &spec.settings;
+        let (w, h) = ((s.width / 8).max(16), (s.height / 8).max(16));
+        let low = (s.samples / 16).max(1);
+        let high = low * 4;
+        let mut timed = Vec::new();
+        for samples in [low, low, high] {
+            let settings = RenderSettings {
+                width: w,
+                height: h,
+                samples,
+                ..s.clone()
+            };
+            let req = RenderRequest {
+                scene: path.clone(),
+                format: spec.scene.format,
+                frames: vec![spec.frames.start],
+                settings,
+                crop: None,
+                progress: None,
+            };
+            let t = Instant::now();
+            self.renderer.render(req).await.map_err(|e| e.to_string())?;
+            timed.push(t.elapsed().as_secs_f64());
+        }
+        let (t_low, t_high) = (timed[1], timed[2]);
+        let per_sample = ((t_high - t_low) / (w as f64 * h as f64 * (high - low) as f64)).max(0.0);
+        let fixed = (t_low - per_sample * w as f64 * h as f64 * low as f64).max(0.0);
+        let full = s.width as f64 * s.height as f64 * s.samples as f64;
+        let secs = (fixed + per_sample * full) * self.ib;
+        let warnings = self
+            .renderer
+            .scene_warnings(&RenderRequest {
+                scene: path.clone(),
+                format: spec.scene.format,
+                frames: vec![spec.frames.start],
+                settings: s.clone(),
+                crop: None,
+                progress: None,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (secs, warnings.clone()));
+        Ok((secs, warnings))
+    }
+}
+
+/// Validates a spec, checks its scene exists, and prices it.
+pub(super) async fn quote(
+    spec: &JobSpec,
+    blobs: &dyn BlobStore,
+    prober: Option<&Prober>,
+    price_per_ibm: u64,
+) -> Result<Quote, (ErrorCode, String)> {
+    spec.validate()
+        .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
+    match blobs.contains(spec.scene.blob).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err((
+                ErrorCode::NotFound,
+                format!(
+                    "scene {} not found in blob storage; upload it first",
+                    spec.scene.blob
+                ),
+            ))
+        }
+        Err(e) => return Err((ErrorCode::Unavailable, e.to_string())),
+    }
+    let s = &spec.settings;
+    let (seconds_per_frame, warnings) = match prober {
+        Some(p) => p.seconds_per_frame(spec, blobs).await.map_err(|e| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("probe render failed: {e}"),
+            )
+        })?,
+        None => (
+            s.width as f64 * s.height as f64 * s.samples as f64 * SECONDS_PER_PIXEL_SAMPLE,
+            Vec::new(),
+        ),
+    };
+    let frames = spec.frames.len();
+    let estimated_ibm = seconds_per_frame * frames as f64 / 60.0;
+    let tasks = frames.div_ceil(spec.chunk_size as u64);
+    Ok(Quote {
+        estimated_ibm,
+        price_per_ibm,
+        total_price: (estimated_ibm * price_per_ibm as f64).ceil() as u64,
+        frames,
+        tasks,
+        warnings,
+    })
+}

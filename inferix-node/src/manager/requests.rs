@@ -1,0 +1,273 @@
+//! Client requests: quotes, submissions, status, pause, resume, cancel.
+
+use super::*;
+
+impl State {
+    pub(super) async fn on_client(&mut self, conn: ConnId, id: u64, client: NodeId, body: Message) {
+        let body_kind = body.kind();
+        match body {
+            Message::QuoteRequest { spec } => self.start_quote(conn, id, spec, false),
+            Message::Submit { spec } => self.start_quote(conn, id, spec, true),
+            Message::StatusRequest { job } => {
+                let reply = match self.status(job).await {
+                    Ok(s) => Message::StatusReply(Box::new(s)),
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::Watch { job } => match self.job(job).await {
+                None => {
+                    self.reply(
+                        conn,
+                        id,
+                        Message::error(ErrorCode::NotFound, format!("job {job} not found")),
+                    )
+                    .await
+                }
+                Some(j) => {
+                    self.watchers.entry(job).or_default().push(conn);
+                    self.reply(conn, id, Message::Ok).await;
+                    let ev = match j.state {
+                        JobState::Completed => Some(JobEvent::Completed { job }),
+                        JobState::Cancelled => Some(JobEvent::Cancelled),
+                        JobState::Failed => Some(JobEvent::Failed {
+                            reason: j.waiting_reason.unwrap_or_default(),
+                        }),
+                        _ => j.waiting_reason.map(|reason| JobEvent::Waiting { reason }),
+                    };
+                    if let Some(ev) = ev {
+                        self.send(conn, Envelope::push(Message::Event { job, event: ev }))
+                            .await;
+                    }
+                }
+            },
+            Message::Cancel { job } => {
+                let reply = match self.cancel(job).await {
+                    Ok(()) => Message::Ok,
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::Pause { job } | Message::Resume { job } => {
+                let pause = matches!(body_kind, "pause");
+                let reply = match self.pause(job, pause).await {
+                    Ok(()) => Message::Ok,
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::Claim {
+                job,
+                frames,
+                reason,
+            } => {
+                let reply = match self.file_claim(job, frames, reason).await {
+                    Ok(claim) => Message::ClaimFiled { claim },
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            other => {
+                let m = format!("{} is not a client request", other.kind());
+                self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
+                    .await;
+            }
+        }
+        let _ = client;
+    }
+
+    /// Quotes off the manager loop (a probe render takes a while); the
+    /// answer comes back as an input.
+    pub(super) fn start_quote(&mut self, conn: ConnId, id: u64, spec: JobSpec, submit: bool) {
+        let blobs = self.blobs.clone();
+        let prober = self.prober.clone();
+        let price = self.cfg.price_per_ibm;
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let result = quote(&spec, &*blobs, prober.as_deref(), price).await;
+            let _ = inputs.send(Input::Quoted {
+                conn,
+                id,
+                spec: Box::new(spec),
+                submit,
+                result,
+            });
+        });
+    }
+
+    pub(super) async fn create_job(
+        &mut self,
+        conn: ConnId,
+        spec: JobSpec,
+        quote: Quote,
+    ) -> Result<JobId, (ErrorCode, String)> {
+        let client = self.peers.get(&conn).map(|p| p.node).unwrap_or(NodeId(0));
+        let job_id = JobId::random();
+        let tasks = spec
+            .split(job_id)
+            .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
+        let now = self.now();
+        let tasks: Vec<Task> = tasks
+            .into_iter()
+            .map(|t| Task::new(t.id, t.frames, now))
+            .collect();
+        let job = Job {
+            id: job_id,
+            spec,
+            state: JobState::Active,
+            created_ms: now,
+            quoted_price: quote.total_price,
+            waiting_reason: None,
+            blocklist: Vec::new(),
+            history: vec![inferix_core::job::JobStateChange {
+                state: JobState::Active,
+                at_ms: now,
+                note: format!("submitted; quoted {}", quote.total_price),
+            }],
+            warnings: quote.warnings.clone(),
+        };
+        self.store
+            .insert_job(&job, &tasks)
+            .await
+            .map_err(store_err)?;
+        let fund = Transaction::transfer(
+            format!("fund:{job_id}"),
+            now,
+            "escrow at submission",
+            Account::User(format!("{client}")),
+            Account::Job(job_id),
+            quote.total_price as i64,
+        );
+        if let Err(e) = self.store.append_transaction(&fund).await {
+            warn!(job = ?job_id, error = %e, "cannot record escrow");
+        }
+        info!(job = ?job_id, tasks = tasks.len(), price = quote.total_price, "job submitted");
+        self.jobs.insert(job_id, job);
+        Ok(job_id)
+    }
+
+    pub(super) async fn status(&mut self, job_id: JobId) -> Result<JobStatus, (ErrorCode, String)> {
+        let mut job = self
+            .store
+            .job(job_id)
+            .await
+            .map_err(store_err)?
+            .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
+        // A verification that cannot go on is the job's reason to wait
+        // when it has no other.
+        if job.waiting_reason.is_none() && !job.state.is_terminal() {
+            let stuck = self.round_waiting.iter().filter(|(t, _)| t.job == job_id);
+            if let Some((task, why)) = stuck.min_by_key(|(t, _)| **t) {
+                job.waiting_reason = Some(format!("verification of task {task} waits: {why}"));
+            }
+        }
+        let counts = self
+            .store
+            .status_counts(job_id)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|c| (c.status, c.tasks))
+            .collect();
+        let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
+        let mut frames: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Accepted)
+            .filter_map(|t| t.result.as_ref())
+            .flat_map(|r| r.frames.clone())
+            .collect();
+        frames.sort_by_key(|f| f.frame);
+        Ok(JobStatus {
+            job,
+            counts,
+            frames,
+        })
+    }
+
+    /// Pauses (no new leases; running tasks finish) or resumes a job.
+    pub(super) async fn pause(
+        &mut self,
+        job_id: JobId,
+        pause: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        let mut job = self
+            .store
+            .job(job_id)
+            .await
+            .map_err(store_err)?
+            .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
+        let (from, to, note) = if pause {
+            (JobState::Active, JobState::Paused, "paused by the user")
+        } else {
+            (JobState::Paused, JobState::Active, "resumed by the user")
+        };
+        if job.state == to {
+            return Ok(());
+        }
+        if job.state != from {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!(
+                    "job {job_id} is {} and cannot be {}",
+                    job.state.as_str(),
+                    if pause { "paused" } else { "resumed" }
+                ),
+            ));
+        }
+        job.set_state(to, self.now(), note);
+        self.waiting.remove(&job_id);
+        self.save_job(job).await;
+        let reason = if pause {
+            "paused by the user"
+        } else {
+            "resumed"
+        };
+        self.emit(
+            job_id,
+            JobEvent::Waiting {
+                reason: reason.into(),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    pub(super) async fn cancel(&mut self, job_id: JobId) -> Result<(), (ErrorCode, String)> {
+        let mut job = self
+            .store
+            .job(job_id)
+            .await
+            .map_err(store_err)?
+            .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
+        if job.state.is_terminal() {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("job {job_id} is already {}", job.state.as_str()),
+            ));
+        }
+        job.set_state(JobState::Cancelled, self.now(), "cancelled by the user");
+        self.save_job(job).await;
+        let now = self.now();
+        for mut t in self.store.tasks_of_job(job_id).await.map_err(store_err)? {
+            if let Some(l) = t.lease.clone() {
+                self.revoke(l.worker, t.id).await;
+            }
+            if !t.status.is_terminal()
+                && t.transition(TaskStatus::Cancelled, now, "job cancelled")
+                    .is_ok()
+            {
+                let _ = self.store.update_task(&mut t).await;
+            }
+            if self.engine.has_round(t.id) {
+                self.round_tasks.remove(&t.id);
+                self.round_waiting.remove(&t.id);
+                self.engine_defer(EngineEvent::RoundAbandoned { task: t.id });
+            }
+        }
+        self.run_engine_commands().await;
+        self.refund_escrow(job_id, "job cancelled: unspent escrow")
+            .await;
+        self.emit(job_id, JobEvent::Cancelled).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! Task results: timing, signature check, recording, re-queueing and failure
+//! counts.
+
+use super::*;
+
+impl State {
+    /// Tells a connected worker to stop a task it no longer holds.
+    pub(super) async fn revoke(&mut self, worker: NodeId, task: TaskId) {
+        let conn = self
+            .workers
+            .get(&worker)
+            .filter(|w| w.task() == Some(task))
+            .map(|w| w.conn);
+        self.release_worker(worker, task);
+        if let Some(conn) = conn {
+            self.send(conn, Envelope::push(Message::TaskRevoked { task }))
+                .await;
+        }
+    }
+
+    pub(super) fn release_worker(&mut self, worker: NodeId, task: TaskId) {
+        let now = self.now();
+        self.workers.release(worker, task, now);
+    }
+
+    /// Puts a task back in the queue (or fails it at the retry limit).
+    pub(super) async fn requeue(&mut self, task: TaskId, worker: NodeId, exclude: bool, why: &str) {
+        for _ in 0..3 {
+            let Ok(Some(mut t)) = self.store.task(task).await else {
+                return;
+            };
+            let holds = t.lease.as_ref().is_some_and(|l| l.worker == worker);
+            if !(t.status == TaskStatus::Leased && holds) && t.status != TaskStatus::Rejected {
+                return;
+            }
+            let now = self.now();
+            let Ok(to) = t.requeue(now, exclude.then_some(worker), self.cfg.max_attempts, why)
+            else {
+                return;
+            };
+            match self.store.update_task(&mut t).await {
+                Ok(()) => {
+                    info!(?task, ?to, why, "task re-queued");
+                    if to == TaskStatus::Failed {
+                        self.fail_job(
+                            task.job,
+                            &format!("task {task} failed after {} attempts: {why}", t.attempts),
+                        )
+                        .await;
+                    } else {
+                        self.emit(
+                            task.job,
+                            JobEvent::TaskRequeued {
+                                task,
+                                reason: why.to_string(),
+                            },
+                        )
+                        .await;
+                    }
+                    return;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => {
+                    warn!(?task, error = %e, "cannot re-queue");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) async fn fail_job(&mut self, job: JobId, why: &str) {
+        if let Some(mut j) = self.job(job).await {
+            if !j.state.is_terminal() {
+                j.set_state(JobState::Failed, self.clock.now_ms(), why);
+                j.waiting_reason = Some(why.to_string());
+                self.save_job(j).await;
+                self.emit(
+                    job,
+                    JobEvent::Failed {
+                        reason: why.to_string(),
+                    },
+                )
+                .await;
+            }
+        }
+    }
+
+    pub(super) async fn on_task_done(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        worker: NodeId,
+        current: Option<TaskId>,
+        result: inferix_core::task::TaskResult,
+    ) {
+        let Some(task_id) = current else {
+            self.reply(
+                conn,
+                id,
+                Message::error(ErrorCode::UnexpectedMessage, "no task is leased to you"),
+            )
+            .await;
+            return;
+        };
+        // Timed by this manager, over the frames it leased: nothing the
+        // (not yet checked) result says goes into the estimate.
+        if let Some(w) = self.workers.get(&worker) {
+            self.estimates.finished(w, task_id.job, self.clock.now_ms());
+        }
+        self.release_worker(worker, task_id);
+        if result.worker != worker {
+            warn!(?worker, claimed = ?result.worker, "result names another worker");
+            self.reply(
+                conn,
+                id,
+                Message::error(ErrorCode::Unauthorized, "result names another worker"),
+            )
+            .await;
+            return;
+        }
+        // The signature check is most of a result's cost; it needs no
+        // state, so it runs beside the loop and the result comes back as
+        // an input.
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let signature =
+                inferix_transport::verify_result(task_id, &result).map_err(|e| e.to_string());
+            let _ = inputs.send(Input::ResultSigned {
+                conn,
+                id,
+                worker,
+                task: task_id,
+                result: Box::new(result),
+                signature,
+            });
+        });
+    }
+
+    pub(super) async fn on_result_signed(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        worker: NodeId,
+        task_id: TaskId,
+        result: inferix_core::task::TaskResult,
+        signature: Result<(), String>,
+    ) {
+        if let Err(why) = signature {
+            warn!(?task_id, ?worker, %why, "result refused");
+            self.requeue(task_id, worker, true, &format!("refused result: {why}"))
+                .await;
+            self.reply(conn, id, Message::error(ErrorCode::Unauthorized, why))
+                .await;
+            return;
+        }
+        // With the database away, the result waits here (the lease in the
+        // store still names this worker) and is recorded once it is back.
+        let task = match self.store.task(task_id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let why = format!("task {task_id} not found");
+                self.reply(conn, id, Message::error(ErrorCode::NotFound, why))
+                    .await;
+                return;
+            }
+            Err(StoreError::Unavailable(why)) => {
+                warn!(?task_id, ?worker, %why, "task database unavailable; result kept until it is back");
+                self.buffered.push((task_id, worker, result));
+                self.reply(conn, id, Message::Ok).await;
+                return;
+            }
+            Err(e) => {
+                let (code, why) = store_err(e);
+                self.reply(conn, id, Message::error(code, why)).await;
+                return;
+            }
+        };
+        match self.record_result(task, worker, result).await {
+            Ok(()) => self.reply(conn, id, Message::Ok).await,
+            Err((code, why)) => {
+                self.reply(conn, id, Message::error(code, why)).await;
+            }
+        }
+    }
+
+    /// Checks a result and stores it as the task's; a refused result puts
+    /// the task back in the queue without its worker.
+    pub(super) async fn record_result(
+        &mut self,
+        mut t: Task,
+        worker: NodeId,
+        result: inferix_core::task::TaskResult,
+    ) -> Result<(), (ErrorCode, String)> {
+        let task_id = t.id;
+        if let Err(why) = self.check_result(&t, &result).await {
+            warn!(?task_id, ?worker, %why, "result refused");
+            self.requeue(task_id, worker, true, &format!("refused result: {why}"))
+                .await;
+            return Err((ErrorCode::Unauthorized, why));
+        }
+        let now = self.now();
+        // With verifiers connected the result goes to them in the same
+        // write that records it, saving the store a write per task.
+        let mut verifying = false;
+        let outcome = match t.complete(result, now) {
+            Ok(()) => {
+                verifying = !self.verifiers.is_empty()
+                    && t.transition(TaskStatus::Verifying, now, "sent to verifiers")
+                        .is_ok();
+                self.store
+                    .update_task(&mut t)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                debug!(?task_id, ?worker, "result recorded");
+                if verifying {
+                    self.start_round(worker, t).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                warn!(?task_id, ?worker, error = %e, "result refused");
+                Err((ErrorCode::UnexpectedMessage, e))
+            }
+        }
+    }
+
+    /// Records results that arrived while the task database was away.
+    pub(super) async fn flush_buffered_results(&mut self) {
+        for (task_id, worker, result) in std::mem::take(&mut self.buffered) {
+            let task = match self.store.task(task_id).await {
+                Ok(Some(t)) => t,
+                Err(StoreError::Unavailable(_)) => {
+                    self.buffered.push((task_id, worker, result));
+                    continue;
+                }
+                Ok(None) | Err(_) => continue,
+            };
+            if self.record_result(task, worker, result).await.is_ok() {
+                info!(?task_id, ?worker, "buffered result recorded");
+            }
+        }
+    }
+
+    /// Why a result with a valid signature must still be refused before
+    /// it is verified: a replay of another lease (attempt), or a render of
+    /// another scene than the one leased.
+    pub(super) async fn check_result(
+        &mut self,
+        t: &Task,
+        result: &inferix_core::task::TaskResult,
+    ) -> Result<(), String> {
+        let task_id = t.id;
+        let leased_scene = match t.lease.as_ref().and_then(|l| l.scene) {
+            Some(s) => s,
+            None => match self.job(task_id.job).await {
+                Some(j) => j.spec.scene.blob,
+                None => result.scene,
+            },
+        };
+        if result.attempt != t.attempts {
+            return Err(format!(
+                "result answers attempt {} but the lease is attempt {}",
+                result.attempt, t.attempts
+            ));
+        }
+        if leased_scene != result.scene {
+            return Err("result was rendered from another scene than the one leased".into());
+        }
+        Ok(())
+    }
+
+    /// A verified bad result: the worker may not touch the job again and
+    /// its stake goes to the penalty pool (and with it its admission).
+    /// Counts a failure of `worker` on `job`; at the limit the worker is
+    /// blocklisted for the job.
+    pub(super) async fn count_failure(&mut self, job: JobId, worker: NodeId) {
+        let n = self.failures.entry((job, worker)).or_insert(0);
+        *n += 1;
+        if *n < self.cfg.failures_before_blocklist.max(1) {
+            return;
+        }
+        if let Some(mut j) = self.job(job).await {
+            if !j.blocklist.contains(&worker) {
+                warn!(
+                    ?job,
+                    ?worker,
+                    failures = *self.failures.get(&(job, worker)).unwrap_or(&0),
+                    "worker blocklisted for the job after repeated failures"
+                );
+                j.blocklist.push(worker);
+                self.save_job(j).await;
+            }
+        }
+    }
+}

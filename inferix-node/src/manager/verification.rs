@@ -1,0 +1,299 @@
+//! Verification: carrying out the engine's commands, opening rounds, building
+//! offers, writing settlements.
+
+use super::*;
+
+impl State {
+    pub(super) async fn on_verdict(&mut self, verifier: NodeId, v: Verdict) {
+        if !self.engine.is_awaited_verification(v.verification) {
+            debug!(
+                ?verifier,
+                verification = v.verification,
+                "late or unknown verdict ignored"
+            );
+            return;
+        }
+        self.engine_event(EngineEvent::VerdictReceived {
+            verifier,
+            verdict: v,
+        })
+        .await;
+    }
+
+    /// Hands one event to the engine and carries out what it answers.
+    pub(super) async fn engine_event(&mut self, event: EngineEvent) {
+        self.engine_defer(event);
+        self.run_engine_commands().await;
+    }
+
+    /// Hands one event to the engine; its commands wait in the queue for
+    /// the next [`Self::run_engine_commands`].
+    pub(super) fn engine_defer(&mut self, event: EngineEvent) {
+        let now = self.now();
+        let commands = self.engine.handle(event, now);
+        self.engine_commands.extend(commands);
+    }
+
+    /// Carries out the engine's queued commands, in order; a command that
+    /// cannot be carried out comes back to the engine as an event (whose
+    /// own commands are carried out after the rest).
+    pub(super) async fn run_engine_commands(&mut self) {
+        while let Some(command) = self.engine_commands.pop_front() {
+            match command {
+                EngineCommand::OfferVerification {
+                    verifier,
+                    verification,
+                    task,
+                } => {
+                    if !self.offer_verification(verifier, verification, task).await {
+                        self.round_tasks.remove(&task);
+                        self.round_waiting.remove(&task);
+                        self.engine_defer(EngineEvent::RoundAbandoned { task });
+                    }
+                }
+                EngineCommand::SettleRound(s) => {
+                    self.round_waiting.remove(&s.task);
+                    let known = self.round_tasks.remove(&s.task);
+                    if !s.dissenting.is_empty() {
+                        info!(task = ?s.task, dissenting = ?s.dissenting, passed = s.passed, "verifiers disagreed; the majority decided");
+                    }
+                    self.finish_verification(s.task, s.worker, known, s.passed, s.reasons)
+                        .await;
+                    self.pay_verifiers(s.task, &s.agreeing).await;
+                }
+                EngineCommand::OfferClaimCheck {
+                    verifier,
+                    verification,
+                    check,
+                } => {
+                    if let Err(why) = self.offer_claim_check(verifier, verification, &check).await {
+                        warn!(claim = check.claim, task = ?check.task, %why, "claim check dropped");
+                        self.engine_defer(EngineEvent::ClaimCheckDropped { verification });
+                    }
+                }
+                EngineCommand::SettleClaim(verdict) => self.settle_claim(verdict).await,
+                EngineCommand::ClaimRefused { claim, reason } => {
+                    warn!(claim, %reason, "claim refused");
+                }
+                EngineCommand::ClaimWaiting {
+                    claim,
+                    task,
+                    reason,
+                } => warn!(claim, ?task, %reason, "claim re-render waits for a verifier"),
+                EngineCommand::RoundWaiting { task, reason } => match reason {
+                    Some(why) => {
+                        warn!(?task, %why, "verification waits");
+                        // Watchers see it, as they see a job that waits
+                        // for a worker.
+                        let reason = format!("verification of task {task} waits: {why}");
+                        self.emit(task.job, JobEvent::Waiting { reason }).await;
+                        self.round_waiting.insert(task, why);
+                    }
+                    None => {
+                        self.round_waiting.remove(&task);
+                    }
+                },
+            }
+        }
+    }
+
+    pub(super) async fn finish_verification(
+        &mut self,
+        task_id: TaskId,
+        worker: NodeId,
+        known: Option<Task>,
+        passed: bool,
+        reasons: Vec<String>,
+    ) {
+        let now = self.now();
+        if !passed {
+            warn!(task = ?task_id, ?worker, ?reasons, "result rejected");
+        }
+        let (to, note) = if passed {
+            (TaskStatus::Accepted, "verified".to_string())
+        } else {
+            (TaskStatus::Rejected, reasons.join("; "))
+        };
+        // The copy from the round's start saves a read; if the task has
+        // changed since (the write conflicts), it is read once more.
+        let mut cached = known;
+        let mut written = None;
+        for _ in 0..2 {
+            let mut t = match cached.take() {
+                Some(t) => t,
+                None => match self.store.task(task_id).await {
+                    Ok(Some(t)) => t,
+                    _ => return,
+                },
+            };
+            if t.status != TaskStatus::Verifying || t.transition(to, now, note.clone()).is_err() {
+                return;
+            }
+            match self.store.update_task(&mut t).await {
+                Ok(()) => {
+                    written = Some(t);
+                    break;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(_) => return,
+            }
+        }
+        let Some(t) = written else {
+            return;
+        };
+        if passed {
+            // The payment and the progress count are independent: one
+            // round trip to a networked store instead of two.
+            let store = self.store.clone();
+            let (_, counts) = tokio::join!(self.credit(&t), store.status_counts(task_id.job));
+            let counts = counts.unwrap_or_default();
+            let (accepted, total) = StatusCount::frames_in(&counts, TaskStatus::Accepted);
+            self.emit(
+                task_id.job,
+                JobEvent::TaskAccepted {
+                    task: task_id,
+                    worker,
+                    accepted_frames: accepted,
+                    total_frames: total,
+                },
+            )
+            .await;
+            if StatusCount::all_accepted(&counts) {
+                self.complete_job(task_id.job).await;
+            }
+        } else {
+            if let Some(w) = self.workers.get_mut(&worker) {
+                w.info.reputation *= self.cfg.reputation_penalty;
+            }
+            self.punish(task_id, worker).await;
+            self.emit(
+                task_id.job,
+                JobEvent::TaskRejected {
+                    task: task_id,
+                    worker,
+                    reasons: reasons.clone(),
+                },
+            )
+            .await;
+            self.requeue(
+                task_id,
+                worker,
+                true,
+                &format!("rejected: {}", reasons.join("; ")),
+            )
+            .await;
+        }
+    }
+
+    pub(super) async fn dispatch_verifications(&mut self) {
+        if self.verifiers.is_empty() {
+            return;
+        }
+        let rendered = match self.store.tasks_in_status(TaskStatus::Rendered, 64).await {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        for mut t in rendered {
+            let Some(worker) = t.result.as_ref().map(|r| r.worker) else {
+                continue;
+            };
+            if t.transition(TaskStatus::Verifying, self.now(), "sent to verifiers")
+                .is_err()
+            {
+                continue;
+            }
+            if self.store.update_task(&mut t).await.is_err() {
+                continue;
+            }
+            self.start_round(worker, t).await;
+        }
+    }
+
+    /// Opens the verification round of `t` (just written as `Verifying`):
+    /// the engine picks its verifiers.
+    pub(super) async fn start_round(&mut self, worker: NodeId, t: Task) {
+        let id = t.id;
+        let needs_renderer = match self.verification_plan(&t).await {
+            Some((_, plan)) => plan.is_some_and(|p| !p.challenges.is_empty()),
+            None => false,
+        };
+        self.round_tasks.insert(id, t);
+        self.engine_event(EngineEvent::RoundOpened {
+            task: id,
+            worker,
+            needs_renderer,
+        })
+        .await;
+    }
+
+    /// The job of `task` and the Proof-of-Render checks of its result.
+    pub(super) async fn verification_plan(
+        &mut self,
+        task: &Task,
+    ) -> Option<(Job, Option<inferix_core::por::plan::VerificationPlan>)> {
+        let job = self.job(task.id.job).await?;
+        let result = task.result.as_ref()?;
+        let (width, height) = (job.spec.settings.width, job.spec.settings.height);
+        let watermarked =
+            result.scene != job.spec.scene.blob && self.watermarker_for(&job).is_some();
+        let plan = self
+            .por
+            .as_ref()
+            .map(|por| plan_verification(por, task.id, result, width, height, watermarked));
+        Some((job, plan))
+    }
+
+    /// Sends `task_id`'s result to `verifier` as verification
+    /// `verification`; false when the task or its result is gone, or the
+    /// verifier is no longer connected.
+    pub(super) async fn offer_verification(
+        &mut self,
+        verifier: NodeId,
+        verification: u64,
+        task_id: TaskId,
+    ) -> bool {
+        let task = match self.round_tasks.get(&task_id) {
+            Some(t) => t.clone(),
+            None => match self.store.task(task_id).await {
+                Ok(Some(t)) => t,
+                _ => return false,
+            },
+        };
+        let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) else {
+            return false;
+        };
+        let Some((job, plan)) = self.verification_plan(&task).await else {
+            return false;
+        };
+        let Some(result) = task.result else {
+            return false;
+        };
+        let offer = VerificationAssignment {
+            verification,
+            task: task_id,
+            frames: result.frames.clone(),
+            width: job.spec.settings.width,
+            height: job.spec.settings.height,
+            format: job.spec.format,
+            watermark: plan
+                .as_ref()
+                .map(|p| p.watermark.clone())
+                .unwrap_or_default(),
+            watermark_threshold: self.por.as_ref().map_or(0.0, |p| p.threshold),
+            challenges: plan
+                .as_ref()
+                .map(|p| p.challenges.clone())
+                .unwrap_or_default(),
+            scene: plan.as_ref().map(|_| SceneRef {
+                blob: result.scene,
+                ..job.spec.scene.clone()
+            }),
+            settings: job.spec.settings.clone(),
+            worker_device_class: result.device_class.clone(),
+            crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
+        };
+        self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
+            .await;
+        true
+    }
+}
