@@ -29,6 +29,7 @@ use inferix_gpu::blender::{
 /// `dof` (camera depth of field on),
 /// `texture_as=<raw path>` (the texture's stored path rewritten to this,
 /// e.g. `//../x.png`, after the scene is saved),
+/// `volume=<path>` (a volume object reading an OpenVDB file there),
 /// `writes=<path>` (a registered text block that writes `<path>` when it
 /// runs, and a Python driver that writes `<path>.driver` when evaluated).
 const BUILD_SCENE: &str = r#"
@@ -99,6 +100,10 @@ if "hang" in opts:
             "        f.write('%%d %%d' %% (os.getpid(), child.pid))\n"
             "    time.sleep(600)\n"
             "bpy.app.handlers.frame_change_pre.append(inferix_test_handler)\n") % opts["hang"]
+if "volume" in opts:
+    vol = bpy.data.volumes.new("smoke")
+    vol.filepath = opts["volume"]
+    sc.collection.objects.link(bpy.data.objects.new("smoke", vol))
 if "writes" in opts:
     code = "open(%r, 'w').write('scene python ran')\n" % opts["writes"]
     fc = cube.driver_add("location", 2)

@@ -12,10 +12,12 @@
 # lie inside its own folder once `//`, `..` and symlinks are resolved.
 # Anything else (the node's keys, its database, credentials, other users'
 # scenes) is refused as "outside_files", naming each datablock and path,
-# before any file is packed, rendered or looked for. Linked libraries are
-# the one exception Blender reads while opening the file (autoexec stays
-# off, so none of their Python runs); they are refused before anything is
-# written.
+# before any file is packed, rendered or looked for. Blender itself opens
+# linked libraries, fonts, volumes and cache files while loading the file,
+# before this check can run (autoexec stays off, so none of their Python
+# runs); their contents stay in the process, which is refused before it
+# writes anything. Paths outside the folder are reported as written, so
+# the error does not describe the node's own symlinks to the sender.
 
 import json
 import os
@@ -185,10 +187,19 @@ def _sequence_escapes(full, root):
 
 def files_outside(root):
     """External references that are neither packed nor inside `root` once
-    `//`, `..` and symlinks are resolved: [(datablock, path)]. Nothing is
-    opened; only paths and folder listings are looked at."""
+    `//`, `..` and symlinks are resolved: [(datablock, path)]. Paths that
+    are outside as written are reported as written; those that escape
+    through a symlink inside the folder, resolved. Nothing is opened; only
+    paths and folder listings are looked at."""
+    # The folder as the scene was opened may itself be reached through a
+    # symlink; stated paths are compared against both spellings.
+    named_root = os.path.normpath(os.path.abspath(root))
     root = os.path.realpath(root)
     outside = []
+
+    def _inside_folder(path):
+        return _inside(path, root) or _inside(path, named_root)
+
     seen = set()
 
     def check(what, path, lib, pattern):
@@ -196,10 +207,18 @@ def files_outside(root):
             full = bpy.path.abspath(path, library=lib)
         except Exception:  # noqa: BLE001 - an unreadable path is refused
             full = path
-        real = os.path.realpath(os.path.normpath(full))
-        seen.add(os.path.normpath(full))
+        stated = os.path.normpath(full)
+        real = os.path.realpath(stated)
+        seen.add(stated)
         seen.add(real)
+        if not _inside_folder(stated):
+            # Reported as written: resolving the node's own symlinks would
+            # tell the sender about the node's file system.
+            outside.append((what, stated))
+            return
         if not _inside(real, root):
+            # A symlink inside the scene's folder, made by whoever made
+            # the folder.
             outside.append((what, real))
             return
         if pattern or any(t in full for t in ("<UDIM>", "<UVTILE>", "#")):
@@ -227,7 +246,10 @@ def open_scene(job):
     # Before anything is packed, rendered or even checked for existence:
     # a scene may name only files inside its own folder.
     root = os.path.dirname(os.path.abspath(bpy.data.filepath or job["scene"]))
-    outside = files_outside(root)
+    try:
+        outside = files_outside(root)
+    except Exception as e:  # noqa: BLE001 - unverifiable means refused
+        fail(job, "invalid_scene", "cannot check the scene's external files: %s" % e)
     if outside:
         fail(job, "outside_files",
              "%d external reference(s) lead outside the scene's folder %s: %s" % (

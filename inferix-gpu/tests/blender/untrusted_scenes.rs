@@ -140,6 +140,21 @@ async fn an_absolute_texture_path_outside_the_folder_is_refused() {
 }
 
 #[tokio::test]
+async fn a_volume_file_outside_the_folder_is_refused() {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = secrets.path().join("credentials.vdb");
+    write_secret(&secret);
+    let dir = tempfile::tempdir().unwrap();
+    let scene = build_scene(
+        dir.path(),
+        "volume.blend",
+        &[format!("volume={}", secret.display())],
+    )
+    .await;
+    refused_everywhere(&scene, "volume", &secret).await;
+}
+
+#[tokio::test]
 async fn dot_dot_and_symlink_escapes_are_refused() {
     let base = tempfile::tempdir().unwrap();
     let secret = base.path().join("tasks.sqlite.png");
