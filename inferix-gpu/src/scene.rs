@@ -192,6 +192,11 @@ fn read_external(base: &Path, uri: &str, limit: u64) -> Result<Vec<u8>, SceneErr
     // A symlink inside the folder may still lead out of it (to a node's
     // keys or database), so the resolved file must stay under the resolved
     // folder; the file read is the resolved one, so nothing can swap it.
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
     let path = base
         .join(rel)
         .canonicalize()
@@ -893,6 +898,10 @@ mod external_uri_tests {
         // A symlink that stays inside the folder is fine.
         assert_eq!(read("alias.bin").unwrap(), b"ok");
         let abs = secret.to_str().unwrap().to_string();
+        // A scene named without a folder reads beside itself (tests run
+        // in the package folder).
+        let manifest = read_external(std::path::Path::new(""), "Cargo.toml", 1 << 20).unwrap();
+        assert!(manifest.starts_with(b"[package]"));
         for uri in [
             abs.as_str(),
             "../node.key",
