@@ -26,7 +26,12 @@ use inferix_gpu::blender::{
 /// `library=<path>` (writes a .blend there and links a sphere from it),
 /// `raise` (a scene script whose frame-change handler raises),
 /// `hang=<pid file>` (a handler that starts a child and never returns),
-/// `dof` (camera depth of field on).
+/// `dof` (camera depth of field on),
+/// `texture_as=<raw path>` (the texture's stored path rewritten to this,
+/// e.g. `//../x.png`, after the scene is saved),
+/// `volume=<path>` (a volume object reading an OpenVDB file there),
+/// `writes=<path>` (a registered text block that writes `<path>` when it
+/// runs, and a Python driver that writes `<path>.driver` when evaluated).
 const BUILD_SCENE: &str = r#"
 import bpy, math, sys
 args = sys.argv[sys.argv.index("--") + 1:]
@@ -95,11 +100,24 @@ if "hang" in opts:
             "        f.write('%%d %%d' %% (os.getpid(), child.pid))\n"
             "    time.sleep(600)\n"
             "bpy.app.handlers.frame_change_pre.append(inferix_test_handler)\n") % opts["hang"]
+if "volume" in opts:
+    vol = bpy.data.volumes.new("smoke")
+    vol.filepath = opts["volume"]
+    sc.collection.objects.link(bpy.data.objects.new("smoke", vol))
+if "writes" in opts:
+    code = "open(%r, 'w').write('scene python ran')\n" % opts["writes"]
+    fc = cube.driver_add("location", 2)
+    fc.driver.type = "SCRIPTED"
+    fc.driver.expression = "open(%r, 'w').write('driver ran') * 0 + 0.75" % (
+        opts["writes"] + ".driver")
 if code is not None:
     t = bpy.data.texts.new("inferix_test_handler.py")
     t.use_module = True
     t.write(code)
 bpy.ops.wm.save_as_mainfile(filepath=out)
+if "texture_as" in opts:
+    img.filepath_raw = opts["texture_as"]
+    bpy.ops.wm.save_mainfile(filepath=out)
 "#;
 
 const W: u32 = 64;
@@ -837,3 +855,6 @@ async fn blender_watermarker_passes_the_watermarker_conformance_suite() {
     let wm = BlenderWatermarker::new(blender().await);
     inferix_core::por::conformance::test_all(&wm, &renderer().await, &fixture).await;
 }
+
+#[path = "blender/untrusted_scenes.rs"]
+mod untrusted_scenes;

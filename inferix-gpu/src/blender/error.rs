@@ -48,6 +48,18 @@ pub enum BlenderError {
         /// Absolute paths that do not exist.
         files: Vec<PathBuf>,
     },
+    /// The scene names files outside its own folder (absolute paths
+    /// elsewhere, `..` escapes, symlinks leading out) that are not packed
+    /// into it. Such files are never packed or rendered: on a manager or a
+    /// worker they would be the node's own files (keys, database,
+    /// credentials, other users' scenes) carried to whoever sent the scene.
+    #[error("scene {path} names {} file(s) outside its folder: {}", refs.len(), describe(refs))]
+    OutsideFiles {
+        /// Scene file.
+        path: PathBuf,
+        /// Each offending reference.
+        refs: Vec<ExternalRef>,
+    },
     /// Python code in the scene (text blocks, handlers, drivers) raised.
     #[error("python exception in a script of scene {path}: {traceback}")]
     SceneScript {
@@ -104,6 +116,28 @@ pub enum BlenderError {
     },
 }
 
+/// One external file reference of a scene.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ExternalRef {
+    /// The datablock naming the file, as Blender shows it (e.g.
+    /// `image 'ground.png'`, `library 'props.blend'`).
+    pub datablock: String,
+    /// The file it leads to, with `//`, `..` and symlinks resolved.
+    pub path: PathBuf,
+}
+
+fn describe(refs: &[ExternalRef]) -> String {
+    let mut text: Vec<String> = refs
+        .iter()
+        .take(10)
+        .map(|r| format!("{} -> {}", r.datablock, r.path.display()))
+        .collect();
+    if refs.len() > 10 {
+        text.push(format!("and {} more", refs.len() - 10));
+    }
+    text.join("; ")
+}
+
 impl BlenderError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
@@ -118,6 +152,7 @@ impl From<BlenderError> for RenderError {
         match e {
             BlenderError::UnreadableScene { ref path, .. }
             | BlenderError::MissingFiles { ref path, .. }
+            | BlenderError::OutsideFiles { ref path, .. }
             | BlenderError::SceneScript { ref path, .. }
             | BlenderError::InvalidScene { ref path, .. } => RenderError::InvalidScene {
                 path: path.clone(),

@@ -49,7 +49,12 @@
 //!
 //! Scenes are untrusted: Blender runs with `--factory-startup` and, unless
 //! [`BlenderConfig::allow_scene_scripts`] is set, `--disable-autoexec`, so
-//! Python embedded in a scene (text blocks, drivers) does not run.
+//! Python embedded in a scene (text blocks, drivers) does not run. A scene
+//! may name only files packed into it or inside its own folder (after
+//! resolving `//`, `..` and symlinks); rendering, watermarking and packing
+//! refuse anything else with [`BlenderError::OutsideFiles`] before a file
+//! is packed or rendered, so a scene cannot carry a node's own files (keys,
+//! database, credentials, other users' scenes) to whoever sent it.
 
 mod error;
 mod process;
@@ -57,7 +62,7 @@ mod renderer;
 mod version;
 mod watermark;
 
-pub use error::BlenderError;
+pub use error::{BlenderError, ExternalRef};
 pub use renderer::{
     Blender, BlenderConfig, BlenderEngine, BlenderOutput, BlenderRenderer, RenderedCrop,
 };

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::error::BlenderError;
+use super::error::{BlenderError, ExternalRef};
 
 /// Helpers every script imports.
 const COMMON_PY: &str = include_str!("common.py");
@@ -59,6 +59,8 @@ struct ScriptFailure {
     message: String,
     #[serde(default)]
     files: Vec<PathBuf>,
+    #[serde(default)]
+    refs: Vec<ExternalRef>,
 }
 
 /// Parses Blender's status lines `Fra:12 Mem:… | Sample 3/16` into
@@ -270,6 +272,10 @@ pub(crate) async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutput, Blend
             "missing_files" => BlenderError::MissingFiles {
                 path,
                 files: failure.files,
+            },
+            "outside_files" => BlenderError::OutsideFiles {
+                path,
+                refs: failure.refs,
             },
             "script_error" => BlenderError::SceneScript {
                 path,

@@ -117,7 +117,11 @@ impl Blender {
     /// Writes a self-contained copy of `scene` to `out`: every external
     /// image, font, sound, volume and linked library packed in. This is
     /// what a client uploads, so workers need nothing but the one file.
-    /// Missing referenced files fail with [`BlenderError::MissingFiles`].
+    /// Missing referenced files fail with [`BlenderError::MissingFiles`];
+    /// files outside the scene's folder fail with
+    /// [`BlenderError::OutsideFiles`] and are not packed, so a downloaded
+    /// scene cannot pick up the uploader's own files (keep a scene's assets
+    /// in or below its folder).
     pub async fn pack_scene(
         &self,
         scene: &Path,

@@ -33,7 +33,10 @@ pub fn patch_texel(patch: &Patch, x: u32, y: u32) -> f32 {
 /// camera is panoramic, uses depth of field or has animated intrinsics
 /// (lens, sensor, shift), that switch cameras with timeline markers, or
 /// that render multi-view are refused, since the patches would not land
-/// sharply on their rectangles.
+/// sharply on their rectangles. Scenes naming files outside their folder
+/// are refused with [`BlenderError::OutsideFiles`] before anything is
+/// packed: the copy goes to a worker, and those files would be the
+/// manager's own.
 #[derive(Debug, Clone)]
 pub struct BlenderWatermarker {
     blender: Arc<Blender>,
