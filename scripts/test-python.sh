@@ -22,7 +22,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
   'maturin>=1.9.4,<2' 'pytest>=7' 'pillow>=9' 'numpy>=1.21' 'mypy>=1.18'
 
 # The multi-process tests start the `inferix` binary of this tree.
-cargo build --locked -p inferix-node --bin inferix
+cargo build --locked -p inferix-cli --bin inferix
 export INFERIX_BIN="$PWD/target/debug/inferix"
 
 # The package, built by maturin in the workspace's target dir (dev profile).
