@@ -22,7 +22,7 @@ use inferix_core::por::merkle::TileTree;
 use inferix_core::por::watermark;
 use inferix_core::protocol::{Hello, Message, Role, Verdict, VerificationAssignment};
 use inferix_core::renderer::{RenderRequest, Renderer};
-use inferix_core::verify::check_plausible;
+use inferix_core::verify::{check_plausible, PlausibilityError};
 use inferix_transport::Transport;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -224,6 +224,7 @@ pub async fn verify(
 ) -> Verdict {
     let mut reasons = Vec::new();
     let mut decoded: Vec<(u32, Rgb8Image)> = Vec::new();
+    let mut flat: Vec<u32> = Vec::new();
     for f in &a.frames {
         let bytes = match blobs.get_bytes(f.blob).await {
             Ok(b) => b,
@@ -245,9 +246,15 @@ pub async fn verify(
                 f.frame
             ));
         }
-        if let Err(e) = check_plausible(&img, a.width, a.height) {
-            reasons.push(format!("frame {}: {e}", f.frame));
-            continue;
+        match check_plausible(&img, a.width, a.height) {
+            Ok(()) => {}
+            // A black scene renders flat frames honestly: judged below by
+            // what the verifier's own render of the scene shows.
+            Err(PlausibilityError::Flat { .. }) => flat.push(f.frame),
+            Err(e) => {
+                reasons.push(format!("frame {}: {e}", f.frame));
+                continue;
+            }
         }
         if TileTree::build(&img).root() != f.tile_root {
             reasons.push(format!(
@@ -281,11 +288,60 @@ pub async fn verify(
             }
         }
     }
+    if !flat.is_empty() {
+        confirm_flat_frames(blobs, crops, a, &decoded, &flat, &mut reasons).await;
+    }
     Verdict {
         verification: a.verification,
         task: a.task,
         passed: reasons.is_empty(),
         reasons,
+    }
+}
+
+/// A flat frame is accepted only when the verifier renders the scene and a
+/// central crop of its own render matches the frame; a verifier that cannot
+/// render it keeps the frame's flatness as a reason to reject.
+async fn confirm_flat_frames(
+    blobs: &dyn BlobStore,
+    crops: Option<&CropRenderer>,
+    a: &VerificationAssignment,
+    decoded: &[(u32, Rgb8Image)],
+    flat: &[u32],
+    reasons: &mut Vec<String>,
+) {
+    let unconfirmed = |reasons: &mut Vec<String>, why: &str| {
+        for f in flat {
+            reasons.push(format!("frame {f}: frame is flat and {why}"));
+        }
+    };
+    let (Some(crops), Some(scene)) = (crops, &a.scene) else {
+        unconfirmed(
+            reasons,
+            "this verifier cannot render the scene to confirm it",
+        );
+        return;
+    };
+    // A tenth of each side around the centre: a few hundred pixels.
+    let (w, h) = ((a.width / 10).max(1), (a.height / 10).max(1));
+    let rect = inferix_core::image::Rect::new((a.width - w) / 2, (a.height - h) / 2, w, h);
+    let challenges: Vec<inferix_core::protocol::CropChallenge> = flat
+        .iter()
+        .map(|&frame| inferix_core::protocol::CropChallenge { frame, rect })
+        .collect();
+    let check = VerificationAssignment {
+        challenges,
+        ..a.clone()
+    };
+    let before = reasons.len();
+    if let Err(e) = check_crops(blobs, crops, scene, &check, decoded, reasons).await {
+        warn!(task = ?a.task, error = %e, "flat frames not confirmed");
+        unconfirmed(reasons, &format!("the verifier's render failed ({e})"));
+    } else if reasons.len() > before {
+        // check_crops named the differing crops; say why they were drawn.
+        reasons.push(format!(
+            "frames {flat:?} are flat but the scene does not render flat there"
+        ));
     }
 }
 

@@ -69,6 +69,12 @@ impl Renderer for SimRenderer {
                 SimBehaviour::Blank => Image::new(req.settings.width, req.settings.height),
                 _ => Image::stand_in(frame, req.settings.width, req.settings.height),
             };
+            // A crop is the same pixels of the whole frame, as the Renderer
+            // contract asks.
+            let image = match req.crop {
+                Some(rect) => image.crop(rect),
+                None => image,
+            };
             out.push(RenderedFrame { frame, image });
         }
         Ok(out)

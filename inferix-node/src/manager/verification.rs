@@ -284,7 +284,10 @@ impl State {
                 .as_ref()
                 .map(|p| p.challenges.clone())
                 .unwrap_or_default(),
-            scene: plan.as_ref().map(|_| SceneRef {
+            // Always named: a verifier that renders confirms a flat frame
+            // (a black scene) by rendering part of it, with or without
+            // Proof of Render.
+            scene: Some(SceneRef {
                 blob: result.scene,
                 ..job.spec.scene.clone()
             }),

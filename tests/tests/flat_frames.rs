@@ -1,0 +1,134 @@
+//! A black scene renders flat frames, and that is not a cheat: a verifier
+//! that renders the scene confirms the flatness on a crop of its own and
+//! accepts; a flat frame of a scene that is not flat is still rejected, and
+//! so is one a verifier cannot confirm. Simulated renderers, paused time,
+//! no Proof of Render (with it, watermark patches keep frames from being
+//! flat).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferix_core::blob::BlobStore;
+use inferix_core::ids::NodeId;
+use inferix_core::job::{FrameRange, JobSpec};
+use inferix_core::ledger::Account;
+use inferix_core::renderer::Renderer;
+use inferix_core::store::{MemoryTaskStore, TaskStore};
+use inferix_core::time::TokioClock;
+use inferix_node::{Client, ManagerBuilder, WorkerConfig, WorkerNode};
+use inferix_storage::ObjectBlobStore;
+use inferix_tests::{
+    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, SimBehaviour,
+    SimRenderer,
+};
+use inferix_transport::InProcNetwork;
+use tokio::sync::watch;
+
+fn sim(behaviour: SimBehaviour) -> Arc<dyn Renderer> {
+    Arc::new(SimRenderer {
+        behaviour,
+        per_frame: Duration::from_secs(1),
+    })
+}
+
+/// One worker rendering with `worker`, two verifiers rendering with
+/// `verifiers` (none: they cannot render); returns the job's events after
+/// submitting 4 one-frame tasks, the worker's id and the store.
+async fn network(
+    worker: SimBehaviour,
+    verifiers: Option<SimBehaviour>,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<inferix_core::protocol::JobEvent>,
+    NodeId,
+    Arc<dyn TaskStore>,
+    watch::Sender<bool>,
+) {
+    let net = InProcNetwork::new();
+    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let manager = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
+        .clock(Arc::new(TokioClock::starting_at(1_000)))
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let dir = tempfile::tempdir().unwrap().keep();
+    spawn_verifiers(
+        &net,
+        manager.addr(),
+        2,
+        None,
+        verifiers.map(sim),
+        &dir,
+        &stopped,
+    );
+    let w = WorkerNode::new(
+        Arc::new(net.node(seeded_identity(100))),
+        sim(worker),
+        WorkerConfig {
+            manager: manager.addr().into(),
+            work_dir: dir.join("worker"),
+            ..WorkerConfig::default()
+        },
+    );
+    let id = w.id();
+    tokio::spawn(w.run(stopped.clone()));
+    let client = Client::connect(&net.transport(NodeId(300)), manager.addr(), None)
+        .await
+        .unwrap();
+    let scene = client
+        .upload_scene_bytes(b"a black room".to_vec(), "black.glb")
+        .await
+        .unwrap();
+    let mut spec = JobSpec::new(scene, FrameRange::new(1, 4));
+    spec.settings.width = 20;
+    spec.settings.height = 20;
+    spec.chunk_size = 1;
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let events = client.watch(job).await.unwrap();
+    std::mem::forget(client);
+    std::mem::forget(manager);
+    (events, id, store, stop)
+}
+
+#[tokio::test(start_paused = true)]
+async fn honest_flat_frames_of_a_black_scene_are_accepted_and_nobody_is_slashed() {
+    // Everyone's render of this scene is black.
+    let (mut events, worker, store, _stop) =
+        network(SimBehaviour::Blank, Some(SimBehaviour::Blank)).await;
+    let by = accepted_until_completed(&mut events, NodeId(0), Duration::from_secs(600)).await;
+    assert_eq!(by.len(), 4);
+    assert!(by.iter().all(|w| *w == worker));
+    let slashed = store
+        .transactions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.postings.iter().any(|p| p.account == Account::PenaltyPool))
+        .count();
+    assert_eq!(slashed, 0, "an honest worker was slashed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn flat_frames_of_a_scene_that_is_not_flat_are_rejected() {
+    let (mut events, worker, _store, _stop) =
+        network(SimBehaviour::Blank, Some(SimBehaviour::Honest)).await;
+    let reasons = first_rejection(&mut events, worker, Duration::from_secs(600)).await;
+    assert!(
+        reasons.iter().any(|r| r.contains("does not render flat")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn flat_frames_a_verifier_cannot_confirm_are_rejected() {
+    let (mut events, worker, _store, _stop) = network(SimBehaviour::Blank, None).await;
+    let reasons = first_rejection(&mut events, worker, Duration::from_secs(600)).await;
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("cannot render the scene")),
+        "{reasons:?}"
+    );
+}
