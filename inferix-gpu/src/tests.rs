@@ -108,17 +108,16 @@ pub(crate) fn furnace_glb(rho: f32, e: f32) -> Vec<u8> {
     b.to_glb()
 }
 
-/// A large Lambertian plane (albedo `rho`) lit by a point light of
-/// `intensity` candela at height `h`, seen from above.
-pub(crate) fn plane_glb(rho: f32, intensity: f32, h: f32) -> Vec<u8> {
-    let mut b = GltfBuilder::new();
+/// Adds a square Lambertian floor of albedo `rho` and side `2 * half` at
+/// y = 0.
+pub(crate) fn add_floor(b: &mut GltfBuilder, rho: f32, half: f32) {
     let m = b.material(MaterialDesc {
         base_color: [rho; 3],
         roughness: 1.0,
         specular: 0.0,
         ..Default::default()
     });
-    let (p, n, i) = quad_mesh(100.0);
+    let (p, n, i) = quad_mesh(half);
     let mesh = b.mesh(&p, Some(&n), &i, m);
     b.node(
         NodeDesc {
@@ -127,15 +126,10 @@ pub(crate) fn plane_glb(rho: f32, intensity: f32, h: f32) -> Vec<u8> {
         },
         true,
     );
-    let light = b.point_light([1.0, 1.0, 1.0], intensity);
-    b.node(
-        NodeDesc {
-            light: Some(light),
-            translation: Some([0.0, h, 0.0]),
-            ..Default::default()
-        },
-        true,
-    );
+}
+
+/// Adds a narrow camera one unit above the origin, looking straight down.
+pub(crate) fn add_camera_above(b: &mut GltfBuilder) {
     let cam = b.camera(0.05);
     b.node(
         NodeDesc {
@@ -149,6 +143,23 @@ pub(crate) fn plane_glb(rho: f32, intensity: f32, h: f32) -> Vec<u8> {
         },
         true,
     );
+}
+
+/// A large Lambertian plane (albedo `rho`) lit by a point light of
+/// `intensity` candela at height `h`, seen from above.
+pub(crate) fn plane_glb(rho: f32, intensity: f32, h: f32) -> Vec<u8> {
+    let mut b = GltfBuilder::new();
+    add_floor(&mut b, rho, 100.0);
+    let light = b.point_light([1.0, 1.0, 1.0], intensity);
+    b.node(
+        NodeDesc {
+            light: Some(light),
+            translation: Some([0.0, h, 0.0]),
+            ..Default::default()
+        },
+        true,
+    );
+    add_camera_above(&mut b);
     b.to_glb()
 }
 

@@ -7,7 +7,7 @@ use inferix_core::renderer::RenderSettings;
 use crate::builder::{box_mesh, quad_mesh, GltfBuilder, MaterialDesc, NodeDesc};
 use crate::environment::EnvMap;
 use crate::math::quat_axis_angle;
-use crate::tests::{request, scratch, tracer, write};
+use crate::tests::{add_camera_above, add_floor, request, scratch, tracer, write};
 use crate::RuntimeKind;
 
 pub(crate) fn settings(w: u32, h: u32, samples: u32) -> RenderSettings {
@@ -55,34 +55,8 @@ pub(crate) fn lightless_cube_glb() -> Vec<u8> {
 /// above through a narrow camera.
 fn lightless_floor_glb(rho: f32) -> Vec<u8> {
     let mut b = GltfBuilder::new();
-    let m = b.material(MaterialDesc {
-        base_color: [rho; 3],
-        roughness: 1.0,
-        specular: 0.0,
-        ..Default::default()
-    });
-    let (p, n, i) = quad_mesh(1000.0);
-    let mesh = b.mesh(&p, Some(&n), &i, m);
-    b.node(
-        NodeDesc {
-            mesh: Some(mesh),
-            ..Default::default()
-        },
-        true,
-    );
-    let cam = b.camera(0.05);
-    b.node(
-        NodeDesc {
-            camera: Some(cam),
-            translation: Some([0.0, 1.0, 0.0]),
-            rotation: Some(quat_axis_angle(
-                [1.0, 0.0, 0.0],
-                -std::f32::consts::FRAC_PI_2,
-            )),
-            ..Default::default()
-        },
-        true,
-    );
+    add_floor(&mut b, rho, 1000.0);
+    add_camera_above(&mut b);
     b.to_glb()
 }
 
