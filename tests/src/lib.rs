@@ -203,3 +203,24 @@ pub fn spawn_verifiers(
         })
         .collect()
 }
+
+/// Uploads a stand-in scene (the simulated renderer never reads it) and
+/// submits a job of `frames` square frames of `size` pixels in tasks of
+/// `chunk` frames.
+pub async fn submit_stand_in_job(
+    client: &inferix_node::Client,
+    frames: u32,
+    size: u32,
+    chunk: u32,
+) -> inferix_core::ids::JobId {
+    let scene = client
+        .upload_scene_bytes(b"scene".to_vec(), "s.glb")
+        .await
+        .expect("upload the scene");
+    let mut spec =
+        inferix_core::job::JobSpec::new(scene, inferix_core::job::FrameRange::new(1, frames));
+    spec.settings.width = size;
+    spec.settings.height = size;
+    spec.chunk_size = chunk;
+    client.submit(&spec).await.expect("submit the job").0
+}

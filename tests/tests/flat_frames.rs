@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
-use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::ledger::Account;
 use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
@@ -18,8 +17,8 @@ use inferix_core::time::TokioClock;
 use inferix_node::{Client, ManagerBuilder, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, SimBehaviour,
-    SimRenderer,
+    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers,
+    submit_stand_in_job, SimBehaviour, SimRenderer,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -77,15 +76,7 @@ async fn network(
     let client = Client::connect(&net.transport(NodeId(300)), manager.addr(), None)
         .await
         .unwrap();
-    let scene = client
-        .upload_scene_bytes(b"a black room".to_vec(), "black.glb")
-        .await
-        .unwrap();
-    let mut spec = JobSpec::new(scene, FrameRange::new(1, 4));
-    spec.settings.width = 20;
-    spec.settings.height = 20;
-    spec.chunk_size = 1;
-    let (job, _) = client.submit(&spec).await.unwrap();
+    let job = submit_stand_in_job(&client, 4, 20, 1).await;
     let events = client.watch(job).await.unwrap();
     std::mem::forget(client);
     std::mem::forget(manager);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId};
-use inferix_core::job::{FrameRange, JobSpec, JobState};
+use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::time::TokioClock;
@@ -15,7 +15,9 @@ use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, ManagerHandle, WorkerConfig, WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, SimBehaviour, SimRenderer};
+use inferix_tests::{
+    seeded_identity, spawn_verifiers, submit_stand_in_job, SimBehaviour, SimRenderer,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::{mpsc, watch};
 
@@ -89,16 +91,7 @@ impl Farm {
     }
 
     async fn submit(&self, frames: u32) -> (JobId, mpsc::UnboundedReceiver<JobEvent>) {
-        let scene = self
-            .client
-            .upload_scene_bytes(b"scene".to_vec(), "s.glb")
-            .await
-            .unwrap();
-        let mut spec = JobSpec::new(scene, FrameRange::new(1, frames));
-        spec.settings.width = 16;
-        spec.settings.height = 16;
-        spec.chunk_size = 1;
-        let (job, _) = self.client.submit(&spec).await.unwrap();
+        let job = submit_stand_in_job(&self.client, frames, 16, 1).await;
         let events = self.client.watch(job).await.unwrap();
         (job, events)
     }

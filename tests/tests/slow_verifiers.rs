@@ -9,14 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
 use inferix_core::ids::NodeId;
-use inferix_core::job::{FrameRange, JobSpec, JobState};
+use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::MemoryTaskStore;
 use inferix_core::time::TokioClock;
 use inferix_core::ContentHash;
 use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, SimBehaviour, SimRenderer};
+use inferix_tests::{
+    seeded_identity, spawn_verifiers, submit_stand_in_job, SimBehaviour, SimRenderer,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -91,15 +93,7 @@ async fn two_verifiers_slower_than_the_timeout_still_verify_every_task() {
     let client = Client::connect_with_blobs(&net.transport(NodeId(50)), &addr, None, blobs)
         .await
         .unwrap();
-    let scene = client
-        .upload_scene_bytes(b"scene".to_vec(), "s.glb")
-        .await
-        .unwrap();
-    let mut spec = JobSpec::new(scene, FrameRange::new(1, 6));
-    spec.settings.width = 8;
-    spec.settings.height = 8;
-    spec.chunk_size = 1;
-    let (job, _) = client.submit(&spec).await.unwrap();
+    let job = submit_stand_in_job(&client, 6, 8, 1).await;
     let mut events = client.watch(job).await.unwrap();
     let done = tokio::time::timeout(Duration::from_secs(3_600), client.wait(job, |_| {}))
         .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId, TaskId};
-use inferix_core::job::{FrameRange, Job, JobSpec};
+use inferix_core::job::Job;
 use inferix_core::ledger::Transaction;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, StoreError, TaskStore};
@@ -18,7 +18,9 @@ use inferix_core::task::{Task, TaskStatus};
 use inferix_core::time::TokioClock;
 use inferix_node::{Client, ManagerBuilder, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, SimBehaviour, SimRenderer};
+use inferix_tests::{
+    seeded_identity, spawn_verifiers, submit_stand_in_job, SimBehaviour, SimRenderer,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -139,15 +141,7 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
     let client = Client::connect(&net.transport(NodeId(300)), manager.addr(), None)
         .await
         .unwrap();
-    let scene = client
-        .upload_scene_bytes(b"scene".to_vec(), "s.glb")
-        .await
-        .unwrap();
-    let mut spec = JobSpec::new(scene, FrameRange::new(1, 3));
-    spec.settings.width = 16;
-    spec.settings.height = 16;
-    spec.chunk_size = 1;
-    let (job, _) = client.submit(&spec).await.unwrap();
+    let job = submit_stand_in_job(&client, 3, 16, 1).await;
     let mut events = client.watch(job).await.unwrap();
 
     // Wait until the second task is being rendered, then take the database
