@@ -296,8 +296,15 @@ pub enum Message {
         /// Fraction of the task done.
         fraction: f32,
     },
-    /// Worker → manager: finished.
-    TaskDone(TaskResult),
+    /// Worker → manager: finished. It names its task, so a result that
+    /// arrives after the worker was given another lease is refused instead
+    /// of being taken for the new one.
+    TaskDone {
+        /// The task rendered.
+        task: TaskId,
+        /// Frames, commitment and signature.
+        result: TaskResult,
+    },
     /// Worker → manager: could not render.
     TaskFailed {
         /// Task.
@@ -448,7 +455,7 @@ impl Message {
             Self::Heartbeat => "heartbeat",
             Self::TaskOffer(_) => "task_offer",
             Self::TaskProgress { .. } => "task_progress",
-            Self::TaskDone(_) => "task_done",
+            Self::TaskDone { .. } => "task_done",
             Self::TaskFailed { .. } => "task_failed",
             Self::TaskRevoked { .. } => "task_revoked",
             Self::TaskReleased { .. } => "task_released",

@@ -158,7 +158,7 @@ impl SessionNode for WorkerNode {
                 outcome = rendering => {
                     let (task, _) = current.take().expect("a render was running");
                     let body = match outcome {
-                        Ok(result) => Message::TaskDone(result),
+                        Ok(result) => Message::TaskDone { task, result },
                         Err(error) => {
                             warn!(?task, %error, "render failed");
                             Message::TaskFailed { task, error }

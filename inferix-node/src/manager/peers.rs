@@ -165,10 +165,30 @@ impl State {
                 false
             }
             (Some(_), Message::Heartbeat) => false,
-            (Some(Role::Worker), Message::TaskDone(result)) => {
-                let task_id = self.workers.get(&node).and_then(|w| w.task());
-                self.on_task_done(conn, id, node, task_id, result).await;
+            (Some(Role::Worker), Message::TaskDone { task, result }) => {
+                let current = self.workers.get(&node).and_then(|w| w.task());
+                if current != Some(task) {
+                    // A late result of an earlier lease (or a made-up one):
+                    // refused, and the current lease is left alone.
+                    let m = format!("{task:?} is not leased to you now; result ignored");
+                    self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
+                        .await;
+                    return false;
+                }
+                self.on_task_done(conn, id, node, current, result).await;
                 true
+            }
+            (
+                Some(Role::Worker),
+                Message::TaskFailed { task, .. } | Message::TaskReleased { task },
+            ) if self.workers.get(&node).and_then(|w| w.task()) != Some(task) => {
+                // Only the holder of a lease may give it up or fail it.
+                debug!(
+                    ?node,
+                    ?task,
+                    "hand-back or failure for a task not leased to the sender ignored"
+                );
+                false
             }
             (Some(Role::Worker), Message::TaskFailed { task, error }) => {
                 self.count_failure(task.job, node).await;
