@@ -32,93 +32,7 @@ use inferix_gpu::blender::{
 /// `volume=<path>` (a volume object reading an OpenVDB file there),
 /// `writes=<path>` (a registered text block that writes `<path>` when it
 /// runs, and a Python driver that writes `<path>.driver` when evaluated).
-const BUILD_SCENE: &str = r#"
-import bpy, math, sys
-args = sys.argv[sys.argv.index("--") + 1:]
-out, opts = args[0], dict((a.split("=", 1) + [""])[:2] for a in args[1:])
-if "library" in opts:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.7, location=(1.8, 0.5, 0.7))
-    bpy.context.object.name = "LibSphere"
-    bpy.ops.wm.save_as_mainfile(filepath=opts["library"])
-bpy.ops.wm.read_factory_settings(use_empty=True)
-sc = bpy.context.scene
-sc.render.engine = "CYCLES"
-sc.frame_start, sc.frame_end = 1, 10
-bpy.ops.mesh.primitive_plane_add(size=10)
-plane = bpy.context.object
-if "texture" in opts:
-    img = bpy.data.images.load(opts["texture"])
-    m = bpy.data.materials.new("ground")
-    m.use_nodes = True
-    tex = m.node_tree.nodes.new("ShaderNodeTexImage")
-    tex.image = img
-    bsdf = m.node_tree.nodes["Principled BSDF"]
-    m.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-    plane.data.materials.append(m)
-bpy.ops.mesh.primitive_cube_add(size=1.5, location=(0, 0, 0.75))
-cube = bpy.context.object
-cube.rotation_euler = (0, 0, 0)
-cube.keyframe_insert("rotation_euler", frame=1)
-cube.rotation_euler = (0, 0, math.pi)
-cube.keyframe_insert("rotation_euler", frame=10)
-mat = bpy.data.materials.new("cube")
-mat.use_nodes = True
-mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (0.8, 0.2, 0.1, 1)
-cube.data.materials.append(mat)
-bpy.ops.object.light_add(type="SUN", rotation=(0.6, 0.2, 0.5))
-bpy.context.object.data.energy = 3
-bpy.ops.object.camera_add(location=(5, -5, 4), rotation=(math.radians(60), 0, math.radians(45)))
-cam = bpy.context.object
-sc.camera = cam
-cam.keyframe_insert("location", frame=1)
-cam.location = (5.5, -4.5, 4.2)
-cam.keyframe_insert("location", frame=10)
-if "library" in opts:
-    with bpy.data.libraries.load(opts["library"], link=True) as (src, dst):
-        dst.objects = ["LibSphere"]
-    assert len(dst.objects) == 1 and dst.objects[0] is not None
-    for o in dst.objects:
-        sc.collection.objects.link(o)
-if "dof" in opts:
-    cam.data.dof.use_dof = True
-w = bpy.data.worlds.new("w")
-sc.world = w
-w.use_nodes = True
-w.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.07, 0.1, 1)
-code = None
-if "raise" in opts:
-    code = ("import bpy\n"
-            "def inferix_test_handler(scene, *args):\n"
-            "    raise RuntimeError('scene script exploded')\n"
-            "bpy.app.handlers.frame_change_pre.append(inferix_test_handler)\n")
-if "hang" in opts:
-    code = ("import bpy, os, subprocess, time\n"
-            "def inferix_test_handler(scene, *args):\n"
-            "    child = subprocess.Popen(['sleep', '600'])\n"
-            "    with open(%r, 'w') as f:\n"
-            "        f.write('%%d %%d' %% (os.getpid(), child.pid))\n"
-            "    time.sleep(600)\n"
-            "bpy.app.handlers.frame_change_pre.append(inferix_test_handler)\n") % opts["hang"]
-if "volume" in opts:
-    vol = bpy.data.volumes.new("smoke")
-    vol.filepath = opts["volume"]
-    sc.collection.objects.link(bpy.data.objects.new("smoke", vol))
-if "writes" in opts:
-    code = "open(%r, 'w').write('scene python ran')\n" % opts["writes"]
-    fc = cube.driver_add("location", 2)
-    fc.driver.type = "SCRIPTED"
-    fc.driver.expression = "open(%r, 'w').write('driver ran') * 0 + 0.75" % (
-        opts["writes"] + ".driver")
-if code is not None:
-    t = bpy.data.texts.new("inferix_test_handler.py")
-    t.use_module = True
-    t.write(code)
-bpy.ops.wm.save_as_mainfile(filepath=out)
-if "texture_as" in opts:
-    img.filepath_raw = opts["texture_as"]
-    bpy.ops.wm.save_mainfile(filepath=out)
-"#;
+const BUILD_SCENE: &str = include_str!("blender/build_scene.py");
 
 const W: u32 = 64;
 const H: u32 = 48;
@@ -812,49 +726,8 @@ async fn cycles_gpu_renders_or_reports_no_device() {
     }
 }
 
-#[tokio::test]
-async fn blender_renderer_passes_the_renderer_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let scene = build_scene(dir.path(), "scene.blend", &[]).await;
-    let settings = RenderSettings {
-        width: 32,
-        height: 24,
-        samples: 2,
-        max_bounces: 2,
-        seed: 7,
-        ..RenderSettings::default()
-    };
-    let fixture = inferix_core::renderer::conformance::Fixture {
-        scene,
-        format: SceneFormat::Blend,
-        settings,
-        frames: vec![1, 3],
-        scratch: dir.path().join("scratch"),
-    };
-    inferix_core::renderer::conformance::test_all(&renderer().await, &fixture).await;
-}
-
-#[tokio::test]
-async fn blender_watermarker_passes_the_watermarker_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let scene = build_scene(dir.path(), "scene.blend", &[]).await;
-    let fixture = inferix_core::por::conformance::Fixture {
-        scene,
-        format: SceneFormat::Blend,
-        settings: RenderSettings {
-            width: 160,
-            height: 120,
-            samples: 8,
-            max_bounces: 4,
-            seed: 7,
-            ..RenderSettings::default()
-        },
-        frames: vec![1, 9],
-        scratch: dir.path().join("scratch"),
-    };
-    let wm = BlenderWatermarker::new(blender().await);
-    inferix_core::por::conformance::test_all(&wm, &renderer().await, &fixture).await;
-}
+#[path = "blender/conformance.rs"]
+mod conformance;
 
 #[path = "blender/untrusted_scenes.rs"]
 mod untrusted_scenes;
