@@ -47,7 +47,10 @@ pub struct DemoOptions {
 }
 
 impl Default for DemoOptions {
+    /// GPU quality ([`DemoQuality::for_device`]); the command picks the
+    /// device's own.
     fn default() -> Self {
+        let gpu = DemoQuality::for_device(false);
         Self {
             data_dir: "inferix-data".into(),
             out_dir: "inferix-out".into(),
@@ -56,9 +59,9 @@ impl Default for DemoOptions {
             quorum: 2,
             frames: inferix_gpu::DEMO_SCENE_FRAMES,
             chunk_size: 2,
-            width: 640,
-            height: 360,
-            samples: 16,
+            width: gpu.width,
+            height: gpu.height,
+            samples: gpu.samples,
             seed: 7,
         }
     }
