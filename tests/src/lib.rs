@@ -224,3 +224,22 @@ pub async fn submit_stand_in_job(
     spec.chunk_size = chunk;
     client.submit(&spec).await.expect("submit the job").0
 }
+
+/// A manager (node id 1) on `net` with `store` and `blobs`, on a virtual
+/// clock that follows tokio's (paused) time.
+pub async fn start_manager(
+    net: &inferix_transport::InProcNetwork,
+    store: std::sync::Arc<dyn inferix_core::store::TaskStore>,
+    blobs: std::sync::Arc<dyn inferix_core::blob::BlobStore>,
+    config: inferix_node::ManagerConfig,
+) -> inferix_node::ManagerHandle {
+    inferix_node::ManagerBuilder::new(std::sync::Arc::new(net.transport(NodeId(1))), store, blobs)
+        .clock(std::sync::Arc::new(
+            inferix_core::time::TokioClock::starting_at(1_000),
+        ))
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect("the manager starts")
+}

@@ -9,14 +9,13 @@ use inferix_core::job::{FrameRange, JobSpec, JobState, SceneRef};
 use inferix_core::protocol::{ErrorCode, JobEvent};
 use inferix_core::renderer::SceneFormat;
 use inferix_core::store::MemoryTaskStore;
-use inferix_core::time::TokioClock;
 use inferix_core::ContentHash;
 use inferix_node::{
-    Client, ClientError, ManagerBuilder, ManagerConfig, NodeError, VerifierConfig, VerifierNode,
-    WorkerConfig, WorkerNode,
+    Client, ClientError, ManagerConfig, NodeError, VerifierConfig, VerifierNode, WorkerConfig,
+    WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{SimBehaviour, SimRenderer};
+use inferix_tests::{start_manager, SimBehaviour, SimRenderer};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -56,17 +55,13 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
         quorum: 1,
         ..ManagerConfig::default()
     };
-    let manager = ManagerBuilder::new(
-        Arc::new(net.transport(NodeId(1))),
+    let manager = start_manager(
+        &net,
         Arc::new(MemoryTaskStore::new()),
         blobs.clone(),
+        config,
     )
-    .clock(Arc::new(TokioClock::starting_at(1_000)))
-    .config(config)
-    .build()
-    .start()
-    .await
-    .unwrap();
+    .await;
     let addr = manager.addr().to_string();
 
     // A client without the token cannot submit anything.

@@ -13,11 +13,10 @@ use inferix_core::ids::NodeId;
 use inferix_core::ledger::Account;
 use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
-use inferix_core::time::TokioClock;
-use inferix_node::{Client, ManagerBuilder, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers,
+    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, start_manager,
     submit_stand_in_job, SimBehaviour, SimRenderer,
 };
 use inferix_transport::InProcNetwork;
@@ -45,12 +44,7 @@ async fn network(
     let net = InProcNetwork::new();
     let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
-        .clock(Arc::new(TokioClock::starting_at(1_000)))
-        .build()
-        .start()
-        .await
-        .unwrap();
+    let manager = start_manager(&net, store.clone(), blobs, ManagerConfig::default()).await;
     let (stop, stopped) = watch::channel(false);
     let dir = tempfile::tempdir().unwrap().keep();
     spawn_verifiers(

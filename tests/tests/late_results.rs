@@ -12,11 +12,10 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::{Envelope, ErrorCode, Hello, Message, Role};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::task::{TaskResult, TaskStatus};
-use inferix_core::time::TokioClock;
 use inferix_core::ContentHash;
-use inferix_node::{Client, ManagerBuilder};
+use inferix_node::{Client, ManagerConfig};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, submit_stand_in_job};
+use inferix_tests::{seeded_identity, start_manager, submit_stand_in_job};
 use inferix_transport::{Connection, InProcNetwork, Transport};
 
 /// The next message with correlation id `id` (0: the next push of `kind`).
@@ -43,12 +42,7 @@ async fn messages_about_a_task_the_sender_does_not_hold_change_nothing() {
     let net = InProcNetwork::new();
     let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
-        .clock(Arc::new(TokioClock::starting_at(1_000)))
-        .build()
-        .start()
-        .await
-        .unwrap();
+    let manager = start_manager(&net, store.clone(), blobs, ManagerConfig::default()).await;
     let client = Client::connect(&net.transport(NodeId(300)), manager.addr(), None)
         .await
         .unwrap();

@@ -10,13 +10,10 @@ use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
-use inferix_core::time::TokioClock;
-use inferix_node::{
-    Client, ManagerBuilder, ManagerConfig, ManagerHandle, WorkerConfig, WorkerNode,
-};
+use inferix_node::{Client, ManagerConfig, ManagerHandle, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    seeded_identity, spawn_verifiers, submit_stand_in_job, SimBehaviour, SimRenderer,
+    seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job, SimBehaviour, SimRenderer,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::{mpsc, watch};
@@ -34,13 +31,7 @@ async fn farm(config: ManagerConfig) -> Farm {
     let net = InProcNetwork::new();
     let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
-        .clock(Arc::new(TokioClock::starting_at(1_000)))
-        .config(config)
-        .build()
-        .start()
-        .await
-        .unwrap();
+    let manager = start_manager(&net, store.clone(), blobs, config).await;
     let (stop, stopped) = watch::channel(false);
     // Two verifiers: the default quorum.
     spawn_verifiers(

@@ -10,10 +10,9 @@ use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::{FrameRange, JobSpec, JobState};
 use inferix_core::protocol::{Envelope, Hello, Message, Role};
 use inferix_core::store::MemoryTaskStore;
-use inferix_core::time::TokioClock;
-use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, SimBehaviour, SimRenderer};
+use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, SimBehaviour, SimRenderer};
 use inferix_transport::{InProcNetwork, Transport};
 use tokio::sync::watch;
 
@@ -25,20 +24,16 @@ const UNREAD_REPLIES: u64 = 6_000;
 async fn a_client_that_never_reads_does_not_delay_a_job() {
     let net = InProcNetwork::new();
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(
-        Arc::new(net.transport(NodeId(1))),
+    let manager = start_manager(
+        &net,
         Arc::new(MemoryTaskStore::new()),
         blobs.clone(),
+        ManagerConfig {
+            quorum: 1,
+            ..ManagerConfig::default()
+        },
     )
-    .clock(Arc::new(TokioClock::starting_at(1_000)))
-    .config(ManagerConfig {
-        quorum: 1,
-        ..ManagerConfig::default()
-    })
-    .build()
-    .start()
-    .await
-    .unwrap();
+    .await;
     let addr = manager.addr().to_string();
 
     // The slow client says hello, then asks for status over and over and

@@ -12,12 +12,11 @@ use inferix_core::ids::NodeId;
 use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::MemoryTaskStore;
-use inferix_core::time::TokioClock;
 use inferix_core::ContentHash;
-use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    seeded_identity, spawn_verifiers, submit_stand_in_job, SimBehaviour, SimRenderer,
+    seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job, SimBehaviour, SimRenderer,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -52,21 +51,17 @@ impl BlobStore for SlowReads {
 async fn two_verifiers_slower_than_the_timeout_still_verify_every_task() {
     let net = InProcNetwork::new();
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(
-        Arc::new(net.transport(NodeId(1))),
+    let manager = start_manager(
+        &net,
         Arc::new(MemoryTaskStore::new()),
         blobs.clone(),
+        ManagerConfig {
+            quorum: 2,
+            verification_timeout: TIMEOUT,
+            ..ManagerConfig::default()
+        },
     )
-    .clock(Arc::new(TokioClock::starting_at(1_000)))
-    .config(ManagerConfig {
-        quorum: 2,
-        verification_timeout: TIMEOUT,
-        ..ManagerConfig::default()
-    })
-    .build()
-    .start()
-    .await
-    .unwrap();
+    .await;
     let addr = manager.addr().to_string();
     let (stop, stopped) = watch::channel(false);
     let worker = WorkerNode::new(

@@ -15,11 +15,10 @@ use inferix_core::ledger::Transaction;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
-use inferix_core::time::TokioClock;
-use inferix_node::{Client, ManagerBuilder, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    seeded_identity, spawn_verifiers, submit_stand_in_job, SimBehaviour, SimRenderer,
+    seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job, SimBehaviour, SimRenderer,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -108,12 +107,7 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
     });
     let mut written = store.written.subscribe();
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
-        .clock(Arc::new(TokioClock::starting_at(1_000)))
-        .build()
-        .start()
-        .await
-        .unwrap();
+    let manager = start_manager(&net, store.clone(), blobs, ManagerConfig::default()).await;
     let (_stop, stopped) = watch::channel(false);
     // Two verifiers: the default quorum.
     spawn_verifiers(
