@@ -134,6 +134,36 @@ impl Image {
         out
     }
 
+    /// Copies `src` over the pixels from (x, y); false (and nothing
+    /// changed) when `src` does not fit there. Clean delivery pastes the
+    /// re-rendered patch rectangles this way.
+    #[must_use]
+    pub fn paste(&mut self, src: &Image, x: u32, y: u32) -> bool {
+        if !Rect::new(x, y, src.width, src.height).fits_in(self.width, self.height)
+            || src.pixels.len() != src.width as usize * src.height as usize * 3
+            || src
+                .alpha
+                .as_ref()
+                .is_some_and(|a| a.len() != src.width as usize * src.height as usize)
+        {
+            return false;
+        }
+        let w = self.width as usize;
+        for row in 0..src.height as usize {
+            let dst = ((y as usize + row) * w + x as usize) * 3;
+            let from = row * src.width as usize * 3;
+            let n = src.width as usize * 3;
+            self.pixels[dst..dst + n].copy_from_slice(&src.pixels[from..from + n]);
+            if let Some(a) = &mut self.alpha {
+                for col in 0..src.width {
+                    a[(y as usize + row) * w + (x + col) as usize] =
+                        src.alpha_at(col, row as u32);
+                }
+            }
+        }
+        true
+    }
+
     /// Converts to 8-bit sRGB (the PNG encoding), clamping out-of-range values.
     pub fn to_srgb8(&self) -> Rgb8Image {
         Rgb8Image {
@@ -187,6 +217,23 @@ impl Rgb8Image {
         }
     }
 
+    /// Copies `src` over the pixels from (x, y); false (and nothing
+    /// changed) when it does not fit there.
+    #[must_use]
+    pub fn paste(&mut self, src: &Rgb8Image, x: u32, y: u32) -> bool {
+        if !Rect::new(x, y, src.width, src.height).fits_in(self.width, self.height)
+            || src.pixels.len() != src.width as usize * src.height as usize * 3
+        {
+            return false;
+        }
+        for row in 0..src.height as usize {
+            let dst = ((y as usize + row) * self.width as usize + x as usize) * 3;
+            let n = src.width as usize * 3;
+            self.pixels[dst..dst + n].copy_from_slice(&src.pixels[row * n..row * n + n]);
+        }
+        true
+    }
+
     /// Largest absolute difference of any channel of any pixel; `None` when
     /// the sizes differ.
     pub fn max_channel_diff(&self, other: &Rgb8Image) -> Option<u8> {
@@ -228,6 +275,33 @@ pub fn srgb8_to_linear(b: u8) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paste_copies_a_crop_back_and_refuses_what_does_not_fit() {
+        let a = Image::stand_in(1, 9, 7);
+        let b = Image::stand_in(2, 9, 7);
+        let r = Rect::new(2, 3, 4, 2);
+        let mut c = a.clone();
+        assert!(c.paste(&b.crop(r), r.x, r.y));
+        for y in 0..7 {
+            for x in 0..9 {
+                let inside = x >= 2 && x < 6 && y >= 3 && y < 5;
+                assert_eq!(c.get(x, y), if inside { b.get(x, y) } else { a.get(x, y) });
+            }
+        }
+        let before = c.clone();
+        assert!(!c.paste(&b.crop(r), 6, 6));
+        assert!(!c.paste(&b.crop(r), u32::MAX, 0));
+        let mut short = b.crop(r);
+        short.pixels.pop();
+        assert!(!c.paste(&short, 0, 0));
+        assert_eq!(c, before);
+        let (a8, b8) = (a.to_srgb8(), b.to_srgb8());
+        let mut c8 = a8.clone();
+        assert!(c8.paste(&b8.crop(r), r.x, r.y));
+        assert_eq!(c8, c.to_srgb8());
+        assert!(!c8.paste(&b8, 1, 0));
+    }
 
     #[test]
     fn srgb_round_trips_every_byte() {

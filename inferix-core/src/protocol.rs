@@ -137,6 +137,25 @@ pub struct VerificationAssignment {
     pub worker_device_class: String,
     /// Largest per-channel difference (of 255) allowed across device classes.
     pub crop_tolerance: u8,
+    /// The scene without watermark patches, when the frames carry them: a
+    /// verifier that passes the result re-renders the patches' clean
+    /// rectangles ([`crate::por::plan::clean_rects`]) from it, so that the
+    /// customer receives frames without marks.
+    #[serde(default)]
+    pub clean_scene: Option<SceneRef>,
+}
+
+/// Clean pixels of one rectangle of one frame, rendered by a verifier from
+/// the scene without watermark patches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CleanCrop {
+    /// Frame number.
+    pub frame: u32,
+    /// Where the pixels go.
+    pub rect: Rect,
+    /// The pixels, encoded in the job's output format.
+    #[serde(with = "serde_bytes")]
+    pub image: Vec<u8>,
 }
 
 /// A verifier's answer.
@@ -150,6 +169,10 @@ pub struct Verdict {
     pub passed: bool,
     /// Why it failed, per failing check.
     pub reasons: Vec<String>,
+    /// When the offer named a clean scene and the result passed: the clean
+    /// pixels of every patch rectangle of every frame.
+    #[serde(default)]
+    pub clean: Vec<CleanCrop>,
 }
 
 /// A price offer for a job.

@@ -259,6 +259,22 @@ pub struct Task {
     pub version: u64,
     /// Every status change, oldest first.
     pub history: Vec<StatusChange>,
+    /// The frames a customer receives, once accepted: the worker's frames
+    /// with their watermark rectangles replaced by clean pixels. Empty when
+    /// the frames carried no watermark (they are delivered as rendered).
+    #[serde(default)]
+    pub delivered: Vec<DeliveredFrame>,
+}
+
+/// A frame as delivered to the customer (see [`Task::delivered`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredFrame {
+    /// Frame number.
+    pub frame: u32,
+    /// Blob holding the encoded file.
+    pub blob: ContentHash,
+    /// BLAKE3 of its decoded 8-bit pixels.
+    pub pixel_hash: ContentHash,
 }
 
 impl Task {
@@ -278,7 +294,28 @@ impl Task {
                 at_ms: now_ms,
                 note: "created".into(),
             }],
+            delivered: Vec::new(),
         }
+    }
+
+    /// The accepted frames as the customer receives them: each frame of the
+    /// result, with the delivered (clean) file where there is one.
+    pub fn delivered_frames(&self) -> Vec<FrameOutput> {
+        let Some(result) = &self.result else {
+            return Vec::new();
+        };
+        result
+            .frames
+            .iter()
+            .map(|f| match self.delivered.iter().find(|d| d.frame == f.frame) {
+                Some(d) => FrameOutput {
+                    blob: d.blob,
+                    pixel_hash: d.pixel_hash,
+                    ..f.clone()
+                },
+                None => f.clone(),
+            })
+            .collect()
     }
 
     /// Moves to `to`, recording it; refuses illegal changes.
@@ -304,6 +341,9 @@ impl Task {
             TaskStatus::Queued | TaskStatus::Cancelled | TaskStatus::Failed
         ) {
             self.result = None;
+        }
+        if to != TaskStatus::Accepted {
+            self.delivered.clear();
         }
         self.history.push(StatusChange {
             status: to,

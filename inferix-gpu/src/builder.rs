@@ -308,8 +308,13 @@ impl GltfBuilder {
 
     /// Adds a perspective camera; returns its index.
     pub fn camera(&mut self, yfov: f32) -> usize {
+        self.camera_with_near(yfov, 0.01)
+    }
+
+    /// Adds a perspective camera whose near plane is `znear` units ahead.
+    pub fn camera_with_near(&mut self, yfov: f32, znear: f32) -> usize {
         self.cameras
-            .push(json!({ "type": "perspective", "perspective": { "yfov": yfov, "znear": 0.01 } }));
+            .push(json!({ "type": "perspective", "perspective": { "yfov": yfov, "znear": znear } }));
         self.cameras.len() - 1
     }
 

@@ -117,7 +117,10 @@ pub(crate) fn default_transform(bounds: Option<(Vec3, Vec3)>, aspect: f32) -> (V
 /// perspective [`DEFAULT_YFOV`], made exactly as a glTF node's camera is.
 pub(crate) fn default_camera(bounds: Option<(Vec3, Vec3)>, aspect: f32) -> Camera {
     let (t, q) = default_transform(bounds, aspect);
-    let world = math::trs(t, q, [1.0; 3]);
+    // Normalised as the scene loader normalises a node's rotation, so the
+    // camera a watermarker writes into a copy of the scene (with `q` as
+    // its rotation) is this one to the last bit.
+    let world = math::trs(t, math::quat_normalize(q), [1.0; 3]);
     from_world(&world, Projection::Perspective { yfov: DEFAULT_YFOV })
         .expect("a rotation matrix is not degenerate")
 }

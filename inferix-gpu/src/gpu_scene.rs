@@ -22,7 +22,7 @@
 use crate::bvh;
 use crate::camera::{Camera, Projection};
 use crate::kernel::{
-    fp, mf, up, ATTR_F, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_ALPHA, TRI_CULL, TRI_F, TRI_U,
+    fp, mf, up, ATTR_F, MAT_CAMERA_ONLY, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_ALPHA, TRI_CULL, TRI_F, TRI_U,
     VERT_F,
 };
 use crate::material::{Material, TexRef, SLOTS, SLOT_BASE, SLOT_EMISSIVE};
@@ -65,16 +65,29 @@ pub(crate) fn flatten(scene: &Scene, g: &FrameGeometry) -> GpuScene {
     let mut udata: Vec<u32> = Vec::new();
     let mut upv = vec![0u32; up::LEN];
 
-    // Scene bounds for epsilons and directional-light power.
+    // Scene bounds for directional-light and environment power. Surfaces
+    // only the camera sees (watermark patches) light nothing and are left
+    // out, so a watermarked copy samples its lights as the clean scene does.
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];
-    for t in &g.tris {
+    let camera_only = |i: usize| {
+        scene
+            .materials
+            .get(g.material[i] as usize)
+            .is_some_and(|m| m.camera_only)
+    };
+    let mut bounded = 0;
+    for (i, t) in g.tris.iter().enumerate() {
+        if camera_only(i) {
+            continue;
+        }
+        bounded += 1;
         for p in t {
             lo = math::vmin(lo, *p);
             hi = math::vmax(hi, *p);
         }
     }
-    let extent = if n > 0 {
+    let extent = if bounded > 0 {
         math::length(math::sub(hi, lo)).max(1e-3)
     } else {
         1.0
@@ -306,7 +319,10 @@ fn material_record(
     f[mf::CLEARCOAT] = m.clearcoat;
     f[mf::CLEARCOAT_ROUGHNESS] = m.clearcoat_roughness;
     let mut u = [0u32; MAT_U];
-    u[0] = m.alpha_mode as u32 | if m.double_sided { 4 } else { 0 } | if m.unlit { 8 } else { 0 };
+    u[0] = m.alpha_mode as u32
+        | if m.double_sided { 4 } else { 0 }
+        | if m.unlit { 8 } else { 0 }
+        | if m.camera_only { MAT_CAMERA_ONLY } else { 0 };
     for (slot, r) in m.slots.iter().enumerate().take(SLOTS) {
         let fo = mf::SLOT + slot * 6;
         f[fo..fo + 6].copy_from_slice(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);

@@ -136,9 +136,12 @@ const _: () = assert!(
 /// Floats per material in `fdata` (see [`mf`]).
 pub(crate) const MAT_F: usize = mf::SLOT + 6 * crate::material::SLOTS;
 /// u32s per material in `udata`: flags (bits 0-1 alpha mode, bit 2
-/// double-sided, bit 3 unlit), then per texture slot: texel offset in `udata`, width,
+/// double-sided, bit 3 unlit, bit 4 [`MAT_CAMERA_ONLY`]), then per texture slot: texel offset in `udata`, width,
 /// height, info bits (see `gpu_scene::slot_info`; 0 width = no texture).
 pub(crate) const MAT_U: usize = 1 + 4 * crate::material::SLOTS;
+/// Material flag: only camera rays see it (its triangles carry
+/// [`TRI_ALPHA`], and the alpha test lets every other ray through).
+pub(crate) const MAT_CAMERA_ONLY: u32 = 16;
 /// Floats per punctual light (kind, pos, dir, colour, cos inner, cos outer, range).
 pub(crate) const LIGHT_F: usize = 16;
 /// Traversal stack depth; the BVH builder keeps the tree shallower.
@@ -402,6 +405,8 @@ fn traverse(
 ///   culls them from view, so camera rays use it; every other ray sees both
 ///   sides, so a single-sided leaf still shadows and closed meshes stay
 ///   closed to light;
+/// * hits on camera-only materials are skipped by every ray but camera
+///   rays;
 /// * hits on MASK materials below their cutoff are skipped, and hits on
 ///   BLEND materials with probability 1 − alpha, decided by a hash of `salt`
 ///   (drawn per ray from the sample's random state) and the triangle, so
@@ -441,10 +446,13 @@ fn trace(
             let rec = udata[u_tri + htri as usize * TRI_U];
             let mat = (rec & 0x3FFF_FFFFu32) as usize;
             let al = alpha_at(fdata, udata, up, htri as usize, hu, hv);
-            let mode = udata[up[up::U_MAT] as usize + mat * MAT_U] & 3u32;
+            let flags = udata[up[up::U_MAT] as usize + mat * MAT_U];
+            let mode = flags & 3u32;
             let cutoff = fdata[up[up::F_MAT] as usize + mat * MAT_F + mf::CUTOFF];
             let xi = f32::cast_from(pcg(salt ^ pcg(htri)) >> 8u32) * (1.0 / 16777216.0);
-            done = select(mode == 1u32, al >= cutoff, al > xi);
+            let seen = select(mode == 1u32, al >= cutoff, al > xi);
+            // Only camera rays cull back faces, so `cull` marks them.
+            done = select((flags & 16u32) != 0u32, cull, seen);
             tmin = ht;
         }
         closest = true;

@@ -27,6 +27,12 @@ pub(crate) const SLOT_EMISSIVE: usize = 4;
 /// Number of texture slots per material.
 pub(crate) const SLOTS: usize = 5;
 
+/// Inferix's material extension for surfaces only camera rays see: the
+/// Proof-of-Render patches use it, so that they change no pixel but their
+/// own (no shadow, reflection or bounce light of them anywhere else) and a
+/// frame's other pixels equal those of the scene without them.
+pub(crate) const CAMERA_ONLY_EXTENSION: &str = "INFERIX_materials_camera_only";
+
 /// How texture coordinates outside [0, 1] are mapped (glTF sampler wrap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wrap {
@@ -83,6 +89,9 @@ pub(crate) struct Material {
     pub(crate) ior: f32,
     /// `KHR_materials_unlit`: the base colour is seen as is, unshaded.
     pub(crate) unlit: bool,
+    /// [`CAMERA_ONLY_EXTENSION`]: seen by camera rays only; every other
+    /// ray (shadows, reflections, indirect light) passes through it.
+    pub(crate) camera_only: bool,
     /// `KHR_materials_clearcoat` factor and roughness.
     pub(crate) clearcoat: f32,
     pub(crate) clearcoat_roughness: f32,
@@ -110,6 +119,7 @@ impl Default for Material {
             clearcoat: 0.0,
             clearcoat_roughness: 0.0,
             unlit: false,
+            camera_only: false,
             slots: [None; SLOTS],
         }
     }
@@ -125,7 +135,7 @@ impl Material {
 
     /// Rays may pass through the surface (MASK or BLEND).
     pub(crate) fn alpha_tested(&self) -> bool {
-        self.alpha_mode != AlphaMode::Opaque
+        self.alpha_mode != AlphaMode::Opaque || self.camera_only
     }
 }
 
@@ -327,7 +337,7 @@ pub(crate) fn read_materials(
         }
         if let Some(ext) = m.extensions() {
             for name in ext.keys() {
-                if name != "KHR_materials_clearcoat" {
+                if name != "KHR_materials_clearcoat" && name != CAMERA_ONLY_EXTENSION {
                     warn_once(
                         warnings,
                         format!("material extension {name} is not supported and is ignored"),
@@ -361,6 +371,7 @@ pub(crate) fn read_materials(
             clearcoat: ext_f32(clearcoat, "clearcoatFactor", 0.0),
             clearcoat_roughness: ext_f32(clearcoat, "clearcoatRoughnessFactor", 0.0),
             unlit: m.unlit(),
+            camera_only: m.extension_value(CAMERA_ONLY_EXTENSION).is_some(),
             slots: [
                 base_slot,
                 mr_slot,

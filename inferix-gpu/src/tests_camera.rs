@@ -124,27 +124,10 @@ pub(crate) fn camera_less_scene_is_watermarked(kind: RuntimeKind) {
     let without = render(&plain);
     let with8 = with.to_srgb8();
     assert_eq!(check_patches(&with8, &patches, DEFAULT_THRESHOLD), Ok(()));
-    // The inserted camera is the default camera: away from the patches
-    // the two renders agree (up to light transport through the patches).
-    let mut compared = 0;
-    for y in 0..s.height {
-        for x in 0..s.width {
-            let near = patches.iter().any(|p| {
-                x + 2 >= p.rect.x
-                    && x < p.rect.x + p.rect.width + 2
-                    && y + 2 >= p.rect.y
-                    && y < p.rect.y + p.rect.height + 2
-            });
-            if !near {
-                compared += 1;
-                let (a, b) = (with8.get(x, y), without.to_srgb8().get(x, y));
-                for c in 0..3 {
-                    assert!(a[c].abs_diff(b[c]) <= 40, "pixel {x},{y}: {a:?} vs {b:?}");
-                }
-            }
-        }
-    }
-    assert!(compared > 1000);
+    // The inserted camera is the default camera: outside the patches'
+    // clean-delivery rectangles the two renders agree bit for bit.
+    let rects = inferix_core::por::plan::clean_rects(&patches, s.width, s.height);
+    crate::tests::assert_same_outside(&with, &without, &rects);
 }
 
 /// Two emissive unit quads facing +Z, at x = −1 (z = 0) and x = +1
@@ -224,6 +207,101 @@ pub(crate) fn orthographic_camera_is_parallel(kind: RuntimeKind) {
     assert!(near > far && far > 0, "perspective sizes {near} {far}");
 }
 
+/// A mirror facing a camera at (0, 0, 5) whose near plane is 2 units ahead
+/// (so watermark patches stand 3 units ahead, at z = 2, large enough to
+/// show in the mirror and to cast shadows), a grey box before the mirror
+/// and a point light behind the camera, off its axis.
+fn mirror_behind_patches_glb() -> Vec<u8> {
+    let mut b = GltfBuilder::new();
+    let mirror = b.material(MaterialDesc {
+        base_color: [0.9; 3],
+        metallic: 1.0,
+        roughness: 0.0,
+        ..Default::default()
+    });
+    let grey = b.material(MaterialDesc {
+        base_color: [0.5; 3],
+        ..Default::default()
+    });
+    let (p, n, i) = quad_mesh(3.0);
+    let plane = b.mesh(&p, Some(&n), &i, mirror);
+    b.node(
+        NodeDesc {
+            mesh: Some(plane),
+            rotation: Some(quat_axis_angle([1.0, 0.0, 0.0], std::f32::consts::FRAC_PI_2)),
+            ..Default::default()
+        },
+        true,
+    );
+    let (p, n, i) = box_mesh([0.4; 3], false);
+    let cube = b.mesh(&p, Some(&n), &i, grey);
+    b.node(
+        NodeDesc {
+            mesh: Some(cube),
+            translation: Some([0.5, 0.0, 1.0]),
+            ..Default::default()
+        },
+        true,
+    );
+    let light = b.point_light([1.0; 3], 600.0);
+    b.node(
+        NodeDesc {
+            light: Some(light),
+            translation: Some([1.5, 1.0, 8.0]),
+            ..Default::default()
+        },
+        true,
+    );
+    let cam = b.camera_with_near(0.9, 2.0);
+    b.node(
+        NodeDesc {
+            camera: Some(cam),
+            translation: Some([0.0, 0.0, 5.0]),
+            ..Default::default()
+        },
+        true,
+    );
+    b.to_glb()
+}
+
+/// Watermark patches are seen by camera rays only: in a mirror that
+/// reflects the camera's surroundings, under a light they stand before,
+/// every pixel outside their clean-delivery rectangles equals the clean
+/// scene's.
+pub(crate) fn patches_show_nowhere_but_on_their_pixels(kind: RuntimeKind) {
+    use inferix_core::por::key::VerificationKey;
+    use inferix_core::por::plan::clean_rects;
+    use inferix_core::por::watermark::{check_patches, layout, DEFAULT_THRESHOLD};
+    let Some(t) = tracer(kind) else { return };
+    let dir = scratch(&format!("watermark-mirror-{kind:?}"));
+    let bytes = mirror_behind_patches_glb();
+    let plain = write(&dir, "mirror.glb", &bytes);
+    let s = settings(96, 64, 16);
+    let patches = layout(&VerificationKey([11; 32]), s.width, s.height, 12);
+    let marked_bytes = crate::watermark::watermark_gltf(&bytes, &plain, &patches, &s).unwrap();
+    let marked = write(&dir, "marked.glb", &marked_bytes);
+    let render = |scene: &Path| -> Image {
+        t.render_blocking(&request(scene, vec![0], s.clone(), None))
+            .unwrap()
+            .remove(0)
+            .image
+    };
+    let (with, without) = (render(&marked), render(&plain));
+    assert_eq!(
+        check_patches(&with.to_srgb8(), &patches, DEFAULT_THRESHOLD),
+        Ok(())
+    );
+    let rects = clean_rects(&patches, s.width, s.height);
+    crate::tests::assert_same_outside(&with, &without, &rects);
+    // Pasting the clean scene's pixels over the rectangles gives the clean
+    // frame: what clean delivery sends the customer.
+    let mut delivered = with.clone();
+    for r in &rects {
+        assert!(delivered.paste(&without.crop(*r), r.x, r.y));
+    }
+    assert_eq!(delivered, without);
+}
+
 /// Instantiates the camera tests for one runtime.
 macro_rules! testgen_camera {
     ($module:ident, $kind:expr) => {
@@ -236,6 +314,11 @@ macro_rules! testgen_camera {
             #[test]
             fn camera_less_scene_is_watermarked() {
                 super::camera_less_scene_is_watermarked($kind);
+            }
+
+            #[test]
+            fn patches_show_nowhere_but_on_their_pixels() {
+                super::patches_show_nowhere_but_on_their_pixels($kind);
             }
 
             #[test]

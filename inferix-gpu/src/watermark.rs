@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use crate::camera::{self, Projection};
 use crate::codec;
+use crate::material::CAMERA_ONLY_EXTENSION;
 use crate::math;
 
 /// Pixels a patch's quad reaches past its rectangle on every side.
@@ -219,21 +220,28 @@ fn add_patches(
             json!({ "source": image, "sampler": sampler }),
         )?;
         use_extension(&mut doc, "KHR_materials_unlit")?;
+        use_extension(&mut doc, CAMERA_ONLY_EXTENSION)?;
         let material = push(
             &mut doc,
             "materials",
             json!({
                 "name": "inferix-watermark",
-                // Unlit: the patch shows its pattern exactly, reflects
-                // nothing, and does not change how the scene is lit (a
-                // lightless scene keeps its default studio).
+                // Unlit: the patch shows its pattern exactly. Camera-only:
+                // no shadow, reflection or bounce light of it reaches any
+                // other pixel, so the rest of the frame equals the clean
+                // scene's (clean delivery re-renders only the patches).
+                // Neither makes it a light: a lightless scene keeps its
+                // default studio.
                 "pbrMetallicRoughness": {
                     "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
                     "baseColorTexture": { "index": texture },
                     "metallicFactor": 0.0,
                     "roughnessFactor": 1.0
                 },
-                "extensions": { "KHR_materials_unlit": {} },
+                "extensions": {
+                    "KHR_materials_unlit": {},
+                    (CAMERA_ONLY_EXTENSION): {}
+                },
                 "doubleSided": true
             }),
         )?;

@@ -171,6 +171,7 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
                 task: o[0].2.task,
                 passed: false,
                 reasons: vec!["frame 2 differs".into()],
+                clean: vec![],
             },
         },
         5,

@@ -92,6 +92,7 @@ fn vote(e: &mut Engine, offer: (NodeId, u64, TaskId), passed: bool, now: u64) ->
                 } else {
                     vec![format!("{:?} saw bad pixels", offer.0)]
                 },
+                clean: vec![],
             },
         },
         now,

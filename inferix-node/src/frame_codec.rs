@@ -19,3 +19,94 @@ pub(crate) fn decode(bytes: &[u8], format: OutputFormat) -> Result<Rgb8Image, co
         OutputFormat::Exr => Ok(codec::decode_exr(bytes)?.to_srgb8()),
     }
 }
+
+/// A frame file decoded at its format's own precision, so that pixels
+/// pasted into it and encoded again lose nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FramePixels {
+    /// A PNG's 8-bit sRGB pixels.
+    Srgb8(Rgb8Image),
+    /// An EXR's linear float pixels.
+    Linear(Image),
+}
+
+impl FramePixels {
+    /// Decodes `bytes` of `format`.
+    pub(crate) fn decode(bytes: &[u8], format: OutputFormat) -> Result<Self, codec::CodecError> {
+        Ok(match format {
+            OutputFormat::Png => Self::Srgb8(codec::decode_png(bytes)?),
+            OutputFormat::Exr => Self::Linear(codec::decode_exr(bytes)?),
+        })
+    }
+
+    /// Width and height.
+    pub(crate) fn size(&self) -> (u32, u32) {
+        match self {
+            Self::Srgb8(i) => (i.width, i.height),
+            Self::Linear(i) => (i.width, i.height),
+        }
+    }
+
+    /// Copies `src` over the pixels from (x, y); false (nothing changed)
+    /// when it does not fit or is of the other precision.
+    #[must_use]
+    pub(crate) fn paste(&mut self, src: &FramePixels, x: u32, y: u32) -> bool {
+        match (self, src) {
+            (Self::Srgb8(d), Self::Srgb8(s)) => d.paste(s, x, y),
+            (Self::Linear(d), Self::Linear(s)) => d.paste(s, x, y),
+            _ => false,
+        }
+    }
+
+    /// Encodes in the format it was decoded from.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, codec::CodecError> {
+        match self {
+            Self::Srgb8(i) => Ok(codec::encode_png(i)),
+            Self::Linear(i) => codec::encode_exr(i),
+        }
+    }
+
+    /// The 8-bit pixels results commit to.
+    pub(crate) fn to_srgb8(&self) -> Rgb8Image {
+        match self {
+            Self::Srgb8(i) => i.clone(),
+            Self::Linear(i) => i.to_srgb8(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferix_core::image::Rect;
+
+    #[test]
+    fn pasting_a_crop_and_encoding_again_equals_the_other_frame() {
+        for format in [OutputFormat::Png, OutputFormat::Exr] {
+            let (a, b) = (Image::stand_in(1, 40, 30), Image::stand_in(2, 40, 30));
+            let marked = encode(&a, format).unwrap();
+            let mut frame = FramePixels::decode(&marked, format).unwrap();
+            // Every 10x10 block of `b`, pasted over `a`, gives `b`.
+            for by in 0..3 {
+                for bx in 0..4 {
+                    let r = Rect::new(bx * 10, by * 10, 10, 10);
+                    let crop = encode(&b.crop(r), format).unwrap();
+                    let crop = FramePixels::decode(&crop, format).unwrap();
+                    assert!(frame.paste(&crop, r.x, r.y));
+                }
+            }
+            let whole_b = encode(&b, format).unwrap();
+            assert_eq!(frame.encode().unwrap(), whole_b, "{format:?}");
+            assert_eq!(
+                frame.to_srgb8().pixel_hash(),
+                decode(&whole_b, format).unwrap().pixel_hash()
+            );
+            assert_eq!(frame.size(), (40, 30));
+            // A crop that does not fit, or of the other precision, is refused.
+            let other = FramePixels::Srgb8(b.to_srgb8());
+            let linear = FramePixels::Linear(b.clone());
+            let wrong = if format == OutputFormat::Png { linear } else { other };
+            assert!(!frame.paste(&wrong, 0, 0));
+        }
+    }
+}

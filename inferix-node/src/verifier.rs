@@ -7,7 +7,9 @@
 //! lease's key shows a patch. A verifier with a renderer also re-renders
 //! the crop challenges drawn after the commitment and compares them with
 //! the committed pixels: exactly on the worker's device class, within the
-//! network's tolerance across classes.
+//! network's tolerance across classes. When the frames carry watermark
+//! patches and the result passes, it re-renders the patches' rectangles
+//! from the clean scene, for the frames the customer receives.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -19,8 +21,11 @@ use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::NodeId;
 use inferix_core::image::Rgb8Image;
 use inferix_core::por::merkle::TileTree;
+use inferix_core::por::plan::clean_rects;
 use inferix_core::por::watermark;
-use inferix_core::protocol::{Hello, Message, Role, Verdict, VerificationAssignment};
+use inferix_core::protocol::{
+    CleanCrop, Hello, Message, Role, Verdict, VerificationAssignment,
+};
 use inferix_core::renderer::{RenderRequest, Renderer};
 use inferix_core::verify::{check_plausible, PlausibilityError};
 use inferix_transport::Transport;
@@ -291,12 +296,87 @@ pub async fn verify(
     if !flat.is_empty() {
         confirm_flat_frames(blobs, crops, a, &decoded, &flat, &mut reasons).await;
     }
+    let mut clean = Vec::new();
+    if let (true, Some(crops), Some(scene)) = (reasons.is_empty(), crops, &a.clean_scene) {
+        if !a.watermark.is_empty() {
+            match render_clean(blobs, crops, scene, a).await {
+                Ok(c) => clean = c,
+                // Without them the manager asks other verifiers for the
+                // clean pixels; the result itself is not in doubt.
+                Err(e) => warn!(task = ?a.task, error = %e, "clean pixels not rendered"),
+            }
+        }
+    }
     Verdict {
         verification: a.verification,
         task: a.task,
         passed: reasons.is_empty(),
         reasons,
+        clean,
     }
+}
+
+/// Renders the clean-delivery rectangles of every frame from the scene
+/// without watermark patches, encoded in the job's format.
+async fn render_clean(
+    blobs: &dyn BlobStore,
+    crops: &CropRenderer,
+    scene: &inferix_core::job::SceneRef,
+    a: &VerificationAssignment,
+) -> Result<Vec<CleanCrop>, String> {
+    let path = fetch_scene(blobs, crops, scene).await?;
+    let rects = clean_rects(&a.watermark, a.width, a.height);
+    let mut out = Vec::with_capacity(rects.len() * a.frames.len());
+    for f in &a.frames {
+        let req = RenderRequest {
+            scene: path.clone(),
+            format: scene.format,
+            frames: vec![f.frame],
+            settings: a.settings.clone(),
+            crop: None,
+            progress: None,
+        };
+        let rendered = crops
+            .renderer
+            .render_crops(req, &rects)
+            .await
+            .map_err(|e| format!("clean render failed: {e}"))?;
+        if rendered.len() != rects.len() {
+            return Err(format!(
+                "renderer returned {} crops for {} rectangles",
+                rendered.len(),
+                rects.len()
+            ));
+        }
+        for (rect, r) in rects.iter().zip(rendered) {
+            out.push(CleanCrop {
+                frame: f.frame,
+                rect: *rect,
+                image: frame_codec::encode(&r.image, a.format).map_err(|e| e.to_string())?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The local copy of `scene`, fetched into the verifier's cache once.
+async fn fetch_scene(
+    blobs: &dyn BlobStore,
+    crops: &CropRenderer,
+    scene: &inferix_core::job::SceneRef,
+) -> Result<std::path::PathBuf, String> {
+    let dir = crops.work_dir.join("scenes").join(scene.blob.to_hex());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(crate::safe_file_name(&scene.file_name));
+    if !path.exists() {
+        blobs
+            .get_to_file(scene.blob, &path)
+            .await
+            .map_err(|e| format!("cannot fetch the scene: {e}"))?;
+    }
+    Ok(path)
 }
 
 /// A flat frame is accepted only when the verifier renders the scene and a
@@ -354,17 +434,7 @@ async fn check_crops(
     frames: &[(u32, Rgb8Image)],
     reasons: &mut Vec<String>,
 ) -> Result<(), String> {
-    let dir = crops.work_dir.join("scenes").join(scene.blob.to_hex());
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join(crate::safe_file_name(&scene.file_name));
-    if !path.exists() {
-        blobs
-            .get_to_file(scene.blob, &path)
-            .await
-            .map_err(|e| format!("cannot fetch the scene: {e}"))?;
-    }
+    let path = fetch_scene(blobs, crops, scene).await?;
     let exact = crops.renderer.device_class() == a.worker_device_class;
     let allowed = if exact { 0 } else { a.crop_tolerance };
     // One call per challenged frame, with all of its crops.

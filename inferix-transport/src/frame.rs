@@ -238,12 +238,14 @@ mod tests {
                 settings: RenderSettings::default(),
                 worker_device_class: "cubecl-pt/vulkan".into(),
                 crop_tolerance: 2,
+                clean_scene: None,
             }),
             Message::VerifyDone(Verdict {
                 verification: 5,
                 task,
                 passed: false,
                 reasons: vec!["noise".into()],
+                clean: vec![],
             }),
             Message::QuoteRequest { spec: spec.clone() },
             Message::Submitted {

@@ -439,6 +439,7 @@ impl Suite {
             settings: s.clone(),
             worker_device_class: result.device_class.clone(),
             crop_tolerance: self.cfg.crop_tolerance,
+            clean_scene: None,
         };
         let frames_only = verify(&*self.blobs, None, &assignment).await;
         let crops = CropRenderer {

@@ -243,3 +243,67 @@ pub async fn start_manager(
         .await
         .expect("the manager starts")
 }
+
+/// Asserts clean delivery for `job`: each downloaded PNG in `files`
+/// (named `frame_NNNN.png`) equals, pixel for pixel, `renderer`'s local
+/// render of the customer's `scene` at `settings`, and every accepted
+/// task's delivered file replaced a worker's file that carried the
+/// watermark patches.
+pub async fn assert_clean_delivery(
+    store: &dyn inferix_core::store::TaskStore,
+    job: inferix_core::ids::JobId,
+    files: &[std::path::PathBuf],
+    renderer: &dyn Renderer,
+    scene: &Path,
+    settings: &inferix_core::renderer::RenderSettings,
+) {
+    assert!(!files.is_empty());
+    for file in files {
+        let name = file.file_stem().unwrap().to_string_lossy().to_string();
+        let frame: u32 = name.trim_start_matches("frame_").parse().unwrap();
+        let local = renderer
+            .render(RenderRequest {
+                scene: scene.to_path_buf(),
+                format: SceneFormat::from_path(scene).unwrap(),
+                frames: vec![frame],
+                settings: settings.clone(),
+                crop: None,
+                progress: None,
+            })
+            .await
+            .unwrap()
+            .remove(0)
+            .image
+            .to_srgb8();
+        let delivered = inferix_gpu::codec::decode_png(&std::fs::read(file).unwrap()).unwrap();
+        assert_eq!((delivered.width, delivered.height), (local.width, local.height));
+        let differing = delivered
+            .pixels
+            .chunks(3)
+            .zip(local.pixels.chunks(3))
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            differing, 0,
+            "frame {frame}: {differing} delivered pixels differ from a local render"
+        );
+    }
+    let tasks = store.tasks_of_job(job).await.unwrap();
+    let accepted: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == inferix_core::task::TaskStatus::Accepted)
+        .collect();
+    assert!(!accepted.is_empty());
+    for t in accepted {
+        let result = t.result.as_ref().unwrap();
+        assert_eq!(t.delivered.len(), result.frames.len(), "task {}", t.id);
+        for (f, d) in result.frames.iter().zip(&t.delivered) {
+            assert_eq!(f.frame, d.frame);
+            assert_ne!(
+                f.pixel_hash, d.pixel_hash,
+                "frame {}: the worker's frame shows no patches to replace",
+                f.frame
+            );
+        }
+    }
+}

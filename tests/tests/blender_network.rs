@@ -2,7 +2,9 @@
 //! manager watermarks each lease's copy with Blender, two honest workers
 //! render with Blender Cycles, two verifiers check the patches and
 //! re-render crop challenges with Blender. A worker rendering with fewer
-//! samples is caught by the crops; the honest workers' frames all pass.
+//! samples is caught by the crops; the honest workers' frames all pass,
+//! and the downloaded frames equal a local Blender render of the scene
+//! (clean delivery: no watermark patch is left in them).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +22,8 @@ use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWater
 use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, FewerSamples,
+    accepted_until_completed, assert_clean_delivery, first_rejection, seeded_identity,
+    spawn_verifiers, FewerSamples,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -186,6 +189,8 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     assert!(accepted_by.iter().all(|w| honest.contains(w)));
     let files = client.download(job, &dir.path().join("out")).await.unwrap();
     assert_eq!(files.len(), 10);
+    // Without the patches: each frame equals a local Blender render.
+    assert_clean_delivery(&*store, job, &files, &*renderer, &shot, &spec.settings).await;
 
     let _ = stop.send(true);
     for n in nodes {

@@ -4,7 +4,9 @@
 //! verifiers re-render after its signed commitment give it away. It is
 //! rejected by both verifiers, blocklisted for the job, its stake goes to
 //! the penalty pool that pays the verifiers, and it is refused from then
-//! on; an honest worker then renders every frame, all of them accepted.
+//! on; an honest worker then renders every frame, all of them accepted,
+//! and the frames the customer downloads equal a local render of the
+//! scene: the watermark patches were replaced by clean pixels.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,8 @@ use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{Client, ManagerBuilder, ManagerConfig, NodeError, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, FewerSamples,
+    accepted_until_completed, assert_clean_delivery, first_rejection, seeded_identity,
+    spawn_verifiers, FewerSamples,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -128,6 +131,24 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
     let accepted_by =
         accepted_until_completed(&mut events, cheater_id, Duration::from_secs(300)).await;
     assert_eq!(accepted_by, vec![honest_id, honest_id]);
+
+    // The customer's frames carry no marks: they equal a local render.
+    let files = client
+        .download(job, &scratch.path().join("out"))
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 4);
+    let local_scene = scratch.path().join("demo.glb");
+    std::fs::write(&local_scene, inferix_gpu::demo_scene_glb()).unwrap();
+    assert_clean_delivery(
+        &*store,
+        job,
+        &files,
+        &*tracer,
+        &local_scene,
+        &spec.settings,
+    )
+    .await;
 
     let stored = store.job(job).await.unwrap().unwrap();
     assert_eq!(stored.blocklist, vec![cheater_id]);

@@ -9,10 +9,13 @@
 //!   so a worker cannot know them before committing.
 //! - [`watermark`]: the Laplacian-energy check of the active noise patches.
 //! - [`prepare`]: the scene copy with the patches, made by the manager.
+//! - [`delivery`]: whose clean pixels replace the patches in the frames a
+//!   customer receives.
 
 pub mod challenge;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod delivery;
 pub mod key;
 pub mod merkle;
 pub mod plan;

@@ -11,6 +11,7 @@ use super::key::VerificationKey;
 use super::prepare::PorConfig;
 use super::watermark::{layout, Patch};
 use crate::ids::TaskId;
+use crate::image::Rect;
 use crate::protocol::CropChallenge;
 use crate::task::TaskResult;
 
@@ -28,6 +29,30 @@ pub fn patches_for_lease(
     height: u32,
 ) -> Vec<Patch> {
     layout(&lease_key(cfg, task, attempt), width, height, cfg.patches)
+}
+
+/// Pixels around each patch that clean delivery re-renders too: a pixel
+/// filter wider than one pixel (Cycles' default is 1.5 px) lets a patch
+/// reach into its neighbours' samples.
+pub const CLEAN_MARGIN: u32 = 2;
+
+/// The rectangles of a frame that differ between the watermarked and the
+/// clean scene: each patch grown by [`CLEAN_MARGIN`], clipped to the frame.
+/// Re-rendered from the clean scene and composited over the worker's frame,
+/// they make the frame a customer receives.
+pub fn clean_rects(patches: &[Patch], width: u32, height: u32) -> Vec<Rect> {
+    patches
+        .iter()
+        .map(|p| {
+            let r = p.rect;
+            let x0 = r.x.saturating_sub(CLEAN_MARGIN);
+            let y0 = r.y.saturating_sub(CLEAN_MARGIN);
+            let x1 = (r.x + r.width + CLEAN_MARGIN).min(width);
+            let y1 = (r.y + r.height + CLEAN_MARGIN).min(height);
+            Rect::new(x0, y0, x1.saturating_sub(x0), y1.saturating_sub(y0))
+        })
+        .filter(|r| r.width > 0 && r.height > 0)
+        .collect()
 }
 
 /// What verifiers check for one result.
@@ -129,5 +154,26 @@ mod tests {
         assert!(plan_verification(&cfg, task, &result(1), 200, 100, false)
             .watermark
             .is_empty());
+    }
+
+    #[test]
+    fn clean_rects_cover_each_patch_with_its_margin_inside_the_frame() {
+        let cfg = PorConfig::new(ManagerSecret(b"network secret".to_vec()));
+        let task = TaskId {
+            job: JobId(1),
+            index: 0,
+        };
+        let patches = patches_for_lease(&cfg, task, 1, 64, 40);
+        let rects = clean_rects(&patches, 64, 40);
+        assert_eq!(rects.len(), patches.len());
+        for (p, r) in patches.iter().zip(&rects) {
+            assert!(r.fits_in(64, 40));
+            assert_eq!(r.x + CLEAN_MARGIN, p.rect.x);
+            assert_eq!(r.width, p.rect.width + 2 * CLEAN_MARGIN);
+        }
+        // At the frame's edge the margin is clipped, never outside.
+        let mut edge = patches[0].clone();
+        edge.rect = Rect::new(0, 0, 4, 4);
+        assert_eq!(clean_rects(&[edge], 5, 5), vec![Rect::new(0, 0, 5, 5)]);
     }
 }

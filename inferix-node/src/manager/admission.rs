@@ -56,6 +56,7 @@ impl State {
                     VerifierConn {
                         conn,
                         last_seen: now,
+                        device_class: h.device_class.clone(),
                     },
                 );
                 self.engine_event(EngineEvent::VerifierJoined {

@@ -88,6 +88,7 @@ impl State {
             settings: job.spec.settings.clone(),
             worker_device_class: result.device_class.clone(),
             crop_tolerance: self.por.as_ref().map_or(2, |p| p.crop_tolerance),
+            clean_scene: None,
         };
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
             .await;

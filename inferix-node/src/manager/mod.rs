@@ -58,6 +58,7 @@ use crate::NodeError;
 mod accept;
 mod admission;
 mod claims;
+mod delivery;
 mod dispatch;
 mod housekeeping;
 mod ledger;
@@ -322,6 +323,9 @@ struct Peer {
 struct VerifierConn {
     conn: ConnId,
     last_seen: u64,
+    /// Its renderer's device class (clean pixels compare exactly within
+    /// one class).
+    device_class: String,
 }
 
 impl ManagerNode {
@@ -375,6 +379,7 @@ impl ManagerNode {
             engine,
             round_tasks: HashMap::new(),
             round_waiting: HashMap::new(),
+            clean_votes: HashMap::new(),
             engine_commands: Default::default(),
             next_claim: 1,
             failures: HashMap::new(),
@@ -438,6 +443,9 @@ struct State {
     round_tasks: HashMap<TaskId, Task>,
     /// Why open rounds wait, for the job's status.
     round_waiting: HashMap<TaskId, String>,
+    /// Clean pixels sent with passing verdicts of open rounds (clean
+    /// delivery), until the round settles.
+    clean_votes: HashMap<TaskId, Vec<(NodeId, Vec<inferix_core::protocol::CleanCrop>)>>,
     /// Engine commands not carried out yet.
     engine_commands: std::collections::VecDeque<EngineCommand>,
     /// Claim re-renders in flight, by verification id.

@@ -173,8 +173,7 @@ impl State {
         let mut frames: Vec<_> = tasks
             .iter()
             .filter(|t| t.status == TaskStatus::Accepted)
-            .filter_map(|t| t.result.as_ref())
-            .flat_map(|r| r.frames.clone())
+            .flat_map(|t| t.delivered_frames())
             .collect();
         frames.sort_by_key(|f| f.frame);
         Ok(JobStatus {

@@ -1,10 +1,12 @@
 //! Verification: carrying out the engine's commands, opening rounds, building
 //! offers, writing settlements.
 
+use inferix_core::task::DeliveredFrame;
+
 use super::*;
 
 impl State {
-    pub(super) async fn on_verdict(&mut self, verifier: NodeId, v: Verdict) {
+    pub(super) async fn on_verdict(&mut self, verifier: NodeId, mut v: Verdict) {
         if !self.engine.is_awaited_verification(v.verification) {
             debug!(
                 ?verifier,
@@ -12,6 +14,9 @@ impl State {
                 "late or unknown verdict ignored"
             );
             return;
+        }
+        if v.passed {
+            self.keep_clean(verifier, v.task, std::mem::take(&mut v.clean));
         }
         self.engine_event(EngineEvent::VerdictReceived {
             verifier,
@@ -48,16 +53,48 @@ impl State {
                     if !self.offer_verification(verifier, verification, task).await {
                         self.round_tasks.remove(&task);
                         self.round_waiting.remove(&task);
+                        self.clean_votes.remove(&task);
                         self.engine_defer(EngineEvent::RoundAbandoned { task });
                     }
                 }
                 EngineCommand::SettleRound(s) => {
                     self.round_waiting.remove(&s.task);
+                    let clean = self.clean_votes.remove(&s.task).unwrap_or_default();
                     let known = self.round_tasks.remove(&s.task);
                     if !s.dissenting.is_empty() {
                         info!(task = ?s.task, dissenting = ?s.dissenting, passed = s.passed, "verifiers disagreed; the majority decided");
                     }
-                    self.finish_verification(s.task, s.worker, known, s.passed, s.reasons)
+                    let mut delivered = Vec::new();
+                    if s.passed {
+                        let task = match known.clone() {
+                            Some(t) => Some(t),
+                            None => self.store.task(s.task).await.ok().flatten(),
+                        };
+                        let Some(task) = task else { continue };
+                        match self.deliver(&task, &s.agreeing, clean).await {
+                            Ok(frames) => delivered = frames,
+                            Err(why) => {
+                                // The result is good but the customer's
+                                // frames cannot be made clean yet: the
+                                // round is asked again, of the verifiers
+                                // the engine draws now.
+                                warn!(task = ?s.task, %why, "clean delivery waits; verifying again");
+                                let reason = format!(
+                                    "clean frames of task {} wait: {why}",
+                                    s.task
+                                );
+                                self.emit(s.task.job, JobEvent::Waiting { reason }).await;
+                                self.round_tasks.insert(s.task, task);
+                                self.engine_defer(EngineEvent::RoundOpened {
+                                    task: s.task,
+                                    worker: s.worker,
+                                    needs_renderer: true,
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    self.finish_verification(s.task, s.worker, known, s.passed, s.reasons, delivered)
                         .await;
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
@@ -104,6 +141,7 @@ impl State {
         known: Option<Task>,
         passed: bool,
         reasons: Vec<String>,
+        delivered: Vec<DeliveredFrame>,
     ) {
         let now = self.now();
         if !passed {
@@ -128,6 +166,9 @@ impl State {
             };
             if t.status != TaskStatus::Verifying || t.transition(to, now, note.clone()).is_err() {
                 return;
+            }
+            if passed {
+                t.delivered = delivered.clone();
             }
             match self.store.update_task(&mut t).await {
                 Ok(()) => {
@@ -294,6 +335,12 @@ impl State {
             settings: job.spec.settings.clone(),
             worker_device_class: result.device_class.clone(),
             crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
+            // The frames carry patches: passing verifiers render the clean
+            // pixels under them from the scene the customer sent.
+            clean_scene: plan
+                .as_ref()
+                .is_some_and(|p| !p.watermark.is_empty())
+                .then(|| job.spec.scene.clone()),
         };
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
             .await;
