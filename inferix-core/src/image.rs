@@ -156,8 +156,7 @@ impl Image {
             self.pixels[dst..dst + n].copy_from_slice(&src.pixels[from..from + n]);
             if let Some(a) = &mut self.alpha {
                 for col in 0..src.width {
-                    a[(y as usize + row) * w + (x + col) as usize] =
-                        src.alpha_at(col, row as u32);
+                    a[(y as usize + row) * w + (x + col) as usize] = src.alpha_at(col, row as u32);
                 }
             }
         }
@@ -285,7 +284,7 @@ mod tests {
         assert!(c.paste(&b.crop(r), r.x, r.y));
         for y in 0..7 {
             for x in 0..9 {
-                let inside = x >= 2 && x < 6 && y >= 3 && y < 5;
+                let inside = (2..6).contains(&x) && (3..5).contains(&y);
                 assert_eq!(c.get(x, y), if inside { b.get(x, y) } else { a.get(x, y) });
             }
         }

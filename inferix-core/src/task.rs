@@ -275,6 +275,10 @@ pub struct DeliveredFrame {
     pub blob: ContentHash,
     /// BLAKE3 of its decoded 8-bit pixels.
     pub pixel_hash: ContentHash,
+    /// The verifier whose clean pixels were pasted in (it is paid for them).
+    pub verifier: NodeId,
+    /// Pixels pasted in.
+    pub clean_pixels: u64,
 }
 
 impl Task {
@@ -307,14 +311,16 @@ impl Task {
         result
             .frames
             .iter()
-            .map(|f| match self.delivered.iter().find(|d| d.frame == f.frame) {
-                Some(d) => FrameOutput {
-                    blob: d.blob,
-                    pixel_hash: d.pixel_hash,
-                    ..f.clone()
+            .map(
+                |f| match self.delivered.iter().find(|d| d.frame == f.frame) {
+                    Some(d) => FrameOutput {
+                        blob: d.blob,
+                        pixel_hash: d.pixel_hash,
+                        ..f.clone()
+                    },
+                    None => f.clone(),
                 },
-                None => f.clone(),
-            })
+            )
             .collect()
     }
 

@@ -313,8 +313,9 @@ impl GltfBuilder {
 
     /// Adds a perspective camera whose near plane is `znear` units ahead.
     pub fn camera_with_near(&mut self, yfov: f32, znear: f32) -> usize {
-        self.cameras
-            .push(json!({ "type": "perspective", "perspective": { "yfov": yfov, "znear": znear } }));
+        self.cameras.push(
+            json!({ "type": "perspective", "perspective": { "yfov": yfov, "znear": znear } }),
+        );
         self.cameras.len() - 1
     }
 

@@ -22,8 +22,8 @@
 use crate::bvh;
 use crate::camera::{Camera, Projection};
 use crate::kernel::{
-    fp, mf, up, ATTR_F, MAT_CAMERA_ONLY, LIGHT_F, MAT_F, MAT_U, NODE_F, NODE_U, TRI_ALPHA, TRI_CULL, TRI_F, TRI_U,
-    VERT_F,
+    fp, mf, up, ATTR_F, LIGHT_F, MAT_CAMERA_ONLY, MAT_F, MAT_U, NODE_F, NODE_U, TRI_ALPHA,
+    TRI_CULL, TRI_F, TRI_U, VERT_F,
 };
 use crate::material::{Material, TexRef, SLOTS, SLOT_BASE, SLOT_EMISSIVE};
 use crate::math;

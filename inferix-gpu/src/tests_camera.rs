@@ -228,7 +228,10 @@ fn mirror_behind_patches_glb() -> Vec<u8> {
     b.node(
         NodeDesc {
             mesh: Some(plane),
-            rotation: Some(quat_axis_angle([1.0, 0.0, 0.0], std::f32::consts::FRAC_PI_2)),
+            rotation: Some(quat_axis_angle(
+                [1.0, 0.0, 0.0],
+                std::f32::consts::FRAC_PI_2,
+            )),
             ..Default::default()
         },
         true,

@@ -8,7 +8,7 @@
 //! task and worker.
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
-use inferix_core::ledger::{Account, Transaction};
+use inferix_core::ledger::{Account, Posting, Transaction};
 
 /// Ledger account of the operator that posts workers' minimum stakes.
 pub const STAKE_GRANTOR: &str = "operator";
@@ -85,23 +85,51 @@ pub fn frames_share(quoted_price: u64, frames: usize, total: u64) -> i64 {
     (quoted_price as u128 * frames as u128 / total.max(1) as u128) as i64
 }
 
-/// The payment of an accepted task to its worker, out of the job's escrow.
+/// Who rendered the clean pixels of an accepted task's delivered frames,
+/// and how much of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanDelivery {
+    /// The verifier whose clean pixels were delivered.
+    pub verifier: NodeId,
+    /// Pixels it rendered, over all the task's frames.
+    pub clean_pixels: u64,
+    /// Pixels of all the task's frames.
+    pub frame_pixels: u64,
+}
+
+/// The payment of an accepted task out of the job's escrow: to its worker,
+/// less the share of the pixels a verifier re-rendered clean for delivery
+/// (about 0.3 % of a frame), which goes to that verifier.
 pub fn task_payment(
     task: TaskId,
     frames: usize,
     quoted_price: u64,
     job_frames: u64,
     worker: NodeId,
+    delivery: Option<CleanDelivery>,
     now: u64,
 ) -> Transaction {
-    Transaction::transfer(
+    let total = frames_share(quoted_price, frames, job_frames);
+    let mut tx = Transaction::transfer(
         format!("pay:{task}"),
         now,
         format!("{frames} frames of {task} accepted"),
         Account::Job(task.job),
         Account::Worker(worker),
-        frames_share(quoted_price, frames, job_frames),
-    )
+        total,
+    );
+    if let Some(d) = delivery {
+        let clean = d.clean_pixels.min(d.frame_pixels);
+        let share = (total.max(0) as u128 * clean as u128 / d.frame_pixels.max(1) as u128) as i64;
+        if share > 0 {
+            tx.postings[1].amount -= share;
+            tx.postings.push(Posting {
+                account: Account::Verifier(d.verifier),
+                amount: share,
+            });
+        }
+    }
+    tx
 }
 
 /// The slash of a worker whose result of `task` was rejected: its whole

@@ -4,7 +4,7 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::ledger::{Account, Transaction};
 use inferix_manager::economy::{
     escrow_refund, frames_share, minimum_stake, slash, stake_decision, stake_grant_id,
-    task_payment, verifier_rewards, EconomyConfig, StakeDecision, STAKE_GRANTOR,
+    task_payment, verifier_rewards, CleanDelivery, EconomyConfig, StakeDecision, STAKE_GRANTOR,
 };
 
 fn cfg() -> EconomyConfig {
@@ -78,12 +78,43 @@ fn a_task_is_paid_its_share_of_the_quote_once() {
     let task = TaskId::new(JobId(9), 2);
     assert_eq!(frames_share(1_000, 3, 7), 428, "rounded down");
     assert_eq!(frames_share(1_000, 3, 0), 3_000, "no division by zero");
-    let tx = task_payment(task, 3, 1_000, 7, W, 5);
+    let tx = task_payment(task, 3, 1_000, 7, W, None, 5);
     assert_eq!(tx.id, format!("pay:{task}"), "one payment id per task");
     assert_eq!(
         postings(&tx),
         vec![(Account::Job(JobId(9)), -428), (Account::Worker(W), 428)]
     );
+}
+
+#[test]
+fn the_verifier_that_rendered_clean_pixels_is_paid_their_share() {
+    let task = TaskId::new(JobId(9), 2);
+    let v = NodeId(77);
+    let delivery = |clean_pixels, frame_pixels| {
+        Some(CleanDelivery {
+            verifier: v,
+            clean_pixels,
+            frame_pixels,
+        })
+    };
+    // 1 % of the pixels: 1 % of the payment, out of the worker's.
+    let tx = task_payment(task, 3, 1_000_000, 3, W, delivery(300, 30_000), 5);
+    assert_eq!(
+        postings(&tx),
+        vec![
+            (Account::Job(JobId(9)), -1_000_000),
+            (Account::Worker(W), 990_000),
+            (Account::Verifier(v), 10_000)
+        ]
+    );
+    assert!(tx.check_balanced().is_ok());
+    // A claim of more pixels than the frames have is capped at all of them.
+    let tx = task_payment(task, 3, 1_000, 3, W, delivery(u64::MAX, 10), 5);
+    assert!(tx.check_balanced().is_ok());
+    assert_eq!(postings(&tx)[1], (Account::Worker(W), 0));
+    // A share too small to pay leaves the payment as it was.
+    let tx = task_payment(task, 3, 10, 3, W, delivery(1, 30_000), 5);
+    assert_eq!(postings(&tx).len(), 2);
 }
 
 #[test]

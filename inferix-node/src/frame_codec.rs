@@ -105,7 +105,11 @@ mod tests {
             // A crop that does not fit, or of the other precision, is refused.
             let other = FramePixels::Srgb8(b.to_srgb8());
             let linear = FramePixels::Linear(b.clone());
-            let wrong = if format == OutputFormat::Png { linear } else { other };
+            let wrong = if format == OutputFormat::Png {
+                linear
+            } else {
+                other
+            };
             assert!(!frame.paste(&wrong, 0, 0));
         }
     }

@@ -23,9 +23,7 @@ use inferix_core::image::Rgb8Image;
 use inferix_core::por::merkle::TileTree;
 use inferix_core::por::plan::clean_rects;
 use inferix_core::por::watermark;
-use inferix_core::protocol::{
-    CleanCrop, Hello, Message, Role, Verdict, VerificationAssignment,
-};
+use inferix_core::protocol::{CleanCrop, Hello, Message, Role, Verdict, VerificationAssignment};
 use inferix_core::renderer::{RenderRequest, Renderer};
 use inferix_core::verify::{check_plausible, PlausibilityError};
 use inferix_transport::Transport;

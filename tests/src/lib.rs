@@ -276,7 +276,10 @@ pub async fn assert_clean_delivery(
             .image
             .to_srgb8();
         let delivered = inferix_gpu::codec::decode_png(&std::fs::read(file).unwrap()).unwrap();
-        assert_eq!((delivered.width, delivered.height), (local.width, local.height));
+        assert_eq!(
+            (delivered.width, delivered.height),
+            (local.width, local.height)
+        );
         let differing = delivered
             .pixels
             .chunks(3)

@@ -143,3 +143,57 @@ async fn workers_leasing_at_once_all_get_a_prepared_scene() {
     }
     manager.shutdown().await;
 }
+
+/// A scene that cannot carry watermark patches could never be verified: it
+/// is refused when submitted, with the reason, and no job is created
+/// (before, every lease failed to prepare until the job failed after five
+/// attempts). A good scene on the same manager is still accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scene_that_cannot_be_watermarked_is_refused_at_submission() {
+    let net = InProcNetwork::new();
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let store = Arc::new(MemoryTaskStore::new());
+    let scratch = tempfile::tempdir().unwrap();
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .scratch_dir(scratch.path())
+    .proof_of_render(PorConfig::new(ManagerSecret(b"trial".to_vec())))
+    .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
+    .build()
+    .start()
+    .await
+    .unwrap();
+    let addr = manager.addr().to_string();
+    let client =
+        Client::connect_with_blobs(&net.transport(NodeId(300)), &addr, None, blobs.clone())
+            .await
+            .unwrap();
+    let broken = client
+        .upload_scene_bytes(b"glTF but not really".to_vec(), "broken.glb")
+        .await
+        .unwrap();
+    let mut spec = JobSpec::new(broken, FrameRange::new(1, 3));
+    spec.settings.width = 32;
+    spec.settings.height = 24;
+    match client.submit(&spec).await {
+        Err(inferix_node::ClientError::Refused { code, message }) => {
+            assert_eq!(code, inferix_core::protocol::ErrorCode::InvalidRequest);
+            assert!(message.contains("Proof-of-Render"), "{message}");
+        }
+        other => panic!("a scene without room for patches was accepted: {other:?}"),
+    }
+    use inferix_core::store::TaskStore;
+    assert!(store.jobs().await.unwrap().is_empty(), "no job was created");
+
+    let good = client
+        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "demo.glb")
+        .await
+        .unwrap();
+    spec.scene = good;
+    client.submit(&spec).await.unwrap();
+    assert_eq!(store.jobs().await.unwrap().len(), 1);
+    manager.shutdown().await;
+}

@@ -140,15 +140,7 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
     assert_eq!(files.len(), 4);
     let local_scene = scratch.path().join("demo.glb");
     std::fs::write(&local_scene, inferix_gpu::demo_scene_glb()).unwrap();
-    assert_clean_delivery(
-        &*store,
-        job,
-        &files,
-        &*tracer,
-        &local_scene,
-        &spec.settings,
-    )
-    .await;
+    assert_clean_delivery(&*store, job, &files, &*tracer, &local_scene, &spec.settings).await;
 
     let stored = store.job(job).await.unwrap().unwrap();
     assert_eq!(stored.blocklist, vec![cheater_id]);
@@ -175,8 +167,24 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
     let paid: i64 = (0..2u128)
         .map(|i| balance(&txs, &Account::Verifier(NodeId(200 + i))))
         .sum();
-    assert!(paid > 0, "verifiers are paid from the penalty pool");
-    assert_eq!(balance(&txs, &Account::PenaltyPool) + paid, slashed);
+    // Verifiers earn rewards from the penalty pool, and the one whose
+    // clean pixels were delivered a share of each task's payment.
+    let for_clean_pixels: i64 = txs
+        .iter()
+        .filter(|t| t.id.starts_with("pay:"))
+        .flat_map(|t| &t.postings)
+        .filter(|p| matches!(p.account, Account::Verifier(_)))
+        .map(|p| p.amount)
+        .sum();
+    assert!(for_clean_pixels > 0, "clean pixels are paid for");
+    assert!(
+        paid > for_clean_pixels,
+        "verifiers are paid from the penalty pool"
+    );
+    assert_eq!(
+        balance(&txs, &Account::PenaltyPool) + paid - for_clean_pixels,
+        slashed
+    );
 
     let _ = stop.send(true);
     let _ = honest_run.await;

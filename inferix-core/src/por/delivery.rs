@@ -12,8 +12,8 @@
 //! block delivery; when the sets split evenly, the manager asks other
 //! verifiers.
 
-use crate::image::{Rect, Rgb8Image};
 use crate::ids::NodeId;
+use crate::image::{Rect, Rgb8Image};
 
 /// One verifier's clean pixels for a result, decoded to the 8-bit pixels
 /// that are compared.
@@ -191,7 +191,9 @@ mod tests {
         let honest = set(3, "cpu", 10);
         let sets = [short.clone(), misshapen.clone(), doubled, honest];
         assert_eq!(
-            choose_clean_set(&sets, &wanted(), "cpu", 2).unwrap().verifier,
+            choose_clean_set(&sets, &wanted(), "cpu", 2)
+                .unwrap()
+                .verifier,
             NodeId(3)
         );
         assert_eq!(

@@ -91,11 +91,10 @@ impl State {
         };
         let mut delivered = Vec::with_capacity(result.frames.len());
         for f in &result.frames {
-            let bytes = self
-                .blobs
-                .get_bytes(f.blob)
-                .await
-                .map_err(|e| format!("frame {}: cannot read the worker's file: {e}", f.frame))?;
+            let bytes =
+                self.blobs.get_bytes(f.blob).await.map_err(|e| {
+                    format!("frame {}: cannot read the worker's file: {e}", f.frame)
+                })?;
             let patches: Vec<CleanCrop> = crops
                 .iter()
                 .filter(|c| c.frame == f.frame)
@@ -116,6 +115,8 @@ impl State {
                 frame: f.frame,
                 blob: meta.hash,
                 pixel_hash,
+                verifier: chosen,
+                clean_pixels: rects.iter().map(Rect::area).sum(),
             });
         }
         debug!(task = ?task.id, verifier = ?chosen, frames = delivered.len(), "clean frames composed");
@@ -135,8 +136,7 @@ fn compose(
     for c in patches {
         let crop = FramePixels::decode(&c.image, format)
             .map_err(|e| format!("clean pixels do not decode: {e}"))?;
-        if crop.size() != (c.rect.width, c.rect.height) || !frame.paste(&crop, c.rect.x, c.rect.y)
-        {
+        if crop.size() != (c.rect.width, c.rect.height) || !frame.paste(&crop, c.rect.x, c.rect.y) {
             return Err(format!("clean pixels for {:?} do not fit", c.rect));
         }
     }

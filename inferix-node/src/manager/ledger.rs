@@ -70,12 +70,22 @@ impl State {
             return;
         };
         let Some(result) = &t.result else { return };
+        let delivery = t.delivered.first().map(|d| economy::CleanDelivery {
+            verifier: d.verifier,
+            clean_pixels: t.delivered.iter().map(|d| d.clean_pixels).sum(),
+            frame_pixels: result
+                .frames
+                .iter()
+                .map(|f| u64::from(f.width) * u64::from(f.height))
+                .sum(),
+        });
         let tx = economy::task_payment(
             t.id,
             t.frames.len(),
             job.quoted_price,
             job.spec.frames.len(),
             result.worker,
+            delivery,
             self.now(),
         );
         match self.store.append_transaction(&tx).await {

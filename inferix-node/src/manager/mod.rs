@@ -70,7 +70,7 @@ mod results;
 mod verification;
 
 use accept::{accept_loop, Admitted};
-use quote::{quote, Prober};
+use quote::{quote, Prober, WatermarkTrial};
 
 /// Manager settings; `Default` gives a working single-machine setup.
 #[derive(Debug, Clone)]
@@ -380,6 +380,7 @@ impl ManagerNode {
             round_tasks: HashMap::new(),
             round_waiting: HashMap::new(),
             clean_votes: HashMap::new(),
+            watermark_trials: Arc::default(),
             engine_commands: Default::default(),
             next_claim: 1,
             failures: HashMap::new(),
@@ -446,6 +447,8 @@ struct State {
     /// Clean pixels sent with passing verdicts of open rounds (clean
     /// delivery), until the round settles.
     clean_votes: HashMap<TaskId, Vec<(NodeId, Vec<inferix_core::protocol::CleanCrop>)>>,
+    /// Scenes and frame sizes whose trial watermark at submission passed.
+    watermark_trials: Arc<Mutex<HashSet<(ContentHash, u32, u32)>>>,
     /// Engine commands not carried out yet.
     engine_commands: std::collections::VecDeque<EngineCommand>,
     /// Claim re-renders in flight, by verification id.

@@ -91,6 +91,74 @@ impl Prober {
     }
 }
 
+/// A trial watermark of a job's scene before it is accepted: a scene that
+/// cannot carry Proof-of-Render patches cannot be verified, so it is
+/// refused at submission with the reason, instead of failing every lease.
+pub(super) struct WatermarkTrial {
+    pub(super) marker: Arc<dyn SceneWatermarker>,
+    pub(super) por: PorConfig,
+    pub(super) scratch: PathBuf,
+    /// Scenes and frame sizes that passed already.
+    pub(super) passed: Arc<Mutex<HashSet<(ContentHash, u32, u32)>>>,
+}
+
+impl WatermarkTrial {
+    /// Watermarks a copy of `spec`'s scene with a layout of the network's
+    /// size; the copy is thrown away.
+    pub(super) async fn check(
+        &self,
+        spec: &JobSpec,
+        blobs: &dyn BlobStore,
+    ) -> Result<(), (ErrorCode, String)> {
+        let s = &spec.settings;
+        let key = (spec.scene.blob, s.width, s.height);
+        if self
+            .passed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
+            return Ok(());
+        }
+        let internal = |e: String| (ErrorCode::Internal, e);
+        let dir = self
+            .scratch
+            .join(format!("trial-{}", spec.scene.blob.to_hex()));
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| internal(format!("cannot create {}: {e}", dir.display())))?;
+        let name = crate::safe_file_name(&spec.scene.file_name);
+        let plain = dir.join(&name);
+        if !plain.exists() {
+            blobs
+                .get_to_file(spec.scene.blob, &plain)
+                .await
+                .map_err(|e| {
+                    (
+                        ErrorCode::Unavailable,
+                        format!("cannot fetch the scene: {e}"),
+                    )
+                })?;
+        }
+        let trial = TaskId::new(JobId(0), 0);
+        let patches = patches_for_lease(&self.por, trial, 0, s.width, s.height);
+        let out = dir.join(format!("trial-{}x{}-{name}", s.width, s.height));
+        let marked = self.marker.watermark(&plain, &patches, s, &out).await;
+        let _ = tokio::fs::remove_file(&out).await;
+        marked.map_err(|e| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("the scene cannot carry Proof-of-Render watermark patches, so its frames could not be verified: {e}"),
+            )
+        })?;
+        self.passed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        Ok(())
+    }
+}
+
 /// Validates a spec, checks its scene exists, and prices it.
 pub(super) async fn quote(
     spec: &JobSpec,

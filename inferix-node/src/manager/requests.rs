@@ -83,8 +83,25 @@ impl State {
         let prober = self.prober.clone();
         let price = self.cfg.price_per_ibm;
         let inputs = self.inputs.clone();
+        let trial = self.por.as_ref().and_then(|por| {
+            Some(WatermarkTrial {
+                marker: self
+                    .watermarkers
+                    .iter()
+                    .find(|w| w.formats().contains(&spec.scene.format))?
+                    .clone(),
+                por: por.clone(),
+                scratch: self.prep_dir.clone(),
+                passed: self.watermark_trials.clone(),
+            })
+        });
         tokio::spawn(async move {
-            let result = quote(&spec, &*blobs, prober.as_deref(), price).await;
+            let mut result = quote(&spec, &*blobs, prober.as_deref(), price).await;
+            if let (Ok(_), Some(trial)) = (&result, trial) {
+                if let Err(e) = trial.check(&spec, &*blobs).await {
+                    result = Err(e);
+                }
+            }
             let _ = inputs.send(Input::Quoted {
                 conn,
                 id,

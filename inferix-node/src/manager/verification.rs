@@ -79,10 +79,7 @@ impl State {
                                 // round is asked again, of the verifiers
                                 // the engine draws now.
                                 warn!(task = ?s.task, %why, "clean delivery waits; verifying again");
-                                let reason = format!(
-                                    "clean frames of task {} wait: {why}",
-                                    s.task
-                                );
+                                let reason = format!("clean frames of task {} wait: {why}", s.task);
                                 self.emit(s.task.job, JobEvent::Waiting { reason }).await;
                                 self.round_tasks.insert(s.task, task);
                                 self.engine_defer(EngineEvent::RoundOpened {
@@ -94,8 +91,10 @@ impl State {
                             }
                         }
                     }
-                    self.finish_verification(s.task, s.worker, known, s.passed, s.reasons, delivered)
-                        .await;
+                    self.finish_verification(
+                        s.task, s.worker, known, s.passed, s.reasons, delivered,
+                    )
+                    .await;
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
                 EngineCommand::OfferClaimCheck {
