@@ -204,7 +204,8 @@ pub fn spawn_verifiers(
         .collect()
 }
 
-/// Uploads a stand-in scene (the simulated renderer never reads it) and
+/// Uploads the demo scene (the manager inspects it; the simulated renderer
+/// never reads it) and
 /// submits a job of `frames` square frames of `size` pixels in tasks of
 /// `chunk` frames.
 pub async fn submit_stand_in_job(
@@ -214,7 +215,7 @@ pub async fn submit_stand_in_job(
     chunk: u32,
 ) -> inferix_core::ids::JobId {
     let scene = client
-        .upload_scene_bytes(b"scene".to_vec(), "s.glb")
+        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
         .await
         .expect("upload the scene");
     let mut spec =

@@ -86,7 +86,7 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
     .await
     .unwrap();
     let scene = client
-        .upload_scene_bytes(b"scene".to_vec(), "s.glb")
+        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
         .await
         .unwrap();
     let spec = |frames: FrameRange| {
@@ -125,6 +125,20 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
     assert_eq!(
         refused(client.status(JobId(77)).await.unwrap_err()),
         ErrorCode::NotFound
+    );
+    // A glTF file that does not load is refused with the reason, before
+    // any worker spends an attempt on it.
+    let garbage = client
+        .upload_scene_bytes(b"glTF\x02\0\0\0 truncated".to_vec(), "broken.glb")
+        .await
+        .unwrap();
+    let e = client
+        .submit(&JobSpec::new(garbage, FrameRange::new(1, 2)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Refused { code: ErrorCode::InvalidRequest, message } if message.contains("cannot be rendered")),
+        "{e}"
     );
 
     // Start one slow worker; a job needing IB 4 waits and says why.

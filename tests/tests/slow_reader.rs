@@ -80,7 +80,7 @@ async fn a_client_that_never_reads_does_not_delay_a_job() {
             .await
             .unwrap();
         let scene = client
-            .upload_scene_bytes(b"scene".to_vec(), "s.glb")
+            .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
             .await
             .unwrap();
         let mut spec = JobSpec::new(scene, FrameRange::new(1, 6));

@@ -1,6 +1,10 @@
 //! Quotes: validating a spec, checking its scene, and pricing it (with a probe
 //! render when the manager has a renderer).
 
+use std::path::Path;
+
+use inferix_core::renderer::SceneFormat;
+
 use super::*;
 
 /// Prices jobs from a small render of their scene on this machine.
@@ -159,12 +163,60 @@ impl WatermarkTrial {
     }
 }
 
+/// What the path tracer substitutes in a glTF scene (no light, no camera,
+/// unsupported extensions), read without a device, so that a manager
+/// without a probe renderer still tells the customer; a scene that does not
+/// load is refused with the reason.
+async fn gltf_warnings(
+    spec: &JobSpec,
+    blobs: &dyn BlobStore,
+    scratch: &Path,
+) -> Result<Vec<RenderWarning>, (ErrorCode, String)> {
+    let dir = scratch.join(format!("inspect-{}", spec.scene.blob.to_hex()));
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+        (
+            ErrorCode::Internal,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
+    let path = dir.join(crate::safe_file_name(&spec.scene.file_name));
+    if !path.exists() {
+        blobs
+            .get_to_file(spec.scene.blob, &path)
+            .await
+            .map_err(|e| {
+                (
+                    ErrorCode::Unavailable,
+                    format!("cannot fetch the scene: {e}"),
+                )
+            })?;
+    }
+    let request = RenderRequest {
+        scene: path,
+        format: spec.scene.format,
+        frames: vec![spec.frames.start],
+        settings: spec.settings.clone(),
+        crop: None,
+        progress: None,
+    };
+    tokio::task::spawn_blocking(move || inferix_gpu::scene_warnings(&request))
+        .await
+        .map_err(|e| (ErrorCode::Internal, format!("scene inspection failed: {e}")))?
+        .map_err(|e| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("the scene cannot be rendered: {e}"),
+            )
+        })
+}
+
 /// Validates a spec, checks its scene exists, and prices it.
 pub(super) async fn quote(
     spec: &JobSpec,
     blobs: &dyn BlobStore,
     prober: Option<&Prober>,
     price_per_ibm: u64,
+    scratch: &Path,
 ) -> Result<Quote, (ErrorCode, String)> {
     spec.validate()
         .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
@@ -191,7 +243,10 @@ pub(super) async fn quote(
         })?,
         None => (
             s.width as f64 * s.height as f64 * s.samples as f64 * SECONDS_PER_PIXEL_SAMPLE,
-            Vec::new(),
+            match spec.scene.format {
+                SceneFormat::Gltf => gltf_warnings(spec, blobs, scratch).await?,
+                _ => Vec::new(),
+            },
         ),
     };
     let frames = spec.frames.len();

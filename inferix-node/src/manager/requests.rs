@@ -83,6 +83,7 @@ impl State {
         let prober = self.prober.clone();
         let price = self.cfg.price_per_ibm;
         let inputs = self.inputs.clone();
+        let scratch = self.prep_dir.clone();
         let trial = self.por.as_ref().and_then(|por| {
             Some(WatermarkTrial {
                 marker: self
@@ -96,7 +97,7 @@ impl State {
             })
         });
         tokio::spawn(async move {
-            let mut result = quote(&spec, &*blobs, prober.as_deref(), price).await;
+            let mut result = quote(&spec, &*blobs, prober.as_deref(), price, &scratch).await;
             if let (Ok(_), Some(trial)) = (&result, trial) {
                 if let Err(e) = trial.check(&spec, &*blobs).await {
                     result = Err(e);
