@@ -11,8 +11,8 @@ use inferix_core::renderer::SceneFormat;
 use inferix_core::store::MemoryTaskStore;
 use inferix_core::ContentHash;
 use inferix_node::{
-    Client, ClientError, ManagerConfig, NodeError, VerifierConfig, VerifierNode, WorkerConfig,
-    WorkerNode,
+    Client, ClientError, ManagerBuilder, ManagerConfig, NodeError, VerifierConfig, VerifierNode,
+    WorkerConfig, WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{start_manager, SimBehaviour, SimRenderer};
@@ -191,4 +191,56 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
     }
     manager.shutdown().await;
     let _ = blobs.get_bytes(scene.blob).await.unwrap();
+}
+
+/// A scene with no light and no camera renders with the default studio and
+/// camera; a manager without a probe renderer still says so in the job's
+/// status, as `inferix render` does on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lightless_camera_less_scene_is_accepted_with_warnings_in_its_status() {
+    use inferix_gpu::builder::{box_mesh, GltfBuilder, MaterialDesc, NodeDesc};
+    let net = InProcNetwork::new();
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        Arc::new(MemoryTaskStore::new()),
+        Arc::new(ObjectBlobStore::in_memory()),
+    )
+    .build()
+    .start()
+    .await
+    .unwrap();
+    let client = Client::connect(&net.transport(NodeId(51)), manager.addr(), None)
+        .await
+        .unwrap();
+    let mut b = GltfBuilder::new();
+    let grey = b.material(MaterialDesc::default());
+    let (p, n, i) = box_mesh([0.5; 3], false);
+    let cube = b.mesh(&p, Some(&n), &i, grey);
+    b.node(
+        NodeDesc {
+            mesh: Some(cube),
+            ..Default::default()
+        },
+        true,
+    );
+    let scene = client
+        .upload_scene_bytes(b.to_glb(), "cube.glb")
+        .await
+        .unwrap();
+    let (job, quote) = client
+        .submit(&JobSpec::new(scene, FrameRange::new(1, 2)))
+        .await
+        .unwrap();
+    let codes = |w: &[inferix_core::renderer::RenderWarning]| -> Vec<String> {
+        w.iter().map(|w| w.code.clone()).collect()
+    };
+    for wanted in ["default-camera", "default-environment"] {
+        assert!(
+            codes(&quote.warnings).iter().any(|c| c == wanted),
+            "{quote:?}"
+        );
+    }
+    let status = client.status(job).await.unwrap();
+    assert_eq!(codes(&status.job.warnings), codes(&quote.warnings));
+    manager.shutdown().await;
 }
