@@ -3,10 +3,11 @@
 //! Triangle strips and fans become triangle lists with the vertex order the
 //! glTF specification gives (so front faces stay front faces); points and
 //! lines have no area for a path tracer and are reported as warnings.
-//! Tangents missing from a normal-mapped primitive are generated per vertex
-//! from the UV derivatives of the triangles around it, orthogonalised
-//! against the vertex normal, with the handedness in `w` (the per-vertex
-//! scheme MikkTSpace builds on; not its exact splitting rules).
+//! Tangents missing from a normal-mapped primitive are generated with
+//! MikkTSpace, as the glTF specification asks, so normal maps baked by other
+//! tools shade as they were baked: per triangle corner, with vertices split
+//! where the corners of one vertex need different tangents (UV seams,
+//! mirrored halves).
 
 use gltf::mesh::Mode;
 
@@ -224,13 +225,133 @@ pub(crate) fn read_primitive(
     };
     if prim.tangents.is_none() {
         if let Some(slot) = materials.get(material).and_then(|m| m.slots[SLOT_NORMAL]) {
-            prim.tangents = generate_tangents(&prim, slot.tex_coord as usize);
+            if !mikk_tangents(&mut prim, slot.tex_coord as usize) {
+                prim.tangents = generate_tangents(&prim, slot.tex_coord as usize);
+            }
         }
     }
     Ok(Some(prim))
 }
 
-/// Per-vertex tangents from UV set `set` (None without those UVs).
+/// The primitive's triangles as MikkTSpace reads them; it writes one
+/// tangent per triangle corner.
+struct MikkInput<'a> {
+    p: &'a Primitive,
+    uvs: &'a [[f32; 2]],
+    corners: Vec<[f32; 4]>,
+}
+
+impl MikkInput<'_> {
+    fn vertex(&self, face: usize, vert: usize) -> usize {
+        self.p.indices[face][vert] as usize
+    }
+}
+
+impl mikktspace::Geometry for MikkInput<'_> {
+    fn num_faces(&self) -> usize {
+        self.p.indices.len()
+    }
+    fn num_vertices_of_face(&self, _: usize) -> usize {
+        3
+    }
+    fn position(&self, face: usize, vert: usize) -> [f32; 3] {
+        self.p.positions[self.vertex(face, vert)]
+    }
+    fn normal(&self, face: usize, vert: usize) -> [f32; 3] {
+        match &self.p.normals {
+            Some(n) => n[self.vertex(face, vert)],
+            // Without normals glTF shades flat: the face's normal.
+            None => {
+                let [a, b, c] = self.p.indices[face].map(|i| self.p.positions[i as usize]);
+                math::normalize(math::cross(math::sub(b, a), math::sub(c, a)))
+            }
+        }
+    }
+    fn tex_coord(&self, face: usize, vert: usize) -> [f32; 2] {
+        self.uvs[self.vertex(face, vert)]
+    }
+    fn set_tangent_encoded(&mut self, t: [f32; 4], face: usize, vert: usize) {
+        // glTF's V axis points down the image, the opposite of the
+        // convention MikkTSpace assumes: the handedness flips.
+        self.corners[face * 3 + vert] = [t[0], t[1], t[2], -t[3]];
+    }
+}
+
+/// MikkTSpace tangents from UV set `set`, splitting vertices whose corners
+/// need different tangents; false (nothing changed) without those UVs or
+/// when the generator fails.
+pub(crate) fn mikk_tangents(p: &mut Primitive, set: usize) -> bool {
+    let Some(uvs) = p.uvs[set].as_ref() else {
+        return false;
+    };
+    let mut input = MikkInput {
+        p,
+        uvs,
+        corners: vec![[0.0; 4]; p.indices.len() * 3],
+    };
+    if !mikktspace::generate_tangents(&mut input) {
+        return false;
+    }
+    let corners = input.corners;
+    let n = p.positions.len();
+    let mut tangents: Vec<Option<[f32; 4]>> = vec![None; n];
+    // (original vertex, tangent bits) → vertex carrying that tangent.
+    let mut copies: std::collections::HashMap<(u32, [u32; 4]), u32> =
+        std::collections::HashMap::new();
+    for (face, tri) in p.indices.clone().iter().enumerate() {
+        for (corner, &v) in tri.iter().enumerate() {
+            let t = corners[face * 3 + corner];
+            let key = (v, t.map(f32::to_bits));
+            let at = match copies.get(&key) {
+                Some(&at) => at,
+                None => {
+                    let at = if tangents[v as usize].is_none() {
+                        v
+                    } else {
+                        duplicate_vertex(p, v as usize);
+                        tangents.push(None);
+                        (p.positions.len() - 1) as u32
+                    };
+                    tangents[at as usize] = Some(t);
+                    copies.insert(key, at);
+                    at
+                }
+            };
+            p.indices[face][corner] = at;
+        }
+    }
+    p.tangents = Some(
+        tangents
+            .into_iter()
+            .map(|t| t.unwrap_or([1.0, 0.0, 0.0, 1.0]))
+            .collect(),
+    );
+    true
+}
+
+/// Appends a copy of vertex `v` with every attribute it has.
+fn duplicate_vertex(p: &mut Primitive, v: usize) {
+    fn dup<T: Clone>(a: &mut Option<Vec<T>>, v: usize) {
+        if let Some(a) = a {
+            a.push(a[v].clone());
+        }
+    }
+    p.positions.push(p.positions[v]);
+    dup(&mut p.normals, v);
+    dup(&mut p.tangents, v);
+    dup(&mut p.uvs[0], v);
+    dup(&mut p.uvs[1], v);
+    dup(&mut p.colors, v);
+    dup(&mut p.joints, v);
+    dup(&mut p.weights, v);
+    for t in &mut p.targets {
+        dup(&mut t.positions, v);
+        dup(&mut t.normals, v);
+    }
+}
+
+/// Per-vertex tangents from UV set `set` (None without those UVs): the
+/// fallback when MikkTSpace cannot run.
 pub(crate) fn generate_tangents(p: &Primitive, set: usize) -> Option<Vec<[f32; 4]>> {
     let uvs = p.uvs[set].as_ref()?;
     let n = p.positions.len();
@@ -338,5 +459,93 @@ mod tests {
             .iter()
             .all(|v| v[3] == -1.0));
         assert!(generate_tangents(&p, 1).is_none(), "no TEXCOORD_1");
+    }
+
+    #[test]
+    fn mikktspace_agrees_on_a_plain_quad_and_splits_a_mirrored_seam() {
+        // The unmirrored quad: the same tangents as above, no split.
+        let mut quad = Primitive {
+            positions: vec![
+                [-1.0, -1.0, 0.0],
+                [1.0, -1.0, 0.0],
+                [-1.0, 1.0, 0.0],
+                [1.0, 1.0, 0.0],
+            ],
+            normals: Some(vec![[0.0, 0.0, 1.0]; 4]),
+            uvs: [
+                Some(vec![[0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]),
+                None,
+            ],
+            indices: vec![[0, 1, 2], [2, 1, 3]],
+            ..Default::default()
+        };
+        assert!(mikk_tangents(&mut quad, 0));
+        assert_eq!(quad.positions.len(), 4, "nothing to split");
+        for t in quad.tangents.as_ref().unwrap() {
+            assert!((t[0] - 1.0).abs() < 1e-5 && t[1].abs() < 1e-5 && t[2].abs() < 1e-5);
+            assert_eq!(t[3], 1.0);
+        }
+        assert!(!mikk_tangents(&mut quad, 1), "no TEXCOORD_1");
+
+        // Two quads sharing the edge x = 0, the right one's UVs mirrored
+        // in u (a texture painted once for both halves): the shared
+        // vertices split, each half keeps its own tangent, and the copies
+        // carry every attribute.
+        let mut mirrored = Primitive {
+            positions: vec![
+                [-1.0, -1.0, 0.0],
+                [0.0, -1.0, 0.0],
+                [1.0, -1.0, 0.0],
+                [-1.0, 1.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [1.0, 1.0, 0.0],
+            ],
+            normals: Some(vec![[0.0, 0.0, 1.0]; 6]),
+            uvs: [
+                Some(vec![
+                    [0.0, 1.0],
+                    [1.0, 1.0],
+                    [0.0, 1.0],
+                    [0.0, 0.0],
+                    [1.0, 0.0],
+                    [0.0, 0.0],
+                ]),
+                None,
+            ],
+            colors: Some((0..6).map(|i| [i as f32, 0.0, 0.0, 1.0]).collect()),
+            targets: vec![MorphTarget {
+                positions: Some((0..6).map(|i| [0.0, 0.0, i as f32]).collect()),
+                normals: None,
+            }],
+            indices: vec![[0, 1, 3], [3, 1, 4], [1, 2, 4], [4, 2, 5]],
+            ..Default::default()
+        };
+        assert!(mikk_tangents(&mut mirrored, 0));
+        assert_eq!(mirrored.positions.len(), 8, "the two seam vertices split");
+        let t = mirrored.tangents.as_ref().unwrap();
+        let colors = mirrored.colors.as_ref().unwrap();
+        let morph = mirrored.targets[0].positions.as_ref().unwrap();
+        assert_eq!((colors.len(), morph.len()), (8, 8));
+        for (face, tri) in mirrored.indices.iter().enumerate() {
+            let left = face < 2;
+            for &v in tri {
+                let v = v as usize;
+                let want_x = if left { 1.0 } else { -1.0 };
+                assert!((t[v][0] - want_x).abs() < 1e-5, "face {face}: {:?}", t[v]);
+                // A copy keeps the attributes of the vertex it copies.
+                let original = mirrored.positions[v];
+                let src = [-1.0, 0.0, 1.0]
+                    .iter()
+                    .position(|&x| x == original[0])
+                    .unwrap()
+                    + if original[1] > 0.0 { 3 } else { 0 };
+                assert_eq!(colors[v][0], src as f32);
+                assert_eq!(morph[v][2], src as f32);
+            }
+        }
+        // Both halves are mirror images: opposite handedness in glTF terms.
+        let hand = |face: usize| t[mirrored.indices[face][0] as usize][3];
+        assert_eq!(hand(0), 1.0);
+        assert_eq!(hand(2), -1.0);
     }
 }
