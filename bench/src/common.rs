@@ -182,7 +182,9 @@ pub(crate) async fn bench_scene(
     blobs: &dyn BlobStore,
     work_dir: &Path,
 ) -> Result<SceneRef, BenchError> {
-    let bytes = b"inferix bench scene".to_vec();
+    // The smallest valid glTF (the manager reads a scene at submission;
+    // the benchmark's renderers never do).
+    let bytes = br#"{"asset":{"version":"2.0"},"scenes":[{"nodes":[]}],"scene":0}"#.to_vec();
     let meta = blobs
         .put_bytes(bytes.clone())
         .await
@@ -192,12 +194,12 @@ pub(crate) async fn bench_scene(
         path: dir.clone(),
         source: e,
     })?;
-    let path = dir.join("bench.glb");
+    let path = dir.join("bench.gltf");
     std::fs::write(&path, &bytes).map_err(|e| BenchError::Io { path, source: e })?;
     Ok(SceneRef {
         blob: meta.hash,
         format: SceneFormat::Gltf,
-        file_name: "bench.glb".into(),
+        file_name: "bench.gltf".into(),
     })
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
-use inferix_core::store::{StatusCount, StoreError, TaskStore};
+use inferix_core::store::{Change, StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 
 /// Calls counted by [`CountedStore`].
@@ -105,6 +105,11 @@ impl TaskStore for CountedStore {
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.append_transaction(tx).await
+    }
+    async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {
+        // One transaction: one round trip to the database.
+        self.calls.write();
+        self.inner.apply(changes).await
     }
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
         self.calls.read();

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
-use inferix_core::store::{StatusCount, StoreError, TaskStore};
+use inferix_core::store::{Change, StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
@@ -453,53 +453,8 @@ impl TaskStore for SqliteTaskStore {
     }
 
     async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
-        let mut next = task.clone();
-        next.version += 1;
-        let record = to_json(&next)?;
-        let (id, expected, status, deadline, frames) = (
-            task.id,
-            task.version,
-            task.status,
-            lease_deadline(task),
-            frame_count(task),
-        );
-        self.call(move |conn| {
-            // Compare-and-set in one statement: the version check and the
-            // write cannot be split by another manager's claim.
-            let n = conn
-                .prepare_cached(
-                    "UPDATE tasks SET status = ?3, lease_deadline_ms = ?4, record = ?5,
-                         frames = ?7, version = version + 1
-                     WHERE job_id = ?1 AND idx = ?2 AND version = ?6",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        id.job.to_string(),
-                        id.index,
-                        status.as_str(),
-                        deadline,
-                        record,
-                        int(expected),
-                        frames
-                    ])
-                })
-                .map_err(sql_err)?;
-            if n == 1 {
-                return Ok(());
-            }
-            let exists = conn
-                .prepare_cached("SELECT 1 FROM tasks WHERE job_id = ?1 AND idx = ?2")
-                .and_then(|mut s| s.exists(params![id.job.to_string(), id.index]))
-                .map_err(sql_err)?;
-            Err(if exists {
-                StoreError::Conflict { task: id, expected }
-            } else {
-                StoreError::NotFound {
-                    what: format!("task {id}"),
-                }
-            })
-        })
-        .await?;
+        let (write, next) = TaskWrite::of(task)?;
+        self.call(move |conn| write.run(conn)).await?;
         *task = next;
         Ok(())
     }
@@ -519,45 +474,54 @@ impl TaskStore for SqliteTaskStore {
     }
 
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
-        tx.check_balanced()?;
-        let record = to_json(tx)?;
-        let postings = tx
-            .postings
-            .iter()
-            .map(|p| Ok((account_key(&p.account)?, p.amount)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let id = tx.id.clone();
+        let write = TxWrite::of(tx)?;
         self.call(move |conn| {
             // The record and its balance changes commit together: a refused
             // duplicate rolls back with the guard and moves no balance.
             let db = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_err)?;
-            let res = db
-                .prepare_cached("INSERT INTO transactions (id, record) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![id, record]));
-            match res {
-                Err(e) if is_constraint(&e) => {
-                    return Err(StoreError::AlreadyExists {
-                        what: format!("transaction {id}"),
-                    })
-                }
-                other => other.map_err(sql_err)?,
-            };
-            {
-                let mut upsert = db
-                    .prepare_cached(
-                        "INSERT INTO balances (account, amount) VALUES (?1, ?2)
-                         ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
-                    )
-                    .map_err(sql_err)?;
-                for (account, amount) in &postings {
-                    upsert.execute(params![account, amount]).map_err(sql_err)?;
+            write.run(&db)?;
+            db.commit().map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {
+        enum Write {
+            Task(TaskWrite),
+            Tx(TxWrite),
+        }
+        let writes = changes
+            .iter()
+            .map(|c| match c {
+                Change::Task(t) => TaskWrite::of(t).map(|(w, _)| Write::Task(w)),
+                Change::Transaction(tx) => TxWrite::of(tx).map(Write::Tx),
+                #[allow(unreachable_patterns)]
+                other => Err(StoreError::Backend(format!("unsupported change {other:?}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.call(move |conn| {
+            // One transaction: the first write that fails rolls back the
+            // ones before it when the guard drops.
+            let db = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            for w in &writes {
+                match w {
+                    Write::Task(t) => t.run(&db)?,
+                    Write::Tx(t) => t.run(&db)?,
                 }
             }
             db.commit().map_err(sql_err)
         })
-        .await
+        .await?;
+        for c in changes.iter_mut() {
+            if let Change::Task(t) = c {
+                t.version += 1;
+            }
+        }
+        Ok(())
     }
 
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
@@ -630,6 +594,121 @@ impl TaskStore for SqliteTaskStore {
             Ok(counts)
         })
         .await
+    }
+}
+
+/// A task's compare-and-set write, prepared outside the connection's lock.
+struct TaskWrite {
+    id: TaskId,
+    status: TaskStatus,
+    record: String,
+    expected: u64,
+    deadline: Option<i64>,
+    frames: i64,
+}
+
+impl TaskWrite {
+    /// The write, and the task as it will be stored.
+    fn of(task: &Task) -> Result<(Self, Task), StoreError> {
+        let mut next = task.clone();
+        next.version += 1;
+        let write = Self {
+            id: task.id,
+            status: task.status,
+            record: to_json(&next)?,
+            expected: task.version,
+            deadline: lease_deadline(task),
+            frames: frame_count(task),
+        };
+        Ok((write, next))
+    }
+
+    /// Compare-and-set in one statement: the version check and the write
+    /// cannot be split by another manager's claim.
+    fn run(&self, conn: &Connection) -> Result<(), StoreError> {
+        let id = self.id;
+        let n = conn
+            .prepare_cached(
+                "UPDATE tasks SET status = ?3, lease_deadline_ms = ?4, record = ?5,
+                     frames = ?7, version = version + 1
+                 WHERE job_id = ?1 AND idx = ?2 AND version = ?6",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id.job.to_string(),
+                    id.index,
+                    self.status.as_str(),
+                    self.deadline,
+                    self.record,
+                    int(self.expected),
+                    self.frames
+                ])
+            })
+            .map_err(sql_err)?;
+        if n == 1 {
+            return Ok(());
+        }
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM tasks WHERE job_id = ?1 AND idx = ?2")
+            .and_then(|mut s| s.exists(params![id.job.to_string(), id.index]))
+            .map_err(sql_err)?;
+        Err(if exists {
+            StoreError::Conflict {
+                task: id,
+                expected: self.expected,
+            }
+        } else {
+            StoreError::NotFound {
+                what: format!("task {id}"),
+            }
+        })
+    }
+}
+
+/// A ledger transaction's insert and balance changes, to run inside an SQL
+/// transaction.
+struct TxWrite {
+    id: String,
+    record: String,
+    postings: Vec<(String, i64)>,
+}
+
+impl TxWrite {
+    fn of(tx: &Transaction) -> Result<Self, StoreError> {
+        tx.check_balanced()?;
+        Ok(Self {
+            id: tx.id.clone(),
+            record: to_json(tx)?,
+            postings: tx
+                .postings
+                .iter()
+                .map(|p| Ok((account_key(&p.account)?, p.amount)))
+                .collect::<Result<Vec<_>, StoreError>>()?,
+        })
+    }
+
+    fn run(&self, db: &Connection) -> Result<(), StoreError> {
+        let res = db
+            .prepare_cached("INSERT INTO transactions (id, record) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![self.id, self.record]));
+        match res {
+            Err(e) if is_constraint(&e) => {
+                return Err(StoreError::AlreadyExists {
+                    what: format!("transaction {}", self.id),
+                })
+            }
+            other => other.map_err(sql_err)?,
+        };
+        let mut upsert = db
+            .prepare_cached(
+                "INSERT INTO balances (account, amount) VALUES (?1, ?2)
+                 ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
+            )
+            .map_err(sql_err)?;
+        for (account, amount) in &self.postings {
+            upsert.execute(params![account, amount]).map_err(sql_err)?;
+        }
+        Ok(())
     }
 }
 

@@ -105,7 +105,10 @@ async fn simulate(seed: u64) -> Outcome {
     let client = Client::connect(&net.transport(NodeId(300)), &addr, None)
         .await
         .unwrap();
-    let scene = blobs.put_bytes(b"simulated scene".to_vec()).await.unwrap();
+    let scene = blobs
+        .put_bytes(inferix_gpu::demo_scene_glb())
+        .await
+        .unwrap();
     let frames = 240;
     let mut spec = JobSpec::new(
         SceneRef {

@@ -13,7 +13,7 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::Transaction;
 use inferix_core::protocol::JobEvent;
-use inferix_core::store::{MemoryTaskStore, StoreError, TaskStore};
+use inferix_core::store::{Change, MemoryTaskStore, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
@@ -89,6 +89,10 @@ impl TaskStore for OutageStore {
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
         self.check()?;
         self.inner.append_transaction(tx).await
+    }
+    async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.apply(changes).await
     }
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
         self.check()?;

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{StatusCount, StoreError, TaskStore};
+use super::{Change, StatusCount, StoreError, TaskStore};
 use crate::ids::{JobId, NodeId, TaskId};
 use crate::job::{FrameRange, Job, JobSpec, JobState, SceneRef};
 use crate::ledger::{balance, Account, Posting, Transaction};
@@ -38,6 +38,7 @@ where
     reprioritised_jobs_move_in_the_queue(build().await).await;
     balances_follow_the_ledger(build().await).await;
     status_counts_count_tasks_and_frames(build().await).await;
+    batches_apply_all_or_nothing(build().await).await;
 }
 
 /// A job of `frames` frames split in tasks of 2, created at `created_ms`.
@@ -436,6 +437,132 @@ pub async fn ledger_refuses_unbalanced_and_duplicate_transactions(store: impl Ta
     assert_eq!(all, vec![tx]);
     assert_eq!(balance(&all, &w), 700);
     assert_eq!(balance(&all, &j), -700);
+}
+
+/// A batch of task writes and transactions lands whole or not at all: a
+/// stale task, a duplicate or unbalanced transaction, or an unknown task
+/// anywhere in it leaves every record as it was.
+pub async fn batches_apply_all_or_nothing(store: impl TaskStore) {
+    let (job, tasks) = sample_job(0, 1, 4);
+    store.insert_job(&job, &tasks).await.unwrap();
+    let w = Account::Worker(NodeId(3));
+    let j = Account::Job(job.id);
+    let pay =
+        |id: &str, amount| Transaction::transfer(id, 5, "accepted", j.clone(), w.clone(), amount);
+
+    // A task write and its payment, together.
+    let mut a = tasks[0].clone();
+    a.lease(
+        Lease {
+            worker: NodeId(3),
+            manager: NodeId(1),
+            deadline_ms: 100,
+            scene: None,
+        },
+        2,
+    )
+    .unwrap();
+    let mut batch = vec![
+        Change::Task(Box::new(a.clone())),
+        Change::Transaction(pay("pay-a", 300)),
+    ];
+    store.apply(&mut batch).await.unwrap();
+    let Change::Task(written) = &batch[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        written.version,
+        tasks[0].version + 1,
+        "the version moves on"
+    );
+    let stored = store.task(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Leased);
+    assert_eq!(stored.version, written.version);
+    assert_eq!(store.balance(&w).await.unwrap(), 300);
+    assert_eq!(
+        store
+            .tasks_in_status(TaskStatus::Leased, 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "indexes follow batch writes"
+    );
+
+    // Each failure leaves everything as it was.
+    let before_tasks = store.tasks_of_job(job.id).await.unwrap();
+    let before_txs = store.transactions().await.unwrap();
+    let mut b = tasks[1].clone();
+    b.transition(TaskStatus::Cancelled, 3, "x").unwrap();
+    let stale = a.clone(); // the version before the batch above
+    let unbalanced = Transaction {
+        id: "odd".into(),
+        at_ms: 6,
+        memo: "unbalanced".into(),
+        postings: vec![Posting {
+            account: w.clone(),
+            amount: 1,
+        }],
+    };
+    let mut unknown = tasks[1].clone();
+    unknown.id = TaskId::new(JobId(404), 0);
+    type Expected = fn(&StoreError) -> bool;
+    let failing: Vec<(Vec<Change>, Expected)> = vec![
+        (
+            vec![
+                Change::Task(Box::new(b.clone())),
+                Change::Transaction(pay("pay-b", 1)),
+                Change::Task(Box::new(stale)),
+            ],
+            |e| matches!(e, StoreError::Conflict { .. }),
+        ),
+        (
+            vec![
+                Change::Task(Box::new(b.clone())),
+                Change::Transaction(pay("pay-a", 1)),
+            ],
+            |e| matches!(e, StoreError::AlreadyExists { .. }),
+        ),
+        (
+            vec![
+                Change::Transaction(pay("pay-c", 1)),
+                Change::Transaction(pay("pay-c", 1)),
+            ],
+            |e| matches!(e, StoreError::AlreadyExists { .. }),
+        ),
+        (
+            vec![
+                Change::Task(Box::new(b.clone())),
+                Change::Transaction(unbalanced),
+            ],
+            |e| matches!(e, StoreError::Unbalanced(_)),
+        ),
+        (
+            vec![
+                Change::Task(Box::new(b.clone())),
+                Change::Task(Box::new(unknown)),
+            ],
+            |e| matches!(e, StoreError::NotFound { .. }),
+        ),
+        (
+            // The same task twice from one read: the second write is stale.
+            vec![
+                Change::Task(Box::new(b.clone())),
+                Change::Task(Box::new(b.clone())),
+            ],
+            |e| matches!(e, StoreError::Conflict { .. }),
+        ),
+    ];
+    for (mut batch, expected) in failing {
+        let e = store.apply(&mut batch).await.unwrap_err();
+        assert!(expected(&e), "unexpected error {e:?} for {batch:?}");
+        assert_eq!(store.tasks_of_job(job.id).await.unwrap(), before_tasks);
+        assert_eq!(store.transactions().await.unwrap(), before_txs);
+        assert_eq!(store.balance(&w).await.unwrap(), 300);
+        assert!(store.transaction("pay-b").await.unwrap().is_none());
+    }
+    // An empty batch is fine.
+    store.apply(&mut []).await.unwrap();
 }
 
 /// Unknown ids read as `None`; updates of unknown records fail.

@@ -4,12 +4,12 @@
 //! status in queue order, and a balance per ledger account, so a manager
 //! driving it pays for what it reads, not for the size of the store.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{StatusCount, StoreError, TaskStore};
+use super::{Change, StatusCount, StoreError, TaskStore};
 use crate::ids::{JobId, TaskId};
 use crate::job::{Job, JobState};
 use crate::ledger::{Account, Transaction};
@@ -237,6 +237,67 @@ impl TaskStore for MemoryTaskStore {
 
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
         Ok(self.lock().transactions.clone())
+    }
+
+    async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        // Checked against the store as the batch would leave it, change by
+        // change, before anything is written.
+        let mut versions: HashMap<TaskId, u64> = HashMap::new();
+        let mut ids: HashSet<&str> = HashSet::new();
+        for c in changes.iter() {
+            match c {
+                Change::Task(t) => {
+                    let stored = match versions.get(&t.id) {
+                        Some(&v) => v,
+                        None => {
+                            g.tasks
+                                .get(&t.id)
+                                .ok_or_else(|| StoreError::NotFound {
+                                    what: format!("task {}", t.id),
+                                })?
+                                .version
+                        }
+                    };
+                    if stored != t.version {
+                        return Err(StoreError::Conflict {
+                            task: t.id,
+                            expected: t.version,
+                        });
+                    }
+                    versions.insert(t.id, stored + 1);
+                }
+                Change::Transaction(tx) => {
+                    tx.check_balanced()?;
+                    if g.transaction_ids.contains_key(&tx.id) || !ids.insert(&tx.id) {
+                        return Err(StoreError::AlreadyExists {
+                            what: format!("transaction {}", tx.id),
+                        });
+                    }
+                }
+            }
+        }
+        for c in changes.iter_mut() {
+            match c {
+                Change::Task(t) => {
+                    t.version += 1;
+                    if let Some(old) = g.tasks.get(&t.id).cloned() {
+                        g.unindex(&old);
+                    }
+                    g.index(t);
+                    g.tasks.insert(t.id, (**t).clone());
+                }
+                Change::Transaction(tx) => {
+                    let at = g.transactions.len();
+                    g.transaction_ids.insert(tx.id.clone(), at);
+                    for p in &tx.postings {
+                        *g.balances.entry(p.account.clone()).or_insert(0) += p.amount;
+                    }
+                    g.transactions.push(tx.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn balance(&self, account: &Account) -> Result<i64, StoreError> {

@@ -97,6 +97,15 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError>;
     /// Every transaction, in append order.
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError>;
+    /// Applies every change of one step of a manager, or none: each task is
+    /// written only if its stored version still equals its version (then
+    /// its version in `changes` is bumped), each transaction must balance
+    /// and have a new id. The first change that cannot be applied fails the
+    /// whole batch with its error ([`StoreError::Conflict`],
+    /// [`StoreError::AlreadyExists`], …) and nothing is written. So a task
+    /// is never accepted without its payment, nor paid without being
+    /// accepted.
+    async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError>;
 
     /// The balance of one account: the sum of its postings.
     ///
@@ -125,6 +134,16 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
         Ok(StatusCount::tally(&self.tasks_of_job(job).await?))
     }
+}
+
+/// One change of an atomic batch (see [`TaskStore::apply`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Write a task, as [`TaskStore::update_task`] does.
+    Task(Box<Task>),
+    /// Append a transaction, as [`TaskStore::append_transaction`] does.
+    Transaction(Transaction),
 }
 
 /// How many of a job's tasks, and of their frames, are in one status.
@@ -233,6 +252,9 @@ impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
     }
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
         (**self).transactions().await
+    }
+    async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {
+        (**self).apply(changes).await
     }
     async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
         (**self).balance(account).await

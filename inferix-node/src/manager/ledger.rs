@@ -64,12 +64,11 @@ impl State {
         }
     }
 
-    /// Pays the worker for an accepted task out of the job's escrow.
-    pub(super) async fn credit(&mut self, t: &Task) {
-        let Some(job) = self.job(t.id.job).await else {
-            return;
-        };
-        let Some(result) = &t.result else { return };
+    /// The payment of an accepted task out of the job's escrow (to its
+    /// worker, and to the verifier whose clean pixels were delivered),
+    /// written with the task's acceptance in one batch.
+    pub(super) fn payment(&self, job: &Job, t: &Task) -> Option<Transaction> {
+        let result = t.result.as_ref()?;
         let delivery = t.delivered.first().map(|d| economy::CleanDelivery {
             verifier: d.verifier,
             clean_pixels: t.delivered.iter().map(|d| d.clean_pixels).sum(),
@@ -79,7 +78,7 @@ impl State {
                 .map(|f| u64::from(f.width) * u64::from(f.height))
                 .sum(),
         });
-        let tx = economy::task_payment(
+        Some(economy::task_payment(
             t.id,
             t.frames.len(),
             job.quoted_price,
@@ -87,11 +86,7 @@ impl State {
             result.worker,
             delivery,
             self.now(),
-        );
-        match self.store.append_transaction(&tx).await {
-            Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-            Err(e) => warn!(task = ?t.id, error = %e, "cannot record payment"),
-        }
+        ))
     }
 
     pub(super) async fn complete_job(&mut self, job_id: JobId) {

@@ -1,6 +1,7 @@
 //! Verification: carrying out the engine's commands, opening rounds, building
 //! offers, writing settlements.
 
+use inferix_core::store::Change;
 use inferix_core::task::DeliveredFrame;
 
 use super::*;
@@ -151,10 +152,15 @@ impl State {
         } else {
             (TaskStatus::Rejected, reasons.join("; "))
         };
+        let job = if passed {
+            self.job(task_id.job).await
+        } else {
+            None
+        };
         // The copy from the round's start saves a read; if the task has
         // changed since (the write conflicts), it is read once more.
         let mut cached = known;
-        let mut written = None;
+        let mut written = false;
         for _ in 0..2 {
             let mut t = match cached.take() {
                 Some(t) => t,
@@ -169,24 +175,46 @@ impl State {
             if passed {
                 t.delivered = delivered.clone();
             }
-            match self.store.update_task(&mut t).await {
+            // Acceptance and payment land together or not at all.
+            let payment = job.as_ref().and_then(|j| self.payment(j, &t));
+            let mut batch = vec![Change::Task(Box::new(t))];
+            batch.extend(payment.map(Change::Transaction));
+            match self.store.apply(&mut batch).await {
                 Ok(()) => {
-                    written = Some(t);
+                    written = true;
                     break;
                 }
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(_) => return,
+                // Paid already (the payment's id is the task's): the task
+                // alone is left to write.
+                Err(StoreError::AlreadyExists { .. }) if batch.len() > 1 => {
+                    if let Some(Change::Task(mut t)) = batch.into_iter().next() {
+                        match self.store.update_task(&mut t).await {
+                            Ok(()) => {
+                                written = true;
+                                break;
+                            }
+                            Err(StoreError::Conflict { .. }) => continue,
+                            Err(_) => return,
+                        }
+                    }
+                    return;
+                }
+                Err(e) => {
+                    warn!(task = ?task_id, error = %e, "cannot record the verdict");
+                    return;
+                }
             }
         }
-        let Some(t) = written else {
+        if !written {
             return;
-        };
+        }
         if passed {
-            // The payment and the progress count are independent: one
-            // round trip to a networked store instead of two.
-            let store = self.store.clone();
-            let (_, counts) = tokio::join!(self.credit(&t), store.status_counts(task_id.job));
-            let counts = counts.unwrap_or_default();
+            let counts = self
+                .store
+                .status_counts(task_id.job)
+                .await
+                .unwrap_or_default();
             let (accepted, total) = StatusCount::frames_in(&counts, TaskStatus::Accepted);
             self.emit(
                 task_id.job,

@@ -23,6 +23,7 @@
 
 mod migrate;
 mod notify;
+mod writes;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
-use inferix_core::store::{StatusCount, StoreError, TaskStore};
+use inferix_core::store::{Change, StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, oneshot};
@@ -886,61 +887,9 @@ impl TaskStore for PostgresTaskStore {
     }
 
     async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {
-        let mut next = task.clone();
-        next.version += 1;
-        let record = to_json(&next)?;
-        let c = TaskColumns::of(task);
         let client = self.client().await?;
-        // Compare-and-set and the existence check in one round trip. A
-        // concurrent claim of the same row waits for this one's commit,
-        // then finds the version moved on and updates nothing.
-        let stmt = client
-            .prepare_cached(
-                "WITH updated AS (
-                     UPDATE tasks SET status = $3, lease_deadline_ms = $4, lease_worker = $5,
-                                      lease_manager = $6, record = $7, frames = $9,
-                                      version = version + 1
-                     WHERE job_id = $1 AND idx = $2 AND version = $8
-                     RETURNING 1
-                 )
-                 SELECT (SELECT count(*) FROM updated),
-                        EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND idx = $2)",
-            )
-            .await
-            .map_err(pg_err)?;
-        let row = client
-            .query_one(
-                &stmt,
-                &[
-                    &task.id.job.to_string(),
-                    &i64::from(task.id.index),
-                    &c.status,
-                    &c.lease_deadline_ms,
-                    &c.lease_worker,
-                    &c.lease_manager,
-                    &record,
-                    &int(task.version),
-                    &c.frames,
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
-        let updated: i64 = row.get(0);
-        let exists: bool = row.get(1);
-        if updated == 1 {
-            *task = next;
-            return Ok(());
-        }
-        Err(if exists {
-            StoreError::Conflict {
-                task: task.id,
-                expected: task.version,
-            }
-        } else {
-            StoreError::NotFound {
-                what: format!("task {}", task.id),
-            }
-        })
+        *task = writes::write_task(&client, task).await?;
+        Ok(())
     }
 
     async fn expired_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
@@ -962,41 +911,13 @@ impl TaskStore for PostgresTaskStore {
     }
 
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
-        tx.check_balanced()?;
-        let record = to_json(tx)?;
-        let mut accounts = Vec::with_capacity(tx.postings.len());
-        let mut amounts = Vec::with_capacity(tx.postings.len());
-        for p in &tx.postings {
-            accounts.push(to_json(&p.account)?);
-            amounts.push(p.amount);
-        }
         let client = self.client().await?;
-        // One statement, so the record and its balance changes commit
-        // together: a duplicate id fails the whole statement and moves no
-        // balance. Postings are summed per account first, because one
-        // upsert may not touch a row twice.
-        let stmt = client
-            .prepare_cached(
-                "WITH tx AS (
-                     INSERT INTO transactions (id, record) VALUES ($1, $2)
-                 )
-                 INSERT INTO balances (account, amount)
-                 SELECT account::jsonb, SUM(amount)::bigint
-                 FROM UNNEST($3::text[], $4::bigint[]) AS p(account, amount)
-                 GROUP BY 1
-                 ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
-            )
-            .await
-            .map_err(pg_err)?;
-        match client
-            .execute(&stmt, &[&tx.id, &record, &accounts, &amounts])
-            .await
-        {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
-                what: format!("transaction {}", tx.id),
-            }),
-            other => other.map(drop).map_err(pg_err),
-        }
+        writes::write_transaction(&client, tx).await
+    }
+
+    async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        writes::apply(&mut client, changes).await
     }
 
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
