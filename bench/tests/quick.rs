@@ -15,7 +15,7 @@ fn quick_simulation_keeps_every_invariant_and_is_deterministic() {
         "invariants failed: {:?}",
         report.checks
     );
-    assert_eq!(report.checks.len(), 5, "every invariant is checked");
+    assert_eq!(report.checks.len(), 6, "every invariant is checked");
     let c = &first.counters;
     assert!(c.accepted > 0 && c.accepted + c.failed == c.tasks, "{c:?}");
     assert!(c.worker_crashes > 0, "worker crashes were injected: {c:?}");
@@ -24,6 +24,14 @@ fn quick_simulation_keeps_every_invariant_and_is_deterministic() {
         "manager crashes were injected: {c:?}"
     );
     assert!(c.cheats_caught > 0, "cheaters were caught: {c:?}");
+    assert!(
+        c.split_rounds > 0,
+        "some rounds split and the engine's majority settled them: {c:?}"
+    );
+    assert!(
+        c.verification_offers >= 2 * c.accepted,
+        "every accepted task had a quorum of offers: {c:?}"
+    );
     assert!(c.lost > 0, "messages were lost: {c:?}");
     assert!(
         c.cas_conflicts > 0,

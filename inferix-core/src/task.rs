@@ -238,6 +238,26 @@ pub struct StatusChange {
     pub note: String,
 }
 
+/// Why a lease ended without an accepted result, which decides who is
+/// charged for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Lost through the worker: it vanished, froze, stopped making
+    /// progress, handed the task back or sent a result that was refused.
+    /// The worker is excluded from the task; the job's retry budget is not
+    /// charged, since another worker will most likely succeed.
+    Worker(NodeId),
+    /// An attempt that failed in a way that may follow the task: the
+    /// renderer failed on it, or verifiers rejected its result. The worker
+    /// is excluded and the task charged, so a scene that defeats every
+    /// renderer fails its job instead of circling forever.
+    Attempt(NodeId),
+    /// The manager took the task back (to move it to a faster worker, or
+    /// because it could not prepare the lease): nobody is excluded or
+    /// charged.
+    Manager,
+}
+
 /// A task as stored: spec, status, lease, result and history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -251,8 +271,13 @@ pub struct Task {
     pub lease: Option<Lease>,
     /// Set from `Rendered` on.
     pub result: Option<TaskResult>,
-    /// Times the task has been leased.
+    /// Times the task has been leased (each lease's attempt number).
     pub attempts: u32,
+    /// Failed attempts charged to the task itself (see [`Fault::Attempt`]):
+    /// the job's retry budget counts these, not leases lost through a
+    /// worker, so a vanishing or frozen worker cannot fail a job.
+    #[serde(default)]
+    pub failures: u32,
     /// Workers that failed or cheated on this task; never offered it again.
     pub excluded: Vec<NodeId>,
     /// Optimistic-concurrency version, bumped by the store on every update.
@@ -291,6 +316,7 @@ impl Task {
             lease: None,
             result: None,
             attempts: 0,
+            failures: 0,
             excluded: Vec::new(),
             version: 0,
             history: vec![StatusChange {
@@ -399,26 +425,34 @@ impl Task {
             && self.lease.as_ref().is_some_and(|l| l.deadline_ms <= now_ms)
     }
 
-    /// Puts the task back in the queue, remembering `worker` as excluded when
-    /// it misbehaved; fails it instead once `max_attempts` is reached.
+    /// Puts the task back in the queue after a lease ended without an
+    /// accepted result, excluding the worker at fault; fails it instead
+    /// once `max_failures` attempts have been charged to the task itself.
     pub fn requeue(
         &mut self,
         now_ms: u64,
-        exclude: Option<NodeId>,
-        max_attempts: u32,
+        fault: Fault,
+        max_failures: u32,
         note: impl Into<String>,
     ) -> Result<TaskStatus, TransitionError> {
-        if let Some(w) = exclude {
-            if !self.excluded.contains(&w) {
-                self.excluded.push(w);
-            }
-        }
-        let to = if self.attempts >= max_attempts {
+        let worker = match fault {
+            Fault::Worker(w) | Fault::Attempt(w) => Some(w),
+            Fault::Manager => None,
+        };
+        let charged = matches!(fault, Fault::Attempt(_));
+        let failures = self.failures + u32::from(charged);
+        let to = if charged && failures >= max_failures {
             TaskStatus::Failed
         } else {
             TaskStatus::Queued
         };
         self.transition(to, now_ms, note)?;
+        self.failures = failures;
+        if let Some(w) = worker {
+            if !self.excluded.contains(&w) {
+                self.excluded.push(w);
+            }
+        }
         Ok(to)
     }
 
@@ -469,10 +503,14 @@ mod tests {
     }
 
     fn lease(w: u128) -> Lease {
+        lease_to(w, 100)
+    }
+
+    fn lease_to(w: u128, deadline_ms: u64) -> Lease {
         Lease {
             worker: NodeId(w),
             manager: NodeId(99),
-            deadline_ms: 100,
+            deadline_ms,
             scene: None,
         }
     }
@@ -549,21 +587,48 @@ mod tests {
     }
 
     #[test]
-    fn expiry_requeues_then_fails_at_the_retry_limit() {
+    fn leases_lost_through_workers_exclude_them_but_never_fail_the_task() {
+        let mut t = task();
+        for w in 1..=10u128 {
+            let start = w as u64 * 1_000;
+            t.lease(lease_to(w, start + 100), start).unwrap();
+            assert!(!t.lease_expired(start + 99));
+            assert!(t.lease_expired(start + 100));
+            assert_eq!(
+                t.requeue(start + 100, Fault::Worker(NodeId(w)), 2, "expired")
+                    .unwrap(),
+                TaskStatus::Queued
+            );
+        }
+        assert_eq!(t.attempts, 10);
+        assert_eq!(t.failures, 0);
+        assert_eq!(t.excluded, (1..=10).map(NodeId).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn failed_attempts_are_charged_and_fail_the_task_at_the_limit() {
         let mut t = task();
         t.lease(lease(1), 1).unwrap();
-        assert!(!t.lease_expired(99));
-        assert!(t.lease_expired(100));
         assert_eq!(
-            t.requeue(100, Some(NodeId(1)), 2, "expired").unwrap(),
+            t.requeue(100, Fault::Attempt(NodeId(1)), 2, "renderer crashed")
+                .unwrap(),
             TaskStatus::Queued
         );
-        assert_eq!(t.excluded, vec![NodeId(1)]);
-        t.lease(lease(2), 101).unwrap();
+        assert_eq!((t.failures, t.excluded.clone()), (1, vec![NodeId(1)]));
+        // A move by the manager charges and excludes nobody.
+        t.lease(lease_to(2, 1_000), 101).unwrap();
         assert_eq!(
-            t.requeue(200, None, 2, "expired").unwrap(),
+            t.requeue(150, Fault::Manager, 2, "moved").unwrap(),
+            TaskStatus::Queued
+        );
+        assert_eq!((t.failures, t.excluded.len()), (1, 1));
+        t.lease(lease_to(2, 1_000), 151).unwrap();
+        assert_eq!(
+            t.requeue(200, Fault::Attempt(NodeId(2)), 2, "renderer crashed")
+                .unwrap(),
             TaskStatus::Failed
         );
+        assert_eq!(t.failures, 2);
         assert!(t.status.is_terminal());
     }
 }

@@ -13,12 +13,14 @@
 //! verifiers and their load, [`rounds`] the verification rounds,
 //! [`claims`] bad-result claims, [`admission`] who may join, [`economy`]
 //! the ledger's transactions, [`workers`] the connected workers and which
-//! are idle, [`estimates`] finish-time estimates for dispatch.
+//! are idle, [`estimates`] finish-time estimates for dispatch, [`dispatch`]
+//! which idle worker leases which queued task.
 //! Admission and economy are rule functions the driver calls with the
 //! balances it read; rounds keep state and answer events.
 
 pub mod admission;
 pub mod claims;
+pub mod dispatch;
 pub mod economy;
 pub mod estimates;
 pub mod rounds;

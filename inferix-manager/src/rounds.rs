@@ -238,7 +238,14 @@ impl Rounds {
             .map(|(t, r)| (r.seq, *t))
             .collect();
         short.sort_unstable();
+        let cap = self.cfg.max_offers_per_verifier;
         for (_, task) in short {
+            // Once every connected verifier holds its share of offers,
+            // no other short round can be served: a backlog of rounds
+            // costs one pass over the verifiers, not one per round.
+            if !ctx.verifiers.is_empty() && !ctx.verifiers.iter().any(|(_, v)| v.busy < cap) {
+                break;
+            }
             self.fill(ctx, task);
         }
     }

@@ -28,12 +28,20 @@ pub struct WorkerSlot {
     pub busy_frames: usize,
     task: Option<TaskId>,
     idle_since: u64,
+    /// Lost a lease without a word: not offered work until it speaks.
+    silent: bool,
 }
 
 impl WorkerSlot {
     /// The task it holds, if any.
     pub fn task(&self) -> Option<TaskId> {
         self.task
+    }
+
+    /// Whether it lost a lease without being heard from since it was
+    /// leased (see [`WorkerPool::silence`]).
+    pub fn is_silent(&self) -> bool {
+        self.silent
     }
 }
 
@@ -63,6 +71,7 @@ impl WorkerPool {
                 busy_frames: 0,
                 task: None,
                 idle_since: now,
+                silent: false,
             },
         );
     }
@@ -92,14 +101,43 @@ impl WorkerPool {
         true
     }
 
-    /// Frees `id` if it holds `task`; it is then the most recently idle.
+    /// Frees `id` if it holds `task`; it is then the most recently idle
+    /// (unless silenced: it waits until it is heard from).
     pub fn release(&mut self, id: NodeId, task: TaskId, now: u64) {
         if let Some(slot) = self.slots.get_mut(&id) {
             if slot.task == Some(task) {
                 slot.task = None;
                 slot.idle_since = now;
-                self.idle.insert((now, id));
+                if !slot.silent {
+                    self.idle.insert((now, id));
+                }
                 self.busy.remove(&id);
+            }
+        }
+    }
+
+    /// Keeps `id` out of dispatch until [`Self::heard`]: a worker whose
+    /// lease ran out with no word from it since the lease began is frozen
+    /// or cut off, and leasing it the next task would only lose that one
+    /// too.
+    pub fn silence(&mut self, id: NodeId) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.silent = true;
+            self.idle.remove(&(slot.idle_since, id));
+        }
+    }
+
+    /// Records that `id` sent something at `now`; a silenced worker
+    /// without a task becomes idle again.
+    pub fn heard(&mut self, id: NodeId, now: u64) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.last_seen = now;
+            if slot.silent {
+                slot.silent = false;
+                if slot.task.is_none() {
+                    slot.idle_since = now;
+                    self.idle.insert((now, id));
+                }
             }
         }
     }

@@ -362,3 +362,47 @@ fn an_abandoned_round_frees_its_verifiers() {
     assert!(!e.has_round(task(0)));
     assert!(e.verifiers().iter().all(|(_, v)| v.busy == 0));
 }
+
+#[test]
+fn a_backlog_of_rounds_is_served_oldest_first_as_seats_free() {
+    // Two verifiers holding one offer each: one round at a time.
+    let mut e = Engine::new(RoundConfig {
+        quorum: 2,
+        vote_timeout_ms: TIMEOUT,
+        reputation_penalty: 0.5,
+        max_offers_per_verifier: 1,
+    });
+    for v in [1, 2] {
+        e.handle(
+            Event::VerifierJoined {
+                verifier: node(v),
+                renders: true,
+            },
+            0,
+        );
+    }
+    let first = offers(&open(&mut e, task(0), 0));
+    assert_eq!(first.len(), 2);
+    for i in 1..50 {
+        let out = open(&mut e, task(i), i as u64);
+        assert!(offers(&out).is_empty(), "every seat is taken: {out:?}");
+    }
+    // Each settled round hands both freed seats to the oldest waiting one.
+    let mut current = first;
+    for i in 0..50 {
+        assert!(current.iter().all(|o| o.2 == task(i)), "{current:?}");
+        let mut next = offers(&vote(&mut e, current[0], true, 100));
+        let waiting = usize::from(i < 49);
+        assert_eq!(next.len(), waiting, "the freed seat goes to task {}", i + 1);
+        let out = vote(&mut e, current[1], true, 100);
+        assert_eq!(settlements(&out).len(), 1);
+        next.extend(offers(&out));
+        current = next;
+        if i == 49 {
+            assert!(current.is_empty());
+        } else {
+            assert_eq!(current.len(), 2);
+        }
+    }
+    assert_eq!(e.open_rounds(), 0);
+}

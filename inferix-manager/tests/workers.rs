@@ -59,3 +59,28 @@ fn idle_set_follows_assignments_releases_and_departures() {
     assert_eq!(idle_ids(&p), vec![2]);
     assert_eq!(p.get(&NodeId(2)).map(|w| w.conn), Some(13));
 }
+
+#[test]
+fn a_silenced_worker_gets_no_work_until_it_is_heard_from() {
+    let mut p = WorkerPool::default();
+    let t = TaskId::new(JobId(1), 0);
+    p.join(10, info(1), 0);
+    p.join(11, info(2), 1);
+    assert!(p.assign(NodeId(1), t, 1, 2));
+    // Its lease ran out without a word: silenced, then released.
+    p.silence(NodeId(1));
+    p.release(NodeId(1), t, 50);
+    assert_eq!(idle_ids(&p), vec![2], "not offered while silent");
+    assert!(p.get(&NodeId(1)).unwrap().is_silent());
+    assert_eq!(p.busy_count(), 0);
+    // An idle worker silenced leaves the idle set at once.
+    p.silence(NodeId(2));
+    assert!(idle_ids(&p).is_empty());
+    p.heard(NodeId(1), 60);
+    assert_eq!(idle_ids(&p), vec![1], "back once it speaks");
+    assert_eq!(p.get(&NodeId(1)).unwrap().last_seen, 60);
+    p.heard(NodeId(1), 61);
+    assert_eq!(idle_ids(&p), vec![1], "heard twice, listed once");
+    p.heard(NodeId(2), 62);
+    assert_eq!(idle_ids(&p), vec![1, 2]);
+}

@@ -905,7 +905,7 @@ mod tests {
     async fn kept_counts_equal_a_recount_after_every_kind_of_write() {
         use inferix_core::ids::NodeId;
         use inferix_core::store::StatusCount;
-        use inferix_core::task::Lease;
+        use inferix_core::task::{Fault, Lease};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("counts.db");
         let a = SqliteTaskStore::open(&path).unwrap();
@@ -933,7 +933,7 @@ mod tests {
                     t.lease(lease(w), 2).unwrap();
                     store.update_task(&mut t).await.unwrap();
                     if i % 3 == 0 {
-                        t.requeue(3, None, 5, "handed back").unwrap();
+                        t.requeue(3, Fault::Manager, 5, "handed back").unwrap();
                         store.update_task(&mut t).await.unwrap();
                     }
                 }

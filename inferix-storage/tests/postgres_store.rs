@@ -11,7 +11,7 @@ use std::time::Duration;
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::store::conformance::{sample_job, sample_ledger, test_all, tricky_accounts};
 use inferix_core::store::{StatusCount, StoreError, TaskStore};
-use inferix_core::task::{Lease, Task, TaskStatus};
+use inferix_core::task::{Fault, Lease, Task, TaskStatus};
 use inferix_storage::postgres::schema_version;
 use inferix_storage::{Backoff, PostgresError, PostgresOptions, PostgresTaskStore};
 use rand::RngCore;
@@ -202,7 +202,9 @@ async fn a_second_store_is_notified_of_the_first_ones_changes() {
     assert_eq!(next_id(&mut rx).await, claimed.id);
     // A second subscription of the same store shares the listener.
     let mut rx2 = reader.subscribe().await.unwrap();
-    claimed.requeue(3, None, 5, "lease expired").unwrap();
+    claimed
+        .requeue(3, Fault::Manager, 5, "lease expired")
+        .unwrap();
     writer.update_task(&mut claimed).await.unwrap();
     assert_eq!(next_id(&mut rx).await, claimed.id);
     assert_eq!(next_id(&mut rx2).await, claimed.id);
@@ -665,7 +667,7 @@ async fn accept(store: &PostgresTaskStore, mut t: Task, worker: u128) -> Task {
         store.update_task(&mut t).await.unwrap();
     }
     if t.id.index % 3 == 0 {
-        t.requeue(11, None, 5, "lease expired").unwrap();
+        t.requeue(11, Fault::Manager, 5, "lease expired").unwrap();
         store.update_task(&mut t).await.unwrap();
         t.lease(lease(worker, 1, 900), 12).unwrap();
         store.update_task(&mut t).await.unwrap();
@@ -710,7 +712,8 @@ async fn status_counts_follow_every_write_of_a_task() {
         StatusCount::frames_in(&a.status_counts(job.id).await.unwrap(), TaskStatus::Leased),
         (2, 201)
     );
-    t.requeue(3, Some(NodeId(1)), 5, "lease expired").unwrap();
+    t.requeue(3, Fault::Worker(NodeId(1)), 5, "lease expired")
+        .unwrap();
     a.update_task(&mut t).await.unwrap();
     assert_counts_match(&b, job.id, "after requeue").await;
     t.lease(lease(2, 1, 200), 4).unwrap();

@@ -49,7 +49,8 @@ async fn simulate(seed: u64) -> Outcome {
         verification_timeout: Duration::from_secs(30),
         tick: Duration::from_secs(1),
         quorum: 2,
-        max_attempts: 50,
+        // The default budget: vanished and hung workers are charged to
+        // themselves, not to the task, so it is enough.
         ..ManagerConfig::default()
     };
     let manager = ManagerBuilder::new(
@@ -219,6 +220,19 @@ fn never_leased_twice_at_once(o: &Outcome) {
     }
 }
 
+/// Checker: only rejected results were charged to a task, not leases lost
+/// through vanished and hung workers.
+fn only_failed_attempts_are_charged(o: &Outcome) {
+    for t in &o.tasks {
+        let rejected = t
+            .history
+            .iter()
+            .filter(|c| c.status == TaskStatus::Rejected)
+            .count() as u32;
+        assert_eq!(t.failures, rejected, "task {:?}: {:?}", t.id, t.history);
+    }
+}
+
 /// Checker: cheaters' results were rejected and never paid; each task paid
 /// once; escrow fully spent or refunded.
 async fn ledger_balances(o: &Outcome) {
@@ -239,6 +253,7 @@ async fn fifty_workers_with_failures_render_every_frame_once() {
     let o = simulate(42).await;
     every_frame_accepted_exactly_once(&o);
     never_leased_twice_at_once(&o);
+    only_failed_attempts_are_charged(&o);
     ledger_balances(&o).await;
     let rejected = o
         .events
@@ -265,5 +280,6 @@ async fn another_seed_also_keeps_every_invariant() {
     let o = simulate(7).await;
     every_frame_accepted_exactly_once(&o);
     never_leased_twice_at_once(&o);
+    only_failed_attempts_are_charged(&o);
     ledger_balances(&o).await;
 }

@@ -92,7 +92,14 @@ impl TaskStore for OutageStore {
     }
     async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.apply(changes).await
+        self.inner.apply(changes).await?;
+        self.written.send_modify(|w| {
+            w.extend(changes.iter().filter_map(|c| match c {
+                Change::Task(t) => Some((t.id, t.status)),
+                _ => None,
+            }))
+        });
+        Ok(())
     }
     async fn transactions(&self) -> Result<Vec<Transaction>, StoreError> {
         self.check()?;
@@ -144,13 +151,16 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
 
     // Wait until the second task is being rendered, then take the database
     // away for longer than the render takes.
-    written
-        .wait_for(|w| {
+    tokio::time::timeout(
+        Duration::from_secs(600),
+        written.wait_for(|w| {
             w.iter()
                 .any(|(t, st)| t.index == 1 && *st == TaskStatus::Leased)
-        })
-        .await
-        .unwrap();
+        }),
+    )
+    .await
+    .expect("the second task is leased")
+    .unwrap();
     store.down.store(true, Ordering::SeqCst);
     // The outage lasts a minute of virtual time, several renders long.
     tokio::time::sleep(Duration::from_secs(60)).await;

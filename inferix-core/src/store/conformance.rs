@@ -15,7 +15,7 @@ use crate::ids::{JobId, NodeId, TaskId};
 use crate::job::{FrameRange, Job, JobSpec, JobState, SceneRef};
 use crate::ledger::{balance, Account, Posting, Transaction};
 use crate::renderer::SceneFormat;
-use crate::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
+use crate::task::{Fault, FrameOutput, Lease, Task, TaskResult, TaskStatus};
 use crate::ContentHash;
 
 /// Runs every case, each on a fresh store from `build`.
@@ -273,8 +273,15 @@ pub async fn requeued_tasks_return_to_their_place(store: impl TaskStore) {
     store.update_task(&mut t).await.unwrap();
     let head = store.tasks_in_status(TaskStatus::Queued, 1).await.unwrap();
     assert_eq!(head[0].id, tasks[1].id, "a leased task leaves the queue");
-    t.requeue(3, Some(NodeId(1)), 5, "worker lost").unwrap();
+    t.requeue(3, Fault::Attempt(NodeId(1)), 5, "renderer failed")
+        .unwrap();
     store.update_task(&mut t).await.unwrap();
+    let back = store.task(t.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.failures, back.excluded.clone()),
+        (1, vec![NodeId(1)]),
+        "the charged failure and the exclusion are stored"
+    );
     let q: Vec<TaskId> = store
         .tasks_in_status(TaskStatus::Queued, 10)
         .await

@@ -45,6 +45,7 @@ impl State {
                 };
                 info!(worker = ?node, ib = info.ib, "worker joined");
                 self.workers.join(conn, info, now);
+                self.reconcile_worker(node).await;
             }
             Role::Verifier => {
                 if let Some(old) = self.verifiers.get(&node).map(|v| v.conn) {

@@ -1,5 +1,8 @@
 //! Leasing: queued tasks to idle workers, held tasks, straggler moves.
 
+use inferix_core::store::Change;
+use inferix_manager::dispatch::{Decision, DispatchConfig};
+
 use super::*;
 
 impl State {
@@ -88,17 +91,19 @@ impl State {
                 tags: &job.spec.tags,
                 excluded: &excluded,
             };
-            // One attempt is kept in reserve so a move never fails a task.
-            if job.state != JobState::Active
-                || !is_eligible(&demand, &fast)
-                || task.attempts + 1 >= self.cfg.max_attempts
-            {
+            // A move charges nobody (see `Fault::Manager`).
+            if job.state != JobState::Active || !is_eligible(&demand, &fast) {
                 continue;
             }
             info!(task = ?task_id, ?slow, fast = ?fast.id, "task moved to a faster idle worker");
             self.revoke(slow, task_id).await;
-            self.requeue(task_id, slow, false, "moved to a faster idle worker")
-                .await;
+            self.requeue(
+                task_id,
+                slow,
+                Fault::Manager,
+                "moved to a faster idle worker",
+            )
+            .await;
             match self.store.task(task_id).await {
                 Ok(Some(t)) if t.status == TaskStatus::Queued => {
                     self.lease_to(t, &job, fast.id).await;
@@ -108,109 +113,115 @@ impl State {
         }
     }
 
-    /// Leases what it can of `queued` (in queue order); returns how many.
+    /// Leases what it can of `queued` (in queue order): the engine decides,
+    /// and the pass's leases are written in one store batch. Returns how
+    /// many were leased.
     pub(super) async fn dispatch_batch(&mut self, queued: Vec<Task>) -> usize {
-        let window = self.cfg.scheduler_candidates.max(1);
-        let mut candidates: Vec<WorkerInfo> = Vec::new();
-        // Busy workers already promised a held task, with when they are
-        // then expected to be free.
-        let mut promised: HashMap<NodeId, u64> = HashMap::new();
+        // Queued tasks come grouped by job: each job is read once.
+        let mut jobs: HashMap<JobId, Job> = HashMap::new();
+        for t in &queued {
+            if !jobs.contains_key(&t.id.job) {
+                if let Some(j) = self.job(t.id.job).await {
+                    jobs.insert(j.id, j);
+                }
+            }
+        }
+        let cfg = DispatchConfig {
+            scheduler_candidates: self.cfg.scheduler_candidates,
+            finish_time_aware: self.cfg.finish_time_aware,
+            tick_ms: self.cfg.tick.as_millis() as u64,
+        };
+        let now = self.now();
+        let decisions = inferix_manager::dispatch::plan(
+            &queued,
+            &jobs,
+            &self.workers,
+            &mut *self.scheduler,
+            &self.estimates,
+            &cfg,
+            now,
+        );
+        let mut by_id: HashMap<TaskId, Task> = queued.into_iter().map(|t| (t.id, t)).collect();
+        let mut leases = Vec::new();
+        for d in decisions {
+            match d {
+                Decision::Waiting { job, reason } => {
+                    if let Some(j) = self.job(job).await {
+                        self.mark_waiting(j, reason).await;
+                    }
+                }
+                Decision::Lease { task, worker } => {
+                    if let Some(t) = by_id.remove(&task) {
+                        leases.push((t, worker));
+                    }
+                }
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+        }
+        self.lease_all(leases, &jobs).await
+    }
+
+    /// Writes the leases of one pass in one batch (one by one when another
+    /// manager took one of the tasks meanwhile), then offers them.
+    async fn lease_all(
+        &mut self,
+        leases: Vec<(Task, NodeId)>,
+        jobs: &HashMap<JobId, Job>,
+    ) -> usize {
+        let now = self.now();
+        let deadline_ms = now + self.cfg.lease.as_millis() as u64;
+        let mut batch = Vec::with_capacity(leases.len());
+        let mut holders = Vec::with_capacity(leases.len());
+        for (mut task, worker) in leases {
+            let lease = Lease {
+                worker,
+                manager: self.id,
+                deadline_ms,
+                scene: None,
+            };
+            if task.lease(lease, now).is_ok() {
+                batch.push(Change::Task(Box::new(task)));
+                holders.push(worker);
+            }
+        }
+        if batch.is_empty() {
+            return 0;
+        }
+        let mut written: Vec<(Task, NodeId)> = Vec::with_capacity(batch.len());
+        match self.store.apply(&mut batch).await {
+            Ok(()) => {
+                for (c, w) in batch.into_iter().zip(holders) {
+                    if let Change::Task(t) = c {
+                        written.push((*t, w));
+                    }
+                }
+            }
+            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {
+                for (c, w) in batch.into_iter().zip(holders) {
+                    let Change::Task(mut t) = c else { continue };
+                    match self.store.update_task(&mut t).await {
+                        Ok(()) => written.push((*t, w)),
+                        Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => {
+                            warn!(task = ?t.id, error = %e, "cannot lease");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot write leases");
+                return 0;
+            }
+        }
         let mut leased = 0;
-        // Queued tasks come grouped by job: look each job up once.
-        let mut current: Option<Job> = None;
-        for task in queued {
-            if current.as_ref().map(|j| j.id) != Some(task.id.job) {
-                current = self.job(task.id.job).await;
-            }
-            let Some(job) = current.as_ref() else {
+        for (task, worker) in written {
+            let Some(job) = jobs.get(&task.id.job) else {
                 continue;
             };
-            if job.state != JobState::Active {
-                continue;
-            }
-            let excluded = excluded_workers(&task, job);
-            let demand = TaskDemand {
-                task: task.id,
-                min_ib: job.spec.min_ib,
-                tags: &job.spec.tags,
-                excluded: &excluded,
-            };
-            if !self.workers.values().any(|w| is_eligible(&demand, &w.info)) {
-                let reason = if self.workers.is_empty() {
-                    "no worker connected".to_string()
-                } else {
-                    format!(
-                        "no connected worker meets the job's requirements (minimum IB {}, tags {:?}); best IB is {:.2}",
-                        job.spec.min_ib,
-                        job.spec.tags,
-                        self.workers.values().map(|w| w.info.ib).fold(0.0, f64::max)
-                    )
-                };
-                let job = job.clone();
-                self.mark_waiting(job, reason).await;
-                // The job's record changed (its waiting reason).
-                current = None;
-                continue;
-            }
-            if self.workers.idle_count() == 0 {
-                break;
-            }
-            if candidates.is_empty() {
-                candidates = self
-                    .workers
-                    .idle()
-                    .take(window)
-                    .map(|w| w.info.clone())
-                    .collect();
-            }
-            let mut choice = self.scheduler.choose(&demand, &candidates);
-            if choice.is_none() && self.workers.idle_count() > candidates.len() {
-                // None of the longest-idle workers may take it; others may.
-                let wider: Vec<WorkerInfo> = self
-                    .workers
-                    .idle()
-                    .filter(|w| is_eligible(&demand, &w.info))
-                    .take(window)
-                    .map(|w| w.info.clone())
-                    .collect();
-                choice = self.scheduler.choose(&demand, &wider);
-            }
-            let Some(worker) = choice else {
-                continue;
-            };
-            let Some(info) = self
-                .workers
-                .get(&worker)
-                .filter(|w| w.task().is_none() && is_eligible(&demand, &w.info))
-                .map(|w| w.info.clone())
-            else {
-                warn!(?worker, "scheduler chose an ineligible worker; ignored");
-                continue;
-            };
-            if self.cfg.finish_time_aware {
-                if let Some((faster, free_at)) = self.estimates.sooner_busy_worker(
-                    &self.workers,
-                    &demand,
-                    task.frames.len(),
-                    &info,
-                    &promised,
-                    self.clock.now_ms(),
-                    self.cfg.tick.as_millis() as u64,
-                ) {
-                    debug!(task = ?task.id, slow = ?worker, ?faster, "held for a faster worker");
-                    promised.insert(faster, free_at);
-                    continue;
-                }
-            }
-            if self.lease_to(task, job, worker).await {
+            if self.offer_lease(task, job, worker).await {
                 leased += 1;
-                candidates.retain(|w| w.id != worker);
-                if self.waiting.remove(&job.id) {
-                    let mut j = job.clone();
-                    j.waiting_reason = None;
-                    self.save_job(j).await;
-                    current = None;
-                }
             }
         }
         leased
@@ -231,6 +242,7 @@ impl State {
         }
     }
 
+    /// Leases one task (a straggler moved to a faster worker).
     pub(super) async fn lease_to(&mut self, mut task: Task, job: &Job, worker: NodeId) -> bool {
         let now = self.now();
         if self.workers.get(&worker).is_none_or(|w| w.task().is_some()) {
@@ -259,8 +271,22 @@ impl State {
                 return false;
             }
         }
+        self.offer_lease(task, job, worker).await
+    }
+
+    /// After a lease is written: the worker is busy with it, and gets its
+    /// offer (once the lease's watermarked copy is ready, with Proof of
+    /// Render); a job that waited for a worker no longer does.
+    async fn offer_lease(&mut self, task: Task, job: &Job, worker: NodeId) -> bool {
+        let now = self.now();
         if !self.workers.assign(worker, task.id, task.frames.len(), now) {
             return false;
+        }
+        if self.waiting.remove(&job.id) {
+            if let Some(mut j) = self.job(job.id).await {
+                j.waiting_reason = None;
+                self.save_job(j).await;
+            }
         }
         if let Some(marker) = self.watermarker_for(job) {
             // The offer waits for the lease's watermarked copy; the worker

@@ -41,7 +41,7 @@ impl State {
             self.requeue(
                 task,
                 worker,
-                true,
+                Fault::Worker(worker),
                 &format!("no progress for {} s", self.cfg.progress_timeout.as_secs()),
             )
             .await;
@@ -50,8 +50,19 @@ impl State {
             for t in expired {
                 if let Some(l) = &t.lease {
                     let worker = l.worker;
+                    // Not heard from since it took the task: frozen or cut
+                    // off; it gets no more work until it speaks.
+                    let leased_at = t.entered(TaskStatus::Leased).unwrap_or(0);
+                    if let Some(w) = self.workers.get(&worker) {
+                        if w.task() == Some(t.id) && w.last_seen <= leased_at {
+                            warn!(?worker, task = ?t.id, "lease ran out without a word from the worker; no more work for it until it speaks");
+                            self.workers.silence(worker);
+                        }
+                    }
+                    self.count_failure(t.id.job, worker).await;
                     self.revoke(worker, t.id).await;
-                    self.requeue(t.id, worker, false, "lease expired").await;
+                    self.requeue(t.id, worker, Fault::Worker(worker), "lease expired")
+                        .await;
                 }
             }
         }

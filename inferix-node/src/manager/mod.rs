@@ -37,11 +37,12 @@ use inferix_core::scheduler::{
     is_eligible, Scheduler, TaskDemand, WeightedRandomScheduler, WorkerInfo,
 };
 use inferix_core::store::{StatusCount, StoreError, TaskStore};
-use inferix_core::task::{Lease, Task, TaskStatus};
+use inferix_core::task::{Fault, Lease, Task, TaskStatus};
 use inferix_core::time::{SharedClock, SystemClock};
 use inferix_core::ContentHash;
 use inferix_manager::admission::{check_hello, AdmissionConfig};
 use inferix_manager::claims::{claim_checks, ClaimCheck, ClaimVerdict};
+use inferix_manager::dispatch::excluded_workers;
 use inferix_manager::economy::{self, EconomyConfig, StakeDecision};
 use inferix_manager::estimates::{Estimates, MAX_BUSY_COMPARED};
 use inferix_manager::workers::WorkerPool;
@@ -65,6 +66,7 @@ mod ledger;
 mod peers;
 mod prepare;
 mod quote;
+mod reconcile;
 mod requests;
 mod results;
 mod verification;
@@ -79,7 +81,11 @@ pub struct ManagerConfig {
     pub listen: String,
     /// How long a worker holds a task before it is re-queued.
     pub lease: Duration,
-    /// Leases per task before it fails.
+    /// Failed attempts charged to a task (its renderer failed, or its
+    /// result was rejected) before it fails its job. Leases lost through a
+    /// worker (vanished, frozen, handed back) are charged to the worker
+    /// instead: they exclude it from the task, lower its reputation and,
+    /// repeated, blocklist it for the job.
     pub max_attempts: u32,
     /// Verifiers that must agree on each result (different nodes, so one
     /// colluding verifier cannot pass a bad result alone).
@@ -244,6 +250,7 @@ pub struct ManagerHandle {
     id: NodeId,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    accepting: tokio::task::AbortHandle,
     events: broadcast::Sender<(JobId, JobEvent)>,
     busy_ns: Arc<AtomicU64>,
 }
@@ -273,9 +280,11 @@ impl ManagerHandle {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
-    /// Kills the manager without any cleanup, as a crash would.
+    /// Kills the manager without any cleanup, as a crash would: its
+    /// listening address is free again at once.
     pub fn abort(self) {
         self.task.abort();
+        self.accepting.abort();
     }
 }
 
@@ -384,6 +393,7 @@ impl ManagerNode {
             engine_commands: Default::default(),
             next_claim: 1,
             failures: HashMap::new(),
+            leases_before_restart: HashMap::new(),
             buffered: Vec::new(),
             jobs: HashMap::new(),
             waiting: HashSet::new(),
@@ -391,6 +401,7 @@ impl ManagerNode {
             busy_ns: busy_ns.clone(),
         };
         info!(%addr, manager = ?id, "manager listening");
+        let accepting = acceptor.abort_handle();
         let task = tokio::spawn(async move {
             state.recover().await;
             state.run(in_rx, sd_rx).await;
@@ -401,6 +412,7 @@ impl ManagerNode {
             id,
             shutdown: sd_tx,
             task,
+            accepting,
             events,
             busy_ns,
         })
@@ -455,6 +467,9 @@ struct State {
     next_claim: u64,
     /// Failures per job and worker, for the job blocklist.
     failures: HashMap<(JobId, NodeId), u32>,
+    /// Leases this manager granted before it restarted, by worker, until
+    /// the worker says hello again (see `reconcile.rs`).
+    leases_before_restart: HashMap<NodeId, Vec<TaskId>>,
     /// Results that arrived while the task database was unavailable.
     buffered: Vec<(TaskId, NodeId, inferix_core::task::TaskResult)>,
     jobs: HashMap<JobId, Job>,
@@ -464,16 +479,6 @@ struct State {
     events: broadcast::Sender<(JobId, JobEvent)>,
     /// See [`ManagerHandle::busy_time`].
     busy_ns: Arc<AtomicU64>,
-}
-
-/// Workers that may not take `task`: those it excludes and the job's
-/// blocklist.
-fn excluded_workers(task: &Task, job: &Job) -> Vec<NodeId> {
-    task.excluded
-        .iter()
-        .chain(&job.blocklist)
-        .copied()
-        .collect()
 }
 
 fn store_err(e: StoreError) -> (ErrorCode, String) {
@@ -487,34 +492,6 @@ fn store_err(e: StoreError) -> (ErrorCode, String) {
 impl State {
     fn now(&self) -> u64 {
         self.clock.now_ms()
-    }
-
-    /// After a restart: verifications in flight were lost with the old
-    /// process, so their tasks go back to `Rendered` to be verified again.
-    async fn recover(&mut self) {
-        let Ok(verifying) = self
-            .store
-            .tasks_in_status(TaskStatus::Verifying, usize::MAX)
-            .await
-        else {
-            return;
-        };
-        let now = self.now();
-        for mut t in verifying {
-            let stale = t
-                .entered(TaskStatus::Verifying)
-                .is_none_or(|at| at + self.cfg.verification_timeout.as_millis() as u64 <= now);
-            if stale
-                && t.transition(
-                    TaskStatus::Rendered,
-                    now,
-                    "verification lost; verifying again",
-                )
-                .is_ok()
-            {
-                let _ = self.store.update_task(&mut t).await;
-            }
-        }
     }
 
     async fn run(

@@ -100,10 +100,11 @@ impl State {
             let slot = self.workers.leave(peer.node);
             info!(worker = ?peer.node, why, "worker left");
             if let Some(task) = slot.and_then(|s| s.task()) {
+                self.count_failure(task.job, peer.node).await;
                 self.requeue(
                     task,
                     peer.node,
-                    false,
+                    Fault::Worker(peer.node),
                     &format!("worker {:?} left: {why}", peer.node),
                 )
                 .await;
@@ -149,9 +150,7 @@ impl State {
             return true;
         }
         let now = self.now();
-        if let Some(w) = self.workers.get_mut(&node) {
-            w.last_seen = now;
-        }
+        self.workers.heard(node, now);
         if let Some(v) = self.verifiers.get_mut(&node) {
             v.last_seen = now;
         }
@@ -193,13 +192,19 @@ impl State {
             (Some(Role::Worker), Message::TaskFailed { task, error }) => {
                 self.count_failure(task.job, node).await;
                 self.release_worker(node, task);
-                self.requeue(task, node, true, &format!("worker failed: {error}"))
-                    .await;
+                self.requeue(
+                    task,
+                    node,
+                    Fault::Attempt(node),
+                    &format!("worker failed: {error}"),
+                )
+                .await;
                 true
             }
             (Some(Role::Worker), Message::TaskReleased { task }) => {
+                self.count_failure(task.job, node).await;
                 self.release_worker(node, task);
-                self.requeue(task, node, false, "handed back by worker")
+                self.requeue(task, node, Fault::Worker(node), "handed back by worker")
                     .await;
                 true
             }

@@ -113,7 +113,7 @@ impl State {
             Err(why) => {
                 warn!(task = ?task_id, %why, "lease preparation failed");
                 self.release_worker(worker, task_id);
-                self.requeue(task_id, worker, false, &why).await;
+                self.requeue(task_id, worker, Fault::Manager, &why).await;
                 return;
             }
         };

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Reputation multiplier for each lease lost through a worker.
+const FAILURE_REPUTATION_FACTOR: f64 = 0.8;
+
 impl State {
     /// Tells a connected worker to stop a task it no longer holds.
     pub(super) async fn revoke(&mut self, worker: NodeId, task: TaskId) {
@@ -23,8 +26,9 @@ impl State {
         self.workers.release(worker, task, now);
     }
 
-    /// Puts a task back in the queue (or fails it at the retry limit).
-    pub(super) async fn requeue(&mut self, task: TaskId, worker: NodeId, exclude: bool, why: &str) {
+    /// Puts a task back in the queue, charging `fault` (see [`Fault`]); a
+    /// task charged with `max_attempts` failed attempts fails its job.
+    pub(super) async fn requeue(&mut self, task: TaskId, worker: NodeId, fault: Fault, why: &str) {
         for _ in 0..3 {
             let Ok(Some(mut t)) = self.store.task(task).await else {
                 return;
@@ -34,8 +38,7 @@ impl State {
                 return;
             }
             let now = self.now();
-            let Ok(to) = t.requeue(now, exclude.then_some(worker), self.cfg.max_attempts, why)
-            else {
+            let Ok(to) = t.requeue(now, fault, self.cfg.max_attempts, why) else {
                 return;
             };
             match self.store.update_task(&mut t).await {
@@ -44,7 +47,10 @@ impl State {
                     if to == TaskStatus::Failed {
                         self.fail_job(
                             task.job,
-                            &format!("task {task} failed after {} attempts: {why}", t.attempts),
+                            &format!(
+                                "task {task} failed after {} failed attempts ({} leases): {why}",
+                                t.failures, t.attempts
+                            ),
                         )
                         .await;
                     } else {
@@ -147,8 +153,13 @@ impl State {
     ) {
         if let Err(why) = signature {
             warn!(?task_id, ?worker, %why, "result refused");
-            self.requeue(task_id, worker, true, &format!("refused result: {why}"))
-                .await;
+            self.requeue(
+                task_id,
+                worker,
+                Fault::Worker(worker),
+                &format!("refused result: {why}"),
+            )
+            .await;
             self.reply(conn, id, Message::error(ErrorCode::Unauthorized, why))
                 .await;
             return;
@@ -194,8 +205,13 @@ impl State {
         let task_id = t.id;
         if let Err(why) = self.check_result(&t, &result).await {
             warn!(?task_id, ?worker, %why, "result refused");
-            self.requeue(task_id, worker, true, &format!("refused result: {why}"))
-                .await;
+            self.requeue(
+                task_id,
+                worker,
+                Fault::Worker(worker),
+                &format!("refused result: {why}"),
+            )
+            .await;
             return Err((ErrorCode::Unauthorized, why));
         }
         let now = self.now();
@@ -274,11 +290,14 @@ impl State {
         Ok(())
     }
 
-    /// A verified bad result: the worker may not touch the job again and
-    /// its stake goes to the penalty pool (and with it its admission).
-    /// Counts a failure of `worker` on `job`; at the limit the worker is
-    /// blocklisted for the job.
+    /// Counts a lease lost through `worker` against it: its reputation
+    /// drops (so the scheduler prefers others) and, after
+    /// `failures_before_blocklist` on one job, it is blocklisted for that
+    /// job.
     pub(super) async fn count_failure(&mut self, job: JobId, worker: NodeId) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.info.reputation *= FAILURE_REPUTATION_FACTOR;
+        }
         let n = self.failures.entry((job, worker)).or_insert(0);
         *n += 1;
         if *n < self.cfg.failures_before_blocklist.max(1) {

@@ -246,7 +246,7 @@ impl State {
             self.requeue(
                 task_id,
                 worker,
-                true,
+                Fault::Attempt(worker),
                 &format!("rejected: {}", reasons.join("; ")),
             )
             .await;

@@ -1,0 +1,380 @@
+//! A deterministic, seeded discrete-event simulation of a whole network at
+//! a scale no process could run as real nodes, running the manager's own
+//! rules.
+//!
+//! What is real: every manager decision comes from `inferix-manager`, the
+//! engine the manager node runs: dispatch passes ([`dispatch::plan`] over a
+//! [`WorkerPool`] with the seeded [`WeightedRandomScheduler`] and
+//! finish-time [`Estimates`]), verification rounds ([`Engine`]: quorum,
+//! majority, one more vote on a tie, deadlines, lost verifiers), and the
+//! ledger rules ([`economy`]: stake grants and refusals, payments written
+//! with the acceptance in one batch, slashes, verifier rewards, refunds).
+//! The task store ([`MemoryTaskStore`], shared by every manager, every
+//! change a compare-and-set), the task state machine and job splitting are
+//! the core crate's.
+//!
+//! What is modelled: workers, verifiers and managers are a few bytes of
+//! state each in one event loop over a virtual clock; messages are events
+//! with a random delay, some lost and a few delayed for minutes; rendering
+//! takes `frames × work ÷ IB`; verifiers check one result after another,
+//! a few seconds each, and catch a cheater's fake result with a fixed
+//! probability. Managers learn of queued tasks from one shared notification
+//! queue (what PostgreSQL's NOTIFY gives several managers); each dispatch
+//! pass offers the scheduler the [`SAMPLE`] longest-idle workers.
+//! Faults: message loss and delay, workers crashing mid-task (noticed after a
+//! heartbeat timeout) and rejoining later, managers crashing with their
+//! engine's state (their workers and verifiers reconnect elsewhere; their
+//! leases expire; their open verification rounds are adopted by another
+//! manager), cheating workers, and two managers racing for one task (the
+//! store's compare-and-set must refuse one).
+//!
+//! [`dispatch::plan`]: inferix_manager::dispatch::plan
+//! [`WorkerPool`]: inferix_manager::workers::WorkerPool
+//! [`WeightedRandomScheduler`]: inferix_core::scheduler::WeightedRandomScheduler
+//! [`Estimates`]: inferix_manager::estimates::Estimates
+//! [`Engine`]: inferix_manager::Engine
+//! [`economy`]: inferix_manager::economy
+//! [`MemoryTaskStore`]: inferix_core::store::MemoryTaskStore
+
+mod checks;
+mod network;
+
+use std::time::Instant;
+
+use inferix_core::store::TaskStore;
+use inferix_core::task::TaskStatus;
+
+use crate::common::quantile;
+use crate::report::{fmt_num, Row};
+use crate::{BenchError, Report};
+use network::Sim;
+
+/// Longest-idle workers a dispatch pass offers the scheduler per task.
+pub const SAMPLE: usize = 32;
+
+/// Size and fault rates of a simulation.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Modelled workers.
+    pub workers: usize,
+    /// Modelled verifiers.
+    pub verifiers: usize,
+    /// Managers sharing the store.
+    pub managers: usize,
+    /// Simulated seconds of job arrivals (a day in a full run).
+    pub day_s: u64,
+    /// Jobs arriving over `day_s` (Poisson).
+    pub jobs: usize,
+    /// Frames per job, uniform in this range.
+    pub frames: (u32, u32),
+    /// Seconds of work per frame at IB 1, uniform in this range.
+    pub frame_work_s: (f64, f64),
+    /// Verifiers that must pass each result.
+    pub quorum: usize,
+    /// Leases per task before it fails.
+    pub max_attempts: u32,
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// Probability that a message is delayed by minutes.
+    pub long_delay: f64,
+    /// Probability that a worker crashes during a task it starts.
+    pub worker_crash: f64,
+    /// Manager crashes over the day.
+    pub manager_crashes: usize,
+    /// Fraction of workers that return fake results.
+    pub cheaters: f64,
+    /// Probability that one verifier catches a fake result.
+    pub detect: f64,
+    /// Probability that a second manager races for a task being claimed.
+    pub race: f64,
+}
+
+impl SimConfig {
+    /// A simulated day: 100,000 workers, 1,000 verifiers, 4 managers.
+    pub fn full(seed: u64) -> Self {
+        Self {
+            seed,
+            workers: 100_000,
+            verifiers: 1_000,
+            managers: 4,
+            day_s: 86_400,
+            jobs: 4_000,
+            frames: (20, 1_000),
+            frame_work_s: (600.0, 7_200.0),
+            quorum: 2,
+            max_attempts: 10,
+            loss: 0.005,
+            long_delay: 0.002,
+            worker_crash: 0.005,
+            manager_crashes: 6,
+            cheaters: 0.02,
+            detect: 0.9,
+            race: 0.02,
+        }
+    }
+    /// Two simulated hours of a smaller network (CI).
+    pub fn quick(seed: u64) -> Self {
+        Self {
+            workers: 2_000,
+            verifiers: 50,
+            managers: 3,
+            day_s: 7_200,
+            jobs: 40,
+            frames: (10, 200),
+            manager_crashes: 2,
+            worker_crash: 0.02,
+            cheaters: 0.05,
+            race: 0.05,
+            ..Self::full(seed)
+        }
+    }
+}
+
+/// Counters of what happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SimCounters {
+    /// Events processed.
+    pub events: u64,
+    /// Jobs submitted.
+    pub jobs: u64,
+    /// Tasks created.
+    pub tasks: u64,
+    /// Tasks accepted.
+    pub accepted: u64,
+    /// Tasks failed after too many attempts.
+    pub failed: u64,
+    /// Leases granted.
+    pub leases: u64,
+    /// Claims a racing manager lost to the store's compare-and-set.
+    pub cas_conflicts: u64,
+    /// Claims by a racing manager that the store wrongly allowed.
+    pub double_claims: u64,
+    /// Results refused because their lease was gone.
+    pub stale_results: u64,
+    /// Messages lost.
+    pub lost: u64,
+    /// Leases that expired.
+    pub expired: u64,
+    /// Workers that crashed mid-task.
+    pub worker_crashes: u64,
+    /// Manager crashes.
+    pub manager_crashes: u64,
+    /// Verification rounds adopted from a crashed manager.
+    pub adopted: u64,
+    /// Fake results rejected.
+    pub cheats_caught: u64,
+    /// Fake results accepted (every verifier missed).
+    pub cheats_missed: u64,
+    /// Verification offers the engines sent (a quorum per round, plus
+    /// tie-breaking votes and votes drawn again after a deadline or a lost
+    /// verifier).
+    pub verification_offers: u64,
+    /// Rounds whose verifiers disagreed, settled by the majority.
+    pub split_rounds: u64,
+    /// Times a round said it waits for a verifier.
+    pub round_waits: u64,
+    /// Times a dispatch pass reported a job no connected worker may take.
+    pub dispatch_waits: u64,
+    /// Honest results rejected (must stay 0).
+    pub honest_rejected: u64,
+    /// Hellos refused by the stake rule (slashed workers coming back).
+    pub refused_joins: u64,
+    /// Virtual ms at which the last job finished.
+    pub end_ms: u64,
+    /// Modelled render time started, summed over workers, ms.
+    pub busy_ms: u64,
+}
+
+/// What a simulation produced.
+pub struct SimOutcome {
+    /// Counters.
+    pub counters: SimCounters,
+    /// Queued → leased waits, ms, sorted.
+    pub queue_ms: Vec<f64>,
+    /// Tasks accepted per simulated hour.
+    pub per_hour: Vec<u64>,
+    /// Wall-clock seconds the simulation took.
+    pub wall_s: f64,
+    /// Invariant name, passed, detail.
+    pub checks: Vec<(String, bool, String)>,
+}
+
+/// Runs the simulation to its end (every job finished after the day, or a
+/// month of draining) and collects what it saw.
+async fn run_sim(mut sim: Sim) -> Result<SimOutcome, BenchError> {
+    let wall = Instant::now();
+    sim.start();
+    // Arrivals stop at the end of the day; the rest drains (bounded).
+    let day_ms = sim.cfg.day_s * 1000;
+    let limit = day_ms + 30 * 86_400_000;
+    while let Some(ev) = sim.next_event(limit) {
+        sim.step(ev).await?;
+        if sim.c.jobs >= 1 && sim.all_jobs_done() && sim.now() > day_ms {
+            break;
+        }
+    }
+    let wall_s = wall.elapsed().as_secs_f64();
+    let checks = sim.check().await?;
+    let mut queue_ms = Vec::new();
+    for id in sim.jobs.keys() {
+        let tasks = sim
+            .store
+            .tasks_of_job(*id)
+            .await
+            .map_err(|e| BenchError::Run {
+                name: "simulation".into(),
+                reason: e.to_string(),
+            })?;
+        for t in tasks {
+            let mut queued_at = None;
+            for c in &t.history {
+                match c.status {
+                    TaskStatus::Queued => queued_at = Some(c.at_ms),
+                    TaskStatus::Leased => {
+                        if let Some(q) = queued_at.take() {
+                            queue_ms.push((c.at_ms - q) as f64);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    queue_ms.sort_by(f64::total_cmp);
+    let hours = (sim.c.end_ms / 3_600_000 + 1) as usize;
+    let mut per_hour = vec![0u64; hours];
+    for &t in &sim.accepted_at {
+        per_hour[((t / 3_600_000) as usize).min(hours - 1)] += 1;
+    }
+    Ok(SimOutcome {
+        counters: sim.c.clone(),
+        queue_ms,
+        per_hour,
+        wall_s,
+        checks,
+    })
+}
+
+/// Runs one seeded simulation to the end and returns what it saw.
+pub fn simulate(cfg: SimConfig) -> Result<SimOutcome, BenchError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    rt.block_on(run_sim(Sim::new(cfg)))
+}
+
+/// Runs the simulation for `seed` and adds its figures and invariant checks
+/// to `report`.
+pub fn run(seed: u64, quick: bool, report: &mut Report) -> Result<SimOutcome, BenchError> {
+    let cfg = if quick {
+        SimConfig::quick(seed)
+    } else {
+        SimConfig::full(seed)
+    };
+    let o = simulate(cfg.clone())?;
+    let c = &o.counters;
+    let g = "simulate";
+    let sim_s = c.end_ms as f64 / 1000.0;
+    report.note(format!(
+        "seed {seed}: {} workers, {} verifiers, {} managers sharing one MemoryTaskStore, {} s of \
+         arrivals, quorum {}, loss {}, long delays {}, worker crash per task {}, {} manager \
+         crashes, {:.0} % cheating workers (caught by each verifier with p = {}), racing claims \
+         p = {}; every manager runs the engine's rules (dispatch passes offer the scheduler the \
+         {SAMPLE} longest-idle workers; rounds, stakes and payments as the manager node)",
+        cfg.workers,
+        cfg.verifiers,
+        cfg.managers,
+        cfg.day_s,
+        cfg.quorum,
+        cfg.loss,
+        cfg.long_delay,
+        cfg.worker_crash,
+        cfg.manager_crashes,
+        cfg.cheaters * 100.0,
+        cfg.detect,
+        cfg.race
+    ));
+    report.push(
+        Row::new(g, "tasks accepted", c.accepted as f64, "tasks").note(format!(
+            "{} jobs, {} tasks, {} failed, {} leases, last job done at {:.1} h simulated",
+            c.jobs,
+            c.tasks,
+            c.failed,
+            c.leases,
+            sim_s / 3600.0
+        )),
+    );
+    let day_h = (cfg.day_s / 3600).max(1) as usize;
+    let in_day: u64 = o.per_hour.iter().take(day_h).sum();
+    report.push(
+        Row::new(
+            g,
+            "throughput while jobs arrive",
+            in_day as f64 / day_h as f64,
+            "tasks/h",
+        )
+        .note(format!(
+            "{} frames/s; over the whole run until the last job finished: {:.0} tasks/h; \
+             workers busy {:.0} % of the run",
+            fmt_num(in_day as f64 * 5.0 / (day_h as f64 * 3600.0)),
+            c.accepted as f64 / sim_s.max(1.0) * 3600.0,
+            100.0 * c.busy_ms as f64 / (cfg.workers as f64 * c.end_ms.max(1) as f64)
+        )),
+    );
+    report.push(Row::new(
+        g,
+        "queue latency p50 (queued → leased)",
+        quantile(&o.queue_ms, 0.5) / 1000.0,
+        "s",
+    ));
+    report.push(Row::new(
+        g,
+        "queue latency p99 (queued → leased)",
+        quantile(&o.queue_ms, 0.99) / 1000.0,
+        "s",
+    ));
+    report.push(
+        Row::new(
+            g,
+            "simulation speed",
+            c.events as f64 / o.wall_s.max(1e-9),
+            "events/s",
+        )
+        .note(format!(
+            "{} events in {:.1} s wall; faults: {} messages lost, {} leases expired, {} stale \
+             results refused, {} worker crashes, {} manager crashes, {} rounds adopted, {} \
+             verification offers for {} accepted tasks, {} split rounds settled by the \
+             majority, {} cheats caught, {} missed, {} racing claims refused, {} slashed \
+             workers refused at their next hello",
+            c.events,
+            o.wall_s,
+            c.lost,
+            c.expired,
+            c.stale_results,
+            c.worker_crashes,
+            c.manager_crashes,
+            c.adopted,
+            c.verification_offers,
+            c.accepted,
+            c.split_rounds,
+            c.cheats_caught,
+            c.cheats_missed,
+            c.cas_conflicts,
+            c.refused_joins
+        )),
+    );
+    for (name, passed, detail) in &o.checks {
+        report.check(name, *passed, detail.clone());
+    }
+    report.series.push((
+        "tasks accepted per simulated hour".into(),
+        o.per_hour
+            .iter()
+            .enumerate()
+            .map(|(h, n)| (h as f64, *n as f64))
+            .collect(),
+    ));
+    Ok(o)
+}
