@@ -18,12 +18,17 @@ struct Upload {
     tx: mpsc::Sender<Message>,
 }
 
+/// Told of every upload the store itself failed (full disk, unreachable
+/// object store): such a failure is the manager's, whoever uploaded.
+pub(crate) type WriteFailure = Arc<dyn Fn(&BlobError) + Send + Sync>;
+
 /// Blob requests of one connection.
 pub(crate) struct BlobService {
     blobs: Arc<dyn BlobStore>,
     sender: Arc<dyn MessageSender>,
     uploads: HashMap<u64, Upload>,
     failed: HashSet<u64>,
+    on_write_failure: WriteFailure,
 }
 
 fn error_reply(e: &BlobError) -> Message {
@@ -40,12 +45,17 @@ fn error_reply(e: &BlobError) -> Message {
 }
 
 impl BlobService {
-    pub(crate) fn new(blobs: Arc<dyn BlobStore>, sender: Arc<dyn MessageSender>) -> Self {
+    pub(crate) fn new(
+        blobs: Arc<dyn BlobStore>,
+        sender: Arc<dyn MessageSender>,
+        on_write_failure: WriteFailure,
+    ) -> Self {
         Self {
             blobs,
             sender,
             uploads: HashMap::new(),
             failed: HashSet::new(),
+            on_write_failure,
         }
     }
 
@@ -116,13 +126,22 @@ impl BlobService {
                     let (tx, rx) = mpsc::channel(4);
                     let blobs = self.blobs.clone();
                     let sender = self.sender.clone();
+                    let on_write_failure = self.on_write_failure.clone();
                     tokio::spawn(async move {
                         let reply = match blobs.put(Box::pin(ChunkReader::new(rx))).await {
                             Ok(meta) => Message::BlobStored {
                                 hash: meta.hash,
                                 size: meta.size,
                             },
-                            Err(e) => error_reply(&e),
+                            Err(e) => {
+                                // Reported before the uploader hears of it,
+                                // so the manager knows whose failure its
+                                // report is.
+                                if matches!(e, BlobError::Io(_) | BlobError::Backend(_)) {
+                                    on_write_failure(&e);
+                                }
+                                error_reply(&e)
+                            }
                         };
                         let _ = sender.send(Envelope::with_id(id, reply)).await;
                     });

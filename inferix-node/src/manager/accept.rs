@@ -1,7 +1,10 @@
 //! The accept loop: one reader task per connection; blob requests of admitted
 //! peers are served beside the manager loop.
 
+use inferix_core::blob::BlobError;
+
 use super::*;
+use crate::blob_service::WriteFailure;
 
 /// Connections that completed the hello; only they may move blobs.
 pub(super) type Admitted = Arc<Mutex<HashSet<ConnId>>>;
@@ -30,7 +33,11 @@ pub(super) async fn accept_loop(
             mut receiver,
             ..
         } = conn;
-        let mut blob_service = BlobService::new(blobs.clone(), sender.clone());
+        let failures = tx.clone();
+        let on_write_failure: WriteFailure = Arc::new(move |e: &BlobError| {
+            let _ = failures.send(Input::StorageFailed(e.to_string()));
+        });
+        let mut blob_service = BlobService::new(blobs.clone(), sender.clone(), on_write_failure);
         if tx.send(Input::Connected(id, peer, sender.clone())).is_err() {
             return;
         }

@@ -13,6 +13,9 @@ impl State {
     }
 
     pub(super) async fn dispatch_renders(&mut self) {
+        if self.storage_paused().await {
+            return;
+        }
         // Each pass leases from one read of the queue head; a full read
         // that leased something may hide more work behind it.
         loop {
@@ -227,12 +230,8 @@ impl State {
         leased
     }
 
-    /// A busy worker expected to finish a task of `frames` frames of
-    /// `demand`'s job sooner than idle `chosen` would, counting the task it
-    /// is on (and any task already held for it in `promised`), with when
-    /// it would then be free. `None` when the job's work is not measured
-    /// yet, when the difference is within the noise of the estimate, or
-    /// when too many workers are busy to compare cheaply.
+    /// Records that `job` waits, and why; its watchers hear of each new
+    /// reason once.
     pub(super) async fn mark_waiting(&mut self, mut job: Job, reason: String) {
         if self.waiting.insert(job.id) || job.waiting_reason.as_deref() != Some(&reason) {
             job.waiting_reason = Some(reason.clone());

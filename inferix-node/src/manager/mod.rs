@@ -69,6 +69,7 @@ mod quote;
 mod reconcile;
 mod requests;
 mod results;
+mod storage;
 mod verification;
 
 use accept::{accept_loop, Admitted};
@@ -296,6 +297,8 @@ enum Input {
     /// larger than the other inputs.
     Received(ConnId, Box<Envelope>),
     Disconnected(ConnId),
+    /// The blob store failed an upload (see `storage.rs`).
+    StorageFailed(String),
     Quoted {
         conn: ConnId,
         id: u64,
@@ -394,6 +397,7 @@ impl ManagerNode {
             next_claim: 1,
             failures: HashMap::new(),
             leases_before_restart: HashMap::new(),
+            storage_outage: None,
             buffered: Vec::new(),
             jobs: HashMap::new(),
             waiting: HashSet::new(),
@@ -470,6 +474,8 @@ struct State {
     /// Leases this manager granted before it restarted, by worker, until
     /// the worker says hello again (see `reconcile.rs`).
     leases_before_restart: HashMap<NodeId, Vec<TaskId>>,
+    /// Set while the blob store refuses writes (see `storage.rs`).
+    storage_outage: Option<storage::StorageOutage>,
     /// Results that arrived while the task database was unavailable.
     buffered: Vec<(TaskId, NodeId, inferix_core::task::TaskResult)>,
     jobs: HashMap<JobId, Job>,

@@ -22,6 +22,10 @@ impl State {
                 self.drop_peer(conn, "connection closed").await;
                 true
             }
+            Input::StorageFailed(reason) => {
+                self.storage_failed(reason).await;
+                false
+            }
             Input::Received(conn, env) => self.on_message(conn, *env).await,
             Input::Quoted {
                 conn,
@@ -190,15 +194,17 @@ impl State {
                 false
             }
             (Some(Role::Worker), Message::TaskFailed { task, error }) => {
-                self.count_failure(task.job, node).await;
                 self.release_worker(node, task);
-                self.requeue(
-                    task,
-                    node,
-                    Fault::Attempt(node),
-                    &format!("worker failed: {error}"),
-                )
-                .await;
+                if self.storage_outage.is_some() {
+                    // Its upload hit the manager's failing store: neither
+                    // the worker's fault nor the task's.
+                    let why = format!("the manager's blob store failed: {error}");
+                    self.requeue(task, node, Fault::Manager, &why).await;
+                } else {
+                    self.count_failure(task.job, node).await;
+                    let why = format!("worker failed: {error}");
+                    self.requeue(task, node, Fault::Attempt(node), &why).await;
+                }
                 true
             }
             (Some(Role::Worker), Message::TaskReleased { task }) => {

@@ -1,0 +1,173 @@
+//! The manager's blob store fills up mid-job: uploads fail, but that is the
+//! manager's failure, not the workers'. No worker is charged, blocklisted
+//! or slashed, leasing pauses with the reason in the job's status and event
+//! stream, and once the store accepts writes again the job completes by
+//! itself, each task paid once.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
+use inferix_core::ids::NodeId;
+use inferix_core::job::{FrameRange, JobSpec, JobState};
+use inferix_core::protocol::JobEvent;
+use inferix_core::store::{MemoryTaskStore, TaskStore};
+use inferix_core::ContentHash;
+use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
+use inferix_storage::ObjectBlobStore;
+use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, SimBehaviour, SimRenderer};
+use inferix_transport::InProcNetwork;
+use tokio::sync::watch;
+
+/// A blob store whose disk can fill up: writes fail while it is full.
+struct FillingDisk {
+    inner: ObjectBlobStore,
+    full: AtomicBool,
+    refused: AtomicUsize,
+}
+
+#[async_trait]
+impl BlobStore for FillingDisk {
+    async fn put(&self, reader: BlobReader) -> Result<BlobMeta, BlobError> {
+        if self.full.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(BlobError::Io(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device",
+            )));
+        }
+        self.inner.put(reader).await
+    }
+    async fn get(&self, hash: ContentHash) -> Result<BlobReader, BlobError> {
+        self.inner.get(hash).await
+    }
+    async fn size(&self, hash: ContentHash) -> Result<Option<u64>, BlobError> {
+        self.inner.size(hash).await
+    }
+    fn max_blob_size(&self) -> u64 {
+        self.inner.max_blob_size()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_blob_store_pauses_the_job_and_blames_no_worker() {
+    let net = InProcNetwork::new();
+    let store = Arc::new(MemoryTaskStore::new());
+    let disk = Arc::new(FillingDisk {
+        inner: ObjectBlobStore::in_memory(),
+        full: AtomicBool::new(false),
+        refused: AtomicUsize::new(0),
+    });
+    let blobs: Arc<dyn BlobStore> = disk.clone();
+    let manager = start_manager(
+        &net,
+        store.clone(),
+        blobs,
+        ManagerConfig {
+            quorum: 1,
+            tick: Duration::from_secs(1),
+            ..ManagerConfig::default()
+        },
+    )
+    .await;
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = spawn_verifiers(&net, &addr, 1, None, None, dir.path(), &stopped);
+    for i in 0..3u128 {
+        let w = WorkerNode::new(
+            Arc::new(net.node(seeded_identity(100 + i))),
+            Arc::new(SimRenderer {
+                behaviour: SimBehaviour::Honest,
+                per_frame: Duration::from_secs(1),
+            }),
+            WorkerConfig {
+                manager: addr.clone(),
+                work_dir: dir.path().join(format!("w{i}")),
+                ..WorkerConfig::default()
+            },
+        );
+        nodes.push(tokio::spawn(w.run(stopped.clone())));
+    }
+    let client = Client::connect(&net.transport(NodeId(50)), &addr, None)
+        .await
+        .unwrap();
+    let scene = client
+        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
+        .await
+        .unwrap();
+    let mut spec = JobSpec::new(scene, FrameRange::new(1, 6));
+    spec.settings.width = 8;
+    spec.settings.height = 8;
+    spec.chunk_size = 1;
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(job).await.unwrap();
+    // The disk fills up before any frame is stored.
+    disk.full.store(true, Ordering::SeqCst);
+
+    let reason = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match events.recv().await.expect("events flow") {
+                JobEvent::Waiting { reason } if reason.contains("blob store") => return reason,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job says it waits for the blob store");
+    assert!(reason.contains("No space left"), "{reason}");
+
+    // Full for ten minutes: nothing is charged to anyone meanwhile.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let during = client.status(job).await.unwrap();
+    assert_eq!(during.job.state, JobState::Active, "{:?}", during.job);
+    assert!(
+        during
+            .job
+            .waiting_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("blob store")),
+        "{:?}",
+        during.job.waiting_reason
+    );
+    assert!(during.job.blocklist.is_empty(), "{:?}", during.job);
+    let refused = disk.refused.load(Ordering::SeqCst);
+    assert!(refused > 0);
+
+    // Space is freed: rendering resumes by itself and the job completes.
+    disk.full.store(false, Ordering::SeqCst);
+    let done = tokio::time::timeout(Duration::from_secs(900), async {
+        loop {
+            match events.recv().await.expect("events flow") {
+                JobEvent::Completed { .. } => return,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "the job completes once writes succeed again");
+    let status = client.status(job).await.unwrap();
+    assert_eq!(status.frames.len(), 6);
+    assert!(status.job.blocklist.is_empty(), "{:?}", status.job);
+    for t in store.tasks_of_job(job).await.unwrap() {
+        assert_eq!(t.failures, 0, "{:?}: {:?}", t.id, t.history);
+        assert!(t.excluded.is_empty(), "{:?}: {:?}", t.id, t.history);
+    }
+    let txs = store.transactions().await.unwrap();
+    let pays = txs.iter().filter(|t| t.id.starts_with("pay:")).count();
+    let slashes = txs.iter().filter(|t| t.id.starts_with("slash:")).count();
+    assert_eq!(
+        (pays, slashes),
+        (6, 0),
+        "each task paid once, nobody slashed"
+    );
+    let _ = stop.send(true);
+    for n in nodes {
+        n.await.unwrap().unwrap();
+    }
+    manager.shutdown().await;
+}
