@@ -75,6 +75,11 @@ fn the_demo_finishes_with_24_distinct_frames_at_the_settings_it_picks() {
         !stderr.contains("XDG_RUNTIME_DIR"),
         "environment warnings:\n{stderr}"
     );
+    // Nor about its own scene or the watermarked copies workers render.
+    assert!(
+        !stderr.contains("not supported"),
+        "scene warnings:\n{stderr}"
+    );
 
     // The README's promise: 24 frames in ./inferix-out/<job-id>/.
     let jobs: Vec<_> = std::fs::read_dir(dir.path().join("inferix-out"))

@@ -239,6 +239,8 @@ pub(crate) const SUPPORTED_EXTENSIONS: &[&str] = &[
     "KHR_materials_unlit",
     "KHR_mesh_quantization",
     "KHR_texture_transform",
+    // Proof of Render's own: watermark patches seen by camera rays only.
+    crate::material::CAMERA_ONLY_EXTENSION,
 ];
 
 /// The gltf crate's validation (index bounds, required fields), except its

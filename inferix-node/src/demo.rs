@@ -86,10 +86,13 @@ impl DemoQuality {
     /// Full quality on a GPU; smaller frames and fewer samples on a CPU.
     pub fn for_device(software: bool) -> DemoQuality {
         if software {
+            // Sized so the whole demo (renders, Proof-of-Render checks and
+            // clean re-renders) takes about a minute and a half on two
+            // cores of a software Vulkan device.
             DemoQuality {
-                width: 384,
-                height: 216,
-                samples: 8,
+                width: 320,
+                height: 180,
+                samples: 6,
                 software,
             }
         } else {
