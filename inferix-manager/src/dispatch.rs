@@ -19,6 +19,10 @@ use inferix_core::task::Task;
 use crate::estimates::Estimates;
 use crate::workers::WorkerPool;
 
+/// Busy workers one pass scans, in all, to hold tasks for faster busy
+/// workers; beyond it the pass leases without comparing.
+pub const MAX_SCANNED_PER_PASS: usize = 16_384;
+
 /// Dispatch settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DispatchConfig {
@@ -90,6 +94,8 @@ pub fn plan(
     // Busy workers already promised a held task, with when they are then
     // expected to be free.
     let mut promised: HashMap<NodeId, u64> = HashMap::new();
+    // Busy workers scanned by finish-time comparisons in this pass.
+    let mut scanned = 0usize;
     // The longest-idle workers not given a task in this pass, at most
     // `window`, optionally only those eligible for `demand`.
     let free = |taken: &HashSet<NodeId>, only: Option<&TaskDemand<'_>>| -> Vec<WorkerInfo> {
@@ -146,7 +152,12 @@ pub fn plan(
         else {
             continue;
         };
-        if cfg.finish_time_aware {
+        // Each comparison scans the busy workers: a pass stops comparing
+        // once it has scanned a bounded number of them, so a long queue
+        // of held tasks costs a bounded pass, not queue × busy workers.
+        let compare = cfg.finish_time_aware && scanned < MAX_SCANNED_PER_PASS;
+        if compare {
+            scanned += workers.busy_count();
             if let Some((faster, free_at)) = estimates.sooner_busy_worker(
                 workers,
                 &demand,

@@ -293,3 +293,40 @@ fn a_silenced_worker_is_not_leased_to() {
     );
     assert_eq!(leases(&d), vec![(0, 2)]);
 }
+
+#[test]
+fn a_long_queue_of_held_tasks_costs_a_bounded_pass() {
+    use inferix_manager::dispatch::MAX_SCANNED_PER_PASS;
+    let (j, tasks) = job(3, 40);
+    let mut pool = WorkerPool::default();
+    let mut est = Estimates::default();
+    // Many fast busy workers of the job (2 s per frame at IB 1 measured).
+    let busy = 3_000u128;
+    for w in 1..=busy {
+        pool.join(w as u64, info(w, 20.0), 0);
+        assert!(pool.assign(NodeId(w), TaskId::new(j.id, 1_000 + w as u32), 1, 0));
+    }
+    est.finished(pool.get(&NodeId(1)).unwrap(), j.id, 100);
+    // One slow idle worker.
+    pool.join(0, info(1_000_000, 0.1), 0);
+    let aware = DispatchConfig {
+        finish_time_aware: true,
+        tick_ms: 50,
+        ..DispatchConfig::default()
+    };
+    let d = plan(
+        &tasks,
+        &jobs(&[&j]),
+        &pool,
+        &mut FifoScheduler,
+        &est,
+        &aware,
+        50,
+    );
+    // Every compared task is held for a fast worker; once the pass has
+    // scanned its budget of busy workers, the next task is leased to the
+    // idle one instead of being compared again.
+    let compared = MAX_SCANNED_PER_PASS.div_ceil(busy as usize);
+    assert!(compared < tasks.len());
+    assert_eq!(leases(&d), vec![(compared as u32, 1_000_000)], "{d:?}");
+}
