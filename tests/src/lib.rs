@@ -204,6 +204,36 @@ pub fn spawn_verifiers(
         .collect()
 }
 
+/// Starts `count` honest stand-in workers (seeded identities 100, 101, …)
+/// on `net` for the manager at `addr`, each frame taking `per_frame`; each
+/// keeps its scenes under `work_dir/w<i>`.
+pub fn spawn_honest_workers(
+    net: &inferix_transport::InProcNetwork,
+    addr: &str,
+    count: u128,
+    per_frame: std::time::Duration,
+    work_dir: &Path,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<Result<(), inferix_node::NodeError>>> {
+    (0..count)
+        .map(|i| {
+            let w = inferix_node::WorkerNode::new(
+                std::sync::Arc::new(net.node(seeded_identity(100 + i))),
+                std::sync::Arc::new(SimRenderer {
+                    behaviour: SimBehaviour::Honest,
+                    per_frame,
+                }),
+                inferix_node::WorkerConfig {
+                    manager: addr.into(),
+                    work_dir: work_dir.join(format!("w{i}")),
+                    ..inferix_node::WorkerConfig::default()
+                },
+            );
+            tokio::spawn(w.run(stopped.clone()))
+        })
+        .collect()
+}
+
 /// Uploads the demo scene (the manager inspects it; the simulated renderer
 /// never reads it) and
 /// submits a job of `frames` square frames of `size` pixels in tasks of

@@ -4,20 +4,20 @@
 //! stream, and once the store accepts writes again the job completes by
 //! itself, each task paid once.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
 use inferix_core::ids::NodeId;
-use inferix_core::job::{FrameRange, JobSpec, JobState};
+use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::ContentHash;
-use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerConfig};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, SimBehaviour, SimRenderer};
+use inferix_tests::{spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -25,14 +25,15 @@ use tokio::sync::watch;
 struct FillingDisk {
     inner: ObjectBlobStore,
     full: AtomicBool,
-    refused: AtomicUsize,
+    /// Writes refused so far (uploads and the manager's probes).
+    refused: watch::Sender<usize>,
 }
 
 #[async_trait]
 impl BlobStore for FillingDisk {
     async fn put(&self, reader: BlobReader) -> Result<BlobMeta, BlobError> {
         if self.full.load(Ordering::SeqCst) {
-            self.refused.fetch_add(1, Ordering::SeqCst);
+            self.refused.send_modify(|n| *n += 1);
             return Err(BlobError::Io(std::io::Error::new(
                 std::io::ErrorKind::StorageFull,
                 "No space left on device",
@@ -58,7 +59,7 @@ async fn a_full_blob_store_pauses_the_job_and_blames_no_worker() {
     let disk = Arc::new(FillingDisk {
         inner: ObjectBlobStore::in_memory(),
         full: AtomicBool::new(false),
-        refused: AtomicUsize::new(0),
+        refused: watch::channel(0).0,
     });
     let blobs: Arc<dyn BlobStore> = disk.clone();
     let manager = start_manager(
@@ -76,33 +77,18 @@ async fn a_full_blob_store_pauses_the_job_and_blames_no_worker() {
     let (stop, stopped) = watch::channel(false);
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = spawn_verifiers(&net, &addr, 1, None, None, dir.path(), &stopped);
-    for i in 0..3u128 {
-        let w = WorkerNode::new(
-            Arc::new(net.node(seeded_identity(100 + i))),
-            Arc::new(SimRenderer {
-                behaviour: SimBehaviour::Honest,
-                per_frame: Duration::from_secs(1),
-            }),
-            WorkerConfig {
-                manager: addr.clone(),
-                work_dir: dir.path().join(format!("w{i}")),
-                ..WorkerConfig::default()
-            },
-        );
-        nodes.push(tokio::spawn(w.run(stopped.clone())));
-    }
+    nodes.extend(spawn_honest_workers(
+        &net,
+        &addr,
+        3,
+        Duration::from_secs(1),
+        dir.path(),
+        &stopped,
+    ));
     let client = Client::connect(&net.transport(NodeId(50)), &addr, None)
         .await
         .unwrap();
-    let scene = client
-        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
-        .await
-        .unwrap();
-    let mut spec = JobSpec::new(scene, FrameRange::new(1, 6));
-    spec.settings.width = 8;
-    spec.settings.height = 8;
-    spec.chunk_size = 1;
-    let (job, _) = client.submit(&spec).await.unwrap();
+    let job = submit_stand_in_job(&client, 6, 8, 1).await;
     let mut events = client.watch(job).await.unwrap();
     // The disk fills up before any frame is stored.
     disk.full.store(true, Ordering::SeqCst);
@@ -120,8 +106,13 @@ async fn a_full_blob_store_pauses_the_job_and_blames_no_worker() {
     .expect("the job says it waits for the blob store");
     assert!(reason.contains("No space left"), "{reason}");
 
-    // Full for ten minutes: nothing is charged to anyone meanwhile.
-    tokio::time::sleep(Duration::from_secs(600)).await;
+    // Full through the workers' uploads and several of the manager's
+    // backed-off probes: nothing is charged to anyone meanwhile.
+    let mut refused = disk.refused.subscribe();
+    tokio::time::timeout(Duration::from_secs(3_600), refused.wait_for(|n| *n >= 8))
+        .await
+        .expect("the manager keeps probing the store")
+        .unwrap();
     let during = client.status(job).await.unwrap();
     assert_eq!(during.job.state, JobState::Active, "{:?}", during.job);
     assert!(
@@ -134,8 +125,6 @@ async fn a_full_blob_store_pauses_the_job_and_blames_no_worker() {
         during.job.waiting_reason
     );
     assert!(during.job.blocklist.is_empty(), "{:?}", during.job);
-    let refused = disk.refused.load(Ordering::SeqCst);
-    assert!(refused > 0);
 
     // Space is freed: rendering resumes by itself and the job completes.
     disk.full.store(false, Ordering::SeqCst);

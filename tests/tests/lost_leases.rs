@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId, TaskId};
-use inferix_core::job::{FrameRange, JobSpec, JobState};
+use inferix_core::job::JobState;
 use inferix_core::protocol::{Envelope, Hello, JobEvent, Message, Role, TaskAssignment};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
-use inferix_node::{Client, ManagerConfig, ManagerHandle, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerConfig, ManagerHandle};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, SimBehaviour, SimRenderer};
+use inferix_tests::{spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job};
 use inferix_transport::{Connection, InProcNetwork, Transport};
 use tokio::sync::{mpsc, watch};
 
@@ -103,16 +103,7 @@ async fn farm(config: ManagerConfig) -> Farm {
 
 impl Farm {
     async fn submit(&self, frames: u32) -> JobId {
-        let scene = self
-            .client
-            .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
-            .await
-            .unwrap();
-        let mut spec = JobSpec::new(scene, FrameRange::new(1, frames));
-        spec.settings.width = 8;
-        spec.settings.height = 8;
-        spec.chunk_size = 1;
-        self.client.submit(&spec).await.unwrap().0
+        submit_stand_in_job(&self.client, frames, 8, 1).await
     }
 
     /// Healthy workers and a verifier join; returns their handles.
@@ -120,30 +111,16 @@ impl Farm {
         &self,
         workers: u128,
     ) -> Vec<tokio::task::JoinHandle<Result<(), inferix_node::NodeError>>> {
-        let mut handles = spawn_verifiers(
+        let dir = self.dir.path();
+        let mut handles = spawn_verifiers(&self.net, &self.addr, 1, None, None, dir, &self.stopped);
+        handles.extend(spawn_honest_workers(
             &self.net,
             &self.addr,
-            1,
-            None,
-            None,
-            self.dir.path(),
+            workers,
+            Duration::from_millis(200),
+            dir,
             &self.stopped,
-        );
-        for i in 0..workers {
-            let w = WorkerNode::new(
-                Arc::new(self.net.node(seeded_identity(100 + i))),
-                Arc::new(SimRenderer {
-                    behaviour: SimBehaviour::Honest,
-                    per_frame: Duration::from_millis(200),
-                }),
-                WorkerConfig {
-                    manager: self.addr.clone(),
-                    work_dir: self.dir.path().join(format!("w{i}")),
-                    ..WorkerConfig::default()
-                },
-            );
-            handles.push(tokio::spawn(w.run(self.stopped.clone())));
-        }
+        ));
         handles
     }
 

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
-use inferix_core::job::{FrameRange, JobSpec, JobState};
+use inferix_core::job::JobState;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::task::TaskStatus;
 use inferix_core::time::TokioClock;
-use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerBuilder, ManagerConfig};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, SimBehaviour, SimRenderer};
+use inferix_tests::{spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -38,33 +38,18 @@ async fn a_restarted_manager_releases_its_old_leases_as_workers_return() {
     let (stop, stopped) = watch::channel(false);
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = spawn_verifiers(&net, &addr, 1, None, None, dir.path(), &stopped);
-    for i in 0..2u128 {
-        let w = WorkerNode::new(
-            Arc::new(net.node(seeded_identity(100 + i))),
-            Arc::new(SimRenderer {
-                behaviour: SimBehaviour::Honest,
-                per_frame: Duration::from_secs(30),
-            }),
-            WorkerConfig {
-                manager: addr.clone(),
-                work_dir: dir.path().join(format!("w{i}")),
-                ..WorkerConfig::default()
-            },
-        );
-        nodes.push(tokio::spawn(w.run(stopped.clone())));
-    }
+    nodes.extend(spawn_honest_workers(
+        &net,
+        &addr,
+        2,
+        Duration::from_secs(30),
+        dir.path(),
+        &stopped,
+    ));
     let client = Client::connect(&net.transport(NodeId(50)), &addr, None)
         .await
         .unwrap();
-    let scene = client
-        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
-        .await
-        .unwrap();
-    let mut spec = JobSpec::new(scene, FrameRange::new(1, 4));
-    spec.settings.width = 8;
-    spec.settings.height = 8;
-    spec.chunk_size = 1;
-    let (job, _) = client.submit(&spec).await.unwrap();
+    let job = submit_stand_in_job(&client, 4, 8, 1).await;
     drop(client);
 
     // Both workers are mid-render when the manager dies.

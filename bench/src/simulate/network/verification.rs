@@ -1,0 +1,176 @@
+//! Carrying out the engine's commands: verification offers to modelled
+//! verifiers, and settled rounds written to the store and the ledger.
+
+use super::*;
+
+impl Sim {
+    /// Hands `event` to manager `m`'s engine and carries out its commands.
+    pub(super) async fn engine_event(&mut self, m: usize, event: Event) -> Result<(), BenchError> {
+        let now = self.abs_ms();
+        let mut commands: VecDeque<Command> = self.managers[m].engine.handle(event, now).into();
+        while let Some(command) = commands.pop_front() {
+            match command {
+                Command::OfferVerification {
+                    verifier,
+                    verification,
+                    task,
+                } => {
+                    if !self.offer_verification(m, verifier, verification, task) {
+                        // The driver cannot go on with this round.
+                        let more = self.managers[m]
+                            .engine
+                            .handle(Event::RoundAbandoned { task }, now);
+                        commands.extend(more);
+                    }
+                }
+                Command::SettleRound(s) => self.settle(m, s).await?,
+                Command::RoundWaiting {
+                    reason: Some(_), ..
+                } => self.c.round_waits += 1,
+                Command::RoundWaiting { reason: None, .. }
+                | Command::OfferClaimCheck { .. }
+                | Command::SettleClaim(_)
+                | Command::ClaimRefused { .. }
+                | Command::ClaimWaiting { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a verification offer; the verifier checks it after the ones
+    /// it holds and answers (unless a message is lost: the engine's
+    /// deadline then draws the vote again).
+    pub(super) fn offer_verification(
+        &mut self,
+        m: usize,
+        verifier: NodeId,
+        verification: u64,
+        task: TaskId,
+    ) -> bool {
+        let Some(fake) = self.rounds.get(&task).map(|r| r.fake) else {
+            return false;
+        };
+        self.c.verification_offers += 1;
+        let v = verifier_of_node(verifier);
+        let epoch = self.managers[m].epoch;
+        let Some(there) = self.message_delay() else {
+            return true;
+        };
+        let work = self.rng.gen_range(2_000..20_000);
+        let vs = &mut self.verifiers[v as usize];
+        vs.busy_until = vs.busy_until.max(self.now + there) + work;
+        let done = vs.busy_until - self.now;
+        let pass = !(fake && self.rng.gen_bool(self.cfg.detect));
+        if let Some(back) = self.message_delay() {
+            self.at(
+                done + back,
+                Ev::Verdict {
+                    v,
+                    m,
+                    epoch,
+                    verification,
+                    task,
+                    pass,
+                },
+            );
+        }
+        true
+    }
+
+    /// Writes a settled round: acceptance with its payment in one batch, or
+    /// rejection, slash and requeue; the agreeing verifiers are rewarded.
+    pub(super) async fn settle(&mut self, m: usize, s: Settlement) -> Result<(), BenchError> {
+        let Some(r) = self.rounds.remove(&s.task) else {
+            return Ok(());
+        };
+        if r.manager != m {
+            self.rounds.insert(s.task, r);
+            return Ok(());
+        }
+        let tid = s.task;
+        let Some(mut task) = self.store.task(tid).await.map_err(store_err)? else {
+            return Ok(());
+        };
+        if task.status != TaskStatus::Verifying || task.attempts != r.attempt {
+            return Ok(());
+        }
+        if !s.dissenting.is_empty() {
+            self.c.split_rounds += 1;
+        }
+        let now = self.abs_ms();
+        let worker = node_of_worker(r.worker);
+        if s.passed {
+            let Some(job) = self.job_records.get(&tid.job) else {
+                return Ok(());
+            };
+            task.transition(TaskStatus::Accepted, now, "verified")
+                .map_err(run_err)?;
+            let pay = economy::task_payment(
+                tid,
+                task.frames.len(),
+                job.quoted_price,
+                job.spec.frames.len(),
+                worker,
+                None,
+                now,
+            );
+            let mut batch = [Change::Task(Box::new(task)), Change::Transaction(pay)];
+            self.store.apply(&mut batch).await.map_err(store_err)?;
+            self.pass_votes.insert(tid, s.agreeing.len());
+            if r.fake {
+                self.c.cheats_missed += 1;
+            }
+            self.c.accepted += 1;
+            self.accepted_at.push(self.now);
+            self.task_done(tid.job).await?;
+        } else {
+            task.transition(TaskStatus::Rejected, now, s.reasons.join("; "))
+                .map_err(run_err)?;
+            self.store.update_task(&mut task).await.map_err(store_err)?;
+            let to = task
+                .requeue(
+                    now,
+                    Fault::Attempt(worker),
+                    self.cfg.max_attempts,
+                    "rejected",
+                )
+                .map_err(run_err)?;
+            self.store.update_task(&mut task).await.map_err(store_err)?;
+            if r.fake {
+                self.c.cheats_caught += 1;
+            } else {
+                self.c.honest_rejected += 1;
+            }
+            let penalty = self.round_cfg.reputation_penalty;
+            self.workers[r.worker as usize].reputation *= penalty;
+            if let Some(slot) = self.managers[m].pool.get_mut(&worker) {
+                slot.info.reputation *= penalty;
+            }
+            let stake = self
+                .store
+                .balance(&Account::Stake(worker))
+                .await
+                .map_err(store_err)?;
+            if let Some(tx) = economy::slash(tid, worker, stake, now) {
+                self.append(&tx).await?;
+            }
+            self.after_requeue(tid, to).await?;
+        }
+        let pool = self
+            .store
+            .balance(&Account::PenaltyPool)
+            .await
+            .map_err(store_err)?;
+        for tx in economy::verifier_rewards(&self.economy, tid, &s.agreeing, pool, now) {
+            self.append(&tx).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn append(&mut self, tx: &Transaction) -> Result<(), BenchError> {
+        match self.store.append_transaction(tx).await {
+            Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+}
