@@ -62,6 +62,26 @@ fn leases(d: &[Decision]) -> Vec<(u32, u128)> {
         .collect()
 }
 
+/// One pass with the FIFO scheduler (longest idle first).
+fn fifo_plan(
+    queued: &[Task],
+    jobs: &HashMap<JobId, Job>,
+    workers: &WorkerPool,
+    estimates: &Estimates,
+    cfg: &DispatchConfig,
+    now: u64,
+) -> Vec<Decision> {
+    plan(
+        queued,
+        jobs,
+        workers,
+        &mut FifoScheduler,
+        estimates,
+        cfg,
+        now,
+    )
+}
+
 fn quick() -> DispatchConfig {
     DispatchConfig {
         finish_time_aware: false,
@@ -76,11 +96,10 @@ fn each_idle_worker_takes_one_task_in_queue_order() {
     for w in 1..=3 {
         pool.join(w as u64, info(w, 1.0), w as u64);
     }
-    let d = plan(
+    let d = fifo_plan(
         &tasks,
         &jobs(&[&j]),
         &pool,
-        &mut FifoScheduler,
         &Estimates::default(),
         &quick(),
         10,
@@ -98,11 +117,10 @@ fn excluded_and_blocklisted_workers_are_passed_over() {
     for w in 1..=3 {
         pool.join(w as u64, info(w, 1.0), w as u64);
     }
-    let d = plan(
+    let d = fifo_plan(
         &tasks,
         &jobs(&[&j]),
         &pool,
-        &mut FifoScheduler,
         &Estimates::default(),
         &quick(),
         10,
@@ -118,11 +136,10 @@ fn a_job_no_worker_may_take_waits_with_the_reason_once() {
     let mut pool = WorkerPool::default();
     pool.join(1, info(1, 1.5), 0);
     let queue: Vec<Task> = tasks.into_iter().chain(easy_tasks).collect();
-    let d = plan(
+    let d = fifo_plan(
         &queue,
         &jobs(&[&demanding, &easy]),
         &pool,
-        &mut FifoScheduler,
         &Estimates::default(),
         &quick(),
         10,
@@ -143,11 +160,10 @@ fn a_job_no_worker_may_take_waits_with_the_reason_once() {
     // Work behind it goes on.
     assert_eq!(leases(&d), vec![(0, 1)]);
     // Without any worker, the reason says so.
-    let d = plan(
+    let d = fifo_plan(
         &queue,
         &jobs(&[&demanding, &easy]),
         &WorkerPool::default(),
-        &mut FifoScheduler,
         &Estimates::default(),
         &quick(),
         10,
@@ -165,11 +181,10 @@ fn paused_and_unknown_jobs_are_skipped() {
     let mut pool = WorkerPool::default();
     pool.join(1, info(1, 1.0), 0);
     let queue: Vec<Task> = tasks.into_iter().chain(orphans).collect();
-    let d = plan(
+    let d = fifo_plan(
         &queue,
         &jobs(&[&paused]),
         &pool,
-        &mut FifoScheduler,
         &Estimates::default(),
         &quick(),
         10,
@@ -224,29 +239,13 @@ fn a_task_is_held_for_a_much_faster_worker_that_frees_up_sooner() {
         tick_ms: 50,
         ..DispatchConfig::default()
     };
-    let d = plan(
-        &tasks,
-        &jobs(&[&j]),
-        &pool,
-        &mut FifoScheduler,
-        &est,
-        &aware,
-        1_000,
-    );
+    let d = fifo_plan(&tasks, &jobs(&[&j]), &pool, &est, &aware, 1_000);
     // Worker 1 finishes its task, then each of these (100 ms apiece), long
     // before the slow worker would finish one: both wait for it, the
     // second counting the first as promised to it.
     assert!(leases(&d).is_empty(), "{d:?}");
     // Without finish-time awareness the slow worker takes the first.
-    let d = plan(
-        &tasks,
-        &jobs(&[&j]),
-        &pool,
-        &mut FifoScheduler,
-        &est,
-        &quick(),
-        1_000,
-    );
+    let d = fifo_plan(&tasks, &jobs(&[&j]), &pool, &est, &quick(), 1_000);
     assert_eq!(leases(&d), vec![(0, 2)]);
 }
 
@@ -257,11 +256,10 @@ fn a_task_every_capable_worker_lost_before_waits_and_says_so() {
     let mut pool = WorkerPool::default();
     pool.join(1, info(1, 1.0), 0);
     pool.join(2, info(2, 1.0), 0);
-    let d = plan(
+    let d = fifo_plan(
         &tasks,
         &jobs(&[&j]),
         &pool,
-        &mut FifoScheduler,
         &Estimates::default(),
         &quick(),
         10,
@@ -282,11 +280,10 @@ fn a_silenced_worker_is_not_leased_to() {
     pool.join(1, info(1, 1.0), 0);
     pool.join(2, info(2, 1.0), 1);
     pool.silence(NodeId(1));
-    let d = plan(
+    let d = fifo_plan(
         &tasks,
         &jobs(&[&j]),
         &pool,
-        &mut FifoScheduler,
         &Estimates::default(),
         &quick(),
         10,
@@ -314,15 +311,7 @@ fn a_long_queue_of_held_tasks_costs_a_bounded_pass() {
         tick_ms: 50,
         ..DispatchConfig::default()
     };
-    let d = plan(
-        &tasks,
-        &jobs(&[&j]),
-        &pool,
-        &mut FifoScheduler,
-        &est,
-        &aware,
-        50,
-    );
+    let d = fifo_plan(&tasks, &jobs(&[&j]), &pool, &est, &aware, 50);
     // Every compared task is held for a fast worker; once the pass has
     // scanned its budget of busy workers, the next task is leased to the
     // idle one instead of being compared again.
