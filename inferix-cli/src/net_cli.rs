@@ -251,12 +251,12 @@ pub(crate) struct JobArgs {
     /// Minimum worker IB.
     #[arg(long, default_value_t = 0.0)]
     min_ib: f64,
-    /// Equirectangular .hdr/.exr environment map (local renders only for
-    /// now: refused with a clear error).
+    /// Equirectangular .hdr/.exr environment map lighting a glTF scene,
+    /// uploaded with the job.
     #[arg(long)]
     environment: Option<PathBuf>,
-    /// What empty pixels show: environment, color[:R,G,B] (transparent is
-    /// local-only for now).
+    /// What empty pixels show: environment, color[:R,G,B] (linear) or
+    /// transparent (alpha in PNG/EXR).
     #[arg(long, default_value = "environment")]
     background: inferix_core::renderer::Background,
 }
@@ -479,15 +479,11 @@ fn warn_substitutions(scene: &Path, spec: &JobSpec) {
 }
 
 async fn spec(client: &Client, j: &JobArgs) -> anyhow::Result<JobSpec> {
-    // Refuse what a network job cannot carry before uploading anything.
-    if j.environment.is_some() {
-        return Err(inferix_core::job::JobSpecError::EnvironmentNotTransferred.into());
-    }
-    if j.background == inferix_core::renderer::Background::Transparent {
-        return Err(inferix_core::job::JobSpecError::TransparentNotDelivered.into());
-    }
     let scene = client.upload_scene(&j.scene).await?;
     let mut spec = JobSpec::new(scene, j.frames);
+    if let Some(env) = &j.environment {
+        spec.environment = Some(client.upload_environment(env).await?);
+    }
     spec.settings.background = j.background;
     spec.settings.width = j.width;
     spec.settings.height = j.height;

@@ -131,8 +131,26 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
 
     let scene = d.join("scene.glb");
     assert!(run(&["demo-scene", path(&scene)]).status.success());
+    // The job is lit by the client's own environment map, uploaded with it.
+    let sky = d.join("sky.exr");
+    let mut map = inferix_core::image::Image::new(16, 8);
+    map.pixels.iter_mut().for_each(|v| *v = 0.7);
+    std::fs::write(&sky, inferix_gpu::codec::encode_exr(&map).unwrap()).unwrap();
     let job_args = [
-        "--frames", "1-12", "--width", "48", "--height", "27", "--spp", "2", "--chunk", "2",
+        "--frames",
+        "1-12",
+        "--width",
+        "48",
+        "--height",
+        "27",
+        "--spp",
+        "2",
+        "--chunk",
+        "2",
+        "--environment",
+        path(&sky),
+        "--background",
+        "transparent",
     ];
 
     // A client without the token cannot submit.

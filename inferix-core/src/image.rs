@@ -154,6 +154,9 @@ impl Image {
             let from = row * src.width as usize * 3;
             let n = src.width as usize * 3;
             self.pixels[dst..dst + n].copy_from_slice(&src.pixels[from..from + n]);
+            if src.alpha.is_some() && self.alpha.is_none() {
+                self.alpha = Some(vec![1.0; w * self.height as usize]);
+            }
             if let Some(a) = &mut self.alpha {
                 for col in 0..src.width {
                     a[(y as usize + row) * w + (x + col) as usize] = src.alpha_at(col, row as u32);
@@ -163,17 +166,42 @@ impl Image {
         true
     }
 
-    /// Converts to 8-bit sRGB (the PNG encoding), clamping out-of-range values.
+    /// Converts to 8-bit sRGB (the PNG encoding), clamping out-of-range
+    /// values. Colours with coverage are un-premultiplied (PNG's straight
+    /// alpha); coverage that is full everywhere is dropped, so an image has
+    /// one 8-bit form whichever way it was produced.
     pub fn to_srgb8(&self) -> Rgb8Image {
+        let Some(alpha) = self.alpha.as_ref().filter(|a| a.iter().any(|&v| v < 1.0)) else {
+            return Rgb8Image {
+                width: self.width,
+                height: self.height,
+                pixels: self.pixels.iter().map(|&v| linear_to_srgb8(v)).collect(),
+                alpha: None,
+            };
+        };
+        let mut pixels = Vec::with_capacity(self.pixels.len());
+        for (p, &a) in self.pixels.chunks_exact(3).zip(alpha) {
+            let a = if a.is_nan() { 0.0 } else { a.clamp(0.0, 1.0) };
+            let inv = if a > 0.0 { 1.0 / a } else { 0.0 };
+            pixels.extend(p.iter().map(|&c| linear_to_srgb8(c * inv)));
+        }
         Rgb8Image {
             width: self.width,
             height: self.height,
-            pixels: self.pixels.iter().map(|&v| linear_to_srgb8(v)).collect(),
+            pixels,
+            alpha: Some(alpha.iter().map(|&a| coverage_to_u8(a)).collect()),
         }
     }
 }
 
-/// An 8-bit sRGB image, row-major, three bytes per pixel.
+/// Coverage in 0..=1 as an 8-bit alpha value.
+pub fn coverage_to_u8(a: f32) -> u8 {
+    let a = if a.is_nan() { 0.0 } else { a.clamp(0.0, 1.0) };
+    (a * 255.0).round() as u8
+}
+
+/// An 8-bit sRGB image, row-major, three bytes per pixel, with straight
+/// (un-premultiplied) 8-bit alpha when it has transparent pixels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rgb8Image {
     /// Width in pixels.
@@ -182,18 +210,55 @@ pub struct Rgb8Image {
     pub height: u32,
     /// `width * height * 3` bytes.
     pub pixels: Vec<u8>,
+    /// `width * height` alpha bytes; `None` for an opaque image.
+    #[serde(default)]
+    pub alpha: Option<Vec<u8>>,
 }
 
 impl Rgb8Image {
+    /// An opaque image of `pixels`.
+    pub fn opaque(width: u32, height: u32, pixels: Vec<u8>) -> Self {
+        Self {
+            width,
+            height,
+            pixels,
+            alpha: None,
+        }
+    }
+
     /// BLAKE3 of the decoded pixels and dimensions: what results commit to,
     /// so that re-encoding a file (metadata, compression level) does not
-    /// change the identity of a frame.
+    /// change the identity of a frame. Alpha counts when there is one.
     pub fn pixel_hash(&self) -> crate::ContentHash {
         let mut h = blake3::Hasher::new();
         h.update(&self.width.to_le_bytes());
         h.update(&self.height.to_le_bytes());
         h.update(&self.pixels);
+        if let Some(a) = &self.alpha {
+            h.update(b"alpha");
+            h.update(a);
+        }
         crate::ContentHash(*h.finalize().as_bytes())
+    }
+
+    /// Alpha of pixel (x, y): 255 for opaque images.
+    pub fn alpha_at(&self, x: u32, y: u32) -> u8 {
+        self.alpha
+            .as_ref()
+            .map_or(255, |a| a[y as usize * self.width as usize + x as usize])
+    }
+
+    /// Drops an alpha channel that is 255 everywhere, the one form decoders
+    /// and [`Image::to_srgb8`] agree on.
+    pub fn without_full_alpha(mut self) -> Self {
+        if self
+            .alpha
+            .as_ref()
+            .is_some_and(|a| a.iter().all(|&v| v == 255))
+        {
+            self.alpha = None;
+        }
+        self
     }
 
     /// Byte triple of pixel (x, y).
@@ -209,10 +274,19 @@ impl Rgb8Image {
             let s = (y as usize * self.width as usize + rect.x as usize) * 3;
             pixels.extend_from_slice(&self.pixels[s..s + rect.width as usize * 3]);
         }
+        let alpha = self.alpha.as_ref().map(|a| {
+            let mut out = Vec::with_capacity(rect.area() as usize);
+            for y in rect.y..rect.y + rect.height {
+                let s = y as usize * self.width as usize + rect.x as usize;
+                out.extend_from_slice(&a[s..s + rect.width as usize]);
+            }
+            out
+        });
         Rgb8Image {
             width: rect.width,
             height: rect.height,
             pixels,
+            alpha,
         }
     }
 
@@ -220,33 +294,54 @@ impl Rgb8Image {
     /// changed) when it does not fit there.
     #[must_use]
     pub fn paste(&mut self, src: &Rgb8Image, x: u32, y: u32) -> bool {
+        let area = src.width as usize * src.height as usize;
         if !Rect::new(x, y, src.width, src.height).fits_in(self.width, self.height)
-            || src.pixels.len() != src.width as usize * src.height as usize * 3
+            || src.pixels.len() != area * 3
+            || src.alpha.as_ref().is_some_and(|a| a.len() != area)
         {
             return false;
         }
+        let w = self.width as usize;
+        if src.alpha.is_some() && self.alpha.is_none() {
+            self.alpha = Some(vec![255; w * self.height as usize]);
+        }
         for row in 0..src.height as usize {
-            let dst = ((y as usize + row) * self.width as usize + x as usize) * 3;
+            let dst = ((y as usize + row) * w + x as usize) * 3;
             let n = src.width as usize * 3;
             self.pixels[dst..dst + n].copy_from_slice(&src.pixels[row * n..row * n + n]);
+            if let Some(a) = &mut self.alpha {
+                let dst = (y as usize + row) * w + x as usize;
+                for col in 0..src.width {
+                    a[dst + col as usize] = src.alpha_at(col, row as u32);
+                }
+            }
         }
         true
     }
 
-    /// Largest absolute difference of any channel of any pixel; `None` when
-    /// the sizes differ.
+    /// Largest absolute difference of any channel of any pixel, alpha
+    /// included (an opaque image's alpha being 255); `None` when the sizes
+    /// differ.
     pub fn max_channel_diff(&self, other: &Rgb8Image) -> Option<u8> {
         if self.width != other.width || self.height != other.height {
             return None;
         }
-        Some(
-            self.pixels
-                .iter()
-                .zip(&other.pixels)
-                .map(|(a, b)| a.abs_diff(*b))
+        let colour = self
+            .pixels
+            .iter()
+            .zip(&other.pixels)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
+        let alpha = match (&self.alpha, &other.alpha) {
+            (None, None) => 0,
+            _ => (0..self.height)
+                .flat_map(|y| (0..self.width).map(move |x| (x, y)))
+                .map(|(x, y)| self.alpha_at(x, y).abs_diff(other.alpha_at(x, y)))
                 .max()
                 .unwrap_or(0),
-        )
+        };
+        Some(colour.max(alpha))
     }
 }
 
@@ -300,6 +395,31 @@ mod tests {
         assert!(c8.paste(&b8.crop(r), r.x, r.y));
         assert_eq!(c8, c.to_srgb8());
         assert!(!c8.paste(&b8, 1, 0));
+    }
+
+    #[test]
+    fn coverage_travels_through_eight_bits_straight_and_full_coverage_drops() {
+        let mut img = Image::new(2, 1);
+        img.set(0, 0, [0.25, 0.125, 0.0]);
+        img.alpha = Some(vec![0.5, 1.0]);
+        let b = img.to_srgb8();
+        assert_eq!(b.alpha, Some(vec![128, 255]));
+        // Half covered, premultiplied 0.25: its straight colour is 0.5.
+        assert_eq!(b.get(0, 0)[0], linear_to_srgb8(0.5));
+        img.alpha = Some(vec![1.0, 1.0]);
+        assert_eq!(img.to_srgb8().alpha, None);
+        let opaque = Rgb8Image::opaque(2, 1, vec![0; 6]);
+        let mut seen = opaque.clone();
+        seen.alpha = Some(vec![255, 255]);
+        assert_eq!(seen.max_channel_diff(&opaque), Some(0));
+        assert_eq!(seen.clone().without_full_alpha(), opaque);
+        seen.alpha = Some(vec![255, 200]);
+        assert_eq!(seen.max_channel_diff(&opaque), Some(55));
+        assert_ne!(seen.pixel_hash(), opaque.pixel_hash());
+        // Pasting a transparent crop into an opaque frame gives it alpha.
+        let mut frame = Rgb8Image::opaque(3, 1, vec![9; 9]);
+        assert!(frame.paste(&seen.crop(Rect::new(1, 0, 1, 1)), 2, 0));
+        assert_eq!(frame.alpha, Some(vec![255, 255, 200]));
     }
 
     #[test]

@@ -133,6 +133,35 @@ pub struct SceneRef {
     pub file_name: String,
 }
 
+/// An environment map already uploaded to blob storage: how a network job
+/// names the map that lights its scene (a path in
+/// [`RenderSettings::environment`] would name a file on the workers' disks).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EnvironmentRef {
+    /// Content hash of the map file.
+    pub blob: ContentHash,
+    /// File name on the nodes, whose extension (`.hdr` or `.exr`) says how
+    /// to read it.
+    pub file_name: String,
+}
+
+impl EnvironmentRef {
+    /// The file's extension, lower case, when it is one the renderers read.
+    pub fn kind(&self) -> Option<&'static str> {
+        environment_kind(&self.file_name)
+    }
+}
+
+/// The extension of an environment map's file name, lower case, when it is
+/// one the renderers read (`hdr` or `exr`).
+pub fn environment_kind(file_name: &str) -> Option<&'static str> {
+    let ext = std::path::Path::new(file_name)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
+    ["hdr", "exr"].into_iter().find(|k| *k == ext)
+}
+
 /// Everything a user specifies about a render job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -152,6 +181,10 @@ pub struct JobSpec {
     pub priority: i32,
     /// Tags a worker must all carry to render this job (e.g. `"gpu"`).
     pub tags: Vec<String>,
+    /// The environment map lighting a glTF scene, uploaded with the job;
+    /// `None` lights it with the scene's own lights, else the default studio.
+    #[serde(default)]
+    pub environment: Option<EnvironmentRef>,
 }
 
 impl JobSpec {
@@ -166,6 +199,7 @@ impl JobSpec {
             min_ib: 0.0,
             priority: 0,
             tags: Vec::new(),
+            environment: None,
         }
     }
 
@@ -195,11 +229,15 @@ impl JobSpec {
         }
         // A path would name a file on the workers' disks, not the client's.
         if self.settings.environment.is_some() {
-            return Err(JobSpecError::EnvironmentNotTransferred);
+            return Err(JobSpecError::EnvironmentPath);
         }
-        // Delivered frames are committed to as RGB: alpha would be lost.
-        if self.settings.background == crate::renderer::Background::Transparent {
-            return Err(JobSpecError::TransparentNotDelivered);
+        if let Some(env) = &self.environment {
+            if self.scene.format != crate::renderer::SceneFormat::Gltf {
+                return Err(JobSpecError::EnvironmentNeedsGltf);
+            }
+            if env.kind().is_none() {
+                return Err(JobSpecError::EnvironmentFileName(env.file_name.clone()));
+            }
         }
         let probe = crate::renderer::RenderRequest {
             scene: Default::default(),
@@ -278,20 +316,20 @@ pub enum JobSpecError {
     /// Resolution, samples or fps out of range.
     #[error("{0}")]
     InvalidSettings(String),
-    /// An environment map file was named: it does not travel with network
-    /// jobs yet, only local renders read one.
+    /// The settings name an environment map by path, which would be a file
+    /// on each worker's disk: a network job uploads the map and names it
+    /// in [`JobSpec::environment`].
     #[error(
-        "an environment map cannot be sent with a network job yet; \
-         render it locally with `inferix render --environment FILE`"
+        "an environment map travels with a network job as an uploaded file \
+         (JobSpec::environment), not as a path in its render settings"
     )]
-    EnvironmentNotTransferred,
-    /// A transparent background was asked for: delivered frames carry no
-    /// alpha yet, only local renders write it.
-    #[error(
-        "transparent backgrounds are not delivered by network jobs yet; \
-         render locally with `inferix render --background transparent`"
-    )]
-    TransparentNotDelivered,
+    EnvironmentPath,
+    /// An environment map for a scene that is lit by its own world.
+    #[error("an environment map applies to glTF scenes; a .blend is lit by its own world")]
+    EnvironmentNeedsGltf,
+    /// The map's file name does not say `.hdr` or `.exr`.
+    #[error("environment map {0:?} must be a .hdr or .exr file")]
+    EnvironmentFileName(String),
 }
 
 #[cfg(test)]
@@ -359,15 +397,29 @@ mod tests {
             s.validate(),
             Err(JobSpecError::InvalidSettings(_))
         ));
-        // An environment file names a path on the workers' disks, and
-        // delivered frames have no alpha: both refused; a background colour
-        // travels in the settings.
+        // An environment path names a file on the workers' disks: refused.
+        // An uploaded map must say how to read it and light a glTF scene.
         let mut s = spec(FrameRange::new(1, 5));
         s.settings.environment = Some("/etc/passwd".into());
-        assert_eq!(s.validate(), Err(JobSpecError::EnvironmentNotTransferred));
+        assert_eq!(s.validate(), Err(JobSpecError::EnvironmentPath));
+        let mut s = spec(FrameRange::new(1, 5));
+        s.environment = Some(EnvironmentRef {
+            blob: ContentHash::of(b"map"),
+            file_name: "studio.HDR".into(),
+        });
+        assert!(s.validate().is_ok());
+        s.environment.as_mut().unwrap().file_name = "studio.png".into();
+        assert_eq!(
+            s.validate(),
+            Err(JobSpecError::EnvironmentFileName("studio.png".into()))
+        );
+        s.environment.as_mut().unwrap().file_name = "studio.exr".into();
+        s.scene.format = crate::renderer::SceneFormat::Blend;
+        assert_eq!(s.validate(), Err(JobSpecError::EnvironmentNeedsGltf));
+        // Transparent and coloured backgrounds travel in the settings.
         let mut s = spec(FrameRange::new(1, 5));
         s.settings.background = crate::renderer::Background::Transparent;
-        assert_eq!(s.validate(), Err(JobSpecError::TransparentNotDelivered));
+        assert!(s.validate().is_ok());
         s.settings.background = crate::renderer::Background::Color([0.2, 0.3, 0.4]);
         assert!(s.validate().is_ok());
         s.settings.background = crate::renderer::Background::Color([f32::NAN, 0.0, 0.0]);

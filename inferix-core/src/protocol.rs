@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{JobId, NodeId, TaskId};
 use crate::image::Rect;
-use crate::job::{Job, JobSpec, OutputFormat, SceneRef};
+use crate::job::{EnvironmentRef, Job, JobSpec, OutputFormat, SceneRef};
 use crate::renderer::RenderSettings;
 use crate::task::{FrameOutput, TaskResult, TaskStatus};
 use crate::ContentHash;
@@ -96,6 +96,9 @@ pub struct TaskAssignment {
     pub deadline_ms: u64,
     /// Attempt number of this lease; the signed result repeats it.
     pub attempt: u32,
+    /// The environment map to light the scene with, fetched like the scene.
+    #[serde(default)]
+    pub environment: Option<EnvironmentRef>,
 }
 
 /// A region of one frame that a verifier re-renders and compares.
@@ -143,6 +146,9 @@ pub struct VerificationAssignment {
     /// customer receives frames without marks.
     #[serde(default)]
     pub clean_scene: Option<SceneRef>,
+    /// The environment map the worker lit the scene with (for re-renders).
+    #[serde(default)]
+    pub environment: Option<EnvironmentRef>,
 }
 
 /// Clean pixels of one rectangle of one frame, rendered by a verifier from

@@ -80,6 +80,7 @@ mod tests {
             width: 4,
             height: 4,
             pixels: vec![7; 48],
+            alpha: None,
         };
         assert!(matches!(
             check_plausible(&flat, 4, 4),

@@ -47,17 +47,30 @@ fn check_size(width: u32, height: u32) -> Result<(), CodecError> {
     Ok(())
 }
 
-/// Encodes an 8-bit sRGB image as PNG.
+/// Encodes an 8-bit sRGB image as PNG: RGBA when it has alpha, else RGB.
 pub fn encode_png(img: &Rgb8Image) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, img.width, img.height);
-        enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
-        let ok = enc
-            .write_header()
-            .and_then(|mut w| w.write_image_data(&img.pixels));
+        let ok = match &img.alpha {
+            None => {
+                enc.set_color(png::ColorType::Rgb);
+                enc.write_header()
+                    .and_then(|mut w| w.write_image_data(&img.pixels))
+            }
+            Some(alpha) => {
+                enc.set_color(png::ColorType::Rgba);
+                let mut rgba = Vec::with_capacity(alpha.len() * 4);
+                for (p, a) in img.pixels.chunks_exact(3).zip(alpha) {
+                    rgba.extend_from_slice(p);
+                    rgba.push(*a);
+                }
+                enc.write_header()
+                    .and_then(|mut w| w.write_image_data(&rgba))
+            }
+        };
         if let Err(e) = ok {
             // Only reachable with inconsistent dimensions/buffer; produce an
             // empty stream the decoder rejects rather than panicking.
@@ -68,7 +81,8 @@ pub fn encode_png(img: &Rgb8Image) -> Vec<u8> {
     out
 }
 
-/// Decodes an RGB8 or RGBA8 PNG (alpha dropped), bounding allocation.
+/// Decodes an RGB8 or RGBA8 PNG, bounding allocation; alpha that is
+/// opaque everywhere is dropped (see [`Rgb8Image::without_full_alpha`]).
 pub fn decode_png(bytes: &[u8]) -> Result<Rgb8Image, CodecError> {
     let mut decoder = png::Decoder::new_with_limits(
         std::io::Cursor::new(bytes),
@@ -105,14 +119,18 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb8Image, CodecError> {
         .next_frame(&mut buf)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     let line = frame.line_size;
-    let mut pixels = Vec::with_capacity(width as usize * height as usize * 3);
+    let area = width as usize * height as usize;
+    let mut pixels = Vec::with_capacity(area * 3);
+    let mut alpha = (channels == 4).then(|| Vec::with_capacity(area));
     for y in 0..height as usize {
         let row = &buf[y * line..y * line + width as usize * channels];
-        if channels == 3 {
-            pixels.extend_from_slice(row);
-        } else {
-            for px in row.chunks_exact(4) {
-                pixels.extend_from_slice(&px[..3]);
+        match &mut alpha {
+            None => pixels.extend_from_slice(row),
+            Some(alpha) => {
+                for px in row.chunks_exact(4) {
+                    pixels.extend_from_slice(&px[..3]);
+                    alpha.push(px[3]);
+                }
             }
         }
     }
@@ -120,7 +138,9 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb8Image, CodecError> {
         width,
         height,
         pixels,
-    })
+        alpha,
+    }
+    .without_full_alpha())
 }
 
 /// Encodes a linear image as a single-layer RGB 32-bit float OpenEXR file,
@@ -180,32 +200,10 @@ fn check_buffers(img: &Image) -> Result<(), CodecError> {
 }
 
 /// Encodes a rendered frame as PNG: 8-bit sRGB, RGBA with straight
-/// (un-premultiplied) alpha when the frame has alpha, else RGB.
+/// (un-premultiplied) alpha when the frame has transparent pixels, else RGB.
 pub fn encode_png_frame(img: &Image) -> Result<Vec<u8>, CodecError> {
     check_buffers(img)?;
-    let Some(alpha) = &img.alpha else {
-        return Ok(encode_png(&img.to_srgb8()));
-    };
-    let mut rgba = Vec::with_capacity(alpha.len() * 4);
-    for (p, a) in img.pixels.chunks_exact(3).zip(alpha) {
-        let a = a.clamp(0.0, 1.0);
-        let inv = if a > 0.0 { 1.0 / a } else { 0.0 };
-        for c in p {
-            rgba.push(inferix_core::image::linear_to_srgb8(c * inv));
-        }
-        rgba.push((a * 255.0).round() as u8);
-    }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, img.width, img.height);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
-        enc.write_header()
-            .and_then(|mut w| w.write_image_data(&rgba))
-            .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    }
-    Ok(out)
+    Ok(encode_png(&img.to_srgb8()))
 }
 
 /// Decodes an RGB(A) OpenEXR file into linear pixels.
@@ -229,25 +227,40 @@ pub fn decode_exr(bytes: &[u8]) -> Result<inferix_core::image::Image, CodecError
     let image = read()
         .no_deep_data()
         .largest_resolution_level()
-        .rgb_channels(
-            move |resolution, _| inferix_core::image::Image {
+        .rgba_channels(
+            move |resolution, channels: &RgbaChannels| inferix_core::image::Image {
                 width: resolution.width() as u32,
                 height: resolution.height() as u32,
                 pixels: vec![0.0; resolution.width() * resolution.height() * 3],
-                alpha: None,
+                alpha: channels
+                    .3
+                    .is_some()
+                    .then(|| vec![1.0; resolution.width() * resolution.height()]),
             },
-            |img: &mut inferix_core::image::Image, pos, (r, g, b): (f32, f32, f32)| {
-                let i = (pos.y() * img.width as usize + pos.x()) * 3;
-                img.pixels[i] = r;
-                img.pixels[i + 1] = g;
-                img.pixels[i + 2] = b;
+            |img: &mut inferix_core::image::Image, pos, (r, g, b, a): (f32, f32, f32, f32)| {
+                let p = pos.y() * img.width as usize + pos.x();
+                img.pixels[p * 3] = r;
+                img.pixels[p * 3 + 1] = g;
+                img.pixels[p * 3 + 2] = b;
+                if let Some(alpha) = &mut img.alpha {
+                    alpha[p] = a;
+                }
             },
         )
         .first_valid_layer()
         .all_attributes()
         .from_buffered(std::io::Cursor::new(bytes))
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    Ok(image.layer_data.channel_data.pixels)
+    let mut img = image.layer_data.channel_data.pixels;
+    // Full coverage everywhere is an opaque image (Blender writes RGBA).
+    if img
+        .alpha
+        .as_ref()
+        .is_some_and(|a| a.iter().all(|&v| v == 1.0))
+    {
+        img.alpha = None;
+    }
+    Ok(img)
 }
 
 #[cfg(test)]
@@ -260,6 +273,7 @@ mod tests {
             width: 3,
             height: 2,
             pixels: (0..18).map(|v| v as u8 * 13).collect(),
+            alpha: None,
         };
         assert_eq!(decode_png(&encode_png(&img)).unwrap(), img);
     }
@@ -285,6 +299,7 @@ mod tests {
             width: 1,
             height: 1,
             pixels: vec![1, 2, 3],
+            alpha: None,
         });
         bad[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         bad[20..24].copy_from_slice(&100_000u32.to_be_bytes());
@@ -313,6 +328,27 @@ mod tests {
             alpha: Some(vec![0.5, 0.0]),
         };
         let png_bytes = encode_png_frame(&img).unwrap();
+        // Both formats decode to what the results commit to, alpha kept.
+        let committed = img.to_srgb8();
+        assert_eq!(decode_png(&png_bytes).unwrap(), committed);
+        let exr = decode_exr(&encode_exr(&img).unwrap()).unwrap();
+        assert_eq!(exr, img);
+        assert_eq!(exr.to_srgb8(), committed);
+        // Full coverage is an opaque image in either format.
+        let covered = Image {
+            alpha: Some(vec![1.0, 1.0]),
+            ..img.clone()
+        };
+        assert_eq!(
+            decode_exr(&encode_exr(&covered).unwrap()).unwrap().alpha,
+            None
+        );
+        assert_eq!(
+            decode_png(&encode_png_frame(&covered).unwrap())
+                .unwrap()
+                .alpha,
+            None
+        );
         let mut dec = png::Decoder::new(std::io::Cursor::new(png_bytes))
             .read_info()
             .unwrap();

@@ -51,7 +51,7 @@ pub mod watermark;
 
 pub use demo::{demo_scene_glb, DEMO_SCENE_FRAMES};
 pub use device::RuntimeKind;
-pub use environment::default_environment_exr;
+pub use environment::{check_environment, default_environment_exr};
 pub use scene::MAX_TRIANGLES;
 pub use tracer::{scene_warnings, PathTracer, Sampler};
 pub use watermark::GltfWatermarker;

@@ -321,6 +321,7 @@ mod tests {
             width: w,
             height: h,
             pixels,
+            alpha: None,
         }
     }
 

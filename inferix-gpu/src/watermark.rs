@@ -290,6 +290,7 @@ fn pattern_texture(p: &Patch) -> Rgb8Image {
         width: w,
         height: h,
         pixels,
+        alpha: None,
     }
 }
 

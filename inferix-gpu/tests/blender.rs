@@ -14,7 +14,7 @@ use inferix_core::por::key::{ManagerSecret, VerificationKey};
 use inferix_core::por::prepare::SceneWatermarker;
 use inferix_core::por::watermark::{self, DEFAULT_PATCHES, DEFAULT_THRESHOLD};
 use inferix_core::renderer::{
-    RenderError, RenderProgress, RenderRequest, RenderSettings, Renderer, SceneFormat,
+    Background, RenderError, RenderProgress, RenderRequest, RenderSettings, Renderer, SceneFormat,
 };
 use inferix_gpu::blender::{
     Blender, BlenderConfig, BlenderEngine, BlenderError, BlenderOutput, BlenderRenderer,
@@ -155,6 +155,43 @@ async fn renders_frames_with_progress_deterministically() {
     let mut reseeded = request(&scene, vec![6], 8, None);
     reseeded.settings.seed = 8;
     assert_ne!(render_one(&r, reseeded).await, frames[1].image);
+}
+
+/// A transparent background leaves the sky clear (alpha in the frame, the
+/// ground and cube opaque); a colour fills exactly those pixels; an
+/// environment map is refused, a .blend being lit by its own world.
+#[tokio::test]
+async fn backgrounds_are_transparent_or_coloured_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = build_scene(dir.path(), "scene.blend", &[]).await;
+    let r = renderer().await;
+    let with = |background| {
+        let mut req = request(&scene, vec![1], 4, None);
+        req.settings.background = background;
+        req
+    };
+    let clear = render_one(&r, with(Background::Transparent)).await;
+    let alpha = clear.alpha.clone().expect("the sky is transparent");
+    assert!(alpha.contains(&0.0) && alpha.contains(&1.0));
+    // What the customer gets: 8-bit straight alpha, clear where the sky was.
+    let eight = clear.to_srgb8();
+    assert_eq!(eight.alpha.as_ref().map(Vec::len), Some((W * H) as usize));
+    let colour = [0.9, 0.1, 0.4];
+    let filled = render_one(&r, with(Background::Color(colour))).await;
+    assert_eq!(filled.alpha, None);
+    for (p, a) in alpha.iter().enumerate() {
+        if *a == 0.0 {
+            assert_eq!(filled.get(p as u32 % W, p as u32 / W), colour);
+        }
+    }
+    let own_world = render_one(&r, with(Background::Environment)).await;
+    assert_eq!(own_world.alpha, None);
+    let mut lit = with(Background::Environment);
+    lit.settings.environment = Some(dir.path().join("sky.exr"));
+    match r.render(lit).await {
+        Err(RenderError::InvalidSettings(m)) => assert!(m.contains("own world"), "{m}"),
+        other => panic!("an environment map for a .blend is refused: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -395,6 +432,7 @@ fn write_texture(path: &Path) {
         width: w,
         height: h,
         pixels,
+        alpha: None,
     });
     std::fs::write(path, png).unwrap();
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId};
-use inferix_core::job::{JobSpec, SceneRef};
+use inferix_core::job::{EnvironmentRef, JobSpec, SceneRef};
 use inferix_core::protocol::{ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role};
 use inferix_core::renderer::SceneFormat;
 use inferix_transport::{Transport, TransportError};
@@ -44,6 +44,9 @@ pub enum ClientError {
     /// A scene file of unknown type.
     #[error("cannot tell the scene format of {0} (expected .glb, .gltf or .blend)")]
     UnknownSceneFormat(PathBuf),
+    /// An environment map that is not a `.hdr` or `.exr` file.
+    #[error("environment map {0} must be a .hdr or .exr file")]
+    UnknownEnvironmentFormat(PathBuf),
     /// The manager answered with something else than expected.
     #[error("unexpected reply: {0}")]
     Unexpected(String),
@@ -165,6 +168,23 @@ impl Client {
         Ok(SceneRef {
             blob: meta.hash,
             format,
+            file_name,
+        })
+    }
+
+    /// Uploads an equirectangular `.hdr` or `.exr` environment map for
+    /// [`JobSpec::environment`].
+    pub async fn upload_environment(&self, path: &Path) -> Result<EnvironmentRef, ClientError> {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if inferix_core::job::environment_kind(&file_name).is_none() {
+            return Err(ClientError::UnknownEnvironmentFormat(path.to_path_buf()));
+        }
+        let meta = self.blobs.put_file(path).await?;
+        Ok(EnvironmentRef {
+            blob: meta.hash,
             file_name,
         })
     }

@@ -6,6 +6,7 @@
 //! inside its own service or swap any part. [`demo`] composes a whole
 //! network in one process.
 
+mod blob_cache;
 mod blob_service;
 pub mod client;
 pub mod demo;

@@ -30,6 +30,7 @@ use inferix_transport::Transport;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::blob_cache;
 use crate::reconnect::{follow, Reconnect, SessionNode};
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
@@ -322,7 +323,7 @@ async fn render_clean(
     scene: &inferix_core::job::SceneRef,
     a: &VerificationAssignment,
 ) -> Result<Vec<CleanCrop>, String> {
-    let path = fetch_scene(blobs, crops, scene).await?;
+    let (path, settings) = fetch_scene(blobs, crops, scene, a).await?;
     let rects = clean_rects(&a.watermark, a.width, a.height);
     let mut out = Vec::with_capacity(rects.len() * a.frames.len());
     for f in &a.frames {
@@ -330,7 +331,7 @@ async fn render_clean(
             scene: path.clone(),
             format: scene.format,
             frames: vec![f.frame],
-            settings: a.settings.clone(),
+            settings: settings.clone(),
             crop: None,
             progress: None,
         };
@@ -357,24 +358,19 @@ async fn render_clean(
     Ok(out)
 }
 
-/// The local copy of `scene`, fetched into the verifier's cache once.
+/// The local copy of `scene`, and the settings lit by the job's
+/// environment map, fetched into the verifier's cache once.
 async fn fetch_scene(
     blobs: &dyn BlobStore,
     crops: &CropRenderer,
     scene: &inferix_core::job::SceneRef,
-) -> Result<std::path::PathBuf, String> {
-    let dir = crops.work_dir.join("scenes").join(scene.blob.to_hex());
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join(crate::safe_file_name(&scene.file_name));
-    if !path.exists() {
-        blobs
-            .get_to_file(scene.blob, &path)
-            .await
-            .map_err(|e| format!("cannot fetch the scene: {e}"))?;
-    }
-    Ok(path)
+    a: &VerificationAssignment,
+) -> Result<(std::path::PathBuf, inferix_core::renderer::RenderSettings), String> {
+    let path = blob_cache::scene(blobs, &crops.work_dir, scene).await?;
+    let settings =
+        blob_cache::lit_settings(blobs, &crops.work_dir, &a.settings, a.environment.as_ref())
+            .await?;
+    Ok((path, settings))
 }
 
 /// A flat frame is accepted only when the verifier renders the scene and a
@@ -432,7 +428,7 @@ async fn check_crops(
     frames: &[(u32, Rgb8Image)],
     reasons: &mut Vec<String>,
 ) -> Result<(), String> {
-    let path = fetch_scene(blobs, crops, scene).await?;
+    let (path, settings) = fetch_scene(blobs, crops, scene, a).await?;
     let exact = crops.renderer.device_class() == a.worker_device_class;
     let allowed = if exact { 0 } else { a.crop_tolerance };
     // One call per challenged frame, with all of its crops.
@@ -461,7 +457,7 @@ async fn check_crops(
             scene: path.clone(),
             format: scene.format,
             frames: vec![frame],
-            settings: a.settings.clone(),
+            settings: settings.clone(),
             crop: None,
             progress: None,
         };

@@ -18,6 +18,7 @@ use inferix_transport::{NodeIdentity, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::blob_cache;
 use crate::reconnect::{follow, Reconnect, SessionNode};
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
@@ -220,17 +221,14 @@ async fn render_task(
     progress: mpsc::UnboundedSender<(TaskId, u32, f32)>,
 ) -> Result<TaskResult, String> {
     let started = Instant::now();
-    let dir = work_dir.join("scenes").join(offer.scene.blob.to_hex());
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let scene = dir.join(crate::safe_file_name(&offer.scene.file_name));
-    if !scene.exists() {
-        blobs
-            .get_to_file(offer.scene.blob, &scene)
-            .await
-            .map_err(|e| format!("cannot fetch scene: {e}"))?;
-    }
+    let scene = blob_cache::scene(&*blobs, &work_dir, &offer.scene).await?;
+    let settings = blob_cache::lit_settings(
+        &*blobs,
+        &work_dir,
+        &offer.settings,
+        offer.environment.as_ref(),
+    )
+    .await?;
     let (ptx, mut prx) = mpsc::unbounded_channel();
     let task = offer.task;
     let n = offer.frames.len() as f32;
@@ -246,7 +244,7 @@ async fn render_task(
         scene,
         format: offer.scene.format,
         frames: offer.frames.clone(),
-        settings: offer.settings.clone(),
+        settings,
         crop: None,
         progress: Some(ptx),
     };

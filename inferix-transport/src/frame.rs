@@ -193,6 +193,10 @@ mod tests {
                 format: OutputFormat::Exr,
                 deadline_ms: u64::MAX,
                 attempt: 3,
+                environment: Some(inferix_core::job::EnvironmentRef {
+                    blob: ContentHash::of(b"studio"),
+                    file_name: "studio.hdr".into(),
+                }),
             }),
             Message::TaskProgress {
                 task,
@@ -239,6 +243,7 @@ mod tests {
                 worker_device_class: "cubecl-pt/vulkan".into(),
                 crop_tolerance: 2,
                 clean_scene: None,
+                environment: None,
             }),
             Message::VerifyDone(Verdict {
                 verification: 5,

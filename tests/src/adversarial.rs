@@ -440,6 +440,7 @@ impl Suite {
             worker_device_class: result.device_class.clone(),
             crop_tolerance: self.cfg.crop_tolerance,
             clean_scene: None,
+            environment: None,
         };
         let frames_only = verify(&*self.blobs, None, &assignment).await;
         let crops = CropRenderer {

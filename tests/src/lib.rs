@@ -276,7 +276,8 @@ pub async fn start_manager(
 }
 
 /// Asserts clean delivery for `job`: each downloaded PNG in `files`
-/// (named `frame_NNNN.png`) equals, pixel for pixel, `renderer`'s local
+/// (named `frame_NNNN.png`) equals, pixel for pixel and alpha included,
+/// `renderer`'s local
 /// render of the customer's `scene` at `settings`, and every accepted
 /// task's delivered file replaced a worker's file that carried the
 /// watermark patches.
@@ -311,11 +312,17 @@ pub async fn assert_clean_delivery(
             (delivered.width, delivered.height),
             (local.width, local.height)
         );
-        let differing = delivered
-            .pixels
-            .chunks(3)
-            .zip(local.pixels.chunks(3))
-            .filter(|(a, b)| a != b)
+        assert_eq!(
+            delivered.alpha.is_some(),
+            local.alpha.is_some(),
+            "frame {frame}: transparency delivered as rendered"
+        );
+        let differing = (0..local.height)
+            .flat_map(|y| (0..local.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                delivered.get(x, y) != local.get(x, y)
+                    || delivered.alpha_at(x, y) != local.alpha_at(x, y)
+            })
             .count();
         assert_eq!(
             differing, 0,

@@ -4,7 +4,8 @@
 //! re-render crop challenges with Blender. A worker rendering with fewer
 //! samples is caught by the crops; the honest workers' frames all pass,
 //! and the downloaded frames equal a local Blender render of the scene
-//! (clean delivery: no watermark patch is left in them).
+//! (clean delivery: no watermark patch is left in them), transparent sky
+//! included: the job asks for a transparent background.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use inferix_core::ids::NodeId;
 use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
-use inferix_core::renderer::{Renderer, SceneFormat};
+use inferix_core::renderer::{Background, Renderer, SceneFormat};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker};
 use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
@@ -160,6 +161,7 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     spec.settings.width = 64;
     spec.settings.height = 48;
     spec.settings.samples = 16;
+    spec.settings.background = Background::Transparent;
     spec.chunk_size = 2;
     let (job, _) = client.submit(&spec).await.unwrap();
     let mut events = client.watch(job).await.unwrap();
@@ -191,6 +193,11 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     assert_eq!(files.len(), 10);
     // Without the patches: each frame equals a local Blender render.
     assert_clean_delivery(&*store, job, &files, &*renderer, &shot, &spec.settings).await;
+    let first = inferix_gpu::codec::decode_png(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert!(
+        first.alpha.as_ref().is_some_and(|a| a.contains(&0)),
+        "the sky is delivered transparent"
+    );
 
     let _ = stop.send(true);
     for n in nodes {

@@ -143,6 +143,7 @@ mod tests {
                             width: r.width,
                             height: r.height,
                             pixels: vec![value; r.area() as usize * 3],
+                            alpha: None,
                         },
                     )
                 })

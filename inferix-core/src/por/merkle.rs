@@ -41,6 +41,10 @@ fn leaf(index: usize, pixels: &Rgb8Image) -> [u8; 32] {
     h.update(&pixels.width.to_le_bytes());
     h.update(&pixels.height.to_le_bytes());
     h.update(&pixels.pixels);
+    if let Some(a) = &pixels.alpha {
+        h.update(b"alpha");
+        h.update(a);
+    }
     *h.finalize().as_bytes()
 }
 
@@ -182,6 +186,7 @@ mod tests {
             pixels: (0..w * h * 3)
                 .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
                 .collect(),
+            alpha: None,
         }
     }
 

@@ -230,6 +230,7 @@ mod tests {
             width: 320,
             height: 180,
             pixels: vec![0; 320 * 180 * 3],
+            alpha: None,
         };
         assert!(check(&blank, &rects, DEFAULT_THRESHOLD).is_err());
     }

@@ -42,6 +42,7 @@ r.use_stamp = False
 r.use_compositing = False
 r.use_sequencer = False
 r.dither_intensity = 0.0
+r.film_transparent = bool(JOB["film_transparent"])
 r.use_persistent_data = False
 r.use_lock_interface = False
 r.threads_mode = "AUTO"
@@ -129,7 +130,7 @@ if JOB["output"] == "exr":
 else:
     settings.file_format = "PNG"
     settings.color_depth = "8"
-    settings.color_mode = "RGB"
+    settings.color_mode = "RGBA" if JOB["film_transparent"] else "RGB"
     settings.compression = 15
     ext = "png"
 r.use_file_extension = False

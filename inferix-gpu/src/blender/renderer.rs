@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inferix_core::image::{srgb8_to_linear, Image, Rect};
-use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
+use inferix_core::renderer::{
+    Background, RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -368,6 +370,12 @@ impl BlenderRenderer {
         if request.frames.is_empty() {
             return Err(BlenderError::InvalidSettings("no frames requested".into()));
         }
+        if request.settings.environment.is_some() {
+            return Err(BlenderError::InvalidSettings(
+                "a .blend is lit by its own world; an environment map applies to glTF scenes"
+                    .into(),
+            ));
+        }
         if let Some(f) = request.frames.iter().find(|f| **f > MAX_FRAME) {
             return Err(BlenderError::InvalidSettings(format!(
                 "frame {f} beyond Blender's last frame {MAX_FRAME}"
@@ -402,6 +410,9 @@ impl BlenderRenderer {
             "engine": self.config.engine.job_name(),
             "output": match output { BlenderOutput::Exr => "exr", BlenderOutput::Png => "png" },
             "crops": crops,
+            // Empty pixels come back transparent unless the scene's own
+            // world is the background; a colour is laid under them here.
+            "film_transparent": s.background != Background::Environment,
         });
         let result = run_script(ScriptRun {
             exe: &self.blender.executable,
@@ -429,11 +440,14 @@ impl BlenderRenderer {
                         path: out_dir.clone(),
                         reason: format!("no image reported for frame {frame}, region {index}"),
                     })?;
-                let image = tokio::task::spawn_blocking(move || read_image(&path, output))
+                let mut image = tokio::task::spawn_blocking(move || read_image(&path, output))
                     .await
                     .map_err(|e| {
                         BlenderError::io("decoding a frame", std::io::Error::other(e))
                     })??;
+                if let Background::Color(c) = s.background {
+                    over_colour(&mut image, c);
+                }
                 if (image.width, image.height) != (rect.width, rect.height) {
                     return Err(BlenderError::BadOutput {
                         path: out_dir.clone(),
@@ -479,12 +493,34 @@ fn read_image(path: &Path, output: BlenderOutput) -> Result<Image, BlenderError>
         BlenderOutput::Exr => codec::decode_exr(&bytes).map_err(|e| bad(e.to_string())),
         BlenderOutput::Png => {
             let img = codec::decode_png(&bytes).map_err(|e| bad(e.to_string()))?;
+            // Straight 8-bit alpha back to the premultiplied linear form.
+            let cover = |p: usize| img.alpha.as_ref().map_or(1.0, |a| a[p] as f32 / 255.0);
             Ok(Image {
                 width: img.width,
                 height: img.height,
-                pixels: img.pixels.iter().map(|b| srgb8_to_linear(*b)).collect(),
-                alpha: None,
+                pixels: img
+                    .pixels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| srgb8_to_linear(*b) * cover(i / 3))
+                    .collect(),
+                alpha: img
+                    .alpha
+                    .as_ref()
+                    .map(|a| a.iter().map(|&v| v as f32 / 255.0).collect()),
             })
+        }
+    }
+}
+
+/// Lays a linear colour under a premultiplied image, leaving it opaque.
+fn over_colour(image: &mut Image, colour: [f32; 3]) {
+    let Some(alpha) = image.alpha.take() else {
+        return;
+    };
+    for (p, a) in image.pixels.chunks_exact_mut(3).zip(alpha) {
+        for (c, under) in p.iter_mut().zip(colour) {
+            *c += (1.0 - a) * under;
         }
     }
 }
@@ -564,6 +600,19 @@ impl Renderer for BlenderRenderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_colour_fills_what_the_render_left_uncovered() {
+        let mut img = Image {
+            width: 2,
+            height: 1,
+            pixels: vec![0.5, 0.25, 0.0, 0.0, 0.0, 0.0],
+            alpha: Some(vec![0.5, 0.0]),
+        };
+        over_colour(&mut img, [0.2, 0.4, 0.6]);
+        assert_eq!(img.alpha, None);
+        assert_eq!(img.pixels, vec![0.6, 0.45, 0.3, 0.2, 0.4, 0.6]);
+    }
 
     #[test]
     fn seeds_fold_into_31_bits() {

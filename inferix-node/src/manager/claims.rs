@@ -89,6 +89,7 @@ impl State {
             worker_device_class: result.device_class.clone(),
             crop_tolerance: self.por.as_ref().map_or(2, |p| p.crop_tolerance),
             clean_scene: None,
+            environment: job.spec.environment.clone(),
         };
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
             .await;

@@ -28,6 +28,7 @@ impl State {
             format: job.spec.format,
             deadline_ms: lease.deadline_ms,
             attempt: task.attempts,
+            environment: job.spec.environment.clone(),
         };
         debug!(task = ?task.id, ?worker, "leased");
         self.send(conn, Envelope::push(Message::TaskOffer(offer)))

@@ -21,9 +21,10 @@ impl Prober {
     pub(super) async fn seconds_per_frame(
         &self,
         spec: &JobSpec,
+        settings: &RenderSettings,
         blobs: &dyn BlobStore,
     ) -> Result<(f64, Vec<RenderWarning>), String> {
-        let key = format!("{}:{:?}", spec.scene.blob, spec.settings);
+        let key = format!("{}:{:?}", spec.scene.blob, settings);
         if let Some(v) = self
             .cache
             .lock()
@@ -32,21 +33,11 @@ impl Prober {
         {
             return Ok(v.clone());
         }
-        let dir = self.scratch.join(spec.scene.blob.to_hex());
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| e.to_string())?;
-        let path = dir.join(crate::safe_file_name(&spec.scene.file_name));
-        if !path.exists() {
-            blobs
-                .get_to_file(spec.scene.blob, &path)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        let path = crate::blob_cache::scene(blobs, &self.scratch, &spec.scene).await?;
         // Two probes at different sample counts, after a warm-up that pays
         // for scene loading and kernel compilation: time = fixed + per-sample
         // cost, so launch overhead is not multiplied up to full size.
-        let s = &spec.settings;
+        let s = settings;
         let (w, h) = ((s.width / 8).max(16), (s.height / 8).max(16));
         let low = (s.samples / 16).max(1);
         let high = low * 4;
@@ -169,33 +160,18 @@ impl WatermarkTrial {
 /// load is refused with the reason.
 async fn gltf_warnings(
     spec: &JobSpec,
+    settings: &RenderSettings,
     blobs: &dyn BlobStore,
     scratch: &Path,
 ) -> Result<Vec<RenderWarning>, (ErrorCode, String)> {
-    let dir = scratch.join(format!("inspect-{}", spec.scene.blob.to_hex()));
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| {
-        (
-            ErrorCode::Internal,
-            format!("cannot create {}: {e}", dir.display()),
-        )
-    })?;
-    let path = dir.join(crate::safe_file_name(&spec.scene.file_name));
-    if !path.exists() {
-        blobs
-            .get_to_file(spec.scene.blob, &path)
-            .await
-            .map_err(|e| {
-                (
-                    ErrorCode::Unavailable,
-                    format!("cannot fetch the scene: {e}"),
-                )
-            })?;
-    }
+    let path = crate::blob_cache::scene(blobs, scratch, &spec.scene)
+        .await
+        .map_err(|e| (ErrorCode::Unavailable, e))?;
     let request = RenderRequest {
         scene: path,
         format: spec.scene.format,
         frames: vec![spec.frames.start],
-        settings: spec.settings.clone(),
+        settings: settings.clone(),
         crop: None,
         progress: None,
     };
@@ -208,6 +184,51 @@ async fn gltf_warnings(
                 format!("the scene cannot be rendered: {e}"),
             )
         })
+}
+
+/// The job's settings lit by its environment map, once the map is found in
+/// blob storage and reads as one: a bad map is refused here, at submission,
+/// rather than failing on every worker.
+async fn environment(
+    spec: &JobSpec,
+    blobs: &dyn BlobStore,
+    scratch: &Path,
+) -> Result<RenderSettings, (ErrorCode, String)> {
+    let Some(env) = &spec.environment else {
+        return Ok(spec.settings.clone());
+    };
+    match blobs.contains(env.blob).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err((
+                ErrorCode::NotFound,
+                format!(
+                    "environment map {} not found in blob storage; upload it first",
+                    env.blob
+                ),
+            ))
+        }
+        Err(e) => return Err((ErrorCode::Unavailable, e.to_string())),
+    }
+    let settings = crate::blob_cache::lit_settings(blobs, scratch, &spec.settings, Some(env))
+        .await
+        .map_err(|e| (ErrorCode::Unavailable, e))?;
+    let path = settings.environment.clone().unwrap_or_default();
+    tokio::task::spawn_blocking(move || inferix_gpu::check_environment(&path))
+        .await
+        .map_err(|e| {
+            (
+                ErrorCode::Internal,
+                format!("environment check failed: {e}"),
+            )
+        })?
+        .map_err(|e| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("environment map {:?} cannot be read: {e}", env.file_name),
+            )
+        })?;
+    Ok(settings)
 }
 
 /// Validates a spec, checks its scene exists, and prices it.
@@ -233,9 +254,10 @@ pub(super) async fn quote(
         }
         Err(e) => return Err((ErrorCode::Unavailable, e.to_string())),
     }
-    let s = &spec.settings;
+    let settings = environment(spec, blobs, scratch).await?;
+    let s = &settings;
     let (seconds_per_frame, warnings) = match prober {
-        Some(p) => p.seconds_per_frame(spec, blobs).await.map_err(|e| {
+        Some(p) => p.seconds_per_frame(spec, s, blobs).await.map_err(|e| {
             (
                 ErrorCode::InvalidRequest,
                 format!("probe render failed: {e}"),
@@ -244,7 +266,7 @@ pub(super) async fn quote(
         None => (
             s.width as f64 * s.height as f64 * s.samples as f64 * SECONDS_PER_PIXEL_SAMPLE,
             match spec.scene.format {
-                SceneFormat::Gltf => gltf_warnings(spec, blobs, scratch).await?,
+                SceneFormat::Gltf => gltf_warnings(spec, s, blobs, scratch).await?,
                 _ => Vec::new(),
             },
         ),

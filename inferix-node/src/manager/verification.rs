@@ -368,6 +368,7 @@ impl State {
                 .as_ref()
                 .is_some_and(|p| !p.watermark.is_empty())
                 .then(|| job.spec.scene.clone()),
+            environment: job.spec.environment.clone(),
         };
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
             .await;
