@@ -111,6 +111,11 @@ pub(crate) struct Rounds {
     /// Open offers: verification id → (task, verifier).
     ids: HashMap<u64, (TaskId, NodeId)>,
     next_seq: u64,
+    /// Rounds that may be short of votes, oldest first. Kept loosely: an
+    /// entry is added whenever a round may lack a vote and dropped when a
+    /// pass finds it full or closed, so a pass visits the rounds that wait
+    /// instead of sorting every open round after each verdict.
+    short: BTreeSet<(u64, TaskId)>,
 }
 
 impl Rounds {
@@ -120,6 +125,7 @@ impl Rounds {
             rounds: BTreeMap::new(),
             ids: HashMap::new(),
             next_seq: 0,
+            short: BTreeSet::new(),
         }
     }
 
@@ -152,6 +158,7 @@ impl Rounds {
                 waiting: None,
             },
         );
+        self.short.insert((self.next_seq, task));
         self.fill(ctx, task);
     }
 
@@ -185,11 +192,12 @@ impl Rounds {
     }
 
     pub(crate) fn verifier_left(&mut self, ctx: &mut Ctx<'_>, verifier: NodeId) {
-        for round in self.rounds.values_mut() {
+        for (task, round) in self.rounds.iter_mut() {
             let open = round.votes.get(&verifier).filter(|v| v.verdict.is_none());
             if let Some(verification) = open.map(|v| v.verification) {
                 self.ids.remove(&verification);
                 round.votes.remove(&verifier);
+                self.short.insert((round.seq, *task));
             }
         }
         self.fill_all(ctx);
@@ -217,6 +225,7 @@ impl Rounds {
                     ctx.verifiers.release(verifier);
                 }
                 round.replaced.insert(verifier);
+                self.short.insert((round.seq, task));
                 self.fill(ctx, task);
             } else {
                 let why = format!(
@@ -231,22 +240,37 @@ impl Rounds {
 
     /// Offers every round short of votes to verifiers, oldest first.
     pub(crate) fn fill_all(&mut self, ctx: &mut Ctx<'_>) {
-        let mut short: Vec<(u64, TaskId)> = self
-            .rounds
-            .iter()
-            .filter(|(_, r)| r.votes.len() < r.needed)
-            .map(|(t, r)| (r.seq, *t))
-            .collect();
-        short.sort_unstable();
         let cap = self.cfg.max_offers_per_verifier;
-        for (_, task) in short {
+        let mut after: Option<(u64, TaskId)> = None;
+        loop {
             // Once every connected verifier holds its share of offers,
             // no other short round can be served: a backlog of rounds
             // costs one pass over the verifiers, not one per round.
             if !ctx.verifiers.is_empty() && !ctx.verifiers.iter().any(|(_, v)| v.busy < cap) {
                 break;
             }
-            self.fill(ctx, task);
+            let next = match after {
+                None => self.short.first().copied(),
+                Some(a) => self
+                    .short
+                    .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                    .next()
+                    .copied(),
+            };
+            let Some(entry @ (seq, task)) = next else {
+                break;
+            };
+            after = Some(entry);
+            if self.rounds.get(&task).is_some_and(|r| r.seq == seq) {
+                self.fill(ctx, task);
+            }
+            let still_short = self
+                .rounds
+                .get(&task)
+                .is_some_and(|r| r.seq == seq && r.votes.len() < r.needed);
+            if !still_short {
+                self.short.remove(&entry);
+            }
         }
     }
 
@@ -318,6 +342,7 @@ impl Rounds {
         let fail = cast.len() - pass;
         if pass == fail {
             round.needed = cast.len() + 1;
+            self.short.insert((round.seq, task));
             self.fill(ctx, task);
             return;
         }

@@ -256,8 +256,16 @@ pub async fn submit_stand_in_job(
     client.submit(&spec).await.expect("submit the job").0
 }
 
+/// The manager's own folder in a test: one per test process (each test
+/// runs in its own process), so tests running at once do not share a
+/// results journal; a manager restarted within the test finds it again.
+pub fn manager_scratch() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("inferix-test-manager-{}", std::process::id()))
+}
+
 /// A manager (node id 1) on `net` with `store` and `blobs`, on a virtual
-/// clock that follows tokio's (paused) time.
+/// clock that follows tokio's (paused) time, its files in
+/// [`manager_scratch`].
 pub async fn start_manager(
     net: &inferix_transport::InProcNetwork,
     store: std::sync::Arc<dyn inferix_core::store::TaskStore>,
@@ -269,6 +277,7 @@ pub async fn start_manager(
             inferix_core::time::TokioClock::starting_at(1_000),
         ))
         .config(config)
+        .scratch_dir(manager_scratch())
         .build()
         .start()
         .await

@@ -1,7 +1,8 @@
 //! The task database goes away mid-run: the manager hands out no work while
-//! it is gone, keeps the result a worker delivers meanwhile, records it once
-//! the database is back, and the job completes with every task rendered
-//! once and accepted once.
+//! it is gone, keeps the result a worker delivers meanwhile (on its disk as
+//! well, so a manager that crashes during the outage still has it after a
+//! restart), records it once the database is back, and the job completes
+//! with every task rendered once and accepted once.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use inferix_core::ledger::Transaction;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::{Change, MemoryTaskStore, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
-use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
+use inferix_core::time::TokioClock;
+use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job, SimBehaviour, SimRenderer,
+    manager_scratch, seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager,
+    submit_stand_in_job, SimBehaviour, SimRenderer,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -208,4 +211,131 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
         .count();
     assert_eq!(pays, 3, "each task paid once");
     manager.shutdown().await;
+}
+
+fn outage_store() -> Arc<OutageStore> {
+    Arc::new(OutageStore {
+        inner: MemoryTaskStore::new(),
+        down: AtomicBool::new(false),
+        refused: AtomicUsize::new(0),
+        written: watch::channel(Vec::new()).0,
+    })
+}
+
+/// The manager acknowledges a result while the database is away, then dies
+/// (as with kill -9) before the database is back. The manager restarted on
+/// the same folder reads the result back from its journal and records it:
+/// the frame is not rendered again and the job completes.
+#[tokio::test(start_paused = true)]
+async fn a_result_journalled_during_an_outage_survives_a_manager_crash() {
+    let net = InProcNetwork::new();
+    let store = outage_store();
+    let mut written = store.written.subscribe();
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let config = ManagerConfig {
+        quorum: 1,
+        ..ManagerConfig::default()
+    };
+    let started = tokio::time::Instant::now();
+    let first = start_manager(&net, store.clone(), blobs.clone(), config.clone()).await;
+    let addr = first.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = spawn_verifiers(&net, &addr, 1, None, None, dir.path(), &stopped);
+    nodes.extend(spawn_honest_workers(
+        &net,
+        &addr,
+        1,
+        Duration::from_secs(10),
+        dir.path(),
+        &stopped,
+    ));
+    let client = Client::connect(&net.transport(NodeId(300)), &addr, None)
+        .await
+        .unwrap();
+    let job = submit_stand_in_job(&client, 2, 16, 1).await;
+    drop(client);
+
+    tokio::time::timeout(
+        Duration::from_secs(600),
+        written.wait_for(|w| {
+            w.iter()
+                .any(|(t, st)| t.index == 0 && *st == TaskStatus::Leased)
+        }),
+    )
+    .await
+    .expect("the first task is leased")
+    .unwrap();
+    store.down.store(true, Ordering::SeqCst);
+    let journal = manager_scratch().join("results-journal");
+    tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            let entries = std::fs::read_dir(&journal)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                        .count()
+                })
+                .unwrap_or(0);
+            if entries > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await
+    .expect("the result delivered during the outage is journalled");
+    first.abort();
+    // The old manager's address is free on the runtime's next turn.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let epoch = 1_000 + started.elapsed().as_millis() as u64;
+    let second = ManagerBuilder::new(Arc::new(net.transport(NodeId(1))), store.clone(), blobs)
+        .clock(Arc::new(TokioClock::starting_at(epoch)))
+        .config(config)
+        .scratch_dir(manager_scratch())
+        .build()
+        .start()
+        .await
+        .expect("the manager restarts on its store");
+    // The database comes back half a minute after the restart.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    store.down.store(false, Ordering::SeqCst);
+
+    let client = Client::connect(&net.transport(NodeId(301)), second.addr(), None)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(900), client.wait(job, |_| {}))
+        .await
+        .expect("the job ends")
+        .unwrap();
+    assert_eq!(status.job.state, inferix_core::job::JobState::Completed);
+    for t in store.inner.tasks_of_job(job).await.unwrap() {
+        assert_eq!(t.status, TaskStatus::Accepted);
+        assert_eq!(
+            t.attempts, 1,
+            "task {} rendered once, its result kept through the crash: {:?}",
+            t.id, t.history
+        );
+    }
+    let pays = store
+        .inner
+        .transactions()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|t| t.id.starts_with("pay:"))
+        .count();
+    assert_eq!(pays, 2, "each task paid once");
+    let left = std::fs::read_dir(&journal)
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    assert_eq!(
+        left, 0,
+        "the journal is emptied once the database has the result"
+    );
+    let _ = stop.send(true);
+    for n in nodes {
+        let _ = n.await;
+    }
+    second.shutdown().await;
 }

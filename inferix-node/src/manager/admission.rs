@@ -26,11 +26,17 @@ impl State {
             .insert(conn);
         match h.role {
             Role::Worker => {
-                if let Err(why) = self.ensure_stake(node, h.ib).await {
+                if let Err((code, why)) = self.ensure_stake(node, h.ib).await {
+                    // A ledger that cannot be read is the manager's trouble:
+                    // the worker is told to come back, not refused for good.
+                    let close = if code == ErrorCode::Unavailable {
+                        "task database unavailable; try again"
+                    } else {
+                        "insufficient stake"
+                    };
                     warn!(worker = ?node, %why, "refused: stake");
-                    self.reply(conn, id, Message::error(ErrorCode::Unauthorized, why))
-                        .await;
-                    self.refuse(conn, "insufficient stake").await;
+                    self.reply(conn, id, Message::error(code, why)).await;
+                    self.refuse(conn, close).await;
                     return false;
                 }
                 // A worker reconnecting replaces its old connection.
@@ -85,12 +91,22 @@ impl State {
         economy::minimum_stake(&self.economy(), ib)
     }
 
-    /// Checks (or, when the operator grants stakes, posts) a worker's stake.
-    pub(super) async fn ensure_stake(&mut self, worker: NodeId, ib: f64) -> Result<(), String> {
+    /// Checks (or, when the operator grants stakes, posts) a worker's
+    /// stake; a ledger that cannot be reached answers `Unavailable`.
+    pub(super) async fn ensure_stake(
+        &mut self,
+        worker: NodeId,
+        ib: f64,
+    ) -> Result<(), (ErrorCode, String)> {
         if self.minimum_stake(ib) <= 0 {
             return Ok(());
         }
-        let ledger = |e: StoreError| format!("cannot read the ledger: {e}");
+        let ledger = |e: StoreError| {
+            (
+                ErrorCode::Unavailable,
+                format!("cannot read the ledger: {e}"),
+            )
+        };
         let have = self
             .store
             .balance(&Account::Stake(worker))
@@ -107,10 +123,13 @@ impl State {
             .is_some();
         match economy::stake_decision(&self.economy(), worker, ib, have, granted, self.now()) {
             StakeDecision::Enough => Ok(()),
-            StakeDecision::Refuse(why) => Err(why),
+            StakeDecision::Refuse(why) => Err((ErrorCode::Unauthorized, why)),
             StakeDecision::Grant(tx) => match self.store.append_transaction(&tx).await {
                 Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-                Err(e) => Err(format!("cannot record the stake: {e}")),
+                Err(e) => Err((
+                    ErrorCode::Unavailable,
+                    format!("cannot record the stake: {e}"),
+                )),
             },
         }
     }

@@ -62,6 +62,7 @@ mod claims;
 mod delivery;
 mod dispatch;
 mod housekeeping;
+mod journal;
 mod ledger;
 mod peers;
 mod prepare;
@@ -181,6 +182,10 @@ impl ManagerBuilder {
         store: Arc<dyn TaskStore>,
         blobs: Arc<dyn BlobStore>,
     ) -> Self {
+        // Per identity: a restarted manager finds its own results journal,
+        // and two managers on one host do not share one.
+        let scratch =
+            std::env::temp_dir().join(format!("inferix-manager-{}", transport.local_id()));
         Self {
             transport,
             store,
@@ -189,7 +194,7 @@ impl ManagerBuilder {
             clock: Arc::new(SystemClock),
             config: ManagerConfig::default(),
             prober: None,
-            scratch: std::env::temp_dir().join("inferix-manager"),
+            scratch,
             por: None,
             watermarkers: Vec::new(),
         }
@@ -215,7 +220,12 @@ impl ManagerBuilder {
         self.prober = Some((renderer, ib));
         self
     }
-    /// Folder for scene copies used by probe renders.
+    /// Folder for the manager's own files: scene copies used by probe
+    /// renders and prepared leases, and the journal of results received
+    /// while the task database was away (keep it on a disk that outlives
+    /// the process for that journal to survive a crash). Defaults to a
+    /// folder named after the manager's node id in the system's temporary
+    /// folder.
     pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.scratch = dir.into();
         self
@@ -373,6 +383,7 @@ impl ManagerNode {
             por: b.por,
             watermarkers: b.watermarkers,
             prep_dir: b.scratch.join("prepared"),
+            journal: journal::ResultJournal::new(b.scratch.join("results-journal")),
             prober: b.prober.map(|(r, ib)| {
                 Arc::new(Prober {
                     renderer: r,
@@ -478,6 +489,8 @@ struct State {
     storage_outage: Option<storage::StorageOutage>,
     /// Results that arrived while the task database was unavailable.
     buffered: Vec<(TaskId, NodeId, inferix_core::task::TaskResult)>,
+    /// The same results on disk, until the database records them.
+    journal: journal::ResultJournal,
     jobs: HashMap<JobId, Job>,
     /// Measured work per frame of each job: milliseconds at IB 1.0.
     estimates: Estimates,

@@ -12,6 +12,9 @@ use super::*;
 impl State {
     /// Runs once before the manager accepts anyone.
     pub(super) async fn recover(&mut self) {
+        // Results received before the restart come first: their leases
+        // must not be released as workers return.
+        self.replay_journal().await;
         self.recover_verifications().await;
         self.load_leases_before_restart().await;
     }
@@ -77,6 +80,10 @@ impl State {
             return;
         };
         for task in tasks {
+            // Its result is journalled and waits for the database.
+            if self.buffered.iter().any(|(t, _, _)| *t == task) {
+                continue;
+            }
             info!(?worker, ?task, "lease from before the restart released");
             self.requeue(
                 task,

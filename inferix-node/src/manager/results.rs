@@ -176,7 +176,17 @@ impl State {
             }
             Err(StoreError::Unavailable(why)) => {
                 warn!(?task_id, ?worker, %why, "task database unavailable; result kept until it is back");
-                self.buffered.push((task_id, worker, result));
+                let entry = journal::Entry {
+                    task: task_id,
+                    worker,
+                    result,
+                };
+                // Memory alone would lose the frame if this process died
+                // before the database came back.
+                if let Err(e) = self.journal.write(&entry).await {
+                    warn!(?task_id, error = %e, "result not journalled; kept in memory only");
+                }
+                self.buffered.push((task_id, worker, entry.result));
                 self.reply(conn, id, Message::Ok).await;
                 return;
             }
@@ -223,12 +233,15 @@ impl State {
                 verifying = !self.verifiers.is_empty()
                     && t.transition(TaskStatus::Verifying, now, "sent to verifiers")
                         .is_ok();
-                self.store
-                    .update_task(&mut t)
-                    .await
-                    .map_err(|e| e.to_string())
+                self.store.update_task(&mut t).await.map_err(|e| {
+                    let code = match e {
+                        StoreError::Unavailable(_) => ErrorCode::Unavailable,
+                        _ => ErrorCode::UnexpectedMessage,
+                    };
+                    (code, e.to_string())
+                })
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err((ErrorCode::UnexpectedMessage, e.to_string())),
         };
         match outcome {
             Ok(()) => {
@@ -238,28 +251,62 @@ impl State {
                 }
                 Ok(())
             }
-            Err(e) => {
+            Err((code, e)) => {
                 warn!(?task_id, ?worker, error = %e, "result refused");
-                Err((ErrorCode::UnexpectedMessage, e))
+                Err((code, e))
             }
         }
     }
 
-    /// Records results that arrived while the task database was away.
+    /// Records results that arrived while the task database was away; each
+    /// leaves the journal once the database has answered for it.
     pub(super) async fn flush_buffered_results(&mut self) {
         for (task_id, worker, result) in std::mem::take(&mut self.buffered) {
+            let attempt = result.attempt;
             let task = match self.store.task(task_id).await {
                 Ok(Some(t)) => t,
                 Err(StoreError::Unavailable(_)) => {
                     self.buffered.push((task_id, worker, result));
                     continue;
                 }
-                Ok(None) | Err(_) => continue,
+                Ok(None) | Err(_) => {
+                    self.journal.remove(task_id, attempt).await;
+                    continue;
+                }
             };
-            if self.record_result(task, worker, result).await.is_ok() {
-                info!(?task_id, ?worker, "buffered result recorded");
+            match self.record_result(task, worker, result.clone()).await {
+                Ok(()) => info!(?task_id, ?worker, "buffered result recorded"),
+                Err((ErrorCode::Unavailable, _)) => {
+                    self.buffered.push((task_id, worker, result));
+                    continue;
+                }
+                Err(_) => {}
+            }
+            self.journal.remove(task_id, attempt).await;
+        }
+    }
+
+    /// Takes back the results journalled before a restart, and records
+    /// them if the database is there.
+    pub(super) async fn replay_journal(&mut self) {
+        let entries = self.journal.load().await;
+        if entries.is_empty() {
+            return;
+        }
+        info!(
+            results = entries.len(),
+            "results journalled during a database outage replayed"
+        );
+        for e in entries {
+            let known = self
+                .buffered
+                .iter()
+                .any(|(t, _, r)| *t == e.task && r.attempt == e.result.attempt);
+            if !known {
+                self.buffered.push((e.task, e.worker, e.result));
             }
         }
+        self.flush_buffered_results().await;
     }
 
     /// Why a result with a valid signature must still be refused before
