@@ -15,7 +15,8 @@ use crate::task::{FrameOutput, TaskResult, TaskStatus};
 use crate::ContentHash;
 
 /// Version spoken by this build; peers with another version are refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: offers name the job's environment map, failures say their cause.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What a node is in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,6 +100,19 @@ pub struct TaskAssignment {
     /// The environment map to light the scene with, fetched like the scene.
     #[serde(default)]
     pub environment: Option<EnvironmentRef>,
+}
+
+/// What a worker's failed task ran into, so that the manager charges the
+/// failure to the right party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// The render itself: the renderer, the scene or the device.
+    #[default]
+    Render,
+    /// The blob store: the scene could not be fetched or a frame not
+    /// stored. The manager checks its own store before believing it.
+    Storage,
 }
 
 /// A region of one frame that a verifier re-renders and compares.
@@ -340,6 +354,9 @@ pub enum Message {
         task: TaskId,
         /// Why.
         error: String,
+        /// What failed: the render, or the blob store the worker reads
+        /// scenes from and writes frames to.
+        cause: FailureCause,
     },
     /// Manager → worker: the lease is void (expired or job cancelled);
     /// stop rendering it.

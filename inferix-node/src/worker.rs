@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::por::merkle::TileTree;
-use inferix_core::protocol::{ErrorCode, Hello, Message, Role, TaskAssignment};
+use inferix_core::protocol::{ErrorCode, FailureCause, Hello, Message, Role, TaskAssignment};
 use inferix_core::renderer::{RenderRequest, Renderer};
 use inferix_core::task::{FrameOutput, TaskResult};
 use inferix_transport::{NodeIdentity, Transport};
@@ -160,9 +160,9 @@ impl SessionNode for WorkerNode {
                     let (task, _) = current.take().expect("a render was running");
                     let body = match outcome {
                         Ok(result) => Message::TaskDone { task, result },
-                        Err(error) => {
-                            warn!(?task, %error, "render failed");
-                            Message::TaskFailed { task, error }
+                        Err((cause, error)) => {
+                            warn!(?task, %error, ?cause, "render failed");
+                            Message::TaskFailed { task, error, cause }
                         }
                     };
                     peer.push(body).await?;
@@ -180,7 +180,7 @@ impl SessionNode for WorkerNode {
                             let task = offer.task;
                             let Some(signer) = self.transport.signer() else {
                                 warn!(task = ?offer.task, "this worker has no signing key; refusing the task");
-                                let _ = peer.push(Message::TaskFailed { task: offer.task, error: "worker has no signing identity".into() }).await;
+                                let _ = peer.push(Message::TaskFailed { task: offer.task, error: "worker has no signing identity".into(), cause: FailureCause::Render }).await;
                                 continue;
                             };
                             let fut = render_task(signer, offer, blobs.clone(), self.renderer.clone(), self.config.work_dir.clone(), progress_tx.clone());
@@ -208,8 +208,8 @@ impl SessionNode for WorkerNode {
     }
 }
 
-/// A render in progress: resolves to the result or the reason it failed.
-type RenderJob = Pin<Box<dyn Future<Output = Result<TaskResult, String>> + Send>>;
+/// A render in progress: resolves to the result or what failed and why.
+type RenderJob = Pin<Box<dyn Future<Output = Result<TaskResult, (FailureCause, String)>> + Send>>;
 
 /// Fetches the scene, renders, encodes, uploads, and builds the result.
 async fn render_task(
@@ -219,16 +219,21 @@ async fn render_task(
     renderer: Arc<dyn Renderer>,
     work_dir: PathBuf,
     progress: mpsc::UnboundedSender<(TaskId, u32, f32)>,
-) -> Result<TaskResult, String> {
+) -> Result<TaskResult, (FailureCause, String)> {
     let started = Instant::now();
-    let scene = blob_cache::scene(&*blobs, &work_dir, &offer.scene).await?;
+    let storage = |e: String| (FailureCause::Storage, e);
+    let render = |e: String| (FailureCause::Render, e);
+    let scene = blob_cache::scene(&*blobs, &work_dir, &offer.scene)
+        .await
+        .map_err(storage)?;
     let settings = blob_cache::lit_settings(
         &*blobs,
         &work_dir,
         &offer.settings,
         offer.environment.as_ref(),
     )
-    .await?;
+    .await
+    .map_err(storage)?;
     let (ptx, mut prx) = mpsc::unbounded_channel();
     let task = offer.task;
     let n = offer.frames.len() as f32;
@@ -250,16 +255,18 @@ async fn render_task(
     };
     let rendered = renderer.render(req).await.map_err(|e| e.to_string());
     forward.abort();
-    let rendered = rendered?;
+    let rendered = rendered.map_err(render)?;
     let mut frames = Vec::with_capacity(rendered.len());
     for r in rendered {
-        let bytes = frame_codec::encode(&r.image, offer.format).map_err(|e| e.to_string())?;
+        let bytes =
+            frame_codec::encode(&r.image, offer.format).map_err(|e| render(e.to_string()))?;
         // Commit to the pixels as any verifier will decode them.
-        let decoded = frame_codec::decode(&bytes, offer.format).map_err(|e| e.to_string())?;
+        let decoded =
+            frame_codec::decode(&bytes, offer.format).map_err(|e| render(e.to_string()))?;
         let meta = blobs
             .put_bytes(bytes)
             .await
-            .map_err(|e| format!("upload failed: {e}"))?;
+            .map_err(|e| storage(format!("upload failed: {e}")))?;
         frames.push(FrameOutput {
             frame: r.frame,
             pixel_hash: decoded.pixel_hash(),

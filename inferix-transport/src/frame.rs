@@ -219,6 +219,7 @@ mod tests {
             Message::TaskFailed {
                 task,
                 error: "out of memory".into(),
+                cause: inferix_core::protocol::FailureCause::Storage,
             },
             Message::VerifyOffer(VerificationAssignment {
                 verification: 5,
@@ -341,7 +342,8 @@ mod tests {
             },
             {
                 // Unknown message variant index.
-                let mut g = vec![0, 0, 0, 0, 0, 1, 1, 1, 200, 1];
+                let mut g = vec![0, 0, 0, 0, 0, 0, 1, 1, 200, 1];
+                g[4..6].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
                 let l = (g.len() - 4) as u32;
                 g[..4].copy_from_slice(&l.to_be_bytes());
                 g

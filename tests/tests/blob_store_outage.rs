@@ -2,7 +2,10 @@
 //! manager's failure, not the workers'. No worker is charged, blocklisted
 //! or slashed, leasing pauses with the reason in the job's status and event
 //! stream, and once the store accepts writes again the job completes by
-//! itself, each task paid once.
+//! itself, each task paid once. The same holds for workers that write to
+//! the store directly (an S3 bucket shared with the manager): their report
+//! of a storage failure is believed when the manager's own write fails
+//! too, and charged to them when it does not.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,9 +18,12 @@ use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::ContentHash;
-use inferix_node::{Client, ManagerConfig};
+use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job};
+use inferix_tests::{
+    seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job,
+    SimBehaviour, SimRenderer,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -157,6 +163,144 @@ async fn a_full_blob_store_pauses_the_job_and_blames_no_worker() {
     let _ = stop.send(true);
     for n in nodes {
         n.await.unwrap().unwrap();
+    }
+    manager.shutdown().await;
+}
+
+fn filling_disk() -> Arc<FillingDisk> {
+    Arc::new(FillingDisk {
+        inner: ObjectBlobStore::in_memory(),
+        full: AtomicBool::new(false),
+        refused: watch::channel(0).0,
+    })
+}
+
+/// A stand-in worker (seeded identity `n`) that reads and writes `blobs`
+/// directly instead of through the manager.
+fn direct_worker(
+    net: &InProcNetwork,
+    n: u128,
+    addr: &str,
+    blobs: Arc<dyn BlobStore>,
+    dir: &std::path::Path,
+    stopped: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), inferix_node::NodeError>> {
+    let w = WorkerNode::new(
+        Arc::new(net.node(seeded_identity(n))),
+        Arc::new(SimRenderer {
+            behaviour: SimBehaviour::Honest,
+            per_frame: Duration::from_secs(1),
+        }),
+        WorkerConfig {
+            manager: addr.into(),
+            work_dir: dir.join(format!("direct{n}")),
+            ..WorkerConfig::default()
+        },
+    )
+    .with_blob_store(blobs);
+    tokio::spawn(w.run(stopped.clone()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_bucket_failing_blames_no_direct_worker_but_a_worker_alone_with_failures_is_charged(
+) {
+    let net = InProcNetwork::new();
+    let store = Arc::new(MemoryTaskStore::new());
+    let bucket = filling_disk();
+    let manager = start_manager(
+        &net,
+        store.clone(),
+        bucket.clone(),
+        ManagerConfig {
+            quorum: 1,
+            tick: Duration::from_secs(1),
+            ..ManagerConfig::default()
+        },
+    )
+    .await;
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = spawn_verifiers(
+        &net,
+        &addr,
+        1,
+        Some(bucket.clone()),
+        None,
+        dir.path(),
+        &stopped,
+    );
+    // Two workers on the shared bucket, one whose own path to the store
+    // always fails (a full local cache, bad credentials) while the
+    // manager's writes succeed.
+    for n in [100, 101] {
+        nodes.push(direct_worker(
+            &net,
+            n,
+            &addr,
+            bucket.clone(),
+            dir.path(),
+            &stopped,
+        ));
+    }
+    let broken = filling_disk();
+    broken.full.store(true, Ordering::SeqCst);
+    nodes.push(direct_worker(
+        &net,
+        102,
+        &addr,
+        broken,
+        dir.path(),
+        &stopped,
+    ));
+    let broken_id = seeded_identity(102).node_id();
+    let client = Client::connect(&net.transport(NodeId(50)), &addr, None)
+        .await
+        .unwrap();
+    let job = submit_stand_in_job(&client, 6, 8, 1).await;
+    let mut events = client.watch(job).await.unwrap();
+    bucket.full.store(true, Ordering::SeqCst);
+
+    let reason = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match events.recv().await.expect("events flow") {
+                JobEvent::Waiting { reason } if reason.contains("blob store") => return reason,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job says it waits for the blob store");
+    assert!(reason.contains("No space left"), "{reason}");
+    bucket.full.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(900), async {
+        loop {
+            match events.recv().await.expect("events flow") {
+                JobEvent::Completed { .. } => return,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job completes once the bucket accepts writes");
+
+    // Every failure charged went to the worker that alone could not write;
+    // the bucket's outage was charged to nobody.
+    let mut charged = Vec::new();
+    for t in store.tasks_of_job(job).await.unwrap() {
+        charged.extend(t.excluded.iter().copied());
+        let blamed_others = t.excluded.iter().any(|w| *w != broken_id);
+        assert!(!blamed_others, "{:?}: {:?}", t.id, t.history);
+    }
+    assert!(
+        charged.contains(&broken_id),
+        "the worker whose own writes failed is charged for its failures"
+    );
+    let _ = stop.send(true);
+    for n in nodes {
+        let _ = n.await;
     }
     manager.shutdown().await;
 }

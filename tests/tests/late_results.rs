@@ -106,6 +106,7 @@ async fn messages_about_a_task_the_sender_does_not_hold_change_nothing() {
         Message::TaskFailed {
             task: other,
             error: "made up".into(),
+            cause: inferix_core::protocol::FailureCause::Render,
         },
         Message::TaskReleased { task: other },
     ] {

@@ -29,8 +29,8 @@ use inferix_core::ledger::{Account, Transaction};
 use inferix_core::por::plan::{patches_for_lease, plan_verification};
 use inferix_core::por::prepare::{PorConfig, SceneWatermarker};
 use inferix_core::protocol::{
-    Envelope, ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role, TaskAssignment, Verdict,
-    VerificationAssignment, PROTOCOL_VERSION,
+    Envelope, ErrorCode, FailureCause, Hello, JobEvent, JobStatus, Message, Quote, Role,
+    TaskAssignment, Verdict, VerificationAssignment, PROTOCOL_VERSION,
 };
 use inferix_core::renderer::{RenderRequest, RenderSettings, RenderWarning, Renderer};
 use inferix_core::scheduler::{

@@ -193,8 +193,13 @@ impl State {
                 );
                 false
             }
-            (Some(Role::Worker), Message::TaskFailed { task, error }) => {
+            (Some(Role::Worker), Message::TaskFailed { task, error, cause }) => {
                 self.release_worker(node, task);
+                if cause == FailureCause::Storage && self.storage_outage.is_none() {
+                    // A worker writing to the blob store directly (S3) is
+                    // believed only when the manager's own write fails too.
+                    self.confirm_storage_failure().await;
+                }
                 if self.storage_outage.is_some() {
                     // Its upload hit the manager's failing store: neither
                     // the worker's fault nor the task's.

@@ -55,6 +55,15 @@ impl State {
         }
     }
 
+    /// A worker says the blob store failed it: a probe write of the
+    /// manager's own tells whether the store is failing (an outage begins)
+    /// or the trouble is the worker's (its path to the store, or a lie).
+    pub(super) async fn confirm_storage_failure(&mut self) {
+        if let Err(e) = self.blobs.put_bytes(PROBE.to_vec()).await {
+            self.storage_failed(e.to_string()).await;
+        }
+    }
+
     /// Whether leasing is paused by a blob-store outage. Probes the store
     /// when the backoff allows and ends the outage once a write succeeds.
     pub(super) async fn storage_paused(&mut self) -> bool {
