@@ -14,15 +14,22 @@
 //! [`claims`] bad-result claims, [`admission`] who may join, [`economy`]
 //! the ledger's transactions, [`workers`] the connected workers and which
 //! are idle, [`estimates`] finish-time estimates for dispatch, [`dispatch`]
-//! which idle worker leases which queued task.
-//! Admission and economy are rule functions the driver calls with the
-//! balances it read; rounds keep state and answer events.
+//! which idle worker leases which queued task, [`results`] whether a
+//! signed result answers its lease, [`housekeeping`] the periodic checks
+//! (silent peers, hung workers, expired leases, lost verifications),
+//! [`requests`] the rules of clients' requests (status, pause, cancel).
+//! Admission, economy, results, housekeeping and requests are rule
+//! functions the driver calls with the records it read; rounds keep state
+//! and answer events.
 
 pub mod admission;
 pub mod claims;
 pub mod dispatch;
 pub mod economy;
 pub mod estimates;
+pub mod housekeeping;
+pub mod requests;
+pub mod results;
 pub mod rounds;
 pub mod verifiers;
 pub mod workers;

@@ -1,6 +1,8 @@
 //! Periodic checks: silent peers, hung workers, expired leases, late votes,
 //! orphaned verifications.
 
+use inferix_manager::housekeeping;
+
 use super::*;
 
 impl State {
@@ -9,13 +11,14 @@ impl State {
         if !self.buffered.is_empty() {
             self.flush_buffered_results().await;
         }
-        // Workers that went silent.
+        // Peers that went silent.
+        let timeout = self.cfg.heartbeat_timeout.as_millis() as u64;
         let silent: Vec<ConnId> = self
             .workers
             .values()
             .map(|w| (w.conn, w.last_seen))
             .chain(self.verifiers.values().map(|v| (v.conn, v.last_seen)))
-            .filter(|(_, seen)| seen + (self.cfg.heartbeat_timeout.as_millis() as u64) < now)
+            .filter(|(_, seen)| housekeeping::is_silent(*seen, now, timeout))
             .map(|(c, _)| c)
             .collect();
         for c in silent {
@@ -25,16 +28,7 @@ impl State {
         self.adopt_orphaned_verifications(now).await;
         // Workers that stopped making progress on their task.
         let limit = self.cfg.progress_timeout.as_millis() as u64;
-        let hung: Vec<(NodeId, TaskId)> = self
-            .workers
-            .iter()
-            .filter_map(|(id, w)| {
-                w.task()
-                    .filter(|_| w.last_progress + limit <= now)
-                    .map(|t| (*id, t))
-            })
-            .collect();
-        for (worker, task) in hung {
+        for (worker, task) in housekeeping::hung_workers(&self.workers, now, limit) {
             warn!(?worker, ?task, "no progress; task taken back");
             self.count_failure(task.job, worker).await;
             self.revoke(worker, task).await;
@@ -48,16 +42,12 @@ impl State {
         }
         if let Ok(expired) = self.store.expired_leases(now, 1000).await {
             for t in expired {
-                if let Some(l) = &t.lease {
-                    let worker = l.worker;
-                    // Not heard from since it took the task: frozen or cut
-                    // off; it gets no more work until it speaks.
-                    let leased_at = t.entered(TaskStatus::Leased).unwrap_or(0);
-                    if let Some(w) = self.workers.get(&worker) {
-                        if w.task() == Some(t.id) && w.last_seen <= leased_at {
-                            warn!(?worker, task = ?t.id, "lease ran out without a word from the worker; no more work for it until it speaks");
-                            self.workers.silence(worker);
-                        }
+                if let Some(housekeeping::ExpiredLease { worker, silence }) =
+                    housekeeping::expired_lease(&self.workers, &t)
+                {
+                    if silence {
+                        warn!(?worker, task = ?t.id, "lease ran out without a word from the worker; no more work for it until it speaks");
+                        self.workers.silence(worker);
                     }
                     self.count_failure(t.id.job, worker).await;
                     self.revoke(worker, t.id).await;
@@ -88,10 +78,7 @@ impl State {
             if self.engine.has_round(t.id) {
                 continue;
             }
-            let orphaned = t
-                .entered(TaskStatus::Verifying)
-                .is_none_or(|at| at + lost_after <= now);
-            if orphaned
+            if housekeeping::is_orphaned_verification(&t, now, lost_after)
                 && t.transition(
                     TaskStatus::Rendered,
                     now,

@@ -1,5 +1,7 @@
 //! Client requests: quotes, submissions, status, pause, resume, cancel.
 
+use inferix_manager::requests;
+
 use super::*;
 
 impl State {
@@ -165,20 +167,12 @@ impl State {
     }
 
     pub(super) async fn status(&mut self, job_id: JobId) -> Result<JobStatus, (ErrorCode, String)> {
-        let mut job = self
+        let job = self
             .store
             .job(job_id)
             .await
             .map_err(store_err)?
             .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
-        // A verification that cannot go on is the job's reason to wait
-        // when it has no other.
-        if job.waiting_reason.is_none() && !job.state.is_terminal() {
-            let stuck = self.round_waiting.iter().filter(|(t, _)| t.job == job_id);
-            if let Some((task, why)) = stuck.min_by_key(|(t, _)| **t) {
-                job.waiting_reason = Some(format!("verification of task {task} waits: {why}"));
-            }
-        }
         let counts = self
             .store
             .status_counts(job_id)
@@ -188,17 +182,8 @@ impl State {
             .map(|c| (c.status, c.tasks))
             .collect();
         let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
-        let mut frames: Vec<_> = tasks
-            .iter()
-            .filter(|t| t.status == TaskStatus::Accepted)
-            .flat_map(|t| t.delivered_frames())
-            .collect();
-        frames.sort_by_key(|f| f.frame);
-        Ok(JobStatus {
-            job,
-            counts,
-            frames,
-        })
+        let stuck = self.round_waiting.iter().map(|(t, why)| (*t, why.as_str()));
+        Ok(requests::job_status(job, counts, &tasks, stuck))
     }
 
     /// Pauses (no new leases; running tasks finish) or resumes a job.
@@ -213,24 +198,11 @@ impl State {
             .await
             .map_err(store_err)?
             .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
-        let (from, to, note) = if pause {
-            (JobState::Active, JobState::Paused, "paused by the user")
-        } else {
-            (JobState::Paused, JobState::Active, "resumed by the user")
-        };
-        if job.state == to {
+        let Some((to, note)) = requests::pause_change(job.state, pause)
+            .map_err(|why| (ErrorCode::InvalidRequest, format!("job {job_id} {why}")))?
+        else {
             return Ok(());
-        }
-        if job.state != from {
-            return Err((
-                ErrorCode::InvalidRequest,
-                format!(
-                    "job {job_id} is {} and cannot be {}",
-                    job.state.as_str(),
-                    if pause { "paused" } else { "resumed" }
-                ),
-            ));
-        }
+        };
         job.set_state(to, self.now(), note);
         self.waiting.remove(&job_id);
         self.save_job(job).await;
@@ -256,12 +228,8 @@ impl State {
             .await
             .map_err(store_err)?
             .ok_or((ErrorCode::NotFound, format!("job {job_id} not found")))?;
-        if job.state.is_terminal() {
-            return Err((
-                ErrorCode::InvalidRequest,
-                format!("job {job_id} is already {}", job.state.as_str()),
-            ));
-        }
+        requests::may_cancel(job.state)
+            .map_err(|why| (ErrorCode::InvalidRequest, format!("job {job_id} {why}")))?;
         job.set_state(JobState::Cancelled, self.now(), "cancelled by the user");
         self.save_job(job).await;
         let now = self.now();

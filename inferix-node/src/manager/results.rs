@@ -310,31 +310,18 @@ impl State {
     }
 
     /// Why a result with a valid signature must still be refused before
-    /// it is verified: a replay of another lease (attempt), or a render of
-    /// another scene than the one leased.
+    /// it is verified (see [`inferix_manager::results::check_result`]).
     pub(super) async fn check_result(
         &mut self,
         t: &Task,
         result: &inferix_core::task::TaskResult,
     ) -> Result<(), String> {
-        let task_id = t.id;
-        let leased_scene = match t.lease.as_ref().and_then(|l| l.scene) {
-            Some(s) => s,
-            None => match self.job(task_id.job).await {
-                Some(j) => j.spec.scene.blob,
-                None => result.scene,
-            },
+        let job_scene = if inferix_manager::results::needs_job_scene(t) {
+            self.job(t.id.job).await.map(|j| j.spec.scene.blob)
+        } else {
+            None
         };
-        if result.attempt != t.attempts {
-            return Err(format!(
-                "result answers attempt {} but the lease is attempt {}",
-                result.attempt, t.attempts
-            ));
-        }
-        if leased_scene != result.scene {
-            return Err("result was rendered from another scene than the one leased".into());
-        }
-        Ok(())
+        inferix_manager::results::check_result(t, result, job_scene).map_err(|e| e.to_string())
     }
 
     /// Counts a lease lost through `worker` against it: its reputation

@@ -95,14 +95,6 @@ impl Sim {
             return Ok(());
         };
         let worker = node_of_worker(w);
-        let holds = task.status == TaskStatus::Leased
-            && task.attempts == attempt
-            && task.lease.as_ref().is_some_and(|l| l.worker == worker);
-        if !holds {
-            self.c.stale_results += 1;
-            self.release(w, tid, attempt);
-            return Ok(());
-        }
         let result = TaskResult {
             worker,
             frames: task
@@ -124,6 +116,15 @@ impl Sim {
             public_key: Vec::new(),
             signature: Vec::new(),
         };
+        // The manager's own rule: a result must answer the current lease.
+        let holds = task.status == TaskStatus::Leased
+            && task.lease.as_ref().is_some_and(|l| l.worker == worker)
+            && inferix_manager::results::check_result(&task, &result, Some(result.scene)).is_ok();
+        if !holds {
+            self.c.stale_results += 1;
+            self.release(w, tid, attempt);
+            return Ok(());
+        }
         let now = self.abs_ms();
         task.complete(result, now).map_err(run_err)?;
         self.store.update_task(&mut task).await.map_err(store_err)?;

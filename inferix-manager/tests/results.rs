@@ -1,0 +1,88 @@
+//! Results: a signed result must answer the current lease's attempt and
+//! its scene (the prepared copy when there is one, else the job's).
+
+use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::task::{Lease, Task, TaskResult};
+use inferix_core::ContentHash;
+use inferix_manager::results::{check_result, needs_job_scene, ResultRefusal};
+
+fn task(prepared: Option<ContentHash>) -> Task {
+    let mut t = Task::new(TaskId::new(JobId(1), 0), vec![1], 0);
+    t.lease(
+        Lease {
+            worker: NodeId(5),
+            manager: NodeId(9),
+            deadline_ms: 600_000,
+            scene: prepared,
+        },
+        0,
+    )
+    .unwrap();
+    t
+}
+
+fn result(attempt: u32, scene: &[u8]) -> TaskResult {
+    TaskResult {
+        worker: NodeId(5),
+        frames: Vec::new(),
+        render_ms: 1,
+        attempt,
+        scene: ContentHash::of(scene),
+        device_class: "cpu".into(),
+        public_key: Vec::new(),
+        signature: Vec::new(),
+    }
+}
+
+#[test]
+fn a_result_of_the_leased_copy_and_attempt_passes() {
+    let t = task(Some(ContentHash::of(b"copy")));
+    assert!(!needs_job_scene(&t));
+    assert_eq!(check_result(&t, &result(1, b"copy"), None), Ok(()));
+}
+
+#[test]
+fn a_replay_of_another_attempt_is_refused() {
+    let t = task(Some(ContentHash::of(b"copy")));
+    assert_eq!(
+        check_result(&t, &result(2, b"copy"), None),
+        Err(ResultRefusal::OtherAttempt {
+            result: 2,
+            lease: 1
+        })
+    );
+}
+
+#[test]
+fn a_render_of_another_scene_is_refused() {
+    // The prepared copy carries this lease's watermark: the customer's own
+    // scene (without it) is another scene.
+    let t = task(Some(ContentHash::of(b"copy")));
+    assert_eq!(
+        check_result(
+            &t,
+            &result(1, b"original"),
+            Some(ContentHash::of(b"original"))
+        ),
+        Err(ResultRefusal::OtherScene)
+    );
+    // Without a prepared copy the job's own scene is the leased one.
+    let plain = task(None);
+    assert!(needs_job_scene(&plain));
+    assert_eq!(
+        check_result(
+            &plain,
+            &result(1, b"original"),
+            Some(ContentHash::of(b"original"))
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        check_result(
+            &plain,
+            &result(1, b"other"),
+            Some(ContentHash::of(b"original"))
+        ),
+        Err(ResultRefusal::OtherScene)
+    );
+}
