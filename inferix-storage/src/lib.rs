@@ -12,6 +12,7 @@ mod blob;
 mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod records;
 mod sqlite;
 
 #[cfg(feature = "s3")]

@@ -28,6 +28,7 @@ mod options;
 mod rows;
 mod writes;
 
+use crate::records::{from_json, int, to_json};
 pub use error::PostgresError;
 use error::*;
 use options::*;
@@ -45,7 +46,6 @@ use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
 use inferix_core::store::{Change, StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
-use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};

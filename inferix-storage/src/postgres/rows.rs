@@ -1,26 +1,7 @@
-//! Values to and from table rows: integers, JSON records, task columns.
+//! Task rows: their indexed columns, and decoding them (the record forms
+//! are shared with the SQLite store, in `records`).
 
 use super::*;
-
-/// PostgreSQL integers are signed; values past `i64::MAX` (hundreds of
-/// millions of years in ms) saturate, which keeps their order.
-pub(super) fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot encode record: {e}")))
-}
-
-pub(super) fn from_json<T: DeserializeOwned>(
-    what: impl FnOnce() -> String,
-    s: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
-        what: what(),
-        reason: e.to_string(),
-    })
-}
 
 /// The indexed columns of a task row, derived from its record.
 pub(super) struct TaskColumns {
@@ -46,10 +27,6 @@ impl TaskColumns {
 /// Decodes `(job_id, idx, record)` rows.
 pub(super) fn decode_tasks(rows: &[Row]) -> Result<Vec<Task>, StoreError> {
     rows.iter()
-        .map(|r| {
-            let job: &str = r.get(0);
-            let idx: i64 = r.get(1);
-            from_json(|| format!("task {job}-{idx:05}"), r.get::<_, &str>(2))
-        })
+        .map(|r| crate::records::decode_task(r.get(0), r.get(1), r.get::<_, &str>(2)))
         .collect()
 }
