@@ -18,7 +18,7 @@
 //!   file uses beyond that is listed as a warning when the scene loads; a
 //!   required extension outside it is refused with an error naming it.
 //! * [`demo_scene_glb`]: the built-in animated demo scene.
-//! * [`codec`]: PNG / EXR encoding, [`metrics`]: PSNR / SSIM / max difference,
+//! * [`codec`]: PNG / EXR encoding (the `inferix-codec` crate), [`metrics`]: PSNR / SSIM / max difference,
 //!   [`bench`]: the Inferix Bench index (IB).
 
 // Without any runtime feature the device enum is empty and code after a
@@ -34,7 +34,7 @@ pub mod blender;
 pub mod builder;
 mod bvh;
 mod camera;
-pub mod codec;
+pub use inferix_codec as codec;
 mod demo;
 mod device;
 mod environment;

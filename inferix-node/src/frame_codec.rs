@@ -1,8 +1,8 @@
 //! Encoding of delivered frames in the job's output format.
 
+use inferix_codec as codec;
 use inferix_core::image::{Image, Rgb8Image};
 use inferix_core::job::OutputFormat;
-use inferix_gpu::codec;
 
 /// Encodes a rendered image as PNG (8-bit sRGB) or EXR (linear float).
 pub(crate) fn encode(img: &Image, format: OutputFormat) -> Result<Vec<u8>, codec::CodecError> {

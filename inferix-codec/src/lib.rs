@@ -1,4 +1,9 @@
-//! PNG (sRGB 8-bit) and EXR (linear float) encoding of frames.
+//! PNG (sRGB 8-bit, alpha when a frame has transparent pixels) and EXR
+//! (linear float) encoding of frames.
+//!
+//! Its own crate so that nodes which only move frames (a manager
+//! compositing clean pixels, a verifier decoding a worker's frames) need
+//! no renderer to read and write them; `inferix_gpu::codec` re-exports it.
 
 use inferix_core::image::{Image, Rgb8Image};
 
