@@ -19,7 +19,6 @@
 //! offers at a time: verifiers check one result after another, so a
 //! deadline counted from the offer is only fair while its queue is short.
 
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use inferix_core::ids::{NodeId, TaskId};
@@ -42,6 +41,14 @@ pub struct RoundConfig {
     pub reputation_penalty: f64,
     /// Offers one verifier holds at a time.
     pub max_offers_per_verifier: usize,
+    /// Secret that keys the draw of each round's verifiers. Seats go to
+    /// verifiers with spare capacity by a draw weighted by reputation,
+    /// not to the least busy or lowest id: a rubber stamp that answers at
+    /// once, or a ground low node id, gets its fair share of seats and no
+    /// more, and nobody outside the manager can predict who sits where.
+    /// The driver sets it from a secret of its own; the default (zeros) is
+    /// for tests.
+    pub draw_key: [u8; 32],
 }
 
 impl Default for RoundConfig {
@@ -51,6 +58,7 @@ impl Default for RoundConfig {
             vote_timeout_ms: 300_000,
             reputation_penalty: 0.5,
             max_offers_per_verifier: 4,
+            draw_key: [0; 32],
         }
     }
 }
@@ -219,7 +227,7 @@ impl Rounds {
             let Some(round) = self.rounds.get_mut(&task) else {
                 continue;
             };
-            if pick(round, ctx.verifiers, cap, false).is_some() {
+            if pick(&self.cfg.draw_key, task, round, ctx.verifiers, cap, false).is_some() {
                 if let Some(vote) = round.votes.remove(&verifier) {
                     self.ids.remove(&vote.verification);
                     ctx.verifiers.release(verifier);
@@ -288,8 +296,9 @@ impl Rounds {
                 }
                 return;
             }
-            let Some(verifier) = pick(round, ctx.verifiers, cap, true) else {
-                if pick(round, ctx.verifiers, usize::MAX, true).is_none() {
+            let key = &self.cfg.draw_key;
+            let Some(verifier) = pick(key, task, round, ctx.verifiers, cap, true) else {
+                if pick(key, task, round, ctx.verifiers, usize::MAX, true).is_none() {
                     let why = format!(
                         "needs vote {} of {} and no other verifier is connected \
                          ({} connected, the worker and those already voting excluded)",
@@ -396,7 +405,15 @@ fn set_waiting(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round, why: Option<S
 /// already asked, with fewer than `cap` offers; those that can answer the
 /// round's checks, then the least busy, then the most reputable. With
 /// `again`, a verifier replaced earlier may be asked when nobody else can.
-fn pick(round: &Round, pool: &VerifierPool, cap: usize, again: bool) -> Option<NodeId> {
+fn pick(
+    key: &[u8; 32],
+    task: TaskId,
+    round: &Round,
+    pool: &VerifierPool,
+    cap: usize,
+    again: bool,
+) -> Option<NodeId> {
+    let seat = round.votes.len() + round.replaced.len();
     pool.iter()
         .filter(|(id, v)| {
             **id != round.worker
@@ -408,11 +425,32 @@ fn pick(round: &Round, pool: &VerifierPool, cap: usize, again: bool) -> Option<N
             (
                 round.replaced.contains(id),
                 round.needs_renderer && !v.renders,
-                v.busy,
-                Reverse(OrdF64(v.reputation)),
+                OrdF64(draw(key, task, seat, **id, v.reputation)),
             )
         })
         .map(|(id, _)| *id)
+}
+
+/// A verifier's ticket for one seat of `task`'s round: an exponential
+/// variate from a keyed hash, divided by its reputation, so the smallest
+/// ticket wins with probability proportional to reputation (a weighted
+/// draw), and the same key, task and seat always draw the same way.
+fn draw(key: &[u8; 32], task: TaskId, seat: usize, verifier: NodeId, reputation: f64) -> f64 {
+    let mut bytes = Vec::with_capacity(32 + 16 + 4 + 8 + 16);
+    bytes.extend_from_slice(key);
+    bytes.extend_from_slice(&task.job.0.to_le_bytes());
+    bytes.extend_from_slice(&task.index.to_le_bytes());
+    bytes.extend_from_slice(&(seat as u64).to_le_bytes());
+    bytes.extend_from_slice(&verifier.0.to_le_bytes());
+    let h = inferix_core::ContentHash::of(&bytes).0;
+    let x = u64::from_le_bytes(h[..8].try_into().expect("eight bytes"));
+    // In (0, 1], never 0, so the logarithm is finite.
+    let u = (x as f64 + 1.0) / (u64::MAX as f64 + 1.0);
+    if reputation > 0.0 && reputation.is_finite() {
+        -u.ln() / reputation
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Total order on reputations for sorting.

@@ -371,6 +371,9 @@ impl ManagerNode {
             quorum: b.config.quorum.max(1),
             vote_timeout_ms: b.config.verification_timeout.as_millis() as u64,
             reputation_penalty: b.config.reputation_penalty,
+            // Fresh for each run: who verifies what cannot be predicted
+            // from outside, nor ground by choosing node ids.
+            draw_key: rand::random(),
             ..RoundConfig::default()
         });
         let mut state = State {

@@ -226,6 +226,7 @@ impl Sim {
         let round_cfg = RoundConfig {
             quorum: cfg.quorum,
             vote_timeout_ms: 120_000,
+            draw_key: rng.gen(),
             ..RoundConfig::default()
         };
         let managers = (0..cfg.managers)
