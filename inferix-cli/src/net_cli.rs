@@ -78,8 +78,10 @@ pub(crate) struct ManagerArgs {
     /// [default: 300].
     #[arg(long, env = "INFERIX_VERIFICATION_SECONDS", value_parser = at_least_1)]
     verification_seconds: Option<u64>,
-    /// Proof-of-Render secret shared by every manager of the network: turns
-    /// on watermarked leases and crop challenges [default: off].
+    /// Proof-of-Render secret shared by every manager of the network
+    /// (watermarked leases, crop challenges, clean delivery) [default: a
+    /// random secret kept in the data folder, `por-secret`; managers that
+    /// share a task store must be given the same one].
     #[arg(long, env = "INFERIX_POR_SECRET", hide_env_values = true)]
     por_secret: Option<String>,
 }
@@ -320,13 +322,16 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
         .scheduler(WeightedRandomScheduler::default())
         .config(config)
         .scratch_dir(a.data_dir.join("scratch"));
-    if let Some(secret) = &a.por_secret {
-        builder = builder
-            .proof_of_render(PorConfig::new(ManagerSecret(secret.as_bytes().to_vec())))
-            .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
-        if let Ok(blender) = Blender::locate(None).await {
-            builder = builder.watermarker(Arc::new(BlenderWatermarker::new(blender)));
-        }
+    // Proof of Render is always on: workers are strangers.
+    let secret = match &a.por_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => local_por_secret(&a.data_dir)?,
+    };
+    builder = builder
+        .proof_of_render(PorConfig::new(ManagerSecret(secret)))
+        .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
+    if let Ok(blender) = Blender::locate(None).await {
+        builder = builder.watermarker(Arc::new(BlenderWatermarker::new(blender)));
     }
     let handle = builder.build().start().await?;
     // The file first, so that it exists once the address is announced.
@@ -404,6 +409,37 @@ async fn renderers(tracer: Arc<inferix_gpu::PathTracer>) -> (Arc<dyn Renderer>, 
         Err(e) => tracing::info!("no Blender: .blend scenes are not rendered here ({e})"),
     }
     (Arc::new(RendererSet::new(list)), tags)
+}
+
+/// The Proof-of-Render secret of a manager given none: 32 random bytes kept
+/// (hex, readable by its owner only) in `por-secret` in the data folder,
+/// so that leases granted before a restart still verify after it.
+fn local_por_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("por-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return hex::decode(text.trim())
+                .with_context(|| format!("{} is not a hex secret", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let secret: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(hex::encode(secret).as_bytes())?;
+            f.sync_all()?;
+            Ok(secret.to_vec())
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => local_por_secret(data_dir),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 /// Where settings name no store: `tasks.sqlite` and `blobs/` in the data
@@ -618,4 +654,34 @@ pub(crate) async fn cancel(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
     connect(&c).await?.cancel(job).await?;
     println!("cancelled {job}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manager_without_a_secret_keeps_one_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = local_por_secret(dir.path()).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(
+            local_por_secret(dir.path()).unwrap(),
+            first,
+            "the same secret after a restart"
+        );
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(local_por_secret(other.path()).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("por-secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
+        }
+        std::fs::write(dir.path().join("por-secret"), "not hex").unwrap();
+        assert!(local_por_secret(dir.path()).is_err());
+    }
 }

@@ -383,7 +383,7 @@ fn a_worker_stopped_with_sigterm_hands_its_task_back_and_exits_0() {
                 "--height",
                 "90",
                 "--spp",
-                "64",
+                "16",
                 "--wait",
             ],
             &[],

@@ -280,6 +280,12 @@ pub struct Task {
     pub failures: u32,
     /// Workers that failed or cheated on this task; never offered it again.
     pub excluded: Vec<NodeId>,
+    /// The manager holding the task's verification round while it is
+    /// `Verifying` (cleared when it leaves): a manager that restarts knows
+    /// its own rounds were lost with the old process and opens them again
+    /// at once, while other managers' rounds are left to their managers.
+    #[serde(default)]
+    pub round_manager: Option<NodeId>,
     /// Optimistic-concurrency version, bumped by the store on every update.
     pub version: u64,
     /// Every status change, oldest first.
@@ -318,6 +324,7 @@ impl Task {
             attempts: 0,
             failures: 0,
             excluded: Vec::new(),
+            round_manager: None,
             version: 0,
             history: vec![StatusChange {
                 status: TaskStatus::Queued,
@@ -367,6 +374,9 @@ impl Task {
         self.status = to;
         if to != TaskStatus::Leased {
             self.lease = None;
+        }
+        if to != TaskStatus::Verifying {
+            self.round_manager = None;
         }
         if matches!(
             to,
@@ -500,6 +510,24 @@ mod tests {
 
     fn task() -> Task {
         Task::new(TaskId::new(JobId(7), 0), vec![1, 2], 0)
+    }
+
+    #[test]
+    fn the_round_manager_is_kept_only_while_verifying() {
+        let mut t = task();
+        t.lease(lease(1), 1).unwrap();
+        t.transition(TaskStatus::Rendered, 2, "rendered").unwrap();
+        t.transition(TaskStatus::Verifying, 3, "sent").unwrap();
+        t.round_manager = Some(NodeId(9));
+        let stored: Task = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(stored.round_manager, Some(NodeId(9)));
+        t.transition(TaskStatus::Rendered, 4, "round lost").unwrap();
+        assert_eq!(t.round_manager, None);
+        // Records written before the field existed read as no manager.
+        let mut old = serde_json::to_value(&stored).unwrap();
+        old.as_object_mut().unwrap().remove("round_manager");
+        let old: Task = serde_json::from_value(old).unwrap();
+        assert_eq!(old.round_manager, None);
     }
 
     fn lease(w: u128) -> Lease {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
+use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
 use inferix_core::renderer::{RenderError, Renderer};
 use inferix_core::scheduler::{Scheduler, WeightedRandomScheduler};
@@ -116,7 +117,11 @@ impl Default for LocalNetworkBuilder {
             scheduler: None,
             client_token: None,
             worker_ibs: None,
-            proof_of_render: None,
+            // On, with a secret of this network's own: verification
+            // without it only checks that frames decode and are not flat.
+            proof_of_render: Some(PorConfig::new(ManagerSecret(
+                rand::random::<[u8; 32]>().to_vec(),
+            ))),
         }
     }
 }
@@ -188,11 +193,19 @@ impl LocalNetworkBuilder {
         self.worker_ibs = Some(ibs.into_iter().collect());
         self
     }
-    /// Proof of Render: glTF scenes are leased as watermarked copies and
-    /// verifiers check the patches and re-render crop challenges with the
-    /// network's renderer (which must then be deterministic).
+    /// Proof of Render (on by default, with a random secret): glTF scenes
+    /// are leased as watermarked copies and verifiers check the patches and
+    /// re-render crop challenges with the network's renderer (which must
+    /// then be deterministic). This sets its configuration.
     pub fn proof_of_render(mut self, config: PorConfig) -> Self {
         self.proof_of_render = Some(config);
+        self
+    }
+    /// Turns Proof of Render off: verifiers then check only that frames
+    /// decode, have the asked size and are not flat (for a network whose
+    /// renderer is not deterministic).
+    pub fn without_proof_of_render(mut self) -> Self {
+        self.proof_of_render = None;
         self
     }
     /// Token clients must present (default none: anyone may submit).

@@ -20,7 +20,10 @@ impl State {
     }
 
     /// Verifications in flight were lost with the old process, so their
-    /// tasks go back to `Rendered` to be verified again.
+    /// tasks go back to `Rendered` to be verified again: at once for the
+    /// tasks this manager (same node id) leased, whose rounds it held;
+    /// after the verification timeout for others', whose managers may
+    /// still be alive.
     async fn recover_verifications(&mut self) {
         let Ok(verifying) = self
             .store
@@ -31,10 +34,11 @@ impl State {
         };
         let now = self.now();
         for mut t in verifying {
+            let ours = t.round_manager == Some(self.id);
             let stale = t
                 .entered(TaskStatus::Verifying)
                 .is_none_or(|at| at + self.cfg.verification_timeout.as_millis() as u64 <= now);
-            if stale
+            if (ours || stale)
                 && t.transition(
                     TaskStatus::Rendered,
                     now,

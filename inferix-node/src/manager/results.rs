@@ -233,6 +233,9 @@ impl State {
                 verifying = !self.verifiers.is_empty()
                     && t.transition(TaskStatus::Verifying, now, "sent to verifiers")
                         .is_ok();
+                if verifying {
+                    t.round_manager = Some(self.id);
+                }
                 self.store.update_task(&mut t).await.map_err(|e| {
                     let code = match e {
                         StoreError::Unavailable(_) => ErrorCode::Unavailable,

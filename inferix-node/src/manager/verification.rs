@@ -270,6 +270,7 @@ impl State {
             {
                 continue;
             }
+            t.round_manager = Some(self.id);
             if self.store.update_task(&mut t).await.is_err() {
                 continue;
             }
