@@ -6,6 +6,11 @@
 //! image; a real integration would call its own binary the same way: one
 //! process per frame, scene path and settings as arguments, image file out.
 //!
+//! This program ignores the scene, so it cannot show Proof of Render's
+//! watermark patches (which live in the scene copy each worker is given)
+//! and the network runs without it. A real renderer renders the scene it
+//! is given, deterministically, and keeps Proof of Render on.
+//!
 //! `cargo run -p inferix-examples --bin custom_renderer`
 
 use std::path::Path;
@@ -123,6 +128,8 @@ async fn main() -> anyhow::Result<()> {
         .workers(2)
         .verifiers(1)
         .renderer(Arc::new(ExternalRenderer))
+        // The awk program draws no scene, so no watermark patch either.
+        .without_proof_of_render()
         .start()
         .await?;
     let client = net.client().await?;
