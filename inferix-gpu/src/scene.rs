@@ -320,9 +320,38 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
     validate(&gltf.document)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let doc = &gltf.document;
+    let buffers = read_buffers(&gltf, base)?;
+    let reader = Reader { buffers: &buffers };
+    let (textures, image_tex) = read_textures(doc, &buffers, base)?;
+    let mut materials = crate::material::read_materials(doc, &image_tex, &mut warnings)?;
+    materials.push(Material::default());
+    let (meshes, mesh_weights) = read_meshes(doc, &reader, &materials, &mut warnings)?;
+    let skins = crate::skin::read_skins(doc, &reader)?;
+    let lights = read_lights(doc)?;
+    let nodes = read_nodes(doc)?;
+    let roots = scene_roots(doc, &nodes);
+    let channels = read_channels(doc, &reader)?;
+    check_skinned_nodes(&nodes, &skins, &meshes)?;
+    let scene = Scene {
+        meshes,
+        mesh_weights,
+        skins,
+        warnings,
+        materials,
+        textures,
+        lights,
+        nodes,
+        roots,
+        channels,
+    };
+    check_instanced_triangles(&scene)?;
+    Ok(scene)
+}
 
+/// Every buffer's bytes: the GLB chunk, or a file beside the scene.
+fn read_buffers(gltf: &gltf::Gltf, base: &Path) -> Result<Vec<Vec<u8>>, SceneError> {
     let mut buffers = Vec::new();
-    for b in doc.buffers() {
+    for b in gltf.document.buffers() {
         let data = match b.source() {
             gltf::buffer::Source::Bin => match &gltf.blob {
                 Some(blob) => blob.clone(),
@@ -340,8 +369,16 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         }
         buffers.push(data);
     }
-    let reader = Reader { buffers: &buffers };
+    Ok(buffers)
+}
 
+/// Every image decoded within the texture budget, and the texture index of
+/// each glTF image.
+fn read_textures(
+    doc: &gltf::Document,
+    buffers: &[Vec<u8>],
+    base: &Path,
+) -> Result<(Vec<Texture>, Vec<usize>), SceneError> {
     let mut textures = Vec::new();
     let mut budget = MAX_TEXTURE_BYTES;
     let mut image_tex = Vec::new();
@@ -364,11 +401,11 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         textures.push(decode_image(&bytes, &mut budget)?);
     }
 
-    let mut materials = crate::material::read_materials(doc, &image_tex, &mut warnings)?;
-    materials.push(Material::default());
-    let (meshes, mesh_weights) = read_meshes(doc, &reader, &materials, &mut warnings)?;
-    let skins = crate::skin::read_skins(doc, &reader)?;
+    Ok((textures, image_tex))
+}
 
+/// `KHR_lights_punctual` lights, with their intensity folded into colour.
+fn read_lights(doc: &gltf::Document) -> Result<Vec<LightDef>, SceneError> {
     let mut lights = Vec::new();
     if let Some(ls) = doc.lights() {
         for l in ls {
@@ -398,6 +435,11 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         }
     }
 
+    Ok(lights)
+}
+
+/// Nodes with checked transforms and cameras.
+fn read_nodes(doc: &gltf::Document) -> Result<Vec<Node>, SceneError> {
     let mut nodes = Vec::new();
     for n in doc.nodes() {
         let (matrix, t, r, s) = match n.transform() {
@@ -449,20 +491,29 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
             weights: n.weights().map(<[f32]>::to_vec),
         });
     }
-    let roots: Vec<usize> = match doc.default_scene().or_else(|| doc.scenes().next()) {
+    Ok(nodes)
+}
+
+/// The roots of the default scene (or the first), or of every parentless
+/// node when the file names no scene.
+fn scene_roots(doc: &gltf::Document, nodes: &[Node]) -> Vec<usize> {
+    match doc.default_scene().or_else(|| doc.scenes().next()) {
         Some(s) => s.nodes().map(|n| n.index()).collect(),
         None => {
             // No scene: treat nodes that are nobody's child as roots.
             let mut is_child = vec![false; nodes.len()];
-            for n in &nodes {
+            for n in nodes {
                 for &c in &n.children {
                     is_child[c] = true;
                 }
             }
             (0..nodes.len()).filter(|&i| !is_child[i]).collect()
         }
-    };
+    }
+}
 
+/// Animation channels with their key times and values checked.
+fn read_channels(doc: &gltf::Document, reader: &Reader<'_>) -> Result<Vec<Channel>, SceneError> {
     let mut channels = Vec::new();
     for anim in doc.animations() {
         for ch in anim.channels() {
@@ -508,8 +559,17 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
         }
     }
 
+    Ok(channels)
+}
+
+/// Every skinned node's skin exists and its joints fit the mesh.
+fn check_skinned_nodes(
+    nodes: &[Node],
+    skins: &[crate::skin::Skin],
+    meshes: &[Vec<Primitive>],
+) -> Result<(), SceneError> {
     // Nodes instancing meshes may multiply triangle counts: check the total.
-    for n in &nodes {
+    for n in nodes {
         if let (Some(s), Some(m)) = (n.skin, n.mesh) {
             let skin = skins
                 .get(s)
@@ -519,18 +579,12 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
             }
         }
     }
-    let scene = Scene {
-        meshes,
-        mesh_weights,
-        skins,
-        warnings,
-        materials,
-        textures,
-        lights,
-        nodes,
-        roots,
-        channels,
-    };
+    Ok(())
+}
+
+/// Nodes instancing meshes may multiply triangle counts: the total stays
+/// within [`MAX_TRIANGLES`].
+fn check_instanced_triangles(scene: &Scene) -> Result<(), SceneError> {
     let mut instanced = 0usize;
     let mut overflow = false;
     scene.walk(0.0, &mut |node, _| {
@@ -544,7 +598,7 @@ pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Scene, SceneError> {
     if overflow {
         bail!("scene instantiates more than {MAX_TRIANGLES} triangles");
     }
-    Ok(scene)
+    Ok(())
 }
 
 fn sample_channel(ch: &Channel, t: f32) -> Vec<f32> {
