@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use inferix_core::image::{srgb8_to_linear, Image};
 use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
-use inferix_node::local::LocalNetwork;
+use inferix_local::LocalNetwork;
 
 /// Draws a gradient that moves with the frame number, as `P3` PPM on
 /// stdout. Arguments: width height frame scene-path.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use inferix_core::ids::NodeId;
 use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::scheduler::{is_eligible, Scheduler, TaskDemand, WorkerInfo};
-use inferix_node::local::LocalNetwork;
+use inferix_local::LocalNetwork;
 
 /// Tasks handed to each worker so far.
 type Tally = Arc<Mutex<BTreeMap<NodeId, usize>>>;

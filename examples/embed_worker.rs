@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::protocol::JobEvent;
-use inferix_node::local::{LocalNetwork, LocalTransport};
+use inferix_local::{LocalNetwork, LocalTransport};
 use inferix_node::{WorkerConfig, WorkerNode};
 use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,23 +1,21 @@
-//! Pieces shared by the benchmarks: an instant (or IB-timed) renderer, a
-//! transport wrapper that counts completed sessions, resident-set reading
-//! and the scene every benchmark job renders.
+//! Pieces shared by the benchmarks: a transport wrapper that counts
+//! completed sessions, resident-set reading and the scene every benchmark
+//! job renders (workers run the stand-in renderer of `inferix-core`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::NodeId;
-use inferix_core::image::Image;
 use inferix_core::job::{FrameRange, JobSpec, SceneRef};
 use inferix_core::protocol::Envelope;
-use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
+use inferix_core::renderer::SceneFormat;
 use inferix_transport::{
     Connection, Listener, MessageReceiver, NodeIdentity, Transport, TransportError,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::BenchError;
 
@@ -26,61 +24,6 @@ use crate::BenchError;
 pub(crate) const FRAME_W: u32 = 16;
 /// See [`FRAME_W`].
 pub(crate) const FRAME_H: u32 = 8;
-
-/// A renderer that answers at once (or after `work / ib` of possibly
-/// virtual time) with a tiny deterministic image, and reports when each
-/// render starts.
-pub(crate) struct BenchRenderer {
-    /// Modelled time per frame; zero answers at once.
-    pub(crate) per_frame: Duration,
-    /// Receives the moment each render starts.
-    pub(crate) starts: Option<mpsc::UnboundedSender<Instant>>,
-    /// Set while a render runs (the makespan run kills busy workers).
-    pub(crate) busy: Arc<AtomicBool>,
-}
-
-impl BenchRenderer {
-    /// A renderer that answers at once.
-    pub(crate) fn instant() -> Self {
-        Self {
-            per_frame: Duration::ZERO,
-            starts: None,
-            busy: Arc::default(),
-        }
-    }
-}
-
-#[async_trait]
-impl Renderer for BenchRenderer {
-    fn name(&self) -> &str {
-        "bench"
-    }
-    fn formats(&self) -> &[SceneFormat] {
-        &[SceneFormat::Gltf]
-    }
-    fn device_class(&self) -> String {
-        "bench".into()
-    }
-    async fn render(&self, req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
-        if let Some(s) = &self.starts {
-            let _ = s.send(Instant::now());
-        }
-        req.validate()?;
-        self.busy.store(true, Ordering::SeqCst);
-        let mut out = Vec::with_capacity(req.frames.len());
-        for &frame in &req.frames {
-            if !self.per_frame.is_zero() {
-                tokio::time::sleep(self.per_frame).await;
-            }
-            out.push(RenderedFrame {
-                frame,
-                image: Image::stand_in(frame, req.settings.width, req.settings.height),
-            });
-        }
-        self.busy.store(false, Ordering::SeqCst);
-        Ok(out)
-    }
-}
 
 /// Counts sessions whose first message (the manager's welcome) arrived.
 #[derive(Clone)]

@@ -22,7 +22,9 @@ use inferix_storage::{open_task_store, ObjectBlobStore, OpenOptions};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
-use crate::common::{bench_scene, bench_spec, identity, rss_bytes, BenchRenderer, SessionCounter};
+use inferix_core::renderer::stand_in::StandInRenderer;
+
+use crate::common::{bench_scene, bench_spec, identity, rss_bytes, SessionCounter};
 use crate::counted_store::CountedStore;
 use crate::report::{Row, Target};
 use crate::{BenchError, Options, Report};
@@ -361,7 +363,7 @@ pub async fn dispatch_run(
     let rss0 = rss_bytes();
     let counter = SessionCounter::new();
     let t_connect = Instant::now();
-    let renderer = Arc::new(BenchRenderer::instant());
+    let renderer = Arc::new(StandInRenderer::instant());
     let mut handles = Vec::with_capacity(workers + verifiers);
     for i in 0..workers {
         let cfg = WorkerConfig {

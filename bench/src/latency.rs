@@ -15,9 +15,9 @@ use inferix_storage::ObjectBlobStore;
 use inferix_transport::{install_crypto_provider, QuicConfig, QuicTransport};
 use tokio::sync::{mpsc, watch};
 
-use crate::common::{
-    bench_scene, bench_spec, identity, quantile, rss_bytes, BenchRenderer, SessionCounter,
-};
+use inferix_core::renderer::stand_in::StandInRenderer;
+
+use crate::common::{bench_scene, bench_spec, identity, quantile, rss_bytes, SessionCounter};
 use crate::report::{Row, Target};
 use crate::{BenchError, Options, Report};
 
@@ -72,10 +72,7 @@ pub async fn quic_latency(workers: usize, samples: usize) -> Result<LatencyFigur
     let addr = manager.addr().to_string();
     let (stop, stopped) = watch::channel(false);
     let (start_tx, mut starts) = mpsc::unbounded_channel();
-    let renderer = Arc::new(BenchRenderer {
-        starts: Some(start_tx),
-        ..BenchRenderer::instant()
-    });
+    let renderer = Arc::new(StandInRenderer::instant().reporting_starts(start_tx));
     let rss0 = rss_bytes();
     let counter = SessionCounter::new();
     let mut handles = Vec::new();
@@ -114,7 +111,7 @@ pub async fn quic_latency(workers: usize, samples: usize) -> Result<LatencyFigur
     let mut lat = Vec::with_capacity(samples);
     let mut rtt = Vec::with_capacity(samples);
     for _ in 0..samples {
-        let t0 = Instant::now();
+        let t0 = tokio::time::Instant::now();
         let (job, _) = client
             .submit(&bench_spec(scene.clone(), 1, 1))
             .await
@@ -172,7 +169,7 @@ pub async fn swarm(manager: &str, workers: usize) -> Result<(), BenchError> {
     let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
     let (_stop, stopped) = watch::channel(false);
     let counter = SessionCounter::new();
-    let renderer = Arc::new(BenchRenderer::instant());
+    let renderer = Arc::new(StandInRenderer::instant());
     let mut handles = Vec::new();
     for i in 0..workers {
         let cfg = WorkerConfig {

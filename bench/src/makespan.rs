@@ -21,7 +21,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
-use crate::common::{bench_scene, bench_spec, identity, BenchRenderer, SessionCounter};
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
+
+use crate::common::{bench_scene, bench_spec, identity, SessionCounter};
 use crate::report::{Row, Target};
 use crate::{BenchError, Options, Report};
 
@@ -169,11 +171,11 @@ async fn makespan_inner(
         let ib: f64 = rng.gen_range(0.5..3.0);
         total_ib += ib;
         ibs.push(ib);
-        let renderer = Arc::new(BenchRenderer {
-            per_frame: Duration::from_secs_f64(FRAME_WORK_S / ib),
-            ..BenchRenderer::instant()
-        });
-        let busy = renderer.busy.clone();
+        let renderer = Arc::new(StandInRenderer::new(
+            StandInBehaviour::Honest,
+            Duration::from_secs_f64(FRAME_WORK_S / ib),
+        ));
+        let busy = renderer.busy_flag();
         let cfg = WorkerConfig {
             manager: addr.clone(),
             ib,

@@ -12,7 +12,7 @@ use inferix_core::image::Rect;
 use inferix_core::job::{FrameRange, OutputFormat};
 use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer, SceneFormat};
-use inferix_node::demo::{run_demo, DemoOptions, DemoQuality};
+use inferix_local::demo::{run_demo, DemoOptions, DemoQuality};
 
 mod config_file;
 mod net_cli;

@@ -321,7 +321,8 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     let mut builder = ManagerBuilder::new(transport, store.clone(), blobs)
         .scheduler(WeightedRandomScheduler::default())
         .config(config)
-        .scratch_dir(a.data_dir.join("scratch"));
+        .scratch_dir(a.data_dir.join("scratch"))
+        .inspector(Arc::new(inferix_gpu::GltfInspector));
     // Proof of Render is always on: workers are strangers.
     let secret = match &a.por_secret {
         Some(secret) => secret.as_bytes().to_vec(),

@@ -275,6 +275,23 @@ pub trait Renderer: Send + Sync {
     }
 }
 
+/// Reads scenes and environment maps without a device and without
+/// rendering: what a manager checks when a job is submitted, so that a
+/// scene no worker can load is refused once, with the reason, instead of
+/// failing on every worker it is leased to. Synchronous: callers run it on
+/// a blocking thread.
+pub trait SceneInspector: Send + Sync {
+    /// Scene formats this inspector reads.
+    fn formats(&self) -> &[SceneFormat];
+    /// What rendering `request`'s scene with its settings will substitute
+    /// or skip, as [`Renderer::scene_warnings`] reports it; a scene that
+    /// does not load is [`RenderError::InvalidScene`].
+    fn scene_warnings(&self, request: &RenderRequest) -> Result<Vec<RenderWarning>, RenderError>;
+    /// Checks that `path` reads as an environment map
+    /// ([`RenderError::InvalidScene`] naming the file when it does not).
+    fn check_environment(&self, path: &std::path::Path) -> Result<(), RenderError>;
+}
+
 impl RenderRequest {
     /// Checks settings and crop before any work is done.
     pub fn validate(&self) -> Result<(), RenderError> {
@@ -318,6 +335,10 @@ impl RenderRequest {
 
 #[cfg(all(feature = "runtime", any(test, feature = "testing")))]
 pub mod conformance;
+#[cfg(all(feature = "runtime", any(test, feature = "testing")))]
+pub mod inspector_conformance;
+#[cfg(all(feature = "runtime", any(test, feature = "testing")))]
+pub mod stand_in;
 
 #[cfg(test)]
 mod tests {

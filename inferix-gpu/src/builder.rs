@@ -456,6 +456,27 @@ impl GltfBuilder {
     }
 }
 
+/// A scene of one grey cube (half-extent 0.5) at the origin and nothing
+/// else: no light, no emission, no camera, so that a renderer substitutes
+/// every default it has.
+pub fn bare_cube_glb() -> Vec<u8> {
+    let mut b = GltfBuilder::new();
+    let m = b.material(MaterialDesc {
+        base_color: [0.6; 3],
+        ..Default::default()
+    });
+    let (p, n, i) = box_mesh([0.5; 3], false);
+    let mesh = b.mesh(&p, Some(&n), &i, m);
+    b.node(
+        NodeDesc {
+            mesh: Some(mesh),
+            ..Default::default()
+        },
+        true,
+    );
+    b.to_glb()
+}
+
 /// An axis-aligned box mesh data (24 vertices with face normals, 12 triangles),
 /// centred at the origin with half-extents `h`. `inward` flips the faces.
 pub fn box_mesh(h: [f32; 3], inward: bool) -> (Vec<[f32; 3]>, Vec<[f32; 3]>, Vec<u32>) {

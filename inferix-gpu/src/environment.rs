@@ -98,13 +98,6 @@ pub fn default_environment_exr() -> Result<Vec<u8>, crate::codec::CodecError> {
 /// Largest environment map accepted, in pixels (a 16k x 8k map).
 const MAX_ENV_PIXELS: u64 = 16384 * 8192;
 
-/// Checks that `path` is an environment map the path tracer reads, without
-/// a device: a manager asks before accepting a job that names one, so that
-/// a bad map is refused at submission instead of failing every lease.
-pub fn check_environment(path: &std::path::Path) -> Result<(), String> {
-    load_file(path).map(|_| ())
-}
-
 /// Reads an equirectangular radiance map from a `.hdr` (Radiance RGBE) or
 /// `.exr` file. Non-finite and negative values read as black.
 pub(crate) fn load_file(path: &std::path::Path) -> Result<EnvMap, String> {

@@ -39,6 +39,7 @@ mod demo;
 mod device;
 mod environment;
 mod gpu_scene;
+mod inspector;
 mod kernel;
 mod material;
 mod math;
@@ -51,7 +52,8 @@ pub mod watermark;
 
 pub use demo::{demo_scene_glb, DEMO_SCENE_FRAMES};
 pub use device::RuntimeKind;
-pub use environment::{check_environment, default_environment_exr};
+pub use environment::default_environment_exr;
+pub use inspector::GltfInspector;
 pub use scene::MAX_TRIANGLES;
 pub use tracer::{scene_warnings, PathTracer, Sampler};
 pub use watermark::GltfWatermarker;

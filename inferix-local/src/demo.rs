@@ -16,8 +16,8 @@ use inferix_core::renderer::Renderer;
 use inferix_core::scheduler::WeightedRandomScheduler;
 use inferix_core::store::StoreError;
 
-use crate::local::{LocalNetwork, LocalNetworkError};
-use crate::ClientError;
+use crate::{LocalNetwork, LocalNetworkError};
+use inferix_node::ClientError;
 
 /// What the demo runs.
 #[derive(Debug, Clone)]

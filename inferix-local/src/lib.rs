@@ -1,10 +1,12 @@
 //! A whole network embedded in the current tokio runtime: a manager,
 //! workers and verifiers that an application (or a test, or the Python
-//! package) starts with one call and talks to through a [`Client`].
+//! package) starts with one call and talks to through a [`Client`]. It
+//! renders with the GPU path tracer unless given another renderer; the
+//! node runtimes it composes (`inferix-node`) depend on no renderer.
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! use inferix_node::local::LocalNetwork;
+//! use inferix_local::LocalNetwork;
 //! let net = LocalNetwork::builder().workers(2).verifiers(1).start().await?;
 //! let client = net.client().await?;
 //! // … quote, submit, wait, download with `client` …
@@ -30,10 +32,12 @@ use inferix_transport::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::{
+use inferix_node::{
     Client, ClientError, ManagerBuilder, ManagerConfig, ManagerHandle, NodeError, VerifierConfig,
     VerifierNode, WorkerConfig, WorkerNode,
 };
+
+pub mod demo;
 
 /// Why a local network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +273,7 @@ impl LocalNetworkBuilder {
                 ..ManagerConfig::default()
             })
             .probe_renderer(renderer.clone(), ibs.first().copied().unwrap_or(self.ib))
+            .inspector(Arc::new(inferix_gpu::GltfInspector))
             .scratch_dir(dir.join("manager"));
         if let Some(por) = self.proof_of_render {
             builder = builder
@@ -505,41 +510,15 @@ fn fresh_temp_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inferix_core::image::Image;
     use inferix_core::protocol::ErrorCode;
-    use inferix_core::renderer::{RenderRequest, RenderedFrame, SceneFormat};
+    use inferix_core::renderer::stand_in::StandInRenderer;
 
-    /// A renderer for networks that never render (no workers): avoids
-    /// opening a GPU device in these tests.
-    struct Unused;
-
-    #[async_trait::async_trait]
-    impl Renderer for Unused {
-        fn name(&self) -> &str {
-            "unused"
-        }
-        fn formats(&self) -> &[SceneFormat] {
-            &[SceneFormat::Gltf]
-        }
-        fn device_class(&self) -> String {
-            "unused".into()
-        }
-        async fn render(&self, r: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
-            Ok(r.frames
-                .iter()
-                .map(|&frame| RenderedFrame {
-                    frame,
-                    image: Image::new(1, 1),
-                })
-                .collect())
-        }
-    }
-
+    /// Networks without workers: the stand-in avoids opening a GPU device.
     fn builder() -> LocalNetworkBuilder {
         LocalNetwork::builder()
             .workers(0)
             .verifiers(0)
-            .renderer(Arc::new(Unused))
+            .renderer(Arc::new(StandInRenderer::instant()))
     }
 
     #[tokio::test]

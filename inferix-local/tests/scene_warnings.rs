@@ -2,27 +2,7 @@
 //! the quote and in the job's status (kept with the job record).
 
 use inferix_core::job::{FrameRange, JobSpec};
-use inferix_gpu::builder::{box_mesh, GltfBuilder, MaterialDesc, NodeDesc};
-use inferix_node::local::LocalNetwork;
-
-/// A grey cube: no light, no emission, no camera.
-fn bare_cube() -> Vec<u8> {
-    let mut b = GltfBuilder::new();
-    let m = b.material(MaterialDesc {
-        base_color: [0.6; 3],
-        ..Default::default()
-    });
-    let (p, n, i) = box_mesh([0.5; 3], false);
-    let mesh = b.mesh(&p, Some(&n), &i, m);
-    b.node(
-        NodeDesc {
-            mesh: Some(mesh),
-            ..Default::default()
-        },
-        true,
-    );
-    b.to_glb()
-}
+use inferix_local::LocalNetwork;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quote_and_status_carry_the_renderers_substitutions() {
@@ -36,7 +16,7 @@ async fn quote_and_status_carry_the_renderers_substitutions() {
         .unwrap();
     let client = net.client().await.unwrap();
     let scene_path = dir.path().join("cube.glb");
-    std::fs::write(&scene_path, bare_cube()).unwrap();
+    std::fs::write(&scene_path, inferix_gpu::builder::bare_cube_glb()).unwrap();
     let scene = client.upload_scene(&scene_path).await.unwrap();
     let mut spec = JobSpec::new(scene, FrameRange::new(1, 2));
     spec.settings.width = 32;

@@ -3,15 +3,14 @@
 //! [`ManagerNode`], [`WorkerNode`], [`VerifierNode`] and [`Client`] are each
 //! built from the pluggable parts of `inferix-core` (store, blob store,
 //! scheduler, renderer) and a transport, so an embedder can run any of them
-//! inside its own service or swap any part. [`demo`] composes a whole
-//! network in one process.
+//! inside its own service or swap any part. The nodes depend on no
+//! renderer: `inferix-local` composes a whole network in one process with
+//! the GPU path tracer.
 
 mod blob_cache;
 mod blob_service;
 pub mod client;
-pub mod demo;
 mod frame_codec;
-pub mod local;
 pub mod manager;
 mod outbound;
 mod reconnect;

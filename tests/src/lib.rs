@@ -9,77 +9,8 @@ use inferix_core::ids::NodeId;
 use inferix_core::protocol::JobEvent;
 
 use async_trait::async_trait;
-use inferix_core::image::Image;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::{RenderError, RenderRequest, RenderedFrame, Renderer, SceneFormat};
-
-/// How a simulated renderer behaves.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimBehaviour {
-    /// Renders a frame in `per_frame` of (virtual) time.
-    Honest,
-    /// Never finishes: a worker that hangs.
-    Hang,
-    /// Returns a flat black image: a lazy cheater.
-    Blank,
-    /// Fails every render after its modelled time: a broken worker.
-    Fail,
-}
-
-/// A renderer for simulations: cheap deterministic images, modelled render
-/// time, and optional misbehaviour.
-pub struct SimRenderer {
-    /// Behaviour.
-    pub behaviour: SimBehaviour,
-    /// Modelled time per frame.
-    pub per_frame: Duration,
-}
-
-#[async_trait]
-impl Renderer for SimRenderer {
-    fn name(&self) -> &str {
-        "sim"
-    }
-    fn formats(&self) -> &[SceneFormat] {
-        &[SceneFormat::Gltf]
-    }
-    fn device_class(&self) -> String {
-        "sim".into()
-    }
-    async fn render(&self, req: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
-        req.validate()?;
-        if !Path::new(&req.scene).exists() {
-            return Err(RenderError::InvalidScene {
-                path: req.scene.clone(),
-                reason: "missing".into(),
-            });
-        }
-        let mut out = Vec::new();
-        for &frame in &req.frames {
-            match self.behaviour {
-                // Modelled render time in virtual (paused) time.
-                SimBehaviour::Honest | SimBehaviour::Blank | SimBehaviour::Fail => {
-                    tokio::time::sleep(self.per_frame).await
-                }
-                SimBehaviour::Hang => std::future::pending::<()>().await,
-            }
-            if self.behaviour == SimBehaviour::Fail {
-                return Err(RenderError::Backend("simulated GPU fault".into()));
-            }
-            let image = match self.behaviour {
-                SimBehaviour::Blank => Image::new(req.settings.width, req.settings.height),
-                _ => Image::stand_in(frame, req.settings.width, req.settings.height),
-            };
-            // A crop is the same pixels of the whole frame, as the Renderer
-            // contract asks.
-            let image = match req.crop {
-                Some(rect) => image.crop(rect),
-                None => image,
-            };
-            out.push(RenderedFrame { frame, image });
-        }
-        Ok(out)
-    }
-}
 
 /// A reproducible node identity numbered `n`, for seeded tests.
 pub fn seeded_identity(n: u128) -> inferix_transport::NodeIdentity {
@@ -219,10 +150,7 @@ pub fn spawn_honest_workers(
         .map(|i| {
             let w = inferix_node::WorkerNode::new(
                 std::sync::Arc::new(net.node(seeded_identity(100 + i))),
-                std::sync::Arc::new(SimRenderer {
-                    behaviour: SimBehaviour::Honest,
-                    per_frame,
-                }),
+                std::sync::Arc::new(StandInRenderer::new(StandInBehaviour::Honest, per_frame)),
                 inferix_node::WorkerConfig {
                     manager: addr.into(),
                     work_dir: work_dir.join(format!("w{i}")),
@@ -278,6 +206,8 @@ pub async fn start_manager(
         ))
         .config(config)
         .scratch_dir(manager_scratch())
+        // As `inferix manager` does: scenes are read at submission.
+        .inspector(std::sync::Arc::new(inferix_gpu::GltfInspector))
         .build()
         .start()
         .await

@@ -7,6 +7,7 @@ use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::{FrameRange, JobSpec, JobState, SceneRef};
 use inferix_core::protocol::{ErrorCode, JobEvent};
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::SceneFormat;
 use inferix_core::store::MemoryTaskStore;
 use inferix_core::ContentHash;
@@ -15,7 +16,7 @@ use inferix_node::{
     WorkerConfig, WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{start_manager, SimBehaviour, SimRenderer};
+use inferix_tests::start_manager;
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -34,10 +35,7 @@ fn worker(net: &InProcNetwork, id: u128, addr: &str, ib: f64, token: Option<&str
         work_dir: std::env::temp_dir().join(format!("inferix-bad-input-{id}")),
         ..WorkerConfig::default()
     };
-    let renderer = SimRenderer {
-        behaviour: SimBehaviour::Honest,
-        per_frame: Duration::from_millis(100),
-    };
+    let renderer = StandInRenderer::new(StandInBehaviour::Honest, Duration::from_millis(100));
     WorkerNode::new(
         Arc::new(net.node(inferix_tests::seeded_identity(id))),
         Arc::new(renderer),
@@ -198,13 +196,13 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
 /// status, as `inferix render` does on stderr.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lightless_camera_less_scene_is_accepted_with_warnings_in_its_status() {
-    use inferix_gpu::builder::{box_mesh, GltfBuilder, MaterialDesc, NodeDesc};
     let net = InProcNetwork::new();
     let manager = ManagerBuilder::new(
         Arc::new(net.transport(NodeId(1))),
         Arc::new(MemoryTaskStore::new()),
         Arc::new(ObjectBlobStore::in_memory()),
     )
+    .inspector(Arc::new(inferix_gpu::GltfInspector))
     .build()
     .start()
     .await
@@ -212,19 +210,8 @@ async fn a_lightless_camera_less_scene_is_accepted_with_warnings_in_its_status()
     let client = Client::connect(&net.transport(NodeId(51)), manager.addr(), None)
         .await
         .unwrap();
-    let mut b = GltfBuilder::new();
-    let grey = b.material(MaterialDesc::default());
-    let (p, n, i) = box_mesh([0.5; 3], false);
-    let cube = b.mesh(&p, Some(&n), &i, grey);
-    b.node(
-        NodeDesc {
-            mesh: Some(cube),
-            ..Default::default()
-        },
-        true,
-    );
     let scene = client
-        .upload_scene_bytes(b.to_glb(), "cube.glb")
+        .upload_scene_bytes(inferix_gpu::builder::bare_cube_glb(), "cube.glb")
         .await
         .unwrap();
     let (job, quote) = client

@@ -16,13 +16,13 @@ use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
 use inferix_core::ids::NodeId;
 use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::ContentHash;
 use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
     seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job,
-    SimBehaviour, SimRenderer,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -187,10 +187,10 @@ fn direct_worker(
 ) -> tokio::task::JoinHandle<Result<(), inferix_node::NodeError>> {
     let w = WorkerNode::new(
         Arc::new(net.node(seeded_identity(n))),
-        Arc::new(SimRenderer {
-            behaviour: SimBehaviour::Honest,
-            per_frame: Duration::from_secs(1),
-        }),
+        Arc::new(StandInRenderer::new(
+            StandInBehaviour::Honest,
+            Duration::from_secs(1),
+        )),
         WorkerConfig {
             manager: addr.into(),
             work_dir: dir.join(format!("direct{n}")),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use inferix_core::renderer::Renderer;
 use inferix_gpu::codec::decode_png;
-use inferix_node::demo::{run_demo, DemoOptions};
+use inferix_local::demo::{run_demo, DemoOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_delivers_24_distinct_decodable_frames() {

@@ -11,30 +11,28 @@ use std::time::Duration;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
 use inferix_core::ledger::Account;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
     accepted_until_completed, first_rejection, seeded_identity, spawn_verifiers, start_manager,
-    submit_stand_in_job, SimBehaviour, SimRenderer,
+    submit_stand_in_job,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
-fn sim(behaviour: SimBehaviour) -> Arc<dyn Renderer> {
-    Arc::new(SimRenderer {
-        behaviour,
-        per_frame: Duration::from_secs(1),
-    })
+fn sim(behaviour: StandInBehaviour) -> Arc<dyn Renderer> {
+    Arc::new(StandInRenderer::new(behaviour, Duration::from_secs(1)))
 }
 
 /// One worker rendering with `worker`, two verifiers rendering with
 /// `verifiers` (none: they cannot render); returns the job's events after
 /// submitting 4 one-frame tasks, the worker's id and the store.
 async fn network(
-    worker: SimBehaviour,
-    verifiers: Option<SimBehaviour>,
+    worker: StandInBehaviour,
+    verifiers: Option<StandInBehaviour>,
 ) -> (
     tokio::sync::mpsc::UnboundedReceiver<inferix_core::protocol::JobEvent>,
     NodeId,
@@ -81,7 +79,7 @@ async fn network(
 async fn honest_flat_frames_of_a_black_scene_are_accepted_and_nobody_is_slashed() {
     // Everyone's render of this scene is black.
     let (mut events, worker, store, _stop) =
-        network(SimBehaviour::Blank, Some(SimBehaviour::Blank)).await;
+        network(StandInBehaviour::Blank, Some(StandInBehaviour::Blank)).await;
     let by = accepted_until_completed(&mut events, NodeId(0), Duration::from_secs(600)).await;
     assert_eq!(by.len(), 4);
     assert!(by.iter().all(|w| *w == worker));
@@ -98,7 +96,7 @@ async fn honest_flat_frames_of_a_black_scene_are_accepted_and_nobody_is_slashed(
 #[tokio::test(start_paused = true)]
 async fn flat_frames_of_a_scene_that_is_not_flat_are_rejected() {
     let (mut events, worker, _store, _stop) =
-        network(SimBehaviour::Blank, Some(SimBehaviour::Honest)).await;
+        network(StandInBehaviour::Blank, Some(StandInBehaviour::Honest)).await;
     let reasons = first_rejection(&mut events, worker, Duration::from_secs(600)).await;
     assert!(
         reasons.iter().any(|r| r.contains("does not render flat")),
@@ -108,7 +106,7 @@ async fn flat_frames_of_a_scene_that_is_not_flat_are_rejected() {
 
 #[tokio::test(start_paused = true)]
 async fn flat_frames_a_verifier_cannot_confirm_are_rejected() {
-    let (mut events, worker, _store, _stop) = network(SimBehaviour::Blank, None).await;
+    let (mut events, worker, _store, _stop) = network(StandInBehaviour::Blank, None).await;
     let reasons = first_rejection(&mut events, worker, Duration::from_secs(600)).await;
     assert!(
         reasons

@@ -16,13 +16,14 @@ use inferix_core::por::prepare::PorConfig;
 use inferix_core::por::prepare::SceneWatermarker;
 use inferix_core::por::watermark::Patch;
 use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::{
     RenderError, RenderRequest, RenderSettings, RenderedFrame, Renderer, SceneFormat,
 };
 use inferix_core::store::MemoryTaskStore;
 use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, SimBehaviour, SimRenderer};
+use inferix_tests::seeded_identity;
 use inferix_transport::InProcNetwork;
 use tokio::sync::{mpsc, watch};
 
@@ -30,7 +31,7 @@ const WORKERS: u128 = 4;
 
 /// A simulated renderer that tells the test each task it was given.
 struct Recording {
-    inner: SimRenderer,
+    inner: StandInRenderer,
     rendered: mpsc::UnboundedSender<Vec<u32>>,
 }
 
@@ -101,10 +102,7 @@ async fn workers_leasing_at_once_all_get_a_prepared_scene() {
     let mut runs = Vec::new();
     for n in 0..WORKERS {
         let renderer = Recording {
-            inner: SimRenderer {
-                behaviour: SimBehaviour::Honest,
-                per_frame: Duration::from_millis(10),
-            },
+            inner: StandInRenderer::new(StandInBehaviour::Honest, Duration::from_millis(10)),
             rendered: rendered_tx.clone(),
         };
         let worker = WorkerNode::new(

@@ -101,6 +101,7 @@ async fn an_uploaded_environment_lights_a_transparent_job_as_it_lights_a_local_r
     .scratch_dir(scratch.path().join("manager"))
     .proof_of_render(PorConfig::new(ManagerSecret(b"lighting".to_vec())))
     .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
+    .inspector(Arc::new(inferix_gpu::GltfInspector))
     .build()
     .start()
     .await

@@ -9,12 +9,11 @@ use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{Client, ManagerConfig, ManagerHandle, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{
-    seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job, SimBehaviour, SimRenderer,
-};
+use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job};
 use inferix_transport::InProcNetwork;
 use tokio::sync::{mpsc, watch};
 
@@ -57,18 +56,15 @@ async fn farm(config: ManagerConfig) -> Farm {
 }
 
 impl Farm {
-    fn worker(&self, n: u128, behaviour: SimBehaviour) -> NodeId {
+    fn worker(&self, n: u128, behaviour: StandInBehaviour) -> NodeId {
         self.worker_following(n, behaviour, self.manager.addr())
     }
 
     /// A worker given `managers` (one address, or several with commas).
-    fn worker_following(&self, n: u128, behaviour: SimBehaviour, managers: &str) -> NodeId {
+    fn worker_following(&self, n: u128, behaviour: StandInBehaviour, managers: &str) -> NodeId {
         let w = WorkerNode::new(
             Arc::new(self.net.node(seeded_identity(n))),
-            Arc::new(SimRenderer {
-                behaviour,
-                per_frame: Duration::from_secs(2),
-            }),
+            Arc::new(StandInRenderer::new(behaviour, Duration::from_secs(2))),
             WorkerConfig {
                 manager: managers.into(),
                 work_dir: std::env::temp_dir()
@@ -114,7 +110,7 @@ async fn until(
 async fn a_worker_given_several_managers_moves_past_an_unreachable_one() {
     let f = farm(ManagerConfig::default()).await;
     let managers = format!("gone-manager, {}", f.manager.addr());
-    let worker = f.worker_following(100, SimBehaviour::Honest, &managers);
+    let worker = f.worker_following(100, StandInBehaviour::Honest, &managers);
     let (job, mut events) = f.submit(3).await;
     until(&mut events, Duration::from_secs(120), |e| {
         matches!(e, JobEvent::Completed { .. })
@@ -130,7 +126,7 @@ async fn a_worker_given_several_managers_moves_past_an_unreachable_one() {
 #[tokio::test(start_paused = true)]
 async fn paused_jobs_lease_nothing_until_resumed_and_history_records_it() {
     let f = farm(ManagerConfig::default()).await;
-    f.worker(100, SimBehaviour::Honest);
+    f.worker(100, StandInBehaviour::Honest);
     let (job, mut events) = f.submit(6).await;
     until(&mut events, Duration::from_secs(60), |e| {
         matches!(e, JobEvent::TaskAccepted { .. })
@@ -208,8 +204,8 @@ async fn hung_and_failing_workers_lose_their_tasks_and_get_blocklisted() {
         ..ManagerConfig::default()
     })
     .await;
-    let hung = f.worker(100, SimBehaviour::Hang);
-    let broken = f.worker(101, SimBehaviour::Fail);
+    let hung = f.worker(100, StandInBehaviour::Hang);
+    let broken = f.worker(101, StandInBehaviour::Fail);
     let (job, mut events) = f.submit(4).await;
     let mut hangs = 0;
     let mut faults = 0;
@@ -217,7 +213,7 @@ async fn hung_and_failing_workers_lose_their_tasks_and_get_blocklisted() {
     until(&mut events, Duration::from_secs(400), |e| {
         if let JobEvent::TaskRequeued { reason, .. } = e {
             hangs += usize::from(reason.contains("no progress"));
-            faults += usize::from(reason.contains("simulated GPU fault"));
+            faults += usize::from(reason.contains("simulated device fault"));
         }
         hangs >= 2 && faults >= 2
     })
@@ -226,7 +222,7 @@ async fn hung_and_failing_workers_lose_their_tasks_and_get_blocklisted() {
     assert!(blocklist.contains(&hung), "{blocklist:?}");
     assert!(blocklist.contains(&broken), "{blocklist:?}");
     // Neither gets another task of the job; a healthy worker finishes it.
-    f.worker(102, SimBehaviour::Honest);
+    f.worker(102, StandInBehaviour::Honest);
     let seen = until(&mut events, Duration::from_secs(300), |e| {
         matches!(e, JobEvent::Completed { .. } | JobEvent::Failed { .. })
     })

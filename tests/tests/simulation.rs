@@ -12,6 +12,7 @@ use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::{FrameRange, JobSpec, JobState, SceneRef};
 use inferix_core::ledger::{balance, Account};
 use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::SceneFormat;
 use inferix_core::scheduler::WeightedRandomScheduler;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
@@ -21,7 +22,6 @@ use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{SimBehaviour, SimRenderer};
 use inferix_transport::InProcNetwork;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -71,9 +71,9 @@ async fn simulate(seed: u64) -> Outcome {
     let mut workers = Vec::new();
     for i in 0..50u128 {
         let behaviour = match i % 25 {
-            0 => SimBehaviour::Hang,
-            1 => SimBehaviour::Blank,
-            _ => SimBehaviour::Honest,
+            0 => StandInBehaviour::Hang,
+            1 => StandInBehaviour::Blank,
+            _ => StandInBehaviour::Honest,
         };
         let per_frame = Duration::from_millis(rng.gen_range(500..3000));
         let cfg = WorkerConfig {
@@ -84,10 +84,7 @@ async fn simulate(seed: u64) -> Outcome {
         };
         let w = WorkerNode::new(
             Arc::new(net.node(inferix_tests::seeded_identity(100 + i))),
-            Arc::new(SimRenderer {
-                behaviour,
-                per_frame,
-            }),
+            Arc::new(StandInRenderer::new(behaviour, per_frame)),
             cfg,
         );
         workers.push(Some(tokio::spawn(w.run(stopped.clone()))));

@@ -9,10 +9,11 @@ use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::{FrameRange, JobSpec, JobState};
 use inferix_core::protocol::{Envelope, Hello, Message, Role};
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::store::MemoryTaskStore;
 use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, SimBehaviour, SimRenderer};
+use inferix_tests::{seeded_identity, spawn_verifiers, start_manager};
 use inferix_transport::{InProcNetwork, Transport};
 use tokio::sync::watch;
 
@@ -62,10 +63,10 @@ async fn a_client_that_never_reads_does_not_delay_a_job() {
     let (stop, stopped) = watch::channel(false);
     let worker = WorkerNode::new(
         Arc::new(net.node(seeded_identity(100))),
-        Arc::new(SimRenderer {
-            behaviour: SimBehaviour::Honest,
-            per_frame: Duration::from_millis(100),
-        }),
+        Arc::new(StandInRenderer::new(
+            StandInBehaviour::Honest,
+            Duration::from_millis(100),
+        )),
         WorkerConfig {
             manager: addr.clone(),
             work_dir: std::env::temp_dir().join("inferix-slow-reader-w"),

@@ -11,13 +11,12 @@ use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
 use inferix_core::ids::NodeId;
 use inferix_core::job::JobState;
 use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::store::MemoryTaskStore;
 use inferix_core::ContentHash;
 use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{
-    seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job, SimBehaviour, SimRenderer,
-};
+use inferix_tests::{seeded_identity, spawn_verifiers, start_manager, submit_stand_in_job};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -66,10 +65,10 @@ async fn two_verifiers_slower_than_the_timeout_still_verify_every_task() {
     let (stop, stopped) = watch::channel(false);
     let worker = WorkerNode::new(
         Arc::new(net.node(seeded_identity(100))),
-        Arc::new(SimRenderer {
-            behaviour: SimBehaviour::Honest,
-            per_frame: Duration::from_millis(100),
-        }),
+        Arc::new(StandInRenderer::new(
+            StandInBehaviour::Honest,
+            Duration::from_millis(100),
+        )),
         WorkerConfig {
             manager: addr.clone(),
             work_dir: std::env::temp_dir().join("inferix-slow-verifiers-w"),

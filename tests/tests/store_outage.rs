@@ -14,6 +14,7 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::Transaction;
 use inferix_core::protocol::JobEvent;
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::store::{Change, MemoryTaskStore, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use inferix_core::time::TokioClock;
@@ -21,7 +22,7 @@ use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNo
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
     manager_scratch, seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager,
-    submit_stand_in_job, SimBehaviour, SimRenderer,
+    submit_stand_in_job,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -135,10 +136,10 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
     );
     let worker = WorkerNode::new(
         Arc::new(net.node(seeded_identity(100))),
-        Arc::new(SimRenderer {
-            behaviour: SimBehaviour::Honest,
-            per_frame: Duration::from_secs(10),
-        }),
+        Arc::new(StandInRenderer::new(
+            StandInBehaviour::Honest,
+            Duration::from_secs(10),
+        )),
         WorkerConfig {
             manager: manager.addr().into(),
             work_dir: std::env::temp_dir().join(format!("inferix-outage-{}", std::process::id())),

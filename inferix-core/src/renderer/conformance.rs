@@ -198,11 +198,7 @@ pub async fn hostile_scenes_are_typed_errors(renderer: &dyn Renderer, fixture: &
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("scene");
-    std::fs::create_dir_all(&fixture.scratch).expect("scratch folder");
-    let garbage = write(&fixture.scratch, &format!("garbage.{ext}"), &noise(4096));
-    let empty = write(&fixture.scratch, &format!("empty.{ext}"), &[]);
-    let missing = fixture.scratch.join(format!("missing.{ext}"));
-    for (what, path) in [("garbage", garbage), ("empty", empty), ("missing", missing)] {
+    for (what, path) in hostile_files(&fixture.scratch, "", ext) {
         let mut request = fixture.request(vec![fixture.frames[0]], None);
         request.scene = path;
         match renderer.render(request).await {
@@ -247,6 +243,20 @@ pub async fn a_dropped_render_leaves_the_renderer_usable(
         before[0].image == after[0].image,
         "a render after a dropped one differs"
     );
+}
+
+/// A garbage, an empty and a missing file named `{prefix}garbage.{ext}`
+/// and so on in `dir`, each with what it is.
+pub(super) fn hostile_files(dir: &Path, prefix: &str, ext: &str) -> [(&'static str, PathBuf); 3] {
+    std::fs::create_dir_all(dir).expect("scratch folder");
+    [
+        (
+            "garbage",
+            write(dir, &format!("{prefix}garbage.{ext}"), &noise(4096)),
+        ),
+        ("empty", write(dir, &format!("{prefix}empty.{ext}"), &[])),
+        ("missing", dir.join(format!("{prefix}missing.{ext}"))),
+    ]
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

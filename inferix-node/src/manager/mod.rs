@@ -32,7 +32,9 @@ use inferix_core::protocol::{
     Envelope, ErrorCode, FailureCause, Hello, JobEvent, JobStatus, Message, Quote, Role,
     TaskAssignment, Verdict, VerificationAssignment, PROTOCOL_VERSION,
 };
-use inferix_core::renderer::{RenderRequest, RenderSettings, RenderWarning, Renderer};
+use inferix_core::renderer::{
+    RenderError, RenderRequest, RenderSettings, RenderWarning, Renderer, SceneInspector,
+};
 use inferix_core::scheduler::{
     is_eligible, Scheduler, TaskDemand, WeightedRandomScheduler, WorkerInfo,
 };
@@ -173,6 +175,7 @@ pub struct ManagerBuilder {
     scratch: PathBuf,
     por: Option<PorConfig>,
     watermarkers: Vec<Arc<dyn SceneWatermarker>>,
+    inspectors: Vec<Arc<dyn SceneInspector>>,
 }
 
 impl ManagerBuilder {
@@ -197,6 +200,7 @@ impl ManagerBuilder {
             scratch,
             por: None,
             watermarkers: Vec::new(),
+            inspectors: Vec::new(),
         }
     }
     /// Replaces the scheduler.
@@ -242,6 +246,15 @@ impl ManagerBuilder {
     /// the lease's noise patches (needs [`ManagerBuilder::proof_of_render`]).
     pub fn watermarker(mut self, w: Arc<dyn SceneWatermarker>) -> Self {
         self.watermarkers.push(w);
+        self
+    }
+    /// Adds a scene inspector: submitted scenes of its formats (and their
+    /// environment maps) are read at quote time, so one that cannot load
+    /// is refused with the reason and what rendering will substitute
+    /// reaches the quote. Without one, a scene is only checked to exist
+    /// (a probe renderer, when set, also reads it).
+    pub fn inspector(mut self, i: Arc<dyn SceneInspector>) -> Self {
+        self.inspectors.push(i);
         self
     }
     /// Finishes the node.
@@ -385,6 +398,7 @@ impl ManagerNode {
             clock: b.clock,
             por: b.por,
             watermarkers: b.watermarkers,
+            inspectors: b.inspectors,
             prep_dir: b.scratch.join("prepared"),
             journal: journal::ResultJournal::new(b.scratch.join("results-journal")),
             prober: b.prober.map(|(r, ib)| {
@@ -458,6 +472,7 @@ struct State {
     prober: Option<Arc<Prober>>,
     por: Option<PorConfig>,
     watermarkers: Vec<Arc<dyn SceneWatermarker>>,
+    inspectors: Vec<Arc<dyn SceneInspector>>,
     prep_dir: PathBuf,
     inputs: mpsc::UnboundedSender<Input>,
     admitted: Admitted,

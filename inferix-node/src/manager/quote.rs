@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use inferix_core::renderer::SceneFormat;
+use inferix_core::renderer::SceneInspector;
 
 use super::*;
 
@@ -154,15 +154,16 @@ impl WatermarkTrial {
     }
 }
 
-/// What the path tracer substitutes in a glTF scene (no light, no camera,
-/// unsupported extensions), read without a device, so that a manager
-/// without a probe renderer still tells the customer; a scene that does not
-/// load is refused with the reason.
-async fn gltf_warnings(
+/// What rendering the scene will substitute (no light, no camera,
+/// unsupported extensions), read by the manager's inspector without a
+/// device, so that a manager without a probe renderer still tells the
+/// customer; a scene that does not load is refused with the reason.
+async fn inspected_warnings(
     spec: &JobSpec,
     settings: &RenderSettings,
     blobs: &dyn BlobStore,
     scratch: &Path,
+    inspector: Arc<dyn SceneInspector>,
 ) -> Result<Vec<RenderWarning>, (ErrorCode, String)> {
     let path = crate::blob_cache::scene(blobs, scratch, &spec.scene)
         .await
@@ -175,7 +176,7 @@ async fn gltf_warnings(
         crop: None,
         progress: None,
     };
-    tokio::task::spawn_blocking(move || inferix_gpu::scene_warnings(&request))
+    tokio::task::spawn_blocking(move || inspector.scene_warnings(&request))
         .await
         .map_err(|e| (ErrorCode::Internal, format!("scene inspection failed: {e}")))?
         .map_err(|e| {
@@ -187,12 +188,14 @@ async fn gltf_warnings(
 }
 
 /// The job's settings lit by its environment map, once the map is found in
-/// blob storage and reads as one: a bad map is refused here, at submission,
-/// rather than failing on every worker.
+/// blob storage and (when an inspector reads the scene's format) reads as
+/// one: a bad map is refused here, at submission, rather than failing on
+/// every worker.
 async fn environment(
     spec: &JobSpec,
     blobs: &dyn BlobStore,
     scratch: &Path,
+    inspector: Option<Arc<dyn SceneInspector>>,
 ) -> Result<RenderSettings, (ErrorCode, String)> {
     let Some(env) = &spec.environment else {
         return Ok(spec.settings.clone());
@@ -213,8 +216,11 @@ async fn environment(
     let settings = crate::blob_cache::lit_settings(blobs, scratch, &spec.settings, Some(env))
         .await
         .map_err(|e| (ErrorCode::Unavailable, e))?;
+    let Some(inspector) = inspector else {
+        return Ok(settings);
+    };
     let path = settings.environment.clone().unwrap_or_default();
-    tokio::task::spawn_blocking(move || inferix_gpu::check_environment(&path))
+    tokio::task::spawn_blocking(move || inspector.check_environment(&path))
         .await
         .map_err(|e| {
             (
@@ -223,9 +229,16 @@ async fn environment(
             )
         })?
         .map_err(|e| {
+            let reason = match e {
+                RenderError::InvalidScene { reason, .. } => reason,
+                other => other.to_string(),
+            };
             (
                 ErrorCode::InvalidRequest,
-                format!("environment map {:?} cannot be read: {e}", env.file_name),
+                format!(
+                    "environment map {:?} cannot be read: {reason}",
+                    env.file_name
+                ),
             )
         })?;
     Ok(settings)
@@ -236,6 +249,7 @@ pub(super) async fn quote(
     spec: &JobSpec,
     blobs: &dyn BlobStore,
     prober: Option<&Prober>,
+    inspector: Option<Arc<dyn SceneInspector>>,
     price_per_ibm: u64,
     scratch: &Path,
 ) -> Result<Quote, (ErrorCode, String)> {
@@ -254,7 +268,7 @@ pub(super) async fn quote(
         }
         Err(e) => return Err((ErrorCode::Unavailable, e.to_string())),
     }
-    let settings = environment(spec, blobs, scratch).await?;
+    let settings = environment(spec, blobs, scratch, inspector.clone()).await?;
     let s = &settings;
     let (seconds_per_frame, warnings) = match prober {
         Some(p) => p.seconds_per_frame(spec, s, blobs).await.map_err(|e| {
@@ -265,9 +279,9 @@ pub(super) async fn quote(
         })?,
         None => (
             s.width as f64 * s.height as f64 * s.samples as f64 * SECONDS_PER_PIXEL_SAMPLE,
-            match spec.scene.format {
-                SceneFormat::Gltf => gltf_warnings(spec, s, blobs, scratch).await?,
-                _ => Vec::new(),
+            match inspector {
+                Some(inspector) => inspected_warnings(spec, s, blobs, scratch, inspector).await?,
+                None => Vec::new(),
             },
         ),
     };

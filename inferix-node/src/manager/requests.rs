@@ -83,6 +83,11 @@ impl State {
     pub(super) fn start_quote(&mut self, conn: ConnId, id: u64, spec: JobSpec, submit: bool) {
         let blobs = self.blobs.clone();
         let prober = self.prober.clone();
+        let inspector = self
+            .inspectors
+            .iter()
+            .find(|i| i.formats().contains(&spec.scene.format))
+            .cloned();
         let price = self.cfg.price_per_ibm;
         let inputs = self.inputs.clone();
         let scratch = self.prep_dir.clone();
@@ -99,7 +104,15 @@ impl State {
             })
         });
         tokio::spawn(async move {
-            let mut result = quote(&spec, &*blobs, prober.as_deref(), price, &scratch).await;
+            let mut result = quote(
+                &spec,
+                &*blobs,
+                prober.as_deref(),
+                inspector,
+                price,
+                &scratch,
+            )
+            .await;
             if let (Ok(_), Some(trial)) = (&result, trial) {
                 if let Err(e) = trial.check(&spec, &*blobs).await {
                     result = Err(e);

@@ -8,7 +8,7 @@ use std::any::Any;
 
 use inferix_core::blob::BlobError;
 use inferix_core::protocol::ErrorCode;
-use inferix_node::local::LocalNetworkError;
+use inferix_local::LocalNetworkError;
 use inferix_node::ClientError;
 use inferix_transport::TransportError;
 use pyo3::prelude::*;

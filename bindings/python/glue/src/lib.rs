@@ -1,5 +1,5 @@
 //! Python bindings of Inferix: a [`Client`](inferix_node::Client) for any
-//! manager and an embedded [`LocalNetwork`](inferix_node::local::LocalNetwork),
+//! manager and an embedded [`LocalNetwork`](inferix_local::LocalNetwork),
 //! exposed as the `inferix` package.
 //!
 //! The extension module (`bindings/python/src/lib.rs`) only calls

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use inferix_node::local::{LocalNetwork, LocalTransport};
+use inferix_local::{LocalNetwork, LocalTransport};
 use pyo3::prelude::*;
 
 use crate::client::{Conn, PyClient};
