@@ -65,6 +65,9 @@ pub(crate) enum ConfigError {
         /// The config file key.
         key: &'static str,
     },
+    /// A secret's value or file is unusable.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 /// The settings of a config file for one subcommand.
@@ -87,15 +90,20 @@ pub(crate) struct ManagerFile {
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) listen: Option<String>,
     pub(crate) node_token: Option<String>,
+    pub(crate) node_token_file: Option<PathBuf>,
     pub(crate) client_token: Option<String>,
+    pub(crate) client_token_file: Option<PathBuf>,
     pub(crate) quorum: Option<usize>,
     pub(crate) lease_seconds: Option<u64>,
     pub(crate) store: Option<String>,
     pub(crate) store_schema: Option<String>,
+    pub(crate) store_password: Option<String>,
+    pub(crate) store_password_file: Option<PathBuf>,
     pub(crate) blobs: Option<String>,
     pub(crate) s3_endpoint: Option<String>,
     pub(crate) verification_seconds: Option<u64>,
     pub(crate) por_secret: Option<String>,
+    pub(crate) por_secret_file: Option<PathBuf>,
 }
 
 impl ConfigFile for ManagerFile {
@@ -103,15 +111,20 @@ impl ConfigFile for ManagerFile {
         "data_dir",
         "listen",
         "node_token",
+        "node_token_file",
         "client_token",
+        "client_token_file",
         "quorum",
         "lease_seconds",
         "store",
         "store_schema",
+        "store_password",
+        "store_password_file",
         "blobs",
         "s3_endpoint",
         "verification_seconds",
         "por_secret",
+        "por_secret_file",
     ];
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -135,11 +148,12 @@ pub(crate) struct NodeFile {
     pub(crate) manager: Option<String>,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) token: Option<String>,
+    pub(crate) token_file: Option<PathBuf>,
     pub(crate) ib: Option<f64>,
 }
 
 impl ConfigFile for NodeFile {
-    const KEYS: &'static [&'static str] = &["manager", "data_dir", "token", "ib"];
+    const KEYS: &'static [&'static str] = &["manager", "data_dir", "token", "token_file", "ib"];
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         match self.ib {
@@ -251,6 +265,7 @@ mod tests {
                 manager: Some("id@h:7400".into()),
                 data_dir: Some("w".into()),
                 token: Some("t".into()),
+                token_file: None,
                 ib: Some(4.0),
             }
         );

@@ -16,6 +16,7 @@ use inferix_local::demo::{run_demo, DemoOptions, DemoQuality};
 
 mod config_file;
 mod net_cli;
+mod secrets;
 
 #[derive(Parser)]
 #[command(
@@ -97,7 +98,7 @@ enum Command {
     /// Measure this device's Inferix Bench index (IB).
     Bench,
     /// Run a manager over QUIC until SIGINT/SIGTERM.
-    Manager(net_cli::ManagerArgs),
+    Manager(Box<net_cli::ManagerArgs>),
     /// Run a worker that connects out to a manager (no open port needed).
     Worker(net_cli::NodeArgs),
     /// Run a verifier that connects out to a manager.
@@ -388,7 +389,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("samples per second  {:.3e}", r.samples_per_second);
             println!("IB = T0 / T         {:.3}", r.ib);
         }
-        Command::Manager(a) => net_cli::manager(a).await?,
+        Command::Manager(a) => net_cli::manager(*a).await?,
         Command::Worker(a) => net_cli::worker(a).await?,
         Command::Verifier(a) => net_cli::verifier(a).await?,
         Command::Quote { client, job } => net_cli::quote(client, job).await?,

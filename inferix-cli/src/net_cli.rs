@@ -23,6 +23,7 @@ use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport, Transport};
 use tokio::sync::watch;
 
 use crate::config_file::{self, ConfigError, ManagerFile, NodeFile};
+use crate::secrets::secret;
 
 /// Options of `inferix manager`.
 ///
@@ -43,12 +44,18 @@ pub(crate) struct ManagerArgs {
     #[arg(long, env = "INFERIX_LISTEN")]
     listen: Option<String>,
     /// Token workers and verifiers must present [default: none, anyone may
-    /// join].
-    #[arg(long, env = "INFERIX_NODE_TOKEN")]
+    /// join]. Prefer --node-token-file: a flag's value shows in `ps`.
+    #[arg(long, env = "INFERIX_NODE_TOKEN", hide_env_values = true)]
     node_token: Option<String>,
+    /// File holding the node token (its first line).
+    #[arg(long, env = "INFERIX_NODE_TOKEN_FILE", value_name = "FILE")]
+    node_token_file: Option<PathBuf>,
     /// Token clients must present [default: none, anyone may submit].
-    #[arg(long, env = "INFERIX_CLIENT_TOKEN")]
+    #[arg(long, env = "INFERIX_CLIENT_TOKEN", hide_env_values = true)]
     client_token: Option<String>,
+    /// File holding the client token (its first line).
+    #[arg(long, env = "INFERIX_CLIENT_TOKEN_FILE", value_name = "FILE")]
+    client_token_file: Option<PathBuf>,
     /// Verifiers that must agree on each result [default: 2].
     #[arg(long, env = "INFERIX_QUORUM", value_parser = at_least_1)]
     quorum: Option<u64>,
@@ -64,6 +71,12 @@ pub(crate) struct ManagerArgs {
     /// PostgreSQL schema of the tables [default: the connection's].
     #[arg(long, env = "INFERIX_STORE_SCHEMA")]
     store_schema: Option<String>,
+    /// PostgreSQL password, replacing the URL's [default: the URL's].
+    #[arg(long, env = "INFERIX_STORE_PASSWORD", hide_env_values = true)]
+    store_password: Option<String>,
+    /// File holding the PostgreSQL password (its first line).
+    #[arg(long, env = "INFERIX_STORE_PASSWORD_FILE", value_name = "FILE")]
+    store_password_file: Option<PathBuf>,
     /// Blob storage: a folder (`file:PATH` or a path), or
     /// `s3://bucket[/prefix]` (credentials, region and endpoint from
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)
@@ -84,6 +97,9 @@ pub(crate) struct ManagerArgs {
     /// share a task store must be given the same one].
     #[arg(long, env = "INFERIX_POR_SECRET", hide_env_values = true)]
     por_secret: Option<String>,
+    /// File holding the Proof-of-Render secret (its first line).
+    #[arg(long, env = "INFERIX_POR_SECRET_FILE", value_name = "FILE")]
+    por_secret_file: Option<PathBuf>,
 }
 
 /// The manager's settings once flags, environment, file and defaults are
@@ -98,6 +114,7 @@ pub(crate) struct ManagerSettings {
     pub(crate) lease_seconds: u64,
     pub(crate) store: Option<String>,
     pub(crate) store_schema: Option<String>,
+    pub(crate) store_password: Option<String>,
     pub(crate) blobs: Option<String>,
     pub(crate) s3_endpoint: Option<String>,
     pub(crate) verification_seconds: u64,
@@ -118,8 +135,16 @@ impl ManagerArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:7400".into()),
-            node_token: self.node_token.or(file.node_token),
-            client_token: self.client_token.or(file.client_token),
+            node_token: secret(
+                "--node-token",
+                self.node_token.or(file.node_token),
+                self.node_token_file.or(file.node_token_file).as_deref(),
+            )?,
+            client_token: secret(
+                "--client-token",
+                self.client_token.or(file.client_token),
+                self.client_token_file.or(file.client_token_file).as_deref(),
+            )?,
             quorum: self
                 .quorum
                 .map(|q| usize::try_from(q).unwrap_or(usize::MAX))
@@ -128,13 +153,24 @@ impl ManagerArgs {
             lease_seconds: self.lease_seconds.or(file.lease_seconds).unwrap_or(600),
             store: self.store.or(file.store),
             store_schema: self.store_schema.or(file.store_schema),
+            store_password: secret(
+                "--store-password",
+                self.store_password.or(file.store_password),
+                self.store_password_file
+                    .or(file.store_password_file)
+                    .as_deref(),
+            )?,
             blobs: self.blobs.or(file.blobs),
             s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
             verification_seconds: self
                 .verification_seconds
                 .or(file.verification_seconds)
                 .unwrap_or(300),
-            por_secret: self.por_secret.or(file.por_secret),
+            por_secret: secret(
+                "--por-secret",
+                self.por_secret.or(file.por_secret),
+                self.por_secret_file.or(file.por_secret_file).as_deref(),
+            )?,
         })
     }
 }
@@ -158,8 +194,12 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "INFERIX_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Admission token issued by the manager's operator [default: none].
-    #[arg(long, env = "INFERIX_NODE_TOKEN")]
+    /// Prefer --token-file: a flag's value shows in `ps`.
+    #[arg(long, env = "INFERIX_NODE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File holding the admission token (its first line).
+    #[arg(long, env = "INFERIX_NODE_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Inferix Bench index to announce (workers) [default: measured at
     /// start].
     #[arg(long, env = "INFERIX_IB", value_parser = positive_f64)]
@@ -194,7 +234,11 @@ impl NodeArgs {
                     env: "INFERIX_DATA_DIR",
                     key: "data_dir",
                 })?,
-            token: self.token.or(file.token),
+            token: secret(
+                "--token",
+                self.token.or(file.token),
+                self.token_file.or(file.token_file).as_deref(),
+            )?,
             ib: self.ib.or(file.ib),
         })
     }
@@ -222,9 +266,13 @@ pub(crate) struct ClientArgs {
     /// Manager address as printed by `inferix manager` (`<id>@host:port`).
     #[arg(long, env = "INFERIX_MANAGER")]
     manager: String,
-    /// API token for clients.
-    #[arg(long, env = "INFERIX_TOKEN")]
+    /// API token for clients. Prefer --token-file: a flag's value shows in
+    /// `ps`.
+    #[arg(long, env = "INFERIX_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File holding the API token (its first line).
+    #[arg(long, env = "INFERIX_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 /// What to render.
@@ -303,7 +351,7 @@ async fn flush_connections(transport: &QuicTransport) {
 
 pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     let a = a.resolve()?;
-    std::fs::create_dir_all(&a.data_dir)
+    inferix_core::fs::create_private_dir(&a.data_dir)
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
     let quic = quic(Some(&a.data_dir))?;
     let transport: Arc<dyn Transport> = Arc::new(quic.clone());
@@ -352,7 +400,7 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
     let a = a.resolve()?;
-    std::fs::create_dir_all(&a.data_dir)
+    inferix_core::fs::create_private_dir(&a.data_dir)
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
     let tracer = Arc::new(inferix_gpu::PathTracer::new()?);
     let ib = match a.ib {
@@ -378,7 +426,7 @@ pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
     let a = a.resolve()?;
-    std::fs::create_dir_all(&a.data_dir)
+    inferix_core::fs::create_private_dir(&a.data_dir)
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
     let cfg = VerifierConfig {
         manager: a.manager,
@@ -448,6 +496,7 @@ fn local_por_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 fn storage_options(a: &ManagerSettings) -> OpenOptions {
     OpenOptions::from_env()
         .with_schema(a.store_schema.clone())
+        .with_postgres_password(a.store_password.clone())
         .with_s3_endpoint(a.s3_endpoint.clone())
 }
 
@@ -487,8 +536,9 @@ where
 }
 
 async fn connect(c: &ClientArgs) -> anyhow::Result<Client> {
+    let token = secret("--token", c.token.clone(), c.token_file.as_deref())?;
     let t = quic(None)?;
-    Ok(Client::connect(&t, &c.manager, c.token.clone()).await?)
+    Ok(Client::connect(&t, &c.manager, token).await?)
 }
 
 /// Prints once on stderr what the path tracer will substitute in a glTF

@@ -16,17 +16,24 @@ use support::*;
 fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // Secrets from files, as the README teaches: they stay out of `ps`.
+    let node_token = d.join("node-token");
+    std::fs::write(&node_token, "node-secret\n").unwrap();
+    let client_token = d.join("client-token");
+    std::fs::write(&client_token, "client-secret\n").unwrap();
     let mut manager = spawn(&[
         "manager",
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
         path(&d.join("m")),
-        "--node-token",
-        "node-secret",
-        "--client-token",
-        "client-secret",
+        "--node-token-file",
+        path(&node_token),
+        "--client-token-file",
+        path(&client_token),
     ]);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", manager.0.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("secret"));
     let mut line = String::new();
     BufReader::new(manager.0.stdout.take().unwrap())
         .read_line(&mut line)
@@ -36,6 +43,12 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
         .strip_prefix("manager listening on ")
         .expect("address line")
         .to_string();
+    // The data folder holds the node key, the database and the blobs.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("m")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     // A node without the operator's token is refused and exits.
     let intruder = run(&[
@@ -62,8 +75,8 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
                 &addr,
                 "--data-dir",
                 path(&dd),
-                "--token",
-                "node-secret",
+                "--token-file",
+                path(&node_token),
                 "--ib",
                 "1",
             ])
@@ -122,8 +135,8 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
         path(&scene),
         "--manager",
         &addr,
-        "--token",
-        "client-secret",
+        "--token-file",
+        path(&client_token),
         "--out",
         path(&out),
     ];

@@ -7,6 +7,7 @@
 
 #[cfg(feature = "runtime")]
 pub mod blob;
+pub mod fs;
 pub mod ids;
 pub mod image;
 pub mod job;

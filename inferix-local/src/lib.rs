@@ -495,7 +495,7 @@ impl Scheduler for BoxedScheduler {
 }
 
 fn create_dir(dir: &Path) -> Result<(), LocalNetworkError> {
-    std::fs::create_dir_all(dir).map_err(|source| LocalNetworkError::Io {
+    inferix_core::fs::create_private_dir(dir).map_err(|source| LocalNetworkError::Io {
         path: dir.to_path_buf(),
         source,
     })

@@ -32,6 +32,12 @@ fn each_role_needs_its_own_token() {
         (Role::Worker, Some("client")),
         (Role::Worker, None),
         (Role::Verifier, Some("wrong")),
+        // Prefixes, extensions and the empty token: the comparison is of
+        // fixed-length digests, so none of them can match by length.
+        (Role::Worker, Some("nod")),
+        (Role::Worker, Some("node ")),
+        (Role::Worker, Some("nodenode")),
+        (Role::Verifier, Some("")),
         (Role::Client, Some("node")),
         (Role::Client, None),
     ] {

@@ -46,8 +46,7 @@ async fn fetch(
     file_name: &str,
 ) -> Result<PathBuf, String> {
     let dir = work_dir.join(kind).join(blob.to_hex());
-    tokio::fs::create_dir_all(&dir)
-        .await
+    inferix_core::fs::create_private_dir(&dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join(crate::safe_file_name(file_name));
     if !tokio::fs::try_exists(&path).await.unwrap_or(false) {

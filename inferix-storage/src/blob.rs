@@ -130,6 +130,9 @@ pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     max_blob_size: u64,
+    /// The folder of a local store: promoted blobs are synced to disk
+    /// there, so an acknowledged upload survives a power cut.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl ObjectBlobStore {
@@ -140,15 +143,18 @@ impl ObjectBlobStore {
             store,
             prefix: prefix.into(),
             max_blob_size: DEFAULT_MAX_BLOB_SIZE,
+            local_root: None,
         }
     }
 
     /// Blobs in the local directory `dir`, created if missing (the embedded
     /// default).
     pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self, BlobError> {
-        std::fs::create_dir_all(dir.as_ref())?;
+        inferix_core::fs::create_private_dir(dir.as_ref())?;
         let fs = LocalFileSystem::new_with_prefix(dir.as_ref()).map_err(backend)?;
-        Ok(Self::new(Arc::new(fs), Path::default()))
+        let mut store = Self::new(Arc::new(fs), Path::default());
+        store.local_root = Some(dir.as_ref().to_path_buf());
+        Ok(store)
     }
 
     /// Blobs in memory, lost on drop (tests, simulation).
@@ -240,22 +246,76 @@ impl ObjectBlobStore {
         })
     }
 
-    /// Makes the finished upload at `tmp` visible at `key`, unless an
-    /// identical blob is there already.
-    async fn promote(&self, tmp: &Path, key: &Path) -> Result<(), BlobError> {
+    /// Makes the finished upload at `tmp` (of `meta`) visible at `key`,
+    /// unless an intact copy is there already: a blob left torn by a crash
+    /// or damaged on disk is found by its size and hash and replaced.
+    async fn promote(&self, tmp: &Path, key: &Path, meta: BlobMeta) -> Result<(), BlobError> {
         if self.exists(key).await? {
-            return Ok(());
+            if self.intact(key, meta).await? {
+                return Ok(());
+            }
+            tracing::warn!(path = %key, "replacing a damaged blob with a fresh upload of it");
+            self.store.copy(tmp, key).await.map_err(backend)?;
+            return self.sync(key).await;
         }
         match self.store.copy_if_not_exists(tmp, key).await {
             // Another upload of the same content won the race: same bytes.
-            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
             // Backends without conditional copy (plain S3): overwriting a
             // content-addressed object with the same bytes is harmless.
             Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
-                self.store.copy(tmp, key).await.map_err(backend)
+                self.store.copy(tmp, key).await.map_err(backend)?
             }
-            Err(e) => Err(backend(e)),
+            Err(e) => return Err(backend(e)),
         }
+        self.sync(key).await
+    }
+
+    /// Whether the object at `key` has `meta`'s size and hash.
+    async fn intact(&self, key: &Path, meta: BlobMeta) -> Result<bool, BlobError> {
+        let res = match self.store.get(key).await {
+            Ok(res) => res,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(backend(e)),
+        };
+        if res.meta.size != meta.size {
+            return Ok(false);
+        }
+        let mut stream = res.into_stream();
+        let mut hasher = blake3::Hasher::new();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk.map_err(backend)?);
+        }
+        Ok(ContentHash(*hasher.finalize().as_bytes()) == meta.hash)
+    }
+
+    /// Flushes a promoted blob of a local store, and the folders that name
+    /// it, to disk; other backends acknowledge only what they have stored.
+    async fn sync(&self, key: &Path) -> Result<(), BlobError> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = key
+            .parts()
+            .fold(root.clone(), |p, part| p.join(part.as_ref()));
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            // The fan-out folder holds the new name, and the blobs folder
+            // may hold a new fan-out folder.
+            let mut dir = file.parent();
+            while let Some(d) = dir {
+                std::fs::File::open(d)?.sync_all()?;
+                if d == root {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| BlobError::Backend(format!("sync task failed: {e}")))??;
+        Ok(())
     }
 
     async fn exists(&self, key: &Path) -> Result<bool, BlobError> {
@@ -291,7 +351,7 @@ impl BlobStore for ObjectBlobStore {
             }
         };
         let promoted = match writer.finish().await {
-            Ok(_) => self.promote(&tmp, &self.key(meta.hash)).await,
+            Ok(_) => self.promote(&tmp, &self.key(meta.hash), meta).await,
             Err(e) => Err(backend(e)),
         };
         self.remove_tmp(&tmp).await;

@@ -89,6 +89,8 @@ pub struct OpenOptions {
     pub s3_region: Option<String>,
     /// S3 access key id and secret.
     pub s3_credentials: Option<(String, String)>,
+    /// PostgreSQL password replacing the URL's.
+    pub postgres_password: Option<String>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -100,6 +102,10 @@ impl std::fmt::Debug for OpenOptions {
             .field(
                 "s3_credentials",
                 &self.s3_credentials.as_ref().map(|_| ".."),
+            )
+            .field(
+                "postgres_password",
+                &self.postgres_password.as_ref().map(|_| ".."),
             )
             .finish()
     }
@@ -116,7 +122,14 @@ impl OpenOptions {
             s3_endpoint: var("AWS_ENDPOINT_URL"),
             s3_region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
             s3_credentials: var("AWS_ACCESS_KEY_ID").zip(var("AWS_SECRET_ACCESS_KEY")),
+            postgres_password: None,
         }
+    }
+
+    /// Connects to PostgreSQL with `password` instead of the URL's.
+    pub fn with_postgres_password(mut self, password: Option<String>) -> Self {
+        self.postgres_password = password;
+        self
     }
 
     /// Sets the PostgreSQL schema.
@@ -190,6 +203,7 @@ pub async fn open_task_store(
 async fn open_postgres(url: &str, options: &OpenOptions) -> Result<Arc<dyn TaskStore>, OpenError> {
     let mut pg = crate::PostgresOptions::new(url);
     pg.schema = options.schema.clone();
+    pg.password = options.postgres_password.clone();
     let store = crate::PostgresTaskStore::open_with_retry(pg, crate::Backoff::default())
         .await
         .map_err(|source| OpenError::Postgres {

@@ -96,6 +96,33 @@ async fn local_store_leaves_no_files_behind_a_refused_upload() {
     assert_eq!(files, vec![format!("blobs/{}/{hex}", &hex[..2])]);
 }
 
+/// A blob torn by a crash mid-write (short) or damaged on disk (same
+/// size, other bytes) is not taken for the real one: the next upload of
+/// that content replaces it, and reads give the content back.
+#[tokio::test]
+async fn a_torn_or_damaged_blob_is_replaced_by_the_next_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectBlobStore::local(dir.path()).unwrap();
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let meta = store.put_bytes(content.clone()).await.unwrap();
+    let hex = meta.hash.to_hex();
+    let file = dir.path().join("blobs").join(&hex[..2]).join(&hex);
+    assert_eq!(std::fs::read(&file).unwrap(), content);
+
+    let mut damaged = content.clone();
+    damaged[123_456] ^= 0x40;
+    for (what, bytes) in [("torn", content[..4096].to_vec()), ("damaged", damaged)] {
+        std::fs::write(&file, &bytes).unwrap();
+        let again = store.put_bytes(content.clone()).await.unwrap();
+        assert_eq!(again, meta, "{what}");
+        assert_eq!(
+            store.get_bytes(meta.hash).await.unwrap(),
+            content,
+            "{what} blob replaced"
+        );
+    }
+}
+
 #[tokio::test]
 async fn default_limit_is_generous() {
     assert_eq!(

@@ -61,7 +61,7 @@ impl NodeIdentity {
         if path.exists() {
             return Self::load(&path);
         }
-        create_private_dir(dir)?;
+        inferix_core::fs::create_private_dir(dir).map_err(|e| io_err(dir, e))?;
         let identity = Self::generate();
         let pem = identity
             .key
@@ -198,26 +198,6 @@ pub fn verify(public_key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
 
 fn io_err(path: &Path, e: impl fmt::Display) -> TransportError {
     TransportError::Io(format!("{}: {e}", path.display()))
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> Result<(), TransportError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        // An existing folder may be shared (the caller's data folder); its
-        // mode is the operator's choice, the key file itself stays 0600.
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_err(dir, e))
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> Result<(), TransportError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))
 }
 
 #[cfg(unix)]

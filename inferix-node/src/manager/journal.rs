@@ -90,7 +90,7 @@ impl ResultJournal {
 
 fn write_synced(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    std::fs::create_dir_all(dir)?;
+    inferix_core::fs::create_private_dir(dir)?;
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;

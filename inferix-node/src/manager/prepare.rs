@@ -56,8 +56,7 @@ impl State {
         tokio::spawn(async move {
             let prepared = async {
                 let plain_dir = dir.join(scene.blob.to_hex());
-                tokio::fs::create_dir_all(&plain_dir)
-                    .await
+                inferix_core::fs::create_private_dir(&plain_dir)
                     .map_err(|e| format!("cannot create {}: {e}", plain_dir.display()))?;
                 let plain = plain_dir.join(crate::safe_file_name(&scene.file_name));
                 if !plain.exists() {

@@ -119,8 +119,7 @@ impl WatermarkTrial {
         let dir = self
             .scratch
             .join(format!("trial-{}", spec.scene.blob.to_hex()));
-        tokio::fs::create_dir_all(&dir)
-            .await
+        inferix_core::fs::create_private_dir(&dir)
             .map_err(|e| internal(format!("cannot create {}: {e}", dir.display())))?;
         let name = crate::safe_file_name(&spec.scene.file_name);
         let plain = dir.join(&name);

@@ -102,6 +102,9 @@ impl PostgresTaskStore {
                 reason: e.to_string(),
             }
         })?;
+        if let Some(password) = &options.password {
+            config.password(password.as_bytes());
+        }
         let schema = match options.schema {
             Some(name) => {
                 validate_schema(&name)?;

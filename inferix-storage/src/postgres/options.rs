@@ -60,6 +60,9 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// Limit on establishing one connection.
     pub connect_timeout: Duration,
+    /// Password that replaces the URL's, so that it need not appear in a
+    /// URL on a command line (read it from a file or the environment).
+    pub password: Option<String>,
 }
 
 impl std::fmt::Debug for PostgresOptions {
@@ -69,6 +72,7 @@ impl std::fmt::Debug for PostgresOptions {
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
+            .field("password", &self.password.as_ref().map(|_| ".."))
             .finish()
     }
 }
@@ -82,7 +86,14 @@ impl PostgresOptions {
             schema: None,
             pool_size: 8,
             connect_timeout: Duration::from_secs(10),
+            password: None,
         }
+    }
+
+    /// Connects with `password` instead of the URL's.
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
     }
 
     /// Keeps the tables in `schema` (created if missing): a lower-case
