@@ -163,6 +163,34 @@ async fn the_allowlist_refuses_unlisted_clients_and_admits_listed_ones() {
     assert_eq!(within(c.receiver.recv()).await.unwrap(), Some(msg(1)));
 }
 
+/// One address may hold only so many connections: the next is refused at
+/// once (not left to time out), and the ones already open keep working.
+#[tokio::test]
+async fn connections_beyond_the_per_address_limit_are_refused() {
+    let mut config = test_config();
+    config.max_connections_per_address(2);
+    let server = QuicTransport::new(NodeIdentity::generate(), config).unwrap();
+    let mut listener = server.listen("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let client = transport();
+        let (c, s) = tokio::join!(client.connect(&target), within(listener.accept()));
+        open.push((client, c.unwrap(), s.unwrap()));
+    }
+    let flood = transport();
+    let err = within(flood.connect(&target)).await.unwrap_err();
+    // Refused by the server, not an unanswered connect timing out.
+    assert!(matches!(err, TransportError::Refused(_)), "{err:?}");
+    for (i, (_, c, s)) in open.iter_mut().enumerate() {
+        s.sender.send(msg(i as u64)).await.unwrap();
+        assert_eq!(
+            within(c.receiver.recv()).await.unwrap(),
+            Some(msg(i as u64))
+        );
+    }
+}
+
 #[tokio::test]
 async fn garbage_bytes_are_a_bad_frame_and_the_listener_keeps_serving() {
     let mut garbage = vec![0, 0, 0, 10];

@@ -14,6 +14,7 @@ pub(super) async fn accept_loop(
     tx: mpsc::UnboundedSender<Input>,
     blobs: Arc<dyn BlobStore>,
     admitted: Admitted,
+    hello_timeout: Duration,
 ) {
     let mut next: ConnId = 1;
     loop {
@@ -42,6 +43,20 @@ pub(super) async fn accept_loop(
             return;
         }
         let tx = tx.clone();
+        // A timer, not a timeout around `recv`: a frame half read when a
+        // timeout fired would be lost.
+        let (timer_admitted, timer_sender) = (admitted.clone(), sender.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(hello_timeout).await;
+            let greeted = timer_admitted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&id);
+            if !greeted {
+                debug!(conn = id, "no hello in time; closing");
+                timer_sender.close("no hello in time");
+            }
+        });
         let admitted = admitted.clone();
         tokio::spawn(async move {
             loop {

@@ -126,6 +126,14 @@ pub struct ManagerConfig {
     /// Failures (errors, hangs, rejections) after which a worker is
     /// blocklisted for the job.
     pub failures_before_blocklist: u32,
+    /// A connection that has not been admitted (its hello answered with a
+    /// welcome) this long after it opened is closed: a peer cannot hold a
+    /// connection without saying who it is.
+    pub hello_timeout: Duration,
+    /// Jobs one client connection may watch at once; a further Watch is
+    /// refused (`InvalidRequest`) until a watched job fails, is cancelled
+    /// or the connection closes. Watching a job twice counts once.
+    pub max_watches_per_client: usize,
     /// Idle workers (longest idle first) the scheduler chooses among per
     /// task. Bounds the cost of one decision on a large network; when none
     /// of them is eligible, every idle worker is considered.
@@ -157,6 +165,8 @@ impl Default for ManagerConfig {
             claim_window: Duration::from_secs(72 * 3600),
             progress_timeout: Duration::from_secs(300),
             failures_before_blocklist: 3,
+            max_watches_per_client: 1_000,
+            hello_timeout: Duration::from_secs(10),
             scheduler_candidates: 128,
             finish_time_aware: true,
         }
@@ -352,6 +362,8 @@ struct Peer {
     node: NodeId,
     role: Option<Role>,
     out: Outbound,
+    /// Jobs this connection watches.
+    watching: usize,
 }
 
 /// A verifier's connection; its load and reputation are the engine's.
@@ -377,8 +389,16 @@ impl ManagerNode {
         let acceptor_tx = in_tx.clone();
         let admitted: Admitted = Arc::default();
         let (acc_blobs, acc_admitted) = (b.blobs.clone(), admitted.clone());
+        let hello_timeout = b.config.hello_timeout;
         let acceptor = tokio::spawn(async move {
-            accept_loop(&mut *listener, acceptor_tx, acc_blobs, acc_admitted).await
+            accept_loop(
+                &mut *listener,
+                acceptor_tx,
+                acc_blobs,
+                acc_admitted,
+                hello_timeout,
+            )
+            .await
         });
         let engine = Engine::new(RoundConfig {
             quorum: b.config.quorum.max(1),
@@ -605,7 +625,20 @@ impl State {
 
     async fn emit(&mut self, job: JobId, event: JobEvent) {
         let _ = self.events.send((job, event.clone()));
-        let conns = self.watchers.get(&job).cloned().unwrap_or_default();
+        // Nothing follows a failure or a cancellation: its watchers are
+        // let go (a completed job may still see claims settled).
+        let last = matches!(event, JobEvent::Failed { .. } | JobEvent::Cancelled);
+        let conns = if last {
+            let conns = self.watchers.remove(&job).unwrap_or_default();
+            for c in &conns {
+                if let Some(p) = self.peers.get_mut(c) {
+                    p.watching = p.watching.saturating_sub(1);
+                }
+            }
+            conns
+        } else {
+            self.watchers.get(&job).cloned().unwrap_or_default()
+        };
         for c in conns {
             self.send(
                 c,
@@ -623,14 +656,28 @@ impl State {
             return Some(j.clone());
         }
         let j = self.store.job(id).await.ok().flatten()?;
-        self.jobs.insert(id, j.clone());
+        // Finished jobs are read from the store when asked for: keeping
+        // them would grow the cache with every job the manager ever ran.
+        if !j.state.is_terminal() {
+            self.jobs.insert(id, j.clone());
+        }
         Some(j)
     }
 
     async fn save_job(&mut self, job: Job) {
-        if let Err(e) = self.store.update_job(&job).await {
-            warn!(job = ?job.id, error = %e, "cannot save job");
+        match self.store.update_job(&job).await {
+            Ok(()) if job.state.is_terminal() => {
+                // The store has it; what was kept for running it goes.
+                self.jobs.remove(&job.id);
+                self.failures.retain(|(j, _), _| *j != job.id);
+            }
+            Ok(()) => {
+                self.jobs.insert(job.id, job);
+            }
+            Err(e) => {
+                warn!(job = ?job.id, error = %e, "cannot save job");
+                self.jobs.insert(job.id, job);
+            }
         }
-        self.jobs.insert(job.id, job);
     }
 }

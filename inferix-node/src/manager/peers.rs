@@ -14,6 +14,7 @@ impl State {
                         node,
                         role: None,
                         out: Outbound::spawn(sender, OUTBOUND_CAPACITY),
+                        watching: 0,
                     },
                 );
                 false
@@ -97,8 +98,11 @@ impl State {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&conn);
-        for list in self.watchers.values_mut() {
-            list.retain(|c| *c != conn);
+        if peer.watching > 0 {
+            self.watchers.retain(|_, list| {
+                list.retain(|c| *c != conn);
+                !list.is_empty()
+            });
         }
         if self.workers.get(&peer.node).is_some_and(|w| w.conn == conn) {
             let slot = self.workers.leave(peer.node);

@@ -27,7 +27,10 @@ impl State {
                     .await
                 }
                 Some(j) => {
-                    self.watchers.entry(job).or_default().push(conn);
+                    if let Err(message) = self.add_watcher(job, conn) {
+                        let refusal = Message::error(ErrorCode::InvalidRequest, message);
+                        return self.reply(conn, id, refusal).await;
+                    }
                     self.reply(conn, id, Message::Ok).await;
                     let ev = match j.state {
                         JobState::Completed => Some(JobEvent::Completed { job }),
@@ -76,6 +79,30 @@ impl State {
             }
         }
         let _ = client;
+    }
+
+    /// Adds `conn` to `job`'s watchers once, within the per-client limit.
+    fn add_watcher(&mut self, job: JobId, conn: ConnId) -> Result<(), String> {
+        let list = self.watchers.entry(job).or_default();
+        if list.contains(&conn) {
+            return Ok(());
+        }
+        let limit = self.cfg.max_watches_per_client;
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return Err("not connected".into());
+        };
+        if peer.watching >= limit {
+            if list.is_empty() {
+                self.watchers.remove(&job);
+            }
+            return Err(format!(
+                "this connection already watches {limit} jobs, the limit; \
+                 watch fewer at once or use another connection"
+            ));
+        }
+        peer.watching += 1;
+        list.push(conn);
+        Ok(())
     }
 
     /// Quotes off the manager loop (a probe render takes a while); the

@@ -23,6 +23,15 @@ pub(super) fn connect_error(addr: &str, e: ConnectionError) -> TransportError {
         ConnectionError::ConnectionClosed(c) if is_tls_alert(c.error_code) => {
             TransportError::Refused(format!("{addr} refused the handshake: {c}"))
         }
+        // A listener at its connection limits turns connections away
+        // before the handshake.
+        ConnectionError::ConnectionClosed(c)
+            if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            TransportError::Refused(format!(
+                "{addr} refused the connection (too many connections)"
+            ))
+        }
         ConnectionError::ApplicationClosed(c) => TransportError::Refused(format!(
             "{addr} closed the connection: {}",
             String::from_utf8_lossy(&c.reason)

@@ -92,6 +92,7 @@ pub struct QuicConfig {
     max_frame_size: u32,
     close_linger: Duration,
     max_udp_payload: u16,
+    limits: ConnLimits,
 }
 
 impl Default for QuicConfig {
@@ -107,6 +108,7 @@ impl Default for QuicConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             close_linger: Duration::from_secs(2),
             max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -170,6 +172,22 @@ impl QuicConfig {
     /// QUIC's minimum of 1200 are raised to it.
     pub fn max_udp_payload_size(&mut self, bytes: u16) -> &mut Self {
         self.max_udp_payload = bytes.max(1200);
+        self
+    }
+
+    /// Connections (handshaking or open) a listener keeps from one IP
+    /// address; further ones are refused at once, before any TLS work.
+    /// Default 1,024: a studio's render nodes behind one NAT fit, one
+    /// host's connection flood does not.
+    pub fn max_connections_per_address(&mut self, n: usize) -> &mut Self {
+        self.limits.per_address = n.max(1);
+        self
+    }
+
+    /// Connections (handshaking or open) a listener keeps in all; default
+    /// 250,000.
+    pub fn max_connections(&mut self, n: usize) -> &mut Self {
+        self.limits.total = n.max(1);
         self
     }
 }
@@ -478,6 +496,7 @@ impl Transport for QuicTransport {
             endpoint.clone(),
             tx,
             c.handshake_timeout,
+            c.limits,
             self.inner.conn_settings(),
         ));
         Ok(Box::new(QuicListener {

@@ -29,7 +29,7 @@ pub(super) async fn client_stream(
 pub(super) async fn server_handshake(
     incoming: quinn::Incoming,
     settings: ConnSettings,
-) -> Result<Connection, String> {
+) -> Result<(Connection, quinn::Connection), String> {
     let conn = incoming.await.map_err(|e| format!("handshake: {e}"))?;
     let peer = peer_node_id(&conn).map_err(|e| e.to_string())?;
     let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| format!("{peer}: {e}"))?;
@@ -44,7 +44,7 @@ pub(super) async fn server_handshake(
     send.write_all(PREAMBLE)
         .await
         .map_err(|e| format!("{peer}: writing the preamble: {e}"))?;
-    Ok(wrap(conn, send, recv, peer, settings))
+    Ok((wrap(conn.clone(), send, recv, peer, settings), conn))
 }
 
 /// What every connection of a transport shares.
