@@ -38,6 +38,54 @@ pub enum CodecError {
         /// Values required.
         expected: usize,
     },
+    /// The file declares another size than the one expected of it.
+    #[error("image declares {width}x{height}, expected {expected_width}x{expected_height}")]
+    WrongSize {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Expected width.
+        expected_width: u32,
+        /// Expected height.
+        expected_height: u32,
+    },
+}
+
+/// The width and height a PNG or EXR file declares, read from its header
+/// alone: a reader that knows what size to expect refuses anything else
+/// before a decoder allocates for it (a small file may declare a huge
+/// image). Every layer of an EXR must declare the same size.
+pub fn declared_size(bytes: &[u8]) -> Result<(u32, u32), CodecError> {
+    const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+    const EXR_MAGIC: &[u8] = &[0x76, 0x2f, 0x31, 0x01];
+    if bytes.starts_with(PNG_MAGIC) {
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let reader = decoder
+            .read_info()
+            .map_err(|e| CodecError::Malformed(e.to_string()))?;
+        let info = reader.info();
+        return Ok((info.width, info.height));
+    }
+    if bytes.starts_with(EXR_MAGIC) {
+        let meta = exr::meta::MetaData::read_from_buffered(std::io::Cursor::new(bytes), false)
+            .map_err(|e| CodecError::Malformed(e.to_string()))?;
+        return exr_layer_size(&meta);
+    }
+    Err(CodecError::Malformed("neither PNG nor EXR".into()))
+}
+
+/// The one size every layer of an EXR declares.
+fn exr_layer_size(meta: &exr::meta::MetaData) -> Result<(u32, u32), CodecError> {
+    let mut sizes = meta.headers.iter().map(|h| h.layer_size);
+    let first = sizes
+        .next()
+        .ok_or_else(|| CodecError::Malformed("no layers".into()))?;
+    if sizes.any(|s| s != first) {
+        return Err(CodecError::Malformed("layers of different sizes".into()));
+    }
+    let side = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    Ok((side(first.width()), side(first.height())))
 }
 
 fn check_size(width: u32, height: u32) -> Result<(), CodecError> {
@@ -216,18 +264,9 @@ pub fn decode_exr(bytes: &[u8]) -> Result<inferix_core::image::Image, CodecError
     use exr::prelude::*;
     let meta = exr::meta::MetaData::read_from_buffered(std::io::Cursor::new(bytes), false)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    let header = meta
-        .headers
-        .first()
-        .ok_or_else(|| CodecError::Malformed("no layers".into()))?;
-    let size = header.layer_size;
-    let (width, height) = (size.width() as u32, size.height() as u32);
-    if size.width() > u32::MAX as usize || size.height() > u32::MAX as usize {
-        return Err(CodecError::TooLarge {
-            width: u32::MAX,
-            height: u32::MAX,
-        });
-    }
+    // Every layer, not only the first: the reader below takes the first
+    // layer with colour channels, which need not be header 0.
+    let (width, height) = exr_layer_size(&meta)?;
     check_size(width, height)?;
     let image = read()
         .no_deep_data()
@@ -271,6 +310,66 @@ pub fn decode_exr(bytes: &[u8]) -> Result<inferix_core::image::Image, CodecError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_sizes_come_from_headers_alone() {
+        let png = encode_png(&Rgb8Image {
+            width: 5,
+            height: 3,
+            pixels: vec![9; 45],
+            alpha: None,
+        });
+        assert_eq!(declared_size(&png).unwrap(), (5, 3));
+        let exr = encode_exr(&Image::new(7, 2)).unwrap();
+        assert_eq!(declared_size(&exr).unwrap(), (7, 2));
+        // A header with no pixel data after it: 20000 x 20000 declared in
+        // a few dozen bytes, read without allocating for it.
+        let mut bomb = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut bomb, 20_000, 20_000);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut w = enc.write_header().unwrap();
+            // The start of a deflate stream: the decoder needs an IDAT to
+            // have read the header, not the pixels.
+            w.write_chunk(png::chunk::IDAT, &[0x78, 0x9c]).unwrap();
+        }
+        assert!(bomb.len() < 100, "{}", bomb.len());
+        assert_eq!(declared_size(&bomb).unwrap(), (20_000, 20_000));
+        assert!(matches!(
+            declared_size(b"GIF89a"),
+            Err(CodecError::Malformed(_))
+        ));
+    }
+
+    /// The decoder reads the first layer with colour channels; every
+    /// layer's size is checked, not only header 0's.
+    #[test]
+    fn an_exr_whose_layers_differ_in_size_is_refused() {
+        use exr::prelude::*;
+        let grey = |_: Vec2<usize>| (0.5f32, 0.5f32, 0.5f32);
+        let layer = |name: &str, side: usize| {
+            Layer::new(
+                (side, side),
+                LayerAttributes::named(name),
+                Encoding::FAST_LOSSLESS,
+                SpecificChannels::rgb(grey),
+            )
+        };
+        let mut out = std::io::Cursor::new(Vec::new());
+        exr::image::Image::empty(ImageAttributes::new(IntegerBounds::from_dimensions((8, 8))))
+            .with_layer(layer("small", 2))
+            .with_layer(layer("large", 8))
+            .write()
+            .to_buffered(&mut out)
+            .unwrap();
+        let bytes = out.into_inner();
+        assert!(matches!(
+            declared_size(&bytes),
+            Err(CodecError::Malformed(_))
+        ));
+        assert!(matches!(decode_exr(&bytes), Err(CodecError::Malformed(_))));
+    }
 
     #[test]
     fn png_round_trip() {

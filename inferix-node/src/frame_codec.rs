@@ -12,8 +12,37 @@ pub(crate) fn encode(img: &Image, format: OutputFormat) -> Result<Vec<u8>, codec
     }
 }
 
-/// Decodes a frame file to the 8-bit pixels that results commit to.
-pub(crate) fn decode(bytes: &[u8], format: OutputFormat) -> Result<Rgb8Image, codec::CodecError> {
+/// The most bytes a frame file of `width` x `height` can honestly take in
+/// any output format: 16 bytes a pixel (EXR, four 32-bit floats; PNG needs
+/// at most 8), plus 1 MiB for headers, row filters and chunk tables. A
+/// larger "frame" named by a worker is refused before it is read whole.
+pub(crate) fn max_encoded_len(width: u32, height: u32) -> u64 {
+    u64::from(width) * u64::from(height) * 16 + (1 << 20)
+}
+
+/// Refuses a file that declares another size than `(width, height)`,
+/// from its header, before a decoder allocates for what it declares.
+fn expect_size(bytes: &[u8], (width, height): (u32, u32)) -> Result<(), codec::CodecError> {
+    let (w, h) = codec::declared_size(bytes)?;
+    if (w, h) != (width, height) {
+        return Err(codec::CodecError::WrongSize {
+            width: w,
+            height: h,
+            expected_width: width,
+            expected_height: height,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes a frame file of `size` to the 8-bit pixels that results commit
+/// to; a file of another size is refused unread.
+pub(crate) fn decode(
+    bytes: &[u8],
+    format: OutputFormat,
+    size: (u32, u32),
+) -> Result<Rgb8Image, codec::CodecError> {
+    expect_size(bytes, size)?;
     match format {
         OutputFormat::Png => codec::decode_png(bytes),
         OutputFormat::Exr => Ok(codec::decode_exr(bytes)?.to_srgb8()),
@@ -31,8 +60,14 @@ pub(crate) enum FramePixels {
 }
 
 impl FramePixels {
-    /// Decodes `bytes` of `format`.
-    pub(crate) fn decode(bytes: &[u8], format: OutputFormat) -> Result<Self, codec::CodecError> {
+    /// Decodes `bytes` of `format` and `size` (another size is refused
+    /// unread).
+    pub(crate) fn decode(
+        bytes: &[u8],
+        format: OutputFormat,
+        size: (u32, u32),
+    ) -> Result<Self, codec::CodecError> {
+        expect_size(bytes, size)?;
         Ok(match format {
             OutputFormat::Png => Self::Srgb8(codec::decode_png(bytes)?),
             OutputFormat::Exr => Self::Linear(codec::decode_exr(bytes)?),
@@ -80,18 +115,37 @@ mod tests {
     use super::*;
     use inferix_core::image::Rect;
 
+    /// A verifier expecting a 16x8 frame does not decode a file that
+    /// declares anything else, whatever it claims to hold.
+    #[test]
+    fn a_file_of_another_size_is_refused_before_decoding() {
+        for format in [OutputFormat::Png, OutputFormat::Exr] {
+            let bytes = encode(&Image::stand_in(1, 40, 30), format).unwrap();
+            assert!(matches!(
+                decode(&bytes, format, (16, 8)),
+                Err(codec::CodecError::WrongSize {
+                    width: 40,
+                    height: 30,
+                    ..
+                })
+            ));
+            assert!(FramePixels::decode(&bytes, format, (40, 31)).is_err());
+            assert!(decode(&bytes, format, (40, 30)).is_ok());
+        }
+    }
+
     #[test]
     fn pasting_a_crop_and_encoding_again_equals_the_other_frame() {
         for format in [OutputFormat::Png, OutputFormat::Exr] {
             let (a, b) = (Image::stand_in(1, 40, 30), Image::stand_in(2, 40, 30));
             let marked = encode(&a, format).unwrap();
-            let mut frame = FramePixels::decode(&marked, format).unwrap();
+            let mut frame = FramePixels::decode(&marked, format, (40, 30)).unwrap();
             // Every 10x10 block of `b`, pasted over `a`, gives `b`.
             for by in 0..3 {
                 for bx in 0..4 {
                     let r = Rect::new(bx * 10, by * 10, 10, 10);
                     let crop = encode(&b.crop(r), format).unwrap();
-                    let crop = FramePixels::decode(&crop, format).unwrap();
+                    let crop = FramePixels::decode(&crop, format, (10, 10)).unwrap();
                     assert!(frame.paste(&crop, r.x, r.y));
                 }
             }
@@ -99,7 +153,7 @@ mod tests {
             assert_eq!(frame.encode().unwrap(), whole_b, "{format:?}");
             assert_eq!(
                 frame.to_srgb8().pixel_hash(),
-                decode(&whole_b, format).unwrap().pixel_hash()
+                decode(&whole_b, format, (40, 30)).unwrap().pixel_hash()
             );
             assert_eq!(frame.size(), (40, 30));
             // A crop that does not fit, or of the other precision, is refused.

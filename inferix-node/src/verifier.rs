@@ -230,14 +230,15 @@ pub async fn verify(
     let mut decoded: Vec<(u32, Rgb8Image)> = Vec::new();
     let mut flat: Vec<u32> = Vec::new();
     for f in &a.frames {
-        let bytes = match blobs.get_bytes(f.blob).await {
+        let limit = frame_codec::max_encoded_len(a.width, a.height);
+        let bytes = match blobs.get_bytes_at_most(f.blob, limit).await {
             Ok(b) => b,
             Err(e) => {
                 reasons.push(format!("frame {}: cannot fetch: {e}", f.frame));
                 continue;
             }
         };
-        let img = match frame_codec::decode(&bytes, a.format) {
+        let img = match frame_codec::decode(&bytes, a.format, (a.width, a.height)) {
             Ok(i) => i,
             Err(e) => {
                 reasons.push(format!("frame {}: does not decode: {e}", f.frame));
@@ -476,7 +477,8 @@ async fn check_crops(
         for (rect, r) in rects.iter().zip(rendered) {
             // Through the job's codec, as the worker's frame went.
             let bytes = frame_codec::encode(&r.image, a.format).map_err(|e| e.to_string())?;
-            let mine = frame_codec::decode(&bytes, a.format).map_err(|e| e.to_string())?;
+            let mine = frame_codec::decode(&bytes, a.format, (r.image.width, r.image.height))
+                .map_err(|e| e.to_string())?;
             let theirs = img.crop(*rect);
             let diff = mine.max_channel_diff(&theirs).unwrap_or(u8::MAX);
             if diff > allowed {
@@ -487,4 +489,64 @@ async fn check_crops(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use inferix_core::blob::BlobStoreExt;
+    use inferix_core::ids::{JobId, TaskId};
+    use inferix_core::job::OutputFormat;
+    use inferix_core::protocol::VerificationAssignment;
+    use inferix_core::renderer::RenderSettings;
+    use inferix_core::task::FrameOutput;
+    use inferix_storage::ObjectBlobStore;
+
+    use super::*;
+
+    /// A "frame" far larger than any file of its size could be is refused
+    /// unread: a worker cannot make verifiers hold gigabytes.
+    #[tokio::test]
+    async fn a_frame_blob_larger_than_its_size_allows_is_not_read() {
+        let blobs = ObjectBlobStore::in_memory();
+        let (width, height) = (16, 8);
+        let limit = frame_codec::max_encoded_len(width, height);
+        let huge = blobs
+            .put_bytes(vec![7u8; limit as usize + 1])
+            .await
+            .unwrap();
+        let a = VerificationAssignment {
+            verification: 1,
+            task: TaskId::new(JobId(1), 0),
+            frames: vec![FrameOutput {
+                frame: 1,
+                pixel_hash: huge.hash,
+                blob: huge.hash,
+                width,
+                height,
+                tile_root: huge.hash,
+            }],
+            width,
+            height,
+            format: OutputFormat::Png,
+            watermark: Vec::new(),
+            watermark_threshold: 0.0,
+            challenges: Vec::new(),
+            scene: None,
+            settings: RenderSettings::default(),
+            worker_device_class: String::new(),
+            crop_tolerance: 0,
+            clean_scene: None,
+            environment: None,
+        };
+        let verdict = verify(&blobs, None, &a).await;
+        assert!(!verdict.passed);
+        assert!(
+            verdict
+                .reasons
+                .iter()
+                .any(|r| r.contains("cannot fetch") && r.contains(&limit.to_string())),
+            "{:?}",
+            verdict.reasons
+        );
+    }
 }

@@ -261,8 +261,8 @@ async fn render_task(
         let bytes =
             frame_codec::encode(&r.image, offer.format).map_err(|e| render(e.to_string()))?;
         // Commit to the pixels as any verifier will decode them.
-        let decoded =
-            frame_codec::decode(&bytes, offer.format).map_err(|e| render(e.to_string()))?;
+        let decoded = frame_codec::decode(&bytes, offer.format, (r.image.width, r.image.height))
+            .map_err(|e| render(e.to_string()))?;
         let meta = blobs
             .put_bytes(bytes)
             .await

@@ -33,8 +33,9 @@ pub enum BlobError {
     /// No blob with this hash.
     #[error("blob {0} not found")]
     NotFound(ContentHash),
-    /// The upload exceeded the store's size limit; nothing was kept.
-    #[error("upload of more than {limit} bytes refused")]
+    /// The blob exceeded a size limit: an upload over the store's (nothing
+    /// was kept), or a read over what the reader expects.
+    #[error("blob of more than {limit} bytes refused")]
     TooLarge {
         /// The limit in bytes.
         limit: u64,
@@ -103,9 +104,22 @@ pub trait BlobStoreExt: BlobStore {
 
     /// Reads a whole blob, checking its hash.
     async fn get_bytes(&self, hash: ContentHash) -> Result<Vec<u8>, BlobError> {
-        let mut r = self.get(hash).await?;
+        self.get_bytes_at_most(hash, u64::MAX).await
+    }
+
+    /// Reads a whole blob of at most `limit` bytes, checking its hash; a
+    /// longer one is [`BlobError::TooLarge`] after reading `limit + 1`
+    /// bytes of it, so a blob named by someone else (a worker's frame, say)
+    /// cannot make the reader hold more than it expects.
+    async fn get_bytes_at_most(&self, hash: ContentHash, limit: u64) -> Result<Vec<u8>, BlobError> {
+        let r = self.get(hash).await?;
         let mut out = Vec::new();
-        r.read_to_end(&mut out).await?;
+        r.take(limit.saturating_add(1))
+            .read_to_end(&mut out)
+            .await?;
+        if out.len() as u64 > limit {
+            return Err(BlobError::TooLarge { limit });
+        }
         let actual = ContentHash::of(&out);
         if actual != hash {
             return Err(BlobError::Corrupt {

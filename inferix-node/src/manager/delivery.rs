@@ -62,7 +62,7 @@ impl State {
             let decoded: Option<Vec<_>> = crops
                 .iter()
                 .map(|c| {
-                    frame_codec::decode(&c.image, format)
+                    frame_codec::decode(&c.image, format, (c.rect.width, c.rect.height))
                         .ok()
                         .map(|img| (c.frame, c.rect, img))
                 })
@@ -91,20 +91,23 @@ impl State {
         };
         let mut delivered = Vec::with_capacity(result.frames.len());
         for f in &result.frames {
-            let bytes =
-                self.blobs.get_bytes(f.blob).await.map_err(|e| {
-                    format!("frame {}: cannot read the worker's file: {e}", f.frame)
-                })?;
+            let bytes = self
+                .blobs
+                .get_bytes_at_most(f.blob, frame_codec::max_encoded_len(width, height))
+                .await
+                .map_err(|e| format!("frame {}: cannot read the worker's file: {e}", f.frame))?;
             let patches: Vec<CleanCrop> = crops
                 .iter()
                 .filter(|c| c.frame == f.frame)
                 .cloned()
                 .collect();
             // Decoding and encoding whole frames is CPU work: off the loop.
-            let composed = tokio::task::spawn_blocking(move || compose(&bytes, format, &patches))
-                .await
-                .map_err(|e| format!("frame {}: composing failed: {e}", f.frame))?
-                .map_err(|e| format!("frame {}: {e}", f.frame))?;
+            let composed = tokio::task::spawn_blocking(move || {
+                compose(&bytes, format, (width, height), &patches)
+            })
+            .await
+            .map_err(|e| format!("frame {}: composing failed: {e}", f.frame))?
+            .map_err(|e| format!("frame {}: {e}", f.frame))?;
             let (file, pixel_hash) = composed;
             let meta = self
                 .blobs
@@ -129,12 +132,13 @@ impl State {
 fn compose(
     bytes: &[u8],
     format: OutputFormat,
+    size: (u32, u32),
     patches: &[CleanCrop],
 ) -> Result<(Vec<u8>, ContentHash), String> {
-    let mut frame = FramePixels::decode(bytes, format)
+    let mut frame = FramePixels::decode(bytes, format, size)
         .map_err(|e| format!("the worker's file does not decode: {e}"))?;
     for c in patches {
-        let crop = FramePixels::decode(&c.image, format)
+        let crop = FramePixels::decode(&c.image, format, (c.rect.width, c.rect.height))
             .map_err(|e| format!("clean pixels do not decode: {e}"))?;
         if crop.size() != (c.rect.width, c.rect.height) || !frame.paste(&crop, c.rect.x, c.rect.y) {
             return Err(format!("clean pixels for {:?} do not fit", c.rect));
