@@ -19,7 +19,7 @@ use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
 use inferix_storage::{open_blob_store, open_task_store, ObjectBlobStore, OpenOptions};
-use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport, Transport};
+use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport, ServerTrust, Transport};
 use tokio::sync::watch;
 
 use crate::config_file::{self, ConfigError, ManagerFile, NodeFile};
@@ -187,7 +187,9 @@ pub(crate) struct NodeArgs {
     config: Option<PathBuf>,
     /// Manager address as printed by `inferix manager` (`<id>@host:port`),
     /// or several separated by commas: the node moves to the next when its
-    /// manager is unreachable; required.
+    /// manager is unreachable; required. An address without `<id>@` is
+    /// trusted on first use: the id met is kept in DATA_DIR/known-managers
+    /// and any other key at that address is refused later.
     #[arg(long, env = "INFERIX_MANAGER")]
     manager: Option<String>,
     /// Folder for the node key and scene cache; required.
@@ -263,7 +265,8 @@ fn positive_f64(s: &str) -> Result<f64, String> {
 /// Where a client finds its manager.
 #[derive(Args)]
 pub(crate) struct ClientArgs {
-    /// Manager address as printed by `inferix manager` (`<id>@host:port`).
+    /// Manager address as printed by `inferix manager` (`<id>@host:port`);
+    /// the id is required, so that the token reaches no other server.
     #[arg(long, env = "INFERIX_MANAGER")]
     manager: String,
     /// API token for clients. Prefer --token-file: a flag's value shows in
@@ -311,12 +314,23 @@ pub(crate) struct JobArgs {
     background: inferix_core::renderer::Background,
 }
 
+/// The node's QUIC transport. A manager address without `<id>@` is
+/// trusted on first use by nodes with a data folder (the id met first is
+/// kept in `known-managers` and required from then on) and refused by
+/// clients, which keep nothing: a token goes only to the manager meant.
 fn quic(data_dir: Option<&Path>) -> anyhow::Result<QuicTransport> {
+    let mut config = QuicConfig::default();
     let identity = match data_dir {
-        Some(d) => NodeIdentity::load_or_create(d.join("identity"))?,
-        None => NodeIdentity::generate(),
+        Some(d) => {
+            config.server_trust(ServerTrust::KnownHosts(d.join("known-managers")));
+            NodeIdentity::load_or_create(d.join("identity"))?
+        }
+        None => {
+            config.server_trust(ServerTrust::PinnedOnly);
+            NodeIdentity::generate()
+        }
     };
-    Ok(QuicTransport::new(identity, QuicConfig::default())?)
+    Ok(QuicTransport::new(identity, config)?)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -414,3 +414,20 @@ fn unknown_keys_and_bad_values_in_a_config_file_are_named() {
         "{err}"
     );
 }
+
+/// A client never sends its token to an address that does not name the
+/// manager's id.
+#[test]
+fn a_client_refuses_a_manager_address_without_an_id() {
+    let out = run(&[
+        "status",
+        "00000000000000000000000000000001",
+        "--manager",
+        "127.0.0.1:9",
+        "--token",
+        "t",
+    ]);
+    assert!(!out.status.success());
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(why.contains("names no node id"), "{why}");
+}

@@ -22,7 +22,7 @@ pub mod quic;
 pub use frame::{decode_frame, encode_frame, DEFAULT_MAX_FRAME_SIZE};
 pub use identity::{verify, verify_result, NodeIdentity, ResultSignatureError, KEY_FILE_NAME};
 pub use inproc::{InProcNetwork, InProcTransport};
-pub use quic::{install_crypto_provider, QuicConfig, QuicTransport};
+pub use quic::{install_crypto_provider, QuicConfig, QuicTransport, ServerTrust};
 
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]

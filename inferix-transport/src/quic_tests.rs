@@ -142,6 +142,55 @@ async fn a_server_with_another_key_than_the_pinned_id_is_refused() {
     listener_still_serves(&mut listener).await;
 }
 
+/// Trust on first use: the first server met at an address is recorded and
+/// pinned from then on; another key at that address is refused, naming
+/// the file. PinnedOnly refuses an address without an id before sending
+/// anything.
+#[tokio::test]
+async fn known_hosts_pin_the_first_server_met_and_pinned_only_needs_an_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("keys").join("known-managers");
+    let mut config = test_config();
+    config.server_trust(ServerTrust::KnownHosts(known.clone()));
+    let client = QuicTransport::new(NodeIdentity::generate(), config).unwrap();
+    let server = transport();
+    let mut listener = server.listen("127.0.0.1:0").await.unwrap();
+    let (_, host) = parse_addr(&listener.local_addr())
+        .map(|(id, h)| (id, h.to_string()))
+        .unwrap();
+    for _ in 0..2 {
+        let (c, s) = tokio::join!(client.connect(&host), within(listener.accept()));
+        assert_eq!(c.unwrap().peer, server.local_id());
+        drop(s.unwrap());
+    }
+    let text = std::fs::read_to_string(&known).unwrap();
+    assert_eq!(
+        text,
+        format!("{host} {}\n", server.local_id()),
+        "recorded once"
+    );
+
+    // Another server at a recorded address: say the file holds another id.
+    std::fs::write(&known, format!("{host} {}\n", NodeId(42))).unwrap();
+    let err = within(client.connect(&host)).await.unwrap_err();
+    match &err {
+        TransportError::Refused(why) => assert!(why.contains("known-managers"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    let mut strict = test_config();
+    strict.server_trust(ServerTrust::PinnedOnly);
+    let strict = QuicTransport::new(NodeIdentity::generate(), strict).unwrap();
+    let err = within(strict.connect(&host)).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::Refused(ref why) if why.contains("<id>@")),
+        "{err:?}"
+    );
+    let pinned = format!("{}@{host}", server.local_id());
+    let (c, _s) = tokio::join!(strict.connect(&pinned), within(listener.accept()));
+    assert!(c.is_ok());
+}
+
 #[tokio::test]
 async fn the_allowlist_refuses_unlisted_clients_and_admits_listed_ones() {
     let allowed = transport();

@@ -73,6 +73,7 @@ mod errors;
 mod listener;
 mod stream;
 mod tls;
+mod trust;
 
 use addr::*;
 use errors::*;
@@ -80,6 +81,7 @@ use listener::*;
 use stream::*;
 pub use tls::install_crypto_provider;
 use tls::*;
+pub use trust::ServerTrust;
 
 /// Settings of a [`QuicTransport`], quinn style: start from
 /// [`QuicConfig::default`] and adjust with the setters.
@@ -93,6 +95,7 @@ pub struct QuicConfig {
     close_linger: Duration,
     max_udp_payload: u16,
     limits: ConnLimits,
+    trust: ServerTrust,
 }
 
 impl Default for QuicConfig {
@@ -109,6 +112,7 @@ impl Default for QuicConfig {
             close_linger: Duration::from_secs(2),
             max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
             limits: ConnLimits::default(),
+            trust: ServerTrust::Any,
         }
     }
 }
@@ -181,6 +185,13 @@ impl QuicConfig {
     /// host's connection flood does not.
     pub fn max_connections_per_address(&mut self, n: usize) -> &mut Self {
         self.limits.per_address = n.max(1);
+        self
+    }
+
+    /// Whom `connect` trusts at an address that names no node id (see
+    /// [`ServerTrust`]); pinned addresses are always checked.
+    pub fn server_trust(&mut self, trust: ServerTrust) -> &mut Self {
+        self.trust = trust;
         self
     }
 
@@ -508,7 +519,18 @@ impl Transport for QuicTransport {
     }
 
     async fn connect(&self, addr: &str) -> Result<Connection, TransportError> {
-        let (pin, host) = parse_addr(addr)?;
+        let (named, host) = parse_addr(addr)?;
+        let known = match (&self.inner.config.trust, named) {
+            (ServerTrust::KnownHosts(path), None) => trust::known_id(path, host)?,
+            (ServerTrust::PinnedOnly, None) => {
+                return Err(TransportError::Refused(format!(
+                    "{addr} names no node id: give it as <id>@{host} (as the manager \
+                     prints it), so that nothing is sent to another server"
+                )))
+            }
+            _ => None,
+        };
+        let pin = named.or(known);
         let socket_addr = resolve(host).await?;
         let endpoint = self.inner.client_endpoint(socket_addr.is_ipv6())?;
         let (config, verifier) = self.inner.client_config(pin)?;
@@ -523,6 +545,14 @@ impl Transport for QuicTransport {
         let result = tokio::time::timeout(self.inner.config.handshake_timeout, setup).await;
         // Our own verifier's reason beats the TLS alert it caused.
         if let Some(reason) = verifier.rejection() {
+            if let (Some(_), ServerTrust::KnownHosts(path)) = (known, &self.inner.config.trust) {
+                return Err(TransportError::Refused(format!(
+                    "{reason}: {host} answered with another key than the one recorded in \
+                     {} when this node first connected to it; if the manager's key \
+                     changed on purpose, delete that line",
+                    path.display()
+                )));
+            }
             return Err(TransportError::Refused(reason));
         }
         let (conn, send, recv) = match result {
@@ -539,6 +569,9 @@ impl Transport for QuicTransport {
             Ok(Ok(parts)) => parts,
         };
         let peer = peer_node_id(&conn)?;
+        if let (ServerTrust::KnownHosts(path), None) = (&self.inner.config.trust, pin) {
+            trust::remember(path, host, peer)?;
+        }
         Ok(wrap(conn, send, recv, peer, self.inner.conn_settings()))
     }
 }
