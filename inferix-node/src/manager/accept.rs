@@ -11,7 +11,7 @@ pub(super) type Admitted = Arc<Mutex<HashSet<ConnId>>>;
 
 pub(super) async fn accept_loop(
     listener: &mut dyn Listener,
-    tx: mpsc::UnboundedSender<Input>,
+    tx: mpsc::Sender<Input>,
     blobs: Arc<dyn BlobStore>,
     admitted: Admitted,
     hello_timeout: Duration,
@@ -36,10 +36,16 @@ pub(super) async fn accept_loop(
         } = conn;
         let failures = tx.clone();
         let on_write_failure: WriteFailure = Arc::new(move |e: &BlobError| {
-            let _ = failures.send(Input::StorageFailed(e.to_string()));
+            // A write failure is seen again on the next write: when the
+            // loop is that far behind, one report may be dropped.
+            let _ = failures.try_send(Input::StorageFailed(e.to_string()));
         });
         let mut blob_service = BlobService::new(blobs.clone(), sender.clone(), on_write_failure);
-        if tx.send(Input::Connected(id, peer, sender.clone())).is_err() {
+        if tx
+            .send(Input::Connected(id, peer, sender.clone()))
+            .await
+            .is_err()
+        {
             return;
         }
         let tx = tx.clone();
@@ -79,7 +85,7 @@ pub(super) async fn accept_loop(
                         }
                     }
                     Ok(Some(env)) => {
-                        if tx.send(Input::Received(id, Box::new(env))).is_err() {
+                        if tx.send(Input::Received(id, Box::new(env))).await.is_err() {
                             return;
                         }
                     }
@@ -90,7 +96,7 @@ pub(super) async fn accept_loop(
                     }
                 }
             }
-            let _ = tx.send(Input::Disconnected(id));
+            let _ = tx.send(Input::Disconnected(id)).await;
         });
     }
 }

@@ -173,6 +173,12 @@ impl Default for ManagerConfig {
     }
 }
 
+/// Inputs waiting for the manager loop. When it is full, each connection's
+/// reader waits its turn (tokio's channel serves waiting senders in
+/// order) and stops reading meanwhile, so QUIC flow control slows a
+/// flooding peer down at its own end instead of the queue growing.
+const INPUT_CAPACITY: usize = 4_096;
+
 /// Builds a [`ManagerNode`] from its parts.
 pub struct ManagerBuilder {
     transport: Arc<dyn Transport>,
@@ -382,7 +388,7 @@ impl ManagerNode {
         let mut listener = b.transport.listen(&b.config.listen).await?;
         let addr = listener.local_addr();
         let id = b.transport.local_id();
-        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::channel(INPUT_CAPACITY);
         let (sd_tx, sd_rx) = watch::channel(false);
         let (events, _) = broadcast::channel(4096);
         let busy_ns = Arc::new(AtomicU64::new(0));
@@ -494,7 +500,7 @@ struct State {
     watermarkers: Vec<Arc<dyn SceneWatermarker>>,
     inspectors: Vec<Arc<dyn SceneInspector>>,
     prep_dir: PathBuf,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::Sender<Input>,
     admitted: Admitted,
     peers: HashMap<ConnId, Peer>,
     workers: WorkerPool,
@@ -553,7 +559,7 @@ impl State {
 
     async fn run(
         &mut self,
-        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut inputs: mpsc::Receiver<Input>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(self.cfg.tick);

@@ -82,12 +82,14 @@ impl State {
                 stored.map(|m| m.hash)
             }
             .await;
-            let _ = inputs.send(Input::Prepared {
-                task: task_id,
-                attempt,
-                worker,
-                scene: prepared,
-            });
+            let _ = inputs
+                .send(Input::Prepared {
+                    task: task_id,
+                    attempt,
+                    worker,
+                    scene: prepared,
+                })
+                .await;
         });
     }
 

@@ -145,13 +145,15 @@ impl State {
                     result = Err(e);
                 }
             }
-            let _ = inputs.send(Input::Quoted {
-                conn,
-                id,
-                spec: Box::new(spec),
-                submit,
-                result,
-            });
+            let _ = inputs
+                .send(Input::Quoted {
+                    conn,
+                    id,
+                    spec: Box::new(spec),
+                    submit,
+                    result,
+                })
+                .await;
         });
     }
 

@@ -131,14 +131,16 @@ impl State {
         tokio::spawn(async move {
             let signature =
                 inferix_transport::verify_result(task_id, &result).map_err(|e| e.to_string());
-            let _ = inputs.send(Input::ResultSigned {
-                conn,
-                id,
-                worker,
-                task: task_id,
-                result: Box::new(result),
-                signature,
-            });
+            let _ = inputs
+                .send(Input::ResultSigned {
+                    conn,
+                    id,
+                    worker,
+                    task: task_id,
+                    result: Box::new(result),
+                    signature,
+                })
+                .await;
         });
     }
 
