@@ -45,15 +45,55 @@ impl FromStr for ContentHash {
     }
 }
 
+/// Hex in human-readable formats (JSON records, journals, anything a
+/// person may read), 32 raw bytes in binary ones: on the wire a hash costs
+/// 33 bytes instead of 65, which keeps large Status replies and results
+/// within the frame limit.
 impl Serialize for ContentHash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            s.serialize_bytes(&self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ContentHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 hex digits or 32 bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ContentHash, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ContentHash, E> {
+                <[u8; 32]>::try_from(v)
+                    .map(ContentHash)
+                    .map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_str(Visitor)
+        } else {
+            d.deserialize_bytes(Visitor)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keeps_hex_so_stored_records_read_as_before() {
+        let h = ContentHash::of(b"frame");
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, format!("\"{}\"", h.to_hex()));
+        assert_eq!(serde_json::from_str::<ContentHash>(&json).unwrap(), h);
+        assert!(serde_json::from_str::<ContentHash>("\"abc\"").is_err());
     }
 }

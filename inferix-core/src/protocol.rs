@@ -16,7 +16,8 @@ use crate::ContentHash;
 
 /// Version spoken by this build; peers with another version are refused.
 /// 2: offers name the job's environment map, failures say their cause.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: content hashes travel as 32 bytes, not 64 hex digits.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// What a node is in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -318,6 +318,45 @@ mod tests {
         }
     }
 
+    /// Hashes travel as 32 raw bytes: a frame's commitment (three hashes)
+    /// costs about a hundred bytes, where hex made it over two hundred.
+    #[test]
+    fn hashes_cost_their_bytes_on_the_wire() {
+        let frames: Vec<FrameOutput> = (0..10_000u32)
+            .map(|i| FrameOutput {
+                frame: i,
+                pixel_hash: ContentHash::of(&i.to_le_bytes()),
+                blob: ContentHash::of(&(i + 1).to_le_bytes()),
+                width: 1920,
+                height: 1080,
+                tile_root: ContentHash::of(&(i + 2).to_le_bytes()),
+            })
+            .collect();
+        let e = Envelope::with_id(
+            1,
+            Message::TaskDone {
+                task: TaskId::new(JobId(7), 3),
+                result: TaskResult {
+                    worker: NodeId(1),
+                    frames,
+                    render_ms: 99,
+                    attempt: 1,
+                    scene: ContentHash::of(b"prepared"),
+                    device_class: "cubecl-pt/vulkan".into(),
+                    public_key: vec![1; 32],
+                    signature: vec![2; 64],
+                },
+            },
+        );
+        let frame = encode_frame(&e).unwrap();
+        let per_frame = frame.len() / 10_000;
+        assert!(
+            (3 * 33..=115).contains(&per_frame),
+            "{per_frame} bytes a frame"
+        );
+        assert_eq!(decode_frame(&frame).unwrap(), e);
+    }
+
     #[test]
     fn garbage_truncated_and_trailing_bytes_are_bad_frames() {
         let good = encode_frame(&Envelope::with_id(1, Message::Heartbeat)).unwrap();
