@@ -9,7 +9,7 @@ use inferix_core::blob::{BlobError, BlobStore};
 use inferix_core::protocol::{Envelope, ErrorCode, Message};
 use inferix_transport::MessageSender;
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::debug;
 
 use crate::remote_blob::{ChunkReader, CHUNK};
@@ -17,6 +17,14 @@ use crate::remote_blob::{ChunkReader, CHUNK};
 struct Upload {
     tx: mpsc::Sender<Message>,
 }
+
+/// Blob transfers (downloads and uploads together) one connection may run
+/// at once. Nodes move one blob at a time; the limit only stops a peer
+/// from opening store reads and writes without end.
+pub(crate) const MAX_TRANSFERS_PER_PEER: usize = 8;
+
+/// Refused uploads whose remaining chunks are still to be skipped.
+const MAX_SKIPPED_UPLOADS: usize = 1_024;
 
 /// Told of every upload the store itself failed (full disk, unreachable
 /// object store): such a failure is the manager's, whoever uploaded.
@@ -29,6 +37,8 @@ pub(crate) struct BlobService {
     uploads: HashMap<u64, Upload>,
     failed: HashSet<u64>,
     on_write_failure: WriteFailure,
+    /// Downloads in flight hold a permit each.
+    downloads: Arc<Semaphore>,
 }
 
 fn error_reply(e: &BlobError) -> Message {
@@ -56,6 +66,7 @@ impl BlobService {
             uploads: HashMap::new(),
             failed: HashSet::new(),
             on_write_failure,
+            downloads: Arc::new(Semaphore::new(MAX_TRANSFERS_PER_PEER)),
         }
     }
 
@@ -79,9 +90,18 @@ impl BlobService {
                 let _ = self.sender.send(Envelope::with_id(id, reply)).await;
             }
             Message::BlobGet { hash } => {
+                let permit = match self.transfer_slot() {
+                    Some(()) => self.downloads.clone().try_acquire_owned().ok(),
+                    None => None,
+                };
+                let Some(permit) = permit else {
+                    let _ = self.sender.send(Envelope::with_id(id, too_many())).await;
+                    return;
+                };
                 let blobs = self.blobs.clone();
                 let sender = self.sender.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let mut r = match blobs.get(hash).await {
                         Ok(r) => r,
                         Err(e) => {
@@ -122,6 +142,13 @@ impl BlobService {
                     }
                     return;
                 }
+                if !self.uploads.contains_key(&id) && self.transfer_slot().is_none() {
+                    let _ = self.sender.send(Envelope::with_id(id, too_many())).await;
+                    if !last {
+                        self.skip(id);
+                    }
+                    return;
+                }
                 let upload = self.uploads.entry(id).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(4);
                     let blobs = self.blobs.clone();
@@ -158,7 +185,7 @@ impl BlobService {
                     debug!(upload = id, "upload refused mid-stream");
                     self.uploads.remove(&id);
                     if !last {
-                        self.failed.insert(id);
+                        self.skip(id);
                     }
                     return;
                 }
@@ -168,5 +195,114 @@ impl BlobService {
             }
             _ => {}
         }
+    }
+
+    /// Whether one more transfer fits this connection's limit.
+    fn transfer_slot(&self) -> Option<()> {
+        let downloads = MAX_TRANSFERS_PER_PEER - self.downloads.available_permits();
+        (downloads + self.uploads.len() < MAX_TRANSFERS_PER_PEER).then_some(())
+    }
+
+    /// Skips the rest of refused upload `id`, within a bounded memory.
+    fn skip(&mut self, id: u64) {
+        if self.failed.len() >= MAX_SKIPPED_UPLOADS {
+            // A peer that never finishes its refused uploads: forget the
+            // oldest-looking one; its chunks then start a fresh upload,
+            // which the limit refuses again.
+            if let Some(&any) = self.failed.iter().next() {
+                self.failed.remove(&any);
+            }
+        }
+        self.failed.insert(id);
+    }
+}
+
+fn too_many() -> Message {
+    Message::error(
+        ErrorCode::Unavailable,
+        format!(
+            "more than {MAX_TRANSFERS_PER_PEER} blob transfers at once on this connection; \
+             retry when one has finished"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use inferix_core::blob::BlobStoreExt;
+    use inferix_storage::ObjectBlobStore;
+    use inferix_transport::TransportError;
+
+    use super::*;
+
+    /// A peer that never reads a blob chunk: every download stays in
+    /// flight. Everything else it is sent is kept.
+    #[derive(Default)]
+    struct Stalled {
+        sent: Mutex<Vec<Envelope>>,
+    }
+
+    #[async_trait]
+    impl MessageSender for Stalled {
+        async fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
+            if matches!(envelope.body, Message::BlobChunk { .. }) {
+                std::future::pending::<()>().await;
+            }
+            self.sent.lock().unwrap().push(envelope);
+            Ok(())
+        }
+        fn close(&self, _reason: &str) {}
+    }
+
+    fn refusals(sent: &Stalled) -> Vec<u64> {
+        sent.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    &e.body,
+                    Message::Error {
+                        code: ErrorCode::Unavailable,
+                        ..
+                    }
+                )
+            })
+            .map(|e| e.id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_connection_runs_a_bounded_number_of_transfers() {
+        let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+        let meta = blobs.put_bytes(vec![3u8; 3 * CHUNK]).await.unwrap();
+        let peer = Arc::new(Stalled::default());
+        let mut service = BlobService::new(blobs, peer.clone(), Arc::new(|_: &BlobError| {}));
+        let n = MAX_TRANSFERS_PER_PEER as u64;
+        for id in 1..=n + 4 {
+            service
+                .handle(Envelope::with_id(id, Message::BlobGet { hash: meta.hash }))
+                .await;
+        }
+        assert_eq!(refusals(&peer), (n + 1..=n + 4).collect::<Vec<_>>());
+        // Uploads count against the same limit: refused, and the rest of
+        // the refused one is skipped rather than started afresh.
+        let put = |last| Message::BlobPut {
+            data: vec![1; 16],
+            last,
+        };
+        service.handle(Envelope::with_id(100, put(false))).await;
+        service.handle(Envelope::with_id(100, put(false))).await;
+        service.handle(Envelope::with_id(100, put(true))).await;
+        assert_eq!(refusals(&peer).last(), Some(&100));
+        assert_eq!(
+            refusals(&peer).len(),
+            5,
+            "one refusal per upload, not per chunk"
+        );
+        assert!(service.uploads.is_empty() && service.failed.is_empty());
     }
 }
