@@ -524,6 +524,24 @@ pub struct Job {
     /// default camera, …), as found when the job was quoted.
     #[serde(default)]
     pub warnings: Vec<crate::renderer::RenderWarning>,
+    /// Whether the watermarked scene copies of its accepted tasks were
+    /// removed from blob storage (once its claim window closed).
+    #[serde(default)]
+    pub lease_copies_removed: bool,
+}
+
+impl Job {
+    /// When the job reached its current, terminal state, if it has.
+    pub fn finished_ms(&self) -> Option<u64> {
+        if !self.state.is_terminal() {
+            return None;
+        }
+        self.history
+            .iter()
+            .rev()
+            .find(|c| c.state == self.state)
+            .map(|c| c.at_ms)
+    }
 }
 
 /// One recorded change of a job's state.

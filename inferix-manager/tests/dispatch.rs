@@ -42,6 +42,7 @@ fn job(id: u128, frames: u32) -> (Job, Vec<Task>) {
         blocklist: vec![],
         history: vec![],
         warnings: vec![],
+        lease_copies_removed: false,
     };
     let tasks = (0..frames)
         .map(|i| Task::new(TaskId::new(job.id, i), vec![i + 1], 0))

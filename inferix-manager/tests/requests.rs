@@ -25,6 +25,7 @@ fn job(state: JobState) -> Job {
         blocklist: Vec::new(),
         history: Vec::new(),
         warnings: Vec::new(),
+        lease_copies_removed: false,
     }
 }
 

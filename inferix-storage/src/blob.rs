@@ -381,6 +381,13 @@ impl BlobStore for ObjectBlobStore {
     fn max_blob_size(&self) -> u64 {
         self.max_blob_size
     }
+
+    async fn delete(&self, hash: ContentHash) -> Result<(), BlobError> {
+        match self.store.delete(&self.key(hash)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
 }
 
 fn backend(e: object_store::Error) -> BlobError {

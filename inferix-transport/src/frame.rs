@@ -272,6 +272,7 @@ mod tests {
                         "default-environment",
                         "no lights",
                     )],
+                    lease_copies_removed: false,
                 },
                 counts: vec![(TaskStatus::Queued, 3), (TaskStatus::Accepted, 2)],
                 frames: vec![frame],

@@ -54,6 +54,7 @@ where
     empty_blob_round_trips(build().await).await;
     large_blob_streams_through(build().await).await;
     missing_blob_is_not_found(build().await).await;
+    delete_removes_one_blob_or_is_unsupported(build().await).await;
     upload_at_the_limit_is_accepted(build().await).await;
     upload_over_the_limit_is_refused_and_leaves_nothing(build().await).await;
     file_round_trip(build().await).await;
@@ -202,6 +203,43 @@ pub async fn missing_blob_is_not_found(store: impl BlobStore) {
         store.get_bytes(hash).await,
         Err(BlobError::NotFound(_))
     ));
+}
+
+/// A deleted blob is gone and others stay; deleting it again, or one never
+/// stored, is fine. A store that does not delete says so, and keeps
+/// everything.
+pub async fn delete_removes_one_blob_or_is_unsupported(store: impl BlobStore) {
+    let gone = store.put_bytes(b"lease copy".to_vec()).await.unwrap();
+    let kept = store.put_bytes(b"customer scene".to_vec()).await.unwrap();
+    match store.delete(gone.hash).await {
+        Err(BlobError::Unsupported(_)) => {
+            assert!(store.contains(gone.hash).await.unwrap());
+            return;
+        }
+        Err(e) => panic!("delete failed: {e}"),
+        Ok(()) => {}
+    }
+    assert_eq!(store.size(gone.hash).await.unwrap(), None);
+    assert!(matches!(
+        store.get(gone.hash).await,
+        Err(BlobError::NotFound(_))
+    ));
+    assert_eq!(
+        store.get_bytes(kept.hash).await.unwrap(),
+        b"customer scene".to_vec()
+    );
+    store.delete(gone.hash).await.unwrap();
+    store
+        .delete(ContentHash::of(b"never uploaded"))
+        .await
+        .unwrap();
+    // Stored again after deletion, it is whole again.
+    let again = store.put_bytes(b"lease copy".to_vec()).await.unwrap();
+    assert_eq!(again, gone);
+    assert_eq!(
+        store.get_bytes(gone.hash).await.unwrap(),
+        b"lease copy".to_vec()
+    );
 }
 
 /// A blob of exactly `max_blob_size` bytes is accepted (the limit is inclusive).

@@ -33,6 +33,10 @@ pub enum BlobError {
     /// No blob with this hash.
     #[error("blob {0} not found")]
     NotFound(ContentHash),
+    /// The store does not offer this operation (a store reached through a
+    /// manager never deletes: its users are strangers).
+    #[error("{0} is not supported by this blob store")]
+    Unsupported(&'static str),
     /// The blob exceeded a size limit: an upload over the store's (nothing
     /// was kept), or a read over what the reader expects.
     #[error("blob of more than {limit} bytes refused")]
@@ -68,6 +72,15 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn size(&self, hash: ContentHash) -> Result<Option<u64>, BlobError>;
     /// Largest blob accepted by `put`.
     fn max_blob_size(&self) -> u64;
+    /// Removes a blob; removing an absent one is not an error. Content is
+    /// shared by address, so only its owner may call this on blobs nobody
+    /// else can have uploaded (a lease's watermarked copy, say).
+    ///
+    /// The default is [`BlobError::Unsupported`].
+    async fn delete(&self, hash: ContentHash) -> Result<(), BlobError> {
+        let _ = hash;
+        Err(BlobError::Unsupported("deleting"))
+    }
 }
 
 /// A shared store is a store, so code that takes `impl BlobStore` (the
@@ -85,6 +98,9 @@ impl<T: BlobStore + ?Sized> BlobStore for std::sync::Arc<T> {
     }
     fn max_blob_size(&self) -> u64 {
         (**self).max_blob_size()
+    }
+    async fn delete(&self, hash: ContentHash) -> Result<(), BlobError> {
+        (**self).delete(hash).await
     }
 }
 

@@ -72,6 +72,7 @@ pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task
             blocklist: Vec::new(),
             history: Vec::new(),
             warnings: Vec::new(),
+            lease_copies_removed: false,
         },
         tasks,
     )

@@ -8,6 +8,10 @@ use super::*;
 impl State {
     pub(super) async fn housekeeping(&mut self) {
         let now = self.now();
+        if self.sweeping.as_ref().is_some_and(|s| s.is_finished()) {
+            self.sweeping = None;
+        }
+        self.sweep_lease_copies(now);
         if !self.buffered.is_empty() {
             self.flush_buffered_results().await;
         }

@@ -61,6 +61,7 @@ use crate::NodeError;
 mod accept;
 mod admission;
 mod claims;
+mod collect;
 mod delivery;
 mod dispatch;
 mod housekeeping;
@@ -126,6 +127,9 @@ pub struct ManagerConfig {
     /// Failures (errors, hangs, rejections) after which a worker is
     /// blocklisted for the job.
     pub failures_before_blocklist: u32,
+    /// How often finished jobs are looked at for watermarked lease copies
+    /// whose claim window has closed, to remove them from blob storage.
+    pub lease_copy_sweep: Duration,
     /// A connection that has not been admitted (its hello answered with a
     /// welcome) this long after it opened is closed: a peer cannot hold a
     /// connection without saying who it is.
@@ -167,6 +171,7 @@ impl Default for ManagerConfig {
             failures_before_blocklist: 3,
             max_watches_per_client: 1_000,
             hello_timeout: Duration::from_secs(10),
+            lease_copy_sweep: Duration::from_secs(600),
             scheduler_candidates: 128,
             finish_time_aware: true,
         }
@@ -426,6 +431,8 @@ impl ManagerNode {
             watermarkers: b.watermarkers,
             inspectors: b.inspectors,
             prep_dir: b.scratch.join("prepared"),
+            next_copy_sweep: 0,
+            sweeping: None,
             journal: journal::ResultJournal::new(b.scratch.join("results-journal")),
             prober: b.prober.map(|(r, ib)| {
                 Arc::new(Prober {
@@ -500,6 +507,10 @@ struct State {
     watermarkers: Vec<Arc<dyn SceneWatermarker>>,
     inspectors: Vec<Arc<dyn SceneInspector>>,
     prep_dir: PathBuf,
+    /// When finished jobs are next looked at for lease copies to remove,
+    /// and the sweep under way.
+    next_copy_sweep: u64,
+    sweeping: Option<tokio::task::JoinHandle<()>>,
     inputs: mpsc::Sender<Input>,
     admitted: Admitted,
     peers: HashMap<ConnId, Peer>,

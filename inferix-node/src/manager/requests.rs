@@ -187,6 +187,7 @@ impl State {
                 note: format!("submitted; quoted {}", quote.total_price),
             }],
             warnings: quote.warnings.clone(),
+            lease_copies_removed: false,
         };
         self.store
             .insert_job(&job, &tasks)
@@ -279,11 +280,13 @@ impl State {
             if let Some(l) = t.lease.clone() {
                 self.revoke(l.worker, t.id).await;
             }
+            let copy = super::collect::lease_copy(&t);
             if !t.status.is_terminal()
                 && t.transition(TaskStatus::Cancelled, now, "job cancelled")
                     .is_ok()
+                && self.store.update_task(&mut t).await.is_ok()
             {
-                let _ = self.store.update_task(&mut t).await;
+                self.discard_lease_copy(job_id, copy).await;
             }
             if self.engine.has_round(t.id) {
                 self.round_tasks.remove(&t.id);

@@ -38,12 +38,14 @@ impl State {
                 return;
             }
             let now = self.now();
+            let copy = super::collect::lease_copy(&t);
             let Ok(to) = t.requeue(now, fault, self.cfg.max_attempts, why) else {
                 return;
             };
             match self.store.update_task(&mut t).await {
                 Ok(()) => {
                     info!(?task, ?to, why, "task re-queued");
+                    self.discard_lease_copy(task.job, copy).await;
                     if to == TaskStatus::Failed {
                         self.fail_job(
                             task.job,

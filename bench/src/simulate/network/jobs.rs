@@ -42,6 +42,7 @@ impl Sim {
             blocklist: Vec::new(),
             history: Vec::new(),
             warnings: Vec::new(),
+            lease_copies_removed: false,
         };
         self.store
             .insert_job(&job, &tasks)
