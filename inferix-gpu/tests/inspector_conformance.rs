@@ -57,3 +57,55 @@ async fn the_inspector_reports_what_the_tracer_substitutes() {
     let tracer = inferix_gpu::PathTracer::new().expect("a render device");
     assert_eq!(tracer.scene_warnings(&request).await.unwrap(), inspected);
 }
+
+/// Random and mutated glTF files (the demo scene and a bare cube, with
+/// bytes changed, cut or added, as GLB and as JSON): the loader returns
+/// warnings or `InvalidScene`, never panics (the stable twin of the
+/// `gltf_scene` fuzz target in `inferix-gpu/fuzz`).
+#[test]
+fn seeded_random_and_mutated_scenes_never_panic() {
+    use inferix_core::renderer::RenderError;
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path());
+    let seeds = [
+        inferix_gpu::demo_scene_glb(),
+        inferix_gpu::builder::bare_cube_glb(),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x9c_7f_5e);
+    let (mut read, mut refused) = (0, 0);
+    for i in 0..400 {
+        let mut bytes = seeds[i % seeds.len()].clone();
+        for _ in 0..rng.gen_range(1..6) {
+            let at = rng.gen_range(0..bytes.len());
+            match rng.gen_range(0..4) {
+                0 => bytes[at] = rng.gen(),
+                1 => bytes.truncate(at.max(12)),
+                2 => bytes.insert(at, rng.gen()),
+                // A length or count field made huge.
+                _ => {
+                    let end = (at + 4).min(bytes.len());
+                    bytes[at..end].fill(0xff);
+                }
+            }
+        }
+        let scene = dir.path().join(format!("mutated-{i}.glb"));
+        std::fs::write(&scene, &bytes).unwrap();
+        let request = RenderRequest {
+            scene: scene.clone(),
+            format: f.format,
+            frames: vec![f.frame],
+            settings: f.settings.clone(),
+            crop: None,
+            progress: None,
+        };
+        match GltfInspector.scene_warnings(&request) {
+            Ok(_) => read += 1,
+            Err(RenderError::InvalidScene { .. }) => refused += 1,
+            Err(e) => panic!("mutation {i}: expected InvalidScene, got {e}"),
+        }
+        std::fs::remove_file(&scene).unwrap();
+    }
+    assert!(refused > 0, "no mutation was refused: the test mutates nothing");
+    assert_eq!(read + refused, 400);
+}
