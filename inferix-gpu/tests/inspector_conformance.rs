@@ -106,6 +106,9 @@ fn seeded_random_and_mutated_scenes_never_panic() {
         }
         std::fs::remove_file(&scene).unwrap();
     }
-    assert!(refused > 0, "no mutation was refused: the test mutates nothing");
+    assert!(
+        refused > 0,
+        "no mutation was refused: the test mutates nothing"
+    );
     assert_eq!(read + refused, 400);
 }
