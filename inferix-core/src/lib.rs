@@ -16,6 +16,8 @@ pub mod por;
 pub mod protocol;
 pub mod renderer;
 pub mod scheduler;
+#[cfg(any(test, feature = "testing"))]
+pub mod signer_conformance;
 pub mod store;
 pub mod task;
 pub mod time;

@@ -243,6 +243,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_node_identity_passes_the_signer_conformance_suite() {
+        inferix_core::signer_conformance::test_all(&NodeIdentity::generate(), verify);
+    }
+
+    #[test]
     fn identity_is_created_once_and_reloaded_with_the_same_node_id() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("node").join("identity");
