@@ -102,6 +102,47 @@ pub async fn accepted_until_completed(
     .expect("the job completes in time")
 }
 
+/// A worker numbered `n` (its identity seeded from `n`) for the manager at
+/// `addr`, rendering with `renderer`, its files in its own temporary
+/// folder, heartbeating every 200 ms.
+pub fn numbered_worker(
+    net: &inferix_transport::InProcNetwork,
+    n: u128,
+    addr: &str,
+    renderer: std::sync::Arc<dyn Renderer>,
+) -> inferix_node::WorkerNode {
+    inferix_node::WorkerNode::new(
+        std::sync::Arc::new(net.node(seeded_identity(n))),
+        renderer,
+        inferix_node::WorkerConfig {
+            manager: addr.into(),
+            work_dir: std::env::temp_dir()
+                .join(format!("inferix-test-{}-w{n}", std::process::id())),
+            heartbeat: Duration::from_millis(200),
+            ..inferix_node::WorkerConfig::default()
+        },
+    )
+}
+
+/// Waits for `events` to say the job completed, within `limit`; a failed
+/// job or a closed stream fails the test.
+pub async fn until_completed(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<JobEvent>,
+    limit: Duration,
+) {
+    tokio::time::timeout(limit, async {
+        loop {
+            match events.recv().await.expect("event stream open") {
+                JobEvent::Completed { .. } => return,
+                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job completes in time")
+}
+
 /// Starts `count` verifiers (node ids 200, 201, …) on `net` for the manager
 /// at `addr`; with `renderer` they re-render crop challenges, with `blobs`
 /// they read frames directly. Each keeps its scenes under `work_dir/v<i>`.

@@ -23,6 +23,7 @@ use inferix_node::{Client, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
     seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job,
+    until_completed,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -274,17 +275,7 @@ async fn a_shared_bucket_failing_blames_no_direct_worker_but_a_worker_alone_with
     .expect("the job says it waits for the blob store");
     assert!(reason.contains("No space left"), "{reason}");
     bucket.full.store(false, Ordering::SeqCst);
-    tokio::time::timeout(Duration::from_secs(900), async {
-        loop {
-            match events.recv().await.expect("events flow") {
-                JobEvent::Completed { .. } => return,
-                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the job completes once the bucket accepts writes");
+    until_completed(&mut events, Duration::from_secs(900)).await;
 
     // Every failure charged went to the worker that alone could not write;
     // the bucket's outage was charged to nobody.

@@ -24,7 +24,7 @@ use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{assert_clean_delivery, seeded_identity, spawn_verifiers};
+use inferix_tests::{assert_clean_delivery, seeded_identity, spawn_verifiers, until_completed};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -216,17 +216,7 @@ async fn painted_clean_pixels_are_outvoted_by_honest_verifiers() {
             let _ = h.await;
         }));
     }
-    tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            match events.recv().await.expect("events") {
-                JobEvent::Completed { .. } => break,
-                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the job completes");
+    until_completed(&mut events, Duration::from_secs(300)).await;
     let files = n
         .client
         .download(job, &n.scratch.path().join("out"))

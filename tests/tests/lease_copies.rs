@@ -12,14 +12,13 @@ use inferix_core::ids::NodeId;
 use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
-use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_core::ContentHash;
-use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerBuilder, ManagerConfig};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{seeded_identity, spawn_verifiers};
+use inferix_tests::{numbered_worker, spawn_verifiers, until_completed};
 use inferix_transport::InProcNetwork;
 use tokio::sync::{mpsc, watch};
 
@@ -48,20 +47,6 @@ impl BlobStore for Deletions {
         let _ = self.deleted.send(hash);
         r
     }
-}
-
-fn worker(net: &InProcNetwork, n: u128, addr: &str, renderer: Arc<dyn Renderer>) -> WorkerNode {
-    WorkerNode::new(
-        Arc::new(net.node(seeded_identity(n))),
-        renderer,
-        WorkerConfig {
-            manager: addr.into(),
-            work_dir: std::env::temp_dir()
-                .join(format!("inferix-lease-copies-{}-w{n}", std::process::id())),
-            heartbeat: Duration::from_millis(200),
-            ..WorkerConfig::default()
-        },
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +100,7 @@ async fn failed_leases_lose_their_copy_at_once_and_accepted_ones_after_the_claim
     // A broken worker takes a lease and fails it: that copy goes.
     let broken = StandInRenderer::new(StandInBehaviour::Fail, Duration::from_millis(10));
     let broken_run = tokio::spawn(
-        worker(&net, 100, &addr, Arc::new(broken))
+        numbered_worker(&net, 100, &addr, Arc::new(broken))
             .with_blob_store(blobs.clone())
             .run(stopped.clone()),
     );
@@ -138,21 +123,11 @@ async fn failed_leases_lose_their_copy_at_once_and_accepted_ones_after_the_claim
         &stopped,
     );
     let _honest = tokio::spawn(
-        worker(&net, 101, &addr, tracer.clone())
+        numbered_worker(&net, 101, &addr, tracer.clone())
             .with_blob_store(blobs.clone())
             .run(stopped.clone()),
     );
-    tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            match events.recv().await.expect("events flow") {
-                JobEvent::Completed { .. } => return,
-                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the job completes");
+    until_completed(&mut events, Duration::from_secs(300)).await;
 
     // The claim window is zero: the sweep removes each accepted result's
     // copy, and records that it did.

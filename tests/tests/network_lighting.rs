@@ -15,13 +15,13 @@ use inferix_core::image::Image;
 use inferix_core::job::{EnvironmentRef, FrameRange, JobSpec};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
-use inferix_core::protocol::{ErrorCode, JobEvent};
+use inferix_core::protocol::ErrorCode;
 use inferix_core::renderer::{Background, RenderRequest, Renderer, SceneFormat};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_gpu::builder::{box_mesh, GltfBuilder, MaterialDesc, NodeDesc};
 use inferix_node::{Client, ClientError, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{assert_clean_delivery, seeded_identity, spawn_verifiers};
+use inferix_tests::{assert_clean_delivery, seeded_identity, spawn_verifiers, until_completed};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -191,18 +191,7 @@ async fn an_uploaded_environment_lights_a_transparent_job_as_it_lights_a_local_r
         quote.warnings
     );
     let mut events = client.watch(job).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(600), async {
-        while let Some(e) = events.recv().await {
-            match e {
-                JobEvent::Completed { .. } => return,
-                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
-                _ => {}
-            }
-        }
-        panic!("event stream ended");
-    })
-    .await
-    .expect("the job completes");
+    until_completed(&mut events, Duration::from_secs(600)).await;
 
     let files = client
         .download(job, &scratch.path().join("out"))

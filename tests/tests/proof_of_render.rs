@@ -20,28 +20,14 @@ use inferix_core::por::prepare::PorConfig;
 use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
-use inferix_node::{Client, ManagerBuilder, ManagerConfig, NodeError, WorkerConfig, WorkerNode};
+use inferix_node::{Client, ManagerBuilder, ManagerConfig, NodeError};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    accepted_until_completed, assert_clean_delivery, first_rejection, seeded_identity,
+    accepted_until_completed, assert_clean_delivery, first_rejection, numbered_worker,
     spawn_verifiers, FewerSamples,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
-
-fn worker(net: &InProcNetwork, n: u128, addr: &str, renderer: Arc<dyn Renderer>) -> WorkerNode {
-    let dir = std::env::temp_dir().join(format!("inferix-por-e2e-{}-w{n}", std::process::id()));
-    WorkerNode::new(
-        Arc::new(net.node(seeded_identity(n))),
-        renderer,
-        WorkerConfig {
-            manager: addr.into(),
-            work_dir: dir,
-            heartbeat: Duration::from_millis(200),
-            ..WorkerConfig::default()
-        },
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
@@ -79,7 +65,7 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
         scratch.path(),
         &stopped,
     );
-    let cheater = worker(
+    let cheater = numbered_worker(
         &net,
         100,
         &addr,
@@ -125,7 +111,7 @@ async fn fewer_samples_are_caught_by_crop_challenges_and_punished() {
         .unwrap();
     assert!(matches!(refused, Err(NodeError::Refused(_))), "{refused:?}");
 
-    let honest = worker(&net, 101, &addr, tracer.clone()).with_blob_store(blobs.clone());
+    let honest = numbered_worker(&net, 101, &addr, tracer.clone()).with_blob_store(blobs.clone());
     let honest_id = honest.id();
     let honest_run = tokio::spawn(honest.run(stopped.clone()));
     let accepted_by =
@@ -279,7 +265,7 @@ async fn claims_are_settled_by_re_rendering() {
         scratch.path(),
         &stopped,
     );
-    let lazy = worker(
+    let lazy = numbered_worker(
         &net,
         110,
         &addr,
@@ -327,7 +313,7 @@ async fn claims_are_settled_by_re_rendering() {
         .unwrap();
     assert!(matches!(refused, Err(NodeError::Refused(_))), "{refused:?}");
 
-    let honest = worker(&net, 111, &addr, tracer.clone()).with_blob_store(blobs.clone());
+    let honest = numbered_worker(&net, 111, &addr, tracer.clone()).with_blob_store(blobs.clone());
     let honest_run = tokio::spawn(honest.run(stopped.clone()));
     let good_job = render_job(&client, 2).await;
     let mut events = client.watch(good_job).await.unwrap();

@@ -13,7 +13,6 @@ use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::Transaction;
-use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::store::{Change, MemoryTaskStore, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
@@ -22,7 +21,7 @@ use inferix_node::{Client, ManagerBuilder, ManagerConfig, WorkerConfig, WorkerNo
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
     manager_scratch, seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager,
-    submit_stand_in_job,
+    submit_stand_in_job, until_completed,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -183,17 +182,7 @@ async fn a_result_delivered_during_a_database_outage_is_kept_and_recorded() {
     );
     store.down.store(false, Ordering::SeqCst);
 
-    tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            match events.recv().await.expect("events flow") {
-                JobEvent::Completed { .. } => return,
-                JobEvent::Failed { reason } => panic!("job failed: {reason}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the job completes once the database is back");
+    until_completed(&mut events, Duration::from_secs(300)).await;
     for t in store.inner.tasks_of_job(job).await.unwrap() {
         assert_eq!(t.status, TaskStatus::Accepted);
         assert_eq!(
