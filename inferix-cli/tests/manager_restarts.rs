@@ -89,37 +89,7 @@ fn two_managers_on_one_database_survive_one_being_killed() {
         node("worker", &addr_b, "wb1"),
         node("verifier", &addr_b, "vb"),
     ];
-    let scene = d.join("scene.glb");
-    assert!(run(&["demo-scene", path(&scene)]).status.success());
-    let submitted = command(
-        &[
-            "submit",
-            path(&scene),
-            "--manager",
-            &addr_a,
-            "--frames",
-            "1-24",
-            "--width",
-            "64",
-            "--height",
-            "36",
-            "--spp",
-            "8",
-            "--chunk",
-            "2",
-        ],
-        &env,
-    )
-    .output()
-    .unwrap();
-    assert!(
-        submitted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&submitted.stderr)
-    );
-    let job = String::from_utf8_lossy(&submitted.stdout)
-        .trim()
-        .to_string();
+    let job = submit_demo_job(d, &addr_a, "1-24", "2", &env);
 
     // B sees A's job at once (one database) and its progress.
     let before = wait_status(&addr_b, &job, Duration::from_secs(120), |t| {
@@ -209,37 +179,7 @@ fn a_manager_killed_and_restarted_on_sqlite_finishes_the_job_soon_after() {
         node("worker", "w1"),
         node("verifier", "v"),
     ];
-    let scene = d.join("scene.glb");
-    assert!(run(&["demo-scene", path(&scene)]).status.success());
-    let submitted = command(
-        &[
-            "submit",
-            path(&scene),
-            "--manager",
-            &addr,
-            "--frames",
-            "1-12",
-            "--width",
-            "64",
-            "--height",
-            "36",
-            "--spp",
-            "8",
-            "--chunk",
-            "1",
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        submitted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&submitted.stderr)
-    );
-    let job = String::from_utf8_lossy(&submitted.stdout)
-        .trim()
-        .to_string();
+    let job = submit_demo_job(d, &addr, "1-12", "1", &[]);
     let before = wait_status(&addr, &job, Duration::from_secs(300), |t| {
         t.contains("frames accepted:") && !t.contains("frames accepted: 0/")
     });

@@ -159,6 +159,48 @@ pub(crate) fn start_manager(args: &[&str], env: &[(&str, &str)]) -> (Node, Strin
     (manager, addr)
 }
 
+/// Submits the demo scene (written into `dir`) to `addr` at 64x36, 8
+/// samples, `frames` in chunks of `chunk`, and returns the job's id.
+pub(crate) fn submit_demo_job(
+    dir: &Path,
+    addr: &str,
+    frames: &str,
+    chunk: &str,
+    env: &[(&str, &str)],
+) -> String {
+    let scene = dir.join("scene.glb");
+    assert!(run(&["demo-scene", path(&scene)]).status.success());
+    let submitted = command(
+        &[
+            "submit",
+            path(&scene),
+            "--manager",
+            addr,
+            "--frames",
+            frames,
+            "--width",
+            "64",
+            "--height",
+            "36",
+            "--spp",
+            "8",
+            "--chunk",
+            chunk,
+        ],
+        env,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        submitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    String::from_utf8_lossy(&submitted.stdout)
+        .trim()
+        .to_string()
+}
+
 /// Polls `inferix status` until `want` holds for its output.
 pub(crate) fn wait_status(
     addr: &str,
