@@ -90,10 +90,10 @@ impl BlobService {
                 let _ = self.sender.send(Envelope::with_id(id, reply)).await;
             }
             Message::BlobGet { hash } => {
-                let permit = match self.transfer_slot() {
-                    Some(()) => self.downloads.clone().try_acquire_owned().ok(),
-                    None => None,
-                };
+                let permit = self
+                    .has_transfer_slot()
+                    .then(|| self.downloads.clone().try_acquire_owned().ok())
+                    .flatten();
                 let Some(permit) = permit else {
                     let _ = self.sender.send(Envelope::with_id(id, too_many())).await;
                     return;
@@ -142,7 +142,7 @@ impl BlobService {
                     }
                     return;
                 }
-                if !self.uploads.contains_key(&id) && self.transfer_slot().is_none() {
+                if !self.uploads.contains_key(&id) && !self.has_transfer_slot() {
                     let _ = self.sender.send(Envelope::with_id(id, too_many())).await;
                     if !last {
                         self.skip(id);
@@ -198,9 +198,9 @@ impl BlobService {
     }
 
     /// Whether one more transfer fits this connection's limit.
-    fn transfer_slot(&self) -> Option<()> {
+    fn has_transfer_slot(&self) -> bool {
         let downloads = MAX_TRANSFERS_PER_PEER - self.downloads.available_permits();
-        (downloads + self.uploads.len() < MAX_TRANSFERS_PER_PEER).then_some(())
+        downloads + self.uploads.len() < MAX_TRANSFERS_PER_PEER
     }
 
     /// Skips the rest of refused upload `id`, within a bounded memory.
