@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use inferix_core::account::AccountRecord;
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
@@ -62,6 +63,22 @@ impl CountedStore {
 
 #[async_trait]
 impl TaskStore for CountedStore {
+    async fn insert_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.insert_account(a).await
+    }
+    async fn update_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.update_account(a).await
+    }
+    async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.calls.read();
+        self.inner.account(name).await
+    }
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.calls.read();
+        self.inner.accounts().await
+    }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.insert_job(job, tasks).await

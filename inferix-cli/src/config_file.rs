@@ -91,8 +91,8 @@ pub(crate) struct ManagerFile {
     pub(crate) listen: Option<String>,
     pub(crate) node_token: Option<String>,
     pub(crate) node_token_file: Option<PathBuf>,
-    pub(crate) client_token: Option<String>,
-    pub(crate) client_token_file: Option<PathBuf>,
+    pub(crate) guest_account: Option<String>,
+    pub(crate) http: Option<String>,
     pub(crate) quorum: Option<usize>,
     pub(crate) lease_seconds: Option<u64>,
     pub(crate) store: Option<String>,
@@ -112,8 +112,8 @@ impl ConfigFile for ManagerFile {
         "listen",
         "node_token",
         "node_token_file",
-        "client_token",
-        "client_token_file",
+        "guest_account",
+        "http",
         "quorum",
         "lease_seconds",
         "store",
@@ -232,7 +232,7 @@ mod tests {
             data_dir = "/var/lib/inferix"
             listen = "0.0.0.0:7400"
             node_token = "n"
-            client_token = "c"
+            guest_account = "c"
             quorum = 2
             lease_seconds = 120
             "#,
@@ -244,7 +244,7 @@ mod tests {
                 data_dir: Some("/var/lib/inferix".into()),
                 listen: Some("0.0.0.0:7400".into()),
                 node_token: Some("n".into()),
-                client_token: Some("c".into()),
+                guest_account: Some("c".into()),
                 quorum: Some(2),
                 lease_seconds: Some(120),
                 ..ManagerFile::default()

@@ -14,9 +14,12 @@ use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::{RenderRequest, RenderSettings, Renderer, SceneFormat};
 use inferix_local::demo::{run_demo, DemoOptions, DemoQuality};
 
+mod account_cli;
+mod client_cli;
 mod config_file;
 mod net_cli;
 mod secrets;
+mod show;
 
 #[derive(Parser)]
 #[command(
@@ -106,16 +109,16 @@ enum Command {
     /// Ask a manager for the price of a job.
     Quote {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         #[command(flatten)]
-        job: net_cli::JobArgs,
+        job: client_cli::JobArgs,
     },
     /// Submit a job; prints its id.
     Submit {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         #[command(flatten)]
-        job: net_cli::JobArgs,
+        job: client_cli::JobArgs,
         /// Wait until the job ends.
         #[arg(long)]
         wait: bool,
@@ -126,21 +129,21 @@ enum Command {
     /// Show a job's status.
     Status {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         /// Job id.
         job: JobId,
     },
     /// Follow a job's events until it ends.
     Watch {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         /// Job id.
         job: JobId,
     },
     /// Download a job's accepted frames.
     Download {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         /// Job id.
         job: JobId,
         /// Output folder.
@@ -150,21 +153,21 @@ enum Command {
     /// Cancel a job.
     Cancel {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         /// Job id.
         job: JobId,
     },
     /// Stop leasing a job's tasks (running ones finish).
     Pause {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         /// Job id.
         job: JobId,
     },
     /// Lease a paused job's tasks again.
     Resume {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         /// Job id.
         job: JobId,
     },
@@ -172,7 +175,7 @@ enum Command {
     /// node, and the claim is upheld (refund) or rejected.
     Claim {
         #[command(flatten)]
-        client: net_cli::ClientArgs,
+        client: client_cli::ClientArgs,
         /// Job id.
         job: JobId,
         /// Frames claimed: N, A-B or A-B:STEP.
@@ -181,6 +184,29 @@ enum Command {
         /// What is wrong with them.
         #[arg(long, default_value = "bad frames")]
         reason: String,
+    },
+    /// Accounts of users and operators: create, deposit, balance, keys,
+    /// revoke, list. Works on the manager's task store (the manager's
+    /// --data-dir, --store or --config), also while the manager runs.
+    Account {
+        #[command(flatten)]
+        store: Box<net_cli::ManagerArgs>,
+        #[command(subcommand)]
+        command: account_cli::AccountCommand,
+    },
+    /// List your account's jobs (with --all, an operator's view of every
+    /// account's jobs).
+    Jobs {
+        #[command(flatten)]
+        client: client_cli::ClientArgs,
+        /// Every account's jobs (operators).
+        #[arg(long)]
+        all: bool,
+    },
+    /// List the manager's connected workers and verifiers (operators).
+    Workers {
+        #[command(flatten)]
+        client: client_cli::ClientArgs,
     },
     /// Write the built-in demo scene as a .glb file.
     DemoScene {
@@ -392,25 +418,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manager(a) => net_cli::manager(*a).await?,
         Command::Worker(a) => net_cli::worker(a).await?,
         Command::Verifier(a) => net_cli::verifier(a).await?,
-        Command::Quote { client, job } => net_cli::quote(client, job).await?,
+        Command::Quote { client, job } => client_cli::quote(client, job).await?,
         Command::Submit {
             client,
             job,
             wait,
             out,
-        } => net_cli::submit(client, job, wait, out).await?,
-        Command::Status { client, job } => net_cli::status(client, job).await?,
-        Command::Watch { client, job } => net_cli::watch(client, job).await?,
-        Command::Download { client, job, out } => net_cli::download(client, job, out).await?,
-        Command::Cancel { client, job } => net_cli::cancel(client, job).await?,
-        Command::Pause { client, job } => net_cli::pause(client, job, false).await?,
-        Command::Resume { client, job } => net_cli::pause(client, job, true).await?,
+        } => client_cli::submit(client, job, wait, out).await?,
+        Command::Status { client, job } => client_cli::status(client, job).await?,
+        Command::Watch { client, job } => client_cli::watch(client, job).await?,
+        Command::Download { client, job, out } => client_cli::download(client, job, out).await?,
+        Command::Cancel { client, job } => client_cli::cancel(client, job).await?,
+        Command::Pause { client, job } => client_cli::pause(client, job, false).await?,
+        Command::Resume { client, job } => client_cli::pause(client, job, true).await?,
         Command::Claim {
             client,
             job,
             frames,
             reason,
-        } => net_cli::claim(client, job, frames, reason).await?,
+        } => client_cli::claim(client, job, frames, reason).await?,
+        Command::Jobs { client, all } => client_cli::jobs(client, all).await?,
+        Command::Workers { client } => client_cli::workers(client).await?,
+        Command::Account { store, command } => account_cli::run(*store, command).await?,
         Command::DemoScene { out } => {
             std::fs::write(&out, inferix_gpu::demo_scene_glb())
                 .with_context(|| format!("cannot write {}", out.display()))?;

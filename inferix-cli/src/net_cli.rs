@@ -5,18 +5,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use inferix_core::ids::JobId;
-use inferix_core::job::{FrameRange, JobSpec, OutputFormat};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
-use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::Renderer;
 use inferix_core::scheduler::WeightedRandomScheduler;
 use inferix_core::store::TaskStore;
 use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker};
 use inferix_node::RendererSet;
 use inferix_node::{
-    Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
+    ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
 use inferix_storage::{open_blob_store, open_task_store, ObjectBlobStore, OpenOptions};
 use inferix_transport::{NodeIdentity, QuicConfig, QuicTransport, ServerTrust, Transport};
@@ -50,12 +47,16 @@ pub(crate) struct ManagerArgs {
     /// File holding the node token (its first line).
     #[arg(long, env = "INFERIX_NODE_TOKEN_FILE", value_name = "FILE")]
     node_token_file: Option<PathBuf>,
-    /// Token clients must present [default: none, anyone may submit].
-    #[arg(long, env = "INFERIX_CLIENT_TOKEN", hide_env_values = true)]
-    client_token: Option<String>,
-    /// File holding the client token (its first line).
-    #[arg(long, env = "INFERIX_CLIENT_TOKEN_FILE", value_name = "FILE")]
-    client_token_file: Option<PathBuf>,
+    /// Account that clients without an API key act as, with no credit
+    /// limit: only for a private network whose every client is trusted
+    /// [default: none; clients need a key from `inferix account create`].
+    #[arg(long, env = "INFERIX_GUEST_ACCOUNT")]
+    guest_account: Option<String>,
+    /// TCP address to serve the HTTP API on (JSON REST, events, OpenAPI
+    /// document at /api/openapi.json), e.g. 127.0.0.1:8080; port 0 picks a
+    /// free one [default: none, no HTTP API].
+    #[arg(long, env = "INFERIX_HTTP")]
+    http: Option<String>,
     /// Verifiers that must agree on each result [default: 2].
     #[arg(long, env = "INFERIX_QUORUM", value_parser = at_least_1)]
     quorum: Option<u64>,
@@ -109,7 +110,8 @@ pub(crate) struct ManagerSettings {
     pub(crate) data_dir: PathBuf,
     pub(crate) listen: String,
     pub(crate) node_token: Option<String>,
-    pub(crate) client_token: Option<String>,
+    pub(crate) guest_account: Option<String>,
+    pub(crate) http: Option<String>,
     pub(crate) quorum: usize,
     pub(crate) lease_seconds: u64,
     pub(crate) store: Option<String>,
@@ -140,11 +142,8 @@ impl ManagerArgs {
                 self.node_token.or(file.node_token),
                 self.node_token_file.or(file.node_token_file).as_deref(),
             )?,
-            client_token: secret(
-                "--client-token",
-                self.client_token.or(file.client_token),
-                self.client_token_file.or(file.client_token_file).as_deref(),
-            )?,
+            guest_account: self.guest_account.or(file.guest_account),
+            http: self.http.or(file.http),
             quorum: self
                 .quorum
                 .map(|q| usize::try_from(q).unwrap_or(usize::MAX))
@@ -262,63 +261,11 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Where a client finds its manager.
-#[derive(Args)]
-pub(crate) struct ClientArgs {
-    /// Manager address as printed by `inferix manager` (`<id>@host:port`);
-    /// the id is required, so that the token reaches no other server.
-    #[arg(long, env = "INFERIX_MANAGER")]
-    manager: String,
-    /// API token for clients. Prefer --token-file: a flag's value shows in
-    /// `ps`.
-    #[arg(long, env = "INFERIX_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// File holding the API token (its first line).
-    #[arg(long, env = "INFERIX_TOKEN_FILE", value_name = "FILE")]
-    token_file: Option<PathBuf>,
-}
-
-/// What to render.
-#[derive(Args)]
-pub(crate) struct JobArgs {
-    /// Scene file (.glb or .gltf).
-    scene: PathBuf,
-    /// Frames: N, A-B or A-B:STEP.
-    #[arg(long, default_value = "1")]
-    frames: FrameRange,
-    /// Width in pixels.
-    #[arg(long, default_value_t = 640)]
-    width: u32,
-    /// Height in pixels.
-    #[arg(long, default_value_t = 360)]
-    height: u32,
-    /// Samples per pixel.
-    #[arg(long, default_value_t = 64)]
-    spp: u32,
-    /// Frames per task.
-    #[arg(long, default_value_t = 5)]
-    chunk: u32,
-    /// png or exr.
-    #[arg(long, default_value = "png")]
-    format: OutputFormat,
-    /// Minimum worker IB.
-    #[arg(long, default_value_t = 0.0)]
-    min_ib: f64,
-    /// Equirectangular .hdr/.exr environment map lighting a glTF scene,
-    /// uploaded with the job.
-    #[arg(long)]
-    environment: Option<PathBuf>,
-    /// What empty pixels show: environment, color[:R,G,B] (linear) or
-    /// transparent (alpha in PNG/EXR).
-    #[arg(long, default_value = "environment")]
-    background: inferix_core::renderer::Background,
-}
-
 /// The node's QUIC transport. A manager address without `<id>@` is
 /// trusted on first use by nodes with a data folder (the id met first is
 /// kept in `known-managers` and required from then on) and refused by
 /// clients, which keep nothing: a token goes only to the manager meant.
-fn quic(data_dir: Option<&Path>) -> anyhow::Result<QuicTransport> {
+pub(crate) fn quic(data_dir: Option<&Path>) -> anyhow::Result<QuicTransport> {
     let mut config = QuicConfig::default();
     let identity = match data_dir {
         Some(d) => {
@@ -374,7 +321,7 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     let config = ManagerConfig {
         listen: a.listen,
         node_token: a.node_token,
-        client_token: a.client_token,
+        guest_account: a.guest_account,
         quorum: a.quorum,
         lease: std::time::Duration::from_secs(a.lease_seconds),
         verification_timeout: std::time::Duration::from_secs(a.verification_seconds),
@@ -400,8 +347,27 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     // The file first, so that it exists once the address is announced.
     std::fs::write(a.data_dir.join("manager.addr"), handle.addr())?;
     println!("manager listening on {}", handle.addr());
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = match &a.http {
+        Some(addr) => {
+            // A client of this manager, as each caller's account.
+            let api = inferix_http::HttpApi::new(Arc::new(self::quic(None)?), handle.addr());
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for HTTP"))?;
+            println!("http api listening on http://{}", listener.local_addr()?);
+            Some(tokio::spawn(api.serve(listener, async {
+                let _ = http_stopped.await;
+            })))
+        }
+        None => None,
+    };
     terminated().await;
     eprintln!("manager stopping");
+    let _ = stop_http.send(());
+    if let Some(server) = http {
+        let _ = server.await;
+    }
     // Stops accepting and closes every session; every store write is its
     // own committed transaction, so nothing is lost in between.
     handle.shutdown().await;
@@ -515,7 +481,7 @@ fn storage_options(a: &ManagerSettings) -> OpenOptions {
 }
 
 /// The task database the settings name.
-async fn open_store(a: &ManagerSettings) -> anyhow::Result<Arc<dyn TaskStore>> {
+pub(crate) async fn open_store(a: &ManagerSettings) -> anyhow::Result<Arc<dyn TaskStore>> {
     let url = match &a.store {
         Some(url) => url.clone(),
         None => format!("sqlite:{}", a.data_dir.join("tasks.sqlite").display()),
@@ -547,178 +513,6 @@ where
     eprintln!("stopping");
     let _ = stop.send(true);
     Ok(node.await??)
-}
-
-async fn connect(c: &ClientArgs) -> anyhow::Result<Client> {
-    let token = secret("--token", c.token.clone(), c.token_file.as_deref())?;
-    let t = quic(None)?;
-    Ok(Client::connect(&t, &c.manager, token).await?)
-}
-
-/// Prints once on stderr what the path tracer will substitute in a glTF
-/// scene (default light, default camera), before the job is sent.
-fn warn_substitutions(scene: &Path, spec: &JobSpec) {
-    if spec.scene.format != inferix_core::renderer::SceneFormat::Gltf {
-        return;
-    }
-    let request = inferix_core::renderer::RenderRequest {
-        scene: scene.to_path_buf(),
-        format: spec.scene.format,
-        frames: spec.frames.frames().take(1).collect(),
-        settings: spec.settings.clone(),
-        crop: None,
-        progress: None,
-    };
-    match inferix_gpu::scene_warnings(&request) {
-        Ok(warnings) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-        }
-        Err(e) => eprintln!("warning: cannot check the scene locally: {e}"),
-    }
-}
-
-async fn spec(client: &Client, j: &JobArgs) -> anyhow::Result<JobSpec> {
-    let scene = client.upload_scene(&j.scene).await?;
-    let mut spec = JobSpec::new(scene, j.frames);
-    if let Some(env) = &j.environment {
-        spec.environment = Some(client.upload_environment(env).await?);
-    }
-    spec.settings.background = j.background;
-    spec.settings.width = j.width;
-    spec.settings.height = j.height;
-    spec.settings.samples = j.spp;
-    spec.chunk_size = j.chunk;
-    spec.format = j.format;
-    spec.min_ib = j.min_ib;
-    warn_substitutions(&j.scene, &spec);
-    Ok(spec)
-}
-
-pub(crate) async fn quote(c: ClientArgs, j: JobArgs) -> anyhow::Result<()> {
-    let client = connect(&c).await?;
-    let q = client.quote(&spec(&client, &j).await?).await?;
-    println!(
-        "{:.3} IB-minutes x {} = {} micro-credits ({} frames, {} tasks)",
-        q.estimated_ibm, q.price_per_ibm, q.total_price, q.frames, q.tasks
-    );
-    Ok(())
-}
-
-pub(crate) async fn submit(
-    c: ClientArgs,
-    j: JobArgs,
-    wait: bool,
-    out: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let client = connect(&c).await?;
-    let (job, q) = client.submit(&spec(&client, &j).await?).await?;
-    println!("{job}");
-    eprintln!("submitted for {} micro-credits", q.total_price);
-    if wait || out.is_some() {
-        let status = client.wait(job, print_event).await?;
-        anyhow::ensure!(
-            status.job.state == inferix_core::job::JobState::Completed,
-            "job ended {:?}",
-            status.job.state
-        );
-        if let Some(dir) = out {
-            let files = client.download(job, &dir).await?;
-            eprintln!("downloaded {} frames to {}", files.len(), dir.display());
-        }
-    }
-    Ok(())
-}
-
-fn print_event(ev: &JobEvent) {
-    eprintln!("{ev:?}");
-}
-
-pub(crate) async fn status(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
-    let s = connect(&c).await?.status(job).await?;
-    println!("job {} {}", s.job.id, s.job.state.as_str());
-    for (st, n) in &s.counts {
-        println!("  {:<10} {n}", st.as_str());
-    }
-    println!(
-        "  frames accepted: {}/{}",
-        s.frames.len(),
-        s.job.spec.frames.len()
-    );
-    if let Some(r) = s.job.waiting_reason {
-        println!("  waiting: {r}");
-    }
-    for w in &s.job.warnings {
-        println!("  warning: {w}");
-    }
-    Ok(())
-}
-
-pub(crate) async fn watch(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
-    let s = connect(&c)
-        .await?
-        .wait(job, |ev| println!("{ev:?}"))
-        .await?;
-    println!("job {} {}", s.job.id, s.job.state.as_str());
-    Ok(())
-}
-
-pub(crate) async fn download(c: ClientArgs, job: JobId, out: PathBuf) -> anyhow::Result<()> {
-    let files = connect(&c).await?.download(job, &out).await?;
-    println!("downloaded {} frames to {}", files.len(), out.display());
-    Ok(())
-}
-
-pub(crate) async fn pause(c: ClientArgs, job: JobId, resume: bool) -> anyhow::Result<()> {
-    let client = connect(&c).await?;
-    if resume {
-        client.resume(job).await?;
-        println!("resumed {job}");
-    } else {
-        client.pause(job).await?;
-        println!("paused {job}");
-    }
-    Ok(())
-}
-
-pub(crate) async fn claim(
-    c: ClientArgs,
-    job: JobId,
-    frames: FrameRange,
-    reason: String,
-) -> anyhow::Result<()> {
-    let client = connect(&c).await?;
-    let mut events = client.watch(job).await?;
-    let claim = client
-        .claim(job, frames.frames().collect(), &reason)
-        .await?;
-    eprintln!("claim {claim} filed; frames are being re-rendered");
-    while let Some(ev) = events.recv().await {
-        if let JobEvent::ClaimSettled {
-            claim: c,
-            upheld,
-            evidence,
-            ..
-        } = ev
-        {
-            if c == claim {
-                println!(
-                    "claim {claim} {}: {}",
-                    if upheld { "upheld" } else { "rejected" },
-                    evidence.join("; ")
-                );
-                return Ok(());
-            }
-        }
-    }
-    anyhow::bail!("the manager went away before the claim was settled")
-}
-
-pub(crate) async fn cancel(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
-    connect(&c).await?.cancel(job).await?;
-    println!("cancelled {job}");
-    Ok(())
 }
 
 #[cfg(test)]

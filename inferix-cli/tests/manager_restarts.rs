@@ -55,6 +55,9 @@ fn two_managers_on_one_database_survive_one_being_killed() {
             "one network",
             "--quorum",
             "1",
+            // Clients without a key (the status polls) act as this account.
+            "--guest-account",
+            "guest",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -149,6 +152,9 @@ fn a_manager_killed_and_restarted_on_sqlite_finishes_the_job_soon_after() {
             path(&d.join("m")),
             "--quorum",
             "1",
+            // Clients without a key (the status polls) act as this account.
+            "--guest-account",
+            "guest",
         ]
         .iter()
         .map(|s| s.to_string())

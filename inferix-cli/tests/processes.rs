@@ -19,8 +19,28 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
     // Secrets from files, as the README teaches: they stay out of `ps`.
     let node_token = d.join("node-token");
     std::fs::write(&node_token, "node-secret\n").unwrap();
-    let client_token = d.join("client-token");
-    std::fs::write(&client_token, "client-secret\n").unwrap();
+    // An account with funds, made in the manager's store before it starts.
+    let m = d.join("m");
+    let created = run(&["account", "--data-dir", path(&m), "create", "studio"]);
+    assert!(created.status.success(), "{created:?}");
+    let key = String::from_utf8(created.stdout).unwrap();
+    assert!(key.starts_with("ifx_"), "{key}");
+    let client_token = d.join("api-key");
+    std::fs::write(&client_token, &key).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(&client_token, private).unwrap();
+    }
+    let deposit = run(&[
+        "account",
+        "--data-dir",
+        path(&m),
+        "deposit",
+        "studio",
+        "1000",
+    ]);
+    assert!(deposit.status.success(), "{deposit:?}");
     let mut manager = spawn(&[
         "manager",
         "--listen",
@@ -29,8 +49,6 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
         path(&d.join("m")),
         "--node-token-file",
         path(&node_token),
-        "--client-token-file",
-        path(&client_token),
     ]);
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", manager.0.id())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains("secret"));
@@ -162,8 +180,8 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
         job.trim(),
         "--manager",
         &addr,
-        "--token",
-        "client-secret",
+        "--token-file",
+        path(&client_token),
     ]);
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(
@@ -186,6 +204,8 @@ fn a_worker_stopped_with_sigterm_hands_its_task_back_and_exits_0() {
             path(&d.join("m")),
             "--quorum",
             "1",
+            "--guest-account",
+            "guest",
         ],
         &[],
     );
@@ -294,7 +314,7 @@ fn settings_come_from_flags_then_environment_then_config_file() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:1\"\ndata_dir = {:?}\nclient_token = \"from-file\"\n",
+            "listen = \"127.0.0.1:1\"\ndata_dir = {:?}\nguest_account = \"from-file\"\n",
             path(&d.join("from-file"))
         ),
     )
@@ -318,24 +338,23 @@ fn settings_come_from_flags_then_environment_then_config_file() {
     assert!(d.join("from-flag").join("manager.addr").exists());
     assert!(!d.join("from-env").exists() && !d.join("from-file").exists());
 
-    // The file's client token applies, as nothing overrides it.
+    // The file's guest account applies, as nothing overrides it: a client
+    // without a key is admitted (and told the job does not exist), where
+    // the default would refuse it.
     let job = "00000000000000000000000000000000";
     let anon = command(&["status", job, "--manager", &addr], &[])
         .output()
         .unwrap();
     let why = String::from_utf8_lossy(&anon.stderr);
-    assert!(
-        !anon.status.success() && why.contains("not admitted"),
-        "{why}"
-    );
-    let known = command(
+    assert!(!anon.status.success() && why.contains("not found"), "{why}");
+    let wrong = command(
         &["status", job, "--manager", &addr, "--token", "from-file"],
         &[],
     )
     .output()
     .unwrap();
-    let why = String::from_utf8_lossy(&known.stderr);
-    assert!(!why.contains("not admitted"), "{why}");
+    let why = String::from_utf8_lossy(&wrong.stderr);
+    assert!(why.contains("not admitted"), "a key that is not one: {why}");
 
     // SIGTERM: the manager stops and exits 0; its database reopens.
     sigterm(&manager.0);

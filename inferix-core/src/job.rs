@@ -528,6 +528,11 @@ pub struct Job {
     /// removed from blob storage (once its claim window closed).
     #[serde(default)]
     pub lease_copies_removed: bool,
+    /// The account that submitted it and pays for it; only it and
+    /// operators may see or act on the job. Jobs from before accounts have
+    /// none and are the operators' alone.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl Job {

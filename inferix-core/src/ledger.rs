@@ -21,6 +21,10 @@ pub enum Account {
     PenaltyPool,
     /// A user paying for jobs.
     User(String),
+    /// Credit entering or leaving the network: deposits into user
+    /// accounts are drawn from it, so its balance is minus everything
+    /// deposited.
+    External,
 }
 
 /// One line of a transaction: a signed amount on one account.

@@ -5,6 +5,7 @@
 //! traits ([`store::TaskStore`], [`blob::BlobStore`], [`scheduler::Scheduler`],
 //! [`renderer::Renderer`]) each ship a conformance suite.
 
+pub mod account;
 #[cfg(feature = "runtime")]
 pub mod blob;
 pub mod fs;

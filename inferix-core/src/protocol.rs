@@ -17,7 +17,9 @@ use crate::ContentHash;
 /// Version spoken by this build; peers with another version are refused.
 /// 2: offers name the job's environment map, failures say their cause.
 /// 3: content hashes travel as 32 bytes, not 64 hex digits.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: clients authenticate with accounts' API keys; jobs have owners;
+/// listing jobs and nodes.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// What a node is in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -226,6 +228,56 @@ pub struct JobStatus {
     pub frames: Vec<FrameOutput>,
 }
 
+/// One job in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The job.
+    pub id: JobId,
+    /// The account it belongs to.
+    pub owner: Option<String>,
+    /// Its state.
+    pub state: crate::job::JobState,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Tags a worker must carry to render it.
+    pub tags: Vec<String>,
+    /// Frames in the job.
+    pub frames: u64,
+    /// Frames accepted so far.
+    pub accepted_frames: u64,
+    /// The agreed price, micro-credits.
+    pub quoted_price: u64,
+    /// When it was submitted (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Why it waits, when it does.
+    pub waiting_reason: Option<String>,
+}
+
+/// One connected worker or verifier, as operators see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    /// The node.
+    pub node: NodeId,
+    /// Worker or verifier.
+    pub role: Role,
+    /// Inferix Bench index it declared (workers).
+    pub declared_ib: f64,
+    /// Its reputation with this manager.
+    pub reputation: f64,
+    /// Its stake on record, micro-credits (workers).
+    pub stake: i64,
+    /// The task it renders, or how many verifications it holds.
+    pub task: Option<TaskId>,
+    /// Verifications it was offered and has not answered (verifiers).
+    pub pending_verifications: u64,
+    /// When it last sent anything (ms since the Unix epoch).
+    pub last_seen_ms: u64,
+    /// `idle`, `busy`, or `silent` (lost a lease without a word).
+    pub state: String,
+    /// Capability tags it announced.
+    pub tags: Vec<String>,
+}
+
 /// Something that happened to a job, pushed to watchers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -309,6 +361,12 @@ pub enum ErrorCode {
     TooLarge,
     /// A bug or backend failure.
     Internal,
+    /// The account cannot pay the quote.
+    PaymentRequired,
+    /// Over one of the account's quotas (active jobs, frames per job).
+    LimitExceeded,
+    /// The request needs an operator's account.
+    Forbidden,
 }
 
 /// Every message of the protocol.
@@ -482,6 +540,18 @@ pub enum Message {
         /// Size in bytes.
         size: Option<u64>,
     },
+    /// Client: the jobs of its account, newest first; with `all`, an
+    /// operator's request for every account's jobs.
+    ListJobs {
+        /// Every account's jobs (operators only).
+        all: bool,
+    },
+    /// Manager: jobs.
+    JobList(Vec<JobSummary>),
+    /// Operator: the connected workers and verifiers.
+    ListNodes,
+    /// Manager: nodes.
+    NodeList(Vec<NodeSummary>),
     /// Manager: generic success reply.
     Ok,
     /// Any node: the request failed.
@@ -527,6 +597,10 @@ impl Message {
             Self::BlobStored { .. } => "blob_stored",
             Self::BlobSize { .. } => "blob_size",
             Self::BlobSizeReply { .. } => "blob_size_reply",
+            Self::ListJobs { .. } => "list_jobs",
+            Self::JobList(_) => "job_list",
+            Self::ListNodes => "list_nodes",
+            Self::NodeList(_) => "node_list",
             Self::Ok => "ok",
             Self::Error { .. } => "error",
         }

@@ -103,7 +103,7 @@ pub struct LocalNetworkBuilder {
     transport: LocalTransport,
     renderer: Option<Arc<dyn Renderer>>,
     scheduler: Option<Box<dyn Scheduler>>,
-    client_token: Option<String>,
+    guest_account: bool,
     worker_ibs: Option<Vec<f64>>,
     proof_of_render: Option<PorConfig>,
 }
@@ -119,7 +119,7 @@ impl Default for LocalNetworkBuilder {
             transport: LocalTransport::default(),
             renderer: None,
             scheduler: None,
-            client_token: None,
+            guest_account: true,
             worker_ibs: None,
             // On, with a secret of this network's own: verification
             // without it only checks that frames decode and are not flat.
@@ -212,9 +212,12 @@ impl LocalNetworkBuilder {
         self.proof_of_render = None;
         self
     }
-    /// Token clients must present (default none: anyone may submit).
-    pub fn client_token(mut self, token: impl Into<String>) -> Self {
-        self.client_token = Some(token.into());
+    /// Admits only clients with an API key of an account in the network's
+    /// store (made with [`inferix_core::store::accounts::Accounts`] on
+    /// [`LocalNetwork::store`]). By default a client without a key acts as
+    /// the account `guest`, which has no credit limit.
+    pub fn without_guest(mut self) -> Self {
+        self.guest_account = false;
         self
     }
 
@@ -269,7 +272,7 @@ impl LocalNetworkBuilder {
             .config(ManagerConfig {
                 listen: nodes.listen().into(),
                 quorum: self.quorum,
-                client_token: self.client_token,
+                guest_account: self.guest_account.then(|| "guest".to_string()),
                 ..ManagerConfig::default()
             })
             .probe_renderer(renderer.clone(), ibs.first().copied().unwrap_or(self.ib))
@@ -399,7 +402,13 @@ impl LocalNetwork {
         self.client_with_token(None).await
     }
 
-    /// A client presenting `token` (for networks built with a client token).
+    /// A transport for one more client of this network, such as an HTTP
+    /// API in front of its manager ([`LocalNetwork::address`]).
+    pub fn client_transport(&self) -> Result<Arc<dyn Transport>, TransportError> {
+        self.nodes.transport()
+    }
+
+    /// A client presenting API key `token` (or none: the guest account).
     pub async fn client_with_token(&self, token: Option<String>) -> Result<Client, ClientError> {
         let transport = self.nodes.transport()?;
         Client::connect_with_blobs(&*transport, &self.address, token, self.blobs.clone()).await
@@ -522,14 +531,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn client_token_is_enforced() {
-        let net = builder().client_token("t0ken").start().await.unwrap();
-        match net.client().await {
-            Err(ClientError::Refused { code, .. }) => assert_eq!(code, ErrorCode::Unauthorized),
-            Err(e) => panic!("expected a refusal, got {e}"),
-            Ok(_) => panic!("a client without the token was admitted"),
+    async fn without_a_guest_account_a_client_needs_a_key() {
+        let net = builder().without_guest().start().await.unwrap();
+        let store = net.store();
+        let accounts = inferix_core::store::accounts::Accounts::new(&*store);
+        let (_, key) = accounts.create("ana", false, 1).await.unwrap();
+        for token in [None, Some("t0ken".to_string()), Some(format!("{key}0"))] {
+            match net.client_with_token(token.clone()).await {
+                Err(ClientError::Refused { code, .. }) => {
+                    assert_eq!(code, ErrorCode::Unauthorized)
+                }
+                Err(e) => panic!("expected a refusal, got {e}"),
+                Ok(_) => panic!("a client with {token:?} was admitted"),
+            }
         }
-        assert!(net.client_with_token(Some("t0ken".into())).await.is_ok());
+        assert!(net.client_with_token(Some(key)).await.is_ok());
         net.shutdown().await;
     }
 

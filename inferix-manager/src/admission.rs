@@ -1,7 +1,9 @@
 //! Who may join: tokens per role and a sane hello.
 //!
-//! Stakes are the other half of admission; their rule is in
-//! [`crate::economy::stake_decision`] since it is a ledger rule.
+//! Stakes are the other half of a node's admission; their rule is in
+//! [`crate::economy::stake_decision`] since it is a ledger rule. Clients
+//! are admitted by API key, against their account
+//! ([`crate::accounts::client_lookup`]).
 
 use inferix_core::protocol::{ErrorCode, Hello, Role};
 
@@ -10,8 +12,6 @@ use inferix_core::protocol::{ErrorCode, Hello, Role};
 pub struct AdmissionConfig {
     /// Token workers and verifiers must present; `None` admits anyone.
     pub node_token: Option<String>,
-    /// Token clients must present; `None` admits anyone.
-    pub client_token: Option<String>,
 }
 
 /// Why a hello is refused: the error the peer gets, and the reason its
@@ -35,7 +35,8 @@ fn tokens_match(want: &str, given: &str) -> bool {
 }
 
 /// Checks a hello's token and numbers. Managers are never admitted as
-/// peers of a manager.
+/// peers of a manager; a client's key is checked against its account
+/// afterwards.
 pub fn check_hello(cfg: &AdmissionConfig, h: &Hello) -> Result<(), Refusal> {
     let token_ok = |want: &Option<String>| match (want, &h.token) {
         (None, _) => true,
@@ -44,7 +45,7 @@ pub fn check_hello(cfg: &AdmissionConfig, h: &Hello) -> Result<(), Refusal> {
     };
     let admitted = match h.role {
         Role::Worker | Role::Verifier => token_ok(&cfg.node_token),
-        Role::Client => token_ok(&cfg.client_token),
+        Role::Client => true,
         Role::Manager => false,
     };
     if !admitted {

@@ -17,11 +17,13 @@
 //! which idle worker leases which queued task, [`results`] whether a
 //! signed result answers its lease, [`housekeeping`] the periodic checks
 //! (silent peers, hung workers, expired leases, lost verifications),
-//! [`requests`] the rules of clients' requests (status, pause, cancel).
-//! Admission, economy, results, housekeeping and requests are rule
+//! [`requests`] the rules of clients' requests (status, pause, cancel),
+//! [`accounts`] which account a client is and what it may see and submit.
+//! Accounts, admission, economy, results, housekeeping and requests are rule
 //! functions the driver calls with the records it read; rounds keep state
 //! and answer events.
 
+pub mod accounts;
 pub mod admission;
 pub mod claims;
 pub mod dispatch;

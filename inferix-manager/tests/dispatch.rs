@@ -43,6 +43,7 @@ fn job(id: u128, frames: u32) -> (Job, Vec<Task>) {
         history: vec![],
         warnings: vec![],
         lease_copies_removed: false,
+        owner: None,
     };
     let tasks = (0..frames)
         .map(|i| Task::new(TaskId::new(job.id, i), vec![i + 1], 0))

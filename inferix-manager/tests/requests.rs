@@ -26,6 +26,7 @@ fn job(state: JobState) -> Job {
         history: Vec::new(),
         warnings: Vec::new(),
         lease_copies_removed: false,
+        owner: None,
     }
 }
 

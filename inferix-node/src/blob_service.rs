@@ -12,6 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Semaphore};
 use tracing::debug;
 
+use crate::blob_access::{BlobAccess, ConnId};
 use crate::remote_blob::{ChunkReader, CHUNK};
 
 struct Upload {
@@ -39,6 +40,9 @@ pub(crate) struct BlobService {
     on_write_failure: WriteFailure,
     /// Downloads in flight hold a permit each.
     downloads: Arc<Semaphore>,
+    /// What this connection may read.
+    access: BlobAccess,
+    conn: ConnId,
 }
 
 fn error_reply(e: &BlobError) -> Message {
@@ -59,6 +63,8 @@ impl BlobService {
         blobs: Arc<dyn BlobStore>,
         sender: Arc<dyn MessageSender>,
         on_write_failure: WriteFailure,
+        access: BlobAccess,
+        conn: ConnId,
     ) -> Self {
         Self {
             blobs,
@@ -67,6 +73,8 @@ impl BlobService {
             failed: HashSet::new(),
             on_write_failure,
             downloads: Arc::new(Semaphore::new(MAX_TRANSFERS_PER_PEER)),
+            access,
+            conn,
         }
     }
 
@@ -82,6 +90,16 @@ impl BlobService {
     pub(crate) async fn handle(&mut self, env: Envelope) {
         let id = env.id;
         match env.body {
+            // Exactly what a missing blob gets: a peer learns nothing of
+            // blobs it was not given.
+            Message::BlobSize { hash } if !self.access.may_read(self.conn, hash) => {
+                let reply = Message::BlobSizeReply { size: None };
+                let _ = self.sender.send(Envelope::with_id(id, reply)).await;
+            }
+            Message::BlobGet { hash } if !self.access.may_read(self.conn, hash) => {
+                let reply = error_reply(&BlobError::NotFound(hash));
+                let _ = self.sender.send(Envelope::with_id(id, reply)).await;
+            }
             Message::BlobSize { hash } => {
                 let reply = match self.blobs.size(hash).await {
                     Ok(size) => Message::BlobSizeReply { size },
@@ -154,12 +172,17 @@ impl BlobService {
                     let blobs = self.blobs.clone();
                     let sender = self.sender.clone();
                     let on_write_failure = self.on_write_failure.clone();
+                    let (access, conn) = (self.access.clone(), self.conn);
                     tokio::spawn(async move {
                         let reply = match blobs.put(Box::pin(ChunkReader::new(rx))).await {
-                            Ok(meta) => Message::BlobStored {
-                                hash: meta.hash,
-                                size: meta.size,
-                            },
+                            Ok(meta) => {
+                                // What one uploaded one may read back.
+                                access.grant(conn, [meta.hash]);
+                                Message::BlobStored {
+                                    hash: meta.hash,
+                                    size: meta.size,
+                                }
+                            }
                             Err(e) => {
                                 // Reported before the uploader hears of it,
                                 // so the manager knows whose failure its
@@ -280,7 +303,11 @@ mod tests {
         let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
         let meta = blobs.put_bytes(vec![3u8; 3 * CHUNK]).await.unwrap();
         let peer = Arc::new(Stalled::default());
-        let mut service = BlobService::new(blobs, peer.clone(), Arc::new(|_: &BlobError| {}));
+        let access = BlobAccess::default();
+        access.admit(1);
+        access.grant(1, [meta.hash]);
+        let mut service =
+            BlobService::new(blobs, peer.clone(), Arc::new(|_: &BlobError| {}), access, 1);
         let n = MAX_TRANSFERS_PER_PEER as u64;
         for id in 1..=n + 4 {
             service

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::{EnvironmentRef, JobSpec, SceneRef};
-use inferix_core::protocol::{ErrorCode, Hello, JobEvent, JobStatus, Message, Quote, Role};
+use inferix_core::protocol::{
+    ErrorCode, Hello, JobEvent, JobStatus, JobSummary, Message, NodeSummary, Quote, Role,
+};
 use inferix_core::renderer::SceneFormat;
 use inferix_transport::{Transport, TransportError};
 use tokio::sync::mpsc;
@@ -233,6 +235,23 @@ impl Client {
     pub async fn status(&self, job: JobId) -> Result<JobStatus, ClientError> {
         match check(self.rpc.request(Message::StatusRequest { job }).await?)? {
             Message::StatusReply(s) => Ok(*s),
+            other => Err(ClientError::Unexpected(other.kind().into())),
+        }
+    }
+
+    /// The jobs of this client's account, newest first; with `all`, every
+    /// account's (operators only, else `Forbidden`).
+    pub async fn list_jobs(&self, all: bool) -> Result<Vec<JobSummary>, ClientError> {
+        match check(self.rpc.request(Message::ListJobs { all }).await?)? {
+            Message::JobList(jobs) => Ok(jobs),
+            other => Err(ClientError::Unexpected(other.kind().into())),
+        }
+    }
+
+    /// The manager's connected workers and verifiers (operators only).
+    pub async fn list_nodes(&self) -> Result<Vec<NodeSummary>, ClientError> {
+        match check(self.rpc.request(Message::ListNodes).await?)? {
+            Message::NodeList(nodes) => Ok(nodes),
             other => Err(ClientError::Unexpected(other.kind().into())),
         }
     }

@@ -7,6 +7,7 @@
 //! renderer: `inferix-local` composes a whole network in one process with
 //! the GPU path tracer.
 
+mod blob_access;
 mod blob_cache;
 mod blob_service;
 pub mod client;

@@ -273,6 +273,7 @@ mod tests {
                         "no lights",
                     )],
                     lease_copies_removed: false,
+                    owner: None,
                 },
                 counts: vec![(TaskStatus::Queued, 3), (TaskStatus::Accepted, 2)],
                 frames: vec![frame],

@@ -49,20 +49,21 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
     let config = ManagerConfig {
         node_token: Some("node-secret".into()),
-        client_token: Some("client-secret".into()),
+        guest_account: None,
         quorum: 1,
         ..ManagerConfig::default()
     };
-    let manager = start_manager(
-        &net,
-        Arc::new(MemoryTaskStore::new()),
-        blobs.clone(),
-        config,
-    )
-    .await;
+    let store = Arc::new(MemoryTaskStore::new());
+    let accounts = inferix_core::store::accounts::Accounts::new(&*store);
+    let (_, key) = accounts.create("ana", false, 1).await.unwrap();
+    accounts
+        .deposit("ana", i64::MAX / 2, "funds", 1)
+        .await
+        .unwrap();
+    let manager = start_manager(&net, store.clone(), blobs.clone(), config).await;
     let addr = manager.addr().to_string();
 
-    // A client without the token cannot submit anything.
+    // A client without an API key cannot submit anything.
     let anonymous = Client::connect(&net.transport(NodeId(50)), &addr, None).await;
     assert_eq!(
         refused(anonymous.err().expect("refused")),
@@ -76,13 +77,9 @@ async fn bad_jobs_are_refused_and_unmeetable_ones_wait_with_a_reason() {
         "got {intruder:?}"
     );
 
-    let client = Client::connect(
-        &net.transport(NodeId(51)),
-        &addr,
-        Some("client-secret".into()),
-    )
-    .await
-    .unwrap();
+    let client = Client::connect(&net.transport(NodeId(51)), &addr, Some(key))
+        .await
+        .unwrap();
     let scene = client
         .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
         .await

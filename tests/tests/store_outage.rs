@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use inferix_core::account::AccountRecord;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::Job;
@@ -47,6 +48,22 @@ impl OutageStore {
 
 #[async_trait]
 impl TaskStore for OutageStore {
+    async fn insert_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_account(a).await
+    }
+    async fn update_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.update_account(a).await
+    }
+    async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.check()?;
+        self.inner.account(name).await
+    }
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.check()?;
+        self.inner.accounts().await
+    }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         self.check()?;
         self.inner.insert_job(job, tasks).await

@@ -5,7 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
-from typing import Iterator, List
+from typing import Iterator, List, NamedTuple
 
 import numpy as np
 import pytest
@@ -90,12 +90,44 @@ def start_manager(data_dir: pathlib.Path, *extra: str) -> "tuple[Process, str]":
     return manager, line[len(prefix):]
 
 
+def account(data_dir: pathlib.Path, name: str, credits: str = "") -> str:
+    """Creates an account in a manager's store, deposits `credits` when
+    given, and returns its API key."""
+    made = subprocess.run(
+        [str(inferix_bin()), "account", "--data-dir", str(data_dir), "create", name],
+        capture_output=True, text=True, check=True,
+    )
+    if credits:
+        subprocess.run(
+            [str(inferix_bin()), "account", "--data-dir", str(data_dir), "deposit", name, credits],
+            capture_output=True, text=True, check=True,
+        )
+    return made.stdout.strip()
+
+
+class Remote(NamedTuple):
+    """A network of processes: the manager's address, the API key of a
+    funded account, of a second funded account, and of one without funds,
+    and the URL of the manager's HTTP API."""
+
+    addr: str
+    key: str
+    other_key: str
+    poor_key: str
+    http: str
+
+
 @pytest.fixture(scope="module")
-def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A manager (client token "s3cret"), two workers and a verifier, each
-    its own process talking QUIC on loopback; yields the manager address."""
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    """A manager, two workers and a verifier, each its own process talking
+    QUIC on loopback, and accounts to use it with."""
     d = tmp_path_factory.mktemp("remote")
-    manager, addr = start_manager(d / "m", "--client-token", "s3cret")
+    keys = [account(d / "m", "ana", "1000"), account(d / "m", "ben", "1000"), account(d / "m", "cy")]
+    manager, addr = start_manager(d / "m", "--http", "127.0.0.1:0")
+    line = manager.first_line()
+    prefix = "http api listening on "
+    assert line.startswith(prefix), f"unexpected manager output {line!r}"
+    http = line[len(prefix):]
     nodes = [manager]
     try:
         for i in range(2):
@@ -103,7 +135,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 Process("worker", "--manager", addr, "--data-dir", str(d / f"w{i}"), "--ib", "1")
             )
         nodes.append(Process("verifier", "--manager", addr, "--data-dir", str(d / "v")))
-        yield addr
+        yield Remote(addr, *keys, http)
     finally:
         for n in reversed(nodes):
             n.stop()

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{Change, StatusCount, StoreError, TaskStore};
+use crate::account::{new_key, AccountRecord, Quotas};
 use crate::ids::{JobId, NodeId, TaskId};
 use crate::job::{FrameRange, Job, JobSpec, JobState, SceneRef};
 use crate::ledger::{balance, Account, Posting, Transaction};
@@ -39,6 +40,7 @@ where
     balances_follow_the_ledger(build().await).await;
     status_counts_count_tasks_and_frames(build().await).await;
     batches_apply_all_or_nothing(build().await).await;
+    accounts_round_trip_and_are_found_by_key(build().await).await;
 }
 
 /// A job of `frames` frames split in tasks of 2, created at `created_ms`.
@@ -73,6 +75,7 @@ pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task
             history: Vec::new(),
             warnings: Vec::new(),
             lease_copies_removed: false,
+            owner: None,
         },
         tasks,
     )
@@ -682,4 +685,63 @@ pub async fn derived_balances_hold<S: TaskStore + ?Sized>(
             "{account:?}"
         );
     }
+}
+
+/// Accounts are stored whole (keys, quotas, credit), a taken name is
+/// refused without changing the account, an unknown one cannot be updated,
+/// and an account is found by the public id of any of its keys.
+pub async fn accounts_round_trip_and_are_found_by_key(store: impl TaskStore) {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    assert!(store.accounts().await.unwrap().is_empty());
+    let mut alice = AccountRecord::new("alice", false, 10).unwrap();
+    let (key, record) = new_key(10, &mut rng);
+    alice.keys.push(record);
+    alice.quotas = Quotas {
+        max_active_jobs: 3,
+        max_frames_per_job: 40,
+    };
+    alice.credit_limit = u64::MAX;
+    store.insert_account(&alice).await.unwrap();
+    let root = AccountRecord::new("root.ops", true, 11).unwrap();
+    store.insert_account(&root).await.unwrap();
+
+    let impostor = AccountRecord::new("alice", true, 12).unwrap();
+    assert!(
+        matches!(
+            store.insert_account(&impostor).await,
+            Err(StoreError::AlreadyExists { .. })
+        ),
+        "a taken name is refused"
+    );
+    assert_eq!(store.account("alice").await.unwrap().as_ref(), Some(&alice));
+    assert!(store.account("nobody").await.unwrap().is_none());
+    let names: Vec<String> = store
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["alice", "root.ops"], "accounts come by name");
+
+    let id = crate::account::key_id(&key).unwrap();
+    let found = store.account_with_key(id).await.unwrap().unwrap();
+    assert_eq!(found.name, "alice");
+    assert!(found.accepts(&key));
+    assert!(store
+        .account_with_key("0123456789abcdef")
+        .await
+        .unwrap()
+        .is_none());
+
+    alice.revoke(id, 20);
+    store.update_account(&alice).await.unwrap();
+    let found = store.account_with_key(id).await.unwrap().unwrap();
+    assert!(!found.accepts(&key), "the revocation was stored");
+    let ghost = AccountRecord::new("ghost", false, 1).unwrap();
+    assert!(matches!(
+        store.update_account(&ghost).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

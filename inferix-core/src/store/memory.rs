@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Change, StatusCount, StoreError, TaskStore};
+use crate::account::AccountRecord;
 use crate::ids::{JobId, TaskId};
 use crate::job::{Job, JobState};
 use crate::ledger::{Account, Transaction};
@@ -30,6 +31,7 @@ struct Inner {
     /// Position of each transaction in `transactions`, by id.
     transaction_ids: HashMap<String, usize>,
     balances: HashMap<Account, i64>,
+    accounts: BTreeMap<String, AccountRecord>,
     next_seq: u64,
 }
 
@@ -90,6 +92,37 @@ pub(crate) fn queue_order(job: &Job, seq: u64, task: &Task) -> (i32, u64, u64, u
 
 #[async_trait]
 impl TaskStore for MemoryTaskStore {
+    async fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if g.accounts.contains_key(&account.name) {
+            return Err(StoreError::AlreadyExists {
+                what: format!("account {}", account.name),
+            });
+        }
+        g.accounts.insert(account.name.clone(), account.clone());
+        Ok(())
+    }
+
+    async fn update_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        match self.lock().accounts.get_mut(&account.name) {
+            Some(a) => {
+                *a = account.clone();
+                Ok(())
+            }
+            None => Err(StoreError::NotFound {
+                what: format!("account {}", account.name),
+            }),
+        }
+    }
+
+    async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self.lock().accounts.get(name).cloned())
+    }
+
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        Ok(self.lock().accounts.values().cloned().collect())
+    }
+
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         let mut g = self.lock();
         if g.jobs.contains_key(&job.id) {

@@ -9,11 +9,13 @@
 
 use async_trait::async_trait;
 
+use crate::account::AccountRecord;
 use crate::ids::{JobId, TaskId};
 use crate::job::Job;
 use crate::ledger::{self, Account, Transaction, UnbalancedError};
 use crate::task::{Task, TaskStatus};
 
+pub mod accounts;
 #[cfg(all(feature = "runtime", any(test, feature = "testing")))]
 pub mod conformance;
 mod memory;
@@ -123,6 +125,30 @@ pub trait TaskStore: Send + Sync + 'static {
     /// way; backends answer from their unique index on the id.
     async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
         Ok(self.transactions().await?.into_iter().find(|t| t.id == id))
+    }
+
+    /// Adds an account; a name already taken is refused with
+    /// `AlreadyExists`.
+    async fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
+    /// Replaces an account's record (keys added or revoked, limits); an
+    /// unknown name is `NotFound`.
+    async fn update_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
+    /// One account by name.
+    async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Every account, by name.
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+
+    /// The account holding the API key whose public id is `key_id`,
+    /// revoked or not.
+    ///
+    /// Asked once per client connection; the provided version reads every
+    /// account, which suits the few hundred accounts of a render network.
+    async fn account_with_key(&self, key_id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|a| a.has_key(key_id)))
     }
 
     /// Tasks and frames of a job per status, statuses with no task left
@@ -264,5 +290,20 @@ impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
     }
     async fn status_counts(&self, job: JobId) -> Result<Vec<StatusCount>, StoreError> {
         (**self).status_counts(job).await
+    }
+    async fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        (**self).insert_account(account).await
+    }
+    async fn update_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        (**self).update_account(account).await
+    }
+    async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        (**self).account(name).await
+    }
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        (**self).accounts().await
+    }
+    async fn account_with_key(&self, key_id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        (**self).account_with_key(key_id).await
     }
 }

@@ -4,16 +4,14 @@
 use inferix_core::blob::BlobError;
 
 use super::*;
+use crate::blob_access::BlobAccess;
 use crate::blob_service::WriteFailure;
-
-/// Connections that completed the hello; only they may move blobs.
-pub(super) type Admitted = Arc<Mutex<HashSet<ConnId>>>;
 
 pub(super) async fn accept_loop(
     listener: &mut dyn Listener,
     tx: mpsc::Sender<Input>,
     blobs: Arc<dyn BlobStore>,
-    admitted: Admitted,
+    access: BlobAccess,
     hello_timeout: Duration,
 ) {
     let mut next: ConnId = 1;
@@ -40,7 +38,13 @@ pub(super) async fn accept_loop(
             // loop is that far behind, one report may be dropped.
             let _ = failures.try_send(Input::StorageFailed(e.to_string()));
         });
-        let mut blob_service = BlobService::new(blobs.clone(), sender.clone(), on_write_failure);
+        let mut blob_service = BlobService::new(
+            blobs.clone(),
+            sender.clone(),
+            on_write_failure,
+            access.clone(),
+            id,
+        );
         if tx
             .send(Input::Connected(id, peer, sender.clone()))
             .await
@@ -51,28 +55,21 @@ pub(super) async fn accept_loop(
         let tx = tx.clone();
         // A timer, not a timeout around `recv`: a frame half read when a
         // timeout fired would be lost.
-        let (timer_admitted, timer_sender) = (admitted.clone(), sender.clone());
+        let (timer_access, timer_sender) = (access.clone(), sender.clone());
         tokio::spawn(async move {
             tokio::time::sleep(hello_timeout).await;
-            let greeted = timer_admitted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&id);
+            let greeted = timer_access.is_admitted(id);
             if !greeted {
                 debug!(conn = id, "no hello in time; closing");
                 timer_sender.close("no hello in time");
             }
         });
-        let admitted = admitted.clone();
+        let access = access.clone();
         tokio::spawn(async move {
             loop {
                 match receiver.recv().await {
                     Ok(Some(env)) if BlobService::handles(&env.body) => {
-                        if admitted
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .contains(&id)
-                        {
+                        if access.is_admitted(id) {
                             // Boxed: the handler's state is then allocated only while a blob
                             // moves, not kept inline in every idle reader task.
                             Box::pin(blob_service.handle(env)).await;

@@ -1,15 +1,26 @@
 //! Hellos: admission rules from the engine, the stake check against the ledger,
 //! joining workers and verifiers.
 
+use inferix_core::account::Quotas;
+use inferix_manager::accounts::{self, ClientLookup};
+use inferix_manager::admission::Refusal;
+
 use super::*;
 
 impl State {
     pub(super) async fn on_hello(&mut self, conn: ConnId, id: u64, node: NodeId, h: Hello) -> bool {
         let admission = AdmissionConfig {
             node_token: self.cfg.node_token.clone(),
-            client_token: self.cfg.client_token.clone(),
         };
-        if let Err(refusal) = check_hello(&admission, &h) {
+        let mut account = None;
+        let mut checked = check_hello(&admission, &h);
+        if checked.is_ok() && h.role == Role::Client {
+            match self.client_account(h.token.as_deref()).await {
+                Ok(a) => account = Some(a),
+                Err(refusal) => checked = Err(refusal),
+            }
+        }
+        if let Err(refusal) = checked {
             warn!(?node, role = ?h.role, why = refusal.close, "refused");
             self.reply(conn, id, Message::error(refusal.code, refusal.message))
                 .await;
@@ -19,11 +30,9 @@ impl State {
         let now = self.now();
         if let Some(p) = self.peers.get_mut(&conn) {
             p.role = Some(h.role);
+            p.account = account;
         }
-        self.admitted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(conn);
+        self.access.admit(conn);
         match h.role {
             Role::Worker => {
                 if let Err((code, why)) = self.ensure_stake(node, h.ib).await {
@@ -86,6 +95,52 @@ impl State {
         true
     }
 
+    /// The account a client presenting `token` acts as: the one holding
+    /// that API key, or the guest account (created when missing) for a
+    /// client without one, when the manager has a guest account.
+    async fn client_account(&mut self, token: Option<&str>) -> Result<AccountRecord, Refusal> {
+        let unavailable = |e: StoreError| Refusal {
+            code: ErrorCode::Unavailable,
+            message: format!("cannot read accounts: {e}"),
+            close: "task database unavailable; try again",
+        };
+        match accounts::client_lookup(token, self.cfg.guest_account.as_deref())? {
+            ClientLookup::Key(key_id) => {
+                let found = self
+                    .store
+                    .account_with_key(&key_id)
+                    .await
+                    .map_err(unavailable)?;
+                accounts::check_key(found.as_ref(), token.unwrap_or_default())?;
+                found.ok_or_else(unreachable_refusal)
+            }
+            ClientLookup::Guest(name) => {
+                if let Some(a) = self.store.account(&name).await.map_err(unavailable)? {
+                    return Ok(a);
+                }
+                let mut guest =
+                    AccountRecord::new(&name, false, self.now()).map_err(|e| Refusal {
+                        code: ErrorCode::Internal,
+                        message: format!("guest account: {e}"),
+                        close: "bad guest account",
+                    })?;
+                guest.credit_limit = u64::MAX;
+                guest.quotas = Quotas::UNLIMITED;
+                match self.store.insert_account(&guest).await {
+                    Ok(()) => Ok(guest),
+                    // Another manager of the store made it first.
+                    Err(StoreError::AlreadyExists { .. }) => self
+                        .store
+                        .account(&name)
+                        .await
+                        .map_err(unavailable)?
+                        .ok_or_else(unreachable_refusal),
+                    Err(e) => Err(unavailable(e)),
+                }
+            }
+        }
+    }
+
     /// The minimum stake S = 2 · E · IB · P of a worker of index `ib`.
     pub(super) fn minimum_stake(&self, ib: f64) -> i64 {
         economy::minimum_stake(&self.economy(), ib)
@@ -132,5 +187,14 @@ impl State {
                 )),
             },
         }
+    }
+}
+
+/// A refusal for a state the checks before it rule out.
+fn unreachable_refusal() -> Refusal {
+    Refusal {
+        code: ErrorCode::Internal,
+        message: "account vanished while it was read".into(),
+        close: "account vanished",
     }
 }

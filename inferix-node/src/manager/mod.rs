@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use inferix_core::account::AccountRecord;
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::SceneRef;
@@ -53,6 +54,7 @@ use inferix_transport::{Connection, Listener, MessageSender, Transport, Transpor
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::blob_access::BlobAccess;
 use crate::blob_service::BlobService;
 use crate::outbound::{Outbound, Refused, OUTBOUND_CAPACITY};
 use crate::verifier::RENDER_TAG;
@@ -67,6 +69,7 @@ mod dispatch;
 mod housekeeping;
 mod journal;
 mod ledger;
+mod listings;
 mod peers;
 mod prepare;
 mod quote;
@@ -76,7 +79,7 @@ mod results;
 mod storage;
 mod verification;
 
-use accept::{accept_loop, Admitted};
+use accept::accept_loop;
 use quote::{quote, Prober, WatermarkTrial};
 
 /// Manager settings; `Default` gives a working single-machine setup.
@@ -105,8 +108,11 @@ pub struct ManagerConfig {
     pub tick: Duration,
     /// Token workers and verifiers must present; `None` admits anyone.
     pub node_token: Option<String>,
-    /// Token clients must present; `None` admits anyone.
-    pub client_token: Option<String>,
+    /// The account that clients presenting no API key act as, created
+    /// when missing with no credit limit and no quotas: the embedded,
+    /// single-machine default. `None` (what `inferix manager` uses) admits
+    /// only clients with an API key of an account in the task store.
+    pub guest_account: Option<String>,
     /// Reputation multiplier applied to a worker whose result is rejected.
     pub reputation_penalty: f64,
     /// Epoch E in minutes of the stake rule S = 2 · E · IB · P: a worker
@@ -161,7 +167,7 @@ impl Default for ManagerConfig {
             verification_timeout: Duration::from_secs(300),
             tick: Duration::from_millis(500),
             node_token: None,
-            client_token: None,
+            guest_account: Some("guest".into()),
             reputation_penalty: 0.5,
             stake_epoch_minutes: 60.0,
             grant_stake: true,
@@ -372,6 +378,8 @@ enum Input {
 struct Peer {
     node: NodeId,
     role: Option<Role>,
+    /// The account a client acts as, once admitted.
+    account: Option<AccountRecord>,
     out: Outbound,
     /// Jobs this connection watches.
     watching: usize,
@@ -398,15 +406,15 @@ impl ManagerNode {
         let (events, _) = broadcast::channel(4096);
         let busy_ns = Arc::new(AtomicU64::new(0));
         let acceptor_tx = in_tx.clone();
-        let admitted: Admitted = Arc::default();
-        let (acc_blobs, acc_admitted) = (b.blobs.clone(), admitted.clone());
+        let access = BlobAccess::default();
+        let (acc_blobs, acc_access) = (b.blobs.clone(), access.clone());
         let hello_timeout = b.config.hello_timeout;
         let acceptor = tokio::spawn(async move {
             accept_loop(
                 &mut *listener,
                 acceptor_tx,
                 acc_blobs,
-                acc_admitted,
+                acc_access,
                 hello_timeout,
             )
             .await
@@ -443,7 +451,7 @@ impl ManagerNode {
                 })
             }),
             inputs: in_tx,
-            admitted,
+            access,
             peers: HashMap::new(),
             workers: WorkerPool::default(),
             estimates: Estimates::default(),
@@ -512,7 +520,8 @@ struct State {
     next_copy_sweep: u64,
     sweeping: Option<tokio::task::JoinHandle<()>>,
     inputs: mpsc::Sender<Input>,
-    admitted: Admitted,
+    /// Admitted connections and the blobs each may read.
+    access: BlobAccess,
     peers: HashMap<ConnId, Peer>,
     workers: WorkerPool,
     verifiers: BTreeMap<NodeId, VerifierConn>,
@@ -626,6 +635,9 @@ impl State {
         let Some(p) = self.peers.get(&conn) else {
             return;
         };
+        // What the manager hands a peer (a lease's scene, a verification's
+        // frames, a job's accepted frames) it may then read.
+        self.access.grant_named_in(conn, &env.body);
         match p.out.push(env) {
             Ok(()) => {}
             Err(Refused::Full) => {

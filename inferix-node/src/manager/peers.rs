@@ -13,6 +13,7 @@ impl State {
                     Peer {
                         node,
                         role: None,
+                        account: None,
                         out: Outbound::spawn(sender, OUTBOUND_CAPACITY),
                         watching: 0,
                     },
@@ -94,10 +95,7 @@ impl State {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
-        self.admitted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&conn);
+        self.access.forget(conn);
         if peer.watching > 0 {
             self.watchers.retain(|_, list| {
                 list.retain(|c| *c != conn);
@@ -239,7 +237,7 @@ impl State {
                 true
             }
             (Some(Role::Client), body) => {
-                self.on_client(conn, id, node, body).await;
+                self.on_client(conn, id, body).await;
                 true
             }
             (Some(r), other) => {

@@ -1,12 +1,27 @@
 //! Client requests: quotes, submissions, status, pause, resume, cancel.
 
+use inferix_manager::accounts::{self, Submission};
 use inferix_manager::requests;
 
 use super::*;
 
 impl State {
-    pub(super) async fn on_client(&mut self, conn: ConnId, id: u64, client: NodeId, body: Message) {
+    pub(super) async fn on_client(&mut self, conn: ConnId, id: u64, body: Message) {
         let body_kind = body.kind();
+        let Some(account) = self.peers.get(&conn).and_then(|p| p.account.clone()) else {
+            return;
+        };
+        if let Some(job) = job_asked_for(&body) {
+            // Another account's job is answered as a missing one.
+            let visible = self
+                .job(job)
+                .await
+                .filter(|j| accounts::may_see(&account, j));
+            if visible.is_none() {
+                let (code, m) = accounts::not_found(job);
+                return self.reply(conn, id, Message::error(code, m)).await;
+            }
+        }
         match body {
             Message::QuoteRequest { spec } => self.start_quote(conn, id, spec, false),
             Message::Submit { spec } => self.start_quote(conn, id, spec, true),
@@ -72,13 +87,26 @@ impl State {
                 };
                 self.reply(conn, id, reply).await;
             }
+            Message::ListJobs { all } => {
+                let reply = match self.list_jobs(&account, all).await {
+                    Ok(jobs) => Message::JobList(jobs),
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::ListNodes => {
+                let reply = match self.list_nodes(&account).await {
+                    Ok(nodes) => Message::NodeList(nodes),
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
             other => {
                 let m = format!("{} is not a client request", other.kind());
                 self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))
                     .await;
             }
         }
-        let _ = client;
     }
 
     /// Adds `conn` to `job`'s watchers once, within the per-client limit.
@@ -163,7 +191,30 @@ impl State {
         spec: JobSpec,
         quote: Quote,
     ) -> Result<JobId, (ErrorCode, String)> {
-        let client = self.peers.get(&conn).map(|p| p.node).unwrap_or(NodeId(0));
+        let account = self
+            .peers
+            .get(&conn)
+            .and_then(|p| p.account.clone())
+            .ok_or((ErrorCode::Unauthorized, "not a client".to_string()))?;
+        let payer = account.ledger_account();
+        let balance = self.store.balance(&payer).await.map_err(store_err)?;
+        let active_jobs = self
+            .store
+            .jobs()
+            .await
+            .map_err(store_err)?
+            .iter()
+            .filter(|j| j.owner.as_deref() == Some(account.name.as_str()) && !j.state.is_terminal())
+            .count() as u64;
+        accounts::check_submission(
+            &account,
+            Submission {
+                price: quote.total_price,
+                frames: spec.frames.len(),
+                balance,
+                active_jobs,
+            },
+        )?;
         let job_id = JobId::random();
         let tasks = spec
             .split(job_id)
@@ -188,6 +239,7 @@ impl State {
             }],
             warnings: quote.warnings.clone(),
             lease_copies_removed: false,
+            owner: Some(account.name.clone()),
         };
         self.store
             .insert_job(&job, &tasks)
@@ -197,7 +249,7 @@ impl State {
             format!("fund:{job_id}"),
             now,
             "escrow at submission",
-            Account::User(format!("{client}")),
+            payer,
             Account::Job(job_id),
             quote.total_price as i64,
         );
@@ -299,5 +351,18 @@ impl State {
             .await;
         self.emit(job_id, JobEvent::Cancelled).await;
         Ok(())
+    }
+}
+
+/// The job a client request is about, when it is about one.
+fn job_asked_for(body: &Message) -> Option<JobId> {
+    match body {
+        Message::StatusRequest { job }
+        | Message::Watch { job }
+        | Message::Cancel { job }
+        | Message::Pause { job }
+        | Message::Resume { job }
+        | Message::Claim { job, .. } => Some(*job),
+        _ => None,
     }
 }

@@ -37,6 +37,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "balances_task_frames",
         sql: include_str!("../../migrations/0003_balances_task_frames.sql"),
     },
+    Migration {
+        version: 4,
+        name: "accounts",
+        sql: include_str!("../../migrations/0004_accounts.sql"),
+    },
 ];
 
 /// The table that records applied versions. The first release created it

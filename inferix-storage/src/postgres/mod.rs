@@ -21,6 +21,7 @@
 //! A store may live in its own schema ([`PostgresOptions::schema`]), so
 //! tests, or several networks, can share one database.
 
+mod accounts;
 mod error;
 mod migrate;
 mod notify;
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use inferix_core::account::AccountRecord;
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
@@ -356,6 +358,18 @@ impl PostgresTaskStore {
 
 #[async_trait]
 impl TaskStore for PostgresTaskStore {
+    async fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        self.insert_account_row(account).await
+    }
+    async fn update_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        self.update_account_row(account).await
+    }
+    async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.account_row(name).await
+    }
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.account_rows().await
+    }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         let job_json = to_json(job)?;
         let job_id = job.id.to_string();

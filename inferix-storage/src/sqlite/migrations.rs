@@ -84,6 +84,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UPDATE job_counts SET tasks = tasks - 1, frames = frames - OLD.frames
             WHERE job_id = OLD.job_id AND status = OLD.status;
     END;",
+    // 4: accounts of users and operators, with their API keys' hashes.
+    "CREATE TABLE accounts (
+        name   TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Applies the migrations missing from `conn`, up to `target` of them.

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use inferix_core::account::AccountRecord;
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
@@ -25,6 +26,7 @@ use inferix_core::store::{Change, StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
+mod accounts;
 mod migrations;
 mod rows;
 mod writes;
@@ -120,6 +122,18 @@ impl SqliteTaskStore {
 
 #[async_trait]
 impl TaskStore for SqliteTaskStore {
+    async fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        self.insert_account_row(account).await
+    }
+    async fn update_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        self.update_account_row(account).await
+    }
+    async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.account_row(name).await
+    }
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.account_rows().await
+    }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         let job_json = to_json(job)?;
         let rows = tasks

@@ -43,6 +43,7 @@ impl Sim {
             history: Vec::new(),
             warnings: Vec::new(),
             lease_copies_removed: false,
+            owner: None,
         };
         self.store
             .insert_job(&job, &tasks)

@@ -400,7 +400,7 @@ impl PyClient {
     }
 
     /// Prices a job without submitting it.
-    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None))]
+    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None, priority = None, tags = None))]
     #[allow(clippy::too_many_arguments)]
     fn quote(
         &self,
@@ -413,6 +413,8 @@ impl PyClient {
         chunk: Option<&Bound<'_, PyAny>>,
         seed: Option<&Bound<'_, PyAny>>,
         min_ib: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyQuote> {
         let req = JobRequest::parse(JobArgs {
             scene,
@@ -423,6 +425,8 @@ impl PyClient {
             chunk,
             seed,
             min_ib,
+            priority,
+            tags,
         })?;
         let client = self.conn.get()?;
         Ok(blocking(py, || async move {
@@ -436,7 +440,7 @@ impl PyClient {
     }
 
     /// Submits a job; returns it at once (see `Job.wait`).
-    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None))]
+    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None, priority = None, tags = None))]
     #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
@@ -449,6 +453,8 @@ impl PyClient {
         chunk: Option<&Bound<'_, PyAny>>,
         seed: Option<&Bound<'_, PyAny>>,
         min_ib: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyJob> {
         let req = JobRequest::parse(JobArgs {
             scene,
@@ -459,6 +465,8 @@ impl PyClient {
             chunk,
             seed,
             min_ib,
+            priority,
+            tags,
         })?;
         let client = self.conn.get()?;
         let (id, quote) = blocking(py, || async move {
@@ -623,6 +631,42 @@ impl PyJob {
                 .cancel(id)
                 .await
                 .map_err(|e| Error::client(e, Op::Cancel))
+        })?)
+    }
+
+    /// Stops leasing the job's tasks (running ones finish).
+    fn pause(&self, py: Python<'_>) -> PyResult<()> {
+        let (client, id) = (self.conn.get()?, self.id);
+        Ok(blocking(py, || async move {
+            client
+                .pause(id)
+                .await
+                .map_err(|e| Error::client(e, Op::Pause))
+        })?)
+    }
+
+    /// Leases a paused job's tasks again.
+    fn resume(&self, py: Python<'_>) -> PyResult<()> {
+        let (client, id) = (self.conn.get()?, self.id);
+        Ok(blocking(py, || async move {
+            client
+                .resume(id)
+                .await
+                .map_err(|e| Error::client(e, Op::Pause))
+        })?)
+    }
+
+    /// Claims that accepted `frames` are bad; returns the claim number.
+    /// Another node re-renders them; the outcome arrives as a
+    /// `claim_settled` event.
+    #[pyo3(signature = (frames, reason = "bad frames"))]
+    fn claim(&self, py: Python<'_>, frames: Vec<u32>, reason: &str) -> PyResult<u64> {
+        let (client, id, reason) = (self.conn.get()?, self.id, reason.to_string());
+        Ok(blocking(py, || async move {
+            client
+                .claim(id, frames, &reason)
+                .await
+                .map_err(|e| Error::client(e, Op::Claim))
         })?)
     }
 }

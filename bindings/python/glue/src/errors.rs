@@ -100,6 +100,8 @@ impl Error {
                     Op::Quote | Op::Submit => Kind::Quote,
                     _ => Kind::InvalidInput,
                 },
+                ErrorCode::PaymentRequired | ErrorCode::LimitExceeded => Kind::Quote,
+                ErrorCode::Forbidden => Kind::Authentication,
                 ErrorCode::VersionMismatch => Kind::Connection,
                 ErrorCode::Internal | ErrorCode::UnexpectedMessage => Kind::Internal,
                 _ => Kind::Inferix,
@@ -154,6 +156,10 @@ pub(crate) enum Op {
     Download,
     /// Cancelling a job.
     Cancel,
+    /// Pausing or resuming a job.
+    Pause,
+    /// Claiming frames are bad.
+    Claim,
 }
 
 impl Op {
@@ -165,6 +171,8 @@ impl Op {
             Self::Submit => "submit failed",
             Self::Status => "cannot read the job",
             Self::Download => "download failed",
+            Self::Pause => "cannot pause or resume the job",
+            Self::Claim => "claim failed",
             Self::Cancel => "cancel failed",
         }
     }

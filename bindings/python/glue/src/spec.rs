@@ -24,6 +24,8 @@ pub(crate) struct JobRequest {
     chunk: u32,
     format: OutputFormat,
     min_ib: f64,
+    priority: i32,
+    tags: Vec<String>,
 }
 
 /// Raw keyword arguments, any Python objects.
@@ -36,6 +38,8 @@ pub(crate) struct JobArgs<'a, 'py> {
     pub(crate) chunk: Option<&'a Bound<'py, PyAny>>,
     pub(crate) seed: Option<&'a Bound<'py, PyAny>>,
     pub(crate) min_ib: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) priority: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) tags: Option<&'a Bound<'py, PyAny>>,
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -163,6 +167,14 @@ impl JobRequest {
             Some(m) => arg::<f64>("min_ib", m, "a non-negative number")?,
             None => 0.0,
         };
+        let priority = match a.priority {
+            Some(p) => arg::<i32>("priority", p, "an int")?,
+            None => 0,
+        };
+        let tags = match a.tags {
+            Some(t) => arg::<Vec<String>>("tags", t, "a list of str")?,
+            None => Vec::new(),
+        };
         let req = Self {
             scene,
             frames,
@@ -173,6 +185,8 @@ impl JobRequest {
             chunk,
             format,
             min_ib,
+            priority,
+            tags,
         };
         // Validate the whole spec now, against a placeholder scene.
         req.spec(SceneRef {
@@ -195,6 +209,8 @@ impl JobRequest {
         spec.chunk_size = self.chunk;
         spec.format = self.format;
         spec.min_ib = self.min_ib;
+        spec.priority = self.priority;
+        spec.tags = self.tags.clone();
         spec
     }
 }

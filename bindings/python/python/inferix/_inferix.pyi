@@ -119,15 +119,24 @@ class Job:
         """Download every accepted frame as ``directory/frame_NNNN.<ext>``."""
     def cancel(self) -> None:
         """Cancel the job."""
+    def pause(self) -> None:
+        """Stop leasing the job's tasks (running ones finish)."""
+    def resume(self) -> None:
+        """Lease a paused job's tasks again."""
+    def claim(self, frames: List[int], reason: str = "bad frames") -> int:
+        """Claim accepted ``frames`` are bad; returns the claim number. The
+        outcome arrives as a ``claim_settled`` event."""
 
 @final
 class Client:
     """A connection to a manager over QUIC.
 
     ``url`` is the address printed by ``inferix manager``
-    (``<node-id>@host:port``); ``token`` the manager's client token, if it
-    has one. Raises ``ConnectionError`` if no manager answers within
-    ``timeout`` seconds and ``AuthenticationError`` if the token is refused.
+    (``<node-id>@host:port``); ``token`` the API key of the account to act
+    as (``inferix account create`` prints one; none acts as the manager's
+    guest account, if it has one). Raises ``ConnectionError`` if no manager
+    answers within ``timeout`` seconds and ``AuthenticationError`` if the
+    key is refused.
     """
 
     def __new__(
@@ -155,13 +164,17 @@ class Client:
         chunk: Optional[int] = None,
         seed: Optional[int] = None,
         min_ib: Optional[float] = None,
+        priority: Optional[int] = None,
+        tags: Optional[List[str]] = None,
     ) -> Quote:
         """Price a job without submitting it.
 
         ``frames``: an int, ``"A-B"``/``"A-B:STEP"``, a ``range`` or an
         inclusive ``(first, last)`` tuple (default 1); ``resolution``
         (default (640, 360)); ``samples`` per pixel (default 64); ``fmt``
-        ``"png"`` or ``"exr"``; ``chunk`` frames per task (default 5).
+        ``"png"`` or ``"exr"``; ``chunk`` frames per task (default 5);
+        ``priority`` (higher runs first, default 0); ``tags`` every worker
+        rendering the job must carry.
         """
     def submit(
         self,
@@ -174,6 +187,8 @@ class Client:
         chunk: Optional[int] = None,
         seed: Optional[int] = None,
         min_ib: Optional[float] = None,
+        priority: Optional[int] = None,
+        tags: Optional[List[str]] = None,
     ) -> Job:
         """Submit a job (same arguments as :meth:`quote`); returns at once."""
     def job(self, job_id: str) -> Job:

@@ -1,0 +1,92 @@
+//! The HTTP API of an Inferix manager: JSON REST for everything the QUIC
+//! client can do (upload, quote, submit, list, status, events as
+//! Server-Sent Events, frames one by one or zipped, cancel, pause, resume,
+//! claim), operator listings, and its OpenAPI 3 document at
+//! `/api/openapi.json`.
+//!
+//! The API is a client of the manager: each request is made on a manager
+//! connection that presents the caller's API key (`Authorization: Bearer`),
+//! so the manager's rules decide everything — who may see a job, whether
+//! an account can pay — exactly as for QUIC clients.
+//!
+//! ```no_run
+//! # async fn run(transport: std::sync::Arc<dyn inferix_transport::Transport>) -> std::io::Result<()> {
+//! let api = inferix_http::HttpApi::new(transport, "<id>@127.0.0.1:7400");
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! api.serve(listener, std::future::pending()).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use inferix_transport::Transport;
+
+mod error;
+mod extract;
+mod gateway;
+pub mod model;
+mod openapi;
+mod routes;
+
+pub use error::ApiError;
+pub use openapi::{openapi_json, ApiDoc};
+
+/// The HTTP API of one manager.
+pub struct HttpApi {
+    gateway: Arc<gateway::Gateway>,
+}
+
+impl HttpApi {
+    /// An API that reaches the manager at `manager` (an address as the
+    /// manager prints it) over `transport`.
+    pub fn new(transport: Arc<dyn Transport>, manager: impl Into<String>) -> Self {
+        Self {
+            gateway: Arc::new(gateway::Gateway::new(transport, manager.into())),
+        }
+    }
+
+    /// The routes, to serve or to nest in a larger application.
+    pub fn router(&self) -> Router {
+        let jobs = Router::new()
+            .route("/api/quote", post(routes::quote))
+            .route("/api/jobs", post(routes::submit).get(routes::list_jobs))
+            .route("/api/jobs/{id}", get(routes::status))
+            .route("/api/jobs/{id}/events", get(routes::events))
+            .route("/api/jobs/{id}/frames/{frame}", get(routes::frame))
+            .route("/api/jobs/{id}/frames.zip", get(routes::frames_zip))
+            .route("/api/jobs/{id}/cancel", post(routes::cancel))
+            .route("/api/jobs/{id}/pause", post(routes::pause))
+            .route("/api/jobs/{id}/resume", post(routes::resume))
+            .route("/api/jobs/{id}/claims", post(routes::claim))
+            .route("/api/nodes", get(routes::nodes))
+            .route(
+                "/api/openapi.json",
+                get(|| async {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        openapi_json(),
+                    )
+                }),
+            );
+        // Uploads are streamed to the blob store, whose own limit applies.
+        let uploads = Router::new()
+            .route("/api/scenes", post(routes::upload))
+            .layer(DefaultBodyLimit::disable());
+        jobs.merge(uploads).with_state(self.gateway.clone())
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,384 @@
+//! The JSON documents of the HTTP API. They are the API's own, not the
+//! wire protocol's, so that the protocol can change without breaking HTTP
+//! clients; each converts from the protocol's records.
+
+use std::collections::BTreeMap;
+
+use inferix_core::ids::JobId;
+use inferix_core::job::{EnvironmentRef, FrameRange, JobSpec, OutputFormat, SceneRef};
+use inferix_core::protocol::{JobStatus, JobSummary, NodeSummary, Quote};
+use inferix_core::renderer::SceneFormat;
+use inferix_core::ContentHash;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Kind: `invalid_request`, `not_found`, `unauthorized`, `forbidden`,
+    /// `payment_required`, `limit_exceeded`, `too_large`, `unavailable`,
+    /// `manager_unreachable`, `internal`.
+    pub code: String,
+    /// Explanation for people.
+    pub message: String,
+}
+
+/// An uploaded file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UploadView {
+    /// Its content hash, which a job request names.
+    pub hash: String,
+    /// Bytes stored.
+    pub size: u64,
+}
+
+fn default_width() -> u32 {
+    640
+}
+fn default_height() -> u32 {
+    360
+}
+fn default_samples() -> u32 {
+    64
+}
+fn default_chunk() -> u32 {
+    5
+}
+fn default_format() -> String {
+    "png".into()
+}
+
+/// A job to price or run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// Hash of the uploaded scene (`POST /api/scenes`).
+    pub scene: String,
+    /// The scene's file name; its extension (`.glb`, `.gltf`, `.blend`)
+    /// tells its format.
+    pub scene_name: String,
+    /// Frames: `N`, `A-B` or `A-B:STEP`.
+    pub frames: String,
+    /// Width in pixels.
+    #[serde(default = "default_width")]
+    pub width: u32,
+    /// Height in pixels.
+    #[serde(default = "default_height")]
+    pub height: u32,
+    /// Samples per pixel.
+    #[serde(default = "default_samples")]
+    pub samples: u32,
+    /// Frames per task.
+    #[serde(default = "default_chunk")]
+    pub chunk: u32,
+    /// `png` or `exr`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Higher runs first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Tags every worker rendering the job must carry.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Minimum Inferix Bench index of its workers.
+    #[serde(default)]
+    pub min_ib: f64,
+    /// Hash of an uploaded `.hdr`/`.exr` environment map lighting a glTF
+    /// scene, with its file name in `environment_name`.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The environment map's file name.
+    #[serde(default)]
+    pub environment_name: Option<String>,
+}
+
+fn hash(field: &str, text: &str) -> Result<ContentHash, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+}
+
+impl JobRequest {
+    /// The job spec it describes; a wrong field is named in the error.
+    pub fn to_spec(&self) -> Result<JobSpec, ApiError> {
+        let format =
+            SceneFormat::from_path(std::path::Path::new(&self.scene_name)).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "scene_name {:?}: expected a .glb, .gltf or .blend file",
+                    self.scene_name
+                ))
+            })?;
+        let scene = SceneRef {
+            blob: hash("scene", &self.scene)?,
+            format,
+            file_name: self.scene_name.clone(),
+        };
+        let frames: FrameRange = self
+            .frames
+            .parse()
+            .map_err(|e| ApiError::invalid(format!("frames {:?}: {e}", self.frames)))?;
+        let mut spec = JobSpec::new(scene, frames);
+        spec.settings.width = self.width;
+        spec.settings.height = self.height;
+        spec.settings.samples = self.samples;
+        spec.chunk_size = self.chunk;
+        spec.format = self
+            .format
+            .parse::<OutputFormat>()
+            .map_err(|e| ApiError::invalid(format!("format {:?}: {e}", self.format)))?;
+        spec.priority = self.priority;
+        spec.tags = self.tags.clone();
+        spec.min_ib = self.min_ib;
+        spec.environment = match (&self.environment, &self.environment_name) {
+            (None, _) => None,
+            (Some(h), name) => Some(EnvironmentRef {
+                blob: hash("environment", h)?,
+                file_name: name.clone().unwrap_or_else(|| "environment.hdr".into()),
+            }),
+        };
+        spec.validate()
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Ok(spec)
+    }
+}
+
+/// A price for a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuoteView {
+    /// Estimated IB-minutes of work.
+    pub estimated_ibm: f64,
+    /// Micro-credits per IB-minute.
+    pub price_per_ibm: u64,
+    /// Total, micro-credits.
+    pub total_price: u64,
+    /// Frames in the job.
+    pub frames: u64,
+    /// Tasks it splits into.
+    pub tasks: u64,
+    /// What the renderer substitutes in the scene (no light, no camera…).
+    pub warnings: Vec<String>,
+}
+
+impl From<Quote> for QuoteView {
+    fn from(q: Quote) -> Self {
+        Self {
+            estimated_ibm: q.estimated_ibm,
+            price_per_ibm: q.price_per_ibm,
+            total_price: q.total_price,
+            frames: q.frames,
+            tasks: q.tasks,
+            warnings: q.warnings.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+}
+
+/// A submitted job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubmittedView {
+    /// Its id.
+    pub job: String,
+    /// The price agreed, escrowed from the account.
+    pub quote: QuoteView,
+}
+
+/// One accepted frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FrameView {
+    /// Frame number.
+    pub frame: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Where to download it.
+    pub url: String,
+}
+
+/// A job's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    /// Its id.
+    pub id: String,
+    /// The account it belongs to.
+    pub owner: Option<String>,
+    /// `active`, `paused`, `completed`, `failed` or `cancelled`.
+    pub state: String,
+    /// Frames in the job.
+    pub frames_total: u64,
+    /// Frames accepted so far.
+    pub frames_accepted: u64,
+    /// Tasks per state (`queued`, `leased`, `verifying`, `accepted`, …).
+    pub tasks: BTreeMap<String, usize>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Tags its workers must carry.
+    pub tags: Vec<String>,
+    /// Price agreed, micro-credits.
+    pub quoted_price: u64,
+    /// When it was submitted (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Why it waits, when it does.
+    pub waiting_reason: Option<String>,
+    /// What the renderer substitutes in the scene.
+    pub warnings: Vec<String>,
+    /// Accepted frames, in frame order.
+    pub frames: Vec<FrameView>,
+}
+
+impl From<JobStatus> for JobView {
+    fn from(s: JobStatus) -> Self {
+        let id = s.job.id.to_string();
+        Self {
+            frames: s
+                .frames
+                .iter()
+                .map(|f| FrameView {
+                    frame: f.frame,
+                    width: f.width,
+                    height: f.height,
+                    url: format!("/api/jobs/{id}/frames/{}", f.frame),
+                })
+                .collect(),
+            id,
+            owner: s.job.owner.clone(),
+            state: s.job.state.as_str().into(),
+            frames_total: s.job.spec.frames.len(),
+            frames_accepted: s.frames.len() as u64,
+            tasks: s
+                .counts
+                .iter()
+                .map(|(st, n)| (st.as_str().to_string(), *n))
+                .collect(),
+            priority: s.job.spec.priority,
+            tags: s.job.spec.tags.clone(),
+            quoted_price: s.job.quoted_price,
+            created_ms: s.job.created_ms,
+            waiting_reason: s.job.waiting_reason.clone(),
+            warnings: s.job.warnings.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+}
+
+/// One job in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobSummaryView {
+    /// Its id.
+    pub id: String,
+    /// The account it belongs to.
+    pub owner: Option<String>,
+    /// Its state.
+    pub state: String,
+    /// Frames in the job.
+    pub frames_total: u64,
+    /// Frames accepted so far.
+    pub frames_accepted: u64,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Tags its workers must carry.
+    pub tags: Vec<String>,
+    /// Price agreed, micro-credits.
+    pub quoted_price: u64,
+    /// When it was submitted (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Why it waits, when it does.
+    pub waiting_reason: Option<String>,
+}
+
+impl From<JobSummary> for JobSummaryView {
+    fn from(j: JobSummary) -> Self {
+        Self {
+            id: j.id.to_string(),
+            owner: j.owner,
+            state: j.state.as_str().into(),
+            frames_total: j.frames,
+            frames_accepted: j.accepted_frames,
+            priority: j.priority,
+            tags: j.tags,
+            quoted_price: j.quoted_price,
+            created_ms: j.created_ms,
+            waiting_reason: j.waiting_reason,
+        }
+    }
+}
+
+/// A connected worker or verifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    /// Its id.
+    pub node: String,
+    /// `worker` or `verifier`.
+    pub role: String,
+    /// Inferix Bench index it declared (workers).
+    pub declared_ib: f64,
+    /// Its reputation with this manager.
+    pub reputation: f64,
+    /// Its stake, micro-credits (workers).
+    pub stake: i64,
+    /// `idle`, `busy` or `silent`.
+    pub state: String,
+    /// The task it renders.
+    pub task: Option<String>,
+    /// Verifications it holds (verifiers).
+    pub pending_verifications: u64,
+    /// When it last sent anything (ms since the Unix epoch).
+    pub last_seen_ms: u64,
+    /// Capability tags.
+    pub tags: Vec<String>,
+}
+
+impl From<NodeSummary> for NodeView {
+    fn from(n: NodeSummary) -> Self {
+        Self {
+            node: n.node.to_string(),
+            role: format!("{:?}", n.role).to_lowercase(),
+            declared_ib: n.declared_ib,
+            reputation: n.reputation,
+            stake: n.stake,
+            state: n.state,
+            task: n.task.map(|t| t.to_string()),
+            pending_verifications: n.pending_verifications,
+            last_seen_ms: n.last_seen_ms,
+            tags: n.tags,
+        }
+    }
+}
+
+/// A claim that accepted frames are bad.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// Frames claimed bad.
+    pub frames: Vec<u32>,
+    /// What is wrong with them.
+    pub reason: String,
+}
+
+/// A filed claim; its outcome arrives as a `claim_settled` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimView {
+    /// Claim number.
+    pub claim: u64,
+}
+
+/// What a pause, resume or cancel did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActionView {
+    /// The job.
+    pub job: String,
+    /// `paused`, `resumed` or `cancelled`.
+    pub done: String,
+}
+
+/// Parses a job id from a path.
+pub(crate) fn job_id(text: &str) -> Result<JobId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::not_found(format!("job {text} not found")))
+}

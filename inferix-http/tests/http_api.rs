@@ -1,0 +1,343 @@
+//! The HTTP API driven end to end with a real HTTP client against a local
+//! network rendering real frames: upload, quote, submit, follow the
+//! Server-Sent Events to completion, download frames one by one and
+//! zipped; another account is told "not found" for everything about the
+//! job; an account without funds is refused with 402; bad keys with 401;
+//! bad documents with a typed 400 naming the field; operators list the
+//! nodes. The served OpenAPI document is the checked-in one.
+
+use std::sync::Arc;
+
+use inferix_core::store::accounts::Accounts;
+use inferix_http::HttpApi;
+use inferix_local::LocalNetwork;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+struct Api {
+    base: String,
+    http: Client,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts an error answer: its status and its JSON kind.
+async fn assert_error(r: reqwest::Response, status: StatusCode, code: &str) -> String {
+    assert_eq!(r.status(), status, "{:?}", r.text().await);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body["error"]["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_through_the_http_api_from_upload_to_zip() {
+    let net = LocalNetwork::builder()
+        .workers(2)
+        .verifiers(1)
+        .without_guest()
+        .start()
+        .await
+        .unwrap();
+    let store = net.store();
+    let accounts = Accounts::new(&*store);
+    let (_, ana) = accounts.create("ana", false, 1).await.unwrap();
+    let (_, ben) = accounts.create("ben", false, 1).await.unwrap();
+    let (_, ops) = accounts.create("ops", true, 1).await.unwrap();
+    let (_, cy) = accounts.create("cy", false, 1).await.unwrap();
+    accounts.deposit("ana", 1 << 40, "funds", 1).await.unwrap();
+    accounts.deposit("ben", 1 << 40, "funds", 1).await.unwrap();
+
+    let api = HttpApi::new(net.client_transport().unwrap(), net.address());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let api = Api {
+        base,
+        http: Client::new(),
+    };
+
+    // Keys: none, a made-up one and a malformed header are 401s.
+    let anonymous = api.http.get(api.url("/api/jobs")).send().await.unwrap();
+    assert_eq!(
+        anonymous.headers().get("www-authenticate").unwrap(),
+        "Bearer"
+    );
+    assert_error(anonymous, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let made_up = "ifx_0123456789abcdef_0123456789abcdef0123456789abcdef";
+    assert_error(
+        api.get(made_up, "/api/jobs").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let basic = api
+        .http
+        .get(api.url("/api/jobs"))
+        .header("authorization", "Basic YWxhZGRpbjpvcGVu")
+        .send()
+        .await
+        .unwrap();
+    assert_error(basic, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    // Upload the scene as the request body.
+    let upload = api
+        .http
+        .post(api.url("/api/scenes?name=demo.glb"))
+        .bearer_auth(&ana)
+        .body(inferix_gpu::demo_scene_glb())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let upload: Value = upload.json().await.unwrap();
+    let request = json!({
+        "scene": upload["hash"],
+        "scene_name": "demo.glb",
+        "frames": "1-3",
+        "width": 32,
+        "height": 24,
+        "samples": 2,
+        "chunk": 1,
+        "priority": 3,
+        "tags": [],
+    });
+
+    // A wrong document is a 400 that names what is wrong.
+    let mut unknown = request.clone();
+    unknown["colour"] = json!("red");
+    let why = assert_error(
+        api.post(&ana, "/api/quote", &unknown).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert!(why.contains("colour"), "{why}");
+    let mut reversed = request.clone();
+    reversed["frames"] = json!("9-2");
+    assert_error(
+        api.post(&ana, "/api/quote", &reversed).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+
+    let quote: Value = api
+        .post(&ana, "/api/quote", &request)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (quote["frames"].as_u64(), quote["tasks"].as_u64()),
+        (Some(3), Some(3))
+    );
+
+    // Without funds: 402, and the message says how to add them.
+    let why = assert_error(
+        api.post(&cy, "/api/jobs", &request).await,
+        StatusCode::PAYMENT_REQUIRED,
+        "payment_required",
+    )
+    .await;
+    assert!(why.contains("deposit"), "{why}");
+
+    let submitted = api.post(&ana, "/api/jobs", &request).await;
+    assert_eq!(submitted.status(), StatusCode::CREATED);
+    let submitted: Value = submitted.json().await.unwrap();
+    let job = submitted["job"].as_str().unwrap().to_string();
+
+    // Follow the events until the stream ends with the job.
+    let mut events = api.get(&ana, &format!("/api/jobs/{job}/events")).await;
+    assert_eq!(events.status(), StatusCode::OK);
+    assert_eq!(
+        events.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    let mut text = String::new();
+    let followed = tokio::time::timeout(std::time::Duration::from_secs(600), async {
+        while let Some(chunk) = events.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(followed.is_ok(), "the event stream did not end: {text}");
+    assert!(text.contains("event: task_accepted"), "{text}");
+    assert!(text.trim_end().contains("event: completed"), "{text}");
+
+    let status: Value = api
+        .get(&ana, &format!("/api/jobs/{job}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "completed");
+    assert_eq!(status["owner"], "ana");
+    assert_eq!(status["frames_accepted"], 3);
+    assert_eq!(status["priority"], 3);
+    let url = status["frames"][1]["url"].as_str().unwrap().to_string();
+    assert_eq!(url, format!("/api/jobs/{job}/frames/2"));
+
+    let frame = api.get(&ana, &url).await;
+    assert_eq!(frame.headers().get("content-type").unwrap(), "image/png");
+    let png = frame.bytes().await.unwrap();
+    let image = inferix_gpu::codec::decode_png(&png).unwrap();
+    assert_eq!((image.width, image.height), (32, 24));
+
+    let zip = api.get(&ana, &format!("/api/jobs/{job}/frames.zip")).await;
+    assert_eq!(zip.status(), StatusCode::OK);
+    let bytes = zip.bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    assert_eq!(archive.len(), 3);
+    let mut second = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("frame_0002.png").unwrap(), &mut second)
+        .unwrap();
+    assert_eq!(second, png.to_vec(), "the zip holds the same frames");
+
+    let mine: Value = api.get(&ana, "/api/jobs").await.json().await.unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["id"], job.as_str());
+
+    // Ben is told "not found" for everything about Ana's job.
+    for path in [
+        format!("/api/jobs/{job}"),
+        format!("/api/jobs/{job}/events"),
+        format!("/api/jobs/{job}/frames/2"),
+        format!("/api/jobs/{job}/frames.zip"),
+    ] {
+        assert_error(
+            api.get(&ben, &path).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    for action in ["cancel", "pause", "resume"] {
+        let path = format!("/api/jobs/{job}/{action}");
+        assert_error(
+            api.post(&ben, &path, &json!({})).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    let claim = json!({ "frames": [2], "reason": "mine now" });
+    assert_error(
+        api.post(&ben, &format!("/api/jobs/{job}/claims"), &claim)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let theirs: Value = api.get(&ben, "/api/jobs").await.json().await.unwrap();
+    assert_eq!(theirs, json!([]));
+    assert_error(
+        api.get(&ben, "/api/jobs?all=true").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    // Ana may claim her own frame; the claim is filed.
+    let filed = api
+        .post(&ana, &format!("/api/jobs/{job}/claims"), &claim)
+        .await;
+    assert_eq!(filed.status(), StatusCode::ACCEPTED);
+
+    // Operators list every job and the nodes; others may not.
+    let all: Value = api
+        .get(&ops, "/api/jobs?all=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let nodes: Value = api.get(&ops, "/api/nodes").await.json().await.unwrap();
+    let roles: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles.iter().filter(|r| **r == "worker").count(), 2);
+    assert_eq!(roles.iter().filter(|r| **r == "verifier").count(), 1);
+    assert_error(
+        api.get(&ana, "/api/nodes").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    net.shutdown().await;
+}
+
+/// `docs/openapi.json` is what the server serves. After changing the API,
+/// `INFERIX_WRITE_OPENAPI=1 cargo test -p inferix-http --test http_api`
+/// rewrites it.
+#[tokio::test]
+async fn the_checked_in_openapi_document_is_the_served_one() {
+    let checked_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    let generated = inferix_http::openapi_json();
+    if std::env::var_os("INFERIX_WRITE_OPENAPI").is_some() {
+        std::fs::write(&checked_in, &generated).unwrap();
+    }
+    let transport: Arc<dyn inferix_transport::Transport> =
+        Arc::new(inferix_transport::InProcNetwork::new().transport(inferix_core::ids::NodeId(9)));
+    let api = HttpApi::new(transport, "nowhere");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/openapi.json", listener.local_addr().unwrap());
+    let server = tokio::spawn(api.serve(listener, std::future::pending()));
+    let served = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    server.abort();
+    assert_eq!(served, generated);
+    let on_disk = std::fs::read_to_string(&checked_in).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "docs/openapi.json is out of date: INFERIX_WRITE_OPENAPI=1 cargo test -p inferix-http --test http_api"
+    );
+    // Every path the router serves is documented.
+    let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    for path in [
+        "/api/scenes",
+        "/api/quote",
+        "/api/jobs",
+        "/api/jobs/{id}",
+        "/api/jobs/{id}/events",
+        "/api/jobs/{id}/frames/{frame}",
+        "/api/jobs/{id}/frames.zip",
+        "/api/jobs/{id}/cancel",
+        "/api/jobs/{id}/pause",
+        "/api/jobs/{id}/resume",
+        "/api/jobs/{id}/claims",
+        "/api/nodes",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} undocumented");
+    }
+}

@@ -1,0 +1,124 @@
+//! Listings for clients: an account's jobs, and for operators every job
+//! and the connected nodes.
+
+use inferix_core::account::AccountRecord;
+use inferix_core::protocol::{JobSummary, NodeSummary};
+
+use super::*;
+
+/// Most jobs one listing returns (the newest).
+const MAX_LISTED_JOBS: usize = 1_000;
+
+impl State {
+    /// The jobs `account` may list, newest first: its own, or with `all`
+    /// (operators only) everyone's.
+    pub(super) async fn list_jobs(
+        &mut self,
+        account: &AccountRecord,
+        all: bool,
+    ) -> Result<Vec<JobSummary>, (ErrorCode, String)> {
+        if all && !account.operator {
+            return Err(forbidden("listing every account's jobs"));
+        }
+        let mut jobs: Vec<Job> = self
+            .store
+            .jobs()
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|j| all || j.owner.as_deref() == Some(account.name.as_str()))
+            .collect();
+        jobs.reverse();
+        jobs.truncate(MAX_LISTED_JOBS);
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let counts = self.store.status_counts(job.id).await.map_err(store_err)?;
+            let (accepted_frames, _) = StatusCount::frames_in(&counts, TaskStatus::Accepted);
+            out.push(JobSummary {
+                id: job.id,
+                owner: job.owner,
+                state: job.state,
+                priority: job.spec.priority,
+                tags: job.spec.tags.clone(),
+                frames: job.spec.frames.len(),
+                accepted_frames,
+                quoted_price: job.quoted_price,
+                created_ms: job.created_ms,
+                waiting_reason: job.waiting_reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The connected workers and verifiers (operators only).
+    pub(super) async fn list_nodes(
+        &mut self,
+        account: &AccountRecord,
+    ) -> Result<Vec<NodeSummary>, (ErrorCode, String)> {
+        if !account.operator {
+            return Err(forbidden("listing the network's nodes"));
+        }
+        let mut out = Vec::new();
+        let workers: Vec<_> = self
+            .workers
+            .values()
+            .map(|w| {
+                let state = if w.is_silent() {
+                    "silent"
+                } else if w.task().is_some() {
+                    "busy"
+                } else {
+                    "idle"
+                };
+                (w.info.clone(), w.task(), w.last_seen, state)
+            })
+            .collect();
+        for (info, task, last_seen, state) in workers {
+            let stake = self
+                .store
+                .balance(&Account::Stake(info.id))
+                .await
+                .map_err(store_err)?;
+            out.push(NodeSummary {
+                node: info.id,
+                role: Role::Worker,
+                declared_ib: info.ib,
+                reputation: info.reputation,
+                stake,
+                task,
+                pending_verifications: 0,
+                last_seen_ms: last_seen,
+                state: state.into(),
+                tags: info.tags,
+            });
+        }
+        for (id, conn) in &self.verifiers {
+            let pool = self.engine.verifiers().get(id);
+            let busy = pool.map_or(0, |v| v.busy) as u64;
+            out.push(NodeSummary {
+                node: *id,
+                role: Role::Verifier,
+                declared_ib: 0.0,
+                reputation: pool.map_or(1.0, |v| v.reputation),
+                stake: 0,
+                task: None,
+                pending_verifications: busy,
+                last_seen_ms: conn.last_seen,
+                state: if busy > 0 { "busy" } else { "idle" }.into(),
+                tags: if pool.is_some_and(|v| v.renders) {
+                    vec![RENDER_TAG.to_string()]
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn forbidden(what: &str) -> (ErrorCode, String) {
+    (
+        ErrorCode::Forbidden,
+        format!("{what} needs an operator's account"),
+    )
+}

@@ -1,0 +1,75 @@
+//! Accounts: one row per account, its record (keys and limits) as JSON.
+
+use super::*;
+
+impl SqliteTaskStore {
+    pub(super) async fn insert_account_row(&self, a: &AccountRecord) -> Result<(), StoreError> {
+        let (name, record) = (a.name.clone(), to_json(a)?);
+        self.call(move |conn| {
+            match conn.execute(
+                "INSERT INTO accounts (name, record) VALUES (?1, ?2)",
+                params![name, record],
+            ) {
+                Err(e) if is_constraint(&e) => Err(StoreError::AlreadyExists {
+                    what: format!("account {name}"),
+                }),
+                other => other.map(|_| ()).map_err(sql_err),
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn update_account_row(&self, a: &AccountRecord) -> Result<(), StoreError> {
+        let (name, record) = (a.name.clone(), to_json(a)?);
+        self.call(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE accounts SET record = ?2 WHERE name = ?1",
+                    params![name, record],
+                )
+                .map_err(sql_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("account {name}"),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn account_row(
+        &self,
+        name: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            let record: Option<String> = conn
+                .prepare_cached("SELECT record FROM accounts WHERE name = ?1")
+                .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
+                .map_err(sql_err)?;
+            record
+                .map(|r| from_json(|| format!("account {name}"), &r))
+                .transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn account_rows(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT name, record FROM accounts ORDER BY name")
+                .map_err(sql_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, record) = row.map_err(sql_err)?;
+                out.push(from_json(|| format!("account {name}"), &record)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
