@@ -70,7 +70,7 @@ def render_shot(client: inferix.Client, args: argparse.Namespace) -> list:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="manager address; default: run a local network")
-    p.add_argument("--token", help="the manager's client token")
+    p.add_argument("--token", help="the API key of your account (inferix account create)")
     p.add_argument("--scene", type=pathlib.Path, help="scene file; default: the built-in demo")
     p.add_argument("--frames", default="1-8")
     p.add_argument("--resolution", type=lambda s: tuple(int(v) for v in s.split("x")), default=(160, 90))

@@ -246,6 +246,57 @@ pub(crate) async fn jobs(c: ClientArgs, all: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `inferix node` does to a node.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum NodeActionArg {
+    /// No new task; the current one finishes.
+    Drain,
+    /// Back into dispatch after a drain.
+    Undrain,
+    /// Disconnect it and refuse it until enabled.
+    Disable,
+    /// Admit it again.
+    Enable,
+}
+
+/// `inferix node ACTION NODE` (operators).
+pub(crate) async fn node(
+    c: ClientArgs,
+    action: NodeActionArg,
+    node: inferix_core::ids::NodeId,
+) -> anyhow::Result<()> {
+    use inferix_core::protocol::NodeAction;
+    let (act, done) = match action {
+        NodeActionArg::Drain => (NodeAction::Drain, "drained"),
+        NodeActionArg::Undrain => (NodeAction::Undrain, "undrained"),
+        NodeActionArg::Disable => (NodeAction::Disable, "disabled"),
+        NodeActionArg::Enable => (NodeAction::Enable, "enabled"),
+    };
+    connect(&c).await?.control_node(node, act).await?;
+    if c.json {
+        return print_json(&serde_json::json!({ "node": node, "done": done }));
+    }
+    println!("{done} {node}");
+    Ok(())
+}
+
+/// `inferix ledger` (operators).
+pub(crate) async fn ledger(c: ClientArgs) -> anyhow::Result<()> {
+    let t = connect(&c).await?.ledger().await?;
+    if c.json {
+        return print_json(&t);
+    }
+    use crate::account_cli::credits;
+    println!("deposited        {:>20} credits", credits(t.deposited));
+    println!(
+        "account balances {:>20} credits",
+        credits(t.account_balances)
+    );
+    println!("escrow           {:>20} credits", credits(t.escrow));
+    println!("penalty pool     {:>20} credits", credits(t.penalty_pool));
+    Ok(())
+}
+
 /// `inferix workers`: the connected workers and verifiers (operators).
 pub(crate) async fn workers(c: ClientArgs) -> anyhow::Result<()> {
     let nodes = connect(&c).await?.list_nodes().await?;

@@ -93,6 +93,7 @@ pub(crate) struct ManagerFile {
     pub(crate) node_token_file: Option<PathBuf>,
     pub(crate) guest_account: Option<String>,
     pub(crate) http: Option<String>,
+    pub(crate) probe_ib: Option<f64>,
     pub(crate) quorum: Option<usize>,
     pub(crate) lease_seconds: Option<u64>,
     pub(crate) store: Option<String>,
@@ -114,6 +115,7 @@ impl ConfigFile for ManagerFile {
         "node_token_file",
         "guest_account",
         "http",
+        "probe_ib",
         "quorum",
         "lease_seconds",
         "store",
@@ -136,6 +138,12 @@ impl ConfigFile for ManagerFile {
         }
         if self.verification_seconds == Some(0) {
             return Err(("verification_seconds", "must be at least 1".into()));
+        }
+        if self
+            .probe_ib
+            .is_some_and(|ib| !(ib.is_finite() && ib > 0.0))
+        {
+            return Err(("probe_ib", "must be a number above 0".into()));
         }
         Ok(())
     }

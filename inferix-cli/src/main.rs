@@ -18,6 +18,7 @@ mod account_cli;
 mod client_cli;
 mod config_file;
 mod net_cli;
+mod probe;
 mod secrets;
 mod show;
 
@@ -28,8 +29,26 @@ mod show;
     about = "Decentralized GPU rendering: manager, worker, verifier and client"
 )]
 struct Cli {
+    /// Log lines as `text` for people or `json` (one object per line, with
+    /// the job and task of the span it happened in) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "INFERIX_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per event.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -208,6 +227,22 @@ enum Command {
         #[command(flatten)]
         client: client_cli::ClientArgs,
     },
+    /// Drain (no new task), undrain, disable (disconnect and refuse) or
+    /// enable a worker or verifier (operators).
+    Node {
+        #[command(flatten)]
+        client: client_cli::ClientArgs,
+        /// drain, undrain, disable or enable.
+        action: client_cli::NodeActionArg,
+        /// Node id, as `inferix workers` lists it.
+        node: inferix_core::ids::NodeId,
+    },
+    /// The ledger's totals: deposited, held by accounts, in escrow, in the
+    /// penalty pool (operators).
+    Ledger {
+        #[command(flatten)]
+        client: client_cli::ClientArgs,
+    },
     /// Write the built-in demo scene as a .glb file.
     DemoScene {
         /// Output file.
@@ -254,14 +289,16 @@ fn quiet_headless_vulkan() {
 
 fn main() -> anyhow::Result<()> {
     quiet_headless_vulkan();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INFERIX_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INFERIX_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -439,6 +476,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => client_cli::claim(client, job, frames, reason).await?,
         Command::Jobs { client, all } => client_cli::jobs(client, all).await?,
         Command::Workers { client } => client_cli::workers(client).await?,
+        Command::Node {
+            client,
+            action,
+            node,
+        } => client_cli::node(client, action, node).await?,
+        Command::Ledger { client } => client_cli::ledger(client).await?,
         Command::Account { store, command } => account_cli::run(*store, command).await?,
         Command::DemoScene { out } => {
             std::fs::write(&out, inferix_gpu::demo_scene_glb())

@@ -57,6 +57,11 @@ pub(crate) struct ManagerArgs {
     /// free one [default: none, no HTTP API].
     #[arg(long, env = "INFERIX_HTTP")]
     http: Option<String>,
+    /// IB of this machine's device, which times a small probe render of
+    /// each scene to quote it [default: measured by the bench at the first
+    /// start and kept in DATA_DIR/probe-ib].
+    #[arg(long, env = "INFERIX_PROBE_IB", value_parser = positive_f64)]
+    probe_ib: Option<f64>,
     /// Verifiers that must agree on each result [default: 2].
     #[arg(long, env = "INFERIX_QUORUM", value_parser = at_least_1)]
     quorum: Option<u64>,
@@ -112,6 +117,7 @@ pub(crate) struct ManagerSettings {
     pub(crate) node_token: Option<String>,
     pub(crate) guest_account: Option<String>,
     pub(crate) http: Option<String>,
+    pub(crate) probe_ib: Option<f64>,
     pub(crate) quorum: usize,
     pub(crate) lease_seconds: u64,
     pub(crate) store: Option<String>,
@@ -144,6 +150,7 @@ impl ManagerArgs {
             )?,
             guest_account: self.guest_account.or(file.guest_account),
             http: self.http.or(file.http),
+            probe_ib: self.probe_ib.or(file.probe_ib),
             quorum: self
                 .quorum
                 .map(|q| usize::try_from(q).unwrap_or(usize::MAX))
@@ -343,6 +350,9 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     if let Ok(blender) = Blender::locate(None).await {
         builder = builder.watermarker(Arc::new(BlenderWatermarker::new(blender)));
     }
+    if let Some((probe, ib)) = crate::probe::quote_probe(&a.data_dir, a.probe_ib).await? {
+        builder = builder.probe_renderer(probe, ib);
+    }
     let handle = builder.build().start().await?;
     // The file first, so that it exists once the address is announced.
     std::fs::write(a.data_dir.join("manager.addr"), handle.addr())?;
@@ -351,7 +361,9 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     let http = match &a.http {
         Some(addr) => {
             // A client of this manager, as each caller's account.
-            let api = inferix_http::HttpApi::new(Arc::new(self::quic(None)?), handle.addr());
+            let metrics = handle.metrics();
+            let api = inferix_http::HttpApi::new(Arc::new(self::quic(None)?), handle.addr())
+                .metrics(Arc::new(move || metrics.encode()));
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} for HTTP"))?;
@@ -425,7 +437,9 @@ pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
 
 /// The path tracer, plus Blender for `.blend` scenes when one is installed,
 /// and the capability tags that announce them (`blender`, `blender-3.4`).
-async fn renderers(tracer: Arc<inferix_gpu::PathTracer>) -> (Arc<dyn Renderer>, Vec<String>) {
+pub(crate) async fn renderers(
+    tracer: Arc<inferix_gpu::PathTracer>,
+) -> (Arc<dyn Renderer>, Vec<String>) {
     let mut list: Vec<Arc<dyn Renderer>> = vec![tracer];
     let mut tags = Vec::new();
     match Blender::locate(None).await {

@@ -290,7 +290,7 @@ fn a_worker_stopped_with_sigterm_hands_its_task_back_and_exits_0() {
     // The manager re-queues it at once, telling the client why.
     let mut seen = Vec::new();
     wait_line(&events, &mut seen, Duration::from_secs(30), |l| {
-        l.contains("TaskRequeued") && l.contains("handed back by worker")
+        l.contains("re-queued") && l.contains("handed back by worker")
     });
     wait_status(&addr, &job, Duration::from_secs(30), |s| {
         s.contains("queued     1")

@@ -278,6 +278,33 @@ pub struct NodeSummary {
     pub tags: Vec<String>,
 }
 
+/// What an operator does to a connected node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeAction {
+    /// No new task; the current one finishes (before servicing a machine).
+    Drain,
+    /// Back into dispatch after a drain.
+    Undrain,
+    /// Disconnected, and refused when it says hello again, until enabled.
+    Disable,
+    /// Admitted again after a disable.
+    Enable,
+}
+
+/// Ledger totals, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerTotals {
+    /// Everything ever deposited into accounts, micro-credits.
+    pub deposited: i64,
+    /// What accounts hold now.
+    pub account_balances: i64,
+    /// Held in escrow by unfinished jobs this manager runs.
+    pub escrow: i64,
+    /// Slashed stakes not yet paid out to verifiers.
+    pub penalty_pool: i64,
+}
+
 /// Something that happened to a job, pushed to watchers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -552,6 +579,17 @@ pub enum Message {
     ListNodes,
     /// Manager: nodes.
     NodeList(Vec<NodeSummary>),
+    /// Operator: drain, undrain, disable or enable a node.
+    NodeControl {
+        /// The node.
+        node: NodeId,
+        /// What to do.
+        action: NodeAction,
+    },
+    /// Operator: the ledger's totals.
+    LedgerRequest,
+    /// Manager: the ledger's totals.
+    LedgerReply(LedgerTotals),
     /// Manager: generic success reply.
     Ok,
     /// Any node: the request failed.
@@ -601,6 +639,9 @@ impl Message {
             Self::JobList(_) => "job_list",
             Self::ListNodes => "list_nodes",
             Self::NodeList(_) => "node_list",
+            Self::NodeControl { .. } => "node_control",
+            Self::LedgerRequest => "ledger_request",
+            Self::LedgerReply(_) => "ledger_reply",
             Self::Ok => "ok",
             Self::Error { .. } => "error",
         }

@@ -35,9 +35,13 @@ mod routes;
 pub use error::ApiError;
 pub use openapi::{openapi_json, ApiDoc};
 
+/// Produces the manager's metrics in the Prometheus text format.
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The HTTP API of one manager.
 pub struct HttpApi {
     gateway: Arc<gateway::Gateway>,
+    metrics: Option<MetricsSource>,
 }
 
 impl HttpApi {
@@ -46,7 +50,15 @@ impl HttpApi {
     pub fn new(transport: Arc<dyn Transport>, manager: impl Into<String>) -> Self {
         Self {
             gateway: Arc::new(gateway::Gateway::new(transport, manager.into())),
+            metrics: None,
         }
+    }
+
+    /// Also serves `metrics()` at `/metrics`, to operators' keys (e.g.
+    /// `ManagerHandle::metrics` of the manager in this process).
+    pub fn metrics(mut self, metrics: MetricsSource) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The routes, to serve or to nest in a larger application.
@@ -63,6 +75,8 @@ impl HttpApi {
             .route("/api/jobs/{id}/resume", post(routes::resume))
             .route("/api/jobs/{id}/claims", post(routes::claim))
             .route("/api/nodes", get(routes::nodes))
+            .route("/api/nodes/{node}/{action}", post(routes::node_action))
+            .route("/api/ledger", get(routes::ledger))
             .route(
                 "/api/openapi.json",
                 get(|| async {
@@ -76,7 +90,19 @@ impl HttpApi {
         let uploads = Router::new()
             .route("/api/scenes", post(routes::upload))
             .layer(DefaultBodyLimit::disable());
-        jobs.merge(uploads).with_state(self.gateway.clone())
+        let mut router = jobs.merge(uploads).with_state(self.gateway.clone());
+        if let Some(source) = self.metrics.clone() {
+            let state = routes::MetricsState {
+                gateway: self.gateway.clone(),
+                source,
+            };
+            router = router.merge(
+                Router::new()
+                    .route("/metrics", get(routes::metrics))
+                    .with_state(Arc::new(state)),
+            );
+        }
+        router
     }
 
     /// Serves the API on `listener` until `shutdown` resolves.

@@ -377,6 +377,39 @@ pub struct ActionView {
     pub done: String,
 }
 
+/// What an operator did to a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeActionView {
+    /// The node.
+    pub node: String,
+    /// `drain`, `undrain`, `disable` or `enable`.
+    pub done: String,
+}
+
+/// The ledger's totals, micro-credits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LedgerView {
+    /// Everything ever deposited into accounts.
+    pub deposited: i64,
+    /// What accounts hold now.
+    pub account_balances: i64,
+    /// Held in escrow by unfinished jobs.
+    pub escrow: i64,
+    /// Slashed stakes not yet paid out to verifiers.
+    pub penalty_pool: i64,
+}
+
+impl From<inferix_core::protocol::LedgerTotals> for LedgerView {
+    fn from(t: inferix_core::protocol::LedgerTotals) -> Self {
+        Self {
+            deposited: t.deposited,
+            account_balances: t.account_balances,
+            escrow: t.escrow,
+            penalty_pool: t.penalty_pool,
+        }
+    }
+}
+
 /// Parses a job id from a path.
 pub(crate) fn job_id(text: &str) -> Result<JobId, ApiError> {
     text.parse()

@@ -29,10 +29,14 @@ use crate::routes;
         routes::resume,
         routes::claim,
         routes::nodes,
+        routes::node_action,
+        routes::ledger,
+        routes::metrics,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, UploadView, JobRequest, QuoteView, SubmittedView,
         FrameView, JobView, JobSummaryView, NodeView, ClaimRequest, ClaimView, ActionView,
+        NodeActionView, LedgerView,
     )),
     modifiers(&BearerKey),
     tags(

@@ -451,3 +451,95 @@ pub(crate) async fn nodes(
     let nodes = s.client.list_nodes().await.map_err(|e| s.fail(&gw, e))?;
     Ok(Json(nodes.into_iter().map(Into::into).collect()))
 }
+
+/// Drain, undrain, disable or enable a connected node (operators only).
+#[utoipa::path(
+    post, path = "/api/nodes/{node}/{action}", tag = "operators",
+    params(
+        ("node" = String, Path, description = "Node id"),
+        ("action" = String, Path, description = "`drain` (no new task), `undrain`, `disable` (disconnect and refuse) or `enable`"),
+    ),
+    responses(
+        (status = 200, description = "Done", body = NodeActionView),
+        (status = 403, description = "Not an operator's key", body = ErrorBody),
+        (status = 404, description = "No such node connected, or no such action", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn node_action(
+    State(gw): Api,
+    ApiKey(key): ApiKey,
+    Path((node, action)): Path<(String, String)>,
+) -> Result<Json<NodeActionView>, ApiError> {
+    use inferix_core::protocol::NodeAction;
+    let id: inferix_core::ids::NodeId = node
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("node {node} not found")))?;
+    let act = match action.as_str() {
+        "drain" => NodeAction::Drain,
+        "undrain" => NodeAction::Undrain,
+        "disable" => NodeAction::Disable,
+        "enable" => NodeAction::Enable,
+        other => return Err(ApiError::not_found(format!("no node action {other:?}"))),
+    };
+    let s = gw.client(key.as_deref()).await?;
+    s.client
+        .control_node(id, act)
+        .await
+        .map_err(|e| s.fail(&gw, e))?;
+    Ok(Json(NodeActionView { node, done: action }))
+}
+
+/// The ledger's totals (operators only).
+#[utoipa::path(
+    get, path = "/api/ledger", tag = "operators",
+    responses(
+        (status = 200, description = "Totals", body = LedgerView),
+        (status = 403, description = "Not an operator's key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn ledger(
+    State(gw): Api,
+    ApiKey(key): ApiKey,
+) -> Result<Json<LedgerView>, ApiError> {
+    let s = gw.client(key.as_deref()).await?;
+    let totals = s.client.ledger().await.map_err(|e| s.fail(&gw, e))?;
+    Ok(Json(totals.into()))
+}
+
+/// What `/metrics` needs: who may scrape, and where the text comes from.
+pub(crate) struct MetricsState {
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) source: crate::MetricsSource,
+}
+
+/// The manager's metrics in the Prometheus (OpenMetrics) text format, for
+/// operators' keys: counts of the network's activity are the operator's.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operators",
+    responses(
+        (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String),
+        (status = 403, description = "Not an operator's key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn metrics(
+    State(m): State<Arc<MetricsState>>,
+    ApiKey(key): ApiKey,
+) -> Result<Response, ApiError> {
+    let s = m.gateway.client(key.as_deref()).await?;
+    // Only operators may list nodes: the same check gates the metrics.
+    s.client
+        .list_nodes()
+        .await
+        .map_err(|e| s.fail(&m.gateway, e))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        (m.source)(),
+    )
+        .into_response())
+}

@@ -70,7 +70,9 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
     accounts.deposit("ana", 1 << 40, "funds", 1).await.unwrap();
     accounts.deposit("ben", 1 << 40, "funds", 1).await.unwrap();
 
-    let api = HttpApi::new(net.client_transport().unwrap(), net.address());
+    let metrics = net.manager().metrics();
+    let api = HttpApi::new(net.client_transport().unwrap(), net.address())
+        .metrics(Arc::new(move || metrics.encode()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -81,6 +83,8 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
         base,
         http: Client::new(),
     };
+
+    let before = scrape(&api, &ops).await;
 
     // Keys: none, a made-up one and a malformed header are 401s.
     let anonymous = api.http.get(api.url("/api/jobs")).send().await.unwrap();
@@ -292,10 +296,128 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
         "forbidden",
     )
     .await;
+    let ledger: Value = api.get(&ops, "/api/ledger").await.json().await.unwrap();
+    assert_eq!(ledger["deposited"], json!(2i64 << 40), "{ledger}");
+    let worker = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["role"] == "worker")
+        .unwrap()["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let drained = api
+        .post(&ops, &format!("/api/nodes/{worker}/drain"), &json!({}))
+        .await;
+    assert_eq!(drained.status(), StatusCode::OK);
+    let nodes: Value = api.get(&ops, "/api/nodes").await.json().await.unwrap();
+    let state = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == worker.as_str())
+        .unwrap()["state"]
+        .clone();
+    assert_eq!(state, "drained");
+    assert_error(
+        api.post(&ana, &format!("/api/nodes/{worker}/disable"), &json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        api.get(&ana, "/api/ledger").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    // The metrics moved with the job, and are the operators'.
+    let after = scrape(&api, &ops).await;
+    let moved = |name: &str| {
+        after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
+    };
+    assert!(moved("inferix_dispatches_total") >= 3.0, "{after:?}");
+    assert!(moved("inferix_job_events_total{kind=\"task_accepted\"}") >= 3.0);
+    assert!(moved("inferix_job_events_total{kind=\"completed\"}") >= 1.0);
+    assert!(moved("inferix_verification_rounds_total{kind=\"passed\"}") >= 3.0);
+    assert!(
+        moved("inferix_blob_bytes_total{kind=\"in\"}") > 0.0,
+        "the upload"
+    );
+    assert!(
+        moved("inferix_blob_bytes_total{kind=\"out\"}") > 0.0,
+        "the downloads"
+    );
+    assert!(moved("inferix_store_operation_seconds_count{kind=\"update_task\"}") > 0.0);
+    assert!(moved("inferix_ready_to_start_seconds_count") >= 3.0);
+    // Refreshed on the manager's tick: before or after the drain above,
+    // the two workers are counted once each.
+    let workers: f64 = ["idle", "busy", "drained"]
+        .iter()
+        .map(|state| {
+            let series = format!("inferix_connected_nodes{{role=\"Worker\",state=\"{state}\"}}");
+            after.get(&series).copied().unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(workers, 2.0, "{after:?}");
+    assert_error(
+        api.get(&ben, "/metrics").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     net.shutdown().await;
+}
+
+/// Scrapes `/metrics` and parses it as Prometheus text: each sample line is
+/// `name{labels} value` with a number for value, every sample's family was
+/// declared by `# TYPE`, and the text ends with `# EOF`.
+async fn scrape(api: &Api, key: &str) -> std::collections::HashMap<String, f64> {
+    let r = api.get(key, "/metrics").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
+    let mut families = Vec::new();
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            families.push(rest.split(' ').next().unwrap().to_string());
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("name and value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+        assert!(
+            families.iter().any(|f| name.starts_with(f.as_str())),
+            "{name} has no # TYPE"
+        );
+        samples.insert(series.to_string(), value);
+    }
+    samples
 }
 
 /// `docs/openapi.json` is what the server serves. After changing the API,
@@ -337,6 +459,9 @@ async fn the_checked_in_openapi_document_is_the_served_one() {
         "/api/jobs/{id}/resume",
         "/api/jobs/{id}/claims",
         "/api/nodes",
+        "/api/nodes/{node}/{action}",
+        "/api/ledger",
+        "/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} undocumented");
     }

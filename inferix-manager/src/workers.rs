@@ -30,6 +30,8 @@ pub struct WorkerSlot {
     idle_since: u64,
     /// Lost a lease without a word: not offered work until it speaks.
     silent: bool,
+    /// Its operator asked that it take no new task (it finishes its own).
+    drained: bool,
 }
 
 impl WorkerSlot {
@@ -42,6 +44,11 @@ impl WorkerSlot {
     /// leased (see [`WorkerPool::silence`]).
     pub fn is_silent(&self) -> bool {
         self.silent
+    }
+
+    /// Whether an operator drained it (see [`WorkerPool::drain`]).
+    pub fn is_drained(&self) -> bool {
+        self.drained
     }
 }
 
@@ -72,6 +79,7 @@ impl WorkerPool {
                 task: None,
                 idle_since: now,
                 silent: false,
+                drained: false,
             },
         );
     }
@@ -108,7 +116,7 @@ impl WorkerPool {
             if slot.task == Some(task) {
                 slot.task = None;
                 slot.idle_since = now;
-                if !slot.silent {
+                if !slot.silent && !slot.drained {
                     self.idle.insert((now, id));
                 }
                 self.busy.remove(&id);
@@ -134,12 +142,40 @@ impl WorkerPool {
             slot.last_seen = now;
             if slot.silent {
                 slot.silent = false;
-                if slot.task.is_none() {
+                if slot.task.is_none() && !slot.drained {
                     slot.idle_since = now;
                     self.idle.insert((now, id));
                 }
             }
         }
+    }
+
+    /// Takes `id` out of dispatch for good (until [`Self::undrain`]): it
+    /// finishes the task it holds and gets no other, as before a machine
+    /// is serviced. False when it is not connected.
+    pub fn drain(&mut self, id: NodeId) -> bool {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        slot.drained = true;
+        self.idle.remove(&(slot.idle_since, id));
+        true
+    }
+
+    /// Puts a drained worker back into dispatch (idle from `now` when it
+    /// holds no task). False when it is not connected.
+    pub fn undrain(&mut self, id: NodeId, now: u64) -> bool {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        if slot.drained {
+            slot.drained = false;
+            if slot.task.is_none() && !slot.silent {
+                slot.idle_since = now;
+                self.idle.insert((now, id));
+            }
+        }
+        true
     }
 
     /// One worker.

@@ -84,3 +84,28 @@ fn a_silenced_worker_gets_no_work_until_it_is_heard_from() {
     p.heard(NodeId(2), 62);
     assert_eq!(idle_ids(&p), vec![1, 2]);
 }
+
+#[test]
+fn a_drained_worker_finishes_its_task_and_takes_no_other_until_undrained() {
+    let mut p = WorkerPool::default();
+    let t = |i| TaskId::new(JobId(1), i);
+    p.join(10, info(1), 1);
+    p.join(11, info(2), 2);
+    assert!(p.assign(NodeId(1), t(0), 1, 3));
+    assert!(p.drain(NodeId(1)) && p.drain(NodeId(2)));
+    assert!(!p.drain(NodeId(9)), "unknown worker");
+    assert!(idle_ids(&p).is_empty(), "a drained worker is not idle");
+    assert_eq!(
+        p.get(&NodeId(1)).unwrap().task(),
+        Some(t(0)),
+        "its task stays"
+    );
+    p.release(NodeId(1), t(0), 4);
+    assert!(idle_ids(&p).is_empty(), "nor after its task ends");
+    p.silence(NodeId(2));
+    p.heard(NodeId(2), 5);
+    assert!(idle_ids(&p).is_empty(), "being heard does not undrain it");
+    assert!(p.undrain(NodeId(2), 6) && p.undrain(NodeId(1), 7));
+    assert_eq!(idle_ids(&p), vec![2, 1]);
+    assert!(!p.get(&NodeId(1)).unwrap().is_drained());
+}

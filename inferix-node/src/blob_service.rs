@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tracing::debug;
 
 use crate::blob_access::{BlobAccess, ConnId};
+use crate::manager::metrics::SharedMetrics;
 use crate::remote_blob::{ChunkReader, CHUNK};
 
 struct Upload {
@@ -43,6 +44,8 @@ pub(crate) struct BlobService {
     /// What this connection may read.
     access: BlobAccess,
     conn: ConnId,
+    /// Counts the bytes moved, when the manager keeps metrics.
+    metrics: Option<SharedMetrics>,
 }
 
 fn error_reply(e: &BlobError) -> Message {
@@ -75,7 +78,14 @@ impl BlobService {
             downloads: Arc::new(Semaphore::new(MAX_TRANSFERS_PER_PEER)),
             access,
             conn,
+            metrics: None,
         }
+    }
+
+    /// Counts the bytes this service moves into `metrics`.
+    pub(crate) fn metered(mut self, metrics: SharedMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Whether `body` is a blob message this service handles.
@@ -118,6 +128,7 @@ impl BlobService {
                 };
                 let blobs = self.blobs.clone();
                 let sender = self.sender.clone();
+                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     let mut r = match blobs.get(hash).await {
@@ -143,6 +154,9 @@ impl BlobService {
                             }
                         }
                         let last = n < buf.len();
+                        if let Some(m) = &metrics {
+                            m.blob("out", n as u64);
+                        }
                         let chunk = Message::BlobChunk {
                             data: buf[..n].to_vec(),
                             last,
@@ -154,6 +168,9 @@ impl BlobService {
                 });
             }
             Message::BlobPut { data, last } => {
+                if let Some(m) = &self.metrics {
+                    m.blob("in", data.len() as u64);
+                }
                 if self.failed.contains(&id) {
                     if last {
                         self.failed.remove(&id);

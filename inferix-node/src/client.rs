@@ -8,7 +8,8 @@ use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId};
 use inferix_core::job::{EnvironmentRef, JobSpec, SceneRef};
 use inferix_core::protocol::{
-    ErrorCode, Hello, JobEvent, JobStatus, JobSummary, Message, NodeSummary, Quote, Role,
+    ErrorCode, Hello, JobEvent, JobStatus, JobSummary, LedgerTotals, Message, NodeAction,
+    NodeSummary, Quote, Role,
 };
 use inferix_core::renderer::SceneFormat;
 use inferix_transport::{Transport, TransportError};
@@ -252,6 +253,24 @@ impl Client {
     pub async fn list_nodes(&self) -> Result<Vec<NodeSummary>, ClientError> {
         match check(self.rpc.request(Message::ListNodes).await?)? {
             Message::NodeList(nodes) => Ok(nodes),
+            other => Err(ClientError::Unexpected(other.kind().into())),
+        }
+    }
+
+    /// Drains, undrains, disables or enables a node (operators only).
+    pub async fn control_node(&self, node: NodeId, action: NodeAction) -> Result<(), ClientError> {
+        check(
+            self.rpc
+                .request(Message::NodeControl { node, action })
+                .await?,
+        )?;
+        Ok(())
+    }
+
+    /// The ledger's totals (operators only).
+    pub async fn ledger(&self) -> Result<LedgerTotals, ClientError> {
+        match check(self.rpc.request(Message::LedgerRequest).await?)? {
+            Message::LedgerReply(t) => Ok(t),
             other => Err(ClientError::Unexpected(other.kind().into())),
         }
     }

@@ -23,6 +23,7 @@ pub mod verifier;
 pub mod worker;
 
 pub use client::{Client, ClientError};
+pub use manager::metrics::ManagerMetrics;
 pub use manager::{ManagerBuilder, ManagerConfig, ManagerHandle, ManagerNode};
 pub use remote_blob::RemoteBlobStore;
 pub use renderers::RendererSet;

@@ -28,7 +28,7 @@ use inferix_core::renderer::{RenderRequest, Renderer};
 use inferix_core::verify::{check_plausible, PlausibilityError};
 use inferix_transport::Transport;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::blob_cache;
 use crate::reconnect::{follow, Reconnect, SessionNode};
@@ -121,7 +121,9 @@ impl VerifierNode {
             renderer: r.clone(),
             work_dir: self.config.work_dir.clone(),
         });
-        Box::pin(async move { verify(&*blobs, crops.as_ref(), &a).await })
+        // Every log line of this check carries the job and task.
+        let span = tracing::info_span!("verification", job = %a.task.job, task = %a.task, id = a.verification);
+        Box::pin(async move { verify(&*blobs, crops.as_ref(), &a).await }.instrument(span))
     }
 }
 

@@ -16,7 +16,7 @@ use inferix_core::renderer::{RenderRequest, Renderer};
 use inferix_core::task::{FrameOutput, TaskResult};
 use inferix_transport::{NodeIdentity, Transport};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::blob_cache;
 use crate::reconnect::{follow, Reconnect, SessionNode};
@@ -183,7 +183,9 @@ impl SessionNode for WorkerNode {
                                 let _ = peer.push(Message::TaskFailed { task: offer.task, error: "worker has no signing identity".into(), cause: FailureCause::Render }).await;
                                 continue;
                             };
-                            let fut = render_task(signer, offer, blobs.clone(), self.renderer.clone(), self.config.work_dir.clone(), progress_tx.clone());
+                            // Every log line of this render carries the job and task.
+                            let span = tracing::info_span!("task", job = %task.job, task = %task, attempt = offer.attempt);
+                            let fut = render_task(signer, offer, blobs.clone(), self.renderer.clone(), self.config.work_dir.clone(), progress_tx.clone()).instrument(span);
                             current = Some((task, Box::pin(fut)));
                         }
                         Message::TaskRevoked { task } => {

@@ -63,7 +63,8 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=sys.stderr,
             text=True,
-            env={**os.environ, "INFERIX_LOG": "warn"},
+            # Managers give their quote probe this IB instead of benching.
+            env={**os.environ, "INFERIX_LOG": "warn", "INFERIX_PROBE_IB": "1"},
         )
 
     def first_line(self) -> str:

@@ -20,11 +20,16 @@ impl Drop for Node {
     }
 }
 
+/// The IB managers started by tests give their quote probe, instead of
+/// each running the bench at its first start.
+pub(crate) const PROBE_IB: &str = "1";
+
 pub(crate) fn spawn(args: &[&str]) -> Node {
     Node(
         Command::new(BIN)
             .args(args)
             .env("INFERIX_LOG", "warn")
+            .env("INFERIX_PROBE_IB", PROBE_IB)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -63,7 +68,9 @@ pub(crate) const INFERIX_VARS: &[&str] = &[
     "INFERIX_DATA_DIR",
     "INFERIX_LISTEN",
     "INFERIX_NODE_TOKEN",
-    "INFERIX_CLIENT_TOKEN",
+    "INFERIX_GUEST_ACCOUNT",
+    "INFERIX_HTTP",
+    "INFERIX_LOG_FORMAT",
     "INFERIX_QUORUM",
     "INFERIX_LEASE_SECONDS",
     "INFERIX_MANAGER",
@@ -83,6 +90,7 @@ pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     for v in INFERIX_VARS {
         c.env_remove(v);
     }
+    c.env("INFERIX_PROBE_IB", PROBE_IB);
     for (k, v) in env {
         c.env(k, v);
     }

@@ -12,6 +12,7 @@ pub(super) async fn accept_loop(
     tx: mpsc::Sender<Input>,
     blobs: Arc<dyn BlobStore>,
     access: BlobAccess,
+    metrics: super::metrics::SharedMetrics,
     hello_timeout: Duration,
 ) {
     let mut next: ConnId = 1;
@@ -44,7 +45,8 @@ pub(super) async fn accept_loop(
             on_write_failure,
             access.clone(),
             id,
-        );
+        )
+        .metered(metrics.clone());
         if tx
             .send(Input::Connected(id, peer, sender.clone()))
             .await

@@ -14,6 +14,13 @@ impl State {
         };
         let mut account = None;
         let mut checked = check_hello(&admission, &h);
+        if checked.is_ok() && h.role != Role::Client && self.disabled.contains(&node) {
+            checked = Err(Refusal {
+                code: ErrorCode::Unauthorized,
+                message: format!("node {node} was disabled by an operator"),
+                close: "disabled",
+            });
+        }
         if checked.is_ok() && h.role == Role::Client {
             match self.client_account(h.token.as_deref()).await {
                 Ok(a) => account = Some(a),

@@ -281,6 +281,17 @@ impl State {
         if !self.workers.assign(worker, task.id, task.frames.len(), now) {
             return false;
         }
+        self.metrics.dispatches.inc();
+        let queued = task
+            .history
+            .iter()
+            .rev()
+            .find(|c| c.status == TaskStatus::Queued)
+            .map_or(now, |c| c.at_ms);
+        self.metrics
+            .ready_to_start
+            .observe(now.saturating_sub(queued) as f64 / 1000.0);
+
         if self.waiting.remove(&job.id) {
             if let Some(mut j) = self.job(job.id).await {
                 j.waiting_reason = None;

@@ -2,7 +2,7 @@
 //! and the connected nodes.
 
 use inferix_core::account::AccountRecord;
-use inferix_core::protocol::{JobSummary, NodeSummary};
+use inferix_core::protocol::{JobSummary, LedgerTotals, NodeAction, NodeSummary};
 
 use super::*;
 
@@ -65,6 +65,12 @@ impl State {
             .map(|w| {
                 let state = if w.is_silent() {
                     "silent"
+                } else if w.is_drained() {
+                    if w.task().is_some() {
+                        "draining"
+                    } else {
+                        "drained"
+                    }
                 } else if w.task().is_some() {
                     "busy"
                 } else {
@@ -113,6 +119,100 @@ impl State {
             });
         }
         Ok(out)
+    }
+}
+
+impl State {
+    /// An operator's drain, undrain, disable or enable of a node.
+    pub(super) async fn node_control(
+        &mut self,
+        account: &AccountRecord,
+        node: NodeId,
+        action: NodeAction,
+    ) -> Result<(), (ErrorCode, String)> {
+        if !account.operator {
+            return Err(forbidden("controlling nodes"));
+        }
+        let now = self.now();
+        let not_connected = || {
+            (
+                ErrorCode::NotFound,
+                format!("no worker {node} is connected"),
+            )
+        };
+        match action {
+            NodeAction::Drain => self
+                .workers
+                .drain(node)
+                .then_some(())
+                .ok_or_else(not_connected),
+            NodeAction::Undrain => self
+                .workers
+                .undrain(node, now)
+                .then_some(())
+                .ok_or_else(not_connected),
+            NodeAction::Disable => {
+                self.disabled.insert(node);
+                let conns: Vec<ConnId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.node == node && p.role != Some(Role::Client))
+                    .map(|(c, _)| *c)
+                    .collect();
+                for conn in conns {
+                    self.drop_peer(conn, "disabled by an operator").await;
+                }
+                info!(?node, by = %account.name, "node disabled");
+                Ok(())
+            }
+            NodeAction::Enable => {
+                self.disabled.remove(&node);
+                Ok(())
+            }
+        }
+    }
+
+    /// The ledger's totals (operators only).
+    pub(super) async fn ledger_totals(
+        &mut self,
+        account: &AccountRecord,
+    ) -> Result<LedgerTotals, (ErrorCode, String)> {
+        if !account.operator {
+            return Err(forbidden("reading the ledger"));
+        }
+        let deposited = -self
+            .store
+            .balance(&Account::External)
+            .await
+            .map_err(store_err)?;
+        let mut account_balances = 0;
+        for a in self.store.accounts().await.map_err(store_err)? {
+            account_balances += self
+                .store
+                .balance(&a.ledger_account())
+                .await
+                .map_err(store_err)?;
+        }
+        let mut escrow = 0;
+        let running: Vec<JobId> = self.jobs.keys().copied().collect();
+        for job in running {
+            escrow += self
+                .store
+                .balance(&Account::Job(job))
+                .await
+                .map_err(store_err)?;
+        }
+        let penalty_pool = self
+            .store
+            .balance(&Account::PenaltyPool)
+            .await
+            .map_err(store_err)?;
+        Ok(LedgerTotals {
+            deposited,
+            account_balances,
+            escrow,
+            penalty_pool,
+        })
     }
 }
 

@@ -66,10 +66,13 @@ mod claims;
 mod collect;
 mod delivery;
 mod dispatch;
+mod gauges;
 mod housekeeping;
 mod journal;
 mod ledger;
 mod listings;
+mod metered_store;
+pub mod metrics;
 mod peers;
 mod prepare;
 mod quote;
@@ -299,6 +302,7 @@ pub struct ManagerNode {
 pub struct ManagerHandle {
     addr: String,
     id: NodeId,
+    metrics: metrics::SharedMetrics,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     accepting: tokio::task::AbortHandle,
@@ -313,6 +317,10 @@ impl ManagerHandle {
     /// rate one manager can sustain, whatever else shares its machine.
     pub fn busy_time(&self) -> Duration {
         Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))
+    }
+    /// The manager's metrics (`encode()` gives the Prometheus text).
+    pub fn metrics(&self) -> metrics::SharedMetrics {
+        self.metrics.clone()
     }
     /// Address clients and workers connect to.
     pub fn addr(&self) -> &str {
@@ -407,7 +415,10 @@ impl ManagerNode {
         let busy_ns = Arc::new(AtomicU64::new(0));
         let acceptor_tx = in_tx.clone();
         let access = BlobAccess::default();
-        let (acc_blobs, acc_access) = (b.blobs.clone(), access.clone());
+        let metrics: metrics::SharedMetrics = Arc::default();
+        let handle_metrics = metrics.clone();
+        let (acc_blobs, acc_access, acc_metrics) =
+            (b.blobs.clone(), access.clone(), metrics.clone());
         let hello_timeout = b.config.hello_timeout;
         let acceptor = tokio::spawn(async move {
             accept_loop(
@@ -415,6 +426,7 @@ impl ManagerNode {
                 acceptor_tx,
                 acc_blobs,
                 acc_access,
+                acc_metrics,
                 hello_timeout,
             )
             .await
@@ -431,7 +443,10 @@ impl ManagerNode {
         let mut state = State {
             id,
             cfg: b.config,
-            store: b.store,
+            store: Arc::new(metered_store::MeteredStore::new(b.store, metrics.clone())),
+            metrics: metrics.clone(),
+            disabled: HashSet::new(),
+            next_metrics_refresh: 0,
             blobs: b.blobs,
             scheduler: b.scheduler,
             clock: b.clock,
@@ -483,6 +498,7 @@ impl ManagerNode {
         Ok(ManagerHandle {
             addr,
             id,
+            metrics: handle_metrics,
             shutdown: sd_tx,
             task,
             accepting,
@@ -522,6 +538,11 @@ struct State {
     inputs: mpsc::Sender<Input>,
     /// Admitted connections and the blobs each may read.
     access: BlobAccess,
+    metrics: metrics::SharedMetrics,
+    /// Nodes an operator disabled: refused at hello until enabled.
+    disabled: HashSet<NodeId>,
+    /// When the gauges that read the store are next refreshed.
+    next_metrics_refresh: u64,
     peers: HashMap<ConnId, Peer>,
     workers: WorkerPool,
     verifiers: BTreeMap<NodeId, VerifierConn>,
@@ -653,6 +674,10 @@ impl State {
     }
 
     async fn emit(&mut self, job: JobId, event: JobEvent) {
+        self.metrics
+            .events
+            .get_or_create(&metrics::ManagerMetrics::kind(metrics::event_kind(&event)))
+            .inc();
         let _ = self.events.send((job, event.clone()));
         // Nothing follows a failure or a cancellation: its watchers are
         // let go (a completed job may still see claims settled).

@@ -180,7 +180,13 @@ impl State {
                         .await;
                     return false;
                 }
-                self.on_task_done(conn, id, node, current, result).await;
+                let span =
+                    tracing::info_span!("result", job = %task.job, task = %task, worker = %node);
+                tracing::Instrument::instrument(
+                    self.on_task_done(conn, id, node, current, result),
+                    span,
+                )
+                .await;
                 true
             }
             (
@@ -233,7 +239,8 @@ impl State {
                 false
             }
             (Some(Role::Verifier), Message::VerifyDone(v)) => {
-                self.on_verdict(node, v).await;
+                let span = tracing::info_span!("verdict", job = %v.task.job, task = %v.task, verifier = %node);
+                tracing::Instrument::instrument(self.on_verdict(node, v), span).await;
                 true
             }
             (Some(Role::Client), body) => {

@@ -94,6 +94,20 @@ impl State {
                 };
                 self.reply(conn, id, reply).await;
             }
+            Message::NodeControl { node, action } => {
+                let reply = match self.node_control(&account, node, action).await {
+                    Ok(()) => Message::Ok,
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
+            Message::LedgerRequest => {
+                let reply = match self.ledger_totals(&account).await {
+                    Ok(t) => Message::LedgerReply(t),
+                    Err((c, m)) => Message::error(c, m),
+                };
+                self.reply(conn, id, reply).await;
+            }
             Message::ListNodes => {
                 let reply = match self.list_nodes(&account).await {
                     Ok(nodes) => Message::NodeList(nodes),

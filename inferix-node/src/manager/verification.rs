@@ -59,6 +59,14 @@ impl State {
                     }
                 }
                 EngineCommand::SettleRound(s) => {
+                    let outcome = if s.passed { "passed" } else { "failed" };
+                    self.metrics
+                        .rounds
+                        .get_or_create(&metrics::ManagerMetrics::kind(outcome))
+                        .inc();
+                    if !s.dissenting.is_empty() {
+                        self.metrics.escalated.inc();
+                    }
                     self.round_waiting.remove(&s.task);
                     let clean = self.clean_votes.remove(&s.task).unwrap_or_default();
                     let known = self.round_tasks.remove(&s.task);

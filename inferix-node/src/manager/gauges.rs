@@ -1,0 +1,88 @@
+//! Refreshing the metrics that describe the present: connected nodes on
+//! every tick, and what needs the store (tasks by state, jobs, ledger
+//! totals) every `METRICS_REFRESH`, over the unfinished jobs this manager
+//! has in hand.
+
+use super::metrics::{ManagerMetrics, NodeState, Role as NodeRole, METRICS_REFRESH};
+use super::*;
+
+impl State {
+    pub(super) async fn refresh_gauges(&mut self) {
+        let kind = ManagerMetrics::kind;
+        let (mut idle, mut busy, mut silent, mut drained) = (0, 0, 0, 0);
+        for w in self.workers.values() {
+            if w.is_silent() {
+                silent += 1;
+            } else if w.is_drained() && w.task().is_none() {
+                drained += 1;
+            } else if w.task().is_some() {
+                busy += 1;
+            } else {
+                idle += 1;
+            }
+        }
+        let verifying = self
+            .verifiers
+            .keys()
+            .filter(|v| self.engine.verifiers().get(v).is_some_and(|i| i.busy > 0))
+            .count() as i64;
+        let verifiers = self.verifiers.len() as i64;
+        for (role, state, n) in [
+            (NodeRole::Worker, "idle", idle),
+            (NodeRole::Worker, "busy", busy),
+            (NodeRole::Worker, "silent", silent),
+            (NodeRole::Worker, "drained", drained),
+            (NodeRole::Verifier, "idle", verifiers - verifying),
+            (NodeRole::Verifier, "busy", verifying),
+        ] {
+            let labels = NodeState {
+                role,
+                state: state.into(),
+            };
+            self.metrics.nodes.get_or_create(&labels).set(n);
+        }
+
+        let now = self.now();
+        if now < self.next_metrics_refresh {
+            return;
+        }
+        self.next_metrics_refresh = now + METRICS_REFRESH.as_millis() as u64;
+        let mut tasks = [0i64; TaskStatus::ALL.len()];
+        let mut jobs: HashMap<&'static str, i64> = HashMap::new();
+        let mut escrow = 0i64;
+        let running: Vec<(JobId, JobState)> = self.jobs.values().map(|j| (j.id, j.state)).collect();
+        for (job, state) in running {
+            *jobs.entry(state.as_str()).or_default() += 1;
+            if let Ok(counts) = self.store.status_counts(job).await {
+                for c in counts {
+                    if let Some(i) = TaskStatus::ALL.iter().position(|s| *s == c.status) {
+                        tasks[i] += c.tasks as i64;
+                    }
+                }
+            }
+            escrow += self.store.balance(&Account::Job(job)).await.unwrap_or(0);
+        }
+        for (i, status) in TaskStatus::ALL.iter().enumerate() {
+            self.metrics
+                .tasks
+                .get_or_create(&kind(status.as_str()))
+                .set(tasks[i]);
+        }
+        for state in [JobState::Active, JobState::Paused] {
+            let n = jobs.get(state.as_str()).copied().unwrap_or(0);
+            self.metrics
+                .jobs
+                .get_or_create(&kind(state.as_str()))
+                .set(n);
+        }
+        let deposited = -self.store.balance(&Account::External).await.unwrap_or(0);
+        let pool = self.store.balance(&Account::PenaltyPool).await.unwrap_or(0);
+        for (name, value) in [
+            ("deposited", deposited),
+            ("escrow", escrow),
+            ("penalty_pool", pool),
+        ] {
+            self.metrics.ledger.get_or_create(&kind(name)).set(value);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Operators run the network: a drained worker finishes what it holds and
+//! takes nothing new, so a job goes to the others; a disabled worker is
+//! disconnected and refused when it comes back; the ledger's totals add
+//! up. Users may do none of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferix_core::blob::BlobStore;
+use inferix_core::ids::NodeId;
+use inferix_core::protocol::{ErrorCode, JobEvent, NodeAction, Role};
+use inferix_core::store::accounts::Accounts;
+use inferix_core::store::MemoryTaskStore;
+use inferix_node::{Client, ClientError, ManagerConfig};
+use inferix_storage::ObjectBlobStore;
+use inferix_tests::{
+    seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job,
+};
+use inferix_transport::InProcNetwork;
+use tokio::sync::watch;
+
+fn code<T>(r: Result<T, ClientError>) -> ErrorCode {
+    match r {
+        Err(ClientError::Refused { code, .. }) => code,
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("expected a refusal, got a success"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn operators_drain_and_disable_workers_and_read_the_ledger() {
+    let net = InProcNetwork::new();
+    let store = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let accounts = Accounts::new(&*store);
+    let (_, ops_key) = accounts.create("ops", true, 1).await.unwrap();
+    let (_, ana_key) = accounts.create("ana", false, 1).await.unwrap();
+    accounts
+        .deposit("ana", 50_000_000, "funds", 1)
+        .await
+        .unwrap();
+    let config = ManagerConfig {
+        guest_account: None,
+        quorum: 1,
+        ..ManagerConfig::default()
+    };
+    let manager = start_manager(&net, store.clone(), blobs, config).await;
+    let addr = manager.addr().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop, stopped) = watch::channel(false);
+    let workers = spawn_honest_workers(
+        &net,
+        &addr,
+        2,
+        Duration::from_millis(50),
+        dir.path(),
+        &stopped,
+    );
+    let _verifiers = spawn_verifiers(&net, &addr, 1, None, None, dir.path(), &stopped);
+    let (first, second) = (
+        seeded_identity(100).node_id(),
+        seeded_identity(101).node_id(),
+    );
+    let ops = Client::connect(&net.transport(NodeId(300)), &addr, Some(ops_key))
+        .await
+        .unwrap();
+    let ana = Client::connect(&net.transport(NodeId(301)), &addr, Some(ana_key))
+        .await
+        .unwrap();
+    // Both workers have joined once the operator sees them: each listing
+    // is a round trip through the manager, behind the hellos before it.
+    let mut joined = 0;
+    for _ in 0..1_000 {
+        let nodes = ops.list_nodes().await.unwrap();
+        joined = nodes.iter().filter(|n| n.role == Role::Worker).count();
+        if joined == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(joined, 2, "both workers joined");
+
+    // Users may not touch nodes or read the ledger.
+    assert_eq!(
+        code(ana.control_node(first, NodeAction::Drain).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(code(ana.ledger().await), ErrorCode::Forbidden);
+    assert_eq!(
+        code(ops.control_node(NodeId(7), NodeAction::Drain).await),
+        ErrorCode::NotFound,
+        "no such worker connected"
+    );
+
+    // Drained, the first worker renders nothing of a new job.
+    ops.control_node(first, NodeAction::Drain).await.unwrap();
+    let listed = ops.list_nodes().await.unwrap();
+    let state = |n: NodeId| listed.iter().find(|x| x.node == n).map(|x| x.state.clone());
+    assert_eq!(state(first).as_deref(), Some("drained"));
+    let job = submit_stand_in_job(&ana, 6, 8, 1).await;
+    let mut events = ana.watch(job).await.unwrap();
+    let mut by = Vec::new();
+    tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match events.recv().await.expect("events") {
+                JobEvent::TaskAccepted { worker, .. } => by.push(worker),
+                JobEvent::Completed { .. } => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job completes on the other worker");
+    assert_eq!(by.len(), 6);
+    assert!(by.iter().all(|w| *w == second), "{by:?}");
+
+    // The ledger adds up: what was deposited is in the account or was paid.
+    let totals = ops.ledger().await.unwrap();
+    assert_eq!(totals.deposited, 50_000_000);
+    assert_eq!(totals.escrow, 0, "the job is finished");
+    let paid = 50_000_000 - accounts.balance("ana").await.unwrap();
+    assert!(paid > 0);
+    assert_eq!(totals.account_balances, 50_000_000 - paid);
+
+    // Disabled, the second worker is disconnected and refused when it
+    // says hello again: its node stops.
+    ops.control_node(second, NodeAction::Disable).await.unwrap();
+    let listed = ops.list_nodes().await.unwrap();
+    assert!(listed.iter().all(|n| n.node != second), "{listed:?}");
+    let mut ended = 0;
+    for w in workers {
+        if let Ok(Ok(result)) = tokio::time::timeout(Duration::from_secs(120), w).await {
+            assert!(
+                matches!(result, Err(inferix_node::NodeError::Refused(_))),
+                "{result:?}"
+            );
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 1, "only the disabled worker stopped");
+}
