@@ -158,10 +158,18 @@ pub(crate) struct NodeFile {
     pub(crate) token: Option<String>,
     pub(crate) token_file: Option<PathBuf>,
     pub(crate) ib: Option<f64>,
+    pub(crate) metrics: Option<String>,
 }
 
 impl ConfigFile for NodeFile {
-    const KEYS: &'static [&'static str] = &["manager", "data_dir", "token", "token_file", "ib"];
+    const KEYS: &'static [&'static str] = &[
+        "manager",
+        "data_dir",
+        "token",
+        "token_file",
+        "ib",
+        "metrics",
+    ];
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         match self.ib {
@@ -263,7 +271,7 @@ mod tests {
     #[test]
     fn a_full_node_file_sets_every_field() {
         let f: NodeFile = parse(
-            "manager = \"id@h:7400\"\ndata_dir = \"w\"\ntoken = \"t\"\nib = 4\n",
+            "manager = \"id@h:7400\"\ndata_dir = \"w\"\ntoken = \"t\"\nib = 4\nmetrics = \"127.0.0.1:9100\"\n",
             Path::new("w.toml"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -275,6 +283,7 @@ mod tests {
                 token: Some("t".into()),
                 token_file: None,
                 ib: Some(4.0),
+                metrics: Some("127.0.0.1:9100".into()),
             }
         );
     }

@@ -212,6 +212,11 @@ pub(crate) struct NodeArgs {
     /// start].
     #[arg(long, env = "INFERIX_IB", value_parser = positive_f64)]
     ib: Option<f64>,
+    /// TCP address to serve this node's Prometheus metrics on, at
+    /// /metrics, without authentication: give a private address
+    /// [default: none].
+    #[arg(long, env = "INFERIX_METRICS")]
+    metrics: Option<String>,
 }
 
 /// A worker's or verifier's settings once merged.
@@ -221,6 +226,7 @@ pub(crate) struct NodeSettings {
     pub(crate) data_dir: PathBuf,
     pub(crate) token: Option<String>,
     pub(crate) ib: Option<f64>,
+    pub(crate) metrics: Option<String>,
 }
 
 impl NodeArgs {
@@ -248,6 +254,7 @@ impl NodeArgs {
                 self.token_file.or(file.token_file).as_deref(),
             )?,
             ib: self.ib.or(file.ib),
+            metrics: self.metrics.or(file.metrics),
         })
     }
 }
@@ -285,6 +292,23 @@ pub(crate) fn quic(data_dir: Option<&Path>) -> anyhow::Result<QuicTransport> {
         }
     };
     Ok(QuicTransport::new(identity, config)?)
+}
+
+/// Serves a worker's or verifier's metrics at `addr`, when given, for the
+/// life of the process.
+async fn serve_metrics(
+    addr: Option<&str>,
+    source: inferix_http::MetricsSource,
+) -> anyhow::Result<()> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    println!("metrics on http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(inferix_http::serve_metrics(listener, source));
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -411,6 +435,8 @@ pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
     let quic = quic(Some(&a.data_dir))?;
     let node = WorkerNode::new(Arc::new(quic.clone()), renderer, cfg);
     println!("worker {} (IB {ib:.2})", node.id());
+    let metrics = node.metrics();
+    serve_metrics(a.metrics.as_deref(), Arc::new(move || metrics.encode())).await?;
     let result = until_terminated(|stopped| node.run(stopped)).await;
     flush_connections(&quic).await;
     result
@@ -430,6 +456,8 @@ pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
     let (renderer, _) = renderers(Arc::new(inferix_gpu::PathTracer::new()?)).await;
     let node = VerifierNode::new(Arc::new(quic.clone()), cfg).with_renderer(renderer);
     println!("verifier {}", node.id());
+    let metrics = node.metrics();
+    serve_metrics(a.metrics.as_deref(), Arc::new(move || metrics.encode())).await?;
     let result = until_terminated(|stopped| node.run(stopped)).await;
     flush_connections(&quic).await;
     result

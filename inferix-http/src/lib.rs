@@ -116,3 +116,28 @@ impl HttpApi {
             .await
     }
 }
+
+/// Serves `source` at `/metrics` on `listener`, without authentication: a
+/// worker's or verifier's own metrics, on an address its operator keeps
+/// private.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    source: MetricsSource,
+) -> std::io::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let text = source();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}

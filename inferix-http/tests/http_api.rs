@@ -466,3 +466,24 @@ async fn the_checked_in_openapi_document_is_the_served_one() {
         assert!(doc["paths"][path].is_object(), "{path} undocumented");
     }
 }
+
+/// A worker's or verifier's metrics server answers `/metrics` with what
+/// its source gives.
+#[tokio::test]
+async fn a_nodes_metrics_are_served_at_slash_metrics() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let source: inferix_http::MetricsSource =
+        Arc::new(|| "# TYPE x counter\nx_total 3\n# EOF\n".to_string());
+    let server = tokio::spawn(inferix_http::serve_metrics(listener, source));
+    let r = reqwest::get(&url).await.unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert_eq!(
+        r.text().await.unwrap(),
+        "# TYPE x counter\nx_total 3\n# EOF\n"
+    );
+    server.abort();
+}

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::blob_cache;
+use crate::node_metrics::NodeMetrics;
 use crate::reconnect::{follow, Reconnect, SessionNode};
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
@@ -75,6 +76,7 @@ pub struct VerifierNode {
     blobs: Option<Arc<dyn BlobStore>>,
     renderer: Option<Arc<dyn Renderer>>,
     config: VerifierConfig,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl VerifierNode {
@@ -85,7 +87,13 @@ impl VerifierNode {
             blobs: None,
             renderer: None,
             config,
+            metrics: NodeMetrics::verifier(),
         }
+    }
+
+    /// This verifier's metrics (verifications by outcome, their seconds).
+    pub fn metrics(&self) -> Arc<NodeMetrics> {
+        self.metrics.clone()
     }
 
     /// Re-renders crop challenges with `renderer` (it must be the
@@ -123,7 +131,17 @@ impl VerifierNode {
         });
         // Every log line of this check carries the job and task.
         let span = tracing::info_span!("verification", job = %a.task.job, task = %a.task, id = a.verification);
-        Box::pin(async move { verify(&*blobs, crops.as_ref(), &a).await }.instrument(span))
+        let metrics = self.metrics.clone();
+        Box::pin(
+            async move {
+                let started = std::time::Instant::now();
+                let verdict = verify(&*blobs, crops.as_ref(), &a).await;
+                let outcome = if verdict.passed { "passed" } else { "failed" };
+                metrics.finished(outcome, Some(started.elapsed().as_secs_f64()));
+                verdict
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -156,6 +174,7 @@ impl SessionNode for VerifierNode {
         };
         let session = session::open(&*self.transport, links.address(), hello).await?;
         links.connected();
+        self.metrics.session();
         let (peer, mut pushes) = (session.peer, session.pushes);
         let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer, session.max_blob_size);
         info!(verifier = ?self.id(), "verifier connected");

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::blob_cache;
+use crate::node_metrics::NodeMetrics;
 use crate::reconnect::{follow, Reconnect, SessionNode};
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
@@ -66,6 +67,7 @@ pub struct WorkerNode {
     blobs: Option<Arc<dyn BlobStore>>,
     renderer: Arc<dyn Renderer>,
     config: WorkerConfig,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl WorkerNode {
@@ -80,7 +82,13 @@ impl WorkerNode {
             blobs: None,
             renderer,
             config,
+            metrics: NodeMetrics::worker(),
         }
+    }
+
+    /// This worker's metrics (tasks by outcome, render seconds).
+    pub fn metrics(&self) -> Arc<NodeMetrics> {
+        self.metrics.clone()
     }
 
     /// Reads scenes from and writes frames to `blobs` directly (a worker
@@ -129,6 +137,7 @@ impl SessionNode for WorkerNode {
         };
         let session = session::open(&*self.transport, links.address(), hello).await?;
         links.connected();
+        self.metrics.session();
         let (peer, mut pushes) = (session.peer, session.pushes);
         let blobs = RemoteBlobStore::unless_direct(&self.blobs, &peer, session.max_blob_size);
         info!(worker = ?self.id(), manager = %links.address(), "worker connected");
@@ -159,9 +168,13 @@ impl SessionNode for WorkerNode {
                 outcome = rendering => {
                     let (task, _) = current.take().expect("a render was running");
                     let body = match outcome {
-                        Ok(result) => Message::TaskDone { task, result },
+                        Ok(result) => {
+                            self.metrics.finished("done", Some(result.render_ms as f64 / 1000.0));
+                            Message::TaskDone { task, result }
+                        }
                         Err((cause, error)) => {
                             warn!(?task, %error, ?cause, "render failed");
+                            self.metrics.finished("failed", None);
                             Message::TaskFailed { task, error, cause }
                         }
                     };
@@ -191,6 +204,7 @@ impl SessionNode for WorkerNode {
                         Message::TaskRevoked { task } => {
                             if current.as_ref().is_some_and(|(t, _)| *t == task) {
                                 info!(worker = ?self.id(), ?task, "lease revoked; render abandoned");
+                                self.metrics.finished("revoked", None);
                                 current = None;
                             }
                         }

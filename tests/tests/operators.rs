@@ -1,7 +1,8 @@
 //! Operators run the network: a drained worker finishes what it holds and
 //! takes nothing new, so a job goes to the others; a disabled worker is
 //! disconnected and refused when it comes back; the ledger's totals add
-//! up. Users may do none of it.
+//! up; each worker's and verifier's own metrics count what it did. Users
+//! may do none of it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +10,14 @@ use std::time::Duration;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
 use inferix_core::protocol::{ErrorCode, JobEvent, NodeAction, Role};
+use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
+use inferix_core::renderer::Renderer;
 use inferix_core::store::accounts::Accounts;
 use inferix_core::store::MemoryTaskStore;
 use inferix_node::{Client, ClientError, ManagerConfig};
+use inferix_node::{VerifierConfig, VerifierNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{
-    seeded_identity, spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job,
-};
+use inferix_tests::{numbered_worker, seeded_identity, start_manager, submit_stand_in_job};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -48,15 +50,29 @@ async fn operators_drain_and_disable_workers_and_read_the_ledger() {
     let addr = manager.addr().to_string();
     let dir = tempfile::tempdir().unwrap();
     let (_stop, stopped) = watch::channel(false);
-    let workers = spawn_honest_workers(
-        &net,
-        &addr,
-        2,
+    let renderer: Arc<dyn Renderer> = Arc::new(StandInRenderer::new(
+        StandInBehaviour::Honest,
         Duration::from_millis(50),
-        dir.path(),
-        &stopped,
+    ));
+    let (w1, w2) = (
+        numbered_worker(&net, 100, &addr, renderer.clone()),
+        numbered_worker(&net, 101, &addr, renderer),
     );
-    let _verifiers = spawn_verifiers(&net, &addr, 1, None, None, dir.path(), &stopped);
+    let (m1, m2) = (w1.metrics(), w2.metrics());
+    let workers = vec![
+        tokio::spawn(w1.run(stopped.clone())),
+        tokio::spawn(w2.run(stopped.clone())),
+    ];
+    let verifier = VerifierNode::new(
+        Arc::new(net.transport(NodeId(200))),
+        VerifierConfig {
+            manager: addr.clone(),
+            work_dir: dir.path().join("v"),
+            ..VerifierConfig::default()
+        },
+    );
+    let vm = verifier.metrics();
+    let _verifier = tokio::spawn(verifier.run(stopped.clone()));
     let (first, second) = (
         seeded_identity(100).node_id(),
         seeded_identity(101).node_id(),
@@ -113,6 +129,16 @@ async fn operators_drain_and_disable_workers_and_read_the_ledger() {
     .expect("the job completes on the other worker");
     assert_eq!(by.len(), 6);
     assert!(by.iter().all(|w| *w == second), "{by:?}");
+    // Each node's own metrics say what it did.
+    let done = "inferix_worker_tasks_total{outcome=\"done\"}";
+    assert!(
+        m2.encode().contains(&format!("{done} 6\n")),
+        "{}",
+        m2.encode()
+    );
+    assert!(!m1.encode().contains(done), "{}", m1.encode());
+    let passed = "inferix_verifier_verifications_total{outcome=\"passed\"} 6\n";
+    assert!(vm.encode().contains(passed), "{}", vm.encode());
 
     // The ledger adds up: what was deposited is in the account or was paid.
     let totals = ops.ledger().await.unwrap();

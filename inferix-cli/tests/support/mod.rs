@@ -76,6 +76,8 @@ pub(crate) const INFERIX_VARS: &[&str] = &[
     "INFERIX_MANAGER",
     "INFERIX_TOKEN",
     "INFERIX_IB",
+    "INFERIX_METRICS",
+    "INFERIX_PROBE_IB",
     "INFERIX_STORE",
     "INFERIX_STORE_SCHEMA",
     "INFERIX_BLOBS",
