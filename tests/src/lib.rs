@@ -328,3 +328,15 @@ pub async fn assert_clean_delivery(
         }
     }
 }
+
+/// The code of a refused client call; a success or another failure fails
+/// the test.
+pub fn refusal_code<T>(
+    r: Result<T, inferix_node::ClientError>,
+) -> inferix_core::protocol::ErrorCode {
+    match r {
+        Err(inferix_node::ClientError::Refused { code, .. }) => code,
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("expected a refusal, got a success"),
+    }
+}

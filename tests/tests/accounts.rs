@@ -21,17 +21,11 @@ use inferix_core::store::accounts::Accounts;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{Client, ClientError, ManagerConfig};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job};
+use inferix_tests::{
+    refusal_code, spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
-
-fn code<T>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(ClientError::Refused { code, .. }) => code,
-        Err(e) => panic!("expected a refusal, got {e}"),
-        Ok(_) => panic!("expected a refusal, got a success"),
-    }
-}
 
 fn blob_missing<T: std::fmt::Debug>(r: Result<T, BlobError>) {
     match r {
@@ -108,17 +102,17 @@ async fn accounts_see_only_their_own_jobs_and_pay_for_them() {
     // that does not exist.
     let ghost = JobId(12345);
     for id in [job, ghost] {
-        assert_eq!(code(ben.status(id).await), ErrorCode::NotFound);
-        assert_eq!(code(ben.watch(id).await), ErrorCode::NotFound);
-        assert_eq!(code(ben.pause(id).await), ErrorCode::NotFound);
-        assert_eq!(code(ben.resume(id).await), ErrorCode::NotFound);
-        assert_eq!(code(ben.cancel(id).await), ErrorCode::NotFound);
+        assert_eq!(refusal_code(ben.status(id).await), ErrorCode::NotFound);
+        assert_eq!(refusal_code(ben.watch(id).await), ErrorCode::NotFound);
+        assert_eq!(refusal_code(ben.pause(id).await), ErrorCode::NotFound);
+        assert_eq!(refusal_code(ben.resume(id).await), ErrorCode::NotFound);
+        assert_eq!(refusal_code(ben.cancel(id).await), ErrorCode::NotFound);
         assert_eq!(
-            code(ben.claim(id, vec![1], "mine now").await),
+            refusal_code(ben.claim(id, vec![1], "mine now").await),
             ErrorCode::NotFound
         );
         assert_eq!(
-            code(ben.download(id, &dir.path().join("stolen")).await),
+            refusal_code(ben.download(id, &dir.path().join("stolen")).await),
             ErrorCode::NotFound
         );
     }
@@ -146,8 +140,11 @@ async fn accounts_see_only_their_own_jobs_and_pay_for_them() {
         (job, 4, 4)
     );
     assert!(ben.list_jobs(false).await.unwrap().is_empty());
-    assert_eq!(code(ben.list_jobs(true).await), ErrorCode::Forbidden);
-    assert_eq!(code(ana.list_nodes().await), ErrorCode::Forbidden);
+    assert_eq!(
+        refusal_code(ben.list_jobs(true).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(refusal_code(ana.list_nodes().await), ErrorCode::Forbidden);
     assert_eq!(ops.list_jobs(true).await.unwrap().len(), 1);
     let nodes = ops.list_nodes().await.unwrap();
     let count = |role| nodes.iter().filter(|n| n.role == role).count();
@@ -187,17 +184,26 @@ async fn accounts_see_only_their_own_jobs_and_pay_for_them() {
     let (paid_job, _) = cy.submit(&spec).await.unwrap();
     assert_eq!(accounts.balance("cy").await.unwrap(), 0);
     // Ben still cannot see Cy's job, and Cy cannot see Ana's.
-    assert_eq!(code(ben.status(paid_job).await), ErrorCode::NotFound);
-    assert_eq!(code(cy.status(job).await), ErrorCode::NotFound);
+    assert_eq!(
+        refusal_code(ben.status(paid_job).await),
+        ErrorCode::NotFound
+    );
+    assert_eq!(refusal_code(cy.status(job).await), ErrorCode::NotFound);
 
     // Keys: a revoked one, a made-up one and none are refused alike.
     let key_id = inferix_core::account::key_id(&key_b).unwrap().to_string();
     accounts.revoke("ben", &key_id, 3).await.unwrap();
-    assert_eq!(code(connect(4, &key_b).await), ErrorCode::Unauthorized);
+    assert_eq!(
+        refusal_code(connect(4, &key_b).await),
+        ErrorCode::Unauthorized
+    );
     let made_up = "ifx_0123456789abcdef_0123456789abcdef0123456789abcdef";
-    assert_eq!(code(connect(5, made_up).await), ErrorCode::Unauthorized);
+    assert_eq!(
+        refusal_code(connect(5, made_up).await),
+        ErrorCode::Unauthorized
+    );
     let anonymous = Client::connect(&net.transport(NodeId(399)), &addr, None).await;
-    assert_eq!(code(anonymous), ErrorCode::Unauthorized);
+    assert_eq!(refusal_code(anonymous), ErrorCode::Unauthorized);
 }
 
 #[tokio::test(start_paused = true)]
@@ -242,7 +248,7 @@ async fn quotas_refuse_a_submission_and_name_the_limit() {
     // No workers: the first job stays active and fills the quota.
     let (first, _) = client.submit(&spec(3)).await.unwrap();
     assert_eq!(
-        code(client.submit(&spec(1)).await),
+        refusal_code(client.submit(&spec(1)).await),
         ErrorCode::LimitExceeded
     );
     // A cancelled job no longer counts.

@@ -14,20 +14,14 @@ use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::Renderer;
 use inferix_core::store::accounts::Accounts;
 use inferix_core::store::MemoryTaskStore;
-use inferix_node::{Client, ClientError, ManagerConfig};
+use inferix_node::{Client, ManagerConfig};
 use inferix_node::{VerifierConfig, VerifierNode};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{numbered_worker, seeded_identity, start_manager, submit_stand_in_job};
+use inferix_tests::{
+    numbered_worker, refusal_code, seeded_identity, start_manager, submit_stand_in_job,
+};
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
-
-fn code<T>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(ClientError::Refused { code, .. }) => code,
-        Err(e) => panic!("expected a refusal, got {e}"),
-        Ok(_) => panic!("expected a refusal, got a success"),
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn operators_drain_and_disable_workers_and_read_the_ledger() {
@@ -98,12 +92,12 @@ async fn operators_drain_and_disable_workers_and_read_the_ledger() {
 
     // Users may not touch nodes or read the ledger.
     assert_eq!(
-        code(ana.control_node(first, NodeAction::Drain).await),
+        refusal_code(ana.control_node(first, NodeAction::Drain).await),
         ErrorCode::Forbidden
     );
-    assert_eq!(code(ana.ledger().await), ErrorCode::Forbidden);
+    assert_eq!(refusal_code(ana.ledger().await), ErrorCode::Forbidden);
     assert_eq!(
-        code(ops.control_node(NodeId(7), NodeAction::Drain).await),
+        refusal_code(ops.control_node(NodeId(7), NodeAction::Drain).await),
         ErrorCode::NotFound,
         "no such worker connected"
     );
