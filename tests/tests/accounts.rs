@@ -8,7 +8,8 @@
 //! - an account without funds cannot submit, and can once it has them;
 //!   its escrow comes from its balance;
 //! - quotas (active jobs, frames per job) refuse a submission by name;
-//! - a revoked key, a made-up key and no key are refused.
+//! - a revoked key, a made-up key and no key are refused, and a revoked
+//!   key's open connection is refused within `account_refresh`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -193,6 +194,13 @@ async fn accounts_see_only_their_own_jobs_and_pay_for_them() {
     // Keys: a revoked one, a made-up one and none are refused alike.
     let key_id = inferix_core::account::key_id(&key_b).unwrap().to_string();
     accounts.revoke("ben", &key_id, 3).await.unwrap();
+    // A connection already open keeps its copy of the account only for
+    // `account_refresh` (30 s): then the revocation applies to it too.
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(
+        refusal_code(ben.status(ghost).await),
+        ErrorCode::Unauthorized
+    );
     assert_eq!(
         refusal_code(connect(4, &key_b).await),
         ErrorCode::Unauthorized

@@ -37,7 +37,17 @@ impl State {
         let now = self.now();
         if let Some(p) = self.peers.get_mut(&conn) {
             p.role = Some(h.role);
+            p.key_id = account
+                .is_some()
+                .then(|| {
+                    h.token
+                        .as_deref()
+                        .and_then(|t| inferix_core::account::key_id(t).ok())
+                })
+                .flatten()
+                .map(String::from);
             p.account = account;
+            p.account_read = now;
         }
         self.access.admit(conn);
         match h.role {
@@ -144,6 +154,47 @@ impl State {
                         .ok_or_else(unreachable_refusal),
                     Err(e) => Err(unavailable(e)),
                 }
+            }
+        }
+    }
+
+    /// The account of client connection `conn`, read again from the store
+    /// when its copy is older than `account_refresh`. A key revoked (or an
+    /// account removed) since the connection was admitted refuses the
+    /// request and closes the connection; a store that cannot be read
+    /// leaves the copy in use.
+    pub(super) async fn current_account(&mut self, conn: ConnId) -> Option<AccountRecord> {
+        let now = self.now();
+        let refresh = self.cfg.account_refresh.as_millis() as u64;
+        let (account, key_id, read) = {
+            let p = self.peers.get(&conn)?;
+            (p.account.clone()?, p.key_id.clone(), p.account_read)
+        };
+        if now.saturating_sub(read) < refresh {
+            return Some(account);
+        }
+        match self.store.account(&account.name).await {
+            Ok(Some(fresh))
+                if key_id.as_deref().is_none_or(|id| {
+                    fresh
+                        .keys
+                        .iter()
+                        .any(|k| k.id == id && k.revoked_ms.is_none())
+                }) =>
+            {
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    p.account = Some(fresh.clone());
+                    p.account_read = now;
+                }
+                Some(fresh)
+            }
+            Ok(_) => {
+                warn!(account = %account.name, "API key revoked; client disconnected");
+                None
+            }
+            Err(e) => {
+                debug!(error = %e, "cannot read the account again; keeping its copy");
+                Some(account)
             }
         }
     }

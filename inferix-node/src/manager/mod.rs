@@ -147,6 +147,11 @@ pub struct ManagerConfig {
     /// refused (`InvalidRequest`) until a watched job fails, is cancelled
     /// or the connection closes. Watching a job twice counts once.
     pub max_watches_per_client: usize,
+    /// How old a client connection's copy of its account may be when it
+    /// makes a request: older, the account is read again, so a revoked
+    /// key stops working on connections already open (and a new quota or
+    /// operator right applies) within this time.
+    pub account_refresh: Duration,
     /// Idle workers (longest idle first) the scheduler chooses among per
     /// task. Bounds the cost of one decision on a large network; when none
     /// of them is eligible, every idle worker is considered.
@@ -179,6 +184,7 @@ impl Default for ManagerConfig {
             progress_timeout: Duration::from_secs(300),
             failures_before_blocklist: 3,
             max_watches_per_client: 1_000,
+            account_refresh: Duration::from_secs(30),
             hello_timeout: Duration::from_secs(10),
             lease_copy_sweep: Duration::from_secs(600),
             scheduler_candidates: 128,
@@ -388,6 +394,10 @@ struct Peer {
     role: Option<Role>,
     /// The account a client acts as, once admitted.
     account: Option<AccountRecord>,
+    /// The public id of the API key it presented (none for the guest).
+    key_id: Option<String>,
+    /// When its account was last read from the store.
+    account_read: u64,
     out: Outbound,
     /// Jobs this connection watches.
     watching: usize,

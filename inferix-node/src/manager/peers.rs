@@ -14,6 +14,8 @@ impl State {
                         node,
                         role: None,
                         account: None,
+                        key_id: None,
+                        account_read: 0,
                         out: Outbound::spawn(sender, OUTBOUND_CAPACITY),
                         watching: 0,
                     },

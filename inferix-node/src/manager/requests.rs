@@ -8,8 +8,13 @@ use super::*;
 impl State {
     pub(super) async fn on_client(&mut self, conn: ConnId, id: u64, body: Message) {
         let body_kind = body.kind();
-        let Some(account) = self.peers.get(&conn).and_then(|p| p.account.clone()) else {
-            return;
+        let Some(account) = self.current_account(conn).await else {
+            let refusal = Message::error(
+                ErrorCode::Unauthorized,
+                "the API key of this connection was revoked",
+            );
+            self.reply(conn, id, refusal).await;
+            return self.refuse(conn, "API key revoked").await;
         };
         if let Some(job) = job_asked_for(&body) {
             // Another account's job is answered as a missing one.
