@@ -28,6 +28,10 @@ pub(crate) enum AccountCommand {
         /// Most frames in one job [default: 10000].
         #[arg(long)]
         max_frames_per_job: Option<u64>,
+        /// Most bytes of scenes and environment maps its unfinished jobs
+        /// hold [default: 16 GiB].
+        #[arg(long)]
+        max_scene_bytes: Option<u64>,
     },
     /// Add credits to an account.
     Deposit {
@@ -119,12 +123,17 @@ pub(crate) async fn run(store_args: ManagerArgs, command: AccountCommand) -> any
             operator,
             max_active_jobs,
             max_frames_per_job,
+            max_scene_bytes,
         } => {
             let (mut account, key) = accounts.create(&name, operator, now).await?;
-            if max_active_jobs.is_some() || max_frames_per_job.is_some() {
+            if max_active_jobs.is_some()
+                || max_frames_per_job.is_some()
+                || max_scene_bytes.is_some()
+            {
                 let q = &mut account.quotas;
                 q.max_active_jobs = max_active_jobs.unwrap_or(q.max_active_jobs);
                 q.max_frames_per_job = max_frames_per_job.unwrap_or(q.max_frames_per_job);
+                q.max_scene_bytes = max_scene_bytes.unwrap_or(q.max_scene_bytes);
                 store.update_account(&account).await?;
             }
             eprintln!(

@@ -51,6 +51,9 @@ pub struct Quotas {
     pub max_active_jobs: u32,
     /// Frames in one job.
     pub max_frames_per_job: u64,
+    /// Bytes of scenes and environment maps its unfinished jobs hold in
+    /// blob storage, the new job's included (each blob counted once).
+    pub max_scene_bytes: u64,
 }
 
 impl Default for Quotas {
@@ -58,6 +61,7 @@ impl Default for Quotas {
         Self {
             max_active_jobs: 20,
             max_frames_per_job: 10_000,
+            max_scene_bytes: 16 << 30,
         }
     }
 }
@@ -67,6 +71,7 @@ impl Quotas {
     pub const UNLIMITED: Quotas = Quotas {
         max_active_jobs: u32::MAX,
         max_frames_per_job: u64::MAX,
+        max_scene_bytes: u64::MAX,
     };
 }
 

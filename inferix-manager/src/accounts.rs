@@ -75,6 +75,9 @@ pub struct Submission {
     pub balance: i64,
     /// The account's jobs that are not finished.
     pub active_jobs: u64,
+    /// Bytes of the distinct scenes and environment maps of its unfinished
+    /// jobs and of this one.
+    pub scene_bytes: u64,
 }
 
 /// Whether `account` may submit a job: within its quotas, and able to pay
@@ -96,6 +99,16 @@ pub fn check_submission(account: &AccountRecord, s: Submission) -> Result<(), (E
             format!(
                 "account {} has {} unfinished jobs, its limit; wait for one to finish",
                 account.name, s.active_jobs
+            ),
+        ));
+    }
+    if s.scene_bytes > q.max_scene_bytes {
+        return Err((
+            ErrorCode::LimitExceeded,
+            format!(
+                "the scenes of account {}'s unfinished jobs and this one take {} bytes; \
+                 its limit is {} bytes",
+                account.name, s.scene_bytes, q.max_scene_bytes
             ),
         ));
     }

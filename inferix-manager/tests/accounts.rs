@@ -92,12 +92,14 @@ fn a_submission_needs_funds_and_room_in_the_quotas() {
     a.quotas = Quotas {
         max_active_jobs: 2,
         max_frames_per_job: 100,
+        max_scene_bytes: 1_000,
     };
     let ok = Submission {
         price: 500,
         frames: 100,
         balance: 500,
         active_jobs: 1,
+        scene_bytes: 1_000,
     };
     assert!(check_submission(&a, ok).is_ok());
     let code = |s| check_submission(&a, s).unwrap_err().0;
@@ -121,6 +123,13 @@ fn a_submission_needs_funds_and_room_in_the_quotas() {
     assert_eq!(
         code(Submission {
             active_jobs: 2,
+            ..ok
+        }),
+        ErrorCode::LimitExceeded
+    );
+    assert_eq!(
+        code(Submission {
+            scene_bytes: 1_001,
             ..ok
         }),
         ErrorCode::LimitExceeded

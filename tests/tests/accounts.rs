@@ -7,7 +7,8 @@
 //! - an operator sees every job;
 //! - an account without funds cannot submit, and can once it has them;
 //!   its escrow comes from its balance;
-//! - quotas (active jobs, frames per job) refuse a submission by name;
+//! - quotas (active jobs, frames per job, scene bytes) refuse a
+//!   submission by name;
 //! - a revoked key, a made-up key and no key are refused, and a revoked
 //!   key's open connection is refused within `account_refresh`.
 
@@ -224,6 +225,8 @@ async fn quotas_refuse_a_submission_and_name_the_limit() {
     limited.quotas.max_active_jobs = 1;
     limited.quotas.max_frames_per_job = 3;
     store.update_account(&limited).await.unwrap();
+    // A second key: a new connection reads the account afresh.
+    let key2 = accounts.add_key("small", 1).await.unwrap();
     accounts
         .deposit("small", 1 << 40, "funds", 1)
         .await
@@ -262,9 +265,39 @@ async fn quotas_refuse_a_submission_and_name_the_limit() {
     // A cancelled job no longer counts.
     client.cancel(first).await.unwrap();
     client.submit(&spec(1)).await.unwrap();
+    // Scene bytes: each distinct scene of the unfinished jobs counts once.
+    let mut limited = accounts.get("small").await.unwrap();
+    limited.quotas.max_active_jobs = 10;
+    limited.quotas.max_scene_bytes = inferix_gpu::demo_scene_glb().len() as u64 + 10;
+    store.update_account(&limited).await.unwrap();
+    let fresh = Client::connect(&net.transport(NodeId(301)), manager.addr(), Some(key2))
+        .await
+        .unwrap();
+    let same = fresh
+        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "s.glb")
+        .await
+        .unwrap();
+    let mut again = JobSpec::new(same, FrameRange::new(1, 1));
+    again.settings.width = 8;
+    again.settings.height = 8;
+    fresh.submit(&again).await.unwrap();
+    let other = fresh
+        .upload_scene_bytes(inferix_gpu::builder::bare_cube_glb(), "c.glb")
+        .await
+        .unwrap();
+    let mut bigger = JobSpec::new(other, FrameRange::new(1, 1));
+    bigger.settings.width = 8;
+    bigger.settings.height = 8;
+    match fresh.submit(&bigger).await {
+        Err(ClientError::Refused { code, message }) => {
+            assert_eq!(code, ErrorCode::LimitExceeded);
+            assert!(message.contains("bytes"), "{message}");
+        }
+        other => panic!("a second scene over the byte limit, got {other:?}"),
+    }
     assert_eq!(
         store.jobs().await.unwrap().len(),
-        2,
+        3,
         "refused submissions left no job behind"
     );
 }

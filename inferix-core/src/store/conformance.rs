@@ -700,6 +700,7 @@ pub async fn accounts_round_trip_and_are_found_by_key(store: impl TaskStore) {
     alice.quotas = Quotas {
         max_active_jobs: 3,
         max_frames_per_job: 40,
+        max_scene_bytes: 1 << 20,
     };
     alice.credit_limit = u64::MAX;
     store.insert_account(&alice).await.unwrap();

@@ -217,21 +217,25 @@ impl State {
             .ok_or((ErrorCode::Unauthorized, "not a client".to_string()))?;
         let payer = account.ledger_account();
         let balance = self.store.balance(&payer).await.map_err(store_err)?;
-        let active_jobs = self
+        let active: Vec<Job> = self
             .store
             .jobs()
             .await
             .map_err(store_err)?
-            .iter()
+            .into_iter()
             .filter(|j| j.owner.as_deref() == Some(account.name.as_str()) && !j.state.is_terminal())
-            .count() as u64;
+            .collect();
+        let scene_bytes = self
+            .scene_bytes(active.iter().map(|j| &j.spec).chain([&spec]))
+            .await?;
         accounts::check_submission(
             &account,
             Submission {
                 price: quote.total_price,
                 frames: spec.frames.len(),
                 balance,
-                active_jobs,
+                active_jobs: active.len() as u64,
+                scene_bytes,
             },
         )?;
         let job_id = JobId::random();
@@ -278,6 +282,30 @@ impl State {
         info!(job = ?job_id, tasks = tasks.len(), price = quote.total_price, "job submitted");
         self.jobs.insert(job_id, job);
         Ok(job_id)
+    }
+
+    /// Bytes of the distinct scenes and environment maps of `specs`, as
+    /// blob storage has them.
+    async fn scene_bytes(
+        &self,
+        specs: impl Iterator<Item = &JobSpec>,
+    ) -> Result<u64, (ErrorCode, String)> {
+        let blobs: HashSet<ContentHash> = specs
+            .flat_map(|s| {
+                std::iter::once(s.scene.blob).chain(s.environment.as_ref().map(|e| e.blob))
+            })
+            .collect();
+        let mut total = 0u64;
+        for hash in blobs {
+            let size = self.blobs.size(hash).await.map_err(|e| {
+                (
+                    ErrorCode::Unavailable,
+                    format!("cannot read blob sizes: {e}"),
+                )
+            })?;
+            total = total.saturating_add(size.unwrap_or(0));
+        }
+        Ok(total)
     }
 
     pub(super) async fn status(&mut self, job_id: JobId) -> Result<JobStatus, (ErrorCode, String)> {
