@@ -98,11 +98,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---:|---:|---:|");
     for (name, glb) in scenes {
         let scene = client.upload_scene_bytes(glb, "scene.glb").await?;
-        let mut spec = JobSpec::new(scene, FrameRange::new(1, 4));
-        spec.settings.width = 320;
-        spec.settings.height = 180;
-        spec.settings.samples = 32;
-        spec.chunk_size = 2;
+        let mut spec = JobSpec::new(scene, FrameRange::new(1, 2));
+        spec.settings.width = 160;
+        spec.settings.height = 90;
+        spec.settings.samples = 16;
+        spec.chunk_size = 1;
         let quote = client.quote(&spec).await?;
         let (job, _) = client.submit(&spec).await?;
         let status =
