@@ -340,3 +340,37 @@ pub fn refusal_code<T>(
         Ok(_) => panic!("expected a refusal, got a success"),
     }
 }
+
+/// A manager (as [`start_manager`], quorum 1, blobs in memory) that admits
+/// clients by API key only: no guest account.
+pub async fn start_keyed_manager(
+    net: &inferix_transport::InProcNetwork,
+    store: std::sync::Arc<dyn inferix_core::store::TaskStore>,
+) -> inferix_node::ManagerHandle {
+    let config = inferix_node::ManagerConfig {
+        guest_account: None,
+        quorum: 1,
+        ..inferix_node::ManagerConfig::default()
+    };
+    let blobs = std::sync::Arc::new(inferix_storage::ObjectBlobStore::in_memory());
+    start_manager(net, store, blobs, config).await
+}
+
+/// Creates account `name` in `store` with `micro_credits` deposited (none
+/// when 0) and returns its API key.
+pub async fn funded_account(
+    store: &dyn inferix_core::store::TaskStore,
+    name: &str,
+    operator: bool,
+    micro_credits: i64,
+) -> String {
+    let accounts = inferix_core::store::accounts::Accounts::new(store);
+    let (_, key) = accounts.create(name, operator, 1).await.expect("create");
+    if micro_credits > 0 {
+        accounts
+            .deposit(name, micro_credits, "funds", 1)
+            .await
+            .expect("deposit");
+    }
+    key
+}

@@ -24,7 +24,8 @@ use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{Client, ClientError, ManagerConfig};
 use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    refusal_code, spawn_honest_workers, spawn_verifiers, start_manager, submit_stand_in_job,
+    funded_account, refusal_code, spawn_honest_workers, spawn_verifiers, start_keyed_manager,
+    start_manager, submit_stand_in_job,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -40,26 +41,12 @@ fn blob_missing<T: std::fmt::Debug>(r: Result<T, BlobError>) {
 async fn accounts_see_only_their_own_jobs_and_pay_for_them() {
     let net = InProcNetwork::new();
     let store = Arc::new(MemoryTaskStore::new());
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
     let accounts = Accounts::new(&*store);
-    let (_, key_a) = accounts.create("ana", false, 1).await.unwrap();
-    let (_, key_b) = accounts.create("ben", false, 1).await.unwrap();
-    let (_, key_op) = accounts.create("ops", true, 1).await.unwrap();
-    let (_, key_poor) = accounts.create("cy", false, 1).await.unwrap();
-    accounts
-        .deposit("ana", 10_000_000, "funds", 1)
-        .await
-        .unwrap();
-    accounts
-        .deposit("ben", 10_000_000, "funds", 1)
-        .await
-        .unwrap();
-    let config = ManagerConfig {
-        guest_account: None,
-        quorum: 1,
-        ..ManagerConfig::default()
-    };
-    let manager = start_manager(&net, store.clone(), blobs, config).await;
+    let key_a = funded_account(&*store, "ana", false, 10_000_000).await;
+    let key_b = funded_account(&*store, "ben", false, 10_000_000).await;
+    let key_op = funded_account(&*store, "ops", true, 0).await;
+    let key_poor = funded_account(&*store, "cy", false, 0).await;
+    let manager = start_keyed_manager(&net, store.clone()).await;
     let addr = manager.addr().to_string();
     let dir = tempfile::tempdir().unwrap();
     let (_stop, stopped) = watch::channel(false);

@@ -7,18 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
 use inferix_core::protocol::{ErrorCode, JobEvent, NodeAction, Role};
 use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::Renderer;
 use inferix_core::store::accounts::Accounts;
 use inferix_core::store::MemoryTaskStore;
-use inferix_node::{Client, ManagerConfig};
+use inferix_node::Client;
 use inferix_node::{VerifierConfig, VerifierNode};
-use inferix_storage::ObjectBlobStore;
 use inferix_tests::{
-    numbered_worker, refusal_code, seeded_identity, start_manager, submit_stand_in_job,
+    funded_account, numbered_worker, refusal_code, seeded_identity, start_keyed_manager,
+    submit_stand_in_job,
 };
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
@@ -27,20 +26,10 @@ use tokio::sync::watch;
 async fn operators_drain_and_disable_workers_and_read_the_ledger() {
     let net = InProcNetwork::new();
     let store = Arc::new(MemoryTaskStore::new());
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
     let accounts = Accounts::new(&*store);
-    let (_, ops_key) = accounts.create("ops", true, 1).await.unwrap();
-    let (_, ana_key) = accounts.create("ana", false, 1).await.unwrap();
-    accounts
-        .deposit("ana", 50_000_000, "funds", 1)
-        .await
-        .unwrap();
-    let config = ManagerConfig {
-        guest_account: None,
-        quorum: 1,
-        ..ManagerConfig::default()
-    };
-    let manager = start_manager(&net, store.clone(), blobs, config).await;
+    let ops_key = funded_account(&*store, "ops", true, 0).await;
+    let ana_key = funded_account(&*store, "ana", false, 50_000_000).await;
+    let manager = start_keyed_manager(&net, store.clone()).await;
     let addr = manager.addr().to_string();
     let dir = tempfile::tempdir().unwrap();
     let (_stop, stopped) = watch::channel(false);
