@@ -367,6 +367,23 @@ pub enum JobEvent {
     },
 }
 
+impl JobEvent {
+    /// The event's kind in snake case, as it is named in JSON, in the HTTP
+    /// API's event stream and in metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TaskAccepted { .. } => "task_accepted",
+            Self::TaskRejected { .. } => "task_rejected",
+            Self::TaskRequeued { .. } => "task_requeued",
+            Self::Waiting { .. } => "waiting",
+            Self::Completed { .. } => "completed",
+            Self::Failed { .. } => "failed",
+            Self::Cancelled => "cancelled",
+            Self::ClaimSettled { .. } => "claim_settled",
+        }
+    }
+}
+
 /// Machine-readable error kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -659,6 +676,17 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_events_kind_is_its_json_name() {
+        let ev = JobEvent::Waiting { reason: "r".into() };
+        let json = serde_json::to_value(&ev).unwrap();
+        assert!(json.get(ev.kind()).is_some(), "{json}");
+        assert_eq!(
+            serde_json::to_value(JobEvent::Cancelled).unwrap(),
+            "cancelled"
+        );
+    }
 
     #[test]
     fn envelopes_round_trip_through_json() {

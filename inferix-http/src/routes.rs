@@ -175,20 +175,6 @@ pub(crate) async fn status(
     Ok(Json(st.into()))
 }
 
-/// The name of an event in the stream.
-fn event_name(ev: &JobEvent) -> &'static str {
-    match ev {
-        JobEvent::TaskAccepted { .. } => "task_accepted",
-        JobEvent::TaskRejected { .. } => "task_rejected",
-        JobEvent::TaskRequeued { .. } => "task_requeued",
-        JobEvent::Waiting { .. } => "waiting",
-        JobEvent::Completed { .. } => "completed",
-        JobEvent::Failed { .. } => "failed",
-        JobEvent::Cancelled => "cancelled",
-        JobEvent::ClaimSettled { .. } => "claim_settled",
-    }
-}
-
 /// A job's events as Server-Sent Events, from now until it completes,
 /// fails or is cancelled. Each event's name is its kind and its data the
 /// event as JSON.
@@ -219,7 +205,7 @@ pub(crate) async fn events(
             JobEvent::Completed { .. } | JobEvent::Failed { .. } | JobEvent::Cancelled
         );
         let event = Event::default()
-            .event(event_name(&ev))
+            .event(ev.kind())
             .json_data(&ev)
             .unwrap_or_else(|_| Event::default().event("error"));
         Some((Ok(event), (rx, last)))

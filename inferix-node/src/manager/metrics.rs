@@ -163,20 +163,5 @@ impl ManagerMetrics {
     }
 }
 
-/// The name of a job event's kind, as counted.
-pub(crate) fn event_kind(ev: &inferix_core::protocol::JobEvent) -> &'static str {
-    use inferix_core::protocol::JobEvent as E;
-    match ev {
-        E::TaskAccepted { .. } => "task_accepted",
-        E::TaskRejected { .. } => "task_rejected",
-        E::TaskRequeued { .. } => "task_requeued",
-        E::Waiting { .. } => "waiting",
-        E::Completed { .. } => "completed",
-        E::Failed { .. } => "failed",
-        E::Cancelled => "cancelled",
-        E::ClaimSettled { .. } => "claim_settled",
-    }
-}
-
 /// Shared handle.
 pub type SharedMetrics = Arc<ManagerMetrics>;

@@ -686,7 +686,7 @@ impl State {
     async fn emit(&mut self, job: JobId, event: JobEvent) {
         self.metrics
             .events
-            .get_or_create(&metrics::ManagerMetrics::kind(metrics::event_kind(&event)))
+            .get_or_create(&metrics::ManagerMetrics::kind(event.kind()))
             .inc();
         let _ = self.events.send((job, event.clone()));
         // Nothing follows a failure or a cancellation: its watchers are
