@@ -34,7 +34,46 @@ pub struct WorkerSlot {
     drained: bool,
 }
 
+/// Where a connected worker stands, as operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Waiting for a task.
+    Idle,
+    /// Rendering a task.
+    Busy,
+    /// Lost a lease without a word; offered nothing until it speaks.
+    Silent,
+    /// Drained by an operator, still finishing its task.
+    Draining,
+    /// Drained by an operator, with nothing left to finish.
+    Drained,
+}
+
+impl WorkerState {
+    /// Its name in listings and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Busy => "busy",
+            Self::Silent => "silent",
+            Self::Draining => "draining",
+            Self::Drained => "drained",
+        }
+    }
+}
+
 impl WorkerSlot {
+    /// Where it stands: silence first, then a drain, then its task.
+    pub fn state(&self) -> WorkerState {
+        match (self.silent, self.drained, self.task.is_some()) {
+            (true, _, _) => WorkerState::Silent,
+            (false, true, true) => WorkerState::Draining,
+            (false, true, false) => WorkerState::Drained,
+            (false, false, true) => WorkerState::Busy,
+            (false, false, false) => WorkerState::Idle,
+        }
+    }
+
     /// The task it holds, if any.
     pub fn task(&self) -> Option<TaskId> {
         self.task
@@ -46,10 +85,6 @@ impl WorkerSlot {
         self.silent
     }
 
-    /// Whether an operator drained it (see [`WorkerPool::drain`]).
-    pub fn is_drained(&self) -> bool {
-        self.drained
-    }
 }
 
 /// Connected workers by id, and the idle ones by how long they have waited.

@@ -3,7 +3,7 @@
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::scheduler::WorkerInfo;
-use inferix_manager::workers::WorkerPool;
+use inferix_manager::workers::{WorkerPool, WorkerState};
 
 fn info(id: u128) -> WorkerInfo {
     WorkerInfo {
@@ -95,6 +95,8 @@ fn a_drained_worker_finishes_its_task_and_takes_no_other_until_undrained() {
     assert!(p.drain(NodeId(1)) && p.drain(NodeId(2)));
     assert!(!p.drain(NodeId(9)), "unknown worker");
     assert!(idle_ids(&p).is_empty(), "a drained worker is not idle");
+    assert_eq!(p.get(&NodeId(1)).unwrap().state(), WorkerState::Draining);
+    assert_eq!(p.get(&NodeId(2)).unwrap().state(), WorkerState::Drained);
     assert_eq!(
         p.get(&NodeId(1)).unwrap().task(),
         Some(t(0)),
@@ -107,5 +109,5 @@ fn a_drained_worker_finishes_its_task_and_takes_no_other_until_undrained() {
     assert!(idle_ids(&p).is_empty(), "being heard does not undrain it");
     assert!(p.undrain(NodeId(2), 6) && p.undrain(NodeId(1), 7));
     assert_eq!(idle_ids(&p), vec![2, 1]);
-    assert!(!p.get(&NodeId(1)).unwrap().is_drained());
+    assert_eq!(p.get(&NodeId(1)).unwrap().state(), WorkerState::Idle);
 }

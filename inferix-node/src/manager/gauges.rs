@@ -4,6 +4,8 @@
 //! has in hand.
 
 use super::metrics::{ManagerMetrics, NodeState, Role as NodeRole, METRICS_REFRESH};
+use inferix_manager::workers::WorkerState;
+
 use super::*;
 
 impl State {
@@ -11,14 +13,12 @@ impl State {
         let kind = ManagerMetrics::kind;
         let (mut idle, mut busy, mut silent, mut drained) = (0, 0, 0, 0);
         for w in self.workers.values() {
-            if w.is_silent() {
-                silent += 1;
-            } else if w.is_drained() && w.task().is_none() {
-                drained += 1;
-            } else if w.task().is_some() {
-                busy += 1;
-            } else {
-                idle += 1;
+            match w.state() {
+                WorkerState::Idle => idle += 1,
+                // A draining worker still holds a task.
+                WorkerState::Busy | WorkerState::Draining => busy += 1,
+                WorkerState::Silent => silent += 1,
+                WorkerState::Drained => drained += 1,
             }
         }
         let verifying = self

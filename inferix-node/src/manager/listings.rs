@@ -62,22 +62,7 @@ impl State {
         let workers: Vec<_> = self
             .workers
             .values()
-            .map(|w| {
-                let state = if w.is_silent() {
-                    "silent"
-                } else if w.is_drained() {
-                    if w.task().is_some() {
-                        "draining"
-                    } else {
-                        "drained"
-                    }
-                } else if w.task().is_some() {
-                    "busy"
-                } else {
-                    "idle"
-                };
-                (w.info.clone(), w.task(), w.last_seen, state)
-            })
+            .map(|w| (w.info.clone(), w.task(), w.last_seen, w.state().as_str()))
             .collect();
         for (info, task, last_seen, state) in workers {
             let stake = self
