@@ -49,7 +49,6 @@ impl State {
         self.next_metrics_refresh = now + METRICS_REFRESH.as_millis() as u64;
         let mut tasks = [0i64; TaskStatus::ALL.len()];
         let mut jobs: HashMap<&'static str, i64> = HashMap::new();
-        let mut escrow = 0i64;
         let running: Vec<(JobId, JobState)> = self.jobs.values().map(|j| (j.id, j.state)).collect();
         for (job, state) in running {
             *jobs.entry(state.as_str()).or_default() += 1;
@@ -60,7 +59,6 @@ impl State {
                     }
                 }
             }
-            escrow += self.store.balance(&Account::Job(job)).await.unwrap_or(0);
         }
         for (i, status) in TaskStatus::ALL.iter().enumerate() {
             self.metrics
@@ -75,8 +73,8 @@ impl State {
                 .get_or_create(&kind(state.as_str()))
                 .set(n);
         }
-        let deposited = -self.store.balance(&Account::External).await.unwrap_or(0);
-        let pool = self.store.balance(&Account::PenaltyPool).await.unwrap_or(0);
+        // A store that cannot be read shows zeros until it can.
+        let (deposited, escrow, pool) = self.network_balances().await.unwrap_or_default();
         for (name, value) in [
             ("deposited", deposited),
             ("escrow", escrow),

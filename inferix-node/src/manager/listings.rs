@@ -165,11 +165,7 @@ impl State {
         if !account.operator {
             return Err(forbidden("reading the ledger"));
         }
-        let deposited = -self
-            .store
-            .balance(&Account::External)
-            .await
-            .map_err(store_err)?;
+        let (deposited, escrow, penalty_pool) = self.network_balances().await.map_err(store_err)?;
         let mut account_balances = 0;
         for a in self.store.accounts().await.map_err(store_err)? {
             account_balances += self
@@ -178,26 +174,27 @@ impl State {
                 .await
                 .map_err(store_err)?;
         }
-        let mut escrow = 0;
-        let running: Vec<JobId> = self.jobs.keys().copied().collect();
-        for job in running {
-            escrow += self
-                .store
-                .balance(&Account::Job(job))
-                .await
-                .map_err(store_err)?;
-        }
-        let penalty_pool = self
-            .store
-            .balance(&Account::PenaltyPool)
-            .await
-            .map_err(store_err)?;
         Ok(LedgerTotals {
             deposited,
             account_balances,
             escrow,
             penalty_pool,
         })
+    }
+}
+
+impl State {
+    /// What was deposited, what the unfinished jobs this manager has in
+    /// hand hold in escrow, and the penalty pool: the ledger totals the
+    /// gauges show too.
+    pub(super) async fn network_balances(&self) -> Result<(i64, i64, i64), StoreError> {
+        let deposited = -self.store.balance(&Account::External).await?;
+        let mut escrow = 0;
+        for job in self.jobs.keys() {
+            escrow += self.store.balance(&Account::Job(*job)).await?;
+        }
+        let pool = self.store.balance(&Account::PenaltyPool).await?;
+        Ok((deposited, escrow, pool))
     }
 }
 
