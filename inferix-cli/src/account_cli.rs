@@ -9,6 +9,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use inferix_core::store::accounts::Accounts;
+use inferix_core::time::{Clock, SystemClock};
 
 use crate::net_cli::{self, ManagerArgs};
 
@@ -97,13 +98,6 @@ pub(crate) fn credits(micro: i64) -> String {
     format!("{sign}{}.{:06}", m / MICRO as u64, m % MICRO as u64)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 pub(crate) async fn run(store_args: ManagerArgs, command: AccountCommand) -> anyhow::Result<()> {
     let settings = store_args.resolve()?;
     if settings.store.is_none() {
@@ -116,7 +110,7 @@ pub(crate) async fn run(store_args: ManagerArgs, command: AccountCommand) -> any
         .await
         .context("cannot open the task store")?;
     let accounts = Accounts::new(&*store);
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     match command {
         AccountCommand::Create {
             name,

@@ -1,6 +1,7 @@
 //! Client subcommands: quote, submit, status, watch, download, pause,
 //! resume, claim, cancel and listings, against a manager over QUIC.
 
+use inferix_core::time::{Clock, SystemClock};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -131,13 +132,6 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 pub(crate) async fn quote(c: ClientArgs, j: JobArgs) -> anyhow::Result<()> {
     let client = connect(&c).await?;
     let q = client.quote(&spec(&client, &j).await?).await?;
@@ -195,7 +189,7 @@ pub(crate) async fn status(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
     if c.json {
         return print_json(&s);
     }
-    print!("{}", show::status_text(&s, now_ms()));
+    print!("{}", show::status_text(&s, SystemClock.now_ms()));
     Ok(())
 }
 
@@ -207,7 +201,7 @@ pub(crate) async fn watch(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
     if c.json {
         return print_json(&s);
     }
-    print!("{}", show::status_text(&s, now_ms()));
+    print!("{}", show::status_text(&s, SystemClock.now_ms()));
     Ok(())
 }
 

@@ -84,7 +84,6 @@ impl WorkerSlot {
     pub fn is_silent(&self) -> bool {
         self.silent
     }
-
 }
 
 /// Connected workers by id, and the idle ones by how long they have waited.
