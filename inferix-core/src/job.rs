@@ -10,6 +10,12 @@ use crate::ContentHash;
 /// Jobs larger than this are refused outright.
 pub const MAX_FRAMES_PER_JOB: u64 = 1_000_000;
 
+/// The most frames one task may hold. A task is one lease, one result and
+/// one verification round: the more frames it holds, the more one cheat
+/// can hide among honest frames and the more a lost lease costs, while a
+/// stake is sized per task.
+pub const MAX_CHUNK_SIZE: u32 = 100;
+
 /// An inclusive range of frames with a step, like Blender's start/end/step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FrameRange {
@@ -224,6 +230,12 @@ impl JobSpec {
         if self.chunk_size == 0 {
             return Err(JobSpecError::ZeroChunkSize);
         }
+        if self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(JobSpecError::ChunkTooLarge {
+                chunk: self.chunk_size,
+                max: MAX_CHUNK_SIZE,
+            });
+        }
         if !(self.min_ib.is_finite() && self.min_ib >= 0.0) {
             return Err(JobSpecError::InvalidMinIb(self.min_ib));
         }
@@ -304,6 +316,14 @@ pub enum JobSpecError {
     /// Chunk size 0.
     #[error("chunk size must be at least 1 frame")]
     ZeroChunkSize,
+    /// More than [`MAX_CHUNK_SIZE`] frames per task.
+    #[error("chunk size {chunk} exceeds the limit of {max} frames per task")]
+    ChunkTooLarge {
+        /// Frames per task asked.
+        chunk: u32,
+        /// Limit.
+        max: u32,
+    },
     /// Negative or non-finite minimum IB.
     #[error("minimum IB {0} must be a finite number >= 0")]
     InvalidMinIb(f64),
@@ -386,6 +406,14 @@ mod tests {
         ));
         assert!(spec(FrameRange::new(1, 1_000_000)).validate().is_ok());
         let mut s = spec(FrameRange::new(1, 5));
+        s.chunk_size = MAX_CHUNK_SIZE + 1;
+        assert_eq!(
+            s.validate(),
+            Err(JobSpecError::ChunkTooLarge {
+                chunk: MAX_CHUNK_SIZE + 1,
+                max: MAX_CHUNK_SIZE
+            })
+        );
         s.chunk_size = 0;
         assert_eq!(s.validate(), Err(JobSpecError::ZeroChunkSize));
         let mut s = spec(FrameRange::new(1, 5));

@@ -25,6 +25,9 @@ pub enum Account {
     /// accounts are drawn from it, so its balance is minus everything
     /// deposited.
     External,
+    /// Bonds of bad-result claims on a job's frames, held until each claim
+    /// is decided.
+    ClaimBond(JobId),
 }
 
 /// One line of a transaction: a signed amount on one account.

@@ -19,7 +19,9 @@ use crate::ContentHash;
 /// 3: content hashes travel as 32 bytes, not 64 hex digits.
 /// 4: clients authenticate with accounts' API keys; jobs have owners;
 /// listing jobs and nodes.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: nodes announce the scene formats they render; verifiers may answer
+/// that they could not check (inconclusive).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// What a node is in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,6 +83,11 @@ pub struct Hello {
     pub device_class: String,
     /// Operator-issued admission token or client API token.
     pub token: Option<String>,
+    /// Scene formats the node renders: a worker is leased only tasks of
+    /// these, a verifier seated only on rounds whose re-renders need one of
+    /// these. Empty for clients and for verifiers without a renderer.
+    #[serde(default)]
+    pub formats: Vec<crate::renderer::SceneFormat>,
 }
 
 /// A task offered to a worker under a lease.
@@ -188,7 +195,7 @@ pub struct Verdict {
     pub verification: u64,
     /// Task checked.
     pub task: TaskId,
-    /// Whether every frame passed.
+    /// Whether every frame passed. Meaningless when `inconclusive`.
     pub passed: bool,
     /// Why it failed, per failing check.
     pub reasons: Vec<String>,
@@ -196,6 +203,11 @@ pub struct Verdict {
     /// pixels of every patch rectangle of every frame.
     #[serde(default)]
     pub clean: Vec<CleanCrop>,
+    /// The verifier could not do its checks (it cannot render the scene's
+    /// format, its render or a download failed), and says why. Not a pass
+    /// and not a fail: the manager asks another verifier.
+    #[serde(default)]
+    pub inconclusive: Option<String>,
 }
 
 /// A price offer for a job.
@@ -276,6 +288,10 @@ pub struct NodeSummary {
     pub state: String,
     /// Capability tags it announced.
     pub tags: Vec<String>,
+    /// Scene formats it renders (for a verifier: those it has not lost by
+    /// failing to render them).
+    #[serde(default)]
+    pub formats: Vec<crate::renderer::SceneFormat>,
 }
 
 /// What an operator does to a connected node.

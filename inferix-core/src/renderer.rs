@@ -34,6 +34,15 @@ impl SceneFormat {
     }
 }
 
+impl std::fmt::Display for SceneFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Gltf => "glTF",
+            Self::Blend => ".blend",
+        })
+    }
+}
+
 /// What camera rays that hit nothing show.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[non_exhaustive]

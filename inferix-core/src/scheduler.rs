@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, TaskId};
+use crate::renderer::SceneFormat;
 
 /// What the scheduler knows of a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,9 @@ pub struct WorkerInfo {
     pub reputation: f64,
     /// Capabilities, e.g. `"gpu"`, `"blender-4.2"`.
     pub tags: Vec<String>,
+    /// Scene formats it renders.
+    #[serde(default)]
+    pub formats: Vec<SceneFormat>,
 }
 
 /// What the scheduler knows of a task.
@@ -34,6 +38,8 @@ pub struct TaskDemand<'a> {
     pub tags: &'a [String],
     /// Workers that must not get it again.
     pub excluded: &'a [NodeId],
+    /// The scene format its worker must render (`None`: any worker).
+    pub format: Option<SceneFormat>,
 }
 
 /// Whether `worker` may render `demand`.
@@ -42,6 +48,7 @@ pub fn is_eligible(demand: &TaskDemand<'_>, worker: &WorkerInfo) -> bool {
         && worker.reputation > 0.0
         && demand.tags.iter().all(|t| worker.tags.contains(t))
         && !demand.excluded.contains(&worker.id)
+        && demand.format.is_none_or(|f| worker.formats.contains(&f))
 }
 
 /// Picks a worker for a task among idle workers.
@@ -120,6 +127,12 @@ pub mod conformance {
                 } else {
                     vec![]
                 },
+                // Worker 4 renders glTF only; the others both formats.
+                formats: if i == 4 {
+                    vec![SceneFormat::Gltf]
+                } else {
+                    vec![SceneFormat::Gltf, SceneFormat::Blend]
+                },
             })
             .collect()
     }
@@ -127,6 +140,7 @@ pub mod conformance {
     /// Runs every case on schedulers from `build`.
     pub fn test_all(build: impl Fn() -> Box<dyn Scheduler>) {
         only_eligible_workers_are_chosen(build());
+        only_workers_that_render_the_format_are_chosen(build());
         none_when_nobody_qualifies(build());
         someone_when_anybody_qualifies(build());
     }
@@ -142,6 +156,7 @@ pub mod conformance {
             min_ib: 2.0,
             tags: &tags,
             excluded: &excluded,
+            format: Some(SceneFormat::Gltf),
         };
         for _ in 0..200 {
             let id = s.choose(&d, &ws).expect("worker 4 qualifies");
@@ -153,6 +168,26 @@ pub mod conformance {
         }
     }
 
+    /// Never leases a scene to a worker that does not render its format:
+    /// a `.blend` task waits rather than go to a glTF-only worker.
+    pub fn only_workers_that_render_the_format_are_chosen(mut s: Box<dyn Scheduler>) {
+        let ws = workers();
+        let tags = vec!["gpu".to_string()];
+        let d = TaskDemand {
+            task: TaskId::new(JobId(1), 0),
+            min_ib: 2.0,
+            tags: &tags,
+            excluded: &[],
+            format: Some(SceneFormat::Blend),
+        };
+        for _ in 0..200 {
+            // Workers 2 and 4 have the IB and the tag; 4 renders no .blend.
+            assert_eq!(s.choose(&d, &ws), Some(NodeId(2)));
+        }
+        let gltf_only: Vec<WorkerInfo> = ws.into_iter().filter(|w| w.id == NodeId(4)).collect();
+        assert_eq!(s.choose(&d, &gltf_only), None);
+    }
+
     /// Returns `None` rather than a wrong worker.
     pub fn none_when_nobody_qualifies(mut s: Box<dyn Scheduler>) {
         let d = TaskDemand {
@@ -160,6 +195,7 @@ pub mod conformance {
             min_ib: 100.0,
             tags: &[],
             excluded: &[],
+            format: None,
         };
         assert_eq!(s.choose(&d, &workers()), None);
         assert_eq!(s.choose(&d, &[]), None);
@@ -173,6 +209,7 @@ pub mod conformance {
             min_ib: 0.0,
             tags: &[],
             excluded: &[],
+            format: None,
         };
         for _ in 0..50 {
             let id = s.choose(&d, &ws).unwrap();
@@ -202,6 +239,7 @@ mod tests {
                 ib,
                 reputation: 1.0,
                 tags: vec![],
+                formats: vec![],
             })
             .collect();
         let d = TaskDemand {
@@ -209,6 +247,7 @@ mod tests {
             min_ib: 0.0,
             tags: &[],
             excluded: &[],
+            format: None,
         };
         let run = |seed| {
             let mut s = WeightedRandomScheduler::seeded(seed);

@@ -295,6 +295,40 @@ pub struct Task {
     /// the frames carried no watermark (they are delivered as rendered).
     #[serde(default)]
     pub delivered: Vec<DeliveredFrame>,
+    /// Bad-result claims filed on the task's delivered frames. A frame is
+    /// claimed at most once, so they never overlap.
+    #[serde(default)]
+    pub claims: Vec<TaskClaim>,
+}
+
+/// A bad-result claim on frames of one task, as the task store keeps it: a
+/// claim outlives the manager that received it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskClaim {
+    /// The claimed frames (of this task).
+    pub frames: Vec<u32>,
+    /// What the claimant says is wrong.
+    pub reason: String,
+    /// When it was filed (ms since the Unix epoch).
+    pub filed_ms: u64,
+    /// Micro-credits the claimant put up, held until the claim is decided:
+    /// returned when upheld, forfeited to the penalty pool when dismissed.
+    pub bond: i64,
+    /// The ledger account that paid the bond (and gets the refund).
+    pub payer: crate::ledger::Account,
+    /// `None` while it is checked; then whether it was upheld.
+    pub upheld: Option<bool>,
+}
+
+impl TaskClaim {
+    /// A name unique among the task's claims (frames are claimed once):
+    /// the ledger ids of its bond, refund and settlement derive from it.
+    pub fn key(&self, task: TaskId) -> String {
+        format!(
+            "{task}:{}",
+            self.frames.first().copied().unwrap_or_default()
+        )
+    }
 }
 
 /// A frame as delivered to the customer (see [`Task::delivered`]).
@@ -332,6 +366,7 @@ impl Task {
                 note: "created".into(),
             }],
             delivered: Vec::new(),
+            claims: Vec::new(),
         }
     }
 

@@ -332,6 +332,8 @@ pub struct NodeView {
     pub last_seen_ms: u64,
     /// Capability tags.
     pub tags: Vec<String>,
+    /// Scene formats it renders: `gltf`, `blend`.
+    pub formats: Vec<String>,
 }
 
 impl From<NodeSummary> for NodeView {
@@ -347,6 +349,11 @@ impl From<NodeSummary> for NodeView {
             pending_verifications: n.pending_verifications,
             last_seen_ms: n.last_seen_ms,
             tags: n.tags,
+            formats: n
+                .formats
+                .iter()
+                .map(|f| format!("{f:?}").to_lowercase())
+                .collect(),
         }
     }
 }

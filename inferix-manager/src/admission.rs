@@ -7,6 +7,12 @@
 
 use inferix_core::protocol::{ErrorCode, Hello, Role};
 
+/// The largest Inferix Bench index a worker may declare. The reference
+/// machine (IB 1) is two CPU cores running a software GPU, so the fastest
+/// data-centre GPUs declare hundreds to a few thousand; beyond this the
+/// number is a lie or a bug, and it would size an absurd stake.
+pub const MAX_DECLARED_IB: f64 = 100_000.0;
+
 /// Admission tokens.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AdmissionConfig {
@@ -59,6 +65,18 @@ pub fn check_hello(cfg: &AdmissionConfig, h: &Hello) -> Result<(), Refusal> {
         return Err(Refusal {
             code: ErrorCode::InvalidRequest,
             message: "IB must be a finite number >= 0".into(),
+            close: "invalid hello",
+        });
+    }
+    // A worker's index sizes its stake and its share of leases: 0 would
+    // need no stake, a huge one would win nearly every lease.
+    if h.role == Role::Worker && !(h.ib > 0.0 && h.ib <= MAX_DECLARED_IB) {
+        return Err(Refusal {
+            code: ErrorCode::InvalidRequest,
+            message: format!(
+                "a worker's IB must be above 0 and at most {MAX_DECLARED_IB}, not {}",
+                h.ib
+            ),
             close: "invalid hello",
         });
     }

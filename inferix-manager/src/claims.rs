@@ -2,16 +2,22 @@
 //! and what happens when that verifier is late or leaves.
 //!
 //! A user may claim that frames delivered within the confirmation window
-//! are bad. Each claimed task's frames go to one verifier that renders
-//! (never the worker that rendered them), which redraws them whole; its
+//! are bad, once per frame. Each claimed task's frames go to one verifier
+//! that renders the scene's format (never the worker that rendered them),
+//! drawn by the same keyed, reputation-weighted draw as round seats (so
+//! neither the worker nor a verifier that answers fast or has a low id can
+//! steer it), which redraws them whole; its
 //! verdict decides the claim ([`Command::SettleClaim`]). A check whose
 //! verifier misses the deadline or disconnects goes to another renderer;
-//! when none is connected it waits and is tried again at every tick.
+//! when none is connected it waits and is tried again at every tick. A
+//! verifier that answers inconclusive decides nothing: the check goes to
+//! another renderer of the scene's format.
 
 use std::collections::{BTreeMap, HashMap};
 
 use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::{ErrorCode, Verdict};
+use inferix_core::renderer::SceneFormat;
 use inferix_core::task::{Task, TaskStatus};
 
 use crate::verifiers::VerifierPool;
@@ -30,6 +36,8 @@ pub struct ClaimCheck {
     pub worker: NodeId,
     /// What the user says is wrong.
     pub reason: String,
+    /// The scene's format: only its renderers can redraw the frames.
+    pub format: SceneFormat,
 }
 
 /// A claim check's verdict.
@@ -45,11 +53,14 @@ pub struct ClaimVerdict {
     pub reasons: Vec<String>,
 }
 
-/// Splits a claim on frames of a job (whose tasks are `tasks`) into one
-/// check per task, refusing frames that are not the job's, not accepted,
-/// or accepted longer than `window_ms` ago.
+/// Splits a claim on frames of a job (whose tasks are `tasks`, whose scene
+/// is of `format`) into one check per task, refusing frames that are not
+/// the job's, not accepted, accepted longer than `window_ms` ago, or
+/// claimed before (a frame is claimed once: a claim repeated until some
+/// verifier errs would otherwise refund the same frames again and again).
 pub fn claim_checks(
     claim: u64,
+    format: SceneFormat,
     tasks: &[Task],
     frames: &[u32],
     reason: &str,
@@ -79,6 +90,16 @@ pub fn claim_checks(
                 window_ms / 1000
             ));
         }
+        if let Some(c) = t.claims.iter().find(|c| c.frames.contains(&f)) {
+            return invalid(format!(
+                "frame {f} was claimed already ({}); a frame is claimed once",
+                match c.upheld {
+                    Some(true) => "upheld",
+                    Some(false) => "dismissed",
+                    None => "still being checked",
+                }
+            ));
+        }
         let entry = by_task.entry(t.id).or_insert_with(|| (t, Vec::new()));
         if !entry.1.contains(&f) {
             entry.1.push(f);
@@ -99,6 +120,7 @@ pub fn claim_checks(
                 frames,
                 worker: result.worker,
                 reason: reason.to_string(),
+                format,
             })
         })
         .collect()
@@ -125,6 +147,7 @@ pub(crate) struct ClaimCtx<'a> {
     pub(crate) next_id: &'a mut u64,
     pub(crate) now: u64,
     pub(crate) timeout_ms: u64,
+    pub(crate) draw_key: &'a [u8; 32],
     pub(crate) out: &'a mut Vec<Command>,
 }
 
@@ -137,14 +160,24 @@ impl Claims {
         };
         if checks
             .iter()
-            .any(|c| ctx.verifiers.least_busy_renderer(&[c.worker]).is_none())
+            .any(|c| drawn_renderer(ctx, c, &[c.worker]).is_none())
         {
             ctx.out.push(Command::ClaimRefused {
                 claim: first.claim,
-                reason: "no verifier able to re-render frames is connected".into(),
+                reason: format!(
+                    "no verifier able to re-render {} frames is connected",
+                    first.format
+                ),
             });
             return;
         }
+        for check in checks {
+            self.dispatch(ctx, check, None, true);
+        }
+    }
+
+    /// Sends checks that must not be refused to renderers, or has them wait.
+    pub(crate) fn resume(&mut self, ctx: &mut ClaimCtx<'_>, checks: Vec<ClaimCheck>) {
         for check in checks {
             self.dispatch(ctx, check, None, true);
         }
@@ -168,6 +201,14 @@ impl Claims {
             return false;
         };
         ctx.verifiers.release(verifier);
+        let conclusive = v.inconclusive.is_none();
+        ctx.verifiers
+            .record_check(verifier, open.check.format, conclusive);
+        if !conclusive {
+            // Could not redraw the frames: that says nothing about them.
+            self.dispatch(ctx, open.check, Some(verifier), true);
+            return true;
+        }
         ctx.out.push(Command::SettleClaim(ClaimVerdict {
             check: open.check,
             verifier,
@@ -220,11 +261,9 @@ impl Claims {
         report: bool,
     ) {
         let exclude: Vec<NodeId> = std::iter::once(check.worker).chain(not).collect();
-        let pick = ctx
-            .verifiers
-            .least_busy_renderer(&exclude)
+        let pick = drawn_renderer(ctx, &check, &exclude)
             // Asked again rather than never answered.
-            .or_else(|| ctx.verifiers.least_busy_renderer(&[check.worker]));
+            .or_else(|| drawn_renderer(ctx, &check, &[check.worker]));
         let Some(verifier) = pick else {
             if !report {
                 self.waiting.push((check, not));
@@ -233,7 +272,10 @@ impl Claims {
             ctx.out.push(Command::ClaimWaiting {
                 claim: check.claim,
                 task: check.task,
-                reason: "no verifier able to re-render frames is connected".into(),
+                reason: format!(
+                    "no verifier able to re-render {} frames is connected",
+                    check.format
+                ),
             });
             self.waiting.push((check, not));
             return;
@@ -255,4 +297,22 @@ impl Claims {
             },
         );
     }
+}
+
+/// The renderer of `check`'s format, other than those in `not`, that wins
+/// the keyed draw for this claim and task (see [`crate::rounds`]).
+fn drawn_renderer(ctx: &ClaimCtx<'_>, check: &ClaimCheck, not: &[NodeId]) -> Option<NodeId> {
+    // Seats of claims are numbered apart from those of rounds.
+    let seat = (1usize << 40).wrapping_add(check.claim as usize);
+    ctx.verifiers
+        .iter()
+        .filter(|(id, v)| v.renders(check.format) && !not.contains(id))
+        .map(|(id, v)| {
+            (
+                *id,
+                crate::rounds::draw(ctx.draw_key, check.task, seat, *id, v.reputation),
+            )
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id)
 }

@@ -120,6 +120,7 @@ pub fn plan(
             min_ib: job.spec.min_ib,
             tags: &job.spec.tags,
             excluded: &excluded,
+            format: Some(job.spec.scene.format),
         };
         if !workers.values().any(|w| is_eligible(&demand, &w.info)) {
             if waiting.insert(job.id) {
@@ -198,6 +199,10 @@ fn waiting_reason(task: &Task, job: &Job, demand: &TaskDemand<'_>, workers: &Wor
              lost task {} before, or is blocklisted for the job; it waits for another worker",
             task.id
         );
+    }
+    let format = job.spec.scene.format;
+    if !workers.values().any(|w| w.info.formats.contains(&format)) {
+        return format!("no connected worker renders {format} scenes");
     }
     format!(
         "no connected worker meets the job's requirements (minimum IB {}, tags {:?}); best IB is {:.2}",

@@ -9,6 +9,7 @@
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::ledger::{Account, Posting, Transaction};
+use inferix_core::task::TaskClaim;
 
 /// Ledger account of the operator that posts workers' minimum stakes.
 pub const STAKE_GRANTOR: &str = "operator";
@@ -196,4 +197,71 @@ pub fn escrow_refund(
             left,
         )
     })
+}
+
+/// The bond a claimant puts up for `claim` on frames of `task`: held in the
+/// job's claim-bond account until the claim is decided. Its id follows the
+/// claim's frames, which are claimed once, so it is written once.
+pub fn claim_bond(task: TaskId, claim: &TaskClaim, now: u64) -> Transaction {
+    Transaction::transfer(
+        format!("claim-bond:{}", claim.key(task)),
+        now,
+        format!("bond of the claim on frames {:?} of {task}", claim.frames),
+        claim.payer.clone(),
+        Account::ClaimBond(task.job),
+        claim.bond,
+    )
+}
+
+/// The ledger side of a decided claim on frames of `task` that `worker`
+/// rendered. Upheld: the worker refunds `refund` (what the frames were
+/// paid) to `job_payer`, and the bond goes back to its payer. Dismissed:
+/// the bond is forfeited to the penalty pool, which pays the verifiers who
+/// re-rendered the frames. `evidence` is kept in the memos.
+#[allow(clippy::too_many_arguments)]
+pub fn claim_settlement(
+    task: TaskId,
+    claim: &TaskClaim,
+    worker: NodeId,
+    job_payer: Account,
+    refund: i64,
+    upheld: bool,
+    evidence: &str,
+    now: u64,
+) -> Vec<Transaction> {
+    let key = claim.key(task);
+    let verdict = if upheld { "upheld" } else { "dismissed" };
+    let memo = format!(
+        "claim on frames {:?} of {task} ({}): {verdict}; evidence: {evidence}",
+        claim.frames, claim.reason
+    );
+    if upheld {
+        vec![
+            Transaction::transfer(
+                format!("claim:{key}"),
+                now,
+                memo.clone(),
+                Account::Worker(worker),
+                job_payer,
+                refund,
+            ),
+            Transaction::transfer(
+                format!("claim-bond-return:{key}"),
+                now,
+                memo,
+                Account::ClaimBond(task.job),
+                claim.payer.clone(),
+                claim.bond,
+            ),
+        ]
+    } else {
+        vec![Transaction::transfer(
+            format!("claim-bond-forfeit:{key}"),
+            now,
+            memo,
+            Account::ClaimBond(task.job),
+            Account::PenaltyPool,
+            claim.bond,
+        )]
+    }
 }

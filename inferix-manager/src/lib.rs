@@ -38,6 +38,7 @@ pub mod workers;
 
 use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;
+use inferix_core::renderer::SceneFormat;
 
 pub use claims::{ClaimCheck, ClaimVerdict};
 pub use rounds::{RoundConfig, Settlement};
@@ -50,8 +51,8 @@ pub enum Event {
     VerifierJoined {
         /// The verifier.
         verifier: NodeId,
-        /// Whether it re-renders crop challenges.
-        renders: bool,
+        /// Scene formats it re-renders (crop challenges, claims).
+        formats: Vec<SceneFormat>,
     },
     /// A verifier's connection ended (closed, timed out, replaced).
     VerifierLeft {
@@ -64,9 +65,11 @@ pub enum Event {
         task: TaskId,
         /// The worker that rendered it (never one of its verifiers).
         worker: NodeId,
-        /// Whether its checks include crop challenges, which only a
-        /// verifier that renders can answer.
-        needs_renderer: bool,
+        /// The scene's format when its checks include re-renders (crop
+        /// challenges, clean pixels), which only a verifier that renders
+        /// that format can answer; `None` when the frames alone are
+        /// checked.
+        needs: Option<SceneFormat>,
     },
     /// The driver could not go on with a round (its task vanished or
     /// changed hands): the round is forgotten and its seats freed.
@@ -86,6 +89,13 @@ pub enum Event {
     /// claim is refused with [`Command::ClaimRefused`].
     ClaimFiled {
         /// One check per claimed task (all of one claim).
+        checks: Vec<ClaimCheck>,
+    },
+    /// Claims on record that were being checked when the manager stopped:
+    /// each check goes to a renderer, or waits for one (never refused: its
+    /// bond is held).
+    ClaimResumed {
+        /// The checks, one per claim and task.
         checks: Vec<ClaimCheck>,
     },
     /// The driver could not send a claim check's offer (its task is gone):
@@ -143,6 +153,18 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// A verifier answered that it could not check a result: its seat is
+    /// drawn again. For logs and metrics.
+    VerifierInconclusive {
+        /// The verifier.
+        verifier: NodeId,
+        /// The round's task.
+        task: TaskId,
+        /// Its reason.
+        reason: String,
+        /// The format it lost by failing to render it too often in a row.
+        revoked: Option<SceneFormat>,
+    },
     /// A round cannot go on for now (`Some(reason)`), or can again
     /// (`None`): for logs and the job's status.
     RoundWaiting {
@@ -160,6 +182,7 @@ pub struct Engine {
     rounds: rounds::Rounds,
     claims: claims::Claims,
     claim_timeout_ms: u64,
+    draw_key: [u8; 32],
     next_verification: u64,
 }
 
@@ -169,6 +192,7 @@ impl Engine {
         Self {
             verifiers: VerifierPool::default(),
             claim_timeout_ms: rounds.vote_timeout_ms,
+            draw_key: rounds.draw_key,
             claims: claims::Claims::default(),
             rounds: rounds::Rounds::new(rounds),
             next_verification: 1,
@@ -185,11 +209,16 @@ impl Engine {
             next_id: &mut self.next_verification,
             now,
             timeout_ms: self.claim_timeout_ms,
+            draw_key: &self.draw_key,
             out: &mut out,
         };
         let for_rounds = match &event {
             Event::ClaimFiled { checks } => {
                 self.claims.file(&mut claims, checks.clone());
+                false
+            }
+            Event::ClaimResumed { checks } => {
+                self.claims.resume(&mut claims, checks.clone());
                 false
             }
             Event::ClaimCheckDropped { verification } => {
@@ -223,22 +252,24 @@ impl Engine {
             out: &mut out,
         };
         match event {
-            Event::VerifierJoined { verifier, renders } => {
-                ctx.verifiers.join(verifier, renders);
+            Event::VerifierJoined { verifier, formats } => {
+                ctx.verifiers.join(verifier, formats);
                 self.rounds.fill_all(&mut ctx);
             }
             Event::VerifierLeft { verifier } => self.rounds.verifier_left(&mut ctx, verifier),
             Event::RoundOpened {
                 task,
                 worker,
-                needs_renderer,
-            } => self.rounds.open(&mut ctx, task, worker, needs_renderer),
+                needs,
+            } => self.rounds.open(&mut ctx, task, worker, needs),
             Event::RoundAbandoned { task } => self.rounds.abandon(&mut ctx, task),
             Event::VerdictReceived { verifier, verdict } => {
                 self.rounds.verdict(&mut ctx, verifier, verdict);
             }
             Event::Tick => self.rounds.tick(&mut ctx),
-            Event::ClaimFiled { .. } | Event::ClaimCheckDropped { .. } => {}
+            Event::ClaimFiled { .. }
+            | Event::ClaimResumed { .. }
+            | Event::ClaimCheckDropped { .. } => {}
         }
         out
     }

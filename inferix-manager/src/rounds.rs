@@ -1,8 +1,10 @@
 //! Verification rounds: who checks a result, and when a result is decided.
 //!
 //! A round opens when a task's result is written as `Verifying`. It asks
-//! `quorum` verifiers (never the worker that rendered it), preferring the
-//! least busy, most reputable ones that can answer its checks. Its result
+//! `quorum` verifiers (never the worker that rendered it), drawn among
+//! those that can answer its checks: a round with re-renders (crop
+//! challenges) seats only verifiers that render the scene's format, and
+//! waits, saying so, while none is connected. Its result
 //! is decided by the votes cast once every seat has voted: the majority
 //! wins. A tie asks exactly one more verifier, so 1–1 becomes 2–1 and
 //! settles; the number of seats never grows otherwise.
@@ -15,6 +17,13 @@
 //! may be asked again. A round that no connected verifier can serve says
 //! so with [`Command::RoundWaiting`] instead of waiting silently.
 //!
+//! "Could not check" is never a pass. A verifier that answers inconclusive
+//! (it cannot render the scene, its render or a download failed) gives up
+//! its seat, which is drawn again among the others; it is asked again on
+//! that round only when nobody else is left and a vote deadline has
+//! passed since. Answering inconclusive too often in a row for a format
+//! costs a verifier that format ([`VerifierPool::record_check`]).
+//!
 //! Each verifier holds at most [`RoundConfig::max_offers_per_verifier`]
 //! offers at a time: verifiers check one result after another, so a
 //! deadline counted from the offer is only fair while its queue is short.
@@ -23,6 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;
+use inferix_core::renderer::SceneFormat;
 
 use crate::verifiers::VerifierPool;
 use crate::Command;
@@ -93,13 +103,17 @@ struct Round {
     /// Opening order: rounds short of verifiers are served oldest first.
     seq: u64,
     worker: NodeId,
-    needs_renderer: bool,
+    /// The format its verifiers must re-render, when its checks need one.
+    needs: Option<SceneFormat>,
     /// Votes the round waits for before it is decided.
     needed: usize,
     votes: BTreeMap<NodeId, Vote>,
     /// Verifiers replaced after missing a deadline: asked again only when
     /// nobody else can vote.
     replaced: BTreeSet<NodeId>,
+    /// Verifiers that answered inconclusive, with when: asked again only
+    /// when nobody else can vote and a vote deadline has passed since.
+    unable: BTreeMap<NodeId, u64>,
     waiting: Option<String>,
 }
 
@@ -149,7 +163,13 @@ impl Rounds {
         self.rounds.len()
     }
 
-    pub(crate) fn open(&mut self, ctx: &mut Ctx<'_>, task: TaskId, worker: NodeId, renders: bool) {
+    pub(crate) fn open(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: TaskId,
+        worker: NodeId,
+        needs: Option<SceneFormat>,
+    ) {
         if self.rounds.contains_key(&task) {
             return;
         }
@@ -159,10 +179,11 @@ impl Rounds {
             Round {
                 seq: self.next_seq,
                 worker,
-                needs_renderer: renders,
+                needs,
                 needed: self.cfg.quorum.max(1),
                 votes: BTreeMap::new(),
                 replaced: BTreeSet::new(),
+                unable: BTreeMap::new(),
                 waiting: None,
             },
         );
@@ -188,11 +209,36 @@ impl Rounds {
         }
         self.ids.remove(&v.verification);
         ctx.verifiers.release(verifier);
+        let mut refill = false;
         if let Some(round) = self.rounds.get_mut(&task) {
-            if let Some(vote) = round.votes.get_mut(&verifier) {
-                vote.verdict = Some((v.passed, v.reasons));
+            let format = round.needs;
+            let conclusive = v.inconclusive.is_none();
+            let revoked = format
+                .filter(|f| ctx.verifiers.record_check(verifier, *f, conclusive))
+                .is_some();
+            match v.inconclusive {
+                Some(reason) => {
+                    round.votes.remove(&verifier);
+                    round.unable.insert(verifier, ctx.now);
+                    self.short.insert((round.seq, task));
+                    ctx.out.push(Command::VerifierInconclusive {
+                        verifier,
+                        task,
+                        reason,
+                        revoked: format.filter(|_| revoked),
+                    });
+                    refill = true;
+                }
+                None => {
+                    if let Some(vote) = round.votes.get_mut(&verifier) {
+                        vote.verdict = Some((v.passed, v.reasons));
+                    }
+                    set_waiting(ctx, task, round, None);
+                }
             }
-            set_waiting(ctx, task, round, None);
+        }
+        if refill {
+            self.fill(ctx, task);
         }
         self.decide(ctx, task);
         // The answer freed a seat on this verifier.
@@ -227,7 +273,8 @@ impl Rounds {
             let Some(round) = self.rounds.get_mut(&task) else {
                 continue;
             };
-            if pick(&self.cfg.draw_key, task, round, ctx.verifiers, cap, false).is_some() {
+            let others = pick(&self.cfg.draw_key, task, round, ctx.verifiers, cap, None);
+            if others.is_some() {
                 if let Some(vote) = round.votes.remove(&verifier) {
                     self.ids.remove(&vote.verification);
                     ctx.verifiers.release(verifier);
@@ -297,11 +344,17 @@ impl Rounds {
                 return;
             }
             let key = &self.cfg.draw_key;
-            let Some(verifier) = pick(key, task, round, ctx.verifiers, cap, true) else {
-                if pick(key, task, round, ctx.verifiers, usize::MAX, true).is_none() {
+            let again = Some(ctx.now.saturating_sub(self.cfg.vote_timeout_ms));
+            let Some(verifier) = pick(key, task, round, ctx.verifiers, cap, again) else {
+                if pick(key, task, round, ctx.verifiers, usize::MAX, again).is_none() {
+                    let who = match round.needs {
+                        Some(f) => format!("verifier that renders {f} scenes"),
+                        None => "verifier".to_string(),
+                    };
                     let why = format!(
-                        "needs vote {} of {} and no other verifier is connected \
-                         ({} connected, the worker and those already voting excluded)",
+                        "needs vote {} of {} and no other {who} is connected \
+                         ({} connected, the worker, those already voting and those that \
+                         could not check excluded)",
                         round.votes.len() + 1,
                         round.needed,
                         ctx.verifiers.len()
@@ -402,29 +455,33 @@ fn set_waiting(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round, why: Option<S
 }
 
 /// The verifier to ask for `round`'s next vote: not the worker, not one
-/// already asked, with fewer than `cap` offers; those that can answer the
-/// round's checks, then the least busy, then the most reputable. With
-/// `again`, a verifier replaced earlier may be asked when nobody else can.
+/// already asked, with fewer than `cap` offers, able to re-render the
+/// round's format when it needs one; drawn by [`draw`]. With `again`
+/// (`Some(t)`), one replaced earlier, or one that answered inconclusive
+/// at or before `t`, may be asked when nobody else can.
 fn pick(
     key: &[u8; 32],
     task: TaskId,
     round: &Round,
     pool: &VerifierPool,
     cap: usize,
-    again: bool,
+    again: Option<u64>,
 ) -> Option<NodeId> {
-    let seat = round.votes.len() + round.replaced.len();
+    let seat = round.votes.len() + round.replaced.len() + round.unable.len();
     pool.iter()
         .filter(|(id, v)| {
+            let unable = round.unable.get(id);
             **id != round.worker
                 && !round.votes.contains_key(id)
                 && v.busy < cap
-                && (again || !round.replaced.contains(id))
+                && round.needs.is_none_or(|f| v.renders(f))
+                && (again.is_some() || !round.replaced.contains(id))
+                && unable.is_none_or(|at| again.is_some_and(|t| *at <= t))
         })
         .min_by_key(|(id, v)| {
             (
+                round.unable.contains_key(id),
                 round.replaced.contains(id),
-                round.needs_renderer && !v.renders,
                 OrdF64(draw(key, task, seat, **id, v.reputation)),
             )
         })
@@ -435,7 +492,13 @@ fn pick(
 /// variate from a keyed hash, divided by its reputation, so the smallest
 /// ticket wins with probability proportional to reputation (a weighted
 /// draw), and the same key, task and seat always draw the same way.
-fn draw(key: &[u8; 32], task: TaskId, seat: usize, verifier: NodeId, reputation: f64) -> f64 {
+pub(crate) fn draw(
+    key: &[u8; 32],
+    task: TaskId,
+    seat: usize,
+    verifier: NodeId,
+    reputation: f64,
+) -> f64 {
     let mut bytes = Vec::with_capacity(32 + 16 + 4 + 8 + 16);
     bytes.extend_from_slice(key);
     bytes.extend_from_slice(&task.job.0.to_le_bytes());

@@ -4,40 +4,100 @@
 //! it; it goes down when the verdict arrives, and also when the manager
 //! stops waiting (the vote was drawn again elsewhere, the round ended), so
 //! a verifier that once missed a deadline is not taken for busy forever.
+//!
+//! A verifier announces the scene formats it renders, and is seated only
+//! on rounds whose re-renders it can do. A claim that turns out false (it
+//! answered "inconclusive" for a format it announced, too often in a row)
+//! costs it that format for as long as the manager runs, reconnections
+//! included: a verifier cannot collect seats it then declines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use inferix_core::ids::NodeId;
+use inferix_core::renderer::SceneFormat;
 
 /// What the manager knows of one verifier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifierInfo {
-    /// Whether it re-renders crop challenges.
-    pub renders: bool,
+    /// Scene formats it re-renders (crop challenges, flat frames, clean
+    /// pixels, claims); empty for a verifier that only checks files.
+    pub formats: Vec<SceneFormat>,
     /// Lowered each time its verdict disagrees with a round's outcome.
     pub reputation: f64,
     /// Offers it has not answered yet that the manager still waits for.
     pub busy: usize,
+    /// Inconclusive answers in a row for each format it announced; reset
+    /// by a conclusive one.
+    pub inconclusive: Vec<(SceneFormat, u32)>,
 }
+
+impl VerifierInfo {
+    /// Whether it re-renders scenes of `format`.
+    pub fn renders(&self, format: SceneFormat) -> bool {
+        self.formats.contains(&format)
+    }
+}
+
+/// Inconclusive answers in a row after which a verifier loses a format.
+pub const MAX_INCONCLUSIVE_IN_A_ROW: u32 = 3;
 
 /// Connected verifiers, in id order (so every choice is deterministic).
 #[derive(Debug, Default)]
 pub struct VerifierPool {
     slots: BTreeMap<NodeId, VerifierInfo>,
+    /// Formats verifiers lost by failing to render them, kept across
+    /// their reconnections.
+    revoked: HashMap<NodeId, Vec<SceneFormat>>,
 }
 
 impl VerifierPool {
-    /// Adds (or, on a reconnection, resets) a verifier.
-    pub fn join(&mut self, id: NodeId, renders: bool) {
+    /// Adds (or, on a reconnection, resets) a verifier that announces
+    /// `formats`, less those it lost before.
+    pub fn join(&mut self, id: NodeId, mut formats: Vec<SceneFormat>) {
         let reputation = self.slots.get(&id).map_or(1.0, |v| v.reputation);
+        if let Some(lost) = self.revoked.get(&id) {
+            formats.retain(|f| !lost.contains(f));
+        }
+        formats.dedup();
         self.slots.insert(
             id,
             VerifierInfo {
-                renders,
+                formats,
                 reputation,
                 busy: 0,
+                inconclusive: Vec::new(),
             },
         );
+    }
+
+    /// Records whether `id` could check a result needing `format`; returns
+    /// true when this answer cost it the format.
+    pub fn record_check(&mut self, id: NodeId, format: SceneFormat, conclusive: bool) -> bool {
+        let Some(v) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        if !v.renders(format) {
+            return false;
+        }
+        let pos = match v.inconclusive.iter().position(|(f, _)| *f == format) {
+            Some(p) => p,
+            None => {
+                v.inconclusive.push((format, 0));
+                v.inconclusive.len() - 1
+            }
+        };
+        if conclusive {
+            v.inconclusive[pos].1 = 0;
+            return false;
+        }
+        v.inconclusive[pos].1 += 1;
+        if v.inconclusive[pos].1 < MAX_INCONCLUSIVE_IN_A_ROW {
+            return false;
+        }
+        v.formats.retain(|f| *f != format);
+        v.inconclusive.remove(pos);
+        self.revoked.entry(id).or_default().push(format);
+        true
     }
 
     /// Removes a verifier; returns whether it was there.
@@ -89,16 +149,5 @@ impl VerifierPool {
         if let Some(v) = self.slots.get_mut(&id) {
             v.reputation *= factor;
         }
-    }
-
-    /// The least busy verifier that renders, other than those in `not`:
-    /// claim re-renders redraw whole frames, so only renderers can check
-    /// them.
-    pub fn least_busy_renderer(&self, not: &[NodeId]) -> Option<NodeId> {
-        self.slots
-            .iter()
-            .filter(|(id, v)| v.renders && !not.contains(id))
-            .min_by_key(|(_, v)| v.busy)
-            .map(|(id, _)| *id)
     }
 }

@@ -2,7 +2,7 @@
 
 use inferix_core::ids::NodeId;
 use inferix_core::protocol::{ErrorCode, Hello, Role};
-use inferix_manager::admission::{check_hello, AdmissionConfig};
+use inferix_manager::admission::{check_hello, AdmissionConfig, MAX_DECLARED_IB};
 
 fn hello(role: Role, token: Option<&str>, ib: f64) -> Hello {
     Hello {
@@ -12,6 +12,7 @@ fn hello(role: Role, token: Option<&str>, ib: f64) -> Hello {
         tags: vec![],
         device_class: String::new(),
         token: token.map(Into::into),
+        formats: vec![],
     }
 }
 
@@ -58,9 +59,18 @@ fn without_tokens_anyone_but_a_manager_is_admitted() {
 #[test]
 fn an_index_that_is_not_a_finite_non_negative_number_is_refused() {
     let open = AdmissionConfig::default();
-    for ib in [f64::NAN, f64::INFINITY, -1.0] {
+    for ib in [
+        f64::NAN,
+        f64::INFINITY,
+        -1.0,
+        0.0,
+        1e9,
+        MAX_DECLARED_IB * 1.01,
+    ] {
         let r = check_hello(&open, &hello(Role::Worker, None, ib)).unwrap_err();
         assert_eq!(r.code, ErrorCode::InvalidRequest, "{ib}");
         assert_eq!(r.close, "invalid hello");
     }
+    assert!(check_hello(&open, &hello(Role::Worker, None, MAX_DECLARED_IB)).is_ok());
+    assert!(check_hello(&open, &hello(Role::Worker, None, 0.05)).is_ok());
 }

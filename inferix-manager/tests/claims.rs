@@ -3,6 +3,7 @@
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::protocol::{ErrorCode, Verdict};
+use inferix_core::renderer::SceneFormat;
 use inferix_core::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
 use inferix_core::ContentHash;
 use inferix_manager::claims::{claim_checks, ClaimCheck};
@@ -61,7 +62,7 @@ fn engine(renderers: &[u128]) -> Engine {
         e.handle(
             Event::VerifierJoined {
                 verifier: NodeId(*v),
-                renders: true,
+                formats: vec![SceneFormat::Gltf],
             },
             0,
         );
@@ -89,20 +90,23 @@ fn check(frames: Vec<u32>) -> ClaimCheck {
         frames,
         worker: WORKER,
         reason: "grainy".into(),
+        format: SceneFormat::Gltf,
     }
 }
 
 #[test]
 fn a_claim_is_split_per_task_and_refused_for_frames_it_may_not_name() {
     let tasks = vec![accepted(0, vec![1, 2], 100), accepted(1, vec![3, 4], 100)];
-    let checks = claim_checks(4, &tasks, &[3, 1, 1], "bad", 200, WINDOW).unwrap();
+    let checks =
+        claim_checks(4, SceneFormat::Gltf, &tasks, &[3, 1, 1], "bad", 200, WINDOW).unwrap();
     assert_eq!(checks.len(), 2);
     assert_eq!(checks[0].frames, vec![1], "duplicates are named once");
     assert_eq!(checks[1].frames, vec![3]);
     assert!(checks.iter().all(|c| c.worker == WORKER && c.claim == 4));
 
-    let err =
-        |frames: &[u32], now| claim_checks(4, &tasks, frames, "bad", now, WINDOW).unwrap_err();
+    let err = |frames: &[u32], now| {
+        claim_checks(4, SceneFormat::Gltf, &tasks, frames, "bad", now, WINDOW).unwrap_err()
+    };
     assert_eq!(
         err(&[], 200),
         (
@@ -116,7 +120,7 @@ fn a_claim_is_split_per_task_and_refused_for_frames_it_may_not_name() {
         .contains("confirmation window"));
     let mut rendering = vec![Task::new(TaskId::new(JobId(7), 0), vec![1], 0)];
     rendering[0].status = TaskStatus::Queued;
-    let e = claim_checks(4, &rendering, &[1], "bad", 200, WINDOW).unwrap_err();
+    let e = claim_checks(4, SceneFormat::Gltf, &rendering, &[1], "bad", 200, WINDOW).unwrap_err();
     assert!(e.1.contains("has not been accepted"), "{}", e.1);
 }
 
@@ -126,14 +130,14 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
     e.handle(
         Event::VerifierJoined {
             verifier: NodeId(1),
-            renders: false,
+            formats: vec![],
         },
         0,
     );
     e.handle(
         Event::VerifierJoined {
             verifier: WORKER,
-            renders: true,
+            formats: vec![SceneFormat::Gltf],
         },
         0,
     );
@@ -150,7 +154,7 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
     e.handle(
         Event::VerifierJoined {
             verifier: NodeId(2),
-            renders: true,
+            formats: vec![SceneFormat::Gltf],
         },
         0,
     );
@@ -172,6 +176,7 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
                 passed: false,
                 reasons: vec!["frame 2 differs".into()],
                 clean: vec![],
+                inconclusive: None,
             },
         },
         5,
@@ -244,11 +249,149 @@ fn a_check_whose_renderer_left_waits_and_resumes_when_one_joins() {
     e.handle(
         Event::VerifierJoined {
             verifier: NodeId(3),
-            renders: true,
+            formats: vec![SceneFormat::Gltf],
         },
         2,
     );
     let again = offers(&e.handle(Event::Tick, 3));
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].0, NodeId(3));
+}
+
+#[test]
+fn an_inconclusive_re_render_decides_nothing_and_goes_to_another_renderer() {
+    let mut e = engine(&[1, 2]);
+    let first = offers(&e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![1])],
+        },
+        0,
+    ));
+    let out = e.handle(
+        Event::VerdictReceived {
+            verifier: first[0].0,
+            verdict: Verdict {
+                verification: first[0].1,
+                task: first[0].2.task,
+                passed: false,
+                reasons: vec![],
+                clean: vec![],
+                inconclusive: Some("render failed".into()),
+            },
+        },
+        5,
+    );
+    assert!(
+        !out.iter().any(|c| matches!(c, Command::SettleClaim(_))),
+        "could not check is neither upheld nor dismissed: {out:?}"
+    );
+    let second = offers(&out);
+    assert_eq!(second.len(), 1, "{out:?}");
+    assert_ne!(second[0].0, first[0].0);
+    assert_eq!(e.verifiers().get(&first[0].0).unwrap().busy, 0);
+}
+
+#[test]
+fn a_blend_claim_goes_only_to_a_blender_verifier() {
+    let mut e = engine(&[1]);
+    let blend = ClaimCheck {
+        format: SceneFormat::Blend,
+        ..check(vec![1])
+    };
+    let out = e.handle(
+        Event::ClaimFiled {
+            checks: vec![blend.clone()],
+        },
+        0,
+    );
+    assert!(
+        matches!(&out[..], [Command::ClaimRefused { reason, .. }] if reason.contains(".blend")),
+        "{out:?}"
+    );
+    e.handle(
+        Event::VerifierJoined {
+            verifier: NodeId(2),
+            formats: vec![SceneFormat::Blend],
+        },
+        1,
+    );
+    let o = offers(&e.handle(
+        Event::ClaimFiled {
+            checks: vec![blend],
+        },
+        2,
+    ));
+    assert_eq!(o[0].0, NodeId(2));
+}
+
+#[test]
+fn a_frame_is_claimed_once() {
+    let mut t = accepted(0, vec![1, 2, 3], 100);
+    t.claims.push(inferix_core::task::TaskClaim {
+        frames: vec![2],
+        reason: "grainy".into(),
+        filed_ms: 150,
+        bond: 10,
+        payer: inferix_core::ledger::Account::User("ana".into()),
+        upheld: Some(true),
+    });
+    let tasks = vec![t];
+    let e = claim_checks(5, SceneFormat::Gltf, &tasks, &[1, 2], "again", 200, WINDOW).unwrap_err();
+    assert_eq!(e.0, ErrorCode::InvalidRequest);
+    assert!(
+        e.1.contains("frame 2 was claimed already (upheld)"),
+        "{}",
+        e.1
+    );
+    let ok = claim_checks(
+        5,
+        SceneFormat::Gltf,
+        &tasks,
+        &[1, 3],
+        "other frames",
+        200,
+        WINDOW,
+    );
+    assert_eq!(ok.unwrap()[0].frames, vec![1, 3]);
+}
+
+#[test]
+fn claims_resumed_after_a_restart_wait_for_a_renderer_instead_of_being_refused() {
+    let mut e = engine(&[]);
+    let out = e.handle(
+        Event::ClaimResumed {
+            checks: vec![check(vec![1])],
+        },
+        0,
+    );
+    assert!(
+        matches!(&out[..], [Command::ClaimWaiting { claim: 1, .. }]),
+        "{out:?}"
+    );
+    e.handle(
+        Event::VerifierJoined {
+            verifier: NodeId(3),
+            formats: vec![SceneFormat::Gltf],
+        },
+        1,
+    );
+    let o = offers(&e.handle(Event::Tick, 2));
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].0, NodeId(3));
+}
+
+#[test]
+fn the_renderer_of_a_claim_is_drawn_not_the_lowest_id_or_least_busy() {
+    let mut chosen = std::collections::BTreeMap::new();
+    for claim in 0..200u64 {
+        let mut e = engine(&[1, 2, 3, 4]);
+        let c = ClaimCheck {
+            claim,
+            ..check(vec![1])
+        };
+        let o = offers(&e.handle(Event::ClaimFiled { checks: vec![c] }, 0));
+        *chosen.entry(o[0].0).or_insert(0u32) += 1;
+    }
+    assert_eq!(chosen.len(), 4, "{chosen:?}");
+    assert!(chosen.values().all(|n| *n > 20), "{chosen:?}");
 }

@@ -20,6 +20,7 @@ fn info(id: u128, ib: f64) -> WorkerInfo {
         ib,
         reputation: 1.0,
         tags: vec![],
+        formats: vec![SceneFormat::Gltf],
     }
 }
 
@@ -320,4 +321,39 @@ fn a_long_queue_of_held_tasks_costs_a_bounded_pass() {
     let compared = MAX_SCANNED_PER_PASS.div_ceil(busy as usize);
     assert!(compared < tasks.len());
     assert_eq!(leases(&d), vec![(compared as u32, 1_000_000)], "{d:?}");
+}
+
+#[test]
+fn a_blend_job_goes_only_to_workers_that_render_blend_and_waits_saying_so() {
+    let (mut j, tasks) = job(1, 2);
+    j.spec.scene.format = SceneFormat::Blend;
+    let mut pool = WorkerPool::default();
+    pool.join(1, info(1, 10.0), 1);
+    let d = fifo_plan(
+        &tasks,
+        &jobs(&[&j]),
+        &pool,
+        &Estimates::default(),
+        &quick(),
+        10,
+    );
+    assert!(leases(&d).is_empty(), "{d:?}");
+    let Some(Decision::Waiting { reason, .. }) = d.first() else {
+        panic!("the job waits: {d:?}");
+    };
+    assert!(reason.contains("renders .blend"), "{reason}");
+    let blender = WorkerInfo {
+        formats: vec![SceneFormat::Gltf, SceneFormat::Blend],
+        ..info(2, 0.5)
+    };
+    pool.join(2, blender, 2);
+    let d = fifo_plan(
+        &tasks,
+        &jobs(&[&j]),
+        &pool,
+        &Estimates::default(),
+        &quick(),
+        10,
+    );
+    assert_eq!(leases(&d), vec![(0, 2)], "the slower Blender worker, only");
 }

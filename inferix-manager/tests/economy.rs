@@ -2,9 +2,11 @@
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::ledger::{Account, Transaction};
+use inferix_core::task::TaskClaim;
 use inferix_manager::economy::{
-    escrow_refund, frames_share, minimum_stake, slash, stake_decision, stake_grant_id,
-    task_payment, verifier_rewards, CleanDelivery, EconomyConfig, StakeDecision, STAKE_GRANTOR,
+    claim_bond, claim_settlement, escrow_refund, frames_share, minimum_stake, slash,
+    stake_decision, stake_grant_id, task_payment, verifier_rewards, CleanDelivery, EconomyConfig,
+    StakeDecision, STAKE_GRANTOR,
 };
 
 fn cfg() -> EconomyConfig {
@@ -154,4 +156,51 @@ fn what_is_left_in_escrow_goes_back_to_the_payer() {
         vec![(Account::Job(JobId(9)), -3), (payer.clone(), 3)]
     );
     assert!(escrow_refund(JobId(9), 0, payer, "done", 5).is_none());
+}
+
+fn claim(bond: i64) -> TaskClaim {
+    TaskClaim {
+        frames: vec![3, 4],
+        reason: "grainy".into(),
+        filed_ms: 5,
+        bond,
+        payer: Account::User("ana".into()),
+        upheld: None,
+    }
+}
+
+#[test]
+fn a_claim_bond_is_held_then_returned_if_upheld_and_forfeited_if_dismissed() {
+    let task = TaskId::new(JobId(9), 1);
+    let c = claim(700);
+    let bond = claim_bond(task, &c, 5);
+    assert_eq!(
+        postings(&bond),
+        vec![
+            (Account::User("ana".into()), -700),
+            (Account::ClaimBond(JobId(9)), 700)
+        ]
+    );
+    let payer = Account::User("studio".into());
+    let upheld = claim_settlement(task, &c, W, payer.clone(), 900, true, "crop differs", 6);
+    let moves: Vec<_> = upheld.iter().flat_map(postings).collect();
+    assert!(moves.contains(&(Account::Worker(W), -900)), "{moves:?}");
+    assert!(moves.contains(&(payer.clone(), 900)));
+    assert!(moves.contains(&(Account::ClaimBond(JobId(9)), -700)));
+    assert!(moves.contains(&(Account::User("ana".into()), 700)));
+    assert!(upheld.iter().all(|t| t.memo.contains("crop differs")));
+    let dismissed = claim_settlement(task, &c, W, payer, 0, false, "pixels match", 6);
+    assert_eq!(dismissed.len(), 1);
+    assert_eq!(
+        postings(&dismissed[0]),
+        vec![
+            (Account::ClaimBond(JobId(9)), -700),
+            (Account::PenaltyPool, 700)
+        ]
+    );
+    // Every id follows the claimed frames: written once however often a
+    // verdict arrives, and distinct from another task's claim.
+    let other = claim_bond(TaskId::new(JobId(9), 2), &c, 5);
+    assert_ne!(bond.id, other.id);
+    assert_eq!(bond.id, claim_bond(task, &c, 99).id);
 }

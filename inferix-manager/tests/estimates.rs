@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::renderer::SceneFormat;
 use inferix_core::scheduler::{TaskDemand, WorkerInfo};
 use inferix_manager::estimates::{expected_end, Estimates, WorkEstimate};
 use inferix_manager::workers::WorkerPool;
@@ -14,6 +15,7 @@ fn info(id: u128, ib: f64) -> WorkerInfo {
         ib,
         reputation: 1.0,
         tags: vec![],
+        formats: vec![SceneFormat::Gltf],
     }
 }
 
@@ -65,6 +67,7 @@ fn a_much_faster_busy_worker_that_ends_sooner_is_preferred() {
         min_ib: 0.0,
         tags: &[],
         excluded: &[],
+        format: None,
     };
     // The slow one would take 20 s per frame; worker 1 ends at 6,000 and
     // renders it in 1 s.

@@ -2,6 +2,7 @@
 //! about its worker, and when a verification no round holds is lost.
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::renderer::SceneFormat;
 use inferix_core::scheduler::WorkerInfo;
 use inferix_core::task::{Lease, Task, TaskStatus};
 use inferix_manager::housekeeping::{
@@ -15,6 +16,7 @@ fn info(id: u128) -> WorkerInfo {
         ib: 1.0,
         reputation: 1.0,
         tags: vec![],
+        formats: vec![SceneFormat::Gltf],
     }
 }
 

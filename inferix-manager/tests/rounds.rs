@@ -2,6 +2,7 @@
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::protocol::Verdict;
+use inferix_core::renderer::SceneFormat;
 use inferix_manager::{Command, Engine, Event, RoundConfig, Settlement};
 
 const TIMEOUT: u64 = 1_000;
@@ -28,7 +29,7 @@ fn engine(quorum: usize, verifiers: &[u128]) -> Engine {
         let out = e.handle(
             Event::VerifierJoined {
                 verifier: node(*v),
-                renders: true,
+                formats: vec![SceneFormat::Gltf],
             },
             0,
         );
@@ -74,7 +75,7 @@ fn open(e: &mut Engine, t: TaskId, now: u64) -> Vec<Command> {
         Event::RoundOpened {
             task: t,
             worker: WORKER,
-            needs_renderer: false,
+            needs: None,
         },
         now,
     )
@@ -94,6 +95,7 @@ fn vote(e: &mut Engine, offer: (NodeId, u64, TaskId), passed: bool, now: u64) ->
                     vec![format!("{:?} saw bad pixels", offer.0)]
                 },
                 clean: vec![],
+                inconclusive: None,
             },
         },
         now,
@@ -176,7 +178,7 @@ fn a_split_with_no_third_verifier_waits_and_says_so_then_settles_when_one_joins(
     let out = e.handle(
         Event::VerifierJoined {
             verifier: node(3),
-            renders: true,
+            formats: vec![SceneFormat::Gltf],
         },
         4,
     );
@@ -290,7 +292,7 @@ fn a_round_with_no_verifier_connected_is_reported_and_served_when_one_joins() {
     let out = e.handle(
         Event::VerifierJoined {
             verifier: node(5),
-            renders: false,
+            formats: vec![],
         },
         1,
     );
@@ -306,7 +308,7 @@ fn the_worker_never_verifies_its_own_result() {
     e.handle(
         Event::VerifierJoined {
             verifier: WORKER,
-            renders: true,
+            formats: vec![SceneFormat::Gltf],
         },
         0,
     );
@@ -326,32 +328,202 @@ fn a_verdict_from_another_verifier_or_for_another_task_is_ignored() {
     assert!(settlements(&vote(&mut e, o, true, 2))[0].passed);
 }
 
-#[test]
-fn renderers_are_preferred_for_rounds_with_crop_challenges() {
-    let mut e = engine(1, &[]);
+fn join(e: &mut Engine, id: u128, formats: Vec<SceneFormat>, now: u64) -> Vec<Command> {
     e.handle(
         Event::VerifierJoined {
-            verifier: node(1),
-            renders: false,
+            verifier: node(id),
+            formats,
         },
-        0,
-    );
+        now,
+    )
+}
+
+fn open_needing(e: &mut Engine, t: TaskId, format: SceneFormat, now: u64) -> Vec<Command> {
     e.handle(
-        Event::VerifierJoined {
-            verifier: node(2),
-            renders: true,
-        },
-        0,
-    );
-    let out = e.handle(
         Event::RoundOpened {
-            task: task(0),
+            task: t,
             worker: WORKER,
-            needs_renderer: true,
+            needs: Some(format),
         },
-        0,
+        now,
+    )
+}
+
+fn inconclusive(e: &mut Engine, offer: (NodeId, u64, TaskId), now: u64) -> Vec<Command> {
+    e.handle(
+        Event::VerdictReceived {
+            verifier: offer.0,
+            verdict: Verdict {
+                verification: offer.1,
+                task: offer.2,
+                passed: true,
+                reasons: vec![],
+                clean: vec![],
+                inconclusive: Some("cannot render this scene".into()),
+            },
+        },
+        now,
+    )
+}
+
+#[test]
+fn only_verifiers_that_render_the_format_sit_rounds_with_re_renders() {
+    let mut e = engine(1, &[]);
+    join(&mut e, 1, vec![], 0);
+    join(&mut e, 2, vec![SceneFormat::Gltf], 0);
+    // Every glTF round with crop challenges goes to the glTF renderer, never
+    // to the verifier that cannot re-render (it would only say "could not
+    // check").
+    for i in 0..8 {
+        let out = open_needing(&mut e, task(i), SceneFormat::Gltf, 0);
+        assert_eq!(offers(&out)[0].0, node(2), "round {i}");
+        assert!(settlements(&vote(&mut e, offers(&out)[0], true, 1))[0].passed);
+    }
+    // A .blend round waits, naming what it waits for, until a verifier
+    // with Blender joins; it is then that verifier's.
+    let out = open_needing(&mut e, task(20), SceneFormat::Blend, 2);
+    assert!(offers(&out).is_empty(), "{out:?}");
+    let why = waiting(&out)[0].1.clone().unwrap();
+    assert!(why.contains("renders .blend scenes"), "{why}");
+    let out = join(&mut e, 3, vec![SceneFormat::Gltf, SceneFormat::Blend], 3);
+    assert_eq!(offers(&out)[0].0, node(3));
+    // Rounds that only check the files take any verifier.
+    let mut seated = std::collections::BTreeSet::new();
+    for i in 30..60 {
+        let o = offers(&open(&mut e, task(i), 4))[0];
+        seated.insert(o.0);
+        vote(&mut e, o, true, 5);
+    }
+    assert!(seated.contains(&node(1)), "{seated:?}");
+}
+
+#[test]
+fn an_inconclusive_answer_is_not_a_pass_and_its_seat_is_drawn_again() {
+    let mut e = engine(1, &[1, 2]);
+    let first = offers(&open_needing(&mut e, task(0), SceneFormat::Gltf, 0))[0];
+    let out = inconclusive(&mut e, first, 1);
+    assert!(settlements(&out).is_empty(), "nothing decided: {out:?}");
+    assert!(out.iter().any(|c| matches!(
+        c,
+        Command::VerifierInconclusive { verifier, task: t, revoked: None, .. }
+            if *verifier == first.0 && *t == task(0)
+    )));
+    let second = offers(&out);
+    assert_eq!(second.len(), 1, "{out:?}");
+    assert_ne!(second[0].0, first.0, "the seat goes to the other verifier");
+    assert_eq!(e.verifiers().get(&first.0).unwrap().busy, 0);
+    let settled = settlements(&vote(&mut e, second[0], false, 2));
+    assert!(!settled[0].passed);
+    assert_eq!(settled[0].agreeing, vec![second[0].0]);
+    assert!(
+        settled[0].dissenting.is_empty(),
+        "an inconclusive vote is no vote"
     );
-    assert_eq!(offers(&out)[0].0, node(2));
+}
+
+#[test]
+fn with_nobody_else_left_an_inconclusive_verifier_is_asked_again_after_a_deadline() {
+    let mut e = engine(1, &[1]);
+    let first = offers(&open_needing(&mut e, task(0), SceneFormat::Gltf, 0))[0];
+    let out = inconclusive(&mut e, first, 10);
+    assert!(offers(&out).is_empty(), "not at once: {out:?}");
+    assert!(waiting(&out).iter().any(|(_, why)| why.is_some()));
+    assert!(offers(&e.handle(Event::Tick, 10 + TIMEOUT / 2)).is_empty());
+    let again = offers(&e.handle(Event::Tick, 10 + TIMEOUT));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0, node(1));
+    assert!(settlements(&vote(&mut e, again[0], true, 20 + TIMEOUT))[0].passed);
+}
+
+#[test]
+fn a_verifier_that_keeps_answering_inconclusive_loses_the_format_even_across_reconnects() {
+    let mut e = engine(1, &[1, 2]);
+    let mut lost = None;
+    for i in 0..16 {
+        let out = open_needing(&mut e, task(i), SceneFormat::Gltf, 0);
+        let mut o = offers(&out);
+        // Verifier 1 claims glTF but never renders it; 2 does.
+        while let Some(offer) = o.pop() {
+            let out = if offer.0 == node(1) {
+                inconclusive(&mut e, offer, 1)
+            } else {
+                vote(&mut e, offer, true, 1)
+            };
+            for c in &out {
+                if let Command::VerifierInconclusive {
+                    revoked: Some(f), ..
+                } = c
+                {
+                    lost = Some((i, *f));
+                }
+            }
+            o.extend(offers(&out));
+        }
+        assert!(!e.has_round(task(i)), "round {i} settled by verifier 2");
+    }
+    let (when, format) = lost.expect("verifier 1 lost glTF");
+    assert_eq!(format, SceneFormat::Gltf);
+    assert!(when < 16);
+    assert!(!e
+        .verifiers()
+        .get(&node(1))
+        .unwrap()
+        .renders(SceneFormat::Gltf));
+    e.handle(Event::VerifierLeft { verifier: node(1) }, 2);
+    join(&mut e, 1, vec![SceneFormat::Gltf], 3);
+    assert!(
+        !e.verifiers()
+            .get(&node(1))
+            .unwrap()
+            .renders(SceneFormat::Gltf),
+        "reconnecting does not restore a format it failed"
+    );
+    for i in 100..110 {
+        let o = offers(&open_needing(&mut e, task(i), SceneFormat::Gltf, 4))[0];
+        assert_eq!(o.0, node(2));
+        vote(&mut e, o, true, 5);
+    }
+}
+
+#[test]
+fn an_occasional_inconclusive_answer_costs_nothing() {
+    let mut e = engine(1, &[1]);
+    for i in 0..10 {
+        let o = offers(&open_needing(&mut e, task(i), SceneFormat::Gltf, 0))[0];
+        let now = 1 + u64::from(i) * 10 * TIMEOUT;
+        if i % 2 == 0 {
+            inconclusive(&mut e, o, now);
+            let again = offers(&e.handle(Event::Tick, now + TIMEOUT));
+            assert!(settlements(&vote(&mut e, again[0], true, now + TIMEOUT))[0].passed);
+        } else {
+            vote(&mut e, o, true, now);
+        }
+    }
+    assert!(e
+        .verifiers()
+        .get(&node(1))
+        .unwrap()
+        .renders(SceneFormat::Gltf));
+}
+
+#[test]
+fn a_vote_already_cast_survives_its_verifiers_disconnect() {
+    let mut e = engine(2, &[1, 2, 3]);
+    let o = offers(&open(&mut e, task(0), 0));
+    assert_eq!(o.len(), 2);
+    assert!(vote(&mut e, o[0], true, 1).is_empty());
+    let out = e.handle(Event::VerifierLeft { verifier: o[0].0 }, 2);
+    assert!(
+        offers(&out).is_empty(),
+        "its seat is not drawn again: {out:?}"
+    );
+    let settled = settlements(&vote(&mut e, o[1], true, 3));
+    assert!(settled[0].passed);
+    let mut agreeing = settled[0].agreeing.clone();
+    agreeing.sort();
+    let mut both = vec![o[0].0, o[1].0];
+    both.sort();
+    assert_eq!(agreeing, both, "the departed verifier's vote counted");
 }
 
 #[test]
@@ -378,7 +550,7 @@ fn a_backlog_of_rounds_is_served_oldest_first_as_seats_free() {
         e.handle(
             Event::VerifierJoined {
                 verifier: node(v),
-                renders: true,
+                formats: vec![SceneFormat::Gltf],
             },
             0,
         );
@@ -421,7 +593,7 @@ fn seatings(key: [u8; 32], ids: &[u128], rounds: u32) -> Vec<Vec<NodeId>> {
         e.handle(
             Event::VerifierJoined {
                 verifier: node(*v),
-                renders: true,
+                formats: vec![SceneFormat::Gltf],
             },
             0,
         );

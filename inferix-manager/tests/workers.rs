@@ -2,6 +2,7 @@
 //! departures.
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
+use inferix_core::renderer::SceneFormat;
 use inferix_core::scheduler::WorkerInfo;
 use inferix_manager::workers::{WorkerPool, WorkerState};
 
@@ -11,6 +12,7 @@ fn info(id: u128) -> WorkerInfo {
         ib: 1.0,
         reputation: 1.0,
         tags: vec![],
+        formats: vec![SceneFormat::Gltf],
     }
 }
 

@@ -132,6 +132,7 @@ impl Client {
             tags: vec![],
             device_class: String::new(),
             token,
+            formats: vec![],
         };
         let max_blob_size = match check(rpc.request(Message::Hello(hello)).await?)? {
             Message::Welcome { max_blob_size, .. } => max_blob_size,

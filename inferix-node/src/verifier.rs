@@ -10,6 +10,11 @@
 //! network's tolerance across classes. When the frames carry watermark
 //! patches and the result passes, it re-renders the patches' rectangles
 //! from the clean scene, for the frames the customer receives.
+//!
+//! A check this verifier cannot do (no renderer for the scene's format, a
+//! scene that does not download, a render that fails) makes the verdict
+//! inconclusive unless another check already failed: "could not check" is
+//! never a pass, and it says nothing against the worker either.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -35,9 +40,6 @@ use crate::node_metrics::NodeMetrics;
 use crate::reconnect::{follow, Reconnect, SessionNode};
 use crate::remote_blob::RemoteBlobStore;
 use crate::{frame_codec, session, NodeError};
-
-/// Hello tag of verifiers that re-render crop challenges.
-pub const RENDER_TAG: &str = "render";
 
 /// Verifier settings.
 #[derive(Debug, Clone)]
@@ -160,17 +162,18 @@ impl SessionNode for VerifierNode {
             role: Role::Verifier,
             node: self.id(),
             ib: 0.0,
-            tags: if self.renderer.is_some() {
-                vec![RENDER_TAG.to_string()]
-            } else {
-                vec![]
-            },
+            tags: Vec::new(),
             device_class: self
                 .renderer
                 .as_ref()
                 .map(|r| r.device_class())
                 .unwrap_or_default(),
             token: self.config.token.clone(),
+            formats: self
+                .renderer
+                .as_ref()
+                .map(|r| r.formats().to_vec())
+                .unwrap_or_default(),
         };
         let session = session::open(&*self.transport, links.address(), hello).await?;
         links.connected();
@@ -240,8 +243,9 @@ pub struct CropRenderer {
 }
 
 /// Checks every frame of an assignment (see the module documentation);
-/// crop challenges are checked only when `crops` is given. Every failed
-/// check is a reason in the verdict.
+/// crop challenges are checked only when `crops` is given, and a verdict
+/// that needed them without `crops` is inconclusive. Every failed check is
+/// a reason in the verdict.
 pub async fn verify(
     blobs: &dyn BlobStore,
     crops: Option<&CropRenderer>,
@@ -305,17 +309,36 @@ pub async fn verify(
         }
         decoded.push((f.frame, img));
     }
-    if let (Some(crops), Some(scene)) = (crops, &a.scene) {
-        if !a.challenges.is_empty() {
-            if let Err(e) = check_crops(blobs, crops, scene, a, &decoded, &mut reasons).await {
-                // The verifier could not do its part: that says nothing
-                // against the worker, so it is not a reason to reject.
-                warn!(task = ?a.task, error = %e, "crop challenges not checked");
+    // What this verifier could not check, when nothing else failed.
+    let mut unchecked: Option<String> = None;
+    if !a.challenges.is_empty() {
+        match renderer_for(crops, a) {
+            Ok((crops, scene)) => {
+                if let Err(e) = check_crops(blobs, crops, scene, a, &decoded, &mut reasons).await {
+                    warn!(task = ?a.task, error = %e, "crop challenges not checked");
+                    unchecked = Some(format!("crop challenges not checked: {e}"));
+                }
             }
+            Err(why) => unchecked = Some(format!("crop challenges not checked: {why}")),
         }
     }
     if !flat.is_empty() {
-        confirm_flat_frames(blobs, crops, a, &decoded, &flat, &mut reasons).await;
+        if let Err(why) = confirm_flat_frames(blobs, crops, a, &decoded, &flat, &mut reasons).await
+        {
+            unchecked.get_or_insert(why);
+        }
+    }
+    if reasons.is_empty() {
+        if let Some(why) = unchecked {
+            return Verdict {
+                verification: a.verification,
+                task: a.task,
+                passed: false,
+                reasons,
+                clean: Vec::new(),
+                inconclusive: Some(why),
+            };
+        }
     }
     let mut clean = Vec::new();
     if let (true, Some(crops), Some(scene)) = (reasons.is_empty(), crops, &a.clean_scene) {
@@ -334,7 +357,26 @@ pub async fn verify(
         passed: reasons.is_empty(),
         reasons,
         clean,
+        inconclusive: None,
     }
+}
+
+/// The renderer and scene to re-render `a`'s crops with, or why there is
+/// none: no renderer at all, no scene named, or a format it does not
+/// render.
+fn renderer_for<'a>(
+    crops: Option<&'a CropRenderer>,
+    a: &'a VerificationAssignment,
+) -> Result<(&'a CropRenderer, &'a inferix_core::job::SceneRef), String> {
+    let crops = crops.ok_or("this verifier has no renderer")?;
+    let scene = a.scene.as_ref().ok_or("the offer names no scene")?;
+    if !crops.renderer.formats().contains(&scene.format) {
+        return Err(format!(
+            "this verifier does not render {} scenes",
+            scene.format
+        ));
+    }
+    Ok((crops, scene))
 }
 
 /// Renders the clean-delivery rectangles of every frame from the scene
@@ -396,8 +438,8 @@ async fn fetch_scene(
 }
 
 /// A flat frame is accepted only when the verifier renders the scene and a
-/// central crop of its own render matches the frame; a verifier that cannot
-/// render it keeps the frame's flatness as a reason to reject.
+/// central crop of its own render matches the frame. A verifier that cannot
+/// render it says why (the verdict is then inconclusive).
 async fn confirm_flat_frames(
     blobs: &dyn BlobStore,
     crops: Option<&CropRenderer>,
@@ -405,19 +447,9 @@ async fn confirm_flat_frames(
     decoded: &[(u32, Rgb8Image)],
     flat: &[u32],
     reasons: &mut Vec<String>,
-) {
-    let unconfirmed = |reasons: &mut Vec<String>, why: &str| {
-        for f in flat {
-            reasons.push(format!("frame {f}: frame is flat and {why}"));
-        }
-    };
-    let (Some(crops), Some(scene)) = (crops, &a.scene) else {
-        unconfirmed(
-            reasons,
-            "this verifier cannot render the scene to confirm it",
-        );
-        return;
-    };
+) -> Result<(), String> {
+    let (crops, scene) = renderer_for(crops, a)
+        .map_err(|why| format!("flat frames {flat:?} not confirmed: {why}"))?;
     // A tenth of each side around the centre: a few hundred pixels.
     let (w, h) = ((a.width / 10).max(1), (a.height / 10).max(1));
     let rect = inferix_core::image::Rect::new((a.width - w) / 2, (a.height - h) / 2, w, h);
@@ -432,13 +464,17 @@ async fn confirm_flat_frames(
     let before = reasons.len();
     if let Err(e) = check_crops(blobs, crops, scene, &check, decoded, reasons).await {
         warn!(task = ?a.task, error = %e, "flat frames not confirmed");
-        unconfirmed(reasons, &format!("the verifier's render failed ({e})"));
-    } else if reasons.len() > before {
+        return Err(format!(
+            "flat frames {flat:?} not confirmed: the verifier's render failed ({e})"
+        ));
+    }
+    if reasons.len() > before {
         // check_crops named the differing crops; say why they were drawn.
         reasons.push(format!(
             "frames {flat:?} are flat but the scene does not render flat there"
         ));
     }
+    Ok(())
 }
 
 /// Re-renders each challenged crop and compares it with the committed frame.

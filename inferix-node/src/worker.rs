@@ -134,6 +134,7 @@ impl SessionNode for WorkerNode {
             tags: self.config.tags.clone(),
             device_class: self.renderer.device_class(),
             token: self.config.token.clone(),
+            formats: self.renderer.formats().to_vec(),
         };
         let session = session::open(&*self.transport, links.address(), hello).await?;
         links.connected();

@@ -179,6 +179,7 @@ mod tests {
                 tags: vec!["gpu".into(), "cuda".into()],
                 device_class: "nvidia-h100".into(),
                 token: Some("tok".into()),
+                formats: vec![inferix_core::renderer::SceneFormat::Gltf],
             }),
             Message::Welcome {
                 manager: NodeId(u128::MAX),
@@ -252,6 +253,7 @@ mod tests {
                 passed: false,
                 reasons: vec!["noise".into()],
                 clean: vec![],
+                inconclusive: Some("no renderer for .blend scenes".into()),
             }),
             Message::QuoteRequest { spec: spec.clone() },
             Message::Submitted {

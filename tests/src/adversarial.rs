@@ -130,10 +130,14 @@ impl Default for SuiteOptions {
 pub struct StrategyReport {
     /// Tasks run.
     pub tasks: usize,
-    /// Tasks rejected by a verifier that checks the frames alone.
+    /// Tasks rejected by a verifier that checks the frames alone (it
+    /// cannot answer the crop challenges: a task its checks do not reject
+    /// is inconclusive to it, never passed).
     pub rejected_frames_only: usize,
     /// Tasks rejected by a verifier that also re-renders the crops.
     pub rejected: usize,
+    /// Tasks the rendering verifier could not check (its renders failed).
+    pub inconclusive: usize,
     /// Time the rendering verifier spent.
     pub verify_time: Duration,
     /// Time an honest worker spent rendering the same tasks.
@@ -224,8 +228,10 @@ pub async fn run_suite(
                 suite.check(task, &lease, &frames, images).await?;
             let r = report.strategies.entry(s).or_default();
             r.tasks += 1;
-            r.rejected_frames_only += usize::from(!frames_only.passed);
-            r.rejected += usize::from(!with_crops.passed);
+            r.rejected_frames_only +=
+                usize::from(!frames_only.passed && frames_only.inconclusive.is_none());
+            r.rejected += usize::from(!with_crops.passed && with_crops.inconclusive.is_none());
+            r.inconclusive += usize::from(with_crops.inconclusive.is_some());
             r.verify_time += took;
             r.honest_render_time += honest_time;
             if r.sample_reason.is_none() {

@@ -27,6 +27,10 @@ async fn every_cheat_is_caught_and_no_honest_worker_is_rejected() {
     assert_eq!(report.strategies.len(), Strategy::ALL.len());
     for (s, r) in &report.strategies {
         assert_eq!(r.tasks, 3);
+        assert_eq!(
+            r.inconclusive, 0,
+            "{s}: the rendering verifier could not check"
+        );
         if *s == Strategy::Honest {
             assert_eq!(r.rejected, 0, "honest work rejected: {:?}", r.sample_reason);
             assert_eq!(r.rejected_frames_only, 0);

@@ -1,7 +1,8 @@
 //! A black scene renders flat frames, and that is not a cheat: a verifier
 //! that renders the scene confirms the flatness on a crop of its own and
-//! accepts; a flat frame of a scene that is not flat is still rejected, and
-//! so is one a verifier cannot confirm. Simulated renderers, paused time,
+//! accepts; a flat frame of a scene that is not flat is still rejected; one
+//! no connected verifier can confirm waits for a verifier that can, neither
+//! accepted nor held against the worker. Simulated renderers, paused time,
 //! no Proof of Render (with it, watermark patches keep frames from being
 //! flat).
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
 use inferix_core::ledger::Account;
+use inferix_core::protocol::JobEvent;
 use inferix_core::renderer::stand_in::{StandInBehaviour, StandInRenderer};
 use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
@@ -105,13 +107,35 @@ async fn flat_frames_of_a_scene_that_is_not_flat_are_rejected() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn flat_frames_a_verifier_cannot_confirm_are_rejected() {
-    let (mut events, worker, _store, _stop) = network(StandInBehaviour::Blank, None).await;
-    let reasons = first_rejection(&mut events, worker, Duration::from_secs(600)).await;
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("cannot render the scene")),
-        "{reasons:?}"
+async fn flat_frames_no_verifier_can_confirm_are_neither_accepted_nor_rejected() {
+    // The verifiers cannot render: they can only say they could not check.
+    let (mut events, _worker, store, _stop) = network(StandInBehaviour::Blank, None).await;
+    let why = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match events.recv().await.expect("event stream open") {
+                JobEvent::Waiting { reason } if reason.contains("could not check") => {
+                    return reason
+                }
+                JobEvent::TaskAccepted { task, .. } => panic!("{task} accepted unconfirmed"),
+                JobEvent::TaskRejected { task, reasons, .. } => {
+                    panic!("{task} rejected for the verifier's want of a renderer: {reasons:?}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the round says it waits");
+    assert!(why.contains("verification of task"), "{why}");
+    let slashed = store
+        .transactions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.postings.iter().any(|p| p.account == Account::PenaltyPool))
+        .count();
+    assert_eq!(
+        slashed, 0,
+        "the worker was punished for the verifiers' limits"
     );
 }

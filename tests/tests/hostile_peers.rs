@@ -201,6 +201,7 @@ async fn an_honest_worker_is_served_through_floods_of_silent_and_greedy_peers() 
         tags: vec![],
         device_class: String::new(),
         token: None,
+        formats: vec![],
     };
     deaf.sender
         .send(Envelope::with_id(1, Message::Hello(hello)))

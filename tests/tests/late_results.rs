@@ -58,6 +58,7 @@ async fn messages_about_a_task_the_sender_does_not_hold_change_nothing() {
         tags: vec![],
         device_class: "raw".into(),
         token: None,
+        formats: vec![inferix_core::renderer::SceneFormat::Gltf],
     };
     conn.sender
         .send(Envelope::with_id(1, Message::Hello(hello)))

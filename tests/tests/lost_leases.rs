@@ -29,6 +29,7 @@ async fn raw_worker(net: &InProcNetwork, addr: &str, id: NodeId) -> Connection {
         tags: vec![],
         device_class: "sim".into(),
         token: None,
+        formats: vec![inferix_core::renderer::SceneFormat::Gltf],
     };
     conn.sender
         .send(Envelope::with_id(1, Message::Hello(hello)))

@@ -299,9 +299,26 @@ async fn claims_are_settled_by_re_rendering() {
     let txs = store.transactions().await.unwrap();
     let record = txs
         .iter()
-        .find(|t| t.id.starts_with(&format!("claim:{claim}:")))
+        .find(|t| t.id.starts_with("claim:") && t.memo.contains("grainy"))
         .expect("the claim is recorded");
-    assert!(record.memo.contains("upheld") && record.memo.contains("grainy"));
+    assert!(record.memo.contains("upheld"), "{}", record.memo);
+    let bond = txs
+        .iter()
+        .find(|t| t.id.starts_with("claim-bond:"))
+        .expect("the claim put up a bond");
+    assert!(bond.postings.iter().any(|p| p.amount > 0));
+    assert_eq!(
+        balance(&txs, &Account::ClaimBond(bad_job)),
+        0,
+        "an upheld claim's bond is returned"
+    );
+    // A frame is claimed once: the same claim again refunds nothing more.
+    let again = client.claim(bad_job, vec![2], "grainy").await.unwrap_err();
+    assert!(again.to_string().contains("claimed already"), "{again}");
+    let stored = store.tasks_of_job(bad_job).await.unwrap();
+    let claimed: Vec<_> = stored.iter().flat_map(|t| &t.claims).collect();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].upheld, Some(true));
     assert!(
         balance(&txs, &Account::Worker(lazy_id)) < earned_before,
         "refund taken back"
@@ -326,6 +343,17 @@ async fn claims_are_settled_by_re_rendering() {
         !upheld,
         "honest frames are upheld against a claim: {evidence:?}"
     );
+    // The dismissed claim's bond went to the penalty pool.
+    let txs = store.transactions().await.unwrap();
+    let forfeit = txs
+        .iter()
+        .find(|t| t.id.starts_with("claim-bond-forfeit:") && t.memo.contains("looks wrong"))
+        .expect("a dismissed claim forfeits its bond");
+    assert!(forfeit
+        .postings
+        .iter()
+        .any(|p| p.account == Account::PenaltyPool && p.amount > 0));
+    assert_eq!(balance(&txs, &Account::ClaimBond(good_job)), 0);
 
     // Bad claims are refused with a reason.
     let unknown = client

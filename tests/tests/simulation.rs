@@ -95,8 +95,13 @@ async fn simulate(seed: u64) -> Outcome {
             manager: addr.clone(),
             ..VerifierConfig::default()
         };
+        // Verifiers render the scene: a blank frame is judged by what the
+        // scene renders to, never passed unchecked.
+        let renderer = StandInRenderer::new(StandInBehaviour::Honest, Duration::from_millis(200));
         verifiers.push(tokio::spawn(
-            VerifierNode::new(Arc::new(net.transport(NodeId(200 + i))), cfg).run(stopped.clone()),
+            VerifierNode::new(Arc::new(net.transport(NodeId(200 + i))), cfg)
+                .with_renderer(Arc::new(renderer))
+                .run(stopped.clone()),
         ));
     }
 

@@ -47,6 +47,7 @@ async fn a_client_that_never_reads_does_not_delay_a_job() {
         tags: vec![],
         device_class: String::new(),
         token: None,
+        formats: vec![],
     };
     slow.sender
         .send(Envelope::with_id(1, Message::Hello(hello)))

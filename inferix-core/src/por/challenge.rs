@@ -40,8 +40,11 @@ pub fn draw(
         .collect()
 }
 
-/// `k` crops spread over the frames of a task: the challenged frame is also
-/// drawn from the key, so every frame is equally at risk.
+/// At least `k` crops over the frames of a task: one on every frame, so a
+/// worker that skips or fakes any single frame is always caught, and the
+/// rest on frames drawn from the key, so every frame is equally at risk.
+/// A task of more frames than `k` gets one crop per frame; `k` = 0 turns
+/// challenges off.
 pub fn draw_for_task(
     key: &VerificationKey,
     commitment: ContentHash,
@@ -50,12 +53,12 @@ pub fn draw_for_task(
     height: u32,
     k: usize,
 ) -> Vec<(u32, Rect)> {
-    if frames.is_empty() {
+    if frames.is_empty() || k == 0 {
         return Vec::new();
     }
     let mut rng = key.rng("challenge-frames", &commitment.0);
-    let mut per_frame = vec![0usize; frames.len()];
-    for _ in 0..k {
+    let mut per_frame = vec![1usize; frames.len()];
+    for _ in 0..k.saturating_sub(frames.len()) {
         per_frame[rng.gen_range(0..frames.len())] += 1;
     }
     frames
@@ -95,5 +98,29 @@ mod tests {
         assert_ne!(a, draw(&key, ContentHash::of(b"root-b"), 1, 640, 360, 8));
         assert_ne!(a, draw(&key, ContentHash::of(b"root-a"), 2, 640, 360, 8));
         assert!((detection_probability(0.5, 10) - 0.999_023_4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn every_frame_of_a_task_is_challenged_at_least_once() {
+        let key = VerificationKey::derive(&ManagerSecret(b"s".to_vec()), TaskId::new(JobId(3), 1));
+        for (frames, k) in [(5u32, 8usize), (24, 8), (8, 8), (1, 8), (3, 0)] {
+            let list: Vec<u32> = (1..=frames).collect();
+            let drawn = draw_for_task(&key, ContentHash::of(b"root"), &list, 320, 180, k);
+            if k == 0 {
+                assert!(drawn.is_empty(), "challenges off");
+                continue;
+            }
+            assert_eq!(
+                drawn.len(),
+                k.max(frames as usize),
+                "{frames} frames, k {k}"
+            );
+            for f in &list {
+                assert!(
+                    drawn.iter().any(|(g, _)| g == f),
+                    "frame {f} of {frames} unchallenged"
+                );
+            }
+        }
     }
 }

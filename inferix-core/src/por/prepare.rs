@@ -34,7 +34,8 @@ pub struct PorConfig {
     pub patches: usize,
     /// Minimum Laplacian-energy contrast of each patch.
     pub threshold: f64,
-    /// Crop challenges drawn per task after the worker commits.
+    /// Crop challenges drawn per task after the worker commits; every
+    /// frame gets at least one unless this is 0 (challenges off).
     pub challenges_per_task: usize,
     /// Largest per-channel difference (of 255) tolerated between a crop and
     /// the committed frame when worker and verifier differ in device class.

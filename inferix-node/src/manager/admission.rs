@@ -74,6 +74,7 @@ impl State {
                     ib: h.ib,
                     reputation: 1.0,
                     tags: h.tags,
+                    formats: h.formats,
                 };
                 info!(worker = ?node, ib = info.ib, "worker joined");
                 self.workers.join(conn, info, now);
@@ -94,7 +95,7 @@ impl State {
                 );
                 self.engine_event(EngineEvent::VerifierJoined {
                     verifier: node,
-                    renders: h.tags.iter().any(|t| t == RENDER_TAG),
+                    formats: h.formats.clone(),
                 })
                 .await;
             }

@@ -1,12 +1,19 @@
 //! Bad-result claims: the store side of the engine's claim rules.
 
+use inferix_core::store::Change;
+use inferix_core::task::TaskClaim;
+
 use super::*;
 
 impl State {
-    /// Files a bad-result claim: checks the window, then sends each task's
-    /// claimed frames to a verifier that re-renders them whole.
+    /// Files a bad-result claim of `account`: checks the window and that no
+    /// frame was claimed before, takes the bond (what the claimed frames
+    /// were paid) from the account, records the claim on each task in the
+    /// same store write as its bond, then sends each task's claimed frames
+    /// to a verifier that re-renders them whole.
     pub(super) async fn file_claim(
         &mut self,
+        account: &AccountRecord,
         job_id: JobId,
         frames: Vec<u32>,
         reason: String,
@@ -23,21 +30,137 @@ impl State {
         let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
         let window = self.cfg.claim_window.as_millis() as u64;
         let claim = self.next_claim;
-        let checks = claim_checks(claim, &tasks, &frames, &reason, self.now(), window)
-            .map_err(|(code, m)| (code, format!("{m} (job {job_id})")))?;
-        self.next_claim += 1;
+        let format = job.spec.scene.format;
         let now = self.now();
-        let commands = self.engine.handle(EngineEvent::ClaimFiled { checks }, now);
-        if let Some(why) = commands.iter().find_map(|c| match c {
-            EngineCommand::ClaimRefused { reason, .. } => Some(reason.clone()),
-            _ => None,
-        }) {
-            return Err((ErrorCode::Unavailable, why));
+        let checks = claim_checks(claim, format, &tasks, &frames, &reason, now, window)
+            .map_err(|(code, m)| (code, format!("{m} (job {job_id})")))?;
+        // Nothing is taken for a claim no verifier could check now.
+        let renderers = self.engine.verifiers();
+        for c in &checks {
+            let able = renderers
+                .iter()
+                .any(|(id, v)| *id != c.worker && v.renders(format));
+            if !able {
+                return Err((
+                    ErrorCode::Unavailable,
+                    format!("no verifier able to re-render {format} frames is connected"),
+                ));
+            }
         }
+        let payer = account.ledger_account();
+        let bonds: Vec<i64> = checks
+            .iter()
+            .map(|c| economy::frames_share(job.quoted_price, c.frames.len(), job.spec.frames.len()))
+            .collect();
+        let total: i64 = bonds.iter().sum();
+        let balance = self.store.balance(&payer).await.map_err(store_err)?;
+        if !account.can_pay(balance, total.max(0) as u64) {
+            return Err((
+                ErrorCode::PaymentRequired,
+                format!(
+                    "a claim on these frames takes a bond of {total} micro-credits (returned if \
+                     the claim is upheld) and account {} has {balance}",
+                    account.name
+                ),
+            ));
+        }
+        for (check, bond) in checks.iter().zip(bonds) {
+            let record = TaskClaim {
+                frames: check.frames.clone(),
+                reason: reason.clone(),
+                filed_ms: now,
+                bond,
+                payer: payer.clone(),
+                upheld: None,
+            };
+            self.record_claim(check.task, record).await?;
+        }
+        self.next_claim += 1;
+        let commands = self.engine.handle(EngineEvent::ClaimFiled { checks }, now);
         self.engine_commands.extend(commands);
         self.run_engine_commands().await;
-        info!(claim, job = ?job.id, %reason, "bad-result claim filed");
+        info!(claim, job = ?job.id, %reason, bond = total, "bad-result claim filed");
         Ok(claim)
+    }
+
+    /// Adds `claim` to `task`'s record together with its bond, in one store
+    /// write; refused when one of its frames was claimed meanwhile.
+    async fn record_claim(
+        &mut self,
+        task: TaskId,
+        claim: TaskClaim,
+    ) -> Result<(), (ErrorCode, String)> {
+        for _ in 0..3 {
+            let mut t = self
+                .store
+                .task(task)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| (ErrorCode::NotFound, format!("task {task} not found")))?;
+            if let Some(f) = claim
+                .frames
+                .iter()
+                .find(|f| t.claims.iter().any(|c| c.frames.contains(f)))
+            {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!("frame {f} was claimed already; a frame is claimed once"),
+                ));
+            }
+            let bond = economy::claim_bond(task, &claim, self.now());
+            t.claims.push(claim.clone());
+            let mut batch = vec![Change::Task(Box::new(t)), Change::Transaction(bond)];
+            match self.store.apply(&mut batch).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err((
+            ErrorCode::Unavailable,
+            format!("task {task} kept changing; file the claim again"),
+        ))
+    }
+
+    /// Runs once at start: claims filed before a restart and not decided
+    /// yet (their bonds are held) go back to verifiers. Only jobs whose
+    /// claim window may still be open are read.
+    pub(super) async fn recover_claims(&mut self) {
+        let Ok(jobs) = self.store.jobs().await else {
+            return;
+        };
+        let window = self.cfg.claim_window.as_millis() as u64;
+        let now = self.now();
+        for job in jobs {
+            let open = job
+                .finished_ms()
+                .is_none_or(|at| at.saturating_add(window) > now);
+            if !open || job.state == JobState::Cancelled {
+                continue;
+            }
+            let Ok(tasks) = self.store.tasks_of_job(job.id).await else {
+                continue;
+            };
+            let mut checks = Vec::new();
+            for t in &tasks {
+                let Some(result) = &t.result else { continue };
+                for c in t.claims.iter().filter(|c| c.upheld.is_none()) {
+                    checks.push(ClaimCheck {
+                        claim: self.next_claim,
+                        task: t.id,
+                        frames: c.frames.clone(),
+                        worker: result.worker,
+                        reason: c.reason.clone(),
+                        format: job.spec.scene.format,
+                    });
+                    self.next_claim += 1;
+                }
+            }
+            if !checks.is_empty() {
+                info!(job = ?job.id, claims = checks.len(), "claims filed before the restart go back to verifiers");
+                self.engine_defer(EngineEvent::ClaimResumed { checks });
+            }
+        }
     }
 
     /// Sends a claim check to `verifier` (a renderer the engine chose) as
@@ -96,9 +219,10 @@ impl State {
         Ok(())
     }
 
-    /// Decides a claim from the re-render: upheld, the worker refunds the
-    /// frames' price to the payer and is slashed; rejected, nothing moves.
-    /// Either way the evidence is recorded in the ledger.
+    /// Decides a claim from the re-render. Upheld: the worker refunds the
+    /// frames' price to the job's payer and is slashed, and the bond goes
+    /// back. Dismissed: the bond is forfeited to the penalty pool. Either
+    /// way the outcome is kept on the task and the evidence in the ledger.
     pub(super) async fn settle_claim(&mut self, v: ClaimVerdict) {
         let ClaimVerdict {
             check,
@@ -115,32 +239,35 @@ impl State {
             )]
         };
         let job_id = check.task.job;
-        let payer = self.payer_of(job_id).await;
+        let Some(claim) = self.decide_claim(check.task, &check.frames, upheld).await else {
+            warn!(claim = check.claim, task = ?check.task, "claim not on record; not settled");
+            return;
+        };
+        let payer = self
+            .payer_of(job_id)
+            .await
+            .unwrap_or(Account::User("unknown".into()));
         let refund = match self.job(job_id).await {
             Some(job) if upheld => {
                 economy::frames_share(job.quoted_price, check.frames.len(), job.spec.frames.len())
             }
             _ => 0,
         };
-        let memo = format!(
-            "claim {} on frames {:?} of {} ({}): {}; evidence: {}",
-            check.claim,
-            check.frames,
+        let txs = economy::claim_settlement(
             check.task,
-            check.reason,
-            if upheld { "upheld" } else { "rejected" },
-            evidence.join("; ")
-        );
-        let tx = Transaction::transfer(
-            format!("claim:{}:{}", check.claim, check.task),
-            self.now(),
-            memo,
-            Account::Worker(check.worker),
-            payer.unwrap_or(Account::User("unknown".into())),
+            &claim,
+            check.worker,
+            payer,
             refund,
+            upheld,
+            &evidence.join("; "),
+            self.now(),
         );
-        if let Err(e) = self.store.append_transaction(&tx).await {
-            warn!(claim = check.claim, error = %e, "cannot record the claim");
+        for tx in txs {
+            match self.store.append_transaction(&tx).await {
+                Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => warn!(claim = check.claim, error = %e, "cannot record the claim"),
+            }
         }
         if upheld {
             warn!(claim = check.claim, worker = ?check.worker, "claim upheld");
@@ -160,5 +287,31 @@ impl State {
             },
         )
         .await;
+    }
+
+    /// Writes the outcome of the claim on `frames` of `task` on its record;
+    /// the claim as it was filed, or `None` when it is not on record or was
+    /// decided already (a second verdict changes nothing).
+    async fn decide_claim(
+        &mut self,
+        task: TaskId,
+        frames: &[u32],
+        upheld: bool,
+    ) -> Option<TaskClaim> {
+        for _ in 0..3 {
+            let mut t = self.store.task(task).await.ok()??;
+            let claim = t
+                .claims
+                .iter_mut()
+                .find(|c| c.frames == frames && c.upheld.is_none())?;
+            claim.upheld = Some(upheld);
+            let decided = claim.clone();
+            match self.store.update_task(&mut t).await {
+                Ok(()) => return Some(decided),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
     }
 }

@@ -93,6 +93,7 @@ impl State {
                 min_ib: job.spec.min_ib,
                 tags: &job.spec.tags,
                 excluded: &excluded,
+                format: Some(job.spec.scene.format),
             };
             // A move charges nobody (see `Fault::Manager`).
             if job.state != JobState::Active || !is_eligible(&demand, &fast) {

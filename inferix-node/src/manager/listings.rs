@@ -81,6 +81,7 @@ impl State {
                 last_seen_ms: last_seen,
                 state: state.into(),
                 tags: info.tags,
+                formats: info.formats,
             });
         }
         for (id, conn) in &self.verifiers {
@@ -96,11 +97,8 @@ impl State {
                 pending_verifications: busy,
                 last_seen_ms: conn.last_seen,
                 state: if busy > 0 { "busy" } else { "idle" }.into(),
-                tags: if pool.is_some_and(|v| v.renders) {
-                    vec![RENDER_TAG.to_string()]
-                } else {
-                    Vec::new()
-                },
+                tags: Vec::new(),
+                formats: pool.map(|v| v.formats.clone()).unwrap_or_default(),
             });
         }
         Ok(out)

@@ -49,6 +49,7 @@ pub struct ManagerMetrics {
     pub(crate) events: Family<Kind, Counter>,
     pub(crate) rounds: Family<Kind, Counter>,
     pub(crate) escalated: Counter,
+    pub(crate) inconclusive: Counter,
     pub(crate) store_seconds: Family<Kind, Histogram>,
     pub(crate) blob_bytes: Family<Kind, Counter>,
     pub(crate) nodes: Family<NodeState, Gauge>,
@@ -93,6 +94,12 @@ impl Default for ManagerMetrics {
             "Rounds whose verifiers disagreed, settled by a majority of more votes",
             escalated.clone(),
         );
+        let inconclusive = Counter::default();
+        registry.register(
+            "verifications_inconclusive",
+            "Verification answers that could not check (the seat was drawn again)",
+            inconclusive.clone(),
+        );
         let store_seconds = Family::<Kind, Histogram>::new_with_constructor(|| {
             // 50 µs to about 1.6 s.
             Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -131,6 +138,7 @@ impl Default for ManagerMetrics {
             events,
             rounds,
             escalated,
+            inconclusive,
             store_seconds,
             blob_bytes,
             nodes,

@@ -57,7 +57,6 @@ use tracing::{debug, info, warn};
 use crate::blob_access::BlobAccess;
 use crate::blob_service::BlobService;
 use crate::outbound::{Outbound, Refused, OUTBOUND_CAPACITY};
-use crate::verifier::RENDER_TAG;
 use crate::NodeError;
 
 mod accept;

@@ -17,6 +17,7 @@ impl State {
         self.replay_journal().await;
         self.recover_verifications().await;
         self.load_leases_before_restart().await;
+        self.recover_claims().await;
     }
 
     /// Verifications in flight were lost with the old process, so their

@@ -86,7 +86,7 @@ impl State {
                 frames,
                 reason,
             } => {
-                let reply = match self.file_claim(job, frames, reason).await {
+                let reply = match self.file_claim(&account, job, frames, reason).await {
                     Ok(claim) => Message::ClaimFiled { claim },
                     Err((c, m)) => Message::error(c, m),
                 };

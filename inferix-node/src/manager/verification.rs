@@ -90,11 +90,13 @@ impl State {
                                 warn!(task = ?s.task, %why, "clean delivery waits; verifying again");
                                 let reason = format!("clean frames of task {} wait: {why}", s.task);
                                 self.emit(s.task.job, JobEvent::Waiting { reason }).await;
+                                let format =
+                                    self.job(s.task.job).await.map(|j| j.spec.scene.format);
                                 self.round_tasks.insert(s.task, task);
                                 self.engine_defer(EngineEvent::RoundOpened {
                                     task: s.task,
                                     worker: s.worker,
-                                    needs_renderer: true,
+                                    needs: format,
                                 });
                                 continue;
                             }
@@ -125,6 +127,18 @@ impl State {
                     task,
                     reason,
                 } => warn!(claim, ?task, %reason, "claim re-render waits for a verifier"),
+                EngineCommand::VerifierInconclusive {
+                    verifier,
+                    task,
+                    reason,
+                    revoked,
+                } => {
+                    warn!(?verifier, ?task, %reason, "verifier could not check; its seat is drawn again");
+                    self.metrics.inconclusive.inc();
+                    if let Some(format) = revoked {
+                        warn!(?verifier, %format, "verifier failed to render its format too often in a row; no longer seated for it");
+                    }
+                }
                 EngineCommand::RoundWaiting { task, reason } => match reason {
                     Some(why) => {
                         warn!(?task, %why, "verification waits");
@@ -290,15 +304,17 @@ impl State {
     /// the engine picks its verifiers.
     pub(super) async fn start_round(&mut self, worker: NodeId, t: Task) {
         let id = t.id;
-        let needs_renderer = match self.verification_plan(&t).await {
-            Some((_, plan)) => plan.is_some_and(|p| !p.challenges.is_empty()),
-            None => false,
+        let needs = match self.verification_plan(&t).await {
+            Some((job, plan)) => plan
+                .is_some_and(|p| !p.challenges.is_empty())
+                .then_some(job.spec.scene.format),
+            None => None,
         };
         self.round_tasks.insert(id, t);
         self.engine_event(EngineEvent::RoundOpened {
             task: id,
             worker,
-            needs_renderer,
+            needs,
         })
         .await;
     }

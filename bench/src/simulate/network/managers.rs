@@ -19,7 +19,7 @@ impl Sim {
         self.verifiers[v as usize].manager = Some(m);
         let ev = Event::VerifierJoined {
             verifier: node_of_verifier(v),
-            renders: true,
+            formats: vec![inferix_core::renderer::SceneFormat::Gltf],
         };
         self.engine_event(m, ev).await
     }

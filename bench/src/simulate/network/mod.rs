@@ -397,6 +397,7 @@ impl Sim {
                             vec!["watermark patches missing".into()]
                         },
                         clean: Vec::new(),
+                        inconclusive: None,
                     };
                     let ev = Event::VerdictReceived {
                         verifier: node_of_verifier(v),

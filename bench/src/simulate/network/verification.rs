@@ -31,7 +31,8 @@ impl Sim {
                 | Command::OfferClaimCheck { .. }
                 | Command::SettleClaim(_)
                 | Command::ClaimRefused { .. }
-                | Command::ClaimWaiting { .. } => {}
+                | Command::ClaimWaiting { .. }
+                | Command::VerifierInconclusive { .. } => {}
             }
         }
         Ok(())

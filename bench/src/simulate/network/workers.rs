@@ -164,7 +164,7 @@ impl Sim {
         let ev = Event::RoundOpened {
             task: task.id,
             worker: node_of_worker(w),
-            needs_renderer: false,
+            needs: None,
         };
         self.engine_event(m, ev).await
     }
@@ -277,6 +277,7 @@ impl Sim {
             ib,
             reputation: self.workers[w as usize].reputation,
             tags: Vec::new(),
+            formats: vec![inferix_core::renderer::SceneFormat::Gltf],
         };
         self.managers[m].pool.join(self.next_conn, info, now);
         self.workers[w as usize].manager = Some(m);
