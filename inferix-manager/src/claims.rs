@@ -306,7 +306,7 @@ fn drawn_renderer(ctx: &ClaimCtx<'_>, check: &ClaimCheck, not: &[NodeId]) -> Opt
     let seat = (1usize << 40).wrapping_add(check.claim as usize);
     ctx.verifiers
         .iter()
-        .filter(|(id, v)| v.renders(check.format) && !not.contains(id))
+        .filter(|(id, v)| v.renders(check.format) && v.reputation > 0.0 && !not.contains(id))
         .map(|(id, v)| {
             (
                 *id,

@@ -265,3 +265,41 @@ pub fn claim_settlement(
         )]
     }
 }
+
+/// A verifier caught passing a known-bad result forfeits everything it has
+/// earned (`earned`) to the penalty pool. Nothing when it earned nothing.
+pub fn forfeit_earnings(verifier: NodeId, earned: i64, now: u64) -> Option<Transaction> {
+    (earned > 0).then(|| {
+        Transaction::transfer(
+            format!("caught:{verifier}:{now}"),
+            now,
+            "verifier passed a known-bad result: its earnings are forfeited",
+            Account::Verifier(verifier),
+            Account::PenaltyPool,
+            earned,
+        )
+    })
+}
+
+/// The bounty of a verifier that failed known-bad result `verification`:
+/// the verifier reward, from the penalty pool (holding `pool`) while it has
+/// funds.
+pub fn forced_error_bounty(
+    cfg: &EconomyConfig,
+    verifier: NodeId,
+    verification: u64,
+    pool: i64,
+    now: u64,
+) -> Option<Transaction> {
+    let amount = cfg.verifier_reward.min(pool);
+    (amount > 0).then(|| {
+        Transaction::transfer(
+            format!("bounty:{verifier}:{now}:{verification}"),
+            now,
+            "verifier failed a known-bad result",
+            Account::PenaltyPool,
+            Account::Verifier(verifier),
+            amount,
+        )
+    })
+}

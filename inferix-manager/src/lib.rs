@@ -18,6 +18,7 @@
 //! signed result answers its lease, [`housekeeping`] the periodic checks
 //! (silent peers, hung workers, expired leases, lost verifications),
 //! [`requests`] the rules of clients' requests (status, pause, cancel),
+//! [`forced`] the known-bad results that keep verifiers honest,
 //! [`accounts`] which account a client is and what it may see and submit.
 //! Accounts, admission, economy, results, housekeeping and requests are rule
 //! functions the driver calls with the records it read; rounds keep state
@@ -29,6 +30,7 @@ pub mod claims;
 pub mod dispatch;
 pub mod economy;
 pub mod estimates;
+pub mod forced;
 pub mod housekeeping;
 pub mod requests;
 pub mod results;
@@ -41,6 +43,7 @@ use inferix_core::protocol::Verdict;
 use inferix_core::renderer::SceneFormat;
 
 pub use claims::{ClaimCheck, ClaimVerdict};
+pub use forced::ForcedErrorConfig;
 pub use rounds::{RoundConfig, Settlement};
 pub use verifiers::VerifierPool;
 
@@ -101,6 +104,12 @@ pub enum Event {
     /// The driver could not send a claim check's offer (its task is gone):
     /// it is forgotten.
     ClaimCheckDropped {
+        /// The offer's id.
+        verification: u64,
+    },
+    /// The driver could not build the known-bad result it was asked for
+    /// (no result to build it from yet): the offer is forgotten.
+    ForcedErrorDropped {
         /// The offer's id.
         verification: u64,
     },
@@ -165,6 +174,29 @@ pub enum Command {
         /// The format it lost by failing to render it too often in a row.
         revoked: Option<SceneFormat>,
     },
+    /// Send `verifier` a known-bad result under id `verification`, built
+    /// so that it looks like any other offer (see [`forced`]).
+    OfferForcedError {
+        /// The verifier.
+        verifier: NodeId,
+        /// Id its verdict must quote.
+        verification: u64,
+    },
+    /// `verifier` passed a known-bad result: it is seated on nothing any
+    /// more; forfeit its earnings and disconnect it.
+    VerifierCaught {
+        /// The verifier.
+        verifier: NodeId,
+        /// The known-bad offer it passed.
+        verification: u64,
+    },
+    /// `verifier` failed a known-bad result, as it should: pay it a bounty.
+    ForcedErrorCaught {
+        /// The verifier.
+        verifier: NodeId,
+        /// The known-bad offer it failed.
+        verification: u64,
+    },
     /// A round cannot go on for now (`Some(reason)`), or can again
     /// (`None`): for logs and the job's status.
     RoundWaiting {
@@ -183,6 +215,8 @@ pub struct Engine {
     claims: claims::Claims,
     claim_timeout_ms: u64,
     draw_key: [u8; 32],
+    forced_cfg: ForcedErrorConfig,
+    forced: forced::ForcedErrors,
     next_verification: u64,
 }
 
@@ -193,6 +227,8 @@ impl Engine {
             verifiers: VerifierPool::default(),
             claim_timeout_ms: rounds.vote_timeout_ms,
             draw_key: rounds.draw_key,
+            forced_cfg: rounds.forced_errors.clone(),
+            forced: forced::ForcedErrors::default(),
             claims: claims::Claims::default(),
             rounds: rounds::Rounds::new(rounds),
             next_verification: 1,
@@ -203,6 +239,29 @@ impl Engine {
     /// order.
     pub fn handle(&mut self, event: Event, now: u64) -> Vec<Command> {
         let mut out = Vec::new();
+        let mut forced = forced::ForcedCtx {
+            cfg: &self.forced_cfg,
+            draw_key: &self.draw_key,
+            verifiers: &mut self.verifiers,
+            next_id: &mut self.next_verification,
+            now,
+            timeout_ms: self.claim_timeout_ms,
+        };
+        match &event {
+            Event::VerdictReceived { verifier, verdict }
+                if self.forced.knows(verdict.verification) =>
+            {
+                self.forced
+                    .verdict(&mut forced, *verifier, verdict, &mut out);
+                return out;
+            }
+            Event::ForcedErrorDropped { verification } => {
+                self.forced.dropped(&mut forced, *verification);
+                return out;
+            }
+            Event::Tick => self.forced.tick(&mut forced),
+            _ => {}
+        }
         // Claim checks first: they share the verifiers and the verdicts.
         let mut claims = claims::ClaimCtx {
             verifiers: &mut self.verifiers,
@@ -240,9 +299,11 @@ impl Engine {
             }
             Event::VerifierJoined { .. }
             | Event::RoundOpened { .. }
-            | Event::RoundAbandoned { .. } => true,
+            | Event::RoundAbandoned { .. }
+            | Event::ForcedErrorDropped { .. } => true,
         };
         if !for_rounds {
+            self.after_offers(now, &mut out);
             return out;
         }
         let mut ctx = rounds::Ctx {
@@ -269,9 +330,24 @@ impl Engine {
             Event::Tick => self.rounds.tick(&mut ctx),
             Event::ClaimFiled { .. }
             | Event::ClaimResumed { .. }
-            | Event::ClaimCheckDropped { .. } => {}
+            | Event::ClaimCheckDropped { .. }
+            | Event::ForcedErrorDropped { .. } => {}
         }
+        self.after_offers(now, &mut out);
         out
+    }
+
+    /// Slips known-bad results in beside the seats just given.
+    fn after_offers(&mut self, now: u64, out: &mut Vec<Command>) {
+        let mut forced = forced::ForcedCtx {
+            cfg: &self.forced_cfg,
+            draw_key: &self.draw_key,
+            verifiers: &mut self.verifiers,
+            next_id: &mut self.next_verification,
+            now,
+            timeout_ms: self.claim_timeout_ms,
+        };
+        self.forced.after_offers(&mut forced, out);
     }
 
     /// The connected verifiers.
@@ -296,7 +372,9 @@ impl Engine {
     /// Whether `verification` is an offer the engine waits for (a round's
     /// vote or a claim check).
     pub fn is_awaited_verification(&self, verification: u64) -> bool {
-        self.rounds.knows(verification) || self.claims.knows(verification)
+        self.rounds.knows(verification)
+            || self.claims.knows(verification)
+            || self.forced.knows(verification)
     }
 
     /// Whether a round of `task` is open.

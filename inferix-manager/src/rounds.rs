@@ -59,6 +59,8 @@ pub struct RoundConfig {
     /// The driver sets it from a secret of its own; the default (zeros) is
     /// for tests.
     pub draw_key: [u8; 32],
+    /// Known-bad results slipped in to catch verifiers that do not check.
+    pub forced_errors: crate::forced::ForcedErrorConfig,
 }
 
 impl Default for RoundConfig {
@@ -69,6 +71,7 @@ impl Default for RoundConfig {
             reputation_penalty: 0.5,
             max_offers_per_verifier: 4,
             draw_key: [0; 32],
+            forced_errors: crate::forced::ForcedErrorConfig::default(),
         }
     }
 }
@@ -474,6 +477,7 @@ fn pick(
             **id != round.worker
                 && !round.votes.contains_key(id)
                 && v.busy < cap
+                && v.reputation > 0.0
                 && round.needs.is_none_or(|f| v.renders(f))
                 && (again.is_some() || !round.replaced.contains(id))
                 && unable.is_none_or(|at| again.is_some_and(|t| *at <= t))

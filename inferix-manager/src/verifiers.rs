@@ -11,7 +11,7 @@
 //! costs it that format for as long as the manager runs, reconnections
 //! included: a verifier cannot collect seats it then declines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use inferix_core::ids::NodeId;
 use inferix_core::renderer::SceneFormat;
@@ -48,13 +48,19 @@ pub struct VerifierPool {
     /// Formats verifiers lost by failing to render them, kept across
     /// their reconnections.
     revoked: HashMap<NodeId, Vec<SceneFormat>>,
+    /// Verifiers caught passing a known-bad result: never seated again.
+    banned: HashSet<NodeId>,
 }
 
 impl VerifierPool {
     /// Adds (or, on a reconnection, resets) a verifier that announces
     /// `formats`, less those it lost before.
     pub fn join(&mut self, id: NodeId, mut formats: Vec<SceneFormat>) {
-        let reputation = self.slots.get(&id).map_or(1.0, |v| v.reputation);
+        let reputation = if self.banned.contains(&id) {
+            0.0
+        } else {
+            self.slots.get(&id).map_or(1.0, |v| v.reputation)
+        };
         if let Some(lost) = self.revoked.get(&id) {
             formats.retain(|f| !lost.contains(f));
         }
@@ -142,6 +148,19 @@ impl VerifierPool {
         if let Some(v) = self.slots.get_mut(&id) {
             v.busy = v.busy.saturating_sub(1);
         }
+    }
+
+    /// Seats `id` on nothing from now on, reconnections included.
+    pub fn ban(&mut self, id: NodeId) {
+        self.banned.insert(id);
+        if let Some(v) = self.slots.get_mut(&id) {
+            v.reputation = 0.0;
+        }
+    }
+
+    /// Whether `id` was banned.
+    pub fn is_banned(&self, id: &NodeId) -> bool {
+        self.banned.contains(id)
     }
 
     /// Multiplies `id`'s reputation by `factor`.

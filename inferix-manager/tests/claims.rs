@@ -7,7 +7,7 @@ use inferix_core::renderer::SceneFormat;
 use inferix_core::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
 use inferix_core::ContentHash;
 use inferix_manager::claims::{claim_checks, ClaimCheck};
-use inferix_manager::{Command, Engine, Event, RoundConfig};
+use inferix_manager::{Command, Engine, Event, ForcedErrorConfig, RoundConfig};
 
 const TIMEOUT: u64 = 1_000;
 const WINDOW: u64 = 10_000;
@@ -56,6 +56,8 @@ fn accepted(index: u32, frames: Vec<u32>, accepted_at: u64) -> Task {
 fn engine(renderers: &[u128]) -> Engine {
     let mut e = Engine::new(RoundConfig {
         vote_timeout_ms: TIMEOUT,
+        // Known-bad offers have their own tests (forced_errors.rs).
+        forced_errors: ForcedErrorConfig { rate: 0.0 },
         ..RoundConfig::default()
     });
     for v in renderers {

@@ -3,7 +3,7 @@
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::protocol::Verdict;
 use inferix_core::renderer::SceneFormat;
-use inferix_manager::{Command, Engine, Event, RoundConfig, Settlement};
+use inferix_manager::{Command, Engine, Event, ForcedErrorConfig, RoundConfig, Settlement};
 
 const TIMEOUT: u64 = 1_000;
 
@@ -23,6 +23,8 @@ fn engine(quorum: usize, verifiers: &[u128]) -> Engine {
         vote_timeout_ms: TIMEOUT,
         reputation_penalty: 0.5,
         max_offers_per_verifier: 4,
+        // Known-bad offers have their own tests (forced_errors.rs).
+        forced_errors: ForcedErrorConfig { rate: 0.0 },
         ..RoundConfig::default()
     });
     for v in verifiers {
@@ -544,6 +546,8 @@ fn a_backlog_of_rounds_is_served_oldest_first_as_seats_free() {
         vote_timeout_ms: TIMEOUT,
         reputation_penalty: 0.5,
         max_offers_per_verifier: 1,
+        // Known-bad offers have their own tests (forced_errors.rs).
+        forced_errors: ForcedErrorConfig { rate: 0.0 },
         ..RoundConfig::default()
     });
     for v in [1, 2] {
@@ -587,6 +591,8 @@ fn seatings(key: [u8; 32], ids: &[u128], rounds: u32) -> Vec<Vec<NodeId>> {
     let mut e = Engine::new(RoundConfig {
         quorum: 2,
         draw_key: key,
+        // Known-bad offers have their own tests (forced_errors.rs).
+        forced_errors: ForcedErrorConfig { rate: 0.0 },
         ..RoundConfig::default()
     });
     for v in ids {

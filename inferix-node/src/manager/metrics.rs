@@ -50,6 +50,7 @@ pub struct ManagerMetrics {
     pub(crate) rounds: Family<Kind, Counter>,
     pub(crate) escalated: Counter,
     pub(crate) inconclusive: Counter,
+    pub(crate) caught_verifiers: Counter,
     pub(crate) store_seconds: Family<Kind, Histogram>,
     pub(crate) blob_bytes: Family<Kind, Counter>,
     pub(crate) nodes: Family<NodeState, Gauge>,
@@ -100,6 +101,12 @@ impl Default for ManagerMetrics {
             "Verification answers that could not check (the seat was drawn again)",
             inconclusive.clone(),
         );
+        let caught_verifiers = Counter::default();
+        registry.register(
+            "verifiers_caught",
+            "Verifiers that passed a known-bad result (forced error) and were removed",
+            caught_verifiers.clone(),
+        );
         let store_seconds = Family::<Kind, Histogram>::new_with_constructor(|| {
             // 50 µs to about 1.6 s.
             Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -139,6 +146,7 @@ impl Default for ManagerMetrics {
             rounds,
             escalated,
             inconclusive,
+            caught_verifiers,
             store_seconds,
             blob_bytes,
             nodes,

@@ -65,6 +65,7 @@ mod claims;
 mod collect;
 mod delivery;
 mod dispatch;
+mod forced;
 mod gauges;
 mod housekeeping;
 mod journal;
@@ -127,6 +128,10 @@ pub struct ManagerConfig {
     /// Micro-credits paid from the penalty pool to each verifier whose
     /// verdict agrees with the final one, while the pool has funds.
     pub verifier_reward: i64,
+    /// Chance, per verification seat, that its verifier also gets a
+    /// known-bad result (a forced error) to check; passing one gets a
+    /// verifier caught. Needs Proof of Render; 0 turns it off.
+    pub forced_error_rate: f64,
     /// How long after a frame is accepted its user may claim it is bad.
     pub claim_window: Duration,
     /// A worker that reports no progress on its task for this long is
@@ -179,6 +184,7 @@ impl Default for ManagerConfig {
             stake_epoch_minutes: 60.0,
             grant_stake: true,
             verifier_reward: 1_000,
+            forced_error_rate: inferix_manager::ForcedErrorConfig::default().rate,
             claim_window: Duration::from_secs(72 * 3600),
             progress_timeout: Duration::from_secs(300),
             failures_before_blocklist: 3,
@@ -447,6 +453,14 @@ impl ManagerNode {
             // Fresh for each run: who verifies what cannot be predicted
             // from outside, nor ground by choosing node ids.
             draw_key: rand::random(),
+            // Known-bad results are built from Proof-of-Render leases.
+            forced_errors: inferix_manager::ForcedErrorConfig {
+                rate: if b.por.is_some() {
+                    b.config.forced_error_rate
+                } else {
+                    0.0
+                },
+            },
             ..RoundConfig::default()
         });
         let mut state = State {
@@ -483,6 +497,7 @@ impl ManagerNode {
             watchers: HashMap::new(),
             engine,
             round_tasks: HashMap::new(),
+            recently_accepted: std::collections::VecDeque::new(),
             round_waiting: HashMap::new(),
             clean_votes: HashMap::new(),
             watermark_trials: Arc::default(),
@@ -563,6 +578,9 @@ struct State {
     /// opened, so that offering and settling it need no read unless
     /// someone changed it since.
     round_tasks: HashMap<TaskId, Task>,
+    /// The latest accepted tasks, newest last: the material known-bad
+    /// results are built from (see `forced.rs`).
+    recently_accepted: std::collections::VecDeque<TaskId>,
     /// Why open rounds wait, for the job's status.
     round_waiting: HashMap<TaskId, String>,
     /// Clean pixels sent with passing verdicts of open rounds (clean

@@ -16,7 +16,9 @@ impl State {
             );
             return;
         }
-        if v.passed {
+        // Only a round's votes carry clean pixels worth keeping (a known-bad
+        // offer names an accepted task, whose round is over).
+        if v.passed && self.round_tasks.contains_key(&v.task) {
             self.keep_clean(verifier, v.task, std::mem::take(&mut v.clean));
         }
         self.engine_event(EngineEvent::VerdictReceived {
@@ -127,6 +129,22 @@ impl State {
                     task,
                     reason,
                 } => warn!(claim, ?task, %reason, "claim re-render waits for a verifier"),
+                EngineCommand::OfferForcedError {
+                    verifier,
+                    verification,
+                } => {
+                    if !self.offer_forced_error(verifier, verification).await {
+                        self.engine_defer(EngineEvent::ForcedErrorDropped { verification });
+                    }
+                }
+                EngineCommand::VerifierCaught {
+                    verifier,
+                    verification,
+                } => self.verifier_caught(verifier, verification).await,
+                EngineCommand::ForcedErrorCaught {
+                    verifier,
+                    verification,
+                } => self.pay_bounty(verifier, verification).await,
                 EngineCommand::VerifierInconclusive {
                     verifier,
                     task,
@@ -232,6 +250,7 @@ impl State {
             return;
         }
         if passed {
+            self.remember_accepted(task_id);
             let counts = self
                 .store
                 .status_counts(task_id.job)

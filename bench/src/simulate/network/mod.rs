@@ -227,6 +227,9 @@ impl Sim {
             quorum: cfg.quorum,
             vote_timeout_ms: 120_000,
             draw_key: rng.gen(),
+            // The simulated verifiers are honest; forced errors would only
+            // add offers (their rules have tests of their own).
+            forced_errors: inferix_manager::ForcedErrorConfig { rate: 0.0 },
             ..RoundConfig::default()
         };
         let managers = (0..cfg.managers)

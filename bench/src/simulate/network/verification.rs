@@ -32,7 +32,10 @@ impl Sim {
                 | Command::SettleClaim(_)
                 | Command::ClaimRefused { .. }
                 | Command::ClaimWaiting { .. }
-                | Command::VerifierInconclusive { .. } => {}
+                | Command::VerifierInconclusive { .. }
+                | Command::OfferForcedError { .. }
+                | Command::VerifierCaught { .. }
+                | Command::ForcedErrorCaught { .. } => {}
             }
         }
         Ok(())
