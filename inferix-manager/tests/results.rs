@@ -2,9 +2,9 @@
 //! its scene (the prepared copy when there is one, else the job's).
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
-use inferix_core::task::{Lease, Task, TaskResult};
+use inferix_core::task::{Fault, Lease, Task, TaskResult};
 use inferix_core::ContentHash;
-use inferix_manager::results::{check_result, needs_job_scene, ResultRefusal};
+use inferix_manager::results::{check_result, failure_fault, needs_job_scene, ResultRefusal};
 
 fn task(prepared: Option<ContentHash>) -> Task {
     let mut t = Task::new(TaskId::new(JobId(1), 0), vec![1], 0);
@@ -85,4 +85,15 @@ fn a_render_of_another_scene_is_refused() {
         ),
         Err(ResultRefusal::OtherScene)
     );
+}
+
+#[test]
+fn a_failure_is_charged_to_the_task_only_for_a_worker_with_accepted_work() {
+    let w = NodeId(4);
+    // A fresh key failing a task costs the job nothing: griefers with many
+    // keys cannot use up its retry budget.
+    assert_eq!(failure_fault(w, 0), Fault::Worker(w));
+    assert_eq!(failure_fault(w, -5), Fault::Worker(w));
+    // A worker that has been paid is believed: the task may be the trouble.
+    assert_eq!(failure_fault(w, 1), Fault::Attempt(w));
 }

@@ -3,7 +3,8 @@
 //! speaks; a crash-looping worker is excluded from each task it dropped and,
 //! after repeated losses, blocklisted for the job. In both cases healthy
 //! workers that join later finish the job with no task charged, although
-//! the losses outnumber the job's retry budget per task.
+//! the losses outnumber the job's retry budget per task. Fresh keys that
+//! take tasks only to report them failed cannot fail a job either.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use std::time::Duration;
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::JobState;
-use inferix_core::protocol::{Envelope, Hello, JobEvent, Message, Role, TaskAssignment};
+use inferix_core::protocol::{
+    Envelope, FailureCause, Hello, JobEvent, Message, Role, TaskAssignment,
+};
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{Client, ManagerConfig, ManagerHandle};
 use inferix_storage::ObjectBlobStore;
@@ -63,6 +66,7 @@ async fn requeued(events: &mut mpsc::UnboundedReceiver<JobEvent>, task: TaskId) 
     loop {
         match events.recv().await {
             Some(JobEvent::TaskRequeued { task: t, .. }) if t == task => return,
+            Some(JobEvent::Failed { reason }) => panic!("the job failed: {reason}"),
             Some(_) => {}
             None => panic!("the event stream ended before {task} was re-queued"),
         }
@@ -256,5 +260,41 @@ async fn a_crash_looping_worker_is_excluded_then_blocklisted_and_the_job_complet
         assert!(t.excluded.contains(&looping), "{:?}", t.excluded);
     }
     drop(conn);
+    f.shut(handles).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fresh_keys_that_fail_every_task_they_take_cannot_fail_a_job() {
+    let f = farm(ManagerConfig {
+        quorum: 1,
+        // One charged failure would fail the job.
+        max_attempts: 1,
+        tick: Duration::from_secs(1),
+        ..ManagerConfig::default()
+    })
+    .await;
+    let job = f.submit(4).await;
+    let mut events = f.client.watch(job).await.unwrap();
+    // Six new keys, none with accepted work, each take a task and say the
+    // render failed.
+    for n in 0..6u128 {
+        let griefer = NodeId(500 + n);
+        let mut conn = raw_worker(&f.net, &f.addr, griefer).await;
+        let offer = next_offer(&mut conn, Duration::from_secs(60))
+            .await
+            .expect("a griefer is offered a task");
+        let failed = Message::TaskFailed {
+            task: offer.task,
+            error: "simulated device fault".into(),
+            cause: FailureCause::Render,
+        };
+        conn.sender.send(Envelope::push(failed)).await.unwrap();
+        requeued(&mut events, offer.task).await;
+        let t = f.store.task(offer.task).await.unwrap().unwrap();
+        assert!(t.excluded.contains(&griefer), "{:?}", t.excluded);
+        conn.sender.close("done");
+    }
+    let handles = f.healthy(2);
+    f.completes_uncharged(job, 4).await;
     f.shut(handles).await;
 }

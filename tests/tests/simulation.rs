@@ -223,7 +223,8 @@ fn never_leased_twice_at_once(o: &Outcome) {
 }
 
 /// Checker: only rejected results were charged to a task, not leases lost
-/// through vanished and hung workers.
+/// through vanished and hung workers (and a rejection only when its worker
+/// had accepted work behind it, so fewer than the rejections).
 fn only_failed_attempts_are_charged(o: &Outcome) {
     for t in &o.tasks {
         let rejected = t
@@ -231,7 +232,7 @@ fn only_failed_attempts_are_charged(o: &Outcome) {
             .iter()
             .filter(|c| c.status == TaskStatus::Rejected)
             .count() as u32;
-        assert_eq!(t.failures, rejected, "task {:?}: {:?}", t.id, t.history);
+        assert!(t.failures <= rejected, "task {:?}: {:?}", t.id, t.history);
     }
 }
 

@@ -120,6 +120,18 @@ impl State {
         }
     }
 
+    /// Whom `worker`'s failure on a task is charged to, by what it has
+    /// earned (see [`inferix_manager::results::failure_fault`]). A ledger
+    /// that cannot be read charges nobody.
+    pub(super) async fn failure_fault(&self, worker: NodeId) -> Fault {
+        let earned = self
+            .store
+            .balance(&Account::Worker(worker))
+            .await
+            .unwrap_or(0);
+        inferix_manager::results::failure_fault(worker, earned)
+    }
+
     /// The account that funded `job`'s escrow.
     pub(super) async fn payer_of(&self, job: JobId) -> Option<Account> {
         let fund = self

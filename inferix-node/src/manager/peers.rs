@@ -218,7 +218,8 @@ impl State {
                 } else {
                     self.count_failure(task.job, node).await;
                     let why = format!("worker failed: {error}");
-                    self.requeue(task, node, Fault::Attempt(node), &why).await;
+                    let fault = self.failure_fault(node).await;
+                    self.requeue(task, node, fault, &why).await;
                 }
                 true
             }

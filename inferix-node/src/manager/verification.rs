@@ -284,10 +284,11 @@ impl State {
                 },
             )
             .await;
+            let fault = self.failure_fault(worker).await;
             self.requeue(
                 task_id,
                 worker,
-                Fault::Attempt(worker),
+                fault,
                 &format!("rejected: {}", reasons.join("; ")),
             )
             .await;
