@@ -47,6 +47,15 @@ pub(crate) struct ManagerArgs {
     /// File holding the node token (its first line).
     #[arg(long, env = "INFERIX_NODE_TOKEN_FILE", value_name = "FILE")]
     node_token_file: Option<PathBuf>,
+    /// Token verifiers must present instead of the node token, which then
+    /// admits workers only: whoever runs workers cannot also judge their
+    /// work [default: verifiers present the node token]. Prefer
+    /// --verifier-token-file.
+    #[arg(long, env = "INFERIX_VERIFIER_TOKEN", hide_env_values = true)]
+    verifier_token: Option<String>,
+    /// File holding the verifier token (its first line).
+    #[arg(long, env = "INFERIX_VERIFIER_TOKEN_FILE", value_name = "FILE")]
+    verifier_token_file: Option<PathBuf>,
     /// Account that clients without an API key act as, with no credit
     /// limit: only for a private network whose every client is trusted
     /// [default: none; clients need a key from `inferix account create`].
@@ -115,6 +124,7 @@ pub(crate) struct ManagerSettings {
     pub(crate) data_dir: PathBuf,
     pub(crate) listen: String,
     pub(crate) node_token: Option<String>,
+    pub(crate) verifier_token: Option<String>,
     pub(crate) guest_account: Option<String>,
     pub(crate) http: Option<String>,
     pub(crate) probe_ib: Option<f64>,
@@ -147,6 +157,13 @@ impl ManagerArgs {
                 "--node-token",
                 self.node_token.or(file.node_token),
                 self.node_token_file.or(file.node_token_file).as_deref(),
+            )?,
+            verifier_token: secret(
+                "--verifier-token",
+                self.verifier_token.or(file.verifier_token),
+                self.verifier_token_file
+                    .or(file.verifier_token_file)
+                    .as_deref(),
             )?,
             guest_account: self.guest_account.or(file.guest_account),
             http: self.http.or(file.http),
@@ -352,6 +369,7 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     let config = ManagerConfig {
         listen: a.listen,
         node_token: a.node_token,
+        verifier_token: a.verifier_token,
         guest_account: a.guest_account,
         quorum: a.quorum,
         lease: std::time::Duration::from_secs(a.lease_seconds),

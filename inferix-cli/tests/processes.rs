@@ -19,6 +19,10 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
     // Secrets from files, as the README teaches: they stay out of `ps`.
     let node_token = d.join("node-token");
     std::fs::write(&node_token, "node-secret\n").unwrap();
+    // Verifiers hold a token of their own: the workers' does not admit
+    // them, so running workers is not enough to judge their work.
+    let verifier_token = d.join("verifier-token");
+    std::fs::write(&verifier_token, "judge-secret\n").unwrap();
     // An account with funds, made in the manager's store before it starts.
     let m = d.join("m");
     let created = run(&["account", "--data-dir", path(&m), "create", "studio"]);
@@ -49,6 +53,8 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
         path(&d.join("m")),
         "--node-token-file",
         path(&node_token),
+        "--verifier-token-file",
+        path(&verifier_token),
     ]);
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", manager.0.id())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains("secret"));
@@ -83,6 +89,18 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
         "a worker without a token must not join"
     );
     assert!(String::from_utf8_lossy(&intruder.stderr).contains("not admitted"));
+    // Nor is a verifier holding only the workers' token.
+    let judge = run(&[
+        "verifier",
+        "--manager",
+        &addr,
+        "--data-dir",
+        path(&d.join("bad-verifier")),
+        "--token-file",
+        path(&node_token),
+    ]);
+    assert!(!judge.status.success(), "the node token admits no verifier");
+    assert!(String::from_utf8_lossy(&judge.stderr).contains("not admitted"));
 
     let mut workers: Vec<Node> = (0..3)
         .map(|i| {
@@ -109,8 +127,8 @@ fn separate_processes_render_a_job_over_quic_despite_a_killed_worker() {
                 &addr,
                 "--data-dir",
                 path(&dd),
-                "--token",
-                "node-secret",
+                "--token-file",
+                path(&verifier_token),
             ])
         })
         .collect();

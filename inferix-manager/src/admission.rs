@@ -16,8 +16,14 @@ pub const MAX_DECLARED_IB: f64 = 100_000.0;
 /// Admission tokens.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AdmissionConfig {
-    /// Token workers and verifiers must present; `None` admits anyone.
+    /// Token workers must present (and verifiers too, unless
+    /// `verifier_token` is set); `None` admits anyone.
     pub node_token: Option<String>,
+    /// Token verifiers must present instead of the node token. With it, a
+    /// worker's operator cannot also run the verifiers that judge its
+    /// work by holding the one token, and the node token admits no
+    /// verifier.
+    pub verifier_token: Option<String>,
 }
 
 /// Why a hello is refused: the error the peer gets, and the reason its
@@ -50,7 +56,11 @@ pub fn check_hello(cfg: &AdmissionConfig, h: &Hello) -> Result<(), Refusal> {
         (Some(_), None) => false,
     };
     let admitted = match h.role {
-        Role::Worker | Role::Verifier => token_ok(&cfg.node_token),
+        Role::Worker => token_ok(&cfg.node_token),
+        Role::Verifier => match &cfg.verifier_token {
+            Some(_) => token_ok(&cfg.verifier_token),
+            None => token_ok(&cfg.node_token),
+        },
         Role::Client => true,
         Role::Manager => false,
     };

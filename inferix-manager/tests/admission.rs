@@ -19,6 +19,7 @@ fn hello(role: Role, token: Option<&str>, ib: f64) -> Hello {
 fn tokens() -> AdmissionConfig {
     AdmissionConfig {
         node_token: Some("node".into()),
+        verifier_token: None,
     }
 }
 
@@ -73,4 +74,25 @@ fn an_index_that_is_not_a_finite_non_negative_number_is_refused() {
     }
     assert!(check_hello(&open, &hello(Role::Worker, None, MAX_DECLARED_IB)).is_ok());
     assert!(check_hello(&open, &hello(Role::Worker, None, 0.05)).is_ok());
+}
+
+#[test]
+fn a_verifier_token_admits_verifiers_only_and_the_node_token_workers_only() {
+    let cfg = AdmissionConfig {
+        node_token: Some("node".into()),
+        verifier_token: Some("judge".into()),
+    };
+    assert!(check_hello(&cfg, &hello(Role::Worker, Some("node"), 1.0)).is_ok());
+    assert!(check_hello(&cfg, &hello(Role::Verifier, Some("judge"), 0.0)).is_ok());
+    for (role, token) in [
+        (Role::Verifier, Some("node")),
+        (Role::Worker, Some("judge")),
+        (Role::Verifier, None),
+    ] {
+        let r = check_hello(&cfg, &hello(role, token, 1.0)).unwrap_err();
+        assert_eq!(r.code, ErrorCode::Unauthorized, "{role:?} {token:?}");
+    }
+    // Without a verifier token, verifiers present the node token as before.
+    let shared = tokens();
+    assert!(check_hello(&shared, &hello(Role::Verifier, Some("node"), 0.0)).is_ok());
 }

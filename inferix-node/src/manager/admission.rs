@@ -11,6 +11,7 @@ impl State {
     pub(super) async fn on_hello(&mut self, conn: ConnId, id: u64, node: NodeId, h: Hello) -> bool {
         let admission = AdmissionConfig {
             node_token: self.cfg.node_token.clone(),
+            verifier_token: self.cfg.verifier_token.clone(),
         };
         let mut account = None;
         let mut checked = check_hello(&admission, &h);

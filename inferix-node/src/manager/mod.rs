@@ -111,6 +111,10 @@ pub struct ManagerConfig {
     pub tick: Duration,
     /// Token workers and verifiers must present; `None` admits anyone.
     pub node_token: Option<String>,
+    /// Token verifiers must present instead of `node_token` (which then
+    /// admits workers only), so that holding the workers' token is not
+    /// enough to judge their work.
+    pub verifier_token: Option<String>,
     /// The account that clients presenting no API key act as, created
     /// when missing with no credit limit and no quotas: the embedded,
     /// single-machine default. `None` (what `inferix manager` uses) admits
@@ -179,6 +183,7 @@ impl Default for ManagerConfig {
             verification_timeout: Duration::from_secs(300),
             tick: Duration::from_millis(500),
             node_token: None,
+            verifier_token: None,
             guest_account: Some("guest".into()),
             reputation_penalty: 0.5,
             stake_epoch_minutes: 60.0,
