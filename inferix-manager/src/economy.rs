@@ -11,6 +11,11 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::ledger::{Account, Posting, Transaction};
 use inferix_core::task::TaskClaim;
 
+/// Verifiers stake as much as a worker of this index: a verifier's vote
+/// decides payments as a worker's result does, so joining as one is not
+/// free either.
+pub const VERIFIER_STAKE_IB: f64 = 1.0;
+
 /// Ledger account of the operator that posts workers' minimum stakes.
 pub const STAKE_GRANTOR: &str = "operator";
 
@@ -300,6 +305,29 @@ pub fn forced_error_bounty(
             Account::PenaltyPool,
             Account::Verifier(verifier),
             amount,
+        )
+    })
+}
+
+/// The slash of a verifier whose vote lost (the round's majority, after
+/// escalation, decided the other way), or that passed a known-bad result:
+/// its whole stake goes to the penalty pool, so it is refused when it next
+/// says hello. `about` names the task or offer. Nothing when it has none.
+pub fn verifier_slash(
+    verifier: NodeId,
+    stake: i64,
+    about: &str,
+    why: &str,
+    now: u64,
+) -> Option<Transaction> {
+    (stake > 0).then(|| {
+        Transaction::transfer(
+            format!("verifier-slash:{verifier}:{about}:{now}"),
+            now,
+            format!("verifier stake slashed ({about}): {why}"),
+            Account::Stake(verifier),
+            Account::PenaltyPool,
+            stake,
         )
     })
 }

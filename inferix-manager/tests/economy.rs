@@ -5,8 +5,8 @@ use inferix_core::ledger::{Account, Transaction};
 use inferix_core::task::TaskClaim;
 use inferix_manager::economy::{
     claim_bond, claim_settlement, escrow_refund, frames_share, minimum_stake, slash,
-    stake_decision, stake_grant_id, task_payment, verifier_rewards, CleanDelivery, EconomyConfig,
-    StakeDecision, STAKE_GRANTOR,
+    stake_decision, stake_grant_id, task_payment, verifier_rewards, verifier_slash, CleanDelivery,
+    EconomyConfig, StakeDecision, STAKE_GRANTOR,
 };
 
 fn cfg() -> EconomyConfig {
@@ -203,4 +203,23 @@ fn a_claim_bond_is_held_then_returned_if_upheld_and_forfeited_if_dismissed() {
     let other = claim_bond(TaskId::new(JobId(9), 2), &c, 5);
     assert_ne!(bond.id, other.id);
     assert_eq!(bond.id, claim_bond(task, &c, 99).id);
+}
+
+#[test]
+fn a_slashed_verifier_loses_its_whole_stake_to_the_penalty_pool() {
+    let v = NodeId(8);
+    let tx = verifier_slash(v, 12_000, "job-1/3", "its vote lost", 5).unwrap();
+    assert_eq!(
+        postings(&tx),
+        vec![(Account::Stake(v), -12_000), (Account::PenaltyPool, 12_000)]
+    );
+    assert!(tx.memo.contains("its vote lost"));
+    assert_ne!(
+        tx.id,
+        verifier_slash(v, 12_000, "job-1/4", "its vote lost", 5)
+            .unwrap()
+            .id,
+        "one slash per task"
+    );
+    assert!(verifier_slash(v, 0, "job-1/3", "its vote lost", 5).is_none());
 }

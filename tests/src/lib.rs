@@ -374,3 +374,66 @@ pub async fn funded_account(
     }
     key
 }
+
+/// How a [`scripted_verifier`] session ended.
+#[derive(Debug, Default)]
+pub struct ScriptedVerifierRun {
+    /// Offers it answered.
+    pub answered: u32,
+    /// The error the manager answered its hello or a message with, if any.
+    pub refusal: Option<String>,
+}
+
+/// A verifier driven by hand that answers every offer at once without
+/// looking: `passes` says what it answers (a rubber stamp passes all, a
+/// griefer fails all). Runs until the manager closes its connection.
+pub async fn scripted_verifier(
+    net: &inferix_transport::InProcNetwork,
+    addr: &str,
+    id: NodeId,
+    passes: bool,
+) -> ScriptedVerifierRun {
+    use inferix_core::protocol::{Envelope, Hello, Message, Role, Verdict};
+    use inferix_transport::Transport;
+    let mut conn = net.transport(id).connect(addr).await.unwrap();
+    let hello = Hello {
+        role: Role::Verifier,
+        node: id,
+        ib: 0.0,
+        tags: vec![],
+        device_class: "scripted".into(),
+        token: None,
+        formats: vec![SceneFormat::Gltf],
+    };
+    conn.sender
+        .send(Envelope::with_id(1, Message::Hello(hello)))
+        .await
+        .unwrap();
+    let mut run = ScriptedVerifierRun::default();
+    while let Ok(Some(env)) = conn.receiver.recv().await {
+        match env.body {
+            Message::VerifyOffer(a) => {
+                let verdict = Verdict {
+                    verification: a.verification,
+                    task: a.task,
+                    passed: passes,
+                    reasons: if passes {
+                        vec![]
+                    } else {
+                        vec!["scripted: fails everything".into()]
+                    },
+                    clean: vec![],
+                    inconclusive: None,
+                };
+                let done = Envelope::push(Message::VerifyDone(verdict));
+                if conn.sender.send(done).await.is_err() {
+                    break;
+                }
+                run.answered += 1;
+            }
+            Message::Error { message, .. } => run.refusal = Some(message),
+            _ => {}
+        }
+    }
+    run
+}

@@ -1,7 +1,8 @@
 //! Forced errors end to end: a rubber-stamp verifier (it passes whatever it
 //! is offered, at once) joins a network beside an honest one. Known-bad
 //! results slipped in among its offers give it away: it is disconnected,
-//! its earnings are forfeited to the penalty pool, and the honest verifier,
+//! its stake and earnings go to the penalty pool (so it is refused when it
+//! comes back), and the honest verifier,
 //! which fails every known-bad result, keeps its seat. Real path tracer,
 //! Proof of Render on, one forced error per seat (rate 1).
 
@@ -14,56 +15,13 @@ use inferix_core::job::{FrameRange, JobSpec};
 use inferix_core::ledger::{balance, Account};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::prepare::PorConfig;
-use inferix_core::protocol::{Envelope, Hello, Message, Role, Verdict};
-use inferix_core::renderer::{Renderer, SceneFormat};
+use inferix_core::renderer::Renderer;
 use inferix_core::store::{MemoryTaskStore, TaskStore};
 use inferix_node::{Client, ManagerBuilder, ManagerConfig};
 use inferix_storage::ObjectBlobStore;
-use inferix_tests::{numbered_worker, spawn_verifiers, until_completed};
-use inferix_transport::{InProcNetwork, Transport};
+use inferix_tests::{numbered_worker, scripted_verifier, spawn_verifiers, until_completed};
+use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
-
-/// A verifier that passes every offer without looking; returns how many it
-/// answered once the manager closes its connection.
-async fn rubber_stamp(net: &InProcNetwork, addr: &str, id: NodeId) -> u32 {
-    let mut conn = net.transport(id).connect(addr).await.unwrap();
-    let hello = Hello {
-        role: Role::Verifier,
-        node: id,
-        ib: 0.0,
-        tags: vec![],
-        device_class: "sim".into(),
-        token: None,
-        formats: vec![SceneFormat::Gltf],
-    };
-    conn.sender
-        .send(Envelope::with_id(1, Message::Hello(hello)))
-        .await
-        .unwrap();
-    let mut answered = 0;
-    while let Ok(Some(env)) = conn.receiver.recv().await {
-        if let Message::VerifyOffer(a) = env.body {
-            let verdict = Verdict {
-                verification: a.verification,
-                task: a.task,
-                passed: true,
-                reasons: vec![],
-                clean: vec![],
-                inconclusive: None,
-            };
-            if conn
-                .sender
-                .send(Envelope::push(Message::VerifyDone(verdict)))
-                .await
-                .is_err()
-            {
-                break;
-            }
-            answered += 1;
-        }
-    }
-    answered
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rubber_stamp_verifier_is_caught_by_a_known_bad_result_and_removed() {
@@ -128,17 +86,20 @@ async fn a_rubber_stamp_verifier_is_caught_by_a_known_bad_result_and_removed() {
     let stamp = NodeId(250);
     let stamp_run = {
         let (net, addr) = (net.clone(), addr.clone());
-        tokio::spawn(async move { rubber_stamp(&net, &addr, stamp).await })
+        tokio::spawn(async move { scripted_verifier(&net, &addr, stamp, true).await })
     };
     let mut second = spec.clone();
     second.frames = FrameRange::new(1, 12);
     let (job, _) = client.submit(&second).await.unwrap();
     let mut events = client.watch(job).await.unwrap();
-    let answered = tokio::time::timeout(Duration::from_secs(300), stamp_run)
+    let run = tokio::time::timeout(Duration::from_secs(300), stamp_run)
         .await
         .expect("the rubber stamp is disconnected")
         .unwrap();
-    assert!(answered >= 1, "it was offered work before it was caught");
+    assert!(
+        run.answered >= 1,
+        "it was offered work before it was caught"
+    );
     until_completed(&mut events, Duration::from_secs(300)).await;
 
     let exposition = manager.metrics().encode();
@@ -156,6 +117,17 @@ async fn a_rubber_stamp_verifier_is_caught_by_a_known_bad_result_and_removed() {
         balance(&txs, &Account::Verifier(NodeId(200))) > 0,
         "the honest verifier keeps its earnings"
     );
+    assert_eq!(
+        balance(&txs, &Account::Stake(stamp)),
+        0,
+        "its stake slashed"
+    );
+    assert!(balance(&txs, &Account::Stake(NodeId(200))) > 0);
+    // Back with the same key, it is refused: its stake is gone.
+    let again = scripted_verifier(&net, &addr, stamp, true).await;
+    assert_eq!(again.answered, 0);
+    let refusal = again.refusal.expect("refused");
+    assert!(refusal.contains("stake"), "{refusal}");
     let _ = stop.send(true);
     manager.shutdown().await;
 }

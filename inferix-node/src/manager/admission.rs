@@ -51,21 +51,29 @@ impl State {
             p.account_read = now;
         }
         self.access.admit(conn);
+        // Workers stake by their index, verifiers as a worker of IB 1.
+        let stake_ib = match h.role {
+            Role::Worker => Some(h.ib),
+            Role::Verifier => Some(economy::VERIFIER_STAKE_IB),
+            _ => None,
+        };
+        if let Some(ib) = stake_ib {
+            if let Err((code, why)) = self.ensure_stake(node, ib).await {
+                // A ledger that cannot be read is the manager's trouble:
+                // the node is told to come back, not refused for good.
+                let close = if code == ErrorCode::Unavailable {
+                    "task database unavailable; try again"
+                } else {
+                    "insufficient stake"
+                };
+                warn!(?node, role = ?h.role, %why, "refused: stake");
+                self.reply(conn, id, Message::error(code, why)).await;
+                self.refuse(conn, close).await;
+                return false;
+            }
+        }
         match h.role {
             Role::Worker => {
-                if let Err((code, why)) = self.ensure_stake(node, h.ib).await {
-                    // A ledger that cannot be read is the manager's trouble:
-                    // the worker is told to come back, not refused for good.
-                    let close = if code == ErrorCode::Unavailable {
-                        "task database unavailable; try again"
-                    } else {
-                        "insufficient stake"
-                    };
-                    warn!(worker = ?node, %why, "refused: stake");
-                    self.reply(conn, id, Message::error(code, why)).await;
-                    self.refuse(conn, close).await;
-                    return false;
-                }
                 // A worker reconnecting replaces its old connection.
                 if let Some(old) = self.workers.get(&node).map(|w| w.conn) {
                     self.drop_peer(old, "replaced by a new connection").await;

@@ -124,6 +124,9 @@ impl State {
                 warn!(?verifier, error = %e, "cannot record the forfeit");
             }
         }
+        let about = format!("known-bad offer {vid}");
+        self.slash_verifier(verifier, &about, "passed a known-bad result")
+            .await;
         if let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) {
             self.drop_peer(conn, "passed a known-bad result").await;
         }

@@ -120,6 +120,34 @@ impl State {
         }
     }
 
+    /// Slashes `verifier`'s whole stake into the penalty pool (see
+    /// [`economy::verifier_slash`]) and disconnects it: it holds no stake
+    /// any more, as a slashed worker does not.
+    pub(super) async fn slash_verifier(&mut self, verifier: NodeId, about: &str, why: &str) {
+        let Ok(stake) = self.store.balance(&Account::Stake(verifier)).await else {
+            return;
+        };
+        if let Some(tx) = economy::verifier_slash(verifier, stake, about, why, self.now()) {
+            match self.store.append_transaction(&tx).await {
+                Ok(()) => warn!(?verifier, %about, stake, %why, "verifier stake slashed"),
+                Err(e) => warn!(?verifier, error = %e, "cannot record a verifier's slash"),
+            }
+        }
+        if self.minimum_stake(economy::VERIFIER_STAKE_IB) > 0 {
+            if let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) {
+                self.send(
+                    conn,
+                    Envelope::push(Message::error(
+                        ErrorCode::Unauthorized,
+                        format!("stake slashed: {why}"),
+                    )),
+                )
+                .await;
+                self.refuse(conn, "stake slashed").await;
+            }
+        }
+    }
+
     /// Whom `worker`'s failure on a task is charged to, by what it has
     /// earned (see [`inferix_manager::results::failure_fault`]). A ledger
     /// that cannot be read charges nobody.

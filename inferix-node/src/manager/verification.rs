@@ -75,6 +75,13 @@ impl State {
                     if !s.dissenting.is_empty() {
                         info!(task = ?s.task, dissenting = ?s.dissenting, passed = s.passed, "verifiers disagreed; the majority decided");
                     }
+                    for v in &s.dissenting {
+                        let why = format!(
+                            "its vote lost: the majority {} the result",
+                            if s.passed { "passed" } else { "failed" }
+                        );
+                        self.slash_verifier(*v, &s.task.to_string(), &why).await;
+                    }
                     let mut delivered = Vec::new();
                     if s.passed {
                         let task = match known.clone() {
