@@ -37,28 +37,40 @@ impl Default for ForcedErrorConfig {
     }
 }
 
-/// Known-bad offers in flight: verification id → (verifier, deadline).
-#[derive(Debug, Default)]
+/// Known-bad offers in flight, and the rules they follow.
+#[derive(Debug)]
 pub(crate) struct ForcedErrors {
+    cfg: ForcedErrorConfig,
+    draw_key: [u8; 32],
+    timeout_ms: u64,
+    /// Verification id → (verifier, deadline).
     open: HashMap<u64, (NodeId, u64)>,
 }
 
-/// What a forced-error handler may touch.
+/// What a forced-error handler may touch besides its offers.
 pub(crate) struct ForcedCtx<'a> {
-    pub(crate) cfg: &'a ForcedErrorConfig,
-    pub(crate) draw_key: &'a [u8; 32],
     pub(crate) verifiers: &'a mut VerifierPool,
     pub(crate) next_id: &'a mut u64,
     pub(crate) now: u64,
-    pub(crate) timeout_ms: u64,
 }
 
 impl ForcedErrors {
+    /// Offers drawn at `cfg`'s rate with `draw_key`, answered within
+    /// `timeout_ms`.
+    pub(crate) fn new(cfg: ForcedErrorConfig, draw_key: [u8; 32], timeout_ms: u64) -> Self {
+        Self {
+            cfg,
+            draw_key,
+            timeout_ms,
+            open: HashMap::new(),
+        }
+    }
+
     /// For each seat just given (`OfferVerification` among `out`), draws
     /// whether its verifier also gets a known-bad result, and asks the
     /// driver for one.
     pub(crate) fn after_offers(&mut self, ctx: &mut ForcedCtx<'_>, out: &mut Vec<Command>) {
-        if ctx.cfg.rate <= 0.0 {
+        if self.cfg.rate <= 0.0 {
             return;
         }
         let seated: Vec<(NodeId, u64)> = out
@@ -73,14 +85,14 @@ impl ForcedErrors {
             })
             .collect();
         for (verifier, real) in seated {
-            if unit_draw(ctx.draw_key, real) >= ctx.cfg.rate {
+            if unit_draw(&self.draw_key, real) >= self.cfg.rate {
                 continue;
             }
             let verification = *ctx.next_id;
             *ctx.next_id += 1;
             ctx.verifiers.assign(verifier);
             self.open
-                .insert(verification, (verifier, ctx.now + ctx.timeout_ms));
+                .insert(verification, (verifier, ctx.now + self.timeout_ms));
             out.push(Command::OfferForcedError {
                 verifier,
                 verification,

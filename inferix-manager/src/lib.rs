@@ -215,7 +215,6 @@ pub struct Engine {
     claims: claims::Claims,
     claim_timeout_ms: u64,
     draw_key: [u8; 32],
-    forced_cfg: ForcedErrorConfig,
     forced: forced::ForcedErrors,
     next_verification: u64,
 }
@@ -227,8 +226,11 @@ impl Engine {
             verifiers: VerifierPool::default(),
             claim_timeout_ms: rounds.vote_timeout_ms,
             draw_key: rounds.draw_key,
-            forced_cfg: rounds.forced_errors.clone(),
-            forced: forced::ForcedErrors::default(),
+            forced: forced::ForcedErrors::new(
+                rounds.forced_errors.clone(),
+                rounds.draw_key,
+                rounds.vote_timeout_ms,
+            ),
             claims: claims::Claims::default(),
             rounds: rounds::Rounds::new(rounds),
             next_verification: 1,
@@ -240,12 +242,9 @@ impl Engine {
     pub fn handle(&mut self, event: Event, now: u64) -> Vec<Command> {
         let mut out = Vec::new();
         let mut forced = forced::ForcedCtx {
-            cfg: &self.forced_cfg,
-            draw_key: &self.draw_key,
             verifiers: &mut self.verifiers,
             next_id: &mut self.next_verification,
             now,
-            timeout_ms: self.claim_timeout_ms,
         };
         match &event {
             Event::VerdictReceived { verifier, verdict }
@@ -340,12 +339,9 @@ impl Engine {
     /// Slips known-bad results in beside the seats just given.
     fn after_offers(&mut self, now: u64, out: &mut Vec<Command>) {
         let mut forced = forced::ForcedCtx {
-            cfg: &self.forced_cfg,
-            draw_key: &self.draw_key,
             verifiers: &mut self.verifiers,
             next_id: &mut self.next_verification,
             now,
-            timeout_ms: self.claim_timeout_ms,
         };
         self.forced.after_offers(&mut forced, out);
     }

@@ -437,3 +437,112 @@ pub async fn scripted_verifier(
     }
     run
 }
+
+/// A manager with Proof of Render on and the glTF watermarker, on an
+/// in-process network with memory stores, rendering with the real path
+/// tracer: what the end-to-end Proof-of-Render tests start from.
+pub struct PorNetwork {
+    /// The network.
+    pub net: inferix_transport::InProcNetwork,
+    /// The manager's task store.
+    pub store: std::sync::Arc<dyn inferix_core::store::TaskStore>,
+    /// The blob store every node shares.
+    pub blobs: std::sync::Arc<dyn inferix_core::blob::BlobStore>,
+    /// The path tracer, for honest workers and rendering verifiers.
+    pub tracer: std::sync::Arc<dyn Renderer>,
+    /// Scratch folder of the manager and the verifiers.
+    pub scratch: tempfile::TempDir,
+    /// The manager.
+    pub manager: inferix_node::ManagerHandle,
+    /// Its address.
+    pub addr: String,
+    /// Sends `true` to stop the nodes.
+    pub stop: tokio::sync::watch::Sender<bool>,
+    /// What the nodes watch for it.
+    pub stopped: tokio::sync::watch::Receiver<bool>,
+}
+
+impl PorNetwork {
+    /// Starts the manager (node id 1) with `config` (its tick shortened to
+    /// 50 ms) and a Proof-of-Render secret made of `secret`.
+    pub async fn start(secret: &[u8], config: inferix_node::ManagerConfig) -> Self {
+        use std::sync::Arc;
+        let net = inferix_transport::InProcNetwork::new();
+        let store: Arc<dyn inferix_core::store::TaskStore> =
+            Arc::new(inferix_core::store::MemoryTaskStore::new());
+        let blobs: Arc<dyn inferix_core::blob::BlobStore> =
+            Arc::new(inferix_storage::ObjectBlobStore::in_memory());
+        let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
+        let scratch = tempfile::tempdir().unwrap();
+        let por = inferix_core::por::prepare::PorConfig::new(
+            inferix_core::por::key::ManagerSecret(secret.to_vec()),
+        );
+        let manager = inferix_node::ManagerBuilder::new(
+            Arc::new(net.transport(NodeId(1))),
+            store.clone(),
+            blobs.clone(),
+        )
+        .config(inferix_node::ManagerConfig {
+            tick: Duration::from_millis(50),
+            ..config
+        })
+        .scratch_dir(scratch.path())
+        .proof_of_render(por)
+        .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
+        .build()
+        .start()
+        .await
+        .unwrap();
+        let addr = manager.addr().to_string();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        Self {
+            net,
+            store,
+            blobs,
+            tracer,
+            scratch,
+            manager,
+            addr,
+            stop,
+            stopped,
+        }
+    }
+
+    /// A client (node id 300) reading and writing blobs directly.
+    pub async fn client(&self) -> inferix_node::Client {
+        inferix_node::Client::connect_with_blobs(
+            &self.net.transport(NodeId(300)),
+            &self.addr,
+            None,
+            self.blobs.clone(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The demo scene uploaded by `client`, as a job of `frames` tiny
+    /// frames (64×48, 16 samples) in tasks of `chunk` frames.
+    pub async fn demo_job(
+        client: &inferix_node::Client,
+        frames: u32,
+        chunk: u32,
+    ) -> inferix_core::job::JobSpec {
+        let scene = client
+            .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "demo.glb")
+            .await
+            .unwrap();
+        let mut spec =
+            inferix_core::job::JobSpec::new(scene, inferix_core::job::FrameRange::new(1, frames));
+        spec.settings.width = 64;
+        spec.settings.height = 48;
+        spec.settings.samples = 16;
+        spec.chunk_size = chunk;
+        spec
+    }
+
+    /// Stops the nodes and the manager.
+    pub async fn shut(self) {
+        let _ = self.stop.send(true);
+        self.manager.shutdown().await;
+    }
+}

@@ -8,82 +8,46 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use inferix_core::blob::BlobStore;
 use inferix_core::ids::NodeId;
-use inferix_core::job::{FrameRange, JobSpec};
-use inferix_core::por::key::ManagerSecret;
-use inferix_core::por::prepare::PorConfig;
 use inferix_core::protocol::JobEvent;
-use inferix_core::renderer::Renderer;
-use inferix_core::store::{MemoryTaskStore, TaskStore};
-use inferix_node::{Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode};
-use inferix_storage::ObjectBlobStore;
-use inferix_tests::{first_rejection, numbered_worker, spawn_verifiers, FewerSamples};
-use inferix_transport::InProcNetwork;
-use tokio::sync::watch;
+use inferix_node::{ManagerConfig, VerifierConfig, VerifierNode};
+use inferix_tests::{first_rejection, numbered_worker, spawn_verifiers, FewerSamples, PorNetwork};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_that_cannot_re_render_never_passes_a_result() {
-    let net = InProcNetwork::new();
-    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
-    let scratch = tempfile::tempdir().unwrap();
-    let manager = ManagerBuilder::new(
-        Arc::new(net.transport(NodeId(1))),
-        store.clone(),
-        blobs.clone(),
+    let n = PorNetwork::start(
+        b"could not check",
+        ManagerConfig {
+            quorum: 1,
+            ..ManagerConfig::default()
+        },
     )
-    .config(ManagerConfig {
-        quorum: 1,
-        tick: Duration::from_millis(50),
-        ..ManagerConfig::default()
-    })
-    .scratch_dir(scratch.path())
-    .proof_of_render(PorConfig::new(ManagerSecret(b"could not check".to_vec())))
-    .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
-    .build()
-    .start()
-    .await
-    .unwrap();
-    let addr = manager.addr().to_string();
-    let (stop, stopped) = watch::channel(false);
+    .await;
     // A verifier that checks files only.
     let _files_only = spawn_verifiers(
-        &net,
-        &addr,
+        &n.net,
+        &n.addr,
         1,
-        Some(blobs.clone()),
+        Some(n.blobs.clone()),
         None,
-        scratch.path(),
-        &stopped,
+        n.scratch.path(),
+        &n.stopped,
     );
     let cheater = numbered_worker(
-        &net,
+        &n.net,
         100,
-        &addr,
+        &n.addr,
         Arc::new(FewerSamples {
-            inner: tracer.clone(),
+            inner: n.tracer.clone(),
             divisor: 8,
         }),
     )
-    .with_blob_store(blobs.clone());
+    .with_blob_store(n.blobs.clone());
     let cheater_id = cheater.id();
-    tokio::spawn(cheater.run(stopped.clone()));
+    tokio::spawn(cheater.run(n.stopped.clone()));
 
-    let client =
-        Client::connect_with_blobs(&net.transport(NodeId(300)), &addr, None, blobs.clone())
-            .await
-            .unwrap();
-    let scene = client
-        .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "demo.glb")
-        .await
-        .unwrap();
-    let mut spec = JobSpec::new(scene, FrameRange::new(1, 2));
-    spec.settings.width = 64;
-    spec.settings.height = 48;
-    spec.settings.samples = 16;
-    spec.chunk_size = 2;
+    let client = n.client().await;
+    let spec = PorNetwork::demo_job(&client, 2, 2).await;
     let (job, _) = client.submit(&spec).await.unwrap();
     let mut events = client.watch(job).await.unwrap();
 
@@ -108,7 +72,7 @@ async fn a_verifier_that_cannot_re_render_never_passes_a_result() {
     .await
     .expect("the round says it waits");
     assert!(why.contains("renders glTF scenes"), "{why}");
-    let task = store.tasks_of_job(job).await.unwrap().remove(0);
+    let task = n.store.tasks_of_job(job).await.unwrap().remove(0);
     assert_eq!(
         task.status,
         inferix_core::task::TaskStatus::Verifying,
@@ -117,21 +81,20 @@ async fn a_verifier_that_cannot_re_render_never_passes_a_result() {
 
     // A verifier that renders joins, re-renders the crops and rejects it.
     let renderer = VerifierNode::new(
-        Arc::new(net.transport(NodeId(250))),
+        Arc::new(n.net.transport(NodeId(250))),
         VerifierConfig {
-            manager: addr.clone(),
-            work_dir: scratch.path().join("renderer"),
+            manager: n.addr.clone(),
+            work_dir: n.scratch.path().join("renderer"),
             ..VerifierConfig::default()
         },
     )
-    .with_blob_store(blobs.clone())
-    .with_renderer(tracer.clone());
-    tokio::spawn(renderer.run(stopped.clone()));
+    .with_blob_store(n.blobs.clone())
+    .with_renderer(n.tracer.clone());
+    tokio::spawn(renderer.run(n.stopped.clone()));
     let reasons = first_rejection(&mut events, cheater_id, Duration::from_secs(300)).await;
     assert!(
         reasons.iter().any(|r| r.contains("re-rendered crop")),
         "rejected for its crops: {reasons:?}"
     );
-    let _ = stop.send(true);
-    manager.shutdown().await;
+    n.shut().await;
 }

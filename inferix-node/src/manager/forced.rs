@@ -83,26 +83,7 @@ impl State {
                 ..d.clone()
             });
         }
-        Some(VerificationAssignment {
-            verification: vid,
-            task: own.id,
-            frames,
-            width: job.spec.settings.width,
-            height: job.spec.settings.height,
-            format: job.spec.format,
-            watermark: plan.watermark.clone(),
-            watermark_threshold: self.por.as_ref().map_or(0.0, |p| p.threshold),
-            challenges: plan.challenges.clone(),
-            scene: Some(SceneRef {
-                blob: result.scene,
-                ..job.spec.scene.clone()
-            }),
-            settings: job.spec.settings.clone(),
-            worker_device_class: result.device_class.clone(),
-            crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
-            clean_scene: Some(job.spec.scene.clone()),
-            environment: job.spec.environment.clone(),
-        })
+        Some(self.offer_of(vid, own.id, frames, &job, Some(&plan), result))
     }
 
     /// `verifier` passed a known-bad result: its earnings go to the penalty

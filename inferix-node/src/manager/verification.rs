@@ -388,22 +388,41 @@ impl State {
         let Some(result) = task.result else {
             return false;
         };
-        let offer = VerificationAssignment {
+        let offer = self.offer_of(
             verification,
-            task: task_id,
-            frames: result.frames.clone(),
+            task_id,
+            result.frames.clone(),
+            &job,
+            plan.as_ref(),
+            &result,
+        );
+        self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
+            .await;
+        true
+    }
+
+    /// The offer asking a verifier to check `frames` as the result of
+    /// `task` (whose lease's plan is `plan`, `result` its signed result),
+    /// under id `verification`.
+    pub(super) fn offer_of(
+        &self,
+        verification: u64,
+        task: TaskId,
+        frames: Vec<inferix_core::task::FrameOutput>,
+        job: &Job,
+        plan: Option<&inferix_core::por::plan::VerificationPlan>,
+        result: &inferix_core::task::TaskResult,
+    ) -> VerificationAssignment {
+        VerificationAssignment {
+            verification,
+            task,
+            frames,
             width: job.spec.settings.width,
             height: job.spec.settings.height,
             format: job.spec.format,
-            watermark: plan
-                .as_ref()
-                .map(|p| p.watermark.clone())
-                .unwrap_or_default(),
+            watermark: plan.map(|p| p.watermark.clone()).unwrap_or_default(),
             watermark_threshold: self.por.as_ref().map_or(0.0, |p| p.threshold),
-            challenges: plan
-                .as_ref()
-                .map(|p| p.challenges.clone())
-                .unwrap_or_default(),
+            challenges: plan.map(|p| p.challenges.clone()).unwrap_or_default(),
             // Always named: a verifier that renders confirms a flat frame
             // (a black scene) by rendering part of it, with or without
             // Proof of Render.
@@ -417,13 +436,9 @@ impl State {
             // The frames carry patches: passing verifiers render the clean
             // pixels under them from the scene the customer sent.
             clean_scene: plan
-                .as_ref()
                 .is_some_and(|p| !p.watermark.is_empty())
                 .then(|| job.spec.scene.clone()),
             environment: job.spec.environment.clone(),
-        };
-        self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
-            .await;
-        true
+        }
     }
 }
