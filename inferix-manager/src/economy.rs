@@ -331,3 +331,44 @@ pub fn verifier_slash(
         )
     })
 }
+
+/// What cheating on part of a task is worth to a worker, in expectation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheatOdds {
+    /// Fraction of each frame rendered cheaply.
+    pub cheat: f64,
+    /// Chance that the task's crop challenges catch it.
+    pub detection: f64,
+    /// The work it saves, valued at the network's price (micro-credits).
+    pub expected_gain: f64,
+    /// What it loses when caught (its stake and the task's payment),
+    /// times the chance of being caught (micro-credits).
+    pub expected_loss: f64,
+}
+
+/// The odds of a worker of index `ib` that renders a fraction `cheat` of
+/// each frame of a task worth `task_minutes` minutes of its work cheaply,
+/// saving the fraction `saving` of the work there, against `crops` crop
+/// challenges. Each crop is taken as catching the cheat with chance
+/// `cheat` (a crop that overlaps a cheap region by its area is more
+/// likely to, so this is the cheat's best case).
+pub fn cheat_odds(
+    cfg: &EconomyConfig,
+    ib: f64,
+    task_minutes: f64,
+    crops: usize,
+    cheat: f64,
+    saving: f64,
+) -> CheatOdds {
+    let cheat = cheat.clamp(0.0, 1.0);
+    let detection = 1.0 - (1.0 - cheat).powi(crops as i32);
+    let value = task_minutes * ib * cfg.price_per_ibm as f64;
+    let expected_gain = cheat * saving * value;
+    let expected_loss = detection * (minimum_stake(cfg, ib) as f64 + value);
+    CheatOdds {
+        cheat,
+        detection,
+        expected_gain,
+        expected_loss,
+    }
+}

@@ -223,3 +223,49 @@ fn a_slashed_verifier_loses_its_whole_stake_to_the_penalty_pool() {
     );
     assert!(verifier_slash(v, 0, "job-1/3", "its vote lost", 5).is_none());
 }
+
+/// The cheating economics at the default stake, printed as a table: for
+/// every cheat fraction the expected loss exceeds the expected gain, with
+/// 8 crops per task (the default), and with a single crop on any task
+/// length.
+#[test]
+fn at_the_default_stake_no_cheat_fraction_pays() {
+    use inferix_manager::economy::cheat_odds;
+    let cfg = EconomyConfig {
+        price_per_ibm: 100_000,
+        stake_epoch_minutes: 60.0,
+        grant_stake: true,
+        verifier_reward: 1_000,
+    };
+    println!(
+        "| cheat fraction | detection per task | expected gain | expected loss | loss / gain |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for minutes in [10.0, 100.0] {
+        for cheat in [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0] {
+            let o = cheat_odds(&cfg, 1.0, minutes, 8, cheat, 0.9);
+            println!(
+                "| {:.1} % of a {minutes} min task | {:.1} % | {:.0} | {:.0} | {:.1} |",
+                cheat * 100.0,
+                o.detection * 100.0,
+                o.expected_gain,
+                o.expected_loss,
+                o.expected_loss / o.expected_gain
+            );
+            assert!(
+                o.expected_loss > o.expected_gain,
+                "cheating {cheat} of a {minutes}-minute task pays: {o:?}"
+            );
+        }
+    }
+    // Nor on any task length: a caught task is not paid, and with a crop
+    // on every frame the chance of being caught is at least the cheat
+    // fraction, so the expected loss is at least the cheated share of the
+    // payment, more than the work it saved, before the stake even counts.
+    for minutes in [1.0, 1_000.0, 100_000.0] {
+        for cheat in (1..=1000).map(|i| f64::from(i) / 1000.0) {
+            let o = cheat_odds(&cfg, 1.0, minutes, 1, cheat, 1.0);
+            assert!(o.expected_loss > o.expected_gain, "{minutes} min: {o:?}");
+        }
+    }
+}
