@@ -14,12 +14,13 @@ use super::*;
 const REMEMBERED: usize = 64;
 
 impl State {
-    /// Remembers a task just accepted.
-    pub(super) fn remember_accepted(&mut self, task: TaskId) {
+    /// Remembers a task just accepted, with the verifiers that voted on
+    /// it (they have seen its frames).
+    pub(super) fn remember_accepted(&mut self, task: TaskId, voters: Vec<NodeId>) {
         if self.recently_accepted.len() >= REMEMBERED {
             self.recently_accepted.pop_front();
         }
-        self.recently_accepted.push_back(task);
+        self.recently_accepted.push_back((task, voters));
     }
 
     /// Sends `verifier` a known-bad result as verification `vid`; false
@@ -29,7 +30,7 @@ impl State {
         let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) else {
             return false;
         };
-        let Some(offer) = self.known_bad(vid).await else {
+        let Some(offer) = self.known_bad(verifier, vid).await else {
             return false;
         };
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
@@ -37,10 +38,18 @@ impl State {
         true
     }
 
-    /// A known-bad offer: the newest remembered task whose job has another
-    /// remembered task with frames of the same size and other pixels.
-    async fn known_bad(&mut self, vid: u64) -> Option<VerificationAssignment> {
-        let ids: Vec<TaskId> = self.recently_accepted.iter().rev().copied().collect();
+    /// A known-bad offer for `verifier`: the newest remembered task whose
+    /// job has another remembered task with frames of the same size and
+    /// other pixels, neither of which `verifier` voted on (it has not seen
+    /// their frames, so it cannot tell the offer from a fresh result).
+    async fn known_bad(&mut self, verifier: NodeId, vid: u64) -> Option<VerificationAssignment> {
+        let ids: Vec<TaskId> = self
+            .recently_accepted
+            .iter()
+            .rev()
+            .filter(|(_, voters)| !voters.contains(&verifier))
+            .map(|(t, _)| *t)
+            .collect();
         for (i, own) in ids.iter().enumerate() {
             let Some(donor) = ids[i + 1..].iter().find(|d| d.job == own.job) else {
                 continue;
@@ -50,6 +59,10 @@ impl State {
             else {
                 continue;
             };
+            let accepted = |t: &Task| t.status == TaskStatus::Accepted;
+            if !accepted(&own) || !accepted(&donor) {
+                continue;
+            }
             let Some(offer) = self.relabelled(vid, &own, &donor).await else {
                 continue;
             };

@@ -583,9 +583,10 @@ struct State {
     /// opened, so that offering and settling it need no read unless
     /// someone changed it since.
     round_tasks: HashMap<TaskId, Task>,
-    /// The latest accepted tasks, newest last: the material known-bad
-    /// results are built from (see `forced.rs`).
-    recently_accepted: std::collections::VecDeque<TaskId>,
+    /// The latest accepted tasks, newest last, with the verifiers that
+    /// voted on them: the material known-bad results are built from (see
+    /// `forced.rs`).
+    recently_accepted: std::collections::VecDeque<(TaskId, Vec<NodeId>)>,
     /// Why open rounds wait, for the job's status.
     round_waiting: HashMap<TaskId, String>,
     /// Clean pixels sent with passing verdicts of open rounds (clean

@@ -115,6 +115,10 @@ impl State {
                         s.task, s.worker, known, s.passed, s.reasons, delivered,
                     )
                     .await;
+                    if s.passed {
+                        let voters = s.agreeing.iter().chain(&s.dissenting).copied().collect();
+                        self.remember_accepted(s.task, voters);
+                    }
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
                 EngineCommand::OfferClaimCheck {
@@ -257,7 +261,6 @@ impl State {
             return;
         }
         if passed {
-            self.remember_accepted(task_id);
             let counts = self
                 .store
                 .status_counts(task_id.job)
