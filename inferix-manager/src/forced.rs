@@ -163,11 +163,6 @@ impl ForcedErrors {
 /// A number in [0, 1) from the key and a verification id: the same for the
 /// same seat, unpredictable without the key.
 fn unit_draw(key: &[u8; 32], verification: u64) -> f64 {
-    let mut bytes = Vec::with_capacity(32 + 6 + 8);
-    bytes.extend_from_slice(key);
-    bytes.extend_from_slice(b"forced");
-    bytes.extend_from_slice(&verification.to_le_bytes());
-    let h = inferix_core::ContentHash::of(&bytes).0;
-    let x = u64::from_le_bytes(h[..8].try_into().expect("eight bytes"));
+    let x = crate::rounds::keyed_u64(key, &[b"forced", &verification.to_le_bytes()]);
     x as f64 / (u64::MAX as f64 + 1.0)
 }

@@ -503,14 +503,15 @@ pub(crate) fn draw(
     verifier: NodeId,
     reputation: f64,
 ) -> f64 {
-    let mut bytes = Vec::with_capacity(32 + 16 + 4 + 8 + 16);
-    bytes.extend_from_slice(key);
-    bytes.extend_from_slice(&task.job.0.to_le_bytes());
-    bytes.extend_from_slice(&task.index.to_le_bytes());
-    bytes.extend_from_slice(&(seat as u64).to_le_bytes());
-    bytes.extend_from_slice(&verifier.0.to_le_bytes());
-    let h = inferix_core::ContentHash::of(&bytes).0;
-    let x = u64::from_le_bytes(h[..8].try_into().expect("eight bytes"));
+    let x = keyed_u64(
+        key,
+        &[
+            &task.job.0.to_le_bytes(),
+            &task.index.to_le_bytes(),
+            &(seat as u64).to_le_bytes(),
+            &verifier.0.to_le_bytes(),
+        ],
+    );
     // In (0, 1], never 0, so the logarithm is finite.
     let u = (x as f64 + 1.0) / (u64::MAX as f64 + 1.0);
     if reputation > 0.0 && reputation.is_finite() {
@@ -518,6 +519,19 @@ pub(crate) fn draw(
     } else {
         f64::INFINITY
     }
+}
+
+/// 64 bits of the keyed hash of `parts`: the same for the same key and
+/// parts, unpredictable without the key. Every draw of the manager's
+/// (seats, claim renderers, forced errors) comes from it.
+pub(crate) fn keyed_u64(key: &[u8; 32], parts: &[&[u8]]) -> u64 {
+    let mut bytes = Vec::with_capacity(32 + parts.iter().map(|p| p.len()).sum::<usize>());
+    bytes.extend_from_slice(key);
+    for p in parts {
+        bytes.extend_from_slice(p);
+    }
+    let h = inferix_core::ContentHash::of(&bytes).0;
+    u64::from_le_bytes(h[..8].try_into().expect("eight bytes"))
 }
 
 /// Total order on reputations for sorting.
