@@ -160,7 +160,7 @@ impl Claims {
         };
         if checks
             .iter()
-            .any(|c| drawn_renderer(ctx, c, &[c.worker]).is_none())
+            .any(|c| !can_check(ctx.verifiers, c.format, c.worker))
         {
             ctx.out.push(Command::ClaimRefused {
                 claim: first.claim,
@@ -299,6 +299,20 @@ impl Claims {
     }
 }
 
+/// Whether a connected verifier could re-render frames of `format` that
+/// `worker` rendered: the condition for taking a claim (and its bond).
+pub fn can_check(verifiers: &VerifierPool, format: SceneFormat, worker: NodeId) -> bool {
+    verifiers
+        .iter()
+        .any(|(id, v)| *id != worker && may_redraw(v, format))
+}
+
+/// Whether `v` may redraw claimed frames of `format`: it renders them and
+/// was not banned.
+fn may_redraw(v: &crate::verifiers::VerifierInfo, format: SceneFormat) -> bool {
+    v.renders(format) && v.reputation > 0.0
+}
+
 /// The renderer of `check`'s format, other than those in `not`, that wins
 /// the keyed draw for this claim and task (see [`crate::rounds`]).
 fn drawn_renderer(ctx: &ClaimCtx<'_>, check: &ClaimCheck, not: &[NodeId]) -> Option<NodeId> {
@@ -306,7 +320,7 @@ fn drawn_renderer(ctx: &ClaimCtx<'_>, check: &ClaimCheck, not: &[NodeId]) -> Opt
     let seat = (1usize << 40).wrapping_add(check.claim as usize);
     ctx.verifiers
         .iter()
-        .filter(|(id, v)| v.renders(check.format) && v.reputation > 0.0 && !not.contains(id))
+        .filter(|(id, v)| may_redraw(v, check.format) && !not.contains(id))
         .map(|(id, v)| {
             (
                 *id,

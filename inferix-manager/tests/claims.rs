@@ -397,3 +397,22 @@ fn the_renderer_of_a_claim_is_drawn_not_the_lowest_id_or_least_busy() {
     assert_eq!(chosen.len(), 4, "{chosen:?}");
     assert!(chosen.values().all(|n| *n > 20), "{chosen:?}");
 }
+
+#[test]
+fn a_banned_renderer_cannot_take_a_claim() {
+    use inferix_manager::claims::can_check;
+    let mut e = engine(&[1]);
+    assert!(can_check(e.verifiers(), SceneFormat::Gltf, WORKER));
+    e.verifiers_mut().ban(NodeId(1));
+    assert!(!can_check(e.verifiers(), SceneFormat::Gltf, WORKER));
+    let out = e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![1])],
+        },
+        0,
+    );
+    assert!(
+        matches!(&out[..], [Command::ClaimRefused { .. }]),
+        "{out:?}"
+    );
+}

@@ -34,13 +34,10 @@ impl State {
         let now = self.now();
         let checks = claim_checks(claim, format, &tasks, &frames, &reason, now, window)
             .map_err(|(code, m)| (code, format!("{m} (job {job_id})")))?;
-        // Nothing is taken for a claim no verifier could check now.
-        let renderers = self.engine.verifiers();
+        // Nothing is taken for a claim no verifier could check now (the
+        // engine's own rule, so it never refuses a claim already taken).
         for c in &checks {
-            let able = renderers
-                .iter()
-                .any(|(id, v)| *id != c.worker && v.renders(format));
-            if !able {
+            if !inferix_manager::claims::can_check(self.engine.verifiers(), format, c.worker) {
                 return Err((
                     ErrorCode::Unavailable,
                     format!("no verifier able to re-render {format} frames is connected"),
