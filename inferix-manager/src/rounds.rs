@@ -214,11 +214,11 @@ impl Rounds {
         ctx.verifiers.release(verifier);
         let mut refill = false;
         if let Some(round) = self.rounds.get_mut(&task) {
-            let format = round.needs;
             let conclusive = v.inconclusive.is_none();
-            let revoked = format
-                .filter(|f| ctx.verifiers.record_check(verifier, *f, conclusive))
-                .is_some();
+            // The format it lost with this answer, if it did.
+            let revoked = round
+                .needs
+                .filter(|f| ctx.verifiers.record_check(verifier, *f, conclusive));
             match v.inconclusive {
                 Some(reason) => {
                     round.votes.remove(&verifier);
@@ -228,7 +228,7 @@ impl Rounds {
                         verifier,
                         task,
                         reason,
-                        revoked: format.filter(|_| revoked),
+                        revoked,
                     });
                     refill = true;
                 }
