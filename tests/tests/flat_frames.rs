@@ -77,6 +77,17 @@ async fn network(
     (events, id, store, stop)
 }
 
+/// Transactions that moved anything into the penalty pool (slashes).
+async fn penalties(store: &dyn TaskStore) -> usize {
+    store
+        .transactions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.postings.iter().any(|p| p.account == Account::PenaltyPool))
+        .count()
+}
+
 #[tokio::test(start_paused = true)]
 async fn honest_flat_frames_of_a_black_scene_are_accepted_and_nobody_is_slashed() {
     // Everyone's render of this scene is black.
@@ -85,13 +96,7 @@ async fn honest_flat_frames_of_a_black_scene_are_accepted_and_nobody_is_slashed(
     let by = accepted_until_completed(&mut events, NodeId(0), Duration::from_secs(600)).await;
     assert_eq!(by.len(), 4);
     assert!(by.iter().all(|w| *w == worker));
-    let slashed = store
-        .transactions()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|t| t.postings.iter().any(|p| p.account == Account::PenaltyPool))
-        .count();
+    let slashed = penalties(&*store).await;
     assert_eq!(slashed, 0, "an honest worker was slashed");
 }
 
@@ -127,13 +132,7 @@ async fn flat_frames_no_verifier_can_confirm_are_neither_accepted_nor_rejected()
     .await
     .expect("the round says it waits");
     assert!(why.contains("verification of task"), "{why}");
-    let slashed = store
-        .transactions()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|t| t.postings.iter().any(|p| p.account == Account::PenaltyPool))
-        .count();
+    let slashed = penalties(&*store).await;
     assert_eq!(
         slashed, 0,
         "the worker was punished for the verifiers' limits"
