@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use inferix_core::account::AccountRecord;
+use inferix_core::account::{AccountRecord, NodeStanding};
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
@@ -78,6 +78,14 @@ impl TaskStore for CountedStore {
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.calls.read();
         self.inner.accounts().await
+    }
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
+        self.calls.read();
+        self.inner.standing(name).await
+    }
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.put_standing(name, standing).await
     }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         self.calls.write();

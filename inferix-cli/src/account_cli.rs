@@ -33,13 +33,42 @@ pub(crate) enum AccountCommand {
         /// hold [default: 16 GiB].
         #[arg(long)]
         max_scene_bytes: Option<u64>,
+        /// Its nodes may join as verifiers (see `inferix account verifiers`).
+        #[arg(long)]
+        verifier: bool,
     },
-    /// Add credits to an account.
+    /// Add credits to an account, or with --stake to the stake its workers
+    /// and verifiers need (2·E·IB·P per worker, as IB 1 per verifier).
     Deposit {
         /// Account name.
         name: String,
         /// Credits, e.g. 12.5 (one credit is 1,000,000 micro-credits).
         credits: String,
+        /// Deposit stake for the account's nodes instead of credit.
+        #[arg(long)]
+        stake: bool,
+    },
+    /// Allow or stop an account's nodes joining as verifiers.
+    Verifiers {
+        /// Account name.
+        name: String,
+        /// Allow them.
+        #[arg(long, conflicts_with = "deny", required_unless_present = "deny")]
+        allow: bool,
+        /// Stop them (from their next connection).
+        #[arg(long)]
+        deny: bool,
+    },
+    /// How an account's nodes have behaved: stake, reputations, accepted
+    /// and rejected results, ban.
+    Standing {
+        /// Account name.
+        name: String,
+    },
+    /// Lift the ban on an account's nodes.
+    Unban {
+        /// Account name.
+        name: String,
     },
     /// Print an account's balance in credits.
     Balance {
@@ -118,8 +147,12 @@ pub(crate) async fn run(store_args: ManagerArgs, command: AccountCommand) -> any
             max_active_jobs,
             max_frames_per_job,
             max_scene_bytes,
+            verifier,
         } => {
             let (mut account, key) = accounts.create(&name, operator, now).await?;
+            if verifier {
+                accounts.allow_verifiers(&name, true).await?;
+            }
             if max_active_jobs.is_some()
                 || max_frames_per_job.is_some()
                 || max_scene_bytes.is_some()
@@ -136,10 +169,53 @@ pub(crate) async fn run(store_args: ManagerArgs, command: AccountCommand) -> any
             );
             println!("{key}");
         }
-        AccountCommand::Deposit { name, credits: c } => {
+        AccountCommand::Deposit {
+            name,
+            credits: c,
+            stake: false,
+        } => {
             let amount = parse_credits(&c)?;
             let balance = accounts.deposit(&name, amount, "deposit", now).await?;
             println!("{name}: {} credits", credits(balance));
+        }
+        AccountCommand::Deposit {
+            name,
+            credits: c,
+            stake: true,
+        } => {
+            let amount = parse_credits(&c)?;
+            let stake = accounts
+                .deposit_stake(&name, amount, "stake deposit", now)
+                .await?;
+            println!("{name}: stake {} credits", credits(stake));
+        }
+        AccountCommand::Verifiers { name, allow, .. } => {
+            accounts.allow_verifiers(&name, allow).await?;
+            println!(
+                "{name}: verifiers {}",
+                if allow { "allowed" } else { "not allowed" }
+            );
+        }
+        AccountCommand::Standing { name } => {
+            let s = accounts.standing(&name).await?;
+            let account = accounts.get(&name).await?;
+            println!(
+                "stake                {:>20} credits",
+                credits(accounts.stake(&name).await?)
+            );
+            println!("may run verifiers    {:>20}", account.verifier);
+            println!("worker reputation    {:>20.3}", s.worker_reputation);
+            println!("verifier reputation  {:>20.3}", s.verifier_reputation);
+            println!("accepted results     {:>20}", s.accepted_tasks);
+            println!("rejected results     {:>20}", s.rejected_tasks);
+            println!(
+                "banned               {:>20}",
+                s.banned.as_deref().unwrap_or("no")
+            );
+        }
+        AccountCommand::Unban { name } => {
+            accounts.unban(&name).await?;
+            println!("{name}: ban lifted");
         }
         AccountCommand::Balance { name } => {
             println!(

@@ -41,6 +41,46 @@ pub struct AccountRecord {
     /// Its API keys, revoked ones included (their ids stay taken).
     #[serde(default)]
     pub keys: Vec<KeyRecord>,
+    /// Whether its nodes may join as verifiers (an operator's allowlist:
+    /// a verifier's vote decides payments, so not every account that runs
+    /// workers may cast one).
+    #[serde(default)]
+    pub verifier: bool,
+}
+
+/// How an account's nodes have behaved: what the manager learns of an
+/// operator of workers and verifiers, kept in the task store beside the
+/// account so that it survives reconnections, new node keys and manager
+/// restarts. Stake lives in the ledger (`Account::OperatorStake`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeStanding {
+    /// Reputation of its workers, 0 to 1: lowered by rejections and lost
+    /// leases, it weighs the scheduler's choice and how hard results are
+    /// checked.
+    pub worker_reputation: f64,
+    /// Reputation of its verifiers, 0 to 1: lowered by votes on the losing
+    /// side, it weighs the draw of verification seats.
+    pub verifier_reputation: f64,
+    /// Results of its workers accepted.
+    pub accepted_tasks: u64,
+    /// Results of its workers rejected (or upheld claims).
+    pub rejected_tasks: u64,
+    /// Why its nodes are refused, when they are (a verifier caught passing
+    /// a known-bad result). Only an operator lifts it.
+    pub banned: Option<String>,
+}
+
+impl Default for NodeStanding {
+    fn default() -> Self {
+        Self {
+            worker_reputation: 1.0,
+            verifier_reputation: 1.0,
+            accepted_tasks: 0,
+            rejected_tasks: 0,
+            banned: None,
+        }
+    }
 }
 
 /// Limits on one account.
@@ -162,6 +202,7 @@ impl AccountRecord {
             credit_limit: 0,
             quotas: Quotas::default(),
             keys: Vec::new(),
+            verifier: false,
         })
     }
 

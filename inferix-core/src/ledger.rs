@@ -28,6 +28,9 @@ pub enum Account {
     /// Bonds of bad-result claims on a job's frames, held until each claim
     /// is decided.
     ClaimBond(JobId),
+    /// The stake an account deposited for the nodes it runs: one stake
+    /// for all its workers and verifiers, whatever their keys.
+    OperatorStake(String),
 }
 
 /// One line of a transaction: a signed amount on one account.

@@ -299,6 +299,12 @@ pub struct Task {
     /// claimed at most once, so they never overlap.
     #[serde(default)]
     pub claims: Vec<TaskClaim>,
+    /// The account that runs the worker of the current lease and result,
+    /// when that worker joined with an account's key: its stake answers
+    /// for the result, and none of its verifiers may judge it. Cleared
+    /// with the result.
+    #[serde(default)]
+    pub operator: Option<String>,
 }
 
 /// A bad-result claim on frames of one task, as the task store keeps it: a
@@ -367,6 +373,7 @@ impl Task {
             }],
             delivered: Vec::new(),
             claims: Vec::new(),
+            operator: None,
         }
     }
 
@@ -418,6 +425,7 @@ impl Task {
             TaskStatus::Queued | TaskStatus::Cancelled | TaskStatus::Failed
         ) {
             self.result = None;
+            self.operator = None;
         }
         if to != TaskStatus::Accepted {
             self.delivered.clear();

@@ -20,7 +20,7 @@ use inferix_core::protocol::{ErrorCode, Verdict};
 use inferix_core::renderer::SceneFormat;
 use inferix_core::task::{Task, TaskStatus};
 
-use crate::verifiers::VerifierPool;
+use crate::verifiers::{independent, VerifierPool};
 use crate::Command;
 
 /// The re-render of the claimed frames of one task.
@@ -34,6 +34,9 @@ pub struct ClaimCheck {
     pub frames: Vec<u32>,
     /// The worker that rendered them.
     pub worker: NodeId,
+    /// The account that ran the worker, when it had one: none of its
+    /// verifiers redraws the frames.
+    pub operator: Option<String>,
     /// What the user says is wrong.
     pub reason: String,
     /// The scene's format: only its renderers can redraw the frames.
@@ -119,6 +122,7 @@ pub fn claim_checks(
                 task,
                 frames,
                 worker: result.worker,
+                operator: t.operator.clone(),
                 reason: reason.to_string(),
                 format,
             })
@@ -160,7 +164,7 @@ impl Claims {
         };
         if checks
             .iter()
-            .any(|c| !can_check(ctx.verifiers, c.format, c.worker))
+            .any(|c| !can_check(ctx.verifiers, c.format, c.worker, &c.operator))
         {
             ctx.out.push(Command::ClaimRefused {
                 claim: first.claim,
@@ -301,10 +305,15 @@ impl Claims {
 
 /// Whether a connected verifier could re-render frames of `format` that
 /// `worker` rendered: the condition for taking a claim (and its bond).
-pub fn can_check(verifiers: &VerifierPool, format: SceneFormat, worker: NodeId) -> bool {
+pub fn can_check(
+    verifiers: &VerifierPool,
+    format: SceneFormat,
+    worker: NodeId,
+    operator: &Option<String>,
+) -> bool {
     verifiers
         .iter()
-        .any(|(id, v)| *id != worker && may_redraw(v, format))
+        .any(|(id, v)| *id != worker && independent(&v.operator, operator) && may_redraw(v, format))
 }
 
 /// Whether `v` may redraw claimed frames of `format`: it renders them and
@@ -320,7 +329,11 @@ fn drawn_renderer(ctx: &ClaimCtx<'_>, check: &ClaimCheck, not: &[NodeId]) -> Opt
     let seat = (1usize << 40).wrapping_add(check.claim as usize);
     ctx.verifiers
         .iter()
-        .filter(|(id, v)| may_redraw(v, check.format) && !not.contains(id))
+        .filter(|(id, v)| {
+            may_redraw(v, check.format)
+                && independent(&v.operator, &check.operator)
+                && !not.contains(id)
+        })
         .map(|(id, v)| {
             (
                 *id,

@@ -138,17 +138,53 @@ pub fn task_payment(
     tx
 }
 
-/// The slash of a worker whose result of `task` was rejected: its whole
-/// stake goes to the penalty pool. Nothing when it has none.
-pub fn slash(task: TaskId, worker: NodeId, stake: i64, now: u64) -> Option<Transaction> {
-    (stake > 0).then(|| {
+/// Where a node's stake is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StakeHolder {
+    /// A node of the manager's own operator: its own stake, granted once.
+    Node(NodeId),
+    /// A node run by an account: one stake for all the account's nodes.
+    Operator(String),
+}
+
+impl StakeHolder {
+    /// The holder of `node`'s stake when it is run by `operator`.
+    pub fn of(node: NodeId, operator: Option<&str>) -> Self {
+        match operator {
+            Some(name) => Self::Operator(name.to_string()),
+            None => Self::Node(node),
+        }
+    }
+
+    /// The ledger account holding the stake.
+    pub fn account(&self) -> Account {
+        match self {
+            Self::Node(n) => Account::Stake(*n),
+            Self::Operator(name) => Account::OperatorStake(name.clone()),
+        }
+    }
+}
+
+/// The slash of a worker whose result of `task` was rejected: the whole
+/// stake `from` holds (`amount`) goes to the penalty pool; for a node run
+/// by an account, that is the account's stake, so every node of the
+/// account is short of stake until its owner deposits again. Nothing when
+/// it is 0.
+pub fn slash(
+    task: TaskId,
+    worker: NodeId,
+    from: &StakeHolder,
+    amount: i64,
+    now: u64,
+) -> Option<Transaction> {
+    (amount > 0).then(|| {
         Transaction::transfer(
             format!("slash:{task}:{worker}"),
             now,
             format!("stake slashed: result of {task} rejected by verifiers"),
-            Account::Stake(worker),
+            from.account(),
             Account::PenaltyPool,
-            stake,
+            amount,
         )
     })
 }
@@ -311,10 +347,11 @@ pub fn forced_error_bounty(
 
 /// The slash of a verifier whose vote lost (the round's majority, after
 /// escalation, decided the other way), or that passed a known-bad result:
-/// its whole stake goes to the penalty pool, so it is refused when it next
-/// says hello. `about` names the task or offer. Nothing when it has none.
+/// the whole `stake` `from` holds goes to the penalty pool, so it is
+/// refused when it next says hello unless more is deposited. `about` names the task or offer. Nothing when it is 0.
 pub fn verifier_slash(
     verifier: NodeId,
+    from: &StakeHolder,
     stake: i64,
     about: &str,
     why: &str,
@@ -325,7 +362,7 @@ pub fn verifier_slash(
             format!("verifier-slash:{verifier}:{about}:{now}"),
             now,
             format!("verifier stake slashed ({about}): {why}"),
-            Account::Stake(verifier),
+            from.account(),
             Account::PenaltyPool,
             stake,
         )

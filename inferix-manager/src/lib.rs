@@ -19,7 +19,9 @@
 //! (silent peers, hung workers, expired leases, lost verifications),
 //! [`requests`] the rules of clients' requests (status, pause, cancel),
 //! [`forced`] the known-bad results that keep verifiers honest,
-//! [`accounts`] which account a client is and what it may see and submit.
+//! [`accounts`] which account a client is and what it may see and submit,
+//! [`operators`] the accounts that run nodes: their admission, stake,
+//! standing and how hard their results are checked.
 //! Accounts, admission, economy, results, housekeeping and requests are rule
 //! functions the driver calls with the records it read; rounds keep state
 //! and answer events.
@@ -32,6 +34,7 @@ pub mod economy;
 pub mod estimates;
 pub mod forced;
 pub mod housekeeping;
+pub mod operators;
 pub mod requests;
 pub mod results;
 pub mod rounds;
@@ -45,7 +48,7 @@ use inferix_core::renderer::SceneFormat;
 pub use claims::{ClaimCheck, ClaimVerdict};
 pub use forced::ForcedErrorConfig;
 pub use rounds::{RoundConfig, Settlement};
-pub use verifiers::VerifierPool;
+pub use verifiers::{VerifierPool, VerifierStanding};
 
 /// Something that happened, as the engine needs to know it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +59,8 @@ pub enum Event {
         verifier: NodeId,
         /// Scene formats it re-renders (crop challenges, claims).
         formats: Vec<SceneFormat>,
+        /// Who runs it and its reputation so far.
+        standing: verifiers::VerifierStanding,
     },
     /// A verifier's connection ended (closed, timed out, replaced).
     VerifierLeft {
@@ -68,6 +73,9 @@ pub enum Event {
         task: TaskId,
         /// The worker that rendered it (never one of its verifiers).
         worker: NodeId,
+        /// The account that runs the worker, when it joined with one:
+        /// none of that account's verifiers sits on the round.
+        operator: Option<String>,
         /// The scene's format when its checks include re-renders (crop
         /// challenges, clean pixels), which only a verifier that renders
         /// that format can answer; `None` when the frames alone are
@@ -312,16 +320,21 @@ impl Engine {
             out: &mut out,
         };
         match event {
-            Event::VerifierJoined { verifier, formats } => {
-                ctx.verifiers.join(verifier, formats);
+            Event::VerifierJoined {
+                verifier,
+                formats,
+                standing,
+            } => {
+                ctx.verifiers.join_as(verifier, formats, standing);
                 self.rounds.fill_all(&mut ctx);
             }
             Event::VerifierLeft { verifier } => self.rounds.verifier_left(&mut ctx, verifier),
             Event::RoundOpened {
                 task,
                 worker,
+                operator,
                 needs,
-            } => self.rounds.open(&mut ctx, task, worker, needs),
+            } => self.rounds.open(&mut ctx, task, worker, operator, needs),
             Event::RoundAbandoned { task } => self.rounds.abandon(&mut ctx, task),
             Event::VerdictReceived { verifier, verdict } => {
                 self.rounds.verdict(&mut ctx, verifier, verdict);

@@ -34,7 +34,7 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;
 use inferix_core::renderer::SceneFormat;
 
-use crate::verifiers::VerifierPool;
+use crate::verifiers::{independent, VerifierPool};
 use crate::Command;
 
 /// Rules of a verification round.
@@ -106,6 +106,8 @@ struct Round {
     /// Opening order: rounds short of verifiers are served oldest first.
     seq: u64,
     worker: NodeId,
+    /// The account that runs the worker: none of its verifiers sits.
+    operator: Option<String>,
     /// The format its verifiers must re-render, when its checks need one.
     needs: Option<SceneFormat>,
     /// Votes the round waits for before it is decided.
@@ -171,6 +173,7 @@ impl Rounds {
         ctx: &mut Ctx<'_>,
         task: TaskId,
         worker: NodeId,
+        operator: Option<String>,
         needs: Option<SceneFormat>,
     ) {
         if self.rounds.contains_key(&task) {
@@ -182,6 +185,7 @@ impl Rounds {
             Round {
                 seq: self.next_seq,
                 worker,
+                operator,
                 needs,
                 needed: self.cfg.quorum.max(1),
                 votes: BTreeMap::new(),
@@ -356,8 +360,8 @@ impl Rounds {
                     };
                     let why = format!(
                         "needs vote {} of {} and no other {who} is connected \
-                         ({} connected, the worker, those already voting and those that \
-                         could not check excluded)",
+                         ({} connected, the worker, its operator's, those already voting \
+                         and those that could not check excluded)",
                         round.votes.len() + 1,
                         round.needed,
                         ctx.verifiers.len()
@@ -457,8 +461,8 @@ fn set_waiting(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round, why: Option<S
     }
 }
 
-/// The verifier to ask for `round`'s next vote: not the worker, not one
-/// already asked, with fewer than `cap` offers, able to re-render the
+/// The verifier to ask for `round`'s next vote: not the worker nor one
+/// of its operator's, not one already asked, with fewer than `cap` offers, able to re-render the
 /// round's format when it needs one; drawn by [`draw`]. With `again`
 /// (`Some(t)`), one replaced earlier, or one that answered inconclusive
 /// at or before `t`, may be asked when nobody else can.
@@ -475,6 +479,7 @@ fn pick(
         .filter(|(id, v)| {
             let unable = round.unable.get(id);
             **id != round.worker
+                && independent(&v.operator, &round.operator)
                 && !round.votes.contains_key(id)
                 && v.busy < cap
                 && v.reputation > 0.0

@@ -29,6 +29,35 @@ pub struct VerifierInfo {
     /// Inconclusive answers in a row for each format it announced; reset
     /// by a conclusive one.
     pub inconclusive: Vec<(SceneFormat, u32)>,
+    /// The account that runs it, when it joined with an account's key:
+    /// it never checks the work of that account's workers.
+    pub operator: Option<String>,
+}
+
+/// What a verifier brings when it joins besides its formats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifierStanding {
+    /// The account that runs it; `None` for a node the manager's own
+    /// operator admitted with the node token (it is its own operator).
+    pub operator: Option<String>,
+    /// Its account's verifier reputation, kept across reconnections and
+    /// restarts by the driver (1.0 for a node without an account).
+    pub reputation: f64,
+}
+
+impl Default for VerifierStanding {
+    fn default() -> Self {
+        Self {
+            operator: None,
+            reputation: 1.0,
+        }
+    }
+}
+
+/// Whether a node run by `a` may judge the work of one run by `b`
+/// (`None` is a node of its own): never within one account.
+pub fn independent(a: &Option<String>, b: &Option<String>) -> bool {
+    a.is_none() || b.is_none() || a != b
 }
 
 impl VerifierInfo {
@@ -55,11 +84,26 @@ pub struct VerifierPool {
 impl VerifierPool {
     /// Adds (or, on a reconnection, resets) a verifier that announces
     /// `formats`, less those it lost before.
-    pub fn join(&mut self, id: NodeId, mut formats: Vec<SceneFormat>) {
+    pub fn join(&mut self, id: NodeId, formats: Vec<SceneFormat>) {
+        self.join_as(id, formats, VerifierStanding::default());
+    }
+
+    /// Adds a verifier run by `standing.operator`. Its reputation is the
+    /// lower of its account's and what it had here before, so neither a
+    /// reconnection nor a new account record restores a lowered one.
+    pub fn join_as(
+        &mut self,
+        id: NodeId,
+        mut formats: Vec<SceneFormat>,
+        standing: VerifierStanding,
+    ) {
         let reputation = if self.banned.contains(&id) {
             0.0
         } else {
-            self.slots.get(&id).map_or(1.0, |v| v.reputation)
+            self.slots
+                .get(&id)
+                .map_or(1.0, |v| v.reputation)
+                .min(standing.reputation.clamp(0.0, 1.0))
         };
         if let Some(lost) = self.revoked.get(&id) {
             formats.retain(|f| !lost.contains(f));
@@ -72,6 +116,7 @@ impl VerifierPool {
                 reputation,
                 busy: 0,
                 inconclusive: Vec::new(),
+                operator: standing.operator,
             },
         );
     }

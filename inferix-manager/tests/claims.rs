@@ -65,6 +65,7 @@ fn engine(renderers: &[u128]) -> Engine {
             Event::VerifierJoined {
                 verifier: NodeId(*v),
                 formats: vec![SceneFormat::Gltf],
+                standing: Default::default(),
             },
             0,
         );
@@ -91,6 +92,7 @@ fn check(frames: Vec<u32>) -> ClaimCheck {
         task: TaskId::new(JobId(7), 0),
         frames,
         worker: WORKER,
+        operator: None,
         reason: "grainy".into(),
         format: SceneFormat::Gltf,
     }
@@ -133,6 +135,7 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
         Event::VerifierJoined {
             verifier: NodeId(1),
             formats: vec![],
+            standing: Default::default(),
         },
         0,
     );
@@ -140,6 +143,7 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
         Event::VerifierJoined {
             verifier: WORKER,
             formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
         },
         0,
     );
@@ -157,6 +161,7 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
         Event::VerifierJoined {
             verifier: NodeId(2),
             formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
         },
         0,
     );
@@ -252,6 +257,7 @@ fn a_check_whose_renderer_left_waits_and_resumes_when_one_joins() {
         Event::VerifierJoined {
             verifier: NodeId(3),
             formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
         },
         2,
     );
@@ -314,6 +320,7 @@ fn a_blend_claim_goes_only_to_a_blender_verifier() {
         Event::VerifierJoined {
             verifier: NodeId(2),
             formats: vec![SceneFormat::Blend],
+            standing: Default::default(),
         },
         1,
     );
@@ -374,6 +381,7 @@ fn claims_resumed_after_a_restart_wait_for_a_renderer_instead_of_being_refused()
         Event::VerifierJoined {
             verifier: NodeId(3),
             formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
         },
         1,
     );
@@ -402,9 +410,9 @@ fn the_renderer_of_a_claim_is_drawn_not_the_lowest_id_or_least_busy() {
 fn a_banned_renderer_cannot_take_a_claim() {
     use inferix_manager::claims::can_check;
     let mut e = engine(&[1]);
-    assert!(can_check(e.verifiers(), SceneFormat::Gltf, WORKER));
+    assert!(can_check(e.verifiers(), SceneFormat::Gltf, WORKER, &None));
     e.verifiers_mut().ban(NodeId(1));
-    assert!(!can_check(e.verifiers(), SceneFormat::Gltf, WORKER));
+    assert!(!can_check(e.verifiers(), SceneFormat::Gltf, WORKER, &None));
     let out = e.handle(
         Event::ClaimFiled {
             checks: vec![check(vec![1])],
@@ -415,4 +423,43 @@ fn a_banned_renderer_cannot_take_a_claim() {
         matches!(&out[..], [Command::ClaimRefused { .. }]),
         "{out:?}"
     );
+}
+
+#[test]
+fn no_verifier_of_the_workers_account_redraws_its_claimed_frames() {
+    use inferix_manager::claims::can_check;
+    let mut e = engine(&[]);
+    for v in [1, 2] {
+        e.handle(
+            Event::VerifierJoined {
+                verifier: NodeId(v),
+                formats: vec![SceneFormat::Gltf],
+                standing: inferix_manager::VerifierStanding {
+                    operator: Some("farm".into()),
+                    reputation: 1.0,
+                },
+            },
+            0,
+        );
+    }
+    let farm = Some("farm".to_string());
+    assert!(!can_check(e.verifiers(), SceneFormat::Gltf, WORKER, &farm));
+    assert!(can_check(e.verifiers(), SceneFormat::Gltf, WORKER, &None));
+    e.handle(
+        Event::VerifierJoined {
+            verifier: NodeId(3),
+            formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
+        },
+        0,
+    );
+    for claim in 0..20 {
+        let c = ClaimCheck {
+            claim,
+            operator: farm.clone(),
+            ..check(vec![1])
+        };
+        let o = offers(&e.handle(Event::ClaimFiled { checks: vec![c] }, 0));
+        assert_eq!(o[0].0, NodeId(3), "claim {claim}");
+    }
 }

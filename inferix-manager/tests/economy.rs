@@ -6,7 +6,7 @@ use inferix_core::task::TaskClaim;
 use inferix_manager::economy::{
     claim_bond, claim_settlement, escrow_refund, frames_share, minimum_stake, slash,
     stake_decision, stake_grant_id, task_payment, verifier_rewards, verifier_slash, CleanDelivery,
-    EconomyConfig, StakeDecision, STAKE_GRANTOR,
+    EconomyConfig, StakeDecision, StakeHolder, STAKE_GRANTOR,
 };
 
 fn cfg() -> EconomyConfig {
@@ -122,12 +122,12 @@ fn the_verifier_that_rendered_clean_pixels_is_paid_their_share() {
 #[test]
 fn a_slash_takes_the_whole_stake_and_nothing_without_one() {
     let task = TaskId::new(JobId(9), 0);
-    let tx = slash(task, W, 700, 5).unwrap();
+    let tx = slash(task, W, &StakeHolder::Node(W), 700, 5).unwrap();
     assert_eq!(
         postings(&tx),
         vec![(Account::Stake(W), -700), (Account::PenaltyPool, 700)]
     );
-    assert!(slash(task, W, 0, 5).is_none());
+    assert!(slash(task, W, &StakeHolder::Node(W), 0, 5).is_none());
 }
 
 #[test]
@@ -208,7 +208,15 @@ fn a_claim_bond_is_held_then_returned_if_upheld_and_forfeited_if_dismissed() {
 #[test]
 fn a_slashed_verifier_loses_its_whole_stake_to_the_penalty_pool() {
     let v = NodeId(8);
-    let tx = verifier_slash(v, 12_000, "job-1/3", "its vote lost", 5).unwrap();
+    let tx = verifier_slash(
+        v,
+        &StakeHolder::Node(v),
+        12_000,
+        "job-1/3",
+        "its vote lost",
+        5,
+    )
+    .unwrap();
     assert_eq!(
         postings(&tx),
         vec![(Account::Stake(v), -12_000), (Account::PenaltyPool, 12_000)]
@@ -216,12 +224,19 @@ fn a_slashed_verifier_loses_its_whole_stake_to_the_penalty_pool() {
     assert!(tx.memo.contains("its vote lost"));
     assert_ne!(
         tx.id,
-        verifier_slash(v, 12_000, "job-1/4", "its vote lost", 5)
-            .unwrap()
-            .id,
+        verifier_slash(
+            v,
+            &StakeHolder::Node(v),
+            12_000,
+            "job-1/4",
+            "its vote lost",
+            5
+        )
+        .unwrap()
+        .id,
         "one slash per task"
     );
-    assert!(verifier_slash(v, 0, "job-1/3", "its vote lost", 5).is_none());
+    assert!(verifier_slash(v, &StakeHolder::Node(v), 0, "job-1/3", "its vote lost", 5).is_none());
 }
 
 /// The cheating economics at the default stake, printed as a table: for
@@ -268,4 +283,19 @@ fn at_the_default_stake_no_cheat_fraction_pays() {
             assert!(o.expected_loss > o.expected_gain, "{minutes} min: {o:?}");
         }
     }
+}
+
+#[test]
+fn a_node_run_by_an_account_is_slashed_from_the_accounts_stake() {
+    let own = StakeHolder::of(W, None);
+    let farm = StakeHolder::of(W, Some("farm"));
+    assert_eq!(own.account(), Account::Stake(W));
+    assert_eq!(farm.account(), Account::OperatorStake("farm".into()));
+    let task = TaskId::new(JobId(2), 3);
+    let tx = slash(task, W, &farm, 700, 5).unwrap();
+    assert_eq!(
+        tx.postings[0].account,
+        Account::OperatorStake("farm".into())
+    );
+    assert_eq!(tx.postings[0].amount, -700);
 }

@@ -24,6 +24,7 @@ fn engine(rate: f64, key: u8, verifiers: &[u128]) -> Engine {
             Event::VerifierJoined {
                 verifier: NodeId(*v),
                 formats: vec![SceneFormat::Gltf],
+                standing: Default::default(),
             },
             0,
         );
@@ -40,6 +41,7 @@ fn open(e: &mut Engine, i: u32, now: u64) -> Vec<Command> {
         Event::RoundOpened {
             task: task(i),
             worker: WORKER,
+            operator: None,
             needs: Some(SceneFormat::Gltf),
         },
         now,
@@ -128,6 +130,7 @@ fn a_verifier_that_passes_a_known_bad_result_is_caught_and_never_seated_again() 
         Event::VerifierJoined {
             verifier: stamp,
             formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
         },
         3,
     );

@@ -32,6 +32,7 @@ fn engine(quorum: usize, verifiers: &[u128]) -> Engine {
             Event::VerifierJoined {
                 verifier: node(*v),
                 formats: vec![SceneFormat::Gltf],
+                standing: Default::default(),
             },
             0,
         );
@@ -77,6 +78,7 @@ fn open(e: &mut Engine, t: TaskId, now: u64) -> Vec<Command> {
         Event::RoundOpened {
             task: t,
             worker: WORKER,
+            operator: None,
             needs: None,
         },
         now,
@@ -181,6 +183,7 @@ fn a_split_with_no_third_verifier_waits_and_says_so_then_settles_when_one_joins(
         Event::VerifierJoined {
             verifier: node(3),
             formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
         },
         4,
     );
@@ -295,6 +298,7 @@ fn a_round_with_no_verifier_connected_is_reported_and_served_when_one_joins() {
         Event::VerifierJoined {
             verifier: node(5),
             formats: vec![],
+            standing: Default::default(),
         },
         1,
     );
@@ -311,6 +315,7 @@ fn the_worker_never_verifies_its_own_result() {
         Event::VerifierJoined {
             verifier: WORKER,
             formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
         },
         0,
     );
@@ -335,6 +340,7 @@ fn join(e: &mut Engine, id: u128, formats: Vec<SceneFormat>, now: u64) -> Vec<Co
         Event::VerifierJoined {
             verifier: node(id),
             formats,
+            standing: Default::default(),
         },
         now,
     )
@@ -345,6 +351,7 @@ fn open_needing(e: &mut Engine, t: TaskId, format: SceneFormat, now: u64) -> Vec
         Event::RoundOpened {
             task: t,
             worker: WORKER,
+            operator: None,
             needs: Some(format),
         },
         now,
@@ -555,6 +562,7 @@ fn a_backlog_of_rounds_is_served_oldest_first_as_seats_free() {
             Event::VerifierJoined {
                 verifier: node(v),
                 formats: vec![SceneFormat::Gltf],
+                standing: Default::default(),
             },
             0,
         );
@@ -600,6 +608,7 @@ fn seatings(key: [u8; 32], ids: &[u128], rounds: u32) -> Vec<Vec<NodeId>> {
             Event::VerifierJoined {
                 verifier: node(*v),
                 formats: vec![SceneFormat::Gltf],
+                standing: Default::default(),
             },
             0,
         );
@@ -649,4 +658,74 @@ fn the_draw_follows_the_key() {
     let ids = [1, 2, 3, 4, 5];
     assert_eq!(seatings([1; 32], &ids, 50), seatings([1; 32], &ids, 50));
     assert_ne!(seatings([1; 32], &ids, 50), seatings([2; 32], &ids, 50));
+}
+
+fn join_run_by(e: &mut Engine, id: u128, operator: &str, reputation: f64) -> Vec<Command> {
+    e.handle(
+        Event::VerifierJoined {
+            verifier: node(id),
+            formats: vec![SceneFormat::Gltf],
+            standing: inferix_manager::VerifierStanding {
+                operator: Some(operator.into()),
+                reputation,
+            },
+        },
+        0,
+    )
+}
+
+fn open_run_by(e: &mut Engine, t: TaskId, operator: &str) -> Vec<Command> {
+    e.handle(
+        Event::RoundOpened {
+            task: t,
+            worker: WORKER,
+            operator: Some(operator.into()),
+            needs: None,
+        },
+        0,
+    )
+}
+
+#[test]
+fn no_verifier_of_the_workers_own_account_sits_on_its_round() {
+    // Three verifiers run by the worker's operator, under any keys, and
+    // one run by somebody else: every round of that worker's results
+    // seats the stranger only, and waits for a second stranger.
+    let mut e = engine(2, &[]);
+    for id in [1, 2, 3] {
+        join_run_by(&mut e, id, "mallory", 1.0);
+    }
+    join_run_by(&mut e, 4, "honest", 1.0);
+    for i in 0..20 {
+        let out = open_run_by(&mut e, task(i), "mallory");
+        let seated: Vec<NodeId> = offers(&out).iter().map(|o| o.0).collect();
+        assert_eq!(seated, [node(4)], "round {i}: {out:?}");
+        let why = waiting(&out);
+        assert!(
+            why.iter()
+                .any(|(_, r)| r.as_deref().is_some_and(|r| r.contains("its operator's"))),
+            "the round says why it waits: {why:?}"
+        );
+        e.handle(Event::RoundAbandoned { task: task(i) }, 0);
+    }
+    // Another account's worker is judged by mallory's verifiers as by
+    // anyone's.
+    let out = open_run_by(&mut e, task(99), "carol");
+    assert_eq!(offers(&out).len(), 2);
+}
+
+#[test]
+fn a_verifier_rejoins_with_its_accounts_lowered_reputation() {
+    // Reputation 0 (an account whose verifiers were caught) seats nothing,
+    // and neither a reconnection nor another key of the account helps.
+    let mut e = engine(1, &[]);
+    join_run_by(&mut e, 1, "caught", 0.0);
+    join_run_by(&mut e, 2, "caught", 0.0);
+    let out = open(&mut e, task(1), 0);
+    assert!(offers(&out).is_empty(), "{out:?}");
+    let out = join_run_by(&mut e, 3, "fine", 1.0);
+    assert_eq!(
+        offers(&out).iter().map(|o| o.0).collect::<Vec<_>>(),
+        [node(3)]
+    );
 }

@@ -111,6 +111,18 @@ pub fn numbered_worker(
     addr: &str,
     renderer: std::sync::Arc<dyn Renderer>,
 ) -> inferix_node::WorkerNode {
+    keyed_worker(net, n, addr, renderer, None)
+}
+
+/// A worker as [`numbered_worker`] presenting `token` in its hello (the
+/// node token, or an account's API key).
+pub fn keyed_worker(
+    net: &inferix_transport::InProcNetwork,
+    n: u128,
+    addr: &str,
+    renderer: std::sync::Arc<dyn Renderer>,
+    token: Option<String>,
+) -> inferix_node::WorkerNode {
     inferix_node::WorkerNode::new(
         std::sync::Arc::new(net.node(seeded_identity(n))),
         renderer,
@@ -119,6 +131,7 @@ pub fn numbered_worker(
             work_dir: std::env::temp_dir()
                 .join(format!("inferix-test-{}-w{n}", std::process::id())),
             heartbeat: Duration::from_millis(200),
+            token,
             ..inferix_node::WorkerConfig::default()
         },
     )
@@ -393,6 +406,18 @@ pub async fn scripted_verifier(
     id: NodeId,
     passes: bool,
 ) -> ScriptedVerifierRun {
+    scripted_verifier_keyed(net, addr, id, passes, None).await
+}
+
+/// A [`scripted_verifier`] presenting `token` in its hello (an account's
+/// API key, or the node token).
+pub async fn scripted_verifier_keyed(
+    net: &inferix_transport::InProcNetwork,
+    addr: &str,
+    id: NodeId,
+    passes: bool,
+    token: Option<String>,
+) -> ScriptedVerifierRun {
     use inferix_core::protocol::{Envelope, Hello, Message, Role, Verdict};
     use inferix_transport::Transport;
     let mut conn = net.transport(id).connect(addr).await.unwrap();
@@ -402,7 +427,7 @@ pub async fn scripted_verifier(
         ib: 0.0,
         tags: vec![],
         device_class: "scripted".into(),
-        token: None,
+        token,
         formats: vec![SceneFormat::Gltf],
     };
     conn.sender

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use inferix_core::account::AccountRecord;
+use inferix_core::account::{AccountRecord, NodeStanding};
 use inferix_core::blob::BlobStore;
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::Job;
@@ -63,6 +63,14 @@ impl TaskStore for OutageStore {
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.check()?;
         self.inner.accounts().await
+    }
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
+        self.check()?;
+        self.inner.standing(name).await
+    }
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_standing(name, standing).await
     }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         self.check()?;

@@ -75,6 +75,37 @@ pub fn plan_verification(
     height: u32,
     watermarked: bool,
 ) -> VerificationPlan {
+    let level = CheckLevel {
+        crops: cfg.challenges_per_task,
+        audit_chance: 0.0,
+    };
+    plan_checks(cfg, level, task, result, width, height, watermarked)
+}
+
+/// How hard one result is checked (the manager scales it with the
+/// worker's history).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckLevel {
+    /// Crop challenges over the task (at least one per frame).
+    pub crops: usize,
+    /// Chance that one frame of the task is audited: re-rendered whole.
+    pub audit_chance: f64,
+}
+
+/// The plan for `result` of `task` at `level`: its crops, and, with
+/// probability `level.audit_chance`, one frame drawn from the key and the
+/// commitment re-rendered whole. The draw is fixed by the commitment, so
+/// every verifier of the result gets the same plan and the worker cannot
+/// know it before committing.
+pub fn plan_checks(
+    cfg: &PorConfig,
+    level: CheckLevel,
+    task: TaskId,
+    result: &TaskResult,
+    width: u32,
+    height: u32,
+    watermarked: bool,
+) -> VerificationPlan {
     let key = lease_key(cfg, task, result.attempt);
     let watermark = if watermarked {
         layout(&key, width, height, cfg.patches)
@@ -82,17 +113,28 @@ pub fn plan_verification(
         Vec::new()
     };
     let frames: Vec<u32> = result.frames.iter().map(|f| f.frame).collect();
-    let challenges = draw_for_task(
+    let mut challenges = draw_for_task(
         &key,
         result.commitment(task),
         &frames,
         width,
         height,
-        cfg.challenges_per_task,
+        level.crops,
     )
     .into_iter()
     .map(|(frame, rect)| CropChallenge { frame, rect })
-    .collect();
+    .collect::<Vec<_>>();
+    if level.crops > 0 && level.audit_chance > 0.0 && !frames.is_empty() {
+        use rand::Rng;
+        let mut rng = key.rng("audit", &result.commitment(task).0);
+        if rng.gen_bool(level.audit_chance.clamp(0.0, 1.0)) {
+            let frame = frames[rng.gen_range(0..frames.len())];
+            challenges.push(CropChallenge {
+                frame,
+                rect: Rect::new(0, 0, width, height),
+            });
+        }
+    }
     VerificationPlan {
         watermark,
         challenges,
@@ -175,5 +217,45 @@ mod tests {
         let mut edge = patches[0].clone();
         edge.rect = Rect::new(0, 0, 4, 4);
         assert_eq!(clean_rects(&[edge], 5, 5), vec![Rect::new(0, 0, 5, 5)]);
+    }
+
+    #[test]
+    fn audits_re_render_a_whole_frame_as_often_as_asked_and_always_the_same_way() {
+        let cfg = PorConfig::new(crate::por::key::ManagerSecret(b"k".to_vec()));
+        let never = CheckLevel {
+            crops: 4,
+            audit_chance: 0.0,
+        };
+        let always = CheckLevel {
+            crops: 4,
+            audit_chance: 1.0,
+        };
+        let task = TaskId::new(JobId(1), 2);
+        let r = result(7);
+        let whole = |p: &VerificationPlan| {
+            p.challenges
+                .iter()
+                .filter(|c| c.rect == Rect::new(0, 0, 200, 100))
+                .count()
+        };
+        let a = plan_checks(&cfg, always, task, &r, 200, 100, false);
+        assert_eq!(whole(&a), 1);
+        assert_eq!(a, plan_checks(&cfg, always, task, &r, 200, 100, false));
+        assert_eq!(
+            whole(&plan_checks(&cfg, never, task, &r, 200, 100, false)),
+            0
+        );
+        // About one result in four at a quarter.
+        let quarter = CheckLevel {
+            crops: 4,
+            audit_chance: 0.25,
+        };
+        let audited = (0..400u32)
+            .filter(|i| {
+                let t = TaskId::new(JobId(1), *i);
+                whole(&plan_checks(&cfg, quarter, t, &r, 200, 100, false)) == 1
+            })
+            .count();
+        assert!((70..130).contains(&audited), "{audited} of 400 audited");
     }
 }

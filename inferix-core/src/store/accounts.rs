@@ -4,7 +4,7 @@
 //! seen by the next connection without restarting anything.
 
 use super::{StoreError, TaskStore};
-use crate::account::{new_key, AccountError, AccountRecord, KeyRecord};
+use crate::account::{new_key, AccountError, AccountRecord, KeyRecord, NodeStanding};
 use crate::ledger::{Account, Transaction};
 
 /// Why an account operation failed.
@@ -143,6 +143,71 @@ impl<'a> Accounts<'a> {
         let account = self.get(name).await?;
         Ok(self.store.balance(&account.ledger_account()).await?)
     }
+
+    /// Adds `amount` micro-credits to the stake of the nodes account
+    /// `name` runs, from outside the network, and returns the stake. A
+    /// slashed account deposits again before its nodes are admitted.
+    pub async fn deposit_stake(
+        &self,
+        name: &str,
+        amount: i64,
+        memo: &str,
+        now_ms: u64,
+    ) -> Result<i64, AccountAdminError> {
+        if amount <= 0 {
+            return Err(AccountAdminError::BadAmount { amount });
+        }
+        self.get(name).await?;
+        let stake = Account::OperatorStake(name.to_string());
+        let tx = Transaction::transfer(
+            format!(
+                "stake-deposit:{name}:{now_ms}:{:016x}",
+                rand::random::<u64>()
+            ),
+            now_ms,
+            memo,
+            Account::External,
+            stake.clone(),
+            amount,
+        );
+        self.store.append_transaction(&tx).await?;
+        Ok(self.store.balance(&stake).await?)
+    }
+
+    /// The stake account `name` holds for its nodes, micro-credits.
+    pub async fn stake(&self, name: &str) -> Result<i64, AccountAdminError> {
+        self.get(name).await?;
+        Ok(self
+            .store
+            .balance(&Account::OperatorStake(name.to_string()))
+            .await?)
+    }
+
+    /// Allows (or stops) account `name`'s nodes to join as verifiers.
+    pub async fn allow_verifiers(&self, name: &str, allow: bool) -> Result<(), AccountAdminError> {
+        let mut account = self.get(name).await?;
+        account.verifier = allow;
+        self.store.update_account(&account).await?;
+        Ok(())
+    }
+
+    /// How account `name`'s nodes have behaved (the default for an account
+    /// none of whose nodes was judged yet).
+    pub async fn standing(&self, name: &str) -> Result<NodeStanding, AccountAdminError> {
+        self.get(name).await?;
+        Ok(self.store.standing(name).await?.unwrap_or_default())
+    }
+
+    /// Lifts the ban on account `name`'s nodes, leaving the rest of its
+    /// standing as it is (its verifiers start again from a reputation of
+    /// one half, not from a clean slate).
+    pub async fn unban(&self, name: &str) -> Result<NodeStanding, AccountAdminError> {
+        let mut standing = self.standing(name).await?;
+        standing.banned = None;
+        standing.verifier_reputation = standing.verifier_reputation.max(0.5);
+        self.store.put_standing(name, &standing).await?;
+        Ok(standing)
+    }
 }
 
 #[cfg(all(test, feature = "runtime"))]
@@ -192,5 +257,53 @@ mod tests {
             Err(AccountAdminError::NoSuchAccount { .. })
         ));
         assert_eq!(store.balance(&Account::External).await.unwrap(), -750);
+    }
+
+    #[tokio::test]
+    async fn operators_of_nodes_deposit_stake_are_allowed_to_verify_and_unbanned() {
+        let store = MemoryTaskStore::new();
+        let accounts = Accounts::new(&store);
+        accounts.create("farm", false, 1).await.unwrap();
+        assert_eq!(accounts.stake("farm").await.unwrap(), 0);
+        assert_eq!(
+            accounts
+                .deposit_stake("farm", 900, "stake", 2)
+                .await
+                .unwrap(),
+            900
+        );
+        assert_eq!(
+            accounts
+                .deposit_stake("farm", 100, "stake", 2)
+                .await
+                .unwrap(),
+            1_000
+        );
+        // Stake is not spendable credit.
+        assert_eq!(accounts.balance("farm").await.unwrap(), 0);
+        assert!(matches!(
+            accounts.deposit_stake("farm", -5, "stake", 3).await,
+            Err(AccountAdminError::BadAmount { .. })
+        ));
+        assert!(matches!(
+            accounts.deposit_stake("nobody", 5, "stake", 3).await,
+            Err(AccountAdminError::NoSuchAccount { .. })
+        ));
+        assert!(!accounts.get("farm").await.unwrap().verifier);
+        accounts.allow_verifiers("farm", true).await.unwrap();
+        assert!(accounts.get("farm").await.unwrap().verifier);
+
+        let mut banned = NodeStanding {
+            banned: Some("passed a known-bad result".into()),
+            verifier_reputation: 0.0,
+            ..NodeStanding::default()
+        };
+        banned.rejected_tasks = 2;
+        store.put_standing("farm", &banned).await.unwrap();
+        let lifted = accounts.unban("farm").await.unwrap();
+        assert_eq!(lifted.banned, None);
+        assert_eq!(lifted.verifier_reputation, 0.5);
+        assert_eq!(lifted.rejected_tasks, 2, "history stays");
+        assert_eq!(store.standing("farm").await.unwrap(), Some(lifted));
     }
 }

@@ -41,6 +41,7 @@ where
     status_counts_count_tasks_and_frames(build().await).await;
     batches_apply_all_or_nothing(build().await).await;
     accounts_round_trip_and_are_found_by_key(build().await).await;
+    standings_are_kept_apart_from_accounts(build().await).await;
 }
 
 /// A job of `frames` frames split in tasks of 2, created at `created_ms`.
@@ -745,4 +746,34 @@ pub async fn accounts_round_trip_and_are_found_by_key(store: impl TaskStore) {
         store.update_account(&ghost).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+/// An account's standing is stored whole, replaced by the next write, and
+/// kept apart from its record: an operator's edit of the account does not
+/// undo it, and its write does not undo the operator's.
+pub async fn standings_are_kept_apart_from_accounts(store: impl TaskStore) {
+    use crate::account::NodeStanding;
+    assert_eq!(store.standing("farm").await.unwrap(), None);
+    let mut farm = AccountRecord::new("farm", false, 1).unwrap();
+    store.insert_account(&farm).await.unwrap();
+    let mut standing = NodeStanding {
+        worker_reputation: 0.25,
+        verifier_reputation: 0.5,
+        accepted_tasks: 12,
+        rejected_tasks: 3,
+        banned: Some("passed a known-bad result \"quoted\" ✓".into()),
+    };
+    store.put_standing("farm", &standing).await.unwrap();
+    farm.verifier = true;
+    store.update_account(&farm).await.unwrap();
+    assert_eq!(
+        store.standing("farm").await.unwrap().as_ref(),
+        Some(&standing)
+    );
+    standing.banned = None;
+    standing.accepted_tasks = u64::MAX;
+    store.put_standing("farm", &standing).await.unwrap();
+    assert_eq!(store.standing("farm").await.unwrap(), Some(standing));
+    assert!(store.account("farm").await.unwrap().unwrap().verifier);
+    assert_eq!(store.standing("other").await.unwrap(), None);
 }

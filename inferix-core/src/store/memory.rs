@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Change, StatusCount, StoreError, TaskStore};
-use crate::account::AccountRecord;
+use crate::account::{AccountRecord, NodeStanding};
 use crate::ids::{JobId, TaskId};
 use crate::job::{Job, JobState};
 use crate::ledger::{Account, Transaction};
@@ -32,6 +32,7 @@ struct Inner {
     transaction_ids: HashMap<String, usize>,
     balances: HashMap<Account, i64>,
     accounts: BTreeMap<String, AccountRecord>,
+    standings: HashMap<String, NodeStanding>,
     next_seq: u64,
 }
 
@@ -121,6 +122,17 @@ impl TaskStore for MemoryTaskStore {
 
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         Ok(self.lock().accounts.values().cloned().collect())
+    }
+
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
+        Ok(self.lock().standings.get(name).cloned())
+    }
+
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+        self.lock()
+            .standings
+            .insert(name.to_string(), standing.clone());
+        Ok(())
     }
 
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {

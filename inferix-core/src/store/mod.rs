@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 
-use crate::account::AccountRecord;
+use crate::account::{AccountRecord, NodeStanding};
 use crate::ids::{JobId, TaskId};
 use crate::job::Job;
 use crate::ledger::{self, Account, Transaction, UnbalancedError};
@@ -137,6 +137,13 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
     /// Every account, by name.
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    /// How the nodes of account `name` have behaved; `None` before its
+    /// first node was judged.
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError>;
+    /// Records account `name`'s standing, replacing any before. Kept apart
+    /// from the account's record, which operators edit, so that neither
+    /// writer overwrites the other's change.
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError>;
 
     /// The account holding the API key whose public id is `key_id`,
     /// revoked or not.
@@ -302,6 +309,12 @@ impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
     }
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         (**self).accounts().await
+    }
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
+        (**self).standing(name).await
+    }
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+        (**self).put_standing(name, standing).await
     }
     async fn account_with_key(&self, key_id: &str) -> Result<Option<AccountRecord>, StoreError> {
         (**self).account_with_key(key_id).await

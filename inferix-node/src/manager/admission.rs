@@ -22,6 +22,15 @@ impl State {
                 close: "disabled",
             });
         }
+        let mut operator = None;
+        if checked.is_ok() {
+            if let Some(key_id) = inferix_manager::operators::node_key(&h) {
+                match self.admit_operator(key_id, &h, node).await {
+                    Ok(found) => operator = Some(found),
+                    Err(refusal) => checked = Err(refusal),
+                }
+            }
+        }
         if checked.is_ok() && h.role == Role::Client {
             match self.client_account(h.token.as_deref()).await {
                 Ok(a) => account = Some(a),
@@ -49,15 +58,14 @@ impl State {
                 .map(String::from);
             p.account = account;
             p.account_read = now;
+            p.operator = operator.as_ref().map(|(name, _)| name.clone());
+            p.stake_ib = inferix_manager::operators::stake_ib(h.role, h.ib).unwrap_or(0.0);
         }
         self.access.admit(conn);
-        // Workers stake by their index, verifiers as a worker of IB 1.
-        let stake_ib = match h.role {
-            Role::Worker => Some(h.ib),
-            Role::Verifier => Some(economy::VERIFIER_STAKE_IB),
-            _ => None,
-        };
-        if let Some(ib) = stake_ib {
+        // Workers stake by their index, verifiers as a worker of IB 1; a
+        // node run by an account was checked against its account's stake.
+        let stake_ib = inferix_manager::operators::stake_ib(h.role, h.ib);
+        if let Some(ib) = stake_ib.filter(|_| operator.is_none()) {
             if let Err((code, why)) = self.ensure_stake(node, ib).await {
                 // A ledger that cannot be read is the manager's trouble:
                 // the node is told to come back, not refused for good.
@@ -81,11 +89,13 @@ impl State {
                 let info = WorkerInfo {
                     id: node,
                     ib: h.ib,
-                    reputation: 1.0,
+                    reputation: operator
+                        .as_ref()
+                        .map_or(1.0, |(_, s)| s.worker_reputation.clamp(0.0, 1.0)),
                     tags: h.tags,
                     formats: h.formats,
                 };
-                info!(worker = ?node, ib = info.ib, "worker joined");
+                info!(worker = ?node, ib = info.ib, operator = ?operator.as_ref().map(|o| &o.0), "worker joined");
                 self.workers.join(conn, info, now);
                 self.reconcile_worker(node).await;
             }
@@ -93,7 +103,7 @@ impl State {
                 if let Some(old) = self.verifiers.get(&node).map(|v| v.conn) {
                     self.drop_peer(old, "replaced by a new connection").await;
                 }
-                info!(verifier = ?node, "verifier joined");
+                info!(verifier = ?node, operator = ?operator.as_ref().map(|o| &o.0), "verifier joined");
                 self.verifiers.insert(
                     node,
                     VerifierConn {
@@ -105,6 +115,12 @@ impl State {
                 self.engine_event(EngineEvent::VerifierJoined {
                     verifier: node,
                     formats: h.formats.clone(),
+                    standing: inferix_manager::VerifierStanding {
+                        operator: operator.as_ref().map(|(name, _)| name.clone()),
+                        reputation: operator
+                            .as_ref()
+                            .map_or(1.0, |(_, s)| s.verifier_reputation),
+                    },
                 })
                 .await;
             }

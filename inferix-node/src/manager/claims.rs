@@ -37,7 +37,12 @@ impl State {
         // Nothing is taken for a claim no verifier could check now (the
         // engine's own rule, so it never refuses a claim already taken).
         for c in &checks {
-            if !inferix_manager::claims::can_check(self.engine.verifiers(), format, c.worker) {
+            if !inferix_manager::claims::can_check(
+                self.engine.verifiers(),
+                format,
+                c.worker,
+                &c.operator,
+            ) {
                 return Err((
                     ErrorCode::Unavailable,
                     format!("no verifier able to re-render {format} frames is connected"),
@@ -147,6 +152,7 @@ impl State {
                         task: t.id,
                         frames: c.frames.clone(),
                         worker: result.worker,
+                        operator: t.operator.clone(),
                         reason: c.reason.clone(),
                         format: job.spec.scene.format,
                     });
@@ -271,7 +277,9 @@ impl State {
             if let Some(w) = self.workers.get_mut(&check.worker) {
                 w.info.reputation *= self.cfg.reputation_penalty;
             }
-            self.punish(check.task, check.worker).await;
+            self.judge_operator(check.operator.as_deref(), false).await;
+            self.punish(check.task, check.worker, check.operator.as_deref())
+                .await;
         }
         self.pay_verifiers(check.task, &[verifier]).await;
         self.emit(

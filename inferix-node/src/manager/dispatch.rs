@@ -185,6 +185,7 @@ impl State {
                 scene: None,
             };
             if task.lease(lease, now).is_ok() {
+                task.operator = self.operator_of(worker);
                 batch.push(Change::Task(Box::new(task)));
                 holders.push(worker);
             }
@@ -263,6 +264,7 @@ impl State {
         {
             return false;
         }
+        task.operator = self.operator_of(worker);
         match self.store.update_task(&mut task).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => return false,

@@ -119,8 +119,16 @@ impl State {
             }
         }
         let about = format!("known-bad offer {vid}");
+        let operator = self.operator_of(verifier);
         self.slash_verifier(verifier, &about, "passed a known-bad result")
             .await;
+        if let Some(name) = operator {
+            self.ban_operator(
+                &name,
+                &format!("its verifier {verifier} passed a known-bad result"),
+            )
+            .await;
+        }
         if let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) {
             self.drop_peer(conn, "passed a known-bad result").await;
         }

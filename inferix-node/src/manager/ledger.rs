@@ -4,26 +4,32 @@
 use super::*;
 
 impl State {
-    pub(super) async fn punish(&mut self, task_id: TaskId, worker: NodeId) {
+    pub(super) async fn punish(&mut self, task_id: TaskId, worker: NodeId, operator: Option<&str>) {
         if let Some(mut job) = self.job(task_id.job).await {
             if !job.blocklist.contains(&worker) {
                 job.blocklist.push(worker);
                 self.save_job(job).await;
             }
         }
-        let Ok(stake) = self.store.balance(&Account::Stake(worker)).await else {
+        let holder = Self::stake_holder(worker, operator);
+        let Ok(stake) = self.store.balance(&holder.account()).await else {
             return;
         };
-        if let Some(tx) = economy::slash(task_id, worker, stake, self.now()) {
+        if let Some(tx) = economy::slash(task_id, worker, &holder, stake, self.now()) {
             match self.store.append_transaction(&tx).await {
                 Ok(()) | Err(StoreError::AlreadyExists { .. }) => {
-                    warn!(?worker, stake, "stake slashed");
+                    warn!(?worker, ?operator, stake, "stake slashed");
                 }
                 Err(e) => warn!(?worker, error = %e, "cannot record the slash"),
             }
         }
-        // Without stake the worker may not hold tasks any more.
+        // Without stake the worker may not hold tasks any more, nor any
+        // other node of its account.
         if self.minimum_stake(1.0) > 0 {
+            if let Some(name) = operator {
+                let why = format!("the stake of account {name} was slashed after a rejected result; deposit again to rejoin");
+                self.disconnect_operator(name, &why).await;
+            }
             if let Some(conn) = self.workers.get(&worker).map(|w| w.conn) {
                 self.send(
                     conn,
@@ -124,16 +130,25 @@ impl State {
     /// [`economy::verifier_slash`]) and disconnects it: it holds no stake
     /// any more, as a slashed worker does not.
     pub(super) async fn slash_verifier(&mut self, verifier: NodeId, about: &str, why: &str) {
-        let Ok(stake) = self.store.balance(&Account::Stake(verifier)).await else {
+        let operator = self.operator_of(verifier);
+        let holder = Self::stake_holder(verifier, operator.as_deref());
+        let Ok(stake) = self.store.balance(&holder.account()).await else {
             return;
         };
-        if let Some(tx) = economy::verifier_slash(verifier, stake, about, why, self.now()) {
+        if let Some(tx) = economy::verifier_slash(verifier, &holder, stake, about, why, self.now())
+        {
             match self.store.append_transaction(&tx).await {
                 Ok(()) => warn!(?verifier, %about, stake, %why, "verifier stake slashed"),
                 Err(e) => warn!(?verifier, error = %e, "cannot record a verifier's slash"),
             }
         }
         if self.minimum_stake(economy::VERIFIER_STAKE_IB) > 0 {
+            if let Some(name) = &operator {
+                let why = format!(
+                    "the stake of account {name} was slashed: {why}; deposit again to rejoin"
+                );
+                self.disconnect_operator(name, &why).await;
+            }
             if let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) {
                 self.send(
                     conn,

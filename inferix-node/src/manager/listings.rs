@@ -65,9 +65,11 @@ impl State {
             .map(|w| (w.info.clone(), w.task(), w.last_seen, w.state().as_str()))
             .collect();
         for (info, task, last_seen, state) in workers {
+            // A node run by an account shows its account's stake.
+            let holder = Self::stake_holder(info.id, self.operator_of(info.id).as_deref());
             let stake = self
                 .store
-                .balance(&Account::Stake(info.id))
+                .balance(&holder.account())
                 .await
                 .map_err(store_err)?;
             out.push(NodeSummary {
@@ -84,18 +86,29 @@ impl State {
                 formats: info.formats,
             });
         }
-        for (id, conn) in &self.verifiers {
-            let pool = self.engine.verifiers().get(id);
+        let verifiers: Vec<(NodeId, u64)> = self
+            .verifiers
+            .iter()
+            .map(|(id, c)| (*id, c.last_seen))
+            .collect();
+        for (id, last_seen) in verifiers {
+            let holder = Self::stake_holder(id, self.operator_of(id).as_deref());
+            let stake = self
+                .store
+                .balance(&holder.account())
+                .await
+                .map_err(store_err)?;
+            let pool = self.engine.verifiers().get(&id);
             let busy = pool.map_or(0, |v| v.busy) as u64;
             out.push(NodeSummary {
-                node: *id,
+                node: id,
                 role: Role::Verifier,
                 declared_ib: 0.0,
                 reputation: pool.map_or(1.0, |v| v.reputation),
-                stake: 0,
+                stake,
                 task: None,
                 pending_verifications: busy,
-                last_seen_ms: conn.last_seen,
+                last_seen_ms: last_seen,
                 state: if busy > 0 { "busy" } else { "idle" }.into(),
                 tags: Vec::new(),
                 formats: pool.map(|v| v.formats.clone()).unwrap_or_default(),

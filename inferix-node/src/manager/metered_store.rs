@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use inferix_core::account::AccountRecord;
+use inferix_core::account::{AccountRecord, NodeStanding};
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
@@ -108,6 +108,13 @@ impl TaskStore for MeteredStore {
     }
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.timed("accounts", self.inner.accounts()).await
+    }
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
+        self.timed("standing", self.inner.standing(name)).await
+    }
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+        self.timed("put_standing", self.inner.put_standing(name, standing))
+            .await
     }
     async fn account_with_key(&self, key_id: &str) -> Result<Option<AccountRecord>, StoreError> {
         self.timed("account_with_key", self.inner.account_with_key(key_id))

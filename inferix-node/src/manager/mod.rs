@@ -27,7 +27,7 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::SceneRef;
 use inferix_core::job::{Job, JobSpec, JobState};
 use inferix_core::ledger::{Account, Transaction};
-use inferix_core::por::plan::{patches_for_lease, plan_verification};
+use inferix_core::por::plan::{patches_for_lease, plan_checks, plan_verification};
 use inferix_core::por::prepare::{PorConfig, SceneWatermarker};
 use inferix_core::protocol::{
     Envelope, ErrorCode, FailureCause, Hello, JobEvent, JobStatus, Message, Quote, Role,
@@ -73,6 +73,7 @@ mod ledger;
 mod listings;
 mod metered_store;
 pub mod metrics;
+mod operators;
 mod peers;
 mod prepare;
 mod quote;
@@ -408,6 +409,11 @@ struct Peer {
     key_id: Option<String>,
     /// When its account was last read from the store.
     account_read: u64,
+    /// The account that runs this worker or verifier, when it joined with
+    /// one of the account's API keys.
+    operator: Option<String>,
+    /// The index its stake is sized by (workers: their IB; verifiers: 1).
+    stake_ib: f64,
     out: Outbound,
     /// Jobs this connection watches.
     watching: usize,
@@ -502,6 +508,7 @@ impl ManagerNode {
             watchers: HashMap::new(),
             engine,
             round_tasks: HashMap::new(),
+            check_levels: HashMap::new(),
             recently_accepted: std::collections::VecDeque::new(),
             round_waiting: HashMap::new(),
             clean_votes: HashMap::new(),
@@ -583,6 +590,9 @@ struct State {
     /// opened, so that offering and settling it need no read unless
     /// someone changed it since.
     round_tasks: HashMap<TaskId, Task>,
+    /// How hard each open round's result is checked, fixed when the round
+    /// opens so that every verifier of it gets the same plan.
+    check_levels: HashMap<TaskId, inferix_manager::operators::CheckLevel>,
     /// The latest accepted tasks, newest last, with the verifiers that
     /// voted on them: the material known-bad results are built from (see
     /// `forced.rs`).

@@ -16,6 +16,8 @@ impl State {
                         account: None,
                         key_id: None,
                         account_read: 0,
+                        operator: None,
+                        stake_ib: 0.0,
                         out: Outbound::spawn(sender, OUTBOUND_CAPACITY),
                         watching: 0,
                     },

@@ -389,6 +389,7 @@ impl State {
             }
             if self.engine.has_round(t.id) {
                 self.round_tasks.remove(&t.id);
+                self.check_levels.remove(&t.id);
                 self.round_waiting.remove(&t.id);
                 self.engine_defer(EngineEvent::RoundAbandoned { task: t.id });
             }

@@ -55,6 +55,7 @@ impl State {
                 } => {
                     if !self.offer_verification(verifier, verification, task).await {
                         self.round_tasks.remove(&task);
+                        self.check_levels.remove(&task);
                         self.round_waiting.remove(&task);
                         self.clean_votes.remove(&task);
                         self.engine_defer(EngineEvent::RoundAbandoned { task });
@@ -80,6 +81,7 @@ impl State {
                             "its vote lost: the majority {} the result",
                             if s.passed { "passed" } else { "failed" }
                         );
+                        self.judge_verifier_operator(*v).await;
                         self.slash_verifier(*v, &s.task.to_string(), &why).await;
                     }
                     let mut delivered = Vec::new();
@@ -101,16 +103,19 @@ impl State {
                                 self.emit(s.task.job, JobEvent::Waiting { reason }).await;
                                 let format =
                                     self.job(s.task.job).await.map(|j| j.spec.scene.format);
+                                let operator = task.operator.clone();
                                 self.round_tasks.insert(s.task, task);
                                 self.engine_defer(EngineEvent::RoundOpened {
                                     task: s.task,
                                     worker: s.worker,
+                                    operator,
                                     needs: format,
                                 });
                                 continue;
                             }
                         }
                     }
+                    self.check_levels.remove(&s.task);
                     self.finish_verification(
                         s.task, s.worker, known, s.passed, s.reasons, delivered,
                     )
@@ -212,6 +217,7 @@ impl State {
         // changed since (the write conflicts), it is read once more.
         let mut cached = known;
         let mut written = false;
+        let mut operator = None;
         for _ in 0..2 {
             let mut t = match cached.take() {
                 Some(t) => t,
@@ -223,6 +229,7 @@ impl State {
             if t.status != TaskStatus::Verifying || t.transition(to, now, note.clone()).is_err() {
                 return;
             }
+            operator.clone_from(&t.operator);
             if passed {
                 t.delivered = delivered.clone();
             }
@@ -260,6 +267,7 @@ impl State {
         if !written {
             return;
         }
+        self.judge_operator(operator.as_deref(), passed).await;
         if passed {
             let counts = self
                 .store
@@ -284,7 +292,7 @@ impl State {
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.info.reputation *= self.cfg.reputation_penalty;
             }
-            self.punish(task_id, worker).await;
+            self.punish(task_id, worker, operator.as_deref()).await;
             self.emit(
                 task_id.job,
                 JobEvent::TaskRejected {
@@ -334,16 +342,21 @@ impl State {
     /// the engine picks its verifiers.
     pub(super) async fn start_round(&mut self, worker: NodeId, t: Task) {
         let id = t.id;
+        if let Some(level) = self.check_level(&t).await {
+            self.check_levels.insert(id, level);
+        }
         let needs = match self.verification_plan(&t).await {
             Some((job, plan)) => plan
                 .is_some_and(|p| !p.challenges.is_empty())
                 .then_some(job.spec.scene.format),
             None => None,
         };
+        let operator = t.operator.clone();
         self.round_tasks.insert(id, t);
         self.engine_event(EngineEvent::RoundOpened {
             task: id,
             worker,
+            operator,
             needs,
         })
         .await;
@@ -359,10 +372,11 @@ impl State {
         let (width, height) = (job.spec.settings.width, job.spec.settings.height);
         let watermarked =
             result.scene != job.spec.scene.blob && self.watermarker_for(&job).is_some();
-        let plan = self
-            .por
-            .as_ref()
-            .map(|por| plan_verification(por, task.id, result, width, height, watermarked));
+        let level = self.check_levels.get(&task.id).copied();
+        let plan = self.por.as_ref().map(|por| match level {
+            Some(level) => plan_checks(por, level, task.id, result, width, height, watermarked),
+            None => plan_verification(por, task.id, result, width, height, watermarked),
+        });
         Some((job, plan))
     }
 

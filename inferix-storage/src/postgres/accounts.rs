@@ -64,4 +64,35 @@ impl PostgresTaskStore {
             })
             .collect()
     }
+
+    pub(super) async fn standing_row(
+        &self,
+        name: &str,
+    ) -> Result<Option<NodeStanding>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT record FROM node_standing WHERE name = $1", &[&name])
+            .await
+            .map_err(pg_err)?;
+        row.map(|r| from_json(|| format!("standing of {name}"), r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    pub(super) async fn put_standing_row(
+        &self,
+        name: &str,
+        standing: &NodeStanding,
+    ) -> Result<(), StoreError> {
+        let record = to_json(standing)?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO node_standing (name, record) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                &[&name, &record],
+            )
+            .await
+            .map(|_| ())
+            .map_err(pg_err)
+    }
 }

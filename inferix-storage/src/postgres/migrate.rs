@@ -42,6 +42,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "accounts",
         sql: include_str!("../../migrations/0004_accounts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "node_standing",
+        sql: include_str!("../../migrations/0005_node_standing.sql"),
+    },
 ];
 
 /// The table that records applied versions. The first release created it

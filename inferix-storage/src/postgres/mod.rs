@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use inferix_core::account::AccountRecord;
+use inferix_core::account::{AccountRecord, NodeStanding};
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
@@ -369,6 +369,12 @@ impl TaskStore for PostgresTaskStore {
     }
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.account_rows().await
+    }
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
+        self.standing_row(name).await
+    }
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+        self.put_standing_row(name, standing).await
     }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         let job_json = to_json(job)?;

@@ -72,4 +72,39 @@ impl SqliteTaskStore {
         })
         .await
     }
+
+    pub(super) async fn standing_row(
+        &self,
+        name: &str,
+    ) -> Result<Option<NodeStanding>, StoreError> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            let record: Option<String> = conn
+                .prepare_cached("SELECT record FROM node_standing WHERE name = ?1")
+                .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
+                .map_err(sql_err)?;
+            record
+                .map(|r| from_json(|| format!("standing of {name}"), &r))
+                .transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn put_standing_row(
+        &self,
+        name: &str,
+        standing: &NodeStanding,
+    ) -> Result<(), StoreError> {
+        let (name, record) = (name.to_string(), to_json(standing)?);
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO node_standing (name, record) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                params![name, record],
+            )
+            .map(|_| ())
+            .map_err(sql_err)
+        })
+        .await
+    }
 }

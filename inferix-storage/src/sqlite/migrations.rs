@@ -89,6 +89,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name   TEXT PRIMARY KEY,
         record TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 5: how each account's nodes behaved (reputation, counts, ban), apart
+    // from the account's record so the manager and operators never
+    // overwrite each other.
+    "CREATE TABLE node_standing (
+        name   TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Applies the migrations missing from `conn`, up to `target` of them.

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use inferix_core::account::AccountRecord;
+use inferix_core::account::{AccountRecord, NodeStanding};
 use inferix_core::ids::{JobId, TaskId};
 use inferix_core::job::Job;
 use inferix_core::ledger::{Account, Transaction};
@@ -133,6 +133,12 @@ impl TaskStore for SqliteTaskStore {
     }
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.account_rows().await
+    }
+    async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
+        self.standing_row(name).await
+    }
+    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+        self.put_standing_row(name, standing).await
     }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         let job_json = to_json(job)?;

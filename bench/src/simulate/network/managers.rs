@@ -20,6 +20,7 @@ impl Sim {
         let ev = Event::VerifierJoined {
             verifier: node_of_verifier(v),
             formats: vec![inferix_core::renderer::SceneFormat::Gltf],
+            standing: Default::default(),
         };
         self.engine_event(m, ev).await
     }

@@ -155,7 +155,9 @@ impl Sim {
                 .balance(&Account::Stake(worker))
                 .await
                 .map_err(store_err)?;
-            if let Some(tx) = economy::slash(tid, worker, stake, now) {
+            if let Some(tx) =
+                economy::slash(tid, worker, &economy::StakeHolder::Node(worker), stake, now)
+            {
                 self.append(&tx).await?;
             }
             self.after_requeue(tid, to).await?;

@@ -164,6 +164,7 @@ impl Sim {
         let ev = Event::RoundOpened {
             task: task.id,
             worker: node_of_worker(w),
+            operator: None,
             needs: None,
         };
         self.engine_event(m, ev).await
