@@ -2,16 +2,18 @@
 //! and what happens when that verifier is late or leaves.
 //!
 //! A user may claim that frames delivered within the confirmation window
-//! are bad, once per frame. Each claimed task's frames go to one verifier
-//! that renders the scene's format (never the worker that rendered them),
-//! drawn by the same keyed, reputation-weighted draw as round seats (so
-//! neither the worker nor a verifier that answers fast or has a low id can
-//! steer it), which redraws them whole; its
-//! verdict decides the claim ([`Command::SettleClaim`]). A check whose
-//! verifier misses the deadline or disconnects goes to another renderer;
-//! when none is connected it waits and is tried again at every tick. A
-//! verifier that answers inconclusive decides nothing: the check goes to
-//! another renderer of the scene's format.
+//! are bad, once per frame. Each claimed task's frames go to a panel of
+//! `quorum` verifiers that render the scene's format (never the worker
+//! that rendered them nor one of its account), each drawn by the same
+//! keyed, reputation-weighted draw as round seats (so neither the worker
+//! nor a verifier that answers fast or has a low id can steer it). Each
+//! redraws the frames whole and votes; the majority decides the claim
+//! ([`Command::SettleClaim`]), a tie asks one more renderer, and the
+//! outvoted lose reputation, as in rounds. A renderer that misses the
+//! deadline or disconnects is replaced by another; when none is connected
+//! the panel waits and is filled again at every tick. A renderer that
+//! answers inconclusive decides nothing: its seat goes to another
+//! renderer of the scene's format.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -43,16 +45,18 @@ pub struct ClaimCheck {
     pub format: SceneFormat,
 }
 
-/// A claim check's verdict.
+/// A claim check's verdict: the majority of its renderers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimVerdict {
     /// The check.
     pub check: ClaimCheck,
-    /// The verifier that re-rendered the frames.
-    pub verifier: NodeId,
-    /// Whether the claim holds (the frames differ from the re-render).
+    /// The renderers whose vote is the outcome (they are paid).
+    pub verifiers: Vec<NodeId>,
+    /// The renderers outvoted (their reputation was lowered).
+    pub dissenting: Vec<NodeId>,
+    /// Whether the claim holds (the frames differ from the re-renders).
     pub upheld: bool,
-    /// The verifier's reasons.
+    /// The agreeing renderers' reasons.
     pub reasons: Vec<String>,
 }
 
@@ -132,17 +136,36 @@ pub fn claim_checks(
 
 #[derive(Debug)]
 struct Open {
-    check: ClaimCheck,
+    panel: PanelKey,
     verifier: NodeId,
     deadline: u64,
+}
+
+/// A check's panel: its claim and task.
+type PanelKey = (u64, TaskId);
+
+/// The renderers deciding one check: each redraws the frames and votes.
+#[derive(Debug)]
+struct Panel {
+    check: ClaimCheck,
+    /// Votes the panel waits for before it decides.
+    needed: usize,
+    /// `(upheld, reasons)` of each renderer that answered.
+    votes: BTreeMap<NodeId, (bool, Vec<String>)>,
+    /// Renderers asked that are still to answer.
+    asked: Vec<NodeId>,
+    /// Renderers that could not answer (late, gone, inconclusive): asked
+    /// again only when no other renderer is left.
+    skipped: Vec<NodeId>,
+    /// Whether it was reported as waiting for a renderer.
+    reported: bool,
 }
 
 /// Checks in flight and checks waiting for a renderer.
 #[derive(Debug, Default)]
 pub(crate) struct Claims {
+    panels: BTreeMap<PanelKey, Panel>,
     open: HashMap<u64, Open>,
-    /// Checks no renderer could take yet, with the verifier they left.
-    waiting: Vec<(ClaimCheck, Option<NodeId>)>,
 }
 
 /// What a claim handler may touch besides the claims.
@@ -152,11 +175,15 @@ pub(crate) struct ClaimCtx<'a> {
     pub(crate) now: u64,
     pub(crate) timeout_ms: u64,
     pub(crate) draw_key: &'a [u8; 32],
+    /// Renderers whose votes decide a check (as a round's quorum).
+    pub(crate) quorum: usize,
+    /// Reputation multiplier for a renderer outvoted on a check.
+    pub(crate) penalty: f64,
     pub(crate) out: &'a mut Vec<Command>,
 }
 
 impl Claims {
-    /// Sends every check of a claim to a renderer, or refuses the claim
+    /// Sends every check of a claim to its renderers, or refuses the claim
     /// whole when some check has none (nothing is sent then).
     pub(crate) fn file(&mut self, ctx: &mut ClaimCtx<'_>, checks: Vec<ClaimCheck>) {
         let Some(first) = checks.first() else {
@@ -175,15 +202,22 @@ impl Claims {
             });
             return;
         }
-        for check in checks {
-            self.dispatch(ctx, check, None, true);
-        }
+        self.resume(ctx, checks);
     }
 
     /// Sends checks that must not be refused to renderers, or has them wait.
     pub(crate) fn resume(&mut self, ctx: &mut ClaimCtx<'_>, checks: Vec<ClaimCheck>) {
         for check in checks {
-            self.dispatch(ctx, check, None, true);
+            let key = (check.claim, check.task);
+            self.panels.entry(key).or_insert_with(|| Panel {
+                check,
+                needed: ctx.quorum.max(1),
+                votes: BTreeMap::new(),
+                asked: Vec::new(),
+                skipped: Vec::new(),
+                reported: false,
+            });
+            self.fill(ctx, key);
         }
     }
 
@@ -197,7 +231,7 @@ impl Claims {
         let ours = self
             .open
             .get(&v.verification)
-            .is_some_and(|o| o.verifier == verifier && o.check.task == v.task);
+            .is_some_and(|o| o.verifier == verifier && o.panel.1 == v.task);
         if !ours {
             return false;
         }
@@ -205,27 +239,31 @@ impl Claims {
             return false;
         };
         ctx.verifiers.release(verifier);
+        let Some(panel) = self.panels.get_mut(&open.panel) else {
+            return true;
+        };
+        panel.asked.retain(|a| *a != verifier);
         let conclusive = v.inconclusive.is_none();
         ctx.verifiers
-            .record_check(verifier, open.check.format, conclusive);
-        if !conclusive {
+            .record_check(verifier, panel.check.format, conclusive);
+        if conclusive {
+            panel.votes.insert(verifier, (!v.passed, v.reasons.clone()));
+        } else {
             // Could not redraw the frames: that says nothing about them.
-            self.dispatch(ctx, open.check, Some(verifier), true);
-            return true;
+            panel.skipped.push(verifier);
         }
-        ctx.out.push(Command::SettleClaim(ClaimVerdict {
-            check: open.check,
-            verifier,
-            upheld: !v.passed,
-            reasons: v.reasons.clone(),
-        }));
+        self.decide(ctx, open.panel);
         true
     }
 
-    /// Forgets an open check the driver could not send.
+    /// Forgets an open check the driver could not send, with its panel
+    /// (its task is gone).
     pub(crate) fn drop_check(&mut self, ctx: &mut ClaimCtx<'_>, verification: u64) {
         if let Some(o) = self.open.remove(&verification) {
             ctx.verifiers.release(o.verifier);
+            if let Some(panel) = self.panels.remove(&o.panel) {
+                self.forget_asked(ctx, o.panel, &panel);
+            }
         }
     }
 
@@ -234,7 +272,8 @@ impl Claims {
         self.open.contains_key(&verification)
     }
 
-    /// Redraws checks whose verifier is late or gone, and waiting ones.
+    /// Redraws the votes of renderers that are late or gone, and fills
+    /// panels short of renderers.
     pub(crate) fn tick(&mut self, ctx: &mut ClaimCtx<'_>) {
         let late: Vec<u64> = self
             .open
@@ -245,61 +284,144 @@ impl Claims {
         for id in late {
             if let Some(o) = self.open.remove(&id) {
                 ctx.verifiers.release(o.verifier);
-                self.dispatch(ctx, o.check, Some(o.verifier), true);
+                if let Some(panel) = self.panels.get_mut(&o.panel) {
+                    panel.asked.retain(|a| *a != o.verifier);
+                    panel.skipped.push(o.verifier);
+                }
             }
         }
-        // Already reported when they began to wait.
-        for (check, not) in std::mem::take(&mut self.waiting) {
-            self.dispatch(ctx, check, not, false);
+        let keys: Vec<PanelKey> = self.panels.keys().copied().collect();
+        for key in keys {
+            self.fill(ctx, key);
         }
     }
 
-    /// Sends `check` to the least busy renderer other than its worker and
-    /// `not` (the verifier that failed it); without one, it waits (and
-    /// says so when `report`).
-    fn dispatch(
-        &mut self,
-        ctx: &mut ClaimCtx<'_>,
-        check: ClaimCheck,
-        not: Option<NodeId>,
-        report: bool,
-    ) {
-        let exclude: Vec<NodeId> = std::iter::once(check.worker).chain(not).collect();
-        let pick = drawn_renderer(ctx, &check, &exclude)
-            // Asked again rather than never answered.
-            .or_else(|| drawn_renderer(ctx, &check, &[check.worker]));
-        let Some(verifier) = pick else {
-            if !report {
-                self.waiting.push((check, not));
-                return;
-            }
-            ctx.out.push(Command::ClaimWaiting {
-                claim: check.claim,
-                task: check.task,
-                reason: format!(
-                    "no verifier able to re-render {} frames is connected",
-                    check.format
-                ),
-            });
-            self.waiting.push((check, not));
+    /// Settles `key`'s check once every seat has voted and the votes are
+    /// not tied (a tie asks one more renderer); otherwise asks for the
+    /// votes still missing.
+    fn decide(&mut self, ctx: &mut ClaimCtx<'_>, key: PanelKey) {
+        let Some(panel) = self.panels.get_mut(&key) else {
             return;
         };
-        let verification = *ctx.next_id;
-        *ctx.next_id += 1;
-        ctx.verifiers.assign(verifier);
-        ctx.out.push(Command::OfferClaimCheck {
-            verifier,
-            verification,
-            check: check.clone(),
-        });
-        self.open.insert(
-            verification,
-            Open {
-                check,
+        if panel.votes.len() < panel.needed {
+            self.fill(ctx, key);
+            return;
+        }
+        let upheld = panel.votes.values().filter(|(u, _)| *u).count();
+        let dismissed = panel.votes.len() - upheld;
+        if upheld == dismissed {
+            panel.needed += 1;
+            self.fill(ctx, key);
+            return;
+        }
+        let Some(panel) = self.panels.remove(&key) else {
+            return;
+        };
+        self.forget_asked(ctx, key, &panel);
+        let outcome = upheld > dismissed;
+        let (agreeing, dissenting): (Vec<_>, Vec<_>) =
+            panel.votes.iter().partition(|(_, (u, _))| *u == outcome);
+        let mut reasons: Vec<String> = agreeing
+            .iter()
+            .flat_map(|(_, (_, r))| r.iter().cloned())
+            .collect();
+        reasons.dedup();
+        let dissenting: Vec<NodeId> = dissenting.into_iter().map(|(id, _)| *id).collect();
+        for v in &dissenting {
+            ctx.verifiers.penalise(*v, ctx.penalty);
+        }
+        ctx.out.push(Command::SettleClaim(ClaimVerdict {
+            check: panel.check,
+            verifiers: agreeing.into_iter().map(|(id, _)| *id).collect(),
+            dissenting,
+            upheld: outcome,
+            reasons,
+        }));
+    }
+
+    /// Stops waiting for the renderers still asked on a settled or dropped
+    /// panel.
+    fn forget_asked(&mut self, ctx: &mut ClaimCtx<'_>, key: PanelKey, panel: &Panel) {
+        for v in &panel.asked {
+            let ids: Vec<u64> = self
+                .open
+                .iter()
+                .filter(|(_, o)| o.panel == key && o.verifier == *v)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                self.open.remove(&id);
+                ctx.verifiers.release(*v);
+            }
+        }
+    }
+
+    /// Asks renderers for the votes `key`'s panel still misses: drawn
+    /// among those that render its format, are not its worker nor of its
+    /// worker's account, and have not voted or been asked on it; one that
+    /// could not answer before only when nobody else is left. Without
+    /// one, the panel waits (and says so once).
+    fn fill(&mut self, ctx: &mut ClaimCtx<'_>, key: PanelKey) {
+        loop {
+            let Some(panel) = self.panels.get_mut(&key) else {
+                return;
+            };
+            if panel.votes.len() + panel.asked.len() >= panel.needed {
+                return;
+            }
+            let mut exclude: Vec<NodeId> = std::iter::once(panel.check.worker)
+                .chain(panel.votes.keys().copied())
+                .chain(panel.asked.iter().copied())
+                .collect();
+            let seat = panel.votes.len() + panel.asked.len() + panel.skipped.len();
+            let fresh = {
+                let mut not = exclude.clone();
+                not.extend(panel.skipped.iter().copied());
+                drawn_renderer(ctx, &panel.check, &not, seat)
+            };
+            // Asked again rather than never answered.
+            let pick = fresh.or_else(|| {
+                exclude.dedup();
+                drawn_renderer(ctx, &panel.check, &exclude, seat)
+            });
+            let Some(verifier) = pick else {
+                if !panel.reported {
+                    panel.reported = true;
+                    ctx.out.push(Command::ClaimWaiting {
+                        claim: panel.check.claim,
+                        task: panel.check.task,
+                        reason: format!(
+                            "needs re-render {} of {} and no other verifier able to \
+                             re-render {} frames is connected",
+                            panel.votes.len() + panel.asked.len() + 1,
+                            panel.needed,
+                            panel.check.format
+                        ),
+                    });
+                }
+                return;
+            };
+            panel.reported = false;
+            panel.skipped.retain(|s| *s != verifier);
+            panel.asked.push(verifier);
+            let check = panel.check.clone();
+            let verification = *ctx.next_id;
+            *ctx.next_id += 1;
+            ctx.verifiers.assign(verifier);
+            ctx.out.push(Command::OfferClaimCheck {
                 verifier,
-                deadline: ctx.now + ctx.timeout_ms,
-            },
-        );
+                verification,
+                check,
+            });
+            self.open.insert(
+                verification,
+                Open {
+                    panel: key,
+                    verifier,
+                    deadline: ctx.now + ctx.timeout_ms,
+                },
+            );
+        }
     }
 }
 
@@ -324,9 +446,16 @@ fn may_redraw(v: &crate::verifiers::VerifierInfo, format: SceneFormat) -> bool {
 
 /// The renderer of `check`'s format, other than those in `not`, that wins
 /// the keyed draw for this claim and task (see [`crate::rounds`]).
-fn drawn_renderer(ctx: &ClaimCtx<'_>, check: &ClaimCheck, not: &[NodeId]) -> Option<NodeId> {
+fn drawn_renderer(
+    ctx: &ClaimCtx<'_>,
+    check: &ClaimCheck,
+    not: &[NodeId],
+    seat: usize,
+) -> Option<NodeId> {
     // Seats of claims are numbered apart from those of rounds.
-    let seat = (1usize << 40).wrapping_add(check.claim as usize);
+    let seat = (1usize << 40)
+        .wrapping_add((check.claim as usize) << 8)
+        .wrapping_add(seat);
     ctx.verifiers
         .iter()
         .filter(|(id, v)| {

@@ -20,7 +20,7 @@
 //! [`requests`] the rules of clients' requests (status, pause, cancel),
 //! [`forced`] the known-bad results that keep verifiers honest,
 //! [`accounts`] which account a client is and what it may see and submit,
-//! [`operators`] the accounts that run nodes: their admission, stake,
+//! [`speed`] how fast workers really are, [`operators`] the accounts that run nodes: their admission, stake,
 //! standing and how hard their results are checked.
 //! Accounts, admission, economy, results, housekeeping and requests are rule
 //! functions the driver calls with the records it read; rounds keep state
@@ -38,6 +38,7 @@ pub mod operators;
 pub mod requests;
 pub mod results;
 pub mod rounds;
+pub mod speed;
 pub mod verifiers;
 pub mod workers;
 
@@ -222,6 +223,8 @@ pub struct Engine {
     rounds: rounds::Rounds,
     claims: claims::Claims,
     claim_timeout_ms: u64,
+    claim_quorum: usize,
+    claim_penalty: f64,
     draw_key: [u8; 32],
     forced: forced::ForcedErrors,
     next_verification: u64,
@@ -233,6 +236,8 @@ impl Engine {
         Self {
             verifiers: VerifierPool::default(),
             claim_timeout_ms: rounds.vote_timeout_ms,
+            claim_quorum: rounds.quorum,
+            claim_penalty: rounds.reputation_penalty,
             draw_key: rounds.draw_key,
             forced: forced::ForcedErrors::new(
                 rounds.forced_errors.clone(),
@@ -276,6 +281,8 @@ impl Engine {
             now,
             timeout_ms: self.claim_timeout_ms,
             draw_key: &self.draw_key,
+            quorum: self.claim_quorum,
+            penalty: self.claim_penalty,
             out: &mut out,
         };
         let for_rounds = match &event {

@@ -7,7 +7,7 @@
 //! every dispatch. A worker's task is changed only through [`WorkerPool`],
 //! which keeps the idle set true.
 
-use std::collections::{btree_map, BTreeMap, BTreeSet};
+use std::collections::{btree_map, BTreeMap, BTreeSet, HashMap};
 
 use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::scheduler::WorkerInfo;
@@ -26,6 +26,9 @@ pub struct WorkerSlot {
     pub busy_since: u64,
     /// Frames of its current task.
     pub busy_frames: usize,
+    /// The index it announced; `info.ib` is this capped by its measured
+    /// speed (see [`crate::speed`]).
+    pub declared_ib: f64,
     task: Option<TaskId>,
     idle_since: u64,
     /// Lost a lease without a word: not offered work until it speaks.
@@ -92,15 +95,20 @@ pub struct WorkerPool {
     slots: BTreeMap<NodeId, WorkerSlot>,
     idle: BTreeSet<(u64, NodeId)>,
     busy: BTreeSet<NodeId>,
+    /// Each worker's measured index, kept across its reconnections: a
+    /// worker cannot shed a slow measurement by reconnecting.
+    measured: HashMap<NodeId, f64>,
 }
 
 impl WorkerPool {
     /// Adds a worker that just said hello (idle from `now`), replacing any
     /// slot it had.
-    pub fn join(&mut self, conn: u64, info: WorkerInfo, now: u64) {
+    pub fn join(&mut self, conn: u64, mut info: WorkerInfo, now: u64) {
         let id = info.id;
         self.leave(id);
         self.idle.insert((now, id));
+        let declared_ib = info.ib;
+        info.ib = crate::speed::effective_ib(declared_ib, self.measured.get(&id).copied());
         self.slots.insert(
             id,
             WorkerSlot {
@@ -110,12 +118,30 @@ impl WorkerPool {
                 last_seen: now,
                 busy_since: now,
                 busy_frames: 0,
+                declared_ib,
                 task: None,
                 idle_since: now,
                 silent: false,
                 drained: false,
             },
         );
+    }
+
+    /// Records how fast `id` did `work_ibm` IB-minutes of work that took
+    /// `elapsed_ms` from lease to result, and caps its index by it.
+    /// Returns its index now.
+    pub fn observe_speed(&mut self, id: NodeId, work_ibm: f64, elapsed_ms: u64) -> Option<f64> {
+        let sample = crate::speed::ib_sample(work_ibm, elapsed_ms)?;
+        let measured = crate::speed::blend(self.measured.get(&id).copied(), sample);
+        self.measured.insert(id, measured);
+        let slot = self.slots.get_mut(&id)?;
+        slot.info.ib = crate::speed::effective_ib(slot.declared_ib, Some(measured));
+        Some(slot.info.ib)
+    }
+
+    /// The index measured for `id`, if it finished a task.
+    pub fn measured_ib(&self, id: &NodeId) -> Option<f64> {
+        self.measured.get(id).copied()
     }
 
     /// Removes a worker; returns its slot (with the task it held).

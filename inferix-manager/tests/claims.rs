@@ -54,7 +54,12 @@ fn accepted(index: u32, frames: Vec<u32>, accepted_at: u64) -> Task {
 }
 
 fn engine(renderers: &[u128]) -> Engine {
+    engine_with_quorum(1, renderers)
+}
+
+fn engine_with_quorum(quorum: usize, renderers: &[u128]) -> Engine {
     let mut e = Engine::new(RoundConfig {
+        quorum,
         vote_timeout_ms: TIMEOUT,
         // Known-bad offers have their own tests (forced_errors.rs).
         forced_errors: ForcedErrorConfig { rate: 0.0 },
@@ -195,7 +200,8 @@ fn a_check_goes_to_a_renderer_other_than_the_worker_and_its_verdict_settles_it()
         v.upheld,
         "frames that differ from the re-render uphold the claim"
     );
-    assert_eq!(v.verifier, NodeId(2));
+    assert_eq!(v.verifiers, [NodeId(2)]);
+    assert!(v.dissenting.is_empty());
     assert_eq!(v.reasons, vec!["frame 2 differs".to_string()]);
     assert_eq!(e.verifiers().get(&NodeId(2)).unwrap().busy, 0);
     assert!(!e.is_awaited_verification(o[0].1));
@@ -462,4 +468,107 @@ fn no_verifier_of_the_workers_account_redraws_its_claimed_frames() {
         let o = offers(&e.handle(Event::ClaimFiled { checks: vec![c] }, 0));
         assert_eq!(o[0].0, NodeId(3), "claim {claim}");
     }
+}
+
+fn answer(
+    e: &mut Engine,
+    offer: &(NodeId, u64, ClaimCheck),
+    upheld: bool,
+    now: u64,
+) -> Vec<Command> {
+    e.handle(
+        Event::VerdictReceived {
+            verifier: offer.0,
+            verdict: Verdict {
+                verification: offer.1,
+                task: offer.2.task,
+                passed: !upheld,
+                reasons: if upheld {
+                    vec![format!("{} sees a difference", offer.0)]
+                } else {
+                    vec![]
+                },
+                clean: vec![],
+                inconclusive: None,
+            },
+        },
+        now,
+    )
+}
+
+fn settled(out: &[Command]) -> Option<inferix_manager::ClaimVerdict> {
+    out.iter().find_map(|c| match c {
+        Command::SettleClaim(v) => Some(v.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_claim_is_decided_by_a_quorum_of_renderers_and_a_split_asks_one_more() {
+    let mut e = engine_with_quorum(2, &[1, 2, 3, 4]);
+    let asked = offers(&e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![1])],
+        },
+        0,
+    ));
+    assert_eq!(asked.len(), 2, "two renderers redraw the frames");
+    assert_ne!(asked[0].0, asked[1].0);
+    // One renderer alone decides nothing.
+    let out = answer(&mut e, &asked[0], true, 1);
+    assert!(settled(&out).is_none(), "{out:?}");
+    // 1–1: one more renderer, not yet asked.
+    let out = answer(&mut e, &asked[1], false, 2);
+    assert!(settled(&out).is_none(), "{out:?}");
+    let third = offers(&out);
+    assert_eq!(third.len(), 1, "{out:?}");
+    assert!(!asked.iter().any(|a| a.0 == third[0].0));
+    // 2–1 upholds it; the outvoted renderer loses reputation and pay.
+    let out = answer(&mut e, &third[0], true, 3);
+    let v = settled(&out).expect("settled");
+    assert!(v.upheld);
+    assert_eq!(v.verifiers.len(), 2);
+    assert!(v.verifiers.contains(&asked[0].0) && v.verifiers.contains(&third[0].0));
+    assert_eq!(v.dissenting, [asked[1].0]);
+    assert_eq!(
+        e.verifiers().get(&asked[1].0).unwrap().reputation,
+        0.5,
+        "outvoted"
+    );
+    for a in asked.iter().chain(&third) {
+        assert_eq!(e.verifiers().get(&a.0).unwrap().busy, 0);
+    }
+}
+
+#[test]
+fn a_claim_waits_for_a_full_panel_rather_than_trusting_one_renderer() {
+    let mut e = engine_with_quorum(2, &[1]);
+    let out = e.handle(
+        Event::ClaimFiled {
+            checks: vec![check(vec![1])],
+        },
+        0,
+    );
+    let asked = offers(&out);
+    assert_eq!(asked.len(), 1);
+    assert!(out
+        .iter()
+        .any(|c| matches!(c, Command::ClaimWaiting { reason, .. } if reason.contains("2 of 2"))));
+    let out = answer(&mut e, &asked[0], false, 1);
+    assert!(settled(&out).is_none(), "{out:?}");
+    let out = e.handle(
+        Event::VerifierJoined {
+            verifier: NodeId(2),
+            formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
+        },
+        2,
+    );
+    assert!(offers(&out).is_empty(), "joins are served at the tick");
+    let second = offers(&e.handle(Event::Tick, 3));
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].0, NodeId(2));
+    let v = settled(&answer(&mut e, &second[0], false, 4)).expect("settled");
+    assert!(!v.upheld);
+    assert_eq!(v.verifiers, [NodeId(1), NodeId(2)]);
 }

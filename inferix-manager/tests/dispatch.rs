@@ -357,3 +357,42 @@ fn a_blend_job_goes_only_to_workers_that_render_blend_and_waits_saying_so() {
     );
     assert_eq!(leases(&d), vec![(0, 2)], "the slower Blender worker, only");
 }
+
+#[test]
+fn a_workers_announced_index_is_capped_by_its_measured_speed_across_reconnects() {
+    use inferix_manager::speed::{effective_ib, ib_sample, task_work_ibm, MEASURED_SLACK};
+    // 2 IB-minutes in one minute: an index of 2.
+    assert_eq!(ib_sample(2.0, 60_000), Some(2.0));
+    assert_eq!(ib_sample(0.0, 60_000), None);
+    assert_eq!(ib_sample(2.0, 0), None);
+    assert_eq!(effective_ib(1_000.0, None), 1_000.0);
+    assert_eq!(effective_ib(1_000.0, Some(2.0)), 2.0 * MEASURED_SLACK);
+    assert_eq!(effective_ib(1.0, Some(2.0)), 1.0, "modesty is believed");
+    // A 10-frame job priced 5,000 at 100 per IB-minute: 5 IB-minutes per frame.
+    assert_eq!(task_work_ibm(5_000, 100, 2, 10), 10.0);
+    assert_eq!(task_work_ibm(5_000, 0, 2, 10), 0.0);
+
+    let mut pool = WorkerPool::default();
+    let liar = WorkerInfo {
+        id: NodeId(7),
+        ib: 100_000.0,
+        reputation: 1.0,
+        tags: vec![],
+        formats: vec![],
+    };
+    pool.join(1, liar.clone(), 0);
+    assert_eq!(pool.get(&NodeId(7)).unwrap().info.ib, 100_000.0);
+    let ib = pool.observe_speed(NodeId(7), 3.0, 60_000).unwrap();
+    assert_eq!(ib, 3.0 * MEASURED_SLACK);
+    assert_eq!(pool.get(&NodeId(7)).unwrap().declared_ib, 100_000.0);
+    // Reconnecting does not shed the measurement.
+    pool.leave(NodeId(7));
+    pool.join(2, liar, 5);
+    assert_eq!(pool.get(&NodeId(7)).unwrap().info.ib, 3.0 * MEASURED_SLACK);
+    // Later samples move it gradually.
+    let ib = pool.observe_speed(NodeId(7), 6.0, 60_000).unwrap();
+    assert!(
+        ib > 3.0 * MEASURED_SLACK && ib < 6.0 * MEASURED_SLACK,
+        "{ib}"
+    );
+}

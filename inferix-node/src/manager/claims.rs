@@ -222,14 +222,17 @@ impl State {
         Ok(())
     }
 
-    /// Decides a claim from the re-render. Upheld: the worker refunds the
-    /// frames' price to the job's payer and is slashed, and the bond goes
-    /// back. Dismissed: the bond is forfeited to the penalty pool. Either
-    /// way the outcome is kept on the task and the evidence in the ledger.
+    /// Decides a claim from its panel's re-renders. Upheld: the worker
+    /// refunds the frames' price to the job's payer and is slashed, and the
+    /// bond goes back. Dismissed: the bond is forfeited to the penalty
+    /// pool. Either way the outcome is kept on the task and the evidence in
+    /// the ledger; the renderers of the majority are paid, the outvoted
+    /// ones' accounts lose verifier reputation.
     pub(super) async fn settle_claim(&mut self, v: ClaimVerdict) {
         let ClaimVerdict {
             check,
-            verifier,
+            verifiers,
+            dissenting,
             upheld,
             reasons,
         } = v;
@@ -237,10 +240,13 @@ impl State {
             reasons
         } else {
             vec![format!(
-                "frames {:?} re-rendered by {verifier:?} match the delivered pixels",
+                "frames {:?} re-rendered by {verifiers:?} match the delivered pixels",
                 check.frames
             )]
         };
+        for v in &dissenting {
+            self.judge_verifier_operator(*v).await;
+        }
         let job_id = check.task.job;
         let Some(claim) = self.decide_claim(check.task, &check.frames, upheld).await else {
             warn!(claim = check.claim, task = ?check.task, "claim not on record; not settled");
@@ -281,7 +287,7 @@ impl State {
             self.punish(check.task, check.worker, check.operator.as_deref())
                 .await;
         }
-        self.pay_verifiers(check.task, &[verifier]).await;
+        self.pay_verifiers(check.task, &verifiers).await;
         self.emit(
             job_id,
             JobEvent::ClaimSettled {

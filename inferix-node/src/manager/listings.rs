@@ -62,9 +62,18 @@ impl State {
         let workers: Vec<_> = self
             .workers
             .values()
-            .map(|w| (w.info.clone(), w.task(), w.last_seen, w.state().as_str()))
+            .map(|w| {
+                let declared = w.declared_ib;
+                (
+                    w.info.clone(),
+                    declared,
+                    w.task(),
+                    w.last_seen,
+                    w.state().as_str(),
+                )
+            })
             .collect();
-        for (info, task, last_seen, state) in workers {
+        for (info, declared_ib, task, last_seen, state) in workers {
             // A node run by an account shows its account's stake.
             let holder = Self::stake_holder(info.id, self.operator_of(info.id).as_deref());
             let stake = self
@@ -75,7 +84,7 @@ impl State {
             out.push(NodeSummary {
                 node: info.id,
                 role: Role::Worker,
-                declared_ib: info.ib,
+                declared_ib,
                 reputation: info.reputation,
                 stake,
                 task,

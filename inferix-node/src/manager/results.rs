@@ -112,8 +112,27 @@ impl State {
         };
         // Timed by this manager, over the frames it leased: nothing the
         // (not yet checked) result says goes into the estimate.
+        let now = self.clock.now_ms();
+        let timed = self
+            .workers
+            .get(&worker)
+            .filter(|w| w.task() == Some(task_id))
+            .map(|w| (w.busy_frames, now.saturating_sub(w.busy_since)));
         if let Some(w) = self.workers.get(&worker) {
-            self.estimates.finished(w, task_id.job, self.clock.now_ms());
+            self.estimates.finished(w, task_id.job, now);
+        }
+        // The worker's speed, measured against the work its task was
+        // priced at, caps the index it announced.
+        if let (Some((frames, elapsed)), Some(job)) = (timed, self.job(task_id.job).await) {
+            let work = inferix_manager::speed::task_work_ibm(
+                job.quoted_price,
+                self.cfg.price_per_ibm,
+                frames,
+                job.spec.frames.len(),
+            );
+            if let Some(ib) = self.workers.observe_speed(worker, work, elapsed) {
+                debug!(?worker, ib, "worker speed measured");
+            }
         }
         self.release_worker(worker, task_id);
         if result.worker != worker {
