@@ -393,7 +393,11 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
         builder = builder.watermarker(Arc::new(BlenderWatermarker::new(blender)));
     }
     if let Some((probe, ib)) = crate::probe::quote_probe(&a.data_dir, a.probe_ib).await? {
-        builder = builder.probe_renderer(probe, ib);
+        // Nodes that announce glTF render a probe of the demo scene
+        // before they are admitted.
+        builder = builder
+            .probe_renderer(probe, ib)
+            .admission_probe(inferix_gpu::demo_scene_glb());
     }
     let handle = builder.build().start().await?;
     // The file first, so that it exists once the address is announced.

@@ -21,7 +21,7 @@ use crate::ContentHash;
 /// listing jobs and nodes.
 /// 5: nodes announce the scene formats they render; verifiers may answer
 /// that they could not check (inconclusive).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// What a node is in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -445,6 +445,16 @@ pub enum Message {
         /// sending a byte.
         max_blob_size: u64,
     },
+    /// Manager → worker or verifier, answering its hello instead of a
+    /// welcome: render this first ([`AdmissionProbe`]). The node answers
+    /// with [`Message::ProbeDone`], which the manager answers with a
+    /// welcome or a refusal.
+    Probe(AdmissionProbe),
+    /// Node → manager: its render of the probe, PNG-encoded.
+    ProbeDone {
+        /// The frame, PNG.
+        png: Vec<u8>,
+    },
     /// Liveness signal; also carries the worker's idle state.
     Heartbeat,
     /// Manager → worker.
@@ -634,12 +644,32 @@ pub enum Message {
     },
 }
 
+/// A short render a manager asks of a worker or verifier before admitting
+/// it: a small scene it sends inline, at a seed drawn for this probe so the
+/// answer cannot be looked up. The manager renders the same and compares:
+/// a node that cannot render the format it announced is refused, and the
+/// device class its pixels match is the one its results are compared as,
+/// whatever class it claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdmissionProbe {
+    /// The scene (glTF binary).
+    pub scene_glb: Vec<u8>,
+    /// Settings to render it with (small size, few samples, a fresh seed).
+    pub settings: crate::renderer::RenderSettings,
+    /// The frame to render.
+    pub frame: u32,
+    /// How long the node has to answer, ms.
+    pub deadline_ms: u64,
+}
+
 impl Message {
     /// Short name for logs.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Hello(_) => "hello",
             Self::Welcome { .. } => "welcome",
+            Self::Probe(_) => "probe",
+            Self::ProbeDone { .. } => "probe_done",
             Self::Heartbeat => "heartbeat",
             Self::TaskOffer(_) => "task_offer",
             Self::TaskProgress { .. } => "task_progress",

@@ -276,6 +276,7 @@ impl LocalNetworkBuilder {
                 ..ManagerConfig::default()
             })
             .probe_renderer(renderer.clone(), ibs.first().copied().unwrap_or(self.ib))
+            .admission_probe(inferix_gpu::demo_scene_glb())
             .inspector(Arc::new(inferix_gpu::GltfInspector))
             .scratch_dir(dir.join("manager"));
         if let Some(por) = self.proof_of_render {

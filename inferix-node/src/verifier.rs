@@ -175,7 +175,11 @@ impl SessionNode for VerifierNode {
                 .map(|r| r.formats().to_vec())
                 .unwrap_or_default(),
         };
-        let session = session::open(&*self.transport, links.address(), hello).await?;
+        let probe = self.renderer.as_ref().map(|r| session::ProbeRenderer {
+            renderer: &**r,
+            dir: &self.config.work_dir,
+        });
+        let session = session::open(&*self.transport, links.address(), hello, probe).await?;
         links.connected();
         self.metrics.session();
         let (peer, mut pushes) = (session.peer, session.pushes);

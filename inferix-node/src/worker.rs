@@ -136,7 +136,11 @@ impl SessionNode for WorkerNode {
             token: self.config.token.clone(),
             formats: self.renderer.formats().to_vec(),
         };
-        let session = session::open(&*self.transport, links.address(), hello).await?;
+        let probe = session::ProbeRenderer {
+            renderer: &*self.renderer,
+            dir: &self.config.work_dir,
+        };
+        let session = session::open(&*self.transport, links.address(), hello, Some(probe)).await?;
         links.connected();
         self.metrics.session();
         let (peer, mut pushes) = (session.peer, session.pushes);

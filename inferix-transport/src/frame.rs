@@ -186,6 +186,18 @@ mod tests {
                 max_blob_size: u64::MAX,
             },
             Message::Heartbeat,
+            Message::Probe(inferix_core::protocol::AdmissionProbe {
+                scene_glb: vec![0x67, 0x6c, 0x54, 0x46, 0, 1, 2],
+                settings: RenderSettings {
+                    seed: u64::MAX - 3,
+                    ..RenderSettings::default()
+                },
+                frame: 1,
+                deadline_ms: 30_000,
+            }),
+            Message::ProbeDone {
+                png: vec![0x89, b'P', b'N', b'G'],
+            },
             Message::TaskOffer(TaskAssignment {
                 task,
                 frames: vec![1, 2, 3],

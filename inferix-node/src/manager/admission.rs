@@ -44,6 +44,28 @@ impl State {
             self.refuse(conn, refusal.close).await;
             return false;
         }
+        if self.probes(&h) {
+            // Greeted (the hello timer lets it render), not yet joined.
+            self.access.admit(conn);
+            self.start_probe(conn, id, h, operator).await;
+            return false;
+        }
+        self.finish_hello(conn, id, node, h, account, operator)
+            .await
+    }
+
+    /// Admits a node whose hello passed every check (and its probe, when
+    /// it had one), answering request `id` with a welcome: its stake,
+    /// then it joins the workers or verifiers.
+    pub(super) async fn finish_hello(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        node: NodeId,
+        h: Hello,
+        account: Option<AccountRecord>,
+        operator: Option<(String, inferix_core::account::NodeStanding)>,
+    ) -> bool {
         let now = self.now();
         if let Some(p) = self.peers.get_mut(&conn) {
             p.role = Some(h.role);

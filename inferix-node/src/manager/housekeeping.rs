@@ -7,6 +7,7 @@ use super::*;
 
 impl State {
     pub(super) async fn housekeeping(&mut self) {
+        self.expire_probes().await;
         self.refresh_gauges().await;
         let now = self.now();
         if self.sweeping.as_ref().is_some_and(|s| s.is_finished()) {

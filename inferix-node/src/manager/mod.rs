@@ -76,6 +76,7 @@ pub mod metrics;
 mod operators;
 mod peers;
 mod prepare;
+mod probe;
 mod quote;
 mod reconcile;
 mod requests;
@@ -152,6 +153,9 @@ pub struct ManagerConfig {
     /// welcome) this long after it opened is closed: a peer cannot hold a
     /// connection without saying who it is.
     pub hello_timeout: Duration,
+    /// How long a worker or verifier has to render its admission probe
+    /// (see [`ManagerBuilder::admission_probe`]).
+    pub probe_timeout: Duration,
     /// Jobs one client connection may watch at once; a further Watch is
     /// refused (`InvalidRequest`) until a watched job fails, is cancelled
     /// or the connection closes. Watching a job twice counts once.
@@ -197,6 +201,7 @@ impl Default for ManagerConfig {
             max_watches_per_client: 1_000,
             account_refresh: Duration::from_secs(30),
             hello_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(120),
             lease_copy_sweep: Duration::from_secs(600),
             scheduler_candidates: 128,
             finish_time_aware: true,
@@ -219,6 +224,7 @@ pub struct ManagerBuilder {
     clock: SharedClock,
     config: ManagerConfig,
     prober: Option<(Arc<dyn Renderer>, f64)>,
+    probe_scene: Option<Arc<Vec<u8>>>,
     scratch: PathBuf,
     por: Option<PorConfig>,
     watermarkers: Vec<Arc<dyn SceneWatermarker>>,
@@ -244,6 +250,7 @@ impl ManagerBuilder {
             clock: Arc::new(SystemClock),
             config: ManagerConfig::default(),
             prober: None,
+            probe_scene: None,
             scratch,
             por: None,
             watermarkers: Vec::new(),
@@ -269,6 +276,16 @@ impl ManagerBuilder {
     /// Without one, quotes use a fixed cost model.
     pub fn probe_renderer(mut self, renderer: Arc<dyn Renderer>, ib: f64) -> Self {
         self.prober = Some((renderer, ib));
+        self
+    }
+    /// Probes every worker and verifier that announces glTF before
+    /// admitting it: it renders `scene_glb` (a small glTF) at a seed drawn
+    /// for it, the probe renderer renders the same, and a node whose
+    /// pixels differ beyond the crop tolerance is refused. Its results are
+    /// then compared as the device class its pixels matched, not the one
+    /// it claims. Needs [`ManagerBuilder::probe_renderer`].
+    pub fn admission_probe(mut self, scene_glb: Vec<u8>) -> Self {
+        self.probe_scene = Some(Arc::new(scene_glb));
         self
     }
     /// Folder for the manager's own files: scene copies used by probe
@@ -391,6 +408,11 @@ enum Input {
         /// Why the signature is not the worker's, if it is not.
         signature: Result<(), String>,
     },
+    /// The manager's own render of a node's admission probe.
+    ProbeExpected {
+        conn: ConnId,
+        image: Result<inferix_core::image::Rgb8Image, String>,
+    },
     /// A lease's watermarked scene copy is ready (or could not be made).
     Prepared {
         task: TaskId,
@@ -414,6 +436,8 @@ struct Peer {
     operator: Option<String>,
     /// The index its stake is sized by (workers: their IB; verifiers: 1).
     stake_ib: f64,
+    /// Its hello, held while it renders its admission probe.
+    probing: Option<Box<probe::PendingProbe>>,
     out: Outbound,
     /// Jobs this connection watches.
     watching: usize,
@@ -499,6 +523,8 @@ impl ManagerNode {
                     cache: Mutex::default(),
                 })
             }),
+            probe_scene: b.probe_scene,
+            observed_classes: HashMap::new(),
             inputs: in_tx,
             access,
             peers: HashMap::new(),
@@ -563,6 +589,11 @@ struct State {
     scheduler: Box<dyn Scheduler>,
     clock: SharedClock,
     prober: Option<Arc<Prober>>,
+    /// The admission probe's scene, when nodes are probed.
+    probe_scene: Option<Arc<Vec<u8>>>,
+    /// The device class each probed node's pixels matched: its results
+    /// are compared as that class, not the one it claims.
+    observed_classes: HashMap<NodeId, String>,
     por: Option<PorConfig>,
     watermarkers: Vec<Arc<dyn SceneWatermarker>>,
     inspectors: Vec<Arc<dyn SceneInspector>>,

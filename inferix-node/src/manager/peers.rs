@@ -18,6 +18,7 @@ impl State {
                         account_read: 0,
                         operator: None,
                         stake_ib: 0.0,
+                        probing: None,
                         out: Outbound::spawn(sender, OUTBOUND_CAPACITY),
                         watching: 0,
                     },
@@ -51,6 +52,10 @@ impl State {
                         self.reply(conn, id, body).await;
                     }
                 }
+                true
+            }
+            Input::ProbeExpected { conn, image } => {
+                self.on_probe_expected(conn, image).await;
                 true
             }
             Input::Prepared {
@@ -139,7 +144,7 @@ impl State {
         let Some(peer) = self.peers.get(&conn) else {
             return false;
         };
-        let (node, role) = (peer.node, peer.role);
+        let (node, role, probing) = (peer.node, peer.role, peer.probing.is_some());
         if env.version != PROTOCOL_VERSION {
             warn!(
                 conn,
@@ -166,7 +171,11 @@ impl State {
         }
         let id = env.id;
         match (role, env.body) {
-            (None, Message::Hello(h)) => self.on_hello(conn, id, node, h).await,
+            (None, Message::Hello(h)) if !probing => self.on_hello(conn, id, node, h).await,
+            (None, Message::ProbeDone { png }) => {
+                self.on_probe_done(conn, id, png).await;
+                true
+            }
             (None, other) => {
                 let m = format!("expected hello, got {}", other.kind());
                 self.reply(conn, id, Message::error(ErrorCode::UnexpectedMessage, m))

@@ -448,7 +448,12 @@ impl State {
                 ..job.spec.scene.clone()
             }),
             settings: job.spec.settings.clone(),
-            worker_device_class: result.device_class.clone(),
+            // The class its admission probe showed, not the one it signed.
+            worker_device_class: self
+                .observed_classes
+                .get(&result.worker)
+                .cloned()
+                .unwrap_or_else(|| result.device_class.clone()),
             crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
             // The frames carry patches: passing verifiers render the clean
             // pixels under them from the scene the customer sent.
