@@ -112,3 +112,50 @@ async fn quick_benchmarks_measure_positive_figures_and_write_results() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(files.len() >= 2);
 }
+
+#[test]
+fn quick_adversarial_runs_keep_honest_participants_whole_and_remove_rubber_stamps() {
+    let mut report = Report::new("quick adversarial simulation");
+    let runs = simulate::run_adversarial(7, true, &mut report).unwrap();
+    assert!(
+        report.all_checks_pass(),
+        "targets missed: {:?}",
+        report.checks
+    );
+    assert_eq!(runs.len(), simulate::ATTACKS.len());
+    for (attack, o) in &runs {
+        let c = &o.counters;
+        assert!(
+            c.cheats_caught + c.cheats_missed > 0,
+            "{}: fakes were sent",
+            attack.name
+        );
+        assert!(
+            c.forced_offers > 0,
+            "{}: known-bad results were offered",
+            attack.name
+        );
+        if attack.colluders > 0.0 || attack.rubber_stamps > 0.0 {
+            assert!(c.bad_verifiers > 0, "{}: {c:?}", attack.name);
+            assert!(
+                c.bad_verifiers_removed > 0,
+                "{}: some bad verifier was removed: {c:?}",
+                attack.name
+            );
+        } else {
+            assert_eq!(
+                c.cheats_missed, 0,
+                "without bad verifiers every fake is caught"
+            );
+        }
+    }
+    // Colluders get fakes through only when they hold every seat of a
+    // round, so the share paid grows with their share of stake.
+    let paid = |name: &str| {
+        runs.iter()
+            .find(|(a, _)| a.name == name)
+            .map(|(_, o)| o.counters.cheats_missed)
+            .unwrap()
+    };
+    assert!(paid("colluders 49 %") >= paid("colluders 10 %"));
+}

@@ -32,6 +32,10 @@ enum Command {
         /// Seed of every random choice: the same seed gives the same run.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Play the protocol-level attacks instead (colluding and
+        /// always-pass verifiers beside cheating workers).
+        #[arg(long)]
+        adversarial: bool,
     },
     /// One dispatch run (the first benchmark) at a chosen size, printed.
     Dispatch {
@@ -120,12 +124,18 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Simulate { seed }) => {
+        Some(Command::Simulate { seed, adversarial }) => {
             let mut report = Report::new(&format!(
-                "Inferix simulation, seed {seed}{}",
+                "Inferix {}simulation, seed {seed}{}",
+                if adversarial { "adversarial " } else { "" },
                 if cli.quick { " (--quick)" } else { "" }
             ));
-            if let Err(e) = simulate::run(seed, cli.quick, &mut report) {
+            let ran = if adversarial {
+                simulate::run_adversarial(seed, cli.quick, &mut report).map(|_| ())
+            } else {
+                simulate::run(seed, cli.quick, &mut report).map(|_| ())
+            };
+            if let Err(e) = ran {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }

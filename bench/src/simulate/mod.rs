@@ -89,6 +89,15 @@ pub struct SimConfig {
     pub detect: f64,
     /// Probability that a second manager races for a task being claimed.
     pub race: f64,
+    /// Fraction of verifiers that collude with the cheating workers: they
+    /// pass every fake result and judge the rest honestly (known-bad
+    /// results included, which they tell from their partners' work).
+    pub colluders: f64,
+    /// Fraction of verifiers that pass whatever they are offered, at once.
+    pub rubber_stamps: f64,
+    /// Chance per seat of a known-bad result besides (the engine's forced
+    /// errors; 0 turns them off).
+    pub forced_error_rate: f64,
 }
 
 impl SimConfig {
@@ -112,6 +121,9 @@ impl SimConfig {
             cheaters: 0.02,
             detect: 0.9,
             race: 0.02,
+            colluders: 0.0,
+            rubber_stamps: 0.0,
+            forced_error_rate: 0.0,
         }
     }
     /// Two simulated hours of a smaller network (CI).
@@ -181,6 +193,22 @@ pub struct SimCounters {
     pub honest_rejected: u64,
     /// Hellos refused by the stake rule (slashed workers coming back).
     pub refused_joins: u64,
+    /// Colluding or rubber-stamp verifiers in the network.
+    pub bad_verifiers: u64,
+    /// Of those, removed (caught passing a known-bad result, or slashed
+    /// for a losing vote).
+    pub bad_verifiers_removed: u64,
+    /// Verifications each removed bad verifier answered before removal.
+    pub removed_after: Vec<u64>,
+    /// Verifications answered by each bad verifier still in the network
+    /// at the end.
+    pub surviving_bad_answered: Vec<u64>,
+    /// Honest verifiers caught by a known-bad result (must stay 0).
+    pub honest_verifiers_removed: u64,
+    /// Honest verifiers outvoted (a losing vote is slashed).
+    pub honest_verifiers_slashed: u64,
+    /// Known-bad results offered.
+    pub forced_offers: u64,
     /// Virtual ms at which the last job finished.
     pub end_ms: u64,
     /// Modelled render time started, summed over workers, ms.
@@ -217,6 +245,7 @@ async fn run_sim(mut sim: Sim) -> Result<SimOutcome, BenchError> {
     }
     let wall_s = wall.elapsed().as_secs_f64();
     let checks = sim.check().await?;
+    sim.c.surviving_bad_answered = sim.surviving_bad_answered();
     let mut queue_ms = Vec::new();
     for id in sim.jobs.keys() {
         let tasks = sim
@@ -377,4 +406,153 @@ pub fn run(seed: u64, quick: bool, report: &mut Report) -> Result<SimOutcome, Be
             .collect(),
     ));
     Ok(o)
+}
+
+/// One protocol-level attack the adversarial run plays.
+#[derive(Debug, Clone, Copy)]
+pub struct Attack {
+    /// Its name in the report.
+    pub name: &'static str,
+    /// Fraction of verifiers (each holding one verifier's stake) that
+    /// collude with the cheating workers.
+    pub colluders: f64,
+    /// Fraction of verifiers that pass everything.
+    pub rubber_stamps: f64,
+}
+
+/// The attacks of the adversarial run: colluding verifiers holding 10 %,
+/// 30 % and 49 % of verifier stake beside cheating workers, and
+/// always-pass verifiers.
+pub const ATTACKS: [Attack; 5] = [
+    Attack {
+        name: "no attack (cheating workers only)",
+        colluders: 0.0,
+        rubber_stamps: 0.0,
+    },
+    Attack {
+        name: "colluders 10 %",
+        colluders: 0.10,
+        rubber_stamps: 0.0,
+    },
+    Attack {
+        name: "colluders 30 %",
+        colluders: 0.30,
+        rubber_stamps: 0.0,
+    },
+    Attack {
+        name: "colluders 49 %",
+        colluders: 0.49,
+        rubber_stamps: 0.0,
+    },
+    Attack {
+        name: "always-pass verifiers 10 %",
+        colluders: 0.0,
+        rubber_stamps: 0.10,
+    },
+];
+
+/// The simulation of `attack` on the network of `base`: forced errors on
+/// at the product's 5 %, and every fake caught by an honest verifier (the
+/// image-level checks catch the cheats that pay; what is measured here is
+/// what the protocol lets through around them).
+pub fn attack_config(base: &SimConfig, attack: Attack) -> SimConfig {
+    SimConfig {
+        colluders: attack.colluders,
+        rubber_stamps: attack.rubber_stamps,
+        forced_error_rate: 0.05,
+        detect: 1.0,
+        ..base.clone()
+    }
+}
+
+/// Plays every attack of [`ATTACKS`] on the quick (or full) network of
+/// `seed` and reports, for each: fake results paid, honest results
+/// rejected, honest verifiers slashed, and how fast bad verifiers are
+/// removed. Checks the targets the protocol meets at any colluding share:
+/// no honest result rejected, no honest verifier caught by a known-bad
+/// result, and every always-pass verifier removed within 100 verifications.
+pub fn run_adversarial(
+    seed: u64,
+    quick: bool,
+    report: &mut Report,
+) -> Result<Vec<(Attack, SimOutcome)>, BenchError> {
+    let base = if quick {
+        SimConfig::quick(seed)
+    } else {
+        SimConfig::full(seed)
+    };
+    report.note(format!(
+        "adversarial runs, seed {seed}: {} workers ({:.0} % cheating, each fake caught by an \
+         honest verifier with p = {}), {} verifiers, quorum {}, forced errors at 5 % of seats; \
+         colluders pass their partners' fakes and judge the rest honestly (they tell known-bad \
+         results from their partners' work), always-pass verifiers pass everything at once; a \
+         losing vote or a passed known-bad result removes a verifier",
+        base.workers,
+        base.cheaters * 100.0,
+        base.detect,
+        base.verifiers,
+        base.quorum
+    ));
+    let g = "adversarial";
+    let mut out = Vec::new();
+    for attack in ATTACKS {
+        let o = simulate(attack_config(&base, attack))?;
+        let c = &o.counters;
+        let fakes = c.cheats_caught + c.cheats_missed;
+        let honest = c.accepted.saturating_sub(c.cheats_missed) + c.honest_rejected;
+        let mut removed = c.removed_after.clone();
+        removed.sort_unstable();
+        let mean = if removed.is_empty() {
+            0.0
+        } else {
+            removed.iter().sum::<u64>() as f64 / removed.len() as f64
+        };
+        let survivor_max = c.surviving_bad_answered.iter().max().copied().unwrap_or(0);
+        report.push(
+            Row::new(
+                g,
+                &format!("{}: fake results paid", attack.name),
+                c.cheats_missed as f64,
+                "results",
+            )
+            .note(format!(
+                "of {fakes} fake results ({:.2} %); honest results rejected {} of {honest}; \
+                 honest verifiers slashed (outvoted) {}; bad verifiers removed {} of {} after \
+                 {mean:.1} verifications on average (max {}), the others answered at most \
+                 {survivor_max}; {} known-bad offers",
+                100.0 * c.cheats_missed as f64 / fakes.max(1) as f64,
+                c.honest_rejected,
+                c.honest_verifiers_slashed,
+                c.bad_verifiers_removed,
+                c.bad_verifiers,
+                removed.last().copied().unwrap_or(0),
+                c.forced_offers
+            )),
+        );
+        report.check(
+            &format!("{}: no honest result rejected", attack.name),
+            c.honest_rejected == 0,
+            format!("{} of {honest}", c.honest_rejected),
+        );
+        report.check(
+            &format!(
+                "{}: no honest verifier caught by a known-bad result",
+                attack.name
+            ),
+            c.honest_verifiers_removed == 0,
+            format!("{}", c.honest_verifiers_removed),
+        );
+        if attack.rubber_stamps > 0.0 {
+            report.check(
+                &format!(
+                    "{}: every always-pass verifier is removed within 100 verifications",
+                    attack.name
+                ),
+                removed.iter().all(|n| *n <= 100) && survivor_max <= 100,
+                format!("removed after {removed:?}; survivors answered at most {survivor_max}"),
+            );
+        }
+        out.push((attack, o));
+    }
+    Ok(out)
 }

@@ -5,7 +5,7 @@ use super::*;
 
 impl Sim {
     pub(super) async fn verifier_join(&mut self, v: u32) -> Result<(), BenchError> {
-        if self.verifiers[v as usize].manager.is_some() {
+        if self.verifiers[v as usize].manager.is_some() || self.verifiers[v as usize].removed {
             return Ok(());
         }
         let Some(m) = self.random_alive_manager() else {

@@ -105,6 +105,11 @@ pub(super) enum Ev {
     VerifierJoin {
         v: u32,
     },
+    VerifierRemoved {
+        v: u32,
+        m: usize,
+        epoch: u32,
+    },
     ManagerCrash,
     ManagerRestart {
         m: usize,
@@ -124,7 +129,22 @@ struct WorkerState {
     job: Option<(TaskId, u32)>,
 }
 
+/// How a modelled verifier answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VerifierKind {
+    Honest,
+    /// Passes its partners' fake results; honest otherwise.
+    Colluder,
+    /// Passes everything, at once.
+    RubberStamp,
+}
+
 struct VerifierState {
+    kind: VerifierKind,
+    /// Caught or slashed: never comes back.
+    removed: bool,
+    /// Offers it answered.
+    answered: u64,
     manager: Option<usize>,
     /// When it finishes the checks it already holds (it checks one result
     /// after another).
@@ -210,6 +230,16 @@ fn run_err(e: impl std::fmt::Display) -> BenchError {
 }
 
 impl Sim {
+    /// Verifications answered by each colluding or always-pass verifier
+    /// not removed.
+    pub(super) fn surviving_bad_answered(&self) -> Vec<u64> {
+        self.verifiers
+            .iter()
+            .filter(|v| v.kind != VerifierKind::Honest && !v.removed)
+            .map(|v| v.answered)
+            .collect()
+    }
+
     pub(super) fn new(cfg: SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let workers = (0..cfg.workers)
@@ -227,9 +257,9 @@ impl Sim {
             quorum: cfg.quorum,
             vote_timeout_ms: 120_000,
             draw_key: rng.gen(),
-            // The simulated verifiers are honest; forced errors would only
-            // add offers (their rules have tests of their own).
-            forced_errors: inferix_manager::ForcedErrorConfig { rate: 0.0 },
+            forced_errors: inferix_manager::ForcedErrorConfig {
+                rate: cfg.forced_error_rate,
+            },
             ..RoundConfig::default()
         };
         let managers = (0..cfg.managers)
@@ -243,12 +273,29 @@ impl Sim {
                 scheduler: WeightedRandomScheduler::seeded(cfg.seed ^ (m as u64 + 1)),
             })
             .collect();
-        let verifiers = (0..cfg.verifiers)
-            .map(|_| VerifierState {
-                manager: None,
-                busy_until: 0,
+        let verifiers: Vec<VerifierState> = (0..cfg.verifiers)
+            .map(|_| {
+                let x: f64 = rng.gen();
+                let kind = if x < cfg.colluders {
+                    VerifierKind::Colluder
+                } else if x < cfg.colluders + cfg.rubber_stamps {
+                    VerifierKind::RubberStamp
+                } else {
+                    VerifierKind::Honest
+                };
+                VerifierState {
+                    kind,
+                    removed: false,
+                    answered: 0,
+                    manager: None,
+                    busy_until: 0,
+                }
             })
             .collect();
+        let bad = verifiers
+            .iter()
+            .filter(|v| v.kind != VerifierKind::Honest)
+            .count() as u64;
         Self {
             cfg,
             rng,
@@ -278,7 +325,10 @@ impl Sim {
                 grant_stake: true,
                 verifier_reward: 500,
             },
-            c: SimCounters::default(),
+            c: SimCounters {
+                bad_verifiers: bad,
+                ..SimCounters::default()
+            },
             accepted_at: Vec::new(),
         }
     }
@@ -390,6 +440,7 @@ impl Sim {
                     && self.managers[m].epoch == epoch
                     && self.verifiers[v as usize].manager == Some(m);
                 if current {
+                    self.verifiers[v as usize].answered += 1;
                     let verdict = Verdict {
                         verification,
                         task,
@@ -423,6 +474,14 @@ impl Sim {
             Ev::WorkerGone { w, m, epoch } => self.worker_gone(w, m, epoch).await?,
             Ev::WorkerJoin { w } => self.worker_join(w).await?,
             Ev::VerifierJoin { v } => self.verifier_join(v).await?,
+            Ev::VerifierRemoved { v, m, epoch } => {
+                if self.managers[m].alive && self.managers[m].epoch == epoch {
+                    let ev = Event::VerifierLeft {
+                        verifier: node_of_verifier(v),
+                    };
+                    self.engine_event(m, ev).await?;
+                }
+            }
             Ev::ManagerCrash => self.manager_crash(),
             Ev::ManagerRestart { m } => self.manager_restart(m).await?,
             Ev::Adopt { task } => self.adopt(task).await?,

@@ -27,14 +27,19 @@ impl Sim {
                 Command::RoundWaiting {
                     reason: Some(_), ..
                 } => self.c.round_waits += 1,
+                Command::OfferForcedError {
+                    verifier,
+                    verification,
+                } => self.offer_forced_error(m, verifier, verification),
+                Command::VerifierCaught { verifier, .. } => {
+                    self.remove_verifier(m, verifier_of_node(verifier), true);
+                }
                 Command::RoundWaiting { reason: None, .. }
                 | Command::OfferClaimCheck { .. }
                 | Command::SettleClaim(_)
                 | Command::ClaimRefused { .. }
                 | Command::ClaimWaiting { .. }
                 | Command::VerifierInconclusive { .. }
-                | Command::OfferForcedError { .. }
-                | Command::VerifierCaught { .. }
                 | Command::ForcedErrorCaught { .. } => {}
             }
         }
@@ -60,11 +65,18 @@ impl Sim {
         let Some(there) = self.message_delay() else {
             return true;
         };
-        let work = self.rng.gen_range(2_000..20_000);
+        let kind = self.verifiers[v as usize].kind;
+        let work = match kind {
+            VerifierKind::RubberStamp => 10,
+            _ => self.rng.gen_range(2_000..20_000),
+        };
         let vs = &mut self.verifiers[v as usize];
         vs.busy_until = vs.busy_until.max(self.now + there) + work;
         let done = vs.busy_until - self.now;
-        let pass = !(fake && self.rng.gen_bool(self.cfg.detect));
+        let pass = match kind {
+            VerifierKind::Honest => !(fake && self.rng.gen_bool(self.cfg.detect)),
+            VerifierKind::Colluder | VerifierKind::RubberStamp => true,
+        };
         if let Some(back) = self.message_delay() {
             self.at(
                 done + back,
@@ -79,6 +91,65 @@ impl Sim {
             );
         }
         true
+    }
+
+    /// Sends a known-bad result: honest verifiers and colluders (it is not
+    /// their partners' work) fail it, a rubber stamp passes it. A known-bad
+    /// result is another task's frames, which no crop of this task's plan
+    /// matches: a verifier that checks never misses it.
+    fn offer_forced_error(&mut self, m: usize, verifier: NodeId, verification: u64) {
+        self.c.forced_offers += 1;
+        let v = verifier_of_node(verifier);
+        let epoch = self.managers[m].epoch;
+        let Some(there) = self.message_delay() else {
+            return;
+        };
+        let kind = self.verifiers[v as usize].kind;
+        let work = match kind {
+            VerifierKind::RubberStamp => 10,
+            _ => self.rng.gen_range(2_000..20_000),
+        };
+        let vs = &mut self.verifiers[v as usize];
+        vs.busy_until = vs.busy_until.max(self.now + there) + work;
+        let done = vs.busy_until - self.now;
+        let pass = kind == VerifierKind::RubberStamp;
+        if let Some(back) = self.message_delay() {
+            self.at(
+                done + back,
+                Ev::Verdict {
+                    v,
+                    m,
+                    epoch,
+                    verification,
+                    task: TaskId::new(JobId(0), 0),
+                    pass,
+                },
+            );
+        }
+    }
+
+    /// Removes verifier `v` for good (caught by a known-bad result, or
+    /// slashed for a losing vote): it leaves manager `m`'s engine (at once,
+    /// as the driver disconnects it) and never comes back.
+    pub(super) fn remove_verifier(&mut self, m: usize, v: u32, caught: bool) {
+        let vs = &mut self.verifiers[v as usize];
+        if vs.removed {
+            return;
+        }
+        vs.removed = true;
+        let was = vs.manager.take();
+        if vs.kind == VerifierKind::Honest {
+            if caught {
+                self.c.honest_verifiers_removed += 1;
+            }
+        } else {
+            self.c.bad_verifiers_removed += 1;
+            self.c.removed_after.push(vs.answered);
+        }
+        if was == Some(m) {
+            let epoch = self.managers[m].epoch;
+            self.at(0, Ev::VerifierRemoved { v, m, epoch });
+        }
     }
 
     /// Writes a settled round: acceptance with its payment in one batch, or
@@ -100,6 +171,16 @@ impl Sim {
         }
         if !s.dissenting.is_empty() {
             self.c.split_rounds += 1;
+        }
+        // A losing vote is slashed (as the manager node does): an honest
+        // verifier outvoted is a cost of the attack; a bad one is gone.
+        for d in &s.dissenting {
+            let v = verifier_of_node(*d);
+            if self.verifiers[v as usize].kind == VerifierKind::Honest {
+                self.c.honest_verifiers_slashed += 1;
+            } else {
+                self.remove_verifier(m, v, false);
+            }
         }
         let now = self.abs_ms();
         let worker = node_of_worker(r.worker);
