@@ -128,20 +128,7 @@ async fn results_are_compared_as_the_device_class_the_probe_showed() {
     let running = tokio::spawn(liar.run(stopped.clone()));
     // A verifier driven by hand (it answers the probe like the tracer)
     // sees the class the offer asks it to compare as.
-    let mut conn = p.net.transport(NodeId(250)).connect(&p.addr).await.unwrap();
-    let hello = Hello {
-        role: Role::Verifier,
-        node: NodeId(250),
-        ib: 0.0,
-        tags: vec![],
-        device_class: p.tracer.device_class(),
-        token: None,
-        formats: vec![SceneFormat::Gltf],
-    };
-    conn.sender
-        .send(Envelope::with_id(1, Message::Hello(hello)))
-        .await
-        .unwrap();
+    let mut conn = say_hello(&p, 250, Role::Verifier, &p.tracer.device_class()).await;
     let client = Client::connect(&p.net.transport(NodeId(300)), &p.addr, None)
         .await
         .unwrap();
@@ -180,20 +167,7 @@ async fn results_are_compared_as_the_device_class_the_probe_showed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_never_answers_its_probe_is_refused_at_the_deadline() {
     let p = probed_manager(Duration::from_millis(500)).await;
-    let mut conn = p.net.transport(NodeId(77)).connect(&p.addr).await.unwrap();
-    let hello = Hello {
-        role: Role::Worker,
-        node: NodeId(77),
-        ib: 1.0,
-        tags: vec![],
-        device_class: "x".into(),
-        token: None,
-        formats: vec![SceneFormat::Gltf],
-    };
-    conn.sender
-        .send(Envelope::with_id(1, Message::Hello(hello)))
-        .await
-        .unwrap();
+    let mut conn = say_hello(&p, 77, Role::Worker, "x").await;
     let mut probed = false;
     let why = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
@@ -213,6 +187,26 @@ async fn a_node_that_never_answers_its_probe_is_refused_at_the_deadline() {
     assert!(probed);
     assert!(why.contains("not answered"), "{why}");
     p.manager.shutdown().await;
+}
+
+/// A connection of node `id` that said hello as a `role` announcing glTF
+/// and device class `class`.
+async fn say_hello(p: &Probed, id: u128, role: Role, class: &str) -> inferix_transport::Connection {
+    let conn = p.net.transport(NodeId(id)).connect(&p.addr).await.unwrap();
+    let hello = Hello {
+        role,
+        node: NodeId(id),
+        ib: 1.0,
+        tags: vec![],
+        device_class: class.into(),
+        token: None,
+        formats: vec![SceneFormat::Gltf],
+    };
+    conn.sender
+        .send(Envelope::with_id(1, Message::Hello(hello)))
+        .await
+        .unwrap();
+    conn
 }
 
 /// What a node sends for `probe`, rendered with `renderer`.

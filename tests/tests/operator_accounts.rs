@@ -68,6 +68,20 @@ async fn hello(
     }
 }
 
+/// A stand-in worker (100 ms a frame) joining with the farm's `key`.
+fn farm_worker(net: &InProcNetwork, addr: &str, key: &str) -> inferix_node::WorkerNode {
+    keyed_worker(
+        net,
+        100,
+        addr,
+        Arc::new(inferix_core::renderer::stand_in::StandInRenderer::new(
+            inferix_core::renderer::stand_in::StandInBehaviour::Honest,
+            Duration::from_millis(100),
+        )),
+        Some(key.to_string()),
+    )
+}
+
 async fn manager(
     net: &InProcNetwork,
     store: Arc<dyn TaskStore>,
@@ -177,17 +191,7 @@ async fn a_slash_takes_the_accounts_stake_so_a_fresh_key_gains_nothing_until_it_
         )
     };
     let (stop, stopped) = watch::channel(false);
-    let worker = keyed_worker(
-        &net,
-        100,
-        &addr,
-        Arc::new(inferix_core::renderer::stand_in::StandInRenderer::new(
-            inferix_core::renderer::stand_in::StandInBehaviour::Honest,
-            Duration::from_millis(100),
-        )),
-        Some(key.clone()),
-    );
-    let running = tokio::spawn(worker.run(stopped.clone()));
+    let running = tokio::spawn(farm_worker(&net, &addr, &key).run(stopped.clone()));
     let client = Client::connect(&net.transport(NodeId(300)), &addr, None)
         .await
         .unwrap();
@@ -270,17 +274,7 @@ async fn no_verifier_of_the_workers_account_judges_its_results() {
     let (stop, stopped) = watch::channel(false);
     let dir = tempfile::tempdir().unwrap();
     let honest = spawn_verifiers(&net, &addr, 1, None, None, dir.path(), &stopped);
-    let worker = keyed_worker(
-        &net,
-        100,
-        &addr,
-        Arc::new(inferix_core::renderer::stand_in::StandInRenderer::new(
-            inferix_core::renderer::stand_in::StandInBehaviour::Honest,
-            Duration::from_millis(100),
-        )),
-        Some(key.clone()),
-    );
-    let running = tokio::spawn(worker.run(stopped.clone()));
+    let running = tokio::spawn(farm_worker(&net, &addr, &key).run(stopped.clone()));
     let client = Client::connect(&net.transport(NodeId(300)), &addr, None)
         .await
         .unwrap();

@@ -122,20 +122,35 @@ impl<'a> Accounts<'a> {
         memo: &str,
         now_ms: u64,
     ) -> Result<i64, AccountAdminError> {
+        let account = self.get(name).await?;
+        let id = format!("deposit:{name}");
+        self.move_in(&id, account.ledger_account(), amount, memo, now_ms)
+            .await
+    }
+
+    /// Moves `amount` micro-credits from outside the network into `to` and
+    /// returns its balance; `id` starts the transaction's (unique) id.
+    async fn move_in(
+        &self,
+        id: &str,
+        to: Account,
+        amount: i64,
+        memo: &str,
+        now_ms: u64,
+    ) -> Result<i64, AccountAdminError> {
         if amount <= 0 {
             return Err(AccountAdminError::BadAmount { amount });
         }
-        let account = self.get(name).await?;
         let tx = Transaction::transfer(
-            format!("deposit:{name}:{now_ms}:{:016x}", rand::random::<u64>()),
+            format!("{id}:{now_ms}:{:016x}", rand::random::<u64>()),
             now_ms,
             memo,
             Account::External,
-            account.ledger_account(),
+            to.clone(),
             amount,
         );
         self.store.append_transaction(&tx).await?;
-        self.balance(name).await
+        Ok(self.store.balance(&to).await?)
     }
 
     /// An account's balance, micro-credits.
@@ -154,24 +169,16 @@ impl<'a> Accounts<'a> {
         memo: &str,
         now_ms: u64,
     ) -> Result<i64, AccountAdminError> {
-        if amount <= 0 {
-            return Err(AccountAdminError::BadAmount { amount });
-        }
         self.get(name).await?;
-        let stake = Account::OperatorStake(name.to_string());
-        let tx = Transaction::transfer(
-            format!(
-                "stake-deposit:{name}:{now_ms}:{:016x}",
-                rand::random::<u64>()
-            ),
-            now_ms,
-            memo,
-            Account::External,
-            stake.clone(),
+        let id = format!("stake-deposit:{name}");
+        self.move_in(
+            &id,
+            Account::OperatorStake(name.to_string()),
             amount,
-        );
-        self.store.append_transaction(&tx).await?;
-        Ok(self.store.balance(&stake).await?)
+            memo,
+            now_ms,
+        )
+        .await
     }
 
     /// The stake account `name` holds for its nodes, micro-credits.

@@ -66,17 +66,41 @@ impl Sim {
             return true;
         };
         let kind = self.verifiers[v as usize].kind;
+        let done = self.queue_check(v, kind, there);
+        let pass = match kind {
+            VerifierKind::Honest => !(fake && self.rng.gen_bool(self.cfg.detect)),
+            VerifierKind::Colluder | VerifierKind::RubberStamp => true,
+        };
+        self.answer_at(done, v, m, epoch, verification, task, pass);
+        true
+    }
+
+    /// Queues a check behind those verifier `v` (of `kind`) holds, the
+    /// offer arriving in `there` ms; returns when it answers, from now. A
+    /// rubber stamp answers at once.
+    fn queue_check(&mut self, v: u32, kind: VerifierKind, there: u64) -> u64 {
         let work = match kind {
             VerifierKind::RubberStamp => 10,
             _ => self.rng.gen_range(2_000..20_000),
         };
         let vs = &mut self.verifiers[v as usize];
         vs.busy_until = vs.busy_until.max(self.now + there) + work;
-        let done = vs.busy_until - self.now;
-        let pass = match kind {
-            VerifierKind::Honest => !(fake && self.rng.gen_bool(self.cfg.detect)),
-            VerifierKind::Colluder | VerifierKind::RubberStamp => true,
-        };
+        vs.busy_until - self.now
+    }
+
+    /// Delivers verifier `v`'s verdict `done` ms from now (unless the
+    /// message is lost).
+    #[allow(clippy::too_many_arguments)]
+    fn answer_at(
+        &mut self,
+        done: u64,
+        v: u32,
+        m: usize,
+        epoch: u32,
+        verification: u64,
+        task: TaskId,
+        pass: bool,
+    ) {
         if let Some(back) = self.message_delay() {
             self.at(
                 done + back,
@@ -90,7 +114,6 @@ impl Sim {
                 },
             );
         }
-        true
     }
 
     /// Sends a known-bad result: honest verifiers and colluders (it is not
@@ -105,27 +128,10 @@ impl Sim {
             return;
         };
         let kind = self.verifiers[v as usize].kind;
-        let work = match kind {
-            VerifierKind::RubberStamp => 10,
-            _ => self.rng.gen_range(2_000..20_000),
-        };
-        let vs = &mut self.verifiers[v as usize];
-        vs.busy_until = vs.busy_until.max(self.now + there) + work;
-        let done = vs.busy_until - self.now;
+        let done = self.queue_check(v, kind, there);
         let pass = kind == VerifierKind::RubberStamp;
-        if let Some(back) = self.message_delay() {
-            self.at(
-                done + back,
-                Ev::Verdict {
-                    v,
-                    m,
-                    epoch,
-                    verification,
-                    task: TaskId::new(JobId(0), 0),
-                    pass,
-                },
-            );
-        }
+        let task = TaskId::new(JobId(0), 0);
+        self.answer_at(done, v, m, epoch, verification, task, pass);
     }
 
     /// Removes verifier `v` for good (caught by a known-bad result, or
