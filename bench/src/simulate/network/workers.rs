@@ -128,9 +128,16 @@ impl Sim {
         let now = self.abs_ms();
         task.complete(result, now).map_err(run_err)?;
         self.store.update_task(&mut task).await.map_err(store_err)?;
+        let work_ibm = self.jobs.get(&tid.job).map_or(0.0, |j| {
+            j.work_per_frame_s * task.frames.len() as f64 / 60.0
+        });
         let ms = &mut self.managers[m];
         if let Some(slot) = ms.pool.get(&worker) {
             ms.estimates.finished(slot, tid.job, now);
+            // The manager's own rule: the announced index is capped by the
+            // speed measured over the task.
+            let elapsed = now.saturating_sub(slot.busy_since);
+            ms.pool.observe_speed(worker, work_ibm, elapsed);
         }
         self.release(w, tid, attempt);
         self.start_round(m, task, w, fake).await
