@@ -403,3 +403,82 @@ async fn a_caught_verifier_bans_its_account_under_every_key_and_after_a_restart(
         .unwrap();
     again.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_accounts_results_are_checked_with_twice_the_crops() {
+    use inferix_tests::PorNetwork;
+    let n = PorNetwork::start(
+        b"history-scaled checks",
+        ManagerConfig {
+            quorum: 1,
+            forced_error_rate: 0.0,
+            ..ManagerConfig::default()
+        },
+    )
+    .await;
+    let store = n.store.clone();
+    let accounts = Accounts::new(&*store);
+    let (_, key) = accounts.create("newcomer", false, 1).await.unwrap();
+    accounts
+        .deposit_stake("newcomer", 10 * stake_per_ib(), "stake", 2)
+        .await
+        .unwrap();
+    // The operator's own worker first, then the newcomer's, one job each;
+    // a verifier driven by hand counts the crops of every offer.
+    let mut conn = n.net.transport(NodeId(250)).connect(&n.addr).await.unwrap();
+    let hello = Hello {
+        role: Role::Verifier,
+        node: NodeId(250),
+        ib: 1.0,
+        tags: vec![],
+        device_class: "counting".into(),
+        token: None,
+        formats: vec![SceneFormat::Gltf],
+    };
+    conn.sender
+        .send(Envelope::with_id(1, Message::Hello(hello)))
+        .await
+        .unwrap();
+    let client = n.client().await;
+    let spec = PorNetwork::demo_job(&client, 2, 2).await;
+    let mut crops = Vec::new();
+    for token in [None, Some(key.clone())] {
+        let (stop, stopped) = watch::channel(false);
+        let worker = keyed_worker(
+            &n.net,
+            100 + crops.len() as u128,
+            &n.addr,
+            n.tracer.clone(),
+            token,
+        )
+        .with_blob_store(n.blobs.clone());
+        let running = tokio::spawn(worker.run(stopped));
+        client.submit(&spec).await.unwrap();
+        let offer = tokio::time::timeout(Duration::from_secs(300), async {
+            loop {
+                let env = conn.receiver.recv().await.unwrap().expect("open");
+                if let Message::VerifyOffer(a) = env.body {
+                    return a;
+                }
+            }
+        })
+        .await
+        .expect("an offer");
+        // Whole-frame audits aside, the crops of the plan.
+        crops.push(
+            offer
+                .challenges
+                .iter()
+                .filter(|c| c.rect.width < offer.width)
+                .count(),
+        );
+        let _ = stop.send(true);
+        let _ = running.await;
+    }
+    assert_eq!(
+        crops[1],
+        2 * crops[0],
+        "a new account's result gets twice the crops: {crops:?}"
+    );
+    n.shut().await;
+}
