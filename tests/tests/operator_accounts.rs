@@ -68,6 +68,20 @@ async fn hello(
     }
 }
 
+/// Creates account `name` with stake for ten nodes of IB 1, allowed to run
+/// verifiers when `verifier`; returns its key.
+async fn staked_account(accounts: &Accounts<'_>, name: &str, verifier: bool) -> String {
+    let (_, key) = accounts.create(name, false, 1).await.unwrap();
+    if verifier {
+        accounts.allow_verifiers(name, true).await.unwrap();
+    }
+    accounts
+        .deposit_stake(name, 10 * stake_per_ib(), "stake", 2)
+        .await
+        .unwrap();
+    key
+}
+
 /// A stand-in worker (100 ms a frame) joining with the farm's `key`.
 fn farm_worker(net: &InProcNetwork, addr: &str, key: &str) -> inferix_node::WorkerNode {
     keyed_worker(
@@ -255,12 +269,7 @@ async fn no_verifier_of_the_workers_account_judges_its_results() {
     let m = manager(&net, store.clone(), 1).await;
     let addr = m.addr().to_string();
     let accounts = Accounts::new(&*store);
-    let (_, key) = accounts.create("farm", false, 1).await.unwrap();
-    accounts.allow_verifiers("farm", true).await.unwrap();
-    accounts
-        .deposit_stake("farm", 10 * stake_per_ib(), "stake", 2)
-        .await
-        .unwrap();
+    let key = staked_account(&accounts, "farm", true).await;
     // The farm's own rubber stamps, under three keys, would pass anything
     // its worker sends; an honest verifier of the operator's stands by.
     let stamps: Vec<_> = (0..3)
@@ -313,12 +322,7 @@ async fn a_caught_verifier_bans_its_account_under_every_key_and_after_a_restart(
     .await;
     let store = n.store.clone();
     let accounts = Accounts::new(&*store);
-    let (_, key) = accounts.create("shady", false, 1).await.unwrap();
-    accounts.allow_verifiers("shady", true).await.unwrap();
-    accounts
-        .deposit_stake("shady", 10 * stake_per_ib(), "stake", 2)
-        .await
-        .unwrap();
+    let key = staked_account(&accounts, "shady", true).await;
     let _honest = spawn_verifiers(
         &n.net,
         &n.addr,
@@ -418,25 +422,11 @@ async fn a_new_accounts_results_are_checked_with_twice_the_crops() {
     .await;
     let store = n.store.clone();
     let accounts = Accounts::new(&*store);
-    let (_, key) = accounts.create("newcomer", false, 1).await.unwrap();
-    accounts
-        .deposit_stake("newcomer", 10 * stake_per_ib(), "stake", 2)
-        .await
-        .unwrap();
+    let key = staked_account(&accounts, "newcomer", false).await;
     // The operator's own worker first, then the newcomer's, one job each;
     // a verifier driven by hand counts the crops of every offer.
-    let mut conn = n.net.transport(NodeId(250)).connect(&n.addr).await.unwrap();
-    let hello = Hello {
-        role: Role::Verifier,
-        node: NodeId(250),
-        ib: 1.0,
-        tags: vec![],
-        device_class: "counting".into(),
-        token: None,
-        formats: vec![SceneFormat::Gltf],
-    };
-    conn.sender
-        .send(Envelope::with_id(1, Message::Hello(hello)))
+    // (No node token is set: any token that is not a key admits it.)
+    let mut conn = hello(&n.net, &n.addr, 250, Role::Verifier, "counting")
         .await
         .unwrap();
     let client = n.client().await;
