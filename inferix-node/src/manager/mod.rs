@@ -63,6 +63,7 @@ mod accept;
 mod admission;
 mod claims;
 mod collect;
+mod config;
 mod delivery;
 mod dispatch;
 mod forced;
@@ -85,129 +86,8 @@ mod storage;
 mod verification;
 
 use accept::accept_loop;
+pub use config::ManagerConfig;
 use quote::{quote, Prober, WatermarkTrial};
-
-/// Manager settings; `Default` gives a working single-machine setup.
-#[derive(Debug, Clone)]
-pub struct ManagerConfig {
-    /// Address to listen on.
-    pub listen: String,
-    /// How long a worker holds a task before it is re-queued.
-    pub lease: Duration,
-    /// Failed attempts charged to a task (its renderer failed, or its
-    /// result was rejected) before it fails its job. Leases lost through a
-    /// worker (vanished, frozen, handed back) are charged to the worker
-    /// instead: they exclude it from the task, lower its reputation and,
-    /// repeated, blocklist it for the job.
-    pub max_attempts: u32,
-    /// Verifiers that must agree on each result (different nodes, so one
-    /// colluding verifier cannot pass a bad result alone).
-    pub quorum: usize,
-    /// Micro-credits per IB-minute.
-    pub price_per_ibm: u64,
-    /// A worker silent for this long is dropped and its task re-queued.
-    pub heartbeat_timeout: Duration,
-    /// A verifier silent on a verification for this long is replaced.
-    pub verification_timeout: Duration,
-    /// Period of housekeeping (expiry, timeouts, dispatch).
-    pub tick: Duration,
-    /// Token workers and verifiers must present; `None` admits anyone.
-    pub node_token: Option<String>,
-    /// Token verifiers must present instead of `node_token` (which then
-    /// admits workers only), so that holding the workers' token is not
-    /// enough to judge their work.
-    pub verifier_token: Option<String>,
-    /// The account that clients presenting no API key act as, created
-    /// when missing with no credit limit and no quotas: the embedded,
-    /// single-machine default. `None` (what `inferix manager` uses) admits
-    /// only clients with an API key of an account in the task store.
-    pub guest_account: Option<String>,
-    /// Reputation multiplier applied to a worker whose result is rejected.
-    pub reputation_penalty: f64,
-    /// Epoch E in minutes of the stake rule S = 2 · E · IB · P: a worker
-    /// must hold S in its stake account to take tasks. `0` disables stakes.
-    pub stake_epoch_minutes: f64,
-    /// Whether this manager's operator posts the minimum stake for the
-    /// workers it admits (once per worker). Otherwise a worker without
-    /// enough stake on record is refused.
-    pub grant_stake: bool,
-    /// Micro-credits paid from the penalty pool to each verifier whose
-    /// verdict agrees with the final one, while the pool has funds.
-    pub verifier_reward: i64,
-    /// Chance, per verification seat, that its verifier also gets a
-    /// known-bad result (a forced error) to check; passing one gets a
-    /// verifier caught. Needs Proof of Render; 0 turns it off.
-    pub forced_error_rate: f64,
-    /// How long after a frame is accepted its user may claim it is bad.
-    pub claim_window: Duration,
-    /// A worker that reports no progress on its task for this long is
-    /// taken to be hung: the task is revoked and leased elsewhere.
-    pub progress_timeout: Duration,
-    /// Failures (errors, hangs, rejections) after which a worker is
-    /// blocklisted for the job.
-    pub failures_before_blocklist: u32,
-    /// How often finished jobs are looked at for watermarked lease copies
-    /// whose claim window has closed, to remove them from blob storage.
-    pub lease_copy_sweep: Duration,
-    /// A connection that has not been admitted (its hello answered with a
-    /// welcome) this long after it opened is closed: a peer cannot hold a
-    /// connection without saying who it is.
-    pub hello_timeout: Duration,
-    /// How long a worker or verifier has to render its admission probe
-    /// (see [`ManagerBuilder::admission_probe`]).
-    pub probe_timeout: Duration,
-    /// Jobs one client connection may watch at once; a further Watch is
-    /// refused (`InvalidRequest`) until a watched job fails, is cancelled
-    /// or the connection closes. Watching a job twice counts once.
-    pub max_watches_per_client: usize,
-    /// How old a client connection's copy of its account may be when it
-    /// makes a request: older, the account is read again, so a revoked
-    /// key stops working on connections already open (and a new quota or
-    /// operator right applies) within this time.
-    pub account_refresh: Duration,
-    /// Idle workers (longest idle first) the scheduler chooses among per
-    /// task. Bounds the cost of one decision on a large network; when none
-    /// of them is eligible, every idle worker is considered.
-    pub scheduler_candidates: usize,
-    /// Holds a queued task back from a slow idle worker when a busy worker
-    /// is expected to finish it sooner (from the job's measured work per
-    /// frame), so the last tasks of a job do not end up on the slowest
-    /// machines.
-    pub finish_time_aware: bool,
-}
-
-impl Default for ManagerConfig {
-    fn default() -> Self {
-        Self {
-            listen: "manager".into(),
-            lease: Duration::from_secs(600),
-            max_attempts: 5,
-            quorum: 2,
-            price_per_ibm: 100_000,
-            heartbeat_timeout: Duration::from_secs(30),
-            verification_timeout: Duration::from_secs(300),
-            tick: Duration::from_millis(500),
-            node_token: None,
-            verifier_token: None,
-            guest_account: Some("guest".into()),
-            reputation_penalty: 0.5,
-            stake_epoch_minutes: 60.0,
-            grant_stake: true,
-            verifier_reward: 1_000,
-            forced_error_rate: inferix_manager::ForcedErrorConfig::default().rate,
-            claim_window: Duration::from_secs(72 * 3600),
-            progress_timeout: Duration::from_secs(300),
-            failures_before_blocklist: 3,
-            max_watches_per_client: 1_000,
-            account_refresh: Duration::from_secs(30),
-            hello_timeout: Duration::from_secs(10),
-            probe_timeout: Duration::from_secs(120),
-            lease_copy_sweep: Duration::from_secs(600),
-            scheduler_candidates: 128,
-            finish_time_aware: true,
-        }
-    }
-}
 
 /// Inputs waiting for the manager loop. When it is full, each connection's
 /// reader waits its turn (tokio's channel serves waiting senders in
