@@ -565,6 +565,43 @@ impl PorNetwork {
         spec
     }
 
+    /// A network (as [`PorNetwork::start`], quorum 1) where every seat also
+    /// gets a known-bad result, with one honest rendering verifier (node
+    /// 200) and one honest worker (numbered 100), that has already accepted
+    /// a first job of 4 frames, so the manager has results to build
+    /// known-bad ones from. Returns it with its client and that job's spec.
+    pub async fn catching_verifiers(
+        secret: &[u8],
+    ) -> (Self, inferix_node::Client, inferix_core::job::JobSpec) {
+        let n = Self::start(
+            secret,
+            inferix_node::ManagerConfig {
+                quorum: 1,
+                forced_error_rate: 1.0,
+                ..inferix_node::ManagerConfig::default()
+            },
+        )
+        .await;
+        let _honest_verifier = spawn_verifiers(
+            &n.net,
+            &n.addr,
+            1,
+            Some(n.blobs.clone()),
+            Some(n.tracer.clone()),
+            n.scratch.path(),
+            &n.stopped,
+        );
+        let worker = numbered_worker(&n.net, 100, &n.addr, n.tracer.clone())
+            .with_blob_store(n.blobs.clone());
+        tokio::spawn(worker.run(n.stopped.clone()));
+        let client = n.client().await;
+        let spec = Self::demo_job(&client, 4, 1).await;
+        let (first, _) = client.submit(&spec).await.unwrap();
+        let mut events = client.watch(first).await.unwrap();
+        until_completed(&mut events, Duration::from_secs(300)).await;
+        (n, client, spec)
+    }
+
     /// Stops the nodes and the manager.
     pub async fn shut(self) {
         let _ = self.stop.send(true);

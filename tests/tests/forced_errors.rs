@@ -11,42 +11,13 @@ use std::time::Duration;
 use inferix_core::ids::NodeId;
 use inferix_core::job::FrameRange;
 use inferix_core::ledger::{balance, Account};
-use inferix_node::ManagerConfig;
-use inferix_tests::{
-    numbered_worker, scripted_verifier, spawn_verifiers, until_completed, PorNetwork,
-};
+use inferix_tests::{scripted_verifier, until_completed, PorNetwork};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rubber_stamp_verifier_is_caught_by_a_known_bad_result_and_removed() {
-    let n = PorNetwork::start(
-        b"forced errors",
-        ManagerConfig {
-            quorum: 1,
-            forced_error_rate: 1.0,
-            ..ManagerConfig::default()
-        },
-    )
-    .await;
-    let _honest_verifier = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
-    let worker =
-        numbered_worker(&n.net, 100, &n.addr, n.tracer.clone()).with_blob_store(n.blobs.clone());
-    tokio::spawn(worker.run(n.stopped.clone()));
-    let client = n.client().await;
-    let spec = PorNetwork::demo_job(&client, 4, 1).await;
-
     // A first job gives the manager accepted results to build known-bad
     // ones from; the honest verifier fails those it gets.
-    let (first, _) = client.submit(&spec).await.unwrap();
-    let mut events = client.watch(first).await.unwrap();
-    until_completed(&mut events, Duration::from_secs(300)).await;
+    let (n, client, spec) = PorNetwork::catching_verifiers(b"forced errors").await;
 
     // The rubber stamp joins; seated on a round, it also gets a known-bad
     // result, passes it, and is removed.

@@ -310,36 +310,11 @@ async fn no_verifier_of_the_workers_account_judges_its_results() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caught_verifier_bans_its_account_under_every_key_and_after_a_restart() {
     use inferix_core::job::FrameRange;
-    use inferix_tests::{numbered_worker, PorNetwork};
-    let n = PorNetwork::start(
-        b"operator bans",
-        ManagerConfig {
-            quorum: 1,
-            forced_error_rate: 1.0,
-            ..ManagerConfig::default()
-        },
-    )
-    .await;
+    use inferix_tests::PorNetwork;
+    let (n, client, spec) = PorNetwork::catching_verifiers(b"operator bans").await;
     let store = n.store.clone();
     let accounts = Accounts::new(&*store);
     let key = staked_account(&accounts, "shady", true).await;
-    let _honest = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
-    let worker =
-        numbered_worker(&n.net, 100, &n.addr, n.tracer.clone()).with_blob_store(n.blobs.clone());
-    tokio::spawn(worker.run(n.stopped.clone()));
-    let client = n.client().await;
-    let spec = PorNetwork::demo_job(&client, 4, 1).await;
-    let (first, _) = client.submit(&spec).await.unwrap();
-    let mut events = client.watch(first).await.unwrap();
-    until_completed(&mut events, Duration::from_secs(300)).await;
 
     // Shady's rubber stamp passes a known-bad result and is caught.
     let stamp_run = {
