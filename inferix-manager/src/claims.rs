@@ -261,8 +261,8 @@ impl Claims {
     pub(crate) fn drop_check(&mut self, ctx: &mut ClaimCtx<'_>, verification: u64) {
         if let Some(o) = self.open.remove(&verification) {
             ctx.verifiers.release(o.verifier);
-            if let Some(panel) = self.panels.remove(&o.panel) {
-                self.forget_asked(ctx, o.panel, &panel);
+            if self.panels.remove(&o.panel).is_some() {
+                self.forget_asked(ctx, o.panel);
             }
         }
     }
@@ -317,7 +317,7 @@ impl Claims {
         let Some(panel) = self.panels.remove(&key) else {
             return;
         };
-        self.forget_asked(ctx, key, &panel);
+        self.forget_asked(ctx, key);
         let outcome = upheld > dismissed;
         let (agreeing, dissenting): (Vec<_>, Vec<_>) =
             panel.votes.iter().partition(|(_, (u, _))| *u == outcome);
@@ -340,20 +340,15 @@ impl Claims {
     }
 
     /// Stops waiting for the renderers still asked on a settled or dropped
-    /// panel.
-    fn forget_asked(&mut self, ctx: &mut ClaimCtx<'_>, key: PanelKey, panel: &Panel) {
-        for v in &panel.asked {
-            let ids: Vec<u64> = self
-                .open
-                .iter()
-                .filter(|(_, o)| o.panel == key && o.verifier == *v)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in ids {
-                self.open.remove(&id);
-                ctx.verifiers.release(*v);
+    /// panel: its open offers.
+    fn forget_asked(&mut self, ctx: &mut ClaimCtx<'_>, key: PanelKey) {
+        self.open.retain(|_, o| {
+            let asked = o.panel == key;
+            if asked {
+                ctx.verifiers.release(o.verifier);
             }
-        }
+            !asked
+        });
     }
 
     /// Asks renderers for the votes `key`'s panel still misses: drawn

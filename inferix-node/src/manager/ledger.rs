@@ -1,6 +1,8 @@
 //! Ledger writes: payments, slashes, verifier rewards, refunds and job
 //! completion.
 
+use inferix_manager::economy::StakeHolder;
+
 use super::*;
 
 impl State {
@@ -11,7 +13,7 @@ impl State {
                 self.save_job(job).await;
             }
         }
-        let holder = Self::stake_holder(worker, operator);
+        let holder = StakeHolder::of(worker, operator);
         let Ok(stake) = self.store.balance(&holder.account()).await else {
             return;
         };
@@ -131,7 +133,7 @@ impl State {
     /// any more, as a slashed worker does not.
     pub(super) async fn slash_verifier(&mut self, verifier: NodeId, about: &str, why: &str) {
         let operator = self.operator_of(verifier);
-        let holder = Self::stake_holder(verifier, operator.as_deref());
+        let holder = StakeHolder::of(verifier, operator.as_deref());
         let Ok(stake) = self.store.balance(&holder.account()).await else {
             return;
         };

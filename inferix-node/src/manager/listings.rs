@@ -75,7 +75,7 @@ impl State {
             .collect();
         for (info, declared_ib, task, last_seen, state) in workers {
             // A node run by an account shows its account's stake.
-            let holder = Self::stake_holder(info.id, self.operator_of(info.id).as_deref());
+            let holder = self.stake_holder_of(info.id);
             let stake = self
                 .store
                 .balance(&holder.account())
@@ -101,7 +101,7 @@ impl State {
             .map(|(id, c)| (*id, c.last_seen))
             .collect();
         for (id, last_seen) in verifiers {
-            let holder = Self::stake_holder(id, self.operator_of(id).as_deref());
+            let holder = self.stake_holder_of(id);
             let stake = self
                 .store
                 .balance(&holder.account())

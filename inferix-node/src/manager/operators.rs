@@ -166,9 +166,10 @@ impl State {
         }
     }
 
-    /// Where the stake of `node`, run by `operator`, is held.
-    pub(super) fn stake_holder(node: NodeId, operator: Option<&str>) -> StakeHolder {
-        StakeHolder::of(node, operator)
+    /// Where the stake of connected node `node` is held: its account's,
+    /// or its own.
+    pub(super) fn stake_holder_of(&self, node: NodeId) -> StakeHolder {
+        StakeHolder::of(node, self.operator_of(node).as_deref())
     }
 
     /// How hard the result of `task` is checked: by its worker's account's

@@ -113,13 +113,12 @@ impl State {
         // Timed by this manager, over the frames it leased: nothing the
         // (not yet checked) result says goes into the estimate.
         let now = self.clock.now_ms();
-        let timed = self
-            .workers
-            .get(&worker)
-            .filter(|w| w.task() == Some(task_id))
-            .map(|w| (w.busy_frames, now.saturating_sub(w.busy_since)));
+        let mut timed = None;
         if let Some(w) = self.workers.get(&worker) {
             self.estimates.finished(w, task_id.job, now);
+            if w.task() == Some(task_id) {
+                timed = Some((w.busy_frames, now.saturating_sub(w.busy_since)));
+            }
         }
         // The worker's speed, measured against the work its task was
         // priced at, caps the index it announced.
