@@ -5,7 +5,7 @@
 # Installs Debian's `blender` package (3.4.x on Debian 12) without
 # recommended packages, plus Mesa's EGL/GL drivers so that EEVEE and
 # Workbench can render headless (surfaceless EGL on llvmpipe when there is no
-# GPU). Skipped when $BLENDER names a working executable, or when
+# GPU), and bubblewrap, the sandbox strangers' scenes render in. Skipped when $BLENDER names a working executable, or when
 # `blender --version` works and the Mesa drivers are present. Idempotent:
 # safe to run many times.
 set -euo pipefail
@@ -18,15 +18,15 @@ if [[ -n "${BLENDER:-}" ]] && works "$BLENDER"; then
     echo "setup-blender: using \$BLENDER=$BLENDER ($("$BLENDER" --version 2>/dev/null | head -n1))"
     exit 0
 fi
-packages=(blender libegl-mesa0 libgl1-mesa-dri)
+packages=(blender libegl-mesa0 libgl1-mesa-dri bubblewrap)
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
-have_mesa() {
-    installed libegl-mesa0 && installed libgl1-mesa-dri
+have_extras() {
+    installed libegl-mesa0 && installed libgl1-mesa-dri && command -v bwrap >/dev/null 2>&1
 }
 
-if command -v blender >/dev/null 2>&1 && works blender && { ! command -v dpkg-query >/dev/null 2>&1 || have_mesa; }; then
+if command -v blender >/dev/null 2>&1 && works blender && { ! command -v dpkg-query >/dev/null 2>&1 || have_extras; }; then
     echo "setup-blender: $(blender --version 2>/dev/null | head -n1) already installed"
     exit 0
 fi

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use inferix_gpu::blender::SandboxPolicy;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -105,8 +106,11 @@ pub(crate) struct ManagerFile {
     pub(crate) blobs: Option<String>,
     pub(crate) s3_endpoint: Option<String>,
     pub(crate) verification_seconds: Option<u64>,
+    pub(crate) blob_sweep_seconds: Option<u64>,
+    pub(crate) blob_retention_seconds: Option<u64>,
     pub(crate) por_secret: Option<String>,
     pub(crate) por_secret_file: Option<PathBuf>,
+    pub(crate) blender_sandbox: Option<SandboxPolicy>,
 }
 
 impl ConfigFile for ManagerFile {
@@ -129,8 +133,11 @@ impl ConfigFile for ManagerFile {
         "blobs",
         "s3_endpoint",
         "verification_seconds",
+        "blob_sweep_seconds",
+        "blob_retention_seconds",
         "por_secret",
         "por_secret_file",
+        "blender_sandbox",
     ];
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -142,6 +149,12 @@ impl ConfigFile for ManagerFile {
         }
         if self.verification_seconds == Some(0) {
             return Err(("verification_seconds", "must be at least 1".into()));
+        }
+        if self.blob_sweep_seconds == Some(0) {
+            return Err(("blob_sweep_seconds", "must be at least 1".into()));
+        }
+        if self.blob_retention_seconds == Some(0) {
+            return Err(("blob_retention_seconds", "must be at least 1".into()));
         }
         if self
             .probe_ib
@@ -163,6 +176,7 @@ pub(crate) struct NodeFile {
     pub(crate) token_file: Option<PathBuf>,
     pub(crate) ib: Option<f64>,
     pub(crate) metrics: Option<String>,
+    pub(crate) blender_sandbox: Option<SandboxPolicy>,
 }
 
 impl ConfigFile for NodeFile {
@@ -173,6 +187,7 @@ impl ConfigFile for NodeFile {
         "token_file",
         "ib",
         "metrics",
+        "blender_sandbox",
     ];
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -275,7 +290,7 @@ mod tests {
     #[test]
     fn a_full_node_file_sets_every_field() {
         let f: NodeFile = parse(
-            "manager = \"id@h:7400\"\ndata_dir = \"w\"\ntoken = \"t\"\nib = 4\nmetrics = \"127.0.0.1:9100\"\n",
+            "manager = \"id@h:7400\"\ndata_dir = \"w\"\ntoken = \"t\"\nib = 4\nmetrics = \"127.0.0.1:9100\"\nblender_sandbox = \"required\"\n",
             Path::new("w.toml"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -288,6 +303,7 @@ mod tests {
                 token_file: None,
                 ib: Some(4.0),
                 metrics: Some("127.0.0.1:9100".into()),
+                blender_sandbox: Some(SandboxPolicy::Required),
             }
         );
     }
@@ -394,6 +410,21 @@ mod tests {
             load_optional::<NodeFile>(None).unwrap(),
             NodeFile::default()
         );
+    }
+
+    #[test]
+    fn blob_sweep_settings_are_read_and_zero_is_refused() {
+        let f = manager("blob_sweep_seconds = 60\nblob_retention_seconds = 86400\n").unwrap();
+        assert_eq!(
+            (f.blob_sweep_seconds, f.blob_retention_seconds),
+            (Some(60), Some(86_400))
+        );
+        for key in ["blob_sweep_seconds", "blob_retention_seconds"] {
+            assert!(matches!(
+                manager(&format!("{key} = 0")),
+                Err(ConfigError::BadValue { key: k, .. }) if k == key
+            ));
+        }
     }
 
     /// The key lists are what unknown keys are checked against: each listed

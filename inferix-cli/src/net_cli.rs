@@ -10,7 +10,9 @@ use inferix_core::por::prepare::PorConfig;
 use inferix_core::renderer::Renderer;
 use inferix_core::scheduler::WeightedRandomScheduler;
 use inferix_core::store::TaskStore;
-use inferix_gpu::blender::{Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker};
+use inferix_gpu::blender::{
+    Blender, BlenderConfig, BlenderRenderer, BlenderWatermarker, SandboxPolicy,
+};
 use inferix_node::RendererSet;
 use inferix_node::{
     ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
@@ -106,6 +108,16 @@ pub(crate) struct ManagerArgs {
     /// [default: 300].
     #[arg(long, env = "INFERIX_VERIFICATION_SECONDS", value_parser = at_least_1)]
     verification_seconds: Option<u64>,
+    /// Seconds between sweeps of blob storage for blobs that no job names
+    /// (uploads never submitted, frames of rejected results), deleted
+    /// once older than --blob-retention-seconds [default: 3600].
+    #[arg(long, env = "INFERIX_BLOB_SWEEP_SECONDS", value_parser = at_least_1)]
+    blob_sweep_seconds: Option<u64>,
+    /// Seconds a blob that no job names is kept before a sweep deletes it:
+    /// longer than a client takes from uploading a scene to submitting it
+    /// [default: 604800, 7 days].
+    #[arg(long, env = "INFERIX_BLOB_RETENTION_SECONDS", value_parser = at_least_1)]
+    blob_retention_seconds: Option<u64>,
     /// Proof-of-Render secret shared by every manager of the network
     /// (watermarked leases, crop challenges, clean delivery) [default: a
     /// random secret kept in the data folder, `por-secret`; managers that
@@ -115,6 +127,12 @@ pub(crate) struct ManagerArgs {
     /// File holding the Proof-of-Render secret (its first line).
     #[arg(long, env = "INFERIX_POR_SECRET_FILE", value_name = "FILE")]
     por_secret_file: Option<PathBuf>,
+    /// Whether Blender (watermarking customers' `.blend` scenes) runs in
+    /// bubblewrap, seeing neither the data folder nor the network: `auto`
+    /// (when bubblewrap works here), `required` (refuse to start without
+    /// it) or `off` [default: auto].
+    #[arg(long, env = "INFERIX_BLENDER_SANDBOX", value_name = "POLICY")]
+    blender_sandbox: Option<SandboxPolicy>,
 }
 
 /// The manager's settings once flags, environment, file and defaults are
@@ -136,7 +154,10 @@ pub(crate) struct ManagerSettings {
     pub(crate) blobs: Option<String>,
     pub(crate) s3_endpoint: Option<String>,
     pub(crate) verification_seconds: u64,
+    pub(crate) blob_sweep_seconds: u64,
+    pub(crate) blob_retention_seconds: u64,
     pub(crate) por_secret: Option<String>,
+    pub(crate) blender_sandbox: SandboxPolicy,
 }
 
 impl ManagerArgs {
@@ -189,11 +210,23 @@ impl ManagerArgs {
                 .verification_seconds
                 .or(file.verification_seconds)
                 .unwrap_or(300),
+            blob_sweep_seconds: self
+                .blob_sweep_seconds
+                .or(file.blob_sweep_seconds)
+                .unwrap_or(3600),
+            blob_retention_seconds: self
+                .blob_retention_seconds
+                .or(file.blob_retention_seconds)
+                .unwrap_or(7 * 24 * 3600),
             por_secret: secret(
                 "--por-secret",
                 self.por_secret.or(file.por_secret),
                 self.por_secret_file.or(file.por_secret_file).as_deref(),
             )?,
+            blender_sandbox: self
+                .blender_sandbox
+                .or(file.blender_sandbox)
+                .unwrap_or_default(),
         })
     }
 }
@@ -234,6 +267,12 @@ pub(crate) struct NodeArgs {
     /// [default: none].
     #[arg(long, env = "INFERIX_METRICS")]
     metrics: Option<String>,
+    /// Whether Blender runs strangers' `.blend` scenes in bubblewrap,
+    /// seeing neither the data folder nor the network: `auto` (when
+    /// bubblewrap works here), `required` (refuse to start without it) or
+    /// `off` [default: auto].
+    #[arg(long, env = "INFERIX_BLENDER_SANDBOX", value_name = "POLICY")]
+    blender_sandbox: Option<SandboxPolicy>,
 }
 
 /// A worker's or verifier's settings once merged.
@@ -244,6 +283,7 @@ pub(crate) struct NodeSettings {
     pub(crate) token: Option<String>,
     pub(crate) ib: Option<f64>,
     pub(crate) metrics: Option<String>,
+    pub(crate) blender_sandbox: SandboxPolicy,
 }
 
 impl NodeArgs {
@@ -272,6 +312,10 @@ impl NodeArgs {
             )?,
             ib: self.ib.or(file.ib),
             metrics: self.metrics.or(file.metrics),
+            blender_sandbox: self
+                .blender_sandbox
+                .or(file.blender_sandbox)
+                .unwrap_or_default(),
         })
     }
 }
@@ -374,6 +418,8 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
         quorum: a.quorum,
         lease: std::time::Duration::from_secs(a.lease_seconds),
         verification_timeout: std::time::Duration::from_secs(a.verification_seconds),
+        blob_sweep: std::time::Duration::from_secs(a.blob_sweep_seconds),
+        blob_retention: std::time::Duration::from_secs(a.blob_retention_seconds),
         ..ManagerConfig::default()
     };
     let mut builder = ManagerBuilder::new(transport, store.clone(), blobs)
@@ -389,10 +435,12 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
     builder = builder
         .proof_of_render(PorConfig::new(ManagerSecret(secret)))
         .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
-    if let Ok(blender) = Blender::locate(None).await {
+    if let Some(blender) = blender(a.blender_sandbox).await? {
         builder = builder.watermarker(Arc::new(BlenderWatermarker::new(blender)));
     }
-    if let Some((probe, ib)) = crate::probe::quote_probe(&a.data_dir, a.probe_ib).await? {
+    if let Some((probe, ib)) =
+        crate::probe::quote_probe(&a.data_dir, a.probe_ib, a.blender_sandbox).await?
+    {
         // Nodes that announce glTF render a probe of the demo scene
         // before they are admitted.
         builder = builder
@@ -445,7 +493,7 @@ pub(crate) async fn worker(a: NodeArgs) -> anyhow::Result<()> {
         Some(ib) => ib,
         None => inferix_gpu::bench::run_bench(&tracer).await?.ib,
     };
-    let (renderer, tags) = renderers(tracer).await;
+    let (renderer, tags) = renderers(tracer, a.blender_sandbox).await?;
     let cfg = WorkerConfig {
         manager: a.manager,
         ib,
@@ -475,7 +523,8 @@ pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
         ..VerifierConfig::default()
     };
     let quic = quic(Some(&a.data_dir))?;
-    let (renderer, _) = renderers(Arc::new(inferix_gpu::PathTracer::new()?)).await;
+    let tracer = Arc::new(inferix_gpu::PathTracer::new()?);
+    let (renderer, _) = renderers(tracer, a.blender_sandbox).await?;
     let node = VerifierNode::new(Arc::new(quic.clone()), cfg).with_renderer(renderer);
     println!("verifier {}", node.id());
     let metrics = node.metrics();
@@ -489,19 +538,30 @@ pub(crate) async fn verifier(a: NodeArgs) -> anyhow::Result<()> {
 /// and the capability tags that announce them (`blender`, `blender-3.4`).
 pub(crate) async fn renderers(
     tracer: Arc<inferix_gpu::PathTracer>,
-) -> (Arc<dyn Renderer>, Vec<String>) {
+    sandbox: SandboxPolicy,
+) -> anyhow::Result<(Arc<dyn Renderer>, Vec<String>)> {
     let mut list: Vec<Arc<dyn Renderer>> = vec![tracer];
     let mut tags = Vec::new();
-    match Blender::locate(None).await {
-        Ok(b) => {
-            let v = b.version();
-            tags.push("blender".to_string());
-            tags.push(format!("blender-{}.{}", v.major, v.minor));
-            list.push(Arc::new(BlenderRenderer::new(b, BlenderConfig::default())));
-        }
-        Err(e) => tracing::info!("no Blender: .blend scenes are not rendered here ({e})"),
+    if let Some(b) = blender(sandbox).await? {
+        let v = b.version();
+        tags.push("blender".to_string());
+        tags.push(format!("blender-{}.{}", v.major, v.minor));
+        list.push(Arc::new(BlenderRenderer::new(b, BlenderConfig::default())));
     }
-    (Arc::new(RendererSet::new(list)), tags)
+    Ok((Arc::new(RendererSet::new(list)), tags))
+}
+
+/// The installed Blender under `sandbox`, or none when there is no
+/// Blender; a sandbox that is required and cannot run is an error, so the
+/// node does not start.
+async fn blender(sandbox: SandboxPolicy) -> anyhow::Result<Option<Blender>> {
+    match Blender::locate(None).await {
+        Ok(b) => Ok(Some(b.with_sandbox(sandbox).await?)),
+        Err(e) => {
+            tracing::info!("no Blender: .blend scenes are not rendered here ({e})");
+            Ok(None)
+        }
+    }
 }
 
 /// The Proof-of-Render secret of a manager given none: 32 random bytes kept

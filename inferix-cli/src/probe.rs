@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use inferix_core::renderer::Renderer;
+use inferix_gpu::blender::SandboxPolicy;
 
 use crate::net_cli::renderers;
 
@@ -16,6 +17,7 @@ use crate::net_cli::renderers;
 pub(crate) async fn quote_probe(
     data_dir: &Path,
     ib: Option<f64>,
+    sandbox: SandboxPolicy,
 ) -> anyhow::Result<Option<(Arc<dyn Renderer>, f64)>> {
     let tracer = match inferix_gpu::PathTracer::new() {
         Ok(t) => Arc::new(t),
@@ -30,7 +32,7 @@ pub(crate) async fn quote_probe(
         Some(ib) => ib,
         None => measured_ib(data_dir, &tracer).await?,
     };
-    let (renderer, _) = renderers(tracer).await;
+    let (renderer, _) = renderers(tracer, sandbox).await?;
     Ok(Some((renderer, ib)))
 }
 

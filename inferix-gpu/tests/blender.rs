@@ -18,7 +18,7 @@ use inferix_core::renderer::{
 };
 use inferix_gpu::blender::{
     Blender, BlenderConfig, BlenderEngine, BlenderError, BlenderOutput, BlenderRenderer,
-    BlenderVersion, BlenderWatermarker,
+    BlenderVersion, BlenderWatermarker, SandboxPolicy,
 };
 
 /// Builds the test scene. Options after `--`: the output path, then any of
@@ -45,6 +45,13 @@ async fn blender() -> Blender {
 
 async fn renderer() -> BlenderRenderer {
     BlenderRenderer::new(blender().await, BlenderConfig::default())
+}
+
+/// A renderer outside the sandbox, whose scene scripts see the host's
+/// files and process ids.
+async fn unconfined_renderer(config: BlenderConfig) -> BlenderRenderer {
+    let b = blender().await.with_sandbox(SandboxPolicy::Off).await;
+    BlenderRenderer::new(b.unwrap(), config)
 }
 
 /// Builds the test scene at `dir/name` with builder options.
@@ -583,11 +590,14 @@ async fn a_hanging_render_times_out_and_its_processes_are_killed() {
         &[format!("hang={}", pid_file.display())],
     )
     .await;
-    let r = renderer().await.with_config(BlenderConfig {
+    // Unconfined: the process group is what ends them (the sandboxed
+    // case is in sandbox.rs).
+    let r = unconfined_renderer(BlenderConfig {
         allow_scene_scripts: true,
         timeout: Duration::from_secs(6),
         ..BlenderConfig::default()
-    });
+    })
+    .await;
     let started = std::time::Instant::now();
     match r.render_blend(request(&scene, vec![1], 2, None)).await {
         Err(BlenderError::Timeout { seconds: 6 }) => {}
@@ -623,10 +633,11 @@ async fn dropping_a_render_kills_blender() {
         &[format!("hang={}", pid_file.display())],
     )
     .await;
-    let r = renderer().await.with_config(BlenderConfig {
+    let r = unconfined_renderer(BlenderConfig {
         allow_scene_scripts: true,
         ..BlenderConfig::default()
-    });
+    })
+    .await;
     // The handler writes its pids into a FIFO once Blender is inside it,
     // which wakes this reader; the render future is then dropped.
     let made = std::process::Command::new("mkfifo")
@@ -769,3 +780,6 @@ mod conformance;
 
 #[path = "blender/untrusted_scenes.rs"]
 mod untrusted_scenes;
+
+#[path = "blender/sandbox.rs"]
+mod sandbox;

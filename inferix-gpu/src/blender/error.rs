@@ -32,6 +32,15 @@ pub enum BlenderError {
         /// Minimum version asked for.
         required: BlenderVersion,
     },
+    /// The sandbox was required ([`SandboxPolicy::Required`]) and cannot
+    /// run here.
+    ///
+    /// [`SandboxPolicy::Required`]: super::SandboxPolicy::Required
+    #[error("Blender's sandbox is required but unavailable: {reason}")]
+    NoSandbox {
+        /// Why (not installed, namespaces forbidden).
+        reason: String,
+    },
     /// Blender could not read the scene file (corrupt, truncated, not a .blend).
     #[error("blender cannot read scene {path}: {reason}")]
     UnreadableScene {
@@ -161,6 +170,7 @@ impl From<BlenderError> for RenderError {
             BlenderError::NotFound { .. }
             | BlenderError::Unusable { .. }
             | BlenderError::TooOld { .. }
+            | BlenderError::NoSandbox { .. }
             | BlenderError::NoDevice(_) => RenderError::NoDevice(e.to_string()),
             BlenderError::Timeout { seconds } => RenderError::Timeout { seconds },
             BlenderError::InvalidSettings(s) => RenderError::InvalidSettings(s),

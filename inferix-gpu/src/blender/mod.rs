@@ -55,10 +55,18 @@
 //! refuse anything else with [`BlenderError::OutsideFiles`] before a file
 //! is packed or rendered, so a scene cannot carry a node's own files (keys,
 //! database, credentials, other users' scenes) to whoever sent it.
+//!
+//! Blender itself runs in a sandbox when bubblewrap is installed
+//! ([`SandboxPolicy`], [`Blender::with_sandbox`]): it sees the system's
+//! programs read-only, its private job folder and the run's input files,
+//! and nothing else: no data folder, no home folders, no node environment,
+//! no network. So even a scene whose code runs (scene scripts allowed, or a
+//! Blender bug) cannot read or send a node's files.
 
 mod error;
 mod process;
 mod renderer;
+mod sandbox;
 mod version;
 mod watermark;
 
@@ -66,5 +74,6 @@ pub use error::{BlenderError, ExternalRef};
 pub use renderer::{
     Blender, BlenderConfig, BlenderEngine, BlenderOutput, BlenderRenderer, RenderedCrop,
 };
+pub use sandbox::SandboxPolicy;
 pub use version::BlenderVersion;
 pub use watermark::{patch_texel, BlenderWatermarker};

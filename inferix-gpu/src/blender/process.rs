@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::error::{BlenderError, ExternalRef};
+use super::sandbox::Sandbox;
 
 /// Helpers every script imports.
 const COMMON_PY: &str = include_str!("common.py");
@@ -27,6 +28,10 @@ const DRAIN: Duration = Duration::from_secs(2);
 pub(crate) struct ScriptRun<'a> {
     /// Blender executable.
     pub(crate) exe: &'a Path,
+    /// Where it runs: confined or not.
+    pub(crate) sandbox: &'a Sandbox,
+    /// Files and folders it reads besides its own folder (the scene).
+    pub(crate) readable: Vec<PathBuf>,
     /// Private folder of this run; the script, its job file and outputs live here.
     pub(crate) dir: &'a Path,
     /// File name and source of the script.
@@ -195,7 +200,7 @@ pub(crate) async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutput, Blend
     std::fs::create_dir_all(&tmp)
         .map_err(|e| BlenderError::io(format!("creating {}", tmp.display()), e))?;
 
-    let mut cmd = tokio::process::Command::new(run.exe);
+    let mut cmd = run.sandbox.command(run.exe, dir, &run.readable);
     cmd.arg("-b")
         .arg("--factory-startup")
         .arg(if run.allow_scene_scripts {
@@ -212,9 +217,6 @@ pub(crate) async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutput, Blend
         .arg(dir.join(run.script.0))
         .arg("--")
         .arg(&job_file)
-        .current_dir(dir)
-        .env("TMPDIR", &tmp)
-        .env("TEMP", &tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

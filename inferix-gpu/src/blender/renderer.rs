@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::error::BlenderError;
 use super::process::{run_script, ScriptRun};
+use super::sandbox::{Sandbox, SandboxPolicy};
 use super::version::BlenderVersion;
 use crate::codec;
 
@@ -30,6 +31,7 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Blender {
     executable: PathBuf,
     version: BlenderVersion,
+    sandbox: Sandbox,
 }
 
 impl Blender {
@@ -56,7 +58,8 @@ impl Blender {
         })
     }
 
-    /// Uses the executable at `path`, checking its version.
+    /// Uses the executable at `path`, checking its version. It runs in the
+    /// sandbox when this machine has one ([`SandboxPolicy::Auto`]).
     pub async fn at(path: &Path) -> Result<Self, BlenderError> {
         if !path.is_file() {
             return Err(BlenderError::NotFound {
@@ -89,9 +92,28 @@ impl Blender {
         let blender = Self {
             executable: path.to_path_buf(),
             version,
+            sandbox: Sandbox::default(),
         };
         blender.require(BlenderVersion::MINIMUM_SUPPORTED)?;
-        Ok(blender)
+        blender.with_sandbox(SandboxPolicy::Auto).await
+    }
+
+    /// Runs Blender under `policy` from now on; [`SandboxPolicy::Required`]
+    /// fails with [`BlenderError::NoSandbox`] on a machine without a
+    /// working bubblewrap, so a node that must not run scenes unconfined
+    /// refuses to start rather than finding out at its first render.
+    pub async fn with_sandbox(mut self, policy: SandboxPolicy) -> Result<Self, BlenderError> {
+        self.sandbox = Sandbox::resolve(policy).await?;
+        Ok(self)
+    }
+
+    /// Whether Blender runs confined (see [`SandboxPolicy`]).
+    pub fn is_sandboxed(&self) -> bool {
+        self.sandbox.is_confined()
+    }
+
+    pub(crate) fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// The executable.
@@ -134,6 +156,8 @@ impl Blender {
         let tmp_out = dir.path().join("packed.blend");
         run_script(ScriptRun {
             exe: &self.executable,
+            sandbox: &self.sandbox,
+            readable: scene_folder(scene)?,
             dir: dir.path(),
             script: ("pack.py", PACK_PY),
             job: json!({
@@ -167,6 +191,13 @@ pub(crate) fn job_dir(base: Option<&Path>) -> Result<tempfile::TempDir, BlenderE
 pub(crate) fn absolute(path: &Path) -> Result<PathBuf, BlenderError> {
     std::path::absolute(path)
         .map_err(|e| BlenderError::io(format!("resolving {}", path.display()), e))
+}
+
+/// What a run on `scene` reads: the scene's folder (scenes may name files
+/// inside it; workers keep each scene in a folder of its own).
+pub(crate) fn scene_folder(scene: &Path) -> Result<Vec<PathBuf>, BlenderError> {
+    let scene = absolute(scene)?;
+    Ok(scene.parent().map(Path::to_path_buf).into_iter().collect())
 }
 
 /// Copies a finished file from the job folder to where the caller wants it.
@@ -416,6 +447,8 @@ impl BlenderRenderer {
         });
         let result = run_script(ScriptRun {
             exe: &self.blender.executable,
+            sandbox: &self.blender.sandbox,
+            readable: scene_folder(&scene)?,
             dir: dir.path(),
             script: ("render.py", RENDER_PY),
             job,

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::error::BlenderError;
 use super::process::{run_script, ScriptRun};
-use super::renderer::{absolute, copy_out, job_dir, Blender};
+use super::renderer::{absolute, copy_out, job_dir, scene_folder, Blender};
 
 const WATERMARK_PY: &str = include_str!("watermark.py");
 const FORMATS: [SceneFormat; 1] = [SceneFormat::Blend];
@@ -100,6 +100,8 @@ impl BlenderWatermarker {
         let tmp_out = dir.path().join("watermarked.blend");
         run_script(ScriptRun {
             exe: self.blender.executable(),
+            sandbox: self.blender.sandbox(),
+            readable: scene_folder(scene)?,
             dir: dir.path(),
             script: ("watermark.py", WATERMARK_PY),
             job: json!({

@@ -60,11 +60,15 @@ if "raise" in opts:
 if "hang" in opts:
     code = ("import bpy, os, subprocess, time\n"
             "def inferix_test_handler(scene, *args):\n"
-            "    child = subprocess.Popen(['sleep', '600'])\n"
-            "    with open(%r, 'w') as f:\n"
-            "        f.write('%%d %%d' %% (os.getpid(), child.pid))\n"
+            "    child = subprocess.Popen(['sleep', %r])\n"
+            "    try:\n"
+            "        with open(%r, 'w') as f:\n"
+            "            f.write('%%d %%d' %% (os.getpid(), child.pid))\n"
+            "    except OSError:\n"
+            "        pass\n"
             "    time.sleep(600)\n"
-            "bpy.app.handlers.frame_change_pre.append(inferix_test_handler)\n") % opts["hang"]
+            "bpy.app.handlers.frame_change_pre.append(inferix_test_handler)\n") % (
+                opts.get("sleep", "600"), opts["hang"])
 if "volume" in opts:
     vol = bpy.data.volumes.new("smoke")
     vol.filepath = opts["volume"]
@@ -75,6 +79,35 @@ if "writes" in opts:
     fc.driver.type = "SCRIPTED"
     fc.driver.expression = "open(%r, 'w').write('driver ran') * 0 + 0.75" % (
         opts["writes"] + ".driver")
+if "escape" in opts:
+    # Tries to read a file outside the scene's folder and send it to a
+    # local port, to reach that port at all, and to write outside; exits
+    # Blender with a distinct code for whichever works.
+    secret, port, marker = opts["escape"].split(",")
+    code = (
+        "import os, socket\n"
+        "def _escape(secret, port, marker):\n"
+        "    try:\n"
+        "        data = open(secret, 'rb').read()\n"
+        "    except OSError:\n"
+        "        data = None\n"
+        "    if data is not None:\n"
+        "        try:\n"
+        "            socket.create_connection(('127.0.0.1', port), timeout=5).sendall(data)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "        os._exit(41)\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', port), timeout=5).close()\n"
+        "        os._exit(42)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    try:\n"
+        "        open(marker, 'w').write('escaped')\n"
+        "        os._exit(43)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "_escape(%r, %d, %r)\n" % (secret, int(port), marker))
 if code is not None:
     t = bpy.data.texts.new("inferix_test_handler.py")
     t.use_module = True

@@ -298,10 +298,12 @@ async fn scene_python_never_runs_unless_allowed() {
 
     // The same scene with scripts allowed does run them: the check above
     // would notice autoexec being switched on.
-    let trusting = r.with_config(BlenderConfig {
+    // Unconfined, so that what they write beside the scene stays there.
+    let trusting = unconfined_renderer(BlenderConfig {
         allow_scene_scripts: true,
         ..BlenderConfig::default()
-    });
+    })
+    .await;
     still_healthy(&trusting, &scene).await;
     assert!(
         ran.exists(),
