@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the servers the storage tests run against, idempotently:
 #   - PostgreSQL (Debian's package), a private cluster in target/services/pg
-#     listening on 127.0.0.1:54329 with trust auth, database `inferix`;
+#     listening on 127.0.0.1:54329 with trust auth, database `inferix`, for
+#     plaintext and TLS sessions (a private CA and a server certificate for
+#     localhost/127.0.0.1, made once in target/services/pg-tls);
 #   - an S3-compatible server (moto, from PyPI) on 127.0.0.1:9000 with the
 #     bucket `inferix-test`.
 # Servers already answering are left alone. The connection settings are
@@ -18,6 +20,7 @@ S3_BUCKET="${INFERIX_S3_BUCKET:-inferix-test}"
 SERVICES_DIR="$PWD/target/services"
 PG_DATA="$SERVICES_DIR/pg"
 PG_LOG="$SERVICES_DIR/pg.log"
+PG_TLS="$SERVICES_DIR/pg-tls"
 S3_LOG="$SERVICES_DIR/moto.log"
 # How long a server may take to answer after being started.
 WAIT_SECONDS=60
@@ -71,6 +74,70 @@ install_postgres() {
   fi
 }
 
+install_openssl() {
+  if command -v openssl >/dev/null; then
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    log "openssl is not installed; run this script as root once (apt-get install openssl)"
+    exit 1
+  fi
+  log "installing openssl"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -o DPkg::Lock::Timeout=300
+  apt-get install -y -o DPkg::Lock::Timeout=300 --no-install-recommends openssl
+}
+
+# A private CA and a certificate it signs for localhost and 127.0.0.1,
+# made once; server.pem is written last, so its presence means all are.
+make_pg_tls() {
+  if [[ -f "$PG_TLS/ca.pem" && -f "$PG_TLS/server.key" && -f "$PG_TLS/server.pem" ]]; then
+    return
+  fi
+  install_openssl
+  log "creating a test CA and server certificate in $PG_TLS"
+  rm -rf "$PG_TLS"
+  mkdir -p "$PG_TLS"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$PG_TLS/ca.key" -out "$PG_TLS/ca.pem" \
+    -days 3650 -subj "/CN=inferix test CA" 2>/dev/null
+  openssl req -new "${ec[@]}" -keyout "$PG_TLS/server.key" -out "$PG_TLS/server.csr" \
+    -subj "/CN=localhost" 2>/dev/null
+  printf '%s\n' \
+    'basicConstraints = critical, CA:FALSE' \
+    'keyUsage = critical, digitalSignature, keyEncipherment' \
+    'extendedKeyUsage = serverAuth' \
+    'subjectAltName = DNS:localhost, IP:127.0.0.1' >"$PG_TLS/server.ext"
+  openssl x509 -req -in "$PG_TLS/server.csr" -CA "$PG_TLS/ca.pem" -CAkey "$PG_TLS/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$PG_TLS/server.ext" \
+    -out "$PG_TLS/server.pem.new" 2>/dev/null
+  rm -f "$PG_TLS/server.csr" "$PG_TLS/server.ext"
+  chmod 600 "$PG_TLS/ca.key" "$PG_TLS/server.key"
+  mv "$PG_TLS/server.pem.new" "$PG_TLS/server.pem"
+}
+
+# Turns TLS on in the cluster's configuration; plaintext stays allowed
+# (trust auth covers both). Appended once, to new clusters and to those
+# made by older runs of this script alike.
+configure_pg_tls() {
+  # The server reads its key as its own user and refuses one others can.
+  if [[ "$(id -u)" == 0 ]]; then
+    chown postgres: "$PG_TLS/server.key"
+  fi
+  chmod 600 "$PG_TLS/server.key"
+  if ! grep -q '^# inferix TLS$' "$PG_DATA/postgresql.conf"; then
+    printf '%s\n' \
+      '# inferix TLS' \
+      'ssl = on' \
+      "ssl_cert_file = '$PG_TLS/server.pem'" \
+      "ssl_key_file = '$PG_TLS/server.key'" >>"$PG_DATA/postgresql.conf"
+  fi
+}
+
+pg_ssl_on() {
+  [[ "$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "SHOW ssl")" == on ]]
+}
+
 # Runs a command as the cluster's owner: `postgres` refuses to run as root.
 as_pg_owner() {
   if [[ "$(id -u)" == 0 ]]; then
@@ -87,8 +154,20 @@ pg_ready() {
 start_postgres() {
   install_postgres
   PG_BIN="$(pg_bin_dir)"
+  make_pg_tls
   if pg_ready; then
     log "PostgreSQL already answers on 127.0.0.1:$PG_PORT"
+    if ! pg_ssl_on; then
+      # Started before TLS was configured: the settings apply on reload.
+      log "turning TLS on in the running PostgreSQL"
+      configure_pg_tls
+      "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtAc \
+        "SELECT pg_reload_conf()" >/dev/null
+      wait_until "PostgreSQL with TLS" pg_ssl_on || {
+        tail -n 20 "$PG_LOG" >&2
+        exit 1
+      }
+    fi
   else
     if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
       log "creating the cluster in $PG_DATA"
@@ -117,6 +196,7 @@ synchronous_commit = off
 full_page_writes = off
 EOF
     fi
+    configure_pg_tls
     touch "$PG_LOG"
     if [[ "$(id -u)" == 0 ]]; then
       chown postgres: "$PG_LOG"
@@ -181,6 +261,7 @@ start_s3
 
 cat >"$SERVICES_DIR/env" <<EOF
 export INFERIX_TEST_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/inferix
+export INFERIX_TEST_PG_TLS_URL='postgres://postgres@127.0.0.1:$PG_PORT/inferix?sslmode=verify-full&sslrootcert=$PG_TLS/ca.pem'
 export INFERIX_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export INFERIX_TEST_S3_BUCKET=$S3_BUCKET
 export INFERIX_TEST_S3_REGION=us-east-1

@@ -111,6 +111,15 @@ impl TaskStore for CountedStore {
         self.calls.read();
         self.inner.tasks_of_job(job).await
     }
+    async fn tasks_of_job_page(
+        &self,
+        job: JobId,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.calls.read();
+        self.inner.tasks_of_job_page(job, from, limit).await
+    }
     async fn tasks_in_status(
         &self,
         status: TaskStatus,

@@ -266,6 +266,14 @@ impl JobSpec {
         Ok(())
     }
 
+    /// How many tasks [`JobSpec::split`] makes, without making them.
+    pub fn task_count(&self) -> u64 {
+        match u64::from(self.chunk_size) {
+            0 => 0,
+            chunk => self.frames.len().div_ceil(chunk),
+        }
+    }
+
     /// Splits the job into tasks of at most `chunk_size` frames each.
     pub fn split(&self, job: JobId) -> Result<Vec<TaskSpec>, JobSpecError> {
         self.validate()?;
@@ -385,6 +393,11 @@ mod tests {
         assert_eq!(tasks.len(), 3);
         assert_eq!(tasks[0].frames, vec![1, 3, 5, 7, 9]);
         assert_eq!(tasks[2].frames, vec![21, 23]);
+        assert_eq!(s.task_count(), 3);
+        s.chunk_size = 1;
+        assert_eq!(s.task_count(), s.split(JobId(1)).unwrap().len() as u64);
+        s.chunk_size = 0;
+        assert_eq!(s.task_count(), 0);
     }
 
     #[test]

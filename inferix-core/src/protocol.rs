@@ -21,7 +21,7 @@ use crate::ContentHash;
 /// listing jobs and nodes.
 /// 5: nodes announce the scene formats they render; verifiers may answer
 /// that they could not check (inconclusive).
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// What a node is in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -236,8 +236,14 @@ pub struct JobStatus {
     pub job: Job,
     /// Tasks per status.
     pub counts: Vec<(TaskStatus, usize)>,
-    /// Accepted frames so far, in frame order.
+    /// Accepted frames so far, in frame order: those of the tasks from the
+    /// page's first task up to `next_task`.
     pub frames: Vec<FrameOutput>,
+    /// The task the next page starts at, when the job has more tasks than
+    /// one reply carries (`StatusRequest::from_task`); `None` on the last
+    /// page.
+    #[serde(default)]
+    pub next_task: Option<u32>,
 }
 
 /// One job in a listing.
@@ -521,10 +527,14 @@ pub enum Message {
         /// The price agreed.
         quote: Quote,
     },
-    /// Client: status of a job.
+    /// Client: status of a job, with the accepted frames of its tasks from
+    /// `from_task` on (a page; the reply says where the next starts).
     StatusRequest {
         /// Job.
         job: JobId,
+        /// Index of the first task whose frames the reply lists (0 for the
+        /// first page).
+        from_task: u32,
     },
     /// Manager: status.
     StatusReply(Box<JobStatus>),

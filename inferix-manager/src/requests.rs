@@ -2,9 +2,34 @@
 //! which state changes pause, resume and cancel may make.
 
 use inferix_core::ids::TaskId;
-use inferix_core::job::{Job, JobState};
-use inferix_core::protocol::JobStatus;
+use inferix_core::job::{Job, JobSpec, JobState};
+use inferix_core::protocol::{ErrorCode, JobStatus};
 use inferix_core::task::{Task, TaskStatus};
+
+/// Whether the manager takes a job of `spec`'s size: at most `max_tasks`
+/// tasks. The refusal says how to fit (a larger chunk size).
+pub fn check_job_size(spec: &JobSpec, max_tasks: u64) -> Result<(), (ErrorCode, String)> {
+    let tasks = spec.task_count();
+    if tasks <= max_tasks {
+        return Ok(());
+    }
+    let frames = spec.frames.len();
+    Err((
+        ErrorCode::LimitExceeded,
+        format!(
+            "the job splits into {tasks} tasks ({frames} frames, {} per task); this manager \
+             takes at most {max_tasks} tasks per job: raise the chunk size to at least {}",
+            spec.chunk_size,
+            frames.div_ceil(max_tasks.max(1))
+        ),
+    ))
+}
+
+/// Tasks one status page lists so that it carries about `page_frames`
+/// frames (at least one task, however large its chunk).
+pub fn status_page_tasks(chunk_size: u32, page_frames: usize) -> usize {
+    (page_frames / chunk_size.max(1) as usize).max(1)
+}
 
 /// A job's status from its record, its tasks per status and its tasks; a
 /// verification round that cannot go on (`stuck`: task and why) becomes
@@ -34,6 +59,7 @@ pub fn job_status<'a>(
         job,
         counts,
         frames,
+        next_task: None,
     }
 }
 

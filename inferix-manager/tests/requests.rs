@@ -2,10 +2,13 @@
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::{FrameRange, Job, JobSpec, JobState, SceneRef};
+use inferix_core::protocol::ErrorCode;
 use inferix_core::renderer::SceneFormat;
 use inferix_core::task::{FrameOutput, Lease, Task, TaskResult, TaskStatus};
 use inferix_core::ContentHash;
-use inferix_manager::requests::{job_status, may_cancel, pause_change};
+use inferix_manager::requests::{
+    check_job_size, job_status, may_cancel, pause_change, status_page_tasks,
+};
 
 fn job(state: JobState) -> Job {
     Job {
@@ -145,4 +148,43 @@ fn only_unfinished_jobs_can_be_cancelled() {
     for done in [JobState::Completed, JobState::Cancelled, JobState::Failed] {
         assert!(may_cancel(done).unwrap_err().contains("already"));
     }
+}
+
+#[test]
+fn a_job_of_more_tasks_than_the_limit_is_refused_with_the_chunk_that_fits() {
+    let mut spec = job(JobState::Active).spec;
+    spec.frames = FrameRange::new(1, 1_000);
+    spec.chunk_size = 1;
+    assert_eq!(check_job_size(&spec, 1_000), Ok(()));
+    let (code, message) = check_job_size(&spec, 999).unwrap_err();
+    assert_eq!(code, ErrorCode::LimitExceeded);
+    assert!(message.contains("1000 tasks"), "{message}");
+    assert!(message.contains("at least 2"), "{message}");
+    spec.chunk_size = 2;
+    assert_eq!(check_job_size(&spec, 999), Ok(()));
+    spec.chunk_size = 1;
+    assert!(check_job_size(&spec, 0).is_err());
+}
+
+#[test]
+fn a_status_page_holds_whole_tasks_and_at_least_one() {
+    assert_eq!(status_page_tasks(5, 10_000), 2_000);
+    assert_eq!(status_page_tasks(3, 10), 3);
+    assert_eq!(status_page_tasks(100, 10), 1);
+    assert_eq!(status_page_tasks(0, 10), 10);
+    assert_eq!(status_page_tasks(1, 0), 1);
+}
+
+#[test]
+fn a_status_lists_the_accepted_frames_of_the_tasks_it_is_given() {
+    let tasks = [accepted(2, &[5, 6]), accepted(3, &[7, 8])];
+    let s = job_status(job(JobState::Active), Vec::new(), &tasks, []);
+    assert_eq!(
+        s.frames.iter().map(|f| f.frame).collect::<Vec<_>>(),
+        [5, 6, 7, 8]
+    );
+    assert_eq!(
+        s.next_task, None,
+        "the caller says where the next page starts"
+    );
 }

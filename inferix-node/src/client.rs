@@ -233,9 +233,36 @@ impl Client {
         }
     }
 
-    /// Current status of a job.
+    /// Current status of a job, with every accepted frame: the pages the
+    /// manager sends ([`Client::status_page`]) joined into one.
     pub async fn status(&self, job: JobId) -> Result<JobStatus, ClientError> {
-        match check(self.rpc.request(Message::StatusRequest { job }).await?)? {
+        let mut status = self.status_page(job, 0).await?;
+        let mut next = status.next_task.take();
+        while let Some(from) = next {
+            let mut page = self.status_page(job, from).await?;
+            if page.next_task.is_some_and(|n| n <= from) {
+                return Err(ClientError::Unexpected(format!(
+                    "status page from task {from} points back to task {:?}",
+                    page.next_task
+                )));
+            }
+            status.frames.append(&mut page.frames);
+            // The job and its counts as of the last page.
+            (status.job, status.counts) = (page.job, page.counts);
+            next = page.next_task;
+        }
+        Ok(status)
+    }
+
+    /// One page of a job's status: its record and counts, and the accepted
+    /// frames of its tasks from `from_task` on, as many as the manager
+    /// sends at once; `next_task` says where the next page starts.
+    pub async fn status_page(&self, job: JobId, from_task: u32) -> Result<JobStatus, ClientError> {
+        match check(
+            self.rpc
+                .request(Message::StatusRequest { job, from_task })
+                .await?,
+        )? {
             Message::StatusReply(s) => Ok(*s),
             other => Err(ClientError::Unexpected(other.kind().into())),
         }

@@ -291,6 +291,7 @@ mod tests {
                 },
                 counts: vec![(TaskStatus::Queued, 3), (TaskStatus::Accepted, 2)],
                 frames: vec![frame],
+                next_task: Some(40),
             })),
             Message::Event {
                 job: JobId(9),

@@ -54,7 +54,10 @@ async fn a_client_that_never_reads_does_not_delay_a_job() {
         .await
         .unwrap();
     for id in 2..UNREAD_REPLIES {
-        let ask = Message::StatusRequest { job: JobId(5) };
+        let ask = Message::StatusRequest {
+            job: JobId(5),
+            from_task: 0,
+        };
         if slow.sender.send(Envelope::with_id(id, ask)).await.is_err() {
             break; // already disconnected
         }

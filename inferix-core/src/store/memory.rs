@@ -208,6 +208,20 @@ impl TaskStore for MemoryTaskStore {
             .collect())
     }
 
+    async fn tasks_of_job_page(
+        &self,
+        job: JobId,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let g = self.lock();
+        Ok(g.tasks
+            .range(TaskId::new(job, from)..=TaskId::new(job, u32::MAX))
+            .take(limit)
+            .map(|(_, t)| t.clone())
+            .collect())
+    }
+
     async fn tasks_in_status(
         &self,
         status: TaskStatus,

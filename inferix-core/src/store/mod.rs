@@ -80,6 +80,25 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
     /// A job's tasks in index order.
     async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError>;
+    /// At most `limit` of a job's tasks, in index order from index `from`
+    /// on: a page of a large job, so a status request reads what it shows
+    /// and not the whole job.
+    ///
+    /// The default reads every task and keeps the page; backends with an
+    /// index on (job, index) answer from it.
+    async fn tasks_of_job_page(
+        &self,
+        job: JobId,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let tasks = self.tasks_of_job(job).await?;
+        Ok(tasks
+            .into_iter()
+            .filter(|t| t.id.index >= from)
+            .take(limit)
+            .collect())
+    }
     /// Tasks in `status` across all jobs, ordered by job priority (highest
     /// first), then job age, then task index; `Queued` tasks of jobs that
     /// are not `Active` are left out. At most `limit`.
@@ -266,6 +285,14 @@ impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
     }
     async fn tasks_of_job(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
         (**self).tasks_of_job(job).await
+    }
+    async fn tasks_of_job_page(
+        &self,
+        job: JobId,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        (**self).tasks_of_job_page(job, from, limit).await
     }
     async fn tasks_in_status(
         &self,

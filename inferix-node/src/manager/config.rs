@@ -76,6 +76,15 @@ pub struct ManagerConfig {
     /// refused (`InvalidRequest`) until a watched job fails, is cancelled
     /// or the connection closes. Watching a job twice counts once.
     pub max_watches_per_client: usize,
+    /// Tasks one job may split into; a larger job is refused
+    /// (`LimitExceeded`) when it is quoted or submitted, before any of it
+    /// is stored: a million-task job would fill the store and every job
+    /// listing for nothing. A larger chunk size fits more frames.
+    pub max_tasks_per_job: u64,
+    /// Accepted frames one status reply carries at most; a client asks for
+    /// the next page from where the reply stopped, so a status of a huge
+    /// job neither outgrows a message nor holds up the manager.
+    pub status_page_frames: usize,
     /// How old a client connection's copy of its account may be when it
     /// makes a request: older, the account is read again, so a revoked
     /// key stops working on connections already open (and a new quota or
@@ -115,6 +124,8 @@ impl Default for ManagerConfig {
             progress_timeout: Duration::from_secs(300),
             failures_before_blocklist: 3,
             max_watches_per_client: 1_000,
+            max_tasks_per_job: 100_000,
+            status_page_frames: 10_000,
             account_refresh: Duration::from_secs(30),
             hello_timeout: Duration::from_secs(10),
             probe_timeout: Duration::from_secs(120),

@@ -59,6 +59,18 @@ impl TaskStore for MeteredStore {
         self.timed("tasks_of_job", self.inner.tasks_of_job(job))
             .await
     }
+    async fn tasks_of_job_page(
+        &self,
+        job: JobId,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.timed(
+            "tasks_of_job_page",
+            self.inner.tasks_of_job_page(job, from, limit),
+        )
+        .await
+    }
     async fn tasks_in_status(
         &self,
         status: TaskStatus,

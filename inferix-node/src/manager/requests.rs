@@ -30,8 +30,8 @@ impl State {
         match body {
             Message::QuoteRequest { spec } => self.start_quote(conn, id, spec, false),
             Message::Submit { spec } => self.start_quote(conn, id, spec, true),
-            Message::StatusRequest { job } => {
-                let reply = match self.status(job).await {
+            Message::StatusRequest { job, from_task } => {
+                let reply = match self.status(job, from_task).await {
                     Ok(s) => Message::StatusReply(Box::new(s)),
                     Err((c, m)) => Message::error(c, m),
                 };
@@ -163,6 +163,7 @@ impl State {
             .find(|i| i.formats().contains(&spec.scene.format))
             .cloned();
         let price = self.cfg.price_per_ibm;
+        let size = requests::check_job_size(&spec, self.cfg.max_tasks_per_job);
         let inputs = self.inputs.clone();
         let scratch = self.prep_dir.clone();
         let trial = self.por.as_ref().and_then(|por| {
@@ -178,15 +179,21 @@ impl State {
             })
         });
         tokio::spawn(async move {
-            let mut result = quote(
-                &spec,
-                &*blobs,
-                prober.as_deref(),
-                inspector,
-                price,
-                &scratch,
-            )
-            .await;
+            let mut result = match size {
+                // Refused before the scene is read or probed.
+                Err(refusal) => Err(refusal),
+                Ok(()) => {
+                    quote(
+                        &spec,
+                        &*blobs,
+                        prober.as_deref(),
+                        inspector,
+                        price,
+                        &scratch,
+                    )
+                    .await
+                }
+            };
             if let (Ok(_), Some(trial)) = (&result, trial) {
                 if let Err(e) = trial.check(&spec, &*blobs).await {
                     result = Err(e);
@@ -215,6 +222,7 @@ impl State {
             .get(&conn)
             .and_then(|p| p.account.clone())
             .ok_or((ErrorCode::Unauthorized, "not a client".to_string()))?;
+        requests::check_job_size(&spec, self.cfg.max_tasks_per_job)?;
         let payer = account.ledger_account();
         let balance = self.store.balance(&payer).await.map_err(store_err)?;
         let active: Vec<Job> = self
@@ -308,7 +316,13 @@ impl State {
         Ok(total)
     }
 
-    pub(super) async fn status(&mut self, job_id: JobId) -> Result<JobStatus, (ErrorCode, String)> {
+    /// A page of a job's status: its counts, and the accepted frames of
+    /// the tasks from `from_task` on, at most about `status_page_frames`.
+    pub(super) async fn status(
+        &mut self,
+        job_id: JobId,
+        from_task: u32,
+    ) -> Result<JobStatus, (ErrorCode, String)> {
         let job = self
             .store
             .job(job_id)
@@ -323,9 +337,19 @@ impl State {
             .into_iter()
             .map(|c| (c.status, c.tasks))
             .collect();
-        let tasks = self.store.tasks_of_job(job_id).await.map_err(store_err)?;
+        let page = requests::status_page_tasks(job.spec.chunk_size, self.cfg.status_page_frames);
+        // One more than the page, to learn whether another page follows.
+        let mut tasks = self
+            .store
+            .tasks_of_job_page(job_id, from_task, page + 1)
+            .await
+            .map_err(store_err)?;
+        let next_task = (tasks.len() > page).then(|| tasks[page].id.index);
+        tasks.truncate(page);
         let stuck = self.round_waiting.iter().map(|(t, why)| (*t, why.as_str()));
-        Ok(requests::job_status(job, counts, &tasks, stuck))
+        let mut status = requests::job_status(job, counts, &tasks, stuck);
+        status.next_task = next_task;
+        Ok(status)
     }
 
     /// Pauses (no new leases; running tasks finish) or resumes a job.
@@ -405,7 +429,7 @@ impl State {
 /// The job a client request is about, when it is about one.
 fn job_asked_for(body: &Message) -> Option<JobId> {
     match body {
-        Message::StatusRequest { job }
+        Message::StatusRequest { job, .. }
         | Message::Watch { job }
         | Message::Cancel { job }
         | Message::Pause { job }

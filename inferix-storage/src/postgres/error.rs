@@ -43,6 +43,39 @@ pub enum PostgresError {
         /// The server's message.
         reason: String,
     },
+    /// A root certificate file named by `sslrootcert` is missing,
+    /// unreadable, or holds no usable PEM certificate.
+    #[error("root certificate file {}: {reason}", path.display())]
+    RootCert {
+        /// The file, as the connection string names it.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The `sslmode` checks the server's chain against a CA that only
+    /// `sslrootcert` can name.
+    #[error("sslmode={sslmode} needs sslrootcert=PATH naming the server's CA certificate")]
+    MissingRootCert {
+        /// The mode asked for.
+        sslmode: &'static str,
+    },
+    /// TLS cannot be set up on this machine (no system root
+    /// certificates, no usable protocol version).
+    #[error("TLS to PostgreSQL cannot be set up: {reason}")]
+    TlsConfig {
+        /// What is missing.
+        reason: String,
+    },
+    /// The TLS handshake failed: a certificate the settings reject (wrong
+    /// CA, wrong host name, expired) or a server without TLS. Retrying
+    /// will not help until the server or the settings change.
+    #[error("TLS with PostgreSQL at {target} failed: {reason}")]
+    Tls {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// The TLS layer's message.
+        reason: String,
+    },
     /// The database was migrated by a newer build; this one refuses to
     /// write to a schema it does not know.
     #[error("schema {schema} is at version {found}, newer than this build knows ({known})")]
@@ -78,11 +111,18 @@ impl From<PostgresError> for StoreError {
     }
 }
 
-/// Sorts a failed first connection into retryable or not: a server that
-/// answered with an error code refused the session, except while it is
-/// starting up or out of connection slots.
+/// Sorts a failed first connection into retryable or not: a rejected TLS
+/// handshake is final, and a server that answered with an error code
+/// refused the session, except while it is starting up or out of
+/// connection slots.
 pub(super) fn connect_error(target: &str, e: &deadpool_postgres::PoolError) -> PostgresError {
     if let deadpool_postgres::PoolError::Backend(pg) = e {
+        if let Some(reason) = tls::tls_failure(pg) {
+            return PostgresError::Tls {
+                target: target.to_string(),
+                reason,
+            };
+        }
         if let Some(code) = pg.code() {
             if *code != SqlState::CANNOT_CONNECT_NOW && *code != SqlState::TOO_MANY_CONNECTIONS {
                 return PostgresError::Refused {

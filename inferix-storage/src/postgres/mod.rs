@@ -20,6 +20,37 @@
 //!
 //! A store may live in its own schema ([`PostgresOptions::schema`]), so
 //! tests, or several networks, can share one database.
+//!
+//! # TLS
+//!
+//! Connections are plaintext unless the URL's libpq `sslmode` asks for
+//! TLS (rustls); `sslrootcert` names a PEM file of the CA certificates to
+//! trust, e.g.
+//! `postgres://inferix@db/inferix?sslmode=verify-full&sslrootcert=/etc/inferix/db-ca.pem`.
+//!
+//! | `sslmode` | encrypted | chain checked against | host name checked |
+//! |---|---|---|---|
+//! | absent, `disable`, `allow`, `prefer` | no | — | — |
+//! | `require` | yes | `sslrootcert`, else the system's roots | only against the system's roots |
+//! | `verify-ca` | yes | `sslrootcert` (required) | no |
+//! | `verify-full` | yes | `sslrootcert`, else the system's roots | yes |
+//!
+//! `require` is stricter than libpq's, which encrypts without checking
+//! anything unless a root certificate file exists: a server that nobody
+//! authenticated may be a man in the middle that reads the password and
+//! every task, so the store checks the chain in every TLS mode. With a
+//! private CA (`sslrootcert`) it checks what libpq checks then, the chain
+//! only; against the system's roots it checks the host name too, since
+//! any publicly certified host would pass a chain check alone.
+//!
+//! `allow` and `prefer` stay in plaintext, as they were before TLS
+//! support: libpq's versions of them fall back to plaintext whenever TLS
+//! fails, so they never promised protection.
+//!
+//! A root certificate file that cannot be used is
+//! [`PostgresError::RootCert`], reported by `open` before any connection;
+//! a rejected handshake is [`PostgresError::Tls`], which
+//! [`PostgresTaskStore::open_with_retry`] does not retry.
 
 mod accounts;
 mod error;
@@ -27,6 +58,7 @@ mod migrate;
 mod notify;
 mod options;
 mod rows;
+mod tls;
 mod writes;
 
 use crate::records::{from_json, int, to_json};
@@ -50,7 +82,7 @@ use inferix_core::store::{Change, StatusCount, StoreError, TaskStore};
 use inferix_core::task::{Task, TaskStatus};
 use tokio::sync::{broadcast, oneshot};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 /// The schema version this build creates and expects.
 pub fn schema_version() -> u32 {
@@ -70,6 +102,8 @@ struct Inner {
     /// The schema the tables are in, as the server names it.
     schema: String,
     target: String,
+    /// TLS for new connections, pooled or listening.
+    tls: tls::Connector,
     listener: tokio::sync::Mutex<Option<Listener>>,
 }
 
@@ -99,11 +133,12 @@ impl PostgresTaskStore {
     /// migrations. A server that cannot be reached is
     /// [`PostgresError::Unreachable`]; see [`Self::open_with_retry`].
     pub async fn open(options: PostgresOptions) -> Result<Self, PostgresError> {
-        let mut config = tokio_postgres::Config::from_str(&options.url).map_err(|e| {
-            PostgresError::InvalidUrl {
+        let (url, tls_params) = tls::split_tls_params(&options.url)?;
+        let mut config =
+            tokio_postgres::Config::from_str(&url).map_err(|e| PostgresError::InvalidUrl {
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
+        config.ssl_mode(tls_params.ssl_mode());
         if let Some(password) = &options.password {
             config.password(password.as_bytes());
         }
@@ -120,9 +155,10 @@ impl PostgresTaskStore {
         config.connect_timeout(options.connect_timeout);
         config.application_name("inferix");
         let target = describe_target(&config);
+        let tls = tls_params.connector()?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -156,6 +192,7 @@ impl PostgresTaskStore {
                 config,
                 schema,
                 target,
+                tls,
                 listener: tokio::sync::Mutex::new(None),
             }),
         })
@@ -197,6 +234,21 @@ impl PostgresTaskStore {
         &self.inner.schema
     }
 
+    /// Whether the server counts this store's session as encrypted: the
+    /// server's word, for an operator or a start-up check that the URL's
+    /// `sslmode` took effect.
+    pub async fn session_is_encrypted(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    }
+
     /// The schema version recorded in the database.
     pub async fn stored_schema_version(&self) -> Result<u32, StoreError> {
         let client = self.client().await?;
@@ -227,6 +279,7 @@ impl PostgresTaskStore {
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = tokio::spawn(notify::run(
             self.inner.config.clone(),
+            self.inner.tls.clone(),
             notify::channel(&self.inner.schema),
             tx.clone(),
             ready_tx,
@@ -549,6 +602,28 @@ impl TaskStore for PostgresTaskStore {
         decode_tasks(&rows)
     }
 
+    async fn tasks_of_job_page(
+        &self,
+        job: JobId,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT job_id, idx, record FROM tasks WHERE job_id = $1 AND idx >= $2 \
+                 ORDER BY idx LIMIT $3",
+            )
+            .await
+            .map_err(pg_err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&stmt, &[&job.to_string(), &i64::from(from), &limit])
+            .await
+            .map_err(pg_err)?;
+        decode_tasks(&rows)
+    }
+
     async fn tasks_in_status(
         &self,
         status: TaskStatus,
@@ -684,70 +759,4 @@ impl TaskStore for PostgresTaskStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_names_are_plain_identifiers() {
-        for ok in ["inferix", "_t1", "net_2"] {
-            assert!(validate_schema(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "1abc", "Upper", "a-b", "a\"b", "pg_x", &"x".repeat(49)] {
-            assert!(
-                matches!(
-                    validate_schema(bad),
-                    Err(PostgresError::InvalidSchema { .. })
-                ),
-                "{bad}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn a_bad_url_is_refused_before_connecting() {
-        let err = PostgresTaskStore::open(PostgresOptions::new("postgres://host:notaport/db"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, PostgresError::InvalidUrl { .. }),
-            "got {err:?}"
-        );
-    }
-
-    #[test]
-    fn targets_name_host_port_and_database_but_no_password() {
-        let config =
-            tokio_postgres::Config::from_str("postgres://u:secret@db.local:6543/net").unwrap();
-        let t = describe_target(&config);
-        assert_eq!(t, "db.local:6543/net");
-        let debug = format!("{:?}", PostgresOptions::new("postgres://u:secret@h/db"));
-        assert!(!debug.contains("secret"), "{debug}");
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_server_is_a_typed_error_and_unavailable_to_callers() {
-        // Port 1 on loopback: nothing listens, the connection is refused.
-        let options = PostgresOptions::new("postgres://postgres@127.0.0.1:1/inferix")
-            .with_connect_timeout(Duration::from_secs(2));
-        let err = PostgresTaskStore::open(options.clone()).await.unwrap_err();
-        assert!(
-            matches!(err, PostgresError::Unreachable { attempts: 1, ref target, .. } if target == "127.0.0.1:1/inferix"),
-            "got {err:?}"
-        );
-        assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
-        let backoff = Backoff {
-            initial: Duration::from_millis(5),
-            max: Duration::from_millis(20),
-            max_elapsed: Duration::from_millis(200),
-        };
-        let err = PostgresTaskStore::open_with_retry(options, backoff)
-            .await
-            .unwrap_err();
-        match err {
-            PostgresError::Unreachable { attempts, .. } => {
-                assert!(attempts >= 3, "retried only {attempts} times")
-            }
-            other => panic!("expected Unreachable, got {other:?}"),
-        }
-    }
-}
+mod tests;

@@ -14,9 +14,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use inferix_core::ids::{JobId, TaskId};
 use tokio::sync::{broadcast, oneshot};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
-use super::{Backoff, PostgresError};
+use super::{tls, Backoff, PostgresError};
 
 /// Ids buffered per subscriber before the slowest one starts missing
 /// some (it then sees `RecvError::Lagged` and should re-read the queue).
@@ -41,6 +41,7 @@ pub(crate) fn parse_payload(payload: &str) -> Option<TaskId> {
 /// forwards every task id to `tx`, reconnecting after a lost connection.
 pub(crate) async fn run(
     config: tokio_postgres::Config,
+    tls: tls::Connector,
     channel: String,
     tx: broadcast::Sender<TaskId>,
     ready: oneshot::Sender<Result<(), PostgresError>>,
@@ -52,6 +53,7 @@ pub(crate) async fn run(
     loop {
         let result = listen_once(
             &config,
+            &tls,
             &channel,
             &tx,
             &mut ready,
@@ -86,6 +88,7 @@ pub(crate) async fn run(
 /// One connection's life: connect, LISTEN, forward until it closes.
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: &tls::Connector,
     channel: &str,
     tx: &broadcast::Sender<TaskId>,
     ready: &mut Option<oneshot::Sender<Result<(), PostgresError>>>,
@@ -95,7 +98,7 @@ async fn listen_once(
     let mut config = config.clone();
     // Named so an operator (or a test) can tell it from pooled connections.
     config.application_name(LISTENER_APPLICATION_NAME);
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let forward = tx.clone();
     // The connection must be polled for the LISTEN below to complete, and
     // afterwards it is what delivers the notifications.

@@ -52,7 +52,8 @@ impl Schema {
 #[non_exhaustive]
 pub struct PostgresOptions {
     /// `postgres://user[:password]@host[:port]/database` or a libpq
-    /// key=value string.
+    /// key=value string; its `sslmode` and `sslrootcert` select TLS (see
+    /// the [module](super#tls) docs).
     pub url: String,
     /// Schema for the tables; `None` uses the connection's default.
     pub schema: Option<String>,

@@ -278,6 +278,24 @@ impl TaskStore for SqliteTaskStore {
         .await
     }
 
+    async fn tasks_of_job_page(
+        &self,
+        job: JobId,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            query_tasks(
+                conn,
+                "SELECT job_id, idx, record FROM tasks WHERE job_id = ?1 AND idx >= ?2 \
+                 ORDER BY idx LIMIT ?3",
+                rusqlite::params![job.to_string(), i64::from(from), limit],
+            )
+        })
+        .await
+    }
+
     async fn tasks_in_status(
         &self,
         status: TaskStatus,

@@ -87,3 +87,20 @@ pub(crate) async fn assert_counts_match(store: &PostgresTaskStore, job: JobId, w
         "{when}"
     );
 }
+
+/// The test server's TLS URL (`sslmode=verify-full` with the test CA);
+/// without one, fails under CI and skips locally.
+pub(crate) fn pg_tls_url() -> Option<String> {
+    match std::env::var("INFERIX_TEST_PG_TLS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let msg = "INFERIX_TEST_PG_TLS_URL is not set: run `bash scripts/services.sh` and \
+                       `source target/services/env` (scripts/test does both)";
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}");
+            }
+            eprintln!("skipping: {msg}");
+            None
+        }
+    }
+}

@@ -19,6 +19,11 @@ use crate::renderer::SceneFormat;
 use crate::task::{Fault, FrameOutput, Lease, Task, TaskResult, TaskStatus};
 use crate::ContentHash;
 
+mod accounts;
+pub use accounts::{
+    accounts_round_trip_and_are_found_by_key, standings_are_kept_apart_from_accounts,
+};
+
 /// Runs every case, each on a fresh store from `build`.
 pub async fn test_all<S, F, Fut>(build: F)
 where
@@ -27,6 +32,7 @@ where
     Fut: Future<Output = S>,
 {
     jobs_and_tasks_round_trip(build().await).await;
+    pages_of_a_job_cover_its_tasks_in_order(build().await).await;
     duplicate_job_is_refused_and_changes_nothing(build().await).await;
     stale_update_is_a_conflict(build().await).await;
     concurrent_claims_have_one_winner(Arc::new(build().await)).await;
@@ -141,6 +147,31 @@ pub async fn jobs_and_tasks_round_trip(store: impl TaskStore) {
     store.update_job(&job).await.unwrap();
     assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()));
     assert_eq!(store.jobs().await.unwrap(), vec![job]);
+}
+
+/// Pages of a job's tasks list each task once, in index order, and
+/// nothing of another job.
+pub async fn pages_of_a_job_cover_its_tasks_in_order(store: impl TaskStore) {
+    let (job, tasks) = sample_job(0, 10, 9);
+    let (other, other_tasks) = sample_job(0, 11, 9);
+    store.insert_job(&job, &tasks).await.unwrap();
+    store.insert_job(&other, &other_tasks).await.unwrap();
+    assert_eq!(tasks.len(), 5);
+    let page = |from, limit| store.tasks_of_job_page(job.id, from, limit);
+    assert_eq!(page(0, 2).await.unwrap(), tasks[..2]);
+    assert_eq!(page(2, 2).await.unwrap(), tasks[2..4]);
+    assert_eq!(page(4, 2).await.unwrap(), tasks[4..]);
+    assert_eq!(page(5, 2).await.unwrap(), vec![]);
+    assert_eq!(page(1, 100).await.unwrap(), tasks[1..]);
+    assert_eq!(page(0, 0).await.unwrap(), vec![]);
+    assert_eq!(page(u32::MAX, 3).await.unwrap(), vec![]);
+    assert_eq!(
+        store
+            .tasks_of_job_page(JobId::random(), 0, 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
 }
 
 /// Inserting a job id twice fails and leaves the first copy intact.
@@ -686,94 +717,4 @@ pub async fn derived_balances_hold<S: TaskStore + ?Sized>(
             "{account:?}"
         );
     }
-}
-
-/// Accounts are stored whole (keys, quotas, credit), a taken name is
-/// refused without changing the account, an unknown one cannot be updated,
-/// and an account is found by the public id of any of its keys.
-pub async fn accounts_round_trip_and_are_found_by_key(store: impl TaskStore) {
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    assert!(store.accounts().await.unwrap().is_empty());
-    let mut alice = AccountRecord::new("alice", false, 10).unwrap();
-    let (key, record) = new_key(10, &mut rng);
-    alice.keys.push(record);
-    alice.quotas = Quotas {
-        max_active_jobs: 3,
-        max_frames_per_job: 40,
-        max_scene_bytes: 1 << 20,
-    };
-    alice.credit_limit = u64::MAX;
-    store.insert_account(&alice).await.unwrap();
-    let root = AccountRecord::new("root.ops", true, 11).unwrap();
-    store.insert_account(&root).await.unwrap();
-
-    let impostor = AccountRecord::new("alice", true, 12).unwrap();
-    assert!(
-        matches!(
-            store.insert_account(&impostor).await,
-            Err(StoreError::AlreadyExists { .. })
-        ),
-        "a taken name is refused"
-    );
-    assert_eq!(store.account("alice").await.unwrap().as_ref(), Some(&alice));
-    assert!(store.account("nobody").await.unwrap().is_none());
-    let names: Vec<String> = store
-        .accounts()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.name)
-        .collect();
-    assert_eq!(names, ["alice", "root.ops"], "accounts come by name");
-
-    let id = crate::account::key_id(&key).unwrap();
-    let found = store.account_with_key(id).await.unwrap().unwrap();
-    assert_eq!(found.name, "alice");
-    assert!(found.accepts(&key));
-    assert!(store
-        .account_with_key("0123456789abcdef")
-        .await
-        .unwrap()
-        .is_none());
-
-    alice.revoke(id, 20);
-    store.update_account(&alice).await.unwrap();
-    let found = store.account_with_key(id).await.unwrap().unwrap();
-    assert!(!found.accepts(&key), "the revocation was stored");
-    let ghost = AccountRecord::new("ghost", false, 1).unwrap();
-    assert!(matches!(
-        store.update_account(&ghost).await,
-        Err(StoreError::NotFound { .. })
-    ));
-}
-
-/// An account's standing is stored whole, replaced by the next write, and
-/// kept apart from its record: an operator's edit of the account does not
-/// undo it, and its write does not undo the operator's.
-pub async fn standings_are_kept_apart_from_accounts(store: impl TaskStore) {
-    use crate::account::NodeStanding;
-    assert_eq!(store.standing("farm").await.unwrap(), None);
-    let mut farm = AccountRecord::new("farm", false, 1).unwrap();
-    store.insert_account(&farm).await.unwrap();
-    let mut standing = NodeStanding {
-        worker_reputation: 0.25,
-        verifier_reputation: 0.5,
-        accepted_tasks: 12,
-        rejected_tasks: 3,
-        banned: Some("passed a known-bad result \"quoted\" ✓".into()),
-    };
-    store.put_standing("farm", &standing).await.unwrap();
-    farm.verifier = true;
-    store.update_account(&farm).await.unwrap();
-    assert_eq!(
-        store.standing("farm").await.unwrap().as_ref(),
-        Some(&standing)
-    );
-    standing.banned = None;
-    standing.accepted_tasks = u64::MAX;
-    store.put_standing("farm", &standing).await.unwrap();
-    assert_eq!(store.standing("farm").await.unwrap(), Some(standing));
-    assert!(store.account("farm").await.unwrap().unwrap().verifier);
-    assert_eq!(store.standing("other").await.unwrap(), None);
 }
