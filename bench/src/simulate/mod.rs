@@ -193,6 +193,8 @@ pub struct SimCounters {
     pub honest_rejected: u64,
     /// Hellos refused by the stake rule (slashed workers coming back).
     pub refused_joins: u64,
+    /// Workers disconnected after a slash.
+    pub slashed_disconnects: u64,
     /// Colluding or rubber-stamp verifiers in the network.
     pub bad_verifiers: u64,
     /// Of those, removed (caught passing a known-bad result, or slashed

@@ -248,6 +248,9 @@ impl Sim {
                 self.append(&tx).await?;
             }
             self.after_requeue(tid, to).await?;
+            if economy::minimum_stake(&self.economy, 1.0) > 0 {
+                self.disconnect_slashed(r.worker).await?;
+            }
         }
         let pool = self
             .store

@@ -246,6 +246,26 @@ impl Sim {
         Ok(())
     }
 
+    /// As the manager node does after a slash: the worker is disconnected
+    /// (a task it holds goes back to the queue), and its hello, which it
+    /// tries again a minute later, meets the stake rule without stake.
+    pub(super) async fn disconnect_slashed(&mut self, w: u32) -> Result<(), BenchError> {
+        let Some(m) = self.workers[w as usize].manager.take() else {
+            return Ok(());
+        };
+        self.managers[m].pool.leave(node_of_worker(w));
+        self.workers[w as usize].gen += 1;
+        if let Some((tid, attempt)) = self.workers[w as usize].job.take() {
+            self.requeue_lease(tid, attempt, false, "worker slashed")
+                .await?;
+        }
+        self.c.slashed_disconnects += 1;
+        if self.now < self.cfg.day_s * 1000 {
+            self.at(60_000, Ev::WorkerJoin { w });
+        }
+        Ok(())
+    }
+
     /// A worker says hello to a manager, which applies the stake rule.
     pub(super) async fn worker_join(&mut self, w: u32) -> Result<(), BenchError> {
         let ws = &mut self.workers[w as usize];
