@@ -9,6 +9,10 @@
 //!   it is hashed, because the address is only known at the end; then it
 //!   is copied to its address. Uploads cancelled by dropping the future may
 //!   leave objects here, which are safe to delete once old.
+//!
+//! [`BlobStore::list`] reads `blobs/` only, and of it only keys that are a
+//! blob's address (the local backend's own staging files end in `#<n>`),
+//! so an upload in progress is never taken for a blob.
 
 use std::io;
 use std::pin::Pin;
@@ -19,7 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
+use inferix_core::blob::{BlobError, BlobInfo, BlobMeta, BlobReader, BlobStore};
 use inferix_core::ContentHash;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -246,47 +250,31 @@ impl ObjectBlobStore {
         })
     }
 
-    /// Makes the finished upload at `tmp` (of `meta`) visible at `key`,
-    /// unless an intact copy is there already: a blob left torn by a crash
-    /// or damaged on disk is found by its size and hash and replaced.
-    async fn promote(&self, tmp: &Path, key: &Path, meta: BlobMeta) -> Result<(), BlobError> {
-        if self.exists(key).await? {
-            if self.intact(key, meta).await? {
-                return Ok(());
-            }
-            tracing::warn!(path = %key, "replacing a damaged blob with a fresh upload of it");
-            self.store.copy(tmp, key).await.map_err(backend)?;
-            return self.sync(key).await;
-        }
-        match self.store.copy_if_not_exists(tmp, key).await {
-            // Another upload of the same content won the race: same bytes.
-            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
-            // Backends without conditional copy (plain S3): overwriting a
-            // content-addressed object with the same bytes is harmless.
-            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
-                self.store.copy(tmp, key).await.map_err(backend)?
-            }
-            Err(e) => return Err(backend(e)),
-        }
+    /// Makes the finished upload at `tmp` visible at `key`. An object
+    /// already there is overwritten: its bytes are the same when it is
+    /// intact and are replaced when a crash tore it or the disk damaged it,
+    /// and either way the blob is as new, so a garbage collector that keeps
+    /// blobs stored within its retention period keeps content someone just
+    /// uploaded again (see [`BlobInfo::modified_ms`]). Object stores copy
+    /// atomically (the local one links and renames), so a reader sees the
+    /// old object or the new one, never a mix.
+    async fn promote(&self, tmp: &Path, key: &Path) -> Result<(), BlobError> {
+        self.store.copy(tmp, key).await.map_err(backend)?;
         self.sync(key).await
     }
 
-    /// Whether the object at `key` has `meta`'s size and hash.
-    async fn intact(&self, key: &Path, meta: BlobMeta) -> Result<bool, BlobError> {
-        let res = match self.store.get(key).await {
-            Ok(res) => res,
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(backend(e)),
-        };
-        if res.meta.size != meta.size {
-            return Ok(false);
+    /// The blob whose address `location` is, if it is one: the prefix,
+    /// `blobs`, the fan-out folder of the hash's first two digits and the
+    /// hash in lower-case hex.
+    fn blob_at(&self, location: &Path) -> Option<ContentHash> {
+        let mut parts = location.prefix_match(&self.prefix)?;
+        let (blobs, fan, name) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || blobs.as_ref() != "blobs" {
+            return None;
         }
-        let mut stream = res.into_stream();
-        let mut hasher = blake3::Hasher::new();
-        while let Some(chunk) = stream.next().await {
-            hasher.update(&chunk.map_err(backend)?);
-        }
-        Ok(ContentHash(*hasher.finalize().as_bytes()) == meta.hash)
+        let hash: ContentHash = name.as_ref().parse().ok()?;
+        let hex = hash.to_hex();
+        (hex == name.as_ref() && hex[..2] == *fan.as_ref()).then_some(hash)
     }
 
     /// Flushes a promoted blob of a local store, and the folders that name
@@ -318,14 +306,6 @@ impl ObjectBlobStore {
         Ok(())
     }
 
-    async fn exists(&self, key: &Path) -> Result<bool, BlobError> {
-        match self.store.head(key).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
-    }
-
     async fn remove_tmp(&self, tmp: &Path) {
         match self.store.delete(tmp).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -351,7 +331,7 @@ impl BlobStore for ObjectBlobStore {
             }
         };
         let promoted = match writer.finish().await {
-            Ok(_) => self.promote(&tmp, &self.key(meta.hash), meta).await,
+            Ok(_) => self.promote(&tmp, &self.key(meta.hash)).await,
             Err(e) => Err(backend(e)),
         };
         self.remove_tmp(&tmp).await;
@@ -387,6 +367,28 @@ impl BlobStore for ObjectBlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(backend(e)),
         }
+    }
+
+    async fn list(&self) -> Result<Vec<BlobInfo>, BlobError> {
+        let mut objects = self.store.list(Some(&self.prefix.child("blobs")));
+        let mut out = Vec::new();
+        while let Some(meta) = objects.next().await {
+            let meta = meta.map_err(backend)?;
+            let Some(hash) = self.blob_at(&meta.location) else {
+                tracing::debug!(path = %meta.location, "not a blob's address; not listed");
+                continue;
+            };
+            out.push(BlobInfo {
+                hash,
+                size: meta.size,
+                // Before 1970 only on a broken clock, which says nothing
+                // about the blob's age: taken as young, since keeping a
+                // blob is always safe.
+                modified_ms: u64::try_from(meta.last_modified.timestamp_millis())
+                    .unwrap_or(u64::MAX),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use inferix_core::blob::conformance::{self, test_all};
 use inferix_core::blob::{BlobError, BlobStore, BlobStoreExt};
+use inferix_core::ContentHash;
 use inferix_storage::ObjectBlobStore;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
@@ -56,6 +57,70 @@ async fn prefixed_store_keeps_blobs_under_its_prefix_and_nothing_else() {
         vec![format!("tenant-a/blobs/{}/{hex}", &hex[..2])],
         "no temporary objects left"
     );
+}
+
+/// Only blobs under the store's own prefix are listed: not uploads in
+/// progress under `tmp/`, not another store's blobs in the same bucket,
+/// not objects that merely sit under `blobs/` without being a blob's
+/// address.
+#[tokio::test]
+async fn a_listing_holds_this_stores_blobs_and_nothing_else() {
+    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let store = ObjectBlobStore::new(inner.clone(), "tenant-a");
+    let other = ObjectBlobStore::new(inner.clone(), "tenant-b");
+    let meta = store.put_bytes(b"frame".to_vec()).await.unwrap();
+    other.put_bytes(b"their frame".to_vec()).await.unwrap();
+    let hex = meta.hash.to_hex();
+    let misfiled = ContentHash::of(b"misfiled").to_hex();
+    for key in [
+        "tenant-a/tmp/0123456789abcdef".to_string(),
+        "tenant-a/blobs/zz/not-a-hash".to_string(),
+        format!("tenant-a/blobs/{}", hex),
+        format!("tenant-a/blobs/{}/{}", &hex[..2], hex.to_uppercase()),
+        format!(
+            "tenant-a/blobs/{}/{misfiled}",
+            if &misfiled[..2] == "00" { "01" } else { "00" }
+        ),
+        format!("tenant-a/blobs/{}/{hex}/extra", &hex[..2]),
+        format!("tenant-a-2/blobs/{}/{hex}", &hex[..2]),
+    ] {
+        inner
+            .put(
+                &object_store::path::Path::from(key.as_str()),
+                b"x".to_vec().into(),
+            )
+            .await
+            .unwrap();
+    }
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0].hash, listed[0].size), (meta.hash, 5));
+}
+
+/// On disk, the files object_store stages a copy in (`<name>#<n>`) and
+/// uploads in progress are not blobs.
+#[tokio::test]
+async fn a_local_listing_skips_staging_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectBlobStore::local(dir.path()).unwrap();
+    let meta = store.put_bytes(b"kept".to_vec()).await.unwrap();
+    let hex = meta.hash.to_hex();
+    let fan = dir.path().join("blobs").join(&hex[..2]);
+    std::fs::write(fan.join(format!("{hex}#0")), b"staged").unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    std::fs::write(dir.path().join("tmp").join("0123"), b"partial").unwrap();
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0].hash, listed[0].size), (meta.hash, 4));
+}
+
+/// A store nothing was ever stored in (it has no blobs folder yet) lists
+/// nothing rather than failing.
+#[tokio::test]
+async fn an_empty_local_store_lists_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectBlobStore::local(dir.path().join("fresh")).unwrap();
+    assert!(store.list().await.unwrap().is_empty());
 }
 
 #[tokio::test]

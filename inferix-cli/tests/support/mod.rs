@@ -84,6 +84,9 @@ pub(crate) const INFERIX_VARS: &[&str] = &[
     "INFERIX_S3_ENDPOINT",
     "INFERIX_VERIFICATION_SECONDS",
     "INFERIX_POR_SECRET",
+    "INFERIX_BLOB_SWEEP_SECONDS",
+    "INFERIX_BLOB_RETENTION_SECONDS",
+    "INFERIX_BLENDER_SANDBOX",
 ];
 
 pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {

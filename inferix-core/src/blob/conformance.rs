@@ -15,17 +15,21 @@
 //! multi-chunk case fits, small enough that exceeding the limit takes a
 //! moment rather than gigabytes. Large test data is generated and hashed on
 //! the fly, never held in memory whole.
+//!
+//! One case waits for the clock to move on by a second, so the suite needs
+//! a runtime whose time is real, not paused.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use super::{BlobError, BlobReader, BlobStore, BlobStoreExt};
+use super::{BlobError, BlobInfo, BlobReader, BlobStore, BlobStoreExt};
 use crate::ContentHash;
 
 /// Smallest size limit the suite accepts from a builder.
@@ -35,6 +39,12 @@ pub const SUITE_MAX_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Size of the multi-chunk case: several 8 MiB parts plus a short tail.
 const LARGE_BLOB: u64 = 20 * 1024 * 1024 + 12_345;
+
+/// How far a listed modification time may lie from this machine's clock:
+/// a remote server keeps its own time, and some keep it in whole seconds.
+/// Far below what a wrong unit (seconds for milliseconds) or a missing
+/// time would give.
+const CLOCK_SLACK_MS: u64 = 10 * 60 * 1000;
 
 /// Runs every case, each on a fresh store from `build`.
 pub async fn test_all<S, F, Fut>(build: F)
@@ -55,6 +65,8 @@ where
     large_blob_streams_through(build().await).await;
     missing_blob_is_not_found(build().await).await;
     delete_removes_one_blob_or_is_unsupported(build().await).await;
+    list_shows_every_blob_or_is_unsupported(build().await).await;
+    put_again_renews_the_modified_time(build().await).await;
     upload_at_the_limit_is_accepted(build().await).await;
     upload_over_the_limit_is_refused_and_leaves_nothing(build().await).await;
     file_round_trip(build().await).await;
@@ -239,6 +251,107 @@ pub async fn delete_removes_one_blob_or_is_unsupported(store: impl BlobStore) {
     assert_eq!(
         store.get_bytes(gone.hash).await.unwrap(),
         b"lease copy".to_vec()
+    );
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The listing as `(hash, size)` pairs in hash order.
+fn by_hash(listed: &[BlobInfo]) -> Vec<(ContentHash, u64)> {
+    let mut pairs: Vec<_> = listed.iter().map(|i| (i.hash, i.size)).collect();
+    pairs.sort();
+    pairs
+}
+
+/// A listing names each stored blob once, with its size and a current
+/// modification time, and nothing else: neither what an upload refused
+/// for its size left behind nor a deleted blob. A store that does not
+/// list says so.
+pub async fn list_shows_every_blob_or_is_unsupported(store: impl BlobStore) {
+    match store.list().await {
+        Err(BlobError::Unsupported(_)) => return,
+        Err(e) => panic!("list failed: {e}"),
+        Ok(listed) => assert!(listed.is_empty(), "a fresh store lists {listed:?}"),
+    }
+    let before = now_ms();
+    let unused = store
+        .put_bytes(b"uploaded, never submitted".to_vec())
+        .await
+        .unwrap();
+    let empty = store.put_bytes(Vec::new()).await.unwrap();
+    let chunked = store.put(pattern(5, 300_000)).await.unwrap();
+    // Stored twice, listed once.
+    store
+        .put_bytes(b"uploaded, never submitted".to_vec())
+        .await
+        .unwrap();
+    let limit = store.max_blob_size();
+    assert!(matches!(
+        store.put(pattern(6, limit + 1)).await,
+        Err(BlobError::TooLarge { .. })
+    ));
+    let after = now_ms();
+    let listed = store.list().await.unwrap();
+    let mut expected = vec![
+        (unused.hash, unused.size),
+        (empty.hash, 0),
+        (chunked.hash, 300_000),
+    ];
+    expected.sort();
+    assert_eq!(by_hash(&listed), expected);
+    for info in &listed {
+        assert!(
+            info.modified_ms + CLOCK_SLACK_MS >= before
+                && info.modified_ms <= after + CLOCK_SLACK_MS,
+            "blob {} stored between {before} and {after} ms lists as modified at {} ms",
+            info.hash,
+            info.modified_ms
+        );
+    }
+    match store.delete(unused.hash).await {
+        Err(BlobError::Unsupported(_)) => {}
+        Err(e) => panic!("delete failed: {e}"),
+        Ok(()) => {
+            expected.retain(|(h, _)| *h != unused.hash);
+            assert_eq!(by_hash(&store.list().await.unwrap()), expected);
+        }
+    }
+}
+
+/// Storing content that is already there renews its modification time:
+/// a worker that renders a frame identical to an old one, or a client that
+/// uploads its scene again, is about to name it, and a garbage collector
+/// must see it as young.
+pub async fn put_again_renews_the_modified_time(store: impl BlobStore) {
+    let content = b"a frame rendered twice".to_vec();
+    let hash = store.put_bytes(content.clone()).await.unwrap().hash;
+    let modified = |listed: Vec<BlobInfo>| {
+        let found: Vec<u64> = listed
+            .iter()
+            .filter(|i| i.hash == hash)
+            .map(|i| i.modified_ms)
+            .collect();
+        assert_eq!(found.len(), 1, "{hash} listed {} times", found.len());
+        found[0]
+    };
+    let first = match store.list().await {
+        Err(BlobError::Unsupported(_)) => return,
+        Err(e) => panic!("list failed: {e}"),
+        Ok(listed) => modified(listed),
+    };
+    // What is under test is the clock moving on, by more than the one
+    // second some servers round modification times to.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(store.put_bytes(content).await.unwrap().hash, hash);
+    let second = modified(store.list().await.unwrap());
+    assert!(
+        second > first,
+        "stored again, {hash} still lists as modified at {first} ms (now {second} ms)"
     );
 }
 

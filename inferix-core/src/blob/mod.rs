@@ -26,6 +26,20 @@ pub struct BlobMeta {
     pub size: u64,
 }
 
+/// A stored blob as a listing shows it: what a garbage collector needs to
+/// tell an old, unused blob from one that is young or still named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// BLAKE3 of the content.
+    pub hash: ContentHash,
+    /// Length in bytes.
+    pub size: u64,
+    /// When the blob was last stored, in milliseconds since the Unix epoch
+    /// by the backend's clock. Storing the same content again moves it
+    /// forward, so an old blob that someone uploads anew is young again.
+    pub modified_ms: u64,
+}
+
 /// Why a blob operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,7 +78,9 @@ pub enum BlobError {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Streams `reader` into the store and returns its address. Uploading
-    /// the same content twice stores it once.
+    /// the same content twice stores it once, and renews its
+    /// [`BlobInfo::modified_ms`]: whoever uploads content is about to name
+    /// it, so a garbage collector must not take it for old.
     async fn put(&self, reader: BlobReader) -> Result<BlobMeta, BlobError>;
     /// Streams a blob out.
     async fn get(&self, hash: ContentHash) -> Result<BlobReader, BlobError>;
@@ -80,6 +96,20 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, hash: ContentHash) -> Result<(), BlobError> {
         let _ = hash;
         Err(BlobError::Unsupported("deleting"))
+    }
+    /// Every stored blob, in no particular order; uploads still in
+    /// progress are not blobs yet and are left out. A blob stored or
+    /// deleted while the listing runs may or may not be in it.
+    ///
+    /// A whole `Vec` rather than a stream: an entry is 48 bytes, so even
+    /// millions of blobs fit a manager's memory, and the one caller (the
+    /// garbage collector) holds a set of every referenced hash of the same
+    /// order anyway; a stream would save a constant factor at the price of
+    /// a stream type in every backend and wrapper.
+    ///
+    /// The default is [`BlobError::Unsupported`].
+    async fn list(&self) -> Result<Vec<BlobInfo>, BlobError> {
+        Err(BlobError::Unsupported("listing"))
     }
 }
 
@@ -101,6 +131,9 @@ impl<T: BlobStore + ?Sized> BlobStore for std::sync::Arc<T> {
     }
     async fn delete(&self, hash: ContentHash) -> Result<(), BlobError> {
         (**self).delete(hash).await
+    }
+    async fn list(&self) -> Result<Vec<BlobInfo>, BlobError> {
+        (**self).list().await
     }
 }
 

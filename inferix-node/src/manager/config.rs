@@ -65,6 +65,16 @@ pub struct ManagerConfig {
     /// How often finished jobs are looked at for watermarked lease copies
     /// whose claim window has closed, to remove them from blob storage.
     pub lease_copy_sweep: Duration,
+    /// How often blob storage is swept for blobs that no job or task names
+    /// (uploads never submitted, frames of rejected or superseded results)
+    /// and that are older than `blob_retention`, to delete them.
+    pub blob_sweep: Duration,
+    /// How long an unreferenced blob is kept. It must cover every blob
+    /// that is named only after it is stored or only in memory: a scene
+    /// between its upload and the job's submission, a frame between its
+    /// upload and the worker's result, a lease's scene copy between its
+    /// upload and the lease's record (see [`super::blob_sweep`]).
+    pub blob_retention: Duration,
     /// A connection that has not been admitted (its hello answered with a
     /// welcome) this long after it opened is closed: a peer cannot hold a
     /// connection without saying who it is.
@@ -130,6 +140,8 @@ impl Default for ManagerConfig {
             hello_timeout: Duration::from_secs(10),
             probe_timeout: Duration::from_secs(120),
             lease_copy_sweep: Duration::from_secs(600),
+            blob_sweep: Duration::from_secs(3600),
+            blob_retention: Duration::from_secs(7 * 24 * 3600),
             scheduler_candidates: 128,
             finish_time_aware: true,
         }

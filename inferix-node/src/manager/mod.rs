@@ -61,6 +61,7 @@ use crate::NodeError;
 
 mod accept;
 mod admission;
+pub mod blob_sweep;
 mod claims;
 mod collect;
 mod config;
@@ -394,6 +395,8 @@ impl ManagerNode {
             prep_dir: b.scratch.join("prepared"),
             next_copy_sweep: 0,
             sweeping: None,
+            next_blob_sweep: 0,
+            blob_sweeping: None,
             journal: journal::ResultJournal::new(b.scratch.join("results-journal")),
             prober: b.prober.map(|(r, ib)| {
                 Arc::new(Prober {
@@ -482,6 +485,9 @@ struct State {
     /// and the sweep under way.
     next_copy_sweep: u64,
     sweeping: Option<tokio::task::JoinHandle<()>>,
+    /// When blobs no job names are next swept, and the sweep under way.
+    next_blob_sweep: u64,
+    blob_sweeping: Option<tokio::task::JoinHandle<()>>,
     inputs: mpsc::Sender<Input>,
     /// Admitted connections and the blobs each may read.
     access: BlobAccess,

@@ -512,7 +512,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_without_tls_is_a_typed_error_when_tls_is_required() {
+        use super::super::{Backoff, PostgresOptions, PostgresTaskStore};
         use std::io::{Read, Write};
+        use std::time::Duration;
         // Answers the TLS request the way a server built without TLS does.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -540,7 +542,7 @@ mod tests {
         assert_eq!(server.join().unwrap(), [0, 0, 0, 8, 4, 210, 22, 47]);
         match &err {
             PostgresError::Tls { target, reason } => {
-                assert_eq!(target, &format!("127.0.0.1:{port}/db"));
+                assert_eq!(target.as_str(), format!("127.0.0.1:{port}/db"));
                 assert!(reason.contains("does not support TLS"), "{reason}");
             }
             other => panic!("expected a TLS error, got {other:?}"),
