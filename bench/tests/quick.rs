@@ -158,4 +158,21 @@ fn quick_adversarial_runs_keep_honest_participants_whole_and_remove_rubber_stamp
             .unwrap()
     };
     assert!(paid("colluders 49 %") >= paid("colluders 10 %"));
+    // Griefers handed tasks back and failed none; liars were kept near
+    // their real share (both checked above); here, that the attacks ran.
+    let counters = |name: &str| {
+        runs.iter()
+            .find(|(a, _)| a.name.starts_with(name))
+            .map(|(_, o)| o.counters.clone())
+            .unwrap()
+    };
+    let griefed = counters("hand-back griefers");
+    assert!(griefed.hand_backs > 0, "{griefed:?}");
+    assert_eq!(griefed.failed, 0);
+    let lied = counters("IB liars");
+    assert!(
+        lied.liar_speed_ppm > 0 && lied.liar_accepted > 0,
+        "{lied:?}"
+    );
+    assert_eq!(counters("no attack").hand_backs, 0);
 }

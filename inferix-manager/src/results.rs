@@ -1,9 +1,12 @@
 //! Whether a result with a valid signature answers the lease it claims
 //! to: a replay of another attempt, or a render of another scene than the
 //! one leased, is refused before any verifier spends time on it. And whom
-//! a failed attempt is charged to ([`failure_fault`]).
+//! a failed attempt is charged to ([`failure_fault`]), and when a worker
+//! that keeps losing a job's leases is kept off the job ([`FailureCounts`]).
 
-use inferix_core::ids::NodeId;
+use std::collections::HashMap;
+
+use inferix_core::ids::{JobId, NodeId};
 use inferix_core::task::{Fault, Task, TaskResult};
 use inferix_core::ContentHash;
 
@@ -72,5 +75,51 @@ pub fn failure_fault(worker: NodeId, earned: i64) -> Fault {
         Fault::Attempt(worker)
     } else {
         Fault::Worker(worker)
+    }
+}
+
+/// Reputation a worker keeps after each lease lost through it (handed
+/// back, abandoned, failed, rejected): the scheduler then prefers others.
+pub const FAILURE_REPUTATION_FACTOR: f64 = 0.8;
+
+/// Leases lost through each worker on each unfinished job. A worker that
+/// takes tasks only to hand them back (or vanish) is excluded from each
+/// task it lost, but a job has many tasks: after `limit` losses on one job
+/// it is blocklisted for the whole job, so a griefer delays a job at most
+/// `limit` times instead of once per task.
+#[derive(Debug, Clone, Default)]
+pub struct FailureCounts {
+    counts: HashMap<(JobId, NodeId), u32>,
+}
+
+impl FailureCounts {
+    /// Counts a lease of `job` lost through `worker`; true when this loss
+    /// reaches `limit` (at least 1), and the worker is to be blocklisted
+    /// for the job. Later losses are counted and answer true again.
+    pub fn count(&mut self, job: JobId, worker: NodeId, limit: u32) -> bool {
+        let n = self.counts.entry((job, worker)).or_insert(0);
+        *n = n.saturating_add(1);
+        *n >= limit.max(1)
+    }
+
+    /// Losses of `worker` on `job` so far.
+    pub fn of(&self, job: JobId, worker: NodeId) -> u32 {
+        self.counts.get(&(job, worker)).copied().unwrap_or(0)
+    }
+
+    /// Forgets a finished job's counts: a job id from a peer cannot make
+    /// the map grow past the jobs in hand.
+    pub fn forget_job(&mut self, job: JobId) {
+        self.counts.retain(|(j, _), _| *j != job);
+    }
+
+    /// Workers and jobs counted.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether nothing is counted.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
     }
 }

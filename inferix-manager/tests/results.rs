@@ -4,7 +4,9 @@
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::task::{Fault, Lease, Task, TaskResult};
 use inferix_core::ContentHash;
-use inferix_manager::results::{check_result, failure_fault, needs_job_scene, ResultRefusal};
+use inferix_manager::results::{
+    check_result, failure_fault, needs_job_scene, FailureCounts, ResultRefusal,
+};
 
 fn task(prepared: Option<ContentHash>) -> Task {
     let mut t = Task::new(TaskId::new(JobId(1), 0), vec![1], 0);
@@ -96,4 +98,24 @@ fn a_failure_is_charged_to_the_task_only_for_a_worker_with_accepted_work() {
     assert_eq!(failure_fault(w, -5), Fault::Worker(w));
     // A worker that has been paid is believed: the task may be the trouble.
     assert_eq!(failure_fault(w, 1), Fault::Attempt(w));
+}
+
+#[test]
+fn a_worker_is_blocklisted_for_a_job_at_its_limit_of_lost_leases() {
+    let mut f = FailureCounts::default();
+    let (a, b) = (JobId(1), JobId(2));
+    assert!(!f.count(a, NodeId(5), 3));
+    assert!(!f.count(a, NodeId(5), 3));
+    // Another job and another worker count apart.
+    assert!(!f.count(b, NodeId(5), 3));
+    assert!(!f.count(a, NodeId(6), 3));
+    assert!(f.count(a, NodeId(5), 3), "the third loss on job 1");
+    assert!(f.count(a, NodeId(5), 3), "and every later one");
+    assert_eq!(f.of(a, NodeId(5)), 4);
+    // A limit of 0 means the first loss.
+    assert!(f.count(b, NodeId(7), 0));
+    f.forget_job(a);
+    assert_eq!(f.of(a, NodeId(5)), 0);
+    assert_eq!(f.of(b, NodeId(5)), 1);
+    assert_eq!(f.len(), 2);
 }

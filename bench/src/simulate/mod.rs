@@ -98,6 +98,12 @@ pub struct SimConfig {
     /// Chance per seat of a known-bad result besides (the engine's forced
     /// errors; 0 turns them off).
     pub forced_error_rate: f64,
+    /// Fraction of honest workers that hand every task they are offered
+    /// back a few seconds later, unrendered.
+    pub griefers: f64,
+    /// Fraction of honest workers that announce 50 times their real
+    /// speed.
+    pub ib_liars: f64,
 }
 
 impl SimConfig {
@@ -124,6 +130,8 @@ impl SimConfig {
             colluders: 0.0,
             rubber_stamps: 0.0,
             forced_error_rate: 0.0,
+            griefers: 0.0,
+            ib_liars: 0.0,
         }
     }
     /// Two simulated hours of a smaller network (CI).
@@ -195,6 +203,14 @@ pub struct SimCounters {
     pub refused_joins: u64,
     /// Workers disconnected after a slash.
     pub slashed_disconnects: u64,
+    /// Tasks handed back unrendered by griefers.
+    pub hand_backs: u64,
+    /// Times a worker was blocklisted for a job after losing its leases.
+    pub blocklisted: u64,
+    /// Tasks accepted from workers that announce more than their speed.
+    pub liar_accepted: u64,
+    /// The liars' share of the network's real speed, in millionths.
+    pub liar_speed_ppm: u64,
     /// Colluding or rubber-stamp verifiers in the network.
     pub bad_verifiers: u64,
     /// Of those, removed (caught passing a known-bad result, or slashed
@@ -420,38 +436,66 @@ pub struct Attack {
     pub colluders: f64,
     /// Fraction of verifiers that pass everything.
     pub rubber_stamps: f64,
+    /// Fraction of honest workers that hand every task back.
+    pub griefers: f64,
+    /// Fraction of honest workers that announce 50 times their speed.
+    pub ib_liars: f64,
 }
 
 /// The attacks of the adversarial run: colluding verifiers holding 10 %,
-/// 30 % and 49 % of verifier stake beside cheating workers, and
-/// always-pass verifiers.
-pub const ATTACKS: [Attack; 5] = [
+/// 30 % and 49 % of verifier stake beside cheating workers, always-pass
+/// verifiers, workers that hand every task back, and workers that lie
+/// about their speed.
+pub const ATTACKS: [Attack; 7] = [
     Attack {
         name: "no attack (cheating workers only)",
         colluders: 0.0,
         rubber_stamps: 0.0,
+        ..NO_ATTACK
     },
     Attack {
         name: "colluders 10 %",
         colluders: 0.10,
         rubber_stamps: 0.0,
+        ..NO_ATTACK
     },
     Attack {
         name: "colluders 30 %",
         colluders: 0.30,
         rubber_stamps: 0.0,
+        ..NO_ATTACK
     },
     Attack {
         name: "colluders 49 %",
         colluders: 0.49,
         rubber_stamps: 0.0,
+        ..NO_ATTACK
     },
     Attack {
         name: "always-pass verifiers 10 %",
         colluders: 0.0,
         rubber_stamps: 0.10,
+        ..NO_ATTACK
+    },
+    Attack {
+        name: "hand-back griefers 10 %",
+        griefers: 0.10,
+        ..NO_ATTACK
+    },
+    Attack {
+        name: "IB liars 10 % (announce 50x)",
+        ib_liars: 0.10,
+        ..NO_ATTACK
     },
 ];
+
+const NO_ATTACK: Attack = Attack {
+    name: "",
+    colluders: 0.0,
+    rubber_stamps: 0.0,
+    griefers: 0.0,
+    ib_liars: 0.0,
+};
 
 /// The simulation of `attack` on the network of `base`: forced errors on
 /// at the product's 5 %, and every fake caught by an honest verifier (the
@@ -461,6 +505,8 @@ pub fn attack_config(base: &SimConfig, attack: Attack) -> SimConfig {
     SimConfig {
         colluders: attack.colluders,
         rubber_stamps: attack.rubber_stamps,
+        griefers: attack.griefers,
+        ib_liars: attack.ib_liars,
         forced_error_rate: 0.05,
         detect: 1.0,
         ..base.clone()
@@ -544,6 +590,12 @@ pub fn run_adversarial(
             c.honest_verifiers_removed == 0,
             format!("{}", c.honest_verifiers_removed),
         );
+        if attack.griefers > 0.0 {
+            griefer_rows(report, attack.name, c);
+        }
+        if attack.ib_liars > 0.0 {
+            liar_rows(report, attack.name, c);
+        }
         if attack.rubber_stamps > 0.0 {
             report.check(
                 &format!(
@@ -557,4 +609,53 @@ pub fn run_adversarial(
         out.push((attack, o));
     }
     Ok(out)
+}
+
+/// What hand-back griefers cost: tasks failed (none may), hand-backs, and
+/// how often the blocklist rule stopped a griefer on a job.
+fn griefer_rows(report: &mut Report, name: &str, c: &SimCounters) {
+    report.push(
+        Row::new(
+            "adversarial",
+            &format!("{name}: tasks failed"),
+            c.failed as f64,
+            "tasks",
+        )
+        .note(format!(
+            "{} tasks handed back unrendered; a griefer was blocklisted for a job {} times \
+                 (after 3 lost leases on it); {} tasks accepted",
+            c.hand_backs, c.blocklisted, c.accepted
+        )),
+    );
+    report.check(
+        &format!("{name}: no task fails, however many are handed back"),
+        c.failed == 0,
+        format!("{} failed, {} hand-backs", c.failed, c.hand_backs),
+    );
+}
+
+/// What workers announcing 50 times their speed win: their share of the
+/// accepted tasks against their share of the network's real speed.
+fn liar_rows(report: &mut Report, name: &str, c: &SimCounters) {
+    let share = c.liar_accepted as f64 / c.accepted.max(1) as f64;
+    let fair = c.liar_speed_ppm as f64 / 1e6;
+    let ratio = share / fair.max(f64::MIN_POSITIVE);
+    report.push(
+        Row::new(
+            "adversarial",
+            &format!("{name}: their share of accepted tasks"),
+            100.0 * share,
+            "%",
+        )
+        .baseline(100.0 * fair, "their share of the real speed, %")
+        .note(format!(
+            "{} of {} tasks; the manager caps an announced index at twice the speed it measured",
+            c.liar_accepted, c.accepted
+        )),
+    );
+    report.check(
+        &format!("{name}: they win at most twice their share of the real speed"),
+        ratio <= 2.0,
+        format!("{ratio:.2}x"),
+    );
 }

@@ -48,6 +48,7 @@ use inferix_manager::claims::{claim_checks, ClaimCheck, ClaimVerdict};
 use inferix_manager::dispatch::excluded_workers;
 use inferix_manager::economy::{self, EconomyConfig, StakeDecision};
 use inferix_manager::estimates::{Estimates, MAX_BUSY_COMPARED};
+use inferix_manager::results::FailureCounts;
 use inferix_manager::workers::WorkerPool;
 use inferix_manager::{Command as EngineCommand, Engine, Event as EngineEvent, RoundConfig};
 use inferix_transport::{Connection, Listener, MessageSender, Transport, TransportError};
@@ -424,7 +425,7 @@ impl ManagerNode {
             watermark_trials: Arc::default(),
             engine_commands: Default::default(),
             next_claim: 1,
-            failures: HashMap::new(),
+            failures: FailureCounts::default(),
             leases_before_restart: HashMap::new(),
             storage_outage: None,
             buffered: Vec::new(),
@@ -526,7 +527,7 @@ struct State {
     /// Claim re-renders in flight, by verification id.
     next_claim: u64,
     /// Failures per job and worker, for the job blocklist.
-    failures: HashMap<(JobId, NodeId), u32>,
+    failures: FailureCounts,
     /// Leases this manager granted before it restarted, by worker, until
     /// the worker says hello again (see `reconcile.rs`).
     leases_before_restart: HashMap<NodeId, Vec<TaskId>>,
@@ -683,7 +684,7 @@ impl State {
             Ok(()) if job.state.is_terminal() => {
                 // The store has it; what was kept for running it goes.
                 self.jobs.remove(&job.id);
-                self.failures.retain(|(j, _), _| *j != job.id);
+                self.failures.forget_job(job.id);
             }
             Ok(()) => {
                 self.jobs.insert(job.id, job);

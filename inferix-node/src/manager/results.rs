@@ -1,10 +1,9 @@
 //! Task results: timing, signature check, recording, re-queueing and failure
 //! counts.
 
-use super::*;
+use inferix_manager::results::FAILURE_REPUTATION_FACTOR;
 
-/// Reputation multiplier for each lease lost through a worker.
-const FAILURE_REPUTATION_FACTOR: f64 = 0.8;
+use super::*;
 
 impl State {
     /// Tells a connected worker to stop a task it no longer holds.
@@ -357,9 +356,10 @@ impl State {
         if let Some(w) = self.workers.get_mut(&worker) {
             w.info.reputation *= FAILURE_REPUTATION_FACTOR;
         }
-        let n = self.failures.entry((job, worker)).or_insert(0);
-        *n += 1;
-        if *n < self.cfg.failures_before_blocklist.max(1) {
+        if !self
+            .failures
+            .count(job, worker, self.cfg.failures_before_blocklist)
+        {
             return;
         }
         if let Some(mut j) = self.job(job).await {
@@ -367,7 +367,7 @@ impl State {
                 warn!(
                     ?job,
                     ?worker,
-                    failures = *self.failures.get(&(job, worker)).unwrap_or(&0),
+                    failures = self.failures.of(job, worker),
                     "worker blocklisted for the job after repeated failures"
                 );
                 j.blocklist.push(worker);

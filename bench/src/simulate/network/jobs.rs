@@ -105,6 +105,9 @@ impl Sim {
         }
         let failed = j.failed;
         let now = self.abs_ms();
+        for ms in &mut self.managers {
+            ms.failures.forget_job(job_id);
+        }
         if let Some(job) = self.job_records.get_mut(&job_id) {
             let state = if failed > 0 {
                 JobState::Failed

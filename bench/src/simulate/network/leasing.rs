@@ -94,6 +94,9 @@ impl Sim {
             None
         };
         let frames = task.frames.len();
+        // Leases last long enough for the real render (the manager node
+        // extends them while the worker reports progress), so what an IB
+        // liar wins or loses is the scheduler's doing alone.
         let est_ms = frames as f64 * work / self.workers[w as usize].ib * 1000.0;
         let lease_ms = (2.0 * est_ms) as u64 + 600_000;
         let now = self.abs_ms();

@@ -26,6 +26,7 @@ use inferix_core::ContentHash;
 use inferix_manager::dispatch::{self, Decision, DispatchConfig};
 use inferix_manager::economy::{self, EconomyConfig, StakeDecision};
 use inferix_manager::estimates::Estimates;
+use inferix_manager::results::{FailureCounts, FAILURE_REPUTATION_FACTOR};
 use inferix_manager::workers::WorkerPool;
 use inferix_manager::{Command, Engine, Event, RoundConfig, Settlement};
 use rand::{Rng, SeedableRng};
@@ -48,6 +49,9 @@ const EPOCH_MS: u64 = 1_700_000_000_000;
 const TICK_MS: u64 = 10_000;
 /// Queued tasks one dispatch pass of one manager considers at most.
 const MAX_PASS: usize = 256;
+/// Leases a worker may lose on one job before it is blocklisted for it
+/// (the manager's default `failures_before_blocklist`).
+const FAILURES_BEFORE_BLOCKLIST: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Ev {
@@ -117,11 +121,22 @@ pub(super) enum Ev {
     Adopt {
         task: TaskId,
     },
+    HandBack {
+        w: u32,
+        task: TaskId,
+        attempt: u32,
+        gen: u32,
+    },
 }
 
 struct WorkerState {
+    /// Real speed.
     ib: f64,
+    /// Speed it announces (an IB liar's is 50 times `ib`).
+    declared_ib: f64,
     cheater: bool,
+    /// Hands back every task it is offered.
+    griefer: bool,
     alive: bool,
     gen: u32,
     reputation: f64,
@@ -157,6 +172,8 @@ struct ManagerState {
     alive: bool,
     epoch: u32,
     engine: Engine,
+    /// Leases lost through each worker per job (blocklisting).
+    failures: FailureCounts,
     pool: WorkerPool,
     estimates: Estimates,
     scheduler: WeightedRandomScheduler,
@@ -242,10 +259,21 @@ impl Sim {
 
     pub(super) fn new(cfg: SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let workers = (0..cfg.workers)
-            .map(|_| WorkerState {
-                ib: rng.gen_range(0.5..3.0),
-                cheater: rng.gen_bool(cfg.cheaters),
+        let workers: Vec<WorkerState> = (0..cfg.workers)
+            .map(|_| {
+                let ib = rng.gen_range(0.5..3.0);
+                let cheater = rng.gen_bool(cfg.cheaters);
+                // Drawn only when asked for, so other runs keep their streams.
+                let mut draw = |p: f64| !cheater && p > 0.0 && rng.gen_bool(p);
+                let griefer = draw(cfg.griefers);
+                let liar = !griefer && draw(cfg.ib_liars);
+                (ib, cheater, griefer, liar)
+            })
+            .map(|(ib, cheater, griefer, liar)| WorkerState {
+                ib,
+                declared_ib: if liar { ib * 50.0 } else { ib },
+                cheater,
+                griefer,
                 alive: true,
                 gen: 0,
                 reputation: 1.0,
@@ -268,6 +296,7 @@ impl Sim {
                 alive: true,
                 epoch: 0,
                 engine: Engine::new(round_cfg.clone()),
+                failures: FailureCounts::default(),
                 pool: WorkerPool::default(),
                 estimates: Estimates::default(),
                 scheduler: WeightedRandomScheduler::seeded(cfg.seed ^ (m as u64 + 1)),
@@ -296,6 +325,13 @@ impl Sim {
             .iter()
             .filter(|v| v.kind != VerifierKind::Honest)
             .count() as u64;
+        let total: f64 = workers.iter().map(|w| w.ib).sum();
+        let lying: f64 = workers
+            .iter()
+            .filter(|w| w.declared_ib > w.ib)
+            .map(|w| w.ib)
+            .sum();
+        let liar_speed_ppm = (lying / total.max(f64::MIN_POSITIVE) * 1e6) as u64;
         Self {
             cfg,
             rng,
@@ -327,6 +363,7 @@ impl Sim {
             },
             c: SimCounters {
                 bad_verifiers: bad,
+                liar_speed_ppm,
                 ..SimCounters::default()
             },
             accepted_at: Vec::new(),
@@ -485,6 +522,12 @@ impl Sim {
             Ev::ManagerCrash => self.manager_crash(),
             Ev::ManagerRestart { m } => self.manager_restart(m).await?,
             Ev::Adopt { task } => self.adopt(task).await?,
+            Ev::HandBack {
+                w,
+                task,
+                attempt,
+                gen,
+            } => self.hand_back(w, task, attempt, gen).await?,
         }
         self.dispatch().await
     }

@@ -211,6 +211,10 @@ impl Sim {
             if r.fake {
                 self.c.cheats_missed += 1;
             }
+            let ws = &self.workers[r.worker as usize];
+            if ws.declared_ib > ws.ib {
+                self.c.liar_accepted += 1;
+            }
             self.c.accepted += 1;
             self.accepted_at.push(self.now);
             self.task_done(tid.job).await?;

@@ -14,6 +14,18 @@ impl Sim {
         let Some(job) = self.jobs.get(&task.job) else {
             return;
         };
+        if ws.griefer {
+            self.at(
+                2_000,
+                Ev::HandBack {
+                    w,
+                    task,
+                    attempt,
+                    gen,
+                },
+            );
+            return;
+        }
         let mut ms = frames as f64 * job.work_per_frame_s / ws.ib * 1000.0;
         if ws.cheater {
             ms *= 0.1;
@@ -197,7 +209,7 @@ impl Sim {
             }
             self.c.expired += 1;
         }
-        let Some(worker) = task.lease.as_ref().map(|l| l.worker) else {
+        let Some((worker, manager)) = task.lease.as_ref().map(|l| (l.worker, l.manager)) else {
             return Ok(());
         };
         let to = task
@@ -205,6 +217,9 @@ impl Sim {
             .map_err(run_err)?;
         self.store.update_task(&mut task).await.map_err(store_err)?;
         self.release(worker_of_node(worker), tid, attempt);
+        if let Some(m) = self.managers.iter().position(|ms| ms.id == manager) {
+            self.count_failure(m, tid.job, worker);
+        }
         self.after_requeue(tid, to).await
     }
 
@@ -246,6 +261,41 @@ impl Sim {
         Ok(())
     }
 
+    /// A griefer hands its task back unrendered.
+    pub(super) async fn hand_back(
+        &mut self,
+        w: u32,
+        task: TaskId,
+        attempt: u32,
+        gen: u32,
+    ) -> Result<(), BenchError> {
+        let ws = &self.workers[w as usize];
+        if !ws.alive || ws.gen != gen || ws.job != Some((task, attempt)) {
+            return Ok(());
+        }
+        self.c.hand_backs += 1;
+        self.requeue_lease(task, attempt, false, "handed back")
+            .await
+    }
+
+    /// The manager's rule for a lease lost through `worker`: its
+    /// reputation drops, and at the limit it is blocklisted for the job.
+    pub(super) fn count_failure(&mut self, m: usize, job: JobId, worker: NodeId) {
+        let ms = &mut self.managers[m];
+        if let Some(slot) = ms.pool.get_mut(&worker) {
+            slot.info.reputation *= FAILURE_REPUTATION_FACTOR;
+        }
+        if !ms.failures.count(job, worker, FAILURES_BEFORE_BLOCKLIST) {
+            return;
+        }
+        if let Some(j) = self.job_records.get_mut(&job) {
+            if !j.blocklist.contains(&worker) {
+                j.blocklist.push(worker);
+                self.c.blocklisted += 1;
+            }
+        }
+    }
+
     /// As the manager node does after a slash: the worker is disconnected
     /// (a task it holds goes back to the queue), and its hello, which it
     /// tries again a minute later, meets the stake rule without stake.
@@ -278,7 +328,8 @@ impl Sim {
             return Ok(());
         };
         let node = node_of_worker(w);
-        let ib = self.workers[w as usize].ib;
+        // What it announces: the manager knows no other speed yet.
+        let ib = self.workers[w as usize].declared_ib;
         let have = self
             .store
             .balance(&Account::Stake(node))
