@@ -47,9 +47,18 @@ struct Probed {
 }
 
 async fn probed_manager(probe_timeout: Duration) -> Probed {
+    let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
+    probed_manager_with(probe_timeout, tracer.clone(), tracer).await
+}
+
+/// A manager that renders its side of each probe with `prober`.
+async fn probed_manager_with(
+    probe_timeout: Duration,
+    prober: Arc<dyn Renderer>,
+    tracer: Arc<dyn Renderer>,
+) -> Probed {
     let net = InProcNetwork::new();
     let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
-    let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
     let scratch = tempfile::tempdir().unwrap();
     let manager = ManagerBuilder::new(
         Arc::new(net.transport(NodeId(1))),
@@ -63,7 +72,7 @@ async fn probed_manager(probe_timeout: Duration) -> Probed {
         ..ManagerConfig::default()
     })
     .scratch_dir(scratch.path())
-    .probe_renderer(tracer.clone(), 1.0)
+    .probe_renderer(prober, 1.0)
     .admission_probe(inferix_gpu::demo_scene_glb())
     .build()
     .start()
@@ -186,6 +195,58 @@ async fn a_node_that_never_answers_its_probe_is_refused_at_the_deadline() {
     .expect("refused in time");
     assert!(probed);
     assert!(why.contains("not answered"), "{why}");
+    p.manager.shutdown().await;
+}
+
+/// A renderer that never finishes.
+struct Hangs(Arc<dyn Renderer>);
+
+#[async_trait]
+impl Renderer for Hangs {
+    fn name(&self) -> &str {
+        "hangs"
+    }
+    fn formats(&self) -> &[SceneFormat] {
+        self.0.formats()
+    }
+    fn device_class(&self) -> String {
+        self.0.device_class()
+    }
+    async fn render(&self, _: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_answered_is_not_held_by_a_manager_render_that_hangs() {
+    let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
+    let hangs: Arc<dyn Renderer> = Arc::new(Hangs(tracer.clone()));
+    // Long enough for the node's own render, short for a test.
+    let p = probed_manager_with(Duration::from_secs(8), hangs, tracer).await;
+    let mut conn = say_hello(&p, 78, Role::Worker, "x").await;
+    let welcomed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match conn.receiver.recv().await {
+                Ok(Some(env)) => match env.body {
+                    Message::Probe(probe) => {
+                        let png = render_png(&*p.tracer, &probe).await;
+                        let done = Message::ProbeDone { png };
+                        conn.sender.send(Envelope::with_id(2, done)).await.unwrap();
+                    }
+                    Message::Welcome { .. } => return true,
+                    Message::Error { message, .. } => panic!("refused: {message}"),
+                    _ => {}
+                },
+                _ => panic!("closed without a word"),
+            }
+        }
+    })
+    .await
+    .expect("an answer within the probe's deadline, not never");
+    assert!(
+        welcomed,
+        "the manager's own trouble lets the node in unprobed"
+    );
     p.manager.shutdown().await;
 }
 

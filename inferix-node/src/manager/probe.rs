@@ -81,8 +81,19 @@ impl State {
         self.reply(conn, id, Message::Probe(probe)).await;
         let inputs = self.inputs.clone();
         let dir = self.prep_dir.join("probes");
+        let limit = self.cfg.probe_timeout;
         tokio::spawn(async move {
-            let image = render_expected(&*prober.renderer, &scene, settings, &dir).await;
+            // The manager's own render has the node's deadline too: a node
+            // that answered is not held because the manager's renderer hangs.
+            let render = render_expected(&*prober.renderer, &scene, settings, &dir);
+            let image = tokio::time::timeout(limit, render)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the manager's own probe render took over {} s",
+                        limit.as_secs_f64()
+                    ))
+                });
             let _ = inputs.send(Input::ProbeExpected { conn, image }).await;
         });
     }
@@ -220,7 +231,18 @@ async fn render_expected(
         .map_err(|e| e.to_string())?;
     let path = dir.join(format!("probe-{}.glb", ContentHash::of(scene)));
     if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        tokio::fs::write(&path, scene)
+        // Written aside and renamed into place: a probe starting while
+        // another writes the file must never read half of it (it would
+        // then let its node in unprobed).
+        let aside = dir.join(format!(
+            "probe-{}.{}.tmp",
+            ContentHash::of(scene),
+            rand::random::<u64>()
+        ));
+        tokio::fs::write(&aside, scene)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::fs::rename(&aside, &path)
             .await
             .map_err(|e| e.to_string())?;
     }
