@@ -108,6 +108,7 @@ pub(crate) struct ManagerFile {
     pub(crate) verification_seconds: Option<u64>,
     pub(crate) blob_sweep_seconds: Option<u64>,
     pub(crate) blob_retention_seconds: Option<u64>,
+    pub(crate) max_tasks_per_job: Option<u64>,
     pub(crate) por_secret: Option<String>,
     pub(crate) por_secret_file: Option<PathBuf>,
     pub(crate) blender_sandbox: Option<SandboxPolicy>,
@@ -135,6 +136,7 @@ impl ConfigFile for ManagerFile {
         "verification_seconds",
         "blob_sweep_seconds",
         "blob_retention_seconds",
+        "max_tasks_per_job",
         "por_secret",
         "por_secret_file",
         "blender_sandbox",
@@ -155,6 +157,9 @@ impl ConfigFile for ManagerFile {
         }
         if self.blob_retention_seconds == Some(0) {
             return Err(("blob_retention_seconds", "must be at least 1".into()));
+        }
+        if self.max_tasks_per_job == Some(0) {
+            return Err(("max_tasks_per_job", "must be at least 1".into()));
         }
         if self
             .probe_ib
@@ -414,12 +419,23 @@ mod tests {
 
     #[test]
     fn blob_sweep_settings_are_read_and_zero_is_refused() {
-        let f = manager("blob_sweep_seconds = 60\nblob_retention_seconds = 86400\n").unwrap();
+        let f = manager(
+            "blob_sweep_seconds = 60\nblob_retention_seconds = 86400\nmax_tasks_per_job = 500\n",
+        )
+        .unwrap();
         assert_eq!(
-            (f.blob_sweep_seconds, f.blob_retention_seconds),
-            (Some(60), Some(86_400))
+            (
+                f.blob_sweep_seconds,
+                f.blob_retention_seconds,
+                f.max_tasks_per_job
+            ),
+            (Some(60), Some(86_400), Some(500))
         );
-        for key in ["blob_sweep_seconds", "blob_retention_seconds"] {
+        for key in [
+            "blob_sweep_seconds",
+            "blob_retention_seconds",
+            "max_tasks_per_job",
+        ] {
             assert!(matches!(
                 manager(&format!("{key} = 0")),
                 Err(ConfigError::BadValue { key: k, .. }) if k == key

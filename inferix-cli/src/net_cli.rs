@@ -118,6 +118,10 @@ pub(crate) struct ManagerArgs {
     /// [default: 604800, 7 days].
     #[arg(long, env = "INFERIX_BLOB_RETENTION_SECONDS", value_parser = at_least_1)]
     blob_retention_seconds: Option<u64>,
+    /// Tasks one job may split into; larger jobs are refused at quote and
+    /// submission, naming the chunk size that fits [default: 100000].
+    #[arg(long, env = "INFERIX_MAX_TASKS_PER_JOB", value_parser = at_least_1)]
+    max_tasks_per_job: Option<u64>,
     /// Proof-of-Render secret shared by every manager of the network
     /// (watermarked leases, crop challenges, clean delivery) [default: a
     /// random secret kept in the data folder, `por-secret`; managers that
@@ -156,6 +160,7 @@ pub(crate) struct ManagerSettings {
     pub(crate) verification_seconds: u64,
     pub(crate) blob_sweep_seconds: u64,
     pub(crate) blob_retention_seconds: u64,
+    pub(crate) max_tasks_per_job: u64,
     pub(crate) por_secret: Option<String>,
     pub(crate) blender_sandbox: SandboxPolicy,
 }
@@ -218,6 +223,10 @@ impl ManagerArgs {
                 .blob_retention_seconds
                 .or(file.blob_retention_seconds)
                 .unwrap_or(7 * 24 * 3600),
+            max_tasks_per_job: self
+                .max_tasks_per_job
+                .or(file.max_tasks_per_job)
+                .unwrap_or(ManagerConfig::default().max_tasks_per_job),
             por_secret: secret(
                 "--por-secret",
                 self.por_secret.or(file.por_secret),
@@ -420,6 +429,7 @@ pub(crate) async fn manager(a: ManagerArgs) -> anyhow::Result<()> {
         verification_timeout: std::time::Duration::from_secs(a.verification_seconds),
         blob_sweep: std::time::Duration::from_secs(a.blob_sweep_seconds),
         blob_retention: std::time::Duration::from_secs(a.blob_retention_seconds),
+        max_tasks_per_job: a.max_tasks_per_job,
         ..ManagerConfig::default()
     };
     let mut builder = ManagerBuilder::new(transport, store.clone(), blobs)

@@ -87,6 +87,7 @@ pub(crate) const INFERIX_VARS: &[&str] = &[
     "INFERIX_BLOB_SWEEP_SECONDS",
     "INFERIX_BLOB_RETENTION_SECONDS",
     "INFERIX_BLENDER_SANDBOX",
+    "INFERIX_MAX_TASKS_PER_JOB",
 ];
 
 pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
