@@ -83,7 +83,11 @@ impl TaskStore for CountedStore {
         self.calls.read();
         self.inner.standing(name).await
     }
-    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+    async fn put_standing(
+        &self,
+        name: &str,
+        standing: &mut NodeStanding,
+    ) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.put_standing(name, standing).await
     }

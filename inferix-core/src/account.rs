@@ -69,6 +69,11 @@ pub struct NodeStanding {
     /// Why its nodes are refused, when they are (a verifier caught passing
     /// a known-bad result). Only an operator lifts it.
     pub banned: Option<String>,
+    /// Bumped by every write. Several managers judge one account's nodes
+    /// and operators lift bans, so a write is refused when the stored
+    /// standing has moved on since it was read (`TaskStore::put_standing`):
+    /// a reputation update never undoes a ban made meanwhile.
+    pub version: u64,
 }
 
 impl Default for NodeStanding {
@@ -79,6 +84,7 @@ impl Default for NodeStanding {
             accepted_tasks: 0,
             rejected_tasks: 0,
             banned: None,
+            version: 0,
         }
     }
 }

@@ -487,7 +487,7 @@ impl TaskStore for Unreadable {
     async fn standing(&self, _: &str) -> Result<Option<NodeStanding>, StoreError> {
         gone()
     }
-    async fn put_standing(&self, _: &str, _: &NodeStanding) -> Result<(), StoreError> {
+    async fn put_standing(&self, _: &str, _: &mut NodeStanding) -> Result<(), StoreError> {
         gone()
     }
 }

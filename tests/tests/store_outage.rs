@@ -68,7 +68,11 @@ impl TaskStore for OutageStore {
         self.check()?;
         self.inner.standing(name).await
     }
-    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+    async fn put_standing(
+        &self,
+        name: &str,
+        standing: &mut NodeStanding,
+    ) -> Result<(), StoreError> {
         self.check()?;
         self.inner.put_standing(name, standing).await
     }

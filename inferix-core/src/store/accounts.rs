@@ -209,11 +209,21 @@ impl<'a> Accounts<'a> {
     /// standing as it is (its verifiers start again from a reputation of
     /// one half, not from a clean slate).
     pub async fn unban(&self, name: &str) -> Result<NodeStanding, AccountAdminError> {
-        let mut standing = self.standing(name).await?;
-        standing.banned = None;
-        standing.verifier_reputation = standing.verifier_reputation.max(0.5);
-        self.store.put_standing(name, &standing).await?;
-        Ok(standing)
+        let mut tries = 0;
+        loop {
+            let mut standing = self.standing(name).await?;
+            standing.banned = None;
+            standing.verifier_reputation = standing.verifier_reputation.max(0.5);
+            tries += 1;
+            match self.store.put_standing(name, &mut standing).await {
+                // A manager judged a node meanwhile: read it again.
+                Err(StoreError::StandingConflict { .. }) if tries < 8 => continue,
+                other => {
+                    other?;
+                    return Ok(standing);
+                }
+            }
+        }
     }
 }
 
@@ -306,7 +316,7 @@ mod tests {
             ..NodeStanding::default()
         };
         banned.rejected_tasks = 2;
-        store.put_standing("farm", &banned).await.unwrap();
+        store.put_standing("farm", &mut banned).await.unwrap();
         let lifted = accounts.unban("farm").await.unwrap();
         assert_eq!(lifted.banned, None);
         assert_eq!(lifted.verifier_reputation, 0.5);

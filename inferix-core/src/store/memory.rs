@@ -128,10 +128,21 @@ impl TaskStore for MemoryTaskStore {
         Ok(self.lock().standings.get(name).cloned())
     }
 
-    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
-        self.lock()
-            .standings
-            .insert(name.to_string(), standing.clone());
+    async fn put_standing(
+        &self,
+        name: &str,
+        standing: &mut NodeStanding,
+    ) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        let stored = g.standings.get(name).map_or(0, |s| s.version);
+        if stored != standing.version {
+            return Err(StoreError::StandingConflict {
+                account: name.to_string(),
+                expected: standing.version,
+            });
+        }
+        standing.version += 1;
+        g.standings.insert(name.to_string(), standing.clone());
         Ok(())
     }
 

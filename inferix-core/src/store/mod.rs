@@ -38,6 +38,16 @@ pub enum StoreError {
         /// Which record.
         what: String,
     },
+    /// Someone else wrote the account's standing since it was read.
+    #[error(
+        "the standing of account {account} was changed concurrently (expected version {expected})"
+    )]
+    StandingConflict {
+        /// The account.
+        account: String,
+        /// Version the caller read.
+        expected: u64,
+    },
     /// Someone else updated the task since it was read.
     #[error("task {task:?} was changed concurrently (expected version {expected})")]
     Conflict {
@@ -159,10 +169,14 @@ pub trait TaskStore: Send + Sync + 'static {
     /// How the nodes of account `name` have behaved; `None` before its
     /// first node was judged.
     async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError>;
-    /// Records account `name`'s standing, replacing any before. Kept apart
-    /// from the account's record, which operators edit, so that neither
-    /// writer overwrites the other's change.
-    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError>;
+    /// Records account `name`'s standing if the stored one still has
+    /// `standing.version` (none stored counts as version 0), then bumps
+    /// `standing.version`; otherwise [`StoreError::StandingConflict`] and
+    /// nothing is written, and the caller reads again. Kept apart from the
+    /// account's record, which operators edit, so that neither writer
+    /// overwrites the other's change.
+    async fn put_standing(&self, name: &str, standing: &mut NodeStanding)
+        -> Result<(), StoreError>;
 
     /// The account holding the API key whose public id is `key_id`,
     /// revoked or not.
@@ -340,7 +354,11 @@ impl<T: TaskStore + ?Sized> TaskStore for std::sync::Arc<T> {
     async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
         (**self).standing(name).await
     }
-    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+    async fn put_standing(
+        &self,
+        name: &str,
+        standing: &mut NodeStanding,
+    ) -> Result<(), StoreError> {
         (**self).put_standing(name, standing).await
     }
     async fn account_with_key(&self, key_id: &str) -> Result<Option<AccountRecord>, StoreError> {

@@ -124,7 +124,11 @@ impl TaskStore for MeteredStore {
     async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
         self.timed("standing", self.inner.standing(name)).await
     }
-    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+    async fn put_standing(
+        &self,
+        name: &str,
+        standing: &mut NodeStanding,
+    ) -> Result<(), StoreError> {
         self.timed("put_standing", self.inner.put_standing(name, standing))
             .await
     }

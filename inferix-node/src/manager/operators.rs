@@ -9,6 +9,10 @@ use inferix_manager::operators::{self as rules, CheckLevel};
 
 use super::*;
 
+/// Reads and writes of a standing before a manager gives up on one
+/// judgement while other writers keep winning.
+const STANDING_WRITE_TRIES: usize = 8;
+
 impl State {
     /// Admits a worker or verifier that presented the API key `key_id`
     /// names: the account, its standing and its stake must allow one more
@@ -84,27 +88,38 @@ impl State {
         self.peers.get(&conn)?.operator.clone()
     }
 
-    /// Changes account `name`'s standing with `change` and records it.
-    /// A store that cannot be read or written leaves it as it was: the
-    /// next judgement is recorded.
+    /// Changes account `name`'s standing with `change` and records it;
+    /// when another manager (or an operator) wrote it meanwhile, reads it
+    /// again and applies `change` to that. A store that cannot be read or
+    /// written leaves it as it was: the next judgement is recorded.
     pub(super) async fn update_standing(
         &mut self,
         name: &str,
-        change: impl FnOnce(&mut NodeStanding),
+        change: impl Fn(&mut NodeStanding),
     ) -> Option<NodeStanding> {
-        let mut standing = match self.store.standing(name).await {
-            Ok(s) => s.unwrap_or_default(),
-            Err(e) => {
-                warn!(account = name, error = %e, "cannot read an operator's standing");
-                return None;
+        for _ in 0..STANDING_WRITE_TRIES {
+            let mut standing = match self.store.standing(name).await {
+                Ok(s) => s.unwrap_or_default(),
+                Err(e) => {
+                    warn!(account = name, error = %e, "cannot read an operator's standing");
+                    return None;
+                }
+            };
+            change(&mut standing);
+            match self.store.put_standing(name, &mut standing).await {
+                Ok(()) => return Some(standing),
+                Err(StoreError::StandingConflict { .. }) => continue,
+                Err(e) => {
+                    warn!(account = name, error = %e, "cannot record an operator's standing");
+                    return None;
+                }
             }
-        };
-        change(&mut standing);
-        if let Err(e) = self.store.put_standing(name, &standing).await {
-            warn!(account = name, error = %e, "cannot record an operator's standing");
-            return None;
         }
-        Some(standing)
+        warn!(
+            account = name,
+            "an operator's standing kept changing under this manager; not recorded"
+        );
+        None
     }
 
     /// Records a settled result of a worker run by `operator`.

@@ -78,21 +78,50 @@ impl PostgresTaskStore {
             .transpose()
     }
 
+    /// Writes `standing` if the stored one has its version (none stored:
+    /// 0), in one statement: of two managers writing from the same read,
+    /// one is refused.
     pub(super) async fn put_standing_row(
         &self,
         name: &str,
-        standing: &NodeStanding,
+        standing: &mut NodeStanding,
     ) -> Result<(), StoreError> {
-        let record = to_json(standing)?;
+        let mut next = standing.clone();
+        next.version += 1;
+        let record = to_json(&next)?;
+        let expected = i64::try_from(standing.version).unwrap_or(i64::MAX);
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO node_standing (name, record) VALUES ($1, $2)
-                 ON CONFLICT (name) DO UPDATE SET record = excluded.record",
-                &[&name, &record],
-            )
-            .await
-            .map(|_| ())
-            .map_err(pg_err)
+        let stored_version = "COALESCE((node_standing.record::jsonb ->> 'version')::bigint, 0)";
+        let written = if expected == 0 {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO node_standing (name, record) VALUES ($1, $2)
+                         ON CONFLICT (name) DO UPDATE SET record = excluded.record
+                         WHERE {stored_version} = 0"
+                    ),
+                    &[&name, &record],
+                )
+                .await
+        } else {
+            client
+                .execute(
+                    &format!(
+                        "UPDATE node_standing SET record = $2
+                         WHERE name = $1 AND {stored_version} = $3"
+                    ),
+                    &[&name, &record, &expected],
+                )
+                .await
+        }
+        .map_err(pg_err)?;
+        if written == 0 {
+            return Err(StoreError::StandingConflict {
+                account: name.to_string(),
+                expected: standing.version,
+            });
+        }
+        *standing = next;
+        Ok(())
     }
 }

@@ -90,21 +90,45 @@ impl SqliteTaskStore {
         .await
     }
 
+    /// Writes `standing` if the stored one has its version (none stored:
+    /// 0), in one immediate transaction, so that an operator's command in
+    /// another process cannot slip between the read and the write.
     pub(super) async fn put_standing_row(
         &self,
         name: &str,
-        standing: &NodeStanding,
+        standing: &mut NodeStanding,
     ) -> Result<(), StoreError> {
-        let (name, record) = (name.to_string(), to_json(standing)?);
+        let mut next = standing.clone();
+        next.version += 1;
+        let (name, record, expected) = (name.to_string(), to_json(&next)?, standing.version);
         self.call(move |conn| {
-            conn.execute(
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let stored: Option<String> = tx
+                .prepare_cached("SELECT record FROM node_standing WHERE name = ?1")
+                .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
+                .map_err(sql_err)?;
+            let version = match stored {
+                Some(r) => from_json::<NodeStanding>(|| format!("standing of {name}"), &r)?.version,
+                None => 0,
+            };
+            if version != expected {
+                return Err(StoreError::StandingConflict {
+                    account: name,
+                    expected,
+                });
+            }
+            tx.execute(
                 "INSERT INTO node_standing (name, record) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET record = excluded.record",
                 params![name, record],
             )
-            .map(|_| ())
-            .map_err(sql_err)
+            .map_err(sql_err)?;
+            tx.commit().map_err(sql_err)
         })
-        .await
+        .await?;
+        *standing = next;
+        Ok(())
     }
 }

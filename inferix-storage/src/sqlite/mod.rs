@@ -137,7 +137,11 @@ impl TaskStore for SqliteTaskStore {
     async fn standing(&self, name: &str) -> Result<Option<NodeStanding>, StoreError> {
         self.standing_row(name).await
     }
-    async fn put_standing(&self, name: &str, standing: &NodeStanding) -> Result<(), StoreError> {
+    async fn put_standing(
+        &self,
+        name: &str,
+        standing: &mut NodeStanding,
+    ) -> Result<(), StoreError> {
         self.put_standing_row(name, standing).await
     }
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {

@@ -75,8 +75,10 @@ pub async fn standings_are_kept_apart_from_accounts(store: impl TaskStore) {
         accepted_tasks: 12,
         rejected_tasks: 3,
         banned: Some("passed a known-bad result \"quoted\" ✓".into()),
+        version: 0,
     };
-    store.put_standing("farm", &standing).await.unwrap();
+    store.put_standing("farm", &mut standing).await.unwrap();
+    assert_eq!(standing.version, 1, "a write bumps the version");
     farm.verifier = true;
     store.update_account(&farm).await.unwrap();
     assert_eq!(
@@ -85,8 +87,54 @@ pub async fn standings_are_kept_apart_from_accounts(store: impl TaskStore) {
     );
     standing.banned = None;
     standing.accepted_tasks = u64::MAX;
-    store.put_standing("farm", &standing).await.unwrap();
+    store.put_standing("farm", &mut standing).await.unwrap();
     assert_eq!(store.standing("farm").await.unwrap(), Some(standing));
     assert!(store.account("farm").await.unwrap().unwrap().verifier);
+    assert_eq!(store.standing("other").await.unwrap(), None);
+}
+
+/// Of two writers that read the same standing, the second is refused
+/// and nothing of its write lands: a manager's reputation update cannot
+/// undo a ban another manager recorded meanwhile.
+pub async fn standing_writes_are_compare_and_set(store: impl TaskStore) {
+    use crate::account::NodeStanding;
+    let conflict = |r: Result<(), StoreError>| match r {
+        Err(StoreError::StandingConflict { account, .. }) => assert_eq!(account, "farm"),
+        other => panic!("expected a standing conflict, got {other:?}"),
+    };
+    let mut first = NodeStanding::default();
+    store.put_standing("farm", &mut first).await.unwrap();
+    // Two managers read version 1.
+    let mut banning = store.standing("farm").await.unwrap().unwrap();
+    let mut judging = banning.clone();
+    banning.banned = Some("passed a known-bad result".into());
+    store.put_standing("farm", &mut banning).await.unwrap();
+    judging.accepted_tasks += 1;
+    conflict(store.put_standing("farm", &mut judging).await);
+    assert_eq!(judging.version, 1, "a refused write keeps its version");
+    // Read again, the judgement lands and keeps the ban.
+    let mut judging = store.standing("farm").await.unwrap().unwrap();
+    judging.accepted_tasks += 1;
+    store.put_standing("farm", &mut judging).await.unwrap();
+    let stored = store.standing("farm").await.unwrap().unwrap();
+    assert_eq!(stored.banned.as_deref(), Some("passed a known-bad result"));
+    assert_eq!((stored.accepted_tasks, stored.version), (1, 3));
+    // A fresh standing where one is stored, and a later version where none
+    // is, are refused too.
+    conflict(
+        store
+            .put_standing("farm", &mut NodeStanding::default())
+            .await,
+    );
+    let mut ahead = NodeStanding {
+        version: 5,
+        ..NodeStanding::default()
+    };
+    match store.put_standing("other", &mut ahead).await {
+        Err(StoreError::StandingConflict { account, expected }) => {
+            assert_eq!((account.as_str(), expected), ("other", 5));
+        }
+        other => panic!("expected a standing conflict, got {other:?}"),
+    }
     assert_eq!(store.standing("other").await.unwrap(), None);
 }

@@ -21,7 +21,8 @@ use crate::ContentHash;
 
 mod accounts;
 pub use accounts::{
-    accounts_round_trip_and_are_found_by_key, standings_are_kept_apart_from_accounts,
+    accounts_round_trip_and_are_found_by_key, standing_writes_are_compare_and_set,
+    standings_are_kept_apart_from_accounts,
 };
 
 /// Runs every case, each on a fresh store from `build`.
@@ -48,6 +49,7 @@ where
     batches_apply_all_or_nothing(build().await).await;
     accounts_round_trip_and_are_found_by_key(build().await).await;
     standings_are_kept_apart_from_accounts(build().await).await;
+    standing_writes_are_compare_and_set(build().await).await;
 }
 
 /// A job of `frames` frames split in tasks of 2, created at `created_ms`.
