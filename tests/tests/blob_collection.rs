@@ -59,7 +59,23 @@ struct Network {
     stopped: watch::Receiver<bool>,
 }
 
+/// A manager's settings with a blob sweep every `blob_sweep`.
+fn sweeping_every(blob_sweep: Duration) -> ManagerConfig {
+    ManagerConfig {
+        blob_sweep,
+        ..ManagerConfig::default()
+    }
+}
+
 impl Network {
+    /// Runs a stand-in job of two 8×8 frames to completion.
+    async fn stand_in_job(&self) -> inferix_core::ids::JobId {
+        let job = submit_stand_in_job(&self.client, 2, 8, 1).await;
+        let mut events = self.client.watch(job).await.unwrap();
+        until_completed(&mut events, Duration::from_secs(120)).await;
+        job
+    }
+
     /// With `tracer`, Proof of Render is on: leases get watermarked scene
     /// copies, the verifier re-renders crops with it, and customers get
     /// clean frames of their own.
@@ -230,14 +246,7 @@ async fn unnamed_blobs_older_than_the_retention_go_and_named_ones_stay() {
     let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
     // Only the sweep at start runs by itself (on an empty store): the
     // collector is called by hand below.
-    let n = Network::start(
-        ManagerConfig {
-            blob_sweep: 365 * DAY,
-            ..ManagerConfig::default()
-        },
-        Some(tracer),
-    )
-    .await;
+    let n = Network::start(sweeping_every(365 * DAY), Some(tracer)).await;
     let scene = n
         .client
         .upload_scene_bytes(inferix_gpu::demo_scene_glb(), "demo.glb")
@@ -333,17 +342,8 @@ async fn unnamed_blobs_older_than_the_retention_go_and_named_ones_stay() {
 /// read, are left alone: the sweep fails and deletes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_that_cannot_see_everything_deletes_nothing() {
-    let n = Network::start(
-        ManagerConfig {
-            blob_sweep: 365 * DAY,
-            ..ManagerConfig::default()
-        },
-        None,
-    )
-    .await;
-    let job = submit_stand_in_job(&n.client, 2, 8, 1).await;
-    let mut events = n.client.watch(job).await.unwrap();
-    until_completed(&mut events, Duration::from_secs(120)).await;
+    let n = Network::start(sweeping_every(365 * DAY), None).await;
+    n.stand_in_job().await;
     let unused = n.upload(b"uploaded, never submitted").await;
     n.age_all(8 * DAY);
     let everything_old = now_ms() + 3_600_000;
@@ -366,17 +366,8 @@ async fn a_sweep_that_cannot_see_everything_deletes_nothing() {
 /// the retention period disappears, while the job's blobs, as old, stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_manager_sweeps_by_itself() {
-    let n = Network::start(
-        ManagerConfig {
-            blob_sweep: Duration::from_millis(100),
-            ..ManagerConfig::default()
-        },
-        None,
-    )
-    .await;
-    let job = submit_stand_in_job(&n.client, 2, 8, 1).await;
-    let mut events = n.client.watch(job).await.unwrap();
-    until_completed(&mut events, Duration::from_secs(120)).await;
+    let n = Network::start(sweeping_every(Duration::from_millis(100)), None).await;
+    let job = n.stand_in_job().await;
     let (names, _) = named_by(&*n.store, job).await;
     assert_eq!(names.len(), 3, "the scene and two frames: {names:?}");
     let unused = n.upload(b"uploaded, never submitted").await;

@@ -20,20 +20,27 @@ use inferix_tests::{
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
-#[tokio::test(start_paused = true)]
-async fn a_job_of_too_many_tasks_is_refused_and_leaves_nothing() {
+/// A manager with `config` on a network of its own, its tasks in memory.
+async fn in_memory_manager(
+    config: ManagerConfig,
+) -> (
+    InProcNetwork,
+    Arc<MemoryTaskStore>,
+    inferix_node::ManagerHandle,
+) {
     let net = InProcNetwork::new();
     let store = Arc::new(MemoryTaskStore::new());
-    let config = ManagerConfig {
+    let blobs = Arc::new(ObjectBlobStore::in_memory());
+    let manager = start_manager(&net, store.clone(), blobs, config).await;
+    (net, store, manager)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_of_too_many_tasks_is_refused_and_leaves_nothing() {
+    let (net, store, manager) = in_memory_manager(ManagerConfig {
         max_tasks_per_job: 10,
         ..ManagerConfig::default()
-    };
-    let manager = start_manager(
-        &net,
-        store.clone(),
-        Arc::new(ObjectBlobStore::in_memory()),
-        config,
-    )
+    })
     .await;
     let client = Client::connect(&net.transport(NodeId(50)), manager.addr(), None)
         .await
@@ -68,20 +75,12 @@ async fn a_job_of_too_many_tasks_is_refused_and_leaves_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_large_status_comes_in_pages_that_join_into_every_frame() {
-    let net = InProcNetwork::new();
-    let store = Arc::new(MemoryTaskStore::new());
-    let config = ManagerConfig {
+    let (net, store, manager) = in_memory_manager(ManagerConfig {
         quorum: 1,
         // Two tasks of two frames per page.
         status_page_frames: 4,
         ..ManagerConfig::default()
-    };
-    let manager = start_manager(
-        &net,
-        store.clone(),
-        Arc::new(ObjectBlobStore::in_memory()),
-        config,
-    )
+    })
     .await;
     let addr = manager.addr().to_string();
     let dir = tempfile::tempdir().unwrap();
