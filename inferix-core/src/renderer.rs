@@ -236,6 +236,14 @@ pub trait Renderer: Send + Sync {
     /// Identifies the exact build/device class whose output is bit-exact;
     /// verifiers compare crops exactly only within one class.
     fn device_class(&self) -> String;
+    /// The class of what renders `format`: a node with several renderers
+    /// signs each result with the class of the one that drew it, so that a
+    /// verifier with the same path tracer compares a glTF crop exactly
+    /// whether or not either node also has Blender.
+    fn device_class_for(&self, format: SceneFormat) -> String {
+        let _ = format;
+        self.device_class()
+    }
     /// Renders every requested frame.
     async fn render(&self, request: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError>;
 

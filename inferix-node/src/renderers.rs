@@ -56,6 +56,11 @@ impl Renderer for RendererSet {
             .join("+")
     }
 
+    fn device_class_for(&self, format: SceneFormat) -> String {
+        self.for_format(format)
+            .map_or_else(|_| self.device_class(), |r| r.device_class_for(format))
+    }
+
     async fn render(&self, request: RenderRequest) -> Result<Vec<RenderedFrame>, RenderError> {
         self.for_format(request.format)?.render(request).await
     }
@@ -130,6 +135,14 @@ mod tests {
         ]);
         assert_eq!(set.formats(), &[SceneFormat::Gltf, SceneFormat::Blend]);
         assert_eq!(set.device_class(), "flat-Gltf+flat-Blend");
+        assert_eq!(set.device_class_for(SceneFormat::Gltf), "flat-Gltf");
+        assert_eq!(set.device_class_for(SceneFormat::Blend), "flat-Blend");
+        let gltf_only = RendererSet::new(vec![Arc::new(Flat(SceneFormat::Gltf, 0.25))]);
+        assert_eq!(
+            gltf_only.device_class_for(SceneFormat::Blend),
+            "flat-Gltf",
+            "a format it cannot render: the whole set's class"
+        );
         let g = set.render(request(SceneFormat::Gltf)).await.unwrap();
         let b = set.render(request(SceneFormat::Blend)).await.unwrap();
         assert_eq!(g[0].image.get(0, 0), [0.25; 3]);

@@ -491,7 +491,7 @@ async fn check_crops(
     reasons: &mut Vec<String>,
 ) -> Result<(), String> {
     let (path, settings) = fetch_scene(blobs, crops, scene, a).await?;
-    let exact = crops.renderer.device_class() == a.worker_device_class;
+    let exact = crops.renderer.device_class_for(scene.format) == a.worker_device_class;
     let allowed = if exact { 0 } else { a.crop_tolerance };
     // One call per challenged frame, with all of its crops.
     let mut by_frame: Vec<(u32, Vec<inferix_core::image::Rect>)> = Vec::new();

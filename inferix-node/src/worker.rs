@@ -303,7 +303,7 @@ async fn render_task(
         render_ms: started.elapsed().as_millis() as u64,
         attempt: offer.attempt,
         scene: offer.scene.blob,
-        device_class: renderer.device_class(),
+        device_class: renderer.device_class_for(offer.scene.format),
         public_key: Vec::new(),
         signature: Vec::new(),
     };

@@ -197,7 +197,7 @@ impl State {
         let reference = self
             .prober
             .as_ref()
-            .map(|p| p.renderer.device_class())
+            .map(|p| p.renderer.device_class_for(SceneFormat::Gltf))
             .unwrap_or_default();
         match probe_verdict(&expected, &png, tolerance, &reference, &hello.device_class) {
             Ok(observed) => {

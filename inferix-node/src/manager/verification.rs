@@ -448,10 +448,12 @@ impl State {
                 ..job.spec.scene.clone()
             }),
             settings: job.spec.settings.clone(),
-            // The class its admission probe showed, not the one it signed.
+            // The class its admission probe (a glTF scene) showed, not the
+            // one it signed; for other formats the one it signed.
             worker_device_class: self
                 .observed_classes
                 .get(&result.worker)
+                .filter(|_| job.spec.scene.format == inferix_core::renderer::SceneFormat::Gltf)
                 .cloned()
                 .unwrap_or_else(|| result.device_class.clone()),
             crop_tolerance: self.por.as_ref().map_or(0, |p| p.crop_tolerance),
