@@ -175,4 +175,9 @@ fn quick_adversarial_runs_keep_honest_participants_whole_and_remove_rubber_stamp
         "{lied:?}"
     );
     assert_eq!(counters("no attack").hand_backs, 0);
+    let flooded = counters("Sybil flood");
+    assert!(
+        flooded.sybils_admitted > 0 && flooded.sybils_slashed > 0,
+        "{flooded:?}"
+    );
 }

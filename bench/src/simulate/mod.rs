@@ -104,6 +104,9 @@ pub struct SimConfig {
     /// Fraction of honest workers that announce 50 times their real
     /// speed.
     pub ib_liars: f64,
+    /// Fresh keys of cheating workers, each with its stake, that join
+    /// half-way through the day besides `workers`.
+    pub sybils: usize,
 }
 
 impl SimConfig {
@@ -132,6 +135,7 @@ impl SimConfig {
             forced_error_rate: 0.0,
             griefers: 0.0,
             ib_liars: 0.0,
+            sybils: 0,
         }
     }
     /// Two simulated hours of a smaller network (CI).
@@ -211,6 +215,12 @@ pub struct SimCounters {
     pub liar_accepted: u64,
     /// The liars' share of the network's real speed, in millionths.
     pub liar_speed_ppm: u64,
+    /// Sybil keys admitted, and of those slashed and disconnected.
+    pub sybils_admitted: u64,
+    /// Sybil keys slashed and disconnected.
+    pub sybils_slashed: u64,
+    /// Fake results of Sybil keys that were paid.
+    pub sybil_fakes_paid: u64,
     /// Colluding or rubber-stamp verifiers in the network.
     pub bad_verifiers: u64,
     /// Of those, removed (caught passing a known-bad result, or slashed
@@ -440,13 +450,15 @@ pub struct Attack {
     pub griefers: f64,
     /// Fraction of honest workers that announce 50 times their speed.
     pub ib_liars: f64,
+    /// Fresh cheating keys joining half-way through the day.
+    pub sybils: usize,
 }
 
 /// The attacks of the adversarial run: colluding verifiers holding 10 %,
 /// 30 % and 49 % of verifier stake beside cheating workers, always-pass
 /// verifiers, workers that hand every task back, and workers that lie
 /// about their speed.
-pub const ATTACKS: [Attack; 7] = [
+pub const ATTACKS: [Attack; 8] = [
     Attack {
         name: "no attack (cheating workers only)",
         colluders: 0.0,
@@ -487,6 +499,11 @@ pub const ATTACKS: [Attack; 7] = [
         ib_liars: 0.10,
         ..NO_ATTACK
     },
+    Attack {
+        name: "Sybil flood (fresh cheating keys, a quarter of the workers)",
+        sybils: usize::MAX,
+        ..NO_ATTACK
+    },
 ];
 
 const NO_ATTACK: Attack = Attack {
@@ -495,6 +512,7 @@ const NO_ATTACK: Attack = Attack {
     rubber_stamps: 0.0,
     griefers: 0.0,
     ib_liars: 0.0,
+    sybils: 0,
 };
 
 /// The simulation of `attack` on the network of `base`: forced errors on
@@ -507,6 +525,12 @@ pub fn attack_config(base: &SimConfig, attack: Attack) -> SimConfig {
         rubber_stamps: attack.rubber_stamps,
         griefers: attack.griefers,
         ib_liars: attack.ib_liars,
+        // usize::MAX: a quarter of the network's workers.
+        sybils: if attack.sybils == usize::MAX {
+            base.workers / 4
+        } else {
+            attack.sybils
+        },
         forced_error_rate: 0.05,
         detect: 1.0,
         ..base.clone()
@@ -596,6 +620,9 @@ pub fn run_adversarial(
         if attack.ib_liars > 0.0 {
             liar_rows(report, attack.name, c);
         }
+        if attack.sybils > 0 {
+            sybil_rows(report, attack.name, c);
+        }
         if attack.rubber_stamps > 0.0 {
             report.check(
                 &format!(
@@ -657,5 +684,30 @@ fn liar_rows(report: &mut Report, name: &str, c: &SimCounters) {
         &format!("{name}: they win at most twice their share of the real speed"),
         ratio <= 2.0,
         format!("{ratio:.2}x"),
+    );
+}
+
+/// What a flood of fresh cheating keys achieves: each must bring its own
+/// stake, and each fake it returns is checked like any other.
+fn sybil_rows(report: &mut Report, name: &str, c: &SimCounters) {
+    report.push(
+        Row::new(
+            "adversarial",
+            &format!("{name}: their fake results paid"),
+            c.sybil_fakes_paid as f64,
+            "results",
+        )
+        .note(format!(
+            "{} keys admitted with a stake each; {} slashed and disconnected",
+            c.sybils_admitted, c.sybils_slashed
+        )),
+    );
+    report.check(
+        &format!("{name}: no fake result of theirs is paid without colluding verifiers"),
+        c.sybil_fakes_paid == 0,
+        format!(
+            "{} paid; {} of {} keys slashed",
+            c.sybil_fakes_paid, c.sybils_slashed, c.sybils_admitted
+        ),
     );
 }

@@ -137,6 +137,10 @@ struct WorkerState {
     cheater: bool,
     /// Hands back every task it is offered.
     griefer: bool,
+    /// A fresh key of the Sybil flood.
+    sybil: bool,
+    /// Admitted once (counted for the Sybil flood).
+    admitted: bool,
     alive: bool,
     gen: u32,
     reputation: f64,
@@ -274,6 +278,8 @@ impl Sim {
                 declared_ib: if liar { ib * 50.0 } else { ib },
                 cheater,
                 griefer,
+                sybil: false,
+                admitted: false,
                 alive: true,
                 gen: 0,
                 reputation: 1.0,
@@ -281,6 +287,23 @@ impl Sim {
                 job: None,
             })
             .collect();
+        let mut workers = workers;
+        for _ in 0..cfg.sybils {
+            let ib = rng.gen_range(0.5..3.0);
+            workers.push(WorkerState {
+                ib,
+                declared_ib: ib,
+                cheater: true,
+                griefer: false,
+                sybil: true,
+                admitted: false,
+                alive: true,
+                gen: 0,
+                reputation: 1.0,
+                manager: None,
+                job: None,
+            });
+        }
         let round_cfg = RoundConfig {
             quorum: cfg.quorum,
             vote_timeout_ms: 120_000,
@@ -373,9 +396,15 @@ impl Sim {
     /// Queues the first events: workers and verifiers join over the first
     /// minute, jobs start arriving, crashes are drawn, engines tick.
     pub(super) fn start(&mut self) {
+        let half_day = self.cfg.day_s * 500;
         for w in 0..self.workers.len() as u32 {
             let d = self.rng.gen_range(0..60_000);
-            self.at(d, Ev::WorkerJoin { w });
+            let at = if self.workers[w as usize].sybil {
+                half_day + d
+            } else {
+                d
+            };
+            self.at(at, Ev::WorkerJoin { w });
         }
         for v in 0..self.verifiers.len() as u32 {
             let d = self.rng.gen_range(0..60_000);

@@ -210,6 +210,9 @@ impl Sim {
             self.pass_votes.insert(tid, s.agreeing.len());
             if r.fake {
                 self.c.cheats_missed += 1;
+                if self.workers[r.worker as usize].sybil {
+                    self.c.sybil_fakes_paid += 1;
+                }
             }
             let ws = &self.workers[r.worker as usize];
             if ws.declared_ib > ws.ib {

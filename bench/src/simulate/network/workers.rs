@@ -310,6 +310,9 @@ impl Sim {
                 .await?;
         }
         self.c.slashed_disconnects += 1;
+        if self.workers[w as usize].sybil {
+            self.c.sybils_slashed += 1;
+        }
         if self.now < self.cfg.day_s * 1000 {
             self.at(60_000, Ev::WorkerJoin { w });
         }
@@ -360,6 +363,10 @@ impl Sim {
         };
         self.managers[m].pool.join(self.next_conn, info, now);
         self.workers[w as usize].manager = Some(m);
+        if self.workers[w as usize].sybil && !self.workers[w as usize].admitted {
+            self.workers[w as usize].admitted = true;
+            self.c.sybils_admitted += 1;
+        }
         Ok(())
     }
 }
