@@ -21,6 +21,8 @@ SERVICES_DIR="$PWD/target/services"
 PG_DATA="$SERVICES_DIR/pg"
 PG_LOG="$SERVICES_DIR/pg.log"
 PG_TLS="$SERVICES_DIR/pg-tls"
+# The CA the TLS URL trusts: ours, or that of a server already running.
+PG_CA="$PG_TLS/ca.pem"
 S3_LOG="$SERVICES_DIR/moto.log"
 # How long a server may take to answer after being started.
 WAIT_SECONDS=60
@@ -157,7 +159,16 @@ start_postgres() {
   make_pg_tls
   if pg_ready; then
     log "PostgreSQL already answers on 127.0.0.1:$PG_PORT"
-    if ! pg_ssl_on; then
+    if pg_ssl_on; then
+      # A server started by another checkout has that checkout's CA beside
+      # its certificate: trust that one.
+      local cert
+      cert="$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc \
+        "SHOW ssl_cert_file")"
+      if [[ -f "$(dirname "$cert")/ca.pem" ]]; then
+        PG_CA="$(dirname "$cert")/ca.pem"
+      fi
+    else
       # Started before TLS was configured: the settings apply on reload.
       log "turning TLS on in the running PostgreSQL"
       configure_pg_tls
@@ -261,7 +272,7 @@ start_s3
 
 cat >"$SERVICES_DIR/env" <<EOF
 export INFERIX_TEST_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/inferix
-export INFERIX_TEST_PG_TLS_URL='postgres://postgres@127.0.0.1:$PG_PORT/inferix?sslmode=verify-full&sslrootcert=$PG_TLS/ca.pem'
+export INFERIX_TEST_PG_TLS_URL='postgres://postgres@127.0.0.1:$PG_PORT/inferix?sslmode=verify-full&sslrootcert=$PG_CA'
 export INFERIX_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export INFERIX_TEST_S3_BUCKET=$S3_BUCKET
 export INFERIX_TEST_S3_REGION=us-east-1
