@@ -375,15 +375,18 @@ async fn the_manager_sweeps_by_itself() {
     // Sweeps have been running all along; blobs of the job stayed while
     // young, and stay old.
     assert_readable(&n.blobs, &names).await;
-    n.age_all(8 * DAY);
-    n.age(fresh.hash, Duration::ZERO);
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while n.blobs.contains(unused.hash).await.unwrap() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the periodic sweep removes the unnamed upload");
+    let mut collected = n.manager.blobs_collected();
+    assert_eq!(*collected.borrow(), 0, "nothing was old enough before");
+    // The job's blobs and the unnamed upload grow old; the fresh one not.
+    for hash in names.iter().chain([&unused.hash]) {
+        n.age(*hash, 8 * DAY);
+    }
+    tokio::time::timeout(Duration::from_secs(30), collected.wait_for(|&k| k >= 1))
+        .await
+        .expect("a periodic sweep removes something")
+        .unwrap();
+    assert_eq!(*collected.borrow(), 1, "the unnamed upload, and only it");
+    assert!(!n.blobs.contains(unused.hash).await.unwrap());
     assert_readable(&n.blobs, &names).await;
     assert!(n.blobs.contains(fresh.hash).await.unwrap());
     let files = n

@@ -139,15 +139,21 @@ async fn a_hanging_confined_render_times_out_and_leaves_no_process() {
     let dir = tempfile::tempdir().unwrap();
     // A sleep no other process has on its command line.
     let needle = format!("600.{}{}", std::process::id(), rand_digits());
+    let fifo = dir.path().join("pids");
     let scene = build_scene(
         dir.path(),
         "hangs.blend",
         &[
-            format!("hang={}", dir.path().join("pids").display()),
+            format!("hang={}", fifo.display()),
             format!("sleep={needle}"),
         ],
     )
     .await;
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let confined = blender()
         .await
         .with_sandbox(SandboxPolicy::Required)
@@ -165,27 +171,23 @@ async fn a_hanging_confined_render_times_out_and_leaves_no_process() {
         let scene = scene.clone();
         async move { r.render_blend(request(&scene, vec![1], 2, None)).await }
     });
-    // The handler's child runs inside the sandbox before the deadline.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while processes_with(&needle).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the handler never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The handler writes into the FIFO (in the scene's folder, which the
+    // sandbox shows) once its child runs, which wakes this reader.
+    tokio::time::timeout(Duration::from_secs(120), tokio::fs::read(&fifo))
+        .await
+        .expect("the handler ran")
+        .unwrap();
+    let children = processes_with(&needle);
+    assert!(!children.is_empty(), "the handler's child runs on the host");
     match render.await.unwrap() {
         Err(BlenderError::Timeout { seconds: 6 }) => {}
         other => panic!("expected Timeout, got {other:?}"),
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !processes_with(&needle).is_empty() {
+    for pid in children {
         assert!(
-            std::time::Instant::now() < deadline,
-            "the scene's child survived the timeout: {:?}",
-            processes_with(&needle)
+            process_ended(pid as i32, Duration::from_secs(5)),
+            "the scene's child {pid} survived the timeout"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

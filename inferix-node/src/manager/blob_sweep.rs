@@ -272,8 +272,13 @@ impl State {
             .flat_map(|(_, _, r)| r.frames.iter().map(|f| f.blob).chain([r.scene]))
             .collect();
         let (store, blobs) = (self.store.clone(), self.blobs.clone());
+        let collected = self.blobs_collected.clone();
         self.blob_sweeping = Some(tokio::spawn(async move {
-            match collect_garbage(&*store, &*blobs, cutoff, &held).await {
+            let result = collect_garbage(&*store, &*blobs, cutoff, &held).await;
+            if let Ok(r) = &result {
+                collected.send_modify(|n| *n += r.removed as u64);
+            }
+            match result {
                 Ok(r) if r.removed > 0 || r.failed > 0 => tracing::info!(
                     seen = r.seen,
                     removed = r.removed,

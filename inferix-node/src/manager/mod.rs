@@ -224,6 +224,7 @@ pub struct ManagerHandle {
     accepting: tokio::task::AbortHandle,
     events: broadcast::Sender<(JobId, JobEvent)>,
     busy_ns: Arc<AtomicU64>,
+    blobs_collected: watch::Receiver<u64>,
 }
 
 impl ManagerHandle {
@@ -249,6 +250,12 @@ impl ManagerHandle {
     /// Every job event, for embedders that observe in-process.
     pub fn subscribe(&self) -> broadcast::Receiver<(JobId, JobEvent)> {
         self.events.subscribe()
+    }
+    /// Blobs the sweeps of unnamed blobs removed since start, updated after
+    /// each sweep: an embedder (or a test) waits on it rather than polling
+    /// the blob store.
+    pub fn blobs_collected(&self) -> watch::Receiver<u64> {
+        self.blobs_collected.clone()
     }
     /// Stops accepting, closes connections and waits for the loop to end.
     pub async fn shutdown(self) {
@@ -344,6 +351,7 @@ impl ManagerNode {
         let (in_tx, in_rx) = mpsc::channel(INPUT_CAPACITY);
         let (sd_tx, sd_rx) = watch::channel(false);
         let (events, _) = broadcast::channel(4096);
+        let (collected_tx, blobs_collected) = watch::channel(0u64);
         let busy_ns = Arc::new(AtomicU64::new(0));
         let acceptor_tx = in_tx.clone();
         let access = BlobAccess::default();
@@ -398,6 +406,7 @@ impl ManagerNode {
             sweeping: None,
             next_blob_sweep: 0,
             blob_sweeping: None,
+            blobs_collected: collected_tx,
             journal: journal::ResultJournal::new(b.scratch.join("results-journal")),
             prober: b.prober.map(|(r, ib)| {
                 Arc::new(Prober {
@@ -450,6 +459,7 @@ impl ManagerNode {
             accepting,
             events,
             busy_ns,
+            blobs_collected,
         })
     }
 }
@@ -489,6 +499,8 @@ struct State {
     /// When blobs no job names are next swept, and the sweep under way.
     next_blob_sweep: u64,
     blob_sweeping: Option<tokio::task::JoinHandle<()>>,
+    /// Blobs removed by those sweeps so far.
+    blobs_collected: watch::Sender<u64>,
     inputs: mpsc::Sender<Input>,
     /// Admitted connections and the blobs each may read.
     access: BlobAccess,
