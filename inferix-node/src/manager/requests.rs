@@ -222,7 +222,6 @@ impl State {
             .get(&conn)
             .and_then(|p| p.account.clone())
             .ok_or((ErrorCode::Unauthorized, "not a client".to_string()))?;
-        requests::check_job_size(&spec, self.cfg.max_tasks_per_job)?;
         let payer = account.ledger_account();
         let balance = self.store.balance(&payer).await.map_err(store_err)?;
         let active: Vec<Job> = self
