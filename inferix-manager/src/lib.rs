@@ -82,6 +82,20 @@ pub enum Event {
         /// that format can answer; `None` when the frames alone are
         /// checked.
         needs: Option<SceneFormat>,
+        /// Verifiers that must vote on it, when the worker's history asks
+        /// for more than the network's quorum (a worker on probation);
+        /// `None` for the quorum.
+        quorum: Option<usize>,
+    },
+    /// The manager's own check of a result whose verifiers disagreed
+    /// ([`Command::Arbitrate`]): `Some((passed, reasons))` decides the
+    /// round; `None` (the manager cannot re-render the scene, or its check
+    /// was inconclusive) sends the round to freshly drawn verifiers.
+    Arbitrated {
+        /// The round's task.
+        task: TaskId,
+        /// The manager's verdict, when it reached one.
+        outcome: Option<(bool, Vec<String>)>,
     },
     /// The driver could not go on with a round (its task vanished or
     /// changed hands): the round is forgotten and its seats freed.
@@ -142,6 +156,16 @@ pub enum Command {
     /// A round is decided: write the task as accepted or rejected, pay
     /// the verifiers that agreed.
     SettleRound(Settlement),
+    /// The verifiers of `task`'s round disagree: check the result the way
+    /// a verifier would, with the manager's own renderer, and answer with
+    /// [`Event::Arbitrated`]. The manager is the one party every rule
+    /// trusts, so the side it finds wrong is the side that lied.
+    Arbitrate {
+        /// The task whose result is disputed.
+        task: TaskId,
+        /// The worker that rendered it.
+        worker: NodeId,
+    },
     /// Send a claim check to `verifier` to re-render, under id
     /// `verification`.
     OfferClaimCheck {
@@ -313,6 +337,7 @@ impl Engine {
             }
             Event::VerifierJoined { .. }
             | Event::RoundOpened { .. }
+            | Event::Arbitrated { .. }
             | Event::RoundAbandoned { .. }
             | Event::ForcedErrorDropped { .. } => true,
         };
@@ -341,7 +366,11 @@ impl Engine {
                 worker,
                 operator,
                 needs,
-            } => self.rounds.open(&mut ctx, task, worker, operator, needs),
+                quorum,
+            } => self
+                .rounds
+                .open(&mut ctx, task, worker, operator, needs, quorum),
+            Event::Arbitrated { task, outcome } => self.rounds.arbitrated(&mut ctx, task, outcome),
             Event::RoundAbandoned { task } => self.rounds.abandon(&mut ctx, task),
             Event::VerdictReceived { verifier, verdict } => {
                 self.rounds.verdict(&mut ctx, verifier, verdict);

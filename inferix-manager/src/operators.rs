@@ -142,6 +142,26 @@ pub fn after_result(standing: &mut NodeStanding, accepted: bool, penalty: f64) {
 /// results are checked at the base rate.
 pub const PROBATION_TASKS: u64 = 50;
 
+/// How many verifiers vote on a result of a worker with `standing`, from
+/// the network's `quorum`: twice as many for an account on probation
+/// (fewer than [`PROBATION_TASKS`] accepted results, or reputation below
+/// 0.9), so that colluding verifiers must hold every one of twice the
+/// seats to pass its bad result — the chance falls from f² to f⁴ for a
+/// colluding share f of verifiers, where a new account would cheat most.
+/// `None` (the manager's own operator's nodes) keeps the quorum, and so
+/// does a network run at quorum 1, which trusts one verifier per result.
+/// The engine seats the extra verifiers only where that many can sit.
+pub fn round_quorum(quorum: usize, standing: Option<&NodeStanding>) -> usize {
+    match standing {
+        Some(s)
+            if quorum >= 2 && (s.accepted_tasks < PROBATION_TASKS || s.worker_reputation < 0.9) =>
+        {
+            quorum.saturating_mul(2)
+        }
+        _ => quorum,
+    }
+}
+
 /// How hard the results of a worker with `standing` are checked, from the
 /// network's base number of crops per task: new accounts (fewer than
 /// [`PROBATION_TASKS`] accepted results) and accounts whose reputation fell

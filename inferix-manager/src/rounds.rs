@@ -5,9 +5,16 @@
 //! those that can answer its checks: a round with re-renders (crop
 //! challenges) seats only verifiers that render the scene's format, and
 //! waits, saying so, while none is connected. Its result
-//! is decided by the votes cast once every seat has voted: the majority
-//! wins. A tie asks exactly one more verifier, so 1–1 becomes 2–1 and
-//! settles; the number of seats never grows otherwise.
+//! is decided by the votes cast once every seat has voted. Unanimous votes
+//! decide it. Votes that disagree mean one side lied (the checks are
+//! deterministic), so the round goes to the one party every rule trusts:
+//! the manager checks the result itself ([`Command::Arbitrate`]), and the
+//! side it finds wrong is outvoted whatever its size. Colluding verifiers
+//! then pass a bad result only when they hold every seat of its round,
+//! and a worker on probation (its account's first results) has more
+//! seats. A manager that cannot check the result (no renderer for the
+//! scene) sends it to `quorum + 1` freshly drawn verifiers instead, and
+//! the majority of every vote decides; a tie then asks exactly one more.
 //!
 //! Every round ends. Each vote has a deadline; a verifier past it is
 //! replaced by another verifier when one can take the vote (and its offer
@@ -91,6 +98,9 @@ pub struct Settlement {
     pub agreeing: Vec<NodeId>,
     /// Verifiers whose verdict is not (their reputation was lowered).
     pub dissenting: Vec<NodeId>,
+    /// Whether the manager's own check decided it (its verifiers
+    /// disagreed).
+    pub arbitrated: bool,
 }
 
 #[derive(Debug)]
@@ -108,6 +118,8 @@ struct Round {
     worker: NodeId,
     /// The account that runs the worker: none of its verifiers sits.
     operator: Option<String>,
+    /// Whether the manager was asked to check the result itself.
+    arbitration: Arbitration,
     /// The format its verifiers must re-render, when its checks need one.
     needs: Option<SceneFormat>,
     /// Votes the round waits for before it is decided.
@@ -120,6 +132,18 @@ struct Round {
     /// when nobody else can vote and a vote deadline has passed since.
     unable: BTreeMap<NodeId, u64>,
     waiting: Option<String>,
+}
+
+/// Where a round stands with the manager's own check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arbitration {
+    /// Its votes have agreed so far.
+    NotAsked,
+    /// They disagreed; the manager is checking.
+    Asked,
+    /// The manager could not check: fresh verifiers and the majority
+    /// decide.
+    Unavailable,
 }
 
 /// What a round handler may touch besides the rounds.
@@ -175,10 +199,31 @@ impl Rounds {
         worker: NodeId,
         operator: Option<String>,
         needs: Option<SceneFormat>,
+        quorum: Option<usize>,
     ) {
         if self.rounds.contains_key(&task) {
             return;
         }
+        // Seats beyond the quorum (a worker on probation) are asked only of
+        // verifiers that exist: a small network must not wait forever for
+        // a fourth verifier it does not have.
+        let base = self.cfg.quorum.max(1);
+        let seats = match quorum {
+            Some(q) if q > base => {
+                let able = ctx
+                    .verifiers
+                    .iter()
+                    .filter(|(id, v)| {
+                        **id != worker
+                            && independent(&v.operator, &operator)
+                            && v.reputation > 0.0
+                            && needs.is_none_or(|f| v.renders(f))
+                    })
+                    .count();
+                q.min(able).max(base)
+            }
+            _ => base,
+        };
         self.next_seq += 1;
         self.rounds.insert(
             task,
@@ -186,8 +231,9 @@ impl Rounds {
                 seq: self.next_seq,
                 worker,
                 operator,
+                arbitration: Arbitration::NotAsked,
                 needs,
-                needed: self.cfg.quorum.max(1),
+                needed: seats,
                 votes: BTreeMap::new(),
                 replaced: BTreeSet::new(),
                 unable: BTreeMap::new(),
@@ -393,8 +439,9 @@ impl Rounds {
         }
     }
 
-    /// Settles `task`'s round if every seat has voted and the votes are
-    /// not tied; on a tie, asks for one more vote.
+    /// Settles `task`'s round once every seat has voted: unanimous votes
+    /// decide; disagreeing ones go to the manager's own check, or, when
+    /// it could not check, to the majority (a tie asks one more vote).
     fn decide(&mut self, ctx: &mut Ctx<'_>, task: TaskId) {
         let Some(round) = self.rounds.get_mut(&task) else {
             return;
@@ -409,18 +456,65 @@ impl Rounds {
         }
         let pass = cast.iter().filter(|p| **p).count();
         let fail = cast.len() - pass;
+        if pass > 0 && fail > 0 {
+            match round.arbitration {
+                Arbitration::NotAsked => {
+                    round.arbitration = Arbitration::Asked;
+                    ctx.out.push(Command::Arbitrate {
+                        task,
+                        worker: round.worker,
+                    });
+                    return;
+                }
+                Arbitration::Asked => return,
+                Arbitration::Unavailable => {}
+            }
+        }
         if pass == fail {
             round.needed = cast.len() + 1;
             self.short.insert((round.seq, task));
             self.fill(ctx, task);
             return;
         }
-        let passed = pass > fail;
+        self.settle(ctx, task, pass > fail, Vec::new());
+    }
+
+    /// The manager's own check of a disputed round: it decides the round,
+    /// or, without one, `quorum + 1` fresh verifiers join the vote.
+    pub(crate) fn arbitrated(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: TaskId,
+        outcome: Option<(bool, Vec<String>)>,
+    ) {
+        let Some(round) = self.rounds.get_mut(&task) else {
+            return;
+        };
+        if round.arbitration != Arbitration::Asked {
+            return;
+        }
+        match outcome {
+            Some((passed, reasons)) => self.settle(ctx, task, passed, reasons),
+            None => {
+                round.arbitration = Arbitration::Unavailable;
+                let cast = round.votes.values().filter(|v| v.verdict.is_some()).count();
+                round.needed = cast + self.cfg.quorum + 1;
+                self.short.insert((round.seq, task));
+                self.fill(ctx, task);
+                self.decide(ctx, task);
+            }
+        }
+    }
+
+    /// Ends `task`'s round with `passed`: the voters that agree are paid,
+    /// the others lose reputation (and, in the driver, stake).
+    fn settle(&mut self, ctx: &mut Ctx<'_>, task: TaskId, passed: bool, arbiter: Vec<String>) {
         let Some(round) = self.rounds.remove(&task) else {
             return;
         };
         self.forget_open_votes(ctx, &round);
-        let (mut agreeing, mut dissenting, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+        let arbitrated = round.arbitration == Arbitration::Asked;
+        let (mut agreeing, mut dissenting, mut reasons) = (Vec::new(), Vec::new(), arbiter);
         for (verifier, vote) in round.votes {
             let Some((p, why)) = vote.verdict else {
                 continue;
@@ -441,6 +535,7 @@ impl Rounds {
             reasons,
             agreeing,
             dissenting,
+            arbitrated,
         }));
     }
 

@@ -43,6 +43,7 @@ fn open(e: &mut Engine, i: u32, now: u64) -> Vec<Command> {
             worker: WORKER,
             operator: None,
             needs: Some(SceneFormat::Gltf),
+            quorum: None,
         },
         now,
     )

@@ -141,3 +141,25 @@ fn new_and_distrusted_accounts_are_checked_harder() {
     // Checks off stay off.
     assert_eq!(check_level(0, Some(&NodeStanding::default())).crops, 0);
 }
+
+#[test]
+fn accounts_on_probation_get_twice_the_verifiers() {
+    use inferix_manager::operators::{round_quorum, PROBATION_TASKS};
+    let mut s = inferix_core::account::NodeStanding::default();
+    assert_eq!(round_quorum(2, Some(&s)), 4, "a new account");
+    s.accepted_tasks = PROBATION_TASKS;
+    assert_eq!(round_quorum(2, Some(&s)), 2, "a proven account");
+    s.worker_reputation = 0.5;
+    assert_eq!(
+        round_quorum(2, Some(&s)),
+        4,
+        "a proven account that was caught"
+    );
+    assert_eq!(round_quorum(2, None), 2, "the operator's own nodes");
+    s.accepted_tasks = 0;
+    assert_eq!(
+        round_quorum(1, Some(&s)),
+        1,
+        "a network that trusts one verifier"
+    );
+}

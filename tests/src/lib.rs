@@ -491,6 +491,17 @@ impl PorNetwork {
     /// Starts the manager (node id 1) with `config` (its tick shortened to
     /// 50 ms) and a Proof-of-Render secret made of `secret`.
     pub async fn start(secret: &[u8], config: inferix_node::ManagerConfig) -> Self {
+        Self::start_with(secret, config, false).await
+    }
+
+    /// As [`PorNetwork::start`]; with `arbiter`, the manager also has the
+    /// path tracer of its own (quotes from probe renders, and its own
+    /// check of results its verifiers disagree on).
+    pub async fn start_with(
+        secret: &[u8],
+        config: inferix_node::ManagerConfig,
+        arbiter: bool,
+    ) -> Self {
         use std::sync::Arc;
         let net = inferix_transport::InProcNetwork::new();
         let store: Arc<dyn inferix_core::store::TaskStore> =
@@ -502,7 +513,7 @@ impl PorNetwork {
         let por = inferix_core::por::prepare::PorConfig::new(
             inferix_core::por::key::ManagerSecret(secret.to_vec()),
         );
-        let manager = inferix_node::ManagerBuilder::new(
+        let mut builder = inferix_node::ManagerBuilder::new(
             Arc::new(net.transport(NodeId(1))),
             store.clone(),
             blobs.clone(),
@@ -513,11 +524,11 @@ impl PorNetwork {
         })
         .scratch_dir(scratch.path())
         .proof_of_render(por)
-        .watermarker(Arc::new(inferix_gpu::GltfWatermarker))
-        .build()
-        .start()
-        .await
-        .unwrap();
+        .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
+        if arbiter {
+            builder = builder.probe_renderer(tracer.clone(), 1.0);
+        }
+        let manager = builder.build().start().await.unwrap();
         let addr = manager.addr().to_string();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         Self {

@@ -155,7 +155,7 @@ impl Sim {
             "no honest result rejected".to_string(),
             self.c.honest_rejected == 0,
             format!(
-                "{} honest results rejected; {} rounds split and settled by the majority",
+                "{} honest results rejected; {} rounds split and settled by the manager's check",
                 self.c.honest_rejected, self.c.split_rounds
             ),
         ));

@@ -195,8 +195,11 @@ pub struct SimCounters {
     /// tie-breaking votes and votes drawn again after a deadline or a lost
     /// verifier).
     pub verification_offers: u64,
-    /// Rounds whose verifiers disagreed, settled by the majority.
+    /// Rounds whose verifiers disagreed (settled by the manager's own
+    /// check).
     pub split_rounds: u64,
+    /// Disputed rounds the manager checked itself.
+    pub arbitrations: u64,
     /// Times a round said it waits for a verifier.
     pub round_waits: u64,
     /// Times a dispatch pass reported a job no connected worker may take.
@@ -403,7 +406,7 @@ pub fn run(seed: u64, quick: bool, report: &mut Report) -> Result<SimOutcome, Be
             "{} events in {:.1} s wall; faults: {} messages lost, {} leases expired, {} stale \
              results refused, {} worker crashes, {} manager crashes, {} rounds adopted, {} \
              verification offers for {} accepted tasks, {} split rounds settled by the \
-             majority, {} cheats caught, {} missed, {} racing claims refused, {} slashed \
+             manager's own check, {} cheats caught, {} missed, {} racing claims refused, {} slashed \
              workers refused at their next hello",
             c.events,
             o.wall_s,
@@ -555,15 +558,17 @@ pub fn run_adversarial(
     };
     report.note(format!(
         "adversarial runs, seed {seed}: {} workers ({:.0} % cheating, each fake caught by an \
-         honest verifier with p = {}), {} verifiers, quorum {}, forced errors at 5 % of seats; \
-         colluders pass their partners' fakes and judge the rest honestly (they tell known-bad \
-         results from their partners' work), always-pass verifiers pass everything at once; a \
-         losing vote or a passed known-bad result removes a verifier",
+         honest verifier with p = {}), {} verifiers, quorum {} (twice that for a worker's first {} results), forced \
+         errors at 5 % of seats; colluders pass their partners' fakes and judge the rest \
+         honestly (they tell known-bad results from their partners' work), always-pass \
+         verifiers pass everything at once; a round whose votes disagree is settled by the \
+         manager's own check; a losing vote or a passed known-bad result removes a verifier",
         base.workers,
         base.cheaters * 100.0,
         base.detect,
         base.verifiers,
-        base.quorum
+        base.quorum,
+        inferix_manager::operators::PROBATION_TASKS
     ));
     let g = "adversarial";
     let mut out = Vec::new();

@@ -62,6 +62,7 @@ use crate::NodeError;
 
 mod accept;
 mod admission;
+mod arbitration;
 pub mod blob_sweep;
 mod claims;
 mod collect;
@@ -308,6 +309,11 @@ enum Input {
         attempt: u32,
         worker: NodeId,
         scene: Result<ContentHash, String>,
+    },
+    /// The manager's own check of a disputed result (see `arbitration.rs`).
+    Arbitrated {
+        task: TaskId,
+        outcome: Option<(bool, Vec<String>)>,
     },
 }
 

@@ -187,10 +187,10 @@ impl State {
         StakeHolder::of(node, self.operator_of(node).as_deref())
     }
 
-    /// How hard the result of `task` is checked: by its worker's account's
-    /// history, or at the base rate for the operator's own nodes.
-    pub(super) async fn check_level(&self, task: &Task) -> Option<CheckLevel> {
-        let base = self.por.as_ref()?.challenges_per_task;
+    /// How hard the result of `task` is checked, and by how many
+    /// verifiers: by its worker's account's history, or at the base rate
+    /// for the operator's own nodes.
+    pub(super) async fn check_level(&self, task: &Task) -> (Option<CheckLevel>, usize) {
         let standing = match &task.operator {
             Some(name) => Some(
                 self.store
@@ -202,6 +202,11 @@ impl State {
             ),
             None => None,
         };
-        Some(rules::check_level(base, standing.as_ref()))
+        let level = self
+            .por
+            .as_ref()
+            .map(|p| rules::check_level(p.challenges_per_task, standing.as_ref()));
+        let quorum = rules::round_quorum(self.cfg.quorum.max(1), standing.as_ref());
+        (level, quorum)
     }
 }

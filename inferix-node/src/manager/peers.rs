@@ -67,6 +67,10 @@ impl State {
                 self.on_prepared(task, attempt, worker, scene).await;
                 true
             }
+            Input::Arbitrated { task, outcome } => {
+                self.on_arbitrated(task, outcome).await;
+                true
+            }
             Input::ResultSigned {
                 conn,
                 id,

@@ -74,11 +74,11 @@ impl State {
                     let clean = self.clean_votes.remove(&s.task).unwrap_or_default();
                     let known = self.round_tasks.remove(&s.task);
                     if !s.dissenting.is_empty() {
-                        info!(task = ?s.task, dissenting = ?s.dissenting, passed = s.passed, "verifiers disagreed; the majority decided");
+                        info!(task = ?s.task, dissenting = ?s.dissenting, passed = s.passed, arbitrated = s.arbitrated, "verifiers disagreed; the outvoted lose their stake");
                     }
                     for v in &s.dissenting {
                         let why = format!(
-                            "its vote lost: the majority {} the result",
+                            "its vote lost: the round {} the result",
                             if s.passed { "passed" } else { "failed" }
                         );
                         self.judge_verifier_operator(*v).await;
@@ -104,12 +104,14 @@ impl State {
                                 let format =
                                     self.job(s.task.job).await.map(|j| j.spec.scene.format);
                                 let operator = task.operator.clone();
+                                let (_, quorum) = self.check_level(&task).await;
                                 self.round_tasks.insert(s.task, task);
                                 self.engine_defer(EngineEvent::RoundOpened {
                                     task: s.task,
                                     worker: s.worker,
                                     operator,
                                     needs: format,
+                                    quorum: Some(quorum),
                                 });
                                 continue;
                             }
@@ -126,6 +128,7 @@ impl State {
                     }
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
+                EngineCommand::Arbitrate { task, .. } => self.arbitrate(task).await,
                 EngineCommand::OfferClaimCheck {
                     verifier,
                     verification,
@@ -342,7 +345,8 @@ impl State {
     /// the engine picks its verifiers.
     pub(super) async fn start_round(&mut self, worker: NodeId, t: Task) {
         let id = t.id;
-        if let Some(level) = self.check_level(&t).await {
+        let (level, quorum) = self.check_level(&t).await;
+        if let Some(level) = level {
             self.check_levels.insert(id, level);
         }
         let needs = match self.verification_plan(&t).await {
@@ -358,6 +362,7 @@ impl State {
             worker,
             operator,
             needs,
+            quorum: Some(quorum),
         })
         .await;
     }

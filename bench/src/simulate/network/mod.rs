@@ -144,6 +144,9 @@ struct WorkerState {
     alive: bool,
     gen: u32,
     reputation: f64,
+    /// Results of its accepted so far: fewer than the probation count
+    /// get twice the verifiers.
+    accepted: u64,
     manager: Option<usize>,
     job: Option<(TaskId, u32)>,
 }
@@ -190,6 +193,11 @@ pub(super) struct SimRound {
     attempt: u32,
     worker: u32,
     fake: bool,
+    /// Whether the task's challenges land on the pixels the fake got
+    /// wrong: every verifier that checks (and the manager) is sent the
+    /// same challenges and re-renders deterministically, so all of them
+    /// see the same thing.
+    detectable: bool,
 }
 
 pub(super) struct JobInfo {
@@ -283,6 +291,7 @@ impl Sim {
                 alive: true,
                 gen: 0,
                 reputation: 1.0,
+                accepted: 0,
                 manager: None,
                 job: None,
             })
@@ -300,6 +309,7 @@ impl Sim {
                 alive: true,
                 gen: 0,
                 reputation: 1.0,
+                accepted: 0,
                 manager: None,
                 job: None,
             });

@@ -24,6 +24,16 @@ impl Sim {
                     }
                 }
                 Command::SettleRound(s) => self.settle(m, s).await?,
+                Command::Arbitrate { task, .. } => {
+                    // The manager checks the result as an honest verifier
+                    // does; its answer settles the round.
+                    self.c.arbitrations += 1;
+                    let outcome = self.rounds.get(&task).map(|r| (!r.detectable, Vec::new()));
+                    let more = self.managers[m]
+                        .engine
+                        .handle(Event::Arbitrated { task, outcome }, now);
+                    commands.extend(more);
+                }
                 Command::RoundWaiting {
                     reason: Some(_), ..
                 } => self.c.round_waits += 1,
@@ -56,7 +66,7 @@ impl Sim {
         verification: u64,
         task: TaskId,
     ) -> bool {
-        let Some(fake) = self.rounds.get(&task).map(|r| r.fake) else {
+        let Some(detectable) = self.rounds.get(&task).map(|r| r.detectable) else {
             return false;
         };
         self.c.verification_offers += 1;
@@ -68,7 +78,7 @@ impl Sim {
         let kind = self.verifiers[v as usize].kind;
         let done = self.queue_check(v, kind, there);
         let pass = match kind {
-            VerifierKind::Honest => !(fake && self.rng.gen_bool(self.cfg.detect)),
+            VerifierKind::Honest => !detectable,
             VerifierKind::Colluder | VerifierKind::RubberStamp => true,
         };
         self.answer_at(done, v, m, epoch, verification, task, pass);
@@ -196,6 +206,7 @@ impl Sim {
             };
             task.transition(TaskStatus::Accepted, now, "verified")
                 .map_err(run_err)?;
+            self.workers[r.worker as usize].accepted += 1;
             let pay = economy::task_payment(
                 tid,
                 task.frames.len(),

@@ -178,13 +178,23 @@ impl Sim {
                 attempt: task.attempts,
                 worker: w,
                 fake,
+                detectable: fake && self.rng.gen_bool(self.cfg.detect),
             },
         );
+        // Each modelled worker is an account of its own.
+        let ws = &self.workers[w as usize];
+        let standing = inferix_core::account::NodeStanding {
+            accepted_tasks: ws.accepted,
+            worker_reputation: ws.reputation,
+            ..Default::default()
+        };
+        let quorum = inferix_manager::operators::round_quorum(self.cfg.quorum, Some(&standing));
         let ev = Event::RoundOpened {
             task: task.id,
             worker: node_of_worker(w),
             operator: None,
             needs: None,
+            quorum: Some(quorum),
         };
         self.engine_event(m, ev).await
     }
