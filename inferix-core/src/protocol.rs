@@ -11,7 +11,7 @@ use crate::ids::{JobId, NodeId, TaskId};
 use crate::image::Rect;
 use crate::job::{EnvironmentRef, Job, JobSpec, OutputFormat, SceneRef};
 use crate::renderer::RenderSettings;
-use crate::task::{FrameOutput, TaskResult, TaskStatus};
+use crate::task::{FrameOutput, StatusChange, TaskResult, TaskStatus};
 use crate::ContentHash;
 
 /// Version spoken by this build; peers with another version are refused.
@@ -244,6 +244,33 @@ pub struct JobStatus {
     /// page.
     #[serde(default)]
     pub next_task: Option<u32>,
+    /// The page's tasks one by one, for a view of who renders what and
+    /// what verification said; empty from managers that predate it.
+    #[serde(default)]
+    pub tasks: Vec<TaskDetail>,
+}
+
+/// One task of a job as its owner sees it: the per-task detail behind the
+/// counts, so a dashboard can show each frame's state, worker and verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDetail {
+    /// The task's index in its job.
+    pub index: u32,
+    /// Frames it renders.
+    pub frames: Vec<u32>,
+    /// Where it is.
+    pub status: TaskStatus,
+    /// The worker holding its lease, or the one whose result it carries.
+    pub worker: Option<NodeId>,
+    /// Times it was leased.
+    pub attempts: u32,
+    /// Wall time its worker spent rendering the current result.
+    pub render_ms: Option<u64>,
+    /// Verification verdicts, oldest first: each entry into `Accepted` or
+    /// `Rejected`, with its reason.
+    pub verdicts: Vec<StatusChange>,
+    /// Micro-credits paid out of the job's escrow for it (accepted tasks).
+    pub paid: u64,
 }
 
 /// One job in a listing.
@@ -314,8 +341,12 @@ pub enum NodeAction {
     Enable,
 }
 
+/// Transactions a ledger reply carries: the recent activity an operator's
+/// dashboard lists, not an export of the ledger.
+pub const LEDGER_RECENT: usize = 50;
+
 /// Ledger totals, for operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerTotals {
     /// Everything ever deposited into accounts, micro-credits.
     pub deposited: i64,
@@ -325,6 +356,13 @@ pub struct LedgerTotals {
     pub escrow: i64,
     /// Slashed stakes not yet paid out to verifiers.
     pub penalty_pool: i64,
+    /// Each account's balance, by name; empty from managers that predate
+    /// it.
+    #[serde(default)]
+    pub accounts: Vec<(String, i64)>,
+    /// The latest transactions, newest first, at most [`LEDGER_RECENT`].
+    #[serde(default)]
+    pub recent: Vec<crate::ledger::Transaction>,
 }
 
 /// Something that happened to a job, pushed to watchers.

@@ -1,8 +1,8 @@
 //! The HTTP API of an Inferix manager: JSON REST for everything the QUIC
 //! client can do (upload, quote, submit, list, status, events as
 //! Server-Sent Events, frames one by one or zipped, cancel, pause, resume,
-//! claim), operator listings, and its OpenAPI 3 document at
-//! `/api/openapi.json`.
+//! claim), operator listings, its OpenAPI 3 document at
+//! `/api/openapi.json`, and a web dashboard at `/` built on that API.
 //!
 //! The API is a client of the manager: each request is made on a manager
 //! connection that presents the caller's API key (`Authorization: Bearer`),
@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use inferix_transport::Transport;
 
+mod dashboard;
 mod error;
 mod extract;
 mod gateway;
@@ -90,7 +91,10 @@ impl HttpApi {
         let uploads = Router::new()
             .route("/api/scenes", post(routes::upload))
             .layer(DefaultBodyLimit::disable());
-        let mut router = jobs.merge(uploads).with_state(self.gateway.clone());
+        let mut router = jobs
+            .merge(uploads)
+            .with_state(self.gateway.clone())
+            .merge(dashboard::router());
         if let Some(source) = self.metrics.clone() {
             let state = routes::MetricsState {
                 gateway: self.gateway.clone(),

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use inferix_core::ids::JobId;
 use inferix_core::job::{EnvironmentRef, FrameRange, JobSpec, OutputFormat, SceneRef};
-use inferix_core::protocol::{JobStatus, JobSummary, NodeSummary, Quote};
+use inferix_core::ledger::Account;
+use inferix_core::protocol::{JobStatus, JobSummary, NodeSummary, Quote, TaskDetail};
 use inferix_core::renderer::SceneFormat;
 use inferix_core::ContentHash;
 use serde::{Deserialize, Serialize};
@@ -231,6 +232,66 @@ pub struct JobView {
     pub warnings: Vec<String>,
     /// Accepted frames, in frame order.
     pub frames: Vec<FrameView>,
+    /// Paid so far out of the escrow for accepted tasks, micro-credits.
+    pub paid: u64,
+    /// The tasks one by one, in task order.
+    pub task_details: Vec<TaskView>,
+}
+
+/// One task of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskView {
+    /// Its index in the job.
+    pub index: u32,
+    /// Frames it renders.
+    pub frames: Vec<u32>,
+    /// `queued`, `leased`, `rendered`, `verifying`, `accepted`,
+    /// `rejected`, `failed` or `cancelled`.
+    pub state: String,
+    /// The worker holding its lease, or whose result it carries.
+    pub worker: Option<String>,
+    /// Times it was leased.
+    pub attempts: u32,
+    /// Wall time its worker spent rendering the current result.
+    pub render_ms: Option<u64>,
+    /// Verification verdicts, oldest first.
+    pub verdicts: Vec<VerdictView>,
+    /// Paid out of the escrow for it, micro-credits.
+    pub paid: u64,
+}
+
+/// A verification verdict on a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VerdictView {
+    /// `accepted` or `rejected`.
+    pub state: String,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// Why: `verified`, or what failed.
+    pub note: String,
+}
+
+impl From<TaskDetail> for TaskView {
+    fn from(t: TaskDetail) -> Self {
+        Self {
+            index: t.index,
+            frames: t.frames,
+            state: t.status.as_str().into(),
+            worker: t.worker.map(|w| w.to_string()),
+            attempts: t.attempts,
+            render_ms: t.render_ms,
+            verdicts: t
+                .verdicts
+                .into_iter()
+                .map(|v| VerdictView {
+                    state: v.status.as_str().into(),
+                    at_ms: v.at_ms,
+                    note: v.note,
+                })
+                .collect(),
+            paid: t.paid,
+        }
+    }
 }
 
 impl From<JobStatus> for JobView {
@@ -263,6 +324,8 @@ impl From<JobStatus> for JobView {
             created_ms: s.job.created_ms,
             waiting_reason: s.job.waiting_reason.clone(),
             warnings: s.job.warnings.iter().map(|w| w.to_string()).collect(),
+            paid: s.tasks.iter().map(|t| t.paid).sum(),
+            task_details: s.tasks.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -404,6 +467,59 @@ pub struct LedgerView {
     pub escrow: i64,
     /// Slashed stakes not yet paid out to verifiers.
     pub penalty_pool: i64,
+    /// Each account's balance.
+    pub accounts: Vec<BalanceView>,
+    /// The latest transactions, newest first.
+    pub recent: Vec<TransactionView>,
+}
+
+/// An account's balance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceView {
+    /// The account's name.
+    pub account: String,
+    /// Micro-credits it holds.
+    pub balance: i64,
+}
+
+/// A ledger transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TransactionView {
+    /// Its unique id (`pay:<task>`, `deposit:…`).
+    pub id: String,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// Why.
+    pub memo: String,
+    /// Its postings, summing to zero.
+    pub postings: Vec<PostingView>,
+}
+
+/// One line of a transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PostingView {
+    /// The ledger account: `user:NAME`, `job:ID`, `worker:NODE`,
+    /// `verifier:NODE`, `stake:NODE`, `operator_stake:NAME`,
+    /// `claim_bond:ID`, `penalty_pool` or `external`.
+    pub account: String,
+    /// Micro-credits; positive credits the account.
+    pub amount: i64,
+}
+
+/// A ledger account's name as the API spells it: a kind and its owner,
+/// stable for clients (not the Rust debug form).
+fn account_name(a: &Account) -> String {
+    match a {
+        Account::Job(j) => format!("job:{j}"),
+        Account::Worker(n) => format!("worker:{n}"),
+        Account::Verifier(n) => format!("verifier:{n}"),
+        Account::Stake(n) => format!("stake:{n}"),
+        Account::PenaltyPool => "penalty_pool".into(),
+        Account::User(name) => format!("user:{name}"),
+        Account::External => "external".into(),
+        Account::ClaimBond(j) => format!("claim_bond:{j}"),
+        Account::OperatorStake(name) => format!("operator_stake:{name}"),
+    }
 }
 
 impl From<inferix_core::protocol::LedgerTotals> for LedgerView {
@@ -413,6 +529,28 @@ impl From<inferix_core::protocol::LedgerTotals> for LedgerView {
             account_balances: t.account_balances,
             escrow: t.escrow,
             penalty_pool: t.penalty_pool,
+            accounts: t
+                .accounts
+                .into_iter()
+                .map(|(account, balance)| BalanceView { account, balance })
+                .collect(),
+            recent: t
+                .recent
+                .into_iter()
+                .map(|tx| TransactionView {
+                    id: tx.id,
+                    at_ms: tx.at_ms,
+                    memo: tx.memo,
+                    postings: tx
+                        .postings
+                        .iter()
+                        .map(|p| PostingView {
+                            account: account_name(&p.account),
+                            amount: p.amount,
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }

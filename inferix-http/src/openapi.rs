@@ -36,7 +36,8 @@ use crate::routes;
     components(schemas(
         ErrorBody, ErrorDetail, UploadView, JobRequest, QuoteView, SubmittedView,
         FrameView, JobView, JobSummaryView, NodeView, ClaimRequest, ClaimView, ActionView,
-        NodeActionView, LedgerView,
+        NodeActionView, LedgerView, TaskView, VerdictView, BalanceView, TransactionView,
+        PostingView,
     )),
     modifiers(&BearerKey),
     tags(

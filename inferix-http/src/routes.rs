@@ -476,11 +476,12 @@ pub(crate) async fn node_action(
     Ok(Json(NodeActionView { node, done: action }))
 }
 
-/// The ledger's totals (operators only).
+/// The ledger's totals, each account's balance and the latest
+/// transactions (operators only).
 #[utoipa::path(
     get, path = "/api/ledger", tag = "operators",
     responses(
-        (status = 200, description = "Totals", body = LedgerView),
+        (status = 200, description = "Totals, balances and recent transactions", body = LedgerView),
         (status = 403, description = "Not an operator's key", body = ErrorBody),
     ),
     security(("api_key" = []))

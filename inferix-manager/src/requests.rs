@@ -3,7 +3,7 @@
 
 use inferix_core::ids::TaskId;
 use inferix_core::job::{Job, JobSpec, JobState};
-use inferix_core::protocol::{ErrorCode, JobStatus};
+use inferix_core::protocol::{ErrorCode, JobStatus, TaskDetail};
 use inferix_core::task::{Task, TaskStatus};
 
 /// Whether the manager takes a job of `spec`'s size: at most `max_tasks`
@@ -55,11 +55,44 @@ pub fn job_status<'a>(
         .flat_map(|t| t.delivered_frames())
         .collect();
     frames.sort_by_key(|f| f.frame);
+    let tasks = tasks.iter().map(|t| task_detail(&job, t)).collect();
     JobStatus {
         job,
         counts,
         frames,
         next_task: None,
+        tasks,
+    }
+}
+
+/// What a job's owner may know of one of its tasks: its worker, attempts,
+/// verdicts, and what its acceptance paid (the same share of the quote as
+/// the payment itself, [`crate::economy::task_payment`]).
+fn task_detail(job: &Job, t: &Task) -> TaskDetail {
+    let accepted = t.status == TaskStatus::Accepted;
+    TaskDetail {
+        index: t.id.index,
+        frames: t.frames.clone(),
+        status: t.status,
+        worker: t
+            .lease
+            .as_ref()
+            .map(|l| l.worker)
+            .or(t.result.as_ref().map(|r| r.worker)),
+        attempts: t.attempts,
+        render_ms: t.result.as_ref().map(|r| r.render_ms),
+        verdicts: t
+            .history
+            .iter()
+            .filter(|c| matches!(c.status, TaskStatus::Accepted | TaskStatus::Rejected))
+            .cloned()
+            .collect(),
+        paid: if accepted {
+            crate::economy::frames_share(job.quoted_price, t.frames.len(), job.spec.frames.len())
+                .max(0) as u64
+        } else {
+            0
+        },
     }
 }
 

@@ -233,8 +233,8 @@ impl Client {
         }
     }
 
-    /// Current status of a job, with every accepted frame: the pages the
-    /// manager sends ([`Client::status_page`]) joined into one.
+    /// Current status of a job, with every accepted frame and task: the
+    /// pages the manager sends ([`Client::status_page`]) joined into one.
     pub async fn status(&self, job: JobId) -> Result<JobStatus, ClientError> {
         let mut status = self.status_page(job, 0).await?;
         let mut next = status.next_task.take();
@@ -247,6 +247,7 @@ impl Client {
                 )));
             }
             status.frames.append(&mut page.frames);
+            status.tasks.append(&mut page.tasks);
             // The job and its counts as of the last page.
             (status.job, status.counts) = (page.job, page.counts);
             next = page.next_task;

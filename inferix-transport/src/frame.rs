@@ -292,6 +292,7 @@ mod tests {
                 counts: vec![(TaskStatus::Queued, 3), (TaskStatus::Accepted, 2)],
                 frames: vec![frame],
                 next_task: Some(40),
+                tasks: Vec::new(),
             })),
             Message::Event {
                 job: JobId(9),

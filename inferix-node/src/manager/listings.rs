@@ -2,7 +2,7 @@
 //! and the connected nodes.
 
 use inferix_core::account::AccountRecord;
-use inferix_core::protocol::{JobSummary, LedgerTotals, NodeAction, NodeSummary};
+use inferix_core::protocol::{JobSummary, LedgerTotals, NodeAction, NodeSummary, LEDGER_RECENT};
 
 use super::*;
 
@@ -187,18 +187,26 @@ impl State {
         }
         let (deposited, escrow, penalty_pool) = self.network_balances().await.map_err(store_err)?;
         let mut account_balances = 0;
+        let mut accounts = Vec::new();
         for a in self.store.accounts().await.map_err(store_err)? {
-            account_balances += self
+            let balance = self
                 .store
                 .balance(&a.ledger_account())
                 .await
                 .map_err(store_err)?;
+            account_balances += balance;
+            accounts.push((a.name, balance));
         }
+        let mut recent = self.store.transactions().await.map_err(store_err)?;
+        recent.sort_by_key(|t| std::cmp::Reverse(t.at_ms));
+        recent.truncate(LEDGER_RECENT);
         Ok(LedgerTotals {
             deposited,
             account_balances,
             escrow,
             penalty_pool,
+            accounts,
+            recent,
         })
     }
 }
