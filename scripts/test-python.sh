@@ -31,3 +31,6 @@ export INFERIX_BIN="$PWD/target/debug/inferix"
 
 export RUST_BACKTRACE=0
 "$PY" -m pytest -p no:cacheprovider bindings/python/tests -q
+
+# The Blender add-on's HTTP client, with no Blender (integrations/blender).
+"$PY" -m unittest discover -s integrations/blender/tests
