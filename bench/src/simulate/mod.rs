@@ -36,6 +36,7 @@
 //! [`economy`]: inferix_manager::economy
 //! [`MemoryTaskStore`]: inferix_core::store::MemoryTaskStore
 
+mod attack_rows;
 mod checks;
 mod network;
 
@@ -107,6 +108,9 @@ pub struct SimConfig {
     /// Fresh keys of cheating workers, each with its stake, that join
     /// half-way through the day besides `workers`.
     pub sybils: usize,
+    /// Fraction of finished jobs whose owner claims every frame, then
+    /// claims the same frames again.
+    pub claim_abusers: f64,
 }
 
 impl SimConfig {
@@ -135,6 +139,7 @@ impl SimConfig {
             forced_error_rate: 0.0,
             griefers: 0.0,
             ib_liars: 0.0,
+            claim_abusers: 0.0,
             sybils: 0,
         }
     }
@@ -224,6 +229,24 @@ pub struct SimCounters {
     pub sybils_slashed: u64,
     /// Fake results of Sybil keys that were paid.
     pub sybil_fakes_paid: u64,
+    /// Jobs whose owner claimed every frame.
+    pub claimed_jobs: u64,
+    /// Claim checks filed (one per claimed task).
+    pub claims_filed: u64,
+    /// Claims refused when filed (the same frames again, or no renderer).
+    pub claims_refused: u64,
+    /// Claim checks upheld on an accepted fake result.
+    pub claims_upheld_on_fakes: u64,
+    /// Claim checks upheld on honest work (must stay 0).
+    pub claims_upheld_on_honest: u64,
+    /// Claim checks dismissed.
+    pub claims_dismissed: u64,
+    /// Bonds taken from claimants, micro-credits.
+    pub claim_bonds: i64,
+    /// Bonds forfeited by dismissed claims, micro-credits.
+    pub claim_bonds_forfeited: i64,
+    /// Refunds paid on upheld claims, micro-credits.
+    pub claim_refunds: i64,
     /// Colluding or rubber-stamp verifiers in the network.
     pub bad_verifiers: u64,
     /// Of those, removed (caught passing a known-bad result, or slashed
@@ -455,13 +478,15 @@ pub struct Attack {
     pub ib_liars: f64,
     /// Fresh cheating keys joining half-way through the day.
     pub sybils: usize,
+    /// Fraction of finished jobs whose owner claims every frame.
+    pub claim_abusers: f64,
 }
 
 /// The attacks of the adversarial run: colluding verifiers holding 10 %,
 /// 30 % and 49 % of verifier stake beside cheating workers, always-pass
 /// verifiers, workers that hand every task back, and workers that lie
 /// about their speed.
-pub const ATTACKS: [Attack; 8] = [
+pub const ATTACKS: [Attack; 9] = [
     Attack {
         name: "no attack (cheating workers only)",
         colluders: 0.0,
@@ -507,6 +532,11 @@ pub const ATTACKS: [Attack; 8] = [
         sybils: usize::MAX,
         ..NO_ATTACK
     },
+    Attack {
+        name: "claim abusers (a quarter of the jobs' owners)",
+        claim_abusers: 0.25,
+        ..NO_ATTACK
+    },
 ];
 
 const NO_ATTACK: Attack = Attack {
@@ -516,6 +546,7 @@ const NO_ATTACK: Attack = Attack {
     griefers: 0.0,
     ib_liars: 0.0,
     sybils: 0,
+    claim_abusers: 0.0,
 };
 
 /// The simulation of `attack` on the network of `base`: forced errors on
@@ -528,6 +559,7 @@ pub fn attack_config(base: &SimConfig, attack: Attack) -> SimConfig {
         rubber_stamps: attack.rubber_stamps,
         griefers: attack.griefers,
         ib_liars: attack.ib_liars,
+        claim_abusers: attack.claim_abusers,
         // usize::MAX: a quarter of the network's workers.
         sybils: if attack.sybils == usize::MAX {
             base.workers / 4
@@ -627,6 +659,9 @@ pub fn run_adversarial(
         }
         if attack.sybils > 0 {
             sybil_rows(report, attack.name, c);
+        }
+        if attack.claim_abusers > 0.0 {
+            attack_rows::claim_rows(report, attack.name, c);
         }
         if attack.rubber_stamps > 0.0 {
             report.check(

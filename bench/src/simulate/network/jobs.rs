@@ -126,6 +126,10 @@ impl Sim {
         if let Some(tx) = economy::escrow_refund(job_id, left, payer, "unspent escrow", now) {
             self.append(&tx).await?;
         }
+        if failed == 0 && self.cfg.claim_abusers > 0.0 {
+            // Its owner looks at the frames a few minutes later.
+            self.at(300_000, Ev::Review { job: job_id });
+        }
         self.c.end_ms = self.now;
         Ok(())
     }

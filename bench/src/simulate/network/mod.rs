@@ -32,6 +32,7 @@ use inferix_manager::{Command, Engine, Event, RoundConfig, Settlement};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod claims;
 mod jobs;
 mod leasing;
 mod managers;
@@ -56,6 +57,10 @@ const FAILURES_BEFORE_BLOCKLIST: u32 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Ev {
     JobArrival,
+    /// The owner of a finished job looks at its frames and may claim.
+    Review {
+        job: JobId,
+    },
     Offer {
         w: u32,
         task: TaskId,
@@ -232,6 +237,9 @@ pub(super) struct Sim {
     pub(super) economy: EconomyConfig,
     pub(super) c: SimCounters,
     pub(super) accepted_at: Vec<u64>,
+    /// Accepted tasks whose result was fake (a claim on them is right).
+    fakes_accepted: HashSet<TaskId>,
+    next_claim: u64,
 }
 
 fn node_of_worker(w: u32) -> NodeId {
@@ -400,6 +408,8 @@ impl Sim {
                 ..SimCounters::default()
             },
             accepted_at: Vec::new(),
+            fakes_accepted: HashSet::new(),
+            next_claim: 1,
         }
     }
 
@@ -445,7 +455,7 @@ impl Sim {
         self.now
     }
 
-    fn at(&mut self, delay_ms: u64, ev: Ev) {
+    pub(super) fn at(&mut self, delay_ms: u64, ev: Ev) {
         self.seq += 1;
         self.heap.push(Reverse((self.now + delay_ms, self.seq, ev)));
     }
@@ -481,6 +491,7 @@ impl Sim {
     pub(super) async fn step(&mut self, ev: Ev) -> Result<(), BenchError> {
         match ev {
             Ev::JobArrival => self.job_arrival().await?,
+            Ev::Review { job } => self.maybe_claim(job).await?,
             Ev::Offer {
                 w,
                 task,

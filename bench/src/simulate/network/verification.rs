@@ -44,10 +44,14 @@ impl Sim {
                 Command::VerifierCaught { verifier, .. } => {
                     self.remove_verifier(m, verifier_of_node(verifier), true);
                 }
+                Command::OfferClaimCheck {
+                    verifier,
+                    verification,
+                    check,
+                } => self.offer_claim_check(m, verifier, verification, &check),
+                Command::SettleClaim(v) => self.settle_claim(v).await?,
+                Command::ClaimRefused { .. } => self.c.claims_refused += 1,
                 Command::RoundWaiting { reason: None, .. }
-                | Command::OfferClaimCheck { .. }
-                | Command::SettleClaim(_)
-                | Command::ClaimRefused { .. }
                 | Command::ClaimWaiting { .. }
                 | Command::VerifierInconclusive { .. }
                 | Command::ForcedErrorCaught { .. } => {}
@@ -88,7 +92,7 @@ impl Sim {
     /// Queues a check behind those verifier `v` (of `kind`) holds, the
     /// offer arriving in `there` ms; returns when it answers, from now. A
     /// rubber stamp answers at once.
-    fn queue_check(&mut self, v: u32, kind: VerifierKind, there: u64) -> u64 {
+    pub(super) fn queue_check(&mut self, v: u32, kind: VerifierKind, there: u64) -> u64 {
         let work = match kind {
             VerifierKind::RubberStamp => 10,
             _ => self.rng.gen_range(2_000..20_000),
@@ -101,7 +105,7 @@ impl Sim {
     /// Delivers verifier `v`'s verdict `done` ms from now (unless the
     /// message is lost).
     #[allow(clippy::too_many_arguments)]
-    fn answer_at(
+    pub(super) fn answer_at(
         &mut self,
         done: u64,
         v: u32,
@@ -220,6 +224,7 @@ impl Sim {
             self.store.apply(&mut batch).await.map_err(store_err)?;
             self.pass_votes.insert(tid, s.agreeing.len());
             if r.fake {
+                self.fakes_accepted.insert(tid);
                 self.c.cheats_missed += 1;
                 if self.workers[r.worker as usize].sybil {
                     self.c.sybil_fakes_paid += 1;
