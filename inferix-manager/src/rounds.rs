@@ -13,8 +13,9 @@
 //! then pass a bad result only when they hold every seat of its round,
 //! and a worker on probation (its account's first results) has more
 //! seats. A manager that cannot check the result (no renderer for the
-//! scene) sends it to `quorum + 1` freshly drawn verifiers instead, and
-//! the majority of every vote decides; a tie then asks exactly one more.
+//! scene) sends it to `quorum + 1` freshly drawn verifiers instead (as
+//! many as are connected, at least one), and the majority of every vote
+//! decides; a tie then asks exactly one more.
 //!
 //! Every round ends. Each vote has a deadline; a verifier past it is
 //! replaced by another verifier when one can take the vote (and its offer
@@ -498,7 +499,20 @@ impl Rounds {
             None => {
                 round.arbitration = Arbitration::Unavailable;
                 let cast = round.votes.values().filter(|v| v.verdict.is_some()).count();
-                round.needed = cast + self.cfg.quorum + 1;
+                // As many fresh verifiers as can sit, at least one (the
+                // round then waits for it, saying so).
+                let fresh = ctx
+                    .verifiers
+                    .iter()
+                    .filter(|(id, v)| {
+                        **id != round.worker
+                            && !round.votes.contains_key(id)
+                            && independent(&v.operator, &round.operator)
+                            && v.reputation > 0.0
+                            && round.needs.is_none_or(|f| v.renders(f))
+                    })
+                    .count();
+                round.needed = cast + (self.cfg.quorum + 1).min(fresh).max(1);
                 self.short.insert((round.seq, task));
                 self.fill(ctx, task);
                 self.decide(ctx, task);

@@ -295,7 +295,7 @@ fn without_the_managers_check_fresh_verifiers_join_and_the_majority_decides() {
 }
 
 #[test]
-fn a_split_with_no_fresh_verifier_waits_and_says_so_then_settles_as_they_join() {
+fn a_split_with_no_fresh_verifier_waits_and_says_so_then_settles_when_one_joins() {
     let mut e = engine(2, &[1, 2]);
     let first = offers(&open(&mut e, task(0), 0));
     vote(&mut e, first[0], true, 1);
@@ -307,23 +307,35 @@ fn a_split_with_no_fresh_verifier_waits_and_says_so_then_settles_as_they_join() 
     assert!(w[0].1.as_deref().unwrap().contains("no other verifier"));
     // Repeated ticks do not repeat the report.
     assert!(e.handle(Event::Tick, 3).is_empty());
-    let mut fresh = Vec::new();
-    for v in 3..=5 {
-        let out = e.handle(
-            Event::VerifierJoined {
-                verifier: node(v),
-                formats: vec![SceneFormat::Gltf],
-                standing: Default::default(),
-            },
-            4,
-        );
-        fresh.extend(offers(&out));
-    }
-    assert_eq!(fresh.len(), 3);
-    vote(&mut e, fresh[0], true, 5);
-    vote(&mut e, fresh[1], true, 6);
-    let s = settlements(&vote(&mut e, fresh[2], false, 7));
-    assert!(s[0].passed, "3-2 for the result");
+    let out = e.handle(
+        Event::VerifierJoined {
+            verifier: node(3),
+            formats: vec![SceneFormat::Gltf],
+            standing: Default::default(),
+        },
+        4,
+    );
+    let third = offers(&out);
+    assert_eq!(third, vec![(node(3), third[0].1, task(0))]);
+    let s = settlements(&vote(&mut e, third[0], true, 5));
+    assert!(s[0].passed, "2-1 for the result");
+    assert_eq!(s[0].dissenting, vec![first[1].0]);
+}
+
+#[test]
+fn with_fewer_fresh_verifiers_than_asked_those_connected_decide() {
+    // Quorum 2 asks three fresh verifiers; only one other is connected.
+    let mut e = engine(2, &[1, 2, 3]);
+    let first = offers(&open(&mut e, task(0), 0));
+    vote(&mut e, first[0], false, 1);
+    vote(&mut e, first[1], true, 2);
+    let fresh = offers(&arbitrated(&mut e, task(0), None, 3));
+    assert_eq!(fresh.len(), 1);
+    let s = settlements(&vote(&mut e, fresh[0], true, 4));
+    assert!(
+        s[0].passed,
+        "2-1 settles without waiting for verifiers that do not exist"
+    );
 }
 
 #[test]
