@@ -181,6 +181,7 @@ fn one_frame_job(tasks: u32) -> (Job, Vec<Task>) {
         warnings: Vec::new(),
         lease_copies_removed: false,
         owner: None,
+        outputs: Vec::new(),
     };
     let tasks = (0..tasks)
         .map(|i| Task::new(TaskId::new(job.id, i), vec![i + 1], 1))

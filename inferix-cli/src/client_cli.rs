@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use inferix_core::ids::JobId;
 use inferix_core::job::{FrameRange, JobSpec, OutputFormat};
+use inferix_core::job_file::{JobFile, JobFileError, JobInput};
 use inferix_core::protocol::JobEvent;
 use inferix_node::Client;
 
@@ -34,47 +35,105 @@ pub(crate) struct ClientArgs {
     json: bool,
 }
 
-/// What to render.
+/// What to render: a scene and flags, or a job file and flags that
+/// override its values.
 #[derive(Args)]
 pub(crate) struct JobArgs {
-    /// Scene file (.glb or .gltf).
+    /// Scene file (.glb, .gltf or .blend), or a job file (.toml or .json,
+    /// see docs/job-files.md) whose scene path is taken from its folder.
     scene: PathBuf,
-    /// Frames: N, A-B or A-B:STEP.
-    #[arg(long, default_value = "1")]
-    frames: FrameRange,
-    /// Width in pixels.
-    #[arg(long, default_value_t = 640)]
-    width: u32,
-    /// Height in pixels.
-    #[arg(long, default_value_t = 360)]
-    height: u32,
-    /// Samples per pixel.
-    #[arg(long, default_value_t = 64)]
-    spp: u32,
-    /// Frames per task.
-    #[arg(long, default_value_t = 5)]
-    chunk: u32,
-    /// png or exr.
-    #[arg(long, default_value = "png")]
-    format: OutputFormat,
-    /// Minimum worker IB.
-    #[arg(long, default_value_t = 0.0)]
-    min_ib: f64,
+    /// Frames: N, A-B or A-B:STEP [default: 1].
+    #[arg(long)]
+    frames: Option<FrameRange>,
+    /// Width in pixels [default: 640].
+    #[arg(long)]
+    width: Option<u32>,
+    /// Height in pixels [default: 360].
+    #[arg(long)]
+    height: Option<u32>,
+    /// Samples per pixel [default: 64].
+    #[arg(long)]
+    spp: Option<u32>,
+    /// Frames per task [default: 5].
+    #[arg(long)]
+    chunk: Option<u32>,
+    /// png or exr [default: png].
+    #[arg(long)]
+    format: Option<OutputFormat>,
+    /// Minimum worker IB [default: 0].
+    #[arg(long)]
+    min_ib: Option<f64>,
     /// Equirectangular .hdr/.exr environment map lighting a glTF scene,
     /// uploaded with the job.
     #[arg(long)]
     environment: Option<PathBuf>,
     /// What empty pixels show: environment, color[:R,G,B] (linear) or
-    /// transparent (alpha in PNG/EXR).
-    #[arg(long, default_value = "environment")]
-    background: inferix_core::renderer::Background,
-    /// Higher runs first, among the network's queued jobs.
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-    priority: i32,
+    /// transparent (alpha in PNG/EXR) [default: environment].
+    #[arg(long)]
+    background: Option<inferix_core::renderer::Background>,
+    /// Higher runs first, among the network's queued jobs [default: 0].
+    #[arg(long, allow_hyphen_values = true)]
+    priority: Option<i32>,
     /// A tag every worker rendering the job must carry (e.g. `blender`);
-    /// repeat for several.
+    /// repeat for several. Replaces a job file's tags.
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// A file the network makes from the frames once the job completes:
+    /// mp4[:FPS], gif[:FPS], webp[:FPS], jpeg[:QUALITY], png16, zip, tar,
+    /// contact-sheet[:COLUMNS]; repeat for several. Replaces a job file's.
+    #[arg(long = "output", value_name = "OUTPUT")]
+    outputs: Vec<inferix_core::outputs::OutputRequest>,
+    /// Splits every frame into COLUMNSxROWS tiles (e.g. `4x4`), each
+    /// rendered by its own task and stitched by the network into the
+    /// frame, pixel for pixel as rendered whole.
+    #[arg(long, value_name = "COLUMNSxROWS")]
+    tiles: Option<inferix_core::tiles::TileGrid>,
+}
+
+/// The job the arguments describe: the job file's (or a scene's with the
+/// defaults), then every flag given on top. Checked whole before anything
+/// is uploaded, so a bad file fails with its field named and submits
+/// nothing.
+fn job_file(j: &JobArgs) -> anyhow::Result<JobFile> {
+    let mut file = if JobFile::is_job_file(&j.scene) {
+        JobFile::from_path(&j.scene).map_err(|e| file_error(&j.scene, e))?
+    } else {
+        JobFile::new(JobInput::Path(j.scene.clone()))
+    };
+    let r = &mut file.render;
+    r.width = j.width.unwrap_or(r.width);
+    r.height = j.height.unwrap_or(r.height);
+    r.samples = j.spp.unwrap_or(r.samples);
+    r.background = j.background.unwrap_or(r.background);
+    file.frames = j.frames.unwrap_or(file.frames);
+    file.chunk = j.chunk.unwrap_or(file.chunk);
+    file.format = j.format.unwrap_or(file.format);
+    file.min_ib = j.min_ib.unwrap_or(file.min_ib);
+    file.priority = j.priority.unwrap_or(file.priority);
+    if !j.tags.is_empty() {
+        file.tags = j.tags.clone();
+    }
+    if !j.outputs.is_empty() {
+        file.outputs = j.outputs.clone();
+    }
+    file.tiles = j.tiles.or(file.tiles);
+    if let Some(env) = &j.environment {
+        file.environment = Some(JobInput::Path(env.clone()));
+    }
+    file.check().map_err(|e| file_error(&j.scene, e))?;
+    Ok(file)
+}
+
+/// A job file's error, with the file named unless the error already does.
+fn file_error(file: &Path, e: JobFileError) -> anyhow::Error {
+    if matches!(
+        e,
+        JobFileError::Read { .. } | JobFileError::Extension { .. }
+    ) {
+        e.into()
+    } else {
+        anyhow::anyhow!("{}: {e}", file.display())
+    }
 }
 
 async fn connect(c: &ClientArgs) -> anyhow::Result<Client> {
@@ -107,22 +166,25 @@ fn warn_substitutions(scene: &Path, spec: &JobSpec) {
     }
 }
 
-async fn spec(client: &Client, j: &JobArgs) -> anyhow::Result<JobSpec> {
-    let scene = client.upload_scene(&j.scene).await?;
-    let mut spec = JobSpec::new(scene, j.frames);
-    if let Some(env) = &j.environment {
-        spec.environment = Some(client.upload_environment(env).await?);
-    }
-    spec.settings.background = j.background;
-    spec.settings.width = j.width;
-    spec.settings.height = j.height;
-    spec.settings.samples = j.spp;
-    spec.chunk_size = j.chunk;
-    spec.format = j.format;
-    spec.min_ib = j.min_ib;
-    spec.priority = j.priority;
-    spec.tags = j.tags.clone();
-    warn_substitutions(&j.scene, &spec);
+/// Uploads what `file` names and makes its spec.
+async fn spec(client: &Client, file: &JobFile) -> anyhow::Result<JobSpec> {
+    let local = |input: &JobInput, field: &str| {
+        input.path().map(Path::to_path_buf).ok_or_else(|| {
+            anyhow::anyhow!("`{field}`: give a file path; a blob reference is for the HTTP API")
+        })
+    };
+    let scene_path = local(&file.scene, "scene")?;
+    let scene = client.upload_scene(&scene_path).await?;
+    let environment = match &file.environment {
+        Some(env) => Some(
+            client
+                .upload_environment(&local(env, "environment")?)
+                .await?,
+        ),
+        None => None,
+    };
+    let spec = file.to_spec(scene, environment)?;
+    warn_substitutions(&scene_path, &spec);
     Ok(spec)
 }
 
@@ -133,8 +195,9 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn quote(c: ClientArgs, j: JobArgs) -> anyhow::Result<()> {
+    let file = job_file(&j)?;
     let client = connect(&c).await?;
-    let q = client.quote(&spec(&client, &j).await?).await?;
+    let q = client.quote(&spec(&client, &file).await?).await?;
     if c.json {
         return print_json(&q);
     }
@@ -151,8 +214,9 @@ pub(crate) async fn submit(
     wait: bool,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    let file = job_file(&j)?;
     let client = connect(&c).await?;
-    let (job, q) = client.submit(&spec(&client, &j).await?).await?;
+    let (job, q) = client.submit(&spec(&client, &file).await?).await?;
     if c.json {
         print_json(&serde_json::json!({ "job": job, "quote": q }))?;
     } else {
@@ -205,8 +269,24 @@ pub(crate) async fn watch(c: ClientArgs, job: JobId) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn download(c: ClientArgs, job: JobId, out: PathBuf) -> anyhow::Result<()> {
-    let files = connect(&c).await?.download(job, &out).await?;
+pub(crate) async fn download(
+    c: ClientArgs,
+    job: JobId,
+    out: PathBuf,
+    output: Option<String>,
+) -> anyhow::Result<()> {
+    let client = connect(&c).await?;
+    if let Some(name) = output {
+        // Outputs are made after the last frame: wait for them first.
+        client.wait_outputs(job).await?;
+        let file = client.download_output(job, &name, &out).await?;
+        if c.json {
+            return print_json(&file);
+        }
+        println!("downloaded {name} to {}", file.display());
+        return Ok(());
+    }
+    let files = client.download(job, &out).await?;
     if c.json {
         return print_json(&files);
     }

@@ -159,7 +159,7 @@ enum Command {
         /// Job id.
         job: JobId,
     },
-    /// Download a job's accepted frames.
+    /// Download a job's accepted frames, or one of its outputs.
     Download {
         #[command(flatten)]
         client: client_cli::ClientArgs,
@@ -168,6 +168,11 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "inferix-out")]
         out: PathBuf,
+        /// An output the job asked for (mp4, zip, tar, jpeg, png16, gif,
+        /// webp, contact-sheet) instead of the frames; waits until it is
+        /// made.
+        #[arg(long, value_name = "NAME")]
+        output: Option<String>,
     },
     /// Cancel a job.
     Cancel {
@@ -464,7 +469,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => client_cli::submit(client, job, wait, out).await?,
         Command::Status { client, job } => client_cli::status(client, job).await?,
         Command::Watch { client, job } => client_cli::watch(client, job).await?,
-        Command::Download { client, job, out } => client_cli::download(client, job, out).await?,
+        Command::Download {
+            client,
+            job,
+            out,
+            output,
+        } => client_cli::download(client, job, out, output).await?,
         Command::Cancel { client, job } => client_cli::cancel(client, job).await?,
         Command::Pause { client, job } => client_cli::pause(client, job, false).await?,
         Command::Resume { client, job } => client_cli::pause(client, job, true).await?,

@@ -54,6 +54,15 @@ pub(crate) fn status_text(s: &JobStatus, now_ms: u64) -> String {
     for w in &s.job.warnings {
         out += &format!("  warning: {w}\n");
     }
+    for o in &s.job.outputs {
+        use inferix_core::outputs::OutputState;
+        let state = match &o.state {
+            OutputState::Pending => "pending".to_string(),
+            OutputState::Ready { size, .. } => format!("ready, {size} bytes"),
+            OutputState::Failed { reason } => format!("failed: {reason}"),
+        };
+        out += &format!("  output {}: {state}\n", o.name());
+    }
     out += &format!("  price: {} credits\n", credits(s.job.quoted_price as i64));
     out
 }
@@ -87,6 +96,10 @@ pub(crate) fn event_text(ev: &JobEvent) -> String {
             if *upheld { "upheld" } else { "rejected" },
             evidence.join("; ")
         ),
+        JobEvent::OutputsFinished { job, failed: 0 } => format!("outputs of job {job} ready"),
+        JobEvent::OutputsFinished { job, failed } => {
+            format!("outputs of job {job} made; {failed} failed")
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{JobId, NodeId, TaskId};
+use crate::image::Rect;
 use crate::renderer::{RenderSettings, SceneFormat};
 use crate::ContentHash;
 
@@ -191,6 +192,14 @@ pub struct JobSpec {
     /// `None` lights it with the scene's own lights, else the default studio.
     #[serde(default)]
     pub environment: Option<EnvironmentRef>,
+    /// Splits every frame into this grid of tiles, each a task of its own
+    /// (see [`crate::tiles`]); `None` renders whole frames.
+    #[serde(default)]
+    pub tiles: Option<crate::tiles::TileGrid>,
+    /// Files the network makes from the delivered frames once every frame
+    /// is accepted (video, archives, previews); empty: the frames alone.
+    #[serde(default)]
+    pub outputs: Vec<crate::outputs::OutputRequest>,
 }
 
 impl JobSpec {
@@ -206,6 +215,8 @@ impl JobSpec {
             priority: 0,
             tags: Vec::new(),
             environment: None,
+            tiles: None,
+            outputs: Vec::new(),
         }
     }
 
@@ -251,6 +262,10 @@ impl JobSpec {
                 return Err(JobSpecError::EnvironmentFileName(env.file_name.clone()));
             }
         }
+        if let Some(grid) = self.tiles {
+            grid.validate(self.settings.width, self.settings.height)?;
+        }
+        crate::outputs::validate_requests(&self.outputs).map_err(JobSpecError::InvalidOutput)?;
         let probe = crate::renderer::RenderRequest {
             scene: Default::default(),
             format: self.scene.format,
@@ -270,20 +285,61 @@ impl JobSpec {
     pub fn task_count(&self) -> u64 {
         match u64::from(self.chunk_size) {
             0 => 0,
-            chunk => self.frames.len().div_ceil(chunk),
+            chunk => self.frames.len().div_ceil(chunk) * self.tiles_per_frame(),
         }
     }
 
-    /// Splits the job into tasks of at most `chunk_size` frames each.
+    /// Tiles each frame is split into (1 without a grid).
+    pub fn tiles_per_frame(&self) -> u64 {
+        self.tiles.map_or(1, |g| g.count().max(1))
+    }
+
+    /// The pixels task `index` renders of each of its frames: `None` for
+    /// whole frames. Tasks of a tile job go chunk by chunk, each chunk's
+    /// tiles row by row ([`crate::tiles::TileGrid::rects`]), so the region
+    /// follows from the index and no task record has to store it.
+    pub fn task_region(&self, index: u32) -> Option<Rect> {
+        let grid = self.tiles?;
+        let rects = grid.rects(self.settings.width, self.settings.height);
+        rects.get(index as usize % rects.len().max(1)).copied()
+    }
+
+    /// The part of the whole job that `frames` frames of task `index` are,
+    /// as `(part, whole)`: `(frames, job frames)` for whole frames, and in frame
+    /// pixels for a tile job, so that each tile is paid by its pixel area
+    /// and a frame's tiles together are paid what the frame is.
+    pub fn task_share(&self, index: u32, frames: usize) -> (usize, u64) {
+        let total = self.frames.len();
+        match self.task_region(index) {
+            Some(r) => {
+                let frame = u64::from(self.settings.width) * u64::from(self.settings.height);
+                (frames * r.area() as usize, total * frame)
+            }
+            None => (frames, total),
+        }
+    }
+
+    /// Splits the job into tasks of at most `chunk_size` frames each, and
+    /// each chunk into one task per tile when the job has a grid.
     pub fn split(&self, job: JobId) -> Result<Vec<TaskSpec>, JobSpecError> {
         self.validate()?;
         let frames: Vec<u32> = self.frames.frames().collect();
+        let regions: Vec<Option<Rect>> = match self.tiles {
+            Some(grid) => grid
+                .rects(self.settings.width, self.settings.height)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => vec![None],
+        };
         Ok(frames
             .chunks(self.chunk_size as usize)
+            .flat_map(|c| regions.iter().map(move |r| (c, *r)))
             .enumerate()
-            .map(|(i, c)| TaskSpec {
+            .map(|(i, (c, region))| TaskSpec {
                 id: TaskId::new(job, i as u32),
                 frames: c.to_vec(),
+                region,
             })
             .collect())
     }
@@ -296,6 +352,8 @@ pub struct TaskSpec {
     pub id: TaskId,
     /// Its frames, in order.
     pub frames: Vec<u32>,
+    /// The tile of each frame it renders; `None` for whole frames.
+    pub region: Option<Rect>,
 }
 
 /// Why a job spec was refused.
@@ -358,6 +416,12 @@ pub enum JobSpecError {
     /// The map's file name does not say `.hdr` or `.exr`.
     #[error("environment map {0:?} must be a .hdr or .exr file")]
     EnvironmentFileName(String),
+    /// An output request out of range, or asked for twice.
+    #[error("{0}")]
+    InvalidOutput(String),
+    /// A tile grid with no tile, more tiles than pixels, or too many.
+    #[error(transparent)]
+    Tiles(#[from] crate::tiles::TileError),
 }
 
 #[cfg(test)]
@@ -476,6 +540,41 @@ mod tests {
     }
 
     #[test]
+    fn tile_jobs_split_each_chunk_into_its_tiles() {
+        let mut s = spec(FrameRange::new(1, 3));
+        s.chunk_size = 2;
+        s.settings.width = 64;
+        s.settings.height = 48;
+        s.tiles = Some("3x2".parse().unwrap());
+        let tasks = s.split(JobId(1)).unwrap();
+        assert_eq!(tasks.len(), 12);
+        assert_eq!(s.task_count(), 12);
+        assert_eq!(tasks[0].frames, vec![1, 2]);
+        assert_eq!(tasks[6].frames, vec![3]);
+        for t in &tasks {
+            assert_eq!(t.region, s.task_region(t.id.index));
+        }
+        let frame: Vec<Rect> = tasks[..6].iter().map(|t| t.region.unwrap()).collect();
+        assert_eq!(frame, s.tiles.unwrap().rects(64, 48));
+        // Paid by area: the tiles of a chunk are paid what its frames are.
+        let parts: usize = tasks[..6]
+            .iter()
+            .map(|t| s.task_share(t.id.index, t.frames.len()).0)
+            .sum();
+        assert_eq!(parts as u64 * 3, s.task_share(0, 2).1 * 2);
+        s.tiles = None;
+        assert_eq!(s.split(JobId(1)).unwrap()[0].region, None);
+        assert_eq!(s.task_share(0, 2), (2, 3));
+        // Bad grids are refused naming the field.
+        for bad in ["0x2", "65x1", "1000x1000"] {
+            s.tiles = Some(bad.parse().unwrap());
+            let err = s.validate().unwrap_err();
+            assert!(matches!(err, JobSpecError::Tiles(_)), "{bad}: {err:?}");
+            assert!(err.to_string().starts_with("tiles "), "{err}");
+        }
+    }
+
+    #[test]
     fn frame_ranges_parse() {
         assert_eq!(
             "1-24".parse::<FrameRange>().unwrap(),
@@ -574,6 +673,11 @@ pub struct Job {
     /// none and are the operators' alone.
     #[serde(default)]
     pub owner: Option<String>,
+    /// The outputs asked for in the spec and where each is: pending until
+    /// made after completion, then ready or failed. Kept on the record so
+    /// that they survive a manager restart (a pending one is made again).
+    #[serde(default)]
+    pub outputs: Vec<crate::outputs::JobOutput>,
 }
 
 impl Job {

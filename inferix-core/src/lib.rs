@@ -12,7 +12,9 @@ pub mod fs;
 pub mod ids;
 pub mod image;
 pub mod job;
+pub mod job_file;
 pub mod ledger;
+pub mod outputs;
 pub mod por;
 pub mod protocol;
 pub mod renderer;
@@ -21,6 +23,7 @@ pub mod scheduler;
 pub mod signer_conformance;
 pub mod store;
 pub mod task;
+pub mod tiles;
 pub mod time;
 pub mod verify;
 

@@ -305,6 +305,11 @@ pub struct Task {
     /// with the result.
     #[serde(default)]
     pub operator: Option<String>,
+    /// For the first tile task of a tile job's chunk, once every tile of
+    /// the chunk is accepted: the whole frames stitched from the tiles'
+    /// delivered files, which are what the customer receives.
+    #[serde(default)]
+    pub stitched: Vec<FrameOutput>,
 }
 
 /// A bad-result claim on frames of one task, as the task store keeps it: a
@@ -374,6 +379,7 @@ impl Task {
             delivered: Vec::new(),
             claims: Vec::new(),
             operator: None,
+            stitched: Vec::new(),
         }
     }
 

@@ -71,6 +71,7 @@ impl HttpApi {
             .route("/api/jobs/{id}/events", get(routes::events))
             .route("/api/jobs/{id}/frames/{frame}", get(routes::frame))
             .route("/api/jobs/{id}/frames.zip", get(routes::frames_zip))
+            .route("/api/jobs/{id}/outputs/{name}", get(routes::output))
             .route("/api/jobs/{id}/cancel", post(routes::cancel))
             .route("/api/jobs/{id}/pause", post(routes::pause))
             .route("/api/jobs/{id}/resume", post(routes::resume))

@@ -15,6 +15,10 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
+mod job_document;
+pub(crate) use job_document::job_spec;
+pub use job_document::{BlobRef, JobBody, JobDocument, RenderDocument};
+
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -27,7 +31,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Kind: `invalid_request`, `not_found`, `unauthorized`, `forbidden`,
     /// `payment_required`, `limit_exceeded`, `too_large`, `unavailable`,
-    /// `manager_unreachable`, `internal`.
+    /// `manager_unreachable`, `internal`, `not_ready` and `output_failed`
+    /// (a job output not made yet, or that could not be made).
     pub code: String,
     /// Explanation for people.
     pub message: String,
@@ -236,6 +241,51 @@ pub struct JobView {
     pub paid: u64,
     /// The tasks one by one, in task order.
     pub task_details: Vec<TaskView>,
+    /// Files made from the frames once the job completed, as asked for.
+    #[serde(default)]
+    pub outputs: Vec<OutputView>,
+}
+
+/// One output of a job (video, archive, preview, contact sheet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OutputView {
+    /// Its name: `mp4`, `zip`, `tar`, `jpeg`, `png16`, `gif`, `webp` or
+    /// `contact-sheet`.
+    pub name: String,
+    /// The file's name when downloaded.
+    pub file_name: String,
+    /// `pending`, `ready` or `failed`.
+    pub state: String,
+    /// Content hash of the file, once ready.
+    pub blob: Option<String>,
+    /// Its size in bytes, once ready.
+    pub size: Option<u64>,
+    /// Why it could not be made, when it failed.
+    pub reason: Option<String>,
+    /// Where to download it, once ready.
+    pub url: Option<String>,
+}
+
+impl OutputView {
+    fn of(job: &str, o: &inferix_core::outputs::JobOutput) -> Self {
+        use inferix_core::outputs::OutputState;
+        let (state, blob, size, reason) = match &o.state {
+            OutputState::Pending => ("pending", None, None, None),
+            OutputState::Ready { blob, size } => ("ready", Some(blob.to_hex()), Some(*size), None),
+            OutputState::Failed { reason } => ("failed", None, None, Some(reason.clone())),
+        };
+        Self {
+            name: o.name().into(),
+            file_name: o.request.file_name().into(),
+            state: state.into(),
+            url: blob
+                .is_some()
+                .then(|| format!("/api/jobs/{job}/outputs/{}", o.name())),
+            blob,
+            size,
+            reason,
+        }
+    }
 }
 
 /// One task of a job.
@@ -326,6 +376,12 @@ impl From<JobStatus> for JobView {
             warnings: s.job.warnings.iter().map(|w| w.to_string()).collect(),
             paid: s.tasks.iter().map(|t| t.paid).sum(),
             task_details: s.tasks.into_iter().map(Into::into).collect(),
+            outputs: s
+                .job
+                .outputs
+                .iter()
+                .map(|o| OutputView::of(&s.job.id.to_string(), o))
+                .collect(),
         }
     }
 }
@@ -381,6 +437,9 @@ pub struct NodeView {
     pub role: String,
     /// Inferix Bench index it declared (workers).
     pub declared_ib: f64,
+    /// The index the manager measured from its lease-to-result times,
+    /// once it finished a task (workers); it caps the declared one.
+    pub measured_ib: Option<f64>,
     /// Its reputation with this manager.
     pub reputation: f64,
     /// Its stake, micro-credits (workers).
@@ -405,6 +464,7 @@ impl From<NodeSummary> for NodeView {
             node: n.node.to_string(),
             role: format!("{:?}", n.role).to_lowercase(),
             declared_ib: n.declared_ib,
+            measured_ib: n.measured_ib,
             reputation: n.reputation,
             stake: n.stake,
             state: n.state,

@@ -72,7 +72,7 @@ pub(crate) async fn upload(
 /// Price a job without running it.
 #[utoipa::path(
     post, path = "/api/quote", tag = "jobs",
-    request_body = JobRequest,
+    request_body = JobBody,
     responses(
         (status = 200, description = "The price", body = QuoteView),
         (status = 400, description = "A wrong field, named", body = ErrorBody),
@@ -83,9 +83,9 @@ pub(crate) async fn upload(
 pub(crate) async fn quote(
     State(gw): Api,
     ApiKey(key): ApiKey,
-    ApiJson(req): ApiJson<JobRequest>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Json<QuoteView>, ApiError> {
-    let spec = req.to_spec()?;
+    let spec = job_spec(body)?;
     let s = gw.client(key.as_deref()).await?;
     let q = s.client.quote(&spec).await.map_err(|e| s.fail(&gw, e))?;
     Ok(Json(q.into()))
@@ -95,7 +95,7 @@ pub(crate) async fn quote(
 /// and escrowed from its balance.
 #[utoipa::path(
     post, path = "/api/jobs", tag = "jobs",
-    request_body = JobRequest,
+    request_body = JobBody,
     responses(
         (status = 201, description = "Submitted", body = SubmittedView),
         (status = 400, description = "A wrong field, named", body = ErrorBody),
@@ -107,9 +107,9 @@ pub(crate) async fn quote(
 pub(crate) async fn submit(
     State(gw): Api,
     ApiKey(key): ApiKey,
-    ApiJson(req): ApiJson<JobRequest>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<SubmittedView>), ApiError> {
-    let spec = req.to_spec()?;
+    let spec = job_spec(body)?;
     let s = gw.client(key.as_deref()).await?;
     let (job, q) = s.client.submit(&spec).await.map_err(|e| s.fail(&gw, e))?;
     Ok((
@@ -301,6 +301,71 @@ pub(crate) async fn frames_zip(
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{id}.zip\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// One output of a completed job (its video, archive, preview or contact
+/// sheet), once made.
+#[utoipa::path(
+    get, path = "/api/jobs/{id}/outputs/{name}", tag = "jobs",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("name" = String, Path, description = "Output name: mp4, zip, tar, jpeg, png16, gif, webp or contact-sheet"),
+    ),
+    responses(
+        (status = 200, description = "The file (its media type says which)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such job, or it did not ask for this output", body = ErrorBody),
+        (status = 409, description = "The output is not made yet, or failed (the message says why)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn output(
+    State(gw): Api,
+    ApiKey(key): ApiKey,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    use inferix_core::outputs::OutputState;
+    let job = job_id(&id)?;
+    let s = gw.client(key.as_deref()).await?;
+    let st = s
+        .client
+        .status_page(job, 0)
+        .await
+        .map_err(|e| s.fail(&gw, e))?;
+    let out = st
+        .job
+        .outputs
+        .iter()
+        .find(|o| o.name() == name)
+        .ok_or_else(|| ApiError::not_found(format!("job {id} has no output {name:?}")))?;
+    let blob = match &out.state {
+        OutputState::Ready { blob, .. } => *blob,
+        OutputState::Pending => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_ready",
+                format!("output {name} of job {id} is not made yet"),
+            ))
+        }
+        OutputState::Failed { reason } => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "output_failed",
+                format!("output {name} of job {id} failed: {reason}"),
+            ))
+        }
+    };
+    let bytes = s.client.blob_store().get_bytes(blob).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, out.request.media_type().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", out.request.file_name()),
             ),
         ],
         bytes,

@@ -142,6 +142,24 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
     )
     .await;
     assert!(why.contains("colour"), "{why}");
+    // The job-file form (docs/job-files.md) names the scene by its blob and
+    // refuses an unknown field by its path.
+    let document = json!({
+        "scene": { "blob": upload["hash"], "name": "demo.glb" },
+        "frames": "1-3",
+        "render": { "width": 32, "height": 24, "samples": 2 },
+        "chunk": 1,
+        "priority": 3,
+    });
+    let mut misspelt = document.clone();
+    misspelt["render"]["sampels"] = json!(2);
+    let why = assert_error(
+        api.post(&ana, "/api/jobs", &misspelt).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert!(why.contains("`render.sampels`"), "{why}");
     let mut reversed = request.clone();
     reversed["frames"] = json!("9-2");
     assert_error(
@@ -161,6 +179,13 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
         (quote["frames"].as_u64(), quote["tasks"].as_u64()),
         (Some(3), Some(3))
     );
+    let same: Value = api
+        .post(&ana, "/api/quote", &document)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same, quote, "both forms describe one job");
 
     // Without funds: 402, and the message says how to add them.
     let why = assert_error(

@@ -9,6 +9,13 @@ use inferix_core::task::{Task, TaskStatus};
 /// Whether the manager takes a job of `spec`'s size: at most `max_tasks`
 /// tasks. The refusal says how to fit (a larger chunk size).
 pub fn check_job_size(spec: &JobSpec, max_tasks: u64) -> Result<(), (ErrorCode, String)> {
+    // An impossible grid is refused for what it is, not for its size.
+    if let Some(Err(e)) = spec
+        .tiles
+        .map(|g| g.validate(spec.settings.width, spec.settings.height))
+    {
+        return Err((ErrorCode::InvalidRequest, e.to_string()));
+    }
     let tasks = spec.task_count();
     if tasks <= max_tasks {
         return Ok(());
@@ -49,10 +56,15 @@ pub fn job_status<'a>(
             job.waiting_reason = Some(format!("verification of task {task} waits: {why}"));
         }
     }
+    // A tile job delivers the frames stitched from its tiles, never a tile.
+    let tiled = job.spec.tiles.is_some();
     let mut frames: Vec<_> = tasks
         .iter()
         .filter(|t| t.status == TaskStatus::Accepted)
-        .flat_map(|t| t.delivered_frames())
+        .flat_map(|t| match tiled {
+            true => t.stitched.clone(),
+            false => t.delivered_frames(),
+        })
         .collect();
     frames.sort_by_key(|f| f.frame);
     let tasks = tasks.iter().map(|t| task_detail(&job, t)).collect();
@@ -88,8 +100,8 @@ fn task_detail(job: &Job, t: &Task) -> TaskDetail {
             .cloned()
             .collect(),
         paid: if accepted {
-            crate::economy::frames_share(job.quoted_price, t.frames.len(), job.spec.frames.len())
-                .max(0) as u64
+            let (part, whole) = job.spec.task_share(t.id.index, t.frames.len());
+            crate::economy::frames_share(job.quoted_price, part, whole).max(0) as u64
         } else {
             0
         },

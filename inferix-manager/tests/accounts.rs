@@ -36,6 +36,7 @@ fn job_of(owner: Option<&str>) -> Job {
         warnings: vec![],
         lease_copies_removed: false,
         owner: owner.map(Into::into),
+        outputs: Vec::new(),
     }
 }
 

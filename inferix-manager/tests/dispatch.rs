@@ -45,6 +45,7 @@ fn job(id: u128, frames: u32) -> (Job, Vec<Task>) {
         warnings: vec![],
         lease_copies_removed: false,
         owner: None,
+        outputs: Vec::new(),
     };
     let tasks = (0..frames)
         .map(|i| Task::new(TaskId::new(job.id, i), vec![i + 1], 0))

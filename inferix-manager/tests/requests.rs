@@ -30,6 +30,7 @@ fn job(state: JobState) -> Job {
         warnings: Vec::new(),
         lease_copies_removed: false,
         owner: None,
+        outputs: Vec::new(),
     }
 }
 

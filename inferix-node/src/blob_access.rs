@@ -120,6 +120,7 @@ fn blobs_named_in(body: &Message) -> Vec<ContentHash> {
             .map(|f| f.blob)
             .chain(std::iter::once(s.job.spec.scene.blob))
             .chain(s.job.spec.environment.as_ref().map(|e| e.blob))
+            .chain(s.job.outputs.iter().filter_map(|o| o.blob()))
             .collect(),
         _ => Vec::new(),
     }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, NodeId};
-use inferix_core::job::{EnvironmentRef, JobSpec, SceneRef};
+use inferix_core::job::{EnvironmentRef, JobSpec, JobState, SceneRef};
+use inferix_core::outputs::OutputState;
 use inferix_core::protocol::{
     ErrorCode, Hello, JobEvent, JobStatus, JobSummary, LedgerTotals, Message, NodeAction,
     NodeSummary, Quote, Role,
@@ -53,6 +54,17 @@ pub enum ClientError {
     /// The manager answered with something else than expected.
     #[error("unexpected reply: {0}")]
     Unexpected(String),
+    /// A job output that is not there to download: not asked for, not
+    /// made yet, or failed.
+    #[error("output {name:?} of job {job}: {reason}")]
+    Output {
+        /// The job.
+        job: JobId,
+        /// The output asked for.
+        name: String,
+        /// Why it cannot be downloaded.
+        reason: String,
+    },
 }
 
 type Watchers = Arc<Mutex<HashMap<JobId, Vec<mpsc::UnboundedSender<JobEvent>>>>>;
@@ -385,6 +397,82 @@ impl Client {
     pub async fn cancel(&self, job: JobId) -> Result<(), ClientError> {
         check(self.rpc.request(Message::Cancel { job }).await?)?;
         Ok(())
+    }
+
+    /// Waits until every output of `job` was made or failed (or the job
+    /// failed or was cancelled); returns its status, whose job record lists
+    /// the outputs. Returns at once for a job without outputs.
+    pub async fn wait_outputs(&self, job: JobId) -> Result<JobStatus, ClientError> {
+        // Watching before reading: an event sent in between is not lost.
+        let mut events = self.watch(job).await?;
+        loop {
+            let status = self.status_page(job, 0).await?;
+            let done = match status.job.state {
+                JobState::Completed => !status
+                    .job
+                    .outputs
+                    .iter()
+                    .any(|o| o.state == OutputState::Pending),
+                JobState::Failed | JobState::Cancelled => true,
+                _ => false,
+            };
+            if done {
+                return Ok(status);
+            }
+            loop {
+                match events.recv().await {
+                    Some(
+                        JobEvent::OutputsFinished { .. }
+                        | JobEvent::Failed { .. }
+                        | JobEvent::Cancelled,
+                    ) => break,
+                    Some(_) => {}
+                    None => {
+                        return Err(ClientError::Unexpected(
+                            "the connection closed while waiting for outputs".into(),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Downloads the output `name` of `job` (`mp4`, `zip`, `jpeg`, …, see
+    /// [`inferix_core::outputs::OutputRequest::name`]) as
+    /// `dir/<its file name>`; returns the file. An output not made yet,
+    /// or failed, is an error saying so.
+    pub async fn download_output(
+        &self,
+        job: JobId,
+        name: &str,
+        dir: &Path,
+    ) -> Result<PathBuf, ClientError> {
+        let status = self.status_page(job, 0).await?;
+        let fail = |reason: String| ClientError::Output {
+            job,
+            name: name.to_string(),
+            reason,
+        };
+        let out = status
+            .job
+            .outputs
+            .iter()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| fail("the job did not ask for it".into()))?;
+        let blob = match &out.state {
+            OutputState::Ready { blob, .. } => *blob,
+            OutputState::Pending => return Err(fail("not made yet".into())),
+            OutputState::Failed { reason } => return Err(fail(format!("failed: {reason}"))),
+        };
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|source| ClientError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let path = dir.join(out.request.file_name());
+        self.blobs.get_to_file(blob, &path).await?;
+        Ok(path)
     }
 
     /// Downloads every accepted frame as `dir/frame_NNNN.<ext>`.

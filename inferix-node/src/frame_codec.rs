@@ -74,6 +74,19 @@ impl FramePixels {
         })
     }
 
+    /// A black `width`×`height` frame of the same precision as `self`,
+    /// to paste tiles into.
+    pub(crate) fn blank_like(&self, width: u32, height: u32) -> Self {
+        match self {
+            Self::Srgb8(_) => Self::Srgb8(Rgb8Image::opaque(
+                width,
+                height,
+                vec![0; width as usize * height as usize * 3],
+            )),
+            Self::Linear(_) => Self::Linear(Image::new(width, height)),
+        }
+    }
+
     /// Width and height.
     pub(crate) fn size(&self) -> (u32, u32) {
         match self {

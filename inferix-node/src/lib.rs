@@ -15,6 +15,7 @@ mod frame_codec;
 pub mod manager;
 pub mod node_metrics;
 mod outbound;
+pub mod outputs;
 mod reconnect;
 pub mod remote_blob;
 pub mod renderers;

@@ -393,6 +393,7 @@ async fn render_clean(
 ) -> Result<Vec<CleanCrop>, String> {
     let (path, settings) = fetch_scene(blobs, crops, scene, a).await?;
     let rects = clean_rects(&a.watermark, a.width, a.height);
+    let framed = in_frame(a, &rects);
     let mut out = Vec::with_capacity(rects.len() * a.frames.len());
     for f in &a.frames {
         let req = RenderRequest {
@@ -405,7 +406,7 @@ async fn render_clean(
         };
         let rendered = crops
             .renderer
-            .render_crops(req, &rects)
+            .render_crops(req, &framed)
             .await
             .map_err(|e| format!("clean render failed: {e}"))?;
         if rendered.len() != rects.len() {
@@ -424,6 +425,19 @@ async fn render_clean(
         }
     }
     Ok(out)
+}
+
+/// `rects` of `a`'s images in frame pixels, where the renderer draws
+/// them: shifted by the tile's corner for a tile task's images.
+fn in_frame(
+    a: &VerificationAssignment,
+    rects: &[inferix_core::image::Rect],
+) -> Vec<inferix_core::image::Rect> {
+    let (dx, dy) = a.region.map_or((0, 0), |r| (r.x, r.y));
+    rects
+        .iter()
+        .map(|r| inferix_core::image::Rect::new(r.x + dx, r.y + dy, r.width, r.height))
+        .collect()
 }
 
 /// The local copy of `scene`, and the settings lit by the job's
@@ -525,7 +539,7 @@ async fn check_crops(
         };
         let rendered = crops
             .renderer
-            .render_crops(req, &rects)
+            .render_crops(req, &in_frame(a, &rects))
             .await
             .map_err(|e| format!("crop render failed: {e}"))?;
         if rendered.len() != rects.len() {
@@ -598,6 +612,7 @@ mod tests {
             crop_tolerance: 0,
             clean_scene: None,
             environment: None,
+            region: None,
         };
         let verdict = verify(&blobs, None, &a).await;
         assert!(!verdict.passed);

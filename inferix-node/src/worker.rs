@@ -271,7 +271,8 @@ async fn render_task(
         format: offer.scene.format,
         frames: offer.frames.clone(),
         settings,
-        crop: None,
+        // A tile task renders its tile: the frames' own pixels there.
+        crop: offer.region,
         progress: Some(ptx),
     };
     let rendered = renderer.render(req).await.map_err(|e| e.to_string());

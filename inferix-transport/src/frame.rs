@@ -210,6 +210,7 @@ mod tests {
                     blob: ContentHash::of(b"studio"),
                     file_name: "studio.hdr".into(),
                 }),
+                region: Some(Rect::new(16, 8, 16, 8)),
             }),
             Message::TaskProgress {
                 task,
@@ -246,6 +247,7 @@ mod tests {
                     period_x: 25.0,
                     period_y: 21.0,
                     amplitude: 0.35,
+                    origin: [16, 8],
                 }],
                 watermark_threshold: 5.0,
                 challenges: vec![CropChallenge {
@@ -258,6 +260,7 @@ mod tests {
                 crop_tolerance: 2,
                 clean_scene: None,
                 environment: None,
+                region: Some(Rect::new(16, 8, 64, 32)),
             }),
             Message::VerifyDone(Verdict {
                 verification: 5,
@@ -288,6 +291,7 @@ mod tests {
                     )],
                     lease_copies_removed: false,
                     owner: None,
+                    outputs: Vec::new(),
                 },
                 counts: vec![(TaskStatus::Queued, 3), (TaskStatus::Accepted, 2)],
                 frames: vec![frame],

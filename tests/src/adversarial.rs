@@ -508,6 +508,7 @@ impl Suite {
             crop_tolerance: self.cfg.crop_tolerance,
             clean_scene: None,
             environment: None,
+            region: None,
         };
         let frames_only = verify(&*self.blobs, None, &assignment).await;
         let crops = CropRenderer {

@@ -31,6 +31,31 @@ pub fn patches_for_lease(
     layout(&lease_key(cfg, task, attempt), width, height, cfg.patches)
 }
 
+/// The patches to insert into the scene copy of one lease of a task that
+/// renders `region` of each frame (a tile job's task; `None` for whole
+/// frames), in frame pixels: laid out inside the tile as in a frame of the
+/// tile's size, so that they land in the pixels the worker renders.
+/// [`VerificationPlan::in_tile`] gives the same patches in the tile's own
+/// pixels.
+pub fn patches_for_lease_in(
+    cfg: &PorConfig,
+    task: TaskId,
+    attempt: u32,
+    width: u32,
+    height: u32,
+    region: Option<Rect>,
+) -> Vec<Patch> {
+    let Some(r) = region else {
+        return patches_for_lease(cfg, task, attempt, width, height);
+    };
+    let mut patches = patches_for_lease(cfg, task, attempt, r.width, r.height);
+    for p in &mut patches {
+        p.rect.x += r.x;
+        p.rect.y += r.y;
+    }
+    patches
+}
+
 /// Pixels around each patch that clean delivery re-renders too: a pixel
 /// filter wider than one pixel (Cycles' default is 1.5 px) lets a patch
 /// reach into its neighbours' samples.
@@ -63,6 +88,19 @@ pub struct VerificationPlan {
     pub watermark: Vec<Patch>,
     /// Crops to re-render.
     pub challenges: Vec<CropChallenge>,
+}
+
+impl VerificationPlan {
+    /// This plan, drawn for a `region.width`×`region.height` image, as the
+    /// plan of a tile task whose images are `region`'s pixels: rectangles
+    /// stay in the tile's pixels (what the verifier reads), while each
+    /// patch's pattern is the one drawn at the frame's pixels.
+    pub fn in_tile(mut self, region: Rect) -> Self {
+        for p in &mut self.watermark {
+            p.origin = [region.x, region.y];
+        }
+        self
+    }
 }
 
 /// The plan for `result` of `task`; `watermarked` says whether the lease
@@ -196,6 +234,43 @@ mod tests {
         assert!(plan_verification(&cfg, task, &result(1), 200, 100, false)
             .watermark
             .is_empty());
+    }
+
+    #[test]
+    fn tile_plans_are_drawn_inside_the_tile_and_match_the_patches_inserted() {
+        let cfg = PorConfig::new(ManagerSecret(b"network secret".to_vec()));
+        let task = TaskId::new(JobId(3), 5);
+        let region = Rect::new(96, 40, 80, 60);
+        let inserted = patches_for_lease_in(&cfg, task, 1, 200, 100, Some(region));
+        assert!(!inserted.is_empty());
+        let plan = plan_verification(&cfg, task, &result(1), region.width, region.height, true)
+            .in_tile(region);
+        assert_eq!(plan.watermark.len(), inserted.len());
+        for (local, framed) in plan.watermark.iter().zip(&inserted) {
+            // Inside the tile, in frame pixels, for the scene copy.
+            assert!(framed.rect.x >= region.x && framed.rect.y >= region.y);
+            assert!(framed.rect.x + framed.rect.width <= region.x + region.width);
+            assert!(framed.rect.y + framed.rect.height <= region.y + region.height);
+            // The same patch in the tile's pixels, with the same pattern.
+            assert_eq!(local.rect.x + region.x, framed.rect.x);
+            assert_eq!(local.rect.y + region.y, framed.rect.y);
+            for (x, y) in [(0, 0), (1, 2), (3, 1)] {
+                let (lx, ly) = (local.rect.x + x, local.rect.y + y);
+                assert_eq!(
+                    local.value(lx, ly),
+                    framed.value(lx + region.x, ly + region.y)
+                );
+            }
+        }
+        assert!(plan
+            .challenges
+            .iter()
+            .all(|c| c.rect.fits_in(region.width, region.height)));
+        // Whole frames keep the plain layout.
+        assert_eq!(
+            patches_for_lease_in(&cfg, task, 1, 200, 100, None),
+            patches_for_lease(&cfg, task, 1, 200, 100)
+        );
     }
 
     #[test]

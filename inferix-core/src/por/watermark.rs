@@ -29,6 +29,11 @@ pub struct Patch {
     pub period_y: f32,
     /// Amplitude in linear radiance.
     pub amplitude: f32,
+    /// Frame pixel of the image's top-left pixel: zero for whole frames;
+    /// a tile's corner when the patch is checked on a tile's image, so
+    /// that the pattern stays the one drawn at the frame's pixels.
+    #[serde(default)]
+    pub origin: [u32; 2],
 }
 
 impl Patch {
@@ -44,6 +49,7 @@ impl Patch {
     /// always pass, and it is still a secret periodic pattern: a worker
     /// cannot know where to paint it without the key.
     pub fn value(&self, x: u32, y: u32) -> f32 {
+        let (x, y) = (x + self.origin[0], y + self.origin[1]);
         let phase = x as f32 / self.period_x + y as f32 / self.period_y;
         let sign = if (x + y) % 2 == 0 { 1.0 } else { -1.0 };
         sign * self.amplitude * (std::f32::consts::TAU * phase).cos()
@@ -105,6 +111,7 @@ pub fn layout(key: &VerificationKey, width: u32, height: u32, n: usize) -> Vec<P
             period_x,
             period_y,
             amplitude: 0.35,
+            origin: [0, 0],
         });
     }
     patches

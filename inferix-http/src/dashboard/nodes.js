@@ -18,7 +18,7 @@ export function nodesPage(signal) {
     problem,
     card("Workers", null, el("div", { class: "table-wrap" }, el("table", { class: "table", id: "workers" },
       el("thead", {}, el("tr", {},
-        el("th", {}, "Node"), el("th", {}, "State"), el("th", { class: "num" }, "IB"),
+        el("th", {}, "Node"), el("th", {}, "State"), el("th", { class: "num", title: "measured / declared" }, "IB (measured / declared)"),
         el("th", { class: "num" }, "Reputation"), el("th", { class: "num" }, "Stake (credits)"),
         el("th", {}, "Current task"), el("th", {}, "Formats / tags"), el("th", { class: "num" }, "Last seen"),
         el("th", { class: "num" }, "Actions"))),
@@ -61,7 +61,8 @@ export function nodesPage(signal) {
   function workerRow(n) {
     return el("tr", { dataset: { node: n.node, role: n.role } },
       nodeCell(n), el("td", {}, badge(n.state)),
-      el("td", { class: "num" }, n.declared_ib.toFixed(1)),
+      el("td", { class: "num", title: "measured / declared" },
+        (n.measured_ib == null ? "—" : n.measured_ib.toFixed(1)) + " / " + n.declared_ib.toFixed(1)),
       el("td", { class: "num" }, reputation(n.reputation)),
       el("td", { class: "num" }, credits(n.stake)),
       el("td", { class: "mono" }, n.task || "—"),

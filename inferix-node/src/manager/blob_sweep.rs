@@ -84,6 +84,7 @@ pub fn add_names(job: &Job, tasks: &[Task], names: &mut HashSet<ContentHash>) {
         warnings: _,
         lease_copies_removed,
         owner: _,
+        outputs,
     } = job;
     let JobSpec {
         scene,
@@ -95,6 +96,8 @@ pub fn add_names(job: &Job, tasks: &[Task], names: &mut HashSet<ContentHash>) {
         priority: _,
         tags: _,
         environment,
+        tiles: _,
+        outputs: _,
     } = spec;
     let SceneRef {
         blob: scene,
@@ -105,6 +108,8 @@ pub fn add_names(job: &Job, tasks: &[Task], names: &mut HashSet<ContentHash>) {
     if let Some(EnvironmentRef { blob, file_name: _ }) = environment {
         names.insert(*blob);
     }
+    // A finished job's outputs are downloaded like its frames.
+    names.extend(outputs.iter().filter_map(|o| o.blob()));
     for task in tasks {
         let Task {
             id: _,
@@ -121,7 +126,10 @@ pub fn add_names(job: &Job, tasks: &[Task], names: &mut HashSet<ContentHash>) {
             delivered,
             claims,
             operator: _,
+            stitched,
         } = task;
+        // Stitched frames of a tile job are what its customer downloads.
+        names.extend(stitched.iter().map(|f| f.blob));
         // A claim still being checked re-renders from the copy.
         let open_claim = claims.iter().any(|c| {
             let TaskClaim {
@@ -340,6 +348,7 @@ mod tests {
             warnings: Vec::new(),
             lease_copies_removed: removed,
             owner: None,
+            outputs: Vec::new(),
         }
     }
 
@@ -444,6 +453,32 @@ mod tests {
         .map(h)
         .into();
         assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn ready_outputs_are_named_and_others_name_nothing() {
+        use inferix_core::outputs::{JobOutput, OutputRequest, OutputState};
+        let mut j = job(true);
+        let before = names_of(&j, &[]);
+        j.outputs = vec![
+            JobOutput {
+                request: OutputRequest::Zip,
+                state: OutputState::Ready {
+                    blob: h("frames.zip"),
+                    size: 3,
+                },
+            },
+            JobOutput::pending(OutputRequest::Tar),
+            JobOutput {
+                request: OutputRequest::Mp4 { fps: 24 },
+                state: OutputState::Failed {
+                    reason: "no ffmpeg".into(),
+                },
+            },
+        ];
+        let after = names_of(&j, &[]);
+        assert_eq!(after.len(), before.len() + 1);
+        assert!(after.contains(&h("frames.zip")));
     }
 
     #[test]

@@ -52,7 +52,10 @@ impl State {
         let payer = account.ledger_account();
         let bonds: Vec<i64> = checks
             .iter()
-            .map(|c| economy::frames_share(job.quoted_price, c.frames.len(), job.spec.frames.len()))
+            .map(|c| {
+                let (part, whole) = job.spec.task_share(c.task.index, c.frames.len());
+                economy::frames_share(job.quoted_price, part, whole)
+            })
             .collect();
         let total: i64 = bonds.iter().sum();
         let balance = self.store.balance(&payer).await.map_err(store_err)?;
@@ -184,7 +187,11 @@ impl State {
         let Some(conn) = self.verifiers.get(&verifier).map(|v| v.conn) else {
             return Err(format!("verifier {verifier:?} is not connected"));
         };
-        let (w, h) = (job.spec.settings.width, job.spec.settings.height);
+        // A tile task's frames are its tile: re-rendered whole, as a tile.
+        let region = job.spec.task_region(check.task.index);
+        let (w, h) = region.map_or((job.spec.settings.width, job.spec.settings.height), |r| {
+            (r.width, r.height)
+        });
         let offer = VerificationAssignment {
             verification: vid,
             task: check.task,
@@ -216,6 +223,7 @@ impl State {
             crop_tolerance: self.por.as_ref().map_or(2, |p| p.crop_tolerance),
             clean_scene: None,
             environment: job.spec.environment.clone(),
+            region,
         };
         self.send(conn, Envelope::push(Message::VerifyOffer(offer)))
             .await;
@@ -258,7 +266,8 @@ impl State {
             .unwrap_or(Account::User("unknown".into()));
         let refund = match self.job(job_id).await {
             Some(job) if upheld => {
-                economy::frames_share(job.quoted_price, check.frames.len(), job.spec.frames.len())
+                let (part, whole) = job.spec.task_share(check.task.index, check.frames.len());
+                economy::frames_share(job.quoted_price, part, whole)
             }
             _ => 0,
         };

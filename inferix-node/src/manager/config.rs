@@ -109,6 +109,10 @@ pub struct ManagerConfig {
     /// frame), so the last tasks of a job do not end up on the slowest
     /// machines.
     pub finish_time_aware: bool,
+    /// The ffmpeg binary that makes the MP4, GIF and WebP outputs of
+    /// finished jobs: `INFERIX_FFMPEG` when set, else `ffmpeg` on the
+    /// `PATH`. A wrong one fails those outputs alone, never the job.
+    pub ffmpeg: std::path::PathBuf,
 }
 
 impl Default for ManagerConfig {
@@ -144,6 +148,7 @@ impl Default for ManagerConfig {
             blob_retention: Duration::from_secs(7 * 24 * 3600),
             scheduler_candidates: 128,
             finish_time_aware: true,
+            ffmpeg: std::env::var_os("INFERIX_FFMPEG").map_or_else(|| "ffmpeg".into(), Into::into),
         }
     }
 }

@@ -44,7 +44,13 @@ impl State {
         if watermark.is_empty() {
             return Ok(Vec::new());
         }
-        let (width, height) = (job.spec.settings.width, job.spec.settings.height);
+        // A tile task's frames, patches and clean rectangles are its tile's.
+        let (width, height) = job
+            .spec
+            .task_region(task.id.index)
+            .map_or((job.spec.settings.width, job.spec.settings.height), |r| {
+                (r.width, r.height)
+            });
         let format = job.spec.format;
         let rects = clean_rects(&watermark, width, height);
         let wanted: Vec<(u32, Rect)> = result

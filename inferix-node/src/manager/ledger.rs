@@ -86,15 +86,29 @@ impl State {
                 .map(|f| u64::from(f.width) * u64::from(f.height))
                 .sum(),
         });
-        Some(economy::task_payment(
+        // A tile task is paid its tile's share of its frames' price.
+        let (part, whole) = job.spec.task_share(t.id.index, t.frames.len());
+        let mut tx = economy::task_payment(
             t.id,
-            t.frames.len(),
+            part,
             job.quoted_price,
-            job.spec.frames.len(),
+            whole,
             result.worker,
             delivery,
             self.now(),
-        ))
+        );
+        if let Some(r) = job.spec.task_region(t.id.index) {
+            tx.memo = format!(
+                "tile {}x{} at ({}, {}) of {} frames of {} accepted",
+                r.width,
+                r.height,
+                r.x,
+                r.y,
+                t.frames.len(),
+                t.id
+            );
+        }
+        Some(tx)
     }
 
     pub(super) async fn complete_job(&mut self, job_id: JobId) {
@@ -106,11 +120,15 @@ impl State {
         }
         job.set_state(JobState::Completed, self.now(), "every frame accepted");
         job.waiting_reason = None;
-        self.save_job(job).await;
+        if job.outputs.is_empty() {
+            job.outputs = super::outputs::pending_outputs(&job.spec);
+        }
+        self.save_job(job.clone()).await;
         self.refund_escrow(job_id, "job completed: rounding remainder")
             .await;
         info!(job = ?job_id, "job completed");
         self.emit(job_id, JobEvent::Completed { job: job_id }).await;
+        self.start_outputs(&job);
     }
 
     /// Returns what is left in a job's escrow to its payer.

@@ -66,14 +66,14 @@ impl State {
                 let declared = w.declared_ib;
                 (
                     w.info.clone(),
-                    declared,
+                    (declared, self.workers.measured_ib(&w.info.id)),
                     w.task(),
                     w.last_seen,
                     w.state().as_str(),
                 )
             })
             .collect();
-        for (info, declared_ib, task, last_seen, state) in workers {
+        for (info, (declared_ib, measured_ib), task, last_seen, state) in workers {
             // A node run by an account shows its account's stake.
             let holder = self.stake_holder_of(info.id);
             let stake = self
@@ -85,6 +85,7 @@ impl State {
                 node: info.id,
                 role: Role::Worker,
                 declared_ib,
+                measured_ib,
                 reputation: info.reputation,
                 stake,
                 task,
@@ -113,6 +114,7 @@ impl State {
                 node: id,
                 role: Role::Verifier,
                 declared_ib: 0.0,
+                measured_ib: None,
                 reputation: pool.map_or(1.0, |v| v.reputation),
                 stake,
                 task: None,

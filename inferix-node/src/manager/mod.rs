@@ -27,7 +27,9 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::job::SceneRef;
 use inferix_core::job::{Job, JobSpec, JobState};
 use inferix_core::ledger::{Account, Transaction};
-use inferix_core::por::plan::{patches_for_lease, plan_checks, plan_verification};
+use inferix_core::por::plan::{
+    patches_for_lease, patches_for_lease_in, plan_checks, plan_verification,
+};
 use inferix_core::por::prepare::{PorConfig, SceneWatermarker};
 use inferix_core::protocol::{
     Envelope, ErrorCode, FailureCause, Hello, JobEvent, JobStatus, Message, Quote, Role,
@@ -78,6 +80,7 @@ mod listings;
 mod metered_store;
 pub mod metrics;
 mod operators;
+mod outputs;
 mod peers;
 mod prepare;
 mod probe;
@@ -85,6 +88,7 @@ mod quote;
 mod reconcile;
 mod requests;
 mod results;
+mod stitch;
 mod storage;
 mod verification;
 
@@ -314,6 +318,13 @@ enum Input {
     Arbitrated {
         task: TaskId,
         outcome: Option<(bool, Vec<String>)>,
+    },
+    /// One output of a completed job was made and stored, or could not
+    /// be (see `outputs.rs`).
+    OutputMade {
+        job: JobId,
+        request: inferix_core::outputs::OutputRequest,
+        result: Result<(ContentHash, u64), String>,
     },
 }
 

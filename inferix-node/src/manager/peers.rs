@@ -71,6 +71,14 @@ impl State {
                 self.on_arbitrated(task, outcome).await;
                 true
             }
+            Input::OutputMade {
+                job,
+                request,
+                result,
+            } => {
+                self.on_output_made(job, request, result).await;
+                false
+            }
             Input::ResultSigned {
                 conn,
                 id,

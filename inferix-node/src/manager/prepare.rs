@@ -29,6 +29,7 @@ impl State {
             deadline_ms: lease.deadline_ms,
             attempt: task.attempts,
             environment: job.spec.environment.clone(),
+            region: job.spec.task_region(task.id.index),
         };
         debug!(task = ?task.id, ?worker, "leased");
         self.send(conn, Envelope::push(Message::TaskOffer(offer)))
@@ -46,8 +47,14 @@ impl State {
     ) {
         let Some(por) = &self.por else { return };
         let settings = job.spec.settings.clone();
-        let patches =
-            patches_for_lease(por, task.id, task.attempts, settings.width, settings.height);
+        let patches = patches_for_lease_in(
+            por,
+            task.id,
+            task.attempts,
+            settings.width,
+            settings.height,
+            job.spec.task_region(task.id.index),
+        );
         let (task_id, attempt) = (task.id, task.attempts);
         let scene = job.spec.scene.clone();
         let blobs = self.blobs.clone();

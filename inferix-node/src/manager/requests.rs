@@ -254,6 +254,8 @@ impl State {
             .into_iter()
             .map(|t| Task::new(t.id, t.frames, now))
             .collect();
+        // Listed as pending from the start, so the status shows what comes.
+        let outputs = super::outputs::pending_outputs(&spec);
         let job = Job {
             id: job_id,
             spec,
@@ -270,6 +272,7 @@ impl State {
             warnings: quote.warnings.clone(),
             lease_copies_removed: false,
             owner: Some(account.name.clone()),
+            outputs,
         };
         self.store
             .insert_job(&job, &tasks)

@@ -272,6 +272,8 @@ impl State {
         }
         self.judge_operator(operator.as_deref(), passed).await;
         if passed {
+            // Before the job can complete: its frames are the stitched ones.
+            self.stitch_tiles(task_id).await;
             let counts = self
                 .store
                 .status_counts(task_id.job)
@@ -374,13 +376,24 @@ impl State {
     ) -> Option<(Job, Option<inferix_core::por::plan::VerificationPlan>)> {
         let job = self.job(task.id.job).await?;
         let result = task.result.as_ref()?;
-        let (width, height) = (job.spec.settings.width, job.spec.settings.height);
+        // A tile task's plan is drawn in its tile's pixels.
+        let region = job.spec.task_region(task.id.index);
+        let (width, height) = region
+            .map_or((job.spec.settings.width, job.spec.settings.height), |r| {
+                (r.width, r.height)
+            });
         let watermarked =
             result.scene != job.spec.scene.blob && self.watermarker_for(&job).is_some();
         let level = self.check_levels.get(&task.id).copied();
-        let plan = self.por.as_ref().map(|por| match level {
-            Some(level) => plan_checks(por, level, task.id, result, width, height, watermarked),
-            None => plan_verification(por, task.id, result, width, height, watermarked),
+        let plan = self.por.as_ref().map(|por| {
+            let plan = match level {
+                Some(level) => plan_checks(por, level, task.id, result, width, height, watermarked),
+                None => plan_verification(por, task.id, result, width, height, watermarked),
+            };
+            match region {
+                Some(r) => plan.in_tile(r),
+                None => plan,
+            }
         });
         Some((job, plan))
     }
@@ -435,12 +448,17 @@ impl State {
         plan: Option<&inferix_core::por::plan::VerificationPlan>,
         result: &inferix_core::task::TaskResult,
     ) -> VerificationAssignment {
+        let region = job.spec.task_region(task.index);
+        let (width, height) = region
+            .map_or((job.spec.settings.width, job.spec.settings.height), |r| {
+                (r.width, r.height)
+            });
         VerificationAssignment {
             verification,
             task,
             frames,
-            width: job.spec.settings.width,
-            height: job.spec.settings.height,
+            width,
+            height,
             format: job.spec.format,
             watermark: plan.map(|p| p.watermark.clone()).unwrap_or_default(),
             watermark_threshold: self.por.as_ref().map_or(0.0, |p| p.threshold),
@@ -468,6 +486,7 @@ impl State {
                 .is_some_and(|p| !p.watermark.is_empty())
                 .then(|| job.spec.scene.clone()),
             environment: job.spec.environment.clone(),
+            region,
         }
     }
 }

@@ -44,6 +44,7 @@ impl Sim {
             warnings: Vec::new(),
             lease_copies_removed: false,
             owner: None,
+            outputs: Vec::new(),
         };
         self.store
             .insert_job(&job, &tasks)

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::errors::{Error, Kind, Op};
 use crate::runtime::{blocking, interruptible, runtime};
-use crate::spec::{path_arg, JobArgs, JobRequest};
+use crate::spec::{job_file, path_arg, upload_job_file, JobArgs, JobRequest};
 
 /// One connection to a manager, shared by a client and its jobs.
 pub(crate) struct Conn {
@@ -253,6 +253,10 @@ impl From<&JobEvent> for PyEvent {
                 };
                 e.reasons = evidence.clone();
             }
+            JobEvent::OutputsFinished { failed, .. } => {
+                e.kind = "outputs_finished".into();
+                e.reasons = vec![format!("{failed} outputs failed")];
+            }
         }
         e
     }
@@ -471,6 +475,39 @@ impl PyClient {
         let client = self.conn.get()?;
         let (id, quote) = blocking(py, || async move {
             let spec = upload(&client, &req).await?;
+            client
+                .submit(&spec)
+                .await
+                .map_err(|e| Error::client(e, Op::Submit))
+        })?;
+        Ok(PyJob {
+            conn: self.conn.clone(),
+            id,
+            quote: Some(quote.into()),
+        })
+    }
+
+    /// Prices the job a job file (.toml or .json) describes.
+    fn quote_file(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<PyQuote> {
+        let file = job_file(path)?;
+        let client = self.conn.get()?;
+        Ok(blocking(py, || async move {
+            let spec = upload_job_file(&client, &file).await?;
+            client
+                .quote(&spec)
+                .await
+                .map(PyQuote::from)
+                .map_err(|e| Error::client(e, Op::Quote))
+        })?)
+    }
+
+    /// Submits the job a job file (.toml or .json) describes; its scene
+    /// path is taken from the file's folder.
+    fn submit_file(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<PyJob> {
+        let file = job_file(path)?;
+        let client = self.conn.get()?;
+        let (id, quote) = blocking(py, || async move {
+            let spec = upload_job_file(&client, &file).await?;
             client
                 .submit(&spec)
                 .await

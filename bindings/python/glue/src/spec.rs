@@ -9,7 +9,10 @@ use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
 use pyo3::types::{PyRange, PyRangeMethods, PyString};
 
-use crate::errors::{Error, Kind};
+use inferix_core::job_file::JobFile;
+use inferix_node::Client;
+
+use crate::errors::{Error, Kind, Op};
 
 /// A job as the user described it, scene not yet uploaded.
 #[derive(Debug, Clone)]
@@ -213,4 +216,43 @@ impl JobRequest {
         spec.tags = self.tags.clone();
         spec
     }
+}
+
+/// A job file (docs/job-files.md) read and checked, its scene known to
+/// exist: a bad file fails with its field named before anything is sent.
+pub(crate) fn job_file(path: &Bound<'_, PyAny>) -> Result<JobFile, Error> {
+    let p = path_arg("path", path)?;
+    let file = JobFile::from_path(&p)
+        .and_then(|f| f.check().map(|()| f))
+        .map_err(|e| Error::invalid(format!("{}: {e}", p.display())))?;
+    let scene = file.scene.path().ok_or_else(|| {
+        Error::invalid(format!(
+            "{}: `scene`: give a file path; a blob reference is for the HTTP API",
+            p.display()
+        ))
+    })?;
+    if !scene.is_file() {
+        return Err(Error::new(
+            Kind::SceneNotFound,
+            format!("scene file not found: {}", scene.display()),
+        ));
+    }
+    Ok(file)
+}
+
+/// Uploads the scene and environment map a checked job file names, and
+/// makes its spec.
+pub(crate) async fn upload_job_file(client: &Client, file: &JobFile) -> Result<JobSpec, Error> {
+    let upload = |e| Error::client(e, Op::Upload);
+    let scene = match file.scene.path() {
+        Some(p) => client.upload_scene(p).await.map_err(upload)?,
+        None => return Err(Error::invalid("`scene`: give a file path")),
+    };
+    let environment = match file.environment.as_ref().map(|e| e.path()) {
+        Some(Some(p)) => Some(client.upload_environment(p).await.map_err(upload)?),
+        Some(None) => return Err(Error::invalid("`environment`: give a file path")),
+        None => None,
+    };
+    file.to_spec(scene, environment)
+        .map_err(|e| Error::invalid(e.to_string()))
 }

@@ -191,6 +191,13 @@ class Client:
         tags: Optional[List[str]] = None,
     ) -> Job:
         """Submit a job (same arguments as :meth:`quote`); returns at once."""
+    def quote_file(self, path: _Path) -> Quote:
+        """Price the job a job file (``.toml`` or ``.json``, see
+        docs/job-files.md) describes. A wrong field raises ``InvalidInput``
+        naming it (``render.sampels``)."""
+    def submit_file(self, path: _Path) -> Job:
+        """Submit the job a job file describes (see :meth:`quote_file`); its
+        scene path is taken from the file's folder. Returns at once."""
     def job(self, job_id: str) -> Job:
         """A job submitted earlier, by id; raises ``JobNotFound``."""
 

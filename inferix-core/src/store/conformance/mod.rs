@@ -85,6 +85,7 @@ pub fn sample_job(priority: i32, created_ms: u64, frames: u32) -> (Job, Vec<Task
             warnings: Vec::new(),
             lease_copies_removed: false,
             owner: None,
+            outputs: Vec::new(),
         },
         tasks,
     )
