@@ -211,3 +211,98 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     }
     manager.shutdown().await;
 }
+
+/// A `.blend` still in 2×2 tiles: each tile is a border render of its own,
+/// watermarked, challenged and cleaned inside the tile, and the stitched
+/// frame the customer downloads equals a local Blender render of the whole
+/// frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiled_blend_still_equals_the_frame_rendered_whole() {
+    let blender = Blender::locate(None)
+        .await
+        .expect("blender installed (bash scripts/setup-blender.sh)");
+    let dir = tempfile::tempdir().unwrap();
+    let shot = build_scene(&blender, dir.path()).await;
+    let renderer: Arc<dyn Renderer> = Arc::new(BlenderRenderer::new(
+        blender.clone(),
+        BlenderConfig::default(),
+    ));
+    let net = InProcNetwork::new();
+    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .config(ManagerConfig {
+        quorum: 1,
+        tick: Duration::from_millis(100),
+        ..ManagerConfig::default()
+    })
+    .scratch_dir(dir.path().join("manager"))
+    .proof_of_render(PorConfig::new(ManagerSecret(b"blender tiles".to_vec())))
+    .watermarker(Arc::new(BlenderWatermarker::new(blender.clone())))
+    .build()
+    .start()
+    .await
+    .unwrap();
+    let addr = manager.addr().to_string();
+    let (stop, stopped) = watch::channel(false);
+    let mut nodes = spawn_verifiers(
+        &net,
+        &addr,
+        1,
+        Some(blobs.clone()),
+        Some(renderer.clone()),
+        dir.path(),
+        &stopped,
+    );
+    for n in 101..103u128 {
+        let w = WorkerNode::new(
+            Arc::new(net.node(seeded_identity(n))),
+            renderer.clone(),
+            WorkerConfig {
+                manager: addr.clone(),
+                work_dir: dir.path().join(format!("worker-{n}")),
+                heartbeat: Duration::from_millis(500),
+                ..WorkerConfig::default()
+            },
+        )
+        .with_blob_store(blobs.clone());
+        nodes.push(tokio::spawn(w.run(stopped.clone())));
+    }
+    let client =
+        Client::connect_with_blobs(&net.transport(NodeId(300)), &addr, None, blobs.clone())
+            .await
+            .unwrap();
+    let scene = client.upload_scene(&shot).await.unwrap();
+    let mut spec = JobSpec::new(scene, FrameRange::new(4, 4));
+    spec.settings.width = 64;
+    spec.settings.height = 48;
+    spec.settings.samples = 8;
+    spec.chunk_size = 1;
+    spec.tiles = Some("2x2".parse().unwrap());
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(job).await.unwrap();
+    inferix_tests::until_completed(&mut events, Duration::from_secs(900)).await;
+
+    let tasks = store.tasks_of_job(job).await.unwrap();
+    assert_eq!(tasks.len(), 4, "one task per tile");
+    for t in &tasks {
+        let region = spec.task_region(t.id.index).expect("a tile");
+        let frames = &t.result.as_ref().expect("a result").frames;
+        assert!(frames
+            .iter()
+            .all(|f| (f.width, f.height) == (region.width, region.height)));
+    }
+    let files = client.download(job, &dir.path().join("out")).await.unwrap();
+    assert_eq!(files.len(), 1, "one stitched frame");
+    assert_clean_delivery(&*store, job, &files, &*renderer, &shot, &spec.settings).await;
+
+    let _ = stop.send(true);
+    for n in nodes {
+        let _ = n.await;
+    }
+    manager.shutdown().await;
+}
