@@ -31,26 +31,9 @@ if command -v blender >/dev/null 2>&1 && works blender && { ! command -v dpkg-qu
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup-blender: blender not found and apt-get is unavailable;" >&2
-    echo "  install Blender >= 3.4 and put it on PATH or set BLENDER=/path/to/blender" >&2
-    exit 1
-fi
-
-SUDO=""
-if [[ "$(id -u)" -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "setup-blender: must run as root (or with sudo) to install blender" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
+source "$(dirname "$0")/apt-install.sh"
 start=$(date +%s)
-$SUDO apt-get update
-$SUDO apt-get install -y -o DPkg::Lock::Timeout=300 --no-install-recommends "${packages[@]}"
+apt_install setup-blender "${packages[@]}"
 if ! works blender; then
     echo "setup-blender: blender was installed but 'blender --version' fails" >&2
     blender --version >&2 || true

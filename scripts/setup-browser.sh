@@ -17,26 +17,10 @@ if works /usr/bin/chromium && works /usr/bin/chromedriver; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup-browser: chromium/chromedriver not found and apt-get is unavailable;" >&2
-    echo "  install Chromium and a matching chromedriver as /usr/bin/chromium and /usr/bin/chromedriver" >&2
-    exit 1
-fi
-
-SUDO=""
-if [[ "$(id -u)" -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "setup-browser: must run as root (or with sudo) to install chromium" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
+source "$(dirname "$0")/apt-install.sh"
 start=$(date +%s)
-$SUDO apt-get update
-$SUDO apt-get -o DPkg::Lock::Timeout=300 install -y chromium chromium-driver
+# Chromium's recommended packages include the fonts pages are drawn with.
+apt_install setup-browser --with-recommends chromium chromium-driver
 for bin in /usr/bin/chromium /usr/bin/chromedriver; do
     if ! works "$bin"; then
         echo "setup-browser: installed, but '$bin --version' fails" >&2

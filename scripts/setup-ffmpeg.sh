@@ -10,22 +10,6 @@ if ffmpeg -version >/dev/null 2>&1 && ffprobe -version >/dev/null 2>&1; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup-ffmpeg: ffmpeg not found and apt-get is unavailable; install ffmpeg by hand" >&2
-    exit 1
-fi
-
-SUDO=""
-if [[ "$(id -u)" -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "setup-ffmpeg: must run as root (or with sudo) to install ffmpeg" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -o DPkg::Lock::Timeout=300
-$SUDO apt-get install -y -o DPkg::Lock::Timeout=300 --no-install-recommends ffmpeg
+source "$(dirname "$0")/apt-install.sh"
+apt_install setup-ffmpeg ffmpeg
 echo "setup-ffmpeg: installed ffmpeg"

@@ -85,6 +85,63 @@ async fn build_scene(blender: &Blender, dir: &Path) -> PathBuf {
     out
 }
 
+/// A manager watermarking `.blend` copies with `blender`, with Proof of
+/// Render on, on an in-process network; its store and blob store.
+async fn blender_manager(
+    net: &InProcNetwork,
+    blender: &Blender,
+    scratch: PathBuf,
+    quorum: usize,
+    secret: &[u8],
+) -> (
+    inferix_node::ManagerHandle,
+    Arc<dyn TaskStore>,
+    Arc<dyn BlobStore>,
+) {
+    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
+    let manager = ManagerBuilder::new(
+        Arc::new(net.transport(NodeId(1))),
+        store.clone(),
+        blobs.clone(),
+    )
+    .config(ManagerConfig {
+        quorum,
+        tick: Duration::from_millis(100),
+        ..ManagerConfig::default()
+    })
+    .scratch_dir(scratch)
+    .proof_of_render(PorConfig::new(ManagerSecret(secret.to_vec())))
+    .watermarker(Arc::new(BlenderWatermarker::new(blender.clone())))
+    .build()
+    .start()
+    .await
+    .unwrap();
+    (manager, store, blobs)
+}
+
+/// Worker `n` of the manager at `addr`, rendering with `renderer`.
+fn blender_worker(
+    net: &InProcNetwork,
+    addr: &str,
+    dir: &Path,
+    n: u128,
+    renderer: Arc<dyn Renderer>,
+    blobs: &Arc<dyn BlobStore>,
+) -> WorkerNode {
+    WorkerNode::new(
+        Arc::new(net.node(seeded_identity(n))),
+        renderer,
+        WorkerConfig {
+            manager: addr.to_string(),
+            work_dir: dir.join(format!("worker-{n}")),
+            heartbeat: Duration::from_millis(500),
+            ..WorkerConfig::default()
+        },
+    )
+    .with_blob_store(blobs.clone())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     let blender = Blender::locate(None)
@@ -98,25 +155,14 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
     ));
 
     let net = InProcNetwork::new();
-    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(
-        Arc::new(net.transport(NodeId(1))),
-        store.clone(),
-        blobs.clone(),
+    let (manager, store, blobs) = blender_manager(
+        &net,
+        &blender,
+        dir.path().join("manager"),
+        2,
+        b"blender e2e",
     )
-    .config(ManagerConfig {
-        quorum: 2,
-        tick: Duration::from_millis(100),
-        ..ManagerConfig::default()
-    })
-    .scratch_dir(dir.path().join("manager"))
-    .proof_of_render(PorConfig::new(ManagerSecret(b"blender e2e".to_vec())))
-    .watermarker(Arc::new(BlenderWatermarker::new(blender.clone())))
-    .build()
-    .start()
-    .await
-    .unwrap();
+    .await;
     let addr = manager.addr().to_string();
     let (stop, stopped) = watch::channel(false);
     let mut nodes = spawn_verifiers(
@@ -128,19 +174,8 @@ async fn a_blend_job_is_verified_and_a_lazy_worker_is_caught() {
         dir.path(),
         &stopped,
     );
-    let worker = |n: u128, r: Arc<dyn Renderer>| {
-        WorkerNode::new(
-            Arc::new(net.node(seeded_identity(n))),
-            r,
-            WorkerConfig {
-                manager: addr.clone(),
-                work_dir: dir.path().join(format!("worker-{n}")),
-                heartbeat: Duration::from_millis(500),
-                ..WorkerConfig::default()
-            },
-        )
-        .with_blob_store(blobs.clone())
-    };
+    let worker =
+        |n: u128, r: Arc<dyn Renderer>| blender_worker(&net, &addr, dir.path(), n, r, &blobs);
     let lazy = worker(
         100,
         Arc::new(FewerSamples {
@@ -228,25 +263,14 @@ async fn a_tiled_blend_still_equals_the_frame_rendered_whole() {
         BlenderConfig::default(),
     ));
     let net = InProcNetwork::new();
-    let store: Arc<dyn TaskStore> = Arc::new(MemoryTaskStore::new());
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::in_memory());
-    let manager = ManagerBuilder::new(
-        Arc::new(net.transport(NodeId(1))),
-        store.clone(),
-        blobs.clone(),
+    let (manager, store, blobs) = blender_manager(
+        &net,
+        &blender,
+        dir.path().join("manager"),
+        1,
+        b"blender tiles",
     )
-    .config(ManagerConfig {
-        quorum: 1,
-        tick: Duration::from_millis(100),
-        ..ManagerConfig::default()
-    })
-    .scratch_dir(dir.path().join("manager"))
-    .proof_of_render(PorConfig::new(ManagerSecret(b"blender tiles".to_vec())))
-    .watermarker(Arc::new(BlenderWatermarker::new(blender.clone())))
-    .build()
-    .start()
-    .await
-    .unwrap();
+    .await;
     let addr = manager.addr().to_string();
     let (stop, stopped) = watch::channel(false);
     let mut nodes = spawn_verifiers(
@@ -259,17 +283,7 @@ async fn a_tiled_blend_still_equals_the_frame_rendered_whole() {
         &stopped,
     );
     for n in 101..103u128 {
-        let w = WorkerNode::new(
-            Arc::new(net.node(seeded_identity(n))),
-            renderer.clone(),
-            WorkerConfig {
-                manager: addr.clone(),
-                work_dir: dir.path().join(format!("worker-{n}")),
-                heartbeat: Duration::from_millis(500),
-                ..WorkerConfig::default()
-            },
-        )
-        .with_blob_store(blobs.clone());
+        let w = blender_worker(&net, &addr, dir.path(), n, renderer.clone(), &blobs);
         nodes.push(tokio::spawn(w.run(stopped.clone())));
     }
     let client =
