@@ -208,3 +208,75 @@ async fn a_missing_ffmpeg_fails_only_the_video_and_the_frames_still_download() {
     assert_eq!(zip_entries(&zip).len(), 4);
     let _ = n.stop.send(true);
 }
+
+/// An EXR job of a lightless, camera-less cube over a transparent
+/// background asks for a zip: it holds one linear EXR per frame, with an
+/// alpha channel that is empty where the background shows and covered on
+/// the cube, and a JPEG sequence beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exr_job_with_a_transparent_background_gets_a_zip_of_exrs_with_alpha() {
+    use inferix_core::job::{FrameRange, JobSpec, OutputFormat};
+    use inferix_core::renderer::Background;
+    use inferix_gpu::builder::{box_mesh, GltfBuilder, MaterialDesc, NodeDesc};
+
+    let (n, client) = network(b"exr outputs", "ffmpeg").await;
+    let mut b = GltfBuilder::new();
+    let grey = b.material(MaterialDesc::default());
+    let (p, normals, i) = box_mesh([0.5; 3], false);
+    let cube = b.mesh(&p, Some(&normals), &i, grey);
+    b.node(
+        NodeDesc {
+            mesh: Some(cube),
+            ..Default::default()
+        },
+        true,
+    );
+    let scene = client
+        .upload_scene_bytes(b.to_glb(), "cube.glb")
+        .await
+        .unwrap();
+    let mut spec = JobSpec::new(scene, FrameRange::new(1, 3));
+    spec.settings.width = 48;
+    spec.settings.height = 36;
+    spec.settings.samples = 8;
+    spec.settings.background = Background::Transparent;
+    spec.format = OutputFormat::Exr;
+    spec.chunk_size = 3;
+    spec.outputs = vec![OutputRequest::Zip, OutputRequest::Jpeg { quality: 90 }];
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let status = tokio::time::timeout(LIMIT, client.wait_outputs(job))
+        .await
+        .expect("outputs made in time")
+        .unwrap();
+    assert!(
+        status.job.outputs.iter().all(|o| o.blob().is_some()),
+        "{status:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let zip = client
+        .download_output(job, "zip", dir.path())
+        .await
+        .unwrap();
+    let entries = zip_entries(&zip);
+    let names: Vec<_> = entries.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["frame_0001.exr", "frame_0002.exr", "frame_0003.exr"]
+    );
+    for (name, bytes) in &entries {
+        let img = inferix_codec::decode_exr(bytes).unwrap();
+        assert_eq!((img.width, img.height), (48, 36), "{name}");
+        let alpha = img.alpha.as_ref().expect("an alpha channel");
+        assert!(alpha.contains(&0.0), "{name}: background shows");
+        assert!(alpha.iter().any(|a| *a > 0.99), "{name}: the cube covers");
+    }
+    let jpegs = zip_entries(
+        &client
+            .download_output(job, "jpeg", dir.path())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(jpegs.len(), 3);
+    let _ = n.stop.send(true);
+}
