@@ -88,6 +88,10 @@ pub(crate) struct JobArgs {
     /// frame, pixel for pixel as rendered whole.
     #[arg(long, value_name = "COLUMNSxROWS")]
     tiles: Option<inferix_core::tiles::TileGrid>,
+    /// How light becomes 8-bit values: `standard` (clips at white) or
+    /// `filmic` (rolls bright highlights off) [default: standard].
+    #[arg(long)]
+    view: Option<inferix_core::renderer::View>,
 }
 
 /// The job the arguments describe: the job file's (or a scene's with the
@@ -105,6 +109,7 @@ fn job_file(j: &JobArgs) -> anyhow::Result<JobFile> {
     r.height = j.height.unwrap_or(r.height);
     r.samples = j.spp.unwrap_or(r.samples);
     r.background = j.background.unwrap_or(r.background);
+    r.view = j.view.unwrap_or(r.view);
     file.frames = j.frames.unwrap_or(file.frames);
     file.chunk = j.chunk.unwrap_or(file.chunk);
     file.format = j.format.unwrap_or(file.format);

@@ -116,6 +116,10 @@ enum Command {
         /// transparent (alpha in the PNG/EXR).
         #[arg(long, default_value = "environment")]
         background: inferix_core::renderer::Background,
+        /// How light becomes 8-bit values: standard (clips at white) or
+        /// filmic (rolls bright highlights off); EXR stays linear.
+        #[arg(long, default_value = "standard")]
+        view: inferix_core::renderer::View,
     },
     /// Measure this device's Inferix Bench index (IB).
     Bench,
@@ -386,9 +390,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crop,
             environment,
             background,
+            view,
         } => {
             let scene_format =
                 SceneFormat::from_path(&scene).context("scene must be .glb, .gltf or .blend")?;
+            anyhow::ensure!(
+                view == inferix_core::renderer::View::Standard || format != OutputFormat::Exr,
+                "--view {view} shapes 8-bit frames; EXR frames stay scene-linear (use --format png)"
+            );
             let renderer = inferix_gpu::PathTracer::new()?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
@@ -401,6 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 fps,
                 environment,
                 background,
+                view,
             };
             let list: Vec<u32> = frames.frames().collect();
             anyhow::ensure!(!list.is_empty(), "frame range {frames} is empty");

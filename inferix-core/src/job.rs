@@ -278,6 +278,13 @@ impl JobSpec {
         probe
             .validate()
             .map_err(|e| JobSpecError::InvalidSettings(e.to_string()))?;
+        if self.format == OutputFormat::Exr && self.settings.view != crate::renderer::View::Standard
+        {
+            return Err(JobSpecError::InvalidSettings(format!(
+                "view {} shapes 8-bit frames; EXR frames stay scene-linear (use png)",
+                self.settings.view
+            )));
+        }
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::job::{EnvironmentRef, FrameRange, JobSpec, JobSpecError, OutputFormat, SceneRef};
 use crate::outputs::OutputRequest;
-use crate::renderer::{Background, RenderSettings, SceneFormat};
+use crate::renderer::{Background, RenderSettings, SceneFormat, View};
 use crate::tiles::TileGrid;
 use crate::ContentHash;
 
@@ -223,6 +223,8 @@ pub struct RenderSection {
     /// `color:R,G,B` (linear).
     #[serde(with = "background_field")]
     pub background: Background,
+    /// How light becomes 8-bit values: `standard` or `filmic`.
+    pub view: View,
 }
 
 impl Default for RenderSection {
@@ -238,6 +240,7 @@ impl Default for RenderSection {
             seed: s.seed,
             fps: s.fps,
             background: s.background,
+            view: s.view,
         }
     }
 }
@@ -408,6 +411,7 @@ impl JobFile {
         spec.settings.seed = r.seed;
         spec.settings.fps = r.fps;
         spec.settings.background = r.background;
+        spec.settings.view = r.view;
         spec.format = self.format;
         spec.chunk_size = self.chunk;
         spec.priority = self.priority;
@@ -473,6 +477,8 @@ impl JobFile {
                     "render.fps"
                 } else if matches!(r.background, Background::Color(_)) {
                     "render.background"
+                } else if r.view != View::Standard {
+                    "render.view"
                 } else {
                     "render"
                 }

@@ -183,6 +183,11 @@ fn every_bad_value_names_its_field() {
         ("[render]\nsamples = 0", "render.samples"),
         ("[render]\nfps = 0.0", "render.fps"),
         ("[render]\nbackground = \"purple\"", "render.background"),
+        ("[render]\nview = \"sepia\"", "render.view"),
+        (
+            "format = \"exr\"\n[render]\nview = \"filmic\"",
+            "render.view",
+        ),
         ("tiles = \"0x2\"", "tiles"),
         ("tiles = \"4 by 4\"", "tiles"),
         ("tiles = \"64x64\"", "tiles"),

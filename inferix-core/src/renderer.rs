@@ -87,6 +87,78 @@ impl std::str::FromStr for Background {
     }
 }
 
+/// How scene-linear light becomes the values of 8-bit frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum View {
+    /// Linear values encoded as sRGB: what the scene says, clipped at 1.
+    #[default]
+    Standard,
+    /// A filmic tone curve (the fitted ACES film curve, scaled to approach
+    /// white asymptotically): highlights roll off
+    /// towards white instead of clipping, so bright lights do not burn out
+    /// harshly. Applied by the renderer to every pixel on its own, so crops
+    /// and tiles stay exactly the frame's pixels.
+    Filmic,
+}
+
+impl View {
+    /// Maps one premultiplied linear value (alpha `a`) through the view.
+    /// Filmic tone-maps the un-premultiplied colour and premultiplies it
+    /// again, so a half-covered edge takes half the curve's value.
+    pub fn map(self, v: f32, a: f32) -> f32 {
+        match self {
+            Self::Standard => v,
+            Self::Filmic => {
+                if a <= 0.0 {
+                    return 0.0;
+                }
+                let x = (v / a).max(0.0);
+                let y = (x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14);
+                // Scaled so that white is approached, never reached: two
+                // very bright lights stay apart instead of both clipping.
+                (y * (2.43 / 2.51)).clamp(0.0, 1.0) * a
+            }
+        }
+    }
+
+    /// Applies the view to a rendered image in place.
+    pub fn apply(self, img: &mut crate::image::Image) {
+        if self == Self::Standard {
+            return;
+        }
+        let alpha = img.alpha.clone();
+        for (p, rgb) in img.pixels.chunks_exact_mut(3).enumerate() {
+            let a = alpha.as_ref().map_or(1.0, |al| al[p]);
+            for c in rgb {
+                *c = self.map(*c, a);
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Standard => "standard",
+            Self::Filmic => "filmic",
+        })
+    }
+}
+
+impl std::str::FromStr for View {
+    type Err = String;
+
+    /// `standard` or `filmic`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "standard" => Ok(Self::Standard),
+            "filmic" => Ok(Self::Filmic),
+            _ => Err(format!("view {s:?}: expected standard or filmic")),
+        }
+    }
+}
+
 /// Settings that, with the scene and frame number, fully determine the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderSettings {
@@ -110,6 +182,10 @@ pub struct RenderSettings {
     /// What pixels that see no geometry show.
     #[serde(default)]
     pub background: Background,
+    /// How linear light becomes 8-bit values (EXR frames stay
+    /// scene-linear, so a job with another view than standard delivers PNG).
+    #[serde(default)]
+    pub view: View,
 }
 
 impl Default for RenderSettings {
@@ -123,6 +199,7 @@ impl Default for RenderSettings {
             fps: 24.0,
             environment: None,
             background: Background::Environment,
+            view: View::Standard,
         }
     }
 }
@@ -378,5 +455,32 @@ mod tests {
             (d.environment, d.background),
             (None, Background::Environment)
         );
+    }
+
+    #[test]
+    fn the_filmic_view_rolls_highlights_off_and_keeps_the_dark_and_edges() {
+        assert_eq!("filmic".parse(), Ok(View::Filmic));
+        assert_eq!("standard".parse(), Ok(View::Standard));
+        assert!("agx".parse::<View>().is_err());
+        assert_eq!(RenderSettings::default().view, View::Standard);
+        for v in [0.0, 0.2, 3.0, 40.0] {
+            assert_eq!(View::Standard.map(v, 1.0), v);
+        }
+        let f = |v| View::Filmic.map(v, 1.0);
+        assert_eq!(f(0.0), 0.0);
+        // Monotonic, below white, and never clipped where Standard clips.
+        let values = [0.01, 0.1, 0.5, 1.0, 2.0, 8.0, 100.0];
+        for w in values.windows(2) {
+            assert!(f(w[0]) < f(w[1]), "{w:?}");
+        }
+        assert!(f(1.0) < 1.0 && f(100.0) <= 1.0 && f(100.0) > 0.95);
+        assert!(f(2.0) < f(8.0), "two bright lights stay apart");
+        // A half-covered pixel takes half the curve's value.
+        assert!((View::Filmic.map(0.5, 0.5) - 0.5 * f(1.0)).abs() < 1e-6);
+        assert_eq!(View::Filmic.map(0.0, 0.0), 0.0);
+        let mut img = crate::image::Image::new(2, 1);
+        img.set(0, 0, [4.0, 0.5, 0.0]);
+        View::Filmic.apply(&mut img);
+        assert_eq!(&img.pixels[..3], &[f(4.0), f(0.5), 0.0]);
     }
 }

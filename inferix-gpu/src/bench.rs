@@ -23,6 +23,7 @@ pub const BENCH_SETTINGS: RenderSettings = RenderSettings {
     fps: 24.0,
     environment: None,
     background: Background::Environment,
+    view: inferix_core::renderer::View::Standard,
 };
 
 /// Timed frames after one warm-up frame (which compiles the kernel).

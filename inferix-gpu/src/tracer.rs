@@ -258,7 +258,8 @@ impl PathTracer {
                 }
             };
             let lighting = Lighting::choose(&data, user_env.clone());
-            let image = self.render_data(&data, &cam, &lighting, s, frame, rect, &progress)?;
+            let mut image = self.render_data(&data, &cam, &lighting, s, frame, rect, &progress)?;
+            s.view.apply(&mut image);
             out.push(RenderedFrame { frame, image });
         }
         Ok(out)

@@ -481,6 +481,9 @@ impl BlenderRenderer {
                 if let Background::Color(c) = s.background {
                     over_colour(&mut image, c);
                 }
+                // Blender's own view stays Standard (render.py); the
+                // network's view is the same curve for every renderer.
+                s.view.apply(&mut image);
                 if (image.width, image.height) != (rect.width, rect.height) {
                     return Err(BlenderError::BadOutput {
                         path: out_dir.clone(),

@@ -90,6 +90,8 @@ pub struct RenderDocument {
     pub fps: Option<f32>,
     /// `environment` (default), `transparent`, `color` or `color:R,G,B`.
     pub background: Option<String>,
+    /// How light becomes 8-bit values: `standard` (default) or `filmic`.
+    pub view: Option<String>,
 }
 
 /// Whether `body` is the flat form: its scene is a hash, or it has the
