@@ -552,6 +552,22 @@ pub enum TaskError {
     },
 }
 
+/// The frames a job delivers, from its `tasks`, in frame order: each
+/// accepted task's delivered frames, or for a tile job (`tiled`) the whole
+/// frames stitched from its tiles, never a tile.
+pub fn job_frames(tiled: bool, tasks: &[Task]) -> Vec<FrameOutput> {
+    let mut frames: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Accepted)
+        .flat_map(|t| match tiled {
+            true => t.stitched.clone(),
+            false => t.delivered_frames(),
+        })
+        .collect();
+    frames.sort_by_key(|f| f.frame);
+    frames
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,17 +56,7 @@ pub fn job_status<'a>(
             job.waiting_reason = Some(format!("verification of task {task} waits: {why}"));
         }
     }
-    // A tile job delivers the frames stitched from its tiles, never a tile.
-    let tiled = job.spec.tiles.is_some();
-    let mut frames: Vec<_> = tasks
-        .iter()
-        .filter(|t| t.status == TaskStatus::Accepted)
-        .flat_map(|t| match tiled {
-            true => t.stitched.clone(),
-            false => t.delivered_frames(),
-        })
-        .collect();
-    frames.sort_by_key(|f| f.frame);
+    let frames = inferix_core::task::job_frames(job.spec.tiles.is_some(), tasks);
     let tasks = tasks.iter().map(|t| task_detail(&job, t)).collect();
     JobStatus {
         job,

@@ -43,3 +43,32 @@ def test_a_wrong_field_is_named_and_nothing_is_submitted(client, scene, tmp_path
     missing.write_text('scene = "absent.glb"\n')
     with pytest.raises(inferix.SceneNotFound):
         client.submit_file(missing)
+
+
+def test_tiles_a_view_and_outputs_as_keywords(client, scene, tmp_path):
+    job = client.submit(
+        scene,
+        frames="1-2",
+        resolution=(64, 36),
+        samples=2,
+        chunk=1,
+        tiles="2x1",
+        view="filmic",
+        outputs=["zip", "contact-sheet"],
+    )
+    status = job.wait(timeout=180)
+    assert (status.state, status.frames_done) == ("completed", 2)
+    frames = job.download(tmp_path / "frames")
+    assert [f.name for f in frames] == ["frame_0001.png", "frame_0002.png"]
+    archive = job.download_output("zip", tmp_path / "out")
+    import zipfile
+
+    with zipfile.ZipFile(archive) as z:
+        assert z.namelist() == ["frame_0001.png", "frame_0002.png"]
+        assert z.read("frame_0001.png") == frames[0].read_bytes()
+    with pytest.raises(inferix.InvalidInput, match="tiles"):
+        client.submit(scene, tiles="0x2")
+    with pytest.raises(inferix.InvalidInput, match="view"):
+        client.submit(scene, view="sepia")
+    with pytest.raises(inferix.InvalidInput, match="outputs"):
+        client.submit(scene, outputs=["avi"])

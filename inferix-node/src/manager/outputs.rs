@@ -11,7 +11,6 @@
 
 use inferix_core::job::OutputFormat;
 use inferix_core::outputs::{JobOutput, OutputRequest, OutputState};
-use inferix_core::task::TaskStatus;
 
 use super::*;
 use crate::outputs::{self, Sequence};
@@ -32,6 +31,7 @@ impl State {
         info!(job = ?job.id, outputs = pending.len(), "making the job's outputs");
         let ctx = Consolidation {
             job: job.id,
+            tiled: job.spec.tiles.is_some(),
             format: job.spec.format,
             size: (job.spec.settings.width, job.spec.settings.height),
             store: self.store.clone(),
@@ -118,6 +118,8 @@ pub(super) fn pending_outputs(spec: &JobSpec) -> Vec<JobOutput> {
 /// What one job's consolidation needs, moved off the loop.
 struct Consolidation {
     job: JobId,
+    /// A tile job: its frames are the stitched ones.
+    tiled: bool,
     format: OutputFormat,
     size: (u32, u32),
     store: Arc<dyn TaskStore>,
@@ -147,20 +149,15 @@ impl Consolidation {
         let _ = tokio::fs::remove_dir_all(&self.work).await;
     }
 
-    /// The delivered frames of every accepted task, read from the blob
-    /// store into `work/frames`.
+    /// The frames the job delivers (stitched ones for a tile job), read
+    /// from the blob store into `work/frames`.
     async fn fetch_frames(&self) -> Result<Sequence, String> {
         let tasks = self
             .store
             .tasks_of_job(self.job)
             .await
             .map_err(|e| format!("cannot read the job's tasks: {e}"))?;
-        let mut frames: Vec<_> = tasks
-            .iter()
-            .filter(|t| t.status == TaskStatus::Accepted)
-            .flat_map(|t| t.delivered_frames())
-            .collect();
-        frames.sort_by_key(|f| f.frame);
+        let frames = inferix_core::task::job_frames(self.tiled, &tasks);
         let dir = self.work.join("frames");
         tokio::fs::create_dir_all(&dir)
             .await

@@ -404,7 +404,7 @@ impl PyClient {
     }
 
     /// Prices a job without submitting it.
-    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None, priority = None, tags = None))]
+    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None, priority = None, tags = None, tiles = None, view = None, outputs = None))]
     #[allow(clippy::too_many_arguments)]
     fn quote(
         &self,
@@ -419,6 +419,9 @@ impl PyClient {
         min_ib: Option<&Bound<'_, PyAny>>,
         priority: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
+        tiles: Option<&Bound<'_, PyAny>>,
+        view: Option<&Bound<'_, PyAny>>,
+        outputs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyQuote> {
         let req = JobRequest::parse(JobArgs {
             scene,
@@ -431,6 +434,9 @@ impl PyClient {
             min_ib,
             priority,
             tags,
+            tiles,
+            view,
+            outputs,
         })?;
         let client = self.conn.get()?;
         Ok(blocking(py, || async move {
@@ -444,7 +450,7 @@ impl PyClient {
     }
 
     /// Submits a job; returns it at once (see `Job.wait`).
-    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None, priority = None, tags = None))]
+    #[pyo3(signature = (scene, *, frames = None, resolution = None, samples = None, fmt = None, chunk = None, seed = None, min_ib = None, priority = None, tags = None, tiles = None, view = None, outputs = None))]
     #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
@@ -459,6 +465,9 @@ impl PyClient {
         min_ib: Option<&Bound<'_, PyAny>>,
         priority: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
+        tiles: Option<&Bound<'_, PyAny>>,
+        view: Option<&Bound<'_, PyAny>>,
+        outputs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyJob> {
         let req = JobRequest::parse(JobArgs {
             scene,
@@ -471,6 +480,9 @@ impl PyClient {
             min_ib,
             priority,
             tags,
+            tiles,
+            view,
+            outputs,
         })?;
         let client = self.conn.get()?;
         let (id, quote) = blocking(py, || async move {
@@ -658,6 +670,35 @@ impl PyJob {
             .into_iter()
             .map(|p| Ok(path_cls.call1((p,))?.unbind()))
             .collect()
+    }
+
+    /// Waits until the outputs the job asked for are made (or failed),
+    /// then downloads the one named `name` (e.g. `"mp4"`, `"zip"`) into
+    /// `directory`; returns its path. An output that failed raises with
+    /// its reason.
+    fn download_output(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        directory: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let dir = path_arg("directory", directory)?;
+        let (client, id, name) = (self.conn.get()?, self.id, name.to_string());
+        let file: PathBuf = blocking(py, || async move {
+            client
+                .wait_outputs(id)
+                .await
+                .map_err(|e| Error::client(e, Op::Status))?;
+            client
+                .download_output(id, &name, &dir)
+                .await
+                .map_err(|e| Error::client(e, Op::Download))
+        })?;
+        Ok(py
+            .import("pathlib")?
+            .getattr("Path")?
+            .call1((file,))?
+            .unbind())
     }
 
     /// Cancels the job.

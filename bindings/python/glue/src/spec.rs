@@ -29,6 +29,9 @@ pub(crate) struct JobRequest {
     min_ib: f64,
     priority: i32,
     tags: Vec<String>,
+    tiles: Option<inferix_core::tiles::TileGrid>,
+    view: inferix_core::renderer::View,
+    outputs: Vec<inferix_core::outputs::OutputRequest>,
 }
 
 /// Raw keyword arguments, any Python objects.
@@ -43,6 +46,9 @@ pub(crate) struct JobArgs<'a, 'py> {
     pub(crate) min_ib: Option<&'a Bound<'py, PyAny>>,
     pub(crate) priority: Option<&'a Bound<'py, PyAny>>,
     pub(crate) tags: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) tiles: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) view: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) outputs: Option<&'a Bound<'py, PyAny>>,
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -178,7 +184,34 @@ impl JobRequest {
             Some(t) => arg::<Vec<String>>("tags", t, "a list of str")?,
             None => Vec::new(),
         };
+        let tiles = match a.tiles {
+            Some(t) => Some(
+                arg::<String>("tiles", t, "\"COLUMNSxROWS\", e.g. \"4x4\"")?
+                    .parse()
+                    .map_err(|e| Error::invalid(format!("tiles: {e}")))?,
+            ),
+            None => None,
+        };
+        let view = match a.view {
+            Some(v) => arg::<String>("view", v, "\"standard\" or \"filmic\"")?
+                .parse()
+                .map_err(|e| Error::invalid(format!("view: {e}")))?,
+            None => inferix_core::renderer::View::Standard,
+        };
+        let outputs = match a.outputs {
+            Some(o) => arg::<Vec<String>>("outputs", o, "a list of str such as \"mp4:24\"")?
+                .iter()
+                .map(|s| {
+                    s.parse()
+                        .map_err(|e| Error::invalid(format!("outputs: {s:?}: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
         let req = Self {
+            tiles,
+            view,
+            outputs,
             scene,
             frames,
             width,
@@ -214,6 +247,9 @@ impl JobRequest {
         spec.min_ib = self.min_ib;
         spec.priority = self.priority;
         spec.tags = self.tags.clone();
+        spec.tiles = self.tiles;
+        spec.settings.view = self.view;
+        spec.outputs = self.outputs.clone();
         spec
     }
 }

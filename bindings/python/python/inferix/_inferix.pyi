@@ -117,6 +117,10 @@ class Job:
         the end); ``timeout`` bounds the wait for each event."""
     def download(self, directory: _Path) -> List[pathlib.Path]:
         """Download every accepted frame as ``directory/frame_NNNN.<ext>``."""
+    def download_output(self, name: str, directory: _Path) -> pathlib.Path:
+        """Wait for the outputs the job asked for, then download the one
+        named ``name`` (``"mp4"``, ``"zip"`` …) into ``directory``. An output
+        that failed raises with its reason."""
     def cancel(self) -> None:
         """Cancel the job."""
     def pause(self) -> None:
@@ -166,6 +170,9 @@ class Client:
         min_ib: Optional[float] = None,
         priority: Optional[int] = None,
         tags: Optional[List[str]] = None,
+        tiles: Optional[str] = None,
+        view: Optional[str] = None,
+        outputs: Optional[List[str]] = None,
     ) -> Quote:
         """Price a job without submitting it.
 
@@ -174,7 +181,11 @@ class Client:
         (default (640, 360)); ``samples`` per pixel (default 64); ``fmt``
         ``"png"`` or ``"exr"``; ``chunk`` frames per task (default 5);
         ``priority`` (higher runs first, default 0); ``tags`` every worker
-        rendering the job must carry.
+        rendering the job must carry; ``tiles`` ``"COLUMNSxROWS"`` splits
+        each frame into tiles rendered by separate tasks; ``view``
+        ``"standard"`` or ``"filmic"``; ``outputs`` files the network makes
+        once the job completes (``"mp4:24"``, ``"zip"``, ``"jpeg:90"``,
+        ``"contact-sheet"`` …).
         """
     def submit(
         self,
@@ -189,6 +200,9 @@ class Client:
         min_ib: Optional[float] = None,
         priority: Optional[int] = None,
         tags: Optional[List[str]] = None,
+        tiles: Optional[str] = None,
+        view: Optional[str] = None,
+        outputs: Optional[List[str]] = None,
     ) -> Job:
         """Submit a job (same arguments as :meth:`quote`); returns at once."""
     def quote_file(self, path: _Path) -> Quote:
