@@ -10,6 +10,7 @@
 mod client;
 mod errors;
 mod local;
+mod records;
 mod runtime;
 mod spec;
 
