@@ -10,11 +10,10 @@
 //! under `target/dashboard-screenshots/`; with `INFERIX_WRITE_SCREENSHOTS=1`
 //! the ones the documentation shows are copied to `docs/images/`.
 
-use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use inferix_core::store::accounts::Accounts;
@@ -65,25 +64,24 @@ async fn start_driver() -> Driver {
     let port = free_port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let driver = Driver {
+    let mut driver = Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    let status = format!("{}/status", driver.url);
-    wait_until(
-        "chromedriver to answer",
-        Duration::from_secs(30),
-        || async {
-            let r = reqwest::get(&status).await.ok()?;
-            let body: Value = r.json().await.ok()?;
-            body["value"]["ready"].as_bool().filter(|r| *r)
-        },
-    )
-    .await;
+    // chromedriver says on its standard output when it listens; the rest
+    // of what it prints is drained so it never blocks on a full pipe.
+    let out = driver.child.stdout.take().expect("piped");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("started successfully"));
+    assert!(started, "chromedriver exited before it listened");
+    std::thread::spawn(move || lines.for_each(drop));
     driver
 }
 
@@ -113,46 +111,46 @@ async fn start_browser(driver: &Driver, profile: &Path) -> Client {
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
+    let client = ClientBuilder::new(connector)
         .capabilities(caps)
         .connect(&driver.url)
         .await
-        .expect("a Chromium session")
-}
-
-/// Polls `check` until it answers `Some`, failing the test after
-/// `timeout` with `what` it waited for.
-async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .expect("a Chromium session");
+    // How long a page may take to show what a step waits for.
+    let mut timeouts = client.get_timeouts().await.expect("timeouts");
+    timeouts.set_script(Some(PATIENCE));
+    client
+        .update_timeouts(timeouts)
+        .await
+        .expect("timeouts set");
+    client
 }
 
 /// Waits until the script (a function body) returns something truthy in
 /// the page, and answers it.
 async fn wait_js(c: &Client, what: &str, script: &str) -> Value {
-    wait_until(what, PATIENCE, || async {
-        let v = c.execute(script, vec![]).await.ok()?;
-        let truthy = !(v.is_null()
-            || v == json!(false)
-            || v == json!(0)
-            || v == json!("")
-            || v.as_array().is_some_and(|a| a.is_empty()));
-        truthy.then_some(v)
-    })
-    .await
+    // The page itself waits: the check runs again on every change to the
+    // document and every image or resource that finishes loading, and
+    // answers the first truthy value (the session's script timeout is the
+    // test's patience).
+    let waiting = format!(
+        "const done = arguments[arguments.length - 1];\n\
+         const check = () => {{ {script} }};\n\
+         const truthy = v => !(v == null || v === false || v === 0 || v === '' \
+           || (Array.isArray(v) && v.length === 0));\n\
+         let finished = false;\n\
+         const again = () => {{ if (finished) return; const v = check(); \
+           if (truthy(v)) {{ finished = true; observer.disconnect(); \
+           document.removeEventListener('load', again, true); done(v); }} }};\n\
+         const observer = new MutationObserver(again);\n\
+         observer.observe(document, {{ subtree: true, childList: true, attributes: true, \
+           characterData: true }});\n\
+         document.addEventListener('load', again, true);\n\
+         again();"
+    );
+    c.execute_async(&waiting, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("timed out after {PATIENCE:?} waiting for {what}: {e}"))
 }
 
 async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
@@ -166,12 +164,12 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
 /// Clicks the element once a click lands: pages re-render as they
 /// refresh, so an element found may be replaced (stale) before the click.
 async fn click(c: &Client, css: &str) {
-    let what = format!("a click on {css}");
-    wait_until(&what, PATIENCE, || async {
-        let e = c.find(Locator::Css(css)).await.ok()?;
-        e.click().await.ok()
-    })
-    .await;
+    for _ in 0..50 {
+        if wait_for(c, css).await.click().await.is_ok() {
+            return;
+        }
+    }
+    panic!("no click landed on {css}");
 }
 
 fn screenshot_dir() -> PathBuf {
