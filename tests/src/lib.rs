@@ -544,6 +544,30 @@ impl PorNetwork {
         }
     }
 
+    /// A network (as [`PorNetwork::start`] with `config`) with one honest
+    /// path-tracer worker (numbered 100) and one rendering verifier, and a
+    /// client of it.
+    pub async fn with_worker_and_verifier(
+        secret: &[u8],
+        config: inferix_node::ManagerConfig,
+    ) -> (Self, inferix_node::Client) {
+        let n = Self::start(secret, config).await;
+        let _verifier = spawn_verifiers(
+            &n.net,
+            &n.addr,
+            1,
+            Some(n.blobs.clone()),
+            Some(n.tracer.clone()),
+            n.scratch.path(),
+            &n.stopped,
+        );
+        let worker = numbered_worker(&n.net, 100, &n.addr, n.tracer.clone())
+            .with_blob_store(n.blobs.clone());
+        tokio::spawn(worker.run(n.stopped.clone()));
+        let client = n.client().await;
+        (n, client)
+    }
+
     /// A client (node id 300) reading and writing blobs directly.
     pub async fn client(&self) -> inferix_node::Client {
         inferix_node::Client::connect_with_blobs(

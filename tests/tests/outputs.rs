@@ -13,14 +13,14 @@ use std::time::Duration;
 use inferix_core::job::JobState;
 use inferix_core::outputs::{OutputRequest, OutputState};
 use inferix_node::ManagerConfig;
-use inferix_tests::{numbered_worker, spawn_verifiers, PorNetwork};
+use inferix_tests::PorNetwork;
 
 const LIMIT: Duration = Duration::from_secs(600);
 
 /// A network with one honest worker and one rendering verifier (quorum 1),
 /// the manager using `ffmpeg`; returns it with a client.
 async fn network(secret: &[u8], ffmpeg: &str) -> (PorNetwork, inferix_node::Client) {
-    let n = PorNetwork::start(
+    PorNetwork::with_worker_and_verifier(
         secret,
         ManagerConfig {
             quorum: 1,
@@ -28,21 +28,7 @@ async fn network(secret: &[u8], ffmpeg: &str) -> (PorNetwork, inferix_node::Clie
             ..ManagerConfig::default()
         },
     )
-    .await;
-    let _verifier = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
-    let worker =
-        numbered_worker(&n.net, 100, &n.addr, n.tracer.clone()).with_blob_store(n.blobs.clone());
-    tokio::spawn(worker.run(n.stopped.clone()));
-    let client = n.client().await;
-    (n, client)
+    .await
 }
 
 /// `ffprobe`'s `key=value` lines about the first video stream of `file`.

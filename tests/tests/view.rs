@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use inferix_core::renderer::{RenderRequest, SceneFormat, View};
 use inferix_node::ManagerConfig;
-use inferix_tests::{
-    assert_clean_delivery, numbered_worker, spawn_verifiers, until_completed, PorNetwork,
-};
+use inferix_tests::{assert_clean_delivery, until_completed, PorNetwork};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filmic_job_is_verified_and_delivered_as_rendered_locally() {
-    let n = PorNetwork::start(
+    let (n, client) = PorNetwork::with_worker_and_verifier(
         b"filmic view",
         ManagerConfig {
             quorum: 1,
@@ -22,19 +20,6 @@ async fn a_filmic_job_is_verified_and_delivered_as_rendered_locally() {
         },
     )
     .await;
-    let _verifier = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
-    let worker =
-        numbered_worker(&n.net, 100, &n.addr, n.tracer.clone()).with_blob_store(n.blobs.clone());
-    tokio::spawn(worker.run(n.stopped.clone()));
-    let client = n.client().await;
     let mut spec = PorNetwork::demo_job(&client, 2, 1).await;
     spec.settings.view = View::Filmic;
     let (job, _) = client.submit(&spec).await.unwrap();
