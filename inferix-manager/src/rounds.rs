@@ -42,7 +42,7 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;
 use inferix_core::renderer::SceneFormat;
 
-use crate::verifiers::{independent, VerifierPool};
+use crate::verifiers::{independent, VerifierInfo, VerifierPool};
 use crate::Command;
 
 /// Rules of a verification round.
@@ -214,12 +214,7 @@ impl Rounds {
                 let able = ctx
                     .verifiers
                     .iter()
-                    .filter(|(id, v)| {
-                        **id != worker
-                            && independent(&v.operator, &operator)
-                            && v.reputation > 0.0
-                            && needs.is_none_or(|f| v.renders(f))
-                    })
+                    .filter(|(id, v)| may_sit(**id, v, worker, &operator, needs))
                     .count();
                 q.min(able).max(base)
             }
@@ -505,11 +500,8 @@ impl Rounds {
                     .verifiers
                     .iter()
                     .filter(|(id, v)| {
-                        **id != round.worker
-                            && !round.votes.contains_key(id)
-                            && independent(&v.operator, &round.operator)
-                            && v.reputation > 0.0
-                            && round.needs.is_none_or(|f| v.renders(f))
+                        !round.votes.contains_key(id)
+                            && may_sit(**id, v, round.worker, &round.operator, round.needs)
                     })
                     .count();
                 round.needed = cast + (self.cfg.quorum + 1).min(fresh).max(1);
@@ -570,6 +562,22 @@ fn set_waiting(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round, why: Option<S
     }
 }
 
+/// Whether verifier `id` may sit on a round of `worker`'s result at all:
+/// not the worker nor one of its operator's, not reputation-less, and able
+/// to re-render the format the round `needs`.
+fn may_sit(
+    id: NodeId,
+    v: &VerifierInfo,
+    worker: NodeId,
+    operator: &Option<String>,
+    needs: Option<SceneFormat>,
+) -> bool {
+    id != worker
+        && independent(&v.operator, operator)
+        && v.reputation > 0.0
+        && needs.is_none_or(|f| v.renders(f))
+}
+
 /// The verifier to ask for `round`'s next vote: not the worker nor one
 /// of its operator's, not one already asked, with fewer than `cap` offers, able to re-render the
 /// round's format when it needs one; drawn by [`draw`]. With `again`
@@ -587,12 +595,9 @@ fn pick(
     pool.iter()
         .filter(|(id, v)| {
             let unable = round.unable.get(id);
-            **id != round.worker
-                && independent(&v.operator, &round.operator)
+            may_sit(**id, v, round.worker, &round.operator, round.needs)
                 && !round.votes.contains_key(id)
                 && v.busy < cap
-                && v.reputation > 0.0
-                && round.needs.is_none_or(|f| v.renders(f))
                 && (again.is_some() || !round.replaced.contains(id))
                 && unable.is_none_or(|at| again.is_some_and(|t| *at <= t))
         })
