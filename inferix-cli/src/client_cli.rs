@@ -79,7 +79,7 @@ pub(crate) struct JobArgs {
     #[arg(long = "tag")]
     tags: Vec<String>,
     /// A file the network makes from the frames once the job completes:
-    /// mp4[:FPS], gif[:FPS], webp[:FPS], jpeg[:QUALITY], png16, zip, tar,
+    /// mp4[:FPS], gif[:FPS], webp[:FPS], jpeg[:QUALITY], png16, exr-half, zip, tar,
     /// contact-sheet[:COLUMNS]; repeat for several. Replaces a job file's.
     #[arg(long = "output", value_name = "OUTPUT")]
     outputs: Vec<inferix_core::outputs::OutputRequest>,

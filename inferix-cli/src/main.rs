@@ -172,7 +172,7 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "inferix-out")]
         out: PathBuf,
-        /// An output the job asked for (mp4, zip, tar, jpeg, png16, gif,
+        /// An output the job asked for (mp4, zip, tar, jpeg, png16, exr-half, gif,
         /// webp, contact-sheet) instead of the frames; waits until it is
         /// made.
         #[arg(long, value_name = "NAME")]

@@ -104,7 +104,8 @@ impl std::fmt::Display for FrameRange {
 pub enum OutputFormat {
     /// 8-bit sRGB PNG.
     Png,
-    /// Linear half/float OpenEXR.
+    /// Linear 32-bit float OpenEXR (the `exr-half` output makes half-float
+    /// copies).
     Exr,
 }
 
@@ -266,6 +267,15 @@ impl JobSpec {
             grid.validate(self.settings.width, self.settings.height)?;
         }
         crate::outputs::validate_requests(&self.outputs).map_err(JobSpecError::InvalidOutput)?;
+        if self.format != OutputFormat::Exr
+            && self
+                .outputs
+                .contains(&crate::outputs::OutputRequest::ExrHalf)
+        {
+            return Err(JobSpecError::InvalidOutput(
+                "exr-half is made from EXR frames, and this job renders 8-bit PNG (set format = \"exr\")".into(),
+            ));
+        }
         let probe = crate::renderer::RenderRequest {
             scene: Default::default(),
             format: self.scene.format,

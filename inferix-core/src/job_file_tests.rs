@@ -248,6 +248,12 @@ fn the_spec_validation_error_is_kept_with_its_field() {
     // An environment map lights glTF scenes only.
     let f = JobFile::from_toml_str("scene = \"a.blend\"\nenvironment = \"s.hdr\"").unwrap();
     assert_eq!(f.check().unwrap_err().field(), Some("environment"));
+    // Half-float copies are made from EXR frames only.
+    let half = "scene = \"a.glb\"\noutputs = [{ kind = \"exr-half\" }]";
+    let f = JobFile::from_toml_str(half).unwrap();
+    assert_eq!(f.check().unwrap_err().field(), Some("outputs"));
+    let f = JobFile::from_toml_str(&format!("{half}\nformat = \"exr\"")).unwrap();
+    f.check().unwrap();
 }
 
 #[test]

@@ -52,6 +52,10 @@ pub enum OutputRequest {
     },
     /// The sequence as 16-bit PNG files, in a zip (`frame_NNNN.png`).
     Png16,
+    /// The sequence as half-float OpenEXR files (linear, with alpha when
+    /// the frames have it), in a zip (`frame_NNNN.exr`): half the size of
+    /// the 32-bit frames. Only for jobs that render EXR.
+    ExrHalf,
     /// The delivered frames as they are, in a zip.
     Zip,
     /// The delivered frames as they are, in a tar.
@@ -94,9 +98,10 @@ pub enum OutputRequest {
 
 impl OutputRequest {
     /// Every kind's name, as [`OutputRequest::name`] gives it.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "jpeg",
         "png16",
+        "exr-half",
         "zip",
         "tar",
         "mp4",
@@ -110,6 +115,7 @@ impl OutputRequest {
         match self {
             Self::Jpeg { .. } => "jpeg",
             Self::Png16 => "png16",
+            Self::ExrHalf => "exr-half",
             Self::Zip => "zip",
             Self::Tar => "tar",
             Self::Mp4 { .. } => "mp4",
@@ -124,6 +130,7 @@ impl OutputRequest {
         match self {
             Self::Jpeg { .. } => "frames-jpeg.zip",
             Self::Png16 => "frames-png16.zip",
+            Self::ExrHalf => "frames-exr-half.zip",
             Self::Zip => "frames.zip",
             Self::Tar => "frames.tar",
             Self::Mp4 { .. } => "video.mp4",
@@ -136,7 +143,7 @@ impl OutputRequest {
     /// The file's media type.
     pub fn media_type(&self) -> &'static str {
         match self {
-            Self::Jpeg { .. } | Self::Png16 | Self::Zip => "application/zip",
+            Self::Jpeg { .. } | Self::Png16 | Self::ExrHalf | Self::Zip => "application/zip",
             Self::Tar => "application/x-tar",
             Self::Mp4 { .. } => "video/mp4",
             Self::Gif { .. } => "image/gif",
@@ -148,7 +155,7 @@ impl OutputRequest {
     /// Whether the file is a zip of one image per frame (which a client
     /// may unpack into a folder).
     pub fn is_sequence(&self) -> bool {
-        matches!(self, Self::Jpeg { .. } | Self::Png16)
+        matches!(self, Self::Jpeg { .. } | Self::Png16 | Self::ExrHalf)
     }
 
     /// Checks the request's numbers; the error says which is wrong.
@@ -217,6 +224,7 @@ impl std::str::FromStr for OutputRequest {
                 quality: u8::try_from(num(u32::from(DEFAULT_JPEG_QUALITY))?).unwrap_or(0),
             },
             "png16" => Self::Png16,
+            "exr-half" | "exr_half" => Self::ExrHalf,
             "zip" => Self::Zip,
             "tar" => Self::Tar,
             "mp4" => Self::Mp4 {
@@ -241,7 +249,7 @@ impl std::str::FromStr for OutputRequest {
                 ))
             }
         };
-        if arg.is_some() && matches!(request, Self::Png16 | Self::Zip | Self::Tar) {
+        if arg.is_some() && matches!(request, Self::Png16 | Self::ExrHalf | Self::Zip | Self::Tar) {
             return Err(format!("output {name:?} takes no number"));
         }
         request.validate()?;

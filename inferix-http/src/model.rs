@@ -249,7 +249,7 @@ pub struct JobView {
 /// One output of a job (video, archive, preview, contact sheet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutputView {
-    /// Its name: `mp4`, `zip`, `tar`, `jpeg`, `png16`, `gif`, `webp` or
+    /// Its name: `mp4`, `zip`, `tar`, `jpeg`, `png16`, `exr-half`, `gif`, `webp` or
     /// `contact-sheet`.
     pub name: String,
     /// The file's name when downloaded.

@@ -175,7 +175,8 @@ pub(crate) async fn status(
     Ok(Json(st.into()))
 }
 
-/// A job's events as Server-Sent Events, from now until it completes,
+/// A job's events as Server-Sent Events, from now until it completes
+/// (and, when it asked for outputs, until they are made: `outputs_finished`),
 /// fails or is cancelled. Each event's name is its kind and its data the
 /// event as JSON.
 #[utoipa::path(
@@ -195,15 +196,28 @@ pub(crate) async fn events(
     let job = job_id(&id)?;
     let s = gw.client(key.as_deref()).await?;
     let rx = s.client.watch(job).await.map_err(|e| s.fail(&gw, e))?;
-    let stream = futures::stream::unfold((rx, false), |(mut rx, ended)| async move {
+    // A job that asked for outputs ends its stream once they are made.
+    let outputs = !s
+        .client
+        .status_page(job, 0)
+        .await
+        .map_err(|e| s.fail(&gw, e))?
+        .job
+        .spec
+        .outputs
+        .is_empty();
+    let stream = futures::stream::unfold((rx, false), move |(mut rx, ended)| async move {
         if ended {
             return None;
         }
         let ev = rx.recv().await?;
-        let last = matches!(
-            ev,
-            JobEvent::Completed { .. } | JobEvent::Failed { .. } | JobEvent::Cancelled
-        );
+        let last = match ev {
+            JobEvent::Completed { .. } => !outputs,
+            JobEvent::OutputsFinished { .. } | JobEvent::Failed { .. } | JobEvent::Cancelled => {
+                true
+            }
+            _ => false,
+        };
         let event = Event::default()
             .event(ev.kind())
             .json_data(&ev)
@@ -314,7 +328,7 @@ pub(crate) async fn frames_zip(
     get, path = "/api/jobs/{id}/outputs/{name}", tag = "jobs",
     params(
         ("id" = String, Path, description = "Job id"),
-        ("name" = String, Path, description = "Output name: mp4, zip, tar, jpeg, png16, gif, webp or contact-sheet"),
+        ("name" = String, Path, description = "Output name: mp4, zip, tar, jpeg, png16, exr-half, gif, webp or contact-sheet"),
     ),
     responses(
         (status = 200, description = "The file (its media type says which)", content_type = "application/octet-stream", body = Vec<u8>),

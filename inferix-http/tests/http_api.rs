@@ -196,7 +196,10 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
     .await;
     assert!(why.contains("deposit"), "{why}");
 
-    let submitted = api.post(&ana, "/api/jobs", &request).await;
+    // Submitted as a job file asking for a zip and a contact sheet.
+    let mut with_outputs = document.clone();
+    with_outputs["outputs"] = json!([{ "kind": "zip" }, { "kind": "contact-sheet" }]);
+    let submitted = api.post(&ana, "/api/jobs", &with_outputs).await;
     assert_eq!(submitted.status(), StatusCode::CREATED);
     let submitted: Value = submitted.json().await.unwrap();
     let job = submitted["job"].as_str().unwrap().to_string();
@@ -217,7 +220,11 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
     .await;
     assert!(followed.is_ok(), "the event stream did not end: {text}");
     assert!(text.contains("event: task_accepted"), "{text}");
-    assert!(text.trim_end().contains("event: completed"), "{text}");
+    assert!(text.contains("event: completed"), "{text}");
+    assert!(
+        text.trim_end().contains("event: outputs_finished"),
+        "the stream ends once the outputs are made: {text}"
+    );
 
     let status: Value = api
         .get(&ana, &format!("/api/jobs/{job}"))
@@ -248,6 +255,42 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
         .unwrap();
     assert_eq!(second, png.to_vec(), "the zip holds the same frames");
 
+    // The outputs: listed with their URLs, served with their media types.
+    let listed: Vec<(&str, &str)> = status["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["name"].as_str().unwrap(), o["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("zip", "ready"), ("contact-sheet", "ready")],
+        "{status}"
+    );
+    let output = api.get(&ana, &format!("/api/jobs/{job}/outputs/zip")).await;
+    assert_eq!(output.status(), StatusCode::OK);
+    assert_eq!(
+        output.headers().get("content-type").unwrap(),
+        "application/zip"
+    );
+    let made = output.bytes().await.unwrap();
+    let mut made = zip::ZipArchive::new(std::io::Cursor::new(made.to_vec())).unwrap();
+    let mut again = Vec::new();
+    std::io::Read::read_to_end(&mut made.by_name("frame_0002.png").unwrap(), &mut again).unwrap();
+    assert_eq!(again, png.to_vec(), "the network's zip holds the frames");
+    let sheet = api
+        .get(&ana, status["outputs"][1]["url"].as_str().unwrap())
+        .await;
+    assert_eq!(sheet.headers().get("content-type").unwrap(), "image/png");
+    inferix_gpu::codec::decode_png(&sheet.bytes().await.unwrap()).unwrap();
+    let why = assert_error(
+        api.get(&ana, &format!("/api/jobs/{job}/outputs/mp4")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(why.contains("mp4"), "{why}");
+
     let mine: Value = api.get(&ana, "/api/jobs").await.json().await.unwrap();
     assert_eq!(mine.as_array().unwrap().len(), 1);
     assert_eq!(mine[0]["id"], job.as_str());
@@ -258,6 +301,7 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
         format!("/api/jobs/{job}/events"),
         format!("/api/jobs/{job}/frames/2"),
         format!("/api/jobs/{job}/frames.zip"),
+        format!("/api/jobs/{job}/outputs/zip"),
     ] {
         assert_error(
             api.get(&ben, &path).await,

@@ -502,6 +502,20 @@ impl PorNetwork {
         config: inferix_node::ManagerConfig,
         arbiter: bool,
     ) -> Self {
+        Self::start_wrapped(secret, config, arbiter, |blobs| blobs).await
+    }
+
+    /// As [`PorNetwork::start_with`], the manager reaching the shared blob
+    /// store through `wrap` (to make its reads or writes fail) while the
+    /// other nodes reach it directly.
+    pub async fn start_wrapped(
+        secret: &[u8],
+        config: inferix_node::ManagerConfig,
+        arbiter: bool,
+        wrap: impl FnOnce(
+            std::sync::Arc<dyn inferix_core::blob::BlobStore>,
+        ) -> std::sync::Arc<dyn inferix_core::blob::BlobStore>,
+    ) -> Self {
         use std::sync::Arc;
         let net = inferix_transport::InProcNetwork::new();
         let store: Arc<dyn inferix_core::store::TaskStore> =
@@ -516,7 +530,7 @@ impl PorNetwork {
         let mut builder = inferix_node::ManagerBuilder::new(
             Arc::new(net.transport(NodeId(1))),
             store.clone(),
-            blobs.clone(),
+            wrap(blobs.clone()),
         )
         .config(inferix_node::ManagerConfig {
             tick: Duration::from_millis(50),

@@ -228,7 +228,11 @@ async fn an_exr_job_with_a_transparent_background_gets_a_zip_of_exrs_with_alpha(
     spec.settings.background = Background::Transparent;
     spec.format = OutputFormat::Exr;
     spec.chunk_size = 3;
-    spec.outputs = vec![OutputRequest::Zip, OutputRequest::Jpeg { quality: 90 }];
+    spec.outputs = vec![
+        OutputRequest::Zip,
+        OutputRequest::Jpeg { quality: 90 },
+        OutputRequest::ExrHalf,
+    ];
     let (job, _) = client.submit(&spec).await.unwrap();
     let status = tokio::time::timeout(LIMIT, client.wait_outputs(job))
         .await
@@ -264,5 +268,32 @@ async fn an_exr_job_with_a_transparent_background_gets_a_zip_of_exrs_with_alpha(
             .unwrap(),
     );
     assert_eq!(jpegs.len(), 3);
+    // Half-float copies: the same frames within half precision, alpha
+    // included, in smaller files.
+    let halves = zip_entries(
+        &client
+            .download_output(job, "exr-half", dir.path())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(halves.len(), 3);
+    for ((name, full), (half_name, half)) in entries.iter().zip(&halves) {
+        assert_eq!(name, half_name);
+        assert!(half.len() < full.len(), "{name}");
+        let (full, half) = (
+            inferix_codec::decode_exr(full).unwrap(),
+            inferix_codec::decode_exr(half).unwrap(),
+        );
+        for (a, b) in full.pixels.iter().zip(&half.pixels) {
+            assert!((a - b).abs() <= a.abs() / 1024.0, "{name}: {a} became {b}");
+        }
+        let (fa, ha) = (full.alpha.unwrap(), half.alpha.unwrap());
+        for (a, b) in fa.iter().zip(&ha) {
+            assert!(
+                (a - b).abs() <= 1.0 / 1024.0,
+                "{name}: alpha {a} became {b}"
+            );
+        }
+    }
     let _ = n.stop.send(true);
 }

@@ -2,8 +2,19 @@
 //! split into tiles rendered by two workers, each tile watermarked,
 //! challenged and cleaned on its own, and the frames the customer
 //! downloads are bit-identical to the same frames rendered whole locally.
+//! When stitching fails the job waits, saying why, and is finished by the
+//! manager's housekeeping once the blobs can be read again.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
+use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
+use inferix_core::job::JobState;
+use inferix_core::protocol::JobEvent;
+use inferix_core::ContentHash;
 
 use inferix_core::job::{FrameRange, JobSpecError};
 use inferix_core::task::TaskStatus;
@@ -90,5 +101,125 @@ async fn impossible_tile_grids_are_refused_naming_the_field() {
         let refused = client.submit(&spec).await.unwrap_err().to_string();
         assert!(refused.contains("tiles "), "{bad}: {refused}");
     }
+    n.shut().await;
+}
+
+/// The manager's way to the shared blob store: while `broken`, reading a
+/// blob the manager wrote itself (the cleaned tiles it stitches) fails.
+struct Breakable {
+    inner: Arc<dyn BlobStore>,
+    written: Mutex<HashSet<ContentHash>>,
+    broken: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl BlobStore for Breakable {
+    async fn put(&self, reader: BlobReader) -> Result<BlobMeta, BlobError> {
+        let meta = self.inner.put(reader).await?;
+        self.written.lock().unwrap().insert(meta.hash);
+        Ok(meta)
+    }
+    async fn get(&self, hash: ContentHash) -> Result<BlobReader, BlobError> {
+        if self.broken.load(Ordering::SeqCst) && self.written.lock().unwrap().contains(&hash) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(BlobError::Io(std::io::Error::other("disk unplugged")));
+        }
+        self.inner.get(hash).await
+    }
+    async fn size(&self, hash: ContentHash) -> Result<Option<u64>, BlobError> {
+        self.inner.size(hash).await
+    }
+    fn max_blob_size(&self) -> u64 {
+        self.inner.max_blob_size()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tile_job_whose_stitching_fails_waits_and_completes_once_it_succeeds() {
+    let broken = Arc::new(AtomicBool::new(true));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (b, r) = (broken.clone(), refused.clone());
+    let n = PorNetwork::start_wrapped(
+        b"stitching fails",
+        ManagerConfig {
+            quorum: 1,
+            ..ManagerConfig::default()
+        },
+        false,
+        move |inner| {
+            Arc::new(Breakable {
+                inner,
+                written: Mutex::default(),
+                broken: b,
+                refused: r,
+            })
+        },
+    )
+    .await;
+    let client = n.client().await;
+    let mut spec = PorNetwork::demo_job(&client, 1, 1).await;
+    spec.tiles = Some("2x2".parse().unwrap());
+    let (job, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(job).await.unwrap();
+    let _verifiers = spawn_verifiers(
+        &n.net,
+        &n.addr,
+        1,
+        Some(n.blobs.clone()),
+        Some(n.tracer.clone()),
+        n.scratch.path(),
+        &n.stopped,
+    );
+    let _workers: Vec<_> = (100..102)
+        .map(|w| {
+            tokio::spawn(
+                numbered_worker(&n.net, w, &n.addr, n.tracer.clone())
+                    .with_blob_store(n.blobs.clone())
+                    .run(n.stopped.clone()),
+            )
+        })
+        .collect();
+
+    // Every tile is accepted; progress counts the one frame, not 4 tiles.
+    let mut progress = Vec::new();
+    let reason = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match events.recv().await.expect("event stream open") {
+                JobEvent::TaskAccepted {
+                    accepted_frames,
+                    total_frames,
+                    ..
+                } => progress.push((accepted_frames, total_frames)),
+                JobEvent::Waiting { reason } if reason.contains("stitching") => return reason,
+                JobEvent::Completed { .. } => panic!("completed without its frame"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the job waits on stitching in time");
+    assert!(reason.contains("disk unplugged"), "{reason}");
+    assert_eq!(progress.len(), 4, "{progress:?}");
+    assert!(
+        progress.iter().all(|(_, total)| *total == 1),
+        "{progress:?}"
+    );
+    assert_eq!(progress[3], (1, 1));
+    assert!(refused.load(Ordering::SeqCst) > 0);
+    let status = client.status(job).await.unwrap();
+    assert_ne!(status.job.state, JobState::Completed);
+    assert_eq!(status.job.waiting_reason.as_deref(), Some(reason.as_str()));
+    assert!(status.frames.is_empty(), "no frame before it is stitched");
+
+    // The blobs come back: housekeeping stitches and completes the job.
+    broken.store(false, Ordering::SeqCst);
+    until_completed(&mut events, Duration::from_secs(120)).await;
+    let out = n.scratch.path().join("out");
+    let files = client.download(job, &out).await.unwrap();
+    assert_eq!(files.len(), 1);
+    let scene = n.scratch.path().join("demo.glb");
+    std::fs::write(&scene, inferix_gpu::demo_scene_glb()).unwrap();
+    assert_clean_delivery(&*n.store, job, &files, &*n.tracer, &scene, &spec.settings).await;
     n.shut().await;
 }

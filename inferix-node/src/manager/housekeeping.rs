@@ -18,6 +18,9 @@ impl State {
         if !self.buffered.is_empty() {
             self.flush_buffered_results().await;
         }
+        if !self.unfinished.is_empty() {
+            self.finish_unfinished().await;
+        }
         // Peers that went silent.
         let timeout = self.cfg.heartbeat_timeout.as_millis() as u64;
         let silent: Vec<ConnId> = self

@@ -453,6 +453,7 @@ impl ManagerNode {
             next_claim: 1,
             failures: FailureCounts::default(),
             leases_before_restart: HashMap::new(),
+            unfinished: HashSet::new(),
             storage_outage: None,
             buffered: Vec::new(),
             jobs: HashMap::new(),
@@ -560,6 +561,10 @@ struct State {
     /// Leases this manager granted before it restarted, by worker, until
     /// the worker says hello again (see `reconcile.rs`).
     leases_before_restart: HashMap<NodeId, Vec<TaskId>>,
+    /// Jobs whose every task may be accepted but which are not completed:
+    /// a tile job whose stitching failed, or found so after a restart.
+    /// Housekeeping finishes them (see `stitch.rs`).
+    unfinished: HashSet<JobId>,
     /// Set while the blob store refuses writes (see `storage.rs`).
     storage_outage: Option<storage::StorageOutage>,
     /// Results that arrived while the task database was unavailable.

@@ -91,8 +91,10 @@ impl State {
     }
 
     /// Makes again the outputs of completed jobs still pending when this
-    /// manager started (the one making them stopped).
-    pub(super) async fn recover_outputs(&mut self) {
+    /// manager started (the one making them stopped), and keeps for
+    /// housekeeping the jobs every task of which was accepted but which
+    /// did not complete (stopped before, or stitching failed).
+    pub(super) async fn recover_finishing_jobs(&mut self) {
         let Ok(jobs) = self.store.jobs().await else {
             return;
         };
@@ -101,6 +103,14 @@ impl State {
                 && job.outputs.iter().any(|o| o.state == OutputState::Pending)
             {
                 self.start_outputs(&job);
+            } else if !job.state.is_terminal()
+                && self
+                    .store
+                    .status_counts(job.id)
+                    .await
+                    .is_ok_and(|c| StatusCount::all_accepted(&c))
+            {
+                self.unfinished.insert(job.id);
             }
         }
     }

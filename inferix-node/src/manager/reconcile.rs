@@ -18,7 +18,7 @@ impl State {
         self.recover_verifications().await;
         self.load_leases_before_restart().await;
         self.recover_claims().await;
-        self.recover_outputs().await;
+        self.recover_finishing_jobs().await;
     }
 
     /// Verifications in flight were lost with the old process, so their

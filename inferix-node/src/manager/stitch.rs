@@ -13,32 +13,115 @@ use crate::frame_codec::{self, FramePixels};
 
 impl State {
     /// Stitches the frames of `task`'s chunk when `task`, just accepted,
-    /// was its last tile to be; nothing for a job without tiles. A failure
-    /// is logged: the frames are then missing from the job's status.
-    pub(super) async fn stitch_tiles(&mut self, task: TaskId) {
+    /// was its last tile to be. False when stitching failed: the job is
+    /// then kept for housekeeping to stitch again, and its frames are
+    /// missing from its status until then.
+    pub(super) async fn stitch_tiles(&mut self, task: TaskId) -> bool {
         let Some(job) = self.job(task.job).await else {
-            return;
+            return true;
         };
         let per_frame = job.spec.tiles_per_frame() as u32;
         if job.spec.tiles.is_none() || per_frame == 0 {
-            return;
+            return true;
         }
-        let first = task.index - task.index % per_frame;
+        let first = first_of(task, per_frame).index;
         let mut tiles = Vec::with_capacity(per_frame as usize);
         for index in first..first + per_frame {
             match self.store.task(TaskId::new(task.job, index)).await {
                 Ok(Some(t)) if t.status == TaskStatus::Accepted => tiles.push(t),
                 // Not every tile is accepted yet: the last one stitches.
-                _ => return,
+                _ => return true,
             }
         }
-        match self.stitch(&job, &tiles).await {
-            Ok(frames) => {
-                self.keep_stitched(TaskId::new(task.job, first), frames)
-                    .await
+        let stitched = match self.stitch(&job, &tiles).await {
+            Ok(frames) => self.keep_stitched(first_of(task, per_frame), frames).await,
+            Err(e) => Err(e),
+        };
+        match stitched {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(?task, error = %e, "tiles not stitched; trying again later");
+                self.unfinished.insert(task.job);
+                false
             }
-            Err(e) => warn!(?task, error = %e, "tiles not stitched"),
         }
+    }
+
+    /// Completes a job whose every task is accepted, once (for a tile job)
+    /// every chunk is stitched. Until stitching succeeds the job waits,
+    /// saying why, and housekeeping tries again: a completed job always
+    /// has all its frames.
+    pub(super) async fn finish_job(&mut self, job_id: JobId) {
+        let Some(mut job) = self.job(job_id).await else {
+            self.unfinished.remove(&job_id);
+            return;
+        };
+        if job.spec.tiles.is_some() {
+            if let Err(e) = self.stitch_missing(&job).await {
+                warn!(job = ?job_id, error = %e, "every tile accepted, stitching failed; trying again later");
+                self.unfinished.insert(job_id);
+                let reason =
+                    format!("every tile is accepted; stitching failed and is retried: {e}");
+                if job.waiting_reason.as_deref() != Some(reason.as_str()) {
+                    job.waiting_reason = Some(reason.clone());
+                    self.save_job(job).await;
+                    self.emit(job_id, JobEvent::Waiting { reason }).await;
+                }
+                return;
+            }
+        }
+        self.unfinished.remove(&job_id);
+        self.complete_job(job_id).await;
+    }
+
+    /// Housekeeping: finishes the jobs kept in `unfinished`, or stitches
+    /// what can be stitched of those still rendering.
+    pub(super) async fn finish_unfinished(&mut self) {
+        for job_id in std::mem::take(&mut self.unfinished) {
+            let Some(job) = self.job(job_id).await else {
+                continue;
+            };
+            if job.state.is_terminal() {
+                continue;
+            }
+            match self.store.status_counts(job_id).await {
+                Ok(counts) if StatusCount::all_accepted(&counts) => self.finish_job(job_id).await,
+                Ok(_) if job.spec.tiles.is_some() => {
+                    if let Err(e) = self.stitch_missing(&job).await {
+                        debug!(job = ?job_id, error = %e, "stitching still fails");
+                        self.unfinished.insert(job_id);
+                    }
+                }
+                Ok(_) => {}
+                // The database is away: the job waits for it.
+                Err(_) => {
+                    self.unfinished.insert(job_id);
+                }
+            }
+        }
+    }
+
+    /// Stitches every chunk of `job` whose tiles are all accepted and
+    /// whose frames are not stitched yet.
+    async fn stitch_missing(&mut self, job: &Job) -> Result<(), String> {
+        let per_frame = job.spec.tiles_per_frame() as usize;
+        if per_frame == 0 {
+            return Ok(());
+        }
+        let mut tasks = self
+            .store
+            .tasks_of_job(job.id)
+            .await
+            .map_err(|e| format!("cannot read the job's tasks: {e}"))?;
+        tasks.sort_by_key(|t| t.id.index);
+        for chunk in tasks.chunks(per_frame) {
+            let done = chunk.iter().all(|t| t.status == TaskStatus::Accepted);
+            if done && chunk[0].stitched.is_empty() {
+                let frames = self.stitch(job, chunk).await?;
+                self.keep_stitched(chunk[0].id, frames).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The whole frames of `tiles` (one chunk's tasks, in tile order).
@@ -90,25 +173,36 @@ impl State {
     }
 
     /// Records `frames` on the chunk's first tile task.
-    async fn keep_stitched(&mut self, first: TaskId, frames: Vec<FrameOutput>) {
+    async fn keep_stitched(
+        &mut self,
+        first: TaskId,
+        frames: Vec<FrameOutput>,
+    ) -> Result<(), String> {
         for _ in 0..3 {
-            let Ok(Some(mut t)) = self.store.task(first).await else {
-                return;
+            let mut t = match self.store.task(first).await {
+                Ok(Some(t)) => t,
+                Ok(None) => return Err(format!("task {first} is gone")),
+                Err(e) => return Err(format!("cannot read task {first}: {e}")),
             };
             t.stitched = frames.clone();
             match self.store.update_task(&mut t).await {
                 Ok(()) => {
                     debug!(task = ?first, frames = frames.len(), "tiles stitched");
-                    return;
+                    return Ok(());
                 }
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => {
-                    warn!(task = ?first, error = %e, "cannot record the stitched frames");
-                    return;
-                }
+                Err(e) => return Err(format!("cannot record the stitched frames: {e}")),
             }
         }
+        Err(format!(
+            "task {first} kept changing while its frames were recorded"
+        ))
     }
+}
+
+/// The chunk's first tile task, which keeps its stitched frames.
+fn first_of(task: TaskId, per_frame: u32) -> TaskId {
+    TaskId::new(task.job, task.index - task.index % per_frame)
 }
 
 /// The tile files pasted at their rectangles into a `size` frame, encoded,

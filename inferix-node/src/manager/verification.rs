@@ -280,18 +280,20 @@ impl State {
                 .await
                 .unwrap_or_default();
             let (accepted, total) = StatusCount::frames_in(&counts, TaskStatus::Accepted);
+            // A tile job counts whole frames' worth of tiles.
+            let per_frame = job.as_ref().map_or(1, |j| j.spec.tiles_per_frame()).max(1);
             self.emit(
                 task_id.job,
                 JobEvent::TaskAccepted {
                     task: task_id,
                     worker,
-                    accepted_frames: accepted,
-                    total_frames: total,
+                    accepted_frames: accepted / per_frame,
+                    total_frames: total / per_frame,
                 },
             )
             .await;
             if StatusCount::all_accepted(&counts) {
-                self.complete_job(task_id.job).await;
+                self.finish_job(task_id.job).await;
             }
         } else {
             if let Some(w) = self.workers.get_mut(&worker) {

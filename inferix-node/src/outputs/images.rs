@@ -63,6 +63,27 @@ pub(super) fn png16_zip(seq: &Sequence, out: &Path) -> Result<(), OutputError> {
     )
 }
 
+/// Every frame as a half-float EXR, in a zip. The job renders EXR (its
+/// spec is refused otherwise), so the frames are linear floats.
+pub(super) fn exr_half_zip(seq: &Sequence, out: &Path) -> Result<(), OutputError> {
+    write_zip(
+        out,
+        seq.frames.iter().map(|(frame, path)| {
+            let FramePixels::Linear(img) = decode(seq, *frame, path)? else {
+                return Err(OutputError::Decode {
+                    frame: *frame,
+                    reason: "exr-half is made from EXR frames".into(),
+                });
+            };
+            let bytes = inferix_codec::encode_exr_half(&img).map_err(|e| OutputError::Encode {
+                what: "a half-float EXR".into(),
+                reason: e.to_string(),
+            })?;
+            Ok((Sequence::entry_name(*frame, "exr"), bytes))
+        }),
+    )
+}
+
 /// sRGB-encoded 16-bit samples (RGB or RGBA interleaved) and whether they
 /// carry alpha.
 fn to_srgb16(frame: &FramePixels) -> (Vec<u16>, bool) {
@@ -302,6 +323,27 @@ mod tests {
             inferix_codec::decode_png(&std::fs::read(&seq.frames[0].1).unwrap()).unwrap();
         let first = u16::from_be_bytes([buf[0], buf[1]]);
         assert_eq!(first, u16::from(original.pixels[0]) * 257);
+    }
+
+    #[test]
+    fn exr_half_holds_each_frame_within_half_precision_and_refuses_png_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let seq = sequence(&dir.path().join("f"), 2, 1, (20, 10), OutputFormat::Exr);
+        let out = dir.path().join("h.zip");
+        exr_half_zip(&seq, &out).unwrap();
+        let e = entries(&out);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].0, "frame_0002.exr");
+        let half = inferix_codec::decode_exr(&e[1].1).unwrap();
+        let full = inferix_codec::decode_exr(&std::fs::read(&seq.frames[1].1).unwrap()).unwrap();
+        assert_eq!((half.width, half.height), (20, 10));
+        for (a, b) in full.pixels.iter().zip(&half.pixels) {
+            assert!((a - b).abs() <= a.abs() / 1024.0, "{a} became {b}");
+        }
+        assert!(e[1].1.len() < std::fs::metadata(&seq.frames[1].1).unwrap().len() as usize);
+        let png = sequence(&dir.path().join("p"), 1, 1, (20, 10), OutputFormat::Png);
+        let refused = exr_half_zip(&png, &dir.path().join("p.zip"));
+        assert!(matches!(refused, Err(OutputError::Decode { frame: 1, .. })));
     }
 
     #[test]

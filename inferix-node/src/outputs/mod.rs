@@ -113,6 +113,7 @@ pub fn make(
         OutputRequest::Tar => archive::tar_frames(seq, &out)?,
         OutputRequest::Jpeg { quality } => images::jpeg_zip(seq, quality, &out)?,
         OutputRequest::Png16 => images::png16_zip(seq, &out)?,
+        OutputRequest::ExrHalf => images::exr_half_zip(seq, &out)?,
         OutputRequest::ContactSheet {
             columns,
             thumb_width,
