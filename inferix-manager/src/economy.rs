@@ -307,6 +307,31 @@ pub fn claim_settlement(
     }
 }
 
+/// A recalled result found bad ([`crate::recall`]): `worker` pays back
+/// what the frames of `claim` (recorded on the task as upheld, so that they
+/// are never refunded twice) were paid, to the job's payer. The id is the
+/// claim's key: written once however often it is retried.
+pub fn recall_refund(
+    task: TaskId,
+    claim: &TaskClaim,
+    worker: NodeId,
+    job_payer: Account,
+    refund: i64,
+    now: u64,
+) -> Transaction {
+    Transaction::transfer(
+        format!("recall:{}", claim.key(task)),
+        now,
+        format!(
+            "frames {:?} of {task} recalled: {}",
+            claim.frames, claim.reason
+        ),
+        Account::Worker(worker),
+        job_payer,
+        refund,
+    )
+}
+
 /// A verifier caught passing a known-bad result forfeits everything it has
 /// earned (`earned`) to the penalty pool. Nothing when it earned nothing.
 pub fn forfeit_earnings(verifier: NodeId, earned: i64, now: u64) -> Option<Transaction> {

@@ -21,7 +21,8 @@
 //! [`forced`] the known-bad results that keep verifiers honest,
 //! [`accounts`] which account a client is and what it may see and submit,
 //! [`speed`] how fast workers really are, [`operators`] the accounts that run nodes: their admission, stake,
-//! standing and how hard their results are checked.
+//! standing and how hard their results are checked, [`recall`] the second
+//! look at a caught worker's passed results.
 //! Accounts, admission, economy, results, housekeeping and requests are rule
 //! functions the driver calls with the records it read; rounds keep state
 //! and answer events.
@@ -35,6 +36,7 @@ pub mod estimates;
 pub mod forced;
 pub mod housekeeping;
 pub mod operators;
+pub mod recall;
 pub mod requests;
 pub mod results;
 pub mod rounds;
@@ -48,6 +50,7 @@ use inferix_core::renderer::SceneFormat;
 
 pub use claims::{ClaimCheck, ClaimVerdict};
 pub use forced::ForcedErrorConfig;
+pub use recall::{RecallConfig, Recalled};
 pub use rounds::{RoundConfig, Settlement};
 pub use verifiers::{VerifierPool, VerifierStanding};
 
@@ -93,6 +96,15 @@ pub enum Event {
     /// was inconclusive) sends the round to freshly drawn verifiers.
     Arbitrated {
         /// The round's task.
+        task: TaskId,
+        /// The manager's verdict, when it reached one.
+        outcome: Option<(bool, Vec<String>)>,
+    },
+    /// The manager's own check of a recalled result ([`Command::Recall`]):
+    /// `Some((false, reasons))` finds it bad; `Some((true, _))` or `None`
+    /// (no renderer for the scene, or inconclusive) leaves it accepted.
+    Recalled {
+        /// The recalled task.
         task: TaskId,
         /// The manager's verdict, when it reached one.
         outcome: Option<(bool, Vec<String>)>,
@@ -166,6 +178,22 @@ pub enum Command {
         /// The worker that rendered it.
         worker: NodeId,
     },
+    /// `worker` was caught with a bad result, and `task`, which it rendered,
+    /// passed its round within the recall window: check that result the
+    /// way [`Command::Arbitrate`] does (a re-render by the manager) and
+    /// answer with [`Event::Recalled`]. Skipped when the task is no longer
+    /// accepted with that worker's result.
+    Recall {
+        /// The task whose passed result is checked again.
+        task: TaskId,
+        /// The worker that rendered it.
+        worker: NodeId,
+    },
+    /// A recalled result was bad: refund what it was paid to the job's
+    /// payer from the worker, record the frames as claimed and upheld, and
+    /// slash and disconnect the verifiers that passed it (the engine has
+    /// banned them).
+    SettleRecall(Recalled),
     /// Send a claim check to `verifier` to re-render, under id
     /// `verification`.
     OfferClaimCheck {
@@ -251,6 +279,7 @@ pub struct Engine {
     claim_penalty: f64,
     draw_key: [u8; 32],
     forced: forced::ForcedErrors,
+    recalls: recall::Recalls,
     next_verification: u64,
 }
 
@@ -269,6 +298,7 @@ impl Engine {
                 rounds.vote_timeout_ms,
             ),
             claims: claims::Claims::default(),
+            recalls: recall::Recalls::new(rounds.recall.clone()),
             rounds: rounds::Rounds::new(rounds),
             next_verification: 1,
         }
@@ -295,7 +325,15 @@ impl Engine {
                 self.forced.dropped(&mut forced, *verification);
                 return out;
             }
-            Event::Tick => self.forced.tick(&mut forced),
+            Event::Recalled { task, outcome } => {
+                self.recalls
+                    .checked(&mut self.verifiers, *task, outcome.clone(), &mut out);
+                return out;
+            }
+            Event::Tick => {
+                self.forced.tick(&mut forced);
+                self.recalls.prune(now);
+            }
             _ => {}
         }
         // Claim checks first: they share the verifiers and the verdicts.
@@ -339,6 +377,7 @@ impl Engine {
             | Event::RoundOpened { .. }
             | Event::Arbitrated { .. }
             | Event::RoundAbandoned { .. }
+            | Event::Recalled { .. }
             | Event::ForcedErrorDropped { .. } => true,
         };
         if !for_rounds {
@@ -379,8 +418,10 @@ impl Engine {
             Event::ClaimFiled { .. }
             | Event::ClaimResumed { .. }
             | Event::ClaimCheckDropped { .. }
+            | Event::Recalled { .. }
             | Event::ForcedErrorDropped { .. } => {}
         }
+        self.recalls.observe(&mut out, now);
         self.after_offers(now, &mut out);
         out
     }
@@ -430,5 +471,10 @@ impl Engine {
     /// Open rounds.
     pub fn open_rounds(&self) -> usize {
         self.rounds.len()
+    }
+
+    /// Passed results remembered for a recall, over all workers.
+    pub fn recall_memory(&self) -> usize {
+        self.recalls.remembered()
     }
 }

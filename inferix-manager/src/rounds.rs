@@ -69,6 +69,8 @@ pub struct RoundConfig {
     pub draw_key: [u8; 32],
     /// Known-bad results slipped in to catch verifiers that do not check.
     pub forced_errors: crate::forced::ForcedErrorConfig,
+    /// How far back a caught worker's passed results are checked again.
+    pub recall: crate::recall::RecallConfig,
 }
 
 impl Default for RoundConfig {
@@ -80,6 +82,7 @@ impl Default for RoundConfig {
             max_offers_per_verifier: 4,
             draw_key: [0; 32],
             forced_errors: crate::forced::ForcedErrorConfig::default(),
+            recall: crate::recall::RecallConfig::default(),
         }
     }
 }

@@ -384,8 +384,11 @@ fn renderer_for<'a>(
 }
 
 /// Renders the clean-delivery rectangles of every frame from the scene
-/// without watermark patches, encoded in the job's format.
-async fn render_clean(
+/// without watermark patches (`scene`, the offer's `clean_scene`), encoded
+/// in the job's format: what a passing verdict carries. Public so that a
+/// node can send clean pixels whatever it votes (tests of verifiers that
+/// lie about their verdict only).
+pub async fn render_clean(
     blobs: &dyn BlobStore,
     crops: &CropRenderer,
     scene: &inferix_core::job::SceneRef,

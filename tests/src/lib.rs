@@ -418,6 +418,39 @@ pub async fn scripted_verifier_keyed(
     passes: bool,
     token: Option<String>,
 ) -> ScriptedVerifierRun {
+    scripted_run(net, addr, id, passes, token, None).await
+}
+
+/// A colluding verifier: it passes every offer unchecked, and renders the
+/// clean pixels that clean delivery needs with `renderer` and `blobs`, as
+/// an honest verifier does. Runs until
+/// the manager closes its connection.
+pub async fn colluding_verifier(
+    net: &inferix_transport::InProcNetwork,
+    addr: &str,
+    id: NodeId,
+    blobs: std::sync::Arc<dyn inferix_core::blob::BlobStore>,
+    renderer: std::sync::Arc<dyn Renderer>,
+    work_dir: &std::path::Path,
+) -> ScriptedVerifierRun {
+    let crops = inferix_node::verifier::CropRenderer {
+        renderer,
+        work_dir: work_dir.to_path_buf(),
+    };
+    scripted_run(net, addr, id, true, None, Some((blobs, crops))).await
+}
+
+async fn scripted_run(
+    net: &inferix_transport::InProcNetwork,
+    addr: &str,
+    id: NodeId,
+    passes: bool,
+    token: Option<String>,
+    checks: Option<(
+        std::sync::Arc<dyn inferix_core::blob::BlobStore>,
+        inferix_node::verifier::CropRenderer,
+    )>,
+) -> ScriptedVerifierRun {
     use inferix_core::protocol::{Envelope, Hello, Message, Role, Verdict};
     use inferix_transport::Transport;
     let mut conn = net.transport(id).connect(addr).await.unwrap();
@@ -438,6 +471,14 @@ pub async fn scripted_verifier_keyed(
     while let Ok(Some(env)) = conn.receiver.recv().await {
         match env.body {
             Message::VerifyOffer(a) => {
+                let clean = match (&checks, &a.clean_scene) {
+                    (Some((blobs, crops)), Some(scene)) => {
+                        inferix_node::verifier::render_clean(&**blobs, crops, scene, &a)
+                            .await
+                            .unwrap_or_default()
+                    }
+                    _ => vec![],
+                };
                 let verdict = Verdict {
                     verification: a.verification,
                     task: a.task,
@@ -447,7 +488,7 @@ pub async fn scripted_verifier_keyed(
                     } else {
                         vec!["scripted: fails everything".into()]
                     },
-                    clean: vec![],
+                    clean,
                     inconclusive: None,
                 };
                 let done = Envelope::push(Message::VerifyDone(verdict));

@@ -140,14 +140,25 @@ impl Sim {
             .filter(|(a, _)| matches!(a, Account::Worker(_)))
             .map(|(_, b)| *b)
             .sum();
+        // Upheld claims and recalls pay back what fakes earned.
+        let refunded: i64 = txs
+            .iter()
+            .filter(|t| t.id.starts_with("claim:") || t.id.starts_with("recall:"))
+            .flat_map(|t| &t.postings)
+            .filter(|p| matches!(p.account, Account::Worker(_)))
+            .map(|p| -p.amount)
+            .sum();
         let pool = balances.get(&Account::PenaltyPool).copied().unwrap_or(0);
-        let ok =
-            total == 0 && open_escrow == 0 && pays == accepted_tasks && earned == owed && pool >= 0;
+        let ok = total == 0
+            && open_escrow == 0
+            && pays == accepted_tasks
+            && earned + refunded == owed
+            && pool >= 0;
         checks.push((
             "ledger balances".to_string(),
             ok,
             format!(
-                "{} transactions sum to {total}; {open_escrow} jobs with escrow left; {pays} payments for {accepted_tasks} accepted tasks; workers earned {earned} of {owed} owed; penalty pool {pool}",
+                "{} transactions sum to {total}; {open_escrow} jobs with escrow left; {pays} payments for {accepted_tasks} accepted tasks; workers earned {earned} of {owed} owed, {refunded} refunded; penalty pool {pool}",
                 txs.len()
             ),
         ));

@@ -196,6 +196,12 @@ pub struct SimCounters {
     pub cheats_caught: u64,
     /// Fake results accepted (every verifier missed).
     pub cheats_missed: u64,
+    /// Passed results checked again because their worker was caught.
+    pub recalls: u64,
+    /// Of those, fakes found and refunded (their passers slashed).
+    pub fakes_recalled: u64,
+    /// Honest verifiers slashed by a recall (must stay 0).
+    pub honest_recall_slashed: u64,
     /// Verification offers the engines sent (a quorum per round, plus
     /// tie-breaking votes and votes drawn again after a deadline or a lost
     /// verifier).
@@ -480,13 +486,17 @@ pub struct Attack {
     pub sybils: usize,
     /// Fraction of finished jobs whose owner claims every frame.
     pub claim_abusers: f64,
+    /// Share of the base network's workers that run (1.0: all). Fewer
+    /// workers render more results each, so a cheater whose fake passed
+    /// renders again: what a recall needs to catch it.
+    pub worker_share: f64,
 }
 
 /// The attacks of the adversarial run: colluding verifiers holding 10 %,
 /// 30 % and 49 % of verifier stake beside cheating workers, always-pass
 /// verifiers, workers that hand every task back, and workers that lie
 /// about their speed.
-pub const ATTACKS: [Attack; 9] = [
+pub const ATTACKS: [Attack; 10] = [
     Attack {
         name: "no attack (cheating workers only)",
         colluders: 0.0,
@@ -509,6 +519,13 @@ pub const ATTACKS: [Attack; 9] = [
         name: "colluders 49 %",
         colluders: 0.49,
         rubber_stamps: 0.0,
+        ..NO_ATTACK
+    },
+    Attack {
+        name: "colluders 49 %, cheaters who keep working (a tenth of the workers)",
+        colluders: 0.49,
+        rubber_stamps: 0.0,
+        worker_share: 0.1,
         ..NO_ATTACK
     },
     Attack {
@@ -547,6 +564,7 @@ const NO_ATTACK: Attack = Attack {
     ib_liars: 0.0,
     sybils: 0,
     claim_abusers: 0.0,
+    worker_share: 1.0,
 };
 
 /// The simulation of `attack` on the network of `base`: forced errors on
@@ -568,6 +586,7 @@ pub fn attack_config(base: &SimConfig, attack: Attack) -> SimConfig {
         },
         forced_error_rate: 0.05,
         detect: 1.0,
+        workers: ((base.workers as f64 * attack.worker_share) as usize).max(1),
         ..base.clone()
     }
 }
@@ -617,21 +636,28 @@ pub fn run_adversarial(
             removed.iter().sum::<u64>() as f64 / removed.len() as f64
         };
         let survivor_max = c.surviving_bad_answered.iter().max().copied().unwrap_or(0);
+        // A fake that passed and was recalled was paid back.
+        let kept = c.cheats_missed - c.fakes_recalled;
         report.push(
             Row::new(
                 g,
                 &format!("{}: fake results paid", attack.name),
-                c.cheats_missed as f64,
+                kept as f64,
                 "results",
             )
             .note(format!(
-                "of {fakes} fake results ({:.2} %); honest results rejected {} of {honest}; \
-                 honest verifiers slashed (outvoted) {}; bad verifiers removed {} of {} after \
+                "of {fakes} fake results ({:.2} %), after {} that passed were recalled and \
+                 refunded once their worker was caught ({} recalls checked); honest results \
+                 rejected {} of {honest}; honest verifiers slashed (outvoted {}, by a recall {}); \
+                 bad verifiers removed {} of {} after \
                  {mean:.1} verifications on average (max {}), the others answered at most \
                  {survivor_max}; {} known-bad offers",
-                100.0 * c.cheats_missed as f64 / fakes.max(1) as f64,
+                100.0 * kept as f64 / fakes.max(1) as f64,
+                c.fakes_recalled,
+                c.recalls,
                 c.honest_rejected,
                 c.honest_verifiers_slashed,
+                c.honest_recall_slashed,
                 c.bad_verifiers_removed,
                 c.bad_verifiers,
                 removed.last().copied().unwrap_or(0),
@@ -642,6 +668,14 @@ pub fn run_adversarial(
             &format!("{}: no honest result rejected", attack.name),
             c.honest_rejected == 0,
             format!("{} of {honest}", c.honest_rejected),
+        );
+        report.check(
+            &format!("{}: no honest verifier slashed by a recall", attack.name),
+            c.honest_recall_slashed == 0,
+            format!(
+                "{} of the passers of {} recalled fakes",
+                c.honest_recall_slashed, c.fakes_recalled
+            ),
         );
         report.check(
             &format!(

@@ -280,7 +280,9 @@ pub enum JobEvent {
     Cancelled,
     /// A bad-result claim was decided.
     ClaimSettled {
-        /// Claim number.
+        /// Claim number; 0 for a recall (the manager found a result bad
+        /// after its worker was caught cheating on another, and refunded
+        /// its frames unasked).
         claim: u64,
         /// Frames claimed.
         frames: Vec<u32>,

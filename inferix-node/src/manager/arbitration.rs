@@ -1,4 +1,5 @@
-//! The manager's own check of a result whose verifiers disagreed.
+//! The manager's own check of a result whose verifiers disagreed, or
+//! that passed and whose worker was caught cheating since (a recall).
 //!
 //! Verifiers' checks are deterministic, so a split vote means one side
 //! lied. The manager checks the result exactly as a verifier would (frame
@@ -13,21 +14,53 @@ use crate::verifier::{verify, CropRenderer};
 
 impl State {
     /// Starts the manager's check of `task`'s disputed result; the answer
-    /// comes back as [`Input::Arbitrated`].
+    /// comes back as [`Input::OwnCheck`].
     pub(super) async fn arbitrate(&mut self, task_id: TaskId) {
-        let prepared = match self.prober.clone() {
-            Some(prober) => self.arbitration_offer(task_id).await.map(|a| (prober, a)),
-            None => None,
-        };
-        let Some((prober, offer)) = prepared else {
+        if !self.start_own_check(task_id, OwnCheck::Dispute).await {
             info!(task = ?task_id, "verifiers disagree and the manager cannot check the result; fresh verifiers decide");
             self.engine_defer(EngineEvent::Arbitrated {
                 task: task_id,
                 outcome: None,
             });
             return;
-        };
+        }
         info!(task = ?task_id, "verifiers disagree; the manager checks the result itself");
+    }
+
+    /// Starts the manager's check of `task`'s accepted result, recalled
+    /// because `worker` was caught on another (see
+    /// [`inferix_manager::recall`]); skipped when the task no longer holds
+    /// that worker's accepted result.
+    pub(super) async fn recall(&mut self, task_id: TaskId, worker: NodeId) {
+        let current = match self.store.task(task_id).await {
+            Ok(Some(t)) => {
+                t.status == TaskStatus::Accepted
+                    && t.result.as_ref().is_some_and(|r| r.worker == worker)
+            }
+            _ => false,
+        };
+        if !current || !self.start_own_check(task_id, OwnCheck::Recall).await {
+            debug!(task = ?task_id, ?worker, "recall not checked");
+            self.engine_defer(EngineEvent::Recalled {
+                task: task_id,
+                outcome: None,
+            });
+            return;
+        }
+        info!(task = ?task_id, ?worker, "worker caught; the manager checks a result of it that passed");
+    }
+
+    /// Checks `task`'s result as a verifier would, with the manager's own
+    /// renderer, off the loop; false when the manager has no renderer or
+    /// the result is gone.
+    async fn start_own_check(&mut self, task_id: TaskId, kind: OwnCheck) -> bool {
+        let prepared = match self.prober.clone() {
+            Some(prober) => self.arbitration_offer(task_id).await.map(|a| (prober, a)),
+            None => None,
+        };
+        let Some((prober, offer)) = prepared else {
+            return false;
+        };
         let blobs = self.blobs.clone();
         let inputs = self.inputs.clone();
         let deadline = self.cfg.verification_timeout;
@@ -53,12 +86,14 @@ impl State {
                 }
             };
             let _ = inputs
-                .send(Input::Arbitrated {
+                .send(Input::OwnCheck {
                     task: offer.task,
+                    kind,
                     outcome,
                 })
                 .await;
         });
+        true
     }
 
     /// What a verifier of `task`'s round is sent, for the manager's own
@@ -80,13 +115,27 @@ impl State {
         ))
     }
 
-    /// The manager's check came back: the engine settles the round.
-    pub(super) async fn on_arbitrated(
+    /// The manager's check came back: the engine settles the round, or
+    /// the recall.
+    pub(super) async fn on_own_check(
         &mut self,
         task: TaskId,
+        kind: OwnCheck,
         outcome: Option<(bool, Vec<String>)>,
     ) {
-        self.engine_event(EngineEvent::Arbitrated { task, outcome })
-            .await;
+        let event = match kind {
+            OwnCheck::Dispute => EngineEvent::Arbitrated { task, outcome },
+            OwnCheck::Recall => EngineEvent::Recalled { task, outcome },
+        };
+        self.engine_event(event).await;
     }
+}
+
+/// Why the manager checks a result itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OwnCheck {
+    /// Its round's verifiers disagree.
+    Dispute,
+    /// It passed, and its worker was caught on another result since.
+    Recall,
 }

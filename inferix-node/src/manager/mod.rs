@@ -85,6 +85,7 @@ mod peers;
 mod prepare;
 mod probe;
 mod quote;
+mod recall;
 mod reconcile;
 mod requests;
 mod results;
@@ -314,9 +315,11 @@ enum Input {
         worker: NodeId,
         scene: Result<ContentHash, String>,
     },
-    /// The manager's own check of a disputed result (see `arbitration.rs`).
-    Arbitrated {
+    /// The manager's own check of a disputed or recalled result (see
+    /// `arbitration.rs`).
+    OwnCheck {
         task: TaskId,
+        kind: arbitration::OwnCheck,
         outcome: Option<(bool, Vec<String>)>,
     },
     /// One output of a completed job was made and stored, or could not
@@ -402,6 +405,12 @@ impl ManagerNode {
                 } else {
                     0.0
                 },
+            },
+            // A caught worker's passed results are checked again while
+            // their frames may still be claimed.
+            recall: inferix_manager::RecallConfig {
+                window_ms: b.config.claim_window.as_millis() as u64,
+                ..Default::default()
             },
             ..RoundConfig::default()
         });

@@ -67,8 +67,12 @@ impl State {
                 self.on_prepared(task, attempt, worker, scene).await;
                 true
             }
-            Input::Arbitrated { task, outcome } => {
-                self.on_arbitrated(task, outcome).await;
+            Input::OwnCheck {
+                task,
+                kind,
+                outcome,
+            } => {
+                self.on_own_check(task, kind, outcome).await;
                 true
             }
             Input::OutputMade {

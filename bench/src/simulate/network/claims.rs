@@ -1,10 +1,12 @@
 //! Claim abusers: owners who claim every frame of their finished jobs,
 //! then the same frames again. Claims go through the engine's claim rules
 //! (one check per task, a panel of renderers drawn like round seats) and
-//! the ledger's bonds and settlements, as in the manager node.
+//! the ledger's bonds and settlements, as in the manager node. Recalls
+//! found bad are written here too: they end as upheld claims.
 
 use inferix_core::task::TaskClaim;
 use inferix_manager::claims::{claim_checks, ClaimCheck, ClaimVerdict};
+use inferix_manager::Recalled;
 
 use super::*;
 
@@ -107,7 +109,7 @@ impl Sim {
         };
         let kind = self.verifiers[v as usize].kind;
         let done = self.queue_check(v, kind, there);
-        let upheld = kind == VerifierKind::Honest && self.fakes_accepted.contains(&check.task);
+        let upheld = kind == VerifierKind::Honest && self.fakes_accepted.contains_key(&check.task);
         self.answer_at(done, v, m, epoch, verification, check.task, !upheld);
     }
 
@@ -150,7 +152,7 @@ impl Sim {
         }
         if v.upheld {
             self.c.claim_refunds += refund;
-            if self.fakes_accepted.contains(&check.task) {
+            if self.fakes_accepted.contains_key(&check.task) {
                 self.c.claims_upheld_on_fakes += 1;
             } else {
                 self.c.claims_upheld_on_honest += 1;
@@ -158,6 +160,56 @@ impl Sim {
         } else {
             self.c.claims_dismissed += 1;
             self.c.claim_bonds_forfeited += claim.bond;
+        }
+        Ok(())
+    }
+
+    /// Writes a recall found bad, as the manager node does: the frames are
+    /// recorded on the task as claimed and upheld, the worker refunds their
+    /// price to the payer, and the verifiers that passed them are removed.
+    pub(super) async fn settle_recall(&mut self, m: usize, r: Recalled) -> Result<(), BenchError> {
+        let Some(mut t) = self.store.task(r.task).await.map_err(store_err)? else {
+            return Ok(());
+        };
+        if t.status != TaskStatus::Accepted {
+            return Ok(());
+        }
+        let frames: Vec<u32> = t
+            .frames
+            .iter()
+            .copied()
+            .filter(|f| !t.claims.iter().any(|c| c.frames.contains(f)))
+            .collect();
+        let now = self.abs_ms();
+        let payer = Account::User("client".into());
+        if !frames.is_empty() {
+            let claim = TaskClaim {
+                frames: frames.clone(),
+                reason: "recalled".into(),
+                filed_ms: now,
+                bond: 0,
+                payer: payer.clone(),
+                upheld: Some(true),
+            };
+            let refund = match self.job_records.get(&r.task.job) {
+                Some(job) => {
+                    economy::frames_share(job.quoted_price, frames.len(), job.spec.frames.len())
+                }
+                None => 0,
+            };
+            let tx = economy::recall_refund(r.task, &claim, r.worker, payer, refund, now);
+            t.claims.push(claim);
+            let mut batch = [Change::Task(Box::new(t)), Change::Transaction(tx)];
+            self.store.apply(&mut batch).await.map_err(store_err)?;
+        }
+        self.c.fakes_recalled += 1;
+        for p in &r.passers {
+            let v = verifier_of_node(*p);
+            if self.verifiers[v as usize].kind == VerifierKind::Honest {
+                self.c.honest_recall_slashed += 1;
+            } else {
+                self.remove_verifier(m, v, false);
+            }
         }
         Ok(())
     }

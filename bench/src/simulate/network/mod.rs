@@ -237,8 +237,9 @@ pub(super) struct Sim {
     pub(super) economy: EconomyConfig,
     pub(super) c: SimCounters,
     pub(super) accepted_at: Vec<u64>,
-    /// Accepted tasks whose result was fake (a claim on them is right).
-    fakes_accepted: HashSet<TaskId>,
+    /// Accepted tasks whose result was fake (a claim on them is right),
+    /// and whether a check that looks finds it (the manager's does).
+    fakes_accepted: HashMap<TaskId, bool>,
     next_claim: u64,
 }
 
@@ -408,7 +409,7 @@ impl Sim {
                 ..SimCounters::default()
             },
             accepted_at: Vec::new(),
-            fakes_accepted: HashSet::new(),
+            fakes_accepted: HashMap::new(),
             next_claim: 1,
         }
     }

@@ -50,6 +50,18 @@ impl Sim {
                     check,
                 } => self.offer_claim_check(m, verifier, verification, &check),
                 Command::SettleClaim(v) => self.settle_claim(v).await?,
+                Command::Recall { task, .. } => {
+                    // The manager checks the result as an honest verifier
+                    // does.
+                    self.c.recalls += 1;
+                    let bad = self.fakes_accepted.get(&task).copied().unwrap_or(false);
+                    let outcome = Some((!bad, Vec::new()));
+                    let more = self.managers[m]
+                        .engine
+                        .handle(Event::Recalled { task, outcome }, now);
+                    commands.extend(more);
+                }
+                Command::SettleRecall(r) => self.settle_recall(m, r).await?,
                 Command::ClaimRefused { .. } => self.c.claims_refused += 1,
                 Command::RoundWaiting { reason: None, .. }
                 | Command::ClaimWaiting { .. }
@@ -224,7 +236,7 @@ impl Sim {
             self.store.apply(&mut batch).await.map_err(store_err)?;
             self.pass_votes.insert(tid, s.agreeing.len());
             if r.fake {
-                self.fakes_accepted.insert(tid);
+                self.fakes_accepted.insert(tid, r.detectable);
                 self.c.cheats_missed += 1;
                 if self.workers[r.worker as usize].sybil {
                     self.c.sybil_fakes_paid += 1;

@@ -1,0 +1,155 @@
+//! Recall end to end: a worker that renders with a sixteenth of the samples
+//! has its first job passed by a colluding verifier (it renders the clean
+//! pixels clean delivery needs, and passes whatever it finds), the only
+//! one connected. Once an honest verifier catches it on its next job, the
+//! manager checks the results the colluder passed with its own
+//! renderer: each is found bad, its frames are refunded to the job's payer
+//! from the worker and recorded as claimed and upheld (the owner is told),
+//! and the colluder loses its stake and is never seated again. Real
+//! path tracer, Proof of Render on, no forced errors (the colluder is
+//! caught by the recall alone).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferix_core::ids::NodeId;
+use inferix_core::ledger::{balance, Account};
+use inferix_core::protocol::JobEvent;
+use inferix_core::task::TaskStatus;
+use inferix_tests::{
+    colluding_verifier, numbered_worker, scripted_verifier, spawn_verifiers, until_completed,
+    FewerSamples, PorNetwork,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed() {
+    let n = PorNetwork::start_with(
+        b"recall",
+        inferix_node::ManagerConfig {
+            quorum: 1,
+            forced_error_rate: 0.0,
+            ..inferix_node::ManagerConfig::default()
+        },
+        true,
+    )
+    .await;
+    let stamp = NodeId(250);
+    let stamp_run = {
+        let (net, addr) = (n.net.clone(), n.addr.clone());
+        let (blobs, tracer) = (n.blobs.clone(), n.tracer.clone());
+        let dir = n.scratch.path().join("colluder");
+        tokio::spawn(
+            async move { colluding_verifier(&net, &addr, stamp, blobs, tracer, &dir).await },
+        )
+    };
+    let lazy = Arc::new(FewerSamples {
+        inner: n.tracer.clone(),
+        divisor: 16,
+    });
+    let worker = numbered_worker(&n.net, 100, &n.addr, lazy).with_blob_store(n.blobs.clone());
+    tokio::spawn(worker.run(n.stopped.clone()));
+    let client = n.client().await;
+
+    // The colluder alone passes the lazy worker's first job.
+    let spec = PorNetwork::demo_job(&client, 2, 1).await;
+    let (first, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(first).await.unwrap();
+    until_completed(&mut events, Duration::from_secs(300)).await;
+    let paid_before = n.store.transactions().await.unwrap();
+    let worker_earned = balance(
+        &paid_before,
+        &Account::Worker(inferix_tests::seeded_identity(100).node_id()),
+    );
+    assert!(worker_earned > 0, "the fakes were paid");
+    stamp_run.abort();
+
+    // An honest verifier catches it on the next job.
+    let _honest = spawn_verifiers(
+        &n.net,
+        &n.addr,
+        1,
+        Some(n.blobs.clone()),
+        Some(n.tracer.clone()),
+        n.scratch.path(),
+        &n.stopped,
+    );
+    let (second, _) = client.submit(&spec).await.unwrap();
+    let mut second_events = client.watch(second).await.unwrap();
+    let rejected = tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            if let JobEvent::TaskRejected { worker, .. } = second_events.recv().await.unwrap() {
+                return worker;
+            }
+        }
+    })
+    .await
+    .expect("the honest verifier rejects the lazy result");
+    assert_eq!(rejected, inferix_tests::seeded_identity(100).node_id());
+
+    // Each of the first job's frames is recalled and refunded.
+    let mut recalled = Vec::new();
+    tokio::time::timeout(Duration::from_secs(300), async {
+        while recalled.len() < 2 {
+            if let JobEvent::ClaimSettled {
+                claim: 0,
+                frames,
+                upheld,
+                evidence,
+            } = events.recv().await.unwrap()
+            {
+                assert!(upheld);
+                assert!(evidence[0].starts_with("recalled"), "{evidence:?}");
+                recalled.extend(frames);
+            }
+        }
+    })
+    .await
+    .expect("both passed fakes are recalled");
+    recalled.sort();
+    assert_eq!(recalled, vec![1, 2]);
+
+    let tasks = n.store.tasks_of_job(first).await.unwrap();
+    for t in &tasks {
+        assert_eq!(t.status, TaskStatus::Accepted);
+        assert_eq!(t.claims.len(), 1, "{t:?}");
+        assert_eq!(t.claims[0].upheld, Some(true));
+        assert_eq!(t.claims[0].frames, t.frames);
+    }
+    // The owner cannot be refunded twice for them.
+    let again = client
+        .claim(first, vec![1], "bad frame")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("claimed already"), "{again}");
+    let txs = n.store.transactions().await.unwrap();
+    let lazy_id = inferix_tests::seeded_identity(100).node_id();
+    let refunded: i64 = txs
+        .iter()
+        .filter(|t| t.id.starts_with("recall:"))
+        .map(|t| {
+            t.postings
+                .iter()
+                .filter(|p| p.account == Account::Worker(lazy_id))
+                .map(|p| -p.amount)
+                .sum::<i64>()
+        })
+        .sum();
+    // The frames' whole price goes back (more than the worker earned: the
+    // verifiers' fees were paid out of it too).
+    let quoted = client.status(first).await.unwrap().job.quoted_price as i64;
+    assert!(
+        refunded >= worker_earned && refunded <= quoted,
+        "{refunded} refunded, {worker_earned} earned, {quoted} quoted"
+    );
+    assert_eq!(
+        balance(&txs, &Account::Stake(stamp)),
+        0,
+        "the colluder is slashed"
+    );
+    // Back with the same key, it is refused: its stake is gone.
+    let back = scripted_verifier(&n.net, &n.addr, stamp, true).await;
+    assert_eq!(back.answered, 0);
+    assert!(back.refusal.expect("refused").contains("stake"));
+    n.shut().await;
+}
