@@ -405,6 +405,16 @@ impl Task {
             .collect()
     }
 
+    /// Its frames no claim names yet (a frame is claimed once, by its
+    /// owner or by a recall), in order.
+    pub fn unclaimed_frames(&self) -> Vec<u32> {
+        self.frames
+            .iter()
+            .copied()
+            .filter(|f| !self.claims.iter().any(|c| c.frames.contains(f)))
+            .collect()
+    }
+
     /// Moves to `to`, recording it; refuses illegal changes.
     pub fn transition(
         &mut self,

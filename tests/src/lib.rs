@@ -607,20 +607,39 @@ impl PorNetwork {
         config: inferix_node::ManagerConfig,
     ) -> (Self, inferix_node::Client) {
         let n = Self::start(secret, config).await;
-        let _verifier = spawn_verifiers(
-            &n.net,
-            &n.addr,
-            1,
-            Some(n.blobs.clone()),
-            Some(n.tracer.clone()),
-            n.scratch.path(),
-            &n.stopped,
-        );
-        let worker = numbered_worker(&n.net, 100, &n.addr, n.tracer.clone())
-            .with_blob_store(n.blobs.clone());
-        tokio::spawn(worker.run(n.stopped.clone()));
+        n.rendering_verifiers(1);
+        n.worker(100, n.tracer.clone());
         let client = n.client().await;
         (n, client)
+    }
+
+    /// Starts `count` verifiers (node ids 200, 201, …) that read the shared
+    /// blobs and re-render with the path tracer, as honest verifiers do.
+    pub fn rendering_verifiers(
+        &self,
+        count: u128,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), inferix_node::NodeError>>> {
+        spawn_verifiers(
+            &self.net,
+            &self.addr,
+            count,
+            Some(self.blobs.clone()),
+            Some(self.tracer.clone()),
+            self.scratch.path(),
+            &self.stopped,
+        )
+    }
+
+    /// Starts the worker numbered `n`, rendering with `renderer` and
+    /// reading and writing the shared blobs.
+    pub fn worker(
+        &self,
+        n: u128,
+        renderer: std::sync::Arc<dyn Renderer>,
+    ) -> tokio::task::JoinHandle<Result<(), inferix_node::NodeError>> {
+        let worker =
+            numbered_worker(&self.net, n, &self.addr, renderer).with_blob_store(self.blobs.clone());
+        tokio::spawn(worker.run(self.stopped.clone()))
     }
 
     /// A client (node id 300) reading and writing blobs directly.
@@ -672,18 +691,8 @@ impl PorNetwork {
             },
         )
         .await;
-        let _honest_verifier = spawn_verifiers(
-            &n.net,
-            &n.addr,
-            1,
-            Some(n.blobs.clone()),
-            Some(n.tracer.clone()),
-            n.scratch.path(),
-            &n.stopped,
-        );
-        let worker = numbered_worker(&n.net, 100, &n.addr, n.tracer.clone())
-            .with_blob_store(n.blobs.clone());
-        tokio::spawn(worker.run(n.stopped.clone()));
+        n.rendering_verifiers(1);
+        n.worker(100, n.tracer.clone());
         let client = n.client().await;
         let spec = Self::demo_job(&client, 4, 1).await;
         let (first, _) = client.submit(&spec).await.unwrap();

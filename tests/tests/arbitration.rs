@@ -13,9 +13,7 @@ use std::time::Duration;
 use inferix_core::ids::NodeId;
 use inferix_core::ledger::{balance, Account};
 use inferix_core::task::TaskStatus;
-use inferix_tests::{
-    numbered_worker, scripted_verifier, spawn_verifiers, until_completed, PorNetwork,
-};
+use inferix_tests::{scripted_verifier, until_completed, PorNetwork};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_that_fails_honest_results_is_outvoted_by_the_managers_own_check() {
@@ -29,23 +27,13 @@ async fn a_verifier_that_fails_honest_results_is_outvoted_by_the_managers_own_ch
         true,
     )
     .await;
-    let _honest = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
+    n.rendering_verifiers(1);
     let griefer = NodeId(250);
     let griefer_run = {
         let (net, addr) = (n.net.clone(), n.addr.clone());
         tokio::spawn(async move { scripted_verifier(&net, &addr, griefer, false).await })
     };
-    let worker =
-        numbered_worker(&n.net, 100, &n.addr, n.tracer.clone()).with_blob_store(n.blobs.clone());
-    tokio::spawn(worker.run(n.stopped.clone()));
+    n.worker(100, n.tracer.clone());
 
     let client = n.client().await;
     let spec = PorNetwork::demo_job(&client, 3, 1).await;

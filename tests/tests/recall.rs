@@ -17,8 +17,7 @@ use inferix_core::ledger::{balance, Account};
 use inferix_core::protocol::JobEvent;
 use inferix_core::task::TaskStatus;
 use inferix_tests::{
-    colluding_verifier, numbered_worker, scripted_verifier, spawn_verifiers, until_completed,
-    FewerSamples, PorNetwork,
+    colluding_verifier, scripted_verifier, until_completed, FewerSamples, PorNetwork,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,8 +45,7 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
         inner: n.tracer.clone(),
         divisor: 16,
     });
-    let worker = numbered_worker(&n.net, 100, &n.addr, lazy).with_blob_store(n.blobs.clone());
-    tokio::spawn(worker.run(n.stopped.clone()));
+    n.worker(100, lazy);
     let client = n.client().await;
 
     // The colluder alone passes the lazy worker's first job.
@@ -64,15 +62,7 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
     stamp_run.abort();
 
     // An honest verifier catches it on the next job.
-    let _honest = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
+    n.rendering_verifiers(1);
     let (second, _) = client.submit(&spec).await.unwrap();
     let mut second_events = client.watch(second).await.unwrap();
     let rejected = tokio::time::timeout(Duration::from_secs(300), async {

@@ -12,16 +12,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inferix_core::blob::{BlobError, BlobMeta, BlobReader, BlobStore};
-use inferix_core::job::JobState;
+use inferix_core::job::{FrameRange, JobSpecError, JobState};
 use inferix_core::protocol::JobEvent;
-use inferix_core::ContentHash;
-
-use inferix_core::job::{FrameRange, JobSpecError};
 use inferix_core::task::TaskStatus;
+use inferix_core::ContentHash;
 use inferix_node::ManagerConfig;
-use inferix_tests::{
-    assert_clean_delivery, numbered_worker, spawn_verifiers, until_completed, PorNetwork,
-};
+use inferix_tests::{assert_clean_delivery, until_completed, PorNetwork};
 
 /// Renders `frames` of the demo scene at 64×48 in 2×2 tiles through the
 /// network and compares the downloads with whole local renders.
@@ -40,24 +36,10 @@ async fn tile_job_equals_whole_frames(frames: FrameRange) {
     spec.tiles = Some("2x2".parse().unwrap());
     let (job, _) = client.submit(&spec).await.unwrap();
     let mut events = client.watch(job).await.unwrap();
-    let _verifiers = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
-    let _workers: Vec<_> = (100..102)
-        .map(|w| {
-            tokio::spawn(
-                numbered_worker(&n.net, w, &n.addr, n.tracer.clone())
-                    .with_blob_store(n.blobs.clone())
-                    .run(n.stopped.clone()),
-            )
-        })
-        .collect();
+    n.rendering_verifiers(1);
+    for w in 100..102 {
+        n.worker(w, n.tracer.clone());
+    }
     until_completed(&mut events, Duration::from_secs(600)).await;
 
     let tasks = n.store.tasks_of_job(job).await.unwrap();
@@ -162,24 +144,10 @@ async fn a_tile_job_whose_stitching_fails_waits_and_completes_once_it_succeeds()
     spec.tiles = Some("2x2".parse().unwrap());
     let (job, _) = client.submit(&spec).await.unwrap();
     let mut events = client.watch(job).await.unwrap();
-    let _verifiers = spawn_verifiers(
-        &n.net,
-        &n.addr,
-        1,
-        Some(n.blobs.clone()),
-        Some(n.tracer.clone()),
-        n.scratch.path(),
-        &n.stopped,
-    );
-    let _workers: Vec<_> = (100..102)
-        .map(|w| {
-            tokio::spawn(
-                numbered_worker(&n.net, w, &n.addr, n.tracer.clone())
-                    .with_blob_store(n.blobs.clone())
-                    .run(n.stopped.clone()),
-            )
-        })
-        .collect();
+    n.rendering_verifiers(1);
+    for w in 100..102 {
+        n.worker(w, n.tracer.clone());
+    }
 
     // Every tile is accepted; progress counts the one frame, not 4 tiles.
     let mut progress = Vec::new();

@@ -40,12 +40,7 @@ impl State {
                 return;
             }
             // Frames the owner claimed already are settled by that claim.
-            let frames: Vec<u32> = t
-                .frames
-                .iter()
-                .copied()
-                .filter(|f| !t.claims.iter().any(|c| c.frames.contains(f)))
-                .collect();
+            let frames = t.unclaimed_frames();
             if frames.is_empty() {
                 break;
             }

@@ -174,12 +174,7 @@ impl Sim {
         if t.status != TaskStatus::Accepted {
             return Ok(());
         }
-        let frames: Vec<u32> = t
-            .frames
-            .iter()
-            .copied()
-            .filter(|f| !t.claims.iter().any(|c| c.frames.contains(f)))
-            .collect();
+        let frames = t.unclaimed_frames();
         let now = self.abs_ms();
         let payer = Account::User("client".into());
         if !frames.is_empty() {
