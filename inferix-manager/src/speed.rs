@@ -17,6 +17,13 @@
 /// quote's estimate being low and for a slow first frame.
 pub const MEASURED_SLACK: f64 = 2.0;
 
+/// How much faster than its admission probe showed a worker may be taken
+/// for until it finishes a task: the probe is a tiny frame whose time is
+/// mostly the round trip and loading the scene, so it says little about a
+/// fast machine and much about a liar (announcing the most allowed wins
+/// nothing).
+pub const PROBE_SLACK: f64 = 8.0;
+
 /// Weight of the newest sample in the running measure.
 const NEWEST_WEIGHT: f64 = 0.3;
 
@@ -27,6 +34,17 @@ pub fn ib_sample(work_ibm: f64, elapsed_ms: u64) -> Option<f64> {
         return None;
     }
     Some(work_ibm * 60_000.0 / elapsed_ms as f64)
+}
+
+/// The index shown by rendering the admission probe in `node_ms` (from
+/// sending it to the answer), where the manager's own renderer, of index
+/// `reference_ib`, took `reference_ms`: the probe is a benchmark whose
+/// answer the manager knows. `None` for times that say nothing.
+pub fn probe_ib(reference_ib: f64, reference_ms: u64, node_ms: u64) -> Option<f64> {
+    if !(reference_ib.is_finite() && reference_ib > 0.0) || reference_ms == 0 || node_ms == 0 {
+        return None;
+    }
+    Some(reference_ib * reference_ms as f64 / node_ms as f64)
 }
 
 /// The running measure after `sample` (the first sample stands alone).
@@ -42,6 +60,16 @@ pub fn blend(previous: Option<f64>, sample: f64) -> f64 {
 pub fn effective_ib(declared: f64, measured: Option<f64>) -> f64 {
     match measured {
         Some(m) if m.is_finite() => declared.min(m * MEASURED_SLACK),
+        _ => declared,
+    }
+}
+
+/// As [`effective_ib`], with the admission probe's index (`probed`)
+/// capping a worker that has not finished a task yet.
+pub fn effective_ib_probed(declared: f64, measured: Option<f64>, probed: Option<f64>) -> f64 {
+    match (measured, probed) {
+        (Some(_), _) => effective_ib(declared, measured),
+        (None, Some(p)) if p.is_finite() => declared.min(p * PROBE_SLACK),
         _ => declared,
     }
 }

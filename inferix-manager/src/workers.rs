@@ -98,6 +98,9 @@ pub struct WorkerPool {
     /// Each worker's measured index, kept across its reconnections: a
     /// worker cannot shed a slow measurement by reconnecting.
     measured: HashMap<NodeId, f64>,
+    /// The index each worker's admission probe showed, until it is
+    /// measured on tasks.
+    probed: HashMap<NodeId, f64>,
 }
 
 impl WorkerPool {
@@ -108,7 +111,7 @@ impl WorkerPool {
         self.leave(id);
         self.idle.insert((now, id));
         let declared_ib = info.ib;
-        info.ib = crate::speed::effective_ib(declared_ib, self.measured.get(&id).copied());
+        info.ib = self.effective(id, declared_ib);
         self.slots.insert(
             id,
             WorkerSlot {
@@ -139,9 +142,35 @@ impl WorkerPool {
         Some(slot.info.ib)
     }
 
-    /// The index measured for `id`, if it finished a task.
+    /// The index measured for `id`: on its tasks once it finished one,
+    /// else by its admission probe.
     pub fn measured_ib(&self, id: &NodeId) -> Option<f64> {
-        self.measured.get(id).copied()
+        self.measured
+            .get(id)
+            .or_else(|| self.probed.get(id))
+            .copied()
+    }
+
+    /// Records the index `id`'s admission probe showed (see
+    /// [`crate::speed::probe_ib`]), before it joins: until it finishes a
+    /// task, its announced index is capped by it.
+    pub fn admission_speed(&mut self, id: NodeId, ib: f64) {
+        self.probed.insert(id, ib);
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.info.ib = crate::speed::effective_ib_probed(
+                slot.declared_ib,
+                self.measured.get(&id).copied(),
+                Some(ib),
+            );
+        }
+    }
+
+    fn effective(&self, id: NodeId, declared: f64) -> f64 {
+        crate::speed::effective_ib_probed(
+            declared,
+            self.measured.get(&id).copied(),
+            self.probed.get(&id).copied(),
+        )
     }
 
     /// Removes a worker; returns its slot (with the task it held).

@@ -397,3 +397,43 @@ fn a_workers_announced_index_is_capped_by_its_measured_speed_across_reconnects()
         "{ib}"
     );
 }
+
+#[test]
+fn the_admission_probe_caps_a_new_worker_until_its_first_task_is_measured() {
+    use inferix_manager::speed::{probe_ib, MEASURED_SLACK, PROBE_SLACK};
+    // The manager's IB-2 renderer took 30 ms; the node answered in 120 ms.
+    assert_eq!(probe_ib(2.0, 30, 120), Some(0.5));
+    assert_eq!(probe_ib(2.0, 0, 120), None);
+    assert_eq!(probe_ib(0.0, 30, 120), None);
+    assert_eq!(probe_ib(2.0, 30, 0), None);
+
+    let mut pool = WorkerPool::default();
+    let liar = WorkerInfo {
+        id: NodeId(8),
+        ib: 1e9,
+        reputation: 1.0,
+        tags: vec![],
+        formats: vec![],
+    };
+    // Probed before it joins (the hello waits for the probe).
+    pool.admission_speed(NodeId(8), 0.5);
+    pool.join(1, liar.clone(), 0);
+    assert_eq!(pool.get(&NodeId(8)).unwrap().info.ib, 0.5 * PROBE_SLACK);
+    assert_eq!(pool.measured_ib(&NodeId(8)), Some(0.5));
+    // An honest modest worker keeps its word.
+    pool.admission_speed(NodeId(9), 0.5);
+    pool.join(
+        2,
+        WorkerInfo {
+            id: NodeId(9),
+            ib: 1.5,
+            ..liar.clone()
+        },
+        0,
+    );
+    assert_eq!(pool.get(&NodeId(9)).unwrap().info.ib, 1.5);
+    // Its first task replaces the probe's figure, not blends with it.
+    let ib = pool.observe_speed(NodeId(8), 3.0, 60_000).unwrap();
+    assert_eq!(ib, 3.0 * MEASURED_SLACK);
+    assert_eq!(pool.measured_ib(&NodeId(8)), Some(3.0));
+}

@@ -40,6 +40,7 @@ impl Renderer for ClaimsGpu {
 
 struct Probed {
     net: InProcNetwork,
+    store: Arc<dyn TaskStore>,
     manager: inferix_node::ManagerHandle,
     addr: String,
     tracer: Arc<dyn Renderer>,
@@ -62,7 +63,7 @@ async fn probed_manager_with(
     let scratch = tempfile::tempdir().unwrap();
     let manager = ManagerBuilder::new(
         Arc::new(net.transport(NodeId(1))),
-        store,
+        store.clone(),
         Arc::new(ObjectBlobStore::in_memory()),
     )
     .config(ManagerConfig {
@@ -81,6 +82,7 @@ async fn probed_manager_with(
     let addr = manager.addr().to_string();
     Probed {
         net,
+        store,
         manager,
         addr,
         tracer,
@@ -250,14 +252,65 @@ async fn a_node_that_answered_is_not_held_by_a_manager_render_that_hangs() {
     p.manager.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_announcing_a_huge_speed_is_measured_by_its_probe() {
+    let p = probed_manager(Duration::from_secs(120)).await;
+    let (_, ops_key) = inferix_core::store::accounts::Accounts::new(&*p.store)
+        .create("ops", true, 1)
+        .await
+        .unwrap();
+    let mut conn = say_hello_as(&p, 79, Role::Worker, "x", 100_000.0).await;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match conn.receiver.recv().await {
+                Ok(Some(env)) => match env.body {
+                    Message::Probe(probe) => {
+                        let png = render_png(&*p.tracer, &probe).await;
+                        let done = Message::ProbeDone { png };
+                        conn.sender.send(Envelope::with_id(2, done)).await.unwrap();
+                    }
+                    Message::Welcome { .. } => return,
+                    Message::Error { message, .. } => panic!("refused: {message}"),
+                    _ => {}
+                },
+                _ => panic!("closed without a word"),
+            }
+        }
+    })
+    .await
+    .expect("admitted");
+    let ops = Client::connect(&p.net.transport(NodeId(300)), &p.addr, Some(ops_key))
+        .await
+        .unwrap();
+    let nodes = ops.list_nodes().await.unwrap();
+    let node = nodes.iter().find(|n| n.node == NodeId(79)).unwrap();
+    assert_eq!(node.declared_ib, 100_000.0);
+    // The manager's renderer (IB 1) and the node's are the same path
+    // tracer: the probe shows an index near 1, nowhere near 100,000.
+    let probed = node.measured_ib.expect("the probe was timed");
+    assert!(probed > 0.0 && probed < 100.0, "{probed}");
+    p.manager.shutdown().await;
+}
+
 /// A connection of node `id` that said hello as a `role` announcing glTF
 /// and device class `class`.
 async fn say_hello(p: &Probed, id: u128, role: Role, class: &str) -> inferix_transport::Connection {
+    say_hello_as(p, id, role, class, 1.0).await
+}
+
+/// As [`say_hello`], announcing index `ib`.
+async fn say_hello_as(
+    p: &Probed,
+    id: u128,
+    role: Role,
+    class: &str,
+    ib: f64,
+) -> inferix_transport::Connection {
     let conn = p.net.transport(NodeId(id)).connect(&p.addr).await.unwrap();
     let hello = Hello {
         role,
         node: NodeId(id),
-        ib: 1.0,
+        ib,
         tags: vec![],
         device_class: class.into(),
         token: None,

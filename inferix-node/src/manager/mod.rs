@@ -307,6 +307,8 @@ enum Input {
     ProbeExpected {
         conn: ConnId,
         image: Result<inferix_core::image::Rgb8Image, String>,
+        /// How long the manager's renderer took (ms).
+        elapsed_ms: u64,
     },
     /// A lease's watermarked scene copy is ready (or could not be made).
     Prepared {

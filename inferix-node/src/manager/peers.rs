@@ -54,8 +54,12 @@ impl State {
                 }
                 true
             }
-            Input::ProbeExpected { conn, image } => {
-                self.on_probe_expected(conn, image).await;
+            Input::ProbeExpected {
+                conn,
+                image,
+                elapsed_ms,
+            } => {
+                self.on_probe_expected(conn, image, elapsed_ms).await;
                 true
             }
             Input::Prepared {

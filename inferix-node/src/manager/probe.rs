@@ -9,6 +9,13 @@
 //! bit for bit is taken to be of that class whatever it claims, so a
 //! worker cannot claim another class to be compared within a tolerance
 //! instead of exactly.
+//!
+//! The probe is also a benchmark whose answer the manager knows: the time
+//! from sending it to the answer, beside the manager's own render time at
+//! its known index, gives the worker's speed
+//! ([`inferix_manager::speed::probe_ib`]), which caps the index it
+//! announced until its first task is measured. A worker announcing the
+//! most allowed wins no leases by it.
 
 use inferix_core::image::Rgb8Image;
 use inferix_core::job::OutputFormat;
@@ -27,10 +34,10 @@ pub(super) struct PendingProbe {
     pub(super) hello: Hello,
     pub(super) operator: Option<(String, inferix_core::account::NodeStanding)>,
     pub(super) sent: u64,
-    /// The manager's own render, once done.
-    pub(super) expected: Option<Result<Rgb8Image, String>>,
-    /// The node's answer: its request id and PNG.
-    pub(super) answer: Option<(u64, Vec<u8>)>,
+    /// The manager's own render, once done, and how long it took (ms).
+    pub(super) expected: Option<(Result<Rgb8Image, String>, u64)>,
+    /// The node's answer: its request id and PNG, and when it came.
+    pub(super) answer: Option<(u64, Vec<u8>, u64)>,
 }
 
 impl State {
@@ -85,6 +92,7 @@ impl State {
         tokio::spawn(async move {
             // The manager's own render has the node's deadline too: a node
             // that answered is not held because the manager's renderer hangs.
+            let started = std::time::Instant::now();
             let render = render_expected(&*prober.renderer, &scene, settings, &dir);
             let image = tokio::time::timeout(limit, render)
                 .await
@@ -94,14 +102,22 @@ impl State {
                         limit.as_secs_f64()
                     ))
                 });
-            let _ = inputs.send(Input::ProbeExpected { conn, image }).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let _ = inputs
+                .send(Input::ProbeExpected {
+                    conn,
+                    image,
+                    elapsed_ms,
+                })
+                .await;
         });
     }
 
     /// The node on `conn` answered its probe (request `id`).
     pub(super) async fn on_probe_done(&mut self, conn: ConnId, id: u64, png: Vec<u8>) {
+        let now = self.now();
         match self.peers.get_mut(&conn).and_then(|p| p.probing.as_mut()) {
-            Some(pending) if pending.answer.is_none() => pending.answer = Some((id, png)),
+            Some(pending) if pending.answer.is_none() => pending.answer = Some((id, png, now)),
             _ => {
                 self.reply(
                     conn,
@@ -120,9 +136,10 @@ impl State {
         &mut self,
         conn: ConnId,
         image: Result<Rgb8Image, String>,
+        elapsed_ms: u64,
     ) {
         if let Some(pending) = self.peers.get_mut(&conn).and_then(|p| p.probing.as_mut()) {
-            pending.expected = Some(image);
+            pending.expected = Some((image, elapsed_ms));
             self.judge_probe(conn).await;
         }
     }
@@ -176,9 +193,9 @@ impl State {
             operator,
             expected,
             answer,
-            ..
+            sent,
         } = *pending;
-        let (Some(expected), Some((id, png))) = (expected, answer) else {
+        let (Some((expected, reference_ms)), Some((id, png, answered))) = (expected, answer) else {
             return;
         };
         let node = hello.node;
@@ -206,6 +223,24 @@ impl State {
                 }
                 self.observed_classes.insert(node, observed.clone());
                 hello.device_class = observed;
+                // The probe is also a benchmark with a known answer: how
+                // fast the node answered caps the speed it announced.
+                let reference_ib = self.prober.as_ref().map_or(0.0, |p| p.ib);
+                let node_ms = answered.saturating_sub(sent).max(1);
+                if let (Role::Worker, Some(ib)) = (
+                    hello.role,
+                    inferix_manager::speed::probe_ib(reference_ib, reference_ms, node_ms),
+                ) {
+                    info!(
+                        ?node,
+                        announced = hello.ib,
+                        probed = ib,
+                        node_ms,
+                        reference_ms,
+                        "admission probe timed"
+                    );
+                    self.workers.admission_speed(node, ib);
+                }
                 self.finish_hello(conn, id, node, hello, None, operator)
                     .await;
             }
