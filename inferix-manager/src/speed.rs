@@ -18,11 +18,13 @@
 pub const MEASURED_SLACK: f64 = 2.0;
 
 /// How much faster than its admission probe showed a worker may be taken
-/// for until it finishes a task: the probe is a tiny frame whose time is
-/// mostly the round trip and loading the scene, so it says little about a
-/// fast machine and much about a liar (announcing the most allowed wins
-/// nothing).
-pub const PROBE_SLACK: f64 = 8.0;
+/// for until it finishes a task. The probe is a tiny frame whose time is
+/// mostly the round trip, loading the scene and, on a fresh node,
+/// compiling kernels: it shows an honest machine tens of times slower than
+/// it is, so it bounds only gross lies (announcing the most allowed, a
+/// hundred thousand, is taken as a hundred times what the probe showed)
+/// and never slows an honest worker's first leases.
+pub const PROBE_SLACK: f64 = 100.0;
 
 /// Weight of the newest sample in the running measure.
 const NEWEST_WEIGHT: f64 = 0.3;

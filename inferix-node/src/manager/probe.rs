@@ -14,8 +14,8 @@
 //! from sending it to the answer, beside the manager's own render time at
 //! its known index, gives the worker's speed
 //! ([`inferix_manager::speed::probe_ib`]), which caps the index it
-//! announced until its first task is measured. A worker announcing the
-//! most allowed wins no leases by it.
+//! announced (with a wide margin: the probe is tiny) until its first task
+//! is measured.
 
 use inferix_core::image::Rgb8Image;
 use inferix_core::job::OutputFormat;
