@@ -25,13 +25,23 @@ impl State {
             return true;
         }
         let first = first_of(task, per_frame).index;
-        let mut tiles = Vec::with_capacity(per_frame as usize);
-        for index in first..first + per_frame {
-            match self.store.task(TaskId::new(task.job, index)).await {
-                Ok(Some(t)) if t.status == TaskStatus::Accepted => tiles.push(t),
-                // Not every tile is accepted yet: the last one stitches.
-                _ => return true,
-            }
+        // The chunk's tiles in one read.
+        let Ok(tiles) = self
+            .store
+            .tasks_of_job_page(task.job, first, per_frame as usize)
+            .await
+        else {
+            self.unfinished.insert(task.job);
+            return false;
+        };
+        let whole = tiles.len() == per_frame as usize
+            && tiles
+                .iter()
+                .zip(first..)
+                .all(|(t, index)| t.id.index == index && t.status == TaskStatus::Accepted);
+        if !whole {
+            // Not every tile is accepted yet: the last one stitches.
+            return true;
         }
         let stitched = match self.stitch(&job, &tiles).await {
             Ok(frames) => self.keep_stitched(first_of(task, per_frame), frames).await,
