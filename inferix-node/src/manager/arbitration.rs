@@ -16,7 +16,15 @@ impl State {
     /// Starts the manager's check of `task`'s disputed result; the answer
     /// comes back as [`Input::OwnCheck`].
     pub(super) async fn arbitrate(&mut self, task_id: TaskId) {
-        if !self.start_own_check(task_id, OwnCheck::Dispute).await {
+        let task = match self.round_tasks.get(&task_id) {
+            Some(t) => Some(t.clone()),
+            None => self.store.task(task_id).await.ok().flatten(),
+        };
+        let started = match task {
+            Some(task) => self.start_own_check(task, OwnCheck::Dispute).await,
+            None => false,
+        };
+        if !started {
             info!(task = ?task_id, "verifiers disagree and the manager cannot check the result; fresh verifiers decide");
             self.engine_defer(EngineEvent::Arbitrated {
                 task: task_id,
@@ -33,13 +41,19 @@ impl State {
     /// that worker's accepted result.
     pub(super) async fn recall(&mut self, task_id: TaskId, worker: NodeId) {
         let current = match self.store.task(task_id).await {
-            Ok(Some(t)) => {
-                t.status == TaskStatus::Accepted
-                    && t.result.as_ref().is_some_and(|r| r.worker == worker)
+            Ok(Some(t))
+                if t.status == TaskStatus::Accepted
+                    && t.result.as_ref().is_some_and(|r| r.worker == worker) =>
+            {
+                Some(t)
             }
-            _ => false,
+            _ => None,
         };
-        if !current || !self.start_own_check(task_id, OwnCheck::Recall).await {
+        let started = match current {
+            Some(task) => self.start_own_check(task, OwnCheck::Recall).await,
+            None => false,
+        };
+        if !started {
             debug!(task = ?task_id, ?worker, "recall not checked");
             self.engine_defer(EngineEvent::Recalled {
                 task: task_id,
@@ -52,10 +66,10 @@ impl State {
 
     /// Checks `task`'s result as a verifier would, with the manager's own
     /// renderer, off the loop; false when the manager has no renderer or
-    /// the result is gone.
-    async fn start_own_check(&mut self, task_id: TaskId, kind: OwnCheck) -> bool {
+    /// the task has no result.
+    async fn start_own_check(&mut self, task: Task, kind: OwnCheck) -> bool {
         let prepared = match self.prober.clone() {
-            Some(prober) => self.arbitration_offer(task_id).await.map(|a| (prober, a)),
+            Some(prober) => self.arbitration_offer(task).await.map(|a| (prober, a)),
             None => None,
         };
         let Some((prober, offer)) = prepared else {
@@ -98,16 +112,12 @@ impl State {
 
     /// What a verifier of `task`'s round is sent, for the manager's own
     /// check.
-    async fn arbitration_offer(&mut self, task_id: TaskId) -> Option<VerificationAssignment> {
-        let task = match self.round_tasks.get(&task_id) {
-            Some(t) => t.clone(),
-            None => self.store.task(task_id).await.ok().flatten()?,
-        };
+    async fn arbitration_offer(&mut self, task: Task) -> Option<VerificationAssignment> {
         let (job, plan) = self.verification_plan(&task).await?;
         let result = task.result?;
         Some(self.offer_of(
             0,
-            task_id,
+            task.id,
             result.frames.clone(),
             &job,
             plan.as_ref(),
