@@ -71,22 +71,10 @@ impl State {
                 OutputState::Failed { reason }
             }
         };
-        let done = job.outputs.iter().all(|o| o.state != OutputState::Pending);
-        let failed = job
-            .outputs
-            .iter()
-            .filter(|o| matches!(o.state, OutputState::Failed { .. }))
-            .count() as u32;
+        let finished = outputs_finished(&job);
         self.save_job(job).await;
-        if done {
-            self.emit(
-                job_id,
-                JobEvent::OutputsFinished {
-                    job: job_id,
-                    failed,
-                },
-            )
-            .await;
+        if let Some(ev) = finished {
+            self.emit(job_id, ev).await;
         }
     }
 
@@ -114,6 +102,24 @@ impl State {
             }
         }
     }
+}
+
+/// What `job`'s watchers are told once none of the outputs it asked for is
+/// pending: how many failed. `None` while one is, or when it asked for
+/// none.
+pub(super) fn outputs_finished(job: &Job) -> Option<JobEvent> {
+    if job.outputs.is_empty() || job.outputs.iter().any(|o| o.state == OutputState::Pending) {
+        return None;
+    }
+    let failed = job
+        .outputs
+        .iter()
+        .filter(|o| matches!(o.state, OutputState::Failed { .. }))
+        .count() as u32;
+    Some(JobEvent::OutputsFinished {
+        job: job.id,
+        failed,
+    })
 }
 
 /// The pending outputs asked for by a job's spec, recorded when it

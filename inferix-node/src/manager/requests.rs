@@ -1,6 +1,5 @@
 //! Client requests: quotes, submissions, status, pause, resume, cancel.
 
-use inferix_core::outputs::OutputState;
 use inferix_manager::accounts::{self, Submission};
 use inferix_manager::requests;
 
@@ -53,6 +52,11 @@ impl State {
                         return self.reply(conn, id, refusal).await;
                     }
                     self.reply(conn, id, Message::Ok).await;
+                    // A watcher of a job whose outputs are made learns so,
+                    // as one watching all along did.
+                    let outputs = (j.state == JobState::Completed)
+                        .then(|| super::outputs::outputs_finished(&j))
+                        .flatten();
                     let ev = match j.state {
                         JobState::Completed => Some(JobEvent::Completed { job }),
                         JobState::Cancelled => Some(JobEvent::Cancelled),
@@ -61,17 +65,6 @@ impl State {
                         }),
                         _ => j.waiting_reason.map(|reason| JobEvent::Waiting { reason }),
                     };
-                    // A watcher of a job whose outputs are made learns so,
-                    // as one watching all along did.
-                    let outputs_done = j.state == JobState::Completed
-                        && !j.outputs.is_empty()
-                        && j.outputs.iter().all(|o| o.state != OutputState::Pending);
-                    let failed = j
-                        .outputs
-                        .iter()
-                        .filter(|o| matches!(o.state, OutputState::Failed { .. }))
-                        .count() as u32;
-                    let outputs = outputs_done.then_some(JobEvent::OutputsFinished { job, failed });
                     for ev in ev.into_iter().chain(outputs) {
                         self.send(conn, Envelope::push(Message::Event { job, event: ev }))
                             .await;
