@@ -130,10 +130,7 @@ impl State {
     /// Runs once at start: claims filed before a restart and not decided
     /// yet (their bonds are held) go back to verifiers. Only jobs whose
     /// claim window may still be open are read.
-    pub(super) async fn recover_claims(&mut self) {
-        let Ok(jobs) = self.store.jobs().await else {
-            return;
-        };
+    pub(super) async fn recover_claims(&mut self, jobs: &[Job]) {
         let window = self.cfg.claim_window.as_millis() as u64;
         let now = self.now();
         for job in jobs {

@@ -82,15 +82,12 @@ impl State {
     /// manager started (the one making them stopped), and keeps for
     /// housekeeping the jobs every task of which was accepted but which
     /// did not complete (stopped before, or stitching failed).
-    pub(super) async fn recover_finishing_jobs(&mut self) {
-        let Ok(jobs) = self.store.jobs().await else {
-            return;
-        };
+    pub(super) async fn recover_finishing_jobs(&mut self, jobs: &[Job]) {
         for job in jobs {
             if job.state == JobState::Completed
                 && job.outputs.iter().any(|o| o.state == OutputState::Pending)
             {
-                self.start_outputs(&job);
+                self.start_outputs(job);
             } else if !job.state.is_terminal()
                 && self
                     .store

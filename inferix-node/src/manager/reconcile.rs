@@ -17,8 +17,10 @@ impl State {
         self.replay_journal().await;
         self.recover_verifications().await;
         self.load_leases_before_restart().await;
-        self.recover_claims().await;
-        self.recover_finishing_jobs().await;
+        // Claims and unfinished jobs are found in one read of the jobs.
+        let jobs = self.store.jobs().await.unwrap_or_default();
+        self.recover_claims(&jobs).await;
+        self.recover_finishing_jobs(&jobs).await;
     }
 
     /// Verifications in flight were lost with the old process, so their
