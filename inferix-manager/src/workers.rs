@@ -156,12 +156,11 @@ impl WorkerPool {
     /// task, its announced index is capped by it.
     pub fn admission_speed(&mut self, id: NodeId, ib: f64) {
         self.probed.insert(id, ib);
-        if let Some(slot) = self.slots.get_mut(&id) {
-            slot.info.ib = crate::speed::effective_ib_probed(
-                slot.declared_ib,
-                self.measured.get(&id).copied(),
-                Some(ib),
-            );
+        if let Some(declared) = self.slots.get(&id).map(|s| s.declared_ib) {
+            let effective = self.effective(id, declared);
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.info.ib = effective;
+            }
         }
     }
 

@@ -24,11 +24,11 @@ impl State {
         if job.spec.tiles.is_none() || per_frame == 0 {
             return true;
         }
-        let first = first_of(task, per_frame).index;
+        let first = first_of(task, per_frame);
         // The chunk's tiles in one read.
         let Ok(tiles) = self
             .store
-            .tasks_of_job_page(task.job, first, per_frame as usize)
+            .tasks_of_job_page(task.job, first.index, per_frame as usize)
             .await
         else {
             self.unfinished.insert(task.job);
@@ -37,14 +37,14 @@ impl State {
         let whole = tiles.len() == per_frame as usize
             && tiles
                 .iter()
-                .zip(first..)
+                .zip(first.index..)
                 .all(|(t, index)| t.id.index == index && t.status == TaskStatus::Accepted);
         if !whole {
             // Not every tile is accepted yet: the last one stitches.
             return true;
         }
         let stitched = match self.stitch(&job, &tiles).await {
-            Ok(frames) => self.keep_stitched(first_of(task, per_frame), frames).await,
+            Ok(frames) => self.keep_stitched(first, frames).await,
             Err(e) => Err(e),
         };
         match stitched {
