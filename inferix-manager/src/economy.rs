@@ -9,7 +9,7 @@
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::ledger::{Account, Posting, Transaction};
-use inferix_core::task::TaskClaim;
+use inferix_core::task::{Task, TaskClaim};
 
 /// Verifiers stake as much as a worker of this index: a verifier's vote
 /// decides payments as a worker's result does, so joining as one is not
@@ -307,29 +307,46 @@ pub fn claim_settlement(
     }
 }
 
-/// A recalled result found bad ([`crate::recall`]): `worker` pays back
-/// what the frames of `claim` (recorded on the task as upheld, so that they
-/// are never refunded twice) were paid, to the job's payer. The id is the
-/// claim's key: written once however often it is retried.
-pub fn recall_refund(
-    task: TaskId,
-    claim: &TaskClaim,
+/// What a recalled result found bad ([`crate::recall`]) writes, in one
+/// store change with `task`: the claim that records its frames no claim
+/// names yet as upheld (no bond), so that they are never refunded twice,
+/// and the refund of what they were paid (`price` of that many frames)
+/// from `worker` to the job's payer. The refund's id is the claim's key:
+/// written once however often it is retried. `None` when every frame was
+/// claimed already.
+pub fn recall_claim(
+    task: &Task,
     worker: NodeId,
     job_payer: Account,
-    refund: i64,
+    reason: &str,
+    price: impl FnOnce(usize) -> i64,
     now: u64,
-) -> Transaction {
-    Transaction::transfer(
-        format!("recall:{}", claim.key(task)),
+) -> Option<(TaskClaim, Transaction)> {
+    let frames = task.unclaimed_frames();
+    if frames.is_empty() {
+        return None;
+    }
+    let refund = price(frames.len());
+    let claim = TaskClaim {
+        frames,
+        reason: reason.to_string(),
+        filed_ms: now,
+        bond: 0,
+        payer: job_payer.clone(),
+        upheld: Some(true),
+    };
+    let tx = Transaction::transfer(
+        format!("recall:{}", claim.key(task.id)),
         now,
         format!(
-            "frames {:?} of {task} recalled: {}",
-            claim.frames, claim.reason
+            "frames {:?} of {} recalled: {}",
+            claim.frames, task.id, claim.reason
         ),
         Account::Worker(worker),
         job_payer,
         refund,
-    )
+    );
+    Some((claim, tx))
 }
 
 /// A verifier caught passing a known-bad result forfeits everything it has

@@ -1,7 +1,6 @@
 //! Recalls found bad: the store side of [`inferix_manager::recall`].
 
 use inferix_core::store::Change;
-use inferix_core::task::TaskClaim;
 use inferix_manager::Recalled;
 
 use super::*;
@@ -40,27 +39,21 @@ impl State {
                 return;
             }
             // Frames the owner claimed already are settled by that claim.
-            let frames = t.unclaimed_frames();
-            if frames.is_empty() {
-                break;
-            }
-            let claim = TaskClaim {
-                frames: frames.clone(),
-                reason: reason.clone(),
-                filed_ms: self.now(),
-                bond: 0,
-                payer: payer.clone(),
-                upheld: Some(true),
+            let price = |n| {
+                let (part, whole) = job.spec.task_share(task_id.index, n);
+                economy::frames_share(job.quoted_price, part, whole)
             };
-            let (part, whole) = job.spec.task_share(task_id.index, frames.len());
-            let refund = economy::frames_share(job.quoted_price, part, whole);
-            let tx =
-                economy::recall_refund(task_id, &claim, worker, payer.clone(), refund, self.now());
+            let Some((claim, tx)) =
+                economy::recall_claim(&t, worker, payer.clone(), &reason, price, self.now())
+            else {
+                break;
+            };
+            let frames = claim.frames.clone();
             t.claims.push(claim);
             let mut batch = vec![Change::Task(Box::new(t)), Change::Transaction(tx)];
             match self.store.apply(&mut batch).await {
                 Ok(()) => {
-                    recorded = Some((frames, refund));
+                    recorded = Some(frames);
                     break;
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -76,8 +69,8 @@ impl State {
             self.slash_verifier(*v, &about, "passed a bad result found by a recall")
                 .await;
         }
-        if let Some((frames, refund)) = recorded {
-            info!(task = ?task_id, refund, "recalled frames refunded");
+        if let Some(frames) = recorded {
+            info!(task = ?task_id, ?frames, "recalled frames refunded");
             self.emit(
                 task_id.job,
                 JobEvent::ClaimSettled {

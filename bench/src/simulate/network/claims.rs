@@ -174,25 +174,15 @@ impl Sim {
         if t.status != TaskStatus::Accepted {
             return Ok(());
         }
-        let frames = t.unclaimed_frames();
         let now = self.abs_ms();
         let payer = Account::User("client".into());
-        if !frames.is_empty() {
-            let claim = TaskClaim {
-                frames: frames.clone(),
-                reason: "recalled".into(),
-                filed_ms: now,
-                bond: 0,
-                payer: payer.clone(),
-                upheld: Some(true),
-            };
-            let refund = match self.job_records.get(&r.task.job) {
-                Some(job) => {
-                    economy::frames_share(job.quoted_price, frames.len(), job.spec.frames.len())
-                }
-                None => 0,
-            };
-            let tx = economy::recall_refund(r.task, &claim, r.worker, payer, refund, now);
+        let price = |n| match self.job_records.get(&r.task.job) {
+            Some(job) => economy::frames_share(job.quoted_price, n, job.spec.frames.len()),
+            None => 0,
+        };
+        if let Some((claim, tx)) =
+            economy::recall_claim(&t, r.worker, payer, "recalled", price, now)
+        {
             t.claims.push(claim);
             let mut batch = [Change::Task(Box::new(t)), Change::Transaction(tx)];
             self.store.apply(&mut batch).await.map_err(store_err)?;
