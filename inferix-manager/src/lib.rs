@@ -179,7 +179,8 @@ pub enum Command {
         worker: NodeId,
     },
     /// `worker` was caught with a bad result, and `task`, which it rendered,
-    /// passed its round within the recall window: check that result the
+    /// passed its round within the recall window, or `worker` is on
+    /// probation and `task` was drawn for an audit: check that result the
     /// way [`Command::Arbitrate`] does (a re-render by the manager) and
     /// answer with [`Event::Recalled`]. Skipped when the task is no longer
     /// accepted with that worker's result.
@@ -188,6 +189,9 @@ pub enum Command {
         task: TaskId,
         /// The worker that rendered it.
         worker: NodeId,
+        /// An audit of a worker on probation (see [`recall`]), not a
+        /// recall after its worker was caught.
+        audit: bool,
     },
     /// A recalled result was bad: refund what it was paid to the job's
     /// payer from the worker, record the frames as claimed and upheld, and
@@ -298,7 +302,7 @@ impl Engine {
                 rounds.vote_timeout_ms,
             ),
             claims: claims::Claims::default(),
-            recalls: recall::Recalls::new(rounds.recall.clone()),
+            recalls: recall::Recalls::new(rounds.recall.clone(), rounds.draw_key),
             rounds: rounds::Rounds::new(rounds),
             next_verification: 1,
         }
@@ -327,7 +331,7 @@ impl Engine {
             }
             Event::Recalled { task, outcome } => {
                 self.recalls
-                    .checked(&mut self.verifiers, *task, outcome.clone(), &mut out);
+                    .checked(&mut self.verifiers, *task, outcome.clone(), &mut out, now);
                 return out;
             }
             Event::Tick => {

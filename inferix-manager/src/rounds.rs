@@ -105,6 +105,10 @@ pub struct Settlement {
     /// Whether the manager's own check decided it (its verifiers
     /// disagreed).
     pub arbitrated: bool,
+    /// Whether its worker was on probation (the round had seats beyond
+    /// the quorum): a passed result may then be audited (see
+    /// [`crate::recall`]).
+    pub probation: bool,
 }
 
 #[derive(Debug)]
@@ -128,6 +132,8 @@ struct Round {
     needs: Option<SceneFormat>,
     /// Votes the round waits for before it is decided.
     needed: usize,
+    /// Its worker is on probation (it was opened for more than the quorum).
+    probation: bool,
     votes: BTreeMap<NodeId, Vote>,
     /// Verifiers replaced after missing a deadline: asked again only when
     /// nobody else can vote.
@@ -233,6 +239,7 @@ impl Rounds {
                 arbitration: Arbitration::NotAsked,
                 needs,
                 needed: seats,
+                probation: quorum.is_some_and(|q| q > base),
                 votes: BTreeMap::new(),
                 replaced: BTreeSet::new(),
                 unable: BTreeMap::new(),
@@ -545,6 +552,7 @@ impl Rounds {
             agreeing,
             dissenting,
             arbitrated,
+            probation: round.probation,
         }));
     }
 

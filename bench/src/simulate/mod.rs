@@ -200,6 +200,10 @@ pub struct SimCounters {
     pub recalls: u64,
     /// Of those, fakes found and refunded (their passers slashed).
     pub fakes_recalled: u64,
+    /// Of the recalls, audits of workers on probation.
+    pub audits: u64,
+    /// Fakes found by an audit (their workers caught by it).
+    pub audits_caught: u64,
     /// Honest verifiers slashed by a recall (must stay 0).
     pub honest_recall_slashed: u64,
     /// Verification offers the engines sent (a quorum per round, plus
@@ -647,14 +651,17 @@ pub fn run_adversarial(
             )
             .note(format!(
                 "of {fakes} fake results ({:.2} %), after {} that passed were recalled and \
-                 refunded once their worker was caught ({} recalls checked); honest results \
+                 refunded, {} of them found by an audit of a worker on probation ({} recalls \
+                 checked, {} of them audits); honest results \
                  rejected {} of {honest}; honest verifiers slashed (outvoted {}, by a recall {}); \
                  bad verifiers removed {} of {} after \
                  {mean:.1} verifications on average (max {}), the others answered at most \
                  {survivor_max}; {} known-bad offers",
                 100.0 * kept as f64 / fakes.max(1) as f64,
                 c.fakes_recalled,
+                c.audits_caught,
                 c.recalls,
+                c.audits,
                 c.honest_rejected,
                 c.honest_verifiers_slashed,
                 c.honest_recall_slashed,

@@ -36,10 +36,10 @@ impl State {
     }
 
     /// Starts the manager's check of `task`'s accepted result, recalled
-    /// because `worker` was caught on another (see
+    /// because `worker` was caught on another or drawn for an audit (see
     /// [`inferix_manager::recall`]); skipped when the task no longer holds
     /// that worker's accepted result.
-    pub(super) async fn recall(&mut self, task_id: TaskId, worker: NodeId) {
+    pub(super) async fn recall(&mut self, task_id: TaskId, worker: NodeId, audit: bool) {
         let current = match self.store.task(task_id).await {
             Ok(Some(t))
                 if t.status == TaskStatus::Accepted
@@ -61,7 +61,11 @@ impl State {
             });
             return;
         }
-        info!(task = ?task_id, ?worker, "worker caught; the manager checks a result of it that passed");
+        if audit {
+            debug!(task = ?task_id, ?worker, "the manager audits a passed result of a worker on probation");
+        } else {
+            info!(task = ?task_id, ?worker, "worker caught; the manager checks a result of it that passed");
+        }
     }
 
     /// Checks `task`'s result as a verifier would, with the manager's own

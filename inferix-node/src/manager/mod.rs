@@ -412,6 +412,7 @@ impl ManagerNode {
             // their frames may still be claimed.
             recall: inferix_manager::RecallConfig {
                 window_ms: b.config.claim_window.as_millis() as u64,
+                probation_audit: b.config.probation_audit,
                 ..Default::default()
             },
             ..RoundConfig::default()

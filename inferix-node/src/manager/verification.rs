@@ -129,7 +129,11 @@ impl State {
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
                 EngineCommand::Arbitrate { task, .. } => self.arbitrate(task).await,
-                EngineCommand::Recall { task, worker } => self.recall(task, worker).await,
+                EngineCommand::Recall {
+                    task,
+                    worker,
+                    audit,
+                } => self.recall(task, worker, audit).await,
                 EngineCommand::SettleRecall(r) => self.settle_recall(r).await,
                 EngineCommand::OfferClaimCheck {
                     verifier,
