@@ -9,30 +9,26 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_manager::{Command, Engine, Event, RecallConfig, Recalled, RoundConfig};
 use support::*;
 
-fn recalls(out: &[Command]) -> Vec<(TaskId, NodeId)> {
+/// The recalls (`audit` false) or audits among `out`.
+fn checks(out: &[Command], audit: bool) -> Vec<(TaskId, NodeId)> {
     out.iter()
         .filter_map(|c| match c {
             Command::Recall {
                 task,
                 worker,
-                audit: false,
-            } => Some((*task, *worker)),
+                audit: a,
+            } if *a == audit => Some((*task, *worker)),
             _ => None,
         })
         .collect()
 }
 
+fn recalls(out: &[Command]) -> Vec<(TaskId, NodeId)> {
+    checks(out, false)
+}
+
 fn audits(out: &[Command]) -> Vec<(TaskId, NodeId)> {
-    out.iter()
-        .filter_map(|c| match c {
-            Command::Recall {
-                task,
-                worker,
-                audit: true,
-            } => Some((*task, *worker)),
-            _ => None,
-        })
-        .collect()
+    checks(out, true)
 }
 
 fn settled_recalls(out: &[Command]) -> Vec<Recalled> {

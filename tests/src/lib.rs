@@ -546,6 +546,26 @@ impl PorNetwork {
         Self::start_wrapped(secret, config, arbiter, |blobs| blobs).await
     }
 
+    /// A network whose manager checks results itself (see
+    /// [`PorNetwork::start_with`]) at `quorum`, with no forced errors, so
+    /// that what catches a bad verifier is the manager's own check alone.
+    pub async fn checked_by_manager(secret: &[u8], quorum: usize) -> Self {
+        let config = inferix_node::ManagerConfig {
+            quorum,
+            forced_error_rate: 0.0,
+            ..inferix_node::ManagerConfig::default()
+        };
+        Self::start_with(secret, config, true).await
+    }
+
+    /// Starts a [`colluding_verifier`] with node id `id`.
+    pub fn colluder(&self, id: NodeId) -> tokio::task::JoinHandle<ScriptedVerifierRun> {
+        let (net, addr) = (self.net.clone(), self.addr.clone());
+        let (blobs, tracer) = (self.blobs.clone(), self.tracer.clone());
+        let dir = self.scratch.path().join(format!("colluder-{}", id.0));
+        tokio::spawn(async move { colluding_verifier(&net, &addr, id, blobs, tracer, &dir).await })
+    }
+
     /// As [`PorNetwork::start_with`], the manager reaching the shared blob
     /// store through `wrap` (to make its reads or writes fail) while the
     /// other nodes reach it directly.

@@ -17,16 +17,7 @@ use inferix_tests::{scripted_verifier, until_completed, PorNetwork};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_that_fails_honest_results_is_outvoted_by_the_managers_own_check() {
-    let n = PorNetwork::start_with(
-        b"arbitration",
-        inferix_node::ManagerConfig {
-            quorum: 2,
-            forced_error_rate: 0.0,
-            ..inferix_node::ManagerConfig::default()
-        },
-        true,
-    )
-    .await;
+    let n = PorNetwork::checked_by_manager(b"arbitration", 2).await;
     n.rendering_verifiers(1);
     let griefer = NodeId(250);
     let griefer_run = {

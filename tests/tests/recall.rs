@@ -17,31 +17,14 @@ use inferix_core::ledger::{balance, Account};
 use inferix_core::protocol::JobEvent;
 use inferix_core::task::TaskStatus;
 use inferix_tests::{
-    colluding_verifier, keyed_worker, scripted_verifier, seeded_identity, until_completed,
-    FewerSamples, PorNetwork,
+    keyed_worker, scripted_verifier, seeded_identity, until_completed, FewerSamples, PorNetwork,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed() {
-    let n = PorNetwork::start_with(
-        b"recall",
-        inferix_node::ManagerConfig {
-            quorum: 1,
-            forced_error_rate: 0.0,
-            ..inferix_node::ManagerConfig::default()
-        },
-        true,
-    )
-    .await;
+    let n = PorNetwork::checked_by_manager(b"recall", 1).await;
     let stamp = NodeId(250);
-    let stamp_run = {
-        let (net, addr) = (n.net.clone(), n.addr.clone());
-        let (blobs, tracer) = (n.blobs.clone(), n.tracer.clone());
-        let dir = n.scratch.path().join("colluder");
-        tokio::spawn(
-            async move { colluding_verifier(&net, &addr, stamp, blobs, tracer, &dir).await },
-        )
-    };
+    let stamp_run = n.colluder(stamp);
     let lazy = Arc::new(FewerSamples {
         inner: n.tracer.clone(),
         divisor: 16,
@@ -154,16 +137,7 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
 /// both colluders lose their stakes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_shot_fake_of_a_new_account_passed_by_colluders_is_caught_by_an_audit() {
-    let n = PorNetwork::start_with(
-        b"audit",
-        inferix_node::ManagerConfig {
-            quorum: 2,
-            forced_error_rate: 0.0,
-            ..inferix_node::ManagerConfig::default()
-        },
-        true,
-    )
-    .await;
+    let n = PorNetwork::checked_by_manager(b"audit", 2).await;
     let accounts = inferix_core::store::accounts::Accounts::new(&*n.store);
     let (_, key) = accounts.create("newcomer", false, 1).await.unwrap();
     let stake = 1_000_000_000;
@@ -172,17 +146,7 @@ async fn a_one_shot_fake_of_a_new_account_passed_by_colluders_is_caught_by_an_au
         .await
         .unwrap();
     let colluders = [NodeId(250), NodeId(251)];
-    let runs: Vec<_> = colluders
-        .iter()
-        .map(|&id| {
-            let (net, addr) = (n.net.clone(), n.addr.clone());
-            let (blobs, tracer) = (n.blobs.clone(), n.tracer.clone());
-            let dir = n.scratch.path().join(format!("colluder-{}", id.0));
-            tokio::spawn(
-                async move { colluding_verifier(&net, &addr, id, blobs, tracer, &dir).await },
-            )
-        })
-        .collect();
+    let runs: Vec<_> = colluders.iter().map(|&id| n.colluder(id)).collect();
     let lazy = Arc::new(FewerSamples {
         inner: n.tracer.clone(),
         divisor: 16,
