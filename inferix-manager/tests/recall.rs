@@ -40,10 +40,6 @@ fn settled_recalls(out: &[Command]) -> Vec<Recalled> {
         .collect()
 }
 
-fn open_for(e: &mut Engine, t: TaskId, worker: NodeId, now: u64) -> Vec<Command> {
-    open_with(e, t, worker, None, now)
-}
-
 fn open_with(
     e: &mut Engine,
     t: TaskId,
@@ -72,7 +68,19 @@ fn round(
     passed: bool,
     now: u64,
 ) -> (Vec<Command>, Vec<NodeId>) {
-    let seats = offers(&open_for(e, t, worker, now));
+    round_with(e, t, worker, None, passed, now)
+}
+
+/// As [`round`], the round opened for `quorum` voters.
+fn round_with(
+    e: &mut Engine,
+    t: TaskId,
+    worker: NodeId,
+    quorum: Option<usize>,
+    passed: bool,
+    now: u64,
+) -> (Vec<Command>, Vec<NodeId>) {
+    let seats = offers(&open_with(e, t, worker, quorum, now));
     assert!(!seats.is_empty());
     let mut out = Vec::new();
     for s in &seats {
@@ -204,8 +212,7 @@ fn only_results_within_the_window_and_the_depth_are_recalled() {
 }
 
 /// Runs a round of `t` by `worker` on probation (four seats where the
-/// quorum is two), every seat voting `passed`; returns the last vote's
-/// commands and who sat.
+/// quorum is two), every seat voting `passed`.
 fn probation_round(
     e: &mut Engine,
     t: TaskId,
@@ -213,16 +220,10 @@ fn probation_round(
     passed: bool,
     now: u64,
 ) -> (Vec<Command>, Vec<NodeId>) {
-    let seats = offers(&open_with(e, t, worker, Some(4), now));
+    let (out, seats) = round_with(e, t, worker, Some(4), passed, now);
     assert_eq!(seats.len(), 4, "probation seats");
-    let mut out = Vec::new();
-    for s in &seats {
-        out = vote(e, *s, passed, now);
-    }
-    let s = settlements(&out);
-    assert_eq!(s.len(), 1, "{out:?}");
-    assert!(s[0].probation);
-    (out, seats.iter().map(|s| s.0).collect())
+    assert!(settlements(&out)[0].probation);
+    (out, seats)
 }
 
 fn audit_engine(audit: f64, in_flight: usize) -> Engine {

@@ -20,6 +20,32 @@ use inferix_tests::{
     keyed_worker, scripted_verifier, seeded_identity, until_completed, FewerSamples, PorNetwork,
 };
 
+/// The frames of the recalls settled on `events`, once `count` are.
+async fn recalled_frames(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<JobEvent>,
+    count: usize,
+) -> Vec<u32> {
+    let mut recalled = Vec::new();
+    tokio::time::timeout(Duration::from_secs(300), async {
+        while recalled.len() < count {
+            if let JobEvent::ClaimSettled {
+                claim: 0,
+                frames,
+                upheld,
+                evidence,
+            } = events.recv().await.unwrap()
+            {
+                assert!(upheld);
+                assert!(evidence[0].starts_with("recalled"), "{evidence:?}");
+                recalled.extend(frames);
+            }
+        }
+    })
+    .await
+    .expect("the passed fakes are recalled");
+    recalled
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed() {
     let n = PorNetwork::checked_by_manager(b"recall", 1).await;
@@ -61,24 +87,7 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
     assert_eq!(rejected, inferix_tests::seeded_identity(100).node_id());
 
     // Each of the first job's frames is recalled and refunded.
-    let mut recalled = Vec::new();
-    tokio::time::timeout(Duration::from_secs(300), async {
-        while recalled.len() < 2 {
-            if let JobEvent::ClaimSettled {
-                claim: 0,
-                frames,
-                upheld,
-                evidence,
-            } = events.recv().await.unwrap()
-            {
-                assert!(upheld);
-                assert!(evidence[0].starts_with("recalled"), "{evidence:?}");
-                recalled.extend(frames);
-            }
-        }
-    })
-    .await
-    .expect("both passed fakes are recalled");
+    let mut recalled = recalled_frames(&mut events, 2).await;
     recalled.sort();
     assert_eq!(recalled, vec![1, 2]);
 
@@ -161,23 +170,7 @@ async fn a_one_shot_fake_of_a_new_account_passed_by_colluders_is_caught_by_an_au
     let (job, _) = client.submit(&spec).await.unwrap();
     let mut events = client.watch(job).await.unwrap();
     until_completed(&mut events, Duration::from_secs(300)).await;
-    let refunded = tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            if let JobEvent::ClaimSettled {
-                claim: 0,
-                frames,
-                upheld,
-                evidence,
-            } = events.recv().await.unwrap()
-            {
-                assert!(upheld);
-                assert!(evidence[0].starts_with("recalled"), "{evidence:?}");
-                return frames;
-            }
-        }
-    })
-    .await
-    .expect("the audit finds the fake");
+    let refunded = recalled_frames(&mut events, 1).await;
     assert_eq!(refunded, vec![1]);
 
     let task = &n.store.tasks_of_job(job).await.unwrap()[0];
