@@ -22,13 +22,15 @@
 //! [`accounts`] which account a client is and what it may see and submit,
 //! [`speed`] how fast workers really are, [`operators`] the accounts that run nodes: their admission, stake,
 //! standing and how hard their results are checked, [`recall`] the second
-//! look at a caught worker's passed results.
+//! look at a caught worker's passed results, [`audits`] the manager's own
+//! check of a worker on probation before its result is paid.
 //! Accounts, admission, economy, results, housekeeping and requests are rule
 //! functions the driver calls with the records it read; rounds keep state
 //! and answer events.
 
 pub mod accounts;
 pub mod admission;
+pub mod audits;
 pub mod claims;
 pub mod dispatch;
 pub mod economy;
@@ -48,6 +50,7 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;
 use inferix_core::renderer::SceneFormat;
 
+pub use audits::AuditConfig;
 pub use claims::{ClaimCheck, ClaimVerdict};
 pub use forced::ForcedErrorConfig;
 pub use recall::{RecallConfig, Recalled};
@@ -168,19 +171,22 @@ pub enum Command {
     /// A round is decided: write the task as accepted or rejected, pay
     /// the verifiers that agreed.
     SettleRound(Settlement),
-    /// The verifiers of `task`'s round disagree: check the result the way
-    /// a verifier would, with the manager's own renderer, and answer with
-    /// [`Event::Arbitrated`]. The manager is the one party every rule
+    /// The verifiers of `task`'s round disagree, or (`audit`) they all
+    /// passed the result of a worker on probation: check the result the
+    /// way a verifier would, with the manager's own renderer, and answer
+    /// with [`Event::Arbitrated`]. The manager is the one party every rule
     /// trusts, so the side it finds wrong is the side that lied.
     Arbitrate {
-        /// The task whose result is disputed.
+        /// The task whose result is checked.
         task: TaskId,
         /// The worker that rendered it.
         worker: NodeId,
+        /// An audit of a unanimous pass (see [`rounds::AuditConfig`]),
+        /// not a dispute.
+        audit: bool,
     },
     /// `worker` was caught with a bad result, and `task`, which it rendered,
-    /// passed its round within the recall window, or `worker` is on
-    /// probation and `task` was drawn for an audit: check that result the
+    /// passed its round within the recall window: check that result the
     /// way [`Command::Arbitrate`] does (a re-render by the manager) and
     /// answer with [`Event::Recalled`]. Skipped when the task is no longer
     /// accepted with that worker's result.
@@ -189,9 +195,6 @@ pub enum Command {
         task: TaskId,
         /// The worker that rendered it.
         worker: NodeId,
-        /// An audit of a worker on probation (see [`recall`]), not a
-        /// recall after its worker was caught.
-        audit: bool,
     },
     /// A recalled result was bad: refund what it was paid to the job's
     /// payer from the worker, record the frames as claimed and upheld, and
@@ -302,7 +305,7 @@ impl Engine {
                 rounds.vote_timeout_ms,
             ),
             claims: claims::Claims::default(),
-            recalls: recall::Recalls::new(rounds.recall.clone(), rounds.draw_key),
+            recalls: recall::Recalls::new(rounds.recall.clone()),
             rounds: rounds::Rounds::new(rounds),
             next_verification: 1,
         }
@@ -331,7 +334,7 @@ impl Engine {
             }
             Event::Recalled { task, outcome } => {
                 self.recalls
-                    .checked(&mut self.verifiers, *task, outcome.clone(), &mut out, now);
+                    .checked(&mut self.verifiers, *task, outcome.clone(), &mut out);
                 return out;
             }
             Event::Tick => {

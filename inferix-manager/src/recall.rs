@@ -19,16 +19,6 @@
 //! (their seats were colluders too): such a result is recalled as soon as
 //! it passes.
 //!
-//! A worker that cheats once and never renders again is never caught, so
-//! recall alone cannot undo a fully colluding panel's pass of its one
-//! fake. Results of workers on probation (new or distrusted accounts, the
-//! ones whose rounds get extra seats) are therefore also audited: a
-//! keyed draw sends each of them, at [`RecallConfig::probation_audit`], to
-//! the same check as soon as it passes. A bad one is settled as a recall,
-//! and from then on its worker counts as caught. At most
-//! [`RecallConfig::audits_in_flight`] audits wait at a time, so a flood of
-//! new accounts cannot queue unbounded work on the manager.
-//!
 //! Memory is bounded: at most [`RecallConfig::depth`] results per worker,
 //! none older than the window, a worker's list goes once it is recalled,
 //! and caught workers are forgotten after the window.
@@ -37,7 +27,6 @@ use std::collections::{HashMap, VecDeque};
 
 use inferix_core::ids::{NodeId, TaskId};
 
-use crate::rounds::keyed_u64;
 use crate::verifiers::VerifierPool;
 use crate::{Command, Settlement};
 
@@ -49,13 +38,6 @@ pub struct RecallConfig {
     pub window_ms: u64,
     /// Passed results remembered per worker (the newest).
     pub depth: usize,
-    /// Chance that a passed result of a worker on probation is audited by
-    /// the manager's own check (0 turns audits off). Probation lasts an
-    /// account's first results, so this is a bounded cost per account.
-    pub probation_audit: f64,
-    /// Audits checked at a time; a result that passes while this many
-    /// wait is not audited (it can still be recalled).
-    pub audits_in_flight: usize,
 }
 
 impl Default for RecallConfig {
@@ -63,8 +45,6 @@ impl Default for RecallConfig {
         Self {
             window_ms: 24 * 3_600_000,
             depth: 32,
-            probation_audit: 1.0,
-            audits_in_flight: 8,
         }
     }
 }
@@ -82,8 +62,6 @@ struct Passed {
 struct Pending {
     worker: NodeId,
     passers: Vec<NodeId>,
-    /// An audit of a worker on probation, not a recall of a caught one.
-    audit: bool,
 }
 
 /// A result found bad by a recall: what the driver settles.
@@ -97,9 +75,6 @@ pub struct Recalled {
     pub passers: Vec<NodeId>,
     /// Why the manager's check failed it.
     pub reasons: Vec<String>,
-    /// Whether an audit found it (its worker was not caught before, so it
-    /// is punished as for a rejected result), rather than a recall.
-    pub audit: bool,
 }
 
 /// Passed results per worker, and recalls being checked.
@@ -112,19 +87,13 @@ pub(crate) struct Recalls {
     /// is recalled at once.
     caught: HashMap<NodeId, u64>,
     pending: HashMap<TaskId, Pending>,
-    /// Audits among `pending`.
-    audits: usize,
-    /// Keys the audit draw, so nobody outside the manager can tell which
-    /// results are audited.
-    draw_key: [u8; 32],
     next_prune: u64,
 }
 
 impl Recalls {
-    pub(crate) fn new(cfg: RecallConfig, draw_key: [u8; 32]) -> Self {
+    pub(crate) fn new(cfg: RecallConfig) -> Self {
         Self {
             cfg,
-            draw_key,
             ..Self::default()
         }
     }
@@ -139,11 +108,8 @@ impl Recalls {
                 continue;
             };
             if s.passed && self.caught.contains_key(&s.worker) {
-                recalls.push(self.recall(s.worker, s.task, s.agreeing.clone(), false));
+                recalls.push(self.recall(s.worker, s.task, s.agreeing.clone()));
             } else if s.passed {
-                if s.probation && self.audited(s.task) {
-                    recalls.push(self.recall(s.worker, s.task, s.agreeing.clone(), true));
-                }
                 self.remember(s, now);
             } else {
                 self.caught.insert(s.worker, now);
@@ -182,45 +148,13 @@ impl Recalls {
         let window = self.cfg.window_ms;
         list.into_iter()
             .filter(|p| p.at.saturating_add(window) >= now)
-            .map(|p| self.recall(worker, p.task, p.passers, false))
+            .map(|p| self.recall(worker, p.task, p.passers))
             .collect()
     }
 
-    /// Whether the passed result of `task` (a worker on probation) is
-    /// audited: a keyed draw at the configured chance, while fewer than
-    /// the limit of audits wait.
-    fn audited(&self, task: TaskId) -> bool {
-        if self.cfg.probation_audit <= 0.0 || self.audits >= self.cfg.audits_in_flight {
-            return false;
-        }
-        let index = task.index.to_le_bytes();
-        let job = task.job.0.to_le_bytes();
-        let x = keyed_u64(&self.draw_key, &[b"audit", &job, &index]);
-        (x as f64 / u64::MAX as f64) < self.cfg.probation_audit
-    }
-
-    fn recall(
-        &mut self,
-        worker: NodeId,
-        task: TaskId,
-        passers: Vec<NodeId>,
-        audit: bool,
-    ) -> Command {
-        let before = self.pending.insert(
-            task,
-            Pending {
-                worker,
-                passers,
-                audit,
-            },
-        );
-        self.audits += usize::from(audit);
-        self.audits -= usize::from(before.is_some_and(|p| p.audit));
-        Command::Recall {
-            task,
-            worker,
-            audit,
-        }
+    fn recall(&mut self, worker: NodeId, task: TaskId, passers: Vec<NodeId>) -> Command {
+        self.pending.insert(task, Pending { worker, passers });
+        Command::Recall { task, worker }
     }
 
     /// The manager's check of a recalled result: a bad one bans its
@@ -231,12 +165,10 @@ impl Recalls {
         task: TaskId,
         outcome: Option<(bool, Vec<String>)>,
         out: &mut Vec<Command>,
-        now: u64,
     ) {
         let Some(p) = self.pending.remove(&task) else {
             return;
         };
-        self.audits -= usize::from(p.audit);
         let Some((false, reasons)) = outcome else {
             return;
         };
@@ -248,17 +180,7 @@ impl Recalls {
             worker: p.worker,
             passers: p.passers,
             reasons,
-            audit: p.audit,
         }));
-        // An audit caught the worker: its other passed results are
-        // recalled, and any that passes later too.
-        if p.audit {
-            if let Some(list) = self.passed.get_mut(&p.worker) {
-                list.retain(|x| x.task != task);
-            }
-            self.caught.insert(p.worker, now);
-            out.extend(self.caught(p.worker, now));
-        }
     }
 
     /// Forgets the lists of workers whose newest passed result is out of

@@ -42,6 +42,7 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::protocol::Verdict;
 use inferix_core::renderer::SceneFormat;
 
+use crate::audits::Audits;
 use crate::verifiers::{independent, VerifierInfo, VerifierPool};
 use crate::Command;
 
@@ -71,6 +72,8 @@ pub struct RoundConfig {
     pub forced_errors: crate::forced::ForcedErrorConfig,
     /// How far back a caught worker's passed results are checked again.
     pub recall: crate::recall::RecallConfig,
+    /// Unanimous passes of workers on probation the manager checks itself.
+    pub audit: crate::audits::AuditConfig,
 }
 
 impl Default for RoundConfig {
@@ -83,6 +86,7 @@ impl Default for RoundConfig {
             draw_key: [0; 32],
             forced_errors: crate::forced::ForcedErrorConfig::default(),
             recall: crate::recall::RecallConfig::default(),
+            audit: crate::audits::AuditConfig::default(),
         }
     }
 }
@@ -103,12 +107,8 @@ pub struct Settlement {
     /// Verifiers whose verdict is not (their reputation was lowered).
     pub dissenting: Vec<NodeId>,
     /// Whether the manager's own check decided it (its verifiers
-    /// disagreed).
+    /// disagreed, or it audited a pass of a worker on probation).
     pub arbitrated: bool,
-    /// Whether its worker was on probation (the round had seats beyond
-    /// the quorum): a passed result may then be audited (see
-    /// [`crate::recall`]).
-    pub probation: bool,
 }
 
 #[derive(Debug)]
@@ -132,7 +132,8 @@ struct Round {
     needs: Option<SceneFormat>,
     /// Votes the round waits for before it is decided.
     needed: usize,
-    /// Its worker is on probation (it was opened for more than the quorum).
+    /// Its worker is on probation (it was opened for more than the
+    /// quorum): a unanimous pass may be audited ([`crate::audits`]).
     probation: bool,
     votes: BTreeMap<NodeId, Vote>,
     /// Verifiers replaced after missing a deadline: asked again only when
@@ -154,6 +155,10 @@ enum Arbitration {
     /// The manager could not check: fresh verifiers and the majority
     /// decide.
     Unavailable,
+    /// Every seat passed a worker on probation; the manager is checking.
+    Audit,
+    /// As `Audit`, waiting for a running audit to end.
+    AuditQueued,
 }
 
 /// What a round handler may touch besides the rounds.
@@ -177,11 +182,13 @@ pub(crate) struct Rounds {
     /// pass finds it full or closed, so a pass visits the rounds that wait
     /// instead of sorting every open round after each verdict.
     short: BTreeSet<(u64, TaskId)>,
+    audits: Audits,
 }
 
 impl Rounds {
     pub(crate) fn new(cfg: RoundConfig) -> Self {
         Self {
+            audits: Audits::new(cfg.audit.clone(), cfg.draw_key),
             cfg,
             rounds: BTreeMap::new(),
             ids: HashMap::new(),
@@ -253,6 +260,13 @@ impl Rounds {
     pub(crate) fn abandon(&mut self, ctx: &mut Ctx<'_>, task: TaskId) {
         if let Some(round) = self.rounds.remove(&task) {
             self.forget_open_votes(ctx, &round);
+            if matches!(
+                round.arbitration,
+                Arbitration::Audit | Arbitration::AuditQueued
+            ) {
+                self.audits.finished(task);
+                self.start_queued_audits(ctx);
+            }
             self.fill_all(ctx);
         }
     }
@@ -457,11 +471,37 @@ impl Rounds {
             .values()
             .filter_map(|v| v.verdict.as_ref().map(|(p, _)| *p))
             .collect();
-        if cast.len() < round.needed {
+        if cast.len() < round.needed
+            || matches!(
+                round.arbitration,
+                Arbitration::Audit | Arbitration::AuditQueued
+            )
+        {
             return;
         }
         let pass = cast.iter().filter(|p| **p).count();
         let fail = cast.len() - pass;
+        if fail == 0
+            && round.probation
+            && round.arbitration == Arbitration::NotAsked
+            && self.audits.drawn(task)
+        {
+            if self.audits.request(task) {
+                round.arbitration = Arbitration::Audit;
+                ctx.out.push(Command::Arbitrate {
+                    task,
+                    worker: round.worker,
+                    audit: true,
+                });
+            } else {
+                round.arbitration = Arbitration::AuditQueued;
+                let why = "every verifier passed it; it waits for the manager's audit of a \
+                           worker on probation"
+                    .to_string();
+                set_waiting(ctx, task, round, Some(why));
+            }
+            return;
+        }
         if pass > 0 && fail > 0 {
             match round.arbitration {
                 Arbitration::NotAsked => {
@@ -469,11 +509,12 @@ impl Rounds {
                     ctx.out.push(Command::Arbitrate {
                         task,
                         worker: round.worker,
+                        audit: false,
                     });
                     return;
                 }
-                Arbitration::Asked => return,
                 Arbitration::Unavailable => {}
+                _ => return,
             }
         }
         if pass == fail {
@@ -482,7 +523,7 @@ impl Rounds {
             self.fill(ctx, task);
             return;
         }
-        self.settle(ctx, task, pass > fail, Vec::new());
+        self.settle(ctx, task, pass > fail, Vec::new(), false);
     }
 
     /// The manager's own check of a disputed round: it decides the round,
@@ -496,11 +537,21 @@ impl Rounds {
         let Some(round) = self.rounds.get_mut(&task) else {
             return;
         };
+        if round.arbitration == Arbitration::Audit {
+            // Without the manager's verdict the unanimous votes stand.
+            self.audits.finished(task);
+            match outcome {
+                Some((passed, reasons)) => self.settle(ctx, task, passed, reasons, true),
+                None => self.settle(ctx, task, true, Vec::new(), false),
+            }
+            self.start_queued_audits(ctx);
+            return;
+        }
         if round.arbitration != Arbitration::Asked {
             return;
         }
         match outcome {
-            Some((passed, reasons)) => self.settle(ctx, task, passed, reasons),
+            Some((passed, reasons)) => self.settle(ctx, task, passed, reasons, true),
             None => {
                 round.arbitration = Arbitration::Unavailable;
                 let cast = round.votes.values().filter(|v| v.verdict.is_some()).count();
@@ -522,14 +573,40 @@ impl Rounds {
         }
     }
 
+    /// Starts waiting audits while there is room; a waiting audit whose
+    /// round ended is dropped.
+    fn start_queued_audits(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(task) = self.audits.next() {
+            match self.rounds.get_mut(&task) {
+                Some(round) if round.arbitration == Arbitration::AuditQueued => {
+                    round.arbitration = Arbitration::Audit;
+                    set_waiting(ctx, task, round, None);
+                    ctx.out.push(Command::Arbitrate {
+                        task,
+                        worker: round.worker,
+                        audit: true,
+                    });
+                }
+                _ => self.audits.finished(task),
+            }
+        }
+    }
+
     /// Ends `task`'s round with `passed`: the voters that agree are paid,
     /// the others lose reputation (and, in the driver, stake).
-    fn settle(&mut self, ctx: &mut Ctx<'_>, task: TaskId, passed: bool, arbiter: Vec<String>) {
+    /// `arbitrated` says the manager's own check decided it.
+    fn settle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: TaskId,
+        passed: bool,
+        arbiter: Vec<String>,
+        arbitrated: bool,
+    ) {
         let Some(round) = self.rounds.remove(&task) else {
             return;
         };
         self.forget_open_votes(ctx, &round);
-        let arbitrated = round.arbitration == Arbitration::Asked;
         let (mut agreeing, mut dissenting, mut reasons) = (Vec::new(), Vec::new(), arbiter);
         for (verifier, vote) in round.votes {
             let Some((p, why)) = vote.verdict else {
@@ -552,7 +629,6 @@ impl Rounds {
             agreeing,
             dissenting,
             arbitrated,
-            probation: round.probation,
         }));
     }
 

@@ -13,8 +13,13 @@ use support::*;
 fn arbitrations(out: &[Command]) -> Vec<TaskId> {
     out.iter()
         .filter_map(|c| match c {
-            Command::Arbitrate { task, worker } => {
+            Command::Arbitrate {
+                task,
+                worker,
+                audit,
+            } => {
                 assert_eq!(*worker, WORKER);
+                assert!(!audit, "a dispute, not an audit");
                 Some(*task)
             }
             _ => None,

@@ -9,26 +9,13 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_manager::{Command, Engine, Event, RecallConfig, Recalled, RoundConfig};
 use support::*;
 
-/// The recalls (`audit` false) or audits among `out`.
-fn checks(out: &[Command], audit: bool) -> Vec<(TaskId, NodeId)> {
+fn recalls(out: &[Command]) -> Vec<(TaskId, NodeId)> {
     out.iter()
         .filter_map(|c| match c {
-            Command::Recall {
-                task,
-                worker,
-                audit: a,
-            } if *a == audit => Some((*task, *worker)),
+            Command::Recall { task, worker } => Some((*task, *worker)),
             _ => None,
         })
         .collect()
-}
-
-fn recalls(out: &[Command]) -> Vec<(TaskId, NodeId)> {
-    checks(out, false)
-}
-
-fn audits(out: &[Command]) -> Vec<(TaskId, NodeId)> {
-    checks(out, true)
 }
 
 fn settled_recalls(out: &[Command]) -> Vec<Recalled> {
@@ -40,20 +27,14 @@ fn settled_recalls(out: &[Command]) -> Vec<Recalled> {
         .collect()
 }
 
-fn open_with(
-    e: &mut Engine,
-    t: TaskId,
-    worker: NodeId,
-    quorum: Option<usize>,
-    now: u64,
-) -> Vec<Command> {
+fn open_for(e: &mut Engine, t: TaskId, worker: NodeId, now: u64) -> Vec<Command> {
     e.handle(
         Event::RoundOpened {
             task: t,
             worker,
             operator: None,
             needs: None,
-            quorum,
+            quorum: None,
         },
         now,
     )
@@ -68,19 +49,7 @@ fn round(
     passed: bool,
     now: u64,
 ) -> (Vec<Command>, Vec<NodeId>) {
-    round_with(e, t, worker, None, passed, now)
-}
-
-/// As [`round`], the round opened for `quorum` voters.
-fn round_with(
-    e: &mut Engine,
-    t: TaskId,
-    worker: NodeId,
-    quorum: Option<usize>,
-    passed: bool,
-    now: u64,
-) -> (Vec<Command>, Vec<NodeId>) {
-    let seats = offers(&open_with(e, t, worker, quorum, now));
+    let seats = offers(&open_for(e, t, worker, now));
     assert!(!seats.is_empty());
     let mut out = Vec::new();
     for s in &seats {
@@ -176,7 +145,6 @@ fn only_results_within_the_window_and_the_depth_are_recalled() {
         recall: RecallConfig {
             window_ms: 1_000,
             depth: 2,
-            ..RecallConfig::default()
         },
         forced_errors: inferix_manager::ForcedErrorConfig { rate: 0.0 },
         ..RoundConfig::default()
@@ -209,128 +177,4 @@ fn only_results_within_the_window_and_the_depth_are_recalled() {
     assert_eq!(e.recall_memory(), 1);
     e.handle(Event::Tick, 5_100);
     assert_eq!(e.recall_memory(), 0);
-}
-
-/// Runs a round of `t` by `worker` on probation (four seats where the
-/// quorum is two), every seat voting `passed`.
-fn probation_round(
-    e: &mut Engine,
-    t: TaskId,
-    worker: NodeId,
-    passed: bool,
-    now: u64,
-) -> (Vec<Command>, Vec<NodeId>) {
-    let (out, seats) = round_with(e, t, worker, Some(4), passed, now);
-    assert_eq!(seats.len(), 4, "probation seats");
-    assert!(settlements(&out)[0].probation);
-    (out, seats)
-}
-
-fn audit_engine(audit: f64, in_flight: usize) -> Engine {
-    let mut e = Engine::new(RoundConfig {
-        quorum: 2,
-        vote_timeout_ms: TIMEOUT,
-        recall: RecallConfig {
-            probation_audit: audit,
-            audits_in_flight: in_flight,
-            ..RecallConfig::default()
-        },
-        forced_errors: inferix_manager::ForcedErrorConfig { rate: 0.0 },
-        ..RoundConfig::default()
-    });
-    for v in 1..=6 {
-        e.handle(
-            Event::VerifierJoined {
-                verifier: node(v),
-                formats: vec![],
-                standing: Default::default(),
-            },
-            0,
-        );
-    }
-    e
-}
-
-#[test]
-fn a_fake_of_a_worker_on_probation_that_a_full_panel_passes_is_caught_by_an_audit() {
-    let mut e = audit_engine(1.0, 8);
-    // A worker out of probation is not audited.
-    let (out, _) = round(&mut e, task(0), node(77), true, 1);
-    assert!(
-        audits(&out).is_empty() && recalls(&out).is_empty(),
-        "{out:?}"
-    );
-    // The probation worker's honest result passes its audit.
-    let (out, _) = probation_round(&mut e, task(1), WORKER, true, 2);
-    assert_eq!(audits(&out), vec![(task(1), WORKER)]);
-    assert!(recalled(&mut e, task(1), Some(true)).is_empty());
-    // Its one-shot fake: every seat passes it (colluders), the audit
-    // does not.
-    let (out, passers) = probation_round(&mut e, task(2), WORKER, true, 3);
-    assert_eq!(audits(&out), vec![(task(2), WORKER)]);
-    let out = recalled(&mut e, task(2), Some(false));
-    let settled = settled_recalls(&out);
-    assert_eq!(settled.len(), 1, "{out:?}");
-    assert!(
-        settled[0].audit,
-        "settled as an audit: the worker is punished"
-    );
-    assert_eq!(settled[0].task, task(2));
-    let mut got = settled[0].passers.clone();
-    got.sort();
-    let mut want = passers.clone();
-    want.sort();
-    assert_eq!(got, want);
-    for v in &want {
-        assert!(e.verifiers().is_banned(v), "{v:?}");
-    }
-    // The worker is now caught: its other passed result is recalled (not
-    // the audited one again), and a later pass of it at once.
-    assert_eq!(recalls(&out), vec![(task(1), WORKER)]);
-    assert!(recalled(&mut e, task(1), Some(true)).is_empty());
-    // Two verifiers are left, so this round has the quorum's two seats.
-    let (out, _) = round(&mut e, task(3), WORKER, true, 4);
-    assert_eq!(recalls(&out), vec![(task(3), WORKER)]);
-    assert!(audits(&out).is_empty());
-}
-
-#[test]
-fn audits_follow_the_configured_chance_and_wait_at_most_the_limit() {
-    // Off: nothing is audited.
-    let mut e = audit_engine(0.0, 8);
-    let (out, _) = probation_round(&mut e, task(0), WORKER, true, 1);
-    assert!(audits(&out).is_empty());
-    // A rejected probation result is not audited either: it failed.
-    let mut e = audit_engine(1.0, 8);
-    let (out, _) = probation_round(&mut e, task(0), WORKER, false, 1);
-    assert!(audits(&out).is_empty());
-
-    // At most one waits: the second pass is not audited until the first
-    // is answered.
-    let mut e = audit_engine(1.0, 1);
-    let (out, _) = probation_round(&mut e, task(0), WORKER, true, 1);
-    assert_eq!(audits(&out).len(), 1);
-    let (out, _) = probation_round(&mut e, task(1), WORKER, true, 2);
-    assert!(audits(&out).is_empty(), "the limit is reached");
-    recalled(&mut e, task(0), None);
-    let (out, _) = probation_round(&mut e, task(2), WORKER, true, 3);
-    assert_eq!(audits(&out), vec![(task(2), WORKER)]);
-
-    // At a quarter, about a quarter of 400 passes are audited, and the
-    // same key draws the same ones.
-    let drawn = |e: &mut Engine| -> Vec<TaskId> {
-        (0..400)
-            .flat_map(|i| {
-                let (out, _) = probation_round(e, task(100 + i), WORKER, true, 10 + u64::from(i));
-                let got: Vec<TaskId> = audits(&out).into_iter().map(|a| a.0).collect();
-                for t in &got {
-                    recalled(e, *t, Some(true));
-                }
-                got
-            })
-            .collect()
-    };
-    let first = drawn(&mut audit_engine(0.25, 8));
-    assert!((70..=130).contains(&first.len()), "{} of 400", first.len());
-    assert_eq!(first, drawn(&mut audit_engine(0.25, 8)));
 }

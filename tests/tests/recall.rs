@@ -16,9 +16,7 @@ use inferix_core::ids::NodeId;
 use inferix_core::ledger::{balance, Account};
 use inferix_core::protocol::JobEvent;
 use inferix_core::task::TaskStatus;
-use inferix_tests::{
-    keyed_worker, scripted_verifier, seeded_identity, until_completed, FewerSamples, PorNetwork,
-};
+use inferix_tests::{scripted_verifier, until_completed, FewerSamples, PorNetwork};
 
 /// The frames of the recalls settled on `events`, once `count` are.
 async fn recalled_frames(
@@ -134,70 +132,5 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
     let back = scripted_verifier(&n.net, &n.addr, stamp, true).await;
     assert_eq!(back.answered, 0);
     assert!(back.refusal.expect("refused").contains("stake"));
-    n.shut().await;
-}
-
-/// An account's new worker renders its only job with a sixteenth of the
-/// samples, and both verifiers connected collude with it: they hold every
-/// seat of its round and pass it. Its worker is on probation, so the
-/// manager audits the passed result with its own renderer: the frame is
-/// refunded and recorded as claimed and upheld, the account loses its
-/// stake and reputation and the worker is blocklisted for the job, and
-/// both colluders lose their stakes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_one_shot_fake_of_a_new_account_passed_by_colluders_is_caught_by_an_audit() {
-    let n = PorNetwork::checked_by_manager(b"audit", 2).await;
-    let accounts = inferix_core::store::accounts::Accounts::new(&*n.store);
-    let (_, key) = accounts.create("newcomer", false, 1).await.unwrap();
-    let stake = 1_000_000_000;
-    accounts
-        .deposit_stake("newcomer", stake, "stake", 2)
-        .await
-        .unwrap();
-    let colluders = [NodeId(250), NodeId(251)];
-    let runs: Vec<_> = colluders.iter().map(|&id| n.colluder(id)).collect();
-    let lazy = Arc::new(FewerSamples {
-        inner: n.tracer.clone(),
-        divisor: 16,
-    });
-    let worker =
-        keyed_worker(&n.net, 100, &n.addr, lazy, Some(key)).with_blob_store(n.blobs.clone());
-    let lazy_id = seeded_identity(100).node_id();
-    let running = tokio::spawn(worker.run(n.stopped.clone()));
-    let client = n.client().await;
-
-    let spec = PorNetwork::demo_job(&client, 1, 1).await;
-    let (job, _) = client.submit(&spec).await.unwrap();
-    let mut events = client.watch(job).await.unwrap();
-    until_completed(&mut events, Duration::from_secs(300)).await;
-    let refunded = recalled_frames(&mut events, 1).await;
-    assert_eq!(refunded, vec![1]);
-
-    let task = &n.store.tasks_of_job(job).await.unwrap()[0];
-    assert_eq!(task.status, TaskStatus::Accepted);
-    assert_eq!(task.claims.len(), 1);
-    assert_eq!(task.claims[0].upheld, Some(true));
-    let txs = n.store.transactions().await.unwrap();
-    let operator_stake = Account::OperatorStake("newcomer".into());
-    assert_eq!(balance(&txs, &operator_stake), 0, "the account is slashed");
-    for c in colluders {
-        assert_eq!(balance(&txs, &Account::Stake(c)), 0, "{c:?} is slashed");
-    }
-    let status = client.status(job).await.unwrap();
-    assert!(status.job.blocklist.contains(&lazy_id));
-    let standing = n
-        .store
-        .standing("newcomer")
-        .await
-        .unwrap()
-        .expect("recorded");
-    assert_eq!(standing.rejected_tasks, 1);
-    assert!(standing.worker_reputation < 1.0);
-    // Without stake the worker is disconnected.
-    let ended = tokio::time::timeout(Duration::from_secs(60), running).await;
-    assert!(ended.is_ok(), "the slashed worker is sent away");
-    for r in runs {
-        r.abort();
-    }
     n.shut().await;
 }

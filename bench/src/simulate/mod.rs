@@ -200,10 +200,6 @@ pub struct SimCounters {
     pub recalls: u64,
     /// Of those, fakes found and refunded (their passers slashed).
     pub fakes_recalled: u64,
-    /// Of the recalls, audits of workers on probation.
-    pub audits: u64,
-    /// Fakes found by an audit (their workers caught by it).
-    pub audits_caught: u64,
     /// Honest verifiers slashed by a recall (must stay 0).
     pub honest_recall_slashed: u64,
     /// Verification offers the engines sent (a quorum per round, plus
@@ -215,6 +211,9 @@ pub struct SimCounters {
     pub split_rounds: u64,
     /// Disputed rounds the manager checked itself.
     pub arbitrations: u64,
+    /// Unanimous passes of workers on probation the manager checked
+    /// itself before they were paid (audits).
+    pub audits: u64,
     /// Times a round said it waits for a verifier.
     pub round_waits: u64,
     /// Times a dispatch pass reported a job no connected worker may take.
@@ -651,15 +650,14 @@ pub fn run_adversarial(
             )
             .note(format!(
                 "of {fakes} fake results ({:.2} %), after {} that passed were recalled and \
-                 refunded, {} of them found by an audit of a worker on probation ({} recalls \
-                 checked, {} of them audits); honest results \
+                 refunded once their worker was caught ({} recalls checked); {} passes of \
+                 workers on probation audited by the manager before payment; honest results \
                  rejected {} of {honest}; honest verifiers slashed (outvoted {}, by a recall {}); \
                  bad verifiers removed {} of {} after \
                  {mean:.1} verifications on average (max {}), the others answered at most \
                  {survivor_max}; {} known-bad offers",
                 100.0 * kept as f64 / fakes.max(1) as f64,
                 c.fakes_recalled,
-                c.audits_caught,
                 c.recalls,
                 c.audits,
                 c.honest_rejected,

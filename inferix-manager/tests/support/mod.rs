@@ -25,8 +25,13 @@ pub fn engine(quorum: usize, verifiers: &[u128]) -> Engine {
         vote_timeout_ms: TIMEOUT,
         reputation_penalty: 0.5,
         max_offers_per_verifier: 4,
-        // Known-bad offers have their own tests (forced_errors.rs).
+        // Known-bad offers and audits have their own tests
+        // (forced_errors.rs, audits.rs).
         forced_errors: ForcedErrorConfig { rate: 0.0 },
+        audit: inferix_manager::AuditConfig {
+            rate: 0.0,
+            ..Default::default()
+        },
         ..RoundConfig::default()
     });
     for v in verifiers {

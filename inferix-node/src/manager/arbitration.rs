@@ -13,9 +13,10 @@ use super::*;
 use crate::verifier::{verify, CropRenderer};
 
 impl State {
-    /// Starts the manager's check of `task`'s disputed result; the answer
+    /// Starts the manager's check of `task`'s disputed result, or of its
+    /// unanimous pass when `audit` (a worker on probation); the answer
     /// comes back as [`Input::OwnCheck`].
-    pub(super) async fn arbitrate(&mut self, task_id: TaskId) {
+    pub(super) async fn arbitrate(&mut self, task_id: TaskId, audit: bool) {
         let task = match self.round_tasks.get(&task_id) {
             Some(t) => Some(t.clone()),
             None => self.store.task(task_id).await.ok().flatten(),
@@ -25,21 +26,29 @@ impl State {
             None => false,
         };
         if !started {
-            info!(task = ?task_id, "verifiers disagree and the manager cannot check the result; fresh verifiers decide");
+            if audit {
+                debug!(task = ?task_id, "the manager cannot audit the result; its verifiers decide");
+            } else {
+                info!(task = ?task_id, "verifiers disagree and the manager cannot check the result; fresh verifiers decide");
+            }
             self.engine_defer(EngineEvent::Arbitrated {
                 task: task_id,
                 outcome: None,
             });
             return;
         }
-        info!(task = ?task_id, "verifiers disagree; the manager checks the result itself");
+        if audit {
+            debug!(task = ?task_id, "the manager audits a result of a worker on probation");
+        } else {
+            info!(task = ?task_id, "verifiers disagree; the manager checks the result itself");
+        }
     }
 
     /// Starts the manager's check of `task`'s accepted result, recalled
-    /// because `worker` was caught on another or drawn for an audit (see
+    /// because `worker` was caught on another (see
     /// [`inferix_manager::recall`]); skipped when the task no longer holds
     /// that worker's accepted result.
-    pub(super) async fn recall(&mut self, task_id: TaskId, worker: NodeId, audit: bool) {
+    pub(super) async fn recall(&mut self, task_id: TaskId, worker: NodeId) {
         let current = match self.store.task(task_id).await {
             Ok(Some(t))
                 if t.status == TaskStatus::Accepted
@@ -61,11 +70,7 @@ impl State {
             });
             return;
         }
-        if audit {
-            debug!(task = ?task_id, ?worker, "the manager audits a passed result of a worker on probation");
-        } else {
-            info!(task = ?task_id, ?worker, "worker caught; the manager checks a result of it that passed");
-        }
+        info!(task = ?task_id, ?worker, "worker caught; the manager checks a result of it that passed");
     }
 
     /// Checks `task`'s result as a verifier would, with the manager's own

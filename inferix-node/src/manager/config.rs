@@ -54,11 +54,12 @@ pub struct ManagerConfig {
     /// known-bad result (a forced error) to check; passing one gets a
     /// verifier caught. Needs Proof of Render; 0 turns it off.
     pub forced_error_rate: f64,
-    /// Chance that a passed result of a worker on probation (a new or
-    /// distrusted account, at a quorum of two or more) is audited by the
-    /// manager's own check, so that a one-shot fake that colluders passed
-    /// is still refunded and punished. Needs the manager's own renderer
-    /// (the admission probe's); 0 turns audits off.
+    /// Chance that a result every verifier passed, of a worker on
+    /// probation (a new or distrusted account, at a quorum of two or
+    /// more), is also checked by the manager's own renderer before it is
+    /// paid, so that a one-shot fake that colluders passed is rejected.
+    /// Needs the manager's own renderer (the admission probe's); without
+    /// one, or at 0, the verifiers' votes decide.
     pub probation_audit: f64,
     /// How long after a frame is accepted its user may claim it is bad.
     pub claim_window: Duration,
@@ -140,7 +141,7 @@ impl Default for ManagerConfig {
             grant_stake: true,
             verifier_reward: 1_000,
             forced_error_rate: inferix_manager::ForcedErrorConfig::default().rate,
-            probation_audit: inferix_manager::RecallConfig::default().probation_audit,
+            probation_audit: inferix_manager::AuditConfig::default().rate,
             claim_window: Duration::from_secs(72 * 3600),
             progress_timeout: Duration::from_secs(300),
             failures_before_blocklist: 3,

@@ -412,7 +412,16 @@ impl ManagerNode {
             // their frames may still be claimed.
             recall: inferix_manager::RecallConfig {
                 window_ms: b.config.claim_window.as_millis() as u64,
-                probation_audit: b.config.probation_audit,
+                ..Default::default()
+            },
+            // Only a manager with a renderer of its own can audit, and
+            // only Proof of Render gives it crops to check.
+            audit: inferix_manager::AuditConfig {
+                rate: if b.prober.is_some() && b.por.is_some() {
+                    b.config.probation_audit
+                } else {
+                    0.0
+                },
                 ..Default::default()
             },
             ..RoundConfig::default()

@@ -7,10 +7,7 @@ use super::*;
 
 impl State {
     /// A result that passed its round was found bad by the manager's own
-    /// check, after its worker was caught on another or by an audit of a
-    /// worker on probation (which is then punished as for a rejected
-    /// result: blocklisted for the job, slashed, its account's
-    /// reputation lowered). The worker pays back
+    /// check after its worker was caught on another. The worker pays back
     /// what its frames were paid, to the job's payer, in the same store
     /// write that records them on the task as claimed and upheld (so they
     /// are never refunded twice, by a recall or by the owner's claim);
@@ -22,7 +19,6 @@ impl State {
             worker,
             passers,
             reasons,
-            audit,
         } = r;
         let Some(job) = self.job(task_id.job).await else {
             return;
@@ -33,7 +29,6 @@ impl State {
             .unwrap_or(Account::User("unknown".into()));
         let reason = format!("recalled: {}", reasons.join("; "));
         let mut recorded = None;
-        let mut operator = None;
         for _ in 0..3 {
             let Ok(Some(mut t)) = self.store.task(task_id).await else {
                 return;
@@ -54,7 +49,6 @@ impl State {
                 break;
             };
             let frames = claim.frames.clone();
-            operator = t.operator.clone();
             t.claims.push(claim);
             let mut batch = vec![Change::Task(Box::new(t)), Change::Transaction(tx)];
             match self.store.apply(&mut batch).await {
@@ -74,15 +68,6 @@ impl State {
         for v in &passers {
             self.slash_verifier(*v, &about, "passed a bad result found by a recall")
                 .await;
-        }
-        // An audit is the first time this worker is caught: it is
-        // punished as for a rejected result.
-        if audit && recorded.is_some() {
-            if let Some(w) = self.workers.get_mut(&worker) {
-                w.info.reputation *= self.cfg.reputation_penalty;
-            }
-            self.judge_operator(operator.as_deref(), false).await;
-            self.punish(task_id, worker, operator.as_deref()).await;
         }
         if let Some(frames) = recorded {
             info!(task = ?task_id, ?frames, "recalled frames refunded");

@@ -128,12 +128,8 @@ impl State {
                     }
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
-                EngineCommand::Arbitrate { task, .. } => self.arbitrate(task).await,
-                EngineCommand::Recall {
-                    task,
-                    worker,
-                    audit,
-                } => self.recall(task, worker, audit).await,
+                EngineCommand::Arbitrate { task, audit, .. } => self.arbitrate(task, audit).await,
+                EngineCommand::Recall { task, worker } => self.recall(task, worker).await,
                 EngineCommand::SettleRecall(r) => self.settle_recall(r).await,
                 EngineCommand::OfferClaimCheck {
                     verifier,

@@ -166,8 +166,7 @@ impl Sim {
 
     /// Writes a recall found bad, as the manager node does: the frames are
     /// recorded on the task as claimed and upheld, the worker refunds their
-    /// price to the payer (and, caught by an audit, loses its stake), and
-    /// the verifiers that passed them are removed.
+    /// price to the payer, and the verifiers that passed them are removed.
     pub(super) async fn settle_recall(&mut self, m: usize, r: Recalled) -> Result<(), BenchError> {
         let Some(mut t) = self.store.task(r.task).await.map_err(store_err)? else {
             return Ok(());
@@ -189,16 +188,6 @@ impl Sim {
             self.store.apply(&mut batch).await.map_err(store_err)?;
         }
         self.c.fakes_recalled += 1;
-        // An audit caught a worker that was never caught before: it is
-        // punished as for a rejected result.
-        if r.audit {
-            self.c.audits_caught += 1;
-            let w = worker_of_node(r.worker);
-            self.penalize(m, w, r.task).await?;
-            if economy::minimum_stake(&self.economy, 1.0) > 0 {
-                self.disconnect_slashed(w).await?;
-            }
-        }
         for p in &r.passers {
             let v = verifier_of_node(*p);
             if self.verifiers[v as usize].kind == VerifierKind::Honest {

@@ -24,10 +24,14 @@ impl Sim {
                     }
                 }
                 Command::SettleRound(s) => self.settle(m, s).await?,
-                Command::Arbitrate { task, .. } => {
+                Command::Arbitrate { task, audit, .. } => {
                     // The manager checks the result as an honest verifier
                     // does; its answer settles the round.
-                    self.c.arbitrations += 1;
+                    if audit {
+                        self.c.audits += 1;
+                    } else {
+                        self.c.arbitrations += 1;
+                    }
                     let outcome = self.rounds.get(&task).map(|r| (!r.detectable, Vec::new()));
                     let more = self.managers[m]
                         .engine
@@ -50,11 +54,10 @@ impl Sim {
                     check,
                 } => self.offer_claim_check(m, verifier, verification, &check),
                 Command::SettleClaim(v) => self.settle_claim(v).await?,
-                Command::Recall { task, audit, .. } => {
+                Command::Recall { task, .. } => {
                     // The manager checks the result as an honest verifier
                     // does.
                     self.c.recalls += 1;
-                    self.c.audits += u64::from(audit);
                     let bad = self.fakes_accepted.get(&task).copied().unwrap_or(false);
                     let outcome = Some((!bad, Vec::new()));
                     let more = self.managers[m]
