@@ -22,7 +22,7 @@ use std::collections::{HashSet, VecDeque};
 
 use inferix_core::ids::TaskId;
 
-use crate::rounds::keyed_u64;
+use crate::draw::keyed_u64;
 
 /// How many unanimous passes of workers on probation the manager checks.
 #[derive(Debug, Clone, PartialEq)]

@@ -461,7 +461,7 @@ fn drawn_renderer(
         .map(|(id, v)| {
             (
                 *id,
-                crate::rounds::draw(ctx.draw_key, check.task, seat, *id, v.reputation),
+                crate::draw::draw(ctx.draw_key, check.task, seat, *id, v.reputation),
             )
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))

@@ -163,6 +163,6 @@ impl ForcedErrors {
 /// A number in [0, 1) from the key and a verification id: the same for the
 /// same seat, unpredictable without the key.
 fn unit_draw(key: &[u8; 32], verification: u64) -> f64 {
-    let x = crate::rounds::keyed_u64(key, &[b"forced", &verification.to_le_bytes()]);
+    let x = crate::draw::keyed_u64(key, &[b"forced", &verification.to_le_bytes()]);
     x as f64 / (u64::MAX as f64 + 1.0)
 }

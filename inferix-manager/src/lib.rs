@@ -33,6 +33,7 @@ pub mod admission;
 pub mod audits;
 pub mod claims;
 pub mod dispatch;
+mod draw;
 pub mod economy;
 pub mod estimates;
 pub mod forced;

@@ -43,8 +43,12 @@ use inferix_core::protocol::Verdict;
 use inferix_core::renderer::SceneFormat;
 
 use crate::audits::Audits;
-use crate::verifiers::{independent, VerifierInfo, VerifierPool};
+use crate::verifiers::VerifierPool;
 use crate::Command;
+
+mod seats;
+
+use seats::{may_sit, pick};
 
 /// Rules of a verification round.
 #[derive(Debug, Clone, PartialEq)]
@@ -646,114 +650,5 @@ fn set_waiting(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round, why: Option<S
     if round.waiting != why {
         round.waiting.clone_from(&why);
         ctx.out.push(Command::RoundWaiting { task, reason: why });
-    }
-}
-
-/// Whether verifier `id` may sit on a round of `worker`'s result at all:
-/// not the worker nor one of its operator's, not reputation-less, and able
-/// to re-render the format the round `needs`.
-fn may_sit(
-    id: NodeId,
-    v: &VerifierInfo,
-    worker: NodeId,
-    operator: &Option<String>,
-    needs: Option<SceneFormat>,
-) -> bool {
-    id != worker
-        && independent(&v.operator, operator)
-        && v.reputation > 0.0
-        && needs.is_none_or(|f| v.renders(f))
-}
-
-/// The verifier to ask for `round`'s next vote: not the worker nor one
-/// of its operator's, not one already asked, with fewer than `cap` offers, able to re-render the
-/// round's format when it needs one; drawn by [`draw`]. With `again`
-/// (`Some(t)`), one replaced earlier, or one that answered inconclusive
-/// at or before `t`, may be asked when nobody else can.
-fn pick(
-    key: &[u8; 32],
-    task: TaskId,
-    round: &Round,
-    pool: &VerifierPool,
-    cap: usize,
-    again: Option<u64>,
-) -> Option<NodeId> {
-    let seat = round.votes.len() + round.replaced.len() + round.unable.len();
-    pool.iter()
-        .filter(|(id, v)| {
-            let unable = round.unable.get(id);
-            may_sit(**id, v, round.worker, &round.operator, round.needs)
-                && !round.votes.contains_key(id)
-                && v.busy < cap
-                && (again.is_some() || !round.replaced.contains(id))
-                && unable.is_none_or(|at| again.is_some_and(|t| *at <= t))
-        })
-        .min_by_key(|(id, v)| {
-            (
-                round.unable.contains_key(id),
-                round.replaced.contains(id),
-                OrdF64(draw(key, task, seat, **id, v.reputation)),
-            )
-        })
-        .map(|(id, _)| *id)
-}
-
-/// A verifier's ticket for one seat of `task`'s round: an exponential
-/// variate from a keyed hash, divided by its reputation, so the smallest
-/// ticket wins with probability proportional to reputation (a weighted
-/// draw), and the same key, task and seat always draw the same way.
-pub(crate) fn draw(
-    key: &[u8; 32],
-    task: TaskId,
-    seat: usize,
-    verifier: NodeId,
-    reputation: f64,
-) -> f64 {
-    let x = keyed_u64(
-        key,
-        &[
-            &task.job.0.to_le_bytes(),
-            &task.index.to_le_bytes(),
-            &(seat as u64).to_le_bytes(),
-            &verifier.0.to_le_bytes(),
-        ],
-    );
-    // In (0, 1], never 0, so the logarithm is finite.
-    let u = (x as f64 + 1.0) / (u64::MAX as f64 + 1.0);
-    if reputation > 0.0 && reputation.is_finite() {
-        -u.ln() / reputation
-    } else {
-        f64::INFINITY
-    }
-}
-
-/// 64 bits of the keyed hash of `parts`: the same for the same key and
-/// parts, unpredictable without the key. Every draw of the manager's
-/// (seats, claim renderers, forced errors) comes from it.
-pub(crate) fn keyed_u64(key: &[u8; 32], parts: &[&[u8]]) -> u64 {
-    let mut bytes = Vec::with_capacity(32 + parts.iter().map(|p| p.len()).sum::<usize>());
-    bytes.extend_from_slice(key);
-    for p in parts {
-        bytes.extend_from_slice(p);
-    }
-    let h = inferix_core::ContentHash::of(&bytes).0;
-    u64::from_le_bytes(h[..8].try_into().expect("eight bytes"))
-}
-
-/// Total order on reputations for sorting.
-#[derive(PartialEq)]
-struct OrdF64(f64);
-
-impl Eq for OrdF64 {}
-
-impl PartialOrd for OrdF64 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrdF64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
     }
 }
