@@ -310,6 +310,11 @@ pub struct Task {
     /// delivered files, which are what the customer receives.
     #[serde(default)]
     pub stitched: Vec<FrameOutput>,
+    /// The verifiers whose votes accepted the result, kept so that a
+    /// restarted manager can still recall it if its worker is caught
+    /// later (see `inferix_manager::recall`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_by: Vec<NodeId>,
 }
 
 /// A bad-result claim on frames of one task, as the task store keeps it: a
@@ -380,6 +385,7 @@ impl Task {
             claims: Vec::new(),
             operator: None,
             stitched: Vec::new(),
+            passed_by: Vec::new(),
         }
     }
 

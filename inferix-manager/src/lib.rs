@@ -113,6 +113,19 @@ pub enum Event {
         /// The manager's verdict, when it reached one.
         outcome: Option<(bool, Vec<String>)>,
     },
+    /// A result that passed its round before the manager restarted (read
+    /// back from the store): remembered for a recall as if it had just
+    /// passed, from `at` on.
+    Passed {
+        /// The task.
+        task: TaskId,
+        /// The worker that rendered it.
+        worker: NodeId,
+        /// The verifiers that passed it.
+        passers: Vec<NodeId>,
+        /// When it was accepted (ms).
+        at: u64,
+    },
     /// The driver could not go on with a round (its task vanished or
     /// changed hands): the round is forgotten and its seats freed.
     RoundAbandoned {
@@ -338,6 +351,16 @@ impl Engine {
                     .checked(&mut self.verifiers, *task, outcome.clone(), &mut out);
                 return out;
             }
+            Event::Passed {
+                task,
+                worker,
+                passers,
+                at,
+            } => {
+                self.recalls
+                    .remember(*worker, *task, passers.clone(), *at, now);
+                return out;
+            }
             Event::Tick => {
                 self.forced.tick(&mut forced);
                 self.recalls.prune(now);
@@ -386,6 +409,7 @@ impl Engine {
             | Event::Arbitrated { .. }
             | Event::RoundAbandoned { .. }
             | Event::Recalled { .. }
+            | Event::Passed { .. }
             | Event::ForcedErrorDropped { .. } => true,
         };
         if !for_rounds {
@@ -427,6 +451,7 @@ impl Engine {
             | Event::ClaimResumed { .. }
             | Event::ClaimCheckDropped { .. }
             | Event::Recalled { .. }
+            | Event::Passed { .. }
             | Event::ForcedErrorDropped { .. } => {}
         }
         self.recalls.observe(&mut out, now);

@@ -21,14 +21,16 @@
 //!
 //! Memory is bounded: at most [`RecallConfig::depth`] results per worker,
 //! none older than the window, a worker's list goes once it is recalled,
-//! and caught workers are forgotten after the window.
+//! and caught workers are forgotten after the window. The store keeps who
+//! passed each accepted result, so a restarted manager reads the results
+//! still within the window back ([`crate::Event::Passed`]).
 
 use std::collections::{HashMap, VecDeque};
 
 use inferix_core::ids::{NodeId, TaskId};
 
 use crate::verifiers::VerifierPool;
-use crate::{Command, Settlement};
+use crate::Command;
 
 /// How far back a caught worker's passed results are checked again.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +112,7 @@ impl Recalls {
             if s.passed && self.caught.contains_key(&s.worker) {
                 recalls.push(self.recall(s.worker, s.task, s.agreeing.clone()));
             } else if s.passed {
-                self.remember(s, now);
+                self.remember(s.worker, s.task, s.agreeing.clone(), now, now);
             } else {
                 self.caught.insert(s.worker, now);
                 recalls.extend(self.caught(s.worker, now));
@@ -119,24 +121,36 @@ impl Recalls {
         out.extend(recalls);
     }
 
-    fn remember(&mut self, s: &Settlement, now: u64) {
-        if self.cfg.depth == 0 {
+    /// Remembers that `worker`'s result of `task` passed at `at`, by
+    /// `passers` (a result older than the window is not kept).
+    pub(crate) fn remember(
+        &mut self,
+        worker: NodeId,
+        task: TaskId,
+        passers: Vec<NodeId>,
+        at: u64,
+        now: u64,
+    ) {
+        let window = self.cfg.window_ms;
+        if self.cfg.depth == 0 || at.saturating_add(window) < now {
             return;
         }
-        let list = self.passed.entry(s.worker).or_default();
-        list.retain(|p| p.task != s.task);
+        let list = self.passed.entry(worker).or_default();
+        list.retain(|p| p.task != task);
         while list.len() >= self.cfg.depth
             || list
                 .front()
-                .is_some_and(|p| p.at.saturating_add(self.cfg.window_ms) < now)
+                .is_some_and(|p| p.at.saturating_add(window) < now)
         {
             list.pop_front();
         }
-        list.push_back(Passed {
-            task: s.task,
-            at: now,
-            passers: s.agreeing.clone(),
-        });
+        // Kept oldest first: one read back after a restart may come in
+        // any order.
+        let place = list.iter().position(|p| p.at > at).unwrap_or(list.len());
+        list.insert(place, Passed { task, at, passers });
+        if list.len() > self.cfg.depth {
+            list.pop_front();
+        }
     }
 
     /// `worker` had a result rejected: the recalls of its passed results

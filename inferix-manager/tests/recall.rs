@@ -178,3 +178,50 @@ fn only_results_within_the_window_and_the_depth_are_recalled() {
     e.handle(Event::Tick, 5_100);
     assert_eq!(e.recall_memory(), 0);
 }
+
+#[test]
+fn results_read_back_after_a_restart_are_recalled_like_fresh_ones() {
+    let mut e = Engine::new(RoundConfig {
+        quorum: 1,
+        vote_timeout_ms: TIMEOUT,
+        recall: RecallConfig {
+            window_ms: 1_000,
+            depth: 2,
+        },
+        forced_errors: inferix_manager::ForcedErrorConfig { rate: 0.0 },
+        ..RoundConfig::default()
+    });
+    for v in [1, 2, 3] {
+        e.handle(
+            Event::VerifierJoined {
+                verifier: node(v),
+                formats: vec![],
+                standing: Default::default(),
+            },
+            0,
+        );
+    }
+    // Read back in any order; one is already out of the window, and the
+    // depth keeps the newest two of the rest.
+    let now = 5_000;
+    for (i, at) in [(0, 4_900), (1, 3_000), (2, 4_500), (3, 4_700)] {
+        let out = e.handle(
+            Event::Passed {
+                task: task(i),
+                worker: WORKER,
+                passers: vec![node(1)],
+                at,
+            },
+            now,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+    assert_eq!(e.recall_memory(), 2);
+    let (out, _) = round(&mut e, task(9), WORKER, false, now + 10);
+    let mut asked = recalls(&out);
+    asked.sort();
+    assert_eq!(asked, vec![(task(0), WORKER), (task(3), WORKER)]);
+    let settled = settled_recalls(&recalled(&mut e, task(0), Some(false)));
+    assert_eq!(settled[0].passers, vec![node(1)]);
+    assert!(e.verifiers().is_banned(&node(1)));
+}

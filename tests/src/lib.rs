@@ -526,6 +526,8 @@ pub struct PorNetwork {
     pub stop: tokio::sync::watch::Sender<bool>,
     /// What the nodes watch for it.
     pub stopped: tokio::sync::watch::Receiver<bool>,
+    /// How the manager was started, to start it again.
+    setup: (Vec<u8>, inferix_node::ManagerConfig, bool),
 }
 
 impl PorNetwork {
@@ -585,25 +587,9 @@ impl PorNetwork {
             Arc::new(inferix_storage::ObjectBlobStore::in_memory());
         let tracer: Arc<dyn Renderer> = Arc::new(inferix_gpu::PathTracer::new().unwrap());
         let scratch = tempfile::tempdir().unwrap();
-        let por = inferix_core::por::prepare::PorConfig::new(
-            inferix_core::por::key::ManagerSecret(secret.to_vec()),
-        );
-        let mut builder = inferix_node::ManagerBuilder::new(
-            Arc::new(net.transport(NodeId(1))),
-            store.clone(),
-            wrap(blobs.clone()),
-        )
-        .config(inferix_node::ManagerConfig {
-            tick: Duration::from_millis(50),
-            ..config
-        })
-        .scratch_dir(scratch.path())
-        .proof_of_render(por)
-        .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
-        if arbiter {
-            builder = builder.probe_renderer(tracer.clone(), 1.0);
-        }
-        let manager = builder.build().start().await.unwrap();
+        let setup = (secret.to_vec(), config, arbiter);
+        let manager =
+            Self::manager(&net, &store, wrap(blobs.clone()), &tracer, &scratch, &setup).await;
         let addr = manager.addr().to_string();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         Self {
@@ -616,7 +602,57 @@ impl PorNetwork {
             addr,
             stop,
             stopped,
+            setup,
         }
+    }
+
+    /// Starts the manager of `setup` (secret, config, with its own
+    /// renderer) on `store` and `blobs`.
+    async fn manager(
+        net: &inferix_transport::InProcNetwork,
+        store: &std::sync::Arc<dyn inferix_core::store::TaskStore>,
+        blobs: std::sync::Arc<dyn inferix_core::blob::BlobStore>,
+        tracer: &std::sync::Arc<dyn Renderer>,
+        scratch: &tempfile::TempDir,
+        setup: &(Vec<u8>, inferix_node::ManagerConfig, bool),
+    ) -> inferix_node::ManagerHandle {
+        use std::sync::Arc;
+        let (secret, config, arbiter) = setup;
+        let por = inferix_core::por::prepare::PorConfig::new(
+            inferix_core::por::key::ManagerSecret(secret.clone()),
+        );
+        let mut builder = inferix_node::ManagerBuilder::new(
+            Arc::new(net.transport(NodeId(1))),
+            store.clone(),
+            blobs,
+        )
+        .config(inferix_node::ManagerConfig {
+            tick: Duration::from_millis(50),
+            ..config.clone()
+        })
+        .scratch_dir(scratch.path())
+        .proof_of_render(por)
+        .watermarker(Arc::new(inferix_gpu::GltfWatermarker));
+        if *arbiter {
+            builder = builder.probe_renderer(tracer.clone(), 1.0);
+        }
+        builder.build().start().await.unwrap()
+    }
+
+    /// Kills the manager and starts it again on the same store, as a
+    /// crashed manager process comes back; the nodes reconnect.
+    pub async fn restart_manager(self) -> Self {
+        self.manager.kill().await;
+        let manager = Self::manager(
+            &self.net,
+            &self.store,
+            self.blobs.clone(),
+            &self.tracer,
+            &self.scratch,
+            &self.setup,
+        )
+        .await;
+        Self { manager, ..self }
     }
 
     /// A network (as [`PorNetwork::start`] with `config`) with one honest

@@ -134,3 +134,44 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
     assert!(back.refusal.expect("refused").contains("stake"));
     n.shut().await;
 }
+
+/// As above, with the manager killed and started again on the same store
+/// between the colluder's pass and the worker's capture: the store kept
+/// who passed the result, so the restarted manager still recalls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_from_before_a_manager_restart_is_still_recalled() {
+    let n = PorNetwork::checked_by_manager(b"recall restart", 1).await;
+    let stamp = NodeId(250);
+    let stamp_run = n.colluder(stamp);
+    let lazy = Arc::new(FewerSamples {
+        inner: n.tracer.clone(),
+        divisor: 16,
+    });
+    n.worker(100, lazy);
+    let client = n.client().await;
+    let spec = PorNetwork::demo_job(&client, 1, 1).await;
+    let (first, _) = client.submit(&spec).await.unwrap();
+    let mut events = client.watch(first).await.unwrap();
+    until_completed(&mut events, Duration::from_secs(300)).await;
+    stamp_run.abort();
+    let task = &n.store.tasks_of_job(first).await.unwrap()[0];
+    assert_eq!(task.passed_by, vec![stamp], "the store keeps who passed it");
+    drop(client);
+
+    let n = n.restart_manager().await;
+    let client = n.client().await;
+    let mut first_events = client.watch(first).await.unwrap();
+    n.rendering_verifiers(1);
+    let (second, _) = client.submit(&spec).await.unwrap();
+    let mut second_events = client.watch(second).await.unwrap();
+    let lazy_id = inferix_tests::seeded_identity(100).node_id();
+    inferix_tests::first_rejection(&mut second_events, lazy_id, Duration::from_secs(300)).await;
+    assert_eq!(recalled_frames(&mut first_events, 1).await, vec![1]);
+    let txs = n.store.transactions().await.unwrap();
+    assert_eq!(
+        balance(&txs, &Account::Stake(stamp)),
+        0,
+        "the colluder is slashed"
+    );
+    n.shut().await;
+}

@@ -127,6 +127,7 @@ pub fn add_names(job: &Job, tasks: &[Task], names: &mut HashSet<ContentHash>) {
             claims,
             operator: _,
             stitched,
+            passed_by: _,
         } = task;
         // Stitched frames of a tile job are what its customer downloads.
         names.extend(stitched.iter().map(|f| f.blob));

@@ -128,8 +128,10 @@ impl State {
     }
 
     /// Runs once at start: claims filed before a restart and not decided
-    /// yet (their bonds are held) go back to verifiers. Only jobs whose
-    /// claim window may still be open are read.
+    /// yet (their bonds are held) go back to verifiers, and the engine
+    /// remembers who passed each result accepted within the claim window,
+    /// for a recall. Only jobs whose claim window may still be open are
+    /// read.
     pub(super) async fn recover_claims(&mut self, jobs: &[Job]) {
         let window = self.cfg.claim_window.as_millis() as u64;
         let now = self.now();
@@ -146,6 +148,23 @@ impl State {
             let mut checks = Vec::new();
             for t in &tasks {
                 let Some(result) = &t.result else { continue };
+                // Who passed it, for a recall if its worker is caught.
+                let accepted_at = t
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|h| h.status == TaskStatus::Accepted)
+                    .map(|h| h.at_ms);
+                if let Some(at) = accepted_at
+                    .filter(|_| t.status == TaskStatus::Accepted && !t.passed_by.is_empty())
+                {
+                    self.engine_defer(EngineEvent::Passed {
+                        task: t.id,
+                        worker: result.worker,
+                        passers: t.passed_by.clone(),
+                        at,
+                    });
+                }
                 for c in t.claims.iter().filter(|c| c.upheld.is_none()) {
                     checks.push(ClaimCheck {
                         claim: self.next_claim,

@@ -227,7 +227,7 @@ pub struct ManagerHandle {
     metrics: metrics::SharedMetrics,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
-    accepting: tokio::task::AbortHandle,
+    accepting: tokio::task::JoinHandle<()>,
     events: broadcast::Sender<(JobId, JobEvent)>,
     busy_ns: Arc<AtomicU64>,
     blobs_collected: watch::Receiver<u64>,
@@ -268,11 +268,20 @@ impl ManagerHandle {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
-    /// Kills the manager without any cleanup, as a crash would: its
-    /// listening address is free again at once.
+    /// Kills the manager without any cleanup, as a crash would. Its
+    /// listening address is free once its tasks have ended (at once on a
+    /// single-threaded runtime; [`ManagerHandle::kill`] waits for it).
     pub fn abort(self) {
         self.task.abort();
         self.accepting.abort();
+    }
+    /// As [`ManagerHandle::abort`], returning once the manager's tasks
+    /// have ended and its listening address is free.
+    pub async fn kill(self) {
+        self.task.abort();
+        self.accepting.abort();
+        let _ = self.task.await;
+        let _ = self.accepting.await;
     }
 }
 
@@ -483,11 +492,11 @@ impl ManagerNode {
             busy_ns: busy_ns.clone(),
         };
         info!(%addr, manager = ?id, "manager listening");
-        let accepting = acceptor.abort_handle();
+        let stop_accepting = acceptor.abort_handle();
         let task = tokio::spawn(async move {
             state.recover().await;
             state.run(in_rx, sd_rx).await;
-            acceptor.abort();
+            stop_accepting.abort();
         });
         Ok(ManagerHandle {
             addr,
@@ -495,7 +504,7 @@ impl ManagerNode {
             metrics: handle_metrics,
             shutdown: sd_tx,
             task,
-            accepting,
+            accepting: acceptor,
             events,
             busy_ns,
             blobs_collected,

@@ -118,10 +118,7 @@ impl State {
                         }
                     }
                     self.check_levels.remove(&s.task);
-                    self.finish_verification(
-                        s.task, s.worker, known, s.passed, s.reasons, delivered,
-                    )
-                    .await;
+                    self.finish_verification(&s, known, delivered).await;
                     if s.passed {
                         let voters = s.agreeing.iter().chain(&s.dissenting).copied().collect();
                         self.remember_accepted(s.task, voters);
@@ -195,15 +192,16 @@ impl State {
         }
     }
 
+    /// Writes the round's outcome `s` on its task (accepted, with the
+    /// clean frames `delivered` and who passed it, and paid; or rejected
+    /// and re-queued) and tells the job's watchers.
     pub(super) async fn finish_verification(
         &mut self,
-        task_id: TaskId,
-        worker: NodeId,
+        s: &inferix_manager::Settlement,
         known: Option<Task>,
-        passed: bool,
-        reasons: Vec<String>,
         delivered: Vec<DeliveredFrame>,
     ) {
+        let (task_id, worker, passed, reasons) = (s.task, s.worker, s.passed, &s.reasons);
         let now = self.now();
         if !passed {
             warn!(task = ?task_id, ?worker, ?reasons, "result rejected");
@@ -237,6 +235,7 @@ impl State {
             operator.clone_from(&t.operator);
             if passed {
                 t.delivered = delivered.clone();
+                t.passed_by.clone_from(&s.agreeing);
             }
             // Acceptance and payment land together or not at all.
             let payment = job.as_ref().and_then(|j| self.payment(j, &t));
