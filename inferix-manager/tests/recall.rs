@@ -137,8 +137,9 @@ fn a_result_that_passes_after_its_worker_was_caught_is_recalled_at_once() {
     assert_eq!(e.recall_memory(), 1);
 }
 
-#[test]
-fn only_results_within_the_window_and_the_depth_are_recalled() {
+/// Quorum one, three verifiers, results remembered for a second, two per
+/// worker.
+fn short_memory_engine() -> Engine {
     let mut e = Engine::new(RoundConfig {
         quorum: 1,
         vote_timeout_ms: TIMEOUT,
@@ -159,6 +160,12 @@ fn only_results_within_the_window_and_the_depth_are_recalled() {
             0,
         );
     }
+    e
+}
+
+#[test]
+fn only_results_within_the_window_and_the_depth_are_recalled() {
+    let mut e = short_memory_engine();
     for (i, at) in [0, 10, 2_000, 2_010, 2_020].into_iter().enumerate() {
         round(&mut e, task(i as u32), WORKER, true, at);
     }
@@ -181,26 +188,7 @@ fn only_results_within_the_window_and_the_depth_are_recalled() {
 
 #[test]
 fn results_read_back_after_a_restart_are_recalled_like_fresh_ones() {
-    let mut e = Engine::new(RoundConfig {
-        quorum: 1,
-        vote_timeout_ms: TIMEOUT,
-        recall: RecallConfig {
-            window_ms: 1_000,
-            depth: 2,
-        },
-        forced_errors: inferix_manager::ForcedErrorConfig { rate: 0.0 },
-        ..RoundConfig::default()
-    });
-    for v in [1, 2, 3] {
-        e.handle(
-            Event::VerifierJoined {
-                verifier: node(v),
-                formats: vec![],
-                standing: Default::default(),
-            },
-            0,
-        );
-    }
+    let mut e = short_memory_engine();
     // Read back in any order; one is already out of the window, and the
     // depth keeps the newest two of the rest.
     let now = 5_000;

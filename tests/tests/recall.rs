@@ -44,10 +44,20 @@ async fn recalled_frames(
     recalled
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed() {
-    let n = PorNetwork::checked_by_manager(b"recall", 1).await;
-    let stamp = NodeId(250);
+/// A worker (numbered 100) rendering a sixteenth of the samples, and a
+/// job of `frames` one-frame tasks that colluder `stamp`, the only
+/// verifier, passes; returns once the job completed and the colluder left,
+/// with the client, the job's spec and id and its events.
+async fn passed_by_a_colluder(
+    n: &PorNetwork,
+    stamp: NodeId,
+    frames: u32,
+) -> (
+    inferix_node::Client,
+    inferix_core::job::JobSpec,
+    inferix_core::ids::JobId,
+    tokio::sync::mpsc::UnboundedReceiver<JobEvent>,
+) {
     let stamp_run = n.colluder(stamp);
     let lazy = Arc::new(FewerSamples {
         inner: n.tracer.clone(),
@@ -55,19 +65,26 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
     });
     n.worker(100, lazy);
     let client = n.client().await;
-
-    // The colluder alone passes the lazy worker's first job.
-    let spec = PorNetwork::demo_job(&client, 2, 1).await;
+    let spec = PorNetwork::demo_job(&client, frames, 1).await;
     let (first, _) = client.submit(&spec).await.unwrap();
     let mut events = client.watch(first).await.unwrap();
     until_completed(&mut events, Duration::from_secs(300)).await;
+    stamp_run.abort();
+    (client, spec, first, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed() {
+    let n = PorNetwork::checked_by_manager(b"recall", 1).await;
+    let stamp = NodeId(250);
+    // The colluder alone passes the lazy worker's first job.
+    let (client, spec, first, mut events) = passed_by_a_colluder(&n, stamp, 2).await;
     let paid_before = n.store.transactions().await.unwrap();
     let worker_earned = balance(
         &paid_before,
         &Account::Worker(inferix_tests::seeded_identity(100).node_id()),
     );
     assert!(worker_earned > 0, "the fakes were paid");
-    stamp_run.abort();
 
     // An honest verifier catches it on the next job.
     n.rendering_verifiers(1);
@@ -142,18 +159,7 @@ async fn a_caught_workers_passed_fakes_are_refunded_and_their_verifier_slashed()
 async fn a_pass_from_before_a_manager_restart_is_still_recalled() {
     let n = PorNetwork::checked_by_manager(b"recall restart", 1).await;
     let stamp = NodeId(250);
-    let stamp_run = n.colluder(stamp);
-    let lazy = Arc::new(FewerSamples {
-        inner: n.tracer.clone(),
-        divisor: 16,
-    });
-    n.worker(100, lazy);
-    let client = n.client().await;
-    let spec = PorNetwork::demo_job(&client, 1, 1).await;
-    let (first, _) = client.submit(&spec).await.unwrap();
-    let mut events = client.watch(first).await.unwrap();
-    until_completed(&mut events, Duration::from_secs(300)).await;
-    stamp_run.abort();
+    let (client, spec, first, _) = passed_by_a_colluder(&n, stamp, 1).await;
     let task = &n.store.tasks_of_job(first).await.unwrap()[0];
     assert_eq!(task.passed_by, vec![stamp], "the store keeps who passed it");
     drop(client);
