@@ -137,18 +137,17 @@ impl Recalls {
         }
         let list = self.passed.entry(worker).or_default();
         list.retain(|p| p.task != task);
-        while list.len() >= self.cfg.depth
-            || list
-                .front()
-                .is_some_and(|p| p.at.saturating_add(window) < now)
+        while list
+            .front()
+            .is_some_and(|p| p.at.saturating_add(window) < now)
         {
             list.pop_front();
         }
-        // Kept oldest first: one read back after a restart may come in
-        // any order.
+        // Kept oldest first (results read back after a restart come in
+        // any order), and only the newest `depth`.
         let place = list.iter().position(|p| p.at > at).unwrap_or(list.len());
         list.insert(place, Passed { task, at, passers });
-        if list.len() > self.cfg.depth {
+        while list.len() > self.cfg.depth {
             list.pop_front();
         }
     }

@@ -205,6 +205,23 @@ fn results_read_back_after_a_restart_are_recalled_like_fresh_ones() {
         assert!(out.is_empty(), "{out:?}");
     }
     assert_eq!(e.recall_memory(), 2);
+    // Newest first: an older one read back after them is not kept.
+    let other = node(88);
+    for (i, at) in [(20, 4_900), (21, 4_700), (22, 4_500)] {
+        e.handle(
+            Event::Passed {
+                task: task(i),
+                worker: other,
+                passers: vec![node(2)],
+                at,
+            },
+            now,
+        );
+    }
+    let (out, _) = round(&mut e, task(30), other, false, now + 5);
+    let mut asked = recalls(&out);
+    asked.sort();
+    assert_eq!(asked, vec![(task(20), other), (task(21), other)]);
     let (out, _) = round(&mut e, task(9), WORKER, false, now + 10);
     let mut asked = recalls(&out);
     asked.sort();
