@@ -149,15 +149,10 @@ impl State {
             for t in &tasks {
                 let Some(result) = &t.result else { continue };
                 // Who passed it, for a recall if its worker is caught.
-                let accepted_at = t
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|h| h.status == TaskStatus::Accepted)
-                    .map(|h| h.at_ms);
-                if let Some(at) = accepted_at
-                    .filter(|_| t.status == TaskStatus::Accepted && !t.passed_by.is_empty())
-                {
+                let accepted_at = (t.status == TaskStatus::Accepted && !t.passed_by.is_empty())
+                    .then(|| t.entered(TaskStatus::Accepted))
+                    .flatten();
+                if let Some(at) = accepted_at {
                     self.engine_defer(EngineEvent::Passed {
                         task: t.id,
                         worker: result.worker,
