@@ -491,12 +491,7 @@ impl Rounds {
             && self.audits.drawn(task)
         {
             if self.audits.request(task) {
-                round.arbitration = Arbitration::Audit;
-                ctx.out.push(Command::Arbitrate {
-                    task,
-                    worker: round.worker,
-                    audit: true,
-                });
+                start_audit(ctx, task, round);
             } else {
                 round.arbitration = Arbitration::AuditQueued;
                 let why = "every verifier passed it; it waits for the manager's audit of a \
@@ -583,13 +578,8 @@ impl Rounds {
         while let Some(task) = self.audits.next() {
             match self.rounds.get_mut(&task) {
                 Some(round) if round.arbitration == Arbitration::AuditQueued => {
-                    round.arbitration = Arbitration::Audit;
                     set_waiting(ctx, task, round, None);
-                    ctx.out.push(Command::Arbitrate {
-                        task,
-                        worker: round.worker,
-                        audit: true,
-                    });
+                    start_audit(ctx, task, round);
                 }
                 _ => self.audits.finished(task),
             }
@@ -644,6 +634,16 @@ impl Rounds {
             }
         }
     }
+}
+
+/// Asks the manager to audit `task`'s unanimous pass.
+fn start_audit(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round) {
+    round.arbitration = Arbitration::Audit;
+    ctx.out.push(Command::Arbitrate {
+        task,
+        worker: round.worker,
+        audit: true,
+    });
 }
 
 fn set_waiting(ctx: &mut Ctx<'_>, task: TaskId, round: &mut Round, why: Option<String>) {
