@@ -195,7 +195,7 @@ pub enum Command {
         task: TaskId,
         /// The worker that rendered it.
         worker: NodeId,
-        /// An audit of a unanimous pass (see [`rounds::AuditConfig`]),
+        /// An audit of a unanimous pass (see [`audits`]),
         /// not a dispute.
         audit: bool,
     },

@@ -640,7 +640,9 @@ impl PorNetwork {
     }
 
     /// Kills the manager and starts it again on the same store, as a
-    /// crashed manager process comes back; the nodes reconnect.
+    /// crashed manager process comes back; the nodes reconnect. The
+    /// restarted manager reaches the blob store directly, even when the
+    /// first one went through [`PorNetwork::start_wrapped`]'s wrapper.
     pub async fn restart_manager(self) -> Self {
         self.manager.kill().await;
         let manager = Self::manager(
