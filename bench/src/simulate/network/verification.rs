@@ -188,38 +188,6 @@ impl Sim {
         }
     }
 
-    /// What a worker caught with a bad result (`task`) loses, as in the
-    /// manager node: reputation, and its stake.
-    pub(super) async fn penalize(
-        &mut self,
-        m: usize,
-        w: u32,
-        task: TaskId,
-    ) -> Result<(), BenchError> {
-        let worker = node_of_worker(w);
-        let penalty = self.round_cfg.reputation_penalty;
-        self.workers[w as usize].reputation *= penalty;
-        if let Some(slot) = self.managers[m].pool.get_mut(&worker) {
-            slot.info.reputation *= penalty;
-        }
-        let stake = self
-            .store
-            .balance(&Account::Stake(worker))
-            .await
-            .map_err(store_err)?;
-        let now = self.abs_ms();
-        if let Some(tx) = economy::slash(
-            task,
-            worker,
-            &economy::StakeHolder::Node(worker),
-            stake,
-            now,
-        ) {
-            self.append(&tx).await?;
-        }
-        Ok(())
-    }
-
     /// Writes a settled round: acceptance with its payment in one batch, or
     /// rejection, slash and requeue; the agreeing verifiers are rewarded.
     pub(super) async fn settle(&mut self, m: usize, s: Settlement) -> Result<(), BenchError> {
@@ -303,7 +271,21 @@ impl Sim {
             } else {
                 self.c.honest_rejected += 1;
             }
-            self.penalize(m, r.worker, tid).await?;
+            let penalty = self.round_cfg.reputation_penalty;
+            self.workers[r.worker as usize].reputation *= penalty;
+            if let Some(slot) = self.managers[m].pool.get_mut(&worker) {
+                slot.info.reputation *= penalty;
+            }
+            let stake = self
+                .store
+                .balance(&Account::Stake(worker))
+                .await
+                .map_err(store_err)?;
+            if let Some(tx) =
+                economy::slash(tid, worker, &economy::StakeHolder::Node(worker), stake, now)
+            {
+                self.append(&tx).await?;
+            }
             self.after_requeue(tid, to).await?;
             if economy::minimum_stake(&self.economy, 1.0) > 0 {
                 self.disconnect_slashed(r.worker).await?;
