@@ -47,6 +47,8 @@ pub struct DispatchFigures {
     pub rss_per_worker: Option<f64>,
     /// Store reads and writes per accepted task, from submit to completion.
     pub store_calls_per_task: (f64, f64),
+    /// The same calls by store method, per accepted task, most first.
+    pub store_calls_by_method: Vec<(&'static str, f64)>,
     /// Wall time the manager loop was busy per accepted task,
     /// microseconds (includes waiting for the store and for a core).
     pub manager_busy_us_per_task: f64,
@@ -398,6 +400,7 @@ pub async fn dispatch_run(
             seconds: 0.0,
             rss_per_worker: None,
             store_calls_per_task: (0.0, 0.0),
+            store_calls_by_method: Vec::new(),
             manager_busy_us_per_task: 0.0,
             manager_cpu_us_per_task: None,
         });
@@ -431,6 +434,7 @@ pub async fn dispatch_run(
     let spec = bench_spec(scene, tasks, 1);
     let t0 = Instant::now();
     let calls0 = calls.get();
+    let methods0 = calls.by_method();
     let busy0 = manager.busy_time();
     let cpu0 = threads_cpu_ns(MANAGER_THREADS);
     let (job, _) = client
@@ -447,6 +451,16 @@ pub async fn dispatch_run(
     };
     let seconds = t0.elapsed().as_secs_f64();
     let calls1 = calls.get();
+    let mut store_calls_by_method: Vec<(&'static str, f64)> = calls
+        .by_method()
+        .into_iter()
+        .map(|(m, n)| {
+            let before = methods0.get(m).copied().unwrap_or(0);
+            (m, (n - before) as f64 / tasks.max(1) as f64)
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    store_calls_by_method.sort_by(|a, b| b.1.total_cmp(&a.1));
     let manager_busy_us_per_task =
         (manager.busy_time() - busy0).as_secs_f64() * 1e6 / tasks.max(1) as f64;
     let manager_cpu_us_per_task = match (cpu0, threads_cpu_ns(MANAGER_THREADS)) {
@@ -480,6 +494,7 @@ pub async fn dispatch_run(
         seconds,
         rss_per_worker,
         store_calls_per_task,
+        store_calls_by_method,
         manager_busy_us_per_task,
         manager_cpu_us_per_task,
     })

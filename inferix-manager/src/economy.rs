@@ -8,7 +8,7 @@
 //! task and worker.
 
 use inferix_core::ids::{JobId, NodeId, TaskId};
-use inferix_core::ledger::{Account, Posting, Transaction};
+use inferix_core::ledger::{balance, Account, Posting, Transaction};
 use inferix_core::task::{Task, TaskClaim};
 
 /// Verifiers stake as much as a worker of this index: a verifier's vote
@@ -216,6 +216,25 @@ pub fn verifier_rewards(
             amount,
         ));
         pool -= amount;
+    }
+    out
+}
+
+/// Rewards of several verdicts from one reading of the pool (`pool`), in
+/// order: each round is paid from what the rounds before it left, so a
+/// batch of acceptances never pays out more than the pool holds.
+pub fn rewards_in_order<'a>(
+    cfg: &EconomyConfig,
+    rounds: impl IntoIterator<Item = (TaskId, &'a [NodeId])>,
+    mut pool: i64,
+    now: u64,
+) -> Vec<Transaction> {
+    let mut out = Vec::new();
+    for (task, verifiers) in rounds {
+        let rewards = verifier_rewards(cfg, task, verifiers, pool, now);
+        // What the pool paid shows as its (negative) balance in them.
+        pool += balance(&rewards, &Account::PenaltyPool);
+        out.extend(rewards);
     }
     out
 }

@@ -4,9 +4,9 @@ use inferix_core::ids::{JobId, NodeId, TaskId};
 use inferix_core::ledger::{Account, Transaction};
 use inferix_core::task::TaskClaim;
 use inferix_manager::economy::{
-    claim_bond, claim_settlement, escrow_refund, frames_share, minimum_stake, slash,
-    stake_decision, stake_grant_id, task_payment, verifier_rewards, verifier_slash, CleanDelivery,
-    EconomyConfig, StakeDecision, StakeHolder, STAKE_GRANTOR,
+    claim_bond, claim_settlement, escrow_refund, frames_share, minimum_stake, rewards_in_order,
+    slash, stake_decision, stake_grant_id, task_payment, verifier_rewards, verifier_slash,
+    CleanDelivery, EconomyConfig, StakeDecision, StakeHolder, STAKE_GRANTOR,
 };
 
 fn cfg() -> EconomyConfig {
@@ -144,6 +144,30 @@ fn verifiers_are_rewarded_while_the_pool_lasts() {
         ..cfg()
     };
     assert!(verifier_rewards(&unpaid, task, &vs, 10_000, 5).is_empty());
+}
+
+#[test]
+fn a_batch_of_verdicts_is_paid_from_one_reading_of_the_pool() {
+    let (a, b, c) = (
+        TaskId::new(JobId(9), 0),
+        TaskId::new(JobId(9), 1),
+        TaskId::new(JobId(9), 2),
+    );
+    let (first, second) = ([NodeId(1)], [NodeId(2), NodeId(3)]);
+    let rounds = [(a, &first[..]), (b, &second[..]), (c, &first[..])];
+    let txs = rewards_in_order(&cfg(), rounds, 2_500, 5);
+    let paid: Vec<_> = txs.iter().map(|tx| postings(tx)[1].clone()).collect();
+    assert_eq!(
+        paid,
+        vec![
+            (Account::Verifier(NodeId(1)), 1_000),
+            (Account::Verifier(NodeId(2)), 1_000),
+            (Account::Verifier(NodeId(3)), 500),
+        ],
+        "later rounds get what the earlier ones left, and nothing once it is gone"
+    );
+    assert!(txs.iter().all(|tx| !tx.id.contains(&c.to_string())));
+    assert!(rewards_in_order(&cfg(), rounds, 0, 5).is_empty());
 }
 
 #[test]

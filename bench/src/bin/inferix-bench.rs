@@ -180,7 +180,7 @@ fn main() -> ExitCode {
                     println!(
                         "{store}: {} of {workers} workers connected in {:.1} s ({:.0} hellos/s); \
                          {} tasks in {:.2} s = {:.0} dispatches/s; \
-                         store calls per task: {:.1} reads, {:.1} writes; \
+                         store calls per task: {:.1} reads, {:.1} writes ({}); \
                          manager loop busy {:.0} µs, manager CPU {} µs per task",
                         f.connected,
                         f.connect_s,
@@ -190,6 +190,11 @@ fn main() -> ExitCode {
                         f.per_second(),
                         f.store_calls_per_task.0,
                         f.store_calls_per_task.1,
+                        f.store_calls_by_method
+                            .iter()
+                            .map(|(m, n)| format!("{m} {n:.2}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         f.manager_busy_us_per_task,
                         f.manager_cpu_us_per_task
                             .map_or_else(|| "n/a".to_string(), |c| format!("{c:.0}"))

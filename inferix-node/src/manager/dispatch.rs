@@ -284,6 +284,7 @@ impl State {
         if !self.workers.assign(worker, task.id, task.frames.len(), now) {
             return false;
         }
+        self.batch.leased(&task);
         self.metrics.dispatches.inc();
         let queued = task
             .history

@@ -14,6 +14,7 @@ impl State {
             self.sweeping = None;
         }
         self.sweep_lease_copies(now);
+        self.batch.forget_expired(now);
         self.sweep_blobs(now);
         if !self.buffered.is_empty() {
             self.flush_buffered_results().await;

@@ -73,6 +73,7 @@ mod delivery;
 mod dispatch;
 mod forced;
 mod gauges;
+mod group_commit;
 mod housekeeping;
 mod journal;
 mod ledger;
@@ -474,6 +475,7 @@ impl ManagerNode {
             watchers: HashMap::new(),
             engine,
             round_tasks: HashMap::new(),
+            batch: group_commit::Batched::default(),
             check_levels: HashMap::new(),
             recently_accepted: std::collections::VecDeque::new(),
             round_waiting: HashMap::new(),
@@ -568,6 +570,8 @@ struct State {
     /// opened, so that offering and settling it need no read unless
     /// someone changed it since.
     round_tasks: HashMap<TaskId, Task>,
+    /// Writes held for the end of the batch of inputs.
+    batch: group_commit::Batched,
     /// How hard each open round's result is checked, fixed when the round
     /// opens so that every verifier of it gets the same plan.
     check_levels: HashMap<TaskId, inferix_manager::operators::CheckLevel>,
@@ -648,6 +652,7 @@ impl State {
                             Err(_) => break,
                         }
                     }
+                    self.flush_results().await;
                     self.run_engine_commands().await;
                     if reschedule {
                         self.dispatch().await;

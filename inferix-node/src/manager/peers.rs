@@ -6,6 +6,14 @@ use super::*;
 impl State {
     /// Returns whether scheduling may have changed.
     pub(super) async fn on_input(&mut self, input: Input) -> bool {
+        // A peer's results are recorded before whatever it does next.
+        let overtakes = match &input {
+            Input::Disconnected(conn) | Input::Received(conn, _) => self.batch.waits_for(*conn),
+            _ => false,
+        };
+        if overtakes {
+            self.flush_results().await;
+        }
         match input {
             Input::Connected(conn, node, sender) => {
                 self.peers.insert(

@@ -133,6 +133,7 @@ impl State {
             debug!(task = ?task_id, error = %e, "lease changed while preparing; dropped");
             return;
         }
+        self.batch.leased(&task);
         let Some(job) = self.job(task_id.job).await else {
             return;
         };

@@ -13,6 +13,7 @@ impl State {
             .get(&worker)
             .filter(|w| w.task() == Some(task))
             .map(|w| w.conn);
+        self.batch.forget(task);
         self.release_worker(worker, task);
         if let Some(conn) = conn {
             self.send(conn, Envelope::push(Message::TaskRevoked { task }))
@@ -28,6 +29,7 @@ impl State {
     /// Puts a task back in the queue, charging `fault` (see [`Fault`]); a
     /// task charged with `max_attempts` failed attempts fails its job.
     pub(super) async fn requeue(&mut self, task: TaskId, worker: NodeId, fault: Fault, why: &str) {
+        self.batch.forget(task);
         for _ in 0..3 {
             let Ok(Some(mut t)) = self.store.task(task).await else {
                 return;
@@ -185,6 +187,25 @@ impl State {
                 .await;
             return;
         }
+        // Recorded with the batch's other results (see `group_commit.rs`).
+        self.hold_result(group_commit::SignedResult {
+            conn,
+            id,
+            worker,
+            task: task_id,
+            result,
+        });
+    }
+
+    /// Records one signed result from the task as the store has it now.
+    pub(super) async fn record_signed_result(&mut self, r: group_commit::SignedResult) {
+        let group_commit::SignedResult {
+            conn,
+            id,
+            worker,
+            task: task_id,
+            result,
+        } = r;
         // With the database away, the result waits here (the lease in the
         // store still names this worker) and is recorded once it is back.
         let task = match self.store.task(task_id).await {
@@ -246,29 +267,23 @@ impl State {
             return Err((ErrorCode::Unauthorized, why));
         }
         let now = self.now();
-        // With verifiers connected the result goes to them in the same
-        // write that records it, saving the store a write per task.
-        let mut verifying = false;
-        let outcome = match t.complete(result, now) {
-            Ok(()) => {
-                verifying = !self.verifiers.is_empty()
-                    && t.transition(TaskStatus::Verifying, now, "sent to verifiers")
-                        .is_ok();
-                if verifying {
-                    t.round_manager = Some(self.id);
-                }
-                self.store.update_task(&mut t).await.map_err(|e| {
+        let outcome = match self.complete(&mut t, result, now) {
+            Ok(verifying) => self
+                .store
+                .update_task(&mut t)
+                .await
+                .map(|()| verifying)
+                .map_err(|e| {
                     let code = match e {
                         StoreError::Unavailable(_) => ErrorCode::Unavailable,
                         _ => ErrorCode::UnexpectedMessage,
                     };
                     (code, e.to_string())
-                })
-            }
+                }),
             Err(e) => Err((ErrorCode::UnexpectedMessage, e.to_string())),
         };
         match outcome {
-            Ok(()) => {
+            Ok(verifying) => {
                 debug!(?task_id, ?worker, "result recorded");
                 if verifying {
                     self.start_round(worker, t).await;
@@ -280,6 +295,25 @@ impl State {
                 Err((code, e))
             }
         }
+    }
+
+    /// Makes `result` the task's, sending it to verifiers in the same
+    /// write when there are any (saving the store a write per task).
+    /// Returns whether it goes to verifiers.
+    pub(super) fn complete(
+        &self,
+        t: &mut Task,
+        result: inferix_core::task::TaskResult,
+        now: u64,
+    ) -> Result<bool, inferix_core::task::TaskError> {
+        t.complete(result, now)?;
+        let verifying = !self.verifiers.is_empty()
+            && t.transition(TaskStatus::Verifying, now, "sent to verifiers")
+                .is_ok();
+        if verifying {
+            t.round_manager = Some(self.id);
+        }
+        Ok(verifying)
     }
 
     /// Records results that arrived while the task database was away; each

@@ -21,11 +21,12 @@ impl State {
         if v.passed && self.round_tasks.contains_key(&v.task) {
             self.keep_clean(verifier, v.task, std::mem::take(&mut v.clean));
         }
-        self.engine_event(EngineEvent::VerdictReceived {
+        // Carried out with the batch's other inputs, so that the rounds
+        // they settle are written together (see `group_commit.rs`).
+        self.engine_defer(EngineEvent::VerdictReceived {
             verifier,
             verdict: v,
-        })
-        .await;
+        });
     }
 
     /// Hands one event to the engine and carries out what it answers.
@@ -46,6 +47,18 @@ impl State {
     /// cannot be carried out comes back to the engine as an event (whose
     /// own commands are carried out after the rest).
     pub(super) async fn run_engine_commands(&mut self) {
+        loop {
+            self.run_engine_commands_once().await;
+            if !self.acceptances_held() {
+                return;
+            }
+            self.flush_acceptances().await;
+        }
+    }
+
+    /// Carries out the queued commands; passed rounds are held for one
+    /// write (see `group_commit.rs`).
+    async fn run_engine_commands_once(&mut self) {
         while let Some(command) = self.engine_commands.pop_front() {
             match command {
                 EngineCommand::OfferVerification {
@@ -85,6 +98,7 @@ impl State {
                         self.slash_verifier(*v, &s.task.to_string(), &why).await;
                     }
                     let mut delivered = Vec::new();
+                    let mut accepted_copy = None;
                     if s.passed {
                         let task = match known.clone() {
                             Some(t) => Some(t),
@@ -92,7 +106,10 @@ impl State {
                         };
                         let Some(task) = task else { continue };
                         match self.deliver(&task, &s.agreeing, clean).await {
-                            Ok(frames) => delivered = frames,
+                            Ok(frames) => {
+                                delivered = frames;
+                                accepted_copy = Some(task);
+                            }
                             Err(why) => {
                                 // The result is good but the customer's
                                 // frames cannot be made clean yet: the
@@ -118,11 +135,19 @@ impl State {
                         }
                     }
                     self.check_levels.remove(&s.task);
-                    self.finish_verification(&s, known, delivered).await;
                     if s.passed {
                         let voters = s.agreeing.iter().chain(&s.dissenting).copied().collect();
                         self.remember_accepted(s.task, voters);
+                        if let Some(known) = accepted_copy {
+                            self.hold_acceptance(group_commit::Acceptance {
+                                settlement: s,
+                                known,
+                                delivered,
+                            });
+                            continue;
+                        }
                     }
+                    self.finish_verification(&s, known, delivered).await;
                     self.pay_verifiers(s.task, &s.agreeing).await;
                 }
                 EngineCommand::Arbitrate { task, audit, .. } => self.arbitrate(task, audit).await,
@@ -221,6 +246,7 @@ impl State {
         let mut cached = known;
         let mut written = false;
         let mut operator = None;
+        let mut frames = 0;
         for _ in 0..2 {
             let mut t = match cached.take() {
                 Some(t) => t,
@@ -233,6 +259,7 @@ impl State {
                 return;
             }
             operator.clone_from(&t.operator);
+            frames = t.frames.len() as u64;
             if passed {
                 t.delivered = delivered.clone();
                 t.passed_by.clone_from(&s.agreeing);
@@ -275,27 +302,13 @@ impl State {
         if passed {
             // Before the job can complete: its frames are the stitched ones.
             self.stitch_tiles(task_id).await;
-            let counts = self
-                .store
-                .status_counts(task_id.job)
-                .await
-                .unwrap_or_default();
-            let (accepted, total) = StatusCount::frames_in(&counts, TaskStatus::Accepted);
-            // A tile job counts whole frames' worth of tiles.
-            let per_frame = job.as_ref().map_or(1, |j| j.spec.tiles_per_frame()).max(1);
-            self.emit(
-                task_id.job,
-                JobEvent::TaskAccepted {
-                    task: task_id,
-                    worker,
-                    accepted_frames: accepted / per_frame,
-                    total_frames: total / per_frame,
-                },
-            )
-            .await;
-            if StatusCount::all_accepted(&counts) {
-                self.finish_job(task_id.job).await;
-            }
+            let accepted = group_commit::Accepted {
+                task: task_id,
+                worker,
+                frames,
+            };
+            self.announce_accepted(task_id.job, job.as_ref(), &[accepted])
+                .await;
         } else {
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.info.reputation *= self.cfg.reputation_penalty;

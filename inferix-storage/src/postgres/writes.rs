@@ -114,28 +114,173 @@ pub(super) async fn write_transaction<C: GenericClient>(
 
 /// Every change in one SQL transaction: the first that fails rolls back
 /// the ones before it.
+///
+/// The task changes are written first, in one statement (one round trip,
+/// and the count triggers run once for all of them), then the ledger
+/// transactions, pipelined: all are sent before the first answer is
+/// awaited. A batch naming one task twice is written change by change,
+/// so that the second write of the task meets the first's version.
 pub(super) async fn apply(
     client: &mut deadpool_postgres::Client,
     changes: &mut [Change],
 ) -> Result<(), StoreError> {
-    let db = client.transaction().await.map_err(pg_err)?;
-    let mut written = Vec::with_capacity(changes.len());
-    for c in changes.iter() {
-        match c {
-            Change::Task(t) => written.push(Some(write_task(&db, t).await?)),
-            Change::Transaction(tx) => {
-                write_transaction(&db, tx).await?;
-                written.push(None);
+    let tx_db = client.transaction().await.map_err(pg_err)?;
+    let db = &tx_db;
+    let tasks: Vec<&Task> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Task(t) => Some(&**t),
+            _ => None,
+        })
+        .collect();
+    let mut ids: Vec<_> = tasks.iter().map(|t| t.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let written = if ids.len() == tasks.len() {
+        let mut next = write_tasks(db, &tasks).await?.into_iter();
+        let writes = changes.iter().map(|c| async {
+            match c {
+                Change::Transaction(tx) => write_transaction(db, tx).await,
+                _ => Ok(()),
             }
-            #[allow(unreachable_patterns)]
-            other => return Err(StoreError::Backend(format!("unsupported change {other:?}"))),
+        });
+        first_error_in_order(futures::future::join_all(writes).await)?;
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Task(_) => next.next(),
+                _ => None,
+            })
+            .collect()
+    } else {
+        let mut written = Vec::with_capacity(changes.len());
+        for c in changes.iter() {
+            written.push(match c {
+                Change::Task(t) => Some(write_task(db, t).await?),
+                Change::Transaction(tx) => {
+                    write_transaction(db, tx).await?;
+                    None
+                }
+                #[allow(unreachable_patterns)]
+                other => return Err(StoreError::Backend(format!("unsupported change {other:?}"))),
+            });
         }
-    }
-    db.commit().await.map_err(pg_err)?;
+        written
+    };
+    tx_db.commit().await.map_err(pg_err)?;
     for (c, w) in changes.iter_mut().zip(written) {
         if let (Change::Task(t), Some(next)) = (c, w) {
             **t = next;
         }
     }
     Ok(())
+}
+
+/// The outcomes in order, or the first failure: the statements after a
+/// failed one fail only because the transaction was aborted.
+fn first_error_in_order<T>(outcomes: Vec<Result<T, StoreError>>) -> Result<Vec<T>, StoreError> {
+    outcomes.into_iter().collect()
+}
+
+/// Writes each of `tasks` (distinct tasks) if its stored version still
+/// equals its version, all in one statement; returns them with their
+/// versions bumped. When one cannot be written, the first such task in
+/// order names the error, and the caller's transaction must not commit.
+async fn write_tasks<C: GenericClient>(
+    client: &C,
+    tasks: &[&Task],
+) -> Result<Vec<Task>, StoreError> {
+    match tasks {
+        [] => return Ok(Vec::new()),
+        [one] => return Ok(vec![write_task(client, one).await?]),
+        _ => {}
+    }
+    let n = tasks.len();
+    let mut next = Vec::with_capacity(n);
+    let (mut ids, mut idxs, mut statuses, mut deadlines) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut workers, mut managers, mut records, mut versions, mut frames) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for task in tasks {
+        let mut t = (*task).clone();
+        t.version += 1;
+        let c = TaskColumns::of(task);
+        ids.push(task.id.job.to_string());
+        idxs.push(i64::from(task.id.index));
+        statuses.push(c.status);
+        deadlines.push(c.lease_deadline_ms);
+        workers.push(c.lease_worker);
+        managers.push(c.lease_manager);
+        records.push(to_json(&t)?);
+        versions.push(int(task.version));
+        frames.push(c.frames);
+        next.push(t);
+    }
+    let stmt = client
+        .prepare_cached(
+            "UPDATE tasks t SET status = u.status, lease_deadline_ms = u.deadline,
+                                lease_worker = u.worker, lease_manager = u.manager,
+                                record = u.record, frames = u.frames,
+                                version = t.version + 1
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
+                         $6::text[], $7::text[], $8::bigint[], $9::integer[])
+                  AS u(job_id, idx, status, deadline, worker, manager, record, version, frames)
+             WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.version = u.version
+             RETURNING t.job_id, t.idx",
+        )
+        .await
+        .map_err(pg_err)?;
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &ids, &idxs, &statuses, &deadlines, &workers, &managers, &records, &versions,
+                &frames,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    if rows.len() == n {
+        return Ok(next);
+    }
+    let updated: std::collections::HashSet<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+        .collect();
+    let Some(task) = tasks
+        .iter()
+        .find(|t| !updated.contains(&(t.id.job.to_string(), i64::from(t.id.index))))
+    else {
+        return Err(StoreError::Backend(format!(
+            "updated {} of {n} distinct tasks",
+            rows.len()
+        )));
+    };
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM tasks WHERE job_id = $1 AND idx = $2",
+            &[&task.id.job.to_string(), &i64::from(task.id.index)],
+        )
+        .await
+        .map_err(pg_err)?
+        .is_some();
+    Err(if exists {
+        StoreError::Conflict {
+            task: task.id,
+            expected: task.version,
+        }
+    } else {
+        StoreError::NotFound {
+            what: format!("task {}", task.id),
+        }
+    })
 }

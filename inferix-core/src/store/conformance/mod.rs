@@ -535,6 +535,35 @@ pub async fn batches_apply_all_or_nothing(store: impl TaskStore) {
         "indexes follow batch writes"
     );
 
+    // Several tasks and payments in one batch (a manager's group commit):
+    // every task moves on one version, and counts and balances follow.
+    let (job2, tasks2) = sample_job(0, 2, 4);
+    store.insert_job(&job2, &tasks2).await.unwrap();
+    let mut several = Vec::new();
+    for (t, id, amount) in [(&tasks2[0], "pay-c0", 10), (&tasks2[1], "pay-c1", 20)] {
+        let mut t = t.clone();
+        t.transition(TaskStatus::Cancelled, 4, "x").unwrap();
+        several.push(Change::Task(Box::new(t)));
+        several.push(Change::Transaction(pay(id, amount)));
+    }
+    store.apply(&mut several).await.unwrap();
+    for (change, original) in several.iter().step_by(2).zip(&tasks2) {
+        let Change::Task(written) = change else {
+            unreachable!()
+        };
+        assert_eq!(written.version, original.version + 1);
+        let stored = store.task(original.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, TaskStatus::Cancelled);
+        assert_eq!(stored.version, written.version);
+    }
+    let counts = store.status_counts(job2.id).await.unwrap();
+    assert_eq!(
+        StatusCount::frames_in(&counts, TaskStatus::Cancelled).0,
+        4,
+        "counts follow a batch of several tasks"
+    );
+    assert_eq!(store.balance(&w).await.unwrap(), 330);
+
     // Each failure leaves everything as it was.
     let before_tasks = store.tasks_of_job(job.id).await.unwrap();
     let before_txs = store.transactions().await.unwrap();
@@ -604,7 +633,7 @@ pub async fn batches_apply_all_or_nothing(store: impl TaskStore) {
         assert!(expected(&e), "unexpected error {e:?} for {batch:?}");
         assert_eq!(store.tasks_of_job(job.id).await.unwrap(), before_tasks);
         assert_eq!(store.transactions().await.unwrap(), before_txs);
-        assert_eq!(store.balance(&w).await.unwrap(), 300);
+        assert_eq!(store.balance(&w).await.unwrap(), 330);
         assert!(store.transaction("pay-b").await.unwrap().is_none());
     }
     // An empty batch is fine.
