@@ -306,12 +306,15 @@ pub async fn scan_cost(
     Ok((scan, one))
 }
 
-/// One run: a manager on `store`, `workers` in-process workers answering at
-/// once, `verifiers` verifiers (quorum 1), one job of `tasks` one-frame
-/// tasks. Workers that are not connected within `connect_limit` are left
-/// out (the figures say how many made it).
+/// One run: `managers` managers sharing `store`, `workers` in-process
+/// workers answering at once and `verifiers` verifiers (quorum 1), spread
+/// over the managers in turn, and one job of `tasks` one-frame tasks,
+/// submitted to the first manager. Workers that are not connected within
+/// `connect_limit` are left out (the figures say how many made it).
+/// With several managers the loop and CPU figures are their sums.
 pub async fn dispatch_run(
     store: Arc<dyn TaskStore>,
+    managers: usize,
     workers: usize,
     verifiers: usize,
     tasks: u32,
@@ -327,6 +330,7 @@ pub async fn dispatch_run(
     let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
     let scene = bench_scene(&*blobs, dir.path()).await?;
     let (counted, calls) = CountedStore::new(store.clone());
+    let counted: Arc<dyn TaskStore> = Arc::new(counted);
     let config = ManagerConfig {
         lease: Duration::from_secs(3600),
         heartbeat_timeout: Duration::from_secs(3600),
@@ -340,30 +344,48 @@ pub async fn dispatch_run(
         verifier_reward,
         ..ManagerConfig::default()
     };
-    // The manager runs on a runtime of its own, two threads as on a
+    // Each manager runs on a runtime of its own, two threads as on a
     // 2-core manager machine, so that its CPU time can be told apart from
     // the workers' and verifiers' sharing this process.
-    let manager_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(MANAGER_THREADS)
-        .enable_all()
-        .build()
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let node = ManagerBuilder::new(
-        Arc::new(net.transport(NodeId(1))),
-        Arc::new(counted),
-        blobs.clone(),
-    )
-    .config(config)
-    .scratch_dir(dir.path().join("manager"))
-    .build();
-    let manager = manager_rt
-        .spawn(node.start())
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .map_err(|e| fail(e.to_string()))?;
-    let _manager_rt = ShutdownOnDrop(Some(manager_rt));
-    let addr = manager.addr().to_string();
+    let mut started = Vec::with_capacity(managers.max(1));
+    let mut runtimes = Vec::with_capacity(managers.max(1));
+    for m in 0..managers.max(1) {
+        // Dropped without blocking however this function returns.
+        let manager_rt = ShutdownOnDrop(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(MANAGER_THREADS)
+                .enable_all()
+                .build()
+                .map_err(|e| BenchError::Setup(e.to_string()))?,
+        ));
+        let id = if m == 0 {
+            NodeId(1)
+        } else {
+            NodeId(20_000_000 + m as u128)
+        };
+        let node = ManagerBuilder::new(Arc::new(net.transport(id)), counted.clone(), blobs.clone())
+            .config(ManagerConfig {
+                listen: format!("manager-{m}"),
+                ..config.clone()
+            })
+            .scratch_dir(dir.path().join(format!("manager-{m}")))
+            .build();
+        let Some(rt) = &manager_rt.0 else {
+            unreachable!("built above")
+        };
+        let manager = rt
+            .spawn(node.start())
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        started.push(manager);
+        runtimes.push(manager_rt);
+    }
+    let addrs: Vec<String> = started.iter().map(|m| m.addr().to_string()).collect();
+    let addr = addrs[0].clone();
+    let busy_time =
+        |ms: &[inferix_node::ManagerHandle]| -> Duration { ms.iter().map(|m| m.busy_time()).sum() };
     let (stop, stopped) = watch::channel(false);
     let rss0 = rss_bytes();
     let counter = SessionCounter::new();
@@ -372,7 +394,7 @@ pub async fn dispatch_run(
     let mut handles = Vec::with_capacity(workers + verifiers);
     for i in 0..workers {
         let cfg = WorkerConfig {
-            manager: addr.clone(),
+            manager: addrs[i % addrs.len()].clone(),
             work_dir: dir.path().to_path_buf(),
             heartbeat: Duration::from_secs(600),
             ..WorkerConfig::default()
@@ -391,7 +413,9 @@ pub async fn dispatch_run(
         for h in handles {
             h.abort();
         }
-        manager.abort();
+        for m in started {
+            m.abort();
+        }
         return Ok(DispatchFigures {
             workers,
             connected,
@@ -408,7 +432,7 @@ pub async fn dispatch_run(
     let verifier_counter = SessionCounter::new();
     for i in 0..verifiers {
         let cfg = VerifierConfig {
-            manager: addr.clone(),
+            manager: addrs[i % addrs.len()].clone(),
             heartbeat: Duration::from_secs(600),
             work_dir: dir.path().join("verifier"),
             ..VerifierConfig::default()
@@ -430,12 +454,31 @@ pub async fn dispatch_run(
     let client = Client::connect(&net.transport(NodeId(2)), &addr, None)
         .await
         .map_err(|e| fail(format!("client: {e}")))?;
-    let mut events = manager.subscribe();
+    // Whichever manager accepts the last task completes the job.
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    for m in &started {
+        let mut rx = m.subscribe();
+        let tx = events_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => {
+                        if tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    drop(events_tx);
     let spec = bench_spec(scene, tasks, 1);
     let t0 = Instant::now();
     let calls0 = calls.get();
     let methods0 = calls.by_method();
-    let busy0 = manager.busy_time();
+    let busy0 = busy_time(&started);
     let cpu0 = threads_cpu_ns(MANAGER_THREADS);
     let (job, _) = client
         .submit(&spec)
@@ -443,10 +486,10 @@ pub async fn dispatch_run(
         .map_err(|e| fail(format!("submit: {e}")))?;
     let outcome = loop {
         match events.recv().await {
-            Ok((j, JobEvent::Completed { .. })) if j == job => break Ok(()),
-            Ok((j, JobEvent::Failed { reason, .. })) if j == job => break Err(reason),
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(e) => break Err(e.to_string()),
+            Some((j, JobEvent::Completed { .. })) if j == job => break Ok(()),
+            Some((j, JobEvent::Failed { reason, .. })) if j == job => break Err(reason),
+            Some(_) => {}
+            None => break Err("every manager stopped".to_string()),
         }
     };
     let seconds = t0.elapsed().as_secs_f64();
@@ -462,7 +505,7 @@ pub async fn dispatch_run(
         .collect();
     store_calls_by_method.sort_by(|a, b| b.1.total_cmp(&a.1));
     let manager_busy_us_per_task =
-        (manager.busy_time() - busy0).as_secs_f64() * 1e6 / tasks.max(1) as f64;
+        (busy_time(&started) - busy0).as_secs_f64() * 1e6 / tasks.max(1) as f64;
     let manager_cpu_us_per_task = match (cpu0, threads_cpu_ns(MANAGER_THREADS)) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e3 / tasks.max(1) as f64),
         _ => None,
@@ -478,7 +521,10 @@ pub async fn dispatch_run(
         .count();
     drop(client);
     let _ = stop.send(true);
-    manager.shutdown().await;
+    for m in started {
+        m.shutdown().await;
+    }
+    drop(runtimes);
     for h in handles {
         h.abort();
     }
@@ -591,7 +637,8 @@ pub async fn run(opts: &Options, report: &mut Report) -> Result<(), BenchError> 
                 continue;
             }
             let store = open_store(kind, dir.path(), opts.pg_url.as_deref()).await?;
-            let f = dispatch_run(store, workers, verifiers, tasks, connect_limit, reward).await?;
+            let f =
+                dispatch_run(store, 1, workers, verifiers, tasks, connect_limit, reward).await?;
             if f.tasks == 0 {
                 report.push(
                     Row::new(

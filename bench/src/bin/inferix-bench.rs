@@ -42,6 +42,11 @@ enum Command {
         /// Task store: memory, sqlite or postgres (`--pg-url`).
         #[arg(long, default_value = "memory")]
         store: String,
+        /// Managers sharing the store (several only make sense on
+        /// PostgreSQL or one SQLite file); workers and verifiers are
+        /// spread over them in turn.
+        #[arg(long, default_value_t = 1)]
+        managers: usize,
         /// In-process workers.
         #[arg(long, default_value_t = 1000)]
         workers: usize,
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Dispatch {
             store,
+            managers,
             workers,
             tasks,
             verifiers,
@@ -166,6 +172,7 @@ fn main() -> ExitCode {
                     .map_err(|e| e.to_string())?;
                 dispatch::dispatch_run(
                     store,
+                    managers,
                     workers,
                     verifiers,
                     tasks,
@@ -178,7 +185,7 @@ fn main() -> ExitCode {
             match rt.block_on(run) {
                 Ok(f) => {
                     println!(
-                        "{store}: {} of {workers} workers connected in {:.1} s ({:.0} hellos/s); \
+                        "{store}, {managers} manager(s): {} of {workers} workers connected in {:.1} s ({:.0} hellos/s); \
                          {} tasks in {:.2} s = {:.0} dispatches/s; \
                          store calls per task: {:.1} reads, {:.1} writes ({}); \
                          manager loop busy {:.0} µs, manager CPU {} µs per task",
