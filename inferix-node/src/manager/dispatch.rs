@@ -5,6 +5,14 @@ use inferix_manager::dispatch::{Decision, DispatchConfig};
 
 use super::*;
 
+/// Tasks of one pass left out of its lease write, one write each, before
+/// the pass is given up and the queue read again.
+const MAX_LEASES_LEFT_OUT: usize = 2;
+
+/// Queue reads given up per dispatch because other managers leased from
+/// the same queue head.
+const MAX_CONTENDED_READS: usize = 2;
+
 impl State {
     /// Offers queued tasks to idle workers and rendered results to verifiers.
     pub(super) async fn dispatch(&mut self) {
@@ -17,7 +25,10 @@ impl State {
             return;
         }
         // Each pass leases from one read of the queue head; a full read
-        // that leased something may hide more work behind it.
+        // that leased something may hide more work behind it, and a pass
+        // given up because other managers leased from the same head reads
+        // it again.
+        let mut contended = 0;
         loop {
             let idle = self.workers.idle_count();
             if idle == 0 && !self.workers.is_empty() {
@@ -33,7 +44,13 @@ impl State {
             };
             let full = queued.len() == limit;
             let drained = queued.is_empty();
-            let leased = self.dispatch_batch(queued).await;
+            let Some(leased) = self.dispatch_batch(queued).await else {
+                contended += 1;
+                if contended <= MAX_CONTENDED_READS {
+                    continue;
+                }
+                return;
+            };
             if full && leased > 0 {
                 continue;
             }
@@ -119,8 +136,9 @@ impl State {
 
     /// Leases what it can of `queued` (in queue order): the engine decides,
     /// and the pass's leases are written in one store batch. Returns how
-    /// many were leased.
-    pub(super) async fn dispatch_batch(&mut self, queued: Vec<Task>) -> usize {
+    /// many were leased, or `None` when the queue changed under the pass
+    /// (see [`Self::lease_all`]).
+    pub(super) async fn dispatch_batch(&mut self, queued: Vec<Task>) -> Option<usize> {
         // Queued tasks come grouped by job: each job is read once.
         let mut jobs: HashMap<JobId, Job> = HashMap::new();
         for t in &queued {
@@ -166,13 +184,17 @@ impl State {
         self.lease_all(leases, &jobs).await
     }
 
-    /// Writes the leases of one pass in one batch (one by one when another
-    /// manager took one of the tasks meanwhile), then offers them.
+    /// Writes the leases of one pass in one batch, then offers them. A
+    /// task that someone changed since the queue was read (another manager
+    /// leased it) is left out and the rest written again; when that keeps
+    /// happening, several managers are leasing from the same queue head,
+    /// and the pass is given up (`None`) so that the queue is read again,
+    /// instead of trying each lease alone.
     async fn lease_all(
         &mut self,
         leases: Vec<(Task, NodeId)>,
         jobs: &HashMap<JobId, Job>,
-    ) -> usize {
+    ) -> Option<usize> {
         let now = self.now();
         let deadline_ms = now + self.cfg.lease.as_millis() as u64;
         let mut batch = Vec::with_capacity(leases.len());
@@ -190,36 +212,40 @@ impl State {
                 holders.push(worker);
             }
         }
-        if batch.is_empty() {
-            return 0;
-        }
-        let mut written: Vec<(Task, NodeId)> = Vec::with_capacity(batch.len());
-        match self.store.apply(&mut batch).await {
-            Ok(()) => {
-                for (c, w) in batch.into_iter().zip(holders) {
-                    if let Change::Task(t) = c {
-                        written.push((*t, w));
-                    }
+        let mut left_out = 0;
+        let written: Vec<(Task, NodeId)> = loop {
+            if batch.is_empty() {
+                return Some(0);
+            }
+            match self.store.apply(&mut batch).await {
+                Ok(()) => {
+                    break batch
+                        .into_iter()
+                        .zip(holders)
+                        .filter_map(|(c, w)| match c {
+                            Change::Task(t) => Some((*t, w)),
+                            _ => None,
+                        })
+                        .collect();
+                }
+                Err(StoreError::Conflict { task, .. }) if left_out < MAX_LEASES_LEFT_OUT => {
+                    let i = batch
+                        .iter()
+                        .position(|c| matches!(c, Change::Task(t) if t.id == task))?;
+                    debug!(?task, "task changed since the queue was read; not leased");
+                    batch.remove(i);
+                    holders.remove(i);
+                    left_out += 1;
+                }
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {
+                    return None;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot write leases");
+                    return Some(0);
                 }
             }
-            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {
-                for (c, w) in batch.into_iter().zip(holders) {
-                    let Change::Task(mut t) = c else { continue };
-                    match self.store.update_task(&mut t).await {
-                        Ok(()) => written.push((*t, w)),
-                        Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
-                        Err(e) => {
-                            warn!(task = ?t.id, error = %e, "cannot lease");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot write leases");
-                return 0;
-            }
-        }
+        };
         let mut leased = 0;
         for (task, worker) in written {
             let Some(job) = jobs.get(&task.id.job) else {
@@ -229,7 +255,7 @@ impl State {
                 leased += 1;
             }
         }
-        leased
+        Some(leased)
     }
 
     /// Records that `job` waits, and why; its watchers hear of each new
