@@ -115,11 +115,11 @@ pub(super) async fn write_transaction<C: GenericClient>(
 /// Every change in one SQL transaction: the first that fails rolls back
 /// the ones before it.
 ///
-/// The task changes are written first, in one statement (one round trip,
-/// and the count triggers run once for all of them), then the ledger
-/// transactions, pipelined: all are sent before the first answer is
-/// awaited. A batch naming one task twice is written change by change,
-/// so that the second write of the task meets the first's version.
+/// The task changes are written in one statement (the count triggers run
+/// once for all of them) and the ledger transactions in another, both
+/// sent before either answer is awaited: about one round trip. A batch
+/// naming one task twice is written change by change, so that the second
+/// write of the task meets the first's version.
 pub(super) async fn apply(
     client: &mut deadpool_postgres::Client,
     changes: &mut [Change],
@@ -137,14 +137,19 @@ pub(super) async fn apply(
     ids.sort_unstable();
     ids.dedup();
     let written = if ids.len() == tasks.len() {
-        let mut next = write_tasks(db, &tasks).await?.into_iter();
-        let writes = changes.iter().map(|c| async {
-            match c {
-                Change::Transaction(tx) => write_transaction(db, tx).await,
-                _ => Ok(()),
-            }
-        });
-        first_error_in_order(futures::future::join_all(writes).await)?;
+        let ledger: Vec<&Transaction> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Transaction(tx) => Some(tx),
+                _ => None,
+            })
+            .collect();
+        // Both statements are sent before either answer is awaited; the
+        // tasks' error, if any, is the one reported.
+        let (next, paid) =
+            futures::future::join(write_tasks(db, &tasks), write_transactions(db, &ledger)).await;
+        let mut next = next?.into_iter();
+        paid?;
         changes
             .iter()
             .map(|c| match c {
@@ -176,10 +181,56 @@ pub(super) async fn apply(
     Ok(())
 }
 
-/// The outcomes in order, or the first failure: the statements after a
-/// failed one fail only because the transaction was aborted.
-fn first_error_in_order<T>(outcomes: Vec<Result<T, StoreError>>) -> Result<Vec<T>, StoreError> {
-    outcomes.into_iter().collect()
+/// Appends balanced transactions whose ids are new, moving their
+/// balances, in one statement: a duplicate id (also within `txs`) fails
+/// all of them.
+async fn write_transactions<C: GenericClient>(
+    client: &C,
+    txs: &[&Transaction],
+) -> Result<(), StoreError> {
+    match txs {
+        [] => return Ok(()),
+        [one] => return write_transaction(client, one).await,
+        _ => {}
+    }
+    let (mut ids, mut records, mut accounts, mut amounts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for tx in txs {
+        tx.check_balanced()?;
+        ids.push(tx.id.clone());
+        records.push(to_json(*tx)?);
+        for p in &tx.postings {
+            accounts.push(to_json(&p.account)?);
+            amounts.push(p.amount);
+        }
+    }
+    let stmt = client
+        .prepare_cached(
+            "WITH tx AS (
+                 INSERT INTO transactions (id, record)
+                 SELECT * FROM UNNEST($1::text[], $2::text[])
+             )
+             INSERT INTO balances (account, amount)
+             SELECT account::jsonb, SUM(amount)::bigint
+             FROM UNNEST($3::text[], $4::bigint[]) AS p(account, amount)
+             GROUP BY 1
+             ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
+        )
+        .await
+        .map_err(pg_err)?;
+    match client
+        .execute(&stmt, &[&ids, &records, &accounts, &amounts])
+        .await
+    {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
+            what: format!(
+                "a transaction among {} ({})",
+                ids.join(", "),
+                e.as_db_error().and_then(|d| d.detail()).unwrap_or("")
+            ),
+        }),
+        other => other.map(drop).map_err(pg_err),
+    }
 }
 
 /// Writes each of `tasks` (distinct tasks) if its stored version still
