@@ -204,9 +204,16 @@ impl State {
             return;
         }
         let mut by_job: Vec<(JobId, Option<Job>, Vec<Accepted>)> = Vec::new();
+        // Each operator's standing is written once for the batch.
+        let mut by_operator: Vec<(String, usize)> = Vec::new();
         for (a, t, job, _) in ready {
             let s = &a.settlement;
-            self.judge_operator(t.operator.as_deref(), true).await;
+            if let Some(name) = &t.operator {
+                match by_operator.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, count)) => *count += 1,
+                    None => by_operator.push((name.clone(), 1)),
+                }
+            }
             self.stitch_tiles(s.task).await;
             let accepted = Accepted {
                 task: s.task,
@@ -217,6 +224,9 @@ impl State {
                 Some((_, _, tasks)) => tasks.push(accepted),
                 None => by_job.push((s.task.job, job, vec![accepted])),
             }
+        }
+        for (name, count) in by_operator {
+            self.judge_operator_results(&name, true, count).await;
         }
         for (job_id, job, tasks) in by_job {
             self.announce_accepted(job_id, job.as_ref(), &tasks).await;

@@ -125,9 +125,24 @@ impl State {
     /// Records a settled result of a worker run by `operator`.
     pub(super) async fn judge_operator(&mut self, operator: Option<&str>, accepted: bool) {
         let Some(name) = operator else { return };
+        self.judge_operator_results(name, accepted, 1).await;
+    }
+
+    /// Records `count` results of `name`'s workers, all accepted or all
+    /// rejected, in one write of its standing.
+    pub(super) async fn judge_operator_results(
+        &mut self,
+        name: &str,
+        accepted: bool,
+        count: usize,
+    ) {
         let penalty = self.cfg.reputation_penalty;
         let Some(standing) = self
-            .update_standing(name, |s| rules::after_result(s, accepted, penalty))
+            .update_standing(name, |s| {
+                for _ in 0..count {
+                    rules::after_result(s, accepted, penalty);
+                }
+            })
             .await
         else {
             return;
