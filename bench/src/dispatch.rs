@@ -18,7 +18,7 @@ use inferix_core::ContentHash;
 use inferix_node::{
     Client, ManagerBuilder, ManagerConfig, VerifierConfig, VerifierNode, WorkerConfig, WorkerNode,
 };
-use inferix_storage::{open_task_store, ObjectBlobStore, OpenOptions};
+use inferix_storage::ObjectBlobStore;
 use inferix_transport::InProcNetwork;
 use tokio::sync::watch;
 
@@ -27,6 +27,7 @@ use inferix_core::renderer::stand_in::StandInRenderer;
 use crate::common::{bench_scene, bench_spec, identity, rss_bytes, SessionCounter};
 use crate::counted_store::CountedStore;
 use crate::report::{Row, Target};
+pub use crate::stores::{drop_bench_schemas, open_store, StoreKind};
 use crate::{BenchError, Options, Report};
 
 /// What one dispatch run measured.
@@ -108,60 +109,6 @@ impl DispatchFigures {
     pub fn per_second(&self) -> f64 {
         self.tasks as f64 / self.seconds.max(1e-9)
     }
-}
-
-/// Which store a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    /// `MemoryTaskStore`.
-    Memory,
-    /// `SqliteTaskStore` on a file (WAL).
-    Sqlite,
-    /// `PostgresTaskStore` in a fresh schema.
-    Postgres,
-}
-
-impl StoreKind {
-    fn name(self) -> &'static str {
-        match self {
-            StoreKind::Memory => "in-memory",
-            StoreKind::Sqlite => "SQLite",
-            StoreKind::Postgres => "PostgreSQL",
-        }
-    }
-}
-
-/// Opens a fresh, empty store of `kind` (files under `dir`).
-pub async fn open_store(
-    kind: StoreKind,
-    dir: &std::path::Path,
-    pg_url: Option<&str>,
-) -> Result<Arc<dyn TaskStore>, BenchError> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (url, schema) = match kind {
-        StoreKind::Memory => ("memory:".to_string(), None),
-        StoreKind::Sqlite => (
-            format!("sqlite:{}", dir.join(format!("bench-{n}.db")).display()),
-            None,
-        ),
-        StoreKind::Postgres => {
-            let url = pg_url.ok_or_else(|| BenchError::Setup("no PostgreSQL URL".into()))?;
-            // A schema of its own: every run starts from an empty store.
-            let schema = format!(
-                "bench_{}_{}_{n}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or(0)
-            );
-            (url.to_string(), Some(schema))
-        }
-    };
-    open_task_store(&url, &OpenOptions::default().with_schema(schema))
-        .await
-        .map_err(|e| BenchError::Setup(format!("{}: {e}", kind.name())))
 }
 
 /// An active job of `tasks` one-frame tasks, as the store sees it.
@@ -549,6 +496,12 @@ pub async fn dispatch_run(
 /// Runs the dispatch benchmark on every available store and adds its rows
 /// (and the in-process memory per idle worker) to `report`.
 pub async fn run(opts: &Options, report: &mut Report) -> Result<(), BenchError> {
+    let outcome = run_all(opts, report).await;
+    drop_bench_schemas().await;
+    outcome
+}
+
+async fn run_all(opts: &Options, report: &mut Report) -> Result<(), BenchError> {
     let group = "dispatch";
     let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
     // (workers, tasks, verifier reward); a ten times larger job on the

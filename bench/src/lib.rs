@@ -14,6 +14,7 @@ pub mod makespan;
 pub mod quic_bench;
 pub mod report;
 pub mod simulate;
+pub mod stores;
 
 use std::path::PathBuf;
 

@@ -555,3 +555,29 @@ async fn a_missing_database_is_refused_at_once_not_retried() {
         "a refusal is not worth a retry"
     );
 }
+
+#[tokio::test]
+async fn a_store_drops_its_own_schema_and_never_the_public_one() {
+    let Some(url) = pg_url() else { return };
+    let schema = fresh_schema("drop");
+    let store = open(&url, &schema).await;
+    let exists = |schema: String| {
+        let url = url.clone();
+        async move {
+            raw(&url)
+                .await
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(exists(schema.clone()).await);
+    store.drop_schema().await.unwrap();
+    assert!(!exists(schema).await, "the schema and its tables are gone");
+    let public = PostgresTaskStore::open(PostgresOptions::new(&url))
+        .await
+        .unwrap();
+    assert!(public.drop_schema().await.is_err());
+    assert!(exists("public".into()).await);
+}

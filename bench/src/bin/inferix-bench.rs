@@ -170,7 +170,7 @@ fn main() -> ExitCode {
                 let store = dispatch::open_store(kind, dir.path(), cli.pg_url.as_deref())
                     .await
                     .map_err(|e| e.to_string())?;
-                dispatch::dispatch_run(
+                let figures = dispatch::dispatch_run(
                     store,
                     managers,
                     workers,
@@ -180,7 +180,9 @@ fn main() -> ExitCode {
                     1_000,
                 )
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string());
+                dispatch::drop_bench_schemas().await;
+                figures
             };
             match rt.block_on(run) {
                 Ok(f) => {

@@ -402,6 +402,26 @@ impl PostgresTaskStore {
         Ok(claimed)
     }
 
+    /// Removes this store's schema with every table in it, as a benchmark
+    /// or a test cleans up after itself; the store cannot be used after.
+    /// Refused for the database's default `public` schema, which other
+    /// software may share.
+    pub async fn drop_schema(self) -> Result<(), StoreError> {
+        if self.inner.schema == "public" {
+            return Err(StoreError::Backend(
+                "the public schema is not dropped".into(),
+            ));
+        }
+        let client = self.client().await?;
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.inner.schema.replace('"', "\"\"")
+            ))
+            .await
+            .map_err(pg_err)
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.inner.pool.get().await.map_err(|e| {
             StoreError::Unavailable(format!("{}: {}", self.inner.target, pool_reason(&e)))
