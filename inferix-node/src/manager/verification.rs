@@ -60,6 +60,20 @@ impl State {
     /// write (see `group_commit.rs`).
     async fn run_engine_commands_once(&mut self) {
         while let Some(command) = self.engine_commands.pop_front() {
+            // A command that may read an accepted task (a recall of the
+            // worker's earlier passes, a known-bad offer built from one,
+            // an arbitration) comes after the acceptances before it are
+            // written, as if each had been written when it settled.
+            let keeps_order = matches!(
+                command,
+                EngineCommand::SettleRound(_)
+                    | EngineCommand::OfferVerification { .. }
+                    | EngineCommand::RoundWaiting { .. }
+                    | EngineCommand::VerifierInconclusive { .. }
+            );
+            if !keeps_order && self.acceptances_held() {
+                self.flush_acceptances().await;
+            }
             match command {
                 EngineCommand::OfferVerification {
                     verifier,
