@@ -344,60 +344,10 @@ impl PostgresTaskStore {
             tx.commit().await.map_err(pg_err)?;
             return Ok(claimed);
         }
-        let mut ids = Vec::with_capacity(claimed.len());
-        let mut idxs = Vec::with_capacity(claimed.len());
-        let mut statuses = Vec::with_capacity(claimed.len());
-        let mut deadlines = Vec::with_capacity(claimed.len());
-        let mut workers = Vec::with_capacity(claimed.len());
-        let mut managers = Vec::with_capacity(claimed.len());
-        let mut records = Vec::with_capacity(claimed.len());
-        let mut versions = Vec::with_capacity(claimed.len());
-        let mut frames = Vec::with_capacity(claimed.len());
-        for task in &mut claimed {
-            let c = TaskColumns::of(task);
-            ids.push(task.id.job.to_string());
-            idxs.push(i64::from(task.id.index));
-            statuses.push(c.status);
-            deadlines.push(c.lease_deadline_ms);
-            workers.push(c.lease_worker);
-            managers.push(c.lease_manager);
-            versions.push(int(task.version));
-            frames.push(c.frames);
-            task.version += 1;
-            records.push(to_json(&*task)?);
-        }
-        let update = tx
-            .prepare_cached(
-                "UPDATE tasks t SET status = u.status, lease_deadline_ms = u.deadline,
-                                    lease_worker = u.worker, lease_manager = u.manager,
-                                    record = u.record, frames = u.frames,
-                                    version = t.version + 1
-                 FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-                             $6::text[], $7::text[], $8::bigint[], $9::integer[])
-                      AS u(job_id, idx, status, deadline, worker, manager, record, version,
-                           frames)
-                 WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.version = u.version",
-            )
-            .await
-            .map_err(pg_err)?;
-        let n = tx
-            .execute(
-                &update,
-                &[
-                    &ids, &idxs, &statuses, &deadlines, &workers, &managers, &records, &versions,
-                    &frames,
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
         // The rows are locked by this transaction, so their versions
-        // cannot have moved; anything else is a broken database.
-        if n != claimed.len() as u64 {
-            return Err(StoreError::Backend(format!(
-                "claimed {} locked tasks but updated {n}",
-                claimed.len()
-            )));
-        }
+        // cannot have moved meanwhile.
+        let claimed_refs: Vec<&Task> = claimed.iter().collect();
+        let claimed = writes::write_tasks(&tx, &claimed_refs).await?;
         tx.commit().await.map_err(pg_err)?;
         Ok(claimed)
     }
@@ -712,7 +662,7 @@ impl TaskStore for PostgresTaskStore {
 
     async fn append_transaction(&self, tx: &Transaction) -> Result<(), StoreError> {
         let client = self.client().await?;
-        writes::write_transaction(&client, tx).await
+        writes::write_transactions(&client, &[tx]).await
     }
 
     async fn apply(&self, changes: &mut [Change]) -> Result<(), StoreError> {

@@ -71,47 +71,6 @@ pub(super) async fn write_task<C: GenericClient>(
     })
 }
 
-/// Appends a balanced transaction whose id is new, moving its balances.
-pub(super) async fn write_transaction<C: GenericClient>(
-    client: &C,
-    tx: &Transaction,
-) -> Result<(), StoreError> {
-    tx.check_balanced()?;
-    let record = to_json(tx)?;
-    let mut accounts = Vec::with_capacity(tx.postings.len());
-    let mut amounts = Vec::with_capacity(tx.postings.len());
-    for p in &tx.postings {
-        accounts.push(to_json(&p.account)?);
-        amounts.push(p.amount);
-    }
-    // One statement, so the record and its balance changes commit
-    // together: a duplicate id fails the whole statement and moves no
-    // balance. Postings are summed per account first, because one
-    // upsert may not touch a row twice.
-    let stmt = client
-        .prepare_cached(
-            "WITH tx AS (
-                 INSERT INTO transactions (id, record) VALUES ($1, $2)
-             )
-             INSERT INTO balances (account, amount)
-             SELECT account::jsonb, SUM(amount)::bigint
-             FROM UNNEST($3::text[], $4::bigint[]) AS p(account, amount)
-             GROUP BY 1
-             ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
-        )
-        .await
-        .map_err(pg_err)?;
-    match client
-        .execute(&stmt, &[&tx.id, &record, &accounts, &amounts])
-        .await
-    {
-        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
-            what: format!("transaction {}", tx.id),
-        }),
-        other => other.map(drop).map_err(pg_err),
-    }
-}
-
 /// Every change in one SQL transaction: the first that fails rolls back
 /// the ones before it.
 ///
@@ -163,7 +122,7 @@ pub(super) async fn apply(
             written.push(match c {
                 Change::Task(t) => Some(write_task(db, t).await?),
                 Change::Transaction(tx) => {
-                    write_transaction(db, tx).await?;
+                    write_transactions(db, &[tx]).await?;
                     None
                 }
                 #[allow(unreachable_patterns)]
@@ -182,16 +141,16 @@ pub(super) async fn apply(
 }
 
 /// Appends balanced transactions whose ids are new, moving their
-/// balances, in one statement: a duplicate id (also within `txs`) fails
-/// all of them.
-async fn write_transactions<C: GenericClient>(
+/// balances, in one statement: the records and their balance changes
+/// commit together, and a duplicate id (also within `txs`) fails all of
+/// them and moves no balance. Postings are summed per account first,
+/// because one upsert may not touch a row twice.
+pub(super) async fn write_transactions<C: GenericClient>(
     client: &C,
     txs: &[&Transaction],
 ) -> Result<(), StoreError> {
-    match txs {
-        [] => return Ok(()),
-        [one] => return write_transaction(client, one).await,
-        _ => {}
+    if txs.is_empty() {
+        return Ok(());
     }
     let (mut ids, mut records, mut accounts, mut amounts) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -223,11 +182,14 @@ async fn write_transactions<C: GenericClient>(
         .await
     {
         Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
-            what: format!(
-                "a transaction among {} ({})",
-                ids.join(", "),
-                e.as_db_error().and_then(|d| d.detail()).unwrap_or("")
-            ),
+            what: match ids.as_slice() {
+                [one] => format!("transaction {one}"),
+                _ => format!(
+                    "a transaction among {} ({})",
+                    ids.join(", "),
+                    e.as_db_error().and_then(|d| d.detail()).unwrap_or("")
+                ),
+            },
         }),
         other => other.map(drop).map_err(pg_err),
     }
@@ -237,7 +199,7 @@ async fn write_transactions<C: GenericClient>(
 /// equals its version, all in one statement; returns them with their
 /// versions bumped. When one cannot be written, the first such task in
 /// order names the error, and the caller's transaction must not commit.
-async fn write_tasks<C: GenericClient>(
+pub(super) async fn write_tasks<C: GenericClient>(
     client: &C,
     tasks: &[&Task],
 ) -> Result<Vec<Task>, StoreError> {
