@@ -406,26 +406,9 @@ impl TaskStore for PostgresTaskStore {
     async fn insert_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         let job_json = to_json(job)?;
         let job_id = job.id.to_string();
-        let mut ids = Vec::with_capacity(tasks.len());
-        let mut idxs = Vec::with_capacity(tasks.len());
-        let mut statuses = Vec::with_capacity(tasks.len());
-        let mut deadlines = Vec::with_capacity(tasks.len());
-        let mut workers = Vec::with_capacity(tasks.len());
-        let mut managers = Vec::with_capacity(tasks.len());
-        let mut versions = Vec::with_capacity(tasks.len());
-        let mut records = Vec::with_capacity(tasks.len());
-        let mut frames = Vec::with_capacity(tasks.len());
+        let mut rows = TaskRows::default();
         for t in tasks {
-            let c = TaskColumns::of(t);
-            ids.push(t.id.job.to_string());
-            idxs.push(i64::from(t.id.index));
-            statuses.push(c.status);
-            deadlines.push(c.lease_deadline_ms);
-            workers.push(c.lease_worker);
-            managers.push(c.lease_manager);
-            versions.push(int(t.version));
-            records.push(to_json(t)?);
-            frames.push(c.frames);
+            rows.push(t, to_json(t)?);
         }
         let client = self.client().await?;
         // One statement, so one round trip and atomic by itself: the job
@@ -454,15 +437,15 @@ impl TaskStore for PostgresTaskStore {
                     &int(job.created_ms),
                     &job.state.as_str(),
                     &job_json,
-                    &ids,
-                    &idxs,
-                    &statuses,
-                    &deadlines,
-                    &workers,
-                    &managers,
-                    &versions,
-                    &records,
-                    &frames,
+                    &rows.job_ids,
+                    &rows.idxs,
+                    &rows.statuses,
+                    &rows.deadlines,
+                    &rows.workers,
+                    &rows.managers,
+                    &rows.versions,
+                    &rows.records,
+                    &rows.frames,
                 ],
             )
             .await;

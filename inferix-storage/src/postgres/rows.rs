@@ -24,6 +24,37 @@ impl TaskColumns {
     }
 }
 
+/// Tasks as column arrays, for statements that write many tasks at once
+/// from `UNNEST` (a job's insert, a batch of updates).
+#[derive(Default)]
+pub(super) struct TaskRows {
+    pub(super) job_ids: Vec<String>,
+    pub(super) idxs: Vec<i64>,
+    pub(super) statuses: Vec<&'static str>,
+    pub(super) deadlines: Vec<Option<i64>>,
+    pub(super) workers: Vec<Option<String>>,
+    pub(super) managers: Vec<Option<String>>,
+    pub(super) versions: Vec<i64>,
+    pub(super) records: Vec<String>,
+    pub(super) frames: Vec<i32>,
+}
+
+impl TaskRows {
+    /// Adds `t`'s columns and version, with `record` as its stored JSON.
+    pub(super) fn push(&mut self, t: &Task, record: String) {
+        let c = TaskColumns::of(t);
+        self.job_ids.push(t.id.job.to_string());
+        self.idxs.push(i64::from(t.id.index));
+        self.statuses.push(c.status);
+        self.deadlines.push(c.lease_deadline_ms);
+        self.workers.push(c.lease_worker);
+        self.managers.push(c.lease_manager);
+        self.versions.push(int(t.version));
+        self.records.push(record);
+        self.frames.push(c.frames);
+    }
+}
+
 /// Decodes `(job_id, idx, record)` rows.
 pub(super) fn decode_tasks(rows: &[Row]) -> Result<Vec<Task>, StoreError> {
     rows.iter()

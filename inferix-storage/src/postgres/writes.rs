@@ -8,7 +8,7 @@ use inferix_core::ledger::Transaction;
 use inferix_core::store::{Change, StoreError};
 use inferix_core::task::Task;
 
-use super::{int, is_unique_violation, pg_err, to_json, TaskColumns};
+use super::{int, is_unique_violation, pg_err, to_json, TaskColumns, TaskRows};
 
 /// Writes `task` if its stored version still equals its version; returns
 /// it with the version bumped.
@@ -59,16 +59,7 @@ pub(super) async fn write_task<C: GenericClient>(
     if updated == 1 {
         return Ok(next);
     }
-    Err(if exists {
-        StoreError::Conflict {
-            task: task.id,
-            expected: task.version,
-        }
-    } else {
-        StoreError::NotFound {
-            what: format!("task {}", task.id),
-        }
-    })
+    Err(not_written(task, exists))
 }
 
 /// Every change in one SQL transaction: the first that fails rolls back
@@ -210,32 +201,13 @@ pub(super) async fn write_tasks<C: GenericClient>(
     }
     let n = tasks.len();
     let mut next = Vec::with_capacity(n);
-    let (mut ids, mut idxs, mut statuses, mut deadlines) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut workers, mut managers, mut records, mut versions, mut frames) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let mut rows = TaskRows::default();
     for task in tasks {
         let mut t = (*task).clone();
         t.version += 1;
-        let c = TaskColumns::of(task);
-        ids.push(task.id.job.to_string());
-        idxs.push(i64::from(task.id.index));
-        statuses.push(c.status);
-        deadlines.push(c.lease_deadline_ms);
-        workers.push(c.lease_worker);
-        managers.push(c.lease_manager);
-        records.push(to_json(&t)?);
-        versions.push(int(task.version));
-        frames.push(c.frames);
+        // The columns and the version compared are the task's as given;
+        // the record stored is the next version's.
+        rows.push(task, to_json(&t)?);
         next.push(t);
     }
     let stmt = client
@@ -252,20 +224,28 @@ pub(super) async fn write_tasks<C: GenericClient>(
         )
         .await
         .map_err(pg_err)?;
-    let rows = client
+    let updated = client
         .query(
             &stmt,
             &[
-                &ids, &idxs, &statuses, &deadlines, &workers, &managers, &records, &versions,
-                &frames,
+                &rows.job_ids,
+                &rows.idxs,
+                &rows.statuses,
+                &rows.deadlines,
+                &rows.workers,
+                &rows.managers,
+                &rows.records,
+                &rows.versions,
+                &rows.frames,
             ],
         )
         .await
         .map_err(pg_err)?;
-    if rows.len() == n {
+    if updated.len() == n {
         return Ok(next);
     }
-    let updated: std::collections::HashSet<(String, i64)> = rows
+    let written = updated.len();
+    let updated: std::collections::HashSet<(String, i64)> = updated
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
         .collect();
@@ -274,8 +254,7 @@ pub(super) async fn write_tasks<C: GenericClient>(
         .find(|t| !updated.contains(&(t.id.job.to_string(), i64::from(t.id.index))))
     else {
         return Err(StoreError::Backend(format!(
-            "updated {} of {n} distinct tasks",
-            rows.len()
+            "updated {written} of {n} distinct tasks"
         )));
     };
     let exists = client
@@ -286,7 +265,12 @@ pub(super) async fn write_tasks<C: GenericClient>(
         .await
         .map_err(pg_err)?
         .is_some();
-    Err(if exists {
+    Err(not_written(task, exists))
+}
+
+/// Why `task` was not written: its version moved on, or it is gone.
+fn not_written(task: &Task, exists: bool) -> StoreError {
+    if exists {
         StoreError::Conflict {
             task: task.id,
             expected: task.version,
@@ -295,5 +279,5 @@ pub(super) async fn write_tasks<C: GenericClient>(
         StoreError::NotFound {
             what: format!("task {}", task.id),
         }
-    })
+    }
 }
