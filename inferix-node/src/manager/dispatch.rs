@@ -198,7 +198,6 @@ impl State {
         let now = self.now();
         let deadline_ms = now + self.cfg.lease.as_millis() as u64;
         let mut batch = Vec::with_capacity(leases.len());
-        let mut holders = Vec::with_capacity(leases.len());
         for (mut task, worker) in leases {
             let lease = Lease {
                 worker,
@@ -209,11 +208,10 @@ impl State {
             if task.lease(lease, now).is_ok() {
                 task.operator = self.operator_of(worker);
                 batch.push(Change::Task(Box::new(task)));
-                holders.push(worker);
             }
         }
         let mut left_out = 0;
-        let written: Vec<(Task, NodeId)> = loop {
+        let written: Vec<Task> = loop {
             if batch.is_empty() {
                 return Some(0);
             }
@@ -221,9 +219,8 @@ impl State {
                 Ok(()) => {
                     break batch
                         .into_iter()
-                        .zip(holders)
-                        .filter_map(|(c, w)| match c {
-                            Change::Task(t) => Some((*t, w)),
+                        .filter_map(|c| match c {
+                            Change::Task(t) => Some(*t),
                             _ => None,
                         })
                         .collect();
@@ -234,7 +231,6 @@ impl State {
                         .position(|c| matches!(c, Change::Task(t) if t.id == task))?;
                     debug!(?task, "task changed since the queue was read; not leased");
                     batch.remove(i);
-                    holders.remove(i);
                     left_out += 1;
                 }
                 Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {
@@ -247,8 +243,12 @@ impl State {
             }
         };
         let mut leased = 0;
-        for (task, worker) in written {
-            let Some(job) = jobs.get(&task.id.job) else {
+        for task in written {
+            // The worker each task was leased to in this pass.
+            let (Some(job), Some(worker)) = (
+                jobs.get(&task.id.job),
+                task.lease.as_ref().map(|l| l.worker),
+            ) else {
                 continue;
             };
             if self.offer_lease(task, job, worker).await {

@@ -111,58 +111,51 @@ impl State {
                         self.judge_verifier_operator(*v).await;
                         self.slash_verifier(*v, &s.task.to_string(), &why).await;
                     }
-                    let mut delivered = Vec::new();
-                    let mut accepted_copy = None;
-                    if s.passed {
-                        let task = match known.clone() {
-                            Some(t) => Some(t),
-                            None => self.store.task(s.task).await.ok().flatten(),
-                        };
-                        let Some(task) = task else { continue };
-                        match self.deliver(&task, &s.agreeing, clean).await {
-                            Ok(frames) => {
-                                delivered = frames;
-                                accepted_copy = Some(task);
-                            }
-                            Err(why) => {
-                                // The result is good but the customer's
-                                // frames cannot be made clean yet: the
-                                // round is asked again, of the verifiers
-                                // the engine draws now.
-                                warn!(task = ?s.task, %why, "clean delivery waits; verifying again");
-                                let reason = format!("clean frames of task {} wait: {why}", s.task);
-                                self.emit(s.task.job, JobEvent::Waiting { reason }).await;
-                                let format =
-                                    self.job(s.task.job).await.map(|j| j.spec.scene.format);
-                                let operator = task.operator.clone();
-                                let (_, quorum) = self.check_level(&task).await;
-                                self.round_tasks.insert(s.task, task);
-                                self.engine_defer(EngineEvent::RoundOpened {
-                                    task: s.task,
-                                    worker: s.worker,
-                                    operator,
-                                    needs: format,
-                                    quorum: Some(quorum),
-                                });
-                                continue;
-                            }
-                        }
+                    if !s.passed {
+                        self.check_levels.remove(&s.task);
+                        self.finish_verification(&s, known, Vec::new()).await;
+                        self.pay_verifiers(s.task, &s.agreeing).await;
+                        continue;
                     }
-                    self.check_levels.remove(&s.task);
-                    if s.passed {
-                        let voters = s.agreeing.iter().chain(&s.dissenting).copied().collect();
-                        self.remember_accepted(s.task, voters);
-                        if let Some(known) = accepted_copy {
-                            self.hold_acceptance(group_commit::Acceptance {
-                                settlement: s,
-                                known,
-                                delivered,
+                    let task = match known {
+                        Some(t) => t,
+                        None => match self.store.task(s.task).await {
+                            Ok(Some(t)) => t,
+                            _ => continue,
+                        },
+                    };
+                    let delivered = match self.deliver(&task, &s.agreeing, clean).await {
+                        Ok(frames) => frames,
+                        Err(why) => {
+                            // The result is good but the customer's
+                            // frames cannot be made clean yet: the
+                            // round is asked again, of the verifiers
+                            // the engine draws now.
+                            warn!(task = ?s.task, %why, "clean delivery waits; verifying again");
+                            let reason = format!("clean frames of task {} wait: {why}", s.task);
+                            self.emit(s.task.job, JobEvent::Waiting { reason }).await;
+                            let format = self.job(s.task.job).await.map(|j| j.spec.scene.format);
+                            let operator = task.operator.clone();
+                            let (_, quorum) = self.check_level(&task).await;
+                            self.round_tasks.insert(s.task, task);
+                            self.engine_defer(EngineEvent::RoundOpened {
+                                task: s.task,
+                                worker: s.worker,
+                                operator,
+                                needs: format,
+                                quorum: Some(quorum),
                             });
                             continue;
                         }
-                    }
-                    self.finish_verification(&s, known, delivered).await;
-                    self.pay_verifiers(s.task, &s.agreeing).await;
+                    };
+                    self.check_levels.remove(&s.task);
+                    let voters = s.agreeing.iter().chain(&s.dissenting).copied().collect();
+                    self.remember_accepted(s.task, voters);
+                    self.hold_acceptance(group_commit::Acceptance {
+                        settlement: s,
+                        known: task,
+                        delivered,
+                    });
                 }
                 EngineCommand::Arbitrate { task, audit, .. } => self.arbitrate(task, audit).await,
                 EngineCommand::Recall { task, worker } => self.recall(task, worker).await,
