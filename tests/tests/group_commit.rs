@@ -115,18 +115,22 @@ async fn a_result_whose_task_changed_after_its_lease_is_recorded_from_the_store(
         "the worker's result is the task's"
     );
     assert_eq!(task.attempts, 1, "rendered once");
+    // A task's payment is named after it (as every payment test reads it).
     let payments: Vec<_> = store
         .transactions()
         .await
         .unwrap()
         .into_iter()
-        .filter(|tx| {
-            tx.postings
-                .iter()
-                .any(|p| p.account == Account::Worker(worker_id) && p.amount > 0)
-        })
+        .filter(|tx| tx.id.starts_with("pay:"))
         .collect();
     assert_eq!(payments.len(), 1, "paid once: {payments:?}");
+    assert!(
+        payments[0]
+            .postings
+            .iter()
+            .any(|p| p.account == Account::Worker(worker_id) && p.amount > 0),
+        "to its worker: {payments:?}"
+    );
     let _ = stop.send(true);
     manager.shutdown().await;
 }

@@ -120,22 +120,25 @@ async fn two_managers_on_one_store_lease_each_task_once() {
     // one queue (the renders take long enough for every worker to join).
     assert_eq!(by_manager.len(), 2, "{by_manager:?}");
     // Paid once each: one payment per task out of the job's escrow.
-    let payments = store
+    let payments: Vec<_> = store
         .transactions()
         .await
         .unwrap()
         .into_iter()
-        .filter(|tx| {
-            tx.postings
+        .filter(|tx| tx.id.starts_with("pay:"))
+        .collect();
+    assert_eq!(payments.len(), 40, "{by_manager:?}");
+    assert!(
+        payments.iter().all(|tx| tx
+            .postings
+            .iter()
+            .any(|p| p.account == Account::Job(job) && p.amount < 0)
+            && tx
+                .postings
                 .iter()
-                .any(|p| p.account == Account::Job(job) && p.amount < 0)
-                && tx
-                    .postings
-                    .iter()
-                    .any(|p| matches!(p.account, Account::Worker(_)) && p.amount > 0)
-        })
-        .count();
-    assert_eq!(payments, 40, "{by_manager:?}");
+                .any(|p| matches!(p.account, Account::Worker(_)) && p.amount > 0)),
+        "each out of the job's escrow to a worker"
+    );
     let _ = stop.send(true);
     first.shutdown().await;
     second.shutdown().await;
