@@ -297,15 +297,15 @@ pub async fn dispatch_run(
     let mut started = Vec::with_capacity(managers.max(1));
     let mut runtimes = Vec::with_capacity(managers.max(1));
     for m in 0..managers.max(1) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(MANAGER_THREADS)
+            .enable_all()
+            .build()
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let manager_rt = rt.handle().clone();
         // Dropped without blocking however this function returns.
-        let manager_rt = ShutdownOnDrop(Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name(MANAGER_THREADS)
-                .enable_all()
-                .build()
-                .map_err(|e| BenchError::Setup(e.to_string()))?,
-        ));
+        runtimes.push(ShutdownOnDrop(Some(rt)));
         let id = if m == 0 {
             NodeId(1)
         } else {
@@ -318,16 +318,12 @@ pub async fn dispatch_run(
             })
             .scratch_dir(dir.path().join(format!("manager-{m}")))
             .build();
-        let Some(rt) = &manager_rt.0 else {
-            unreachable!("built above")
-        };
-        let manager = rt
+        let manager = manager_rt
             .spawn(node.start())
             .await
             .map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(e.to_string()))?;
         started.push(manager);
-        runtimes.push(manager_rt);
     }
     let addrs: Vec<String> = started.iter().map(|m| m.addr().to_string()).collect();
     let addr = addrs[0].clone();
