@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use inferix_core::store::TaskStore;
-use inferix_storage::{open_task_store, OpenOptions};
+use inferix_storage::{open_task_store, Backoff, OpenOptions, PostgresOptions, PostgresTaskStore};
 
 use crate::BenchError;
 
@@ -38,12 +38,9 @@ pub async fn open_store(
 ) -> Result<Arc<dyn TaskStore>, BenchError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (url, schema) = match kind {
-        StoreKind::Memory => ("memory:".to_string(), None),
-        StoreKind::Sqlite => (
-            format!("sqlite:{}", dir.join(format!("bench-{n}.db")).display()),
-            None,
-        ),
+    let url = match kind {
+        StoreKind::Memory => "memory:".to_string(),
+        StoreKind::Sqlite => format!("sqlite:{}", dir.join(format!("bench-{n}.db")).display()),
         StoreKind::Postgres => {
             let url = pg_url.ok_or_else(|| BenchError::Setup("no PostgreSQL URL".into()))?;
             // A schema of its own: every run starts from an empty store.
@@ -55,36 +52,35 @@ pub async fn open_store(
                     .map(|d| d.as_millis())
                     .unwrap_or(0)
             );
-            (url.to_string(), Some(schema))
+            let options = PostgresOptions::new(url).with_schema(schema);
+            let store = PostgresTaskStore::open_with_retry(options, Backoff::default())
+                .await
+                .map_err(|e| BenchError::Setup(format!("{}: {e}", kind.name())))?;
+            // Kept to drop the schema when the benchmarks are done.
+            BENCH_SCHEMAS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(store.clone());
+            return Ok(Arc::new(store));
         }
     };
-    let store = open_task_store(&url, &OpenOptions::default().with_schema(schema.clone()))
+    open_task_store(&url, &OpenOptions::default())
         .await
-        .map_err(|e| BenchError::Setup(format!("{}: {e}", kind.name())))?;
-    if let Some(schema) = schema {
-        BENCH_SCHEMAS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((url, schema));
-    }
-    Ok(store)
+        .map_err(|e| BenchError::Setup(format!("{}: {e}", kind.name())))
 }
 
-/// PostgreSQL schemas the benchmarks created, to drop when they are done.
-static BENCH_SCHEMAS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+/// PostgreSQL stores the benchmarks opened, whose schemas are dropped
+/// when they are done.
+static BENCH_SCHEMAS: std::sync::Mutex<Vec<PostgresTaskStore>> = std::sync::Mutex::new(Vec::new());
 
 /// Drops the PostgreSQL schemas opened by [`open_store`]: a benchmark run
 /// leaves nothing behind in the database it was pointed at.
 pub async fn drop_bench_schemas() {
     let schemas = std::mem::take(&mut *BENCH_SCHEMAS.lock().unwrap_or_else(|e| e.into_inner()));
-    for (url, schema) in schemas {
-        let options = inferix_storage::PostgresOptions::new(&url).with_schema(&schema);
-        let dropped = match inferix_storage::PostgresTaskStore::open(options).await {
-            Ok(store) => store.drop_schema().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = dropped {
-            eprintln!("benchmark schema {schema} left in the database: {e}");
+    for store in schemas {
+        let name = format!("{store:?}");
+        if let Err(e) = store.drop_schema().await {
+            eprintln!("benchmark schema left in the database ({name}): {e}");
         }
     }
 }
