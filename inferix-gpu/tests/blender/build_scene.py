@@ -61,6 +61,11 @@ if "hang" in opts:
     code = ("import bpy, os, subprocess, time\n"
             "def inferix_test_handler(scene, *args):\n"
             "    child = subprocess.Popen(['sleep', %r])\n"
+            # Popen returns once the child execs, a moment before the new
+            # command line shows in /proc; the host looks for it there.
+            "    cmdline = '/proc/%%d/cmdline' %% child.pid\n"
+            "    while b'sleep' not in open(cmdline, 'rb').read():\n"
+            "        os.sched_yield()\n"
             "    try:\n"
             "        with open(%r, 'w') as f:\n"
             "            f.write('%%d %%d' %% (os.getpid(), child.pid))\n"
