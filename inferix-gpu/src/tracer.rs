@@ -235,6 +235,42 @@ impl PathTracer {
         request: &RenderRequest,
     ) -> Result<Vec<RenderedFrame>, RenderError> {
         request.validate()?;
+        let s = &request.settings;
+        let rect = request.crop.unwrap_or(Rect::new(0, 0, s.width, s.height));
+        self.render_rects(request, &[rect])
+    }
+
+    /// Renders each of `crops` of every frame of `request`, loading the
+    /// scene and building each frame's data once for all of them: a
+    /// verifier's many small crop challenges cost their pixels, not a
+    /// scene upload each. See [`Renderer::render_crops`].
+    pub fn render_crops_blocking(
+        &self,
+        request: &RenderRequest,
+        crops: &[Rect],
+    ) -> Result<Vec<RenderedFrame>, RenderError> {
+        let whole = RenderRequest {
+            crop: None,
+            progress: None,
+            ..request.clone()
+        };
+        whole.validate()?;
+        let s = &request.settings;
+        if let Some(c) = crops.iter().find(|c| !c.fits_in(s.width, s.height)) {
+            return Err(RenderError::InvalidSettings(format!(
+                "crop {c:?} outside the {}x{} frame",
+                s.width, s.height
+            )));
+        }
+        self.render_rects(&whole, crops)
+    }
+
+    /// Every rectangle of every frame, frame by frame.
+    fn render_rects(
+        &self,
+        request: &RenderRequest,
+        rects: &[Rect],
+    ) -> Result<Vec<RenderedFrame>, RenderError> {
         if request.format != SceneFormat::Gltf {
             return Err(RenderError::UnsupportedFormat(request.format));
         }
@@ -242,8 +278,7 @@ impl PathTracer {
         let user_env = self.user_env(s_env(request))?;
         let (scene, static_data) = (&loaded.scene, &loaded.static_data);
         let s = &request.settings;
-        let rect = request.crop.unwrap_or(Rect::new(0, 0, s.width, s.height));
-        let mut out = Vec::with_capacity(request.frames.len());
+        let mut out = Vec::with_capacity(request.frames.len() * rects.len());
         for &frame in &request.frames {
             let data = match &static_data {
                 Some(d) => d.clone(),
@@ -258,9 +293,11 @@ impl PathTracer {
                 }
             };
             let lighting = Lighting::choose(&data, user_env.clone());
-            let mut image = self.render_data(&data, &cam, &lighting, s, frame, rect, &progress)?;
-            s.view.apply(&mut image);
-            out.push(RenderedFrame { frame, image });
+            let images = with_client!(&self.device.backend, client => render_frame(client, &data, &cam, &lighting, self.sampler, s, frame, rects, &progress))?;
+            for mut image in images {
+                s.view.apply(&mut image);
+                out.push(RenderedFrame { frame, image });
+            }
         }
         Ok(out)
     }
@@ -287,7 +324,11 @@ impl PathTracer {
         rect: Rect,
         progress: &dyn Fn(f32),
     ) -> Result<Image, RenderError> {
-        with_client!(&self.device.backend, client => render_frame(client, data, cam, lighting, self.sampler, s, frame, rect, progress))
+        let images = with_client!(&self.device.backend, client => render_frame(client, data, cam, lighting, self.sampler, s, frame, &[rect], progress))?;
+        images
+            .into_iter()
+            .next()
+            .ok_or_else(|| RenderError::Backend("no image rendered".into()))
     }
 
     /// The sampling tables of the user's environment map, if one is set;
@@ -440,7 +481,9 @@ impl Lighting {
     }
 }
 
-/// Launches the kernel over `rect` in passes and returns linear RGB.
+/// Launches the kernel over each of `rects` in passes and returns their
+/// linear RGB, in order. The scene, camera and environment are uploaded
+/// once for all of them.
 #[allow(clippy::too_many_arguments)]
 fn render_frame<R: Runtime>(
     client: &ComputeClient<R>,
@@ -450,10 +493,9 @@ fn render_frame<R: Runtime>(
     sampler: Sampler,
     s: &RenderSettings,
     frame: u32,
-    rect: Rect,
+    rects: &[Rect],
     progress: &dyn Fn(f32),
-) -> Result<Image, RenderError> {
-    let pixels = rect.area() as usize;
+) -> Result<Vec<Image>, RenderError> {
     let fh = device::upload_f32(client, &data.fdata);
     let uh = device::upload_u32(client, &data.udata);
     let mut fpv = data.fp.clone();
@@ -476,65 +518,71 @@ fn render_frame<R: Runtime>(
         .env
         .as_ref()
         .map_or((0, 0), |e| (e.width, e.height));
-    let acc = device::upload_f32(client, &vec![0.0f32; pixels * kernel::ACC_F]);
-    // Split samples into passes of bounded work; pixel values do not depend
-    // on the split because each pass adds its samples one by one, in order.
-    let per_pass = ((1usize << 20) / pixels.max(1)).clamp(1, s.samples as usize) as u32;
     let dim = CubeDim::new_2d(8, 8);
-    let count = CubeCount::Static(rect.width.div_ceil(8), rect.height.div_ceil(8), 1);
-    let mut start = 0u32;
-    while start < s.samples {
-        let n = per_pass.min(s.samples - start);
-        let mut upv = data.up.clone();
-        upv[up::FULL_W] = s.width;
-        upv[up::FULL_H] = s.height;
-        upv[up::OFF_X] = rect.x;
-        upv[up::OFF_Y] = rect.y;
-        upv[up::CROP_W] = rect.width;
-        upv[up::CROP_H] = rect.height;
-        upv[up::SEED_LO] = s.seed as u32;
-        upv[up::SEED_HI] = (s.seed >> 32) as u32;
-        upv[up::FRAME] = frame;
-        upv[up::SAMPLE_START] = start;
-        upv[up::SAMPLE_COUNT] = n;
-        upv[up::MAX_BOUNCES] = s.max_bounces.min(1024);
-        upv[up::ENV_W] = env_w;
-        upv[up::ENV_H] = env_h;
-        upv[up::BG_MODE] = bg_mode;
-        upv[up::SAMPLER] = u32::from(sampler == Sampler::LowDiscrepancy);
-        let uph = device::upload_u32(client, &upv);
-        kernel::path_trace_kernel::launch::<R>(
-            client,
-            count.clone(),
-            dim,
-            device::array_arg(&fh, data.fdata.len()),
-            device::array_arg(&uh, data.udata.len()),
-            device::array_arg(&uph, upv.len()),
-            device::array_arg(&fph, fpv.len()),
-            device::array_arg(&envh, env_buf.len()),
-            device::array_arg(&acc, pixels * kernel::ACC_F),
-        );
-        start += n;
-        cubecl::future::block_on(client.sync())
-            .map_err(|e| RenderError::Backend(format!("{e:?}")))?;
-        progress(start as f32 / s.samples as f32);
-    }
-    let sums = device::read_f32(client, acc);
     let inv = 1.0 / s.samples as f32;
-    let alpha = (bg_mode == 2).then(|| {
-        sums.chunks_exact(kernel::ACC_F)
-            .map(|p| p[3] * inv)
-            .collect()
-    });
-    Ok(Image {
-        width: rect.width,
-        height: rect.height,
-        pixels: sums
-            .chunks_exact(kernel::ACC_F)
-            .flat_map(|p| [p[0] * inv, p[1] * inv, p[2] * inv])
-            .collect(),
-        alpha,
-    })
+    let mut images = Vec::with_capacity(rects.len());
+    for (index, rect) in rects.iter().enumerate() {
+        let pixels = rect.area() as usize;
+        let acc = device::upload_f32(client, &vec![0.0f32; pixels * kernel::ACC_F]);
+        // Split samples into passes of bounded work; pixel values do not
+        // depend on the split because each pass adds its samples one by
+        // one, in order.
+        let per_pass = ((1usize << 20) / pixels.max(1)).clamp(1, s.samples as usize) as u32;
+        let count = CubeCount::Static(rect.width.div_ceil(8), rect.height.div_ceil(8), 1);
+        let mut start = 0u32;
+        while start < s.samples {
+            let n = per_pass.min(s.samples - start);
+            let mut upv = data.up.clone();
+            upv[up::FULL_W] = s.width;
+            upv[up::FULL_H] = s.height;
+            upv[up::OFF_X] = rect.x;
+            upv[up::OFF_Y] = rect.y;
+            upv[up::CROP_W] = rect.width;
+            upv[up::CROP_H] = rect.height;
+            upv[up::SEED_LO] = s.seed as u32;
+            upv[up::SEED_HI] = (s.seed >> 32) as u32;
+            upv[up::FRAME] = frame;
+            upv[up::SAMPLE_START] = start;
+            upv[up::SAMPLE_COUNT] = n;
+            upv[up::MAX_BOUNCES] = s.max_bounces.min(1024);
+            upv[up::ENV_W] = env_w;
+            upv[up::ENV_H] = env_h;
+            upv[up::BG_MODE] = bg_mode;
+            upv[up::SAMPLER] = u32::from(sampler == Sampler::LowDiscrepancy);
+            let uph = device::upload_u32(client, &upv);
+            kernel::path_trace_kernel::launch::<R>(
+                client,
+                count.clone(),
+                dim,
+                device::array_arg(&fh, data.fdata.len()),
+                device::array_arg(&uh, data.udata.len()),
+                device::array_arg(&uph, upv.len()),
+                device::array_arg(&fph, fpv.len()),
+                device::array_arg(&envh, env_buf.len()),
+                device::array_arg(&acc, pixels * kernel::ACC_F),
+            );
+            start += n;
+            cubecl::future::block_on(client.sync())
+                .map_err(|e| RenderError::Backend(format!("{e:?}")))?;
+            progress((index as f32 + start as f32 / s.samples as f32) / rects.len() as f32);
+        }
+        let sums = device::read_f32(client, acc);
+        let alpha = (bg_mode == 2).then(|| {
+            sums.chunks_exact(kernel::ACC_F)
+                .map(|p| p[3] * inv)
+                .collect()
+        });
+        images.push(Image {
+            width: rect.width,
+            height: rect.height,
+            pixels: sums
+                .chunks_exact(kernel::ACC_F)
+                .flat_map(|p| [p[0] * inv, p[1] * inv, p[2] * inv])
+                .collect(),
+            alpha,
+        });
+    }
+    Ok(images)
 }
 
 #[async_trait]
@@ -559,6 +607,18 @@ impl Renderer for PathTracer {
         tokio::task::spawn_blocking(move || this.render_blocking(&request))
             .await
             .map_err(|e| RenderError::Backend(format!("render task failed: {e}")))?
+    }
+
+    async fn render_crops(
+        &self,
+        request: RenderRequest,
+        crops: &[Rect],
+    ) -> Result<Vec<RenderedFrame>, RenderError> {
+        let this = self.clone();
+        let crops = crops.to_vec();
+        tokio::task::spawn_blocking(move || this.render_crops_blocking(&request, &crops))
+            .await
+            .map_err(|e| RenderError::Backend(format!("crop render task failed: {e}")))?
     }
 
     async fn scene_warnings(

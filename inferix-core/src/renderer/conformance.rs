@@ -168,6 +168,18 @@ pub async fn render_crops_equal_single_crops(renderer: &dyn Renderer, fixture: &
             i += 1;
         }
     }
+    let outside = Rect::new(w - 1, h - 1, 2, 2);
+    match renderer
+        .render_crops(fixture.request(frames, None), &[crops[0], outside])
+        .await
+    {
+        Err(RenderError::InvalidSettings(_)) => {}
+        other => panic!(
+            "{}: a crop outside the frame gave {:?}, not InvalidSettings",
+            renderer.name(),
+            other.map(|f| f.len())
+        ),
+    }
 }
 
 /// Impossible settings are an [`RenderError::InvalidSettings`].
