@@ -422,8 +422,8 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
     );
     assert!(moved("inferix_store_operation_seconds_count{kind=\"update_task\"}") > 0.0);
     assert!(moved("inferix_ready_to_start_seconds_count") >= 3.0);
-    // Refreshed on the manager's tick: before or after the drain above,
-    // the two workers are counted once each.
+    // Counted as the scrape is answered: the two workers once each, one
+    // of them drained.
     let workers: f64 = ["idle", "busy", "drained"]
         .iter()
         .map(|state| {
@@ -432,6 +432,10 @@ async fn a_job_through_the_http_api_from_upload_to_zip() {
         })
         .sum();
     assert_eq!(workers, 2.0, "{after:?}");
+    assert_eq!(
+        after.get("inferix_connected_nodes{role=\"Worker\",state=\"drained\"}"),
+        Some(&1.0)
+    );
     assert_error(
         api.get(&ben, "/metrics").await,
         StatusCode::FORBIDDEN,

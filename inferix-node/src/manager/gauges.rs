@@ -10,38 +10,8 @@ use super::*;
 
 impl State {
     pub(super) async fn refresh_gauges(&mut self) {
+        self.count_nodes();
         let kind = ManagerMetrics::kind;
-        let (mut idle, mut busy, mut silent, mut drained) = (0, 0, 0, 0);
-        for w in self.workers.values() {
-            match w.state() {
-                WorkerState::Idle => idle += 1,
-                // A draining worker still holds a task.
-                WorkerState::Busy | WorkerState::Draining => busy += 1,
-                WorkerState::Silent => silent += 1,
-                WorkerState::Drained => drained += 1,
-            }
-        }
-        let verifying = self
-            .verifiers
-            .keys()
-            .filter(|v| self.engine.verifiers().get(v).is_some_and(|i| i.busy > 0))
-            .count() as i64;
-        let verifiers = self.verifiers.len() as i64;
-        for (role, state, n) in [
-            (NodeRole::Worker, "idle", idle),
-            (NodeRole::Worker, "busy", busy),
-            (NodeRole::Worker, "silent", silent),
-            (NodeRole::Worker, "drained", drained),
-            (NodeRole::Verifier, "idle", verifiers - verifying),
-            (NodeRole::Verifier, "busy", verifying),
-        ] {
-            let labels = NodeState {
-                role,
-                state: state.into(),
-            };
-            self.metrics.nodes.get_or_create(&labels).set(n);
-        }
-
         let now = self.now();
         if now < self.next_metrics_refresh {
             return;
@@ -81,6 +51,42 @@ impl State {
             ("penalty_pool", pool),
         ] {
             self.metrics.ledger.get_or_create(&kind(name)).set(value);
+        }
+    }
+
+    /// Connected workers and verifiers by state: on every tick, and before
+    /// an operator's node list is answered, which `/metrics` asks for
+    /// first, so a scrape counts the nodes as they are.
+    pub(super) fn count_nodes(&mut self) {
+        let (mut idle, mut busy, mut silent, mut drained) = (0, 0, 0, 0);
+        for w in self.workers.values() {
+            match w.state() {
+                WorkerState::Idle => idle += 1,
+                // A draining worker still holds a task.
+                WorkerState::Busy | WorkerState::Draining => busy += 1,
+                WorkerState::Silent => silent += 1,
+                WorkerState::Drained => drained += 1,
+            }
+        }
+        let verifying = self
+            .verifiers
+            .keys()
+            .filter(|v| self.engine.verifiers().get(v).is_some_and(|i| i.busy > 0))
+            .count() as i64;
+        let verifiers = self.verifiers.len() as i64;
+        for (role, state, n) in [
+            (NodeRole::Worker, "idle", idle),
+            (NodeRole::Worker, "busy", busy),
+            (NodeRole::Worker, "silent", silent),
+            (NodeRole::Worker, "drained", drained),
+            (NodeRole::Verifier, "idle", verifiers - verifying),
+            (NodeRole::Verifier, "busy", verifying),
+        ] {
+            let labels = NodeState {
+                role,
+                state: state.into(),
+            };
+            self.metrics.nodes.get_or_create(&labels).set(n);
         }
     }
 }

@@ -119,6 +119,7 @@ impl State {
                 self.reply(conn, id, reply).await;
             }
             Message::ListNodes => {
+                self.count_nodes();
                 let reply = match self.list_nodes(&account).await {
                     Ok(nodes) => Message::NodeList(nodes),
                     Err((c, m)) => Message::error(c, m),
