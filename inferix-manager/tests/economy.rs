@@ -269,6 +269,7 @@ fn a_slashed_verifier_loses_its_whole_stake_to_the_penalty_pool() {
 /// length.
 #[test]
 fn at_the_default_stake_no_cheat_fraction_pays() {
+    use inferix_core::por::prepare::DEFAULT_CHALLENGES_PER_TASK;
     use inferix_manager::economy::cheat_odds;
     let cfg = EconomyConfig {
         price_per_ibm: 100_000,
@@ -282,7 +283,7 @@ fn at_the_default_stake_no_cheat_fraction_pays() {
     println!("|---:|---:|---:|---:|---:|");
     for minutes in [10.0, 100.0] {
         for cheat in [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0] {
-            let o = cheat_odds(&cfg, 1.0, minutes, 8, cheat, 0.9);
+            let o = cheat_odds(&cfg, 1.0, minutes, DEFAULT_CHALLENGES_PER_TASK, cheat, 0.9);
             println!(
                 "| {:.1} % of a {minutes} min task | {:.1} % | {:.0} | {:.0} | {:.1} |",
                 cheat * 100.0,

@@ -22,6 +22,7 @@ async fn every_cheat_is_caught_and_no_honest_worker_is_rejected() {
         },
         seed: 11,
         work_dir: dir.path().to_path_buf(),
+        crops: None,
     };
     let tracer = Arc::new(inferix_gpu::PathTracer::new().unwrap());
     let report = run_suite(tracer, opts).await.unwrap();

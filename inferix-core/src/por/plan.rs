@@ -155,9 +155,9 @@ pub fn plan_checks(
         &key,
         result.commitment(task),
         &frames,
-        width,
-        height,
+        (width, height),
         level.crops,
+        cfg.challenge_area,
     )
     .into_iter()
     .map(|(frame, rect)| CropChallenge { frame, rect })

@@ -25,6 +25,13 @@ pub trait SceneWatermarker: Send + Sync {
     ) -> Result<(), RenderError>;
 }
 
+/// Crop challenges per task by default: enough that a cheat leaving a
+/// quarter of the frame's area cheap (about the least that saves a quarter
+/// of the work) escapes them with chance 0.75^24 < 0.1 %. At
+/// [`CHALLENGE_AREA`](super::challenge::CHALLENGE_AREA) each they
+/// re-render 2.4 % of one frame.
+pub const DEFAULT_CHALLENGES_PER_TASK: usize = 24;
+
 /// Proof-of-Render settings shared by every manager of a network.
 #[derive(Debug, Clone)]
 pub struct PorConfig {
@@ -37,6 +44,8 @@ pub struct PorConfig {
     /// Crop challenges drawn per task after the worker commits; every
     /// frame gets at least one unless this is 0 (challenges off).
     pub challenges_per_task: usize,
+    /// Fraction of the frame's area each crop challenge covers.
+    pub challenge_area: f64,
     /// Largest per-channel difference (of 255) tolerated between a crop and
     /// the committed frame when worker and verifier differ in device class.
     pub crop_tolerance: u8,
@@ -49,7 +58,8 @@ impl PorConfig {
             secret,
             patches: DEFAULT_PATCHES,
             threshold: DEFAULT_THRESHOLD,
-            challenges_per_task: 8,
+            challenges_per_task: DEFAULT_CHALLENGES_PER_TASK,
+            challenge_area: super::challenge::CHALLENGE_AREA,
             crop_tolerance: 2,
         }
     }

@@ -1,7 +1,7 @@
 //! Runs the Proof-of-Render adversarial suite and prints its table.
 //!
 //! `cargo run --release -p inferix-tests --bin por-adversarial -- [--tasks N]
-//! [--size WxH] [--samples S] [--seed N]`
+//! [--size WxH] [--samples S] [--seed N] [--crops KxAREA]`
 
 use std::sync::Arc;
 
@@ -19,6 +19,13 @@ fn main() -> anyhow::Result<()> {
             "--tasks" => opts.tasks = value()?.parse()?,
             "--samples" => opts.settings.samples = value()?.parse()?,
             "--seed" => opts.seed = value()?.parse()?,
+            "--crops" => {
+                let v = value()?;
+                let (k, area) = v
+                    .split_once('x')
+                    .ok_or_else(|| anyhow::anyhow!("--crops takes KxAREA, got {v}"))?;
+                opts.crops = Some((k.parse()?, area.parse()?));
+            }
             "--size" => {
                 let v = value()?;
                 let (w, h) = v
@@ -29,9 +36,10 @@ fn main() -> anyhow::Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "por-adversarial [--tasks N] [--size WxH] [--samples S] [--seed N]\n\
+                    "por-adversarial [--tasks N] [--size WxH] [--samples S] [--seed N] [--crops KxAREA]\n\
                      Runs honest and cheating workers on seeded tasks with the path tracer and\n\
-                     prints detection and false-rejection rates and verification cost."
+                     prints detection and false-rejection rates and verification cost.\n\
+                     --crops 8x0.01 draws 8 crops of 1 % of the frame per task instead of the defaults."
                 );
                 return Ok(());
             }
@@ -43,9 +51,14 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let tracer = Arc::new(inferix_gpu::PathTracer::new()?);
     let s = &opts.settings;
+    let (crops, area) = opts.crops.unwrap_or((
+        inferix_core::por::prepare::DEFAULT_CHALLENGES_PER_TASK,
+        inferix_core::por::challenge::CHALLENGE_AREA,
+    ));
     println!(
-        "Proof-of-Render adversarial suite: {} tasks per strategy, {} frames each, {}x{} at {} samples, seed {}",
-        opts.tasks, opts.frames_per_task, s.width, s.height, s.samples, opts.seed
+        "Proof-of-Render adversarial suite: {} tasks per strategy, {} frames each, {}x{} at {} samples, \
+         {crops} crops of {:.2} % of the frame per task, seed {}",
+        opts.tasks, opts.frames_per_task, s.width, s.height, s.samples, area * 100.0, opts.seed
     );
     let report = rt.block_on(run_suite(tracer, opts))?;
     println!("{report}");
