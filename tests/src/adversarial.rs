@@ -418,7 +418,7 @@ impl Suite {
                     .unwrap_or_else(|| honest[0].clone());
                 out
             }
-            Strategy::CheapBorder => {
+            Strategy::CheapBorder | Strategy::CheapBand => {
                 let rough = self
                     .render(
                         &lease.scene_path,
@@ -426,25 +426,19 @@ impl Suite {
                         &cheap((job.samples / 8).max(1), 1),
                     )
                     .await?;
-                // A centred rectangle of 90 % of the area: each side
-                // √0.9 ≈ 94.9 % of the frame's.
-                let side = 0.9f64.sqrt();
-                let (cw, ch) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
-                let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
-                splice(honest, rough, |x, y| {
-                    (x0..x0 + cw).contains(&x) && (y0..y0 + ch).contains(&y)
-                })
-            }
-            Strategy::CheapBand => {
-                let rough = self
-                    .render(
-                        &lease.scene_path,
-                        frames,
-                        &cheap((job.samples / 8).max(1), 1),
-                    )
-                    .await?;
-                let honest_width = (w as f64 * 0.7).round() as u32;
-                splice(honest, rough, |x, _| x < honest_width)
+                if s == Strategy::CheapBorder {
+                    // A centred rectangle of 90 % of the area: each side
+                    // √0.9 ≈ 94.9 % of the frame's.
+                    let side = 0.9f64.sqrt();
+                    let (cw, ch) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
+                    let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
+                    splice(honest, rough, |x, y| {
+                        (x0..x0 + cw).contains(&x) && (y0..y0 + ch).contains(&y)
+                    })
+                } else {
+                    let honest_width = (w as f64 * 0.7).round() as u32;
+                    splice(honest, rough, |x, _| x < honest_width)
+                }
             }
             Strategy::PartialTiles => {
                 let rough = self.render(&lease.scene_path, frames, &cheap(1, 1)).await?;
