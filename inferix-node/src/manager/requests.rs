@@ -119,9 +119,12 @@ impl State {
                 self.reply(conn, id, reply).await;
             }
             Message::ListNodes => {
-                self.count_nodes();
                 let reply = match self.list_nodes(&account).await {
-                    Ok(nodes) => Message::NodeList(nodes),
+                    Ok(nodes) => {
+                        // Only for operators, who may list the nodes anyway.
+                        self.count_nodes();
+                        Message::NodeList(nodes)
+                    }
                     Err((c, m)) => Message::error(c, m),
                 };
                 self.reply(conn, id, reply).await;
