@@ -428,27 +428,12 @@ impl TaskStore for PostgresTaskStore {
             )
             .await
             .map_err(pg_err)?;
-        let res = client
-            .execute(
-                &stmt,
-                &[
-                    &job_id,
-                    &job.spec.priority,
-                    &int(job.created_ms),
-                    &job.state.as_str(),
-                    &job_json,
-                    &rows.job_ids,
-                    &rows.idxs,
-                    &rows.statuses,
-                    &rows.deadlines,
-                    &rows.workers,
-                    &rows.managers,
-                    &rows.versions,
-                    &rows.records,
-                    &rows.frames,
-                ],
-            )
-            .await;
+        let created_ms = int(job.created_ms);
+        let state = job.state.as_str();
+        let job_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&job_id, &job.spec.priority, &created_ms, &state, &job_json];
+        let params: Vec<_> = job_params.into_iter().chain(rows.params()).collect();
+        let res = client.execute(&stmt, &params).await;
         match res {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => {

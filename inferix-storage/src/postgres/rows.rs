@@ -53,6 +53,23 @@ impl TaskRows {
         self.records.push(record);
         self.frames.push(c.frames);
     }
+
+    /// The nine arrays as statement parameters, in the order every
+    /// `UNNEST` over them names its columns: job_id, idx, status,
+    /// deadline, worker, manager, version, record, frames.
+    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
+        [
+            &self.job_ids,
+            &self.idxs,
+            &self.statuses,
+            &self.deadlines,
+            &self.workers,
+            &self.managers,
+            &self.versions,
+            &self.records,
+            &self.frames,
+        ]
+    }
 }
 
 /// Decodes `(job_id, idx, record)` rows.

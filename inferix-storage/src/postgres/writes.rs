@@ -217,30 +217,14 @@ pub(super) async fn write_tasks<C: GenericClient>(
                                 record = u.record, frames = u.frames,
                                 version = t.version + 1
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-                         $6::text[], $7::text[], $8::bigint[], $9::integer[])
-                  AS u(job_id, idx, status, deadline, worker, manager, record, version, frames)
+                         $6::text[], $7::bigint[], $8::text[], $9::integer[])
+                  AS u(job_id, idx, status, deadline, worker, manager, version, record, frames)
              WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.version = u.version
              RETURNING t.job_id, t.idx",
         )
         .await
         .map_err(pg_err)?;
-    let updated = client
-        .query(
-            &stmt,
-            &[
-                &rows.job_ids,
-                &rows.idxs,
-                &rows.statuses,
-                &rows.deadlines,
-                &rows.workers,
-                &rows.managers,
-                &rows.records,
-                &rows.versions,
-                &rows.frames,
-            ],
-        )
-        .await
-        .map_err(pg_err)?;
+    let updated = client.query(&stmt, &rows.params()).await.map_err(pg_err)?;
     if updated.len() == n {
         return Ok(next);
     }
