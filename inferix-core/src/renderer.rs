@@ -389,6 +389,31 @@ pub trait SceneInspector: Send + Sync {
 impl RenderRequest {
     /// Checks settings and crop before any work is done.
     pub fn validate(&self) -> Result<(), RenderError> {
+        self.validate_settings()?;
+        self.crop.map_or(Ok(()), |c| self.check_crop(c))
+    }
+
+    /// Like [`validate`](Self::validate) for
+    /// [`Renderer::render_crops`]: the request's own crop is ignored and
+    /// each of `crops` is checked instead.
+    pub fn validate_crops(&self, crops: &[Rect]) -> Result<(), RenderError> {
+        self.validate_settings()?;
+        crops.iter().try_for_each(|c| self.check_crop(*c))
+    }
+
+    /// Whether crop `c` lies inside the request's frame.
+    pub fn check_crop(&self, c: Rect) -> Result<(), RenderError> {
+        let s = &self.settings;
+        if c.fits_in(s.width, s.height) {
+            return Ok(());
+        }
+        Err(RenderError::InvalidSettings(format!(
+            "crop {c:?} outside the {}x{} frame",
+            s.width, s.height
+        )))
+    }
+
+    fn validate_settings(&self) -> Result<(), RenderError> {
         let s = &self.settings;
         if s.width == 0 || s.height == 0 || s.width > 16384 || s.height > 16384 {
             return Err(RenderError::InvalidSettings(format!(
@@ -414,14 +439,6 @@ impl RenderRequest {
                 "fps {} must be positive",
                 s.fps
             )));
-        }
-        if let Some(c) = self.crop {
-            if !c.fits_in(s.width, s.height) {
-                return Err(RenderError::InvalidSettings(format!(
-                    "crop {c:?} outside the {}x{} frame",
-                    s.width, s.height
-                )));
-            }
         }
         Ok(())
     }

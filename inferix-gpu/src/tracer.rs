@@ -254,14 +254,7 @@ impl PathTracer {
             progress: None,
             ..request.clone()
         };
-        whole.validate()?;
-        let s = &request.settings;
-        if let Some(c) = crops.iter().find(|c| !c.fits_in(s.width, s.height)) {
-            return Err(RenderError::InvalidSettings(format!(
-                "crop {c:?} outside the {}x{} frame",
-                s.width, s.height
-            )));
-        }
+        whole.validate_crops(crops)?;
         self.render_rects(&whole, crops)
     }
 

@@ -369,13 +369,10 @@ impl BlenderRenderer {
         if crops.is_empty() {
             return Err(BlenderError::InvalidSettings("no crops requested".into()));
         }
-        let s = &request.settings;
-        if let Some(c) = crops.iter().find(|c| !c.fits_in(s.width, s.height)) {
-            return Err(BlenderError::InvalidSettings(format!(
-                "crop {c:?} outside the {}x{} frame",
-                s.width, s.height
-            )));
-        }
+        crops
+            .iter()
+            .try_for_each(|c| request.check_crop(*c))
+            .map_err(invalid_settings)?;
         let regions: Vec<Option<Rect>> = crops.iter().copied().map(Some).collect();
         self.render_regions(&request, &regions).await
     }
@@ -394,10 +391,7 @@ impl BlenderRenderer {
                 request.format
             )));
         }
-        request.validate().map_err(|e| match e {
-            RenderError::InvalidSettings(s) => BlenderError::InvalidSettings(s),
-            other => BlenderError::InvalidSettings(other.to_string()),
-        })?;
+        request.validate().map_err(invalid_settings)?;
         if request.frames.is_empty() {
             return Err(BlenderError::InvalidSettings("no frames requested".into()));
         }
@@ -497,6 +491,14 @@ impl BlenderRenderer {
             }
         }
         Ok(images)
+    }
+}
+
+/// A request the shared checks refuse, as Blender's typed error.
+fn invalid_settings(e: RenderError) -> BlenderError {
+    match e {
+        RenderError::InvalidSettings(s) => BlenderError::InvalidSettings(s),
+        other => BlenderError::InvalidSettings(other.to_string()),
     }
 }
 
