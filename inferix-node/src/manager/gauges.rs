@@ -1,5 +1,5 @@
 //! Refreshing the metrics that describe the present: connected nodes on
-//! every tick, and what needs the store (tasks by state, jobs, ledger
+//! every tick and whenever an operator lists the nodes, and what needs the store (tasks by state, jobs, ledger
 //! totals) every `METRICS_REFRESH`, over the unfinished jobs this manager
 //! has in hand.
 
