@@ -574,12 +574,19 @@ impl TaskStore for PostgresTaskStore {
         let client = self.client().await?;
         // The queue has its own statement with the status as a literal, so
         // even a generic plan can use the partial index of queued tasks.
+        // Each active job, in queue order, gives at most `limit` of its
+        // queued tasks in index order: a read of the head costs what it
+        // returns, where a join sorted every queued task of the first job.
         let rows = if status == TaskStatus::Queued {
             let stmt = client
                 .prepare_cached(
                     "SELECT t.job_id, t.idx, t.record
-                     FROM tasks t JOIN jobs j ON j.id = t.job_id
-                     WHERE t.status = 'queued' AND j.state = 'active'
+                     FROM jobs j CROSS JOIN LATERAL (
+                         SELECT job_id, idx, record FROM tasks
+                         WHERE job_id = j.id AND status = 'queued'
+                         ORDER BY idx LIMIT $1
+                     ) t
+                     WHERE j.state = 'active'
                      ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
                      LIMIT $1",
                 )

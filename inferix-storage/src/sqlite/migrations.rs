@@ -96,6 +96,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name   TEXT PRIMARY KEY,
         record TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 6: active jobs in queue order, so the queue head is read job by job
+    // (each job's queued tasks come in index order from `tasks_status`)
+    // and costs what it returns, not a sort of every queued task, nor a
+    // walk past every finished job.
+    "CREATE INDEX jobs_active_queue ON jobs (state, priority DESC, created_ms, seq);",
 ];
 
 /// Applies the migrations missing from `conn`, up to `target` of them.

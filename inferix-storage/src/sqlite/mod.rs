@@ -52,6 +52,23 @@ impl std::fmt::Debug for SqliteTaskStore {
     }
 }
 
+/// The head of the queue: read active job by active job, in queue order
+/// (the CROSS JOIN keeps jobs the outer loop, and each job's queued tasks
+/// come in index order from `tasks_status`), so a read costs what it
+/// returns however long the queue is.
+const QUEUE_HEAD: &str = "SELECT t.job_id, t.idx, t.record
+    FROM jobs j CROSS JOIN tasks t ON t.job_id = j.id
+    WHERE j.state = 'active' AND t.status = ?1
+    ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
+    LIMIT ?2";
+
+/// Tasks of any other status, in their jobs' queue order.
+const IN_STATUS: &str = "SELECT t.job_id, t.idx, t.record
+    FROM tasks t JOIN jobs j ON j.id = t.job_id
+    WHERE t.status = ?1
+    ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
+    LIMIT ?2";
+
 impl SqliteTaskStore {
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to date.
@@ -305,18 +322,13 @@ impl TaskStore for SqliteTaskStore {
         status: TaskStatus,
         limit: usize,
     ) -> Result<Vec<Task>, StoreError> {
-        self.call(move |conn| {
-            query_tasks(
-                conn,
-                "SELECT t.job_id, t.idx, t.record
-                 FROM tasks t JOIN jobs j ON j.id = t.job_id
-                 WHERE t.status = ?1 AND (?1 <> 'queued' OR j.state = 'active')
-                 ORDER BY j.priority DESC, j.created_ms, j.seq, t.idx
-                 LIMIT ?2",
-                params![status.as_str(), int(limit as u64)],
-            )
-        })
-        .await
+        let sql = if status == TaskStatus::Queued {
+            QUEUE_HEAD
+        } else {
+            IN_STATUS
+        };
+        self.call(move |conn| query_tasks(conn, sql, params![status.as_str(), int(limit as u64)]))
+            .await
     }
 
     async fn update_task(&self, task: &mut Task) -> Result<(), StoreError> {

@@ -27,7 +27,12 @@ fn a_fresh_database_gets_every_migration() {
     assert_eq!(version(&conn), MIGRATIONS.len() as i64);
     assert_eq!(
         index_names(&conn),
-        ["jobs_queue_order", "tasks_lease_deadline", "tasks_status"]
+        [
+            "jobs_active_queue",
+            "jobs_queue_order",
+            "tasks_lease_deadline",
+            "tasks_status"
+        ]
     );
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -47,6 +52,24 @@ fn a_fresh_database_gets_every_migration() {
         )
         .unwrap();
     assert_eq!(frames, 1);
+}
+
+#[test]
+fn the_queue_head_is_read_without_sorting_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.db");
+    drop(SqliteTaskStore::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {QUEUE_HEAD}"))
+        .unwrap()
+        .query_map(params!["queued", 16], |r| r.get(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // A temporary B-tree would sort every queued task on every read.
+    assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:?}");
+    assert!(plan[0].contains("jobs_active_queue"), "{plan:?}");
 }
 
 #[tokio::test]
@@ -115,7 +138,7 @@ async fn an_old_database_is_migrated_forward_keeping_its_data() {
     {
         let conn = store.conn.lock().unwrap();
         assert_eq!(version(&conn), MIGRATIONS.len() as i64);
-        assert_eq!(index_names(&conn).len(), 3);
+        assert_eq!(index_names(&conn).len(), 4);
     }
     assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()));
     assert_eq!(store.tasks_of_job(job.id).await.unwrap(), stored);
