@@ -97,16 +97,20 @@ pub fn plan(
     // Busy workers scanned by finish-time comparisons in this pass.
     let mut scanned = 0usize;
     // The longest-idle workers not given a task in this pass, at most
-    // `window`, optionally only those eligible for `demand`.
-    let free = |taken: &HashSet<NodeId>, only: Option<&TaskDemand<'_>>| -> Vec<WorkerInfo> {
+    // `window`, eligible for `demand`.
+    let eligible = |taken: &HashSet<NodeId>, demand: &TaskDemand<'_>| -> Vec<WorkerInfo> {
         workers
             .idle()
-            .filter(|w| !taken.contains(&w.info.id))
-            .filter(|w| only.is_none_or(|d| is_eligible(d, &w.info)))
+            .filter(|w| !taken.contains(&w.info.id) && is_eligible(demand, &w.info))
             .take(window)
             .map(|w| w.info.clone())
             .collect()
     };
+    // The same window for any task, kept through the pass: a worker given
+    // a task leaves it and the next longest idle joins, so a pass copies
+    // each worker it offers once, not once per task.
+    let mut later_idle = workers.idle();
+    let mut candidates: Vec<WorkerInfo> = Vec::with_capacity(window);
     for task in queued {
         let Some(job) = jobs.get(&task.id.job) else {
             continue;
@@ -134,11 +138,18 @@ pub fn plan(
         if taken.len() >= workers.idle_count() {
             break;
         }
-        let candidates = free(&taken, None);
+        candidates.retain(|w| !taken.contains(&w.id));
+        while candidates.len() < window {
+            match later_idle.next() {
+                Some(w) if !taken.contains(&w.info.id) => candidates.push(w.info.clone()),
+                Some(_) => {}
+                None => break,
+            }
+        }
         let mut choice = scheduler.choose(&demand, &candidates);
         if choice.is_none() && workers.idle_count() - taken.len() > candidates.len() {
             // None of the longest-idle workers may take it; others may.
-            choice = scheduler.choose(&demand, &free(&taken, Some(&demand)));
+            choice = scheduler.choose(&demand, &eligible(&taken, &demand));
         }
         let Some(worker) = choice else {
             continue;

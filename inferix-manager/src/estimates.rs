@@ -107,8 +107,15 @@ impl Estimates {
             return None;
         }
         let mut best: Option<(NodeId, f64)> = None;
-        for (w, task) in workers.busy() {
-            if w.info.ib <= chosen.ib || !is_eligible(demand, &w.info) {
+        for (w, task) in workers.busy_faster_than(chosen.ib) {
+            // Fastest first: once even a worker free now would not finish
+            // clearly sooner, or sooner than the best found, no slower one
+            // will.
+            let soonest = now as f64 + work / w.info.ib;
+            if soonest + margin >= chosen_end || best.is_some_and(|(_, b)| soonest >= b) {
+                break;
+            }
+            if !is_eligible(demand, &w.info) {
                 continue;
             }
             let free_at = match promised.get(&w.info.id) {

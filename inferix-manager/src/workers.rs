@@ -89,12 +89,24 @@ impl WorkerSlot {
     }
 }
 
+/// An index as a key that sorts like the number (indices are not negative).
+type IbOrder = u64;
+
+fn ib_order(ib: f64) -> IbOrder {
+    // Non-negative floats sort as their bits do; NaN counts as 0.
+    ib.max(0.0).to_bits()
+}
+
 /// Connected workers by id, and the idle ones by how long they have waited.
 #[derive(Default)]
 pub struct WorkerPool {
     slots: BTreeMap<NodeId, WorkerSlot>,
     idle: BTreeSet<(u64, NodeId)>,
     busy: BTreeSet<NodeId>,
+    /// The busy workers by index: a dispatch compares a task's idle
+    /// worker only with the busy ones faster than it, and with workers
+    /// alike there are none, so the comparison costs nothing.
+    busy_by_ib: BTreeSet<(IbOrder, NodeId)>,
     /// Each worker's measured index, kept across its reconnections: a
     /// worker cannot shed a slow measurement by reconnecting.
     measured: HashMap<NodeId, f64>,
@@ -137,9 +149,9 @@ impl WorkerPool {
         let sample = crate::speed::ib_sample(work_ibm, elapsed_ms)?;
         let measured = crate::speed::blend(self.measured.get(&id).copied(), sample);
         self.measured.insert(id, measured);
-        let slot = self.slots.get_mut(&id)?;
-        slot.info.ib = crate::speed::effective_ib(slot.declared_ib, Some(measured));
-        Some(slot.info.ib)
+        let ib = crate::speed::effective_ib(self.slots.get(&id)?.declared_ib, Some(measured));
+        self.set_ib(id, ib);
+        Some(ib)
     }
 
     /// The index measured for `id`: on its tasks once it finished one,
@@ -158,10 +170,19 @@ impl WorkerPool {
         self.probed.insert(id, ib);
         if let Some(declared) = self.slots.get(&id).map(|s| s.declared_ib) {
             let effective = self.effective(id, declared);
-            if let Some(slot) = self.slots.get_mut(&id) {
-                slot.info.ib = effective;
-            }
+            self.set_ib(id, effective);
         }
+    }
+
+    /// Sets a connected worker's index, keeping the busy index true.
+    fn set_ib(&mut self, id: NodeId, ib: f64) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if slot.task.is_some() && self.busy_by_ib.remove(&(ib_order(slot.info.ib), id)) {
+            self.busy_by_ib.insert((ib_order(ib), id));
+        }
+        slot.info.ib = ib;
     }
 
     fn effective(&self, id: NodeId, declared: f64) -> f64 {
@@ -177,6 +198,7 @@ impl WorkerPool {
         let slot = self.slots.remove(&id)?;
         self.idle.remove(&(slot.idle_since, id));
         self.busy.remove(&id);
+        self.busy_by_ib.remove(&(ib_order(slot.info.ib), id));
         Some(slot)
     }
 
@@ -190,6 +212,7 @@ impl WorkerPool {
         }
         self.idle.remove(&(slot.idle_since, id));
         self.busy.insert(id);
+        self.busy_by_ib.insert((ib_order(slot.info.ib), id));
         slot.task = Some(task);
         slot.busy_since = now;
         slot.busy_frames = frames;
@@ -208,6 +231,7 @@ impl WorkerPool {
                     self.idle.insert((now, id));
                 }
                 self.busy.remove(&id);
+                self.busy_by_ib.remove(&(ib_order(slot.info.ib), id));
             }
         }
     }
@@ -304,6 +328,20 @@ impl WorkerPool {
     /// Idle workers, longest idle first.
     pub fn idle(&self) -> impl Iterator<Item = &WorkerSlot> + '_ {
         self.idle.iter().filter_map(|(_, id)| self.slots.get(id))
+    }
+
+    /// Busy workers faster than `ib`, fastest first, with the task each
+    /// holds.
+    pub fn busy_faster_than(&self, ib: f64) -> impl Iterator<Item = (&WorkerSlot, TaskId)> + '_ {
+        let above = (
+            std::ops::Bound::Excluded((ib_order(ib), NodeId(u128::MAX))),
+            std::ops::Bound::Unbounded,
+        );
+        self.busy_by_ib
+            .range(above)
+            .rev()
+            .filter_map(|(_, id)| self.slots.get(id))
+            .filter_map(|w| w.task.map(|t| (w, t)))
     }
 
     /// Busy workers with the task each holds.

@@ -113,3 +113,39 @@ fn a_drained_worker_finishes_its_task_and_takes_no_other_until_undrained() {
     assert_eq!(idle_ids(&p), vec![2, 1]);
     assert_eq!(p.get(&NodeId(1)).unwrap().state(), WorkerState::Idle);
 }
+
+fn faster_ids(p: &WorkerPool, ib: f64) -> Vec<u128> {
+    p.busy_faster_than(ib).map(|(w, _)| w.info.id.0).collect()
+}
+
+#[test]
+fn the_busy_workers_faster_than_an_index_follow_assignments_and_measurements() {
+    let mut p = WorkerPool::default();
+    let t = |i| TaskId::new(JobId(1), i);
+    for (id, ib) in [(1, 1.0), (2, 4.0), (3, 2.0), (4, 8.0)] {
+        p.join(id as u64, WorkerInfo { ib, ..info(id) }, 0);
+    }
+    assert!(faster_ids(&p, 0.0).is_empty(), "idle workers are not busy");
+    for id in 1..=4 {
+        assert!(p.assign(NodeId(id), t(id as u32), 1, 1));
+    }
+    assert_eq!(
+        faster_ids(&p, 1.5),
+        vec![4, 2, 3],
+        "fastest first, slower left out"
+    );
+    assert_eq!(faster_ids(&p, 4.0), vec![4], "an equal index is not faster");
+    p.release(NodeId(4), t(4), 2);
+    assert_eq!(faster_ids(&p, 1.5), vec![2, 3]);
+    // Worker 2's tasks show it slower than it said: the index moves it.
+    let measured = p.observe_speed(NodeId(2), 0.25, 60_000).unwrap();
+    assert!(measured < 1.5, "{measured}");
+    assert_eq!(faster_ids(&p, 1.5), vec![3]);
+    p.leave(NodeId(3));
+    assert!(faster_ids(&p, 1.5).is_empty());
+    assert_eq!(
+        faster_ids(&p, 0.0),
+        vec![1, 2],
+        "worker 2 is now the slowest"
+    );
+}
