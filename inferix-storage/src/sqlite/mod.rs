@@ -27,6 +27,7 @@ use inferix_core::task::{Task, TaskStatus};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
 mod accounts;
+mod checkpoint;
 mod migrations;
 mod rows;
 mod writes;
@@ -44,6 +45,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SqliteTaskStore {
     conn: Arc<Mutex<Connection>>,
+    /// The file's background checkpoints (none in memory).
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for SqliteTaskStore {
@@ -73,6 +76,7 @@ impl SqliteTaskStore {
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
         let conn = Connection::open(path).map_err(sql_err)?;
         // WAL lets readers proceed while a manager writes and survives a
         // crash without losing committed claims.
@@ -91,7 +95,15 @@ impl SqliteTaskStore {
         // a system call.
         conn.pragma_update(None, "cache_size", -65_536)
             .map_err(sql_err)?;
-        Self::init(conn, MIGRATIONS.len())
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::COMMIT_CHECKPOINT_PAGES,
+        )
+        .map_err(sql_err)?;
+        let mut store = Self::init(conn, MIGRATIONS.len())?;
+        store._checkpointer = Some(Arc::new(checkpoint::Checkpointer::spawn(path, None)?));
+        Ok(store)
     }
 
     /// A private database that vanishes with the store (tests, simulation).
@@ -107,6 +119,7 @@ impl SqliteTaskStore {
         migrate(&mut conn, target)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            _checkpointer: None,
         })
     }
 

@@ -54,6 +54,42 @@ fn a_fresh_database_gets_every_migration() {
     assert_eq!(frames, 1);
 }
 
+#[tokio::test]
+async fn the_log_is_checkpointed_beside_the_writer_not_by_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let store = SqliteTaskStore::open(&path).unwrap();
+    let file_size = || std::fs::metadata(&path).unwrap().len();
+    let before = file_size();
+    // About 400 pages of tasks: well under the commits' own limit, so only
+    // a checkpoint from another connection copies them into the file.
+    let (job, tasks) = inferix_core::store::conformance::sample_job(0, 1, 1_500);
+    store.insert_job(&job, &tasks).await.unwrap();
+    let (done, ran) = std::sync::mpsc::channel();
+    let _other = checkpoint::Checkpointer::spawn(&path, Some(done)).unwrap();
+    ran.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("a checkpoint ran");
+    assert!(
+        file_size() > before + 256 * 1024,
+        "{before} -> {}",
+        file_size()
+    );
+    // The writer carries on, and reads what it wrote.
+    assert_eq!(store.tasks_of_job(job.id).await.unwrap().len(), tasks.len());
+    let mut t = store.tasks_of_job(job.id).await.unwrap().remove(0);
+    t.lease(
+        inferix_core::task::Lease {
+            worker: inferix_core::ids::NodeId(1),
+            manager: inferix_core::ids::NodeId(2),
+            deadline_ms: 100,
+            scene: None,
+        },
+        5,
+    )
+    .unwrap();
+    store.update_task(&mut t).await.unwrap();
+}
+
 #[test]
 fn the_queue_head_is_read_without_sorting_the_queue() {
     let dir = tempfile::tempdir().unwrap();
