@@ -62,6 +62,10 @@ pub struct DispatchFigures {
 /// Name of the manager runtime's threads.
 const MANAGER_THREADS: &str = "inferix-manager";
 
+/// Threads that work for the manager outside its runtime: the SQLite
+/// store's checkpoints.
+const MANAGER_HELPER_THREADS: &str = "inferix-sqlite";
+
 /// Shuts a runtime down without blocking, as dropping one inside another
 /// runtime may not block.
 struct ShutdownOnDrop(Option<tokio::runtime::Runtime>);
@@ -72,6 +76,12 @@ impl Drop for ShutdownOnDrop {
             rt.shutdown_background();
         }
     }
+}
+
+/// CPU time, in nanoseconds, of the manager's threads and its helpers.
+fn manager_cpu_ns() -> Option<u64> {
+    let own = threads_cpu_ns(MANAGER_THREADS)?;
+    Some(own + threads_cpu_ns(MANAGER_HELPER_THREADS).unwrap_or(0))
 }
 
 /// CPU time, in nanoseconds, of this process's threads whose name starts
@@ -422,7 +432,7 @@ pub async fn dispatch_run(
     let calls0 = calls.get();
     let methods0 = calls.by_method();
     let busy0 = busy_time(&started);
-    let cpu0 = threads_cpu_ns(MANAGER_THREADS);
+    let cpu0 = manager_cpu_ns();
     let (job, _) = client
         .submit(&spec)
         .await
@@ -449,7 +459,7 @@ pub async fn dispatch_run(
     store_calls_by_method.sort_by(|a, b| b.1.total_cmp(&a.1));
     let manager_busy_us_per_task =
         (busy_time(&started) - busy0).as_secs_f64() * 1e6 / tasks.max(1) as f64;
-    let manager_cpu_us_per_task = match (cpu0, threads_cpu_ns(MANAGER_THREADS)) {
+    let manager_cpu_us_per_task = match (cpu0, manager_cpu_ns()) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e3 / tasks.max(1) as f64),
         _ => None,
     };

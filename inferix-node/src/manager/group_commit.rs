@@ -101,7 +101,9 @@ impl State {
             return;
         }
         let now = self.now();
+        // The results whose task is written, each beside its write.
         let mut written = Vec::with_capacity(held.len());
+        let mut changes = Vec::with_capacity(held.len());
         let mut one_by_one = Vec::new();
         for r in held {
             let Some(mut t) = self.batch.leased.remove(&r.task) else {
@@ -115,7 +117,10 @@ impl State {
                 continue;
             }
             match self.complete(&mut t, r.result.clone(), now) {
-                Ok(verifying) => written.push((r, t, verifying)),
+                Ok(verifying) => {
+                    written.push((r, verifying));
+                    changes.push(Change::Task(Box::new(t)));
+                }
                 Err(_) => one_by_one.push(r),
             }
         }
@@ -125,13 +130,9 @@ impl State {
         if written.is_empty() {
             return;
         }
-        let mut changes: Vec<Change> = written
-            .iter()
-            .map(|(_, t, _)| Change::Task(Box::new(t.clone())))
-            .collect();
         match self.store.apply(&mut changes).await {
             Ok(()) => {
-                for ((r, _, verifying), change) in written.into_iter().zip(changes) {
+                for ((r, verifying), change) in written.into_iter().zip(changes) {
                     let Change::Task(t) = change else { continue };
                     debug!(task = ?r.task, worker = ?r.worker, "result recorded");
                     self.reply(r.conn, r.id, Message::Ok).await;
@@ -142,7 +143,7 @@ impl State {
             }
             Err(e) => {
                 debug!(error = %e, results = written.len(), "grouped result write failed; one at a time");
-                for (r, _, _) in written {
+                for (r, _) in written {
                     self.record_signed_result(r).await;
                 }
             }
@@ -191,14 +192,17 @@ impl State {
         }
         let rewards = self.rewards_of(&ready, now).await;
         let mut changes = Vec::with_capacity(ready.len() * 2);
-        for (_, t, _, payment) in &ready {
-            changes.push(Change::Task(Box::new(t.clone())));
-            changes.extend(payment.clone().map(Change::Transaction));
+        // What the announcements need of each task once it is written.
+        let mut written = Vec::with_capacity(ready.len());
+        for (a, t, job, payment) in ready {
+            written.push((a, t.operator.clone(), t.frames.len() as u64, job));
+            changes.push(Change::Task(Box::new(t)));
+            changes.extend(payment.map(Change::Transaction));
         }
         changes.extend(rewards.into_iter().map(Change::Transaction));
         if let Err(e) = self.store.apply(&mut changes).await {
-            debug!(error = %e, acceptances = ready.len(), "grouped acceptance failed; one at a time");
-            for (a, _, _, _) in ready {
+            debug!(error = %e, acceptances = written.len(), "grouped acceptance failed; one at a time");
+            for (a, ..) in written {
                 self.accept_alone(a).await;
             }
             return;
@@ -206,19 +210,19 @@ impl State {
         let mut by_job: Vec<(JobId, Option<Job>, Vec<Accepted>)> = Vec::new();
         // Each operator's standing is written once for the batch.
         let mut by_operator: Vec<(String, usize)> = Vec::new();
-        for (a, t, job, _) in ready {
+        for (a, operator, frames, job) in written {
             let s = &a.settlement;
-            if let Some(name) = &t.operator {
-                match by_operator.iter_mut().find(|(n, _)| n == name) {
+            if let Some(name) = operator {
+                match by_operator.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, count)) => *count += 1,
-                    None => by_operator.push((name.clone(), 1)),
+                    None => by_operator.push((name, 1)),
                 }
             }
             self.stitch_tiles(s.task).await;
             let accepted = Accepted {
                 task: s.task,
                 worker: s.worker,
-                frames: t.frames.len() as u64,
+                frames,
             };
             match by_job.iter_mut().find(|(id, _, _)| *id == s.task.job) {
                 Some((_, _, tasks)) => tasks.push(accepted),
