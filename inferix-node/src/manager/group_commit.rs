@@ -32,6 +32,8 @@ use super::*;
 pub(super) struct Batched {
     /// The task of each lease as this manager last wrote it.
     leased: HashMap<TaskId, Task>,
+    /// Results received in this batch, their signatures not yet checked.
+    pub(super) unsigned: Vec<UnsignedResult>,
     /// Results whose signature was checked, in arrival order.
     results: Vec<SignedResult>,
     /// Rounds that passed, in settlement order.
@@ -61,6 +63,15 @@ impl Batched {
     pub(super) fn waits_for(&self, conn: ConnId) -> bool {
         self.results.iter().any(|r| r.conn == conn)
     }
+}
+
+/// A result as received, before its signature is checked.
+pub(super) struct UnsignedResult {
+    pub(super) conn: ConnId,
+    pub(super) id: u64,
+    pub(super) worker: NodeId,
+    pub(super) task: TaskId,
+    pub(super) result: TaskResult,
 }
 
 /// A result whose signature is the worker's.

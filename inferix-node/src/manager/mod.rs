@@ -472,6 +472,7 @@ impl State {
                             Err(_) => break,
                         }
                     }
+                    self.check_signatures();
                     self.flush_results().await;
                     self.run_engine_commands().await;
                     if reschedule {

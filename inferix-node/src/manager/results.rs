@@ -146,22 +146,42 @@ impl State {
             return;
         }
         // The signature check is most of a result's cost; it needs no
-        // state, so it runs beside the loop and the result comes back as
-        // an input.
+        // state, so it runs beside the loop (see `check_signatures`) and
+        // the result comes back as an input.
+        self.batch.unsigned.push(group_commit::UnsignedResult {
+            conn,
+            id,
+            worker,
+            task: task_id,
+            result,
+        });
+    }
+
+    /// Checks the signatures of the results received in this batch of
+    /// inputs, all in one task beside the loop: a task per result cost
+    /// the loop a wake-up of another thread each.
+    pub(super) fn check_signatures(&mut self) {
+        if self.batch.unsigned.is_empty() {
+            return;
+        }
+        let unsigned = std::mem::take(&mut self.batch.unsigned);
         let inputs = self.inputs.clone();
         tokio::spawn(async move {
-            let signature =
-                inferix_transport::verify_result(task_id, &result).map_err(|e| e.to_string());
-            let _ = inputs
-                .send(Input::ResultSigned {
-                    conn,
-                    id,
-                    worker,
-                    task: task_id,
-                    result: Box::new(result),
+            for r in unsigned {
+                let signature =
+                    inferix_transport::verify_result(r.task, &r.result).map_err(|e| e.to_string());
+                let signed = Input::ResultSigned {
+                    conn: r.conn,
+                    id: r.id,
+                    worker: r.worker,
+                    task: r.task,
+                    result: Box::new(r.result),
                     signature,
-                })
-                .await;
+                };
+                if inputs.send(signed).await.is_err() {
+                    return;
+                }
+            }
         });
     }
 
