@@ -451,19 +451,15 @@ fn drawn_renderer(
     let seat = (1usize << 40)
         .wrapping_add((check.claim as usize) << 8)
         .wrapping_add(seat);
-    ctx.verifiers
-        .iter()
-        .filter(|(id, v)| {
-            may_redraw(v, check.format)
-                && independent(&v.operator, &check.operator)
-                && !not.contains(id)
-        })
-        .map(|(id, v)| {
-            (
-                *id,
-                crate::draw::draw(ctx.draw_key, check.task, seat, *id, v.reputation),
-            )
-        })
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(id, _)| id)
+    let candidates = || {
+        ctx.verifiers
+            .iter()
+            .filter(|(id, v)| {
+                may_redraw(v, check.format)
+                    && independent(&v.operator, &check.operator)
+                    && !not.contains(id)
+            })
+            .map(|(id, v)| (*id, v.reputation))
+    };
+    crate::draw::weighted_pick(ctx.draw_key, check.task, seat, candidates)
 }

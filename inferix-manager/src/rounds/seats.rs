@@ -4,7 +4,7 @@ use inferix_core::ids::{NodeId, TaskId};
 use inferix_core::renderer::SceneFormat;
 
 use super::Round;
-use crate::draw::{draw, OrdF64};
+use crate::draw::weighted_pick;
 use crate::verifiers::{independent, VerifierInfo, VerifierPool};
 
 /// Whether verifier `id` may sit on a round of `worker`'s result at all:
@@ -24,10 +24,13 @@ pub(super) fn may_sit(
 }
 
 /// The verifier to ask for `round`'s next vote: not the worker nor one
-/// of its operator's, not one already asked, with fewer than `cap` offers, able to re-render the
-/// round's format when it needs one; drawn by [`draw`]. With `again`
-/// (`Some(t)`), one replaced earlier, or one that answered inconclusive
-/// at or before `t`, may be asked when nobody else can.
+/// of its operator's, not one already asked, with fewer than `cap` offers,
+/// able to re-render the round's format when it needs one; drawn with
+/// probability proportional to reputation by one keyed draw per seat
+/// ([`weighted_pick`]). With `again` (`Some(t)`), one replaced earlier, or
+/// one that answered inconclusive at or before `t`, may be asked when
+/// nobody else can: those not replaced and not inconclusive come first,
+/// then those replaced, then the inconclusive ones.
 pub(super) fn pick(
     key: &[u8; 32],
     task: TaskId,
@@ -37,21 +40,24 @@ pub(super) fn pick(
     again: Option<u64>,
 ) -> Option<NodeId> {
     let seat = round.votes.len() + round.replaced.len() + round.unable.len();
-    pool.iter()
-        .filter(|(id, v)| {
-            let unable = round.unable.get(id);
-            may_sit(**id, v, round.worker, &round.operator, round.needs)
-                && !round.votes.contains_key(id)
-                && v.busy < cap
-                && (again.is_some() || !round.replaced.contains(id))
-                && unable.is_none_or(|at| again.is_some_and(|t| *at <= t))
-        })
-        .min_by_key(|(id, v)| {
-            (
-                round.unable.contains_key(id),
-                round.replaced.contains(id),
-                OrdF64(draw(key, task, seat, **id, v.reputation)),
-            )
-        })
-        .map(|(id, _)| *id)
+    let allowed = |id: &NodeId, v: &VerifierInfo| {
+        let unable = round.unable.get(id);
+        may_sit(*id, v, round.worker, &round.operator, round.needs)
+            && !round.votes.contains_key(id)
+            && v.busy < cap
+            && (again.is_some() || !round.replaced.contains(id))
+            && unable.is_none_or(|at| again.is_some_and(|t| *at <= t))
+    };
+    let tier = |id: &NodeId| (round.unable.contains_key(id), round.replaced.contains(id));
+    let first = pool
+        .iter()
+        .filter(|(id, v)| allowed(id, v))
+        .map(|(id, _)| tier(id))
+        .min()?;
+    let candidates = || {
+        pool.iter()
+            .filter(move |(id, v)| allowed(id, v) && tier(id) == first)
+            .map(|(id, v)| (*id, v.reputation))
+    };
+    weighted_pick(key, task, seat, candidates)
 }
