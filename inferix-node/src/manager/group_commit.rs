@@ -33,9 +33,9 @@ pub(super) struct Batched {
     /// The task of each lease as this manager last wrote it.
     leased: HashMap<TaskId, Task>,
     /// Results received in this batch, their signatures not yet checked.
-    pub(super) unsigned: Vec<UnsignedResult>,
+    pub(super) unsigned: Vec<HeldResult>,
     /// Results whose signature was checked, in arrival order.
-    results: Vec<SignedResult>,
+    results: Vec<HeldResult>,
     /// Rounds that passed, in settlement order.
     accepts: Vec<Acceptance>,
 }
@@ -65,17 +65,10 @@ impl Batched {
     }
 }
 
-/// A result as received, before its signature is checked.
-pub(super) struct UnsignedResult {
-    pub(super) conn: ConnId,
-    pub(super) id: u64,
-    pub(super) worker: NodeId,
-    pub(super) task: TaskId,
-    pub(super) result: TaskResult,
-}
-
-/// A result whose signature is the worker's.
-pub(super) struct SignedResult {
+/// A worker's result waiting in the batch: first for its signature check
+/// (in `Batched::unsigned`), then, once the signature is the worker's, for
+/// its write (in `Batched::results`).
+pub(super) struct HeldResult {
     pub(super) conn: ConnId,
     pub(super) id: u64,
     pub(super) worker: NodeId,
@@ -100,7 +93,7 @@ pub(super) struct Accepted {
 
 impl State {
     /// Holds a signed result for the batch's write.
-    pub(super) fn hold_result(&mut self, r: SignedResult) {
+    pub(super) fn hold_result(&mut self, r: HeldResult) {
         self.batch.results.push(r);
     }
 

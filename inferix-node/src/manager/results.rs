@@ -148,7 +148,7 @@ impl State {
         // The signature check is most of a result's cost; it needs no
         // state, so it runs beside the loop (see `check_signatures`) and
         // the result comes back as an input.
-        self.batch.unsigned.push(group_commit::UnsignedResult {
+        self.batch.unsigned.push(group_commit::HeldResult {
             conn,
             id,
             worker,
@@ -208,7 +208,7 @@ impl State {
             return;
         }
         // Recorded with the batch's other results (see `group_commit.rs`).
-        self.hold_result(group_commit::SignedResult {
+        self.hold_result(group_commit::HeldResult {
             conn,
             id,
             worker,
@@ -218,8 +218,8 @@ impl State {
     }
 
     /// Records one signed result from the task as the store has it now.
-    pub(super) async fn record_signed_result(&mut self, r: group_commit::SignedResult) {
-        let group_commit::SignedResult {
+    pub(super) async fn record_signed_result(&mut self, r: group_commit::HeldResult) {
+        let group_commit::HeldResult {
             conn,
             id,
             worker,
