@@ -7,9 +7,11 @@
 //! SQL rather than scans in Rust; account balances are kept in a table of
 //! their own, updated with every ledger append.
 //!
-//! rusqlite is blocking, so every call runs on tokio's blocking pool; one
+//! rusqlite is blocking, so every call runs in place on a multi-threaded
+//! runtime (`block_in_place`) or else on tokio's blocking pool; one
 //! connection behind a mutex is enough because SQLite serialises writers
 //! anyway, and it makes each method trivially atomic within the process.
+//! A second connection, on a thread of its own, checkpoints the log.
 //! Across processes sharing the file, WAL mode plus a busy timeout and
 //! compare-and-set updates keep claims atomic.
 
