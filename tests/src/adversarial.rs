@@ -9,10 +9,10 @@
 //! the crop challenges from the key and that commitment; a verifier checks
 //! the frames alone, then re-renders the crops.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use inferix_core::blob::{BlobStore, BlobStoreExt};
@@ -94,7 +94,18 @@ impl Strategy {
     /// and made unprofitable by the stake (see `economy::cheat_odds`), not
     /// by certain detection.
     pub fn is_small(self) -> bool {
-        self == Strategy::CheapBorder
+        self.partial_cheat()
+            .is_some_and(|(area, saving)| area * saving < 0.25)
+    }
+
+    /// For a cheat on part of each frame: the fraction of the frame's area
+    /// rendered cheaply and the fraction of the work saved there.
+    pub fn partial_cheat(self) -> Option<(f64, f64)> {
+        match self {
+            Strategy::CheapBorder => Some((0.10, 7.0 / 8.0)),
+            Strategy::CheapBand => Some((0.30, 7.0 / 8.0)),
+            _ => None,
+        }
     }
 }
 
@@ -134,6 +145,8 @@ pub struct SuiteOptions {
     /// Crop challenges per task and the area of each, when not the
     /// network's defaults: a run can measure another choice beside them.
     pub crops: Option<(usize, f64)>,
+    /// Print progress and the time left to stderr.
+    pub progress: bool,
 }
 
 impl Default for SuiteOptions {
@@ -150,6 +163,7 @@ impl Default for SuiteOptions {
             seed: 1,
             work_dir: std::env::temp_dir().join("inferix-por-adversarial"),
             crops: None,
+            progress: false,
         }
     }
 }
@@ -217,6 +231,9 @@ struct Suite {
     opts: SuiteOptions,
     plain: PathBuf,
     worker: NodeIdentity,
+    /// Renders of the original scene by frame and by whether they are the
+    /// rough ones: the same for every task.
+    plain_frames: Mutex<HashMap<(u32, bool), Image>>,
 }
 
 /// Runs every strategy on `opts.tasks` seeded tasks.
@@ -241,10 +258,13 @@ pub async fn run_suite(
         plain,
         worker: NodeIdentity::from_seed([opts.seed as u8; 32]),
         opts,
+        plain_frames: Mutex::new(HashMap::new()),
     };
     let mut report = SuiteReport::default();
     let mut rng = ChaCha8Rng::seed_from_u64(suite.opts.seed);
     let last_first = inferix_gpu::DEMO_SCENE_FRAMES.saturating_sub(2 * suite.opts.frames_per_task);
+    let started = Instant::now();
+    let mut previous: Option<Vec<Image>> = None;
     for t in 0..suite.opts.tasks {
         let task = TaskId::new(JobId(suite.opts.seed as u128), t as u32);
         let first = rng.gen_range(1..=last_first.max(1));
@@ -255,10 +275,11 @@ pub async fn run_suite(
             .render(&lease.scene_path, &frames, &suite.opts.settings)
             .await?;
         let honest_time = honest_started.elapsed();
+        let renders = suite
+            .task_renders(task, &lease, &frames, honest, previous.take())
+            .await?;
         for s in Strategy::ALL {
-            let images = suite
-                .cheat(s, task, &lease, &frames, &honest, rng.gen())
-                .await?;
+            let images = suite.cheat(s, &lease, &renders, rng.gen());
             let (frames_only, with_crops, took) =
                 suite.check(task, &lease, &frames, images).await?;
             let r = report.strategies.entry(s).or_default();
@@ -273,11 +294,46 @@ pub async fn run_suite(
                 r.sample_reason = with_crops.reasons.first().cloned();
             }
         }
+        previous = Some(renders.honest);
+        let done = t + 1;
+        if suite.opts.progress && (done % 25 == 0 || done == suite.opts.tasks) {
+            let elapsed = started.elapsed().as_secs_f64();
+            let left = elapsed / done as f64 * (suite.opts.tasks - done) as f64;
+            eprintln!(
+                "{done}/{} tasks, {:.0} s, about {:.0} s left",
+                suite.opts.tasks, elapsed, left
+            );
+        }
     }
     Ok(report)
 }
 
-/// A lease: its patches and the watermarked scene copy.
+/// The renders of one task that the strategies are made of. A cheater's
+/// renders depend only on the scene, the frames and the settings, so each
+/// is rendered once per task and spliced or copied by every strategy that
+/// uses it, and the original scene's (the same for every task) once per
+/// frame for the whole run: the suite's cost is about two honest renders
+/// per task whatever the number of strategies.
+struct TaskRenders {
+    honest: Vec<Image>,
+    /// A quarter of the samples, the lease's scene.
+    quarter_samples: Vec<Image>,
+    /// An eighth of the samples, the lease's scene.
+    eighth_samples: Vec<Image>,
+    /// One sample, the lease's scene.
+    one_sample: Vec<Image>,
+    /// Half the resolution at full samples, upscaled; the lease's scene.
+    half_resolution: Vec<Image>,
+    /// The original scene (no patches) at the job's settings.
+    plain: Vec<Image>,
+    /// The original scene at one sample and half the resolution, upscaled.
+    plain_rough: Vec<Image>,
+    /// An honest render of another task (the one before, under another
+    /// key).
+    other: Vec<Image>,
+}
+
+/// A lease: its patches and the watermarked scene copy./// A lease: its patches and the watermarked scene copy.
 struct Lease {
     patches: Vec<Patch>,
     scene_path: PathBuf,
@@ -327,15 +383,14 @@ impl Suite {
             .collect())
     }
 
-    async fn cheat(
+    async fn task_renders(
         &self,
-        s: Strategy,
         task: TaskId,
         lease: &Lease,
         frames: &[u32],
-        honest: &[Image],
-        seed: u64,
-    ) -> anyhow::Result<Vec<Image>> {
+        honest: Vec<Image>,
+        previous: Option<Vec<Image>>,
+    ) -> anyhow::Result<TaskRenders> {
         let job = &self.opts.settings;
         let (w, h) = (job.width, job.height);
         let cheap = |samples: u32, scale: u32| RenderSettings {
@@ -344,23 +399,83 @@ impl Suite {
             samples,
             ..job.clone()
         };
-        Ok(match s {
-            Strategy::Honest => honest.to_vec(),
-            Strategy::FewerSamples => {
-                self.render(
-                    &lease.scene_path,
-                    frames,
-                    &cheap((job.samples / 4).max(1), 1),
-                )
-                .await?
+        let scene = &lease.scene_path;
+        let other = match previous {
+            Some(other) => other,
+            None => {
+                let other = TaskId::new(task.job, task.index + 100_000);
+                let other_lease = self.lease(other).await?;
+                self.render(&other_lease.scene_path, frames, job).await?
             }
-            Strategy::LowResUpscaled => self
-                .render(&lease.scene_path, frames, &cheap(job.samples, 2))
+        };
+        Ok(TaskRenders {
+            quarter_samples: self
+                .render(scene, frames, &cheap((job.samples / 4).max(1), 1))
+                .await?,
+            eighth_samples: self
+                .render(scene, frames, &cheap((job.samples / 8).max(1), 1))
+                .await?,
+            one_sample: self.render(scene, frames, &cheap(1, 1)).await?,
+            half_resolution: self
+                .render(scene, frames, &cheap(job.samples, 2))
                 .await?
                 .iter()
                 .map(|i| upscale(i, w, h))
                 .collect(),
-            Strategy::NeighbourCopy => vec![honest[0].clone(); honest.len()],
+            plain: self.plain_render(frames, false).await?,
+            plain_rough: self.plain_render(frames, true).await?,
+            other,
+            honest,
+        })
+    }
+
+    /// The original scene's `frames`, at the job's settings or (`rough`)
+    /// at one sample and half the resolution, upscaled; each frame
+    /// rendered once per run.
+    async fn plain_render(&self, frames: &[u32], rough: bool) -> anyhow::Result<Vec<Image>> {
+        let missing: Vec<u32> = {
+            let cache = self.plain_frames.lock().expect("not poisoned");
+            frames
+                .iter()
+                .copied()
+                .filter(|f| !cache.contains_key(&(*f, rough)))
+                .collect()
+        };
+        if !missing.is_empty() {
+            let job = &self.opts.settings;
+            let settings = if rough {
+                RenderSettings {
+                    width: (job.width / 2).max(1),
+                    height: (job.height / 2).max(1),
+                    samples: 1,
+                    ..job.clone()
+                }
+            } else {
+                job.clone()
+            };
+            let rendered = self.render(&self.plain, &missing, &settings).await?;
+            let mut cache = self.plain_frames.lock().expect("not poisoned");
+            for (f, img) in missing.into_iter().zip(rendered) {
+                let img = if rough {
+                    upscale(&img, job.width, job.height)
+                } else {
+                    img
+                };
+                cache.insert((f, rough), img);
+            }
+        }
+        let cache = self.plain_frames.lock().expect("not poisoned");
+        Ok(frames.iter().map(|f| cache[&(*f, rough)].clone()).collect())
+    }
+
+    fn cheat(&self, s: Strategy, lease: &Lease, r: &TaskRenders, seed: u64) -> Vec<Image> {
+        let (w, h) = (self.opts.settings.width, self.opts.settings.height);
+        let frames = r.honest.len();
+        match s {
+            Strategy::Honest => r.honest.clone(),
+            Strategy::FewerSamples => r.quarter_samples.clone(),
+            Strategy::LowResUpscaled => r.half_resolution.clone(),
+            Strategy::NeighbourCopy => vec![r.honest[0].clone(); frames],
             Strategy::Blank => {
                 let mut img = Image::new(w, h);
                 for y in 0..h {
@@ -368,11 +483,11 @@ impl Suite {
                         img.set(x, y, [0.2, 0.2, 0.2]);
                     }
                 }
-                vec![img; frames.len()]
+                vec![img; frames]
             }
             Strategy::Noise => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                (0..frames.len())
+                (0..frames)
                     .map(|_| {
                         let mut img = Image::new(w, h);
                         for y in 0..h {
@@ -384,67 +499,36 @@ impl Suite {
                     })
                     .collect()
             }
-            Strategy::OtherTaskOutput => {
-                let other = TaskId::new(task.job, task.index + 100_000);
-                let other_lease = self.lease(other).await?;
-                let shifted: Vec<u32> = frames.iter().map(|f| f + frames.len() as u32).collect();
-                self.render(&other_lease.scene_path, &shifted, job).await?
-            }
-            Strategy::PatchesRemoved => self.render(&self.plain, frames, job).await?,
+            Strategy::OtherTaskOutput => r.other.clone(),
+            Strategy::PatchesRemoved => r.plain.clone(),
             Strategy::PaintedWatermark => {
-                let mut imgs: Vec<Image> = self
-                    .render(&self.plain, frames, &cheap(1, 2))
-                    .await?
-                    .iter()
-                    .map(|i| upscale(i, w, h))
-                    .collect();
+                let mut imgs = r.plain_rough.clone();
                 for img in &mut imgs {
                     paint_patches(img, &lease.patches);
                 }
                 imgs
             }
             Strategy::OneCheapFrame => {
-                let mut out = honest.to_vec();
-                let rough = self
-                    .render(
-                        &lease.scene_path,
-                        &frames[..1],
-                        &cheap((job.samples / 4).max(1), 1),
-                    )
-                    .await?;
-                out[0] = rough
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| honest[0].clone());
+                let mut out = r.honest.clone();
+                out[0] = r.quarter_samples[0].clone();
                 out
             }
-            Strategy::CheapBorder | Strategy::CheapBand => {
-                let rough = self
-                    .render(
-                        &lease.scene_path,
-                        frames,
-                        &cheap((job.samples / 8).max(1), 1),
-                    )
-                    .await?;
-                if s == Strategy::CheapBorder {
-                    // A centred rectangle of 90 % of the area: each side
-                    // √0.9 ≈ 94.9 % of the frame's.
-                    let side = 0.9f64.sqrt();
-                    let (cw, ch) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
-                    let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
-                    splice(honest, rough, |x, y| {
-                        (x0..x0 + cw).contains(&x) && (y0..y0 + ch).contains(&y)
-                    })
-                } else {
-                    let honest_width = (w as f64 * 0.7).round() as u32;
-                    splice(honest, rough, |x, _| x < honest_width)
-                }
+            Strategy::CheapBorder => {
+                // A centred rectangle of 90 % of the area: each side
+                // √0.9 ≈ 94.9 % of the frame's.
+                let side = 0.9f64.sqrt();
+                let (cw, ch) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
+                let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
+                splice(&r.honest, r.eighth_samples.clone(), |x, y| {
+                    (x0..x0 + cw).contains(&x) && (y0..y0 + ch).contains(&y)
+                })
             }
-            Strategy::PartialTiles => {
-                let rough = self.render(&lease.scene_path, frames, &cheap(1, 1)).await?;
-                splice(honest, rough, |x, _| x < w / 2)
+            Strategy::CheapBand => {
+                let honest_width = (w as f64 * 0.7).round() as u32;
+                splice(&r.honest, r.eighth_samples.clone(), |x, _| x < honest_width)
             }
-        })
+            Strategy::PartialTiles => splice(&r.honest, r.one_sample.clone(), |x, _| x < w / 2),
+        }
     }
 
     /// Uploads and commits to `images` as a worker does, then verifies the

@@ -1,6 +1,7 @@
 //! Shared pieces of the end-to-end and simulation tests.
 
 pub mod adversarial;
+pub mod cheat_economics;
 
 use std::path::Path;
 use std::time::Duration;

@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 
+use inferix_core::por::prepare::DEFAULT_CHALLENGES_PER_TASK;
 use inferix_core::renderer::RenderSettings;
+use inferix_manager::economy::EconomyConfig;
 use inferix_tests::adversarial::{run_suite, Strategy, SuiteOptions};
+use inferix_tests::cheat_economics::{small_cheat_economics, CheatTable};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_cheat_is_caught_and_no_honest_worker_is_rejected() {
@@ -23,6 +26,7 @@ async fn every_cheat_is_caught_and_no_honest_worker_is_rejected() {
         seed: 11,
         work_dir: dir.path().to_path_buf(),
         crops: None,
+        progress: false,
     };
     let tracer = Arc::new(inferix_gpu::PathTracer::new().unwrap());
     let report = run_suite(tracer, opts).await.unwrap();
@@ -46,4 +50,23 @@ async fn every_cheat_is_caught_and_no_honest_worker_is_rejected() {
     // honest one; only the crop challenges can.
     let painted = &report.strategies[&Strategy::PaintedWatermark];
     assert!(painted.rejected_frames_only < painted.rejected);
+
+    // A small cheat is not caught every time, but at the default price
+    // and stake it loses more than it saves, at the detection measured
+    // here (even its lower bound on three tasks) and at every modelled
+    // fraction.
+    let defaults = inferix_node::ManagerConfig::default();
+    let economy = EconomyConfig {
+        price_per_ibm: defaults.price_per_ibm,
+        stake_epoch_minutes: defaults.stake_epoch_minutes,
+        grant_stake: defaults.grant_stake,
+        verifier_reward: defaults.verifier_reward,
+    };
+    let rows = small_cheat_economics(&report, &economy, DEFAULT_CHALLENGES_PER_TASK);
+    println!("{}", CheatTable(&rows));
+    let measured = rows.iter().filter(|r| r.cheat.contains("measured")).count();
+    assert_eq!(measured, 4, "both partial-frame cheats, two task lengths");
+    for r in &rows {
+        assert!(r.expected_loss > r.expected_gain, "{r:?} pays");
+    }
 }

@@ -6,9 +6,13 @@
 use std::sync::Arc;
 
 use inferix_tests::adversarial::{run_suite, SuiteOptions};
+use inferix_tests::cheat_economics::{small_cheat_economics, CheatTable};
 
 fn main() -> anyhow::Result<()> {
-    let mut opts = SuiteOptions::default();
+    let mut opts = SuiteOptions {
+        progress: true,
+        ..SuiteOptions::default()
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || {
@@ -60,8 +64,21 @@ fn main() -> anyhow::Result<()> {
          {crops} crops of {:.2} % of the frame per task, seed {}",
         opts.tasks, opts.frames_per_task, s.width, s.height, s.samples, area * 100.0, opts.seed
     );
+    let started = std::time::Instant::now();
     let report = rt.block_on(run_suite(tracer, opts))?;
     println!("{report}");
+    let defaults = inferix_node::manager::ManagerConfig::default();
+    let economy = inferix_manager::economy::EconomyConfig {
+        price_per_ibm: defaults.price_per_ibm,
+        stake_epoch_minutes: defaults.stake_epoch_minutes,
+        grant_stake: defaults.grant_stake,
+        verifier_reward: defaults.verifier_reward,
+    };
+    println!(
+        "Small cheats at the default price and stake (a worker of index 1):\n{}",
+        CheatTable(&small_cheat_economics(&report, &economy, crops))
+    );
+    println!("Ran in {:.0} s.", started.elapsed().as_secs_f64());
     for (s, r) in &report.strategies {
         if let Some(reason) = &r.sample_reason {
             println!("{s}: e.g. {reason}");
