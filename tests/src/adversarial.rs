@@ -312,8 +312,8 @@ pub async fn run_suite(
 /// renders depend only on the scene, the frames and the settings, so each
 /// is rendered once per task and spliced or copied by every strategy that
 /// uses it, and the original scene's (the same for every task) once per
-/// frame for the whole run: the suite's cost is about two honest renders
-/// per task whatever the number of strategies.
+/// frame for the whole run: a task's renders cost about two honest ones
+/// whatever the number of strategies.
 struct TaskRenders {
     honest: Vec<Image>,
     /// A quarter of the samples, the lease's scene.
