@@ -393,12 +393,6 @@ impl Suite {
     ) -> anyhow::Result<TaskRenders> {
         let job = &self.opts.settings;
         let (w, h) = (job.width, job.height);
-        let cheap = |samples: u32, scale: u32| RenderSettings {
-            width: (w / scale).max(1),
-            height: (h / scale).max(1),
-            samples,
-            ..job.clone()
-        };
         let scene = &lease.scene_path;
         let other = match previous {
             Some(other) => other,
@@ -410,14 +404,14 @@ impl Suite {
         };
         Ok(TaskRenders {
             quarter_samples: self
-                .render(scene, frames, &cheap((job.samples / 4).max(1), 1))
+                .render(scene, frames, &self.cheap((job.samples / 4).max(1), 1))
                 .await?,
             eighth_samples: self
-                .render(scene, frames, &cheap((job.samples / 8).max(1), 1))
+                .render(scene, frames, &self.cheap((job.samples / 8).max(1), 1))
                 .await?,
-            one_sample: self.render(scene, frames, &cheap(1, 1)).await?,
+            one_sample: self.render(scene, frames, &self.cheap(1, 1)).await?,
             half_resolution: self
-                .render(scene, frames, &cheap(job.samples, 2))
+                .render(scene, frames, &self.cheap(job.samples, 2))
                 .await?
                 .iter()
                 .map(|i| upscale(i, w, h))
@@ -427,6 +421,18 @@ impl Suite {
             other,
             honest,
         })
+    }
+
+    /// The job's settings at `samples` samples and `1/scale` of the
+    /// resolution: what a cheater renders instead.
+    fn cheap(&self, samples: u32, scale: u32) -> RenderSettings {
+        let job = &self.opts.settings;
+        RenderSettings {
+            width: (job.width / scale).max(1),
+            height: (job.height / scale).max(1),
+            samples,
+            ..job.clone()
+        }
     }
 
     /// The original scene's `frames`, at the job's settings or (`rough`)
@@ -443,16 +449,7 @@ impl Suite {
         };
         if !missing.is_empty() {
             let job = &self.opts.settings;
-            let settings = if rough {
-                RenderSettings {
-                    width: (job.width / 2).max(1),
-                    height: (job.height / 2).max(1),
-                    samples: 1,
-                    ..job.clone()
-                }
-            } else {
-                job.clone()
-            };
+            let settings = if rough { self.cheap(1, 2) } else { job.clone() };
             let rendered = self.render(&self.plain, &missing, &settings).await?;
             let mut cache = self.plain_frames.lock().expect("not poisoned");
             for (f, img) in missing.into_iter().zip(rendered) {
