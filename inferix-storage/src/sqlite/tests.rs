@@ -18,12 +18,18 @@ fn index_names(conn: &Connection) -> Vec<String> {
         .collect()
 }
 
+/// A plain connection to a database the store created in `dir`, every
+/// migration applied.
+fn migrated_database(dir: &std::path::Path) -> Connection {
+    let path = dir.join("store.db");
+    drop(SqliteTaskStore::open(&path).unwrap());
+    Connection::open(&path).unwrap()
+}
+
 #[test]
 fn a_fresh_database_gets_every_migration() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fresh.db");
-    drop(SqliteTaskStore::open(&path).unwrap());
-    let conn = Connection::open(&path).unwrap();
+    let conn = migrated_database(dir.path());
     assert_eq!(version(&conn), MIGRATIONS.len() as i64);
     assert_eq!(
         index_names(&conn),
@@ -93,9 +99,7 @@ async fn the_log_is_checkpointed_beside_the_writer_not_by_its_commits() {
 #[test]
 fn the_queue_head_is_read_without_sorting_the_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plan.db");
-    drop(SqliteTaskStore::open(&path).unwrap());
-    let conn = Connection::open(&path).unwrap();
+    let conn = migrated_database(dir.path());
     let plan: Vec<String> = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {QUEUE_HEAD}"))
         .unwrap()
