@@ -62,7 +62,12 @@ pub(crate) mod up {
     pub(crate) const BG_MODE: usize = 30;
     /// 1: Owen-scrambled Sobol samples per pixel; 0: independent random.
     pub(crate) const SAMPLER: usize = 31;
-    pub(crate) const LEN: usize = 32;
+    /// Pixels of the launch listed in `pixels` ((x, y) pairs, launch slot
+    /// `y · CROP_W + x` renders pair `slot`); 0: the launch is the
+    /// rectangle at `OFF_X`, `OFF_Y`. Many small crops of one frame then
+    /// share one launch instead of paying one each.
+    pub(crate) const LISTED: usize = 32;
+    pub(crate) const LEN: usize = 33;
 }
 
 /// `fp` (f32 parameters) slots.
@@ -652,9 +657,9 @@ fn radiance(
 /// Floats per pixel in the accumulation buffer: RGB and coverage (alpha).
 pub(crate) const ACC_F: usize = 4;
 
-/// Path-traces `SAMPLE_COUNT` samples per pixel of the launch rectangle and
-/// adds them, one by one, to `accum` ([`ACC_F`] floats per pixel of the
-/// rectangle).
+/// Path-traces `SAMPLE_COUNT` samples per pixel of the launch rectangle
+/// (or of the pixels listed in `pixels`, see [`up::LISTED`]) and adds them,
+/// one by one, to `accum` ([`ACC_F`] floats per pixel, in launch order).
 #[cube(launch)]
 pub(crate) fn path_trace_kernel(
     fdata: &Array<f32>,
@@ -662,15 +667,26 @@ pub(crate) fn path_trace_kernel(
     up: &Array<u32>,
     fp: &Array<f32>,
     env: &Array<f32>,
+    pixels: &Array<u32>,
     accum: &mut Array<f32>,
 ) {
     let lx = ABSOLUTE_POS_X;
     let ly = ABSOLUTE_POS_Y;
     let crop_w = up[up::CROP_W];
     let crop_h = up[up::CROP_H];
-    if lx < crop_w && ly < crop_h {
-        let px = lx + up[up::OFF_X];
-        let py = ly + up[up::OFF_Y];
+    let listed = up[up::LISTED];
+    let slot = ly * crop_w + lx;
+    let mut inside = lx < crop_w && ly < crop_h;
+    if listed > 0u32 {
+        inside = lx < crop_w && slot < listed;
+    }
+    if inside {
+        let mut px = lx + up[up::OFF_X];
+        let mut py = ly + up[up::OFF_Y];
+        if listed > 0u32 {
+            px = pixels[(slot * 2u32) as usize];
+            py = pixels[(slot * 2u32 + 1u32) as usize];
+        }
         let full_w = f32::cast_from(up[up::FULL_W]);
         let full_h = f32::cast_from(up[up::FULL_H]);
         let cam = load3(fp, fp::CAM_POS);
@@ -685,7 +701,7 @@ pub(crate) fn path_trace_kernel(
             pcg(pcg(pcg(up[up::SEED_LO]) ^ up[up::SEED_HI]) ^ up[up::FRAME])
                 ^ (px * 0x9E37_79B9u32 + py),
         );
-        let out = (ly * crop_w + lx) as usize * ACC_F;
+        let out = slot as usize * ACC_F;
         let mut acc = v3(accum[out], accum[out + 1], accum[out + 2]);
         let mut alpha = accum[out + 3];
         let start = up[up::SAMPLE_START];

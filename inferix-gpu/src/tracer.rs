@@ -474,6 +474,9 @@ impl Lighting {
     }
 }
 
+/// Launch width of a list of pixels (see [`up::LISTED`]).
+const LIST_WIDTH: u32 = 64;
+
 /// Launches the kernel over each of `rects` in passes and returns their
 /// linear RGB, in order. The scene, camera and environment are uploaded
 /// once for all of them.
@@ -513,62 +516,103 @@ fn render_frame<R: Runtime>(
         .map_or((0, 0), |e| (e.width, e.height));
     let dim = CubeDim::new_2d(8, 8);
     let inv = 1.0 / s.samples as f32;
-    let mut images = Vec::with_capacity(rects.len());
-    for (index, rect) in rects.iter().enumerate() {
-        let pixels = rect.area() as usize;
-        let acc = device::upload_f32(client, &vec![0.0f32; pixels * kernel::ACC_F]);
-        // Split samples into passes of bounded work; pixel values do not
-        // depend on the split because each pass adds its samples one by
-        // one, in order.
-        let per_pass = ((1usize << 20) / pixels.max(1)).clamp(1, s.samples as usize) as u32;
-        let count = CubeCount::Static(rect.width.div_ceil(8), rect.height.div_ceil(8), 1);
-        let mut start = 0u32;
-        while start < s.samples {
-            let n = per_pass.min(s.samples - start);
-            let mut upv = data.up.clone();
-            upv[up::FULL_W] = s.width;
-            upv[up::FULL_H] = s.height;
-            upv[up::OFF_X] = rect.x;
-            upv[up::OFF_Y] = rect.y;
-            upv[up::CROP_W] = rect.width;
-            upv[up::CROP_H] = rect.height;
-            upv[up::SEED_LO] = s.seed as u32;
-            upv[up::SEED_HI] = (s.seed >> 32) as u32;
-            upv[up::FRAME] = frame;
-            upv[up::SAMPLE_START] = start;
-            upv[up::SAMPLE_COUNT] = n;
-            upv[up::MAX_BOUNCES] = s.max_bounces.min(1024);
-            upv[up::ENV_W] = env_w;
-            upv[up::ENV_H] = env_h;
-            upv[up::BG_MODE] = bg_mode;
-            upv[up::SAMPLER] = u32::from(sampler == Sampler::LowDiscrepancy);
-            let uph = device::upload_u32(client, &upv);
-            kernel::path_trace_kernel::launch::<R>(
-                client,
-                count.clone(),
-                dim,
-                device::array_arg(&fh, data.fdata.len()),
-                device::array_arg(&uh, data.udata.len()),
-                device::array_arg(&uph, upv.len()),
-                device::array_arg(&fph, fpv.len()),
-                device::array_arg(&envh, env_buf.len()),
-                device::array_arg(&acc, pixels * kernel::ACC_F),
-            );
-            start += n;
-            cubecl::future::block_on(client.sync())
-                .map_err(|e| RenderError::Backend(format!("{e:?}")))?;
-            progress((index as f32 + start as f32 / s.samples as f32) / rects.len() as f32);
+    let blank = |r: &Rect| Image {
+        width: r.width,
+        height: r.height,
+        pixels: Vec::new(),
+        alpha: (bg_mode == 2).then(Vec::new),
+    };
+    if rects.iter().all(|r| r.area() == 0) {
+        return Ok(rects.iter().map(blank).collect());
+    }
+    // One launch per rectangle would cost a verifier's many small crops a
+    // launch and a sync each, more than their pixels: several rectangles
+    // are rendered as one list of pixels. A pixel's value depends only on
+    // its position, the frame, the seed and its samples in order, so both
+    // ways give the same pixels.
+    let (launch, listed) = match rects {
+        [one] => (*one, Vec::new()),
+        _ => {
+            let listed: Vec<u32> = rects
+                .iter()
+                .flat_map(|r| {
+                    (r.y..r.y + r.height)
+                        .flat_map(move |y| (r.x..r.x + r.width).flat_map(move |x| [x, y]))
+                })
+                .collect();
+            let count = (listed.len() / 2) as u32;
+            let width = LIST_WIDTH.min(count.max(1));
+            (Rect::new(0, 0, width, count.div_ceil(width).max(1)), listed)
         }
-        let sums = device::read_f32(client, acc);
+    };
+    let count_listed = (listed.len() / 2) as u32;
+    let pixels = if listed.is_empty() {
+        launch.area() as usize
+    } else {
+        count_listed as usize
+    };
+    let pixel_list: &[u32] = if listed.is_empty() { &[0, 0] } else { &listed };
+    let listh = device::upload_u32(client, pixel_list);
+    let acc = device::upload_f32(client, &vec![0.0f32; pixels * kernel::ACC_F]);
+    // Split samples into passes of bounded work; pixel values do not
+    // depend on the split because each pass adds its samples one by one,
+    // in order.
+    let per_pass = ((1usize << 20) / pixels.max(1)).clamp(1, s.samples as usize) as u32;
+    let count = CubeCount::Static(launch.width.div_ceil(8), launch.height.div_ceil(8), 1);
+    let mut start = 0u32;
+    while start < s.samples {
+        let n = per_pass.min(s.samples - start);
+        let mut upv = data.up.clone();
+        upv[up::FULL_W] = s.width;
+        upv[up::FULL_H] = s.height;
+        upv[up::OFF_X] = launch.x;
+        upv[up::OFF_Y] = launch.y;
+        upv[up::CROP_W] = launch.width;
+        upv[up::CROP_H] = launch.height;
+        upv[up::LISTED] = count_listed;
+        upv[up::SEED_LO] = s.seed as u32;
+        upv[up::SEED_HI] = (s.seed >> 32) as u32;
+        upv[up::FRAME] = frame;
+        upv[up::SAMPLE_START] = start;
+        upv[up::SAMPLE_COUNT] = n;
+        upv[up::MAX_BOUNCES] = s.max_bounces.min(1024);
+        upv[up::ENV_W] = env_w;
+        upv[up::ENV_H] = env_h;
+        upv[up::BG_MODE] = bg_mode;
+        upv[up::SAMPLER] = u32::from(sampler == Sampler::LowDiscrepancy);
+        let uph = device::upload_u32(client, &upv);
+        kernel::path_trace_kernel::launch::<R>(
+            client,
+            count.clone(),
+            dim,
+            device::array_arg(&fh, data.fdata.len()),
+            device::array_arg(&uh, data.udata.len()),
+            device::array_arg(&uph, upv.len()),
+            device::array_arg(&fph, fpv.len()),
+            device::array_arg(&envh, env_buf.len()),
+            device::array_arg(&listh, pixel_list.len()),
+            device::array_arg(&acc, pixels * kernel::ACC_F),
+        );
+        start += n;
+        cubecl::future::block_on(client.sync())
+            .map_err(|e| RenderError::Backend(format!("{e:?}")))?;
+        progress(start as f32 / s.samples as f32);
+    }
+    let sums = device::read_f32(client, acc);
+    let mut images = Vec::with_capacity(rects.len());
+    let mut rest = sums.as_slice();
+    for rect in rects {
+        let (mine, after) = rest.split_at(rect.area() as usize * kernel::ACC_F);
+        rest = after;
         let alpha = (bg_mode == 2).then(|| {
-            sums.chunks_exact(kernel::ACC_F)
+            mine.chunks_exact(kernel::ACC_F)
                 .map(|p| p[3] * inv)
                 .collect()
         });
         images.push(Image {
             width: rect.width,
             height: rect.height,
-            pixels: sums
+            pixels: mine
                 .chunks_exact(kernel::ACC_F)
                 .flat_map(|p| [p[0] * inv, p[1] * inv, p[2] * inv])
                 .collect(),
