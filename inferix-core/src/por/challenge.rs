@@ -11,12 +11,13 @@ use crate::image::Rect;
 use crate::ContentHash;
 
 /// Fraction of the frame's area each challenge covers by default
-/// (`PorConfig::challenge_area`). Small, because
-/// detection of a partly cheap frame follows the number of crops, not
-/// their size (a cheap fraction f escapes k crops with chance about
-/// (1 − f)^k), while a verifier's cost follows their total area: many
-/// small crops catch more per pixel re-rendered than a few large ones.
-pub const CHALLENGE_AREA: f64 = 0.001;
+/// (`PorConfig::challenge_area`): 0.05 %, about 32×32 pixels of a 1080p
+/// frame. Small, because detection of a partly cheap frame follows the
+/// number of crops, not their size (a cheap fraction f escapes k crops
+/// with chance about (1 − f)^k), while a verifier's cost follows their
+/// total area once a frame's crops are rendered in one call: many small
+/// crops catch more per pixel re-rendered than a few large ones.
+pub const CHALLENGE_AREA: f64 = 0.0005;
 
 /// `k` crop rectangles for `frame` of a `width`×`height` image, each
 /// covering about `area` of it (at least one pixel).
@@ -95,7 +96,7 @@ mod tests {
     use crate::por::key::ManagerSecret;
 
     #[test]
-    fn challenges_fit_cover_a_thousandth_and_depend_on_the_commitment() {
+    fn challenges_fit_cover_their_area_and_depend_on_the_commitment() {
         let key = VerificationKey::derive(&ManagerSecret(b"s".to_vec()), TaskId::new(JobId(3), 1));
         let d = |root: &[u8], frame| {
             draw(

@@ -25,12 +25,13 @@ pub trait SceneWatermarker: Send + Sync {
     ) -> Result<(), RenderError>;
 }
 
-/// Crop challenges per task by default: enough that a cheat leaving a
-/// quarter of the frame's area cheap (about the least that saves a quarter
-/// of the work) escapes them with chance 0.75^24 < 0.1 %. At
-/// [`CHALLENGE_AREA`](super::challenge::CHALLENGE_AREA) each they
+/// Crop challenges per task by default: a cheat that leaves cheap the
+/// pixels holding a quarter of the frame's work (about the least that
+/// saves a quarter of it) escapes them with chance about 0.75^48 < 10⁻⁵,
+/// and one on the pixels of a tenth of the work is caught more often than
+/// not. At [`CHALLENGE_AREA`](super::challenge::CHALLENGE_AREA) each they
 /// re-render 2.4 % of one frame.
-pub const DEFAULT_CHALLENGES_PER_TASK: usize = 24;
+pub const DEFAULT_CHALLENGES_PER_TASK: usize = 48;
 
 /// Proof-of-Render settings shared by every manager of a network.
 #[derive(Debug, Clone)]
