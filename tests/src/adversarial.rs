@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use inferix_core::blob::{BlobStore, BlobStoreExt};
 use inferix_core::ids::{JobId, TaskId};
-use inferix_core::image::{linear_to_srgb8, Image};
+use inferix_core::image::{linear_to_srgb8, Image, Rect};
 use inferix_core::job::{OutputFormat, SceneRef};
 use inferix_core::por::key::ManagerSecret;
 use inferix_core::por::merkle::TileTree;
@@ -31,6 +31,8 @@ use inferix_gpu::codec::{decode_png, encode_png};
 use inferix_node::verifier::{verify, CropRenderer};
 use inferix_storage::ObjectBlobStore;
 use inferix_transport::NodeIdentity;
+
+use crate::work_share::work_share;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -62,12 +64,13 @@ pub enum Strategy {
     /// honest.
     OneCheapFrame,
     /// The central 90 % of each frame's area honest, the border around it
-    /// at an eighth of the samples: a small cheat (it saves about 9 % of
-    /// the work), caught only when a crop lands on the border.
+    /// at an eighth of the samples: a small cheat, caught only when a crop
+    /// lands on the border.
     CheapBorder,
     /// The right 30 % of each frame at an eighth of the samples, the rest
-    /// honest: a partial-frame cheat just over the line, saving about
-    /// 26 % of the work.
+    /// honest: it would save 26 % of the work if every pixel cost the
+    /// same, but how much it saves depends on what the band shows (empty
+    /// background costs almost nothing), so the suite measures it.
     CheapBand,
 }
 
@@ -89,22 +92,60 @@ impl Strategy {
         Strategy::CheapBand,
     ];
 
-    /// Whether the cheat saves less than a quarter of the work: such
-    /// cheats are caught as often as a crop lands on their cheap pixels,
-    /// and made unprofitable by the stake (see `economy::cheat_odds`), not
-    /// by certain detection.
-    pub fn is_small(self) -> bool {
-        self.partial_cheat()
-            .is_some_and(|(area, saving)| area * saving < 0.25)
+    /// For a cheat on part of each frame of a `width`×`height` job at
+    /// `samples` per pixel: the pixels it renders cheaply and the samples
+    /// it gives them.
+    pub fn cheap_part(self, width: u32, height: u32, samples: u32) -> Option<(Vec<Rect>, u32)> {
+        let (w, h) = (width, height);
+        match self {
+            Strategy::PartialTiles => Some((vec![Rect::new(w / 2, 0, w - w / 2, h)], 1)),
+            Strategy::CheapBorder => {
+                // A centred rectangle of 90 % of the area: each side
+                // √0.9 ≈ 94.9 % of the frame's.
+                let side = 0.9f64.sqrt();
+                let (cw, ch) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
+                let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
+                let border = vec![
+                    Rect::new(0, 0, w, y0),
+                    Rect::new(0, y0 + ch, w, h - y0 - ch),
+                    Rect::new(0, y0, x0, ch),
+                    Rect::new(x0 + cw, y0, w - x0 - cw, ch),
+                ];
+                Some((border, (samples / 8).max(1)))
+            }
+            Strategy::CheapBand => {
+                let honest_width = (w as f64 * 0.7).round() as u32;
+                let band = Rect::new(honest_width, 0, w - honest_width, h);
+                Some((vec![band], (samples / 8).max(1)))
+            }
+            _ => None,
+        }
     }
 
-    /// For a cheat on part of each frame: the fraction of the frame's area
-    /// rendered cheaply and the fraction of the work saved there.
-    pub fn partial_cheat(self) -> Option<(f64, f64)> {
+    /// The fraction of an honest worker's rendering work the cheat saves
+    /// on a task of `frames` frames at `samples` per pixel. For a cheat on
+    /// part of each frame, `share` is the part of a frame's work in its
+    /// cheap pixels.
+    pub fn work_saved(self, frames: u32, samples: u32, share: f64) -> f64 {
+        let fewer = |n: u32| 1.0 - n as f64 / samples.max(1) as f64;
+        let frames = frames.max(1) as f64;
         match self {
-            Strategy::CheapBorder => Some((0.10, 7.0 / 8.0)),
-            Strategy::CheapBand => Some((0.30, 7.0 / 8.0)),
-            _ => None,
+            Strategy::Honest => 0.0,
+            Strategy::FewerSamples => fewer((samples / 4).max(1)),
+            Strategy::LowResUpscaled => 0.75,
+            Strategy::NeighbourCopy => (frames - 1.0) / frames,
+            // A render of one lease (or of the plain scene) sold again.
+            Strategy::Blank
+            | Strategy::Noise
+            | Strategy::OtherTaskOutput
+            | Strategy::PatchesRemoved => 1.0,
+            // One sample at half the resolution.
+            Strategy::PaintedWatermark => 1.0 - 0.25 / samples.max(1) as f64,
+            Strategy::OneCheapFrame => fewer((samples / 4).max(1)) / frames,
+            Strategy::PartialTiles | Strategy::CheapBorder | Strategy::CheapBand => {
+                let (_, cheap) = self.cheap_part(1, 1, samples).expect("a partial cheat");
+                share * fewer(cheap)
+            }
         }
     }
 }
@@ -147,6 +188,11 @@ pub struct SuiteOptions {
     pub crops: Option<(usize, f64)>,
     /// Print progress and the time left to stderr.
     pub progress: bool,
+    /// Measure the work each partial-frame cheat saves by timing renders
+    /// at this multiple of the run's width and height (at the run's own
+    /// size a render's fixed cost hides its pixels'); `None` takes each
+    /// cheat's share of the frame's area instead.
+    pub work_scale: Option<u32>,
 }
 
 impl Default for SuiteOptions {
@@ -164,6 +210,7 @@ impl Default for SuiteOptions {
             work_dir: std::env::temp_dir().join("inferix-por-adversarial"),
             crops: None,
             progress: false,
+            work_scale: None,
         }
     }
 }
@@ -194,15 +241,49 @@ pub struct StrategyReport {
 pub struct SuiteReport {
     /// Per strategy.
     pub strategies: BTreeMap<Strategy, StrategyReport>,
+    /// The fraction of an honest worker's rendering work each strategy
+    /// saves.
+    pub work_saved: BTreeMap<Strategy, f64>,
+    /// Whether the partial-frame cheats' savings were measured (else they
+    /// follow the cheap pixels' share of the area).
+    pub work_measured: bool,
+}
+
+/// Cheats that save less of the work than this need not be caught every
+/// time: they are caught as often as a crop lands on their cheap pixels,
+/// and the stake makes them lose more than they save (see
+/// `economy::cheat_odds`).
+pub const SMALL_CHEAT: f64 = 0.25;
+
+impl SuiteReport {
+    /// The cheats that save some work but less than [`SMALL_CHEAT`], with
+    /// the fraction they save.
+    pub fn small_cheats(&self) -> impl Iterator<Item = (Strategy, f64)> + '_ {
+        self.work_saved
+            .iter()
+            .filter(|(_, w)| **w > 0.0 && **w < SMALL_CHEAT)
+            .map(|(s, w)| (*s, *w))
+    }
+
+    /// The least detection, at its lower 95 % bound, of the cheats that
+    /// save at least `saving` of the work, and how many there are (honest
+    /// work saves nothing and is never among them).
+    pub fn least_detection_saving(&self, saving: f64) -> (f64, usize) {
+        self.strategies
+            .iter()
+            .filter(|(s, _)| self.work_saved.get(s).is_some_and(|w| *w >= saving))
+            .map(|(_, r)| wilson_interval(r.rejected, r.tasks).0)
+            .fold((1.0, 0), |(least, n), lower| (least.min(lower), n + 1))
+    }
 }
 
 impl fmt::Display for SuiteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "| strategy | tasks | rejected, frames-only checks | rejected, with crop re-renders | 95 % bound | verifier time / render time |"
+            "| strategy | work saved | tasks | rejected, frames-only checks | rejected, with crop re-renders | 95 % bound | verifier time / render time |"
         )?;
-        writeln!(f, "|---|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|")?;
         for (s, r) in &self.strategies {
             let rate = |n: usize| 100.0 * n as f64 / r.tasks.max(1) as f64;
             let (lo, hi) = wilson_interval(r.rejected, r.tasks);
@@ -211,16 +292,28 @@ impl fmt::Display for SuiteReport {
             } else {
                 ("detection", format!("≥ {:.2} %", 100.0 * lo))
             };
+            let saved = self.work_saved.get(s).copied().unwrap_or(0.0);
+            let how = match s.cheap_part(1, 1, 1) {
+                Some(_) if self.work_measured => " (timed)",
+                Some(_) => " (by area)",
+                None => "",
+            };
             writeln!(
                 f,
-                "| {s} | {} | {:.0} % | {:.1} % ({label}) | {bound} | {:.3} |",
+                "| {s} | {:.0} %{how} | {} | {:.0} % | {:.1} % ({label}) | {bound} | {:.3} |",
+                100.0 * saved,
                 r.tasks,
                 rate(r.rejected_frames_only),
                 rate(r.rejected),
                 r.verify_time.as_secs_f64() / r.honest_render_time.as_secs_f64().max(1e-9),
             )?;
         }
-        Ok(())
+        let (least, n) = self.least_detection_saving(SMALL_CHEAT);
+        writeln!(
+            f,
+            "\nThe {n} cheats that save at least 25 % of the work: least detection ≥ {:.2} % at 95 % confidence.",
+            100.0 * least
+        )
     }
 }
 
@@ -260,7 +353,11 @@ pub async fn run_suite(
         opts,
         plain_frames: Mutex::new(HashMap::new()),
     };
-    let mut report = SuiteReport::default();
+    let mut report = SuiteReport {
+        work_saved: suite.work_saved().await?,
+        work_measured: suite.opts.work_scale.is_some(),
+        ..SuiteReport::default()
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(suite.opts.seed);
     let last_first = inferix_gpu::DEMO_SCENE_FRAMES.saturating_sub(2 * suite.opts.frames_per_task);
     let started = Instant::now();
@@ -358,6 +455,44 @@ impl Suite {
             scene_path,
             scene_blob,
         })
+    }
+
+    /// What each strategy saves of an honest worker's work: measured on
+    /// the original scene's middle frame for partial-frame cheats when
+    /// `work_scale` is set, by the cheap pixels' share of the area
+    /// otherwise.
+    async fn work_saved(&self) -> anyhow::Result<BTreeMap<Strategy, f64>> {
+        let job = &self.opts.settings;
+        let mut saved = BTreeMap::new();
+        for s in Strategy::ALL {
+            let share = match (
+                s.cheap_part(job.width, job.height, job.samples),
+                self.opts.work_scale,
+            ) {
+                (None, _) => 0.0,
+                (Some(_), Some(scale)) => {
+                    let big = RenderSettings {
+                        width: job.width * scale.max(1),
+                        height: job.height * scale.max(1),
+                        ..job.clone()
+                    };
+                    let (cheap, _) = s
+                        .cheap_part(big.width, big.height, big.samples)
+                        .expect("partial");
+                    let frame = inferix_gpu::DEMO_SCENE_FRAMES / 2;
+                    work_share(&*self.tracer, &self.plain, frame, &big, &cheap, 3).await?
+                }
+                (Some((cheap, _)), None) => {
+                    let area: u64 = cheap.iter().map(|r| r.area()).sum();
+                    area as f64 / (job.width as f64 * job.height as f64)
+                }
+            };
+            saved.insert(
+                s,
+                s.work_saved(self.opts.frames_per_task, job.samples, share),
+            );
+        }
+        Ok(saved)
     }
 
     async fn render(
@@ -510,21 +645,18 @@ impl Suite {
                 out[0] = r.quarter_samples[0].clone();
                 out
             }
-            Strategy::CheapBorder => {
-                // A centred rectangle of 90 % of the area: each side
-                // √0.9 ≈ 94.9 % of the frame's.
-                let side = 0.9f64.sqrt();
-                let (cw, ch) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
-                let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
-                splice(&r.honest, r.eighth_samples.clone(), |x, y| {
-                    (x0..x0 + cw).contains(&x) && (y0..y0 + ch).contains(&y)
+            s @ (Strategy::PartialTiles | Strategy::CheapBorder | Strategy::CheapBand) => {
+                let samples = self.opts.settings.samples;
+                let (cheap, n) = s.cheap_part(w, h, samples).expect("a partial cheat");
+                let rough = if n == 1 {
+                    r.one_sample.clone()
+                } else {
+                    r.eighth_samples.clone()
+                };
+                splice(&r.honest, rough, |x, y| {
+                    !cheap.iter().any(|c| c.overlaps(&Rect::new(x, y, 1, 1)))
                 })
             }
-            Strategy::CheapBand => {
-                let honest_width = (w as f64 * 0.7).round() as u32;
-                splice(&r.honest, r.eighth_samples.clone(), |x, _| x < honest_width)
-            }
-            Strategy::PartialTiles => splice(&r.honest, r.one_sample.clone(), |x, _| x < w / 2),
         }
     }
 

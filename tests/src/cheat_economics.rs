@@ -24,8 +24,9 @@ pub struct CheatRow {
 }
 
 /// The rows of the table, on tasks of 10 and 100 minutes: first each
-/// partial-frame cheat the suite ran, at the lower 95 % bound of its
-/// measured detection; then cheat fractions it did not run, at the
+/// small cheat the suite ran (see [`SuiteReport::small_cheats`]), gaining
+/// the work it saves, at the lower 95 % bound of its measured detection;
+/// then cheat fractions it did not run, at the
 /// detection `crops` challenges give when each lands on the cheap pixels
 /// with the cheat's share of the area (saving 90 % of the work there).
 pub fn small_cheat_economics(
@@ -47,17 +48,15 @@ pub fn small_cheat_economics(
         }
     };
     let mut rows = Vec::new();
-    for (s, r) in &report.strategies {
-        let Some((area, saving)) = s.partial_cheat() else {
-            continue;
-        };
+    for (s, saved) in report.small_cheats() {
+        let r = &report.strategies[&s];
         let (lower, _) = wilson_interval(r.rejected, r.tasks);
         for minutes in [10.0, 100.0] {
             rows.push(row(
                 format!("{s}, measured (≥)"),
                 minutes,
-                area,
-                saving,
+                saved,
+                1.0,
                 Some(lower),
             ));
         }

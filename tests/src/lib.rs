@@ -2,6 +2,7 @@
 
 pub mod adversarial;
 pub mod cheat_economics;
+pub mod work_share;
 
 use std::path::Path;
 use std::time::Duration;

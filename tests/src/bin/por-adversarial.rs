@@ -1,7 +1,7 @@
 //! Runs the Proof-of-Render adversarial suite and prints its table.
 //!
 //! `cargo run --release -p inferix-tests --bin por-adversarial -- [--tasks N]
-//! [--size WxH] [--samples S] [--seed N] [--crops KxAREA]`
+//! [--size WxH] [--samples S] [--seed N] [--crops KxAREA] [--work-scale N]`
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use inferix_tests::cheat_economics::{small_cheat_economics, CheatTable};
 fn main() -> anyhow::Result<()> {
     let mut opts = SuiteOptions {
         progress: true,
+        work_scale: Some(4),
         ..SuiteOptions::default()
     };
     let mut args = std::env::args().skip(1);
@@ -23,6 +24,7 @@ fn main() -> anyhow::Result<()> {
             "--tasks" => opts.tasks = value()?.parse()?,
             "--samples" => opts.settings.samples = value()?.parse()?,
             "--seed" => opts.seed = value()?.parse()?,
+            "--work-scale" => opts.work_scale = Some(value()?.parse::<u32>()?).filter(|n| *n > 0),
             "--crops" => {
                 let v = value()?;
                 let (k, area) = v
@@ -40,10 +42,12 @@ fn main() -> anyhow::Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "por-adversarial [--tasks N] [--size WxH] [--samples S] [--seed N] [--crops KxAREA]\n\
+                    "por-adversarial [--tasks N] [--size WxH] [--samples S] [--seed N] [--crops KxAREA] [--work-scale N]\n\
                      Runs honest and cheating workers on seeded tasks with the path tracer and\n\
                      prints detection and false-rejection rates and verification cost.\n\
-                     --crops 8x0.01 draws 8 crops of 1 % of the frame per task instead of the defaults."
+                     --crops 8x0.01 draws 8 crops of 1 % of the frame per task instead of the defaults.\n\
+                     --work-scale 4 (the default) times renders at 4x the width and height to measure\n\
+                     the work each partial-frame cheat saves; 0 takes the cheap pixels' share of the area."
                 );
                 return Ok(());
             }
