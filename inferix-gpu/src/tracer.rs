@@ -474,9 +474,6 @@ impl Lighting {
     }
 }
 
-/// Launch width of a list of pixels (see [`up::LISTED`]).
-const LIST_WIDTH: u32 = 64;
-
 /// Launches the kernel over each of `rects` in passes and returns their
 /// linear RGB, in order. The scene, camera and environment are uploaded
 /// once for all of them.
@@ -541,7 +538,10 @@ fn render_frame<R: Runtime>(
                 })
                 .collect();
             let count = (listed.len() / 2) as u32;
-            let width = LIST_WIDTH.min(count.max(1));
+            // A square launch: a list as long as an 8K frame (an audit
+            // beside the crops) stays within the cube-count limit of
+            // 65,535 per dimension.
+            let width = (count.max(1) as f64).sqrt().ceil() as u32;
             (Rect::new(0, 0, width, count.div_ceil(width).max(1)), listed)
         }
     };
