@@ -22,51 +22,47 @@ pub async fn work_share(
     rects: &[Rect],
     repeats: usize,
 ) -> anyhow::Result<f64> {
+    let timing = Timing {
+        tracer,
+        scene,
+        frame,
+        settings,
+        repeats,
+    };
     let (w, h) = (settings.width, settings.height);
-    let whole = fastest(
-        tracer,
-        scene,
-        frame,
-        settings,
-        &[Rect::new(0, 0, w, h)],
-        repeats,
-    )
-    .await?;
-    let part = fastest(tracer, scene, frame, settings, rects, repeats).await?;
-    let call = fastest(
-        tracer,
-        scene,
-        frame,
-        settings,
-        &[Rect::new(0, 0, 1, 1)],
-        repeats,
-    )
-    .await?;
+    let whole = timing.fastest(&[Rect::new(0, 0, w, h)]).await?;
+    let part = timing.fastest(rects).await?;
+    let call = timing.fastest(&[Rect::new(0, 0, 1, 1)]).await?;
     let work = |t: Duration| t.saturating_sub(call).as_secs_f64();
     Ok((work(part) / work(whole).max(f64::MIN_POSITIVE)).clamp(0.0, 1.0))
 }
 
-async fn fastest(
-    tracer: &dyn Renderer,
-    scene: &Path,
+/// Renders of one frame, timed.
+struct Timing<'a> {
+    tracer: &'a dyn Renderer,
+    scene: &'a Path,
     frame: u32,
-    settings: &RenderSettings,
-    rects: &[Rect],
+    settings: &'a RenderSettings,
     repeats: usize,
-) -> anyhow::Result<Duration> {
-    let mut best = Duration::MAX;
-    for _ in 0..repeats.max(1) {
-        let req = RenderRequest {
-            scene: scene.to_path_buf(),
-            format: SceneFormat::Gltf,
-            frames: vec![frame],
-            settings: settings.clone(),
-            crop: None,
-            progress: None,
-        };
-        let started = Instant::now();
-        tracer.render_crops(req, rects).await?;
-        best = best.min(started.elapsed());
+}
+
+impl Timing<'_> {
+    /// The fastest of `repeats` renders of `rects`.
+    async fn fastest(&self, rects: &[Rect]) -> anyhow::Result<Duration> {
+        let mut best = Duration::MAX;
+        for _ in 0..self.repeats.max(1) {
+            let req = RenderRequest {
+                scene: self.scene.to_path_buf(),
+                format: SceneFormat::Gltf,
+                frames: vec![self.frame],
+                settings: self.settings.clone(),
+                crop: None,
+                progress: None,
+            };
+            let started = Instant::now();
+            self.tracer.render_crops(req, rects).await?;
+            best = best.min(started.elapsed());
+        }
+        Ok(best)
     }
-    Ok(best)
 }
