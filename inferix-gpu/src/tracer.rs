@@ -527,6 +527,7 @@ fn render_frame<R: Runtime>(
     // are rendered as one list of pixels. A pixel's value depends only on
     // its position, the frame, the seed and its samples in order, so both
     // ways give the same pixels.
+    let pixels: usize = rects.iter().map(|r| r.area() as usize).sum();
     let (launch, listed) = match rects {
         [one] => (*one, Vec::new()),
         _ => {
@@ -537,20 +538,15 @@ fn render_frame<R: Runtime>(
                         .flat_map(move |y| (r.x..r.x + r.width).flat_map(move |x| [x, y]))
                 })
                 .collect();
-            let count = (listed.len() / 2) as u32;
             // A square launch: a list as long as an 8K frame (an audit
             // beside the crops) stays within the cube-count limit of
             // 65,535 per dimension.
-            let width = (count.max(1) as f64).sqrt().ceil() as u32;
-            (Rect::new(0, 0, width, count.div_ceil(width).max(1)), listed)
+            let width = (pixels as f64).sqrt().ceil() as u32;
+            let rows = (pixels as u32).div_ceil(width);
+            (Rect::new(0, 0, width, rows), listed)
         }
     };
     let count_listed = (listed.len() / 2) as u32;
-    let pixels = if listed.is_empty() {
-        launch.area() as usize
-    } else {
-        count_listed as usize
-    };
     let pixel_list: &[u32] = if listed.is_empty() { &[0, 0] } else { &listed };
     let listh = device::upload_u32(client, pixel_list);
     let acc = device::upload_f32(client, &vec![0.0f32; pixels * kernel::ACC_F]);

@@ -32,11 +32,12 @@ use inferix_node::verifier::{verify, CropRenderer};
 use inferix_storage::ObjectBlobStore;
 use inferix_transport::NodeIdentity;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use crate::work_share::work_share;
 
 mod strategy;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 pub use strategy::Strategy;
 
 /// Size of a run.
